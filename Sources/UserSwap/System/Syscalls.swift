@@ -1,0 +1,133 @@
+import CUserSwap
+import Glibc
+
+/// Every libc call and syscall the engine makes goes through here (swift-system's
+/// `Internals/Syscalls.swift` pattern): failures become `Errno`, EINTR retry is explicit, and an
+/// errno that can only mean our own bug traps with its text.
+enum Syscalls {
+    /// Runs `body` until it does not fail with EINTR (when `retryOnInterrupt`), mapping -1/errno
+    /// to a thrown `Errno`.
+    @inline(__always)
+    static func valueOrErrno<T: FixedWidthInteger>(
+        retryOnInterrupt: Bool = true, _ body: () -> T
+    ) throws(Errno) -> T {
+        while true {
+            let r = body()
+            if r >= 0 { return r }
+            let e = Errno.current
+            if e == .interrupted && retryOnInterrupt { continue }
+            try check(e)
+        }
+    }
+
+    /// For shim calls that return -errno.
+    @inline(__always)
+    static func negatedErrno<T: FixedWidthInteger & SignedInteger>(
+        retryOnInterrupt: Bool = true, _ body: () -> T
+    ) throws(Errno) -> T {
+        while true {
+            let r = body()
+            if r >= 0 { return r }
+            let e = Errno(rawValue: Int32(truncatingIfNeeded: -r))
+            if e == .interrupted && retryOnInterrupt { continue }
+            try check(e)
+        }
+    }
+
+    @inline(__always)
+    static func check(_ e: Errno) throws(Errno) -> Never {
+        if e.isUnacceptable { preconditionFailure("unacceptable errno \(e): a UserSwap bug") }
+        throw e
+    }
+
+    static func open(_ path: String, flags: Int32, mode: mode_t = 0) throws(Errno) -> Int32 {
+        try negatedErrno { cus_open(path, flags | O_CLOEXEC, UInt32(mode)) }
+    }
+
+    /// `close` never retries: on Linux the descriptor is gone even when it reports EINTR.
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64) throws(Errno) -> Int {
+        try valueOrErrno { Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+    }
+
+    static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: Int64) throws(Errno) -> Int {
+        try valueOrErrno { Glibc.pwrite(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+    }
+
+    static func preadv(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int, offset: Int64) throws(Errno) -> Int {
+        try valueOrErrno { Glibc.preadv(fd, iov, Int32(count), off_t(offset)) }
+    }
+
+    static func pwritev(_ fd: Int32, _ iov: UnsafePointer<iovec>, count: Int, offset: Int64) throws(Errno) -> Int {
+        try valueOrErrno { Glibc.pwritev(fd, iov, Int32(count), off_t(offset)) }
+    }
+
+    static func fstat(_ fd: Int32) throws(Errno) -> Glibc.stat {
+        var st = Glibc.stat()
+        _ = try valueOrErrno { Glibc.fstat(fd, &st) }
+        return st
+    }
+
+    /// lstat(2): what is at `path` (a symlink is not followed).
+    static func lstat(path: String) throws(Errno) -> Glibc.stat {
+        var st = Glibc.stat()
+        _ = try valueOrErrno { Glibc.lstat(path, &st) }
+        return st
+    }
+
+    static func fsync(_ fd: Int32) throws(Errno) {
+        _ = try valueOrErrno { Glibc.fsync(fd) }
+    }
+
+    static func ftruncate(_ fd: Int32, _ length: Int64) throws(Errno) {
+        _ = try valueOrErrno { Glibc.ftruncate(fd, off_t(length)) }
+    }
+
+    static func fallocate(_ fd: Int32, offset: Int64, length: Int64) throws(Errno) {
+        _ = try negatedErrno { cus_fallocate(fd, 0, offset, length) }
+    }
+
+    static func punchHole(_ fd: Int32, offset: Int64, length: Int64) throws(Errno) {
+        _ = try negatedErrno { cus_punch_hole(fd, offset, length) }
+    }
+
+    static func flockExclusiveNonBlocking(_ fd: Int32) throws(Errno) {
+        _ = try negatedErrno { cus_flock_exclusive_nonblocking(fd) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(Errno) {
+        _ = try valueOrErrno { Glibc.rename(from, to) }
+    }
+
+    static func unlink(_ path: String) throws(Errno) {
+        _ = try valueOrErrno { Glibc.unlink(path) }
+    }
+
+    static func memfdCreate(_ name: String) throws(Errno) -> Int32 {
+        try negatedErrno { cus_memfd_create(name) }
+    }
+
+    /// mmap; returns the mapping's base address.
+    static func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: Int32 = -1, offset: Int64 = 0
+    ) throws(Errno) -> UnsafeMutableRawPointer {
+        let p = Glibc.mmap(nil, length, protection, flags, fd, off_t(offset))
+        guard let p, p != MAP_FAILED else { try check(.current) }
+        return p
+    }
+
+    static func munmap(_ base: UnsafeMutableRawPointer, length: Int) {
+        let r = Glibc.munmap(base, length)
+        precondition(r == 0, "munmap failed: \(Errno.current): a UserSwap bug")
+    }
+
+    static func madvise(_ base: UnsafeMutableRawPointer, length: Int, advice: Int32) throws(Errno) {
+        _ = try valueOrErrno { Glibc.madvise(base, length, advice) }
+    }
+
+    /// The system page size; UserSwap supports 4 KiB pages (what its swap files are formatted for).
+    static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
+}

@@ -1,0 +1,4 @@
+import UserSwapCLI
+import Glibc
+
+exit(CommandLineTool.main(Array(CommandLine.arguments.dropFirst())))
