@@ -1,0 +1,58 @@
+/// Where a swap device's pages live: a file, memory, and later io_uring, a compressed pool or a
+/// Redis server. Offsets are in pages from the start of the device; page 0 holds the header and
+/// the engine never reads or writes it through this protocol.
+///
+/// Every transfer moves whole pages (`buffer.count` is a multiple of `SwapBackend.pageSize`) and
+/// either completes or throws a `SwapError`: a short transfer is retried by the backend, never
+/// reported as success.
+public protocol SwapBackend: AnyObject, Sendable {
+    /// Pages in the device, header included.
+    var pageCount: Int { get }
+
+    /// Reads `buffer.count / pageSize` consecutive pages starting at `page`.
+    func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError)
+
+    /// Writes `buffer.count / pageSize` consecutive pages starting at `page`.
+    func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError)
+
+    /// Vectored read: consecutive device pages starting at `page` land in `buffers` in order
+    /// (each a whole number of pages), in one system call where the backend can.
+    func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError)
+
+    /// Vectored write, the mirror of the vectored read.
+    func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError)
+
+    /// Tells the backend that `pages` hold nothing any more (a freed cluster), so it may give the
+    /// space back (a file punches a hole). A backend without discard does nothing.
+    func discard(pages: Range<Int>) throws(SwapError)
+}
+
+extension SwapBackend {
+    /// The page size of every UserSwap device (the format's and the allocator's unit).
+    public static var pageSize: Int { SwapPage.size }
+
+    public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
+        var next = page
+        for buffer in buffers {
+            try read(into: buffer, atPage: next)
+            next += buffer.count / SwapPage.size
+        }
+    }
+
+    public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
+        var next = page
+        for buffer in buffers {
+            try write(buffer, atPage: next)
+            next += buffer.count / SwapPage.size
+        }
+    }
+
+    public func discard(pages: Range<Int>) throws(SwapError) {}
+}
+
+/// The unit of everything UserSwap stores: one 4 KiB page, the size Linux swap files use on
+/// x86-64 and arm64 with 4 KiB pages.
+public enum SwapPage {
+    public static let size = 4096
+    public static let shift = 12
+}
