@@ -1,0 +1,221 @@
+import CUserSwap
+import Synchronization
+
+/// The cluster allocator (kernel: `cluster_alloc_swap_entry` and friends in `mm/swapfile.c`).
+///
+/// Order of attempts, as in the kernel: this thread's hint for the order → a free cluster → the
+/// nonfull clusters of the order (a cluster that fails is demoted to frag) → the frag clusters of
+/// the order → for order 0 only, any cluster of another order with a free slot → clusters waiting
+/// for discard. Runs are naturally aligned: a run of `1 << order` slots starts at a multiple of
+/// `1 << order`, so a large folio's slots never straddle clusters.
+extension SwapDevice {
+    /// Allocates `1 << order` consecutive, aligned slots and writes `initial` into each, in one
+    /// cluster-lock critical section — the allocator's own insert, which cannot race with anyone
+    /// because nobody else can see slots that were free. Returns nil when no cluster can serve the
+    /// order (the caller falls back to order 0 or another device).
+    ///
+    /// `initial` must be non-zero (a used slot): a folio with count 0 (swap-out) or a count.
+    func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
+        precondition(order >= 0 && order <= SwapCluster.maxOrder, "order \(order) out of range")
+        precondition(!initial.isFree && !initial.isBad)
+        guard writeOK.load(ordering: .acquiring) else { return nil }
+        let hint = hints[hintIndex(order: order)]
+
+        // Fast path: continue in the cluster this thread used last for this order.
+        // Relaxed: the hint is only a guess; the cluster lock validates it.
+        let h = hint.pointee.load(ordering: .relaxed)
+        if h != 0 {
+            let c = Int(h >> 32) - 1
+            let lock = clusters.lock(c)
+            lock.lock()
+            let ci = clusters.cluster(c)
+            // An empty cluster may be on the free list or waiting for discard: only the slow path
+            // takes those.
+            if ci.pointee.count > 0, let run = allocateRunLocked(c, order: order, from: Int(h & 0xffff_ffff), initial: initial) {
+                relocateAfterAllocationLocked(c, failedScan: false)
+                lock.unlock()
+                return finish(c, run, order, hint)
+            }
+            lock.unlock()
+        }
+        return allocateSlow(order: order, initial: initial, hint: hint)
+    }
+
+    private func allocateSlow(order: Int, initial: SwapTableSlot, hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
+        for attempt in 0..<2 {
+            if let c = isolateAndLock(ClusterLists.free) {
+                let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
+                relocateAfterAllocationLocked(c, failedScan: run == nil)
+                clusters.lock(c).unlock()
+                if let run { return finish(c, run, order, hint) }
+            }
+            // Every cluster that fails a scan for its order is demoted to frag, so this loop
+            // visits each nonfull cluster at most once.
+            while let c = isolateAndLock(ClusterLists.nonfull(order)) {
+                let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
+                relocateAfterAllocationLocked(c, failedScan: run == nil)
+                clusters.lock(c).unlock()
+                if let run { return finish(c, run, order, hint) }
+            }
+            if let found = scanRotating(ClusterLists.frag(order), order: order, initial: initial, hint: hint) {
+                return found
+            }
+            if order == 0 {
+                // Order 0 fits in any cluster with a free slot, whatever order the cluster serves.
+                for other in 1...SwapCluster.maxOrder {
+                    for list in [ClusterLists.nonfull(other), ClusterLists.frag(other)] {
+                        if let found = scanRotating(list, order: 0, initial: initial, hint: hint) { return found }
+                    }
+                }
+            }
+            // Last resort: clusters whose discard is pending become free once it is done.
+            if attempt == 0, discardEnabled, lists.withLock({ $0.length(ClusterLists.discard) }) > 0 {
+                issueDiscards()
+                continue
+            }
+            break
+        }
+        return nil
+    }
+
+    /// Scans each cluster of `list` once (taking it off the head and putting it back at the
+    /// tail when it cannot serve), so concurrent scanners do not trip over each other.
+    private func scanRotating(_ list: ClusterLists.ID, order: Int, initial: SwapTableSlot,
+                              hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
+        var budget = lists.withLock { $0.length(list) }
+        while budget > 0, let c = isolateAndLock(list) {
+            budget -= 1
+            let ci = clusters.cluster(c)
+            let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
+            if run != nil || ci.pointee.isFull {
+                relocateAfterAllocationLocked(c, failedScan: false)
+            } else {
+                move(c, to: list)
+            }
+            clusters.lock(c).unlock()
+            if let run { return finish(c, run, order, hint) }
+        }
+        return nil
+    }
+
+    @inline(__always)
+    private func finish(_ c: Int, _ run: Int, _ order: Int, _ hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry {
+        let next = run + (1 << order)
+        // Relaxed: a hint; a stale one costs one failed fast-path attempt.
+        hint.pointee.store(next < SwapCluster.slotCount ? UInt64(c + 1) << 32 | UInt64(next) : 0, ordering: .relaxed)
+        return SwapEntry(type: type, offset: c << SwapCluster.slotShift | run)
+    }
+
+    @inline(__always)
+    private func hintIndex(order: Int) -> Int {
+        Int(cus_thread_slot()) % Self.hintShards * SwapCluster.orderCount + order
+    }
+
+    /// Finds a free aligned run of `1 << order` slots in cluster `c`, starting the search at
+    /// `start`, and fills it with `initial`. Returns the run's first slot. Caller holds the
+    /// cluster lock.
+    func allocateRunLocked(_ c: Int, order: Int, from start: Int, initial: SwapTableSlot) -> Int? {
+        assert(clusters.lock(c).isLocked)
+        let ci = clusters.cluster(c)
+        guard ci.pointee.isUsable(forOrder: order) else { return nil }
+        let nr = 1 << order
+        guard Int(ci.pointee.count) + nr <= SwapCluster.slotCount else { return nil }
+        if ci.pointee.count == 0 {
+            ci.pointee.order = UInt8(order)
+            ci.pointee.hasTable = true
+        }
+        let table = clusters.table(c)
+        let first = start & (SwapCluster.slotCount - 1) & ~(nr - 1)
+        var run = first
+        repeat {
+            if runIsFree(table, run, nr) {
+                for i in run..<(run + nr) {
+                    // Releasing: a lockless reader that sees the slot also sees what it names.
+                    table[i].store(initial.raw, ordering: .releasing)
+                }
+                ci.pointee.count += UInt16(nr)
+                // Relaxed: a counter read for statistics and checked when the device is quiet.
+                inusePages.add(nr, ordering: .relaxed)
+                return run
+            }
+            run = (run + nr) & (SwapCluster.slotCount - 1)
+        } while run != first
+        return nil
+    }
+
+    @inline(__always)
+    private func runIsFree(_ table: UnsafeMutablePointer<Atomic<UInt64>>, _ run: Int, _ nr: Int) -> Bool {
+        for i in run..<(run + nr) {
+            // Relaxed: slots change only under the cluster lock, which we hold.
+            if table[i].load(ordering: .relaxed) != 0 { return false }
+        }
+        return true
+    }
+
+    /// Takes the first cluster of `list` whose lock is free, off the list, and returns it with
+    /// its cluster lock held (kernel: `isolate_lock_cluster`). Uses `tryLock` because the lock
+    /// order is cluster → device and we hold the device lock here.
+    func isolateAndLock(_ list: ClusterLists.ID) -> Int? {
+        lists.withLock { l -> Int? in
+            var candidate = l.head(list)
+            while let c = candidate {
+                if clusters.lock(c).tryLock() {
+                    l.remove(c, from: list)
+                    clusters.cluster(c).pointee.list = ClusterLists.isolated
+                    return c
+                }
+                candidate = l.successor(of: c)
+            }
+            return nil
+        }
+    }
+
+    /// Moves cluster `c` to `list`. Caller holds the cluster lock.
+    func move(_ c: Int, to list: ClusterLists.ID) {
+        let ci = clusters.cluster(c)
+        let current = ci.pointee.list
+        guard current != list else { return }
+        lists.withLock { l in
+            if current != ClusterLists.isolated { l.remove(c, from: current) }
+            l.append(c, to: list)
+        }
+        ci.pointee.list = list
+    }
+
+    /// Puts a cluster on the list its state calls for after an allocation attempt (kernel:
+    /// `relocate_cluster`): full → full; a failed scan or an already fragmented cluster → frag;
+    /// otherwise nonfull. Caller holds the cluster lock.
+    func relocateAfterAllocationLocked(_ c: Int, failedScan: Bool) {
+        let ci = clusters.cluster(c)
+        let current = ci.pointee.list
+        if current == ClusterLists.discard { return }
+        let order = Int(ci.pointee.order)
+        let target: ClusterLists.ID
+        if ci.pointee.isEmpty {
+            // Only reachable when a free cluster could not serve (never for a valid order).
+            target = ClusterLists.free
+        } else if ci.pointee.isFull {
+            target = ClusterLists.full
+        } else if failedScan || current == ClusterLists.frag(order) {
+            target = ClusterLists.frag(order)
+        } else {
+            target = ClusterLists.nonfull(order)
+        }
+        move(c, to: target)
+    }
+
+    /// Gives back the disk space of clusters that became free, outside every lock, then returns
+    /// them to the free list (kernel: `swap_do_scheduled_discard`).
+    func issueDiscards() {
+        while let c = isolateAndLock(ClusterLists.discard) {
+            // Isolated with count 0: no allocator can take it (it is on no list and hints skip
+            // empty clusters), so we can drop the lock for the I/O.
+            clusters.lock(c).unlock()
+            let first = c << SwapCluster.slotShift
+            let pages = first..<min(first + SwapCluster.slotCount, pageCount)
+            // A failed discard loses nothing: the slots are free either way.
+            try? backend.discard(pages: pages)
+            clusters.lock(c).withLock { move(c, to: ClusterLists.free) }
+        }
+    }
+}

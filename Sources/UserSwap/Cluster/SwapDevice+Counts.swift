@@ -1,0 +1,110 @@
+import Synchronization
+
+/// Swap counts: how many page-table mappings refer to each slot (kernel phase II:
+/// `swap_dup_entry_direct`, `swap_put_entries_direct`), and freeing a slot when nothing refers to
+/// it any more. Every change happens under the cluster lock.
+extension SwapDevice {
+    /// Allocates `1 << order` slots with a swap count of 1 and no folio — the folio-less path
+    /// (kernel: the hibernation allocator). The swap cache uses `allocateSlots(order:initial:)`
+    /// with a folio instead. Throws `.swapFull` when no run of that order is free.
+    public func allocate(order: Int = 0) throws(SwapError) -> SwapEntry {
+        guard let entry = allocateSlots(order: order, initial: .counted(1)) else {
+            throw SwapError(.swapFull, "swap device \(type) has no free run of \(1 << order) slots (\(freePages) of \(usablePages) slots free)")
+        }
+        return entry
+    }
+
+    /// The swap count of `entry` (0 for a free or cache-only slot).
+    public func swapCount(_ entry: SwapEntry) -> Int { slot(entry).count }
+
+    /// Adds one mapping to `entry` (kernel: `swap_dup_entry_direct`). Throws `.noEntry` if the
+    /// slot is free and `.countOverflow` if it already has `SwapTableSlot.maxCount` mappings.
+    public func duplicate(_ entry: SwapEntry) throws(SwapError) {
+        try withClusterLocked(entry) { (table: UnsafeMutablePointer<Atomic<UInt64>>) throws(SwapError) in
+            let i = entry.slotInCluster
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            guard !s.isFree, !s.isBad else {
+                throw SwapError(.noEntry, "\(entry) is not allocated")
+            }
+            guard s.count < SwapTableSlot.maxCount else {
+                throw SwapError(.countOverflow, "\(entry) already has \(SwapTableSlot.maxCount) mappings, the most a slot can count")
+            }
+            table[i].store(s.withCount(s.count + 1).raw, ordering: .releasing)
+        }
+    }
+
+    /// Drops one mapping from each of the `nr` slots starting at `entry` (kernel:
+    /// `swap_put_entries_direct`). A slot whose count reaches 0 is freed at once unless a folio
+    /// still holds it in the swap cache (or the legacy has-cache bit pins it); such a
+    /// "cache-only" slot is freed when its folio leaves the cache.
+    ///
+    /// Dropping a mapping that does not exist is a bug in the caller and traps.
+    public func put(_ entry: SwapEntry, count nr: Int = 1) {
+        var e = entry
+        var remaining = nr
+        var discardPending = false
+        while remaining > 0 {
+            let inCluster = min(remaining, SwapCluster.slotCount - e.slotInCluster)
+            let c = e.clusterIndex
+            let lock = clusters.lock(c)
+            lock.lock()
+            let table = clusters.table(c)
+            var freed = 0
+            for i in e.slotInCluster..<(e.slotInCluster + inCluster) {
+                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                precondition(s.count > 0 && !s.isBad, "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
+                let dropped = s.withCount(s.count - 1)
+                if dropped.count == 0 && !dropped.isFolio && !dropped.hasCache {
+                    // Nothing refers to the slot: free it, shadow and all.
+                    table[i].store(0, ordering: .releasing)
+                    freed += 1
+                } else {
+                    table[i].store(dropped.raw, ordering: .releasing)
+                }
+            }
+            if freed > 0 { discardPending = releaseSlotsLocked(c, count: freed) || discardPending }
+            lock.unlock()
+            e = e.advanced(by: inCluster)
+            remaining -= inCluster
+        }
+        if discardPending { issueDiscards() }
+    }
+
+    /// Books `count` slots of cluster `c` as freed (their words are already 0) and moves the
+    /// cluster to the list its new state calls for: an emptied cluster gives its table back and
+    /// goes to the free list (or the discard list); a full or fragmented one becomes nonfull
+    /// again, since the free may have opened an aligned run (kernel: `partial_free_cluster`).
+    /// Caller holds the cluster lock. Returns true when a discard is now pending.
+    func releaseSlotsLocked(_ c: Int, count: Int) -> Bool {
+        let ci = clusters.cluster(c)
+        precondition(Int(ci.pointee.count) >= count, "cluster \(c) count underflow")
+        ci.pointee.count -= UInt16(count)
+        // Relaxed: a counter; see `inusePages`.
+        inusePages.subtract(count, ordering: .relaxed)
+        if ci.pointee.isEmpty {
+            clusters.releaseTableLocked(c)
+            ci.pointee.hasTable = false
+            move(c, to: discardEnabled ? ClusterLists.discard : ClusterLists.free)
+            return discardEnabled
+        }
+        let current = ci.pointee.list
+        if current != ClusterLists.isolated && current != ClusterLists.nonfull(Int(ci.pointee.order)) {
+            move(c, to: ClusterLists.nonfull(Int(ci.pointee.order)))
+        }
+        return false
+    }
+
+    /// Runs `body` with the cluster of `entry` locked, passing its table.
+    @inline(__always)
+    func withClusterLocked<R, E: Error>(
+        _ entry: SwapEntry, _ body: (UnsafeMutablePointer<Atomic<UInt64>>) throws(E) -> R
+    ) throws(E) -> R {
+        precondition(entry.type == type && entry.offset > 0 && entry.offset < pageCount,
+                     "\(entry) is not a data slot of device \(type)")
+        let c = entry.clusterIndex
+        let lock = clusters.lock(c)
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(clusters.table(c))
+    }
+}

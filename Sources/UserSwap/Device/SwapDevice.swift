@@ -1,0 +1,111 @@
+import Synchronization
+
+/// One swap device (kernel: `struct swap_info_struct`): a backend that stores pages, split into
+/// clusters of 512 slots, each with a swap table, plus the allocator's lists and hints.
+///
+/// This file holds the device's state and setup; allocation is in `SwapDevice+Allocation.swift`,
+/// swap counts in `SwapDevice+Counts.swift`, the invariant walker in `SwapDevice+Invariants.swift`.
+///
+/// Lock order: cluster lock → device lock (`lists`). The device lock is never held while waiting
+/// for a cluster lock (clusters are taken with `tryLock` from under it).
+public final class SwapDevice: Sendable {
+    /// Pages of the device, header included (kernel: `si->max`).
+    public let pageCount: Int
+    /// Pages that can hold data: all but the header and bad pages (kernel: `si->pages`).
+    public let usablePages: Int
+    public let clusterCount: Int
+    /// The device's index among the space's devices; the `type` of its swap entries.
+    public let type: Int
+    /// Higher serves first; equal priorities take turns.
+    public let priority: Int
+    /// Where the pages live.
+    public let backend: any SwapBackend
+    /// The on-disk header, when the device is a swap file.
+    public let header: SwapHeader?
+    /// Freed clusters are discarded on the backend (a file punches holes).
+    public let discardEnabled: Bool
+
+    let clusters: _UnsafeClusterStorage
+    /// The device lock (kernel: `si->lock`): protects the cluster lists.
+    let lists: Mutex<ClusterLists>
+    /// Per-shard, per-order allocation hints (kernel: `percpu_swap_cluster`): where a thread
+    /// last allocated, packed as `(cluster + 1) << 32 | next slot in cluster`, 0 for none.
+    let hints: _UnsafeAtomicWords
+    static let hintShards = 16
+
+    /// Data slots in use (kernel: `si->inuse_pages`); excludes header and bad slots.
+    let inusePages = Atomic<Int>(0)
+    /// Slots marked bad at setup (header, bad pages, past the end).
+    let badSlots: Int
+    /// Allocation allowed (kernel: `SWP_WRITEOK`); cleared when swapoff begins.
+    let writeOK = Atomic<Bool>(true)
+
+    /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
+    /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
+    public init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
+                discard: Bool = false) throws(SwapError) {
+        let pages = backend.pageCount
+        guard pages >= 1 + SwapCluster.slotCount else {
+            throw SwapError(.tooSmall, "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header")
+        }
+        precondition(type >= 0 && type < SwapEntry.maxDevices)
+        pageCount = pages
+        clusterCount = (pages + SwapCluster.slotCount - 1) / SwapCluster.slotCount
+        self.type = type
+        self.priority = priority
+        self.backend = backend
+        self.header = header
+        discardEnabled = discard
+        clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
+        hints = _UnsafeAtomicWords(count: Self.hintShards * SwapCluster.orderCount)
+
+        var bad = Set<Int>([0])
+        for p in header?.badPages ?? [] where Int(p) < pages { bad.insert(Int(p)) }
+        for p in pages..<(clusterCount * SwapCluster.slotCount) { bad.insert(p) }
+        badSlots = bad.count
+        usablePages = pages - bad.subtracting(pages..<Int.max).count
+
+        var lists = ClusterLists(clusterCount: clusterCount)
+        var badPerCluster = [Int: [Int]]()
+        for p in bad { badPerCluster[p >> SwapCluster.slotShift, default: []].append(p & (SwapCluster.slotCount - 1)) }
+        for c in 0..<clusterCount {
+            let ci = clusters.cluster(c)
+            if let slots = badPerCluster[c] {
+                let table = clusters.table(c)
+                for s in slots { table[s].store(SwapTableSlot.bad.raw, ordering: .relaxed) }
+                ci.pointee.hasTable = true
+                ci.pointee.count = UInt16(slots.count)
+                ci.pointee.order = 0
+                ci.pointee.list = ci.pointee.isFull ? ClusterLists.full : ClusterLists.nonfull(0)
+            } else {
+                ci.pointee.list = ClusterLists.free
+            }
+            lists.append(c, to: ci.pointee.list)
+        }
+        self.lists = Mutex(lists)
+    }
+
+    /// Slots handed out and not yet freed.
+    public var usedPages: Int {
+        // Relaxed: a statistic; callers that need an exact figure quiesce first.
+        inusePages.load(ordering: .relaxed)
+    }
+
+    /// Data slots still free.
+    public var freePages: Int { usablePages - usedPages }
+
+    /// The swap table slot of `entry`, read without any lock. A caller that acts on it must
+    /// re-check under the cluster lock (or, for a folio, after taking the folio lock).
+    @inline(__always)
+    public func slot(_ entry: SwapEntry) -> SwapTableSlot {
+        precondition(entry.type == type && entry.offset < pageCount, "\(entry) is not on device \(type)")
+        return SwapTableSlot(raw: clusters.table(entry.clusterIndex)[entry.slotInCluster].load(ordering: .acquiring))
+    }
+
+    /// Bytes of allocator metadata per slot when every cluster has its table: the 8-byte slot plus
+    /// the cluster header, lock and list links amortized over 512 slots.
+    public static var metadataBytesPerSlot: Double {
+        let perCluster = _UnsafeClusterStorage.headerBytesPerCluster + 2 * MemoryLayout<Int32>.stride
+        return Double(MemoryLayout<UInt64>.stride) + Double(perCluster) / Double(SwapCluster.slotCount)
+    }
+}
