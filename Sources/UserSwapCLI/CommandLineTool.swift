@@ -1,8 +1,60 @@
+import CUserSwap
 import UserSwap
 
-/// Entry point of the `userswap` command.
+/// The `userswap` command: parses the command line (`parse`, a pure function), runs the verb,
+/// and turns the outcome into an exit status (`ExitCode`): 0 success, 1 failure with the error's
+/// description on stderr, 64 usage error with the usage line on stderr.
 public enum CommandLineTool {
+    /// The general synopsis, printed with usage errors that have no verb.
+    public static let usageLine = "usage: userswap VERB [options]   (verbs: \(Verb.allCases.map(\.rawValue).joined(separator: ", ")))"
+
+    /// The entry point of the executable; `arguments` exclude the program name.
     public static func main(_ arguments: [String]) -> Int32 {
-        0
+        // A pipe would otherwise buffer stdout until exit: progress and summaries would arrive
+        // all at once, or never if a run hangs.
+        cus_line_buffer_stdout()
+        return main(arguments, console: .standard)
+    }
+
+    /// `main` with its output redirected, for tests.
+    public static func main(_ arguments: [String], console: Console) -> Int32 {
+        switch parse(arguments) {
+        case .failure(let usage):
+            console.writeError(usage.description)
+            return usage.exitCode
+        case .success(let invocation):
+            return execute(invocation, console: console)
+        }
+    }
+
+    /// Runs a parsed invocation. Every error a verb throws ends here: its description goes to
+    /// stderr and the status is `ExitCode.failure`.
+    public static func execute(_ invocation: Invocation, console: Console) -> Int32 {
+        do {
+            switch invocation {
+            case .help(let verb):
+                console.writeOutput(verb.map(HelpText.verb) ?? HelpText.general)
+            case .format(let options):
+                try FormatCommand.run(options, console: console)
+            case .inspect(let options):
+                try InspectCommand.run(options, console: console)
+            case .run:
+                try RunCommand.run(console: console)
+            case .listScenarios:
+                for scenario in BenchRegistry.listed {
+                    console.line(scenario.name)
+                }
+            case .bench(let options):
+                return BenchCommand.run(options, console: console)
+            }
+            return ExitCode.success
+        } catch let error as SwapError {
+            console.errorLine("userswap: \(error.description)")
+        } catch let error as BenchError {
+            console.errorLine("userswap: \(error.description)")
+        } catch {
+            console.errorLine("userswap: \(error)")
+        }
+        return ExitCode.failure
     }
 }

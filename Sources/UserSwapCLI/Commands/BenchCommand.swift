@@ -1,0 +1,83 @@
+import Foundation
+
+/// `userswap bench SCENARIO …`: runs the scenario once per requested protocol, prints a summary,
+/// and writes the JSON report (a single run, or a comparison of two).
+enum BenchCommand {
+    static func run(_ options: BenchOptions, console: Console) -> Int32 {
+        #if DEBUG
+        // Debug builds run the engine 10–100× slower, with checks on every step: their numbers
+        // would mislead anyone who reads them.
+        console.errorLine("userswap: benchmarks need a release build: make bench")
+        return ExitCode.failure
+        #else
+        do {
+            try perform(options, console: console)
+            return ExitCode.success
+        } catch {
+            console.errorLine("userswap: bench \(options.scenario): \(error)")
+            return ExitCode.failure
+        }
+        #endif
+    }
+
+    /// The work of `run` without the release-build check, so tests can drive the whole path in
+    /// a debug build.
+    @discardableResult
+    static func perform(_ options: BenchOptions, console: Console) throws -> BenchOutput {
+        guard let scenario = BenchRegistry.scenario(named: options.scenario) else {
+            // The parser checks the name; only a direct caller can get here.
+            throw BenchError("unknown scenario '\(options.scenario)'")
+        }
+        var resultsDirectory: String?
+        if case .file(let path) = options.json {
+            resultsDirectory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        }
+        let machine = MachineInfo.current(directory: resultsDirectory)
+
+        var reports: [BenchReport] = []
+        for swapProtocol in options.protocols {
+            // Peak RSS per run, not per process, when the kernel lets us reset it.
+            ResidentMemory.resetPeak()
+            let harness = BenchHarness(scenario: scenario.name, options: options, swapProtocol: swapProtocol, machine: machine, console: console)
+            reports.append(try scenario.run(options: options, harness: harness))
+        }
+        let output: BenchOutput = reports.count == 2
+            ? .comparison(ComparisonReport(ours: reports[0], other: reports[1]))
+            : .single(reports[0])
+
+        // The summary goes where the JSON does not.
+        let summary = output.text()
+        if options.json == .stdout {
+            console.errorLine(summary)
+        } else {
+            console.line(summary)
+        }
+        if let destination = options.json {
+            try JSONOutput.write(output, to: destination, console: console)
+            if case .file(let path) = destination {
+                console.line("wrote \(path)")
+            }
+        }
+        return output
+    }
+}
+
+/// What one bench command produces: one report, or two side by side.
+enum BenchOutput: Encodable, Equatable {
+    case single(BenchReport)
+    case comparison(ComparisonReport)
+
+    func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .single(let report): try report.encode(to: encoder)
+        case .comparison(let comparison): try comparison.encode(to: encoder)
+        }
+    }
+
+    func text() -> String {
+        switch self {
+        case .single(let report): report.text()
+        case .comparison(let comparison): comparison.text()
+        }
+    }
+}

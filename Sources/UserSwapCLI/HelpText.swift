@@ -1,0 +1,105 @@
+/// The text of `userswap help` and `userswap help VERB`, built from the same option tables the
+/// parser reads, so the two never disagree.
+enum HelpText {
+    static var general: String {
+        let width = Verb.allCases.map(\.rawValue.count).max() ?? 0
+        let verbs = Verb.allCases.map { "  \($0.rawValue.padded(to: width))  \($0.summary)" }
+        return """
+        userswap: swappable memory for Swift programs (a user-space swap with Linux's swap-table design)
+
+        \(CommandLineTool.usageLine)
+
+        verbs:
+        \(verbs.joined(separator: "\n"))
+
+        Sizes take binary suffixes: 4096, 64K, 256M, 1.5G, 2T (1K = 1024 bytes).
+        Run `userswap help VERB` or `userswap VERB --help` for a verb's options.
+        Exit status: 0 success, 1 failure, 64 usage error.
+
+        """
+    }
+
+    static func verb(_ verb: Verb) -> String {
+        var text = verb.usageLine + "\n\n" + description(verb) + "\n"
+        let options = verb.options
+        if !options.isEmpty {
+            let rows = options.map { ($0.synopsis, $0.help) } + [("-h, --help", "show this help")]
+            let width = rows.map(\.0.count).max() ?? 0
+            text += "\noptions:\n"
+            for (synopsis, help) in rows {
+                text += "  \(synopsis.padded(to: width))  \(help)\n"
+            }
+        }
+        if verb == .bench {
+            text += "\nscenarios:\n"
+            let scenarios = BenchRegistry.listed
+            if scenarios.isEmpty {
+                text += "  (none yet)\n"
+            }
+            let width = scenarios.map { $0.name.count }.max() ?? 0
+            for scenario in scenarios {
+                text += "  \(scenario.name.padded(to: width))  \(scenario.summary)\n"
+            }
+        }
+        let examples = self.examples(verb)
+        if !examples.isEmpty {
+            text += "\nexamples:\n" + examples.map { "  \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    private static func description(_ verb: Verb) -> String {
+        switch verb {
+        case .format:
+            """
+            Creates FILE as a swap file of SIZE bytes in Linux's format (version 1, 4 KiB pages),
+            readable by mkswap -c and swapon, and by UserSwap's devices. An existing FILE is kept
+            unless --force is given.
+            """
+        case .inspect:
+            """
+            Reads FILE's header, checks it (signature, version, page size, bad-page list) and
+            prints what it found; --json prints the same report as JSON.
+            """
+        case .run:
+            """
+            A short demonstration: formats a 64 MiB swap file in a fresh temporary folder, prints
+            its inspect report, and removes the folder.
+            """
+        case .bench:
+            """
+            Runs a benchmark scenario: warm-up, timed phases, latency histograms. Prints a summary;
+            --json writes the report in the format of design/BENCH-JSON.md. --protocol both runs
+            the scenario once per protocol and reports the two side by side, as ratios (bigger is
+            better). Needs a release build: `make bench`, or `swift build -c release`.
+            """
+        case .help:
+            "Shows the verbs, or one verb's options."
+        }
+    }
+
+    private static func examples(_ verb: Verb) -> [String] {
+        switch verb {
+        case .format:
+            ["userswap format /var/tmp/swap0 --size 1G", "userswap format swap.img --size 256M --label fast --force"]
+        case .inspect:
+            ["userswap inspect /var/tmp/swap0", "userswap inspect swap.img --json"]
+        case .run:
+            ["userswap run"]
+        case .bench:
+            [
+                "userswap bench alloc --json bench/results/alloc.json",
+                "userswap bench race --threads 8 --seconds 5 --protocol both --json",
+                "userswap bench --list",
+            ]
+        case .help:
+            ["userswap help format"]
+        }
+    }
+}
+
+extension String {
+    func padded(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,43 @@
+/// What a command line asks for, fully validated: the result of `CommandLineTool.parse`.
+public enum Invocation: Equatable, Sendable {
+    /// `userswap help`, `userswap help VERB`, or `-h`/`--help` anywhere. `nil`: general help.
+    case help(Verb?)
+    case format(FormatOptions)
+    case inspect(InspectOptions)
+    case run
+    case bench(BenchOptions)
+    /// `userswap bench --list`.
+    case listScenarios
+}
+
+/// `userswap format FILE --size SIZE [--label LABEL] [--force]`.
+public struct FormatOptions: Equatable, Sendable {
+    public var path: String
+    public var bytes: Int64
+    public var label: String
+    public var force: Bool
+
+    public init(path: String, bytes: Int64, label: String = "", force: Bool = false) {
+        self.path = path
+        self.bytes = bytes
+        self.label = label
+        self.force = force
+    }
+}
+
+/// `userswap inspect FILE [--json]`.
+public struct InspectOptions: Equatable, Sendable {
+    public var path: String
+    public var json: Bool
+
+    public init(path: String, json: Bool = false) {
+        self.path = path
+        self.json = json
+    }
+}
+
+/// Where `--json` output goes.
+public enum JSONDestination: Equatable, Sendable {
+    case stdout
+    case file(String)
+}

@@ -1,0 +1,110 @@
+/// The first word of a `userswap` command line.
+public enum Verb: String, CaseIterable, Sendable {
+    case format
+    case inspect
+    case run
+    case bench
+    case help
+
+    /// The one-line synopsis printed with every usage error and at the top of the verb's help.
+    public var usageLine: String {
+        switch self {
+        case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force]"
+        case .inspect: "usage: userswap inspect FILE [--json]"
+        case .run: "usage: userswap run"
+        case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|both] [options]"
+        case .help: "usage: userswap help [VERB]"
+        }
+    }
+
+    /// What the verb does, one line, for the verb list in `userswap help`.
+    var summary: String {
+        switch self {
+        case .format: "create a swap file (like mkswap)"
+        case .inspect: "print a swap file's header and check it"
+        case .run: "a short demonstration run"
+        case .bench: "run a benchmark scenario (release builds only)"
+        case .help: "show help for userswap or one verb"
+        }
+    }
+
+    /// The options this verb accepts; the parser and the help text both read this table.
+    var options: [OptionSpec] {
+        switch self {
+        case .format:
+            [
+                OptionSpec("size", value: .required("SIZE"), help: "size of the file, e.g. 256M, 1.5G, 1073741824 (required)"),
+                OptionSpec("label", value: .required("LABEL"), help: "a label stored in the header (at most 16 bytes)"),
+                OptionSpec("force", help: "overwrite FILE if it exists"),
+            ]
+        case .inspect:
+            [OptionSpec("json", help: "print the report as JSON on stdout")]
+        case .run, .help:
+            []
+        case .bench:
+            [
+                OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (parent folders are created); alone or `-`: to stdout"),
+                OptionSpec("threads", value: .required("N"), help: "worker threads (default: the scenario's; some sweep several counts)"),
+                OptionSpec("seconds", value: .required("S"), help: "length of each timed phase in seconds, e.g. 3 or 0.5"),
+                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, or both (side by side, as ratios)"),
+                OptionSpec("mode", value: .required("M"), help: "explicit (default), transparent or kernel"),
+                OptionSpec("memory", value: .required("SIZE"), help: "RAM budget, e.g. 256M"),
+                OptionSpec("data", value: .required("SIZE"), help: "working set, e.g. 1G"),
+                OptionSpec("iterations", value: .required("N"), help: "timed iterations where the scenario repeats a fixed job"),
+                OptionSpec("warmup", value: .required("N"), help: "untimed warm-up iterations"),
+                OptionSpec("seed", value: .required("N"), help: "seed for the scenario's random generator, to repeat a run"),
+                OptionSpec("dir", value: .required("DIR"), help: "folder for swap files (default: a fresh temporary folder)"),
+                OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),
+                OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
+                OptionSpec("list", help: "list the scenarios, one per line, and exit"),
+            ]
+        }
+    }
+
+    /// Names of the positional arguments, for messages ("missing FILE").
+    var positionals: [String] {
+        switch self {
+        case .format, .inspect: ["FILE"]
+        case .bench: ["SCENARIO"]
+        case .run: []
+        case .help: ["VERB"]
+        }
+    }
+}
+
+/// One option a verb accepts: always a kebab-case long name (`--no-progress`), sometimes a short
+/// letter, and the kind of value it takes.
+struct OptionSpec: Sendable {
+    enum Value: Sendable, Equatable {
+        /// A flag: `--force`. `--force=x` is a usage error.
+        case none
+        /// `--size 1G` or `--size=1G`; the placeholder names the value in help text.
+        case required(String)
+        /// `--json FILE`, `--json=FILE`, or `--json` alone when the next word is missing or is
+        /// an option.
+        case optional(String)
+    }
+
+    let name: String
+    let short: Character?
+    let value: Value
+    let repeatable: Bool
+    let help: String
+
+    init(_ name: String, short: Character? = nil, value: Value = .none, repeatable: Bool = false, help: String) {
+        self.name = name
+        self.short = short
+        self.value = value
+        self.repeatable = repeatable
+        self.help = help
+    }
+
+    /// `--size SIZE`, `--json [FILE]`, `--force`.
+    var synopsis: String {
+        switch value {
+        case .none: "--\(name)"
+        case .required(let placeholder): "--\(name) \(placeholder)"
+        case .optional(let placeholder): "--\(name) [\(placeholder)]"
+        }
+    }
+}

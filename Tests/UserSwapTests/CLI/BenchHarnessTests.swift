@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import UserSwapCLI
+
+extension CLI {
+    /// The harness the scenarios are written against; runs in debug builds too (only the `bench`
+    /// command refuses them).
+    @Suite("Bench harness")
+    struct BenchHarnessTests {
+        static func harness(_ options: BenchOptions = BenchOptions(scenario: "_selfcheck", showsProgress: false)) -> BenchHarness {
+            BenchHarness(scenario: options.scenario, options: options, swapProtocol: .swapcache,
+                         machine: BenchReportTests.machine, console: CapturedConsole().console)
+        }
+
+        @Test("a fixed number of calls per thread gives exactly that many ops, all timed")
+        func callsPerThread() throws {
+            let run = try Self.harness().runTimed("count", threads: 3, limit: .callsPerThread(1000), opsPerCall: 2) { _ in }
+            #expect(run.threads == 3)
+            #expect(run.calls == 3000)
+            #expect(run.ops == 6000)
+            #expect(run.opsPerThread == [2000, 2000, 2000])
+            #expect(run.histogram.count == 6000)
+            #expect(run.seconds > 0)
+        }
+
+        @Test("a timed run lasts about as long as asked")
+        func seconds() throws {
+            let run = try Self.harness().runTimed("clock", threads: 2, limit: .seconds(0.05)) { _ in }
+            #expect(run.seconds >= 0.05)
+            #expect(run.seconds < 2)
+            #expect(run.ops > 0)
+        }
+
+        @Test("per-thread state is made on its thread and torn down after the clock stops")
+        func state() throws {
+            let tornDown = Counter()
+            let run = try Self.harness().runTimed(
+                "state", threads: 2, limit: .callsPerThread(50),
+                setUp: { thread in [thread] },
+                operation: { list in list.append(list[0]) },
+                tearDown: { list in
+                    if list.count == 51 { tornDown.add() }
+                }
+            )
+            #expect(run.ops == 100)
+            #expect(tornDown.value == 2)
+        }
+
+        @Test("the first error stops every thread and is rethrown")
+        func errors() {
+            #expect(throws: BenchError("boom")) {
+                try Self.harness().runTimed("fail", threads: 2, limit: .seconds(10)) { thread in
+                    if thread == 1 { throw BenchError("boom") }
+                }
+            }
+        }
+
+        @Test("iteration timings: min, median and p90 by nearest rank")
+        func iterationTimings() {
+            let odd = IterationTimings(samples: [5, 1, 3, 2, 4])
+            #expect(odd.min == 1)
+            #expect(odd.median == 3)
+            #expect(odd.p90 == 5)
+            let even = IterationTimings(samples: [4, 1, 3, 2])
+            #expect(even.median == 2.5)
+            #expect(even.p90 == 4)
+            let many = IterationTimings(samples: (1...20).map(Double.init))
+            #expect(many.p90 == 18)
+        }
+
+        @Test("measure runs warm-up plus timed iterations, taking --iterations and --warmup")
+        func measure() {
+            let calls = Counter()
+            let timings = Self.harness().measure("job", warmup: 2, iterations: 3) { calls.add() }
+            #expect(timings.samples.count == 3)
+            #expect(calls.value == 5)
+
+            let fromOptions = Self.harness(BenchOptions(scenario: "_selfcheck", iterations: 4, warmup: 0, showsProgress: false))
+            #expect(fromOptions.measure("job") {}.samples.count == 4)
+        }
+
+        @Test("the self-check scenario verifies the harness and fills the report")
+        func selfCheck() throws {
+            let options = BenchOptions(scenario: "_selfcheck", threads: 2, seconds: 0.05, seed: 7, showsProgress: false)
+            let report = try SelfCheckScenario.run(options: options, harness: Self.harness(options))
+            #expect(report.verified)
+            #expect(report.threads == 2)
+            #expect(report.ops > 0)
+            #expect(report.latency.count == UInt64(report.ops))
+            #expect(report.swapProtocol == .swapcache)
+            #expect(report.extras["seed"] == 7)
+            #expect(report.peakResidentBytes > 0)
+        }
+
+        @Test("the bench command writes a comparison for --protocol both")
+        func benchCommandBoth() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/results/selfcheck.json"
+                var options = BenchOptions(scenario: "_selfcheck", json: .file(path), threads: 1, seconds: 0.02, showsProgress: false)
+                options.protocols = [.swapcache, .legacy]
+                let captured = CapturedConsole()
+                let output = try BenchCommand.perform(options, console: captured.console)
+                guard case .comparison(let comparison) = output else {
+                    Issue.record("expected a comparison, got \(output)")
+                    return
+                }
+                #expect(comparison.runs.map(\.swapProtocol) == [.swapcache, .legacy])
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect((json["runs"] as? [Any])?.count == 2)
+                #expect(json["ratios"] is [String: Double])
+                #expect(captured.stdout.contains("swapcache vs legacy"))
+            }
+        }
+
+        @Test("--param values parse as the type asked for")
+        func parameters() throws {
+            let options = BenchOptions(scenario: "_selfcheck", parameters: ["theta": "0.99", "order": "x"])
+            #expect(try options.parameter("theta", default: 0.5) == 0.99)
+            #expect(try options.parameter("missing", default: 3) == 3)
+            #expect(throws: BenchError.self) { try options.parameter("order", default: 0) }
+        }
+    }
+}
+
+/// A thread-safe counter for closures that run on worker threads.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
+import Synchronization
