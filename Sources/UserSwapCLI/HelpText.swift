@@ -69,9 +69,10 @@ enum HelpText {
         case .bench:
             """
             Runs a benchmark scenario: warm-up, timed phases, latency histograms. Prints a summary;
-            --json writes the report in the format of design/BENCH-JSON.md. --protocol both runs
-            the scenario once per protocol and reports the two side by side, as ratios (bigger is
-            better). Needs a release build: `make bench`, or `swift build -c release`.
+            --json writes the report as JSON (scenario, ops_per_s, latency_us, peak_resident_bytes,
+            machine, …; sorted keys). --protocol both runs the scenario once per protocol and
+            reports the two side by side, as ratios (bigger is better). Needs a release build:
+            `make bench`, or `swift build -c release`.
             """
         case .help:
             "Shows the verbs, or one verb's options."

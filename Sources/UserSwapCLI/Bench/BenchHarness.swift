@@ -47,6 +47,7 @@ public struct BenchHarness: Sendable {
     /// A report with everything a timed run knows filled in: scenario, mode, this protocol
     /// (none for `.kernel`), threads, ops, seconds, latency, peak RSS now, the machine. Set
     /// `budgetBytes`, `dataBytes`, the swap counters, `verified` and `extras` on the result.
+    /// The extras start with `latency_cdf` (`[[quantile, µs], …]`), which scripts/plot draws.
     public func report(_ run: TimedRun, mode: BenchMode? = nil) -> BenchReport {
         let mode = mode ?? self.mode()
         return BenchReport(
@@ -60,7 +61,8 @@ public struct BenchHarness: Sendable {
             budgetBytes: options.memoryBytes ?? 0,
             dataBytes: options.dataBytes ?? 0,
             peakResidentBytes: ResidentMemory.peakBytes(),
-            machine: machine
+            machine: machine,
+            extras: ["latency_cdf": run.histogram.cdf]
         )
     }
 

@@ -107,6 +107,18 @@ public struct LatencyHistogram: Sendable, Equatable {
         return maximum
     }
 
+    /// The distribution as `[[quantile, µs], …]` at quantiles spread evenly up to 0.9 and then
+    /// along the nines (0.99, 0.999, …) to 1, for a CDF plot: the `latency_cdf` extra that
+    /// `BenchHarness.report` adds. Empty when nothing was recorded.
+    public var cdf: JSONValue {
+        guard count > 0 else { return [] }
+        var quantiles = (0...18).map { Double($0) / 20 }
+        quantiles += [0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1]
+        return .array(quantiles.map { quantile in
+            [.double(quantile), .double(Self.microseconds(value(atQuantile: quantile)))]
+        })
+    }
+
     /// The mean in nanoseconds; 0 when empty.
     public var mean: Double { count == 0 ? 0 : Double(sum) / Double(count) }
 

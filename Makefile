@@ -1,0 +1,61 @@
+# UserSwap: `make run`, `make test`, `make bench`, `make clean`.
+# Every target installs what it needs first (scripts/bootstrap is idempotent and quick when
+# nothing is missing).
+
+# The Swift toolchain: from PATH, else where this machine kind keeps it.
+ifndef SWIFT
+SWIFT := $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+endif
+# The toolchain's own tools (swift-build, clang, the linker driver) sit beside `swift`.
+export PATH := $(dir $(SWIFT)):$(PATH)
+
+RELEASE_BIN := .build/release/userswap
+RESULTS := bench/results
+PYTHON := .venv/bin/python
+
+.PHONY: all run test bench clean build release bootstrap
+
+all: build
+
+bootstrap:
+	scripts/bootstrap
+
+build: bootstrap
+	$(SWIFT) build
+
+release: bootstrap
+	$(SWIFT) build -c release
+
+# A short demonstration in a release build.
+run: release
+	$(RELEASE_BIN) run
+
+# The whole test suite; fails when any test fails (`swift test` exits non-zero if either
+# XCTest or Swift Testing reports a failure).
+test: build
+	$(SWIFT) test
+
+# The standard benchmark suite into bench/results/*.json, then plots of whatever is there.
+# A scenario that is not written yet is skipped with a note, not an error.
+bench:
+	scripts/bootstrap --plots
+	$(SWIFT) build -c release
+	@mkdir -p $(RESULTS)
+	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
+	for s in alloc; do \
+		if printf '%s\n' "$$scenarios" | grep -qx "$$s"; then \
+			echo "== bench $$s"; \
+			$(RELEASE_BIN) bench $$s --json $(RESULTS)/$$s.json || exit 1; \
+		else \
+			echo "== bench $$s: scenario not written yet, skipped"; \
+		fi; \
+	done
+	@if ls $(RESULTS)/*.json >/dev/null 2>&1; then \
+		$(PYTHON) scripts/plot; \
+	else \
+		echo "no results in $(RESULTS) to plot"; \
+	fi
+
+clean:
+	rm -rf .build
+	rm -f $(RESULTS)/*.tmp
