@@ -63,7 +63,7 @@ public final class SwapDevice: Sendable {
         for p in header?.badPages ?? [] where Int(p) < pages { bad.insert(Int(p)) }
         for p in pages..<(clusterCount * SwapCluster.slotCount) { bad.insert(p) }
         badSlots = bad.count
-        usablePages = pages - bad.subtracting(pages..<Int.max).count
+        usablePages = pages - bad.filter { $0 < pages }.count
 
         var lists = ClusterLists(clusterCount: clusterCount)
         var badPerCluster = [Int: [Int]]()

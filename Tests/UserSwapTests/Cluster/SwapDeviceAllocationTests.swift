@@ -27,7 +27,7 @@ struct SwapDeviceAllocationTests {
 
     @Test("every order's runs are aligned to the order", arguments: 0...SwapCluster.maxOrder)
     func alignment(order: Int) throws {
-        let device = try makeDevice(pages: 1 + 8 * 512)
+        let device = try makeDevice(pages: 8 * 512)
         var got = 0
         while let e = try? device.allocate(order: order) {
             #expect(e.offset % (1 << order) == 0, "\(e) not aligned to order \(order)")
@@ -35,9 +35,9 @@ struct SwapDeviceAllocationTests {
             for i in 0..<(1 << order) { #expect(device.swapCount(e.advanced(by: i)) == 1) }
             got += 1
         }
-        // Cluster 0 holds the header, so it serves order 0 only; the other 8 clusters serve runs.
-        let expected = order == 0 ? device.usablePages : 8 * 512 / (1 << order)
-        #expect(got >= expected - (order == 0 ? 0 : 1) && got <= expected)
+        // Cluster 0 holds the header, so it serves order 0 only; the other 7 clusters serve runs.
+        let expected = order == 0 ? device.usablePages : 7 * 512 / (1 << order)
+        #expect(got == expected)
         #expect(device.checkInvariants() == [])
     }
 

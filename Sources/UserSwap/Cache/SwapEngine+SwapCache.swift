@@ -1,0 +1,192 @@
+import Synchronization
+
+/// What `swapCacheAddFolio` found (the seed's return codes).
+enum SwapCacheAddResult: Equatable {
+    /// The folio is in every slot it covers; `shadow` is the workingset shadow it replaced.
+    case added(shadow: UInt64?)
+    /// Another folio already holds a covered slot (-EEXIST): look it up and wait on its lock.
+    case exists
+    /// A covered slot was freed, or its cluster has no table (-ENOENT): nothing to swap in.
+    case noEntry
+}
+
+/// The swap cache (kernel: `mm/swap_state.c`): the swap table slots that hold folios, and the
+/// synchronization layer of swap-in. The table word is the published state; the cluster lock
+/// serializes changes to it; the folio lock is held across I/O.
+extension SwapEngine {
+    /// The folio cached for `entry`, with a reference taken, or nil (kernel:
+    /// `swap_cache_get_folio`). Lockless. The folio is not locked: the caller locks it and
+    /// re-checks `frames.matches(folio, entry)`, because it may leave the cache in between.
+    func swapCacheGetFolio(_ entry: SwapEntry) -> Folio? {
+        guard let device = devices.device(for: entry), entry.offset < device.pageCount else { return nil }
+        while true {
+            let slot = device.slot(entry)
+            guard slot.isFolio else { return nil }
+            let f = Folio(frame: slot.frame)
+            guard frames.tryGet(f) else {
+                // Being freed: its slot is about to change under the cluster lock. Look again.
+                continue
+            }
+            if frames.matches(f, entry) { return f }
+            // Freed and reused for something else between our load and our reference.
+            putFolio(f)
+        }
+    }
+
+    /// The workingset shadow left in `entry`'s slot, if any (kernel: `swap_cache_get_shadow`).
+    func swapCacheGetShadow(_ entry: SwapEntry) -> UInt64? {
+        guard let device = devices.device(for: entry), entry.offset < device.pageCount else { return nil }
+        let slot = device.slot(entry)
+        return slot.isShadow ? slot.payload : nil
+    }
+
+    /// Inserts the locked folio `f` for `entry` (aligned to the folio's size) into every slot it
+    /// covers, or nothing at all (kernel: `swap_cache_add_folio`). Under the cluster lock, every
+    /// covered slot is checked first: one holding a folio → `.exists`; one with swap count 0 →
+    /// `.noEntry`, unless `alloc` (the caller pinned the slots itself: the allocator, or the legacy
+    /// protocol's has-cache bit); a cluster without a table → `.noEntry`.
+    func swapCacheAddFolio(_ f: Folio, _ entry: SwapEntry, alloc: Bool) -> SwapCacheAddResult {
+        assert(frames.isLocked(f), "adding an unlocked \(f) to the swap cache")
+        let nr = frames.pageCount(f)
+        precondition(entry.offset & (nr - 1) == 0, "\(entry) not aligned for a \(nr)-page folio")
+        guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
+        let c = entry.clusterIndex
+        let lock = device.clusters.lock(c)
+        lock.lock()
+        defer { lock.unlock() }
+        guard device.clusters.cluster(c).pointee.hasTable else { return .noEntry }
+        let table = device.clusters.table(c)
+        let first = entry.slotInCluster
+        var shadow: UInt64?
+        for i in first..<(first + nr) {
+            // Relaxed: slots change only under the cluster lock, which we hold.
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            if s.isFolio { return .exists }
+            if s.isBad || s.isFree || (!alloc && s.count == 0) { return .noEntry }
+            if s.isShadow && shadow == nil { shadow = s.payload }
+        }
+        // Publish the folio's identity before the slots, so a lockless reader that finds the
+        // folio in a slot also finds it claiming the entry.
+        frames.get(f, UInt32(nr))
+        frames.setEntry(f, entry)
+        frames.setFlags(f, .swapcache)
+        let content = SwapTableSlot.folio(f.frame)
+        for i in first..<(first + nr) {
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            table[i].store(s.replacingContent(with: content).raw, ordering: .releasing)
+        }
+        return .added(shadow: shadow)
+    }
+
+    /// Allocates slots for the locked folio `f` and inserts it in the same critical section
+    /// (kernel phase II: `folio_alloc_swap`): the allocator's path, which cannot meet a racer
+    /// because the slots were free. The new slots have count 0: only the cache holds them until
+    /// the page tables take their references at unmap. Returns nil when no device has a run of
+    /// the folio's size.
+    func folioAllocSwap(_ f: Folio) -> SwapEntry? {
+        assert(frames.isLocked(f))
+        precondition(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
+        let nr = frames.pageCount(f)
+        var initial = SwapTableSlot.folio(f.frame)
+        if case .legacyHasCacheBit = sync { initial = initial.withHasCache(true) }
+        // The references and identity are set before the slots exist; no lookup can reach a
+        // free slot, so nobody sees the folio before the allocation returns.
+        frames.get(f, UInt32(nr))
+        frames.setFlags(f, .swapcache)
+        guard let entry = devices.allocateSlots(order: frames.order(f), initial: initial) else {
+            frames.clearFlags(f, .swapcache)
+            _ = frames.put(f, UInt32(nr))
+            return nil
+        }
+        frames.setEntry(f, entry)
+        return entry
+    }
+
+    /// Removes the locked folio `f` from the swap cache, leaving `shadow` (or nothing) in its
+    /// slots, and frees in the same critical section every covered slot whose swap count is 0
+    /// (kernel: `__swap_cache_del_folio`). Does not drop the cache's references; the caller does.
+    /// Caller holds `f`'s folio lock and its cluster lock. Returns true if a discard is pending.
+    func swapCacheDeleteFolioLocked(_ f: Folio, device: SwapDevice, shadow: UInt64?) -> Bool {
+        assert(frames.isLocked(f))
+        let flags = frames.flags(f)
+        precondition(flags.contains(.swapcache) && !flags.contains(.writeback), "deleting \(f) in state \(flags)")
+        let entry = frames.entry(f)
+        let nr = frames.pageCount(f)
+        let c = entry.clusterIndex
+        assert(device.clusters.lock(c).isLocked)
+        let table = device.clusters.table(c)
+        var freed = 0
+        for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            precondition(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
+            if s.count == 0 {
+                // Nothing maps the slot any more: the cache's hold was the last.
+                table[i].store(0, ordering: .releasing)
+                freed += 1
+            } else {
+                let content = shadow.map { SwapTableSlot.shadow($0, count: 0) } ?? .empty
+                table[i].store(s.replacingContent(with: content).withHasCache(false).raw, ordering: .releasing)
+            }
+        }
+        frames.clearFlags(f, .swapcache)
+        return freed > 0 && device.releaseSlotsLocked(c, count: freed)
+    }
+
+    /// Removes the locked folio `f` from the swap cache with no shadow and drops the cache's
+    /// references (kernel: `swap_cache_del_folio`). The caller must know the folio is clean or
+    /// its slots have count 0, or data is lost.
+    func swapCacheDeleteFolio(_ f: Folio) {
+        let entry = frames.entry(f)
+        guard let device = devices.device(for: entry) else { preconditionFailure("\(f) cached on a missing device") }
+        let lock = device.clusters.lock(entry.clusterIndex)
+        lock.lock()
+        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: nil)
+        lock.unlock()
+        if discard { device.issueDiscards() }
+        _ = frames.put(f, UInt32(frames.pageCount(f)))
+    }
+
+    /// Legacy protocol: takes the has-cache bit of every slot of a swap-in before its folio exists
+    /// (kernel before the seed: `swapcache_prepare`). The bit already set → `.exists` (someone else
+    /// is swapping in, or the folio is cached); a freed slot → `.noEntry`.
+    func swapcachePrepare(_ entry: SwapEntry, count nr: Int) -> SwapCacheAddResult {
+        guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
+        return device.withClusterLocked(entry) { table in
+            let first = entry.slotInCluster
+            for i in first..<(first + nr) {
+                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                if s.hasCache || s.isFolio { return .exists }
+                if s.count == 0 || s.isBad { return .noEntry }
+            }
+            for i in first..<(first + nr) {
+                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                table[i].store(s.withHasCache(true).raw, ordering: .releasing)
+            }
+            return .added(shadow: nil)
+        }
+    }
+
+    /// Legacy protocol: drops a has-cache bit taken by `swapcachePrepare` whose swap-in was
+    /// abandoned before its folio went in (kernel: `swapcache_clear`), freeing slots whose count
+    /// dropped to 0 meanwhile.
+    func swapcacheClear(_ entry: SwapEntry, count nr: Int) {
+        guard let device = devices.device(for: entry) else { return }
+        let c = entry.clusterIndex
+        let lock = device.clusters.lock(c)
+        lock.lock()
+        let table = device.clusters.table(c)
+        var freed = 0
+        for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed)).withHasCache(false)
+            if s.count == 0 && !s.isFolio {
+                table[i].store(0, ordering: .releasing)
+                freed += 1
+            } else {
+                table[i].store(s.raw, ordering: .releasing)
+            }
+        }
+        let discard = freed > 0 && device.releaseSlotsLocked(c, count: freed)
+        lock.unlock()
+        if discard { device.issueDiscards() }
+    }
+}

@@ -1,0 +1,153 @@
+/// What one attempt at bringing an entry into the swap cache produced.
+enum SwapCacheAllocation {
+    /// A folio was already cached: a reference is held, the folio is not locked.
+    case cached(Folio)
+    /// Our new folio went in: it is locked and in the cache; the caller must read it.
+    case allocated(Folio, shadow: UInt64?)
+    /// The entry was freed (or its device is gone): nothing to swap in.
+    case noEntry
+    /// A large folio met a conflicting slot: retry with order 0 (kernel: mTHP swap-in fallback).
+    case fallback
+}
+
+/// The swap-in synchronizer (kernel: `__swap_cache_prepare_and_add`, `swap_cache_alloc_folio`,
+/// `swap_read_folio`).
+extension SwapEngine {
+    /// Finds the folio cached for `entry` or inserts a new one, according to the space's
+    /// protocol. Under the swap-cache protocol the loop never sleeps: a racer that loses the
+    /// insert finds the winner's folio and the caller waits on its lock; a lost race against a
+    /// folio that left the cache in between just tries again. Under the legacy protocol a racer
+    /// that finds the has-cache bit but no folio sleeps `retryAfter` and tries again.
+    func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0) throws(SwapError) -> SwapCacheAllocation {
+        let entry = entry.alignedDown(order: order)
+        while true {
+            // A large folio never adopts a cached one: the cached folio may be a smaller one
+            // covering only part of the range.
+            if order == 0, let f = swapCacheGetFolio(entry) {
+                stats.count(.cacheHits)
+                return .cached(f)
+            }
+            guard let f = allocateFolio(order: order, group: group) else {
+                throw SwapError(.outOfMemory, "no free frame to swap \(entry) into: the RAM budget is exhausted")
+            }
+            frames.lock(f)
+            frames.setFlags(f, .swapbacked)
+            let result: SwapCacheAddResult
+            switch sync {
+            case .swapCache:
+                result = swapCacheAddFolio(f, entry, alloc: false)
+            case .legacyHasCacheBit(let retryAfter):
+                switch swapcachePrepare(entry, count: 1 << order) {
+                case .added:
+                    // The bit is ours: nobody else can insert, so the insert cannot fail.
+                    result = swapCacheAddFolio(f, entry, alloc: true)
+                    precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
+                case .exists:
+                    discardNewFolio(f)
+                    stats.count(.raceLosses)
+                    if order > 0 { stats.count(.largeFallbacks); return .fallback }
+                    if let cached = swapCacheGetFolio(entry) {
+                        stats.count(.cacheHits)
+                        return .cached(cached)
+                    }
+                    // Someone holds the bit but its folio is not in yet: we cannot know who, so
+                    // sleep a tick and retry (the long tail the seed removes).
+                    stats.count(.legacySleeps)
+                    sleep(retryAfter)
+                    continue
+                case .noEntry:
+                    result = .noEntry
+                }
+            }
+            switch result {
+            case .added(let shadow):
+                return .allocated(f, shadow: shadow)
+            case .exists:
+                discardNewFolio(f)
+                stats.count(.raceLosses)
+                if order > 0 { stats.count(.largeFallbacks); return .fallback }
+                // Look the winner up; if it already left the cache, we try again.
+                continue
+            case .noEntry:
+                discardNewFolio(f)
+                stats.count(.noEntries)
+                return .noEntry
+            }
+        }
+    }
+
+    /// Reads `f` (locked, in the cache for its entry) from its device. On success the folio is
+    /// uptodate; on failure it is taken out of the cache again, marked with `.error`, and the
+    /// slots keep their counts, so the data stays on the device for a later attempt.
+    /// The folio stays locked either way; the caller unlocks.
+    func swapReadFolio(_ f: Folio) throws(SwapError) {
+        assert(frames.isLocked(f))
+        let entry = frames.entry(f)
+        guard let device = devices.device(for: entry) else {
+            throw SwapError(.deviceGone, "the device of \(entry) was removed")
+        }
+        do {
+            try device.backend.read(into: bytes(f), atPage: entry.offset)
+        } catch {
+            stats.count(.readErrors)
+            frames.setFlags(f, .error)
+            swapCacheDeleteFolio(f)
+            throw error
+        }
+        stats.count(.deviceReads)
+        stats.count(.swapIns, frames.pageCount(f))
+        frames.setFlags(f, .uptodate)
+    }
+
+    /// Brings `entry` into memory and returns its folio locked, uptodate, matching `entry`, with
+    /// a reference for the caller; nil if the entry was freed meanwhile (the caller re-checks its
+    /// page table). Exactly one racer reads; the others sleep on the folio lock.
+    func swapIn(_ entry: SwapEntry, group: Int = 0) throws(SwapError) -> Folio? {
+        while true {
+            switch try swapCacheAllocFolio(entry, order: 0, group: group) {
+            case .allocated(let f, _):
+                do {
+                    try swapReadFolio(f)
+                } catch {
+                    frames.unlock(f)
+                    putFolio(f)
+                    throw error
+                }
+                return f
+            case .cached(let f):
+                frames.lock(f)
+                // It may have left the cache, or failed its read, while we slept.
+                guard frames.matches(f, entry) else {
+                    let failed = frames.flags(f).contains(.error)
+                    frames.unlock(f)
+                    putFolio(f)
+                    if failed {
+                        throw SwapError(.ioError, "reading \(entry) failed; the page is still on the device and a later access retries")
+                    }
+                    continue
+                }
+                guard frames.flags(f).contains(.uptodate) else {
+                    preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
+                }
+                return f
+            case .noEntry, .fallback:
+                return nil
+            }
+        }
+    }
+
+    /// Undoes the allocation of a folio that lost the race to get into the cache.
+    private func discardNewFolio(_ f: Folio) {
+        frames.clearFlags(f, .swapbacked)
+        frames.unlock(f)
+        putFolio(f)
+    }
+
+    private func sleep(_ d: Duration) {
+        var request = timespec(tv_sec: Int(d.components.seconds), tv_nsec: Int(d.components.attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 { request = remaining }
+    }
+}
+
+import Glibc

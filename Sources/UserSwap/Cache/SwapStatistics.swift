@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Event counters of a space (the `pswpin`/`pswpout` family of `/proc/vmstat`). Relaxed atomics:
+/// each counter is exact once the counted operations have finished; no counter orders memory.
+public final class SwapStatistics: Sendable {
+    public enum Counter: Int, CaseIterable, Sendable {
+        /// Pages brought back from a device (reads completed).
+        case swapIns
+        /// Pages written to a device.
+        case swapOuts
+        /// Read calls to a backend.
+        case deviceReads
+        /// Write calls to a backend.
+        case deviceWrites
+        /// Swap-ins satisfied from the swap cache without I/O.
+        case cacheHits
+        /// A swap-in found the slot taken by another swap-in (the seed's -EEXIST).
+        case raceLosses
+        /// A swap-in found its entry freed (the seed's -ENOENT).
+        case noEntries
+        /// Legacy protocol: sleeps of a racer that found the has-cache bit but no folio.
+        case legacySleeps
+        /// Large swap-ins that met a conflicting slot and fell back to order 0.
+        case largeFallbacks
+        case readErrors
+        case writeErrors
+        /// Folios removed from the swap cache with a shadow left behind.
+        case evictions
+        /// Clean folios dropped without a write because their slot still held the data.
+        case cleanDrops
+        /// Reclaim attempts that failed because someone else held a reference.
+        case busyFolios
+        /// Pages first touched (zero-filled, no I/O).
+        case zeroFills
+    }
+
+    private let counters = _UnsafeAtomicWords(count: Counter.allCases.count)
+
+    init() {}
+
+    @inline(__always)
+    func count(_ c: Counter, _ n: Int = 1) {
+        counters[c.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)
+    }
+
+    public subscript(_ c: Counter) -> Int { Int(counters[c.rawValue].pointee.load(ordering: .relaxed)) }
+
+    /// Every counter by name.
+    public var snapshot: [String: Int] {
+        Dictionary(uniqueKeysWithValues: Counter.allCases.map { ("\($0)", self[$0]) })
+    }
+}

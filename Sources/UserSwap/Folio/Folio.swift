@@ -1,0 +1,51 @@
+/// A folio: one or more physically contiguous frames of the engine's RAM, handled as a unit
+/// (kernel: `struct folio`). It is just the index of its first (head) frame in the frame table,
+/// so holding one costs no allocation and no reference counting by Swift; the frame table keeps
+/// its state.
+public struct Folio: Hashable, Sendable, CustomStringConvertible {
+    /// Index of the head frame.
+    public let frame: UInt32
+
+    @inline(__always) public init(frame: UInt32) { self.frame = frame }
+
+    public var description: String { "folio#\(frame)" }
+}
+
+/// The folio's state bits (kernel: `PG_*` page flags), in one 32-bit word per folio so that the
+/// folio lock can sleep on it with a futex.
+public struct FolioFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The folio lock (kernel: `PG_locked`): ownership of the folio's identity and I/O.
+    public static let locked = FolioFlags(rawValue: 1 << 0)
+    /// Someone sleeps waiting for `locked` to clear (kernel: `PG_waiters`).
+    public static let waiters = FolioFlags(rawValue: 1 << 1)
+    /// The contents are valid (kernel: `PG_uptodate`); never map a folio without it.
+    public static let uptodate = FolioFlags(rawValue: 1 << 2)
+    /// Newer than its copy on the device, if it has one (kernel: `PG_dirty`).
+    public static let dirty = FolioFlags(rawValue: 1 << 3)
+    /// Being written to the device (kernel: `PG_writeback`).
+    public static let writeback = FolioFlags(rawValue: 1 << 4)
+    /// Someone sleeps waiting for `writeback` to clear.
+    public static let writebackWaiters = FolioFlags(rawValue: 1 << 5)
+    /// Anonymous memory that swap can back (kernel: `PG_swapbacked`).
+    public static let swapbacked = FolioFlags(rawValue: 1 << 6)
+    /// In the swap cache: its `entry` names slots whose table words name this folio
+    /// (kernel: `PG_swapcache`).
+    public static let swapcache = FolioFlags(rawValue: 1 << 7)
+    /// On an LRU list (kernel: `PG_lru`).
+    public static let lru = FolioFlags(rawValue: 1 << 8)
+    /// On the active list (kernel: `PG_active`).
+    public static let active = FolioFlags(rawValue: 1 << 9)
+    /// Touched since reclaim last looked (kernel: `PG_referenced`, and the PTE young bit).
+    public static let referenced = FolioFlags(rawValue: 1 << 10)
+    /// Part of the workingset when it was evicted (kernel: `PG_workingset`).
+    public static let workingset = FolioFlags(rawValue: 1 << 11)
+    /// Brought in by readahead and not used yet (kernel: `PG_readahead`).
+    public static let readahead = FolioFlags(rawValue: 1 << 12)
+    /// The last read failed (kernel: `PG_error`); the contents are not valid.
+    public static let error = FolioFlags(rawValue: 1 << 13)
+    /// Must be reclaimed as soon as writeback ends (kernel: `PG_reclaim`).
+    public static let reclaim = FolioFlags(rawValue: 1 << 14)
+}

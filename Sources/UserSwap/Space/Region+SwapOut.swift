@@ -1,0 +1,153 @@
+/// Pushing pages out to swap (kernel: the anonymous half of `shrink_folio_list`): allocate slots
+/// and insert into the swap cache, unmap, write back if dirty, then remove from the cache. Reclaim
+/// drives this under a budget; `swapOut(pages:)` drives it explicitly.
+extension Region {
+    /// Moves the resident pages of `pages` to swap and frees their frames. Pinned pages and
+    /// pages someone is faulting in are skipped (they are busy). Returns how many were freed.
+    /// Throws `.swapFull` when no slot is left, or a device's write error (the page then stays
+    /// safely in memory, dirty).
+    @discardableResult
+    public func swapOut(pages: Range<Int>) throws(SwapError) -> Int {
+        guard !pages.isEmpty else { return 0 }
+        try checkPage(pages.lowerBound)
+        try checkPage(pages.upperBound - 1)
+        var freed = 0
+        for page in pages where try shrinkPage(page) { freed += 1 }
+        return freed
+    }
+
+    /// Swaps out the folio mapped at `page`. Returns true if its frame was freed.
+    func shrinkPage(_ page: Int) throws(SwapError) -> Bool {
+        let frames = engine.frames
+        let pte = pte(page)
+        guard pte.isPresent else { return false }
+        let f = frames.folio(containing: pte.frame)
+        guard frames.tryGet(f) else { return false }
+        frames.lock(f)
+        guard self.pte(page) == pte, !frames.flags(f).contains(.writeback) else {
+            frames.unlock(f)
+            engine.putFolio(f)
+            return false
+        }
+        let nr = frames.pageCount(f)
+        if !frames.flags(f).contains(.swapcache) {
+            guard engine.folioAllocSwap(f) != nil else {
+                frames.unlock(f)
+                engine.putFolio(f)
+                let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
+                throw SwapError(.swapFull, "no swap slot left for page \(page) of region \(id) (\(free) slots free); add a swap device or make it larger")
+            }
+            // The device has no copy yet.
+            frames.setFlags(f, .dirty)
+        }
+        let first = frames.entry(f)
+        let entry = first.advanced(by: Int(pte.frame - f.frame))
+        guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+
+        guard unmap(page, pte, f, entry, device: device, expectedRefs: nr + 2) else {
+            frames.unlock(f)
+            engine.putFolio(f)
+            engine.stats.count(.busyFolios)
+            return false
+        }
+
+        let wasDirty = frames.flags(f).contains(.dirty)
+        if wasDirty {
+            try engine.writeback(f, device: device)
+        }
+        let removed = engine.removeMapping(f, device: device, shadow: nil)
+        frames.unlock(f)
+        if removed {
+            if !wasDirty { engine.stats.count(.cleanDrops) }
+            engine.freeFolio(f)
+        } else {
+            engine.putFolio(f)
+        }
+        return removed
+    }
+
+    /// Replaces the page's present entry with its swap entry and moves the mapping's reference
+    /// from the folio to the slot (kernel: `try_to_unmap_one` with `folio_dup_swap`). Fails,
+    /// changing nothing, if anyone but the mapping, the cache and us holds the folio (a pin).
+    /// Caller holds the folio lock and one reference.
+    private func unmap(_ page: Int, _ pte: PageTableEntry, _ f: Folio, _ entry: SwapEntry,
+                       device: SwapDevice, expectedRefs: Int) -> Bool {
+        let lock = ptl(page)
+        lock.lock()
+        defer { lock.unlock() }
+        guard self.pte(page) == pte else { return false }
+        // Store the swap entry first, then read the refcount; a pinner takes its reference
+        // first, then re-reads the entry. Sequential consistency means at least one of us sees
+        // the other, so we never unmap a page a pin is about to use.
+        setPTE(page, .swap(entry))
+        guard engine.frames.refcount(f) == expectedRefs else {
+            setPTE(page, pte)
+            return false
+        }
+        do {
+            try device.duplicate(entry)
+        } catch {
+            preconditionFailure("a cached slot could not take its first mapping: \(error)")
+        }
+        // The mapping's reference: we still hold ours, so this is never the last.
+        _ = engine.frames.put(f)
+        return true
+    }
+}
+
+/// The write-back and removal steps of reclaim (kernel: `pageout`, `__remove_mapping`).
+extension SwapEngine {
+    /// Writes the locked, dirty, cached folio to its slots. The folio lock is dropped during the
+    /// I/O (the writeback flag keeps it in the cache meanwhile) and held again on return. A failed
+    /// write leaves the folio dirty in the cache (its data safe in memory), unlocks it, drops the
+    /// caller's reference and throws.
+    func writeback(_ f: Folio, device: SwapDevice) throws(SwapError) {
+        assert(frames.isLocked(f))
+        let entry = frames.entry(f)
+        frames.clearFlags(f, .dirty)
+        frames.startWriteback(f)
+        frames.unlock(f)
+        var failure: SwapError?
+        do {
+            try device.backend.write(UnsafeRawBufferPointer(bytes(f)), atPage: entry.offset)
+            stats.count(.deviceWrites)
+            stats.count(.swapOuts, frames.pageCount(f))
+        } catch {
+            frames.setFlags(f, .dirty)
+            stats.count(.writeErrors)
+            failure = error
+        }
+        frames.endWriteback(f)
+        frames.lock(f)
+        if let failure {
+            frames.unlock(f)
+            putFolio(f)
+            throw failure
+        }
+    }
+
+    /// Takes a clean, locked, cached folio out of memory, leaving `shadow` in its slots, if
+    /// nobody but the cache and the caller references it (kernel: `__remove_mapping`): the
+    /// references are frozen to zero under the cluster lock so a concurrent lookup fails to take
+    /// one and reads the entry from the device instead. Returns true when the folio left the
+    /// cache; its references are then gone and the caller frees it after unlocking.
+    func removeMapping(_ f: Folio, device: SwapDevice, shadow: UInt64?) -> Bool {
+        assert(frames.isLocked(f))
+        let flags = frames.flags(f)
+        guard flags.contains(.swapcache), !flags.contains(.dirty), !flags.contains(.writeback) else { return false }
+        let nr = frames.pageCount(f)
+        let entry = frames.entry(f)
+        let lock = device.clusters.lock(entry.clusterIndex)
+        lock.lock()
+        guard frames.freeze(f, expected: UInt32(nr + 1)) else {
+            lock.unlock()
+            stats.count(.busyFolios)
+            return false
+        }
+        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
+        lock.unlock()
+        if discard { device.issueDiscards() }
+        stats.count(.evictions)
+        return true
+    }
+}

@@ -1,0 +1,111 @@
+import Synchronization
+
+/// A range of swappable memory: pages addressed by index, each in RAM, on a swap device, or
+/// not yet touched (zero). Made by `SwapSpace.makeRegion(bytes:)`.
+///
+/// Its page table holds one atomic `PageTableEntry` per page. Changes take the page-table lock
+/// of the page's 512-page block (split like the kernel's PTL); the pin fast path only reads.
+/// Lock order: folio lock → page-table lock → cluster lock.
+///
+/// Access: `pin(_:)` returns a `Pin` that keeps the page resident; `withPage(_:_:)` runs a
+/// closure on it; `swapOut(pages:)` pushes pages to swap explicitly (reclaim does it under a
+/// budget); `discard(pages:)` frees pages (they read as zero again).
+public final class Region: Sendable {
+    /// Unique within the space; part of each folio's reverse map.
+    public let id: Int
+    public let pageCount: Int
+    let engine: SwapEngine
+    let ptes: _UnsafeAtomicArray<UInt64>
+    /// Page-table locks, one per 512 pages.
+    let ptls: _UnsafeAtomicArray<UInt32>
+    static let pagesPerPTL = 512
+
+    init(id: Int, pageCount: Int, engine: SwapEngine) {
+        self.id = id
+        self.pageCount = pageCount
+        self.engine = engine
+        ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
+        ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
+    }
+
+    deinit {
+        discardAll()
+    }
+
+    /// Bytes of the region.
+    public var byteCount: Int { pageCount * SwapPage.size }
+
+    @inline(__always)
+    func pte(_ page: Int) -> PageTableEntry {
+        // Sequentially consistent: pairs with the refcount in pin/unmap (see `Region.unmap`).
+        PageTableEntry(raw: ptes[page].pointee.load(ordering: .sequentiallyConsistent))
+    }
+
+    @inline(__always)
+    func setPTE(_ page: Int, _ value: PageTableEntry) {
+        assert(ptl(page).isLocked)
+        ptes[page].pointee.store(value.raw, ordering: .sequentiallyConsistent)
+    }
+
+    /// The page-table lock covering `page`.
+    @inline(__always)
+    func ptl(_ page: Int) -> FutexLock { FutexLock(ptls[page / Self.pagesPerPTL]) }
+
+    @inline(__always)
+    func checkPage(_ page: Int) throws(SwapError) {
+        guard page >= 0 && page < pageCount else {
+            throw SwapError(.outOfRange, "page \(page) is outside region \(id) of \(pageCount) pages")
+        }
+    }
+
+    /// Where each page is now, for tests and reports.
+    public enum PageState: Equatable, Sendable { case untouched, resident, swapped }
+
+    public func state(ofPage page: Int) -> PageState {
+        let p = pte(page)
+        return p.isNone ? .untouched : p.isPresent ? .resident : .swapped
+    }
+
+    /// Frees `pages`: their memory and swap slots are released and they read as zeroes again
+    /// (kernel: `zap_pte_range` with `swap_put_entries_direct`).
+    public func discard(pages: Range<Int>) throws(SwapError) {
+        try checkPage(pages.lowerBound)
+        if !pages.isEmpty { try checkPage(pages.upperBound - 1) }
+        for page in pages { zap(page) }
+    }
+
+    private func discardAll() {
+        for page in 0..<pageCount where !pte(page).isNone { zap(page) }
+    }
+
+    /// Clears one page-table entry and drops what it held.
+    func zap(_ page: Int) {
+        let lock = ptl(page)
+        lock.lock()
+        let old = pte(page)
+        if old.isNone { lock.unlock(); return }
+        setPTE(page, .none)
+        if old.isSwap {
+            let entry = old.swapEntry
+            guard let device = engine.devices.device(for: entry) else {
+                preconditionFailure("\(entry) names a removed device")
+            }
+            // The page table's reference to the slot goes under the PTL, as the kernel does.
+            device.put(entry)
+            lock.unlock()
+            // A slot held only by the cache now: drop that folio too, if nobody is using it.
+            engine.reclaimCacheOnly(entry)
+            return
+        }
+        lock.unlock()
+        let f = engine.frames.folio(containing: old.frame)
+        if engine.frames.flags(f).contains(.swapcache) {
+            // The folio may only stay for the cache now. Take it out while we still hold the
+            // mapping's reference, so it cannot be freed under us.
+            engine.frames.lock(f)
+            if engine.frames.flags(f).contains(.swapcache) { engine.freeSwapIfUnused(f) }
+            engine.frames.unlock(f)
+        }
+        engine.putFolio(f)
+    }
+}

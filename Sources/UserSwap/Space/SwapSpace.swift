@@ -1,0 +1,101 @@
+import Synchronization
+
+/// Swappable memory for a program: a RAM budget of frames, swap devices behind it, and regions
+/// whose pages move between the two. The entry point of the library.
+///
+/// ```swift
+/// let space = try SwapSpace(.init(memory: 256 << 20, devices: [.file(path: "/tmp/a.swap", size: 1 << 30)]))
+/// let region = try space.makeRegion(bytes: 1 << 30)
+/// try region.withPage(7) { page in page.storeBytes(of: 42, as: Int.self) }
+/// ```
+public final class SwapSpace: Sendable {
+    /// What a space is made of.
+    public struct Configuration: Sendable {
+        /// RAM budget in bytes: the most memory the space's pages occupy at once.
+        public var memory: Int
+        /// Swap devices, added in order.
+        public var devices: [DeviceConfiguration]
+        /// How concurrent swap-ins of one entry synchronize (the seed's protocol by default).
+        public var sync: SwapInSync
+
+        public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache) {
+            self.memory = memory
+            self.devices = devices
+            self.sync = sync
+        }
+    }
+
+    /// A swap device to add to a space.
+    public enum DeviceConfiguration: Sendable {
+        /// A swap file; created (formatted) with `size` bytes when it does not exist.
+        case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = true)
+        /// Pages in this process's memory (tests, benchmarks of the engine alone).
+        case memory(bytes: Int, priority: Int = 0)
+        /// Any backend.
+        case backend(any SwapBackend, priority: Int = 0)
+    }
+
+    public let configuration: Configuration
+    let engine: SwapEngine
+    private let nextRegionID = Atomic<Int>(1)
+
+    public init(_ configuration: Configuration) throws(SwapError) {
+        let frames = configuration.memory / SwapPage.size
+        guard frames >= 1 else {
+            throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
+        }
+        self.configuration = configuration
+        engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync)
+        for d in configuration.devices { try addDevice(d) }
+    }
+
+    /// Adds a swap device (kernel: `swapon`). Returns it.
+    @discardableResult
+    public func addDevice(_ d: DeviceConfiguration) throws(SwapError) -> SwapDevice {
+        let type = try engine.devices.nextFreeType()
+        let device: SwapDevice
+        switch d {
+        case let .file(path, size, priority, discard):
+            if let size, !fileExists(path) {
+                try SwapFile.format(path: path, bytes: size)
+            }
+            let (header, backend) = try SwapFile.open(path: path, discard: discard)
+            device = try SwapDevice(backend: backend, header: header, type: type, priority: priority, discard: discard)
+        case let .memory(bytes, priority):
+            let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
+            device = try SwapDevice(backend: backend, type: type, priority: priority)
+        case let .backend(backend, priority):
+            device = try SwapDevice(backend: backend, type: type, priority: priority)
+        }
+        try engine.devices.add(device)
+        return device
+    }
+
+    /// The space's swap devices, highest priority first.
+    public var devices: [SwapDevice] { engine.devices.devices }
+
+    /// Creates a region of `bytes` (rounded up to whole pages) of swappable memory. Its pages
+    /// read as zeroes until written.
+    public func makeRegion(bytes: Int) throws(SwapError) -> Region {
+        guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
+        let pages = (bytes + SwapPage.size - 1) / SwapPage.size
+        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        return Region(id: id, pageCount: pages, engine: engine)
+    }
+
+    /// Event counters.
+    public var statistics: SwapStatistics { engine.stats }
+
+    /// Frames in the RAM budget.
+    public var frameCount: Int { engine.frames.frameCount }
+
+    /// Frames holding pages now.
+    public var residentFrames: Int { engine.pool.frameCount - engine.pool.freeFrames }
+
+    /// The protocol swap-ins use.
+    public var sync: SwapInSync { engine.sync }
+
+    private func fileExists(_ path: String) -> Bool {
+        (try? Syscalls.lstat(path: path)) != nil
+    }
+}
