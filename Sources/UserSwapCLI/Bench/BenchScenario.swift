@@ -6,8 +6,37 @@
 /// `.swapcache` harness and then a `.legacy` one, and writes the two reports as a comparison.
 /// A scenario that has no protocol to choose ignores `harness.swapProtocol`.
 ///
-/// To add one: write `enum AllocScenario: BenchScenario { … }` in `Bench/Scenarios/` and list it
-/// in `BenchRegistry.all`.
+/// To add one: write the type in `Bench/Scenarios/` and list it in `BenchRegistry.all`:
+///
+/// ```swift
+/// enum AllocScenario: BenchScenario {
+///     static let name = "alloc"
+///     static let summary = "swap-slot allocate + free, by folio order and thread count"
+///
+///     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+///         let device = try makeDevice()                    // the engine's, not the harness's
+///         var results: [JSONValue] = []
+///         var widest: TimedRun?
+///         for order in [0, 2, 4, 9] {
+///             for threads in options.threads.map({ [$0] }) ?? [1, harness.machine.cores] {
+///                 let run = try harness.runTimed("order \(order) × \(threads)", threads: threads,
+///                                                limit: .seconds(harness.seconds(default: 1))) { _ in
+///                     let entry = try device.allocate(order: order)
+///                     try device.free(entry, order: order)
+///                 }
+///                 results.append(["order": JSONValue(order), "threads": JSONValue(threads),
+///                                 "ops_per_s": JSONValue(run.opsPerSecond), "latency_us": JSONValue(run.latency)])
+///                 if order == 0 { widest = run }               // the headline numbers
+///             }
+///         }
+///         var report = harness.report(widest!)             // scenario, protocol, ops, latency, RSS, machine
+///         report.extras["results"] = .array(results)
+///         report.extras["metadata_bytes_per_slot"] = JSONValue(SwapDevice.metadataBytesPerSlot)
+///         report.verified = device.usedPages == 0         // everything allocated was freed
+///         return report
+///     }
+/// }
+/// ```
 public protocol BenchScenario {
     /// What users type: `userswap bench alloc`. Lower case, no spaces.
     static var name: String { get }
