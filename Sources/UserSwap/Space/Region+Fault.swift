@@ -80,8 +80,11 @@ extension Region {
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
-            // Someone else mapped it (or discarded it) while we waited: leave it to them.
+            // Someone else mapped it (or discarded it) while we waited: leave it to them. If it
+            // was discarded, nothing refers to the slot any more and the folio we read would stay
+            // cached for nobody: drop it now.
             lock.unlock()
+            engine.freeSwapIfUnused(f)
             frames.unlock(f)
             engine.putFolio(f)
             return

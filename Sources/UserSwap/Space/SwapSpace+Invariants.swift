@@ -1,0 +1,61 @@
+/// The invariant walker of a space (design/KERNEL.md §8, for one-word slots and indexed frames).
+/// Meant for a quiet space: tests call it after their threads joined.
+extension SwapSpace {
+    /// Returns a description of every broken invariant (empty when all hold).
+    public func checkInvariants() -> [String] {
+        var problems: [String] = []
+        let frames = engine.frames
+        for device in devices {
+            problems += device.checkInvariants().map { "device \(device.type): \($0)" }
+            // Every slot holding a folio: the folio is cached at this very slot.
+            for offset in 1..<device.pageCount {
+                let entry = SwapEntry(type: device.type, offset: offset)
+                let slot = device.slot(entry)
+                guard slot.isFolio else { continue }
+                let f = Folio(frame: slot.frame)
+                if !frames.matches(f, entry) {
+                    problems.append("\(entry) holds \(f), which does not claim it (flags \(frames.flags(f)), entry \(frames.entry(f)))")
+                } else if frames.refcount(f) < frames.pageCount(f) {
+                    problems.append("\(f) in the cache with \(frames.refcount(f)) references, fewer than its \(frames.pageCount(f)) slots")
+                }
+                if slot.hasCache, case .swapCache = engine.sync {
+                    problems.append("\(entry) has the legacy has-cache bit under the swap-cache protocol")
+                }
+            }
+        }
+        // Every cached folio: each of its slots names it.
+        var frame: UInt32 = 0
+        var busy = 0
+        while Int(frame) < frames.frameCount {
+            let f = frames.folio(containing: frame)
+            let nr = frames.pageCount(f)
+            defer { frame = f.frame + UInt32(nr) }
+            guard f.frame == frame, frames.refcount(f) > 0 else { continue }
+            busy += nr
+            let flags = frames.flags(f)
+            if flags.contains(.locked) || flags.contains(.writeback) {
+                problems.append("\(f) still \(flags) on a quiet space")
+            }
+            guard flags.contains(.swapcache) else {
+                if flags.contains(.dirty) == false && flags.contains(.uptodate) == false {
+                    problems.append("\(f) in use but neither uptodate nor dirty")
+                }
+                continue
+            }
+            let entry = frames.entry(f)
+            guard let device = engine.devices.device(for: entry) else {
+                problems.append("\(f) cached for \(entry) on a missing device"); continue
+            }
+            for i in 0..<nr {
+                let s = device.slot(entry.advanced(by: i))
+                if !s.isFolio || s.frame != f.frame {
+                    problems.append("\(f) claims \(entry.advanced(by: i)), which holds \(s)")
+                }
+            }
+        }
+        if busy != residentFrames {
+            problems.append("\(busy) frames in use by folios but the pool says \(residentFrames)")
+        }
+        return problems
+    }
+}

@@ -1,0 +1,124 @@
+import Testing
+@testable import UserSwap
+
+@Suite("Regions: pages in memory and on swap")
+struct RegionTests {
+    @Test("untouched pages read as zeroes", arguments: bothProtocols)
+    func zeroes(sync: SwapInSync) throws {
+        let (space, _) = try makeSpace(memoryPages: 8, sync: sync)
+        let region = try space.makeRegion(bytes: 3 * SwapPage.size)
+        try region.withPage(2, for: .read) { page in #expect(page.allSatisfy { $0 == 0 }) }
+        #expect(region.state(ofPage: 2) == .resident && region.state(ofPage: 0) == .untouched)
+    }
+
+    @Test("a page swapped out comes back byte for byte", arguments: bothProtocols)
+    func roundTrip(sync: SwapInSync) throws {
+        let (space, backend) = try makeSpace(memoryPages: 16, sync: sync)
+        let region = try space.makeRegion(bytes: 10 * SwapPage.size)
+        for p in 0..<10 { try region.withPage(p) { fill($0, page: p) } }
+        #expect(try region.swapOut(pages: 0..<10) == 10)
+        #expect(space.residentFrames == 0)
+        #expect((0..<10).allSatisfy { region.state(ofPage: $0) == .swapped })
+        for p in 0..<10 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(backend.totalReads == 10 && backend.memory.writeCount == 10)
+        #expect(space.statistics[.swapIns] == 10 && space.statistics[.swapOuts] == 10)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a clean page still in the swap cache swaps out again without a write")
+    func cleanDropNeedsNoWrite() throws {
+        let (space, backend) = try makeSpace(memoryPages: 4)
+        let region = try space.makeRegion(bytes: SwapPage.size)
+        try region.withPage(0) { fill($0, page: 0) }
+        try region.swapOut(pages: 0..<1)
+        try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
+        #expect(space.devices[0].usedPages == 1, "the clean folio keeps its slot")
+        try region.swapOut(pages: 0..<1)
+        #expect(backend.memory.writeCount == 1 && space.statistics[.cleanDrops] == 1)
+        try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
+    }
+
+    @Test("writing a page releases its stale copy on swap")
+    func writeReleasesSlot() throws {
+        let (space, backend) = try makeSpace(memoryPages: 4)
+        let region = try space.makeRegion(bytes: SwapPage.size)
+        try region.withPage(0) { fill($0, page: 0) }
+        try region.swapOut(pages: 0..<1)
+        try region.withPage(0, for: .read) { _ in }
+        #expect(space.devices[0].usedPages == 1)
+        try region.withPage(0) { fill($0, page: 0, generation: 1) }
+        #expect(space.devices[0].usedPages == 0)
+        try region.swapOut(pages: 0..<1)
+        #expect(backend.memory.writeCount == 2)
+        try region.withPage(0, for: .read) { #expect(matches($0, page: 0, generation: 1)) }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a pinned page is not swapped out")
+    func pinnedStays() throws {
+        let (space, _) = try makeSpace(memoryPages: 4)
+        let region = try space.makeRegion(bytes: 2 * SwapPage.size)
+        let pin = try region.pin(0)
+        fill(pin.bytes, page: 0)
+        try region.withPage(1) { fill($0, page: 1) }
+        #expect(try region.swapOut(pages: 0..<2) == 1)
+        #expect(region.state(ofPage: 0) == .resident && region.state(ofPage: 1) == .swapped)
+        #expect(matches(pin.bytes, page: 0))
+        _ = consume pin
+        #expect(try region.swapOut(pages: 0..<2) == 1)
+        #expect(space.statistics[.busyFolios] >= 1)
+    }
+
+    @Test("discarding pages frees their frames and slots, and they read as zero")
+    func discard() throws {
+        let (space, _) = try makeSpace(memoryPages: 8)
+        let region = try space.makeRegion(bytes: 4 * SwapPage.size)
+        for p in 0..<4 { try region.withPage(p) { fill($0, page: p) } }
+        try region.swapOut(pages: 0..<2)
+        try region.withPage(0, for: .read) { _ in }           // cached and mapped again
+        try region.discard(pages: 0..<4)
+        #expect(space.residentFrames == 0 && space.devices[0].usedPages == 0)
+        try region.withPage(1, for: .read) { page in #expect(page.allSatisfy { $0 == 0 }) }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a region that goes away gives back every frame and slot")
+    func regionDeinit() throws {
+        let (space, _) = try makeSpace(memoryPages: 8)
+        do {
+            let region = try space.makeRegion(bytes: 6 * SwapPage.size)
+            for p in 0..<6 { try region.withPage(p) { fill($0, page: p) } }
+            try region.swapOut(pages: 0..<3)
+        }
+        #expect(space.residentFrames == 0 && space.devices[0].usedPages == 0)
+    }
+
+    @Test("a full RAM budget and full swap are typed errors, not crashes")
+    func outOfMemory() throws {
+        let (space, _) = try makeSpace(memoryPages: 2, swapPages: 1 + 512)
+        let region = try space.makeRegion(bytes: 3 * SwapPage.size)
+        _ = try region.pin(0)
+        let keep = try region.pin(1)
+        #expect(throws: SwapError(.outOfMemory, "")) { try region.pin(2) }
+        _ = consume keep
+    }
+
+    @Test("out-of-range pages are a typed error")
+    func outOfRange() throws {
+        let (space, _) = try makeSpace(memoryPages: 2)
+        let region = try space.makeRegion(bytes: SwapPage.size)
+        #expect(throws: SwapError(.outOfRange, "")) { try region.pin(1) }
+        #expect(throws: SwapError(.outOfRange, "")) { try region.pin(-1) }
+    }
+
+    @Test("SwappableArray stores values across swap-out")
+    func swappableArray() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        var array = try SwappableArray<Int64>(count: 5000, in: space)
+        for i in array.indices { array[i] = Int64(i * 3) }
+        try array.region.swapOut(pages: 0..<array.region.pageCount)
+        #expect(array.reduce(0, +) == Int64(3 * 4999 * 5000 / 2))
+        array.swapAt(0, 4999)
+        #expect(array[0] == 4999 * 3 && array[4999] == 0)
+    }
+}
