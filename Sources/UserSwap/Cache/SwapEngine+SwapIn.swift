@@ -39,7 +39,17 @@ extension SwapEngine {
             case .legacyHasCacheBit(let retryAfter):
                 switch swapcachePrepare(entry, count: 1 << order) {
                 case .added:
-                    // The bit is ours: nobody else can insert, so the insert cannot fail.
+                    // The bit is ours. As the kernel did for synchronous devices before the seed
+                    // (the swap-cache bypass), read into the private folio first and insert it
+                    // only afterwards: during the read, racers see the bit and no folio.
+                    do {
+                        try readFolio(f, from: entry)
+                    } catch {
+                        discardNewFolio(f)
+                        swapcacheClear(entry, count: 1 << order)
+                        throw error
+                    }
+                    // Nobody else can insert while we hold the bit, so the insert cannot fail.
                     result = swapCacheAddFolio(f, entry, alloc: true)
                     precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
                 case .exists:
@@ -76,13 +86,25 @@ extension SwapEngine {
         }
     }
 
-    /// Reads `f` (locked, in the cache for its entry) from its device. On success the folio is
-    /// uptodate; on failure it is taken out of the cache again, marked with `.error`, and the
-    /// slots keep their counts, so the data stays on the device for a later attempt.
-    /// The folio stays locked either way; the caller unlocks.
+    /// Reads `f` (locked, in the cache for its entry) from its device, unless it already is
+    /// uptodate (the legacy protocol reads before inserting). On success the folio is uptodate; on
+    /// failure it is taken out of the cache again, marked with `.error`, and the slots keep their
+    /// counts, so the data stays on the device for a later attempt. The folio stays locked
+    /// either way; the caller unlocks.
     func swapReadFolio(_ f: Folio) throws(SwapError) {
         assert(frames.isLocked(f))
-        let entry = frames.entry(f)
+        if frames.flags(f).contains(.uptodate) { return }
+        do {
+            try readFolio(f, from: frames.entry(f))
+        } catch {
+            frames.setFlags(f, .error)
+            swapCacheDeleteFolio(f)
+            throw error
+        }
+    }
+
+    /// Reads the slots at `entry` into the locked folio `f` and marks it uptodate.
+    private func readFolio(_ f: Folio, from entry: SwapEntry) throws(SwapError) {
         guard let device = devices.device(for: entry) else {
             throw SwapError(.deviceGone, "the device of \(entry) was removed")
         }
@@ -90,8 +112,6 @@ extension SwapEngine {
             try device.backend.read(into: bytes(f), atPage: entry.offset)
         } catch {
             stats.count(.readErrors)
-            frames.setFlags(f, .error)
-            swapCacheDeleteFolio(f)
             throw error
         }
         stats.count(.deviceReads)

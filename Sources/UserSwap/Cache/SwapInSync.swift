@@ -4,9 +4,11 @@ public enum SwapInSync: Sendable, Equatable, CustomStringConvertible {
     /// in the slot first reads it; everyone else finds that folio and sleeps on its lock.
     case swapCache
     /// The protocol before the seed, kept to measure against: a has-cache bit in the slot is
-    /// taken first (kernel: `swapcache_prepare` setting `SWAP_HAS_CACHE`); a racer that finds the
-    /// bit set but no folio yet cannot tell who holds it, so it sleeps `retryAfter` (one tick:
-    /// 4 ms at HZ=250) and tries again.
+    /// taken first (kernel: `swapcache_prepare` setting `SWAP_HAS_CACHE`), the page is read into a
+    /// private folio, and only then is the folio inserted into the cache — the kernel's path for
+    /// synchronous devices (zram, pmem) before the seed. A racer that finds the bit set but no
+    /// folio cannot tell who holds it, so it sleeps `retryAfter` (one tick: 4 ms at HZ=250) and
+    /// tries again.
     case legacyHasCacheBit(retryAfter: Duration = .milliseconds(4))
 
     public static let legacy = SwapInSync.legacyHasCacheBit()
