@@ -60,6 +60,7 @@ public enum BenchRegistry {
     public static var all: [any BenchScenario.Type] {
         [
             SelfCheckScenario.self,
+            AllocScenario.self,
         ]
     }
 
