@@ -125,7 +125,7 @@ extension SwapEngine {
     func swapIn(_ entry: SwapEntry, group: Int = 0) throws(SwapError) -> Folio? {
         while true {
             switch try swapCacheAllocFolio(entry, order: 0, group: group) {
-            case .allocated(let f, _):
+            case .allocated(let f, let shadow):
                 do {
                     try swapReadFolio(f)
                 } catch {
@@ -133,6 +133,10 @@ extension SwapEngine {
                     putFolio(f)
                     throw error
                 }
+                // On the LRU from now on, so reclaim sees it even if nobody maps it; straight to
+                // the active list if it was evicted only a short refault distance ago.
+                let activate = shadow.map { workingsetRefault(f, shadow: $0) } ?? false
+                lru.add(f, to: activate ? .active : .inactive)
                 return f
             case .cached(let f):
                 frames.lock(f)

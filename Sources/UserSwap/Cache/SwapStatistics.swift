@@ -32,6 +32,24 @@ public final class SwapStatistics: Sendable {
         case busyFolios
         /// Pages first touched (zero-filled, no I/O).
         case zeroFills
+        /// Swap-ins that replaced a shadow (kernel: `workingset_refault_anon`).
+        case refaults
+        /// Refaults activated at once because their distance was short.
+        case activations
+        /// Refaults of pages that were in the workingset when evicted.
+        case restores
+        /// Folios reclaim looked at.
+        case reclaimScanned
+        /// Folios reclaim freed.
+        case reclaimFreed
+        /// Folios reclaim found referenced and activated (second chance).
+        case reclaimActivated
+        /// Times a thread reclaimed directly because no frame was free.
+        case directReclaims
+        /// Wake-ups of the background reclaimer.
+        case kswapdWakeups
+        /// Large folios split into pages because no run of slots was free.
+        case splitFallbacks
     }
 
     private let counters = _UnsafeAtomicWords(count: Counter.allCases.count)

@@ -63,6 +63,9 @@ extension Region {
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
             lock.unlock()
+            // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
+            // must be touched again to count as part of the workingset.
+            engine.lru.add(f, to: .inactive)
             engine.stats.count(.zeroFills)
         } else {
             lock.unlock()

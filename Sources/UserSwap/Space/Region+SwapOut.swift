@@ -1,6 +1,6 @@
 /// Pushing pages out to swap (kernel: the anonymous half of `shrink_folio_list`): allocate slots
 /// and insert into the swap cache, unmap, write back if dirty, then remove from the cache. Reclaim
-/// drives this under a budget; `swapOut(pages:)` drives it explicitly.
+/// drives this under the budget; `swapOut(pages:)` drives it explicitly.
 extension Region {
     /// Moves the resident pages of `pages` to swap and frees their frames. Pinned pages and
     /// pages someone is faulting in are skipped (they are busy). Returns how many were freed.
@@ -24,46 +24,50 @@ extension Region {
         let f = frames.folio(containing: pte.frame)
         guard frames.tryGet(f) else { return false }
         frames.lock(f)
-        guard self.pte(page) == pte, !frames.flags(f).contains(.writeback) else {
+        let removed: Bool
+        do {
+            removed = try shrinkLocked(page, pte, f)
+        } catch {
             frames.unlock(f)
             engine.putFolio(f)
-            return false
+            throw error
         }
+        frames.unlock(f)
+        if removed { engine.freeFolio(f) } else { engine.putFolio(f) }
+        return removed
+    }
+
+    /// Swaps out folio `f`, mapped at `page` by `pte`. Caller holds `f`'s lock and one reference.
+    /// Returns true when the folio left memory: its references are then all gone (the caller's
+    /// too), and the caller unlocks and frees it. Returns false when it stays (busy, pinned, or
+    /// the page changed); throws when no slot is free or the write failed — in every non-true
+    /// case the folio is still locked and the caller's reference still held.
+    func shrinkLocked(_ page: Int, _ pte: PageTableEntry, _ f: Folio) throws(SwapError) -> Bool {
+        let frames = engine.frames
+        guard self.pte(page) == pte, !frames.flags(f).contains(.writeback) else { return false }
         let nr = frames.pageCount(f)
         if !frames.flags(f).contains(.swapcache) {
             guard engine.folioAllocSwap(f) != nil else {
-                frames.unlock(f)
-                engine.putFolio(f)
                 let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
                 throw SwapError(.swapFull, "no swap slot left for page \(page) of region \(id) (\(free) slots free); add a swap device or make it larger")
             }
             // The device has no copy yet.
             frames.setFlags(f, .dirty)
         }
-        let first = frames.entry(f)
-        let entry = first.advanced(by: Int(pte.frame - f.frame))
+        let entry = frames.entry(f).advanced(by: Int(pte.frame - f.frame))
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
 
         guard unmap(page, pte, f, entry, device: device, expectedRefs: nr + 2) else {
-            frames.unlock(f)
-            engine.putFolio(f)
             engine.stats.count(.busyFolios)
             return false
         }
-
         let wasDirty = frames.flags(f).contains(.dirty)
         if wasDirty {
             try engine.writeback(f, device: device)
         }
-        let removed = engine.removeMapping(f, device: device, shadow: nil)
-        frames.unlock(f)
-        if removed {
-            if !wasDirty { engine.stats.count(.cleanDrops) }
-            engine.freeFolio(f)
-        } else {
-            engine.putFolio(f)
-        }
-        return removed
+        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else { return false }
+        if !wasDirty { engine.stats.count(.cleanDrops) }
+        return true
     }
 
     /// Replaces the page's present entry with its swap entry and moves the mapping's reference
@@ -89,6 +93,7 @@ extension Region {
         } catch {
             preconditionFailure("a cached slot could not take its first mapping: \(error)")
         }
+        engine.frames.setOwner(f, 0)
         // The mapping's reference: we still hold ours, so this is never the last.
         _ = engine.frames.put(f)
         return true
@@ -98,9 +103,8 @@ extension Region {
 /// The write-back and removal steps of reclaim (kernel: `pageout`, `__remove_mapping`).
 extension SwapEngine {
     /// Writes the locked, dirty, cached folio to its slots. The folio lock is dropped during the
-    /// I/O (the writeback flag keeps it in the cache meanwhile) and held again on return. A failed
-    /// write leaves the folio dirty in the cache (its data safe in memory), unlocks it, drops the
-    /// caller's reference and throws.
+    /// I/O (the writeback flag keeps it in the cache meanwhile) and held again on return, also
+    /// when the write fails: the folio is then dirty again, its data safe in memory.
     func writeback(_ f: Folio, device: SwapDevice) throws(SwapError) {
         assert(frames.isLocked(f))
         let entry = frames.entry(f)
@@ -119,11 +123,7 @@ extension SwapEngine {
         }
         frames.endWriteback(f)
         frames.lock(f)
-        if let failure {
-            frames.unlock(f)
-            putFolio(f)
-            throw failure
-        }
+        if let failure { throw failure }
     }
 
     /// Takes a clean, locked, cached folio out of memory, leaving `shadow` in its slots, if

@@ -26,9 +26,12 @@ public final class Region: Sendable {
         self.engine = engine
         ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
         ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
+        precondition(id < 1 << 23, "region ids wrapped")
+        engine.regions.withLock { $0[id] = WeakRegion(region: self) }
     }
 
     deinit {
+        engine.regions.withLock { _ = $0.removeValue(forKey: id) }
         discardAll()
     }
 

@@ -17,11 +17,20 @@ public final class SwapSpace: Sendable {
         public var devices: [DeviceConfiguration]
         /// How concurrent swap-ins of one entry synchronize (the seed's protocol by default).
         public var sync: SwapInSync
+        /// Refault detection: a page that comes back soon after eviction goes straight to the
+        /// active list. Off means plain second chance.
+        public var workingsetDetection: Bool
+        /// Run a background reclaimer thread (kswapd); without it, only allocating threads
+        /// reclaim.
+        public var backgroundReclaim: Bool
 
-        public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache) {
+        public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
+                    workingsetDetection: Bool = true, backgroundReclaim: Bool = true) {
             self.memory = memory
             self.devices = devices
             self.sync = sync
+            self.workingsetDetection = workingsetDetection
+            self.backgroundReclaim = backgroundReclaim
         }
     }
 
@@ -45,8 +54,17 @@ public final class SwapSpace: Sendable {
             throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
         }
         self.configuration = configuration
-        engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync)
+        engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
+                                workingsetDetection: configuration.workingsetDetection)
         for d in configuration.devices { try addDevice(d) }
+        if configuration.backgroundReclaim {
+            let kswapd = BackgroundReclaimer(engine: engine)
+            engine.kswapd.withLock { $0 = kswapd }
+        }
+    }
+
+    deinit {
+        engine.kswapd.withLock { $0 }?.stop()
     }
 
     /// Adds a swap device (kernel: `swapon`). Returns it.

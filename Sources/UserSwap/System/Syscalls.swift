@@ -78,6 +78,21 @@ enum Syscalls {
         return st
     }
 
+    /// stat(2): what `path` names, following symbolic links (how the kernel's /proc/swaps paths
+    /// are compared with a file by device and inode).
+    static func stat(path: String) throws(Errno) -> Glibc.stat {
+        var st = Glibc.stat()
+        _ = try valueOrErrno { Glibc.fstatat(AT_FDCWD, path, &st, 0) }
+        return st
+    }
+
+    static func fchmod(_ fd: Int32, _ mode: mode_t) throws(Errno) {
+        _ = try valueOrErrno { Glibc.fchmod(fd, mode) }
+    }
+
+    /// The most iovecs one preadv/pwritev accepts (1024 on Linux).
+    static let iovMax: Int = max(16, Int(sysconf(Int32(_SC_IOV_MAX))))
+
     static func fsync(_ fd: Int32) throws(Errno) {
         _ = try valueOrErrno { Glibc.fsync(fd) }
     }

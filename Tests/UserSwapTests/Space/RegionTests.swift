@@ -93,14 +93,26 @@ struct RegionTests {
         #expect(space.residentFrames == 0 && space.devices[0].usedPages == 0)
     }
 
-    @Test("a full RAM budget and full swap are typed errors, not crashes")
+    @Test("reclaim makes room when the budget is full, and gives up with a typed error only when it cannot")
     func outOfMemory() throws {
         let (space, _) = try makeSpace(memoryPages: 2, swapPages: 1 + 512)
-        let region = try space.makeRegion(bytes: 3 * SwapPage.size)
-        _ = try region.pin(0)
-        let keep = try region.pin(1)
+        let region = try space.makeRegion(bytes: 600 * SwapPage.size)
+        // Unpinned pages are reclaimed to make room: far more pages than frames.
+        for p in 0..<400 { try region.withPage(p) { fill($0, page: p) } }
+        for p in [0, 199, 399] { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        // Every frame pinned: nothing can be reclaimed.
+        let a = try region.pin(0)
+        let b = try region.pin(1)
         #expect(throws: SwapError(.outOfMemory, "")) { try region.pin(2) }
-        _ = consume keep
+        _ = consume a
+        _ = consume b
+        // Swap full (512 slots): the next new page has nowhere to go.
+        var failure: SwapError?
+        for p in 400..<600 {
+            do { try region.withPage(p) { fill($0, page: p) } } catch { failure = error as? SwapError; break }
+        }
+        #expect(failure?.code == .outOfMemory)
+        #expect(space.checkInvariants() == [])
     }
 
     @Test("out-of-range pages are a typed error")

@@ -10,7 +10,8 @@ struct SwapInRaceTests {
     func exactlyOneRead(sync: SwapInSync) throws {
         let pages = 64
         let threads = 12
-        let (space, backend) = try makeSpace(memoryPages: pages + 8, sync: sync)
+        // Room for every page plus one new folio per racing thread: reclaim must not interfere.
+        let (space, backend) = try makeSpace(memoryPages: pages + 2 * threads + 16, sync: sync)
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         backend.readDelayMicros.store(100, ordering: .relaxed)   // widen the race window
         let verified = Atomic<Int>(0)

@@ -1,0 +1,297 @@
+import Glibc
+
+/// Swap files on disk: making one (`mkswap`), opening one as a device (the checks of the kernel's
+/// `swapon`), and describing one (`swapon --show`, `blkid`).
+///
+/// Every operation either succeeds or leaves the disk as it found it, and every failure is a
+/// `SwapError` whose message says what to do.
+public enum SwapFile {
+    /// Creates a swap file of `bytes` (rounded down to whole 4 KiB pages) at `path`, formatted
+    /// with a v1 header the kernel's `swapon` accepts, and returns the header.
+    ///
+    /// The file is built beside `path` under a temporary name, its blocks allocated up front
+    /// with fallocate(2) (`swapon` refuses files with holes, and a swap device must not meet a
+    /// full disk in the middle of reclaim), written, synced, made mode 0600 (swap holds other
+    /// processes' memory) and only then renamed over `path`; any failure removes the temporary
+    /// file and leaves `path` untouched.
+    ///
+    /// An existing file is replaced only with `force`, and never while the kernel swaps to it
+    /// or another UserSwap process holds it open.
+    @discardableResult
+    public static func format(
+        path: String, bytes: Int64, label: String = "", force: Bool = false
+    ) throws(SwapError) -> SwapHeader {
+        let pageCount = max(0, bytes) / Int64(SwapPage.size)
+        let minimum = Int64(SwapHeader.minimumPageCount * SwapPage.size)
+        guard pageCount >= Int64(SwapHeader.minimumPageCount) else {
+            throw SwapError(.tooSmall, "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header: use --size \(minimum / 1024)K or more")
+        }
+        guard pageCount <= Int64(SwapHeader.maxPageCount) else {
+            throw SwapError(.invalidArgument, "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB: choose a smaller --size")
+        }
+        try SwapHeader.validate(pageCount: Int(pageCount), label: label)
+        let header = SwapHeader(pageCount: Int(pageCount), label: label)
+        let fileBytes = pageCount * Int64(SwapPage.size)
+
+        // Holds the flock of the file being replaced until the new one is in its place, so no
+        // UserSwap process can open the old file between our check and the rename.
+        let replaced = try checkReplaceable(path: path, force: force)
+
+        let (directory, name) = split(path)
+        let temporary = directory + "/." + name + ".userswap-" + randomSuffix()
+        let descriptor: FileDescriptor
+        do throws(Errno) {
+            descriptor = FileDescriptor(adopting: try Syscalls.open(
+                temporary, flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o600))
+        } catch {
+            throw directoryFailure(error, directory: directory, path: path, bytes: fileBytes)
+        }
+        do throws(SwapError) {
+            try fill(descriptor, header: header, bytes: fileBytes, path: path, directory: directory)
+            do throws(Errno) {
+                try Syscalls.rename(temporary, path)
+            } catch {
+                throw SwapError.file(path, error, doing: "replace")
+            }
+        } catch {
+            try? Syscalls.unlink(temporary)
+            throw error
+        }
+        // The old file is off the path now; its lock can go.
+        _ = consume replaced
+        syncDirectory(directory)
+        return header
+    }
+
+    /// Opens the swap file at `path` as a device: it must be a regular file whose header decodes
+    /// (see `SwapHeader.decode`), not in use by the kernel (`/proc/swaps`) and not held by
+    /// another `FileBackend` (flock). With `discard`, freed clusters are punched out of it.
+    public static func open(
+        path: String, discard: Bool = false
+    ) throws(SwapError) -> (header: SwapHeader, backend: FileBackend) {
+        let descriptor = try openExclusive(path: path)
+        let header = try readHeader(descriptor, path: path)
+        return (header, FileBackend(adopting: descriptor, path: path, header: header, discard: discard))
+    }
+
+    // MARK: Opening
+
+    /// Opens `path` read-write and takes its exclusive flock, after checking it is a regular
+    /// file the kernel is not swapping to. The lock lives as long as the returned descriptor.
+    static func openExclusive(path: String) throws(SwapError) -> FileDescriptor {
+        let descriptor: FileDescriptor
+        do throws(Errno) {
+            descriptor = FileDescriptor(adopting: try Syscalls.open(path, flags: O_RDWR))
+        } catch {
+            throw openFailure(error, path: path)
+        }
+        let status: stat
+        do throws(Errno) { status = try Syscalls.fstat(descriptor.rawValue) } catch {
+            throw SwapError.file(path, error, doing: "examine")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw SwapError(.invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
+        }
+        if isKernelSwap(status) { throw kernelInUse(path) }
+        do throws(Errno) {
+            try Syscalls.flockExclusiveNonBlocking(descriptor.rawValue)
+        } catch {
+            throw error == .wouldBlock ? lockedElsewhere(path) : SwapError.file(path, error, doing: "lock")
+        }
+        return descriptor
+    }
+
+    /// Reads and decodes the header of the open file at `path`.
+    static func readHeader(_ descriptor: borrowing FileDescriptor, path: String) throws(SwapError) -> SwapHeader {
+        let size: Int64
+        do throws(Errno) { size = Int64(try Syscalls.fstat(descriptor.rawValue).st_size) } catch {
+            throw SwapError.file(path, error, doing: "examine")
+        }
+        // Up to 64 KiB, so that a header made for larger pages is recognised and named.
+        let probe = Int(min(size, 65536))
+        var start = [UInt8](repeating: 0, count: probe)
+        // Array's closures rethrow untyped errors; Result carries the typed one through.
+        let read = start.withUnsafeMutableBytes { buffer in
+            Result { () throws(Errno) in try descriptor.readAll(into: buffer, at: 0) }
+        }
+        if case .failure(let error) = read { throw SwapError.file(path, error, doing: "read the header of") }
+        return try start.withUnsafeBytes { buffer in
+            Result { () throws(SwapError) in try SwapHeader.decode(buffer, path: path, fileBytes: size) }
+        }.get()
+    }
+
+    // MARK: The kernel's swap files
+
+    /// Whether the kernel is swapping to the file `status` describes: some path in /proc/swaps
+    /// names the same device and inode. (Paths are compared by identity, not by text: the same
+    /// file has many names, and /proc/swaps shows the one given to `swapon`.)
+    static func isKernelSwap(_ status: stat) -> Bool {
+        for name in kernelSwapPaths() {
+            guard let other = try? Syscalls.stat(path: name) else { continue }
+            if other.st_dev == status.st_dev && other.st_ino == status.st_ino { return true }
+        }
+        return false
+    }
+
+    /// The paths in /proc/swaps (empty without procfs). The kernel escapes space, tab, newline
+    /// and backslash in them as `\ooo` octal (`seq_file_path`).
+    static func kernelSwapPaths() -> [String] {
+        guard let fd = try? Syscalls.open("/proc/swaps", flags: O_RDONLY) else { return [] }
+        let descriptor = FileDescriptor(adopting: fd)
+        let raw = descriptor.rawValue
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = (try? chunk.withUnsafeMutableBytes { buffer in
+                try Syscalls.pread(raw, buffer, offset: Int64(text.count))
+            }) ?? 0
+            if n <= 0 { break }
+            text += chunk[..<n]
+        }
+        _ = consume descriptor
+        return text.split(separator: UInt8(ascii: "\n")).dropFirst().compactMap { line in
+            guard let field = line.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).first
+            else { return nil }
+            return unescapeOctal(Array(field))
+        }
+    }
+
+    private static func unescapeOctal(_ field: [UInt8]) -> String {
+        var bytes: [UInt8] = []
+        var i = 0
+        while i < field.count {
+            if field[i] == UInt8(ascii: "\\"), i + 3 < field.count,
+               let value = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                i += 4
+            } else {
+                bytes.append(field[i])
+                i += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    // MARK: Formatting steps
+
+    /// What is at `path` now may be replaced: nothing, or (with `force`) a regular file that
+    /// neither the kernel nor another UserSwap process is using. Returns the replaced file
+    /// opened and locked, or nil.
+    private static func checkReplaceable(path: String, force: Bool) throws(SwapError) -> FileDescriptor? {
+        let status: stat
+        do throws(Errno) {
+            status = try Syscalls.stat(path: path)
+        } catch {
+            if error == .noSuchFile {
+                // A dangling symbolic link is replaced like a missing file would be created.
+                return nil
+            }
+            throw SwapError.file(path, error, doing: "examine")
+        }
+        if status.st_mode & S_IFMT == S_IFDIR {
+            throw SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it, such as \(path.hasSuffix("/") ? path : path + "/")swapfile")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw SwapError(.invalidArgument, "\(path) exists and is not a regular file; UserSwap formats regular files only")
+        }
+        if isKernelSwap(status) { throw kernelInUse(path) }
+        guard force else {
+            throw SwapError(.fileExists, "\(path) already exists; pass --force to overwrite it (everything in it is lost)")
+        }
+        // A file we cannot even read cannot be locked by us either; nothing to protect then.
+        guard let fd = try? Syscalls.open(path, flags: O_RDONLY) else { return nil }
+        let descriptor = FileDescriptor(adopting: fd)
+        do throws(Errno) {
+            try Syscalls.flockExclusiveNonBlocking(descriptor.rawValue)
+        } catch {
+            if error == .wouldBlock { throw lockedElsewhere(path) }
+        }
+        return descriptor
+    }
+
+    /// Allocates, writes and syncs the new file's `bytes`, header first.
+    private static func fill(
+        _ descriptor: borrowing FileDescriptor, header: SwapHeader, bytes: Int64, path: String, directory: String
+    ) throws(SwapError) {
+        do throws(Errno) {
+            // The umask may have taken bits off; swap is private to its owner either way.
+            try Syscalls.fchmod(descriptor.rawValue, 0o600)
+            do {
+                try Syscalls.fallocate(descriptor.rawValue, offset: 0, length: bytes)
+            } catch where error == .notSupported {
+                // A file system without fallocate (some FUSE, NFSv3): write the zeros ourselves.
+                try writeZeros(descriptor, bytes: bytes)
+            }
+            try header.encoded().withUnsafeBytes { page in
+                Result { () throws(Errno) in try descriptor.writeAll(page, at: 0) }
+            }.get()
+            try Syscalls.fsync(descriptor.rawValue)
+        } catch {
+            throw directoryFailure(error, directory: directory, path: path, bytes: bytes)
+        }
+    }
+
+    private static func writeZeros(_ descriptor: borrowing FileDescriptor, bytes: Int64) throws(Errno) {
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: Int64 = 0
+        while offset < bytes {
+            let count = Int(min(Int64(zeros.count), bytes - offset))
+            try zeros.withUnsafeBytes { buffer in
+                Result { () throws(Errno) in
+                    try descriptor.writeAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]), at: offset)
+                }
+            }.get()
+            offset += Int64(count)
+        }
+    }
+
+    /// Makes the rename durable. Failure is not reported: the new file is complete either way,
+    /// and at worst a crash brings back the old directory entry.
+    private static func syncDirectory(_ directory: String) {
+        guard let fd = try? Syscalls.open(directory, flags: O_RDONLY | O_DIRECTORY) else { return }
+        let descriptor = FileDescriptor(adopting: fd)
+        try? Syscalls.fsync(descriptor.rawValue)
+    }
+
+    /// (directory, last component) of `path`; "." for a bare name.
+    static func split(_ path: String) -> (directory: String, name: String) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return (".", String(trimmed)) }
+        let directory = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        return (directory, String(trimmed[trimmed.index(after: slash)...]))
+    }
+
+    private static func randomSuffix() -> String {
+        String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+
+    // MARK: Errors
+
+    private static func kernelInUse(_ path: String) -> SwapError {
+        SwapError(.fileInUse, "\(path) is in use as swap by the kernel (it is listed in /proc/swaps); run `swapoff \(path)` first")
+    }
+
+    private static func lockedElsewhere(_ path: String) -> SwapError {
+        SwapError(.fileInUse, "\(path) is in use by another UserSwap device (it is locked); stop that process or close the device first", errno: .wouldBlock)
+    }
+
+    private static func openFailure(_ errno: Errno, path: String) -> SwapError {
+        if errno.rawValue == ETXTBSY { return kernelInUse(path) }
+        return SwapError.file(path, errno, doing: "open")
+    }
+
+    /// The error for a failure while making the new file in `directory`.
+    private static func directoryFailure(_ errno: Errno, directory: String, path: String, bytes: Int64) -> SwapError {
+        switch errno.rawValue {
+        case ENOSPC, EDQUOT, EFBIG:
+            return SwapError(.diskFull, "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or choose a smaller --size", errno: errno)
+        case EACCES, EPERM, EROFS:
+            return SwapError(.permissionDenied, "cannot create \(path): directory \(directory) is not writable (\(errno.message)); choose another directory or run as its owner", errno: errno)
+        case ENOENT, ENOTDIR:
+            return SwapError(.noSuchFile, "cannot create \(path): directory \(directory) does not exist; create it first", errno: errno)
+        default:
+            return SwapError(.ioError, "cannot format \(path): \(errno.message)", errno: errno)
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Synchronization
+
+/// The background reclaimer (kernel: `kswapd`): a thread that sleeps until free frames fall
+/// below the low watermark, then reclaims until they are back above the high one, so that
+/// faulting threads rarely have to reclaim themselves.
+final class BackgroundReclaimer: Sendable {
+    private let wakeups = DispatchSemaphore(value: 0)
+    private let pending = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    /// Starts the thread. It holds the engine until `stop()`.
+    init(engine: SwapEngine) {
+        let thread = Thread { [self] in run(engine) }
+        thread.name = "userswap-kswapd"
+        thread.start()
+    }
+
+    private func run(_ engine: SwapEngine) {
+        while true {
+            wakeups.wait()
+            if stopping.load(ordering: .acquiring) { break }
+            pending.store(false, ordering: .releasing)
+            engine.stats.count(.kswapdWakeups)
+            while engine.pool.freeFrames < engine.watermarks.high && !stopping.load(ordering: .relaxed) {
+                if engine.shrink(target: engine.watermarks.high - engine.pool.freeFrames) == 0 {
+                    // Nothing reclaimable right now (all pinned, or swap full): back off instead
+                    // of spinning; the next allocation below the low watermark wakes us again.
+                    usleep(1000)
+                    break
+                }
+            }
+        }
+        stopped.signal()
+    }
+
+    /// Asks the thread to run; cheap when it is already asked.
+    func wake() {
+        if !pending.exchange(true, ordering: .acquiringAndReleasing) { wakeups.signal() }
+    }
+
+    /// Stops the thread and waits for it.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeups.signal()
+        stopped.wait()
+    }
+}

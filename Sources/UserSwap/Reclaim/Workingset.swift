@@ -1,0 +1,62 @@
+import Synchronization
+
+/// Refault detection (kernel: `mm/workingset.c`). When reclaim evicts a folio it leaves a
+/// shadow in its swap slot: the group, the value of the group's nonresident-age clock at
+/// eviction, and whether the folio was part of the workingset. When the page faults back in,
+/// the refault distance — how many evictions and activations happened since — tells whether
+/// the page would have stayed resident had the active list been that much bigger: then it is
+/// activated at once instead of starting over on the inactive list.
+struct Shadow: Equatable {
+    static let ageBits = 43
+    static let groupBits = 10
+    static let ageMask: UInt64 = (1 << UInt64(ageBits)) - 1
+
+    var age: UInt64
+    var group: Int
+    var workingset: Bool
+
+    init(age: UInt64, group: Int, workingset: Bool) {
+        self.age = age & Self.ageMask
+        self.group = group
+        self.workingset = workingset
+    }
+
+    /// The 54-bit slot payload.
+    var packed: UInt64 {
+        (workingset ? 1 << UInt64(Self.ageBits + Self.groupBits) : 0) | UInt64(group) << UInt64(Self.ageBits) | age
+    }
+
+    init(packed: UInt64) {
+        age = packed & Self.ageMask
+        group = Int(packed >> UInt64(Self.ageBits)) & ((1 << Self.groupBits) - 1)
+        workingset = packed >> UInt64(Self.ageBits + Self.groupBits) & 1 == 1
+    }
+}
+
+extension SwapEngine {
+    /// The shadow to leave for a folio being evicted now; ticks the age clock (kernel:
+    /// `workingset_eviction`).
+    func workingsetEviction(_ f: Folio) -> UInt64 {
+        let age = nonresidentAge.wrappingAdd(1, ordering: .relaxed).oldValue
+        let flags = frames.flags(f)
+        return Shadow(age: age, group: frames.group(f), workingset: flags.contains(.workingset) || flags.contains(.active)).packed
+    }
+
+    /// Decides where a folio that replaced `shadow` starts (kernel: `workingset_refault`):
+    /// returns true if it should go straight to the active list.
+    func workingsetRefault(_ f: Folio, shadow packed: UInt64) -> Bool {
+        let shadow = Shadow(packed: packed)
+        stats.count(.refaults)
+        let now = nonresidentAge.load(ordering: .relaxed)
+        let distance = (now &- shadow.age) & Shadow.ageMask
+        if shadow.workingset {
+            frames.setFlags(f, .workingset)
+            stats.count(.restores)
+        }
+        guard workingsetDetection, distance <= UInt64(lru.pages(.active)) else { return false }
+        stats.count(.activations)
+        // An activation ages the nonresident clock too (kernel: `workingset_age_nonresident`).
+        nonresidentAge.wrappingAdd(1, ordering: .relaxed)
+        return true
+    }
+}
