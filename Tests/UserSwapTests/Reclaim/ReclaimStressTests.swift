@@ -1,0 +1,108 @@
+import Glibc
+import Synchronization
+import Testing
+@testable import UserSwap
+
+@Suite("Reclaim under a RAM budget")
+struct ReclaimStressTests {
+    @Test("threads reading and writing 4× the budget lose nothing and never exceed it", arguments: bothProtocols)
+    func stress(sync: SwapInSync) throws {
+        let frames = 256
+        let threads = 6
+        let ownPages = 4 * frames             // written by their owner, read back by it
+        let sharedPages = 64                  // written once, read by everyone at once
+        let opsPerThread = 6_000
+        let (space, _) = try makeSpace(memoryPages: frames, swapPages: 1 + 12 * 512, sync: sync)
+        let own = try space.makeRegion(bytes: ownPages * SwapPage.size)
+        let shared = try space.makeRegion(bytes: sharedPages * SwapPage.size)
+        for p in 0..<sharedPages { try shared.withPage(p) { fill($0, page: p, generation: 7) } }
+
+        // Last generation written per own page: only the owner thread (p % threads) touches it.
+        let generations = Mutex([Int](repeating: -1, count: ownPages))
+        let failures = Atomic<Int>(0)
+        let verified = Atomic<Int>(0)
+        let maxResident = Atomic<Int>(0)
+        let running = Atomic<Bool>(true)
+        var rng = SeededRandom.fromEnvironment("reclaim stress \(sync)")
+        let seeds = (0..<threads).map { _ in rng.next() }
+
+        runThreads(threads + 1) { t in
+            if t == threads {
+                // Monitor: the frames in use never exceed the budget.
+                while running.load(ordering: .acquiring) {
+                    let r = space.residentFrames
+                    if r > maxResident.load(ordering: .relaxed) { maxResident.store(r, ordering: .relaxed) }
+                    usleep(200)
+                }
+                return
+            }
+            var local = SeededRandom(seed: seeds[t])
+            var gens = [Int](repeating: -1, count: ownPages)
+            for _ in 0..<opsPerThread {
+                let roll = Int.random(in: 0..<10, using: &local)
+                do {
+                    if roll < 3 {
+                        let p = Int.random(in: 0..<sharedPages, using: &local)
+                        try shared.withPage(p, for: .read) { bytes in
+                            if matches(bytes, page: p, generation: 7) { verified.add(1, ordering: .relaxed) }
+                            else { failures.add(1, ordering: .relaxed) }
+                        }
+                        continue
+                    }
+                    // An own page: one this thread owns.
+                    let p = Int.random(in: 0..<(ownPages / threads), using: &local) * threads + t
+                    if roll < 6 {
+                        gens[p] += 1
+                        try own.withPage(p, for: .write) { fill($0, page: p, generation: gens[p]) }
+                    } else {
+                        try own.withPage(p, for: .read) { bytes in
+                            let ok = gens[p] < 0 ? bytes.allSatisfy { $0 == 0 } : matches(bytes, page: p, generation: gens[p])
+                            if ok { verified.add(1, ordering: .relaxed) } else { failures.add(1, ordering: .relaxed) }
+                        }
+                    }
+                } catch {
+                    failures.add(1, ordering: .relaxed)
+                }
+            }
+            generations.withLock { g in for p in 0..<ownPages where p % threads == t { g[p] = gens[p] } }
+            if t == 0 { running.store(false, ordering: .releasing) }
+        }
+        running.store(false, ordering: .releasing)
+
+        // Every page checked against what was last written to it.
+        let final = generations.withLock { $0 }
+        for p in 0..<ownPages {
+            try own.withPage(p, for: .read) { bytes in
+                let ok = final[p] < 0 ? bytes.allSatisfy { $0 == 0 } : matches(bytes, page: p, generation: final[p])
+                if ok { verified.add(1, ordering: .relaxed) } else { failures.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(maxResident.load(ordering: .relaxed) <= frames)
+        #expect(space.statistics[.swapOuts] > frames, "the workload must really swap")
+        #expect(space.checkInvariants() == [])
+        print("reclaim stress (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, max resident \(maxResident.load(ordering: .relaxed))/\(frames) frames, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]), direct reclaims \(space.statistics[.directReclaims]), kswapd wake-ups \(space.statistics[.kswapdWakeups])")
+    }
+
+    @Test("a page evicted and soon refaulted is activated by its shadow")
+    func refaultActivation() throws {
+        let (space, _) = try makeSpace(memoryPages: 64)
+        let region = try space.makeRegion(bytes: 8 * SwapPage.size)
+        for p in 0..<8 { try region.withPage(p) { fill($0, page: p) } }
+        try region.swapOut(pages: 0..<8)
+        #expect(space.devices[0].slot(region.pte(3).swapEntry).isShadow)
+        try region.withPage(3, for: .read) { #expect(matches($0, page: 3)) }
+        #expect(space.statistics[.refaults] == 1)
+        // Nothing active yet: the distance (8 evictions) is more than the active list (0 pages).
+        #expect(space.statistics[.activations] == 0)
+    }
+
+    @Test("shadows round-trip age, group and workingset bit")
+    func shadowEncoding() {
+        for (age, group, ws) in [(UInt64(0), 0, false), (Shadow.ageMask, 1023, true), (12345, 7, true)] {
+            let s = Shadow(age: age, group: group, workingset: ws)
+            #expect(Shadow(packed: s.packed) == s)
+            #expect(s.packed <= SwapTableSlot.maxPayload)
+        }
+    }
+}
