@@ -73,7 +73,10 @@ extension SwapEngine {
         let content = SwapTableSlot.folio(f.frame)
         for i in first..<(first + nr) {
             let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
-            table[i].store(s.replacingContent(with: content).raw, ordering: .releasing)
+            // The page is coming back to memory, where its folio is charged: the swap charge
+            // goes (kernel: `mem_cgroup_swapin_uncharge_swap`).
+            if s.isSwapCharged { device.swapUncharge(s) }
+            table[i].store(s.replacingContent(with: content).withSwapCharged(false).raw, ordering: .releasing)
         }
         return .added(shadow: shadow)
     }
@@ -87,6 +90,8 @@ extension SwapEngine {
         assert(frames.isLocked(f))
         precondition(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
         let nr = frames.pageCount(f)
+        // A group at its swap limit keeps its pages in memory (kernel: `mem_cgroup_try_charge_swap`).
+        guard groups[frames.group(f)].swapFits(nr) else { return nil }
         var initial = SwapTableSlot.folio(f.frame)
         if case .legacyHasCacheBit = sync { initial = initial.withHasCache(true) }
         // The references and identity are set before the slots exist; no lookup can reach a
@@ -121,6 +126,7 @@ extension SwapEngine {
             precondition(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
             if s.count == 0 {
                 // Nothing maps the slot any more: the cache's hold was the last.
+                if s.isSwapCharged { swapUncharge(folio: f, slots: 1) }
                 table[i].store(0, ordering: .releasing)
                 freed += 1
             } else {
@@ -179,6 +185,7 @@ extension SwapEngine {
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
             let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed)).withHasCache(false)
             if s.count == 0 && !s.isFolio {
+                if s.isSwapCharged { device.swapUncharge(s) }
                 table[i].store(0, ordering: .releasing)
                 freed += 1
             } else {

@@ -27,9 +27,7 @@ extension SwapEngine {
                 stats.count(.cacheHits)
                 return .cached(f)
             }
-            guard let f = allocateFolio(order: order, group: group) else {
-                throw SwapError(.outOfMemory, "no free frame to swap \(entry) into: the RAM budget is exhausted")
-            }
+            let f = try allocateFolio(order: order, group: group)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
             let result: SwapCacheAddResult
@@ -135,8 +133,9 @@ extension SwapEngine {
                 }
                 // On the LRU from now on, so reclaim sees it even if nobody maps it; straight to
                 // the active list if it was evicted only a short refault distance ago.
+                groups[group].count(.pswpin)
                 let activate = shadow.map { workingsetRefault(f, shadow: $0) } ?? false
-                lru.add(f, to: activate ? .active : .inactive)
+                lru(f).add(f, to: activate ? .active : .inactive)
                 return f
             case .cached(let f):
                 frames.lock(f)

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// The engine's shared state: what the kernel keeps in `mm/` globals. Devices and their swap
@@ -12,17 +13,19 @@ final class SwapEngine: Sendable {
     let pool: FramePool
     let sync: SwapInSync
     let stats = SwapStatistics()
-    let lru: LRUVec
     /// Activate refaulting pages whose refault distance is short (off: plain second chance).
     let workingsetDetection: Bool
-    /// The workingset clock: ticks on every eviction and activation (kernel:
-    /// `lruvec->nonresident_age`).
-    let nonresidentAge = Atomic<UInt64>(0)
     let watermarks: Watermarks
     /// Regions by id, for the reverse map (folio → the page that maps it).
     let regions = Mutex<[Int: WeakRegion]>([:])
     /// Wakes the background reclaimer; set once the space started it.
     let kswapd = Mutex<BackgroundReclaimer?>(nil)
+    /// Memory groups by id; group 0 is the root.
+    let groups: MemoryGroupTable
+    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    let testHooks = TestHooks()
+    /// Rotates the group global reclaim starts with. Relaxed: fairness only.
+    let shrinkRotor = Atomic<Int>(0)
 
     init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, workingsetDetection: Bool = true) throws(SwapError) {
         self.devices = devices
@@ -31,26 +34,48 @@ final class SwapEngine: Sendable {
         frames = FrameTable(frameCount: frameCount)
         arena = try _UnsafeFrameArena(frameCount: frameCount)
         pool = FramePool(frameCount: frameCount)
-        lru = LRUVec(frames: frames)
+        groups = MemoryGroupTable(frames: frames)
         watermarks = Watermarks(frames: frameCount)
     }
 
     /// Takes a folio of `1 << order` frames with one reference (the caller's), no flags, charged
-    /// to `group`. When no frame is free the calling thread reclaims (direct reclaim); nil only
-    /// when nothing can be reclaimed: every page is pinned or swap is full.
+    /// to `group`. A group at its memory limit reclaims its own pages first; when no frame is
+    /// free the calling thread reclaims (direct reclaim). Throws `.outOfMemory` only when nothing
+    /// can be reclaimed: every page pinned, or swap full.
     /// The caller must hold no folio, page-table or cluster lock.
-    func allocateFolio(order: Int, group: Int = 0) -> Folio? {
+    func allocateFolio(order: Int, group: Int = 0) throws(SwapError) -> Folio {
+        let nr = 1 << order
+        let owner = groups[group]
+        var attempts = 0
+        while let limited = owner.tryChargeMemory(nr) {
+            limited.count(.limitReclaims)
+            attempts += 1
+            if shrinkSubtree(limited, target: max(32, 2 * nr)) == 0 && attempts >= 3 {
+                throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)")
+            }
+        }
         var head = pool.allocate(order: order)
         if head == nil {
             stats.count(.directReclaims)
             var idle = 0
+            var waits = 0
             while head == nil && idle < 3 {
                 wakeBackgroundReclaim()
-                let freed = shrink(target: max(32, 2 << order))
+                let freed = shrink(target: max(32, 2 * nr))
                 head = pool.allocate(order: order)
+                if head == nil && freed == 0 && reclaimInProgress && waits < 10_000 {
+                    // Another reclaimer holds the candidates; its frees are ours to take.
+                    waits += 1
+                    sched_yield()
+                    head = pool.allocate(order: order)
+                    continue
+                }
                 idle = freed == 0 ? idle + 1 : 0
             }
-            guard head != nil else { return nil }
+            guard head != nil else {
+                owner.unchargeMemory(nr)
+                throw SwapError(.outOfMemory, "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full); raise --memory or add swap")
+            }
         }
         if pool.freeFrames < watermarks.low { wakeBackgroundReclaim() }
         let f = Folio(frame: head!)
@@ -59,18 +84,25 @@ final class SwapEngine: Sendable {
         return f
     }
 
-    /// Returns a folio whose last reference is gone to the pool. It must be out of the swap cache,
-    /// unlocked and not under writeback.
+    /// Returns a folio whose last reference is gone to the pool and uncharges its group. It must
+    /// be out of the swap cache, unlocked and not under writeback.
     func freeFolio(_ f: Folio) {
         let flags = frames.flags(f)
         precondition(!flags.contains(.swapcache) && !flags.contains(.locked) && !flags.contains(.writeback),
                      "freeing \(f) in state \(flags)")
         assert(frames.refcount(f) == 0)
-        if flags.contains(.lru) { lru.remove(f) }
+        let group = groups[frames.group(f)]
+        if flags.contains(.lru) { group.lru.remove(f) }
         frames.setOwner(f, 0)
         frames.clearFlags(f, FolioFlags(rawValue: .max))
-        pool.free(f.frame, order: frames.order(f))
+        let order = frames.order(f)
+        pool.free(f.frame, order: order)
+        group.unchargeMemory(1 << order)
     }
+
+    /// The LRU lists a folio belongs on: its group's.
+    @inline(__always)
+    func lru(_ f: Folio) -> LRUVec { groups[frames.group(f)].lru }
 
     /// Drops a reference and frees the folio if it was the last.
     @inline(__always)
@@ -106,10 +138,10 @@ struct Watermarks: Sendable {
     let low: Int
     let high: Int
 
-    /// min is 1/128 of the budget (at least 4 frames), low and high 5/4 and 3/2 of min, as the
+    /// min is 1/128 of the budget (at least one frame), low and high 5/4 and 3/2 of min, as the
     /// kernel spaces them.
     init(frames: Int) {
-        min = Swift.max(4, frames / 128)
+        min = Swift.max(1, frames / 128)
         low = min + min / 4
         high = min + min / 2
     }

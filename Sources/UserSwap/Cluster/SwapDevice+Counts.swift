@@ -55,7 +55,8 @@ extension SwapDevice {
                 precondition(s.count > 0 && !s.isBad, "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
                 let dropped = s.withCount(s.count - 1)
                 if dropped.count == 0 && !dropped.isFolio && !dropped.hasCache {
-                    // Nothing refers to the slot: free it, shadow and all.
+                    // Nothing refers to the slot: free it, shadow, charge and all.
+                    if dropped.isSwapCharged { swapUncharge(dropped) }
                     table[i].store(0, ordering: .releasing)
                     freed += 1
                 } else {

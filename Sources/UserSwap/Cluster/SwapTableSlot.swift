@@ -2,16 +2,18 @@
 /// 8-byte word (the kernel's phase III encoding, with no separate `swap_map`).
 ///
 /// ```
-///  63      58 57                                 4   3   2   1 0
-/// +----------+------------------------------------+---+---+-----+
-/// |  count   |              payload               | Z | C | tag |
-/// +----------+------------------------------------+---+---+-----+
+///  63      58 57                             5   4   3   2   1 0
+/// +----------+--------------------------------+---+---+---+-----+
+/// |  count   |            payload             | S | Z | C | tag |
+/// +----------+--------------------------------+---+---+---+-----+
 /// ```
 /// - `tag`: 0 none, 1 shadow (payload = workingset info of the evicted page), 2 folio (payload =
 ///   frame index: the page is in the swap cache), 3 bad (header, bad page, past the end).
 /// - `C`: the legacy protocol's has-cache bit (kernel: `SWAP_HAS_CACHE`), set by a swap-in that
 ///   claimed the slot before its folio exists. Never set under the swap-cache protocol.
 /// - `Z`: reserved for "the page is all zeroes, nothing was written" (kernel: zeromap).
+/// - `S`: the slot's swap is charged to the memory group named in its shadow (kernel: the swap
+///   cgroup record, `swap_cgroup_record`); whoever frees the slot uncharges it.
 /// - `count`: references from page tables (kernel: the swap count). A slot is free if and only if
 ///   the whole word is 0; "used" slots are exactly the non-zero ones, which is what the cluster
 ///   counts.
@@ -29,8 +31,9 @@ public struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
     static let tagMask: UInt64 = 0b11
     static let hasCacheBit: UInt64 = 1 << 2
     static let zeroBit: UInt64 = 1 << 3
-    static let payloadShift: UInt64 = 4
-    public static let payloadBits = 54
+    static let chargedBit: UInt64 = 1 << 4
+    static let payloadShift: UInt64 = 5
+    public static let payloadBits = 53
     static let payloadMask: UInt64 = ((1 << UInt64(payloadBits)) - 1) << payloadShift
     static let countShift: UInt64 = 58
     /// The largest swap count a slot holds.
@@ -73,6 +76,7 @@ public struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
     @inline(__always) public var count: Int { Int(raw >> Self.countShift) }
     @inline(__always) public var hasCache: Bool { raw & Self.hasCacheBit != 0 }
     @inline(__always) public var isZeroFilled: Bool { raw & Self.zeroBit != 0 }
+    @inline(__always) public var isSwapCharged: Bool { raw & Self.chargedBit != 0 }
 
     /// The same slot with another count.
     @inline(__always)
@@ -91,10 +95,15 @@ public struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
         SwapTableSlot(raw: on ? raw | Self.zeroBit : raw & ~Self.zeroBit)
     }
 
+    @inline(__always)
+    public func withSwapCharged(_ on: Bool) -> SwapTableSlot {
+        SwapTableSlot(raw: on ? raw | Self.chargedBit : raw & ~Self.chargedBit)
+    }
+
     /// Keeps count and flags, replaces what the slot holds with nothing / a shadow / a folio.
     @inline(__always)
     public func replacingContent(with content: SwapTableSlot) -> SwapTableSlot {
-        let keep = raw & (UInt64(0x3f) << Self.countShift | Self.hasCacheBit | Self.zeroBit)
+        let keep = raw & (UInt64(0x3f) << Self.countShift | Self.hasCacheBit | Self.zeroBit | Self.chargedBit)
         return SwapTableSlot(raw: keep | (content.raw & (Self.tagMask | Self.payloadMask)))
     }
 
@@ -109,6 +118,7 @@ public struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
         if count > 0 { s += " count=\(count)" }
         if hasCache { s += " has-cache" }
         if isZeroFilled { s += " zero" }
+        if isSwapCharged { s += " charged" }
         return s
     }
 }

@@ -39,11 +39,20 @@ public final class SwapDevice: Sendable {
     let badSlots: Int
     /// Allocation allowed (kernel: `SWP_WRITEOK`); cleared when swapoff begins.
     let writeOK = Atomic<Bool>(true)
+    /// Called, under the cluster lock, with the word of every swap-charged slot being freed, so
+    /// the owner of the charge (a memory group) can release it. Must only do atomic arithmetic.
+    let swapUncharge: @Sendable (SwapTableSlot) -> Void
 
     /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
     /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
-    public init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
-                discard: Bool = false) throws(SwapError) {
+    public convenience init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
+                            discard: Bool = false) throws(SwapError) {
+        try self.init(backend: backend, header: header, type: type, priority: priority, discard: discard,
+                      swapUncharge: { _ in })
+    }
+
+    init(backend: any SwapBackend, header: SwapHeader?, type: Int, priority: Int, discard: Bool,
+         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void) throws(SwapError) {
         let pages = backend.pageCount
         guard pages >= 1 + SwapCluster.slotCount else {
             throw SwapError(.tooSmall, "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header")
@@ -56,6 +65,7 @@ public final class SwapDevice: Sendable {
         self.backend = backend
         self.header = header
         discardEnabled = discard
+        self.swapUncharge = swapUncharge
         clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
         hints = _UnsafeAtomicWords(count: Self.hintShards * SwapCluster.orderCount)
 

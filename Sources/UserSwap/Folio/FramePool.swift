@@ -58,9 +58,10 @@ public final class FramePool: Sendable {
                 Self.push(&s, head + UInt32(1 << k), k)
             }
             s.freeFrames -= 1 << order
+            // Inside the lock, so that readers never see more frames in use than exist.
+            freeCount.subtract(1 << order, ordering: .relaxed)
             return head
         }
-        if frame != nil { freeCount.subtract(1 << order, ordering: .relaxed) }
         return frame
     }
 
@@ -78,8 +79,8 @@ public final class FramePool: Sendable {
             }
             Self.push(&s, UInt32(frame), k)
             s.freeFrames += 1 << order
+            freeCount.add(1 << order, ordering: .relaxed)
         }
-        freeCount.add(1 << order, ordering: .relaxed)
     }
 
     private static func push(_ s: inout State, _ frame: UInt32, _ order: Int) {

@@ -22,6 +22,9 @@ final class LRUVec: Sendable {
 
     static let none = UInt32.max
     private let state: Mutex<State>
+    /// Folios taken off the lists by reclaimers and not yet back or freed. Relaxed: a hint for
+    /// an allocator deciding whether waiting for another reclaimer may help.
+    let isolated = Atomic<Int>(0)
     private let frames: FrameTable
 
     init(frames: FrameTable) {
@@ -79,6 +82,7 @@ final class LRUVec: Sendable {
                     Self.unlink(&s, frame, list, pages: frames.pageCount(f))
                     frames.clearFlags(f, [.lru, .active])
                     out.append(f)
+                    isolated.add(1, ordering: .relaxed)
                 }
                 frame = before
             }

@@ -6,27 +6,80 @@ extension SwapEngine {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
 
-    /// Reclaims until `target` frames were freed or a pass makes no progress. Returns the
-    /// frames freed. Safe from any thread holding no folio, page-table or cluster lock.
+    /// Reclaims until `target` frames were freed, taking from every group in turn, or until a
+    /// round makes no progress. Returns the frames freed. Safe from any thread holding no folio,
+    /// page-table or cluster lock.
     @discardableResult
     func shrink(target: Int) -> Int {
+        let all = groups.list
+        let start = Int(UInt(bitPattern: shrinkRotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(all.count))
+        var freed = 0
+        var progress = true
+        while freed < target && progress {
+            progress = false
+            for k in 0..<all.count where freed < target {
+                let n = shrink(all[(start + k) % all.count], target: min(Self.reclaimBatch, target - freed))
+                freed += n
+                progress = progress || n > 0
+            }
+        }
+        return freed
+    }
+
+    /// Whether some reclaimer holds folios off the LRU lists right now: an allocation that
+    /// found nothing to reclaim may succeed once they are done.
+    var reclaimInProgress: Bool {
+        groups.list.contains { $0.lru.isolated.load(ordering: .relaxed) > 0 }
+    }
+
+    /// Reclaims up to `target` frames from a group and the groups nested in it, when it hits
+    /// its limit (kernel: hierarchical memcg reclaim).
+    @discardableResult
+    func shrinkSubtree(_ group: MemoryGroup, target: Int) -> Int {
+        let members = groups.list.filter { g in
+            var a: MemoryGroup? = g
+            while let x = a { if x === group { return true }; a = x.parent }
+            return false
+        }
+        var freed = 0
+        var progress = true
+        while freed < target && progress {
+            progress = false
+            for g in members where freed < target {
+                let n = shrink(g, target: min(Self.reclaimBatch, target - freed))
+                freed += n
+                progress = progress || n > 0
+            }
+        }
+        return freed
+    }
+
+    /// Reclaims up to `target` frames from one group's own LRU lists.
+    @discardableResult
+    func shrink(_ group: MemoryGroup, target: Int) -> Int {
+        let lru = group.lru
         var freed = 0
         var idlePasses = 0
         var batch: [Folio] = []
         batch.reserveCapacity(Self.reclaimBatch)
         while freed < target && idlePasses < 3 {
-            if lru.pages(.inactive) < lru.pages(.active) { shrinkActive() }
+            if lru.pages(.inactive) < lru.pages(.active) { shrinkActive(lru) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: Self.reclaimBatch, into: &batch)
             if batch.isEmpty {
                 // Only active folios left (or none): age them and try again.
                 if lru.pages(.active) == 0 { break }
-                shrinkActive()
+                shrinkActive(lru)
                 idlePasses += 1
                 continue
             }
             var freedNow = 0
-            for f in batch { freedNow += shrinkFolio(f) }
+            for f in batch {
+                freedNow += shrinkFolio(f, lru: lru)
+                lru.isolated.subtract(1, ordering: .relaxed)
+            }
+            group.count(.pgscan, batch.count)
+            group.count(.pgsteal, freedNow)
             freed += freedNow
             idlePasses = freedNow == 0 ? idlePasses + 1 : 0
         }
@@ -37,26 +90,27 @@ extension SwapEngine {
     /// Moves the oldest active folios to the inactive list, clearing their referenced bit, so
     /// that they must be touched again to earn another activation (kernel:
     /// `shrink_active_list`; anonymous pages are deactivated whether referenced or not).
-    func shrinkActive() {
+    func shrinkActive(_ lru: LRUVec) {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
         for f in batch {
             frames.clearFlags(f, .referenced)
             lru.add(f, to: .inactive)
             putFolio(f)
+            lru.isolated.subtract(1, ordering: .relaxed)
         }
     }
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
-    private func shrinkFolio(_ f: Folio) -> Int {
+    private func shrinkFolio(_ f: Folio, lru: LRUVec) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
         if flags.contains(.referenced) {
             // Second chance: touched since reclaim last saw it.
             stats.count(.reclaimActivated)
-            return putBack(f, to: .active)
+            return putBack(f, to: .active, lru)
         }
-        guard frames.tryLock(f) else { return putBack(f, to: .inactive) }
+        guard frames.tryLock(f) else { return putBack(f, to: .inactive, lru) }
         let nr = frames.pageCount(f)
         let owner = frames.owner(f)
         var removed = false
@@ -79,7 +133,7 @@ extension SwapEngine {
             freeFolio(f)
             return nr
         }
-        return putBack(f, to: .inactive)
+        return putBack(f, to: .inactive, lru)
     }
 
     /// A folio no page maps: if it is in the swap cache, write it if needed and drop it.
@@ -91,12 +145,14 @@ extension SwapEngine {
         if flags.contains(.dirty) {
             do { try writeback(f, device: device) } catch { return false }
         }
-        return removeMapping(f, device: device, shadow: workingsetEviction(f))
+        if removeMapping(f, device: device, shadow: workingsetEviction(f)) { return true }
+        freeSwapIfUnused(f)
+        return false
     }
 
     /// Returns a folio reclaim could not free to `list` (unless it is only alive because of us
     /// and someone else's reference, e.g. a pin on a discarded page: then it just goes).
-    private func putBack(_ f: Folio, to list: LRUVec.List) -> Int {
+    private func putBack(_ f: Folio, to list: LRUVec.List, _ lru: LRUVec) -> Int {
         if frames.owner(f) != 0 || frames.flags(f).contains(.swapcache) {
             lru.add(f, to: list)
         }

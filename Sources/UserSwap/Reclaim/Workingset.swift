@@ -7,7 +7,7 @@ import Synchronization
 /// the page would have stayed resident had the active list been that much bigger: then it is
 /// activated at once instead of starting over on the inactive list.
 struct Shadow: Equatable {
-    static let ageBits = 43
+    static let ageBits = 42
     static let groupBits = 10
     static let ageMask: UInt64 = (1 << UInt64(ageBits)) - 1
 
@@ -21,7 +21,7 @@ struct Shadow: Equatable {
         self.workingset = workingset
     }
 
-    /// The 54-bit slot payload.
+    /// The 53-bit slot payload.
     var packed: UInt64 {
         (workingset ? 1 << UInt64(Self.ageBits + Self.groupBits) : 0) | UInt64(group) << UInt64(Self.ageBits) | age
     }
@@ -34,29 +34,37 @@ struct Shadow: Equatable {
 }
 
 extension SwapEngine {
-    /// The shadow to leave for a folio being evicted now; ticks the age clock (kernel:
+    /// The shadow to leave for a folio being evicted now; ticks its group's age clock (kernel:
     /// `workingset_eviction`).
     func workingsetEviction(_ f: Folio) -> UInt64 {
-        let age = nonresidentAge.wrappingAdd(1, ordering: .relaxed).oldValue
+        let group = groups[frames.group(f)]
+        let age = group.nonresidentAge.wrappingAdd(1, ordering: .relaxed).oldValue
         let flags = frames.flags(f)
-        return Shadow(age: age, group: frames.group(f), workingset: flags.contains(.workingset) || flags.contains(.active)).packed
+        return Shadow(age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active)).packed
     }
 
     /// Decides where a folio that replaced `shadow` starts (kernel: `workingset_refault`):
-    /// returns true if it should go straight to the active list.
+    /// returns true if it should go straight to the active list. A shadow whose group is gone
+    /// carries no information.
     func workingsetRefault(_ f: Folio, shadow packed: UInt64) -> Bool {
         let shadow = Shadow(packed: packed)
+        guard let group = groups.ifPresent(shadow.group) else { return false }
         stats.count(.refaults)
-        let now = nonresidentAge.load(ordering: .relaxed)
+        group.count(.workingsetRefault)
+        // Relaxed: the clock is a heuristic input; a slightly stale value moves the decision by
+        // one eviction at most.
+        let now = group.nonresidentAge.load(ordering: .relaxed)
         let distance = (now &- shadow.age) & Shadow.ageMask
         if shadow.workingset {
             frames.setFlags(f, .workingset)
             stats.count(.restores)
+            group.count(.workingsetRestore)
         }
-        guard workingsetDetection, distance <= UInt64(lru.pages(.active)) else { return false }
+        guard workingsetDetection, distance <= UInt64(group.lru.pages(.active)) else { return false }
         stats.count(.activations)
+        group.count(.workingsetActivate)
         // An activation ages the nonresident clock too (kernel: `workingset_age_nonresident`).
-        nonresidentAge.wrappingAdd(1, ordering: .relaxed)
+        group.nonresidentAge.wrappingAdd(1, ordering: .relaxed)
         return true
     }
 }

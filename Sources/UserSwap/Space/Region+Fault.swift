@@ -51,9 +51,7 @@ extension Region {
 
     /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`).
     private func faultZero(_ page: Int) throws(SwapError) {
-        guard let f = engine.allocateFolio(order: 0) else {
-            throw SwapError(.outOfMemory, "no free frame for page \(page) of region \(id): the RAM budget is exhausted")
-        }
+        let f = try engine.allocateFolio(order: 0, group: group)
         engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
         let lock = ptl(page)
@@ -65,7 +63,7 @@ extension Region {
             lock.unlock()
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
-            engine.lru.add(f, to: .inactive)
+            engine.lru(f).add(f, to: .inactive)
             engine.stats.count(.zeroFills)
         } else {
             lock.unlock()
@@ -78,7 +76,7 @@ extension Region {
     private func doSwapPage(_ page: Int, _ pte: PageTableEntry) throws(SwapError) {
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.swapIn(entry) else { return }
+        guard let f = try engine.swapIn(entry, group: group) else { return }
         let frames = engine.frames
         let lock = ptl(page)
         lock.lock()

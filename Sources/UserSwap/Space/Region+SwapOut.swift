@@ -59,13 +59,21 @@ extension Region {
 
         guard unmap(page, pte, f, entry, device: device, expectedRefs: nr + 2) else {
             engine.stats.count(.busyFolios)
+            // The page was discarded under us after we gave the folio slots: nothing maps them,
+            // so the folio must not stay cached for nobody.
+            if self.pte(page) != pte { engine.freeSwapIfUnused(f) }
             return false
         }
         let wasDirty = frames.flags(f).contains(.dirty)
         if wasDirty {
             try engine.writeback(f, device: device)
         }
-        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else { return false }
+        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else {
+            // A transient reference (a lookup racing with the last unmap of the page) kept the
+            // folio; if nothing maps its slots any more, it must not linger in the cache.
+            engine.freeSwapIfUnused(f)
+            return false
+        }
         if !wasDirty { engine.stats.count(.cleanDrops) }
         return true
     }
@@ -129,12 +137,17 @@ extension SwapEngine {
     /// Takes a clean, locked, cached folio out of memory, leaving `shadow` in its slots, if
     /// nobody but the cache and the caller references it (kernel: `__remove_mapping`): the
     /// references are frozen to zero under the cluster lock so a concurrent lookup fails to take
-    /// one and reads the entry from the device instead. Returns true when the folio left the
-    /// cache; its references are then gone and the caller frees it after unlocking.
-    func removeMapping(_ f: Folio, device: SwapDevice, shadow: UInt64?) -> Bool {
+    /// one and reads the entry from the device instead. The group's swap charge is recorded
+    /// first, then the folio leaves the cache (see `swapoutRecordLocked`). Returns true when the
+    /// folio left the cache; its references are then gone and the caller frees it after
+    /// unlocking.
+    func removeMapping(_ f: Folio, device: SwapDevice, shadow: UInt64) -> Bool {
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
         guard flags.contains(.swapcache), !flags.contains(.dirty), !flags.contains(.writeback) else { return false }
+        if testHooks.hasBeforeRemoveMapping.load(ordering: .acquiring) {
+            testHooks.beforeRemoveMapping.withLock { $0 }?()
+        }
         let nr = frames.pageCount(f)
         let entry = frames.entry(f)
         let lock = device.clusters.lock(entry.clusterIndex)
@@ -144,10 +157,31 @@ extension SwapEngine {
             stats.count(.busyFolios)
             return false
         }
-        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
+        let discard: Bool
+        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
+            // The bug the seed's follow-up fixed, kept switchable so a test can show it leaks.
+            discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
+            recordAfterDeleteLocked(entry, nr: nr, group: frames.group(f), device: device)
+        } else {
+            swapoutRecordLocked(f, device: device)
+            discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
+        }
         lock.unlock()
         if discard { device.issueDiscards() }
         stats.count(.evictions)
+        groups[frames.group(f)].count(.pswpout, nr)
         return true
+    }
+
+    /// The wrong order, for `TestHooks.recordSwapAfterDelete` only: charges the whole folio,
+    /// marking the slots that still exist; slots the delete already freed keep their charge
+    /// forever.
+    private func recordAfterDeleteLocked(_ entry: SwapEntry, nr: Int, group: Int, device: SwapDevice) {
+        let table = device.clusters.table(entry.clusterIndex)
+        for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
+            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            if !s.isFree { table[i].store(s.withSwapCharged(true).raw, ordering: .releasing) }
+        }
+        groups[group].chargeSwap(nr)
     }
 }

@@ -14,15 +14,18 @@ public final class Region: Sendable {
     /// Unique within the space; part of each folio's reverse map.
     public let id: Int
     public let pageCount: Int
+    /// The memory group its pages are charged to.
+    public let group: Int
     let engine: SwapEngine
     let ptes: _UnsafeAtomicArray<UInt64>
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>
     static let pagesPerPTL = 512
 
-    init(id: Int, pageCount: Int, engine: SwapEngine) {
+    init(id: Int, pageCount: Int, group: Int, engine: SwapEngine) {
         self.id = id
         self.pageCount = pageCount
+        self.group = group
         self.engine = engine
         ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
         ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)

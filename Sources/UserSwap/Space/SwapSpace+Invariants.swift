@@ -53,8 +53,48 @@ extension SwapSpace {
                 }
             }
         }
+        problems += checkGroupCharges()
         if busy != residentFrames {
             problems.append("\(busy) frames in use by folios but the pool says \(residentFrames)")
+        }
+        return problems
+    }
+
+    /// Group charges add up: each group's memory usage is the pages of the folios charged to it
+    /// and its descendants; its swap usage is the charged slots whose shadow names it or a
+    /// descendant.
+    private func checkGroupCharges() -> [String] {
+        let frames = engine.frames
+        let all = engine.groups.list
+        var memory = [Int](repeating: 0, count: all.count)
+        var swap = [Int](repeating: 0, count: all.count)
+        func addUp(_ counts: inout [Int], _ id: Int, _ n: Int) {
+            var g: MemoryGroup? = engine.groups[id]
+            while let group = g { counts[group.id] += n; g = group.parent }
+        }
+        var frame: UInt32 = 0
+        while Int(frame) < frames.frameCount {
+            let f = frames.folio(containing: frame)
+            let nr = frames.pageCount(f)
+            if f.frame == frame && frames.refcount(f) > 0 { addUp(&memory, frames.group(f), nr) }
+            frame = f.frame + UInt32(nr)
+        }
+        var problems: [String] = []
+        for device in devices {
+            for offset in 1..<device.pageCount {
+                let s = device.slot(SwapEntry(type: device.type, offset: offset))
+                guard s.isSwapCharged else { continue }
+                if !s.isShadow { problems.append("slot \(offset) of device \(device.type) is charged but holds \(s)"); continue }
+                addUp(&swap, Shadow(packed: s.payload).group, 1)
+            }
+        }
+        for g in all {
+            if g.memoryUsage != memory[g.id] * SwapPage.size {
+                problems.append("group \(g.name): memory usage \(g.memoryUsage) but its folios hold \(memory[g.id] * SwapPage.size)")
+            }
+            if g.swapUsage != swap[g.id] * SwapPage.size {
+                problems.append("group \(g.name): swap usage \(g.swapUsage) but \(swap[g.id]) slots are charged to it")
+            }
         }
         return problems
     }

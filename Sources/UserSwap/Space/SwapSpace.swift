@@ -71,6 +71,8 @@ public final class SwapSpace: Sendable {
     @discardableResult
     public func addDevice(_ d: DeviceConfiguration) throws(SwapError) -> SwapDevice {
         let type = try engine.devices.nextFreeType()
+        // Unowned: the engine owns its devices, so it outlives every call.
+        let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.swapUncharge(slot) }
         let device: SwapDevice
         switch d {
         case let .file(path, size, priority, discard):
@@ -78,12 +80,15 @@ public final class SwapSpace: Sendable {
                 try SwapFile.format(path: path, bytes: size)
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
-            device = try SwapDevice(backend: backend, header: header, type: type, priority: priority, discard: discard)
+            device = try SwapDevice(backend: backend, header: header, type: type, priority: priority,
+                                    discard: discard, swapUncharge: uncharge)
         case let .memory(bytes, priority):
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
-            device = try SwapDevice(backend: backend, type: type, priority: priority)
+            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+                                    discard: false, swapUncharge: uncharge)
         case let .backend(backend, priority):
-            device = try SwapDevice(backend: backend, type: type, priority: priority)
+            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+                                    discard: false, swapUncharge: uncharge)
         }
         try engine.devices.add(device)
         return device
@@ -94,12 +99,26 @@ public final class SwapSpace: Sendable {
 
     /// Creates a region of `bytes` (rounded up to whole pages) of swappable memory. Its pages
     /// read as zeroes until written.
-    public func makeRegion(bytes: Int) throws(SwapError) -> Region {
+    public func makeRegion(bytes: Int, group: MemoryGroup? = nil) throws(SwapError) -> Region {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
-        return Region(id: id, pageCount: pages, engine: engine)
+        return Region(id: id, pageCount: pages, group: (group ?? engine.groups.root).id, engine: engine)
     }
+
+    /// Creates a memory group under `parent` (the space's root group when nil), with optional
+    /// limits in bytes.
+    public func makeGroup(name: String, memoryLimit: Int? = nil, swapLimit: Int? = nil,
+                          parent: MemoryGroup? = nil) throws(SwapError) -> MemoryGroup {
+        try engine.groups.make(name: name, parent: parent, frames: engine.frames,
+                               memoryLimit: memoryLimit, swapLimit: swapLimit)
+    }
+
+    /// The group every region belongs to unless given another; its usage covers the whole space.
+    public var rootGroup: MemoryGroup { engine.groups.root }
+
+    /// Every group, the root first.
+    public var groups: [MemoryGroup] { engine.groups.list }
 
     /// Event counters.
     public var statistics: SwapStatistics { engine.stats }

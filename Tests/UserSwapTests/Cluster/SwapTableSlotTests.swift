@@ -52,6 +52,14 @@ struct SwapTableSlotTests {
         #expect(cleared.tag == .none && cleared.count == 3 && !cleared.isFree)
     }
 
+    @Test("the charged flag survives content and count changes")
+    func charged() {
+        let s = SwapTableSlot.folio(9, count: 2).withSwapCharged(true)
+        #expect(s.isSwapCharged && s.frame == 9)
+        #expect(s.replacingContent(with: .shadow(SwapTableSlot.maxPayload, count: 0)).isSwapCharged)
+        #expect(s.withCount(0).isSwapCharged && !s.withSwapCharged(false).isSwapCharged)
+    }
+
     @Test("the has-cache and zero flags toggle independently")
     func flags() {
         let s = SwapTableSlot.counted(1)

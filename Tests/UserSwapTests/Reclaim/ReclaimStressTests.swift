@@ -12,7 +12,7 @@ struct ReclaimStressTests {
         let ownPages = 4 * frames             // written by their owner, read back by it
         let sharedPages = 64                  // written once, read by everyone at once
         let opsPerThread = 6_000
-        let (space, _) = try makeSpace(memoryPages: frames, swapPages: 1 + 12 * 512, sync: sync)
+        let (space, _) = try makeSpace(memoryPages: frames, swapPages: 1 + 12 * 512, sync: sync, backgroundReclaim: true)
         let own = try space.makeRegion(bytes: ownPages * SwapPage.size)
         let shared = try space.makeRegion(bytes: sharedPages * SwapPage.size)
         for p in 0..<sharedPages { try shared.withPage(p) { fill($0, page: p, generation: 7) } }

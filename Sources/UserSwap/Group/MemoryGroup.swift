@@ -1,0 +1,160 @@
+import Synchronization
+
+/// A memory group (kernel: a memory cgroup): a set of regions with a memory limit, a swap limit,
+/// usage and peak, its own LRU lists and workingset clock, and the `memory.stat` counters that
+/// apply to anonymous memory. Groups nest: a charge counts against the group and every ancestor.
+///
+/// Pages are charged when their folio is allocated and uncharged when it is freed; a group over
+/// its limit reclaims its own pages first. Swap is charged per slot to the group whose page was
+/// swapped out, when the page leaves memory, and released when the slot is freed or the page
+/// comes back.
+public final class MemoryGroup: Sendable {
+    public let id: Int
+    public let name: String
+    public let parent: MemoryGroup?
+    let lru: LRUVec
+    /// The workingset clock of this group (kernel: `lruvec->nonresident_age`).
+    let nonresidentAge = Atomic<UInt64>(0)
+
+    private let memoryLimitPages: Atomic<Int>
+    private let swapLimitPages: Atomic<Int>
+    private let memoryPages = Atomic<Int>(0)
+    private let swapPages = Atomic<Int>(0)
+    private let memoryPeakPages = Atomic<Int>(0)
+    private let swapPeakPages = Atomic<Int>(0)
+    private let counters = _UnsafeAtomicWords(count: Stat.allCases.count)
+
+    /// The `memory.stat` counters kept per group.
+    public enum Stat: Int, CaseIterable, Sendable {
+        case pswpin, pswpout, workingsetRefault, workingsetActivate, workingsetRestore
+        case pgscan, pgsteal, pgactivate, limitReclaims
+    }
+
+    init(id: Int, name: String, parent: MemoryGroup?, frames: FrameTable, memoryLimit: Int?, swapLimit: Int?) {
+        self.id = id
+        self.name = name
+        self.parent = parent
+        lru = LRUVec(frames: frames)
+        memoryLimitPages = Atomic((memoryLimit ?? Int.max / SwapPage.size) / SwapPage.size)
+        swapLimitPages = Atomic((swapLimit ?? Int.max / SwapPage.size) / SwapPage.size)
+    }
+
+    // MARK: limits and usage (bytes)
+
+    /// The most memory the group's pages may occupy; nil for no limit. Lowering it below the
+    /// usage makes the group's next allocations reclaim its own pages first.
+    public var memoryLimit: Int? {
+        get { Self.bytes(memoryLimitPages.load(ordering: .relaxed)) }
+        set { memoryLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
+    }
+
+    /// The most swap the group's pages may occupy; nil for no limit.
+    public var swapLimit: Int? {
+        get { Self.bytes(swapLimitPages.load(ordering: .relaxed)) }
+        set { swapLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
+    }
+
+    /// Bytes of memory charged (kernel: `memory.current`).
+    public var memoryUsage: Int { memoryPages.load(ordering: .relaxed) * SwapPage.size }
+    /// Bytes of swap charged (kernel: `memory.swap.current`).
+    public var swapUsage: Int { swapPages.load(ordering: .relaxed) * SwapPage.size }
+    public var memoryPeak: Int { memoryPeakPages.load(ordering: .relaxed) * SwapPage.size }
+    public var swapPeak: Int { swapPeakPages.load(ordering: .relaxed) * SwapPage.size }
+
+    /// The `memory.stat` counters, plus `anon` (resident bytes), `swap` and the LRU sizes.
+    public var stat: [String: Int] {
+        var s = Dictionary(uniqueKeysWithValues: Stat.allCases.map { ("\($0)", self[$0]) })
+        s["anon"] = memoryUsage
+        s["swap"] = swapUsage
+        s["active_anon"] = lru.pages(.active) * SwapPage.size
+        s["inactive_anon"] = lru.pages(.inactive) * SwapPage.size
+        return s
+    }
+
+    public subscript(_ s: Stat) -> Int { Int(counters[s.rawValue].pointee.load(ordering: .relaxed)) }
+
+    func count(_ s: Stat, _ n: Int = 1) {
+        var g: MemoryGroup? = self
+        while let group = g {
+            // Relaxed: a statistic.
+            group.counters[s.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)
+            g = group.parent
+        }
+    }
+
+    // MARK: charging
+
+    /// Charges `pages` of memory to this group and its ancestors, unless that takes one of them
+    /// over its limit; returns the group that refused (nothing charged), or nil when charged.
+    func tryChargeMemory(_ pages: Int) -> MemoryGroup? {
+        var g: MemoryGroup? = self
+        while let group = g {
+            let now = group.memoryPages.wrappingAdd(pages, ordering: .relaxed).newValue
+            if now > group.memoryLimitPages.load(ordering: .relaxed) {
+                // Undo this level and every level below it.
+                group.memoryPages.wrappingSubtract(pages, ordering: .relaxed)
+                var undo: MemoryGroup? = self
+                while let u = undo, u !== group {
+                    u.memoryPages.wrappingSubtract(pages, ordering: .relaxed)
+                    undo = u.parent
+                }
+                return group
+            }
+            Self.raise(group.memoryPeakPages, to: now)
+            g = group.parent
+        }
+        return nil
+    }
+
+    func unchargeMemory(_ pages: Int) {
+        var g: MemoryGroup? = self
+        while let group = g {
+            let old = group.memoryPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
+            precondition(old >= pages, "group \(group.name) memory uncharged below zero")
+            g = group.parent
+        }
+    }
+
+    /// Whether `pages` more of swap fit under this group's and its ancestors' swap limits.
+    func swapFits(_ pages: Int) -> Bool {
+        var g: MemoryGroup? = self
+        while let group = g {
+            if group.swapPages.load(ordering: .relaxed) + pages > group.swapLimitPages.load(ordering: .relaxed) { return false }
+            g = group.parent
+        }
+        return true
+    }
+
+    /// Records `pages` of swap for this group and its ancestors (never refused: the limit was
+    /// checked when the slots were allocated).
+    func chargeSwap(_ pages: Int) {
+        var g: MemoryGroup? = self
+        while let group = g {
+            let now = group.swapPages.wrappingAdd(pages, ordering: .relaxed).newValue
+            Self.raise(group.swapPeakPages, to: now)
+            g = group.parent
+        }
+    }
+
+    func unchargeSwap(_ pages: Int) {
+        var g: MemoryGroup? = self
+        while let group = g {
+            let old = group.swapPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
+            precondition(old >= pages, "group \(group.name) swap uncharged below zero")
+            g = group.parent
+        }
+    }
+
+    private static func raise(_ peak: borrowing Atomic<Int>, to value: Int) {
+        var old = peak.load(ordering: .relaxed)
+        while value > old {
+            let (done, now) = peak.compareExchange(expected: old, desired: value, ordering: .relaxed)
+            if done { return }
+            old = now
+        }
+    }
+
+    private static func bytes(_ pages: Int) -> Int? {
+        pages >= Int.max / SwapPage.size / SwapPage.size ? nil : pages * SwapPage.size
+    }
+}

@@ -1,0 +1,120 @@
+import Synchronization
+import Testing
+@testable import UserSwap
+
+@Suite("Memory groups")
+struct MemoryGroupTests {
+    @Test("a group over its memory limit reclaims its own pages, not its neighbour's")
+    func limitReclaimsOwnPages() throws {
+        let (space, _) = try makeSpace(memoryPages: 256, swapPages: 1 + 4 * 512)
+        let small = try space.makeGroup(name: "small", memoryLimit: 32 * SwapPage.size)
+        let big = try space.makeGroup(name: "big")
+        let bigRegion = try space.makeRegion(bytes: 64 * SwapPage.size, group: big)
+        for p in 0..<64 { try bigRegion.withPage(p) { fill($0, page: p, generation: 1) } }
+        let smallRegion = try space.makeRegion(bytes: 100 * SwapPage.size, group: small)
+        for p in 0..<100 { try smallRegion.withPage(p) { fill($0, page: p, generation: 2) } }
+        #expect(small.memoryUsage <= 32 * SwapPage.size)
+        #expect(small.memoryPeak <= 32 * SwapPage.size)
+        #expect(small.swapUsage >= 68 * SwapPage.size)
+        #expect(big.memoryUsage == 64 * SwapPage.size, "the neighbour kept every page")
+        #expect(big.swapUsage == 0)
+        #expect(small[.limitReclaims] > 0 && small[.pswpout] >= 68)
+        for p in 0..<100 { try smallRegion.withPage(p, for: .read) { #expect(matches($0, page: p, generation: 2)) } }
+        #expect(small[.pswpin] > 0)
+        #expect(space.rootGroup.memoryUsage == big.memoryUsage + small.memoryUsage)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a group at its swap limit gets a typed out-of-memory error")
+    func swapLimit() throws {
+        let (space, _) = try makeSpace(memoryPages: 256, swapPages: 1 + 4 * 512)
+        let group = try space.makeGroup(name: "tight", memoryLimit: 16 * SwapPage.size, swapLimit: 8 * SwapPage.size)
+        let region = try space.makeRegion(bytes: 64 * SwapPage.size, group: group)
+        var failure: SwapError?
+        for p in 0..<64 {
+            do { try region.withPage(p) { fill($0, page: p) } } catch { failure = error as? SwapError; break }
+        }
+        #expect(failure?.code == .outOfMemory)
+        #expect(group.swapUsage <= 8 * SwapPage.size && group.memoryUsage <= 16 * SwapPage.size)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("usage returns to exactly zero once everything is freed")
+    func balanced() throws {
+        let (space, _) = try makeSpace(memoryPages: 64, swapPages: 1 + 4 * 512)
+        let group = try space.makeGroup(name: "g", memoryLimit: 24 * SwapPage.size)
+        do {
+            let region = try space.makeRegion(bytes: 200 * SwapPage.size, group: group)
+            for p in 0..<200 { try region.withPage(p) { fill($0, page: p) } }
+            for p in stride(from: 0, to: 200, by: 3) { try region.withPage(p, for: .read) { _ in } }
+            try region.discard(pages: 50..<120)
+            #expect(group.swapUsage > 0 && space.checkInvariants() == [])
+        }
+        #expect(group.memoryUsage == 0 && group.swapUsage == 0)
+        #expect(space.rootGroup.memoryUsage == 0 && space.rootGroup.swapUsage == 0)
+        #expect(space.devices[0].usedPages == 0)
+    }
+
+    /// The seed's follow-up fix: reclaim records the swap charge before the folio leaves the swap
+    /// cache, because leaving the cache frees slots whose last mapping went away meanwhile.
+    /// Here the last unmap (a discard) lands exactly between unmap and removal.
+    @Test("swap charge recorded before the cache delete stays balanced when the last unmap races reclaim",
+          arguments: [false, true])
+    func recordBeforeDelete(buggyOrder: Bool) throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let group = try space.makeGroup(name: "g")
+        let region = try space.makeRegion(bytes: SwapPage.size, group: group)
+        space.engine.testHooks.recordSwapAfterDelete.store(buggyOrder, ordering: .relaxed)
+        try region.withPage(0) { fill($0, page: 0) }
+        space.engine.testHooks.beforeRemoveMapping.withLock { hook in
+            hook = { try? region.discard(pages: 0..<1) }
+        }
+        space.engine.testHooks.hasBeforeRemoveMapping.store(true, ordering: .releasing)
+        try region.swapOut(pages: 0..<1)
+        space.engine.testHooks.hasBeforeRemoveMapping.store(false, ordering: .releasing)
+        #expect(space.devices[0].usedPages == 0, "the slot was freed by the delete")
+        if buggyOrder {
+            // The charge landed on a freed slot: it can never be released.
+            #expect(group.swapUsage == SwapPage.size)
+        } else {
+            #expect(group.swapUsage == 0)
+            #expect(space.checkInvariants() == [])
+        }
+    }
+
+    @Test("racing discards against reclaim keep swap accounting balanced (and the buggy order does not)",
+          arguments: [false, true])
+    func racingLastUnmap(buggyOrder: Bool) throws {
+        let (space, _) = try makeSpace(memoryPages: 64)
+        let group = try space.makeGroup(name: "g")
+        space.engine.testHooks.recordSwapAfterDelete.store(buggyOrder, ordering: .relaxed)
+        let region = try space.makeRegion(bytes: 8 * SwapPage.size, group: group)
+        for round in 0..<300 {
+            for p in 0..<8 { try region.withPage(p) { fill($0, page: p, generation: round) } }
+            runThreads(3) { t in
+                if t == 0 { _ = try? region.swapOut(pages: 0..<8) }
+                else { try? region.discard(pages: (t - 1) * 4..<(t * 4)) }
+            }
+            try region.discard(pages: 0..<8)
+        }
+        #expect(space.devices[0].usedPages == 0)
+        if buggyOrder {
+            print("record-after-delete leaked \(group.swapUsage / SwapPage.size) pages of swap charge in 300 racing rounds")
+        } else {
+            #expect(group.swapUsage == 0)
+            #expect(space.checkInvariants() == [])
+        }
+    }
+
+    @Test("nested groups charge their ancestors")
+    func nested() throws {
+        let (space, _) = try makeSpace(memoryPages: 64)
+        let parent = try space.makeGroup(name: "parent", memoryLimit: 10 * SwapPage.size)
+        let child = try space.makeGroup(name: "child", parent: parent)
+        let region = try space.makeRegion(bytes: 30 * SwapPage.size, group: child)
+        for p in 0..<30 { try region.withPage(p) { fill($0, page: p) } }
+        #expect(parent.memoryUsage <= 10 * SwapPage.size)
+        #expect(parent.memoryUsage == child.memoryUsage && parent.swapUsage == child.swapUsage)
+        #expect(space.checkInvariants() == [])
+    }
+}
