@@ -42,10 +42,14 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc; do \
+	for s in alloc zipf random seq usemem hashtable; do \
+		case $$s in \
+			zipf) args="--param workingset=both" ;; \
+			*) args="" ;; \
+		esac; \
 		if printf '%s\n' "$$scenarios" | grep -qx "$$s"; then \
-			echo "== bench $$s"; \
-			$(RELEASE_BIN) bench $$s --json $(RESULTS)/$$s.json || exit 1; \
+			echo "== bench $$s $$args"; \
+			$(RELEASE_BIN) bench $$s $$args --json $(RESULTS)/$$s.json || exit 1; \
 		else \
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \

@@ -207,8 +207,7 @@ extension CommandLineTool {
             let path = try onePositional(parsed, verb: verb)
             return .inspect(InspectOptions(path: path, json: parsed.has("json")))
         case .run:
-            try expectPositionals(parsed, count: 0, verb: verb)
-            return .run
+            return .run(try parseRun(parsed))
         case .bench:
             if parsed.has("list") {
                 try expectPositionals(parsed, count: 0, verb: verb)

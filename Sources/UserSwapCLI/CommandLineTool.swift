@@ -38,8 +38,8 @@ public enum CommandLineTool {
                 try FormatCommand.run(options, console: console)
             case .inspect(let options):
                 try InspectCommand.run(options, console: console)
-            case .run:
-                try RunCommand.run(console: console)
+            case .run(let options):
+                try RunCommand.run(options, console: console)
             case .listScenarios:
                 for scenario in BenchRegistry.listed {
                     console.line(scenario.name)
@@ -51,6 +51,8 @@ public enum CommandLineTool {
         } catch let error as SwapError {
             console.errorLine("userswap: \(error.description)")
         } catch let error as BenchError {
+            console.errorLine("userswap: \(error.description)")
+        } catch let error as WorkloadError {
             console.errorLine("userswap: \(error.description)")
         } catch {
             console.errorLine("userswap: \(error)")

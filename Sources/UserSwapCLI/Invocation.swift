@@ -4,7 +4,7 @@ public enum Invocation: Equatable, Sendable {
     case help(Verb?)
     case format(FormatOptions)
     case inspect(InspectOptions)
-    case run
+    case run(RunOptions)
     case bench(BenchOptions)
     /// `userswap bench --list`.
     case listScenarios

@@ -11,7 +11,7 @@ public enum Verb: String, CaseIterable, Sendable {
         switch self {
         case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force]"
         case .inspect: "usage: userswap inspect FILE [--json]"
-        case .run: "usage: userswap run"
+        case .run: "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
         case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|both] [options]"
         case .help: "usage: userswap help [VERB]"
         }
@@ -22,7 +22,7 @@ public enum Verb: String, CaseIterable, Sendable {
         switch self {
         case .format: "create a swap file (like mkswap)"
         case .inspect: "print a swap file's header and check it"
-        case .run: "a short demonstration run"
+        case .run: "the main job: a workload on swappable data larger than its RAM budget, verified"
         case .bench: "run a benchmark scenario (release builds only)"
         case .help: "show help for userswap or one verb"
         }
@@ -39,7 +39,22 @@ public enum Verb: String, CaseIterable, Sendable {
             ]
         case .inspect:
             [OptionSpec("json", help: "print the report as JSON on stdout")]
-        case .run, .help:
+        case .run:
+            [
+                OptionSpec("workload", value: .required("W"), help: "zipf (default), random, seq, usemem or hashtable"),
+                OptionSpec("memory", value: .required("SIZE"), help: "RAM budget (default 256M)"),
+                OptionSpec("data", value: .required("SIZE"), help: "the workload's data (default 1G): larger than the budget, so it swaps"),
+                OptionSpec("threads", value: .required("N"), help: "worker threads (default 2)"),
+                OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
+                OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
+                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, data + 25 %, removed at the end)"),
+                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default) or legacy"),
+                OptionSpec("write-ratio", value: .required("R"), help: "fraction of accesses that write (default 0.2; zipf, random, seq)"),
+                OptionSpec("seed", value: .required("N"), help: "seed of the access sequences and page patterns, to repeat a run"),
+                OptionSpec("json", value: .optional("FILE"), help: "also write the report as JSON to FILE; alone or `-`: to stdout"),
+                OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
+            ]
+        case .help:
             []
         case .bench:
             [

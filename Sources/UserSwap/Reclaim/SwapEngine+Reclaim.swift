@@ -115,13 +115,8 @@ extension SwapEngine {
         let owner = frames.owner(f)
         var removed = false
         if owner != 0, let region = region(Int(owner >> 40)) {
-            let page = Int(owner & (1 << 40 - 1))
-            let pte = page < region.pageCount ? region.pte(page) : .none
-            if pte.isPresent && frames.folio(containing: pte.frame) == f {
-                removed = (try? region.shrinkLocked(page, pte, f)) ?? false
-            } else {
-                removed = shrinkUnmapped(f)
-            }
+            removed = (try? region.shrinkLocked(f)) ?? false
+            if !removed && frames.owner(f) == 0 { removed = shrinkUnmapped(f) }
             // Unlock before the region reference goes: dropping the last one runs its deinit,
             // which locks folios.
             withExtendedLifetime(region) { frames.unlock(f) }

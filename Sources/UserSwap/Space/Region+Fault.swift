@@ -13,7 +13,8 @@ extension Region {
                 // A reference first, then re-read the entry: if swap-out unmapped the page in
                 // between, one of us sees the other (both sides are sequentially consistent).
                 if frames.tryGet(f) {
-                    if self.pte(page) == pte {
+                    // Re-check the folio too: a large folio may have been split in between.
+                    if self.pte(page) == pte && frames.folio(containing: pte.frame) == f {
                         let flags = frames.flags(f)
                         if access == .write && flags.contains(.swapcache) {
                             // The copy on the device is about to go stale: release it first.
@@ -49,8 +50,11 @@ extension Region {
         engine.putFolio(f)
     }
 
-    /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`).
+    /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`), of the region's
+    /// folio size when the whole aligned block is untouched and memory has a free run of frames,
+    /// one page otherwise.
     private func faultZero(_ page: Int) throws(SwapError) {
+        if folioOrder > 0, faultZeroLarge(page) { return }
         let f = try engine.allocateFolio(order: 0, group: group)
         engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
@@ -71,9 +75,34 @@ extension Region {
         }
     }
 
+    private func faultZeroLarge(_ page: Int) -> Bool {
+        let nr = 1 << folioOrder
+        let base = folioBase(page, order: folioOrder)
+        guard base + nr <= pageCount, (0..<nr).allSatisfy({ pte(base + $0).isNone }),
+              let f = try? engine.allocateFolio(order: folioOrder, group: group) else { return false }
+        engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+        engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
+        let lock = ptl(base)
+        lock.lock()
+        guard (0..<nr).allSatisfy({ pte(base + $0).isNone }) else {
+            lock.unlock()
+            engine.putFolio(f)
+            return false
+        }
+        // One reference per mapped page; the allocation's is the first.
+        engine.frames.get(f, UInt32(nr - 1))
+        engine.frames.setOwner(f, owner(base))
+        for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
+        lock.unlock()
+        engine.lru(f).add(f, to: .inactive)
+        engine.stats.count(.zeroFills, nr)
+        return true
+    }
+
     /// Brings a swapped-out page back and maps it (kernel: `do_swap_page`). Returns without
     /// mapping if the page table changed meanwhile; the caller looks again.
     private func doSwapPage(_ page: Int, _ pte: PageTableEntry) throws(SwapError) {
+        if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
         guard let f = try engine.swapIn(entry, group: group) else { return }
@@ -92,7 +121,9 @@ extension Region {
         }
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
         let sub = entry.offset - frames.entry(f).offset
-        frames.setOwner(f, owner(page))
+        // The reverse map names the folio's first page (a large folio comes back page by page
+        // when its block was not swapped in whole).
+        frames.setOwner(f, owner(page - sub))
         // Our reference becomes the mapping's.
         setPTE(page, .present(frame: f.frame + UInt32(sub)))
         // The page table no longer refers to the slot; the cache still holds it.
@@ -106,6 +137,53 @@ extension Region {
             engine.freeSwapIfUnused(f)
         }
         frames.unlock(f)
+    }
+
+    /// Swaps in the whole aligned block holding `page` as one large folio, when its pages went
+    /// out as one run of slots and nobody races for part of it (kernel: mTHP swap-in through
+    /// `swapin_folio`). Returns false to fall back to single pages.
+    private func swapInLarge(_ page: Int) throws(SwapError) -> Bool {
+        let nr = 1 << folioOrder
+        let base = folioBase(page, order: folioOrder)
+        guard base + nr <= pageCount else { return false }
+        let first = pte(base)
+        guard first.isSwap, first.swapEntry.offset % nr == 0 else { return false }
+        let entry = first.swapEntry
+        for i in 1..<nr where pte(base + i) != .swap(entry.advanced(by: i)) { return false }
+        let frames = engine.frames
+        guard case .allocated(let f, let shadow) = try engine.swapCacheAllocFolio(entry, order: folioOrder, group: group) else {
+            return false
+        }
+        do {
+            try engine.swapReadFolio(f)
+        } catch {
+            frames.unlock(f)
+            engine.putFolio(f)
+            throw error
+        }
+        engine.groups[group].count(.pswpin, nr)
+        let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
+        engine.lru(f).add(f, to: activate ? .active : .inactive)
+        guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+        let lock = ptl(base)
+        lock.lock()
+        guard (0..<nr).allSatisfy({ pte(base + $0) == .swap(entry.advanced(by: $0)) }) else {
+            // Part of the block changed while we read: the pages fault in one by one and find
+            // this folio in the cache.
+            lock.unlock()
+            engine.freeSwapIfUnused(f)
+            frames.unlock(f)
+            engine.putFolio(f)
+            return false
+        }
+        frames.get(f, UInt32(nr - 1))
+        frames.setOwner(f, owner(base))
+        for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
+        device.put(entry, count: nr)
+        lock.unlock()
+        if device.freePages < device.usablePages / 2 { engine.freeSwapIfUnused(f) }
+        frames.unlock(f)
+        return true
     }
 
     /// A write to a page whose folio is still in the swap cache: the device copy goes stale, so

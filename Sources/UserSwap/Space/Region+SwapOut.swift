@@ -16,7 +16,7 @@ extension Region {
         return freed
     }
 
-    /// Swaps out the folio mapped at `page`. Returns true if its frame was freed.
+    /// Swaps out the folio mapped at `page`. Returns true if its frames were freed.
     func shrinkPage(_ page: Int) throws(SwapError) -> Bool {
         let frames = engine.frames
         let pte = pte(page)
@@ -26,7 +26,7 @@ extension Region {
         frames.lock(f)
         let removed: Bool
         do {
-            removed = try shrinkLocked(page, pte, f)
+            removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try shrinkLocked(f) : false
         } catch {
             frames.unlock(f)
             engine.putFolio(f)
@@ -37,31 +37,43 @@ extension Region {
         return removed
     }
 
-    /// Swaps out folio `f`, mapped at `page` by `pte`. Caller holds `f`'s lock and one reference.
+    /// Swaps out folio `f`, whose first page is mapped by this region (its reverse map). Caller
+    /// holds `f`'s lock and one reference. A large folio goes out as one run of slots; when no
+    /// device has such a run it is split and its first page goes out alone (the others stay on
+    /// the LRU for the next pass).
+    ///
     /// Returns true when the folio left memory: its references are then all gone (the caller's
     /// too), and the caller unlocks and frees it. Returns false when it stays (busy, pinned, or
-    /// the page changed); throws when no slot is free or the write failed — in every non-true
-    /// case the folio is still locked and the caller's reference still held.
-    func shrinkLocked(_ page: Int, _ pte: PageTableEntry, _ f: Folio) throws(SwapError) -> Bool {
+    /// remapped); throws when no slot is free or the write failed — in every non-true case the
+    /// folio is still locked and the caller's reference still held.
+    func shrinkLocked(_ f: Folio) throws(SwapError) -> Bool {
         let frames = engine.frames
-        guard self.pte(page) == pte, !frames.flags(f).contains(.writeback) else { return false }
-        let nr = frames.pageCount(f)
+        guard !frames.flags(f).contains(.writeback) else { return false }
+        var nr = frames.pageCount(f)
+        let base = Int(frames.owner(f) & (1 << 40 - 1))
+        guard frames.owner(f) >> 40 == UInt64(id), base + nr <= pageCount else { return false }
         if !frames.flags(f).contains(.swapcache) {
-            guard engine.folioAllocSwap(f) != nil else {
-                let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
-                throw SwapError(.swapFull, "no swap slot left for page \(page) of region \(id) (\(free) slots free); add a swap device or make it larger")
+            if engine.folioAllocSwap(f) == nil {
+                guard nr > 1, engine.splitFolio(f) else {
+                    let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
+                    throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
+                }
+                nr = 1
+                guard engine.folioAllocSwap(f) != nil else {
+                    throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id); add a swap device or make it larger")
+                }
             }
             // The device has no copy yet.
             frames.setFlags(f, .dirty)
         }
-        let entry = frames.entry(f).advanced(by: Int(pte.frame - f.frame))
+        let entry = frames.entry(f)
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
 
-        guard unmap(page, pte, f, entry, device: device, expectedRefs: nr + 2) else {
+        guard unmap(base, f, entry, device: device) else {
             engine.stats.count(.busyFolios)
-            // The page was discarded under us after we gave the folio slots: nothing maps them,
-            // so the folio must not stay cached for nobody.
-            if self.pte(page) != pte { engine.freeSwapIfUnused(f) }
+            // The pages were discarded under us after we gave the folio slots: nothing maps
+            // them, so the folio must not stay cached for nobody.
+            engine.freeSwapIfUnused(f)
             return false
         }
         let wasDirty = frames.flags(f).contains(.dirty)
@@ -78,32 +90,46 @@ extension Region {
         return true
     }
 
-    /// Replaces the page's present entry with its swap entry and moves the mapping's reference
-    /// from the folio to the slot (kernel: `try_to_unmap_one` with `folio_dup_swap`). Fails,
-    /// changing nothing, if anyone but the mapping, the cache and us holds the folio (a pin).
-    /// Caller holds the folio lock and one reference.
-    private func unmap(_ page: Int, _ pte: PageTableEntry, _ f: Folio, _ entry: SwapEntry,
-                       device: SwapDevice, expectedRefs: Int) -> Bool {
-        let lock = ptl(page)
+    /// Replaces every present entry of the folio's pages with its swap entry and moves each
+    /// mapping's reference from the folio to its slot (kernel: `try_to_unmap_one` with
+    /// `folio_dup_swap`). Pages already swapped (a large folio partly faulted back) stay as they
+    /// are. Fails, changing nothing, if a page maps something else, or if anyone but the
+    /// mappings, the cache and the caller holds the folio (a pin). Caller holds the folio lock.
+    private func unmap(_ base: Int, _ f: Folio, _ entry: SwapEntry, device: SwapDevice) -> Bool {
+        let frames = engine.frames
+        let nr = frames.pageCount(f)
+        let lock = ptl(base)
         lock.lock()
         defer { lock.unlock() }
-        guard self.pte(page) == pte else { return false }
-        // Store the swap entry first, then read the refcount; a pinner takes its reference
+        var mapped = 0
+        for i in 0..<nr {
+            let p = pte(base + i)
+            if p == .present(frame: f.frame + UInt32(i)) { mapped += 1 }
+            else if p != .swap(entry.advanced(by: i)) && !p.isNone { return false }
+        }
+        guard mapped > 0 else { return false }
+        // Store the swap entries first, then read the refcount; a pinner takes its reference
         // first, then re-reads the entry. Sequential consistency means at least one of us sees
         // the other, so we never unmap a page a pin is about to use.
-        setPTE(page, .swap(entry))
-        guard engine.frames.refcount(f) == expectedRefs else {
-            setPTE(page, pte)
+        var changed: [Int] = []
+        for i in 0..<nr where pte(base + i) == .present(frame: f.frame + UInt32(i)) {
+            setPTE(base + i, .swap(entry.advanced(by: i)))
+            changed.append(i)
+        }
+        guard frames.refcount(f) == mapped + nr + 1 else {
+            for i in changed { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
             return false
         }
-        do {
-            try device.duplicate(entry)
-        } catch {
-            preconditionFailure("a cached slot could not take its first mapping: \(error)")
+        for i in changed {
+            do {
+                try device.duplicate(entry.advanced(by: i))
+            } catch {
+                preconditionFailure("a cached slot could not take its first mapping: \(error)")
+            }
         }
-        engine.frames.setOwner(f, 0)
-        // The mapping's reference: we still hold ours, so this is never the last.
-        _ = engine.frames.put(f)
+        frames.setOwner(f, 0)
+        // The mappings' references: we still hold ours, so this is never the last.
+        _ = frames.put(f, UInt32(mapped))
         return true
     }
 }

@@ -16,16 +16,20 @@ public final class Region: Sendable {
     public let pageCount: Int
     /// The memory group its pages are charged to.
     public let group: Int
+    /// log2 of the pages per folio: 0 for 4 KiB folios, up to 9 for 2 MiB. Large folios are
+    /// allocated, swapped out and swapped in as one unit when possible, page by page otherwise.
+    public let folioOrder: Int
     let engine: SwapEngine
     let ptes: _UnsafeAtomicArray<UInt64>
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>
     static let pagesPerPTL = 512
 
-    init(id: Int, pageCount: Int, group: Int, engine: SwapEngine) {
+    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine) {
         self.id = id
         self.pageCount = pageCount
         self.group = group
+        self.folioOrder = folioOrder
         self.engine = engine
         ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
         ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
@@ -53,7 +57,12 @@ public final class Region: Sendable {
         ptes[page].pointee.store(value.raw, ordering: .sequentiallyConsistent)
     }
 
-    /// The page-table lock covering `page`.
+    /// The first page of the folio-sized, aligned block holding `page`.
+    @inline(__always)
+    func folioBase(_ page: Int, order: Int) -> Int { page & ~((1 << order) - 1) }
+
+    /// The page-table lock covering `page`. A block of up to 512 aligned pages (the largest
+    /// folio) is always under one lock.
     @inline(__always)
     func ptl(_ page: Int) -> FutexLock { FutexLock(ptls[page / Self.pagesPerPTL]) }
 

@@ -61,6 +61,11 @@ public enum BenchRegistry {
         [
             SelfCheckScenario.self,
             AllocScenario.self,
+            ZipfScenario.self,
+            RandomScenario.self,
+            SeqScenario.self,
+            UsememScenario.self,
+            HashTableScenario.self,
         ]
     }
 

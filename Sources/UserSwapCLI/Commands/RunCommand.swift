@@ -1,18 +1,84 @@
 import Foundation
 import UserSwap
 
-/// `userswap run`: until the real workload lands, a demonstration that the format and inspect
-/// paths work on this machine: a 64 MiB swap file in a fresh temporary folder, its report, and
-/// the folder removed again (also when something fails).
+/// `userswap run`: the main job. A workload (Zipf by default) on 1 GiB of swappable data in a
+/// 256 MiB RAM budget, swapping to a file in a fresh temporary folder; a live progress line
+/// while it runs, then the report (throughput, per-access latency, swap traffic, reclaim,
+/// memory) and a verification of every page the workload touched. Exits 1 if any page is wrong.
 enum RunCommand {
-    static let demoBytes: Int64 = 64 << 20
+    static func run(_ options: RunOptions, console: Console) throws {
+        let configuration = options.configuration
+        let problems = configuration.problems()
+        guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
+        #if DEBUG
+        console.errorLine("userswap run: a debug build: expect 10–100× fewer operations per second than `swift build -c release`")
+        #endif
+        // With --json on stdout, the report goes to stderr so that stdout is only JSON.
+        let toStderr = options.json == .stdout
+        let say = { (text: String) in toStderr ? console.errorLine(text) : console.line(text) }
+        let swapBytes = configuration.swapBytes
+        let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes) { device, where_ in
+            say(header(configuration, swap: where_))
+            return try WorkloadSession.run(configuration, device: device, console: console,
+                                           showsProgress: options.showsProgress, label: "run")
+        }
+        let rss = ResidentMemory.peakBytes()
+        say(outcome.summary)
+        say(outcome.text(processPeakRSS: rss))
+        if let destination = options.json {
+            var directory: String?
+            if case .file(let path) = destination { directory = URL(fileURLWithPath: path).deletingLastPathComponent().path }
+            let measured = outcome.measured
+            var report = BenchReport(
+                scenario: "run", mode: .explicit, swapProtocol: configuration.swapProtocol,
+                threads: measured.threads, ops: measured.ops, seconds: measured.seconds, latency: measured.latency,
+                peakResidentBytes: rss, machine: MachineInfo.current(directory: directory),
+                extras: ["latency_cdf": measured.histogram.cdf])
+            outcome.fill(&report)
+            try JSONOutput.write(report, to: destination, console: console)
+            if case .file(let path) = destination { say("wrote \(path)") }
+        }
+        guard outcome.verified else {
+            throw WorkloadError("the data did not verify (see the report above)")
+        }
+    }
 
-    static func run(console: Console) throws {
-        try ScratchDirectory.with(prefix: "userswap-run") { folder in
-            let path = folder + "/swap0"
-            console.line("formatting a \(ByteSize.format(demoBytes)) swap file at \(path)")
-            _ = try SwapFile.format(path: path, bytes: demoBytes, label: "userswap-run")
-            console.line(try SwapFile.inspect(path: path).text())
+    /// The lines before the progress: what runs, on what.
+    static func header(_ c: WorkloadConfiguration, swap: String) -> String {
+        let ratio = Double(c.dataBytes) / Double(c.memoryBytes)
+        var limit = ""
+        if c.kind.isOpen {
+            switch c.limit {
+            case .seconds(let s): limit = ", \(LatencySummary.trimmed(s)) s of accesses"
+            case .operations(let n): limit = ", \(n) accesses"
+            case .operationsPerThread(let counts): limit = ", \(counts.reduce(0, +)) accesses"
+            }
+        }
+        return """
+        userswap run: \(c.kind.rawValue), \(ByteSize.format(c.dataBytes)) of data in a \(ByteSize.format(c.memoryBytes)) RAM budget (\(LatencySummary.trimmed(ratio))×), \(c.threads == 1 ? "1 thread" : "\(c.threads) threads")\(limit)
+          \(c.swapProtocol.rawValue) protocol, workingset detection \(c.workingsetDetection ? "on" : "off"), seed \(c.seed)
+          swap: \(swap)
+        """
+    }
+
+    /// Runs `body` with the swap device `swap` names, described in words; a temporary folder is
+    /// removed afterwards, also when `body` throws.
+    static func withSwap<T>(
+        _ swap: RunOptions.Swap, bytes: Int64,
+        _ body: (SwapSpace.DeviceConfiguration, String) throws -> T
+    ) throws -> T {
+        switch swap {
+        case .temporaryFile:
+            return try ScratchDirectory.with(prefix: "userswap-run") { folder in
+                let path = folder + "/swap0"
+                return try body(.file(path: path, size: bytes), "\(path) (a \(ByteSize.format(bytes)) file, removed at the end)")
+            }
+        case .file(let path):
+            let exists = FileManager.default.fileExists(atPath: path)
+            return try body(.file(path: path, size: bytes),
+                            exists ? "\(path) (existing swap file, kept)" : "\(path) (a new \(ByteSize.format(bytes)) file, kept)")
+        case .memory:
+            return try body(.memory(bytes: Int(bytes)), "\(ByteSize.format(bytes)) of process memory")
         }
     }
 }

@@ -94,9 +94,9 @@ extension CLI {
             #expect(CommandLineTool.parse(["inspect", "--", "--odd-name"]) == .success(.inspect(InspectOptions(path: "--odd-name"))))
         }
 
-        @Test("run takes no arguments")
+        @Test("run takes options only (RunCommandTests has the rest)")
         func run() throws {
-            #expect(CommandLineTool.parse(["run"]) == .success(.run))
+            #expect(CommandLineTool.parse(["run"]) == .success(.run(RunOptions())))
             #expect(try #require(usageError(["run", "extra"])).verb == .run)
         }
 

@@ -65,11 +65,13 @@ extension CLI {
             }
         }
 
-        @Test("run formats, inspects and cleans up")
+        @Test("a small run swaps to a temporary file, verifies and removes the file")
         func run() {
-            let result = runTool(["run"])
+            let result = runTool(["run", "--memory", "1M", "--data", "4M", "--ops", "5000", "--no-progress"])
             #expect(result.status == 0, "\(result.stderr)")
-            #expect(result.stdout.contains("64 MiB"))
+            #expect(result.stdout.contains("verified "))
+            #expect(result.stdout.contains(": all match"))
+            #expect(result.stdout.contains("removed at the end"))
         }
 
         @Test("bench --list shows only listed scenarios")

@@ -1,0 +1,182 @@
+import UserSwap
+
+/// `userswap bench zipf|random|seq|usemem|hashtable`: the workloads of `userswap run`
+/// (`Workloads/`), sized to finish in seconds (64 MiB of budget, 256 MiB of data: 4× over;
+/// the hash table 32 MiB and 128 MiB), on a swap file in a scratch folder, two threads, 5 s of
+/// accesses for the open workloads. Every run ends with the workload's full verification.
+///
+/// Parameters (`--param KEY=VALUE`):
+/// - `workingset=on|off|both`: workingset detection (refault activation) on (default) or off
+///   (plain second chance); `both` runs the two in one invocation, same seed and the same
+///   operations on each thread (the second run replays the first's per-thread counts), and
+///   reports their swap-ins side by side in `workingset_comparison`.
+/// - `ops=N`: a fixed number of accesses instead of `--seconds` (open workloads).
+/// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
+///   `load=F` (hashtable fill, default 0.5).
+/// - `device=file|memory`: swap to a file (default) or to process memory.
+enum WorkloadBench {
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
+
+    /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
+    static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
+        // Every insert and lookup of the table is a random page: about 1.5 swap-ins per key at
+        // 4×, so the table is half the others' size to stay within ~20 s.
+        kind == .hashtable ? (32 << 20, 128 << 20) : (64 << 20, 256 << 20)
+    }
+
+    static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
+            throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
+        }
+        let configuration = try configuration(kind, options: options, harness: harness)
+        let workingset: String = try options.parameter("workingset", default: "on")
+        let device: String = try options.parameter("device", default: "file")
+        guard device == "file" || device == "memory" else { throw BenchError("--param device=\(device): use file or memory") }
+
+        switch workingset {
+        case "on", "off":
+            var one = configuration
+            one.workingsetDetection = workingset == "on"
+            let outcome = try runOnce(one, device: device, label: kind.rawValue, harness: harness)
+            return report(outcome, harness: harness)
+        case "both":
+            var on = configuration
+            on.workingsetDetection = true
+            let withDetection = try runOnce(on, device: device, label: "\(kind.rawValue) workingset on", harness: harness)
+            var off = configuration
+            off.workingsetDetection = false
+            if kind.isOpen {
+                // The same operations on each thread, so each thread draws the same pages.
+                off.limit = .operationsPerThread(withDetection.openOpsPerThread)
+            }
+            let without = try runOnce(off, device: device, label: "\(kind.rawValue) workingset off", harness: harness)
+            var report = report(withDetection, harness: harness)
+            report.verified = withDetection.verified && without.verified
+            let comparison = WorkingsetComparison(on: withDetection, off: without)
+            report.extras["workingset_comparison"] = comparison.json
+            harness.log(comparison.text)
+            return report
+        default:
+            throw BenchError("--param workingset=\(workingset): use on, off or both")
+        }
+    }
+
+    /// The options, the scenario's defaults and the `--param`s, as a workload configuration.
+    static func configuration(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> WorkloadConfiguration {
+        let sizes = defaultSizes(kind)
+        var limit = WorkloadLimit.seconds(harness.seconds(default: 5))
+        if options.parameters["ops"] != nil {
+            let ops: Int = try options.parameter("ops", default: 0)
+            guard ops >= 1 else { throw BenchError("--param ops=\(ops): give at least 1") }
+            limit = .operations(ops)
+        }
+        let configuration = WorkloadConfiguration(
+            kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
+            threads: harness.threads(default: 2), limit: limit,
+            writeRatio: try options.parameter("write_ratio", default: WorkloadConfiguration.defaultWriteRatio),
+            theta: try options.parameter("theta", default: WorkloadConfiguration.defaultTheta),
+            loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
+            seed: options.seed ?? WorkloadConfiguration.defaultSeed,
+            swapProtocol: harness.swapProtocol)
+        let problems = configuration.problems()
+        guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
+        return configuration
+    }
+
+    /// One run on a fresh swap device: a file in the scratch folder (removed afterwards), or
+    /// process memory.
+    static func runOnce(_ configuration: WorkloadConfiguration, device: String, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
+        let run = { (swap: SwapSpace.DeviceConfiguration) in
+            try WorkloadSession.run(configuration, device: swap, console: harness.console,
+                                    showsProgress: harness.options.showsProgress, label: label)
+        }
+        let outcome: WorkloadOutcome
+        if device == "memory" {
+            outcome = try run(.memory(bytes: Int(configuration.swapBytes)))
+        } else {
+            outcome = try harness.withScratchDirectory { folder in
+                try run(.file(path: folder + "/swap0", size: configuration.swapBytes))
+            }
+        }
+        if !outcome.verified { harness.log(outcome.verificationLine) }
+        return outcome
+    }
+
+    static func report(_ outcome: WorkloadOutcome, harness: BenchHarness) -> BenchReport {
+        var report = harness.report(outcome.measured)
+        outcome.fill(&report)
+        return report
+    }
+}
+
+/// Two runs of one workload, with and without workingset detection: what refault activation
+/// saves (`swap_ins_ratio` = swap-ins without ÷ with, bigger is better for detection).
+struct WorkingsetComparison {
+    let on: WorkloadOutcome
+    let off: WorkloadOutcome
+
+    static func side(_ outcome: WorkloadOutcome) -> JSONValue {
+        let c = outcome.counters
+        let run = outcome.measured
+        return [
+            "swap_ins": JSONValue(c[.swapIns] ?? 0), "swap_outs": JSONValue(c[.swapOuts] ?? 0),
+            "refaults": JSONValue(c[.refaults] ?? 0), "activations": JSONValue(c[.activations] ?? 0),
+            "restores": JSONValue(c[.restores] ?? 0), "reclaim_scanned": JSONValue(c[.reclaimScanned] ?? 0),
+            "ops": JSONValue(run.ops), "seconds": JSONValue(run.seconds), "ops_per_s": JSONValue(run.opsPerSecond),
+            "latency_us": JSONValue(run.latency), "verified": .bool(outcome.verified),
+            "swap_ins_per_1000_ops": JSONValue(run.ops > 0 ? Double(c[.swapIns] ?? 0) * 1000 / Double(run.ops) : 0),
+        ]
+    }
+
+    var swapIns: (on: Int, off: Int) { (on.counters[.swapIns] ?? 0, off.counters[.swapIns] ?? 0) }
+
+    /// Swap-ins without detection ÷ with it; nil when the run with it did none.
+    var ratio: Double? { swapIns.on > 0 ? Double(swapIns.off) / Double(swapIns.on) : nil }
+
+    var json: JSONValue {
+        var object: [String: JSONValue] = ["on": Self.side(on), "off": Self.side(off),
+                                           "same_ops": .bool(on.measured.ops == off.measured.ops)]
+        if let ratio { object["swap_ins_ratio"] = JSONValue(ratio) }
+        if on.measured.opsPerSecond > 0 && off.measured.opsPerSecond > 0 {
+            object["ops_per_s_ratio"] = JSONValue(on.measured.opsPerSecond / off.measured.opsPerSecond)
+        }
+        object["note"] = "swap_ins_ratio = swap-ins without workingset detection (plain second chance) ÷ with it, over the same operations per thread and seed; above 1 means detection saved swap-ins"
+        return .object(object)
+    }
+
+    var text: String {
+        let (a, b) = swapIns
+        let ratioText = ratio.map { "×\(LatencySummary.trimmed($0))" } ?? "n/a"
+        return "workingset detection on: \(a) swap-ins, \(on.counters[.activations] ?? 0) activations; off (plain second chance): \(b) swap-ins; off ÷ on = \(ratioText) over \(on.measured.ops) operations each"
+    }
+}
+
+enum ZipfScenario: BenchScenario {
+    static let name = "zipf"
+    static let summary = "Zipf θ=0.99 accesses over data 4× the budget (--param workingset=both: with vs without refault activation)"
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.zipf, options: options, harness: harness) }
+}
+
+enum RandomScenario: BenchScenario {
+    static let name = "random"
+    static let summary = "uniform random accesses over data 4× the budget"
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.random, options: options, harness: harness) }
+}
+
+enum SeqScenario: BenchScenario {
+    static let name = "seq"
+    static let summary = "sequential wrapping accesses over data 4× the budget (LRU's worst case)"
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.seq, options: options, harness: harness) }
+}
+
+enum UsememScenario: BenchScenario {
+    static let name = "usemem"
+    static let summary = "the kernel's usemem: write data 4× the budget, then read it all back"
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.usemem, options: options, harness: harness) }
+}
+
+enum HashTableScenario: BenchScenario {
+    static let name = "hashtable"
+    static let summary = "an open-addressing hash table 4× the budget: insert, then look up every key"
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.hashtable, options: options, harness: harness) }
+}
