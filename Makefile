@@ -42,8 +42,9 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc zipf random seq usemem hashtable; do \
+	for s in alloc pin race zipf random seq usemem hashtable; do \
 		case $$s in \
+			race) args="--protocol both --threads 8" ;; \
 			zipf) args="--param workingset=both" ;; \
 			*) args="" ;; \
 		esac; \

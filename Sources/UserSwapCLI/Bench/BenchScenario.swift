@@ -61,6 +61,8 @@ public enum BenchRegistry {
         [
             SelfCheckScenario.self,
             AllocScenario.self,
+            PinScenario.self,
+            RaceScenario.self,
             ZipfScenario.self,
             RandomScenario.self,
             SeqScenario.self,
