@@ -27,6 +27,7 @@ extension SwapEngine {
                 stats.count(.cacheHits)
                 return .cached(f)
             }
+            yieldPoint(.swapInMissed)
             let f = try allocateFolio(order: order, group: group)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
@@ -61,6 +62,7 @@ extension SwapEngine {
                     // Someone holds the bit but its folio is not in yet: we cannot know who, so
                     // sleep a tick and retry (the long tail the seed removes).
                     stats.count(.legacySleeps)
+                    yieldPoint(.blocking)
                     sleep(retryAfter)
                     continue
                 case .noEntry:
@@ -69,10 +71,12 @@ extension SwapEngine {
             }
             switch result {
             case .added(let shadow):
+                yieldPoint(.swapInAdded)
                 return .allocated(f, shadow: shadow)
             case .exists:
                 discardNewFolio(f)
                 stats.count(.raceLosses)
+                yieldPoint(.swapInLostRace)
                 if order > 0 { stats.count(.largeFallbacks); return .fallback }
                 // Look the winner up; if it already left the cache, we try again.
                 continue
@@ -92,6 +96,7 @@ extension SwapEngine {
     func swapReadFolio(_ f: Folio) throws(SwapError) {
         assert(frames.isLocked(f))
         if frames.flags(f).contains(.uptodate) { return }
+        yieldPoint(.swapInBeforeRead)
         do {
             try readFolio(f, from: frames.entry(f))
         } catch {
@@ -138,7 +143,13 @@ extension SwapEngine {
                 lru(f).add(f, to: activate ? .active : .inactive)
                 return f
             case .cached(let f):
+                yieldPoint(.swapInFoundCached)
                 frames.lock(f)
+                yieldPoint(.swapInLocked)
+                if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {
+                    // The planted bug: trust the folio found before sleeping on its lock.
+                    return f
+                }
                 // It may have left the cache, or failed its read, while we slept.
                 guard frames.matches(f, entry) else {
                     let failed = frames.flags(f).contains(.error)

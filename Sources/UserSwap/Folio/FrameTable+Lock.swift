@@ -94,6 +94,7 @@ extension FrameTable {
                 }
             }
             // Returns at once if any bit of the word changed meanwhile (EAGAIN): we re-check.
+            yieldPoint(.blocking)
             _ = cus_futex_wait(raw, old | waitersBit, -1)
         }
     }

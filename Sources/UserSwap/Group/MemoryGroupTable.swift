@@ -50,14 +50,3 @@ final class MemoryGroupTable: Sendable {
 
     var list: [MemoryGroup] { all.withLock { $0 } }
 }
-
-/// Switches that exist only so tests can prove they would catch a bug.
-final class TestHooks: Sendable {
-    /// Record the group's swap charge *after* the folio leaves the swap cache, the order the
-    /// seed's follow-up patch fixed: a slot freed by the delete is then charged and never
-    /// uncharged.
-    let recordSwapAfterDelete = Atomic<Bool>(false)
-    /// Runs in reclaim right before a folio is removed from the cache (the folio is locked).
-    let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil)
-    let hasBeforeRemoveMapping = Atomic<Bool>(false)
-}

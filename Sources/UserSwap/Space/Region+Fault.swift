@@ -106,6 +106,7 @@ extension Region {
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
         guard let f = try engine.swapIn(entry, group: group) else { return }
+        yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let lock = ptl(page)
         lock.lock()
@@ -129,6 +130,7 @@ extension Region {
         // The page table no longer refers to the slot; the cache still holds it.
         device.put(entry)
         lock.unlock()
+        yieldPoint(.faultMapped)
         // Only now, with the page mapped, may the folio leave the cache: a concurrent faulter
         // still finds it there instead of starting a second read (kernel phase II patch 6).
         // Keep it cached while swap has room, so a later swap-out of this clean page needs no

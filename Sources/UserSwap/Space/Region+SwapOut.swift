@@ -68,7 +68,7 @@ extension Region {
         }
         let entry = frames.entry(f)
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
-
+        yieldPoint(.swapOutAllocated)
         guard unmap(base, f, entry, device: device) else {
             engine.stats.count(.busyFolios)
             // The pages were discarded under us after we gave the folio slots: nothing maps
@@ -76,10 +76,12 @@ extension Region {
             engine.freeSwapIfUnused(f)
             return false
         }
+        yieldPoint(.swapOutUnmapped)
         let wasDirty = frames.flags(f).contains(.dirty)
         if wasDirty {
             try engine.writeback(f, device: device)
         }
+        yieldPoint(.swapOutBeforeRemove)
         guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else {
             // A transient reference (a lookup racing with the last unmap of the page) kept the
             // folio; if nothing maps its slots any more, it must not linger in the cache.

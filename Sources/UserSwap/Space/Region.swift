@@ -108,11 +108,13 @@ public final class Region: Sendable {
             // The page table's reference to the slot goes under the PTL, as the kernel does.
             device.put(entry)
             lock.unlock()
+            yieldPoint(.zapBeforeCacheReclaim)
             // A slot held only by the cache now: drop that folio too, if nobody is using it.
             engine.reclaimCacheOnly(entry)
             return
         }
         lock.unlock()
+        yieldPoint(.zapCleared)
         let f = engine.frames.folio(containing: old.frame)
         if engine.frames.flags(f).contains(.swapcache) {
             // The folio may only stay for the cache now. Take it out while we still hold the

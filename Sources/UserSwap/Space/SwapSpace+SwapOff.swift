@@ -28,6 +28,7 @@ extension SwapSpace {
                 guard rounds <= 16 else {
                     throw SwapError(.ioError, "swapoff of device \(device.type) could not empty it: \(device.usedPages) slots still in use")
                 }
+                yieldPoint(.swapOffBeforeUnuse)
                 try unuse(device)
             }
         } catch {

@@ -1,0 +1,16 @@
+import Synchronization
+
+/// Switches that exist only so tests can prove they would catch a bug.
+final class TestHooks: Sendable {
+    /// Record the group's swap charge *after* the folio leaves the swap cache, the order the
+    /// seed's follow-up patch fixed: a slot freed by the delete is then charged and never
+    /// uncharged.
+    let recordSwapAfterDelete = Atomic<Bool>(false)
+    /// Runs in reclaim right before a folio is removed from the cache (the folio is locked).
+    let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil)
+    let hasBeforeRemoveMapping = Atomic<Bool>(false)
+    /// Skip the re-check, after sleeping on a cached folio's lock, that it still is the entry's
+    /// folio and uptodate: the bug the kernel's "always lock and check the swap cache folio
+    /// before use" fixed. The schedule explorer must catch it.
+    let skipRecheckAfterLock = Atomic<Bool>(false)
+}

@@ -1,0 +1,49 @@
+import Synchronization
+
+/// Named places in the swap-in, swap-out, free and swapoff paths where a test scheduler may
+/// switch threads, to explore interleavings of the synchronization protocol deterministically.
+/// In release builds they compile to nothing; in debug builds they cost one relaxed load unless a
+/// scheduler is installed.
+public enum YieldPoint: String, Sendable, CaseIterable {
+    case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
+    case faultBeforeMap, faultMapped
+    case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
+    case zapCleared, zapBeforeCacheReclaim
+    case swapOffBeforeUnuse
+    /// A thread is about to sleep on a folio lock or a legacy retry: a scheduler must run
+    /// someone else.
+    case blocking
+}
+
+/// What a test scheduler implements.
+public protocol YieldScheduler: AnyObject, Sendable {
+    func reached(_ point: YieldPoint)
+}
+
+/// The installed scheduler, if any (tests only).
+public enum YieldPoints {
+    static let installed = Atomic<Bool>(false)
+    static let scheduler = Mutex<(any YieldScheduler)?>(nil)
+
+    /// Installs `scheduler` for every engine in the process until `uninstall()`.
+    public static func install(_ s: any YieldScheduler) {
+        scheduler.withLock { $0 = s }
+        installed.store(true, ordering: .releasing)
+    }
+
+    public static func uninstall() {
+        installed.store(false, ordering: .releasing)
+        scheduler.withLock { $0 = nil }
+    }
+}
+
+/// Marks a yield point. Never call it with a cluster lock or page-table lock held.
+@inline(__always)
+func yieldPoint(_ point: YieldPoint) {
+    #if DEBUG
+    // Relaxed: a scheduler installed a moment late just misses a few points.
+    if YieldPoints.installed.load(ordering: .relaxed) {
+        YieldPoints.scheduler.withLock { $0 }?.reached(point)
+    }
+    #endif
+}
