@@ -1,4 +1,5 @@
 import CUserSwap
+import Glibc
 import Synchronization
 
 /// The folio lock and the writeback wait, on the folio's flags word (kernel: `folio_lock`,
@@ -10,6 +11,9 @@ import Synchronization
 /// everybody waiting for a swap-in wants to proceed once its I/O is done (as the kernel's
 /// non-exclusive folio waits); those who then need the lock set the bit again.
 extension FrameTable {
+    /// How long a folio-lock waiter spins before it sleeps.
+    static let spinNanoseconds: UInt64 = 20_000
+
     /// Takes the folio lock, sleeping while someone else holds it. Never call with a cluster lock
     /// or a page-table lock held (lock order: folio → page table → cluster).
     @inline(__always)
@@ -79,6 +83,7 @@ extension FrameTable {
         // Sound: Atomic<UInt32> has a UInt32's layout; the kernel only compares and sleeps.
         let raw = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt32.self)
         var spins = 0
+        var spinStart: UInt64 = 0
         while true {
             let old = word.pointee.load(ordering: .acquiring)
             if old & bit == 0 {
@@ -86,8 +91,12 @@ extension FrameTable {
                 if word.pointee.compareExchange(expected: old, desired: old | bit, ordering: .acquiring).exchanged { return }
                 continue
             }
-            // The holder of a folio lock is usually doing I/O: spin only a little.
-            if spins < 16 { spins += 1; continue }
+            // The holder of a folio lock is usually reading a page: a few microseconds from
+            // memory or the page cache. Sleeping and waking costs more than that, so spin first
+            // (yielding the CPU, in case the holder waits for it), then sleep.
+            if spins == 0 { spinStart = cus_monotonic_ns() }
+            spins += 1
+            if spins & 15 != 0 || cus_monotonic_ns() - spinStart < Self.spinNanoseconds { continue }
             if old & waitersBit == 0 {
                 if !word.pointee.compareExchange(expected: old, desired: old | waitersBit, ordering: .relaxed).exchanged {
                     continue

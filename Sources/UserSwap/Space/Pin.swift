@@ -1,25 +1,27 @@
 /// A page held in memory: while the pin lives, reclaim cannot move the page out, and `bytes`
 /// stays valid. Dropping the pin marks the page referenced (recently used) for reclaim.
 ///
-/// Non-copyable so that every pin is released exactly once. Must not outlive the region's use:
-/// it keeps the region alive itself.
+/// Non-copyable so that every pin is released exactly once. The page stays valid while the pin
+/// lives, even if its region is discarded or goes away meanwhile.
 public struct Pin: ~Copyable {
     /// The page's 4 KiB.
     public let bytes: UnsafeMutableRawBufferPointer
     /// The page's index in its region.
     public let page: Int
-    let region: Region
+    /// The engine, not the region: regions are weakly referenced by the reverse map, which makes
+    /// their reference counting slow, and a pin only needs to drop its folio reference.
+    let engine: SwapEngine
     let folio: Folio
 
-    init(bytes: UnsafeMutableRawBufferPointer, page: Int, region: Region, folio: Folio) {
+    init(bytes: UnsafeMutableRawBufferPointer, page: Int, engine: SwapEngine, folio: Folio) {
         self.bytes = bytes
         self.page = page
-        self.region = region
+        self.engine = engine
         self.folio = folio
     }
 
     deinit {
-        region.unpin(folio)
+        engine.putFolio(folio)
     }
 }
 

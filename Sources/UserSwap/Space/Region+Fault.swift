@@ -22,7 +22,7 @@ extension Region {
                         }
                         frames.markFlags(f, access == .write ? [.referenced, .dirty] : .referenced)
                         let bytes = UnsafeMutableRawBufferPointer(start: engine.arena.address(pte.frame), count: SwapPage.size)
-                        return Pin(bytes: bytes, page: page, region: self, folio: f)
+                        return Pin(bytes: bytes, page: page, engine: engine, folio: f)
                     }
                     engine.putFolio(f)
                 }
@@ -42,12 +42,6 @@ extension Region {
     ) throws -> R {
         let pin = try pin(page, for: access)
         return try body(pin.bytes)
-    }
-
-    /// Drops a pin's reference.
-    @inline(__always)
-    func unpin(_ f: Folio) {
-        engine.putFolio(f)
     }
 
     /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`), of the region's
@@ -113,9 +107,11 @@ extension Region {
         guard self.pte(page) == pte else {
             // Someone else mapped it (or discarded it) while we waited: leave it to them. If it
             // was discarded, nothing refers to the slot any more and the folio we read would stay
-            // cached for nobody: drop it now.
+            // cached for nobody: drop it now. If it was mapped, keep the clean cached copy: a
+            // later swap-out then needs no write.
+            let now = self.pte(page)
             lock.unlock()
-            engine.freeSwapIfUnused(f)
+            if !now.isPresent { engine.freeSwapIfUnused(f) }
             frames.unlock(f)
             engine.putFolio(f)
             return
