@@ -9,6 +9,8 @@ final class BackgroundReclaimer: Sendable {
     private let pending = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
+    /// Held during each reclaim pass, so that an invariant walk can wait for a quiet moment.
+    private let passLock = Mutex(())
 
     /// Starts the thread. It holds the engine until `stop()`.
     init(engine: SwapEngine) {
@@ -24,7 +26,8 @@ final class BackgroundReclaimer: Sendable {
             pending.store(false, ordering: .releasing)
             engine.stats.count(.kswapdWakeups)
             while engine.pool.freeFrames < engine.watermarks.high && !stopping.load(ordering: .relaxed) {
-                if engine.shrink(target: engine.watermarks.high - engine.pool.freeFrames) == 0 {
+                let freed = passLock.withLock { _ in engine.shrink(target: engine.watermarks.high - engine.pool.freeFrames) }
+                if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
                     // of spinning; the next allocation below the low watermark wakes us again.
                     usleep(1000)
@@ -33,6 +36,11 @@ final class BackgroundReclaimer: Sendable {
             }
         }
         stopped.signal()
+    }
+
+    /// Runs `body` while the reclaimer is between passes (for the invariant walker).
+    func paused<R>(_ body: () -> R) -> R {
+        passLock.withLock { _ in body() }
     }
 
     /// Asks the thread to run; cheap when it is already asked.

@@ -60,9 +60,13 @@ extension SwapEngine {
         let lru = group.lru
         var freed = 0
         var idlePasses = 0
+        // Before giving up, look at every folio of both lists at least once (a pass that only
+        // hands out second chances frees nothing but clears referenced bits): the kernel likewise
+        // scans the whole list at its last priority before declaring out of memory.
+        let patience = (lru.pages(.inactive) + lru.pages(.active)) / Self.reclaimBatch + 3
         var batch: [Folio] = []
         batch.reserveCapacity(Self.reclaimBatch)
-        while freed < target && idlePasses < 3 {
+        while freed < target && idlePasses < patience {
             if lru.pages(.inactive) < lru.pages(.active) { shrinkActive(lru) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: Self.reclaimBatch, into: &batch)
@@ -94,7 +98,10 @@ extension SwapEngine {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
         for f in batch {
+            // Deactivated folios were part of the workingset: their shadows will say so, and a
+            // refault of one counts as a restore (kernel: `folio_set_workingset` here).
             frames.clearFlags(f, .referenced)
+            frames.setFlags(f, .workingset)
             lru.add(f, to: .inactive)
             putFolio(f)
             lru.isolated.subtract(1, ordering: .relaxed)

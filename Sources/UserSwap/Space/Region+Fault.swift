@@ -107,11 +107,11 @@ extension Region {
         guard self.pte(page) == pte else {
             // Someone else mapped it (or discarded it) while we waited: leave it to them. If it
             // was discarded, nothing refers to the slot any more and the folio we read would stay
-            // cached for nobody: drop it now. If it was mapped, keep the clean cached copy: a
-            // later swap-out then needs no write.
+            // cached for nobody: drop it now. If another faulter mapped this very folio, keep
+            // the clean cached copy: a later swap-out then needs no write.
             let now = self.pte(page)
             lock.unlock()
-            if !now.isPresent { engine.freeSwapIfUnused(f) }
+            if !now.isPresent || frames.folio(containing: now.frame) != f { engine.freeSwapIfUnused(f) }
             frames.unlock(f)
             engine.putFolio(f)
             return

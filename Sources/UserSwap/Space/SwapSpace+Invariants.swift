@@ -1,8 +1,14 @@
 /// The invariant walker of a space (design/KERNEL.md §8, for one-word slots and indexed frames).
 /// Meant for a quiet space: tests call it after their threads joined.
 extension SwapSpace {
-    /// Returns a description of every broken invariant (empty when all hold).
+    /// Returns a description of every broken invariant (empty when all hold). The background
+    /// reclaimer is held between passes meanwhile; other threads must be quiet.
     public func checkInvariants() -> [String] {
+        if let kswapd = engine.kswapd.withLock({ $0 }) { return kswapd.paused { walkInvariants() } }
+        return walkInvariants()
+    }
+
+    private func walkInvariants() -> [String] {
         var problems: [String] = []
         let frames = engine.frames
         for device in devices {

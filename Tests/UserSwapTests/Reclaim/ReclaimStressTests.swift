@@ -84,6 +84,28 @@ struct ReclaimStressTests {
         print("reclaim stress (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, max resident \(maxResident.load(ordering: .relaxed))/\(frames) frames, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]), direct reclaims \(space.statistics[.directReclaims]), kswapd wake-ups \(space.statistics[.kswapdWakeups])")
     }
 
+    @Test("reclaim gets through a budget of recently touched pages instead of giving up")
+    func everyPageReferenced() throws {
+        // Every resident page was just touched (referenced): reclaim must clear those bits on
+        // the whole list before it may declare the budget full.
+        let (space, _) = try makeSpace(memoryPages: 1024, swapPages: 1 + 10 * 512)
+        let region = try space.makeRegion(bytes: 4096 * SwapPage.size)
+        for p in 0..<4096 { try region.withPage(p) { fill($0, page: p) } }
+        for p in stride(from: 0, to: 4096, by: 97) { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("deactivated pages carry the workingset bit into their shadows")
+    func restores() throws {
+        let (space, _) = try makeSpace(memoryPages: 64)
+        let region = try space.makeRegion(bytes: 256 * SwapPage.size)
+        for round in 0..<3 {
+            for p in 0..<256 { try region.withPage(p, for: round == 0 ? .write : .read) { _ in } }
+        }
+        #expect(space.statistics[.refaults] > 0)
+        #expect(space.statistics[.restores] > 0)
+    }
+
     @Test("a page evicted and soon refaulted is activated by its shadow")
     func refaultActivation() throws {
         let (space, _) = try makeSpace(memoryPages: 64)
