@@ -47,7 +47,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default 2)"),
                 OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
-                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, data + 25 %, removed at the end)"),
+                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, twice the data, removed at the end)"),
                 OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default) or legacy"),
                 OptionSpec("write-ratio", value: .required("R"), help: "fraction of accesses that write (default 0.2; zipf, random, seq)"),
                 OptionSpec("seed", value: .required("N"), help: "seed of the access sequences and page patterns, to repeat a run"),

@@ -68,11 +68,12 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// Pages of data.
     public var dataPages: Int { Int((dataBytes + 4095) / 4096) }
 
-    /// Swap to give the run: the data plus a quarter, so the device never fills and swapped-in
-    /// pages may keep their slots (a clean page then leaves memory without a write), and never
-    /// less than two swap clusters (4 MiB) after the header.
+    /// Swap to give the run: twice the data, so the device stays under half full and swapped-in
+    /// pages keep their slots (a clean page then leaves memory without a write; over half full
+    /// the engine frees slots on swap-in, as the kernel does), and never less than two swap
+    /// clusters (4 MiB) after the header.
     public var swapBytes: Int64 {
-        max(Int64(dataPages) * 4096 * 5 / 4, 4 << 20) + 4096
+        max(Int64(dataPages) * 4096 * 2, 4 << 20) + 4096
     }
 
     /// The engine's protocol.
