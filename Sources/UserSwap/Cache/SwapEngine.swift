@@ -93,6 +93,7 @@ final class SwapEngine: Sendable {
         assert(frames.refcount(f) == 0)
         let group = groups[frames.group(f)]
         if flags.contains(.lru) { group.lru.remove(f) }
+        if flags.contains(.readahead) { stats.count(.readaheadWasted, 1 << frames.order(f)) }
         frames.setOwner(f, 0)
         frames.clearFlags(f, FolioFlags(rawValue: .max))
         let order = frames.order(f)

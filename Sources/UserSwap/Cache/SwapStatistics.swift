@@ -50,6 +50,12 @@ public final class SwapStatistics: Sendable {
         case kswapdWakeups
         /// Large folios split into pages because no run of slots was free.
         case splitFallbacks
+        /// Pages read ahead of a fault (or by `prefetch`).
+        case readaheadPages
+        /// Faults that found a page read ahead for them.
+        case readaheadHits
+        /// Pages read ahead and dropped again without being used.
+        case readaheadWasted
     }
 
     private let counters = _UnsafeAtomicWords(count: Counter.allCases.count)

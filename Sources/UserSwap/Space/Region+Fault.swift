@@ -102,6 +102,7 @@ extension Region {
         guard let f = try engine.swapIn(entry, group: group) else { return }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
+        let readaheadHit = frames.clearFlags(f, .readahead).contains(.readahead)
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
@@ -135,6 +136,12 @@ extension Region {
             engine.freeSwapIfUnused(f)
         }
         frames.unlock(f)
+        if readaheadHit {
+            readahead.hit()
+            engine.stats.count(.readaheadHits)
+        } else {
+            readAhead(after: page)
+        }
     }
 
     /// Swaps in the whole aligned block holding `page` as one large folio, when its pages went

@@ -20,6 +20,8 @@ public final class Region: Sendable {
     /// allocated, swapped out and swapped in as one unit when possible, page by page otherwise.
     public let folioOrder: Int
     let engine: SwapEngine
+    /// Readahead state: the last faulting page and window (see `Region+Readahead.swift`).
+    let readahead = ReadaheadState()
     let ptes: _UnsafeAtomicArray<UInt64>
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>

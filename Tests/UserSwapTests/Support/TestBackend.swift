@@ -28,6 +28,17 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
         try memory.read(into: buffer, atPage: page)
     }
 
+    func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
+        let pages = buffers.reduce(0) { $0 + $1.count / SwapPage.size }
+        let delay = readDelayMicros.load(ordering: .relaxed)
+        if delay > 0 { usleep(UInt32(delay)) }
+        if failReads.load(ordering: .relaxed) > 0, failReads.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
+            throw SwapError(.ioError, "injected read error at page \(page)", errno: .ioError)
+        }
+        readsPerPage.withLock { r in for p in page..<(page + pages) { r[p, default: 0] += 1 } }
+        try memory.read(into: buffers, atPage: page)
+    }
+
     func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError) {
         if failWrites.load(ordering: .relaxed) > 0, failWrites.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
             throw SwapError(.ioError, "injected write error at page \(page)", errno: .ioError)

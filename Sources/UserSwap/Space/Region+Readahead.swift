@@ -1,0 +1,174 @@
+import Synchronization
+
+/// Per-region readahead state (kernel: the VMA's `swap_readahead_info` and the global
+/// `swapin_readahead_hits`): where the last missing fault was, the window used then, and how
+/// many pages read ahead have been used since.
+final class ReadaheadState: Sendable {
+    /// The largest window, in pages (kernel: 2^5 for VMA readahead).
+    static let maxWindow = 32
+
+    /// Last faulting page << 8 | last window. Relaxed: a heuristic; racing faults of one region
+    /// just blend their guesses.
+    let last = Atomic<UInt64>(0)
+    let hits = Atomic<Int>(0)
+    let advice = Atomic<UInt8>(Region.Advice.normal.rawValue)
+
+    func hit() { hits.add(1, ordering: .relaxed) }
+
+    /// The window for a missing fault at `page` (kernel: `__swapin_nr_pages`): hits + 2 rounded
+    /// up to a power of two; with no hits, 2 only if the fault is next to the previous one, else
+    /// 1 (no readahead); capped; never shrinking faster than half the previous window.
+    func window(for page: Int) -> Int {
+        switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {
+        case .sequential: return Self.maxWindow
+        case .random: return 1
+        default: break
+        }
+        let previous = last.load(ordering: .relaxed)
+        let previousPage = Int(previous >> 8), previousWindow = Int(previous & 0xff)
+        let used = hits.exchange(0, ordering: .relaxed)
+        var pages = used + 2
+        if pages == 2 {
+            if page != previousPage + 1 && page != previousPage - 1 { pages = 1 }
+        } else {
+            pages = 1 << (Int.bitWidth - (pages - 1).leadingZeroBitCount)
+        }
+        pages = min(pages, Self.maxWindow)
+        pages = max(pages, previousWindow / 2)
+        last.store(UInt64(page) << 8 | UInt64(pages), ordering: .relaxed)
+        return pages
+    }
+}
+
+/// Readahead (kernel: `swap_vma_readahead`): after a fault that had to read, the swapped-out
+/// pages that follow it in the region are brought into the swap cache too, through the same
+/// insert as any swap-in — only the winner of each entry reads, racers wait on its folio lock —
+/// with consecutive slots read in one vectored call. A page read ahead is marked; its first use
+/// counts a hit, which widens the next window; random access collapses the window to nothing.
+extension Region {
+    /// What an application expects of its access pattern (in the spirit of `madvise`).
+    public enum Advice: UInt8, Sendable {
+        /// Adaptive readahead (the default).
+        case normal
+        /// Read ahead the largest window on every miss.
+        case sequential
+        /// Never read ahead.
+        case random
+        /// The pages will be needed soon: read them in now (`MADV_WILLNEED`).
+        case willNeed
+        /// The pages will not be needed soon: swap them out now, keeping their data
+        /// (`MADV_PAGEOUT`; to drop data, use `discard(pages:)`).
+        case dontNeed
+    }
+
+    /// Applies `advice`: `.normal`, `.sequential` and `.random` set the region's readahead
+    /// policy; `.willNeed` and `.dontNeed` act on `pages` (the whole region when nil).
+    public func advise(_ advice: Advice, pages: Range<Int>? = nil) throws(SwapError) {
+        let range = pages ?? 0..<pageCount
+        switch advice {
+        case .normal, .sequential, .random: readahead.advice.store(advice.rawValue, ordering: .relaxed)
+        case .willNeed: try prefetch(pages: range)
+        case .dontNeed: try swapOut(pages: range)
+        }
+    }
+
+    /// Brings `pages` into memory ahead of use (in the spirit of `MADV_WILLNEED`): each swapped
+    /// page is read into the swap cache, consecutive slots in one call. Returns the pages read.
+    /// Pages are not mapped; their first access finds them in the cache.
+    @discardableResult
+    public func prefetch(pages: Range<Int>) throws(SwapError) -> Int {
+        guard !pages.isEmpty else { return 0 }
+        try checkPage(pages.lowerBound)
+        try checkPage(pages.upperBound - 1)
+        return try readIntoCache(pages)
+    }
+
+    /// Reads ahead after a missing fault at `page`, best effort: errors are left for the fault
+    /// that will need the page.
+    func readAhead(after page: Int) {
+        let window = readahead.window(for: page)
+        guard window > 1 else { return }
+        let end = min(pageCount, page + window)
+        _ = try? readIntoCache((page + 1)..<end)
+    }
+
+    /// Inserts a folio for every swapped page of `pages` whose entry nobody has cached, reads
+    /// the winners in runs of consecutive slots, and leaves them in the cache, unlocked, marked
+    /// as read ahead.
+    private func readIntoCache(_ pages: Range<Int>) throws(SwapError) -> Int {
+        let frames = engine.frames
+        var run: [(Folio, SwapEntry)] = []
+        var read = 0
+        var failure: SwapError?
+        func flush() {
+            guard !run.isEmpty else { return }
+            do {
+                try engine.readRun(run)
+                read += run.count
+            } catch {
+                failure = failure ?? error
+            }
+            for (f, _) in run {
+                if frames.flags(f).contains(.uptodate) {
+                    frames.setFlags(f, .readahead)
+                    engine.lru(f).add(f, to: .inactive)
+                }
+                frames.unlock(f)
+                engine.putFolio(f)
+            }
+            run.removeAll(keepingCapacity: true)
+        }
+        for page in pages {
+            let p = pte(page)
+            guard p.isSwap else { flush(); continue }
+            let entry = p.swapEntry
+            if let (_, last) = run.last, last.type != entry.type || last.offset + 1 != entry.offset { flush() }
+            // Readahead never waits for memory: it stops when the budget is full.
+            guard engine.pool.freeFrames > engine.watermarks.high,
+                  case .allocated(let f, _) = try engine.swapCacheAllocFolio(entry, order: 0, group: group) else {
+                flush()
+                continue
+            }
+            if frames.flags(f).contains(.uptodate) {
+                // The legacy protocol reads before it inserts: nothing left to do but mark it.
+                frames.setFlags(f, .readahead)
+                engine.lru(f).add(f, to: .inactive)
+                frames.unlock(f)
+                engine.putFolio(f)
+                read += 1
+                continue
+            }
+            run.append((f, entry))
+        }
+        flush()
+        if let failure, read == 0 { throw failure }
+        engine.stats.count(.readaheadPages, read)
+        return read
+    }
+}
+
+extension SwapEngine {
+    /// Reads locked, cached folios whose slots are consecutive on one device in one vectored
+    /// call. On failure every folio of the run leaves the cache again, marked with `.error`,
+    /// and its slots keep their data on the device.
+    func readRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) {
+        let first = run[0].1
+        guard let device = devices.device(for: first) else {
+            throw SwapError(.deviceGone, "the device of \(first) was removed")
+        }
+        let buffers = run.map { bytes($0.0) }
+        do {
+            try buffers.withUnsafeBufferPointer { b throws(SwapError) in try device.backend.read(into: b, atPage: first.offset) }
+        } catch {
+            stats.count(.readErrors)
+            for (f, _) in run {
+                frames.setFlags(f, .error)
+                swapCacheDeleteFolio(f)
+            }
+            throw error
+        }
+        stats.count(.deviceReads)
+        stats.count(.swapIns, run.count)
+        for (f, _) in run { frames.setFlags(f, .uptodate) }
+    }
+}
