@@ -35,8 +35,10 @@ extension SwapSpace {
         while Int(frame) < frames.frameCount {
             let f = frames.folio(containing: frame)
             let nr = frames.pageCount(f)
-            defer { frame = f.frame + UInt32(nr) }
-            guard f.frame == frame, frames.refcount(f) > 0 else { continue }
+            // A free frame may still name the head of a folio it once belonged to: step by one
+            // unless this frame heads a live folio.
+            guard f.frame == frame, frames.refcount(f) > 0 else { frame += 1; continue }
+            defer { frame += UInt32(nr) }
             busy += nr
             let flags = frames.flags(f)
             if flags.contains(.locked) || flags.contains(.writeback) {
@@ -82,8 +84,12 @@ extension SwapSpace {
         while Int(frame) < frames.frameCount {
             let f = frames.folio(containing: frame)
             let nr = frames.pageCount(f)
-            if f.frame == frame && frames.refcount(f) > 0 { addUp(&memory, frames.group(f), nr) }
-            frame = f.frame + UInt32(nr)
+            if f.frame == frame && frames.refcount(f) > 0 {
+                addUp(&memory, frames.group(f), nr)
+                frame += UInt32(nr)
+            } else {
+                frame += 1
+            }
         }
         var problems: [String] = []
         for device in devices {
