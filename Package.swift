@@ -10,6 +10,9 @@ let package = Package(
     name: "UserSwap",
     products: [
         .library(name: "UserSwap", targets: ["UserSwap"]),
+        .library(name: "UserSwapCompression", targets: ["UserSwapCompression"]),
+        .library(name: "UserSwapEncryption", targets: ["UserSwapEncryption"]),
+        .library(name: "UserSwapRedis", targets: ["UserSwapRedis"]),
         .executable(name: "userswap", targets: ["userswap"]),
     ],
     targets: [
@@ -20,11 +23,33 @@ let package = Package(
             dependencies: ["CUserSwap"],
             swiftSettings: swiftSettings
         ),
+        // C libraries from Debian's -dev packages (installed by scripts/bootstrap). Only the tiers
+        // use them: the core engine builds with the toolchain alone.
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // Tiers: each plugs into the engine through the backend protocol.
+        .target(
+            name: "UserSwapCompression",
+            dependencies: ["UserSwap", "CLZ4", "CZstd"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "UserSwapEncryption",
+            dependencies: ["UserSwap", "CSodium"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "UserSwapRedis",
+            dependencies: ["UserSwap", "CHiredis"],
+            swiftSettings: swiftSettings
+        ),
         // The command line: argument parser, commands, the benchmark harness. A library so
         // that tests can drive the parser as a pure function.
         .target(
             name: "UserSwapCLI",
-            dependencies: ["UserSwap", "CUserSwap"],
+            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -34,7 +59,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UserSwapTests",
-            dependencies: ["UserSwap", "UserSwapCLI", "CUserSwap"],
+            dependencies: ["UserSwap", "UserSwapCLI", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -128,6 +128,7 @@ extension SwapEngine {
                 // Nothing maps the slot any more: the cache's hold was the last.
                 if s.isSwapCharged { swapUncharge(folio: f, slots: 1) }
                 table[i].store(0, ordering: .releasing)
+                device.slotFreedLocked(cluster: c, slot: i)
                 freed += 1
             } else {
                 let content = shadow.map { SwapTableSlot.shadow($0, count: 0) } ?? .empty
@@ -187,6 +188,7 @@ extension SwapEngine {
             if s.count == 0 && !s.isFolio {
                 if s.isSwapCharged { device.swapUncharge(s) }
                 table[i].store(0, ordering: .releasing)
+                device.slotFreedLocked(cluster: c, slot: i)
                 freed += 1
             } else {
                 table[i].store(s.raw, ordering: .releasing)

@@ -58,6 +58,7 @@ extension SwapDevice {
                     // Nothing refers to the slot: free it, shadow, charge and all.
                     if dropped.isSwapCharged { swapUncharge(dropped) }
                     table[i].store(0, ordering: .releasing)
+                    slotFreedLocked(cluster: c, slot: i)
                     freed += 1
                 } else {
                     table[i].store(dropped.raw, ordering: .releasing)

@@ -25,6 +25,22 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// Tells the backend that `pages` hold nothing any more (a freed cluster), so it may give the
     /// space back (a file punches a hole). A backend without discard does nothing.
     func discard(pages: Range<Int>) throws(SwapError)
+
+    /// Whether the backend wants `invalidate(page:)` for every freed slot (a tier that keeps
+    /// copies of its own, like a compressed pool). False by default: the engine then skips it.
+    var wantsInvalidation: Bool { get }
+
+    /// The slot at `page` was freed: drop any copy kept for it (kernel: `zswap_invalidate`).
+    /// Called with the slot's cluster lock held: it must be quick and must not call the engine.
+    func invalidate(page: Int)
+
+    /// Reads like `read(into:atPage:)` and returns true if the backend gave up its copy in doing
+    /// so (an exclusive load, as zswap's): the engine then marks the page dirty, so it is
+    /// written again before it leaves memory.
+    func readConsuming(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) -> Bool
+
+    /// The vectored form: true if the backend gave up its copy of any page read.
+    func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool
 }
 
 extension SwapBackend {
@@ -48,6 +64,20 @@ extension SwapBackend {
     }
 
     public func discard(pages: Range<Int>) throws(SwapError) {}
+
+    public var wantsInvalidation: Bool { false }
+
+    public func invalidate(page: Int) {}
+
+    public func readConsuming(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) -> Bool {
+        try read(into: buffer, atPage: page)
+        return false
+    }
+
+    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool {
+        try read(into: buffers, atPage: page)
+        return false
+    }
 }
 
 /// The unit of everything UserSwap stores: one 4 KiB page, the size Linux swap files use on

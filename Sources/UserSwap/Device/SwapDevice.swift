@@ -42,6 +42,8 @@ public final class SwapDevice: Sendable {
     /// Called, under the cluster lock, with the word of every swap-charged slot being freed, so
     /// the owner of the charge (a memory group) can release it. Must only do atomic arithmetic.
     let swapUncharge: @Sendable (SwapTableSlot) -> Void
+    /// The backend keeps per-slot copies and must hear of every freed slot.
+    let invalidatesSlots: Bool
 
     /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
     /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
@@ -66,6 +68,7 @@ public final class SwapDevice: Sendable {
         self.header = header
         discardEnabled = discard
         self.swapUncharge = swapUncharge
+        invalidatesSlots = backend.wantsInvalidation
         clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
         hints = _UnsafeAtomicWords(count: Self.hintShards * SwapCluster.orderCount)
 
@@ -93,6 +96,12 @@ public final class SwapDevice: Sendable {
             lists.append(c, to: ci.pointee.list)
         }
         self.lists = Mutex(lists)
+    }
+
+    /// Tells the backend a slot was freed, if it wants to know. Caller holds the cluster lock.
+    @inline(__always)
+    func slotFreedLocked(cluster c: Int, slot i: Int) {
+        if invalidatesSlots { backend.invalidate(page: c << SwapCluster.slotShift | i) }
     }
 
     /// Slots handed out and not yet freed.

@@ -124,8 +124,17 @@ extension Region {
             let entry = p.swapEntry
             if let (_, last) = run.last, last.type != entry.type || last.offset + 1 != entry.offset { flush() }
             // Readahead never waits for memory: it stops when the budget is full.
-            guard engine.pool.freeFrames > engine.watermarks.high,
-                  case .allocated(let f, _) = try engine.swapCacheAllocFolio(entry, order: 0, group: group) else {
+            guard engine.pool.freeFrames > engine.watermarks.high else { flush(); break }
+            let f: Folio
+            switch try engine.swapCacheAllocFolio(entry, order: 0, group: group) {
+            case .allocated(let new, _):
+                f = new
+            case .cached(let other):
+                // Already in memory (or being read by someone else): nothing to do.
+                engine.putFolio(other)
+                flush()
+                continue
+            case .noEntry, .fallback:
                 flush()
                 continue
             }
@@ -157,8 +166,11 @@ extension SwapEngine {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
         let buffers = run.map { bytes($0.0) }
+        let consumed: Bool
         do {
-            try buffers.withUnsafeBufferPointer { b throws(SwapError) in try device.backend.read(into: b, atPage: first.offset) }
+            consumed = try buffers.withUnsafeBufferPointer { b throws(SwapError) in
+                try device.backend.readConsuming(into: b, atPage: first.offset)
+            }
         } catch {
             stats.count(.readErrors)
             for (f, _) in run {
@@ -169,6 +181,6 @@ extension SwapEngine {
         }
         stats.count(.deviceReads)
         stats.count(.swapIns, run.count)
-        for (f, _) in run { frames.setFlags(f, .uptodate) }
+        for (f, _) in run { frames.setFlags(f, consumed ? [.uptodate, .dirty] : .uptodate) }
     }
 }

@@ -28,7 +28,7 @@ extension CLI {
             #expect(c.writeRatio == 0.2)
             #expect(c.swapProtocol == .swapcache)
             #expect(options.swap == .temporaryFile)
-            #expect(c.swapBytes == (1 << 30) + (1 << 28) + 4096)
+            #expect(c.swapBytes == 2 * (1 << 30) + 4096)
         }
 
         @Test("every option is read")
