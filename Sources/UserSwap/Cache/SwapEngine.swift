@@ -13,8 +13,10 @@ final class SwapEngine: Sendable {
     let pool: FramePool
     let sync: SwapInSync
     let stats = SwapStatistics()
-    /// Activate refaulting pages whose refault distance is short (off: plain second chance).
-    let workingsetDetection: Bool
+    /// How reclaim picks pages.
+    let policy: ReclaimPolicy
+    /// Activate refaulting pages whose refault distance is short.
+    var workingsetDetection: Bool { policy == .workingset }
     let watermarks: Watermarks
     /// Regions by id, for the reverse map (folio → the page that maps it).
     let regions = Mutex<[Int: WeakRegion]>([:])
@@ -27,10 +29,10 @@ final class SwapEngine: Sendable {
     /// Rotates the group global reclaim starts with. Relaxed: fairness only.
     let shrinkRotor = Atomic<Int>(0)
 
-    init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, workingsetDetection: Bool = true) throws(SwapError) {
+    init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
         self.devices = devices
         self.sync = sync
-        self.workingsetDetection = workingsetDetection
+        self.policy = policy
         frames = FrameTable(frameCount: frameCount)
         arena = try _UnsafeFrameArena(frameCount: frameCount)
         pool = FramePool(frameCount: frameCount)

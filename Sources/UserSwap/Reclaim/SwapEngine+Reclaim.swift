@@ -5,6 +5,15 @@
 extension SwapEngine {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
+    /// Whether the inactive list is short enough that the active one should age into it
+    /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
+    /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.
+    static func inactiveIsLow(_ lru: LRUVec) -> Bool {
+        let inactive = lru.pages(.inactive), active = lru.pages(.active)
+        let gib = (inactive + active) >> (30 - SwapPage.shift)
+        let ratio = gib > 0 ? Int(Double(10 * gib).squareRoot()) : 1
+        return inactive * ratio < active
+    }
 
     /// Reclaims until `target` frames were freed, taking from every group in turn, or until a
     /// round makes no progress. Returns the frames freed. Safe from any thread holding no folio,
@@ -67,7 +76,7 @@ extension SwapEngine {
         var batch: [Folio] = []
         batch.reserveCapacity(Self.reclaimBatch)
         while freed < target && idlePasses < patience {
-            if lru.pages(.inactive) < lru.pages(.active) { shrinkActive(lru) }
+            if Self.inactiveIsLow(lru) { shrinkActive(lru) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: Self.reclaimBatch, into: &batch)
             if batch.isEmpty {
@@ -91,16 +100,23 @@ extension SwapEngine {
         return freed
     }
 
-    /// Moves the oldest active folios to the inactive list, clearing their referenced bit, so
-    /// that they must be touched again to earn another activation (kernel:
-    /// `shrink_active_list`; anonymous pages are deactivated whether referenced or not).
+    /// Moves the oldest unreferenced active folios to the inactive list; a folio used since its
+    /// last look has its referenced bit cleared and goes round the active list again. (The
+    /// kernel deactivates anonymous folios whether referenced or not; on Zipf workloads that
+    /// loses to plain second chance, while this keeps hot pages active — see `ReclaimPolicyTests`.)
     func shrinkActive(_ lru: LRUVec) {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
         for f in batch {
+            if frames.clearFlags(f, .referenced).contains(.referenced) {
+                // Used since it was activated: another trip around the active list.
+                lru.add(f, to: .active)
+                putFolio(f)
+                lru.isolated.subtract(1, ordering: .relaxed)
+                continue
+            }
             // Deactivated folios were part of the workingset: their shadows will say so, and a
             // refault of one counts as a restore (kernel: `folio_set_workingset` here).
-            frames.clearFlags(f, .referenced)
             frames.setFlags(f, .workingset)
             lru.add(f, to: .inactive)
             putFolio(f)
@@ -113,9 +129,10 @@ extension SwapEngine {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
         if flags.contains(.referenced) {
-            // Second chance: touched since reclaim last saw it.
+            // Second chance: touched since reclaim last saw it. With one list (plain second
+            // chance, the clock algorithm) it goes round again; otherwise it is activated.
             stats.count(.reclaimActivated)
-            return putBack(f, to: .active, lru)
+            return putBack(f, to: policy == .secondChance ? .inactive : .active, lru)
         }
         guard frames.tryLock(f) else { return putBack(f, to: .inactive, lru) }
         let nr = frames.pageCount(f)

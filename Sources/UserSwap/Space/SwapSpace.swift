@@ -17,19 +17,25 @@ public final class SwapSpace: Sendable {
         public var devices: [DeviceConfiguration]
         /// How concurrent swap-ins of one entry synchronize (the seed's protocol by default).
         public var sync: SwapInSync
+        /// How reclaim picks pages (the kernel's two lists with refault detection by default).
+        public var reclaimPolicy: ReclaimPolicy
         /// Refault detection: a page that comes back soon after eviction goes straight to the
-        /// active list. Off means plain second chance.
-        public var workingsetDetection: Bool
+        /// active list (`reclaimPolicy == .workingset`).
+        public var workingsetDetection: Bool {
+            get { reclaimPolicy == .workingset }
+            set { reclaimPolicy = newValue ? .workingset : .activeInactive }
+        }
         /// Run a background reclaimer thread (kswapd); without it, only allocating threads
         /// reclaim.
         public var backgroundReclaim: Bool
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
-                    workingsetDetection: Bool = true, backgroundReclaim: Bool = true) {
+                    workingsetDetection: Bool = true, reclaimPolicy: ReclaimPolicy? = nil,
+                    backgroundReclaim: Bool = true) {
             self.memory = memory
             self.devices = devices
             self.sync = sync
-            self.workingsetDetection = workingsetDetection
+            self.reclaimPolicy = reclaimPolicy ?? (workingsetDetection ? .workingset : .activeInactive)
             self.backgroundReclaim = backgroundReclaim
         }
     }
@@ -55,7 +61,7 @@ public final class SwapSpace: Sendable {
         }
         self.configuration = configuration
         engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
-                                workingsetDetection: configuration.workingsetDetection)
+                                policy: configuration.reclaimPolicy)
         for d in configuration.devices { try addDevice(d) }
         if configuration.backgroundReclaim {
             let kswapd = BackgroundReclaimer(engine: engine)
