@@ -1,0 +1,34 @@
+import Foundation
+import Glibc
+import Testing
+@testable import UserSwap
+
+@Suite("Discard on swap files")
+struct DiscardTests {
+    static func allocatedBytes(_ path: String) -> Int {
+        var st = stat()
+        return lstat(path, &st) == 0 ? Int(st.st_blocks) * 512 : -1
+    }
+
+    @Test("freed clusters give their disk blocks back to the file system")
+    func holesPunched() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("userswap-discard-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/swap0"
+        let space = try SwapSpace(.init(memory: 64 * SwapPage.size,
+                                        devices: [.file(path: path, size: 16 << 20, discard: true)],
+                                        backgroundReclaim: false))
+        let full = Self.allocatedBytes(path)
+        #expect(full >= 16 << 20, "format allocates every block up front")
+        let region = try space.makeRegion(bytes: 2048 * SwapPage.size)
+        for p in 0..<2048 { try region.withPage(p) { fill($0, page: p) } }
+        for p in stride(from: 0, to: 2048, by: 101) { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        try region.discard(pages: 0..<2048)
+        let after = Self.allocatedBytes(path)
+        #expect(space.devices[0].usedPages == 0)
+        // 2048 pages went through four clusters besides the header's, and each was freed whole.
+        #expect(after <= full - 4 * (2 << 20), "only \((full - after) >> 20) MiB given back")
+        print("discard: \(full >> 20) MiB allocated after format, \(after >> 20) MiB after freeing every cluster")
+    }
+}
