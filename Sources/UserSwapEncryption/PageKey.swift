@@ -1,0 +1,55 @@
+import CSodium
+import UserSwap
+
+/// The tier's XChaCha20-Poly1305 key: 32 random bytes made by libsodium, held only in this
+/// process's memory, in a `sodium_malloc` block — locked in RAM (`mlock`, so it never reaches a
+/// swap device itself, where the system allows it), between guard pages, and read-only once
+/// made. `deinit` wipes and frees it (`sodium_free`).
+///
+/// The one place the key's raw pointer lives.
+struct _PageKey: ~Copyable {
+    /// Start of the key; valid, 32 bytes, read-only, until `deinit`.
+    let bytes: UnsafePointer<UInt8>
+
+    static let byteCount = Int(crypto_aead_xchacha20poly1305_ietf_KEYBYTES)
+
+    /// A fresh random key. Throws if libsodium cannot start (it found no source of randomness)
+    /// or cannot allocate the guarded block.
+    init() throws(SwapError) {
+        try Self.initializeSodium()
+        guard let block = sodium_malloc(Self.byteCount) else {
+            throw SwapError(.outOfMemory, "cannot allocate the locked memory for a page key (sodium_malloc of \(Self.byteCount) bytes failed)")
+        }
+        let key = block.assumingMemoryBound(to: UInt8.self)
+        crypto_aead_xchacha20poly1305_ietf_keygen(key)
+        // Read-only from now on: a stray write through another pointer faults instead of
+        // silently changing the key (which would make every page unreadable).
+        _ = sodium_mprotect_readonly(block)
+        bytes = UnsafePointer(key)
+    }
+
+    deinit {
+        // Wipes the key, unlocks and unmaps the block.
+        sodium_free(UnsafeMutableRawPointer(mutating: bytes))
+    }
+
+    /// `sodium_init`: thread-safe and idempotent (1 = already done). Fails only without a
+    /// source of randomness.
+    static func initializeSodium() throws(SwapError) {
+        guard sodium_init() >= 0 else {
+            throw SwapError(.ioError, "libsodium could not start (sodium_init failed: no source of randomness?); encrypted swap is unavailable")
+        }
+    }
+
+    /// `count` random bytes from libsodium (the system's CSPRNG).
+    static func randomBytes(_ count: Int) throws(SwapError) -> [UInt8] {
+        try initializeSodium()
+        var bytes = [UInt8](repeating: 0, count: count)
+        bytes.withUnsafeMutableBytes { randombytes_buf($0.baseAddress!, count) }
+        return bytes
+    }
+}
+
+// The key is written once, in `init`, before the value can be shared, and only read afterwards
+// (the block is even read-only in hardware).
+extension _PageKey: @unchecked Sendable {}
