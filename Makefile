@@ -55,6 +55,23 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
+	@# UserSwap against the kernel's own swap (root only): UserSwap outside any limit, then in a
+	@# cgroup of its budget + 48M, which bounds the page cache of its buffered swap file; then
+	@# zipf at two more budgets (with the 64M one: data 2×, 4× and 8× the budget).
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		for s in zipf random; do \
+			echo "== bench/kernel-compare --scenario $$s --threads 2"; \
+			bench/kernel-compare --scenario $$s --threads 2 --json $(RESULTS)/kernel-compare-$$s.json || exit 1; \
+			echo "== bench/kernel-compare --scenario $$s --threads 2 --userswap-slack 48M"; \
+			bench/kernel-compare --scenario $$s --threads 2 --userswap-slack 48M --json $(RESULTS)/kernel-compare-$$s-cgroup.json || exit 1; \
+		done; \
+		for m in 32M 128M; do \
+			echo "== bench/kernel-compare --scenario zipf --memory $$m --userswap-slack 48M (throughput by budget)"; \
+			bench/kernel-compare --scenario zipf --threads 2 --memory $$m --userswap-slack 48M --json $(RESULTS)/budget-zipf-$$m.json || exit 1; \
+		done; \
+	else \
+		echo "== bench/kernel-compare: skipped, it needs root (swapon, memory cgroups): sudo bench/kernel-compare --scenario zipf"; \
+	fi
 	@if ls $(RESULTS)/*.json >/dev/null 2>&1; then \
 		$(PYTHON) scripts/plot; \
 	else \

@@ -1,12 +1,13 @@
 import Synchronization
 
-/// `hashtable`: a `SwappableHashTable` the size of the data, filled to `loadFactor` with distinct
+/// `hashtable`: a `PagedHashTable` the size of the data, filled to `loadFactor` with distinct
 /// keys by all threads at once (each inserts its share), then every key looked up and its value
 /// checked. Both phases are measured; every insert and lookup lands on a random page, so with a
 /// table 4× the budget about three in four need a swap-in. Verification scans the whole table:
-/// every record must be intact and the table must hold exactly the keys inserted.
-public struct HashTableWorkload: Workload {
-    public let table: SwappableHashTable
+/// every record must be intact and the table must hold exactly the keys inserted. Over any
+/// `PageStore`: a UserSwap region (`HashTableWorkload`), or plain memory the kernel swaps.
+public struct PagedHashTableWorkload<Store: PageStore>: Workload {
+    public let table: PagedHashTable<Store>
     /// Keys inserted: `loadFactor × capacity`.
     public let keyCount: Int
     public let seed: UInt64
@@ -15,7 +16,7 @@ public struct HashTableWorkload: Workload {
     /// Full records the verification scan found.
     let recordsFound = VerificationLedger()
 
-    public init(table: SwappableHashTable, loadFactor: Double, seed: UInt64) {
+    public init(table: PagedHashTable<Store>, loadFactor: Double, seed: UInt64) {
         precondition(loadFactor > 0 && loadFactor <= 0.9, "an open-addressing table needs room: load factor 0…0.9")
         self.table = table
         keyCount = max(1, Int(Double(table.capacity) * loadFactor))
@@ -23,7 +24,7 @@ public struct HashTableWorkload: Workload {
     }
 
     public var summary: String {
-        "hashtable: \(keyCount) keys inserted into \(table.capacity) slots of \(SwappableHashTable.recordBytes) bytes (\(table.pageCount) pages), then looked up"
+        "hashtable: \(keyCount) keys inserted into \(table.capacity) slots of \(PagedHashTable<Store>.recordBytes) bytes (\(table.pageCount) pages), then looked up"
     }
 
     public var verifiedUnit: String { "pages of the table" }
@@ -60,14 +61,14 @@ public struct HashTableWorkload: Workload {
 
     /// One thread's share of the keys, inserted or looked up in order.
     struct KeyWalker: WorkloadWorker {
-        let table: SwappableHashTable
+        let table: PagedHashTable<Store>
         var next: Int
         let seed: UInt64
         let inserts: Bool
         let ledger: VerificationLedger
         var lookups = 0
 
-        init(table: SwappableHashTable, keys: Range<Int>, seed: UInt64, inserts: Bool, ledger: VerificationLedger) {
+        init(table: PagedHashTable<Store>, keys: Range<Int>, seed: UInt64, inserts: Bool, ledger: VerificationLedger) {
             self.table = table
             next = keys.lowerBound
             self.seed = seed
@@ -76,7 +77,7 @@ public struct HashTableWorkload: Workload {
         }
 
         mutating func step() throws {
-            let key = HashTableWorkload.key(next, seed: seed)
+            let key = PagedHashTableWorkload.key(next, seed: seed)
             if inserts {
                 try table.insert(key)
             } else {
@@ -94,7 +95,7 @@ public struct HashTableWorkload: Workload {
 
     /// Scans one thread's share of the table's pages.
     struct Scanner: WorkloadWorker {
-        let table: SwappableHashTable
+        let table: PagedHashTable<Store>
         var next: Int
         let verification: VerificationLedger
         let found: VerificationLedger
@@ -115,3 +116,6 @@ public struct HashTableWorkload: Workload {
         }
     }
 }
+
+/// The hash-table workload in a UserSwap region.
+public typealias HashTableWorkload = PagedHashTableWorkload<RegionPageStore>

@@ -1,15 +1,16 @@
 /// The `random`, `seq` and `zipf` workloads: populate every page once (a write each, untimed,
 /// so that the data really is `pages` large and most of it starts out on swap), then access
 /// pages in the pattern's order until the run's limit, writing a fraction `writeRatio` of them
-/// and reading (and checking) the rest, and finally verify every page in full.
-public struct PageAccessWorkload<Pattern: AccessPattern>: Workload {
-    public let store: PatternedRegion
+/// and reading (and checking) the rest, and finally verify every page in full. Over any
+/// `PageStore`: a UserSwap region, or plain memory the kernel swaps.
+public struct PageAccessWorkload<Store: PageStore, Pattern: AccessPattern>: Workload {
+    public let store: PatternedPages<Store>
     public let pattern: Pattern
     /// Fraction of accesses that write, 0…1.
     public let writeRatio: Double
     public let seed: UInt64
 
-    public init(store: PatternedRegion, pattern: Pattern, writeRatio: Double, seed: UInt64) {
+    public init(store: PatternedPages<Store>, pattern: Pattern, writeRatio: Double, seed: UInt64) {
         precondition((0...1).contains(writeRatio), "a write ratio is between 0 and 1")
         self.store = store
         self.pattern = pattern
@@ -48,10 +49,10 @@ public struct PageAccessWorkload<Pattern: AccessPattern>: Workload {
 
     /// Writes one thread's share of the pages, in order.
     struct Populator: WorkloadWorker {
-        let store: PatternedRegion
+        let store: PatternedPages<Store>
         var next: Int
 
-        init(store: PatternedRegion, pages: Range<Int>) {
+        init(store: PatternedPages<Store>, pages: Range<Int>) {
             self.store = store
             next = pages.lowerBound
         }
@@ -64,7 +65,7 @@ public struct PageAccessWorkload<Pattern: AccessPattern>: Workload {
 
     /// One access per step: the pattern's next page, written or read.
     struct Accessor: WorkloadWorker {
-        let store: PatternedRegion
+        let store: PatternedPages<Store>
         let pattern: Pattern
         var cursor: Pattern.Cursor
         var random: Xoshiro256StarStar

@@ -1,7 +1,8 @@
 import UserSwap
 
-/// An open-addressing hash table of `UInt64` keys whose records live in a swappable region: a
-/// real data structure, larger than the RAM budget, for the `hashtable` workload.
+/// An open-addressing hash table of `UInt64` keys whose records live in pages of a `PageStore`
+/// (a swappable region, or plain memory the kernel swaps): a real data structure, larger than
+/// the RAM budget, for the `hashtable` workload.
 ///
 /// A record is 64 bytes, one cache line: the key, then seven value words that are a function of
 /// the key (`valueWord`), so every lookup can check the whole value it finds. Value word 1 is
@@ -9,33 +10,33 @@ import UserSwap
 ///
 /// Linear probing from the key's home slot; a probe that reaches the end of a page goes on at
 /// the start of the next (wrapping at the end of the table). Each page has a lock
-/// (`PageVersions`), taken after the page is pinned (so never across a fault) and held while
-/// the page's records are read or changed, so threads may insert and look up at once. An insert
-/// pins the page for writing: that marks it dirty, so reclaim writes it out rather than
-/// dropping a stale copy. Records are never removed, so a slot once full stays full, and every
-/// slot between a key's home and the key is full: a lookup that meets an empty slot has proved
-/// the key absent.
-public final class SwappableHashTable: Sendable {
-    public static let recordBytes = 64
-    static let recordWords = recordBytes / 8
-    public static let recordsPerPage = 4096 / recordBytes
+/// (`PageVersions`), taken after the page is brought in (so never across a fault) and held
+/// while the page's records are read or changed, so threads may insert and look up at once. An
+/// insert accesses the page for writing: that marks it dirty, so reclaim writes it out rather
+/// than dropping a stale copy. Records are never removed, so a slot once full stays full, and
+/// every slot between a key's home and the key is full: a lookup that meets an empty slot has
+/// proved the key absent.
+public final class PagedHashTable<Store: PageStore>: Sendable {
+    public static var recordBytes: Int { 64 }
+    static var recordWords: Int { recordBytes / 8 }
+    public static var recordsPerPage: Int { 4096 / recordBytes }
 
-    public let region: Region
+    public let store: Store
     let locks: PageVersions
     /// Records the table holds at most.
     public let capacity: Int
     let seed: UInt64
 
-    /// A table of `pages` pages (`pages × 64` records) in `space`.
-    public init(space: SwapSpace, pages: Int, seed: UInt64) throws(SwapError) {
-        precondition(pages >= 1)
-        region = try space.makeRegion(bytes: pages * 4096)
-        locks = PageVersions(count: pages)
-        capacity = pages * Self.recordsPerPage
+    /// A table over every page of `store`.
+    public init(store: Store, seed: UInt64) {
+        precondition(store.pageCount >= 1)
+        self.store = store
+        locks = PageVersions(count: store.pageCount)
+        capacity = store.pageCount * Self.recordsPerPage
         self.seed = seed
     }
 
-    public var pageCount: Int { region.pageCount }
+    public var pageCount: Int { store.pageCount }
 
     /// The slot a key's probe starts at: its hash, mapped onto 0..<capacity by a multiply (no
     /// division, no bias worth a mention).
@@ -56,23 +57,25 @@ public final class SwappableHashTable: Sendable {
         var probed = 0
         while true {
             let page = slot / Self.recordsPerPage
-            let pin = try region.pin(page, for: .write)
-            let version = locks.lock(page)
-            let records = pin.bytes.baseAddress!
-            var index = slot % Self.recordsPerPage
-            while index < Self.recordsPerPage {
-                let offset = index * Self.recordBytes
-                if records.load(fromByteOffset: offset + 8, as: UInt64.self) == 0 {
-                    records.storeBytes(of: key, toByteOffset: offset, as: UInt64.self)
-                    for word in 1..<Self.recordWords {
-                        records.storeBytes(of: Self.valueWord(key, word, seed: seed), toByteOffset: offset + word * 8, as: UInt64.self)
+            let first = slot % Self.recordsPerPage
+            let inserted = try store.withPage(page, for: .write) { bytes in
+                let version = locks.lock(page)
+                let records = bytes.baseAddress!
+                for index in first..<Self.recordsPerPage {
+                    let offset = index * Self.recordBytes
+                    if records.load(fromByteOffset: offset + 8, as: UInt64.self) == 0 {
+                        records.storeBytes(of: key, toByteOffset: offset, as: UInt64.self)
+                        for word in 1..<Self.recordWords {
+                            records.storeBytes(of: Self.valueWord(key, word, seed: seed), toByteOffset: offset + word * 8, as: UInt64.self)
+                        }
+                        locks.unlock(page, version: PageVersions.successor(of: version))
+                        return true
                     }
-                    locks.unlock(page, version: PageVersions.successor(of: version))
-                    return
                 }
-                index += 1
+                locks.unlock(page, version: version)
+                return false
             }
-            locks.unlock(page, version: version)
+            if inserted { return }
             probed += Self.recordsPerPage
             guard probed <= capacity + Self.recordsPerPage else {
                 throw WorkloadError("the hash table is full (\(capacity) records): lower the load factor")
@@ -92,29 +95,31 @@ public final class SwappableHashTable: Sendable {
     }
 
     /// Looks `key` up and checks its whole value.
-    public func lookup(_ key: UInt64) throws -> Lookup {
+    public func lookup(_ key: UInt64) throws(Store.Failure) -> Lookup {
         var slot = home(key)
         var probed = 0
         while probed <= capacity {
             let page = slot / Self.recordsPerPage
-            let pin = try region.pin(page, for: .read)
-            let version = locks.lock(page)
-            defer { locks.unlock(page, version: version) }
-            let records = UnsafeRawPointer(pin.bytes.baseAddress!)
-            var index = slot % Self.recordsPerPage
-            while index < Self.recordsPerPage {
-                let offset = index * Self.recordBytes
-                let first = records.load(fromByteOffset: offset + 8, as: UInt64.self)
-                if first == 0 { return .missing }
-                if records.load(fromByteOffset: offset, as: UInt64.self) == key {
-                    for word in 1..<Self.recordWords {
-                        let value = records.load(fromByteOffset: offset + word * 8, as: UInt64.self)
-                        if value != Self.valueWord(key, word, seed: seed) { return .corrupt(word: word, value: value) }
+            let first = slot % Self.recordsPerPage
+            // nil: the key is not on this page, go on to the next.
+            let found: Lookup? = try store.withPage(page, for: .read) { bytes in
+                let version = locks.lock(page)
+                defer { locks.unlock(page, version: version) }
+                let records = UnsafeRawPointer(bytes.baseAddress!)
+                for index in first..<Self.recordsPerPage {
+                    let offset = index * Self.recordBytes
+                    if records.load(fromByteOffset: offset + 8, as: UInt64.self) == 0 { return .missing }
+                    if records.load(fromByteOffset: offset, as: UInt64.self) == key {
+                        for word in 1..<Self.recordWords {
+                            let value = records.load(fromByteOffset: offset + word * 8, as: UInt64.self)
+                            if value != Self.valueWord(key, word, seed: seed) { return .corrupt(word: word, value: value) }
+                        }
+                        return .found
                     }
-                    return .found
                 }
-                index += 1
+                return nil
             }
+            if let found { return found }
             probed += Self.recordsPerPage
             slot = (page + 1) % pageCount * Self.recordsPerPage
         }
@@ -123,29 +128,43 @@ public final class SwappableHashTable: Sendable {
 
     /// Checks every record of `page`: each full slot's value must match its key, each empty one
     /// must be all zero. Returns the full slots and the bad ones' descriptions.
-    public func scan(page: Int) throws -> (records: Int, problems: [String]) {
-        let pin = try region.pin(page, for: .read)
-        let version = locks.lock(page)
-        defer { locks.unlock(page, version: version) }
-        let records = UnsafeRawPointer(pin.bytes.baseAddress!)
-        var full = 0
-        var problems: [String] = []
-        for index in 0..<Self.recordsPerPage {
-            let offset = index * Self.recordBytes
-            let key = records.load(fromByteOffset: offset, as: UInt64.self)
-            if records.load(fromByteOffset: offset + 8, as: UInt64.self) == 0 {
-                for word in 0..<Self.recordWords where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != 0 {
-                    problems.append("page \(page) record \(index): empty, but word \(word) is not zero")
+    public func scan(page: Int) throws(Store.Failure) -> (records: Int, problems: [String]) {
+        try store.withPage(page, for: .read) { bytes in
+            let version = locks.lock(page)
+            defer { locks.unlock(page, version: version) }
+            let records = UnsafeRawPointer(bytes.baseAddress!)
+            var full = 0
+            var problems: [String] = []
+            for index in 0..<Self.recordsPerPage {
+                let offset = index * Self.recordBytes
+                let key = records.load(fromByteOffset: offset, as: UInt64.self)
+                if records.load(fromByteOffset: offset + 8, as: UInt64.self) == 0 {
+                    for word in 0..<Self.recordWords where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != 0 {
+                        problems.append("page \(page) record \(index): empty, but word \(word) is not zero")
+                        break
+                    }
+                    continue
+                }
+                full += 1
+                for word in 1..<Self.recordWords where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != Self.valueWord(key, word, seed: seed) {
+                    problems.append("page \(page) record \(index): key \(String(key, radix: 16)) has a wrong value word \(word)")
                     break
                 }
-                continue
             }
-            full += 1
-            for word in 1..<Self.recordWords where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != Self.valueWord(key, word, seed: seed) {
-                problems.append("page \(page) record \(index): key \(String(key, radix: 16)) has a wrong value word \(word)")
-                break
-            }
+            return (full, problems)
         }
-        return (full, problems)
     }
+}
+
+/// The hash table in a UserSwap region: what `userswap run --workload hashtable` and the
+/// explicit-mode benchmark use.
+public typealias SwappableHashTable = PagedHashTable<RegionPageStore>
+
+extension PagedHashTable where Store == RegionPageStore {
+    /// A table of `pages` pages (`pages × 64` records) in a fresh region of `space`.
+    public convenience init(space: SwapSpace, pages: Int, seed: UInt64) throws(SwapError) {
+        self.init(store: try RegionPageStore(space: space, pages: pages), seed: seed)
+    }
+
+    public var region: Region { store.region }
 }

@@ -3,10 +3,10 @@
 /// writes, in order, then reads the whole share back, checking every word. Both passes are
 /// measured; with data larger than the budget the first pass is pure swap-out and the second
 /// swaps everything back in.
-public struct UsememWorkload: Workload {
-    public let store: PatternedRegion
+public struct UsememWorkload<Store: PageStore>: Workload {
+    public let store: PatternedPages<Store>
 
-    public init(store: PatternedRegion) {
+    public init(store: PatternedPages<Store>) {
         self.store = store
     }
 
@@ -31,12 +31,12 @@ public struct UsememWorkload: Workload {
 
     /// One thread's pass over its share: every page written, or every page read in full.
     struct Pass: WorkloadWorker {
-        let store: PatternedRegion
+        let store: PatternedPages<Store>
         var next: Int
         let writes: Bool
         var reads = 0
 
-        init(store: PatternedRegion, pages: Range<Int>, writes: Bool) {
+        init(store: PatternedPages<Store>, pages: Range<Int>, writes: Bool) {
             self.store = store
             next = pages.lowerBound
             self.writes = writes

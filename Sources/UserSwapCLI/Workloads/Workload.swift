@@ -46,15 +46,22 @@ public struct WorkloadPhase: Sendable {
     /// Whether its operations count in the report (populate and verify do not).
     public let measured: Bool
     public let length: Length
-    /// Called on each worker thread, before the phase's clock starts.
-    public let makeWorker: @Sendable (_ thread: Int, _ threads: Int) -> any WorkloadWorker
+    /// Called on each worker thread, before the phase's clock starts: makes the thread's worker
+    /// and wraps it with the driver's timing loop.
+    let prepare: @Sendable (_ thread: Int, _ threads: Int) -> PreparedWorker
 
-    public init(_ name: String, measured: Bool, length: Length,
-                makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> any WorkloadWorker) {
+    /// A phase whose threads each run a worker made by `makeWorker`.
+    ///
+    /// Generic over the worker's type so that the timing loop, the worker's `step` and
+    /// everything it calls (the access pattern, the page store's `withPage`) are specialized
+    /// together, with no dynamic dispatch per step — provided the phase is made where the
+    /// worker's type is known, which `PreparedWorkload` sees to.
+    public init<Worker: WorkloadWorker>(_ name: String, measured: Bool, length: Length,
+                                        makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker) {
         self.name = name
         self.measured = measured
         self.length = length
-        self.makeWorker = makeWorker
+        prepare = { thread, threads in PreparedWorker(makeWorker(thread, threads)) }
     }
 
     /// Thread `thread`'s contiguous share of `total` steps: the same split the driver uses.

@@ -100,22 +100,59 @@ public struct WorkloadConfiguration: Sendable, Equatable {
 
     /// The workload over a fresh region (or table) of the data's size in `space`.
     func makeWorkload(in space: SwapSpace) throws -> any Workload {
+        try makeWorkload { pages in try RegionPageStore(space: space, pages: pages) }
+    }
+
+    /// The workload over a store of the data's size made by `makeStore(pages)`: a region, or
+    /// plain anonymous memory for the kernel's swap. Its phases are made here, where every type
+    /// is known, so that the timing loops are specialized (`PreparedWorkload`).
+    func makeWorkload<Store: PageStore>(_ makeStore: (_ pages: Int) throws -> Store) throws -> any Workload {
         let pages = dataPages
         switch kind {
         case .zipf:
-            let store = try PatternedRegion(space: space, pages: pages, seed: seed)
-            return PageAccessWorkload(store: store, pattern: ZipfPattern(pages: pages, theta: theta, seed: seed), writeRatio: writeRatio, seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            return PreparedWorkload(PageAccessWorkload(store: store, pattern: ZipfPattern(pages: pages, theta: theta, seed: seed), writeRatio: writeRatio, seed: seed))
         case .random:
-            let store = try PatternedRegion(space: space, pages: pages, seed: seed)
-            return PageAccessWorkload(store: store, pattern: RandomPattern(pages: pages), writeRatio: writeRatio, seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            return PreparedWorkload(PageAccessWorkload(store: store, pattern: RandomPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .seq:
-            let store = try PatternedRegion(space: space, pages: pages, seed: seed)
-            return PageAccessWorkload(store: store, pattern: SequentialPattern(pages: pages), writeRatio: writeRatio, seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            return PreparedWorkload(PageAccessWorkload(store: store, pattern: SequentialPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .usemem:
-            return UsememWorkload(store: try PatternedRegion(space: space, pages: pages, seed: seed))
+            return PreparedWorkload(UsememWorkload(store: PatternedPages(store: try makeStore(pages), seed: seed)))
         case .hashtable:
-            let table = try SwappableHashTable(space: space, pages: pages, seed: seed)
-            return HashTableWorkload(table: table, loadFactor: loadFactor, seed: seed)
+            let table = PagedHashTable(store: try makeStore(pages), seed: seed)
+            return PreparedWorkload(PagedHashTableWorkload(table: table, loadFactor: loadFactor, seed: seed))
         }
     }
+}
+
+/// A workload whose phases were made when it was wrapped, where its concrete type was known.
+///
+/// Reached through `any Workload`, a generic workload's `phases` would run as unspecialized
+/// generic code, and so would every closure it makes: the workers' timing loops would call the
+/// pattern and the page store through witness tables on every step. Made in a context where
+/// the type is concrete (`WorkloadConfiguration.makeWorkload`), the phases and their loops are
+/// specialized, and the existential is only crossed once per phase.
+struct PreparedWorkload: Workload {
+    let summary: String
+    let phases: [WorkloadPhase]
+    let verification: VerificationLedger
+    let readChecks: VerificationLedger
+    let verifiedUnit: String
+    private let verify: WorkloadPhase
+    private let problems: @Sendable () -> [String]
+
+    init<W: Workload>(_ workload: W) {
+        summary = workload.summary
+        phases = workload.phases
+        verify = workload.verificationPhase()
+        verification = workload.verification
+        readChecks = workload.readChecks
+        verifiedUnit = workload.verifiedUnit
+        problems = { workload.finalProblems() }
+    }
+
+    func verificationPhase() -> WorkloadPhase { verify }
+    func finalProblems() -> [String] { problems() }
 }

@@ -4,16 +4,17 @@ import Foundation
 import Synchronization
 import UserSwap
 
-/// Runs the phases of a workload on a space: one thread per `threads`, every step timed into a
-/// per-thread `LatencyHistogram` (one clock read per step: a step's end is the next one's
-/// start), while the calling thread samples the space (resident frames, swap traffic) ten times a
-/// second for the high-water mark and the live progress line.
+/// Runs the phases of a workload: one thread per `threads`, every step timed into a per-thread
+/// `LatencyHistogram` (one clock read per step: a step's end is the next one's start), while the
+/// calling thread samples a `WorkloadProbe` (resident pages, swap traffic: the space's, or the
+/// kernel's for plain memory) ten times a second for the high-water mark and the progress line.
 ///
 /// Like `BenchHarness.runTimed`, but a phase can be a fixed job (each thread does its share) or
 /// open (until a `WorkloadLimit`), and the progress line shows what the space is doing:
 /// `run access [#####.....] 52%  10.4 s  201k ops/s, resident 255 MiB, swap-ins 1.2M, swap-outs 1.3M`.
 public final class WorkloadDriver {
-    public let space: SwapSpace
+    /// What the driver samples: a space, or the kernel's view of this process.
+    public let probe: any WorkloadProbe
     public let threads: Int
     let console: Console
     let showsProgress: Bool
@@ -22,9 +23,13 @@ public final class WorkloadDriver {
     /// The most frames seen in use at once, over every phase so far (sampled).
     public private(set) var peakResidentFrames = 0
 
-    public init(space: SwapSpace, threads: Int, console: Console, showsProgress: Bool, label: String) {
+    public convenience init(space: SwapSpace, threads: Int, console: Console, showsProgress: Bool, label: String) {
+        self.init(probe: SpaceProbe(space: space), threads: threads, console: console, showsProgress: showsProgress, label: label)
+    }
+
+    public init(probe: any WorkloadProbe, threads: Int, console: Console, showsProgress: Bool, label: String) {
         precondition(threads >= 1)
-        self.space = space
+        self.probe = probe
         self.threads = threads
         self.console = console
         self.showsProgress = showsProgress
@@ -56,7 +61,7 @@ public final class WorkloadDriver {
         let totalSteps: Int? = quotas.contains(nil) ? nil : quotas.reduce(0) { $0 + $1! }
 
         let shared = DriverShared(threads: threads)
-        let before = Self.counters(space)
+        let before = probe.counters()
         let progress = ProgressReporter(label: "\(label) \(phase.name)", console: console, enabled: showsProgress)
         for thread in 0..<threads {
             let quota = quotas[thread]
@@ -72,7 +77,7 @@ public final class WorkloadDriver {
         for _ in 0..<threads { shared.go.signal() }
 
         // Sample until every thread is done.
-        var phasePeak = space.residentFrames
+        var phasePeak = probe.residentPages
         var window = (ns: startNs, steps: 0)
         var rate = 0.0
         var finished = 0
@@ -80,7 +85,7 @@ public final class WorkloadDriver {
             if shared.finished.wait(timeout: .now() + .milliseconds(100)) == .success {
                 finished += 1
             }
-            let resident = space.residentFrames
+            let resident = probe.residentPages
             phasePeak = max(phasePeak, resident)
             let now = cus_monotonic_ns()
             // Relaxed: a display counter.
@@ -96,12 +101,14 @@ public final class WorkloadDriver {
             } else {
                 0
             }
-            let stats = space.statistics
-            progress.update(fraction, detail: Self.progressDetail(
-                opsPerSecond: rate, residentFrames: resident,
-                swapIns: stats[.swapIns] - (before[.swapIns] ?? 0), swapOuts: stats[.swapOuts] - (before[.swapOuts] ?? 0)))
+            if showsProgress {
+                let now = probe.counters()
+                progress.update(fraction, detail: Self.progressDetail(
+                    opsPerSecond: rate, residentFrames: resident,
+                    swapIns: (now[.swapIns] ?? 0) - (before[.swapIns] ?? 0), swapOuts: (now[.swapOuts] ?? 0) - (before[.swapOuts] ?? 0)))
+            }
         }
-        phasePeak = max(phasePeak, space.residentFrames)
+        phasePeak = max(phasePeak, probe.residentPages)
         peakResidentFrames = max(peakResidentFrames, phasePeak)
         if let error = shared.firstError.withLock({ $0 }) {
             progress.finish(detail: "failed")
@@ -115,7 +122,7 @@ public final class WorkloadDriver {
             histogram: LatencyHistogram.merged(outcomes.map(\.histogram)),
             opsPerThread: outcomes.map(\.steps)
         )
-        let after = Self.counters(space)
+        let after = probe.counters()
         var delta: [SwapStatistics.Counter: Int] = [:]
         for counter in SwapStatistics.Counter.allCases { delta[counter] = after[counter, default: 0] - before[counter, default: 0] }
         progress.finish(detail: "\(BenchReport.count(run.opsPerSecond)) ops/s")
@@ -129,6 +136,30 @@ public final class WorkloadDriver {
 
     /// Every counter of the space, now.
     static func counters(_ space: SwapSpace) -> [SwapStatistics.Counter: Int] {
+        SpaceProbe(space: space).counters()
+    }
+}
+
+/// What `WorkloadDriver` samples while a phase runs. Read ten times a second from the driver's
+/// own thread, never on a worker's hot path, so an existential is fine here.
+public protocol WorkloadProbe: Sendable {
+    /// Pages of the workload's memory resident now: the space's frames in use, or the memory
+    /// cgroup's usage in 4 KiB pages.
+    var residentPages: Int { get }
+    /// Every counter the probe knows, now (the driver subtracts two readings). Counters a probe
+    /// cannot see are absent.
+    func counters() -> [SwapStatistics.Counter: Int]
+}
+
+/// A UserSwap space: its frames in use and its statistics.
+public struct SpaceProbe: WorkloadProbe {
+    public let space: SwapSpace
+
+    public init(space: SwapSpace) { self.space = space }
+
+    public var residentPages: Int { space.residentFrames }
+
+    public func counters() -> [SwapStatistics.Counter: Int] {
         var values: [SwapStatistics.Counter: Int] = [:]
         let stats = space.statistics
         for counter in SwapStatistics.Counter.allCases { values[counter] = stats[counter] }
@@ -136,8 +167,20 @@ public final class WorkloadDriver {
     }
 }
 
+/// One thread's worker in a phase, with the driver's timing loop made where the worker's type
+/// is known (`WorkloadPhase.init`), so that the loop and the worker's `step` are specialized
+/// together. Made and used on the worker's own thread.
+struct PreparedWorker {
+    let drive: (_ shared: DriverShared, _ quota: Int, _ deadline: UInt64) throws -> DriverShared.Outcome
+
+    init<Worker: WorkloadWorker>(_ worker: Worker) {
+        var worker = worker
+        drive = { shared, quota, deadline in try shared.drive(&worker, quota: quota, deadline: deadline) }
+    }
+}
+
 /// What the threads of one phase share.
-private final class DriverShared: Sendable {
+final class DriverShared: Sendable {
     struct Outcome: Sendable {
         var histogram: LatencyHistogram
         var steps: Int64
@@ -163,13 +206,13 @@ private final class DriverShared: Sendable {
 
     func work(thread: Int, threads: Int, quota: Int?, seconds: Double?, phase: WorkloadPhase) {
         defer { finished.signal() }
-        var worker = phase.makeWorker(thread, threads)
+        let worker = phase.prepare(thread, threads)
         ready.signal()
         go.wait()
         let start = startNs.load(ordering: .acquiring)
         let deadline = seconds.map { start &+ UInt64($0 * 1e9) } ?? .max
         do {
-            let outcome = try drive(&worker, quota: quota ?? .max, deadline: deadline)
+            let outcome = try worker.drive(self, quota ?? .max, deadline)
             results.withLock { $0[thread] = outcome }
         } catch {
             firstError.withLock { if $0 == nil { $0 = error } }
@@ -177,8 +220,8 @@ private final class DriverShared: Sendable {
         }
     }
 
-    /// The loop, specialized per worker type (the existential is opened once, here).
-    private func drive<W: WorkloadWorker>(_ worker: inout W, quota: Int, deadline: UInt64) throws -> Outcome {
+    /// The loop, specialized per worker type (by `PreparedWorker`, where the type is known).
+    func drive<W: WorkloadWorker>(_ worker: inout W, quota: Int, deadline: UInt64) throws -> Outcome {
         var histogram = LatencyHistogram()
         var steps = 0
         var before = cus_monotonic_ns()

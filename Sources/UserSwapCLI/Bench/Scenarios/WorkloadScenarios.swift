@@ -14,6 +14,9 @@ import UserSwap
 /// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
 /// - `device=file|memory`: swap to a file (default) or to process memory.
+///
+/// `--mode kernel` runs the same workload on plain memory swapped by the kernel
+/// (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
     static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
 
@@ -25,6 +28,11 @@ enum WorkloadBench {
     }
 
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        switch harness.mode() {
+        case .explicit: break
+        case .kernel: return try runKernel(kind, options: options, harness: harness)
+        case .transparent: throw BenchError("--mode transparent: the workloads do not run on transparent regions yet; use explicit or kernel")
+        }
         if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
             throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
         }

@@ -1,0 +1,54 @@
+import UserSwap
+
+/// Where a workload's pages live: a UserSwap region (`RegionPageStore`, the engine's explicit
+/// API) or plain anonymous memory that the kernel swaps (`AnonymousPageStore`, the `kernel`
+/// mode of the benchmarks). The workloads (`PatternedPages`, `PagedHashTable`) are generic over
+/// it, so the same code runs on both and a number from one compares with a number from the
+/// other.
+///
+/// The workloads are specialized for each store (they are generic, not existential, all the way
+/// down to the timing loop: see `WorkloadPhase`), so `withPage` inlines into the access.
+public protocol PageStore: Sendable {
+    /// What a page access can fail with: `SwapError` for a region, `Never` for plain memory.
+    associatedtype Failure: Error
+
+    /// Pages of 4 KiB.
+    var pageCount: Int { get }
+
+    /// Runs `body` on `page`'s 4 KiB while the page is resident: the store brings it in first
+    /// (a swap-in or a zero fill), before `body` runs, so that `body` may take a workload lock
+    /// without holding it across a fault. `.write` says that `body` may change the bytes.
+    func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(Failure) -> R
+
+    /// Whether `page` was certainly never touched (it reads as zeroes and holds no memory).
+    /// Verification skips such pages so that it does not fault them in; a store that cannot
+    /// tell answers `false`.
+    func isUntouched(_ page: Int) -> Bool
+}
+
+/// A UserSwap region: each access pins the page (faulting it in through the engine) for the
+/// duration of `body`.
+public struct RegionPageStore: PageStore {
+    public let region: Region
+
+    public init(region: Region) {
+        self.region = region
+    }
+
+    /// A fresh region of `pages` pages in `space`.
+    public init(space: SwapSpace, pages: Int) throws(SwapError) {
+        region = try space.makeRegion(bytes: pages * 4096)
+    }
+
+    public var pageCount: Int { region.pageCount }
+
+    @inline(__always)
+    public func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(SwapError) -> R {
+        let pin = try region.pin(page, for: access)
+        return body(pin.bytes)
+    }
+
+    public func isUntouched(_ page: Int) -> Bool {
+        region.state(ofPage: page) == .untouched
+    }
+}
