@@ -67,11 +67,14 @@ struct WriteBackVictim {
 /// size). Every field is protected by `CompressedTier.pool`, the pool lock, which is never held
 /// across compression, decompression or I/O.
 struct CompressedPool {
-    /// What an entry costs beyond its compressed bytes, charged to the pool limit: the array's
-    /// header (32 bytes) and malloc's (8 bytes, plus rounding to 16), and the dictionary bucket
-    /// (key, value and spare capacity, about 56 bytes at its load factor). Measured: `bench
-    /// tiers` reports the resident bytes per stored page next to the charged ones.
-    static let entryOverhead = 96
+    /// What an entry costs beyond its compressed bytes, charged to the pool limit: the array
+    /// (a 32-byte header, malloc's 16-byte chunk header and rounding), the dictionary bucket
+    /// (key and a 40-byte value, at the table's load factor and power-of-two growth) and the
+    /// LRU item (16 bytes, with stale items and growth). Measured by `bench tiers` (the resident
+    /// set's growth while a pool fills, `resident_bytes_per_page`): compressed bytes + 150…170.
+    /// Same-filled entries are charged nothing (as in zram), though they take the same
+    /// metadata minus the array and the LRU item.
+    static let entryOverhead = 160
 
     /// The pages in the pool, by page offset on the device.
     var entries: [Int: PoolEntry] = [:]
