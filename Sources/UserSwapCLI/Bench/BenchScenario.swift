@@ -68,6 +68,7 @@ public enum BenchRegistry {
             SeqScenario.self,
             UsememScenario.self,
             HashTableScenario.self,
+            TiersScenario.self,
         ]
     }
 
