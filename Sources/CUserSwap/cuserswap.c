@@ -71,6 +71,7 @@ int cus_memfd_create(const char *name) {
 }
 
 int cus_MAP_NORESERVE(void) { return MAP_NORESERVE; }
+int cus_O_DIRECT(void) { return O_DIRECT; }
 int cus_MADV_DONTNEED(void) { return MADV_DONTNEED; }
 int cus_MADV_REMOVE(void) { return MADV_REMOVE; }
 

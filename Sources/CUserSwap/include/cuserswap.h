@@ -51,6 +51,7 @@ int cus_ioctl_ptr(int fd, unsigned long request, void *_Nullable arg);
 int cus_memfd_create(const char *_Nonnull name);
 /// Constants that do not import as Swift values.
 int cus_MAP_NORESERVE(void);
+int cus_O_DIRECT(void);
 int cus_MADV_DONTNEED(void);
 int cus_MADV_REMOVE(void);
 

@@ -1,3 +1,4 @@
+import CUserSwap
 import Glibc
 import Synchronization
 
@@ -20,6 +21,12 @@ public final class FileBackend: SwapBackend {
     /// The open file (read-write, close-on-exec), flock-ed exclusively until it closes in our
     /// deinit. Never changes, so reading it needs no lock.
     let descriptor: FileDescriptor
+    /// A second descriptor of the same file opened with `O_DIRECT`, for page-aligned transfers
+    /// (every transfer of the engine's frames): swap data then bypasses the page cache, as the
+    /// kernel's swap does, instead of keeping a second copy of swapped pages in memory outside
+    /// the budget. Nil where the file system refuses `O_DIRECT` (tmpfs): buffered I/O then.
+    private let direct: FileDescriptor?
+    private let directFD: Int32
     /// Whether the user asked for freed clusters to be punched out of the file.
     private let discardRequested: Bool
     /// Set the first time the file system answers a hole punch with EOPNOTSUPP, so that later
@@ -34,6 +41,25 @@ public final class FileBackend: SwapBackend {
         self.header = header
         self.pageCount = header.pageCount
         self.discardRequested = discard
+        if let fd = try? Syscalls.open(path, flags: O_RDWR | cus_O_DIRECT()) {
+            direct = FileDescriptor(adopting: fd)
+            directFD = fd
+        } else {
+            direct = nil
+            directFD = -1
+        }
+    }
+
+    /// Whether transfers bypass the page cache.
+    public var isDirect: Bool { directFD >= 0 }
+
+    /// The descriptor for a transfer at `address` of `count` bytes: the direct one when both are
+    /// page-aligned (O_DIRECT's rule; device offsets always are).
+    @inline(__always)
+    private func fd(for address: UnsafeRawPointer?, count: Int) -> Int32 {
+        guard directFD >= 0, let address, Int(bitPattern: address) & (SwapPage.size - 1) == 0,
+              count & (SwapPage.size - 1) == 0 else { return descriptor.rawValue }
+        return directFD
     }
 
     /// Opens and locks the file at `path` as a device described by `header`, which the caller
@@ -58,7 +84,7 @@ public final class FileBackend: SwapBackend {
         let pages = checkedRange(bytes: buffer.count, atPage: page)
         guard !pages.isEmpty else { return }
         do throws(Errno) {
-            try descriptor.readAll(into: buffer, at: Self.offset(of: page))
+            try FileDescriptor.readAll(fd(for: buffer.baseAddress, count: buffer.count), into: buffer, at: Self.offset(of: page))
         } catch {
             throw failure(error, writing: false, pages: pages)
         }
@@ -68,7 +94,7 @@ public final class FileBackend: SwapBackend {
         let pages = checkedRange(bytes: buffer.count, atPage: page)
         guard !pages.isEmpty else { return }
         do throws(Errno) {
-            try descriptor.writeAll(buffer, at: Self.offset(of: page))
+            try FileDescriptor.writeAll(fd(for: buffer.baseAddress, count: buffer.count), buffer, at: Self.offset(of: page))
         } catch {
             throw failure(error, writing: true, pages: pages)
         }
@@ -105,6 +131,7 @@ public final class FileBackend: SwapBackend {
     private func transferVectored(_ vectors: inout [iovec], pages: Range<Int>, writing: Bool) throws(SwapError) {
         var offset = Self.offset(of: pages.lowerBound)
         var first = 0
+        let fd = vectors.allSatisfy({ self.fd(for: $0.iov_base, count: $0.iov_len) == directFD }) ? directFD : descriptor.rawValue
         do throws(Errno) {
             try vectors.withUnsafeMutableBufferPointer { (iov) throws(Errno) in
                 while true {
@@ -114,8 +141,8 @@ public final class FileBackend: SwapBackend {
                     // In bounds: first < iov.count, and count ≤ iov.count - first.
                     let start = UnsafePointer(iov.baseAddress! + first)
                     let done = writing
-                        ? try Syscalls.pwritev(descriptor.rawValue, start, count: count, offset: offset)
-                        : try Syscalls.preadv(descriptor.rawValue, start, count: count, offset: offset)
+                        ? try Syscalls.pwritev(fd, start, count: count, offset: offset)
+                        : try Syscalls.preadv(fd, start, count: count, offset: offset)
                     // End of file inside the device is a truncated file (reads), and a write that
                     // moves nothing is a full disk: never loop forever on 0.
                     if done == 0 { throw writing ? Errno.noSpace : Errno.ioError }
