@@ -139,6 +139,9 @@ enum RaceScenario: BenchScenario {
     ) throws -> Measurement {
         let space = try SwapSpace(.init(memory: config.memoryBytes(threads: threads), devices: [device], sync: config.sync))
         let region = try space.makeRegion(bytes: config.pages * SwapPage.size)
+        // Every pin must race for its own entry: readahead would bring the set in ahead of the
+        // threads and turn the race into cache hits.
+        try region.advise(.random)
         let seed = config.seed
         for page in 0..<config.pages {
             try region.withPage(page, for: .write) { Pattern.fill($0, page: page, seed: seed) }
