@@ -22,7 +22,8 @@ extension CompressedTier {
     func writeBack(_ victims: [WriteBackVictim]) -> Int {
         guard !victims.isEmpty else { return 0 }
         var count = 0
-        withUnsafeTemporaryAllocation(byteCount: SwapPage.size, alignment: 64) { scratch in
+        // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
+        withUnsafeTemporaryAllocation(byteCount: SwapPage.size, alignment: SwapPage.size) { scratch in
             for victim in victims {
                 expand(victim.payload, into: scratch, page: victim.page)
                 var written = true

@@ -119,7 +119,8 @@ public final class EncryptedTier: SwapBackend {
         let pages = total / SwapPage.size
         precondition(first >= 1 && first + pages <= pageCount,
                      "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        try withUnsafeTemporaryAllocation(byteCount: total, alignment: 64) { (scratch) throws(SwapError) in
+        // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
+        try withUnsafeTemporaryAllocation(byteCount: total, alignment: SwapPage.size) { (scratch) throws(SwapError) in
             var records: [SealRecord] = []
             records.reserveCapacity(pages)
             var offset = 0

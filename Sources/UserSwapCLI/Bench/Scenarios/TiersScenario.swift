@@ -12,26 +12,34 @@ import UserSwapEncryption
 ///    and to open.
 /// 2. **Spaces**: the same data (`data=text` by default) on a space with 4× less budget than
 ///    data, swapping to (a) process memory, (b) a swap file, (c) a compressed tier over a swap
-///    file, (d) an encrypted tier over a swap file, (e) compressed over encrypted over a file.
+///    file, (d) an encrypted tier over a swap file, (e) compressed over encrypted over a file;
+///    on request also the tiers over process memory (`compressed-memory`, `encrypted-memory`,
+///    `compressed+encrypted-memory`), which isolates their CPU cost from the disk's.
 ///    Each is populated (every page written once, timed: the swap-out side) and then read by
 ///    `--threads` threads (2) for `--seconds` (2) per access pattern (random, then Zipf
 ///    θ = 0.99), every read checked; at the end every page is checked.
 ///
 /// Headline (`ops_per_s`, `latency_us`): the compressed tier over a file, Zipf. Everything
-/// else is in `pages`, `encryption`, `runs` and `comparison` (each side ÷ the plain file, so
-/// above 1 means faster than the file).
+/// else is in `pages`, `encryption`, `pool_footprint`, `device_runs` (not `runs`, which
+/// BENCH-JSON reserves for two-sided comparisons) and `comparison` (each device ÷ the plain
+/// file, so above 1 means better than the file).
 ///
-/// Parameters: `data=text|numeric|random|zero|pattern|mixed`, `pool=SIZE` (the compressed
-/// pool, default the budget), `codec=lz4|zstd|zstd-N`, `loads=exclusive|shared` (whether a
-/// load drops the pool's copy, as zswap, or keeps it so that a page only read leaves memory
-/// again without being compressed again), `devices=memory,file,compressed,encrypted,compressed+encrypted`,
-/// `patterns=random,zipf`, `pages=N` (part 1, default 4096), `theta=T`.
+/// Parameters: `data=text|numeric|floats|random|zero|pattern|mixed`, `pool=SIZE` (the
+/// compressed pool, default the budget), `codec=lz4|zstd|zstd-N`, `loads=exclusive|shared`
+/// (whether a load drops the pool's copy, as zswap, or keeps it so that a page only read
+/// leaves memory again without being compressed again), `devices=…` (comma-separated; the
+/// default is memory,file,compressed,encrypted,compressed+encrypted; also compressed-memory,
+/// encrypted-memory, compressed+encrypted-memory), `patterns=random,zipf`, `pages=N` (part 1,
+/// default 4096), `theta=T`.
 enum TiersScenario: BenchScenario {
     static let name = "tiers"
     static let summary = "compressed and encrypted tiers: ratio and cost per kind of data; reads over memory, file, compressed, encrypted devices"
 
     static let parameterKeys = ["data", "pool", "codec", "loads", "devices", "patterns", "pages", "theta"]
-    static let allDevices = ["memory", "file", "compressed", "encrypted", "compressed+encrypted"]
+    static let defaultDevices = ["memory", "file", "compressed", "encrypted", "compressed+encrypted"]
+    /// The tiers over process memory instead of a file: their CPU cost alone, whatever the
+    /// disk and the page cache do.
+    static let allDevices = defaultDevices + ["compressed-memory", "encrypted-memory", "compressed+encrypted-memory"]
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
@@ -45,7 +53,7 @@ enum TiersScenario: BenchScenario {
         guard let codec = CompressionCodec(codecName) else { throw BenchError("--param codec=\(codecName): use lz4, zstd or zstd-N (N 1…19)") }
         let loads: String = try options.parameter("loads", default: "exclusive")
         guard loads == "exclusive" || loads == "shared" else { throw BenchError("--param loads=\(loads): use exclusive or shared") }
-        let devices = try list(options, "devices", default: allDevices, allowed: allDevices)
+        let devices = try list(options, "devices", default: defaultDevices, allowed: allDevices)
         let patterns = try list(options, "patterns", default: ["random", "zipf"], allowed: ["random", "zipf"])
         let samplePages: Int = try options.parameter("pages", default: 4096)
         guard samplePages >= 1 else { throw BenchError("--param pages=\(samplePages): give at least 1") }
@@ -92,7 +100,8 @@ enum TiersScenario: BenchScenario {
         report.extras["pool_bytes"] = JSONValue(poolBytes)
         report.extras["pages"] = pageResults.pages
         report.extras["encryption"] = pageResults.encryption
-        report.extras["runs"] = .array(runs.map(\.json))
+        report.extras["pool_footprint"] = pageResults.pool
+        report.extras["device_runs"] = .array(runs.map(\.json))
         report.extras["comparison"] = comparison(runs)
         for run in runs where !run.verified { harness.log("NOT verified: \(run.device) \(run.pattern): \(run.problems.prefix(3).joined(separator: "; "))") }
         return report
@@ -151,11 +160,15 @@ struct TierSpaceSetup {
         case "file":
             configuration = .file(path: path, size: swapBytes)
         default:
-            try SwapFile.format(path: path, bytes: swapBytes)
-            let (_, file) = try SwapFile.open(path: path, discard: true)
-            var lower: any SwapBackend = file
+            var lower: any SwapBackend
+            if device.hasSuffix("-memory") {
+                lower = MemoryBackend(pageCount: Int(swapBytes) / SwapPage.size)
+            } else {
+                try SwapFile.format(path: path, bytes: swapBytes)
+                lower = try SwapFile.open(path: path, discard: true).backend
+            }
             if device.contains("encrypted") {
-                encrypted = try EncryptedTier(lower: file)
+                encrypted = try EncryptedTier(lower: lower)
                 lower = encrypted!
             }
             if device.contains("compressed") {
@@ -190,10 +203,11 @@ struct TierSpaceSetup {
             page += threads
         }
         var runs = [snapshot("populate", populate)]
+        // The space's totals at the end of the previous phase, to report each phase's own.
+        var totals = runs[0]
 
         for pattern in patterns {
             let sampler = pattern == "zipf" ? ZipfSampler(count: pages, theta: theta, seed: seed) : nil
-            let before = runs.last!
             let timed = try harness.runTimed("\(device) \(pattern)", threads: threads, limit: .seconds(harness.seconds(default: 2)),
                                              setUp: { thread in Xoshiro256StarStar(seed: seed, thread: thread) }) { random in
                 let page = sampler?.page(using: &random) ?? random.next(below: pages)
@@ -202,7 +216,9 @@ struct TierSpaceSetup {
                 }
             }
             var run = snapshot(pattern, timed)
-            run.subtract(before)
+            let phase = run
+            run.subtract(totals)
+            totals = phase
             runs.append(run)
         }
 
