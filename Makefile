@@ -42,10 +42,11 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc pin race zipf random seq usemem hashtable; do \
+	for s in alloc pin race zipf random seq usemem hashtable tiers; do \
 		case $$s in \
 			race) args="--protocol both --threads 8" ;; \
 			zipf) args="--param workingset=both" ;; \
+			tiers) args="--seconds 1 --param devices=memory,file,compressed,encrypted" ;; \
 			*) args="" ;; \
 		esac; \
 		if printf '%s\n' "$$scenarios" | grep -qx "$$s"; then \
