@@ -69,6 +69,7 @@ public enum BenchRegistry {
             UsememScenario.self,
             HashTableScenario.self,
             TiersScenario.self,
+            RedisScenario.self,
         ]
     }
 

@@ -1,0 +1,142 @@
+import Glibc
+import UserSwap
+
+extension RedisBackend {
+    /// Where the server is and how patient to be with it.
+    public struct Configuration: Sendable, Equatable {
+        /// The server's address. Pages travel in clear text (no TLS): keep it on loopback or a
+        /// private network, or seal the pages first (the encryption tier).
+        public var host: String
+        public var port: Int
+        /// Redis 6 ACL user for `AUTH user password`; nil sends `AUTH password` (requirepass).
+        public var username: String?
+        /// Sent with `AUTH` on every new connection when set.
+        public var password: String?
+        /// The logical database (`SELECT`); 0 by default.
+        public var database: Int
+        /// Every key of the device starts with `{<namespace>/`: letters, digits, `-_.:` only.
+        /// Nil picks `userswap-<pid>-<random>`, unique per backend. Two devices must never share
+        /// one (each would read the other's values as stale pages).
+        public var namespace: String?
+        /// Connections the backend keeps open at most; each engine thread doing I/O holds one
+        /// for the length of a command.
+        public var maxConnections: Int
+        /// How long a connection attempt may take.
+        public var connectTimeout: Duration
+        /// How long one command (or one pipelined batch's reply) may take before the transfer
+        /// fails with a typed error. Never retried: the caller has waited enough.
+        public var commandTimeout: Duration
+        /// Extra attempts, on a fresh connection, after a connection that was refused, reset or
+        /// closed, or a server still loading its data; the pause before each doubles, starting
+        /// at `retryBackoff`. The defaults (3, 10 ms) ride over a restart of about 70 ms.
+        public var retries: Int
+        public var retryBackoff: Duration
+        /// After a call found the server not answering (once its retries are spent), calls fail
+        /// at once for this long instead of each waiting out a timeout; then one call tries
+        /// again. Zero turns it off.
+        public var failFastWindow: Duration
+        /// How long freed slots gather before one batch of UNLINKs deletes their keys.
+        public var deleteGatherDelay: Duration
+
+        public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil,
+                    database: Int = 0, namespace: String? = nil, maxConnections: Int = 16,
+                    connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(2),
+                    retries: Int = 3, retryBackoff: Duration = .milliseconds(10),
+                    failFastWindow: Duration = .milliseconds(500), deleteGatherDelay: Duration = .milliseconds(1)) {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.password = password
+            self.database = database
+            self.namespace = namespace
+            self.maxConnections = maxConnections
+            self.connectTimeout = connectTimeout
+            self.commandTimeout = commandTimeout
+            self.retries = retries
+            self.retryBackoff = retryBackoff
+            self.failFastWindow = failFastWindow
+            self.deleteGatherDelay = deleteGatherDelay
+        }
+
+        /// A configuration from a URL: `redis://[[user]:password@]host[:port][/database]`
+        /// (`redis://127.0.0.1:6390`, `redis://:secret@127.0.0.1/2`). Other settings keep their
+        /// defaults. `rediss://` (TLS) and `redis+cluster` are refused: not supported.
+        public init(url: String) throws(SwapError) {
+            self.init()
+            let scheme = "redis://"
+            guard url.hasPrefix(scheme) else {
+                throw SwapError(.invalidArgument, "'\(url)' is not a redis:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
+            }
+            var rest = Substring(url.dropFirst(scheme.count))
+            if let slash = rest.firstIndex(of: "/") {
+                let db = rest[rest.index(after: slash)...]
+                if !db.isEmpty {
+                    guard let n = Int(db), n >= 0 else {
+                        throw SwapError(.invalidArgument, "'\(url)': database '\(db)' is not a number")
+                    }
+                    database = n
+                }
+                rest = rest[..<slash]
+            }
+            if let at = rest.lastIndex(of: "@") {
+                let credentials = rest[..<at]
+                rest = rest[rest.index(after: at)...]
+                if let colon = credentials.firstIndex(of: ":") {
+                    let user = credentials[..<colon]
+                    username = user.isEmpty ? nil : String(user)
+                    password = String(credentials[credentials.index(after: colon)...])
+                } else {
+                    password = String(credentials)
+                }
+            }
+            var hostPart = rest
+            if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+                // [::1]:6379
+                hostPart = rest[rest.index(after: rest.startIndex)..<close]
+                rest = rest[rest.index(after: close)...]
+                if rest.hasPrefix(":") {
+                    guard let p = Int(rest.dropFirst()) else {
+                        throw SwapError(.invalidArgument, "'\(url)': port '\(rest.dropFirst())' is not a number")
+                    }
+                    port = p
+                }
+            } else if let colon = rest.lastIndex(of: ":") {
+                hostPart = rest[..<colon]
+                guard let p = Int(rest[rest.index(after: colon)...]) else {
+                    throw SwapError(.invalidArgument, "'\(url)': port '\(rest[rest.index(after: colon)...])' is not a number")
+                }
+                port = p
+            }
+            if !hostPart.isEmpty { host = String(hostPart) }
+            try validate()
+        }
+
+        /// Throws `invalidArgument` for a setting that cannot work.
+        func validate() throws(SwapError) {
+            guard !host.isEmpty else { throw SwapError(.invalidArgument, "the Redis host is empty; give an address such as 127.0.0.1") }
+            guard (1...65535).contains(port) else {
+                throw SwapError(.invalidArgument, "Redis port \(port) is out of range; give 1 to 65535")
+            }
+            guard database >= 0 else { throw SwapError(.invalidArgument, "Redis database \(database) is negative") }
+            if let namespace, !RedisPageFormat.isValidNamespace(namespace) {
+                throw SwapError(.invalidArgument, "Redis namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)")
+            }
+            guard maxConnections >= 1 else { throw SwapError(.invalidArgument, "maxConnections must be at least 1") }
+            guard retries >= 0 else { throw SwapError(.invalidArgument, "retries must not be negative") }
+            guard failFastWindow >= .zero else { throw SwapError(.invalidArgument, "failFastWindow must not be negative") }
+            guard connectTimeout > .zero, commandTimeout > .zero else {
+                throw SwapError(.invalidArgument, "Redis timeouts must be positive: a zero timeout would let a dead server hang the engine")
+            }
+        }
+
+        var endpoint: RedisEndpoint {
+            RedisEndpoint(host: host, port: port, username: username, password: password, database: database,
+                          connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+        }
+
+        /// `userswap-<pid>-<8 random hex digits>`.
+        static func uniqueNamespace() -> String {
+            "userswap-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Glibc
+import Synchronization
+import UserSwap
+
+extension RedisBackend {
+    /// The engine error for a failure met while doing `what`, naming the server and saying what
+    /// to do about it.
+    func swapError(_ failure: RedisFailure, doing what: String) -> SwapError {
+        let at = "Redis at \(server)"
+        switch failure {
+        case let .connection(detail, errno, _, _):
+            return SwapError(.deviceGone, "\(at) is not answering: \(detail) (while trying to \(what)); check that redis-server runs there (scripts/redis start) and that host and port are right",
+                             errno: Errno(rawValue: errno))
+        case let .server(message):
+            if message.hasPrefix("OOM") {
+                return SwapError(.diskFull, "\(at) is full and refused to \(what): \(message); raise its maxmemory or give the space another device",
+                                 errno: .noSpace)
+            }
+            if message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") || message.hasPrefix("NOPERM") {
+                return SwapError(.permissionDenied, "\(at) refused to \(what): \(message); give the right username and password (configuration or redis://user:password@host:port)",
+                                 errno: .permissionDenied)
+            }
+            if message.hasPrefix("MOVED") || message.hasPrefix("ASK") || message.hasPrefix("CROSSSLOT") || message.hasPrefix("CLUSTERDOWN") {
+                return SwapError(.invalidArgument, "\(at) is a Redis Cluster node (\(message)); this backend speaks to one server: point it at a standalone server, or at a cluster proxy that routes by hash tag")
+            }
+            return SwapError(.ioError, "\(at) failed to \(what): \(message)", errno: .ioError)
+        case let .data(detail):
+            return SwapError(.ioError, "\(at) could not \(what): \(detail)", errno: .ioError)
+        case let .poolExhausted(capacity):
+            return SwapError(.ioError, "\(at): all \(capacity) connections stayed busy while trying to \(what); the server is too slow for the load, or raise maxConnections",
+                             errno: .timedOut)
+        }
+    }
+}
+
+/// The few C library calls the backend makes outside hiredis (the test server's process
+/// handling lives with it, in `RedisServerProcess`).
+enum _RedisSystem {
+    /// Ignores SIGPIPE unless the program handles it itself: hiredis writes with `write(2)`, and
+    /// a server that closes its end would otherwise end the process on the next write (the write
+    /// then fails with EPIPE, which we handle).
+    static func ignoreBrokenPipes() {
+        once.withLock { done in
+            guard !done else { return }
+            done = true
+            let previous = signal(SIGPIPE, SIG_IGN)
+            // SIG_DFL is the null handler; anything else was the program's choice: put it back.
+            if let previous, unsafeBitCast(previous, to: Int.self) != 0 {
+                _ = signal(SIGPIPE, previous)
+            }
+        }
+    }
+
+    private static let once = Mutex(false)
+
+    /// Sleeps for `d`, resuming after signals.
+    static func sleep(_ d: Duration) {
+        let (seconds, attoseconds) = d.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 { request = remaining }
+    }
+}
