@@ -42,12 +42,13 @@ public final class RedisBackend: SwapBackend {
     let pool: _RedisConnectionPool
     let deletions: RedisDeletionQueue
 
-    // Statistics; relaxed, read after the transfers they count have returned.
-    private let pagesRead = Atomic<Int>(0)
-    private let readCalls = Atomic<Int>(0)
-    private let pagesWritten = Atomic<Int>(0)
-    private let writeCalls = Atomic<Int>(0)
-    private let failedCalls = Atomic<Int>(0)
+    // Statistics (`RedisBackend+Statistics.swift`); relaxed, read after the transfers they
+    // count have returned.
+    let pagesRead = Atomic<Int>(0)
+    let readCalls = Atomic<Int>(0)
+    let pagesWritten = Atomic<Int>(0)
+    let writeCalls = Atomic<Int>(0)
+    let failedCalls = Atomic<Int>(0)
 
     /// Connects to the server (one PING), so that a wrong address fails here rather than at the
     /// first swap-out, and refuses a server that would evict our keys.
@@ -146,106 +147,6 @@ public final class RedisBackend: SwapBackend {
     public func flushDeletions() {
         deletions.flush { pages throws(RedisFailure) in try Self.unlink(pages, pool: pool, format: format) }
         deletions.waitUntilIdle()
-    }
-
-    /// Deletes every key of this device's namespace (SCAN, then UNLINK), including keys an
-    /// earlier run with the same namespace left behind. Only when no space uses the device: it
-    /// deletes pages the engine still counts on. Returns the keys deleted.
-    @discardableResult
-    public func removeAllPages() throws(SwapError) -> Int {
-        do {
-            return try pool.perform { connection throws(RedisFailure) in
-                var cursor = "0"
-                var removed = 0
-                repeat {
-                    var scan = RedisCommand("SCAN")
-                    scan.append(cursor)
-                    scan.append("MATCH")
-                    scan.append(format.scanPattern)
-                    scan.append("COUNT")
-                    scan.append("1000")
-                    let reply = try connection.command(scan)
-                    let r = reply.view
-                    try r.checkNotError()
-                    guard r.elementCount == 2 else { throw .data("SCAN answered \(r.elementCount) elements instead of 2") }
-                    cursor = r.element(0).text
-                    let keys = r.element(1)
-                    if keys.elementCount > 0 {
-                        var unlink = RedisCommand("UNLINK")
-                        for i in 0..<keys.elementCount { unlink.append(keys.element(i).text) }
-                        let answer = try connection.command(unlink)
-                        try answer.view.checkNotError()
-                        removed += Int(answer.view.integer)
-                    }
-                } while cursor != "0"
-                return removed
-            }
-        } catch {
-            throw swapError(error, doing: "delete the keys of namespace '\(namespace)'")
-        }
-    }
-
-    // MARK: Statistics
-
-    /// What the backend has done so far.
-    public struct Statistics: Sendable, Equatable {
-        public var pagesRead: Int
-        public var readCalls: Int
-        public var pagesWritten: Int
-        public var writeCalls: Int
-        /// Transfers that ended in an error.
-        public var failedCalls: Int
-        /// Keys of freed slots deleted, and deletions given up (their keys stay, unread).
-        public var pagesDeleted: Int
-        public var deleteFailures: Int
-        /// Freed slots whose keys are not deleted yet.
-        public var deletionsPending: Int
-        /// Connections opened (the first, and every reconnect), and connection-level failures.
-        public var connectionsOpened: Int
-        public var connectionFailures: Int
-        /// Attempts repeated after a retriable failure.
-        public var retries: Int
-    }
-
-    public var statistics: Statistics {
-        // Relaxed loads: statistics, read after the transfers they count.
-        Statistics(pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
-                   pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
-                   failedCalls: failedCalls.load(ordering: .relaxed),
-                   pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
-                   deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
-                   deletionsPending: deletions.outstandingCount,
-                   connectionsOpened: pool.connectionsOpened.load(ordering: .relaxed),
-                   connectionFailures: pool.connectionFailures.load(ordering: .relaxed),
-                   retries: pool.retriesDone.load(ordering: .relaxed))
-    }
-
-    /// The server's view: keys in the selected database (ours and anybody else's) and the
-    /// memory it uses (`INFO memory`'s `used_memory`).
-    public struct ServerStatus: Sendable, Equatable {
-        public var keys: Int
-        public var usedMemoryBytes: Int
-    }
-
-    public func serverStatus() throws(SwapError) -> ServerStatus {
-        do {
-            return try pool.perform { connection throws(RedisFailure) in
-                let size = try connection.command(RedisCommand("DBSIZE"))
-                try size.view.checkNotError()
-                var info = RedisCommand("INFO")
-                info.append("memory")
-                let memory = try connection.command(info)
-                try memory.view.checkNotError()
-                var used = 0
-                for line in memory.view.text.split(whereSeparator: \.isNewline)
-                where line.hasPrefix("used_memory:") {
-                    used = Int(line.dropFirst("used_memory:".count)) ?? 0
-                }
-                return ServerStatus(keys: Int(size.view.integer), usedMemoryBytes: used)
-            }
-        } catch {
-            throw swapError(error, doing: "read the server's status")
-        }
     }
 
     // MARK: Helpers
