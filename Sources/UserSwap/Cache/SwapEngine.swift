@@ -28,6 +28,10 @@ final class SwapEngine: Sendable {
     let testHooks = TestHooks()
     /// Rotates the group global reclaim starts with. Relaxed: fairness only.
     let shrinkRotor = Atomic<Int>(0)
+    /// Write-backs that failed, and the last failure: an allocation that cannot free memory
+    /// reports it instead of a plain out-of-memory.
+    let writeFailures = Atomic<Int>(0)
+    let lastWriteFailure = Mutex<SwapError?>(nil)
 
     init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
         self.devices = devices
@@ -76,6 +80,9 @@ final class SwapEngine: Sendable {
             }
             guard head != nil else {
                 owner.unchargeMemory(nr)
+                if let failure = lastWriteFailure.withLock({ e in defer { e = nil }; return e }) {
+                    throw SwapError(failure.code, "no free frame, and swapping out failed: \(failure.message)", errno: failure.errno)
+                }
                 throw SwapError(.outOfMemory, "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full); raise --memory or add swap")
             }
         }

@@ -35,6 +35,12 @@ extension SwapEngine {
         return freed
     }
 
+    /// Records a failed write-back; see `SwapEngine.reclaimFailure`.
+    func noteWriteFailure(_ error: SwapError) {
+        writeFailures.add(1, ordering: .relaxed)
+        lastWriteFailure.withLock { $0 = error }
+    }
+
     /// Whether some reclaimer holds folios off the LRU lists right now: an allocation that
     /// found nothing to reclaim may succeed once they are done.
     var reclaimInProgress: Bool {
@@ -87,9 +93,16 @@ extension SwapEngine {
                 continue
             }
             var freedNow = 0
+            let failuresBefore = writeFailures.load(ordering: .relaxed)
             for f in batch {
                 freedNow += shrinkFolio(f, lru: lru)
                 lru.isolated.subtract(1, ordering: .relaxed)
+            }
+            // A device that fails writes fails the next ones too: stop this pass rather than
+            // retrying every dirty folio of the list against it.
+            if writeFailures.load(ordering: .relaxed) != failuresBefore {
+                freed += freedNow
+                break
             }
             group.count(.pgscan, batch.count)
             group.count(.pgsteal, freedNow)
@@ -139,7 +152,14 @@ extension SwapEngine {
         let owner = frames.owner(f)
         var removed = false
         if owner != 0, let region = region(Int(owner >> 40)) {
-            removed = (try? region.shrinkLocked(f)) ?? false
+            do {
+                removed = try region.shrinkLocked(f)
+            } catch where error.code != .swapFull {
+                // The device failed a write: the folio stays dirty in memory. Remember why, so
+                // that reclaim stops hammering the device and an allocation that finds nothing
+                // else to free reports the device's error.
+                noteWriteFailure(error)
+            } catch {}
             if !removed && frames.owner(f) == 0 { removed = shrinkUnmapped(f) }
             // Unlock before the region reference goes: dropping the last one runs its deinit,
             // which locks folios.
@@ -162,7 +182,7 @@ extension SwapEngine {
         guard flags.contains(.swapcache), !flags.contains(.writeback),
               let device = devices.device(for: frames.entry(f)) else { return false }
         if flags.contains(.dirty) {
-            do { try writeback(f, device: device) } catch { return false }
+            do { try writeback(f, device: device) } catch { noteWriteFailure(error); return false }
         }
         if removeMapping(f, device: device, shadow: workingsetEviction(f)) { return true }
         freeSwapIfUnused(f)

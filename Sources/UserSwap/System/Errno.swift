@@ -50,6 +50,10 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
         case EFBIG: "EFBIG"
         case EDQUOT: "EDQUOT"
         case ENODEV: "ENODEV"
+        case ECONNREFUSED: "ECONNREFUSED"
+        case ECONNRESET: "ECONNRESET"
+        case EPIPE: "EPIPE"
+        case ETXTBSY: "ETXTBSY"
         default: "errno \(rawValue)"
         }
     }
