@@ -1,4 +1,5 @@
-# UserSwap: `make run`, `make test`, `make bench`, `make clean`.
+# UserSwap: `make run`, `make test`, `make bench`, `make clean`; `make soak` and `make tsan` for
+# the long and the sanitized test runs.
 # Every target installs what it needs first (scripts/bootstrap is idempotent and quick when
 # nothing is missing).
 
@@ -13,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap
+.PHONY: all run test bench clean build release bootstrap soak tsan
 
 all: build
 
@@ -34,6 +35,27 @@ run: release
 # XCTest or Swift Testing reports a failure).
 test: build
 	$(SWIFT) test
+
+# The model-based random test at soak length: 10⁷ steps over its four cases, four models at
+# once on each space, in a release build (testable imports need -enable-testing) kept in its own
+# build directory so that it does not replace the one `make release` uses. A failure prints its
+# seed; USERSWAP_SEED=<seed> with the same SOAK_OPS and SOAK_THREADS replays its steps (exactly
+# with SOAK_THREADS=1; with threads, the interleaving differs).
+SOAK_OPS ?= 10000000
+SOAK_THREADS ?= 4
+soak: bootstrap
+	USERSWAP_MODEL_OPS=$(SOAK_OPS) USERSWAP_MODEL_THREADS=$(SOAK_THREADS) \
+		$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build/soak --filter ModelTests
+
+# ThreadSanitizer over the concurrency suites (not part of `make test` yet), in its own build
+# directory so that the instrumented build does not replace the normal debug one. The
+# suppressions hide TSan's false reports on state behind Synchronization.Mutex, which this
+# toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
+TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests
+TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
+tsan: bootstrap
+	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
+		$(SWIFT) test --sanitize=thread --scratch-path .build/tsan --filter '$(TSAN_SUITES)'
 
 # The standard benchmark suite into bench/results/*.json, then plots of whatever is there.
 # A scenario that is not written yet is skipped with a note, not an error.

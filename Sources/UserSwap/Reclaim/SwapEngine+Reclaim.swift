@@ -106,6 +106,9 @@ extension SwapEngine {
             }
             group.count(.pgscan, batch.count)
             group.count(.pgsteal, freedNow)
+            // Nothing on the inactive tail could go (pinned, busy): age the active list too, or a
+            // group whose inactive list is all pinned would never reclaim its active pages.
+            if freedNow == 0 { shrinkActive(lru) }
             freed += freedNow
             idlePasses = freedNow == 0 ? idlePasses + 1 : 0
         }

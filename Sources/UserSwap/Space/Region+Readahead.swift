@@ -126,7 +126,15 @@ extension Region {
             // Readahead never waits for memory: it stops when the budget is full.
             guard engine.pool.freeFrames > engine.watermarks.high else { flush(); break }
             let f: Folio
-            switch try engine.swapCacheAllocFolio(entry, order: 0, group: group) {
+            let outcome: SwapCacheAllocation
+            do {
+                outcome = try engine.swapCacheAllocFolio(entry, order: 0, group: group)
+            } catch {
+                // No memory for more (a group limit, a full budget): read what we have and stop.
+                flush()
+                break
+            }
+            switch outcome {
             case .allocated(let new, _):
                 f = new
             case .cached(let other):
