@@ -46,8 +46,9 @@ public final class SwapSpace: Sendable {
         case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = true)
         /// Pages in this process's memory (tests, benchmarks of the engine alone).
         case memory(bytes: Int, priority: Int = 0)
-        /// Any backend.
-        case backend(any SwapBackend, priority: Int = 0)
+        /// Any backend (a tier over a file, a remote store); `discard` passes freed clusters down
+        /// to it.
+        case backend(any SwapBackend, priority: Int = 0, discard: Bool = false)
     }
 
     public let configuration: Configuration
@@ -92,9 +93,9 @@ public final class SwapSpace: Sendable {
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
                                     discard: false, swapUncharge: uncharge)
-        case let .backend(backend, priority):
+        case let .backend(backend, priority, discard):
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: false, swapUncharge: uncharge)
+                                    discard: discard, swapUncharge: uncharge)
         }
         try engine.devices.add(device)
         return device
