@@ -58,7 +58,7 @@ public final class SwapStatistics: Sendable {
         case readaheadWasted
     }
 
-    private let counters = _UnsafeAtomicWords(count: Counter.allCases.count)
+    private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)
 
     init() {}
 

@@ -88,32 +88,6 @@ struct _UnsafeClusterStorage: ~Copyable {
     }
 }
 
-/// A fixed array of atomic words allocated once (the allocator's per-shard cluster hints).
-struct _UnsafeAtomicWords: ~Copyable {
-    let count: Int
-    private let base: UnsafeMutablePointer<Atomic<UInt64>>
-
-    init(count: Int) {
-        self.count = count
-        base = .allocate(capacity: count)
-        for i in 0..<count { (base + i).initialize(to: Atomic(0)) }
-    }
-
-    deinit {
-        base.deinitialize(count: count)
-        base.deallocate()
-    }
-
-    @inline(__always)
-    subscript(i: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        assert(i >= 0 && i < count)
-        return base + i
-    }
-}
-
 // The pointers never change after init; what they point at is guarded per element: lock words
 // and table slots are atomics, `SwapCluster` fields by that cluster's lock.
 extension _UnsafeClusterStorage: @unchecked Sendable {}
-
-// Every element is an atomic.
-extension _UnsafeAtomicWords: @unchecked Sendable {}

@@ -30,7 +30,7 @@ public final class SwapDevice: Sendable {
     let lists: Mutex<ClusterLists>
     /// Per-shard, per-order allocation hints (kernel: `percpu_swap_cluster`): where a thread
     /// last allocated, packed as `(cluster + 1) << 32 | next slot in cluster`, 0 for none.
-    let hints: _UnsafeAtomicWords
+    let hints: _UnsafeAtomicArray<UInt64>
     static let hintShards = 16
 
     /// Data slots in use (kernel: `si->inuse_pages`); excludes header and bad slots.
@@ -70,7 +70,7 @@ public final class SwapDevice: Sendable {
         self.swapUncharge = swapUncharge
         invalidatesSlots = backend.wantsInvalidation
         clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
-        hints = _UnsafeAtomicWords(count: Self.hintShards * SwapCluster.orderCount)
+        hints = _UnsafeAtomicArray(count: Self.hintShards * SwapCluster.orderCount, initialValue: 0)
 
         var bad = Set<Int>([0])
         for p in header?.badPages ?? [] where Int(p) < pages { bad.insert(Int(p)) }

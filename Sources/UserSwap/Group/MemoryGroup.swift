@@ -22,7 +22,7 @@ public final class MemoryGroup: Sendable {
     private let swapPages = Atomic<Int>(0)
     private let memoryPeakPages = Atomic<Int>(0)
     private let swapPeakPages = Atomic<Int>(0)
-    private let counters = _UnsafeAtomicWords(count: Stat.allCases.count)
+    private let counters = _UnsafeAtomicArray<UInt64>(count: Stat.allCases.count, initialValue: 0)
 
     /// The `memory.stat` counters kept per group.
     public enum Stat: Int, CaseIterable, Sendable {

@@ -1,6 +1,7 @@
 import Synchronization
 
-/// A fixed array of atomics allocated once (page tables, page-table locks).
+/// A fixed array of atomics allocated once (page tables, page-table locks, allocator hints,
+/// counters).
 struct _UnsafeAtomicArray<Value: AtomicRepresentable>: ~Copyable where Value: Sendable {
     let count: Int
     private let base: UnsafeMutablePointer<Atomic<Value>>
