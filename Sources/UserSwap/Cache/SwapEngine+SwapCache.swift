@@ -91,7 +91,7 @@ extension SwapEngine {
         precondition(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
         let nr = frames.pageCount(f)
         // A group at its swap limit keeps its pages in memory (kernel: `mem_cgroup_try_charge_swap`).
-        guard groups[frames.group(f)].swapFits(nr) else { return nil }
+        guard groups[frames.group(f)].tryReserveSwap(nr) else { return nil }
         var initial = SwapTableSlot.folio(f.frame)
         if case .legacyHasCacheBit = sync { initial = initial.withHasCache(true) }
         // The references and identity are set before the slots exist; no lookup can reach a
@@ -101,8 +101,10 @@ extension SwapEngine {
         guard let entry = devices.allocateSlots(order: frames.order(f), initial: initial) else {
             frames.clearFlags(f, .swapcache)
             _ = frames.put(f, UInt32(nr))
+            groups[frames.group(f)].unreserveSwap(nr)
             return nil
         }
+        frames.setFlags(f, .swapReserved)
         frames.setEntry(f, entry)
         return entry
     }
@@ -135,7 +137,9 @@ extension SwapEngine {
                 table[i].store(s.replacingContent(with: content).withHasCache(false).raw, ordering: .releasing)
             }
         }
-        frames.clearFlags(f, .swapcache)
+        if frames.clearFlags(f, [.swapcache, .swapReserved]).contains(.swapReserved) {
+            groups[frames.group(f)].unreserveSwap(nr)
+        }
         return freed > 0 && device.releaseSlotsLocked(c, count: freed)
     }
 

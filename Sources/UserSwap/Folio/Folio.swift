@@ -48,4 +48,6 @@ public struct FolioFlags: OptionSet, Sendable, Hashable {
     public static let error = FolioFlags(rawValue: 1 << 13)
     /// Must be reclaimed as soon as writeback ends (kernel: `PG_reclaim`).
     public static let reclaim = FolioFlags(rawValue: 1 << 14)
+    /// Holds a swap reservation of its group, released when it leaves the swap cache.
+    public static let swapReserved = FolioFlags(rawValue: 1 << 15)
 }

@@ -20,6 +20,8 @@ public final class MemoryGroup: Sendable {
     private let swapLimitPages: Atomic<Int>
     private let memoryPages = Atomic<Int>(0)
     private let swapPages = Atomic<Int>(0)
+    /// Swap reserved by folios that have slots but have not left memory yet.
+    private let swapReservedPages = Atomic<Int>(0)
     private let memoryPeakPages = Atomic<Int>(0)
     private let swapPeakPages = Atomic<Int>(0)
     private let counters = _UnsafeAtomicArray<UInt64>(count: Stat.allCases.count, initialValue: 0)
@@ -119,10 +121,31 @@ public final class MemoryGroup: Sendable {
     func swapFits(_ pages: Int) -> Bool {
         var g: MemoryGroup? = self
         while let group = g {
-            if group.swapPages.load(ordering: .relaxed) + pages > group.swapLimitPages.load(ordering: .relaxed) { return false }
+            let used = group.swapPages.load(ordering: .relaxed) + group.swapReservedPages.load(ordering: .relaxed)
+            if used + pages > group.swapLimitPages.load(ordering: .relaxed) { return false }
             g = group.parent
         }
         return true
+    }
+
+    /// Reserves swap for a folio that just got slots and will be charged when it leaves memory,
+    /// if the limits allow (so that a batch of swap-outs in flight cannot overshoot them).
+    func tryReserveSwap(_ pages: Int) -> Bool {
+        guard swapFits(pages) else { return false }
+        var g: MemoryGroup? = self
+        while let group = g {
+            group.swapReservedPages.wrappingAdd(pages, ordering: .relaxed)
+            g = group.parent
+        }
+        return true
+    }
+
+    func unreserveSwap(_ pages: Int) {
+        var g: MemoryGroup? = self
+        while let group = g {
+            group.swapReservedPages.wrappingSubtract(pages, ordering: .relaxed)
+            g = group.parent
+        }
     }
 
     /// Records `pages` of swap for this group and its ancestors (never refused: the limit was

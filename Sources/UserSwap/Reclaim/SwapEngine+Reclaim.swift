@@ -94,10 +94,12 @@ extension SwapEngine {
             }
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)
+            var writes: [Folio] = []
             for f in batch {
-                freedNow += shrinkFolio(f, lru: lru)
-                lru.isolated.subtract(1, ordering: .relaxed)
+                freedNow += shrinkFolio(f, lru: lru, writes: &writes)
             }
+            freedNow += writeAndRemove(writes, lru: lru)
+            lru.isolated.subtract(batch.count, ordering: .relaxed)
             // A device that fails writes fails the next ones too: stop this pass rather than
             // retrying every dirty folio of the list against it.
             if writeFailures.load(ordering: .relaxed) != failuresBefore {
@@ -141,7 +143,9 @@ extension SwapEngine {
     }
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
-    private func shrinkFolio(_ f: Folio, lru: LRUVec) -> Int {
+    /// A dirty folio ready to be written is appended to `writes` instead, under writeback and
+    /// unlocked, still holding the isolation reference: `writeAndRemove` finishes it.
+    private func shrinkFolio(_ f: Folio, lru: LRUVec, writes: inout [Folio]) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
         if flags.contains(.referenced) {
@@ -154,22 +158,31 @@ extension SwapEngine {
         let nr = frames.pageCount(f)
         let owner = frames.owner(f)
         var removed = false
+        var needsWrite = false
         if owner != 0, let region = region(Int(owner >> 40)) {
             do {
-                removed = try region.shrinkLocked(f)
+                let outcome = try region.shrinkLocked(f, deferringWrite: true)
+                removed = outcome == .removed
+                needsWrite = outcome == .needsWrite
             } catch where error.code != .swapFull {
                 // The device failed a write: the folio stays dirty in memory. Remember why, so
                 // that reclaim stops hammering the device and an allocation that finds nothing
                 // else to free reports the device's error.
                 noteWriteFailure(error)
             } catch {}
-            if !removed && frames.owner(f) == 0 { removed = shrinkUnmapped(f) }
+            if !removed && !needsWrite && frames.owner(f) == 0 { (removed, needsWrite) = shrinkUnmapped(f) }
+            if needsWrite { startDeferredWrite(f) }
             // Unlock before the region reference goes: dropping the last one runs its deinit,
             // which locks folios.
             withExtendedLifetime(region) { frames.unlock(f) }
         } else {
-            removed = shrinkUnmapped(f)
+            (removed, needsWrite) = shrinkUnmapped(f)
+            if needsWrite { startDeferredWrite(f) }
             frames.unlock(f)
+        }
+        if needsWrite {
+            writes.append(f)
+            return 0
         }
         if removed {
             freeFolio(f)
@@ -178,18 +191,77 @@ extension SwapEngine {
         return putBack(f, to: .inactive, lru)
     }
 
-    /// A folio no page maps: if it is in the swap cache, write it if needed and drop it.
-    /// Caller holds the folio lock and one reference.
-    private func shrinkUnmapped(_ f: Folio) -> Bool {
+    /// A folio no page maps: if it is in the swap cache, drop it, or report that it needs a
+    /// write first. Caller holds the folio lock and one reference.
+    private func shrinkUnmapped(_ f: Folio) -> (removed: Bool, needsWrite: Bool) {
         let flags = frames.flags(f)
         guard flags.contains(.swapcache), !flags.contains(.writeback),
-              let device = devices.device(for: frames.entry(f)) else { return false }
-        if flags.contains(.dirty) {
-            do { try writeback(f, device: device) } catch { noteWriteFailure(error); return false }
-        }
-        if removeMapping(f, device: device, shadow: workingsetEviction(f)) { return true }
+              let device = devices.device(for: frames.entry(f)) else { return (false, false) }
+        if flags.contains(.dirty) { return (false, true) }
+        if removeMapping(f, device: device, shadow: workingsetEviction(f)) { return (true, false) }
         freeSwapIfUnused(f)
-        return false
+        return (false, false)
+    }
+
+    /// Marks a locked, dirty, cached folio under writeback, for a batched write.
+    private func startDeferredWrite(_ f: Folio) {
+        frames.clearFlags(f, .dirty)
+        frames.startWriteback(f)
+    }
+
+    /// Writes the folios `shrinkFolio` set aside — sorted by slot, consecutive slots of one
+    /// device in one vectored call (kernel: the swap writeback plug merges them into one bio) —
+    /// then removes each from the cache. A failed write leaves its folios dirty in memory.
+    /// Returns the frames freed.
+    private func writeAndRemove(_ writes: [Folio], lru: LRUVec) -> Int {
+        guard !writes.isEmpty else { return 0 }
+        let sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
+        var start = 0
+        while start < sorted.count {
+            var end = start + 1
+            while end < sorted.count {
+                let previous = frames.entry(sorted[end - 1])
+                guard frames.entry(sorted[end]) == previous.advanced(by: frames.pageCount(sorted[end - 1])) else { break }
+                end += 1
+            }
+            writeRun(sorted[start..<end])
+            start = end
+        }
+        var freed = 0
+        for f in sorted {
+            frames.endWriteback(f)
+            frames.lock(f)
+            let nr = frames.pageCount(f)
+            var removed = false
+            if let device = devices.device(for: frames.entry(f)), !frames.flags(f).contains(.dirty) {
+                removed = removeMapping(f, device: device, shadow: workingsetEviction(f))
+                if !removed { freeSwapIfUnused(f) }
+            }
+            frames.unlock(f)
+            if removed {
+                freeFolio(f)
+                freed += nr
+            } else {
+                _ = putBack(f, to: .inactive, lru)
+            }
+        }
+        return freed
+    }
+
+    /// One vectored write of folios whose slots follow each other on one device.
+    private func writeRun(_ run: ArraySlice<Folio>) {
+        let first = frames.entry(run[run.startIndex])
+        guard let device = devices.device(for: first) else { return }
+        let buffers = run.map { UnsafeRawBufferPointer(bytes($0)) }
+        do {
+            try buffers.withUnsafeBufferPointer { b throws(SwapError) in try device.backend.write(b, atPage: first.offset) }
+            stats.count(.deviceWrites)
+            stats.count(.swapOuts, run.reduce(0) { $0 + frames.pageCount($1) })
+        } catch {
+            for f in run { frames.setFlags(f, .dirty) }
+            stats.count(.writeErrors)
+            noteWriteFailure(error)
+        }
     }
 
     /// Returns a folio reclaim could not free to `list` (unless it is only alive because of us

@@ -47,11 +47,26 @@ extension Region {
     /// remapped); throws when no slot is free or the write failed — in every non-true case the
     /// folio is still locked and the caller's reference still held.
     func shrinkLocked(_ f: Folio) throws(SwapError) -> Bool {
+        try shrinkLocked(f, deferringWrite: false) == .removed
+    }
+
+    /// What `shrinkLocked(_:deferringWrite:)` did with the folio.
+    enum ShrinkOutcome: Equatable {
+        case removed
+        case kept
+        /// Unmapped and in the swap cache, dirty: the caller writes it (in a batch), still
+        /// holding the folio lock and its reference.
+        case needsWrite
+    }
+
+    /// `shrinkLocked(_:)`, optionally stopping before the write so that reclaim can write many
+    /// folios in one vectored call.
+    func shrinkLocked(_ f: Folio, deferringWrite: Bool) throws(SwapError) -> ShrinkOutcome {
         let frames = engine.frames
-        guard !frames.flags(f).contains(.writeback) else { return false }
+        guard !frames.flags(f).contains(.writeback) else { return .kept }
         var nr = frames.pageCount(f)
         let base = Int(frames.owner(f) & (1 << 40 - 1))
-        guard frames.owner(f) >> 40 == UInt64(id), base + nr <= pageCount else { return false }
+        guard frames.owner(f) >> 40 == UInt64(id), base + nr <= pageCount else { return .kept }
         if !frames.flags(f).contains(.swapcache) {
             if engine.folioAllocSwap(f) == nil {
                 guard nr > 1, engine.splitFolio(f) else {
@@ -74,10 +89,11 @@ extension Region {
             // The pages were discarded under us after we gave the folio slots: nothing maps
             // them, so the folio must not stay cached for nobody.
             engine.freeSwapIfUnused(f)
-            return false
+            return .kept
         }
         yieldPoint(.swapOutUnmapped)
         let wasDirty = frames.flags(f).contains(.dirty)
+        if wasDirty && deferringWrite { return .needsWrite }
         if wasDirty {
             try engine.writeback(f, device: device)
         }
@@ -86,10 +102,10 @@ extension Region {
             // A transient reference (a lookup racing with the last unmap of the page) kept the
             // folio; if nothing maps its slots any more, it must not linger in the cache.
             engine.freeSwapIfUnused(f)
-            return false
+            return .kept
         }
         if !wasDirty { engine.stats.count(.cleanDrops) }
-        return true
+        return .removed
     }
 
     /// Replaces every present entry of the folio's pages with its swap entry and moves each
