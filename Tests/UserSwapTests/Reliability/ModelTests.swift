@@ -39,37 +39,16 @@ struct ModelTests {
         var rng = SeededRandom.fromEnvironment("model \(c.testDescription), \(steps) steps, \(threads) thread(s)")
         let start = ContinuousClock.now
         if threads == 1 {
-            // Segments: a run that stops on a known engine bug is followed by a fresh one (the
-            // next seed from the generator), so the case still runs its number of steps.
-            var done = 0
-            var known: [String: Int] = [:]
-            var knownOOM = 0
-            var summaries: [String] = []
-            while done < steps {
-                let opsSeed = rng.next()
-                let outcome = Self.run(Self.ops(seed: opsSeed, count: steps - done), sync: c.sync)
-                done += max(1, outcome.steps)
-                knownOOM += outcome.knownIssues
-                summaries.append(outcome.summary)
-                guard let failure = outcome.failure else { continue }
-                if let bug = failure.knownBug {
-                    known[bug, default: 0] += 1
-                    continue
-                }
+            let opsSeed = rng.next()
+            let outcome = Self.run(Self.ops(seed: opsSeed, count: steps), sync: c.sync)
+            if let failure = outcome.failure {
                 Self.report(failure, seed: rng.seed, sync: c.sync, ops: Array(Self.ops(seed: opsSeed, count: failure.step + 1)))
-                break
             }
-            if knownOOM > 0 { known["reclaim never ages the active list while the inactive list holds only pinned folios (out-of-memory errors)", default: 0] += knownOOM }
-            for (bug, count) in known.sorted(by: { $0.key < $1.key }) {
-                withKnownIssue { Issue.record("engine bug, seen \(count) time(s): \(bug)") }
-            }
-            print("model \(c.testDescription): \(done) steps in \(summaries.count) run(s) in \(ContinuousClock.now - start); last run: \(summaries.last ?? "")")
+            print("model \(c.testDescription): \(outcome.steps) steps in \(ContinuousClock.now - start); \(outcome.summary)")
         } else {
             let seeds = (0..<threads).map { _ in rng.next() }
             let outcome = Self.runConcurrently(seeds: seeds, steps: steps / threads, sync: c.sync)
-            if let (_, failure) = outcome.failure, let bug = failure.knownBug {
-                withKnownIssue { Issue.record("engine bug stopped the run after \(outcome.steps) steps: \(bug)") }
-            } else if let (thread, failure) = outcome.failure {
+            if let (thread, failure) = outcome.failure {
                 Issue.record("model \(c.testDescription), thread \(thread) of \(threads), seed \(rng.seed): \(failure)")
                 // Try the thread's steps alone: if they fail there too, shrink them.
                 let ops = Array(Self.ops(seed: seeds[thread], count: failure.step + 1))
@@ -123,7 +102,7 @@ struct ModelTests {
         ]
         // Fixed: a reclaim pass that frees nothing from the inactive list ages the active list.
         let outcome = Self.run(ops, sync: sync)
-        #expect(outcome.failure == nil && outcome.knownIssues == 0, "\(outcome.failure.map(String.init(describing:)) ?? "") \(outcome.summary)")
+        #expect(outcome.failure == nil, "\(outcome.failure.map(String.init(describing:)) ?? "") \(outcome.summary)")
     }
 
     /// Found by this model (shrunk from 1442 steps): under the swap-cache protocol, readahead
@@ -159,7 +138,6 @@ struct ModelTests {
     struct Outcome {
         var failure: ModelFailure?
         var steps = 0
-        var knownIssues = 0
         var summary = ""
     }
 
@@ -205,8 +183,7 @@ struct ModelTests {
             outcome.steps = step
         }
         let s = space.statistics
-        outcome.knownIssues = model.knownIssues
-        outcome.summary = "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full, \(model.knownIssues) out-of-memory from the known reclaim bug"
+        outcome.summary = "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full"
         return outcome
     }
 
@@ -246,7 +223,7 @@ struct ModelTests {
             done += phase
             if failures.withLock({ $0.isEmpty }) {
                 // Quiet now but for the background reclaimer, which is paused for the look: a
-                // folio still locked is leaked (and named if it is a known bug).
+                // folio still locked is leaked.
                 let leaked: ModelFailure? = space.engine.kswapd.withLock({ $0 })!.paused {
                     do throws(ModelFailure) { try models[0].checkNoLockedFolio(done - 1); return nil } catch { return error }
                 }
