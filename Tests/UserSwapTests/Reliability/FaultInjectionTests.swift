@@ -229,7 +229,7 @@ struct FaultInjectionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("reclaim under a budget with failing and torn writes loses no page and counts every error",
+    @Test("reclaim under a budget with failing and torn writes loses no page, counts every error, and any access it fails can be retried",
           arguments: bothProtocols)
     func reclaimWithFailingWrites(sync: SwapInSync) throws {
         var rng = SeededRandom.fromEnvironment("reclaim with failing writes \(sync)")
@@ -243,6 +243,16 @@ struct FaultInjectionTests {
         func injected() -> Int {
             flaky.injected(.ioErrors, on: .write) + flaky.injected(.noSpace, on: .write) + flaky.injected(.shortTransfers, on: .write)
         }
+        // An access that needs a frame when reclaim could not write anything gets the device's
+        // error (a typed .ioError or .diskFull, nothing lost); the caller may try again.
+        var surfaced = 0
+        func retrying(_ body: () throws -> Void) throws {
+            for attempt in 1...100 {
+                do { return try body() } catch let e as SwapError where (e.code == .ioError || e.code == .diskFull) && attempt < 100 {
+                    surfaced += 1
+                }
+            }
+        }
         var generation = [Int](repeating: 0, count: pages)
         var verified = 0
         var round = 0
@@ -251,22 +261,22 @@ struct FaultInjectionTests {
         while round < 3 || (injected() < 20 && round < 40) {
             round += 1
             for p in 0..<pages {
-                try region.withPage(p) { fill($0, page: p, generation: round) }
+                try retrying { try region.withPage(p) { fill($0, page: p, generation: round) } }
                 generation[p] = round
             }
             for _ in 0..<(2 * pages) {
                 let p = Int.random(in: 0..<pages, using: &rng)
-                try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: generation[p])) }
+                try retrying { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: generation[p])) } }
                 verified += 1
             }
         }
         flaky.removeAllFaults()
-        for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: round)) }; verified += 1 }
+        for p in 0..<pages { try retrying { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: round)) } }; verified += 1 }
         #expect(injected() >= 20)
         #expect(space.statistics[.writeErrors] == injected())
         #expect(space.residentFrames <= frames)
         #expect(space.checkInvariants() == [])
-        print("reclaim with failing writes (\(sync)): \(verified) pages verified in \(round) rounds; \(injected()) write faults injected (\(flaky.injected(.shortTransfers, on: .write)) torn), \(space.statistics[.writeErrors]) counted, \(space.statistics[.swapOuts]) pages written")
+        print("reclaim with failing writes (\(sync)): \(verified) pages verified in \(round) rounds; \(injected()) write faults injected (\(flaky.injected(.shortTransfers, on: .write)) torn), \(space.statistics[.writeErrors]) counted, \(space.statistics[.swapOuts]) pages written; \(surfaced) accesses got the device's error and were retried")
     }
 
     // MARK: A device that goes away
@@ -328,7 +338,7 @@ struct FaultInjectionTests {
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         for p in 0..<written { try fresh.withPage(p, for: .read) { #expect(matches($0, page: 1000 + p)) } }
         #expect(space.checkInvariants() == [])
-        print("gone device (\(sync)): \(refused) accesses refused with ENODEV, \(written) new pages then out-of-memory; the device refused \(flaky.injected(.goneCalls, on: .read)) reads and \(flaky.injected(.goneCalls, on: .write)) writes, in \(elapsed)")
+        print("gone device (\(sync)): \(refused) accesses refused with ENODEV, \(written) new pages, then \(failure.map { "\($0.code)" } ?? "no error"); the device refused \(flaky.injected(.goneCalls, on: .read)) reads and \(flaky.injected(.goneCalls, on: .write)) writes, in \(elapsed)")
     }
 
     @Test("a region on a gone device can still be discarded and destroyed", arguments: bothProtocols)
