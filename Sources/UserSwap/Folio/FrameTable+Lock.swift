@@ -38,10 +38,8 @@ extension FrameTable {
     /// Releases the folio lock and wakes everyone waiting for it.
     @inline(__always)
     public func unlock(_ f: Folio) {
-        let bits = FolioFlags.locked.rawValue | FolioFlags.waiters.rawValue
-        let old = storage.flags(f.frame).pointee.bitwiseAnd(~bits, ordering: .releasing).oldValue
-        precondition(old & FolioFlags.locked.rawValue != 0, "unlock of unlocked \(f)")
-        if old & FolioFlags.waiters.rawValue != 0 { wake(f) }
+        let wasSet = clearBitAndWake(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue)
+        precondition(wasSet, "unlock of unlocked \(f)")
     }
 
     /// Sleeps until the folio is unlocked, without taking the lock (kernel: `folio_wait_locked`).
@@ -63,10 +61,17 @@ extension FrameTable {
 
     /// Ends writeback and wakes whoever waits for it (kernel: `folio_end_writeback`).
     func endWriteback(_ f: Folio) {
-        let bits = FolioFlags.writeback.rawValue | FolioFlags.writebackWaiters.rawValue
-        let old = storage.flags(f.frame).pointee.bitwiseAnd(~bits, ordering: .releasing).oldValue
-        precondition(old & FolioFlags.writeback.rawValue != 0, "\(f) was not under writeback")
-        if old & FolioFlags.writebackWaiters.rawValue != 0 { wake(f) }
+        let wasSet = clearBitAndWake(f, FolioFlags.writeback.rawValue, FolioFlags.writebackWaiters.rawValue)
+        precondition(wasSet, "\(f) was not under writeback")
+    }
+
+    /// Clears `bit` and its waiters bit in one atomic step and wakes the sleepers only if the
+    /// waiters bit was set. Returns whether `bit` was set.
+    @inline(__always)
+    private func clearBitAndWake(_ f: Folio, _ bit: UInt32, _ waitersBit: UInt32) -> Bool {
+        let old = storage.flags(f.frame).pointee.bitwiseAnd(~(bit | waitersBit), ordering: .releasing).oldValue
+        if old & waitersBit != 0 { wake(f) }
+        return old & bit != 0
     }
 
     /// Sleeps until writeback of the folio ends (kernel: `folio_wait_writeback`).
