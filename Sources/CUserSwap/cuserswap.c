@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -74,6 +78,105 @@ int cus_MAP_NORESERVE(void) { return MAP_NORESERVE; }
 int cus_O_DIRECT(void) { return O_DIRECT; }
 int cus_MADV_DONTNEED(void) { return MADV_DONTNEED; }
 int cus_MADV_REMOVE(void) { return MADV_REMOVE; }
+
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)     // Linux 6.5; older headers lack it
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+int cus_uffd_open(int user_mode_only, int *via_device) {
+    int flags = O_CLOEXEC | O_NONBLOCK | (user_mode_only ? UFFD_USER_MODE_ONLY : 0);
+    *via_device = 0;
+    int fd = (int)syscall(SYS_userfaultfd, flags);
+    if (fd >= 0) return fd;
+    int first = errno;
+    *via_device = 1;
+    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (dev < 0) return -(errno == ENOENT ? first : errno);
+    fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+    int e = errno;
+    close(dev);
+    return fd < 0 ? -e : fd;
+}
+
+int cus_uffd_api(int fd, uint64_t features, uint64_t *granted, uint64_t *ioctls) {
+    struct uffdio_api api = { .api = UFFD_API, .features = features };
+    if (ioctl(fd, UFFDIO_API, &api) < 0) return -errno;
+    *granted = api.features;
+    *ioctls = api.ioctls;
+    return 0;
+}
+
+int cus_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t *ioctls) {
+    struct uffdio_register r = { .range = { .start = start, .len = len }, .mode = mode };
+    if (ioctl(fd, UFFDIO_REGISTER, &r) < 0) return -errno;
+    *ioctls = r.ioctls;
+    return 0;
+}
+
+int cus_uffd_unregister(int fd, uint64_t start, uint64_t len) {
+    struct uffdio_range r = { .start = start, .len = len };
+    return ioctl(fd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
+}
+
+int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int write_protect) {
+    struct uffdio_continue c = { .range = { .start = start, .len = len },
+                                 .mode = write_protect ? UFFDIO_CONTINUE_MODE_WP : 0 };
+    return ioctl(fd, UFFDIO_CONTINUE, &c) < 0 ? -errno : 0;
+}
+
+int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect) {
+    struct uffdio_writeprotect w = { .range = { .start = start, .len = len },
+                                     .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+    return ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
+}
+
+int cus_uffd_wake(int fd, uint64_t start, uint64_t len) {
+    struct uffdio_range r = { .start = start, .len = len };
+    return ioctl(fd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
+}
+
+int cus_uffd_read_faults(int fd, cus_uffd_fault *out, int max) {
+    struct uffd_msg msgs[64];
+    if (max > 64) max = 64;
+    ssize_t n = read(fd, msgs, sizeof(struct uffd_msg) * (size_t)max);
+    if (n < 0) return -errno;
+    int faults = 0;
+    for (ssize_t i = 0; i < n / (ssize_t)sizeof(struct uffd_msg); i++) {
+        if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
+        out[faults].address = msgs[i].arg.pagefault.address;
+        out[faults].flags = msgs[i].arg.pagefault.flags;
+        out[faults].thread = (int32_t)msgs[i].arg.pagefault.feat.ptid;
+        faults++;
+    }
+    return faults;
+}
+
+uint64_t cus_UFFD_FEATURE_MISSING_SHMEM(void) { return UFFD_FEATURE_MISSING_SHMEM; }
+uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void) { return UFFD_FEATURE_MINOR_SHMEM; }
+uint64_t cus_UFFD_FEATURE_WP_SHMEM(void) { return UFFD_FEATURE_WP_HUGETLBFS_SHMEM; }
+uint64_t cus_UFFD_FEATURE_THREAD_ID(void) { return UFFD_FEATURE_THREAD_ID; }
+uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void) { return UFFD_PAGEFAULT_FLAG_WRITE; }
+uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void) { return UFFD_PAGEFAULT_FLAG_WP; }
+uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void) { return UFFD_PAGEFAULT_FLAG_MINOR; }
+
+int cus_eventfd(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int cus_poll2(int fd1, int fd2, int timeout_ms) {
+    struct pollfd p[2] = { { .fd = fd1, .events = POLLIN }, { .fd = fd2, .events = POLLIN } };
+    int r = poll(p, 2, timeout_ms);
+    if (r < 0) return -errno;
+    return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+}
+
+int cus_tgkill(int32_t tid, int signal) {
+    return syscall(SYS_tgkill, getpid(), tid, signal) < 0 ? -errno : 0;
+}
 
 void cus_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 int cus_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }

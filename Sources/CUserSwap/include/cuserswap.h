@@ -55,6 +55,49 @@ int cus_O_DIRECT(void);
 int cus_MADV_DONTNEED(void);
 int cus_MADV_REMOVE(void);
 
+// MARK: userfaultfd
+
+/// A userfaultfd, non-blocking and close-on-exec: the syscall first, then `/dev/userfaultfd`.
+/// `user_mode_only` limits it to faults from user code (what an unprivileged process may ask
+/// for). Returns the fd or -errno of the last attempt; `*via_device` tells which path succeeded.
+int cus_uffd_open(int user_mode_only, int *_Nonnull via_device);
+/// The UFFDIO_API handshake asking for `features`; returns 0 or -errno and the features and
+/// ioctls the kernel grants.
+int cus_uffd_api(int fd, uint64_t features, uint64_t *_Nonnull granted, uint64_t *_Nonnull ioctls);
+/// Registers [start, start+len) for missing (1), write-protect (2) and minor (4) faults.
+int cus_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t *_Nonnull ioctls);
+int cus_uffd_unregister(int fd, uint64_t start, uint64_t len);
+/// Maps the page-cache pages of a range (minor-fault resolution); `write_protect` maps them
+/// read-only under uffd-wp. Returns 0 or -errno (-EEXIST: already mapped).
+int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int write_protect);
+/// Sets (`protect` != 0) or clears write protection of a range; clearing wakes the faulters.
+int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect);
+/// Wakes the threads waiting on faults in a range.
+int cus_uffd_wake(int fd, uint64_t start, uint64_t len);
+/// One page fault as read from a userfaultfd.
+typedef struct {
+    uint64_t address;
+    uint64_t flags;     // UFFD_PAGEFAULT_FLAG_*
+    int32_t thread;     // the faulting thread's id (UFFD_FEATURE_THREAD_ID), 0 if unknown
+} cus_uffd_fault;
+/// Reads up to `max` pending messages; page faults go to `out` (other events are skipped).
+/// Returns the number of faults, or -errno (-EAGAIN: nothing pending).
+int cus_uffd_read_faults(int fd, cus_uffd_fault *_Nonnull out, int max);
+/// Feature, mode and flag numbers the Swift side needs.
+uint64_t cus_UFFD_FEATURE_MISSING_SHMEM(void);
+uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void);
+uint64_t cus_UFFD_FEATURE_WP_SHMEM(void);
+uint64_t cus_UFFD_FEATURE_THREAD_ID(void);
+uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void);
+uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void);
+uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void);
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the fd or -errno.
+int cus_eventfd(void);
+/// Waits until `fd1` or `fd2` is readable; returns a bit mask (1: fd1, 2: fd2) or -errno.
+int cus_poll2(int fd1, int fd2, int timeout_ms);
+/// Sends `signal` to thread `tid` of this process.
+int cus_tgkill(int32_t tid, int signal);
+
 // MARK: stdio
 
 /// Line-buffers stdout so that progress reaches a pipe while a run is going (Swift 6 cannot touch

@@ -18,7 +18,12 @@ extension SwapEngine {
     /// insert finds the winner's folio and the caller waits on its lock; a lost race against a
     /// folio that left the cache in between just tries again. Under the legacy protocol a racer
     /// that finds the has-cache bit but no folio sleeps `retryAfter` and tries again.
-    func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0) throws(SwapError) -> SwapCacheAllocation {
+    ///
+    /// `placement` puts the new folio's bytes in a transparent region's window; the folio claims
+    /// its window page only once it is sure to be the one that reads (after the insert, or with
+    /// the has-cache bit), so a racer that loses never touches the page.
+    func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0,
+                             placement: FramePlacement = .arena) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
             // A large folio never adopts a cached one: the cached folio may be a smaller one
@@ -29,6 +34,7 @@ extension SwapEngine {
             }
             yieldPoint(.swapInMissed)
             let f = try allocateFolio(order: order, group: group)
+            place(f, placement)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
             let result: SwapCacheAddResult
@@ -41,6 +47,7 @@ extension SwapEngine {
                     // The bit is ours. As the kernel did for synchronous devices before the seed
                     // (the swap-cache bypass), read into the private folio first and insert it
                     // only afterwards: during the read, racers see the bit and no folio.
+                    claimPlacement(f)
                     do {
                         try readFolio(f, from: entry)
                     } catch {
@@ -71,6 +78,7 @@ extension SwapEngine {
             }
             switch result {
             case .added(let shadow):
+                claimPlacement(f)
                 yieldPoint(.swapInAdded)
                 return .allocated(f, shadow: shadow)
             case .exists:
@@ -127,9 +135,9 @@ extension SwapEngine {
     /// Brings `entry` into memory and returns its folio locked, uptodate, matching `entry`, with
     /// a reference for the caller; nil if the entry was freed meanwhile (the caller re-checks its
     /// page table). Exactly one racer reads; the others sleep on the folio lock.
-    func swapIn(_ entry: SwapEntry, group: Int = 0) throws(SwapError) -> Folio? {
+    func swapIn(_ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena) throws(SwapError) -> Folio? {
         while true {
-            switch try swapCacheAllocFolio(entry, order: 0, group: group) {
+            switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement) {
             case .allocated(let f, let shadow):
                 do {
                     try swapReadFolio(f)

@@ -32,6 +32,8 @@ final class SwapEngine: Sendable {
     /// reports it instead of a plain out-of-memory.
     let writeFailures = Atomic<Int>(0)
     let lastWriteFailure = Mutex<SwapError?>(nil)
+    /// The memory of transparent regions (see `FrameWindow`).
+    let windows = FrameWindowTable()
 
     init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
         self.devices = devices
@@ -104,6 +106,13 @@ final class SwapEngine: Sendable {
         if flags.contains(.lru) { group.lru.remove(f) }
         if flags.contains(.readahead) { stats.count(.readaheadWasted, 1 << frames.order(f)) }
         frames.setOwner(f, 0)
+        let placement = frames.placement(f)
+        if !placement.isArena {
+            let window = windows[placement.windowSlot]
+            window.release(placement.page, frame: f.frame)
+            frames.setPlacement(f, .arena)
+            window.liveFolios.subtract(1, ordering: .releasing)
+        }
         frames.clearFlags(f, FolioFlags(rawValue: .max))
         let order = frames.order(f)
         pool.free(f.frame, order: order)
@@ -123,7 +132,25 @@ final class SwapEngine: Sendable {
     /// The bytes of a folio (all its pages).
     @inline(__always)
     func bytes(_ f: Folio) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: arena.address(f.frame), count: frames.pageCount(f) << SwapPage.shift)
+        let placement = frames.placement(f)
+        let start = placement.isArena ? arena.address(f.frame) : windows[placement.windowSlot].engineAddress(placement.page)
+        return UnsafeMutableRawBufferPointer(start: start, count: frames.pageCount(f) << SwapPage.shift)
+    }
+
+    /// Places a new folio (one page, nobody else sees it yet) in its window; its bytes are
+    /// written only after it claims the window page (see `FrameWindow.claim`).
+    func place(_ f: Folio, _ placement: FramePlacement) {
+        guard !placement.isArena else { return }
+        precondition(frames.order(f) == 0, "window placement is per page")
+        windows[placement.windowSlot].liveFolios.add(1, ordering: .relaxed)
+        frames.setPlacement(f, placement)
+    }
+
+    /// Makes the placed folio `f` the owner of its window page, before its data is written.
+    @inline(__always)
+    func claimPlacement(_ f: Folio) {
+        let placement = frames.placement(f)
+        if !placement.isArena { windows[placement.windowSlot].claim(placement.page, frame: f.frame) }
     }
 
     /// The region with `id`, if it still exists.

@@ -56,6 +56,18 @@ public final class SwapStatistics: Sendable {
         case readaheadHits
         /// Pages read ahead and dropped again without being used.
         case readaheadWasted
+        /// Transparent regions: faults on pages the engine had in memory (resolved by mapping
+        /// them, no I/O), faults on pages it had to bring in or zero-fill, first writes to pages
+        /// mapped read-only for dirty tracking, and faults that failed for good (the faulting
+        /// thread got SIGBUS).
+        case minorFaults
+        case majorFaults
+        case writeProtectFaults
+        case faultRetries
+        case faultErrors
+        /// Transparent pages unmapped from the application by reclaim to see whether they are
+        /// used (the next touch is a minor fault).
+        case deactivations
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)

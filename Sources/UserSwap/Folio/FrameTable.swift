@@ -11,6 +11,8 @@ import Synchronization
 ///   folio locked and the cluster locked; read racily by lookups, which re-check it.
 /// - `meta`: head frame, order and memory group, written when the folio is allocated.
 /// - `owner`: which region page maps the folio (reverse map), for reclaim.
+/// - `placement`: where the folio's bytes live (`FramePlacement`; the arena unless the folio
+///   belongs to a transparent region).
 public final class FrameTable: Sendable {
     public let frameCount: Int
     let storage: _UnsafeFrameTableStorage
@@ -141,6 +143,13 @@ public final class FrameTable: Sendable {
     @inline(__always)
     func setOwner(_ f: Folio, _ value: UInt64) { storage.owner(f.frame).pointee.store(value, ordering: .releasing) }
 
+    /// Where the folio's bytes live; set by the allocator's caller before anyone else sees it.
+    @inline(__always)
+    func placement(_ f: Folio) -> FramePlacement { FramePlacement(raw: storage.placement(f.frame).pointee.load(ordering: .acquiring)) }
+
+    @inline(__always)
+    func setPlacement(_ f: Folio, _ value: FramePlacement) { storage.placement(f.frame).pointee.store(value.raw, ordering: .releasing) }
+
     /// Whether `f` is in the swap cache and covers `entry` (kernel: `folio_matches_swap_entry`).
     /// Stable only with the folio locked.
     @inline(__always)
@@ -159,6 +168,7 @@ struct _UnsafeFrameTableStorage: ~Copyable {
     private let entries: UnsafeMutablePointer<Atomic<UInt64>>
     private let metas: UnsafeMutablePointer<Atomic<UInt64>>
     private let owners: UnsafeMutablePointer<Atomic<UInt64>>
+    private let placements: UnsafeMutablePointer<Atomic<UInt64>>
 
     init(count: Int) {
         self.count = count
@@ -167,17 +177,19 @@ struct _UnsafeFrameTableStorage: ~Copyable {
         entries = .allocate(capacity: count)
         metas = .allocate(capacity: count)
         owners = .allocate(capacity: count)
+        placements = .allocate(capacity: count)
         for i in 0..<count {
             (flagWords + i).initialize(to: Atomic(0))
             (refcounts + i).initialize(to: Atomic(0))
             (entries + i).initialize(to: Atomic(0))
             (metas + i).initialize(to: Atomic(UInt64(i)))
             (owners + i).initialize(to: Atomic(0))
+            (placements + i).initialize(to: Atomic(0))
         }
     }
 
     deinit {
-        for p in [entries, metas, owners] { p.deinitialize(count: count); p.deallocate() }
+        for p in [entries, metas, owners, placements] { p.deinitialize(count: count); p.deallocate() }
         for p in [flagWords, refcounts] { p.deinitialize(count: count); p.deallocate() }
     }
 
@@ -186,6 +198,7 @@ struct _UnsafeFrameTableStorage: ~Copyable {
     @inline(__always) func entry(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return entries + Int(f) }
     @inline(__always) func meta(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return metas + Int(f) }
     @inline(__always) func owner(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return owners + Int(f) }
+    @inline(__always) func placement(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return placements + Int(f) }
 
     @inline(__always) private func check(_ f: UInt32) { assert(Int(f) < count, "frame \(f) out of range") }
 }

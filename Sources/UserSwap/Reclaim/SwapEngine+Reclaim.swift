@@ -126,7 +126,7 @@ extension SwapEngine {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
         for f in batch {
-            if frames.clearFlags(f, .referenced).contains(.referenced) {
+            if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
                 // Used since it was activated: another trip around the active list.
                 lru.add(f, to: .active)
                 putFolio(f)
@@ -148,7 +148,7 @@ extension SwapEngine {
     private func shrinkFolio(_ f: Folio, lru: LRUVec, writes: inout [Folio]) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
-        if flags.contains(.referenced) {
+        if flags.contains(.referenced) || deactivateInWindow(f) {
             // Second chance: touched since reclaim last saw it. With one list (plain second
             // chance, the clock algorithm) it goes round again; otherwise it is activated.
             stats.count(.reclaimActivated)
@@ -189,6 +189,17 @@ extension SwapEngine {
             return nr
         }
         return putBack(f, to: .inactive, lru)
+    }
+
+    /// A transparent region's page that the application maps may have been used without the
+    /// engine seeing it: unmap it from the application and count it as referenced (its next
+    /// touch is a minor fault that marks it). Explicit folios have no such mapping.
+    @inline(__always)
+    private func deactivateInWindow(_ f: Folio) -> Bool {
+        let placement = frames.placement(f)
+        guard !placement.isArena, windows[placement.windowSlot].deactivate(placement.page) else { return false }
+        stats.count(.deactivations)
+        return true
     }
 
     /// A folio no page maps: if it is in the swap cache, drop it, or report that it needs a

@@ -21,7 +21,8 @@ extension Region {
                             releaseSwapForWrite(f)
                         }
                         frames.markFlags(f, access == .write ? [.referenced, .dirty] : .referenced)
-                        let bytes = UnsafeMutableRawBufferPointer(start: engine.arena.address(pte.frame), count: SwapPage.size)
+                        let start = window?.engineAddress(page) ?? engine.arena.address(pte.frame)
+                        let bytes = UnsafeMutableRawBufferPointer(start: start, count: SwapPage.size)
                         return Pin(bytes: bytes, page: page, engine: engine, folio: f)
                     }
                     engine.putFolio(f)
@@ -50,11 +51,17 @@ extension Region {
     private func faultZero(_ page: Int) throws(SwapError) {
         if folioOrder > 0, faultZeroLarge(page) { return }
         let f = try engine.allocateFolio(order: 0, group: group)
-        engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+        engine.place(f, placement(page))
+        // A window page is zeroed only by the folio that wins the page (under the lock below).
+        if window == nil { engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
         let lock = ptl(page)
         lock.lock()
         if pte(page).isNone {
+            if window != nil {
+                engine.claimPlacement(f)
+                engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+            }
             // The folio's reference becomes the mapping's.
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
@@ -99,7 +106,7 @@ extension Region {
         if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.swapIn(entry, group: group) else { return }
+        guard let f = try engine.swapIn(entry, group: group, placement: placement(page)) else { return }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let readaheadHit = frames.clearFlags(f, .readahead).contains(.readahead)

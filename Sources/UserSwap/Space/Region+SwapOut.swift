@@ -91,6 +91,9 @@ extension Region {
             engine.freeSwapIfUnused(f)
             return .kept
         }
+        // The application's view too, before the data is written: a store after this faults
+        // and waits for the folio (transparent regions).
+        if let window { for i in 0..<nr { window.unmapFromApp(base + i) } }
         yieldPoint(.swapOutUnmapped)
         let wasDirty = frames.flags(f).contains(.dirty)
         if wasDirty && deferringWrite { return .needsWrite }

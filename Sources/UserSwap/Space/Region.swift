@@ -26,8 +26,13 @@ public final class Region: Sendable {
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>
     static let pagesPerPTL = 512
+    /// Where the pages of a transparent region live (nil for an explicit region, whose folios
+    /// live in arena frames).
+    let window: FrameWindow?
 
-    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine) {
+    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) {
+        precondition(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
+        self.window = window
         self.id = id
         self.pageCount = pageCount
         self.group = group
@@ -75,6 +80,13 @@ public final class Region: Sendable {
         }
     }
 
+    /// Where a new folio for `page` puts its bytes.
+    @inline(__always)
+    func placement(_ page: Int) -> FramePlacement {
+        if let window { return FramePlacement(window: window, page: page) }
+        return .arena
+    }
+
     /// Where each page is now, for tests and reports.
     public enum PageState: Equatable, Sendable { case untouched, resident, swapped }
 
@@ -91,7 +103,7 @@ public final class Region: Sendable {
         for page in pages { zap(page) }
     }
 
-    private func discardAll() {
+    func discardAll() {
         for page in 0..<pageCount where !pte(page).isNone { zap(page) }
     }
 
@@ -116,6 +128,8 @@ public final class Region: Sendable {
             return
         }
         lock.unlock()
+        // The application's view must not keep a page its region no longer has.
+        window?.unmapFromApp(page)
         yieldPoint(.zapCleared)
         let f = engine.frames.folio(containing: old.frame)
         if engine.frames.flags(f).contains(.swapcache) {

@@ -121,6 +121,27 @@ public final class SwapSpace: Sendable {
                       folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
     }
 
+    /// Creates swappable memory used through plain loads and stores (see `TransparentRegion`):
+    /// `bytes` rounded up to pages, charged to `group`, served by `faultHandlers` threads that
+    /// do the I/O (plus one reading the userfaultfd). Throws `.permissionDenied` or
+    /// `.unsupported` when the process may not use userfaultfd, naming what to change.
+    public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil, faultHandlers: Int = 4) throws(SwapError) -> TransparentRegion {
+        guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
+        guard faultHandlers > 0 else { throw SwapError(.invalidArgument, "a transparent region needs at least one fault handler") }
+        let pages = (bytes + SwapPage.size - 1) / SwapPage.size
+        guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
+        let window = try engine.windows.make(pageCount: pages)
+        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let region = Region(id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
+                            folioOrder: 0, engine: engine, window: window)
+        do {
+            return try TransparentRegion(region: region, window: window, handlers: faultHandlers)
+        } catch {
+            engine.windows.remove(window)
+            throw error
+        }
+    }
+
     /// Creates a memory group under `parent` (the space's root group when nil), with optional
     /// limits in bytes.
     public func makeGroup(name: String, memoryLimit: Int? = nil, swapLimit: Int? = nil,

@@ -25,6 +25,8 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         case noEntry = "no-entry"
         case deviceGone = "device-gone"
         case outOfRange = "out-of-range"
+        /// The kernel lacks something a feature needs (userfaultfd, a feature of it).
+        case unsupported = "unsupported"
     }
 
     public let code: Code

@@ -1,0 +1,128 @@
+import CUserSwap
+import Glibc
+import Synchronization
+
+/// Frames at fixed places: the memory of one transparent region. Page `p` of the region always
+/// lives at page `p` of the window's memfd, which is mapped twice: the engine's view (for its I/O
+/// and pins) and the application's view (registered with userfaultfd, read and written by plain
+/// loads and stores). A page present in both is one page of RAM, with no copy between them.
+///
+/// A folio of such a page still takes a frame of the arena, which counts it against the budget;
+/// the arena page itself is never touched and costs nothing. The folio's *placement* (see
+/// `FrameTable.placement`) points its bytes here.
+///
+/// At most one live folio owns a window page: the one that claimed it (`claim`) before writing
+/// its data. A folio that dies after another claimed its page (a dead copy of a discarded page)
+/// must not release the new owner's memory, so release is a compare-and-swap on the owner word.
+// The views never move while the window lives; page ownership and installation are atomics.
+final class FrameWindow: @unchecked Sendable {
+    /// Index in the engine's `FrameWindowTable`.
+    let slot: Int
+    let pageCount: Int
+    let memfd: FileDescriptor
+    let engineView: UnsafeMutableRawPointer
+    let appView: UnsafeMutableRawPointer
+    /// Per page: the owning frame + 1, 0 when free, `releasing` while its memory is punched out.
+    private let owners: _UnsafeAtomicArray<UInt32>
+    /// Per page: 1 while the application's view maps it (set by the fault handler, cleared when
+    /// reclaim or swap-out unmaps it). Accessed pages are found through it: see `deactivate`.
+    private let installed: _UnsafeAtomicArray<UInt32>
+    /// Folios placed here and not yet freed; the window outlives them all.
+    let liveFolios = Atomic<Int>(0)
+    private static let releasing = UInt32.max
+
+    init(slot: Int, pageCount: Int) throws(SwapError) {
+        self.slot = slot
+        self.pageCount = pageCount
+        let bytes = pageCount << SwapPage.shift
+        let fd: Int32
+        do {
+            fd = try Syscalls.memfdCreate("userswap-transparent")
+        } catch {
+            throw SwapError(.outOfMemory, "cannot create the memory of a transparent region (memfd_create): \(error.message)", errno: error)
+        }
+        let owned = FileDescriptor(adopting: fd)
+        var engine: UnsafeMutableRawPointer?
+        do {
+            try Syscalls.ftruncate(fd, Int64(bytes))
+            engine = try Syscalls.mmap(length: bytes, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | cus_MAP_NORESERVE(), fd: fd)
+            appView = try Syscalls.mmap(length: bytes, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | cus_MAP_NORESERVE(), fd: fd)
+        } catch {
+            if let engine { Syscalls.munmap(engine, length: bytes) }
+            throw SwapError(.outOfMemory, "cannot map \(bytes) bytes for a transparent region: \(error.message)", errno: error)
+        }
+        engineView = engine!
+        memfd = owned
+        owners = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
+        installed = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
+    }
+
+    deinit {
+        let bytes = pageCount << SwapPage.shift
+        Syscalls.munmap(appView, length: bytes)
+        Syscalls.munmap(engineView, length: bytes)
+    }
+
+    @inline(__always)
+    func engineAddress(_ page: Int) -> UnsafeMutableRawPointer { engineView + page << SwapPage.shift }
+
+    @inline(__always)
+    func appAddress(_ page: Int) -> UnsafeMutableRawPointer { appView + page << SwapPage.shift }
+
+    /// Makes `frame` the owner of `page` before it writes the page's data. Waits out a release
+    /// in progress (a few microseconds: one punch).
+    func claim(_ page: Int, frame: UInt32) {
+        let word = owners[page]
+        while true {
+            let current = word.pointee.load(ordering: .acquiring)
+            if current == Self.releasing { sched_yield(); continue }
+            if word.pointee.compareExchange(expected: current, desired: frame + 1, ordering: .acquiringAndReleasing).exchanged { return }
+        }
+    }
+
+    /// Gives `page`'s memory back if `frame` still owns it. The punch also unmaps the page from
+    /// the application's view.
+    func release(_ page: Int, frame: UInt32) {
+        let word = owners[page]
+        guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else { return }
+        installed[page].pointee.store(0, ordering: .relaxed)
+        do {
+            try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
+        } catch {
+            preconditionFailure("cannot punch out page \(page) of a transparent region: \(error)")
+        }
+        word.pointee.store(0, ordering: .releasing)
+    }
+
+    /// The frame + 1 owning `page`, 0 if none (for invariant checks).
+    func owner(_ page: Int) -> UInt32 { owners[page].pointee.load(ordering: .acquiring) }
+
+    /// Records that the application's view maps `page` now.
+    @inline(__always)
+    func markInstalled(_ page: Int) { installed[page].pointee.store(1, ordering: .releasing) }
+
+    /// Unmaps `page` from the application's view (the engine's view and the data stay): its next
+    /// access faults. Swap-out calls it before writing a page, so no store can land after the
+    /// write started.
+    func unmapFromApp(_ page: Int) {
+        installed[page].pointee.store(0, ordering: .releasing)
+        do {
+            try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
+        } catch {
+            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+        }
+    }
+
+    /// Access tracking without hardware bits (the second-chance scheme of classic pagers): if
+    /// the application maps `page`, unmap it and report true — it may have been used since it
+    /// was mapped; its next touch is a minor fault that marks the folio referenced.
+    func deactivate(_ page: Int) -> Bool {
+        guard installed[page].pointee.exchange(0, ordering: .acquiringAndReleasing) != 0 else { return false }
+        do {
+            try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
+        } catch {
+            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+        }
+        return true
+    }
+}

@@ -1,0 +1,193 @@
+import CUserSwap
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The threads that serve a transparent region's userfaultfd: one reader, which resolves faults
+/// on pages the engine holds in memory at once (a pin and one ioctl, no I/O), and a small pool
+/// that runs the faults needing I/O or memory through the region's normal fault path. Faults of
+/// different pages proceed in parallel; faults of the same page meet in the swap cache, as pins
+/// do.
+///
+/// Resolution maps the page of the region's memfd into the application's view (a minor-fault
+/// "continue": no copy). A page read but not yet written is mapped read-only under uffd write
+/// protection when the kernel offers it, so that the first store is seen and the folio marked
+/// dirty; without it every page the application maps counts as dirty.
+final class TransparentFaultHandler: Sendable {
+    let uffd: UserFaultFD
+    private let region: Region
+    private let window: FrameWindow
+    private let shutdown: FileDescriptor
+    private let queue = Mutex<[PageFault]>([])
+    private let queued = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let exited = DispatchSemaphore(value: 0)
+    private let workerCount: Int
+    /// Cleared for good if the kernel refuses a write-protected continue.
+    private let writeProtectUsable: Atomic<Bool>
+    /// The last fault that could not be resolved (its thread got SIGBUS).
+    let lastError = Mutex<SwapError?>(nil)
+
+    struct PageFault: Sendable {
+        let page: Int
+        let flags: UInt64
+        let thread: Int32
+    }
+
+    init(region: Region, window: FrameWindow, workers: Int) throws(SwapError) {
+        self.region = region
+        self.window = window
+        uffd = try UserFaultFD()
+        let efd = cus_eventfd()
+        guard efd >= 0 else {
+            throw SwapError(.outOfMemory, "cannot create the shutdown eventfd of a fault handler", errno: Errno(rawValue: -efd))
+        }
+        shutdown = FileDescriptor(adopting: efd)
+        writeProtectUsable = Atomic(uffd.supportsWriteProtect)
+        var modes: UserFaultFD.Modes = [.missing, .minor]
+        if uffd.supportsWriteProtect { modes.insert(.writeProtect) }
+        try uffd.register(UnsafeMutableRawBufferPointer(start: window.appView, count: window.pageCount << SwapPage.shift), modes: modes)
+        workerCount = max(1, workers)
+        let reader = Thread { [self] in readLoop() }
+        reader.name = "userswap-uffd"
+        reader.start()
+        for i in 0..<workerCount {
+            let worker = Thread { [self] in workLoop() }
+            worker.name = "userswap-fault-\(i)"
+            worker.start()
+        }
+    }
+
+    /// Resolves the faults already reported, then stops every thread and waits for them.
+    func stop() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(shutdown.rawValue, $0.baseAddress, 8) }
+        exited.wait()
+        for _ in 0..<workerCount { queued.signal() }
+        for _ in 0..<workerCount { exited.wait() }
+        uffd.unregister(UnsafeMutableRawBufferPointer(start: window.appView, count: window.pageCount << SwapPage.shift))
+    }
+
+    private func readLoop() {
+        let buffer = UnsafeMutablePointer<cus_uffd_fault>.allocate(capacity: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let ready = cus_poll2(uffd.fd, shutdown.rawValue, -1)
+            if ready < 0 && ready != -EINTR {
+                noteError(SwapError(.ioError, "polling the userfaultfd failed", errno: Errno(rawValue: -ready)))
+                break
+            }
+            // Faults reported before the shutdown are resolved before the threads stop.
+            drain(buffer)
+            if ready > 0 && ready & 2 != 0 { break }
+        }
+        exited.signal()
+    }
+
+    private func drain(_ buffer: UnsafeMutablePointer<cus_uffd_fault>) {
+        while true {
+            let n: Int
+            do {
+                n = try uffd.readFaults(into: buffer, max: 64)
+            } catch {
+                noteError(error)
+                return
+            }
+            if n == 0 { return }
+            for i in 0..<n {
+                let raw = buffer[i]
+                let offset = Int(raw.address) - Int(bitPattern: window.appView)
+                let fault = PageFault(page: offset >> SwapPage.shift, flags: raw.flags, thread: raw.thread)
+                guard offset >= 0, fault.page < window.pageCount else { continue }
+                if region.pte(fault.page).isPresent {
+                    // In memory: a pin and one ioctl, cheaper than handing it over.
+                    region.engine.stats.count(.minorFaults)
+                    handle(fault)
+                } else {
+                    region.engine.stats.count(.majorFaults)
+                    queue.withLock { $0.append(fault) }
+                    queued.signal()
+                }
+            }
+        }
+    }
+
+    private func workLoop() {
+        while true {
+            queued.wait()
+            let next = queue.withLock { $0.isEmpty ? nil : $0.removeFirst() }
+            if let next {
+                handle(next)
+            } else if stopping.load(ordering: .acquiring) {
+                break
+            }
+        }
+        exited.signal()
+    }
+
+    /// Resolves one fault; retries with a growing pause what may pass (no memory right now, a
+    /// device error), and sends SIGBUS to the faulting thread when it does not — the kernel's
+    /// answer to memory that cannot be read, rather than a hang or wrong data.
+    private func handle(_ fault: PageFault) {
+        var attempt = 0
+        while true {
+            do {
+                try resolve(fault)
+                return
+            } catch {
+                attempt += 1
+                if attempt < 6 {
+                    region.engine.stats.count(.faultRetries)
+                    usleep(UInt32(1000 << attempt))
+                    continue
+                }
+                region.engine.stats.count(.faultErrors)
+                noteError(error)
+                if fault.thread != 0 { _ = cus_tgkill(fault.thread, SIGBUS) }
+                uffd.wake(window.appAddress(fault.page), length: SwapPage.size)
+                return
+            }
+        }
+    }
+
+    private func resolve(_ fault: PageFault) throws(SwapError) {
+        let address = window.appAddress(fault.page)
+        let protectFault = fault.flags & UserFaultFD.flagWriteProtect != 0
+        let write = fault.flags & UserFaultFD.flagWrite != 0 || protectFault
+        while true {
+            let tracking = writeProtectUsable.load(ordering: .relaxed)
+            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read)
+            if protectFault {
+                region.engine.stats.count(.writeProtectFaults)
+                // The folio is dirty now (the pin for writing): let the store through.
+                switch uffd.writeProtect(address, length: SwapPage.size, false) {
+                case .resolved, .alreadyMapped, .retry: break
+                case .failed: uffd.wake(address, length: SwapPage.size)
+                }
+                window.markInstalled(fault.page)
+                return
+            }
+            let readOnly = tracking && !region.engine.frames.flags(pin.folio).contains(.dirty)
+            switch uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly) {
+            case .resolved:
+                break
+            case .alreadyMapped, .retry:
+                // Mapped by another handler, or the mapping is changing: the thread tries again.
+                uffd.wake(address, length: SwapPage.size)
+            case .failed(let e) where e == .invalidArgument && readOnly:
+                // A kernel without write-protected continue: track dirtiness by mapping writable.
+                writeProtectUsable.store(false, ordering: .relaxed)
+                continue
+            case .failed(let e):
+                throw SwapError(.ioError, "cannot map page \(fault.page) of a transparent region", errno: e)
+            }
+            window.markInstalled(fault.page)
+            return
+        }
+    }
+
+    private func noteError(_ error: SwapError) {
+        lastError.withLock { $0 = error }
+    }
+}

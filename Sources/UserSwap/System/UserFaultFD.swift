@@ -1,0 +1,135 @@
+import CUserSwap
+import Glibc
+
+/// A userfaultfd (`userfaultfd(2)`): the kernel reports faults on registered ranges as messages
+/// on it, and the faulting thread sleeps until the range is resolved through its ioctls.
+///
+/// Opened non-blocking: a blocking descriptor reports readable to `poll` and may then block in
+/// `read` when another reader took the message. Every ioctl outcome that a fault handler meets
+/// in normal operation (already mapped, mapping changing) is a result, not an error.
+final class UserFaultFD: Sendable {
+    let descriptor: FileDescriptor
+    /// Faults from kernel code (a `read(2)` into the range) are ours too; false when only user
+    /// mode faults could be asked for (an unprivileged process without the sysctl).
+    let handlesKernelFaults: Bool
+    /// The features the kernel granted.
+    let features: UInt64
+
+    static let featureMissingShmem = cus_UFFD_FEATURE_MISSING_SHMEM()
+    static let featureMinorShmem = cus_UFFD_FEATURE_MINOR_SHMEM()
+    static let featureWriteProtectShmem = cus_UFFD_FEATURE_WP_SHMEM()
+    static let featureThreadID = cus_UFFD_FEATURE_THREAD_ID()
+    static let flagWrite = cus_UFFD_PAGEFAULT_FLAG_WRITE()
+    static let flagWriteProtect = cus_UFFD_PAGEFAULT_FLAG_WP()
+    static let flagMinor = cus_UFFD_PAGEFAULT_FLAG_MINOR()
+
+    /// Register modes (UFFDIO_REGISTER_MODE_*).
+    struct Modes: OptionSet {
+        let rawValue: UInt64
+        static let missing = Modes(rawValue: 1)
+        static let writeProtect = Modes(rawValue: 2)
+        static let minor = Modes(rawValue: 4)
+    }
+
+    /// Opens one and performs the API handshake, asking for shared-memory missing and minor
+    /// faults (required) and write protection and thread ids (used when granted).
+    init() throws(SwapError) {
+        var viaDevice: Int32 = 0
+        var fd = cus_uffd_open(0, &viaDevice)
+        var kernelFaults = true
+        if fd == -EPERM || fd == -EACCES {
+            // Unprivileged: user-mode faults only are allowed without the sysctl.
+            fd = cus_uffd_open(1, &viaDevice)
+            kernelFaults = false
+        }
+        guard fd >= 0 else {
+            let e = Errno(rawValue: -fd)
+            switch e {
+            case .notPermitted, .permissionDenied:
+                throw SwapError(.permissionDenied, "userfaultfd is not allowed for this process: set the sysctl vm.unprivileged_userfaultfd=1, or give the user read-write access to /dev/userfaultfd (or run with CAP_SYS_PTRACE)", errno: e)
+            default:
+                throw SwapError(.unsupported, "this kernel offers no userfaultfd (syscall and /dev/userfaultfd both failed); transparent regions need Linux 5.14 or later built with CONFIG_USERFAULTFD", errno: e)
+            }
+        }
+        let owned = FileDescriptor(adopting: fd)
+        handlesKernelFaults = kernelFaults
+        let wanted = Self.featureMissingShmem | Self.featureMinorShmem | Self.featureWriteProtectShmem | Self.featureThreadID
+        var granted: UInt64 = 0
+        var ioctls: UInt64 = 0
+        var r = cus_uffd_api(fd, wanted, &granted, &ioctls)
+        if r == -EINVAL {
+            // An older kernel refuses unknown features as a whole: ask for the required ones.
+            // (The first handshake attempt consumed this descriptor's API state only on success.)
+            r = cus_uffd_api(fd, Self.featureMissingShmem | Self.featureMinorShmem, &granted, &ioctls)
+        }
+        guard r == 0 else {
+            throw SwapError(.unsupported, "the userfaultfd handshake failed; transparent regions need shared-memory minor faults (Linux 5.14 or later)", errno: Errno(rawValue: -r))
+        }
+        let required = Self.featureMissingShmem | Self.featureMinorShmem
+        guard granted & required == required else {
+            throw SwapError(.unsupported, "this kernel's userfaultfd lacks shared-memory minor faults (Linux 5.14 or later)")
+        }
+        features = granted
+        descriptor = owned
+    }
+
+    var fd: Int32 { descriptor.rawValue }
+
+    /// Whether write-protect faults on shared memory are available (dirty tracking without a
+    /// copy of every page read back in).
+    var supportsWriteProtect: Bool { features & Self.featureWriteProtectShmem != 0 }
+
+    func register(_ range: UnsafeMutableRawBufferPointer, modes: Modes) throws(SwapError) {
+        var ioctls: UInt64 = 0
+        let r = cus_uffd_register(fd, UInt64(UInt(bitPattern: range.baseAddress)), UInt64(range.count), modes.rawValue, &ioctls)
+        guard r == 0 else {
+            throw SwapError(.unsupported, "cannot register \(range.count) bytes with userfaultfd", errno: Errno(rawValue: -r))
+        }
+    }
+
+    func unregister(_ range: UnsafeMutableRawBufferPointer) {
+        _ = cus_uffd_unregister(fd, UInt64(UInt(bitPattern: range.baseAddress)), UInt64(range.count))
+    }
+
+    /// What a resolving ioctl did.
+    enum Resolution: Equatable {
+        case resolved
+        /// The page was already mapped (another handler resolved it).
+        case alreadyMapped
+        /// The mapping is changing (the range is being unmapped): try again or give up.
+        case retry
+        case failed(Errno)
+    }
+
+    /// Maps the page of the shared file at `address` (already in the page cache) and wakes the
+    /// threads waiting on it; `writeProtect` maps it read-only under uffd-wp.
+    func resolveMinor(at address: UnsafeMutableRawPointer, length: Int, writeProtect: Bool) -> Resolution {
+        Self.resolution(cus_uffd_continue(fd, UInt64(UInt(bitPattern: address)), UInt64(length), writeProtect ? 1 : 0))
+    }
+
+    /// Sets or clears uffd write protection; clearing wakes the waiting writers.
+    func writeProtect(_ address: UnsafeMutableRawPointer, length: Int, _ protect: Bool) -> Resolution {
+        Self.resolution(cus_uffd_writeprotect(fd, UInt64(UInt(bitPattern: address)), UInt64(length), protect ? 1 : 0))
+    }
+
+    func wake(_ address: UnsafeMutableRawPointer, length: Int) {
+        _ = cus_uffd_wake(fd, UInt64(UInt(bitPattern: address)), UInt64(length))
+    }
+
+    /// Reads pending faults into `buffer`; 0 when none is pending.
+    func readFaults(into buffer: UnsafeMutablePointer<cus_uffd_fault>, max: Int) throws(SwapError) -> Int {
+        let r = cus_uffd_read_faults(fd, buffer, Int32(max))
+        if r >= 0 { return Int(r) }
+        if r == -EAGAIN || r == -EINTR { return 0 }
+        throw SwapError(.ioError, "reading the userfaultfd failed", errno: Errno(rawValue: -r))
+    }
+
+    private static func resolution(_ r: Int32) -> Resolution {
+        switch r {
+        case 0: .resolved
+        case -EEXIST: .alreadyMapped
+        case -EAGAIN, -EINTR: .retry
+        default: .failed(Errno(rawValue: -r))
+        }
+    }
+}
