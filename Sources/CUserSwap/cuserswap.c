@@ -121,15 +121,17 @@ int cus_uffd_unregister(int fd, uint64_t start, uint64_t len) {
     return ioctl(fd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
 }
 
-int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int write_protect) {
+int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int mode) {
     struct uffdio_continue c = { .range = { .start = start, .len = len },
-                                 .mode = write_protect ? UFFDIO_CONTINUE_MODE_WP : 0 };
+                                 .mode = ((mode & 1) ? UFFDIO_CONTINUE_MODE_WP : 0) |
+                                         ((mode & 2) ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0) };
     return ioctl(fd, UFFDIO_CONTINUE, &c) < 0 ? -errno : 0;
 }
 
-int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect) {
+int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int mode) {
     struct uffdio_writeprotect w = { .range = { .start = start, .len = len },
-                                     .mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0 };
+                                     .mode = ((mode & 1) ? UFFDIO_WRITEPROTECT_MODE_WP : 0) |
+                                             ((mode & 2) ? UFFDIO_WRITEPROTECT_MODE_DONTWAKE : 0) };
     return ioctl(fd, UFFDIO_WRITEPROTECT, &w) < 0 ? -errno : 0;
 }
 
@@ -168,7 +170,7 @@ int cus_eventfd(void) {
 }
 
 int cus_poll2(int fd1, int fd2, int timeout_ms) {
-    struct pollfd p[2] = { { .fd = fd1, .events = POLLIN }, { .fd = fd2, .events = POLLIN } };
+    struct pollfd p[2] = { { .fd = fd1, .events = POLLIN }, { .fd = fd2, .events = POLLIN } };   // fd < 0 is ignored
     int r = poll(p, 2, timeout_ms);
     if (r < 0) return -errno;
     return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);

@@ -68,10 +68,12 @@ int cus_uffd_api(int fd, uint64_t features, uint64_t *_Nonnull granted, uint64_t
 int cus_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t *_Nonnull ioctls);
 int cus_uffd_unregister(int fd, uint64_t start, uint64_t len);
 /// Maps the page-cache pages of a range (minor-fault resolution); `write_protect` maps them
-/// read-only under uffd-wp. Returns 0 or -errno (-EEXIST: already mapped).
-int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int write_protect);
-/// Sets (`protect` != 0) or clears write protection of a range; clearing wakes the faulters.
-int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int protect);
+/// read-only under uffd-wp (`mode` bit 0); bit 1 leaves the faulting threads asleep (wake them
+/// with `cus_uffd_wake`). Returns 0 or -errno (-EEXIST: already mapped).
+int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int mode);
+/// Sets (`mode` bit 0) or clears write protection of a range; clearing wakes the faulters
+/// unless `mode` bit 1 is set.
+int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int mode);
 /// Wakes the threads waiting on faults in a range.
 int cus_uffd_wake(int fd, uint64_t start, uint64_t len);
 /// One page fault as read from a userfaultfd.

@@ -29,6 +29,10 @@ final class FrameWindow: @unchecked Sendable {
     private let installed: _UnsafeAtomicArray<UInt32>
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
+    /// Set when its region is released: freed folios leave their page's memory in place, so a
+    /// thread that was still finishing an access at release reads what it should (the views go
+    /// a moment later, with the window).
+    private let retiring = Atomic<Bool>(false)
     private static let releasing = UInt32.max
 
     init(slot: Int, pageCount: Int) throws(SwapError) {
@@ -86,6 +90,10 @@ final class FrameWindow: @unchecked Sendable {
         let word = owners[page]
         guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else { return }
         installed[page].pointee.store(0, ordering: .relaxed)
+        if retiring.load(ordering: .relaxed) {
+            word.pointee.store(0, ordering: .releasing)
+            return
+        }
         do {
             try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
         } catch {
@@ -93,6 +101,10 @@ final class FrameWindow: @unchecked Sendable {
         }
         word.pointee.store(0, ordering: .releasing)
     }
+
+    /// Stops giving page memory back page by page: the whole window goes at once when it is
+    /// released (see `retiring`).
+    func retire() { retiring.store(true, ordering: .releasing) }
 
     /// The frame + 1 owning `page`, 0 if none (for invariant checks).
     func owner(_ page: Int) -> UInt32 { owners[page].pointee.load(ordering: .acquiring) }

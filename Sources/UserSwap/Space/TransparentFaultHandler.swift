@@ -58,7 +58,8 @@ final class TransparentFaultHandler: Sendable {
         }
     }
 
-    /// Resolves the faults already reported, then stops every thread and waits for them.
+    /// Resolves the faults already reported (and any that come while they finish), then stops
+    /// every thread and waits for them.
     func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var one: UInt64 = 1
@@ -72,15 +73,19 @@ final class TransparentFaultHandler: Sendable {
     private func readLoop() {
         let buffer = UnsafeMutablePointer<cus_uffd_fault>.allocate(capacity: 64)
         defer { buffer.deallocate() }
+        var shuttingDown = false
         while true {
-            let ready = cus_poll2(uffd.fd, shutdown.rawValue, -1)
+            // Once asked to stop, keep serving until the descriptor has been quiet for a grace
+            // period: a thread woken from its fault must still run to finish its access (and
+            // may fault again); only then is the memory taken away.
+            let ready = cus_poll2(uffd.fd, shuttingDown ? -1 : shutdown.rawValue, shuttingDown ? 20 : -1)
             if ready < 0 && ready != -EINTR {
                 noteError(SwapError(.ioError, "polling the userfaultfd failed", errno: Errno(rawValue: -ready)))
                 break
             }
-            // Faults reported before the shutdown are resolved before the threads stop.
+            if shuttingDown && ready == 0 { break }
             drain(buffer)
-            if ready > 0 && ready & 2 != 0 { break }
+            if ready > 0 && ready & 2 != 0 { shuttingDown = true }
         }
         exited.signal()
     }
@@ -152,39 +157,46 @@ final class TransparentFaultHandler: Sendable {
     }
 
     private func resolve(_ fault: PageFault) throws(SwapError) {
+        while try !resolveOnce(fault) {}
+    }
+
+    /// One attempt; false when it must be repeated (the kernel refused write-protected continue).
+    private func resolveOnce(_ fault: PageFault) throws(SwapError) -> Bool {
         let address = window.appAddress(fault.page)
         let protectFault = fault.flags & UserFaultFD.flagWriteProtect != 0
         let write = fault.flags & UserFaultFD.flagWrite != 0 || protectFault
-        while true {
-            let tracking = writeProtectUsable.load(ordering: .relaxed)
+        let tracking = writeProtectUsable.load(ordering: .relaxed)
+        let outcome: UserFaultFD.Resolution
+        do {
+            // The pin keeps the folio in memory while it is mapped; it is dropped before the
+            // faulting thread is woken, so the thread never finds its page busy because of us.
+            // (A binding rather than a loop over `Pin`: a noncopyable value in a loop body that
+            // returns early was not destroyed by Swift 6.3, leaking its reference.)
             let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read)
             if protectFault {
                 region.engine.stats.count(.writeProtectFaults)
                 // The folio is dirty now (the pin for writing): let the store through.
-                switch uffd.writeProtect(address, length: SwapPage.size, false) {
-                case .resolved, .alreadyMapped, .retry: break
-                case .failed: uffd.wake(address, length: SwapPage.size)
+                outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
+            } else {
+                let readOnly = tracking && !region.engine.frames.flags(pin.folio).contains(.dirty)
+                let r = uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly, wake: false)
+                if case .failed(let e) = r, e == .invalidArgument && readOnly {
+                    // A kernel without write-protected continue: track dirtiness by mapping
+                    // every page writable.
+                    writeProtectUsable.store(false, ordering: .relaxed)
+                    return false
                 }
-                window.markInstalled(fault.page)
-                return
-            }
-            let readOnly = tracking && !region.engine.frames.flags(pin.folio).contains(.dirty)
-            switch uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly) {
-            case .resolved:
-                break
-            case .alreadyMapped, .retry:
-                // Mapped by another handler, or the mapping is changing: the thread tries again.
-                uffd.wake(address, length: SwapPage.size)
-            case .failed(let e) where e == .invalidArgument && readOnly:
-                // A kernel without write-protected continue: track dirtiness by mapping writable.
-                writeProtectUsable.store(false, ordering: .relaxed)
-                continue
-            case .failed(let e):
-                throw SwapError(.ioError, "cannot map page \(fault.page) of a transparent region", errno: e)
+                outcome = r
             }
             window.markInstalled(fault.page)
-            return
+            withExtendedLifetime(pin) {}
         }
+        // Mapped by another handler, or the mapping changing: the thread just tries again.
+        uffd.wake(address, length: SwapPage.size)
+        if case .failed(let e) = outcome, !protectFault {
+            throw SwapError(.ioError, "cannot map page \(fault.page) of a transparent region", errno: e)
+        }
+        return true
     }
 
     private func noteError(_ error: SwapError) {

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Swappable memory used through plain loads and stores: `bytes` is an ordinary mapping that any
@@ -13,7 +14,8 @@ import Foundation
 /// faults (`handlesKernelFaults`; root, or the sysctl `vm.unprivileged_userfaultfd=1`).
 ///
 /// The memory is valid until the region is released: release it only when no thread uses it
-/// any more. Faults already in flight at release are resolved first.
+/// any more. Faults already in flight at release are resolved first, and the mapping stays for
+/// a second after release so that their threads finish their accesses.
 public final class TransparentRegion: @unchecked Sendable {
     /// The start of the memory.
     public let base: UnsafeMutableRawPointer
@@ -32,12 +34,18 @@ public final class TransparentRegion: @unchecked Sendable {
 
     deinit {
         handler.stop()
+        window.retire()
         region.discardAll()
         // Folios still busy elsewhere (a write-back finishing) are freed within moments; the
         // window must outlive them. If one never goes (a pin leaked), keep the window mapped.
         let deadline = Date().addingTimeInterval(10)
         while window.liveFolios.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(1000) }
-        if window.liveFolios.load(ordering: .acquiring) == 0 { region.engine.windows.remove(window) }
+        guard window.liveFolios.load(ordering: .acquiring) == 0 else { return }
+        region.engine.windows.remove(window)
+        // A thread woken from its last fault may not have run yet to finish its access: the
+        // mapping stays a moment longer (its RAM is no longer counted in the budget).
+        let window = window
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(1)) { withExtendedLifetime(window) {} }
     }
 
     /// The memory, as a buffer.

@@ -103,13 +103,15 @@ final class UserFaultFD: Sendable {
 
     /// Maps the page of the shared file at `address` (already in the page cache) and wakes the
     /// threads waiting on it; `writeProtect` maps it read-only under uffd-wp.
-    func resolveMinor(at address: UnsafeMutableRawPointer, length: Int, writeProtect: Bool) -> Resolution {
-        Self.resolution(cus_uffd_continue(fd, UInt64(UInt(bitPattern: address)), UInt64(length), writeProtect ? 1 : 0))
+    /// With `wake: false` the threads sleep on until `wake(_:length:)`.
+    func resolveMinor(at address: UnsafeMutableRawPointer, length: Int, writeProtect: Bool, wake: Bool = true) -> Resolution {
+        Self.resolution(cus_uffd_continue(fd, UInt64(UInt(bitPattern: address)), UInt64(length), (writeProtect ? 1 : 0) | (wake ? 0 : 2)))
     }
 
-    /// Sets or clears uffd write protection; clearing wakes the waiting writers.
-    func writeProtect(_ address: UnsafeMutableRawPointer, length: Int, _ protect: Bool) -> Resolution {
-        Self.resolution(cus_uffd_writeprotect(fd, UInt64(UInt(bitPattern: address)), UInt64(length), protect ? 1 : 0))
+    /// Sets or clears uffd write protection; clearing wakes the waiting writers unless `wake`
+    /// is false.
+    func writeProtect(_ address: UnsafeMutableRawPointer, length: Int, _ protect: Bool, wake: Bool = true) -> Resolution {
+        Self.resolution(cus_uffd_writeprotect(fd, UInt64(UInt(bitPattern: address)), UInt64(length), (protect ? 1 : 0) | (wake ? 0 : 2)))
     }
 
     func wake(_ address: UnsafeMutableRawPointer, length: Int) {

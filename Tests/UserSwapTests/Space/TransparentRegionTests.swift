@@ -40,4 +40,172 @@ struct TransparentRegionTests {
         #expect(region.lastFaultError == nil)
         #expect(space.checkInvariants() == [])
     }
+
+    @Test("many threads faulting on the same swapped-out page cause one device read")
+    func samePageOneRead() throws {
+        let (space, backend) = try makeSpace(memoryPages: 32)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for round in 0..<5 {
+            words[512 * 3] = UInt64(round + 1)
+            // Faults of the racers that found the page already mapped may still be on their way
+            // through the handler (each holds the page for a moment): swap-out skips busy pages.
+            var out = 0
+            for _ in 0..<1000 where out == 0 {
+                out = try region.swapOut(pages: 0..<8)
+                if out == 0 { usleep(1000) }
+            }
+            #expect(out == 1)
+            backend.resetReads()
+            backend.readDelayMicros.store(20_000, ordering: .relaxed)
+            let base = UInt(bitPattern: region.base)
+            let seen = Mutex<[UInt64]>([])
+            runThreads(12) { _ in
+                let v = UnsafeMutablePointer<UInt64>(bitPattern: base)![512 * 3]
+                seen.withLock { $0.append(v) }
+            }
+            backend.readDelayMicros.store(0, ordering: .relaxed)
+            #expect(backend.totalReads == 1)
+            #expect(seen.withLock { $0 } == Array(repeating: UInt64(round + 1), count: 12))
+        }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("stores racing with swap-out are never lost")
+    func storesRacingSwapOut() throws {
+        let pages = 16
+        let (space, _) = try makeSpace(memoryPages: 64)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size)
+        let base = UInt(bitPattern: region.base)
+        let stop = Atomic<Bool>(false)
+        let writers = 3
+        let done = Atomic<Int>(0)
+        // Each writer owns one word per page and counts it up; a lost store shows as a gap.
+        let finals = Mutex([Int: UInt64]())
+        runThreads(writers + 1) { t in
+            if t == writers {
+                while done.load(ordering: .acquiring) < writers {
+                    _ = try? region.swapOut(pages: 0..<pages)
+                }
+                return
+            }
+            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
+            var n: UInt64 = 0
+            while n < 3000 {
+                n += 1
+                for p in 0..<pages { words[p * 512 + t] = n }
+            }
+            finals.withLock { $0[t] = n }
+            done.add(1, ordering: .releasing)
+        }
+        _ = stop
+        #expect(space.statistics[.swapOuts] > 0, "swap-out ran while the stores went on")
+        try region.swapOut(pages: 0..<pages)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for t in 0..<writers {
+            for p in 0..<pages { #expect(words[p * 512 + t] == 3000, "page \(p) word \(t)") }
+        }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("pages read back and not written are dropped again without a write")
+    func readOnlyPagesStayClean() throws {
+        let (space, backend) = try makeSpace(memoryPages: 32)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+        guard region.tracksWrites else { return }
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<8 { words[p * 512] = UInt64(p) }
+        #expect(try region.swapOut(pages: 0..<8) == 8)
+        let writes = backend.memory.writeCount
+        var sum: UInt64 = 0
+        for p in 0..<8 { sum += words[p * 512] }
+        #expect(sum == 28)
+        #expect(try region.swapOut(pages: 0..<8) == 8)
+        #expect(backend.memory.writeCount == writes, "clean pages need no write")
+        // Read, then write: the first store after a read fault is a write-protect fault.
+        #expect(words[5 * 512] == 5)
+        words[5 * 512] = 99
+        #expect(try region.swapOut(pages: 0..<8) == 1)
+        #expect(backend.memory.writeCount == writes + 1, "a written page is written again")
+        #expect(words[5 * 512] == 99 && words[4 * 512] == 4)
+        #expect(space.statistics[.writeProtectFaults] >= 1)
+    }
+
+    @Test("pins and plain access see the same page")
+    func pinsShareThePage() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        words[512] = 7
+        do {
+            let pin = try region.pin(1)
+            #expect(pin.bytes.load(as: UInt64.self) == 7)
+            pin.bytes.storeBytes(of: 8, as: UInt64.self)
+        }
+        #expect(words[512] == 8)
+        try region.swapOut(pages: 0..<4)
+        #expect(region.state(ofPage: 1) == .swapped)
+        #expect(words[512] == 8)
+        try region.discard(pages: 1..<2)
+        #expect(words[512] == 0, "a discarded page reads as zero")
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("kernel code can read into the memory (read(2) into swapped-out pages)")
+    func kernelWrites() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+        guard region.handlesKernelFaults else { return }
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<8 { words[p * 512] = 1 }
+        try region.swapOut(pages: 0..<8)
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let message = Array(repeating: UInt8(0xab), count: 3 * SwapPage.size)
+        let writeEnd = fds[1]
+        let writer = Thread { _ = message.withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) } }
+        writer.start()
+        var got = 0
+        while got < message.count {
+            let n = read(fds[0], region.base + SwapPage.size + got, message.count - got)
+            #expect(n > 0)
+            if n <= 0 { break }
+            got += n
+        }
+        #expect(region.bytes[SwapPage.size..<(4 * SwapPage.size)].allSatisfy { $0 == 0xab })
+        #expect(words[0] == 1 && words[4 * 512] == 1)
+    }
+
+    @Test("releasing a region with faults in flight neither hangs nor loses them")
+    func teardownWithFaultsInFlight() throws {
+        let (space, backend) = try makeSpace(memoryPages: 32)
+        for round in 0..<3 {
+            var region: TransparentRegion? = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+            let words = region!.base.assumingMemoryBound(to: UInt64.self)
+            for p in 0..<8 { words[p * 512] = UInt64(p + round) }
+            try region!.swapOut(pages: 0..<8)
+            backend.readDelayMicros.store(30_000, ordering: .relaxed)
+            let base = UInt(bitPattern: region!.base)
+            let got = Mutex([Int: UInt64]())
+            let majorBefore = space.statistics[.majorFaults]
+            let readers = DispatchGroup()
+            for p in 0..<4 {
+                readers.enter()
+                Thread {
+                    let v = UnsafeMutablePointer<UInt64>(bitPattern: base)![p * 512]
+                    got.withLock { $0[p] = v }
+                    readers.leave()
+                }.start()
+            }
+            // Release once every reader's fault reached the handler (its read is slow).
+            while space.statistics[.majorFaults] < majorBefore + 4 { usleep(200) }
+            region = nil
+            #expect(readers.wait(timeout: .now() + 30) == .success)
+            backend.readDelayMicros.store(0, ordering: .relaxed)
+            #expect(got.withLock { $0 } == [0: UInt64(round), 1: UInt64(1 + round), 2: UInt64(2 + round), 3: UInt64(3 + round)])
+            #expect(space.residentFrames == 0)
+            #expect(space.checkInvariants() == [])
+        }
+    }
 }
