@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
@@ -169,11 +170,30 @@ int cus_eventfd(void) {
     return fd < 0 ? -errno : fd;
 }
 
-int cus_poll2(int fd1, int fd2, int timeout_ms) {
-    struct pollfd p[2] = { { .fd = fd1, .events = POLLIN }, { .fd = fd2, .events = POLLIN } };   // fd < 0 is ignored
-    int r = poll(p, 2, timeout_ms);
-    if (r < 0) return -errno;
-    return (p[0].revents ? 1 : 0) | (p[1].revents ? 2 : 0);
+int cus_epoll_pair(int exclusive, int shared) {
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) return -errno;
+    struct epoll_event a = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data = { .fd = exclusive } };
+    struct epoll_event b = { .events = EPOLLIN, .data = { .fd = shared } };
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, exclusive, &a) < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, shared, &b) < 0) {
+        int e = errno;
+        close(epfd);
+        return -e;
+    }
+    return epfd;
+}
+
+int cus_epoll_remove(int epfd, int fd) {
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
+int cus_epoll_wait_pair(int epfd, int exclusive, int timeout_ms) {
+    struct epoll_event events[2];
+    int n = epoll_wait(epfd, events, 2, timeout_ms);
+    if (n < 0) return -errno;
+    int mask = 0;
+    for (int i = 0; i < n; i++) mask |= events[i].data.fd == exclusive ? 1 : 2;
+    return mask;
 }
 
 int cus_tgkill(int32_t tid, int signal) {

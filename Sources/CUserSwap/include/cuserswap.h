@@ -95,8 +95,15 @@ uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void);
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the fd or -errno.
 int cus_eventfd(void);
-/// Waits until `fd1` or `fd2` is readable; returns a bit mask (1: fd1, 2: fd2) or -errno.
-int cus_poll2(int fd1, int fd2, int timeout_ms);
+/// An epoll instance watching `exclusive` with EPOLLEXCLUSIVE (an event wakes one of the
+/// threads that each wait on their own instance: no thundering herd) and `shared` normally.
+/// Returns the epoll fd or -errno.
+int cus_epoll_pair(int exclusive, int shared);
+/// Stops watching `fd`. Returns 0 or -errno.
+int cus_epoll_remove(int epfd, int fd);
+/// Waits for an event; returns a bit mask (1: `exclusive` readable, 2: `shared` readable), 0 on
+/// timeout, or -errno.
+int cus_epoll_wait_pair(int epfd, int exclusive, int timeout_ms);
 /// Sends `signal` to thread `tid` of this process.
 int cus_tgkill(int32_t tid, int signal);
 

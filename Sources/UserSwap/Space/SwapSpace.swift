@@ -122,8 +122,8 @@ public final class SwapSpace: Sendable {
     }
 
     /// Creates swappable memory used through plain loads and stores (see `TransparentRegion`):
-    /// `bytes` rounded up to pages, charged to `group`, served by `faultHandlers` threads that
-    /// do the I/O (plus one reading the userfaultfd). Throws `.permissionDenied` or
+    /// `bytes` rounded up to pages, charged to `group`, its faults served by `faultHandlers`
+    /// threads (each resolves one fault at a time, its I/O included). Throws `.permissionDenied` or
     /// `.unsupported` when the process may not use userfaultfd, naming what to change.
     public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil, faultHandlers: Int = 4) throws(SwapError) -> TransparentRegion {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }

@@ -29,7 +29,7 @@ public final class TransparentRegion: @unchecked Sendable {
         self.window = window
         base = window.appView
         pageCount = region.pageCount
-        handler = try TransparentFaultHandler(region: region, window: window, workers: handlers)
+        handler = try TransparentFaultHandler(region: region, window: window, threads: handlers)
     }
 
     deinit {
@@ -82,4 +82,17 @@ public final class TransparentRegion: @unchecked Sendable {
     }
 
     public func state(ofPage page: Int) -> Region.PageState { region.state(ofPage: page) }
+
+    /// Unmaps `pages` from the application's view, keeping their data in memory: the next touch
+    /// of each is a minor fault. (What reclaim does to learn whether a page is still used.)
+    public func deactivate(pages: Range<Int>) throws(SwapError) {
+        try region.checkPage(pages.lowerBound)
+        if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
+        for page in pages { window.unmapFromApp(page) }
+    }
+
+    /// Readahead advice, as for an explicit region (`Region.advise(_:pages:)`).
+    public func advise(_ advice: Region.Advice, pages: Range<Int>? = nil) throws(SwapError) {
+        try region.advise(advice, pages: pages)
+    }
 }

@@ -63,6 +63,7 @@ public enum BenchRegistry {
             AllocScenario.self,
             PinScenario.self,
             RaceScenario.self,
+            FaultsScenario.self,
             ZipfScenario.self,
             RandomScenario.self,
             SeqScenario.self,

@@ -99,8 +99,12 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     }
 
     /// The workload over a fresh region (or table) of the data's size in `space`.
-    func makeWorkload(in space: SwapSpace) throws -> any Workload {
-        try makeWorkload { pages in try RegionPageStore(space: space, pages: pages) }
+    /// The workload over an explicit region of `space`, or a transparent one.
+    func makeWorkload(in space: SwapSpace, transparent: Bool = false) throws -> any Workload {
+        if transparent {
+            return try makeWorkload { pages in try TransparentPageStore(space: space, pages: pages) }
+        }
+        return try makeWorkload { pages in try RegionPageStore(space: space, pages: pages) }
     }
 
     /// The workload over a store of the data's size made by `makeStore(pages)`: a region, or

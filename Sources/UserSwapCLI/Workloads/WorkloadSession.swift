@@ -6,16 +6,18 @@ import UserSwap
 /// prints its outcome; the workload benchmarks turn it into a `BenchReport`.
 public enum WorkloadSession {
     /// Runs `configuration` with `device` as the space's swap. `label` prefixes progress lines.
+    /// `transparent` puts the data in a transparent region (plain loads and stores) instead of
+    /// an explicit one (pins).
     public static func run(
         _ configuration: WorkloadConfiguration, device: SwapSpace.DeviceConfiguration,
-        console: Console, showsProgress: Bool, label: String
+        console: Console, showsProgress: Bool, label: String, transparent: Bool = false
     ) throws -> WorkloadOutcome {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
             workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim))
-        let workload = try configuration.makeWorkload(in: space)
+        let workload = try configuration.makeWorkload(in: space, transparent: transparent)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)
         var phases: [WorkloadDriver.PhaseOutcome] = []

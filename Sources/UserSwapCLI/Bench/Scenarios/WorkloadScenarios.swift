@@ -15,8 +15,9 @@ import UserSwap
 ///   `load=F` (hashtable fill, default 0.5).
 /// - `device=file|memory`: swap to a file (default) or to process memory.
 ///
-/// `--mode kernel` runs the same workload on plain memory swapped by the kernel
-/// (`WorkloadScenarios+Kernel.swift`).
+/// `--mode transparent` runs it on a transparent region: plain loads and stores through a
+/// pointer, faults served by userfaultfd (`TransparentPageStore`). `--mode kernel` runs the same
+/// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
     static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
 
@@ -28,11 +29,8 @@ enum WorkloadBench {
     }
 
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        switch harness.mode() {
-        case .explicit: break
-        case .kernel: return try runKernel(kind, options: options, harness: harness)
-        case .transparent: throw BenchError("--mode transparent: the workloads do not run on transparent regions yet; use explicit or kernel")
-        }
+        let mode = harness.mode()
+        if mode == .kernel { return try runKernel(kind, options: options, harness: harness) }
         if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
             throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
         }
@@ -94,9 +92,11 @@ enum WorkloadBench {
     /// One run on a fresh swap device: a file in the scratch folder (removed afterwards), or
     /// process memory.
     static func runOnce(_ configuration: WorkloadConfiguration, device: String, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
+        let transparent = harness.mode() == .transparent
         let run = { (swap: SwapSpace.DeviceConfiguration) in
             try WorkloadSession.run(configuration, device: swap, console: harness.console,
-                                    showsProgress: harness.options.showsProgress, label: label)
+                                    showsProgress: harness.options.showsProgress, label: label,
+                                    transparent: transparent)
         }
         let outcome: WorkloadOutcome
         if device == "memory" {

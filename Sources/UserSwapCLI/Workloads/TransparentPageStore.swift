@@ -1,0 +1,43 @@
+import Synchronization
+import UserSwap
+
+/// A UserSwap transparent region used as plain memory: the `transparent` mode of the workload
+/// benchmarks. Accesses are ordinary loads and stores through the region's pointer; the engine
+/// serves the faults (userfaultfd), so the workload code is the same as over the kernel's swap.
+public final class TransparentPageStore: PageStore {
+    public typealias Failure = Never
+
+    public let region: TransparentRegion
+    private let base: UnsafeMutableRawPointer
+
+    /// A fresh transparent region of `pages` pages in `space`.
+    public init(space: SwapSpace, pages: Int) throws(SwapError) {
+        region = try space.makeTransparentRegion(bytes: pages * 4096)
+        base = region.base
+    }
+
+    public var pageCount: Int { region.pageCount }
+
+    @inline(__always)
+    public func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+        precondition(page >= 0 && page < pageCount, "page \(page) outside 0..<\(pageCount)")
+        let start = base + page * 4096
+        // Fault the page in before `body` takes the workload's page lock, as a pin does (see
+        // `AnonymousPageStore`). A write touches with a compare-and-exchange of the word with
+        // itself, which the processor performs as a write: one write fault instead of a read
+        // fault followed by a write-protect fault. It cannot lose another thread's store.
+        let word = start.assumingMemoryBound(to: Atomic<UInt64>.self)
+        let value = word.pointee.load(ordering: .relaxed)
+        if access == .write {
+            _ = word.pointee.compareExchange(expected: value, desired: value, ordering: .relaxed)
+        }
+        return body(UnsafeMutableRawBufferPointer(start: start, count: 4096))
+    }
+
+    public func isUntouched(_ page: Int) -> Bool {
+        region.state(ofPage: page) == .untouched
+    }
+}
+
+/// The region's pointer never changes; what threads do to the bytes is the workloads' business.
+extension TransparentPageStore: @unchecked Sendable {}
