@@ -13,12 +13,17 @@ import UserSwap
 /// - `ops=N`: a fixed number of accesses instead of `--seconds` (open workloads).
 /// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
-/// - `device=file|memory`: swap to a file (default) or to process memory.
+/// - `device=file|memory`: swap to a file (default) or to process memory (also `--device`).
+/// - With `--tier compressed|encrypted|compressed+encrypted` (`WorkloadSwap`): `codec=lz4|zstd|zstd-N`
+///   and `pool=SIZE` (the compressed pool, default the budget); `encryption=none|randomKey`
+///   seals every device of the space (`SwapSpace.Configuration.encryption`). `--device redis`
+///   starts a private `redis-server` for the run; `--device redis://HOST:PORT` uses that one.
+///   The report's `swap` object holds the device, the tier and each tier's figures.
 ///
 /// `--mode kernel` runs the same workload on plain memory swapped by the kernel
 /// (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -28,6 +33,7 @@ enum WorkloadBench {
     }
 
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        let swap = try WorkloadSwap(options: options)
         switch harness.mode() {
         case .explicit: break
         case .kernel: return try runKernel(kind, options: options, harness: harness)
@@ -38,26 +44,24 @@ enum WorkloadBench {
         }
         let configuration = try configuration(kind, options: options, harness: harness)
         let workingset: String = try options.parameter("workingset", default: "on")
-        let device: String = try options.parameter("device", default: "file")
-        guard device == "file" || device == "memory" else { throw BenchError("--param device=\(device): use file or memory") }
 
         switch workingset {
         case "on", "off":
             var one = configuration
             one.workingsetDetection = workingset == "on"
-            let outcome = try runOnce(one, device: device, label: kind.rawValue, harness: harness)
+            let outcome = try runOnce(one, swap: swap, label: kind.rawValue, harness: harness)
             return report(outcome, harness: harness)
         case "both":
             var on = configuration
             on.workingsetDetection = true
-            let withDetection = try runOnce(on, device: device, label: "\(kind.rawValue) workingset on", harness: harness)
+            let withDetection = try runOnce(on, swap: swap, label: "\(kind.rawValue) workingset on", harness: harness)
             var off = configuration
             off.workingsetDetection = false
             if kind.isOpen {
                 // The same operations on each thread, so each thread draws the same pages.
                 off.limit = .operationsPerThread(withDetection.openOpsPerThread)
             }
-            let without = try runOnce(off, device: device, label: "\(kind.rawValue) workingset off", harness: harness)
+            let without = try runOnce(off, swap: swap, label: "\(kind.rawValue) workingset off", harness: harness)
             var report = report(withDetection, harness: harness)
             report.verified = withDetection.verified && without.verified
             let comparison = WorkingsetComparison(on: withDetection, off: without)
@@ -91,21 +95,20 @@ enum WorkloadBench {
         return configuration
     }
 
-    /// One run on a fresh swap device: a file in the scratch folder (removed afterwards), or
-    /// process memory.
-    static func runOnce(_ configuration: WorkloadConfiguration, device: String, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
-        let run = { (swap: SwapSpace.DeviceConfiguration) in
-            try WorkloadSession.run(configuration, device: swap, console: harness.console,
-                                    showsProgress: harness.options.showsProgress, label: label)
+    /// One run on a fresh swap device (`swap`: a file in the scratch folder, removed
+    /// afterwards, process memory or Redis, with its tiers); the swap's figures go in the
+    /// outcome's `swapReport`.
+    static func runOnce(_ configuration: WorkloadConfiguration, swap: WorkloadSwap, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
+        var outcome = try swap.with(configuration, harness: harness) { device, tiers in
+            var figures: JSONValue = .null
+            var outcome = try WorkloadSession.run(configuration, device: device, encryption: swap.encryption,
+                                                  console: harness.console, showsProgress: harness.options.showsProgress,
+                                                  label: label, inspect: { space in figures = swap.json(tiers, space: space) })
+            outcome.swapReport = figures
+            if let line = swap.summary(tiers) { harness.log(line) }
+            return outcome
         }
-        let outcome: WorkloadOutcome
-        if device == "memory" {
-            outcome = try run(.memory(bytes: Int(configuration.swapBytes)))
-        } else {
-            outcome = try harness.withScratchDirectory { folder in
-                try run(.file(path: folder + "/swap0", size: configuration.swapBytes))
-            }
-        }
+        if swap.isDefault { outcome.swapReport = nil }
         if !outcome.verified { harness.log(outcome.verificationLine) }
         return outcome
     }
