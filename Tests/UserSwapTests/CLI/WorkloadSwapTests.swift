@@ -60,6 +60,16 @@ extension CLI {
             }
         }
 
+        @Test("--param repeats=4 makes pages the pool keeps at about a quarter of their size")
+        func compressible() throws {
+            let json = try Self.run("random", tier: "compressed", device: "memory", parameters: ["repeats": "4"])
+            #expect(json["verified"] as? Bool == true && json["page_repeats"] as? Int == 4)
+            let pool = try #require((json["swap"] as? [String: Any])?["compressed"] as? [String: Any])
+            let ratio = try #require(pool["compression_ratio"] as? Double)
+            #expect(ratio > 3 && ratio < 4.2, "\(pool)")
+            #expect(pool["stores"] as? Int ?? 0 > 500 && pool["rejects"] as? Int == 0 && pool["loads"] as? Int ?? 0 > 500)
+        }
+
         @Test("--param encryption=randomKey seals the space's device; --tier encrypted stacks a tier")
         func encrypted() throws {
             let space = try Self.run("random", device: "memory", parameters: ["encryption": "randomKey"])

@@ -14,6 +14,8 @@ import UserSwap
 /// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
 /// - `device=file|memory`: swap to a file (default) or to process memory (also `--device`).
+/// - `repeats=N` (1, 2, 4 … 64): each page repeats its first 4096/N bytes N times, so that it
+///   compresses to about 1/N (default 1: the pattern does not compress at all).
 /// - With `--tier compressed|encrypted|compressed+encrypted` (`WorkloadSwap`): `codec=lz4|zstd|zstd-N`
 ///   and `pool=SIZE` (the compressed pool, default the budget); `encryption=none|randomKey`
 ///   seals every device of the space (`SwapSpace.Configuration.encryption`). `--device redis`
@@ -23,7 +25,7 @@ import UserSwap
 /// `--mode kernel` runs the same workload on plain memory swapped by the kernel
 /// (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -82,7 +84,7 @@ enum WorkloadBench {
             guard ops >= 1 else { throw BenchError("--param ops=\(ops): give at least 1") }
             limit = .operations(ops)
         }
-        let configuration = WorkloadConfiguration(
+        var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
             writeRatio: try options.parameter("write_ratio", default: WorkloadConfiguration.defaultWriteRatio),
@@ -90,6 +92,7 @@ enum WorkloadBench {
             loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
+        configuration.pageRepeats = try options.parameter("repeats", default: 1)
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
