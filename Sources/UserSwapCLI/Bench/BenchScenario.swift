@@ -70,6 +70,7 @@ public enum BenchRegistry {
             HashTableScenario.self,
             TiersScenario.self,
             RedisScenario.self,
+            DeviceLimitsScenario.self,
         ]
     }
 
