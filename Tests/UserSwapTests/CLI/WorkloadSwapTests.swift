@@ -26,6 +26,9 @@ extension CLI {
             #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel, tier: "compressed")) }
             #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["encryption": "rot13"])) }
             #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["codec": "gzip"])) }
+            #expect(throws: BenchError.self) {
+                try BenchCommand.perform(BenchOptions(scenario: "alloc", tier: "compressed"), console: CapturedConsole().console)
+            }
         }
 
         /// Runs `scenario` with tiny sizes and returns its JSON object.
