@@ -100,13 +100,13 @@ struct WorkloadSwap {
                 guard tier != .none else { return try body(.file(path: path, size: Int64(swapBytes)), Tiers()) }
                 try SwapFile.format(path: path, bytes: Int64(swapBytes))
                 let (_, file) = try SwapFile.open(path: path)
-                let tiers = try stack(over: file, budget: configuration.memoryBytes)
-                return try body(.backend(tiers.top, discard: true), tiers)
+                let (top, tiers) = try stack(over: file, budget: configuration.memoryBytes)
+                return try body(.backend(top, discard: true), tiers)
             }
         case .memory:
             let memory = MemoryBackend(pageCount: swapBytes / SwapPage.size)
-            let tiers = try stack(over: memory, budget: configuration.memoryBytes)
-            return try body(.backend(tiers.top), tiers)
+            let (top, tiers) = try stack(over: memory, budget: configuration.memoryBytes)
+            return try body(.backend(top), tiers)
         case .redis(let url):
             var server: RedisServerProcess?
             var redis: RedisBackend.Configuration
@@ -125,31 +125,32 @@ struct WorkloadSwap {
             redis.maxConnections = max(configuration.threads, 2) * 2
             let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
             defer { try? backend.removeAllPages() }
-            var tiers = try stack(over: backend, budget: configuration.memoryBytes)
+            let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
+            var tiers = stacked
             tiers.redis = backend
-            return try body(.backend(tiers.top), tiers)
+            return try body(.backend(top), tiers)
         }
     }
 
-    /// `--tier` over `lower`.
-    private func stack(over lower: any SwapBackend, budget: Int64) throws -> Tiers {
-        var tiers = Tiers(top: lower)
+    /// `--tier` over `lower`: the backend the space uses, and the tiers made.
+    private func stack(over lower: any SwapBackend, budget: Int64) throws -> (top: any SwapBackend, tiers: Tiers) {
+        var tiers = Tiers()
+        var top = lower
         if tier == .encrypted || tier == .compressedEncrypted {
-            let sealed = try EncryptedTier(lower: tiers.top)
+            let sealed = try EncryptedTier(lower: top)
             tiers.encrypted = sealed
-            tiers.top = sealed
+            top = sealed
         }
         if tier == .compressed || tier == .compressedEncrypted {
-            let pool = CompressedTier(lower: tiers.top, poolBytes: poolBytes ?? Int(budget), codec: codec)
+            let pool = CompressedTier(lower: top, poolBytes: poolBytes ?? Int(budget), codec: codec)
             tiers.compressed = pool
-            tiers.top = pool
+            top = pool
         }
-        return tiers
+        return (top, tiers)
     }
 
     /// The backends of one run, kept for their figures.
     struct Tiers {
-        var top: any SwapBackend = MemoryBackend(pageCount: 1)
         var compressed: CompressedTier?
         var encrypted: EncryptedTier?
         var redis: RedisBackend?
