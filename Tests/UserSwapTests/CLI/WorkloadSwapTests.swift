@@ -56,7 +56,10 @@ extension CLI {
             // The workloads' pages do not compress: each is tried, turned away and written below.
             let rejects = try #require(pool["rejects"] as? Int)
             #expect(rejects > 500, "\(pool)")
-            #expect(pool["stores"] as? Int == 0 && pool["stored_pages"] as? Int == 0)
+            // Nothing is kept compressed; a store now and then is a same-filled page (a fresh
+            // zero-filled page reclaim caught before its first write landed).
+            #expect(pool["stores"] as? Int == pool["same_filled_stores"] as? Int, "\(pool)")
+            #expect(pool["compression_ratio"] is NSNull, "\(pool)")
             #expect(pool["lower_writes"] as? Int == rejects)
             for key in ["stored_pages", "pool_bytes", "compression_ratio", "same_filled_pages", "write_backs"] {
                 #expect(pool.keys.contains(key), "no \(key)")
