@@ -307,6 +307,18 @@ extension CommandLineTool {
             guard !text.isEmpty else { throw UsageError("--dir needs a folder", verb: verb) }
             options.directory = text
         }
+        if let text = parsed.value("tier") {
+            guard WorkloadTier(rawValue: text) != nil else {
+                throw UsageError("--tier '\(text)' is not one of: \(WorkloadTier.allCases.map(\.rawValue).joined(separator: ", "))", verb: verb)
+            }
+            options.tier = text
+        }
+        if let text = parsed.value("device") {
+            guard WorkloadDevice(text) != nil else {
+                throw UsageError("--device '\(text)' is not one of: file, memory, redis, redis://HOST:PORT", verb: verb)
+            }
+            options.device = text
+        }
         for case let pair? in parsed.values["param"] ?? [] {
             guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
                 throw UsageError("--param '\(pair)' must be KEY=VALUE", verb: verb)

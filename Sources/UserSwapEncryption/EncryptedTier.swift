@@ -26,7 +26,7 @@ import UserSwap
 public final class EncryptedTier: SwapBackend {
     /// The device that stores the ciphertext.
     public let lower: any SwapBackend
-    private let key: _PageKey
+    let key: _PageKey
     /// The first 16 bytes of every nonce, random per tier.
     private let nonceSalt: (UInt64, UInt64)
     /// The next nonce counter; taken once per seal, never reused (2⁶⁴ seals never wrap).
@@ -39,9 +39,15 @@ public final class EncryptedTier: SwapBackend {
     public static var bytesPerPage: Int { MemoryLayout<SealRecord>.stride }
 
     /// A tier over `lower` with a fresh random key. Throws if libsodium cannot start.
-    public init(lower: any SwapBackend) throws(SwapError) {
+    public convenience init(lower: any SwapBackend) throws(SwapError) {
+        try self.init(lower: lower, key: _PageKey())
+    }
+
+    /// A tier over `lower` under `key`, which other tiers may share (a space's key): each tier
+    /// draws its own 16-byte nonce salt, so nonces stay unique across the tiers of one key.
+    init(lower: any SwapBackend, key: _PageKey) throws(SwapError) {
         self.lower = lower
-        key = try _PageKey()
+        self.key = key
         let salt = try _PageKey.randomBytes(16)
         nonceSalt = salt.withUnsafeBytes { ($0.load(as: UInt64.self), $0.load(fromByteOffset: 8, as: UInt64.self)) }
         seals = _SealTable(count: lower.pageCount)

@@ -1,13 +1,14 @@
 import CSodium
 import UserSwap
 
-/// The tier's XChaCha20-Poly1305 key: 32 random bytes made by libsodium, held only in this
+/// An XChaCha20-Poly1305 key: 32 random bytes made by libsodium, held only in this
 /// process's memory, in a `sodium_malloc` block — locked in RAM (`mlock`, so it never reaches a
 /// swap device itself, where the system allows it), between guard pages, and read-only once
 /// made. `deinit` wipes and frees it (`sodium_free`).
 ///
-/// The one place the key's raw pointer lives.
-struct _PageKey: ~Copyable {
+/// A class, so that the tiers of one space share one key (`SwapSpace.Encryption.randomKey`);
+/// the last tier to go wipes it. The one place the key's raw pointer lives.
+final class _PageKey {
     /// Start of the key; valid, 32 bytes, read-only, until `deinit`.
     let bytes: UnsafePointer<UInt8>
 

@@ -28,15 +28,19 @@ public final class SwapSpace: Sendable {
         /// Run a background reclaimer thread (kswapd); without it, only allocating threads
         /// reclaim.
         public var backgroundReclaim: Bool
+        /// How pages are protected on every device of the space, those added later by `swapOn`
+        /// included (`.none` by default; `UserSwapEncryption` provides `.randomKey`).
+        public var encryption: Encryption
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
                     workingsetDetection: Bool = true, reclaimPolicy: ReclaimPolicy? = nil,
-                    backgroundReclaim: Bool = true) {
+                    backgroundReclaim: Bool = true, encryption: Encryption = .none) {
             self.memory = memory
             self.devices = devices
             self.sync = sync
             self.reclaimPolicy = reclaimPolicy ?? (workingsetDetection ? .workingset : .activeInactive)
             self.backgroundReclaim = backgroundReclaim
+            self.encryption = encryption
         }
     }
 
@@ -53,6 +57,8 @@ public final class SwapSpace: Sendable {
 
     public let configuration: Configuration
     let engine: SwapEngine
+    /// The configuration's encryption made for this space (its key lives here); nil for `.none`.
+    private let sealer: Encryption.Sealer?
     private let nextRegionID = Atomic<Int>(1)
 
     public init(_ configuration: Configuration) throws(SwapError) {
@@ -61,6 +67,7 @@ public final class SwapSpace: Sendable {
             throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
         }
         self.configuration = configuration
+        sealer = try configuration.encryption.makeSealer?()
         engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
                                 policy: configuration.reclaimPolicy)
         for d in configuration.devices { try addDevice(d) }
@@ -87,18 +94,24 @@ public final class SwapSpace: Sendable {
                 try SwapFile.format(path: path, bytes: size)
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
-            device = try SwapDevice(backend: backend, header: header, type: type, priority: priority,
+            device = try SwapDevice(backend: try sealed(backend), header: header, type: type, priority: priority,
                                     discard: discard, swapUncharge: uncharge)
         case let .memory(bytes, priority):
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
-            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+            device = try SwapDevice(backend: try sealed(backend), header: nil, type: type, priority: priority,
                                     discard: false, swapUncharge: uncharge)
         case let .backend(backend, priority, discard):
-            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+            device = try SwapDevice(backend: try sealed(backend), header: nil, type: type, priority: priority,
                                     discard: discard, swapUncharge: uncharge)
         }
         try engine.devices.add(device)
         return device
+    }
+
+    /// `backend` as the space's devices see it: through the space's encryption, if any.
+    private func sealed(_ backend: any SwapBackend) throws(SwapError) -> any SwapBackend {
+        guard let sealer else { return backend }
+        return try sealer(backend)
     }
 
     /// The space's swap devices, highest priority first.

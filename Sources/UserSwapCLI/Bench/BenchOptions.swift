@@ -27,6 +27,11 @@ public struct BenchOptions: Equatable, Sendable {
     public var seed: UInt64?
     /// `--dir DIR`: where swap files go.
     public var directory: String?
+    /// `--tier none|compressed|encrypted|compressed+encrypted`: a tier stacked on the swap
+    /// device (workload scenarios).
+    public var tier: String?
+    /// `--device file|memory|redis|redis://HOST:PORT`: where swapped pages go (workload scenarios).
+    public var device: String?
     /// `--param KEY=VALUE`, repeated: settings only one scenario understands.
     public var parameters: [String: String]
     /// `false` with `--no-progress`.
@@ -45,6 +50,8 @@ public struct BenchOptions: Equatable, Sendable {
         warmup: Int? = nil,
         seed: UInt64? = nil,
         directory: String? = nil,
+        tier: String? = nil,
+        device: String? = nil,
         parameters: [String: String] = [:],
         showsProgress: Bool = true
     ) {
@@ -60,6 +67,8 @@ public struct BenchOptions: Equatable, Sendable {
         self.warmup = warmup
         self.seed = seed
         self.directory = directory
+        self.tier = tier
+        self.device = device
         self.parameters = parameters
         self.showsProgress = showsProgress
     }

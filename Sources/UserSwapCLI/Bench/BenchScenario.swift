@@ -71,6 +71,7 @@ public enum BenchRegistry {
             HashTableScenario.self,
             TiersScenario.self,
             RedisScenario.self,
+            DeviceLimitsScenario.self,
         ]
     }
 

@@ -28,6 +28,9 @@ enum BenchCommand {
             // The parser checks the name; only a direct caller can get here.
             throw BenchError("unknown scenario '\(options.scenario)'")
         }
+        if options.tier != nil || options.device != nil, WorkloadKind(rawValue: scenario.name) == nil {
+            throw BenchError("--tier and --device apply to the workload scenarios (\(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", "))); \(scenario.name) chooses its own devices")
+        }
         var resultsDirectory: String?
         if case .file(let path) = options.json {
             resultsDirectory = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -14,11 +14,15 @@ public final class PatternedPages<Store: PageStore>: Sendable {
     public let store: Store
     public let versions: PageVersions
     public let seed: UInt64
+    /// Words before the page's pattern repeats (`PagePattern`): 512 for incompressible pages.
+    public let period: Int
     public let readChecks = VerificationLedger()
     public let verification = VerificationLedger()
 
-    public init(store: Store, seed: UInt64) {
+    public init(store: Store, seed: UInt64, period: Int = PagePattern.words) {
         precondition(store.pageCount >= 1)
+        precondition(period >= 1 && period <= PagePattern.words && period & (period - 1) == 0, "period \(period)")
+        self.period = period
         self.store = store
         versions = PageVersions(count: store.pageCount)
         self.seed = seed
@@ -31,7 +35,7 @@ public final class PatternedPages<Store: PageStore>: Sendable {
     public func write(_ page: Int) throws(Store.Failure) {
         try store.withPage(page, for: .write) { bytes in
             let version = PageVersions.successor(of: versions.lock(page))
-            PagePattern.fill(bytes, page: page, version: version, seed: seed)
+            PagePattern.fill(bytes, page: page, version: version, seed: seed, period: period)
             versions.unlock(page, version: version)
         }
     }
@@ -45,8 +49,8 @@ public final class PatternedPages<Store: PageStore>: Sendable {
             let version = versions.lock(page)
             let bytes = UnsafeRawBufferPointer(bytes)
             let matches = fully
-                ? PagePattern.check(bytes, page: page, version: version, seed: seed)
-                : PagePattern.quickCheck(bytes, page: page, version: version, seed: seed)
+                ? PagePattern.check(bytes, page: page, version: version, seed: seed, period: period)
+                : PagePattern.quickCheck(bytes, page: page, version: version, seed: seed, period: period)
             versions.unlock(page, version: version)
             return (matches, version, matches ? 0 : bytes.load(fromByteOffset: 0, as: UInt64.self))
         }

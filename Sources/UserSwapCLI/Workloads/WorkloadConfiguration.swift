@@ -39,6 +39,10 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var swapProtocol: BenchProtocol
     public var workingsetDetection: Bool
     public var backgroundReclaim: Bool
+    /// How many times each page repeats its first 4096 / N bytes (`PagePattern`'s period): 1,
+    /// the default, is incompressible; N makes pages that compress to about 1/N (the page
+    /// workloads; the hash table's records are its own).
+    public var pageRepeats: Int = 1
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2
@@ -95,6 +99,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         if !(theta > 0 && theta < 1) { problems.append("Zipf's θ must be above 0 and below 1, not \(theta)") }
         if !(loadFactor > 0 && loadFactor <= 0.9) { problems.append("a load factor is above 0 and at most 0.9, not \(loadFactor)") }
         if threads < 1 { problems.append("a run needs at least one thread") }
+        if !(1...64).contains(pageRepeats) || pageRepeats & (pageRepeats - 1) != 0 {
+            problems.append("page repeats are a power of two from 1 to 64, not \(pageRepeats)")
+        }
         return problems
     }
 
@@ -112,18 +119,19 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// is known, so that the timing loops are specialized (`PreparedWorkload`).
     func makeWorkload<Store: PageStore>(_ makeStore: (_ pages: Int) throws -> Store) throws -> any Workload {
         let pages = dataPages
+        let period = PagePattern.words / pageRepeats
         switch kind {
         case .zipf:
-            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
             return PreparedWorkload(PageAccessWorkload(store: store, pattern: ZipfPattern(pages: pages, theta: theta, seed: seed), writeRatio: writeRatio, seed: seed))
         case .random:
-            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
             return PreparedWorkload(PageAccessWorkload(store: store, pattern: RandomPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .seq:
-            let store = PatternedPages(store: try makeStore(pages), seed: seed)
+            let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
             return PreparedWorkload(PageAccessWorkload(store: store, pattern: SequentialPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .usemem:
-            return PreparedWorkload(UsememWorkload(store: PatternedPages(store: try makeStore(pages), seed: seed)))
+            return PreparedWorkload(UsememWorkload(store: PatternedPages(store: try makeStore(pages), seed: seed, period: period)))
         case .hashtable:
             let table = PagedHashTable(store: try makeStore(pages), seed: seed)
             return PreparedWorkload(PagedHashTableWorkload(table: table, loadFactor: loadFactor, seed: seed))

@@ -18,7 +18,9 @@ extension WorkloadOutcome {
         report.extras["workload"] = .string(configuration.kind.rawValue)
         report.extras["workload_summary"] = .string(summary)
         report.extras["seed"] = JSONValue(configuration.seed)
+        if let swapReport { report.extras["swap"] = swapReport }
         if configuration.kind.isOpen { report.extras["write_ratio"] = JSONValue(configuration.writeRatio) }
+        report.extras["page_repeats"] = JSONValue(configuration.pageRepeats)
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
         if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)

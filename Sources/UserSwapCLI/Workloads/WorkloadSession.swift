@@ -5,18 +5,22 @@ import UserSwap
 /// device, the workload's phases, verification, and the space's invariant walk. `userswap run`
 /// prints its outcome; the workload benchmarks turn it into a `BenchReport`.
 public enum WorkloadSession {
-    /// Runs `configuration` with `device` as the space's swap. `label` prefixes progress lines.
-    /// `transparent` puts the data in a transparent region (plain loads and stores) instead of
-    /// an explicit one (pins).
+    /// Runs `configuration` with `device` as the space's swap, sealed by `encryption`. `label`
+    /// prefixes progress lines; `transparent` puts the data in a transparent region (plain loads
+    /// and stores) instead of an explicit one (pins); `inspect` sees the space at the end (a
+    /// benchmark reads its devices' figures there).
     public static func run(
         _ configuration: WorkloadConfiguration, device: SwapSpace.DeviceConfiguration,
-        console: Console, showsProgress: Bool, label: String, transparent: Bool = false
+        encryption: SwapSpace.Encryption = .none,
+        console: Console, showsProgress: Bool, label: String, transparent: Bool = false,
+        inspect: (SwapSpace) -> Void = { _ in }
     ) throws -> WorkloadOutcome {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
-            workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim))
+            workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim,
+            encryption: encryption))
         let workload = try configuration.makeWorkload(in: space, transparent: transparent)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)
@@ -26,6 +30,7 @@ public enum WorkloadSession {
         }
         let verify = try driver.run(workload.verificationPhase(), limit: configuration.limit)
         let invariants = quietInvariants(space)
+        inspect(space)
         return WorkloadOutcome(
             configuration: configuration, summary: workload.summary, phases: phases, verification: verify,
             totals: WorkloadDriver.counters(space), peakResidentFrames: driver.peakResidentFrames,
@@ -78,6 +83,9 @@ public struct WorkloadOutcome: Sendable {
     /// The first failures, in words (empty when all matched).
     public let failures: [String]
     public let invariantProblems: [String]
+    /// The benchmark's swap beyond a plain file: device, tier, encryption and their figures
+    /// (`WorkloadSwap.json`), reported under `swap`.
+    public var swapReport: JSONValue? = nil
 
     /// The measured phases as one timed run: their operations, time and latencies added up.
     public var measured: TimedRun {

@@ -25,6 +25,21 @@ extension Workloads {
             #expect(!PagePattern.check(read, page: 3, version: 5, seed: 1))
         }
 
+        @Test("a shorter period repeats the page's first words, and checks only against the same period", arguments: [1, 8, 128])
+        func period(period: Int) {
+            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+            defer { bytes.deallocate() }
+            PagePattern.fill(bytes, page: 9, version: 2, seed: 1, period: period)
+            let words = UnsafeRawBufferPointer(bytes).bindMemory(to: UInt64.self)
+            #expect((0..<512).allSatisfy { words[$0] == words[$0 % period] })
+            #expect(Set(words).count == period)
+            let read = UnsafeRawBufferPointer(bytes)
+            #expect(PagePattern.check(read, page: 9, version: 2, seed: 1, period: period))
+            #expect(PagePattern.quickCheck(read, page: 9, version: 2, seed: 1, period: period))
+            #expect(!PagePattern.check(read, page: 9, version: 2, seed: 1))
+            #expect(!PagePattern.check(read, page: 9, version: 1, seed: 1, period: period))
+        }
+
         @Test("versions count up under the lock and skip zero when they wrap")
         func versions() {
             let versions = PageVersions(count: 4)

@@ -15,11 +15,11 @@ import UserSwap
 /// (the kernel's swap-in faults, without readahead), the machine's swap traffic, the swap
 /// devices and the readahead setting.
 ///
-/// Parameters: `ops`, `write_ratio`, `theta`, `load` as in explicit mode; `thp=on` lets
+/// Parameters: `ops`, `write_ratio`, `theta`, `load`, `repeats` as in explicit mode; `thp=on` lets
 /// transparent huge pages back the memory (default off: 4 KiB pages, as UserSwap's regions);
 /// `cgroup=optional` runs even without a limiting cgroup (the kernel then does not swap).
 extension WorkloadBench {
-    static let kernelParameterKeys = ["ops", "write_ratio", "theta", "load", "thp", "cgroup", "workingset"]
+    static let kernelParameterKeys = ["ops", "write_ratio", "theta", "load", "thp", "cgroup", "workingset", "repeats"]
 
     static func runKernel(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         if let unknown = options.parameters.keys.sorted().first(where: { !kernelParameterKeys.contains($0) }) {

@@ -13,13 +13,20 @@ import UserSwap
 /// - `ops=N`: a fixed number of accesses instead of `--seconds` (open workloads).
 /// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
-/// - `device=file|memory`: swap to a file (default) or to process memory.
+/// - `device=file|memory`: swap to a file (default) or to process memory (also `--device`).
+/// - `repeats=N` (1, 2, 4 … 64): each page repeats its first 4096/N bytes N times, so that it
+///   compresses to about 1/N (default 1: the pattern does not compress at all).
+/// - With `--tier compressed|encrypted|compressed+encrypted` (`WorkloadSwap`): `codec=lz4|zstd|zstd-N`
+///   and `pool=SIZE` (the compressed pool, default the budget); `encryption=none|randomKey`
+///   seals every device of the space (`SwapSpace.Configuration.encryption`). `--device redis`
+///   starts a private `redis-server` for the run; `--device redis://HOST:PORT` uses that one.
+///   The report's `swap` object holds the device, the tier and each tier's figures.
 ///
 /// `--mode transparent` runs it on a transparent region: plain loads and stores through a
 /// pointer, faults served by userfaultfd (`TransparentPageStore`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -29,33 +36,31 @@ enum WorkloadBench {
     }
 
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        let mode = harness.mode()
-        if mode == .kernel { return try runKernel(kind, options: options, harness: harness) }
+        let swap = try WorkloadSwap(options: options)
+        if harness.mode() == .kernel { return try runKernel(kind, options: options, harness: harness) }
         if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
             throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
         }
         let configuration = try configuration(kind, options: options, harness: harness)
         let workingset: String = try options.parameter("workingset", default: "on")
-        let device: String = try options.parameter("device", default: "file")
-        guard device == "file" || device == "memory" else { throw BenchError("--param device=\(device): use file or memory") }
 
         switch workingset {
         case "on", "off":
             var one = configuration
             one.workingsetDetection = workingset == "on"
-            let outcome = try runOnce(one, device: device, label: kind.rawValue, harness: harness)
+            let outcome = try runOnce(one, swap: swap, label: kind.rawValue, harness: harness)
             return report(outcome, harness: harness)
         case "both":
             var on = configuration
             on.workingsetDetection = true
-            let withDetection = try runOnce(on, device: device, label: "\(kind.rawValue) workingset on", harness: harness)
+            let withDetection = try runOnce(on, swap: swap, label: "\(kind.rawValue) workingset on", harness: harness)
             var off = configuration
             off.workingsetDetection = false
             if kind.isOpen {
                 // The same operations on each thread, so each thread draws the same pages.
                 off.limit = .operationsPerThread(withDetection.openOpsPerThread)
             }
-            let without = try runOnce(off, device: device, label: "\(kind.rawValue) workingset off", harness: harness)
+            let without = try runOnce(off, swap: swap, label: "\(kind.rawValue) workingset off", harness: harness)
             var report = report(withDetection, harness: harness)
             report.verified = withDetection.verified && without.verified
             let comparison = WorkingsetComparison(on: withDetection, off: without)
@@ -76,7 +81,7 @@ enum WorkloadBench {
             guard ops >= 1 else { throw BenchError("--param ops=\(ops): give at least 1") }
             limit = .operations(ops)
         }
-        let configuration = WorkloadConfiguration(
+        var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
             writeRatio: try options.parameter("write_ratio", default: WorkloadConfiguration.defaultWriteRatio),
@@ -84,28 +89,27 @@ enum WorkloadBench {
             loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
+        configuration.pageRepeats = try options.parameter("repeats", default: 1)
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
     }
 
-    /// One run on a fresh swap device: a file in the scratch folder (removed afterwards), or
-    /// process memory.
-    static func runOnce(_ configuration: WorkloadConfiguration, device: String, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
-        let transparent = harness.mode() == .transparent
-        let run = { (swap: SwapSpace.DeviceConfiguration) in
-            try WorkloadSession.run(configuration, device: swap, console: harness.console,
-                                    showsProgress: harness.options.showsProgress, label: label,
-                                    transparent: transparent)
+    /// One run on a fresh swap device (`swap`: a file in the scratch folder, removed
+    /// afterwards, process memory or Redis, with its tiers); the swap's figures go in the
+    /// outcome's `swapReport`.
+    static func runOnce(_ configuration: WorkloadConfiguration, swap: WorkloadSwap, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
+        var outcome = try swap.with(configuration, harness: harness) { device, tiers in
+            var figures: JSONValue = .null
+            var outcome = try WorkloadSession.run(configuration, device: device, encryption: swap.encryption,
+                                                  console: harness.console, showsProgress: harness.options.showsProgress,
+                                                  label: label, transparent: harness.mode() == .transparent,
+                                                  inspect: { space in figures = swap.json(tiers, space: space) })
+            outcome.swapReport = figures
+            if let line = swap.summary(tiers) { harness.log(line) }
+            return outcome
         }
-        let outcome: WorkloadOutcome
-        if device == "memory" {
-            outcome = try run(.memory(bytes: Int(configuration.swapBytes)))
-        } else {
-            outcome = try harness.withScratchDirectory { folder in
-                try run(.file(path: folder + "/swap0", size: configuration.swapBytes))
-            }
-        }
+        if swap.isDefault { outcome.swapReport = nil }
         if !outcome.verified { harness.log(outcome.verificationLine) }
         return outcome
     }

@@ -1,0 +1,71 @@
+import CUserSwap
+import Glibc
+import UserSwap
+
+/// A scratch file read and written with `O_DIRECT`, for `bench device-limits`: what the disk
+/// under a swap file can do, without the page cache (UserSwap's `FileBackend` and the kernel's
+/// swap both bypass it). Transfers must be aligned: buffers, offsets and lengths multiples of
+/// 4 KiB. Direct libc calls, as `AnonymousPageStore`'s: the engine's `Syscalls` are internal.
+///
+/// The one place the descriptor lives; `deinit` closes it and removes the file.
+final class DirectIOFile: Sendable {
+    let path: String
+    let bytes: Int64
+    private let fd: Int32
+
+    /// Creates `path` with `bytes` allocated (`fallocate`, as a swap file is).
+    init(path: String, bytes: Int64) throws {
+        precondition(bytes > 0 && bytes % 4096 == 0)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | cus_O_DIRECT(), 0o600)
+        guard fd >= 0 else { throw BenchError("cannot create \(path) with O_DIRECT: \(String(cString: strerror(errno))) (the file system must support direct I/O)") }
+        self.fd = fd
+        self.path = path
+        self.bytes = bytes
+        let result = cus_fallocate(fd, 0, 0, bytes)
+        guard result == 0 else {
+            let text = String(cString: strerror(-result))
+            Glibc.close(fd)
+            unlink(path)
+            throw BenchError("cannot allocate \(bytes) bytes for \(path): \(text)")
+        }
+    }
+
+    deinit {
+        Glibc.close(fd)
+        unlink(path)
+    }
+
+    /// Reads `buffer.count` bytes at `offset`, looping over short reads; EINTR retried.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, Int(offset) + done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BenchError("O_DIRECT read of \(path) at \(offset): \(n == 0 ? "end of file" : String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+
+    /// Writes `buffer` at `offset`, looping over short writes; EINTR retried.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, Int(offset) + done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BenchError("O_DIRECT write of \(path) at \(offset): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+    }
+}
+
+/// A page-aligned buffer owned by one benchmark thread.
+final class AlignedBuffer {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(count: Int, fill: UInt8 = 0xA5) {
+        bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 4096)
+        bytes.initializeMemory(as: UInt8.self, repeating: fill)
+    }
+
+    deinit { bytes.deallocate() }
+}

@@ -1,0 +1,225 @@
+import CUserSwap
+import Glibc
+import Synchronization
+import UserSwap
+
+/// `userswap bench device-limits` (`bench/device-limits` calls it): what the disk under the swap
+/// file and the memory bus can do, and how close UserSwap comes to it, in one run.
+///
+/// Raw, on a scratch file in `--dir` (the swap file's file system) of `--data` bytes (1G),
+/// `fallocate`d and read and written with `O_DIRECT`:
+/// - sequential write, then sequential read, of the whole file in 1 MiB transfers, 1 thread;
+/// - 4 KiB random reads for `--seconds` (3) at queue depth 1 (1 thread), at the workload's
+///   `--threads` (2), and at depth 32 (32 threads doing `pread`: blocking I/O, one request in
+///   flight per thread, which is what UserSwap's faulting threads do);
+/// - `memcpy` of 64 MiB buffers, 1 thread, GiB/s.
+///
+/// UserSwap, on a swap file in the same folder, `--memory` (64M) of budget, `--data` of pages:
+/// - sequential swap-out: `--threads` threads write their shares of the region in order; the
+///   pages leave through reclaim's batched writes. `swap_out_mib_per_s` = pages written to the
+///   device × 4 KiB ÷ the phase's time;
+/// - random swap-in: `--threads` threads read uniformly random pages for `--seconds`, readahead
+///   off (`advise(.random)`: every miss is one 4 KiB read, as the raw random reads).
+///   `swap_in_per_s` = pages read from the device per second.
+///
+/// `shares`: UserSwap's swap-out ÷ the raw sequential write bandwidth (goal ≥ 0.9) and its
+/// swap-ins/s ÷ the raw random-read IOPS at the same thread count (goal ≥ 0.8). The headline
+/// (`ops_per_s`, `latency_us`) is UserSwap's random phase (accesses, hits included).
+enum DeviceLimitsScenario: BenchScenario {
+    static let name = "device-limits"
+    static let summary = "the disk's O_DIRECT IOPS and MiB/s and memcpy GiB/s, with UserSwap's swap-out and swap-in as shares of them"
+
+    static let transfer = 1 << 20
+
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        guard options.parameters.isEmpty else { throw BenchError("device-limits takes no --param") }
+        let dataBytes = (options.dataBytes ?? 1 << 30) / Int64(transfer) * Int64(transfer)
+        let memory = Int(options.memoryBytes ?? 64 << 20)
+        guard dataBytes >= 16 << 20, Int64(memory) * 2 <= dataBytes else {
+            throw BenchError("--data must be at least 16M and twice --memory (the swap-out must be mostly swap-out)")
+        }
+        let threads = harness.threads(default: 2)
+        let seconds = harness.seconds(default: 3)
+        return try harness.withScratchDirectory { folder in
+            let raw = try measureRaw(folder: folder, bytes: dataBytes, threads: threads, seconds: seconds, harness: harness)
+            let swap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
+                                           seconds: seconds, harness: harness)
+            var report = harness.report(swap.random)
+            report.budgetBytes = Int64(memory)
+            report.dataBytes = dataBytes
+            report.swapIns = swap.swapIns
+            report.swapOuts = swap.swapOuts
+            report.deviceReads = swap.deviceReads
+            report.deviceWrites = swap.deviceWrites
+            report.verified = swap.verified
+            report.extras["raw"] = raw.json
+            report.extras["userswap"] = swap.json
+            let writeShare = swap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
+            let readShare = swap.swapInPerSecond / raw.randomReadIOPS(threads: threads)
+            report.extras["shares"] = [
+                "swap_out_of_sequential_write": JSONValue(writeShare),
+                "swap_in_of_random_read_iops": JSONValue(readShare),
+                "threads": JSONValue(threads),
+                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); same file system, same run",
+            ]
+            report.extras["file_system_dir"] = .string(folder)
+            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s; swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
+            return report
+        }
+    }
+
+    static func trim(_ value: Double) -> String { LatencySummary.trimmed(value) }
+
+    // MARK: Raw
+
+    struct Raw {
+        var sequentialWrite: TimedRun
+        var sequentialRead: TimedRun
+        /// Random 4 KiB reads by thread count.
+        var randomReads: [(threads: Int, run: TimedRun)]
+        var memcpyGiBPerSecond: Double
+
+        var sequentialWriteMiBPerSecond: Double { sequentialWrite.opsPerSecond }
+        func randomReadIOPS(threads: Int) -> Double { randomReads.first { $0.threads == threads }?.run.opsPerSecond ?? 0 }
+
+        var json: JSONValue {
+            [
+                "sequential_write_mib_per_s": JSONValue(sequentialWrite.opsPerSecond),
+                "sequential_write_latency_us_per_mib": JSONValue(sequentialWrite.latency),
+                "sequential_read_mib_per_s": JSONValue(sequentialRead.opsPerSecond),
+                "sequential_read_latency_us_per_mib": JSONValue(sequentialRead.latency),
+                "random_read_4k": .array(randomReads.map { entry in
+                    ["threads": JSONValue(entry.threads), "iops": JSONValue(entry.run.opsPerSecond),
+                     "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1048576), "latency_us": JSONValue(entry.run.latency)]
+                }),
+                "memcpy_gib_per_s": JSONValue(memcpyGiBPerSecond),
+                "transfer_bytes": JSONValue(transfer),
+                "io": "O_DIRECT pread/pwrite on a fallocated file; random reads: one blocking pread per thread (queue depth = threads)",
+            ]
+        }
+    }
+
+    static func measureRaw(folder: String, bytes: Int64, threads: Int, seconds: Double, harness: BenchHarness) throws -> Raw {
+        let file = try DirectIOFile(path: folder + "/raw", bytes: bytes)
+        let chunks = Int(bytes / Int64(transfer))
+        // Whole-file passes, one thread; one op = 1 MiB, so ops/s is MiB/s. The write comes
+        // first: reads of never-written blocks would not reach the disk.
+        let write = try harness.runTimed("sequential write", threads: 1, limit: .callsPerThread(chunks),
+                                         setUp: { _ in (AlignedBuffer(count: transfer), 0) },
+                                         operation: { state in
+                                             try file.write(UnsafeRawBufferPointer(state.0.bytes), at: Int64(state.1) * Int64(transfer))
+                                             state.1 += 1
+                                         })
+        let read = try harness.runTimed("sequential read", threads: 1, limit: .callsPerThread(chunks),
+                                        setUp: { _ in (AlignedBuffer(count: transfer), 0) },
+                                        operation: { state in
+                                            try file.read(into: state.0.bytes, at: Int64(state.1) * Int64(transfer))
+                                            state.1 += 1
+                                        })
+        let pages = UInt64(bytes / 4096)
+        var random: [(Int, TimedRun)] = []
+        for count in Set([1, threads, 32]).sorted() {
+            let run = try harness.runTimed("random 4K reads × \(count)", threads: count, limit: .seconds(seconds),
+                                           setUp: { thread in (AlignedBuffer(count: 4096), Xoshiro256StarStar(seed: 0xD15C ^ UInt64(thread))) },
+                                           operation: { state in
+                                               let page = state.1.next() % pages
+                                               try file.read(into: state.0.bytes, at: Int64(page) * 4096)
+                                           })
+            random.append((count, run))
+        }
+        return Raw(sequentialWrite: write, sequentialRead: read, randomReads: random, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
+    }
+
+    /// GiB/s of `memcpy` between two 64 MiB buffers (larger than any cache), one thread.
+    static func memcpyRate(seconds: Double) -> Double {
+        let size = 64 << 20
+        let source = AlignedBuffer(count: size, fill: 1)
+        let target = AlignedBuffer(count: size, fill: 2)
+        memcpy(target.bytes.baseAddress!, source.bytes.baseAddress!, size)   // fault both in
+        var copies = 0
+        let start = cus_monotonic_ns()
+        var elapsed: UInt64 = 0
+        repeat {
+            memcpy(target.bytes.baseAddress!, source.bytes.baseAddress!, size)
+            copies += 1
+            elapsed = cus_monotonic_ns() &- start
+        } while Double(elapsed) < seconds * 1e9
+        return Double(copies * size) / (Double(elapsed) / 1e9) / Double(1 << 30)
+    }
+
+    // MARK: UserSwap
+
+    struct Swap {
+        var fill: TimedRun
+        var random: TimedRun
+        var fillSwapOuts: Int64
+        var fillDeviceWrites: Int64
+        var randomSwapIns: Int64
+        var swapIns: Int64
+        var swapOuts: Int64
+        var deviceReads: Int64
+        var deviceWrites: Int64
+        var verified: Bool
+
+        var swapOutMiBPerSecond: Double { Double(fillSwapOuts) * 4096 / 1048576 / fill.seconds }
+        var swapInPerSecond: Double { Double(randomSwapIns) / random.seconds }
+
+        var json: JSONValue {
+            [
+                "swap_out_mib_per_s": JSONValue(swapOutMiBPerSecond),
+                "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1048576 / fill.seconds),
+                "fill_seconds": JSONValue(fill.seconds), "fill_swap_outs": JSONValue(fillSwapOuts),
+                "fill_device_writes": JSONValue(fillDeviceWrites),
+                "pages_per_write": JSONValue(fillDeviceWrites > 0 ? Double(fillSwapOuts) / Double(fillDeviceWrites) : 0),
+                "swap_in_per_s": JSONValue(swapInPerSecond), "random_accesses_per_s": JSONValue(random.opsPerSecond),
+                "random_swap_ins": JSONValue(randomSwapIns), "random_seconds": JSONValue(random.seconds),
+                "random_latency_us": JSONValue(random.latency), "threads": JSONValue(random.threads),
+            ]
+        }
+    }
+
+    static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
+                                harness: BenchHarness) throws -> Swap {
+        let pages = Int(dataBytes / 4096)
+        let space = try SwapSpace(.init(memory: memory, devices: [.file(path: folder + "/swap0", size: dataBytes * 2 + 4096)],
+                                        sync: harness.swapProtocol == .legacy ? .legacy : .swapCache))
+        let region = try space.makeRegion(bytes: Int(dataBytes))
+        let stats = space.statistics
+        let share = (pages + threads - 1) / threads
+        let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites])
+        // Each thread writes its share in order: the first and last words name the page.
+        let fill = try harness.runTimed("UserSwap sequential swap-out", threads: threads, limit: .callsPerThread(share),
+                                        setUp: { thread in thread * share },
+                                        operation: { page in
+                                            if page < pages {
+                                                try region.withPage(page, for: .write) { bytes in
+                                                    bytes.storeBytes(of: UInt64(page) | 1 << 63, toByteOffset: 0, as: UInt64.self)
+                                                    bytes.storeBytes(of: UInt64(page), toByteOffset: 4088, as: UInt64.self)
+                                                }
+                                            }
+                                            page += 1
+                                        })
+        let fillOuts = Int64(stats[.swapOuts] - before.outs)
+        let fillWrites = Int64(stats[.deviceWrites] - before.writes)
+        try region.advise(.random)
+        let wrong = Atomic<Int>(0)
+        let inBefore = stats[.swapIns]
+        let random = try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
+                                          setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
+                                          operation: { generator in
+                                              let page = Int(generator.next() % UInt64(pages))
+                                              try region.withPage(page, for: .read) { bytes in
+                                                  if bytes.load(fromByteOffset: 0, as: UInt64.self) != UInt64(page) | 1 << 63
+                                                      || bytes.load(fromByteOffset: 4088, as: UInt64.self) != UInt64(page) { wrong.add(1, ordering: .relaxed) }
+                                              }
+                                          })
+        let randomIns = Int64(stats[.swapIns] - inBefore)
+        // Relaxed: the workers were joined by runTimed.
+        let mismatches = wrong.load(ordering: .relaxed)
+        if mismatches > 0 { harness.log("\(mismatches) pages read back wrong") }
+        return Swap(fill: fill, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, randomSwapIns: randomIns,
+                    swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
+                    deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
+                    verified: mismatches == 0 && space.checkInvariants().isEmpty)
+    }
+}

@@ -1,0 +1,196 @@
+import UserSwap
+import UserSwapCompression
+import UserSwapEncryption
+import UserSwapRedis
+
+/// `--tier`: what the workload benchmarks stack on their swap device.
+public enum WorkloadTier: String, CaseIterable, Sendable {
+    case none
+    case compressed
+    case encrypted
+    /// Compressed in memory, sealed on the way to the device (the order that lets both work).
+    case compressedEncrypted = "compressed+encrypted"
+}
+
+/// `--device`: where a workload benchmark's swapped pages go.
+public enum WorkloadDevice: Equatable, Sendable {
+    /// A swap file in the scratch folder (`--dir`), read and written with O_DIRECT.
+    case file
+    /// Process memory: the engine (and any tier) without a disk.
+    case memory
+    /// A Redis server: the one at `url`, or a private `redis-server` the run starts and stops.
+    case redis(url: String?)
+
+    public init?(_ text: String) {
+        switch text {
+        case "file": self = .file
+        case "memory": self = .memory
+        case "redis": self = .redis(url: nil)
+        default:
+            guard text.hasPrefix("redis://") else { return nil }
+            self = .redis(url: text)
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .file: "file"
+        case .memory: "memory"
+        case .redis(let url): url ?? "redis"
+        }
+    }
+}
+
+/// The swap of one workload run: the device, the tier over it, and the space's encryption,
+/// made from `--device`, `--tier` and `--param codec=|pool=|encryption=`; it keeps the tiers so
+/// that their figures can be reported after the run.
+struct WorkloadSwap {
+    static let parameterKeys = ["codec", "pool", "encryption"]
+
+    let device: WorkloadDevice
+    let tier: WorkloadTier
+    let codec: CompressionCodec
+    /// The compressed pool's limit (default: the RAM budget, a zswap `max_pool_percent` of 100).
+    let poolBytes: Int?
+    let encryption: SwapSpace.Encryption
+
+    init(options: BenchOptions) throws {
+        let deviceText = options.device ?? options.parameters["device"] ?? "file"
+        guard let device = WorkloadDevice(deviceText) else {
+            throw BenchError("--device \(deviceText): use file, memory, redis or redis://HOST:PORT")
+        }
+        self.device = device
+        let tierText = options.tier ?? "none"
+        guard let tier = WorkloadTier(rawValue: tierText) else {
+            throw BenchError("--tier \(tierText): use \(WorkloadTier.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.tier = tier
+        let codecText: String = try options.parameter("codec", default: "lz4")
+        guard let codec = CompressionCodec(codecText) else { throw BenchError("--param codec=\(codecText): use lz4, zstd or zstd-N (N 1…19)") }
+        self.codec = codec
+        if let text = options.parameters["pool"] {
+            guard case .success(let size) = ByteSize.parse(text) else { throw BenchError("--param pool=\(text): a size, e.g. 64M") }
+            poolBytes = Int(size)
+        } else {
+            poolBytes = nil
+        }
+        switch try options.parameter("encryption", default: "none") as String {
+        case "none": encryption = .none
+        case "randomKey", "random-key": encryption = .randomKey
+        case let other: throw BenchError("--param encryption=\(other): use none or randomKey (the space seals every device)")
+        }
+        if tier != .none || encryption.name != "none" || device != .file, options.mode == .kernel {
+            throw BenchError("--tier, --device and --param encryption are UserSwap's; --mode kernel swaps where the machine does")
+        }
+    }
+
+    /// Whether the run uses anything beyond the plain swap file (reported then).
+    var isDefault: Bool { device == .file && tier == .none && encryption.name == "none" }
+
+    /// Runs `body` with the device configuration for a space of `configuration`, in a scratch
+    /// folder (`harness`) or against a Redis server started for it; everything made is removed
+    /// afterwards. `body` gets the tiers made, for their statistics.
+    func with<T>(_ configuration: WorkloadConfiguration, harness: BenchHarness,
+                 _ body: (SwapSpace.DeviceConfiguration, Tiers) throws -> T) throws -> T {
+        let swapBytes = Int(configuration.swapBytes)
+        switch device {
+        case .file:
+            return try harness.withScratchDirectory { folder in
+                let path = folder + "/swap0"
+                guard tier != .none else { return try body(.file(path: path, size: Int64(swapBytes)), Tiers()) }
+                try SwapFile.format(path: path, bytes: Int64(swapBytes))
+                let (_, file) = try SwapFile.open(path: path)
+                let (top, tiers) = try stack(over: file, budget: configuration.memoryBytes)
+                return try body(.backend(top, discard: true), tiers)
+            }
+        case .memory:
+            let memory = MemoryBackend(pageCount: swapBytes / SwapPage.size)
+            let (top, tiers) = try stack(over: memory, budget: configuration.memoryBytes)
+            return try body(.backend(top), tiers)
+        case .redis(let url):
+            var server: RedisServerProcess?
+            var redis: RedisBackend.Configuration
+            if let url {
+                redis = try RedisBackend.Configuration(url: url)
+            } else {
+                guard RedisServerProcess.executable != nil else {
+                    throw BenchError("--device redis: redis-server is not installed (scripts/bootstrap installs it); or give --device redis://HOST:PORT")
+                }
+                let started = try RedisServerProcess()
+                server = started
+                redis = RedisBackend.Configuration(port: started.port)
+                harness.log("started redis-server on \(started.url)")
+            }
+            defer { server?.kill() }
+            redis.maxConnections = max(configuration.threads, 2) * 2
+            let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
+            defer { try? backend.removeAllPages() }
+            let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
+            var tiers = stacked
+            tiers.redis = backend
+            return try body(.backend(top), tiers)
+        }
+    }
+
+    /// `--tier` over `lower`: the backend the space uses, and the tiers made.
+    private func stack(over lower: any SwapBackend, budget: Int64) throws -> (top: any SwapBackend, tiers: Tiers) {
+        var tiers = Tiers()
+        var top = lower
+        if tier == .encrypted || tier == .compressedEncrypted {
+            let sealed = try EncryptedTier(lower: top)
+            tiers.encrypted = sealed
+            top = sealed
+        }
+        if tier == .compressed || tier == .compressedEncrypted {
+            let pool = CompressedTier(lower: top, poolBytes: poolBytes ?? Int(budget), codec: codec)
+            tiers.compressed = pool
+            top = pool
+        }
+        return (top, tiers)
+    }
+
+    /// The backends of one run, kept for their figures.
+    struct Tiers {
+        var compressed: CompressedTier?
+        var encrypted: EncryptedTier?
+        var redis: RedisBackend?
+    }
+
+    /// The run's swap in the report: what it was, and each tier's figures at the end of the run.
+    func json(_ tiers: Tiers, space: SwapSpace?) -> JSONValue {
+        var object: [String: JSONValue] = ["device": .string(device.name), "tier": .string(tier.rawValue),
+                                           "encryption": .string(encryption.name)]
+        if let c = tiers.compressed?.statistics {
+            object["codec"] = .string("\(codec)")
+            object["compressed"] = [
+                "stored_pages": JSONValue(c.storedPages), "same_filled_pages": JSONValue(c.sameFilledPages),
+                "pool_bytes": JSONValue(c.poolBytes), "peak_pool_bytes": JSONValue(c.peakPoolBytes), "pool_limit": JSONValue(c.poolLimit),
+                "compression_ratio": c.cumulativeCompressionRatio.map { JSONValue($0) } ?? .null,
+                "stores": JSONValue(c.stores), "same_filled_stores": JSONValue(c.sameFilledStores),
+                "rejects": JSONValue(c.rejects), "pool_limit_rejects": JSONValue(c.poolLimitRejects),
+                "write_backs": JSONValue(c.writeBacks), "loads": JSONValue(c.loads),
+                "lower_reads": JSONValue(c.lowerReads), "lower_writes": JSONValue(c.lowerWrites),
+            ]
+        }
+        var sealed = tiers.encrypted.map { [$0] } ?? []
+        if let space { sealed += space.devices.compactMap { $0.backend as? EncryptedTier } }
+        if !sealed.isEmpty {
+            let e = sealed.map(\.statistics)
+            object["encrypted"] = ["sealed_pages": JSONValue(e.reduce(0) { $0 + $1.sealedPages }),
+                                   "opened_pages": JSONValue(e.reduce(0) { $0 + $1.openedPages }),
+                                   "authentication_failures": JSONValue(e.reduce(0) { $0 + $1.authenticationFailures })]
+        }
+        if let r = tiers.redis?.statistics {
+            object["redis"] = ["pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
+                               "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
+                               "failed_calls": JSONValue(r.failedCalls), "retries": JSONValue(r.retries)]
+        }
+        return .object(object)
+    }
+
+    /// One line for the log.
+    func summary(_ tiers: Tiers) -> String? {
+        guard let c = tiers.compressed?.statistics else { return nil }
+        return "compressed tier (\(codec)): \(c.storedPages) pages in \(c.poolBytes >> 10) KiB (peak \(c.peakPoolBytes >> 10) KiB), ratio \(c.cumulativeCompressionRatio.map { LatencySummary.trimmed($0) } ?? "n/a"), \(c.sameFilledStores) same-filled, \(c.rejects) rejects, \(c.writeBacks) write-backs, \(c.loads) loads"
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+@testable import UserSwapCLI
+
+extension CLI {
+    @Suite("device-limits scenario")
+    struct DeviceLimitsScenarioTests {
+        @Test("a short run measures the raw file and UserSwap and writes their shares")
+        func shortRun() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/limits.json"
+                let options = BenchOptions(scenario: "device-limits", json: .file(path), threads: 2, seconds: 0.2,
+                                           memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect(json["scenario"] as? String == "device-limits" && json["verified"] as? Bool == true)
+                let raw = try #require(json["raw"] as? [String: Any])
+                #expect(raw["sequential_write_mib_per_s"] as? Double ?? 0 > 0 && raw["sequential_read_mib_per_s"] as? Double ?? 0 > 0)
+                #expect(raw["memcpy_gib_per_s"] as? Double ?? 0 > 0.1)
+                let random = try #require(raw["random_read_4k"] as? [[String: Any]])
+                #expect(random.compactMap { $0["threads"] as? Int } == [1, 2, 32])
+                let swap = try #require(json["userswap"] as? [String: Any])
+                // 16M of data in 4M: at least the 12M beyond the budget left through the file.
+                #expect(swap["fill_swap_outs"] as? Int ?? 0 >= 3 * 1024)
+                #expect(swap["random_swap_ins"] as? Int ?? 0 > 0)
+                let shares = try #require(json["shares"] as? [String: Any])
+                #expect(shares["swap_out_of_sequential_write"] as? Double ?? 0 > 0)
+                #expect(shares["swap_in_of_random_read_iops"] as? Double ?? 0 > 0)
+            }
+        }
+
+        @Test("data smaller than twice the budget is refused")
+        func refusesSmallData() {
+            let options = BenchOptions(scenario: "device-limits", memoryBytes: 64 << 20, dataBytes: 64 << 20)
+            #expect(throws: BenchError.self) { try BenchCommand.perform(options, console: CapturedConsole().console) }
+        }
+    }
+}

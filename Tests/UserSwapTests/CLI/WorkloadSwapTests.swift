@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+@testable import UserSwapCLI
+import UserSwapRedis
+
+extension CLI {
+    /// `userswap bench zipf|random|… --tier … --device …`: parsing, and short real runs.
+    @Suite("Workload benchmarks on tiers and devices")
+    struct WorkloadSwapTests {
+        @Test("--tier and --device parse into BenchOptions; bad values are usage errors")
+        func parsing() throws {
+            guard case .success(.bench(let options)) = CommandLineTool.parse(
+                ["bench", "zipf", "--tier", "compressed+encrypted", "--device", "redis://127.0.0.1:6390"]) else {
+                Issue.record("did not parse")
+                return
+            }
+            #expect(options.tier == "compressed+encrypted" && options.device == "redis://127.0.0.1:6390")
+            #expect(WorkloadDevice("redis") == .redis(url: nil))
+            #expect(WorkloadDevice("memory") == .memory && WorkloadDevice("disk") == nil)
+            #expect(try #require(usageError(["bench", "zipf", "--tier", "zipped"])).message.hasPrefix("--tier 'zipped' is not one of: none, compressed"))
+            #expect(try #require(usageError(["bench", "zipf", "--device", "tape"])).message.hasPrefix("--device 'tape' is not one of"))
+        }
+
+        @Test("a tier with --mode kernel, or an unknown encryption, is refused")
+        func refusals() {
+            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel, tier: "compressed")) }
+            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["encryption": "rot13"])) }
+            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["codec": "gzip"])) }
+            #expect(throws: BenchError.self) {
+                try BenchCommand.perform(BenchOptions(scenario: "alloc", tier: "compressed"), console: CapturedConsole().console)
+            }
+        }
+
+        /// Runs `scenario` with tiny sizes and returns its JSON object.
+        static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws -> [String: Any] {
+            try withTemporaryFolder { folder in
+                let path = folder + "/out.json"
+                var parameters = parameters
+                parameters["ops"] = "3000"
+                let options = BenchOptions(scenario: scenario, json: .file(path), threads: 2, memoryBytes: 1 << 20,
+                                           dataBytes: 4 << 20, directory: folder, tier: tier, device: device,
+                                           parameters: parameters, showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                return try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+            }
+        }
+
+        @Test("zipf and random through a compressed tier over a file and over memory report the pool's figures",
+              arguments: [("zipf", "file"), ("random", "memory"), ("seq", "memory")])
+        func compressed(scenario: String, device: String) throws {
+            let json = try Self.run(scenario, tier: "compressed", device: device)
+            #expect(json["verified"] as? Bool == true)
+            let swap = try #require(json["swap"] as? [String: Any])
+            #expect(swap["tier"] as? String == "compressed" && swap["device"] as? String == device)
+            let pool = try #require(swap["compressed"] as? [String: Any])
+            // The workloads' pages do not compress: each is tried, turned away and written below.
+            let rejects = try #require(pool["rejects"] as? Int)
+            #expect(rejects > 500, "\(pool)")
+            // Nothing is kept compressed; a store now and then is a same-filled page (a fresh
+            // zero-filled page reclaim caught before its first write landed).
+            #expect(pool["stores"] as? Int == pool["same_filled_stores"] as? Int, "\(pool)")
+            #expect(pool["compression_ratio"] is NSNull, "\(pool)")
+            #expect(pool["lower_writes"] as? Int == rejects)
+            for key in ["stored_pages", "pool_bytes", "compression_ratio", "same_filled_pages", "write_backs"] {
+                #expect(pool.keys.contains(key), "no \(key)")
+            }
+        }
+
+        @Test("--param repeats=4 makes pages the pool keeps at about a quarter of their size")
+        func compressible() throws {
+            let json = try Self.run("random", tier: "compressed", device: "memory", parameters: ["repeats": "4"])
+            #expect(json["verified"] as? Bool == true && json["page_repeats"] as? Int == 4)
+            let pool = try #require((json["swap"] as? [String: Any])?["compressed"] as? [String: Any])
+            let ratio = try #require(pool["compression_ratio"] as? Double)
+            #expect(ratio > 3 && ratio < 4.2, "\(pool)")
+            #expect(pool["stores"] as? Int ?? 0 > 500 && pool["rejects"] as? Int == 0 && pool["loads"] as? Int ?? 0 > 500)
+        }
+
+        @Test("--param encryption=randomKey seals the space's device; --tier encrypted stacks a tier")
+        func encrypted() throws {
+            let space = try Self.run("random", device: "memory", parameters: ["encryption": "randomKey"])
+            let spaceSwap = try #require(space["swap"] as? [String: Any])
+            #expect(spaceSwap["encryption"] as? String == "randomKey" && space["verified"] as? Bool == true)
+            let sealed = try #require(spaceSwap["encrypted"] as? [String: Any])
+            #expect(sealed["sealed_pages"] as? Int ?? 0 > 500 && sealed["opened_pages"] as? Int ?? 0 > 500)
+            let tier = try Self.run("zipf", tier: "encrypted", device: "file")
+            let tierSealed = try #require((tier["swap"] as? [String: Any])?["encrypted"] as? [String: Any])
+            #expect(tierSealed["sealed_pages"] as? Int ?? 0 > 500 && tierSealed["authentication_failures"] as? Int == 0)
+        }
+
+        @Test("--device redis starts a private server and swaps through it")
+        func redis() throws {
+            guard RedisServerProcess.executable != nil else {
+                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); --device redis not tested")
+                return
+            }
+            let json = try Self.run("random", device: "redis")
+            #expect(json["verified"] as? Bool == true)
+            let swap = try #require(json["swap"] as? [String: Any])
+            let redis = try #require(swap["redis"] as? [String: Any])
+            #expect(redis["pages_written"] as? Int ?? 0 > 500 && redis["pages_read"] as? Int ?? 0 > 500)
+            #expect(redis["failed_calls"] as? Int == 0)
+        }
+    }
+}
