@@ -64,7 +64,7 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc pin race zipf random seq usemem hashtable tiers device-limits; do \
+	for s in alloc pin race faults zipf random seq usemem hashtable tiers device-limits; do \
 		case $$s in \
 			race) args="--protocol both --threads 8" ;; \
 			zipf) args="--param workingset=both" ;; \
@@ -78,13 +78,14 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
-	@# UserSwap against the kernel's own swap (root only): UserSwap outside any limit, then in a
+	@# UserSwap against the kernel's own swap (root only): UserSwap (explicit and transparent)
+	@# outside any limit, then (explicit) in a
 	@# cgroup of its budget + 48M, which bounds the page cache of its buffered swap file; then
 	@# zipf at two more budgets (with the 64M one: data 2×, 4× and 8× the budget).
 	@if [ "$$(id -u)" -eq 0 ]; then \
 		for s in zipf random; do \
-			echo "== bench/kernel-compare --scenario $$s --threads 2"; \
-			bench/kernel-compare --scenario $$s --threads 2 --json $(RESULTS)/kernel-compare-$$s.json || exit 1; \
+			echo "== bench/kernel-compare --scenario $$s --threads 2 --transparent"; \
+			bench/kernel-compare --scenario $$s --threads 2 --transparent --json $(RESULTS)/kernel-compare-$$s.json || exit 1; \
 			echo "== bench/kernel-compare --scenario $$s --threads 2 --userswap-slack 48M"; \
 			bench/kernel-compare --scenario $$s --threads 2 --userswap-slack 48M --json $(RESULTS)/kernel-compare-$$s-cgroup.json || exit 1; \
 		done; \

@@ -32,6 +32,7 @@ extension SwapSpace {
         // Every cached folio: each of its slots names it.
         var frame: UInt32 = 0
         var busy = 0
+        var placed: [Int: Int] = [:]
         while Int(frame) < frames.frameCount {
             let f = frames.folio(containing: frame)
             let nr = frames.pageCount(f)
@@ -40,6 +41,15 @@ extension SwapSpace {
             guard f.frame == frame, frames.refcount(f) > 0 else { frame += 1; continue }
             defer { frame += UInt32(nr) }
             busy += nr
+            let placement = frames.placement(f)
+            if !placement.isArena {
+                placed[placement.windowSlot, default: 0] += 1
+                // A folio whose bytes are a window page owns that page (no quiet folio is a
+                // racer that lost its insert).
+                if engine.windows[placement.windowSlot].owner(placement.page) != f.frame + 1 {
+                    problems.append("\(f) lives at page \(placement.page) of window \(placement.windowSlot), which another frame owns (\(engine.windows[placement.windowSlot].owner(placement.page)))")
+                }
+            }
             let flags = frames.flags(f)
             if flags.contains(.locked) || flags.contains(.writeback) {
                 problems.append("\(f) still \(flags) on a quiet space")
@@ -61,9 +71,34 @@ extension SwapSpace {
                 }
             }
         }
+        problems += checkWindows(placed: placed)
         problems += checkGroupCharges()
         if busy != residentFrames {
             problems.append("\(busy) frames in use by folios but the pool says \(residentFrames)")
+        }
+        return problems
+    }
+
+    /// Transparent regions: a page the region maps lives in its own window page, owned by its
+    /// folio; each window counts exactly the folios placed in it.
+    private func checkWindows(placed: [Int: Int]) -> [String] {
+        var problems: [String] = []
+        let frames = engine.frames
+        let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
+        for region in regions {
+            guard let window = region.window else { continue }
+            let live = window.liveFolios.load(ordering: .acquiring)
+            if live != placed[window.slot, default: 0] {
+                problems.append("window \(window.slot) counts \(live) folios but \(placed[window.slot, default: 0]) live in it")
+            }
+            for page in 0..<region.pageCount {
+                let pte = region.pte(page)
+                guard pte.isPresent else { continue }
+                let f = frames.folio(containing: pte.frame)
+                if frames.placement(f) != FramePlacement(window: window, page: page) {
+                    problems.append("page \(page) of transparent region \(region.id) maps \(f), whose bytes are elsewhere (\(frames.placement(f).raw))")
+                }
+            }
         }
         return problems
     }

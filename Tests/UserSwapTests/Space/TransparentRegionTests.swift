@@ -208,4 +208,17 @@ struct TransparentRegionTests {
             #expect(space.checkInvariants() == [])
         }
     }
+
+    @Test("the invariant walker notices a window page its folio does not own")
+    func walkerSeesStolenWindowPage() throws {
+        let (space, _) = try makeSpace(memoryPages: 8)
+        let region = try space.makeTransparentRegion(bytes: 2 * SwapPage.size)
+        region.base.storeBytes(of: 1, as: UInt64.self)
+        #expect(space.checkInvariants() == [])
+        let frame = region.region.pte(0).frame
+        region.window.claim(0, frame: frame + 1)
+        #expect(space.checkInvariants().contains { $0.contains("which another frame owns") })
+        region.window.claim(0, frame: frame)
+        #expect(space.checkInvariants() == [])
+    }
 }
