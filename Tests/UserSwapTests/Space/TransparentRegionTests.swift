@@ -221,4 +221,17 @@ struct TransparentRegionTests {
         region.window.claim(0, frame: frame)
         #expect(space.checkInvariants() == [])
     }
+
+    @Test("a transparent region's pages are charged to its group and held to its limit")
+    func groupLimit() throws {
+        let (space, _) = try makeSpace(memoryPages: 128)
+        let group = try space.makeGroup(name: "tenant", memoryLimit: 16 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 64 * SwapPage.size, group: group)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<64 { words[p * 512] = UInt64(p) + 1 }
+        #expect(group.memoryUsage <= 16 * SwapPage.size)
+        #expect(group.memoryPeak <= 16 * SwapPage.size)
+        for p in 0..<64 { #expect(words[p * 512] == UInt64(p) + 1) }
+        #expect(space.checkInvariants() == [])
+    }
 }
