@@ -18,9 +18,10 @@ enum RunCommand {
         let say = { (text: String) in toStderr ? console.errorLine(text) : console.line(text) }
         let swapBytes = configuration.swapBytes
         let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes) { device, where_ in
-            say(header(configuration, swap: where_))
+            say(header(configuration, swap: where_, mode: options.mode))
             return try WorkloadSession.run(configuration, device: device, console: console,
-                                           showsProgress: options.showsProgress, label: "run")
+                                           showsProgress: options.showsProgress, label: "run",
+                                           transparent: options.mode == .transparent)
         }
         let rss = ResidentMemory.peakBytes()
         say(outcome.summary)
@@ -30,7 +31,7 @@ enum RunCommand {
             if case .file(let path) = destination { directory = URL(fileURLWithPath: path).deletingLastPathComponent().path }
             let measured = outcome.measured
             var report = BenchReport(
-                scenario: "run", mode: .explicit, swapProtocol: configuration.swapProtocol,
+                scenario: "run", mode: options.mode, swapProtocol: configuration.swapProtocol,
                 threads: measured.threads, ops: measured.ops, seconds: measured.seconds, latency: measured.latency,
                 peakResidentBytes: rss, machine: MachineInfo.current(directory: directory),
                 extras: ["latency_cdf": measured.histogram.cdf])
@@ -44,7 +45,7 @@ enum RunCommand {
     }
 
     /// The lines before the progress: what runs, on what.
-    static func header(_ c: WorkloadConfiguration, swap: String) -> String {
+    static func header(_ c: WorkloadConfiguration, swap: String, mode: BenchMode = .explicit) -> String {
         let ratio = Double(c.dataBytes) / Double(c.memoryBytes)
         var limit = ""
         if c.kind.isOpen {
@@ -56,7 +57,7 @@ enum RunCommand {
         }
         return """
         userswap run: \(c.kind.rawValue), \(ByteSize.format(c.dataBytes)) of data in a \(ByteSize.format(c.memoryBytes)) RAM budget (\(LatencySummary.trimmed(ratio))×), \(c.threads == 1 ? "1 thread" : "\(c.threads) threads")\(limit)
-          \(c.swapProtocol.rawValue) protocol, workingset detection \(c.workingsetDetection ? "on" : "off"), seed \(c.seed)
+          \(mode == .transparent ? "transparent region (plain loads and stores), " : "")\(c.swapProtocol.rawValue) protocol, workingset detection \(c.workingsetDetection ? "on" : "off"), seed \(c.seed)
           swap: \(swap)
         """
     }

@@ -23,6 +23,8 @@ public struct RunOptions: Equatable, Sendable {
     public var swap: Swap = .temporaryFile
     /// `--protocol`.
     public var swapProtocol: BenchProtocol = .swapcache
+    /// `--mode`: pins on an explicit region, or plain loads and stores on a transparent one.
+    public var mode: BenchMode = .explicit
     /// `--write-ratio`; nil: `WorkloadConfiguration.defaultWriteRatio`.
     public var writeRatio: Double?
     /// `--seed`.
@@ -92,6 +94,12 @@ extension CommandLineTool {
         if let text = parsed.value("swap") {
             guard !text.isEmpty else { throw UsageError("--swap needs a file name", verb: verb) }
             options.swap = .file(text)
+        }
+        if let text = parsed.value("mode") {
+            guard text == "explicit" || text == "transparent" else {
+                throw UsageError("--mode '\(text)' is not one of: explicit, transparent", verb: verb)
+            }
+            options.mode = text == "explicit" ? .explicit : .transparent
         }
         if let text = parsed.value("protocol") {
             options.swapProtocol = try ArgumentParser.choice(text, option: "protocol", verb: verb) as BenchProtocol

@@ -36,7 +36,7 @@ extension CLI {
             let options = try Self.parsed([
                 "--workload", "random", "--memory", "64M", "--data=512M", "--threads", "4", "--ops", "1000",
                 "--swap", "/tmp/x.swap", "--protocol", "legacy", "--write-ratio", "0.5", "--seed", "99",
-                "--json", "out.json", "--no-progress",
+                "--json", "out.json", "--no-progress", "--mode", "transparent",
             ])
             var expected = RunOptions()
             expected.workload = .random
@@ -50,6 +50,7 @@ extension CLI {
             expected.seed = 99
             expected.json = .file("out.json")
             expected.showsProgress = false
+            expected.mode = .transparent
             #expect(options == expected)
             #expect(try Self.parsed(["--seconds", "2.5", "--json"]).limit == .seconds(2.5))
             #expect(try Self.parsed(["--json"]).json == .stdout)
@@ -65,6 +66,7 @@ extension CLI {
             (["--memory", "4K"], "--memory"),
             (["--threads", "0"], "--threads"),
             (["--protocol", "both"], "--protocol"),
+            (["--mode", "kernel"], "--mode 'kernel' is not one of: explicit, transparent"),
             (["--seed", "-1"], "--seed"),
             (["--swap="], "--swap"),
             (["--size", "1G"], "unknown option '--size'"),
@@ -117,6 +119,28 @@ extension CLI {
                 }
                 let latency = try #require(json["latency_us"] as? [String: Any])
                 #expect(latency["p999"] != nil)
+            }
+        }
+
+        @Test("a short transparent run verifies and says so in its report")
+        func shortTransparentRun() throws {
+            try withTemporaryFolder { folder in
+                var options = RunOptions()
+                options.memoryBytes = 1 << 20
+                options.dataBytes = 4 << 20
+                options.limit = .operations(20_000)
+                options.swap = .memory
+                options.showsProgress = false
+                options.mode = .transparent
+                options.json = .file(folder + "/run.json")
+                let captured = CapturedConsole()
+                let status = CommandLineTool.execute(.run(options), console: captured.console)
+                #expect(status == ExitCode.success, "\(captured.stderr)")
+                #expect(captured.stdout.contains("transparent region"), "\(captured.stdout)")
+                #expect(captured.stdout.contains("verified 1024 pages: all match"), "\(captured.stdout)")
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: folder + "/run.json")))
+                #expect(json["mode"] as? String == "transparent")
+                #expect((json["swap_ins"] as? Int ?? 0) > 0)
             }
         }
     }
