@@ -7,7 +7,9 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -198,6 +200,28 @@ int cus_epoll_wait_pair(int epfd, int exclusive, int timeout_ms) {
 
 int cus_tgkill(int32_t tid, int signal) {
     return syscall(SYS_tgkill, getpid(), tid, signal) < 0 ? -errno : 0;
+}
+
+static __thread sigjmp_buf *cus_probe_jump;
+
+static void cus_probe_handler(int signal) {
+    if (cus_probe_jump) siglongjmp(*cus_probe_jump, signal);
+}
+
+int cus_probe_load(const volatile uint64_t *address, uint64_t *value) {
+    struct sigaction action, old;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cus_probe_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_NODEFER;
+    sigaction(SIGBUS, &action, &old);
+    sigjmp_buf jump;
+    cus_probe_jump = &jump;
+    int signal = sigsetjmp(jump, 1);
+    if (signal == 0) *value = *address;
+    cus_probe_jump = NULL;
+    sigaction(SIGBUS, &old, NULL);
+    return signal;
 }
 
 void cus_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

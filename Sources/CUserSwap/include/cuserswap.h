@@ -106,6 +106,10 @@ int cus_epoll_remove(int epfd, int fd);
 int cus_epoll_wait_pair(int epfd, int exclusive, int timeout_ms);
 /// Sends `signal` to thread `tid` of this process.
 int cus_tgkill(int32_t tid, int signal);
+/// Loads the 8 bytes at `address` into `*value`, returning 0, or SIGBUS if the load raised it
+/// (a transparent page that could not be brought in) instead of dying. For tests and probes;
+/// it swaps the process's SIGBUS handler while it runs, so use it from one thread at a time.
+int cus_probe_load(const volatile uint64_t *_Nonnull address, uint64_t *_Nonnull value);
 
 // MARK: stdio
 

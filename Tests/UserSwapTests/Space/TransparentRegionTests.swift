@@ -1,3 +1,4 @@
+import CUserSwap
 import Foundation
 import Synchronization
 import Testing
@@ -233,5 +234,36 @@ struct TransparentRegionTests {
         #expect(group.memoryPeak <= 16 * SwapPage.size)
         for p in 0..<64 { #expect(words[p * 512] == UInt64(p) + 1) }
         #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a page that cannot be read gets the faulting thread SIGBUS, not a hang or a wrong page; the data stays")
+    func unreadablePageSignals() throws {
+        let (space, backend) = try makeSpace(memoryPages: 16)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        words[512] = 42
+        try region.swapOut(pages: 0..<4)
+        backend.failReads.store(1_000, ordering: .relaxed)
+        var value: UInt64 = 0
+        let signal = cus_probe_load(words + 512, &value)
+        #expect(signal == SIGBUS)
+        #expect(region.lastFaultError?.code == .ioError)
+        #expect(space.statistics[.faultErrors] == 1 && space.statistics[.faultRetries] >= 5)
+        // The device recovers: the page comes back intact.
+        backend.failReads.store(0, ordering: .relaxed)
+        #expect(cus_probe_load(words + 512, &value) == 0 && value == 42)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a read that fails once is retried: the access succeeds")
+    func transientReadErrorRetried() throws {
+        let (space, backend) = try makeSpace(memoryPages: 16)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        words[512] = 7
+        try region.swapOut(pages: 0..<4)
+        backend.failReads.store(2, ordering: .relaxed)
+        #expect(words[512] == 7)
+        #expect(space.statistics[.faultRetries] >= 2 && space.statistics[.faultErrors] == 0)
     }
 }
