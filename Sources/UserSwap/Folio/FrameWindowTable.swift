@@ -9,16 +9,24 @@ final class FrameWindowTable: Sendable {
     /// Strong references to the windows in the table, and which slots are taken.
     private let windows = Mutex<[Int: FrameWindow]>([:])
 
-    /// Creates a window of `pageCount` pages in a free slot.
+    /// Creates a window of `pageCount` pages in a free slot (under the lock, so two regions made
+    /// at once never pick the same slot).
     func make(pageCount: Int) throws(SwapError) -> FrameWindow {
-        let slot = windows.withLock { w in (0..<Self.capacity).first { w[$0] == nil } }
-        guard let slot else {
-            throw SwapError(.invalidArgument, "a space holds at most \(Self.capacity) transparent regions at once")
+        let made: Result<FrameWindow, SwapError> = windows.withLock { w in
+            guard let slot = (0..<Self.capacity).first(where: { w[$0] == nil }) else {
+                return .failure(SwapError(.invalidArgument, "a space holds at most \(Self.capacity) transparent regions at once"))
+            }
+            let window: FrameWindow
+            do throws(SwapError) {
+                window = try FrameWindow(slot: slot, pageCount: pageCount)
+            } catch {
+                return .failure(error)
+            }
+            w[slot] = window
+            slots[slot].pointee.store(UInt(bitPattern: Unmanaged.passUnretained(window).toOpaque()), ordering: .releasing)
+            return .success(window)
         }
-        let window = try FrameWindow(slot: slot, pageCount: pageCount)
-        windows.withLock { $0[slot] = window }
-        slots[slot].pointee.store(UInt(bitPattern: Unmanaged.passUnretained(window).toOpaque()), ordering: .releasing)
-        return window
+        return try made.get()
     }
 
     /// Takes `window` out; its folios must all be freed.

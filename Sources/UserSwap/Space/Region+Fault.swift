@@ -62,13 +62,17 @@ extension Region {
                 engine.claimPlacement(f)
                 engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
             }
-            // The folio's reference becomes the mapping's.
+            // The folio's reference becomes the mapping's; we keep one more until the folio is
+            // on its LRU list, or a swap-out racing in right after the unlock could free it
+            // before we add it (and we would add a frame someone else now owns).
+            engine.frames.get(f)
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
             lock.unlock()
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
             engine.lru(f).add(f, to: .inactive)
+            engine.putFolio(f)
             engine.stats.count(.zeroFills)
         } else {
             lock.unlock()
@@ -90,12 +94,14 @@ extension Region {
             engine.putFolio(f)
             return false
         }
-        // One reference per mapped page; the allocation's is the first.
-        engine.frames.get(f, UInt32(nr - 1))
+        // One reference per mapped page; the allocation's is the first. One more until the
+        // folio is on its LRU list (see `faultZero`).
+        engine.frames.get(f, UInt32(nr))
         engine.frames.setOwner(f, owner(base))
         for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
         lock.unlock()
         engine.lru(f).add(f, to: .inactive)
+        engine.putFolio(f)
         engine.stats.count(.zeroFills, nr)
         return true
     }
