@@ -177,7 +177,7 @@ extension SwapEngine {
         let consumed: Bool
         do {
             consumed = try buffers.withUnsafeBufferPointer { b throws(SwapError) in
-                try device.backend.readConsuming(into: b, atPage: first.offset)
+                try device.io.read(into: b, atPage: first.offset)
             }
         } catch {
             stats.count(.readErrors)

@@ -28,10 +28,17 @@ public final class SwapSpace: Sendable {
         /// Run a background reclaimer thread (kswapd); without it, only allocating threads
         /// reclaim.
         public var backgroundReclaim: Bool
+        /// The I/O engine of each device added (io_uring for swap files by default).
+        public var ioEngine: IOEngineChoice
+        /// Its sizes: request slots, pool workers, write-backs in flight.
+        public var ioOptions: IOEngineOptions
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
                     workingsetDetection: Bool = true, reclaimPolicy: ReclaimPolicy? = nil,
-                    backgroundReclaim: Bool = true) {
+                    backgroundReclaim: Bool = true, ioEngine: IOEngineChoice = .automatic,
+                    ioOptions: IOEngineOptions = IOEngineOptions()) {
+            self.ioEngine = ioEngine
+            self.ioOptions = ioOptions
             self.memory = memory
             self.devices = devices
             self.sync = sync
@@ -81,6 +88,10 @@ public final class SwapSpace: Sendable {
         // Unowned: the engine owns its devices, so it outlives every call.
         let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.swapUncharge(slot) }
         let device: SwapDevice
+        let io = { (backend: any SwapBackend) in
+            IOEngine(backend: backend, choice: self.configuration.ioEngine, options: self.configuration.ioOptions,
+                     stats: self.engine.stats)
+        }
         switch d {
         case let .file(path, size, priority, discard):
             if let size, !fileExists(path) {
@@ -88,16 +99,17 @@ public final class SwapSpace: Sendable {
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
             device = try SwapDevice(backend: backend, header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge)
+                                    discard: discard, swapUncharge: uncharge, io: io(backend))
         case let .memory(bytes, priority):
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: false, swapUncharge: uncharge)
+                                    discard: false, swapUncharge: uncharge, io: io(backend))
         case let .backend(backend, priority, discard):
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge)
+                                    discard: discard, swapUncharge: uncharge, io: io(backend))
         }
         try engine.devices.add(device)
+        engine.stats.noteEngine(device.io.info)
         return device
     }
 
