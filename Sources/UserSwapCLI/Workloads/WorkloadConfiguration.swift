@@ -39,6 +39,10 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var swapProtocol: BenchProtocol
     public var workingsetDetection: Bool
     public var backgroundReclaim: Bool
+    /// The swap device's I/O engine (`--param io=…` in the benchmarks).
+    public var ioEngine: IOEngineChoice = .automatic
+    /// Faults read in their own thread (`IOEngineOptions.readsInCaller`).
+    public var ioReadsInCaller = true
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2

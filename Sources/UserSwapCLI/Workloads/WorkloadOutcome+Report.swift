@@ -22,6 +22,10 @@ extension WorkloadOutcome {
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
         if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)
+        if let ioEngine {
+            report.extras["io_engine"] = ["kind": .string(ioEngine.kind.rawValue), "reason": .string(ioEngine.reason),
+                                          "fault_reads": .string(configuration.ioReadsInCaller ? "caller" : "engine")]
+        }
         report.extras["peak_resident_frames_bytes"] = JSONValue(Int64(peakResidentFrames) * 4096)
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)

@@ -14,7 +14,8 @@ public enum WorkloadSession {
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
-            workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim))
+            workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim,
+            ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(readsInCaller: configuration.ioReadsInCaller)))
         let workload = try configuration.makeWorkload(in: space)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)
@@ -32,7 +33,7 @@ public enum WorkloadSession {
             verifiedUnits: workload.verification.checked, verifiedUnit: workload.verifiedUnit,
             verificationMismatches: workload.verification.mismatches,
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
-            invariantProblems: invariants)
+            invariantProblems: invariants, ioEngine: space.statistics.ioEngine)
     }
 }
 
@@ -76,6 +77,8 @@ public struct WorkloadOutcome: Sendable {
     /// The first failures, in words (empty when all matched).
     public let failures: [String]
     public let invariantProblems: [String]
+    /// The swap device's I/O engine and why it was chosen (nil for the kernel's swap).
+    public var ioEngine: IOEngineInfo? = nil
 
     /// The measured phases as one timed run: their operations, time and latencies added up.
     public var measured: TimedRun {

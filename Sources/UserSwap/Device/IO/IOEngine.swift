@@ -79,7 +79,7 @@ public final class IOEngine: Sendable {
         switch driver {
         case .inline: break
         case .pool(let p): p.shutdown()
-        case .ring(let r): r.shutdown()
+        case .ring: break
         }
     }
 
@@ -151,7 +151,7 @@ public final class IOEngine: Sendable {
             if let e = ticket.error { throw e }
             return ticket.consumed
         }
-        table.wait(ticket.slot)
+        if case .ring(let ring) = driver { ring.wait(ticket.slot) } else { table.wait(ticket.slot) }
         let r = table.request(ticket.slot)
         let error = r.pointee.error
         let consumed = r.pointee.consumed
@@ -170,7 +170,7 @@ public final class IOEngine: Sendable {
 
     /// Reads `buffer` from `page` and waits. Returns whether the backend gave up its copy.
     public func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) -> Bool {
-        if table == nil { return try backend.readConsuming(into: buffer, atPage: page) }
+        if table == nil || options.readsInCaller { return try backend.readConsuming(into: buffer, atPage: page) }
         var one = buffer
         return try withUnsafePointer(to: &one) { p throws(SwapError) in
             try wait(submitRead(into: UnsafeBufferPointer(start: p, count: 1), atPage: page))
@@ -179,7 +179,7 @@ public final class IOEngine: Sendable {
 
     /// The vectored form.
     public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool {
-        if table == nil { return try backend.readConsuming(into: buffers, atPage: page) }
+        if table == nil || options.readsInCaller { return try backend.readConsuming(into: buffers, atPage: page) }
         return try wait(submitRead(into: buffers, atPage: page))
     }
 

@@ -33,6 +33,8 @@ final class IORequestTable {
     /// Pending, and its submitter is asleep on the word (the completer must wake it).
     static let pendingWithWaiter: UInt32 = 2
     static let done: UInt32 = 3
+    /// Pending; its sleeping submitter was woken to take over reaping (io_uring).
+    static let kicked: UInt32 = 4
 
     let count: Int
     private let states: _UnsafeAtomicArray<UInt32>
@@ -149,6 +151,38 @@ final class IORequestTable {
             yieldPoint(.blocking)
             _ = cus_futex_wait(rawWord(slot), Self.pendingWithWaiter, -1)
         }
+    }
+
+    /// For the io_uring driver's waiters: marks `slot` as having a sleeping submitter. False if
+    /// the slot is done (or changed: the caller looks again).
+    @inline(__always)
+    func markWaiting(_ slot: Int) -> Bool {
+        let s = states[slot].pointee.load(ordering: .acquiring)
+        if s == Self.pendingWithWaiter { return true }
+        guard s == Self.pending || s == Self.kicked else { return false }
+        return states[slot].pointee.compareExchange(expected: s, desired: Self.pendingWithWaiter,
+                                                    ordering: .sequentiallyConsistent).exchanged
+    }
+
+    /// Sleeps while `slot` is pending with its waiter marked (returns at once if it changed).
+    @inline(__always)
+    func sleep(_ slot: Int) {
+        yieldPoint(.blocking)
+        _ = cus_futex_wait(rawWord(slot), Self.pendingWithWaiter, -1)
+    }
+
+    /// Wakes one sleeping submitter whose request is not done, so that it takes over reaping
+    /// completions (io_uring). Returns whether there was one.
+    func kickOneWaiter() -> Bool {
+        for slot in 0..<count {
+            if states[slot].pointee.load(ordering: .sequentiallyConsistent) == Self.pendingWithWaiter,
+               states[slot].pointee.compareExchange(expected: Self.pendingWithWaiter, desired: Self.kicked,
+                                                    ordering: .sequentiallyConsistent).exchanged {
+                _ = cus_futex_wake(rawWord(slot), Int32.max)
+                return true
+            }
+        }
+        return false
     }
 
     @inline(__always)

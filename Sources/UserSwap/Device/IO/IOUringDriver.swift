@@ -1,11 +1,19 @@
-import Foundation
 import Synchronization
 
-/// The io_uring engine for a swap file: submitters put their requests straight into the ring
-/// (reads at once; writes only while fewer than `maxWritesInFlight` are in the kernel, the rest
-/// in a queue), and one completion thread takes completions, records each outcome in its slot,
-/// wakes its submitter, and submits the next queued writes. A read therefore never waits in the
-/// device queue behind more than `maxWritesInFlight` write-backs.
+/// The io_uring engine for a swap file. Submitters put their requests straight into the ring:
+/// reads at once; writes only while fewer than `maxWritesInFlight` are in the kernel, the rest
+/// in a queue. A read therefore never waits in the device queue behind more than
+/// `maxWritesInFlight` write-backs.
+///
+/// Completions have no thread of their own: a waiter whose request is not done takes the
+/// *reaper* role (one at a time) and sleeps in `io_uring_wait_cqe` itself, so the kernel wakes
+/// it directly when its I/O ends, as a task sleeping on its bio. The reaper records every
+/// completion it takes in its slot, wakes that slot's submitter, and submits the writes a
+/// finished write made room for. When its own request is done it hands the role on: it wakes one
+/// sleeping waiter whose request is still pending. (A waiter marks itself sleeping before it
+/// looks at the role, and the reaper gives the role up before it looks for sleepers — both
+/// sequentially consistent — so one of the two always sees the other: nobody sleeps with no
+/// reaper.)
 ///
 /// Transfers use the file's `O_DIRECT` descriptor when the buffers are page-aligned (the engine's
 /// frames always are), its buffered one otherwise.
@@ -13,22 +21,19 @@ final class IOUringDriver {
     private struct State: ~Copyable {
         var queuedWrites: IOSlotQueue
         var writesInFlight = 0
-        /// Requests in the kernel (reads and writes).
-        var inFlight = 0
-        var stopping = false
     }
-
-    /// The tag of the no-op that tells the completion thread to stop.
-    private static let stopTag = UInt64.max
 
     let file: FileBackend
     let table: IORequestTable
     let maxWritesInFlight: Int
     private let ring: IORing
     /// The submission lock: serializes liburing's submission side and guards `State`. Held
-    /// across `io_uring_enter`, which queues I/O and does not wait for it.
+    /// across `io_uring_enter`'s submission, which queues I/O and does not wait for it.
     private let state: Mutex<State>
-    private let exited = DispatchSemaphore(value: 0)
+    /// Someone is reaping completions (only the holder calls `ring.wait`).
+    private let reaping = Atomic<Bool>(false)
+    /// Buffers for redoing a short transfer through pread/pwrite; used only by the reaper.
+    private let scratch: IOTransfer.Scratch
     private let stats: SwapStatistics?
 
     /// Sets up the ring; throws the kernel's answer when io_uring is unavailable.
@@ -41,10 +46,10 @@ final class IOUringDriver {
         // and the completion queue (twice the entries) cannot overflow.
         ring = try IORing(entries: max(8, table.count))
         state = Mutex(State(queuedWrites: IOSlotQueue(capacity: table.count)))
-        let thread = Thread { [self] in completions() }
-        thread.name = "userswap-uring"
-        thread.start()
+        scratch = IOTransfer.makeScratch()
     }
+
+    deinit { scratch.deallocate() }
 
     /// Submits the filled request in `slot` (or queues it, for a write over the limit).
     func submit(_ slot: Int) {
@@ -63,17 +68,41 @@ final class IOUringDriver {
         if let failed { finishFailedSubmission(slot, failed) }
     }
 
-    /// Stops the completion thread once every request is done, and waits for it.
-    func shutdown() {
-        state.withLock { s in
-            s.stopping = true
-            while !ring.prepareNop(tag: Self.stopTag) { _ = try? ring.submit() }
-            _ = try? ring.submit()
+    /// Waits until `slot` is done, reaping completions when nobody else does.
+    func wait(_ slot: Int) {
+        while !table.isDone(slot) {
+            if reaping.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+                reap(until: slot)
+                reaping.store(false, ordering: .sequentiallyConsistent)
+                // Hand the role on to a sleeper still waiting, if any.
+                _ = table.kickOneWaiter()
+                return
+            }
+            guard table.markWaiting(slot) else { continue }
+            // The reaper may have left between our look and our mark: look again.
+            if !reaping.load(ordering: .sequentiallyConsistent) { continue }
+            table.sleep(slot)
         }
-        exited.wait()
     }
 
-    /// Prepares and submits `slot`. On failure undoes the counts and returns the error.
+    /// As the reaper: takes completions until `slot`'s is among them.
+    private func reap(until slot: Int) {
+        while !table.isDone(slot) {
+            let completion: (tag: UInt64, result: Int32)
+            do {
+                completion = try ring.wait()
+            } catch where error == .interrupted {
+                continue
+            } catch {
+                preconditionFailure("io_uring wait failed: \(error): a UserSwap bug")
+            }
+            finish(Int(completion.tag), result: completion.result)
+            // Take whatever else is ready without another system call.
+            while let more = ring.poll() { finish(Int(more.tag), result: more.result) }
+        }
+    }
+
+    /// Prepares and submits `slot`. On failure undoes the write count and returns the error.
     private func enterLocked(_ s: inout State, _ slot: Int) -> Errno? {
         let r = table.request(slot).pointee
         let v = table.vectors(slot)
@@ -90,55 +119,31 @@ final class IOUringDriver {
             if r.write { s.writesInFlight -= 1 }
             return error
         }
-        s.inFlight += 1
         return nil
     }
 
     /// A request the kernel did not take (EAGAIN, ENOMEM, …): do it in this thread instead,
     /// through pwrite/pread, so the caller still gets its outcome.
     private func finishFailedSubmission(_ slot: Int, _ error: Errno) {
-        let scratch = IOTransfer.makeScratch()
-        defer { scratch.deallocate() }
-        IOTransfer.perform(slot, table: table, backend: file, scratch: scratch)
+        let own = IOTransfer.makeScratch()
+        defer { own.deallocate() }
+        IOTransfer.perform(slot, table: table, backend: file, scratch: own)
         table.complete(slot)
     }
 
-    private func completions() {
-        let scratch = IOTransfer.makeScratch()
-        defer { scratch.deallocate() }
-        var stopSeen = false
-        while true {
-            let completion: (tag: UInt64, result: Int32)
-            do {
-                completion = try ring.wait()
-            } catch where error == .interrupted {
-                continue
-            } catch {
-                preconditionFailure("io_uring wait failed: \(error): a UserSwap bug")
-            }
-            if completion.tag == Self.stopTag {
-                stopSeen = true
-            } else {
-                finish(Int(completion.tag), result: completion.result, scratch: scratch)
-            }
-            if stopSeen, state.withLock({ $0.inFlight == 0 && $0.queuedWrites.isEmpty }) { break }
-        }
-        exited.signal()
-    }
-
     /// Records a completion's outcome, submits queued writes the completion made room for, and
-    /// completes the slot.
-    private func finish(_ slot: Int, result: Int32, scratch: IOTransfer.Scratch) {
+    /// completes the slot. Called by the reaper only.
+    private func finish(_ slot: Int, result: Int32) {
         let r = table.request(slot)
         let write = r.pointee.write
         var failedSubmissions: [(Int, Errno)] = []
-        state.withLock { s in
-            s.inFlight -= 1
-            guard write else { return }
-            s.writesInFlight -= 1
-            while s.writesInFlight < maxWritesInFlight, let next = s.queuedWrites.pop() {
-                s.writesInFlight += 1
-                if let e = enterLocked(&s, next) { failedSubmissions.append((next, e)) }
+        if write {
+            state.withLock { s in
+                s.writesInFlight -= 1
+                while s.writesInFlight < maxWritesInFlight, let next = s.queuedWrites.pop() {
+                    s.writesInFlight += 1
+                    if let e = enterLocked(&s, next) { failedSubmissions.append((next, e)) }
+                }
             }
         }
         if Int(result) == r.pointee.bytes {
@@ -155,6 +160,6 @@ final class IOUringDriver {
     }
 }
 
-// `state` guards the ring's submission side and the counts; the completion side belongs to the
-// one completion thread; the rest is immutable.
+// `state` guards the ring's submission side and the counts; the completion side and `scratch`
+// belong to the reaper (one thread at a time, by the `reaping` flag); the rest is immutable.
 extension IOUringDriver: @unchecked Sendable {}

@@ -14,11 +14,15 @@ import UserSwap
 /// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
 /// - `device=file|memory`: swap to a file (default) or to process memory.
+/// - `io=automatic|io_uring|thread_pool|synchronous`: the device's I/O engine (default automatic:
+///   io_uring for a file, falling back to the thread pool; the calling thread for memory).
+/// - `reads=caller|engine`: a fault's read done by the faulting thread (default) or submitted to
+///   the engine like every write.
 ///
 /// `--mode kernel` runs the same workload on plain memory swapped by the kernel
 /// (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device"]
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "io", "reads"]
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -78,7 +82,7 @@ enum WorkloadBench {
             guard ops >= 1 else { throw BenchError("--param ops=\(ops): give at least 1") }
             limit = .operations(ops)
         }
-        let configuration = WorkloadConfiguration(
+        var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
             writeRatio: try options.parameter("write_ratio", default: WorkloadConfiguration.defaultWriteRatio),
@@ -86,6 +90,14 @@ enum WorkloadBench {
             loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
+        let io: String = try options.parameter("io", default: "automatic")
+        guard let engine = IOEngineChoice(rawValue: io == "auto" ? "automatic" : io) else {
+            throw BenchError("--param io=\(io): use automatic, io_uring, thread_pool or synchronous")
+        }
+        configuration.ioEngine = engine
+        let reads: String = try options.parameter("reads", default: "caller")
+        guard reads == "caller" || reads == "engine" else { throw BenchError("--param reads=\(reads): use caller or engine") }
+        configuration.ioReadsInCaller = reads == "caller"
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
