@@ -88,10 +88,31 @@ struct IOEngineTests {
         #expect(asked.info.reason.contains("not a swap file"))
     }
 
+    @Test("IORing: no-ops come back with their tags; a bad descriptor is the request's -EBADF")
+    func ring() throws {
+        let ring: IORing
+        do { ring = try IORing(entries: 8) } catch {
+            print("skipped: io_uring unavailable here (\(error))")
+            return
+        }
+        #expect(ring.prepareNop(tag: 41) && ring.prepareNop(tag: 42))
+        #expect(try ring.submit() == 2)
+        var tags: Set<UInt64> = []
+        tags.insert(try ring.wait().tag)
+        tags.insert(try ring.wait().tag)
+        #expect(tags == [41, 42])
+        #expect(ring.poll() == nil)
+        var v = iovec(iov_base: nil, iov_len: 0)
+        #expect(ring.prepare(write: false, fd: -1, vectors: &v, count: 1, offset: 0, tag: 7))
+        #expect(try ring.submit() == 1)
+        let c = try ring.wait()
+        #expect(c.tag == 7 && c.result == -EBADF)
+    }
+
     @Test("many writes in flight, then vectored reads: every page comes back", arguments: IOEngineChoice.allCases)
     func roundTrip(choice: IOEngineChoice) throws {
         try Self.withSwapFile(pages: 1 + 512) { file in
-            let engine = IOEngine(backend: file, choice: choice, options: IOEngineOptions(slots: 64))
+            let engine = IOEngine(backend: file, choice: choice, options: IOEngineOptions(slots: 64, readsInCaller: false))
             let pages = 256
             let out = AlignedPages(pages)
             for i in 0..<pages { out.fill(i, with: UInt64(i) << 32 | 0xABCD) }
@@ -118,7 +139,7 @@ struct IOEngineTests {
     func readOvertakesWritesInPool() throws {
         let backend = SlowWriteBackend(pageCount: 1 + 2048, writeMicros: 200)
         let engine = IOEngine(backend: backend, choice: .threadPool,
-                              options: IOEngineOptions(slots: 1100, workers: 4, maxWritesInFlight: 2))
+                              options: IOEngineOptions(slots: 1100, workers: 4, maxWritesInFlight: 2, readsInCaller: false))
         let pages = AlignedPages(2)
         pages.fill(0, with: 7)
         try backend.memory.write(UnsafeRawBufferPointer(pages.page(0)), atPage: 2000)
@@ -141,7 +162,7 @@ struct IOEngineTests {
     func readOvertakesWritesInRing() throws {
         try Self.withSwapFile(pages: 1 + 2048) { file in
             let engine = IOEngine(backend: file, choice: .ioUring,
-                                  options: IOEngineOptions(slots: 1100, maxWritesInFlight: 2))
+                                  options: IOEngineOptions(slots: 1100, maxWritesInFlight: 2, readsInCaller: false))
             guard engine.info.kind == .ioUring else {
                 print("skipped: io_uring unavailable here (\(engine.info.reason))")
                 return
@@ -173,7 +194,7 @@ struct IOEngineTests {
     @Test("a failed transfer is the backend's typed error, in every engine", arguments: [IOEngineChoice.synchronous, .threadPool])
     func errors(choice: IOEngineChoice) throws {
         let flaky = FaultInjectingBackend(MemoryBackend(pageCount: 1 + 512))
-        let engine = IOEngine(backend: flaky, choice: choice)
+        let engine = IOEngine(backend: flaky, choice: choice, options: IOEngineOptions(readsInCaller: false))
         let pages = AlignedPages(1)
         flaky.inject(.ioError, on: .write, when: .call(1))
         let error = #expect(throws: SwapError.self) {
@@ -191,7 +212,7 @@ struct IOEngineTests {
     @Test("io_uring reports the file's typed error for a failed transfer")
     func ringError() throws {
         try Self.withSwapFile(pages: 1 + 512) { file in
-            let engine = IOEngine(backend: file, choice: .ioUring)
+            let engine = IOEngine(backend: file, choice: .ioUring, options: IOEngineOptions(readsInCaller: false))
             guard engine.info.kind == .ioUring else { return }
             // A buffer the kernel cannot write to: EFAULT comes back as the request's result.
             let bad = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: 4096), count: SwapPage.size)
@@ -205,7 +226,7 @@ struct IOEngineTests {
     func space(choice: IOEngineChoice) throws {
         try ScratchDirectory.with(prefix: "userswap-io-space") { folder in
             let space = try SwapSpace(.init(memory: 1 << 20, devices: [.file(path: folder + "/swap0", size: 16 << 20)],
-                                            ioEngine: choice))
+                                            ioEngine: choice, ioOptions: IOEngineOptions(readsInCaller: false)))
             #expect(space.statistics.ioEngine?.kind == (choice == .ioUring ? .ioUring : choice == .threadPool ? .threadPool : .synchronous)
                     || space.statistics.ioEngine?.reason.contains("setup failed") == true)
             let pages = 1024
