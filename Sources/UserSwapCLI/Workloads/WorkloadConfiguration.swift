@@ -43,6 +43,8 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var ioEngine: IOEngineChoice = .automatic
     /// Faults read in their own thread (`IOEngineOptions.readsInCaller`).
     public var ioReadsInCaller = true
+    /// Write-backs in flight at once (`IOEngineOptions.maxWritesInFlight`).
+    public var ioMaxWritesInFlight = IOEngineOptions().maxWritesInFlight
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2

@@ -15,7 +15,8 @@ public enum WorkloadSession {
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
             workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim,
-            ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(readsInCaller: configuration.ioReadsInCaller)))
+            ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(maxWritesInFlight: configuration.ioMaxWritesInFlight,
+                                                                 readsInCaller: configuration.ioReadsInCaller)))
         let workload = try configuration.makeWorkload(in: space)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)

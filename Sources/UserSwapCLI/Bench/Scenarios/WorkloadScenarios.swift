@@ -17,12 +17,12 @@ import UserSwap
 /// - `io=automatic|io_uring|thread_pool|synchronous`: the device's I/O engine (default automatic:
 ///   io_uring for a file, falling back to the thread pool; the calling thread for memory).
 /// - `reads=caller|engine`: a fault's read done by the faulting thread (default) or submitted to
-///   the engine like every write.
+///   the engine like every write. `writes_in_flight=N`: write-backs in flight at once (default 2).
 ///
 /// `--mode kernel` runs the same workload on plain memory swapped by the kernel
 /// (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "io", "reads"]
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "io", "reads", "writes_in_flight"]
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -98,6 +98,9 @@ enum WorkloadBench {
         let reads: String = try options.parameter("reads", default: "caller")
         guard reads == "caller" || reads == "engine" else { throw BenchError("--param reads=\(reads): use caller or engine") }
         configuration.ioReadsInCaller = reads == "caller"
+        let writes: Int = try options.parameter("writes_in_flight", default: IOEngineOptions().maxWritesInFlight)
+        guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
+        configuration.ioMaxWritesInFlight = writes
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
