@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// The io_uring engine for a swap file. Submitters put their requests straight into the ring:
@@ -54,18 +55,17 @@ final class IOUringDriver {
     /// Submits the filled request in `slot` (or queues it, for a write over the limit).
     func submit(_ slot: Int) {
         let write = table.request(slot).pointee.write
-        let failed: Errno? = state.withLock { s in
+        state.withLock { s in
             if write {
                 if s.writesInFlight >= maxWritesInFlight {
                     s.queuedWrites.push(slot)
                     stats?.count(.ioWritesThrottled)
-                    return nil
+                    return
                 }
                 s.writesInFlight += 1
             }
-            return enterLocked(&s, slot)
+            enterLocked(slot)
         }
-        if let failed { finishFailedSubmission(slot, failed) }
     }
 
     /// Waits until `slot` is done, reaping completions when nobody else does.
@@ -102,8 +102,8 @@ final class IOUringDriver {
         }
     }
 
-    /// Prepares and submits `slot`. On failure undoes the write count and returns the error.
-    private func enterLocked(_ s: inout State, _ slot: Int) -> Errno? {
+    /// Prepares and submits `slot`. Caller holds the submission lock.
+    private func enterLocked(_ slot: Int) {
         let r = table.request(slot).pointee
         let v = table.vectors(slot)
         var aligned = true
@@ -113,22 +113,22 @@ final class IOUringDriver {
                                     offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
         // The queue is empty between calls (each submits what it prepared), so it is never full.
         precondition(prepared, "io_uring submission queue full")
-        do {
-            _ = try ring.submit()
-        } catch {
-            if r.write { s.writesInFlight -= 1 }
-            return error
+        // Once prepared, the entry is in the ring for the kernel to take at the next enter,
+        // failed or not: so a failure (EAGAIN: the kernel is short of request memory) is
+        // retried, never answered by doing the transfer here too (it would then run twice).
+        var delay: UInt32 = 50
+        var waited: UInt32 = 0
+        while true {
+            do {
+                _ = try ring.submit()
+                return
+            } catch {
+                precondition(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
+                usleep(delay)
+                waited += delay
+                delay = min(delay * 2, 100_000)
+            }
         }
-        return nil
-    }
-
-    /// A request the kernel did not take (EAGAIN, ENOMEM, …): do it in this thread instead,
-    /// through pwrite/pread, so the caller still gets its outcome.
-    private func finishFailedSubmission(_ slot: Int, _ error: Errno) {
-        let own = IOTransfer.makeScratch()
-        defer { own.deallocate() }
-        IOTransfer.perform(slot, table: table, backend: file, scratch: own)
-        table.complete(slot)
     }
 
     /// Records a completion's outcome, submits queued writes the completion made room for, and
@@ -136,13 +136,12 @@ final class IOUringDriver {
     private func finish(_ slot: Int, result: Int32) {
         let r = table.request(slot)
         let write = r.pointee.write
-        var failedSubmissions: [(Int, Errno)] = []
         if write {
             state.withLock { s in
                 s.writesInFlight -= 1
                 while s.writesInFlight < maxWritesInFlight, let next = s.queuedWrites.pop() {
                     s.writesInFlight += 1
-                    if let e = enterLocked(&s, next) { failedSubmissions.append((next, e)) }
+                    enterLocked(next)
                 }
             }
         }
@@ -156,7 +155,6 @@ final class IOUringDriver {
             IOTransfer.perform(slot, table: table, backend: file, scratch: scratch)
         }
         table.complete(slot)
-        for (next, e) in failedSubmissions { finishFailedSubmission(next, e) }
     }
 }
 
