@@ -77,7 +77,10 @@ final class IORequestTable {
             return Int(s.storage[s.top])
         }
         if let slot {
-            let old = states[slot].pointee.exchange(Self.pending, ordering: .relaxed)
+            // Acquiring: pairs with `release`, so the previous owner's last accesses to the
+            // request happen before ours (the free stack's mutex orders them too, but the
+            // thread sanitizer cannot see through Synchronization.Mutex).
+            let old = states[slot].pointee.exchange(Self.pending, ordering: .acquiring)
             assert(old == Self.free, "request slot \(slot) handed out twice")
         }
         return slot
@@ -87,7 +90,7 @@ final class IORequestTable {
     @inline(__always)
     func release(_ slot: Int) {
         requests[slot].error = nil
-        states[slot].pointee.store(Self.free, ordering: .relaxed)
+        states[slot].pointee.store(Self.free, ordering: .releasing)
         freeSlots.withLock { s in
             s.storage[s.top] = Int32(slot)
             s.top += 1
@@ -121,6 +124,16 @@ final class IORequestTable {
         r.pointee.vectorCount = buffers.count
         r.pointee.consumed = false
         r.pointee.error = nil
+        // Publishes the request to the driver that `claim`s it (the hand-over itself, a mutex
+        // or an io_uring submission, orders it too, invisibly to the thread sanitizer).
+        states[slot].pointee.store(Self.pending, ordering: .releasing)
+    }
+
+    /// Called by a driver before it reads a request handed to it: pairs with `fill`.
+    @inline(__always)
+    func claim(_ slot: Int) {
+        let s = states[slot].pointee.load(ordering: .acquiring)
+        assert(s == Self.pending || s == Self.pendingWithWaiter || s == Self.kicked, "request slot \(slot) claimed in state \(s)")
     }
 
     /// Marks `slot` done (its outcome is written) and wakes its submitter if it sleeps.

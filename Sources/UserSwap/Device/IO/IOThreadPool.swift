@@ -94,6 +94,7 @@ final class IOThreadPool {
             }
             wroteLast = false
             if let slot = next {
+                table.claim(slot)
                 wroteLast = table.request(slot).pointee.write
                 IOTransfer.perform(slot, table: table, backend: backend, scratch: scratch)
                 table.complete(slot)

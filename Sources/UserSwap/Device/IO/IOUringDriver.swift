@@ -104,6 +104,7 @@ final class IOUringDriver {
 
     /// Prepares and submits `slot`. Caller holds the submission lock.
     private func enterLocked(_ slot: Int) {
+        table.claim(slot)
         let r = table.request(slot).pointee
         let v = table.vectors(slot)
         var aligned = true
@@ -134,6 +135,7 @@ final class IOUringDriver {
     /// Records a completion's outcome, submits queued writes the completion made room for, and
     /// completes the slot. Called by the reaper only.
     private func finish(_ slot: Int, result: Int32) {
+        table.claim(slot)
         let r = table.request(slot)
         let write = r.pointee.write
         if write {
