@@ -78,6 +78,8 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
+	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
+	bench/io-engines --reps 1 --scenarios "random seq zipf" --out $(RESULTS) --tag quick
 	@# UserSwap against the kernel's own swap (root only): UserSwap outside any limit, then in a
 	@# cgroup of its budget + 48M, which bounds the page cache of its buffered swap file; then
 	@# zipf at two more budgets (with the 64M one: data 2×, 4× and 8× the budget).
