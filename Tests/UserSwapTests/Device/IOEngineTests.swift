@@ -132,6 +132,8 @@ struct IOEngineTests {
             for i in 0..<pages { #expect(back.holds(i, UInt64(i) << 32 | 0xABCD), "page \(i)") }
             _ = try engine.read(into: back.page(0), atPage: 1 + 17)
             #expect(back.holds(0, UInt64(17) << 32 | 0xABCD))
+            // Nothing to move is done at once.
+            try engine.wait(engine.submitWrite(UnsafeBufferPointer(start: nil, count: 0), atPage: 1))
         }
     }
 

@@ -106,7 +106,7 @@ public final class IOEngine: Sendable {
 
     @inline(__always)
     private func submit(write: Bool, _ buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, _ page: Int) -> IOTicket {
-        guard let table, buffers.count <= IORequestTable.maxVectors, let slot = table.acquire() else {
+        guard let table, !buffers.isEmpty, buffers.count <= IORequestTable.maxVectors, let slot = table.acquire() else {
             return inlineTransfer(write: write, buffers, page)
         }
         table.fill(slot, write: write, page: page, buffers: buffers)
@@ -120,6 +120,7 @@ public final class IOEngine: Sendable {
 
     /// The transfer done by the caller: the synchronous engine, or no free slot.
     private func inlineTransfer(write: Bool, _ buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, _ page: Int) -> IOTicket {
+        guard !buffers.isEmpty else { return IOTicket(slot: -1) }
         if table != nil { stats?.count(.ioInline) }
         do throws(SwapError) {
             if write {
