@@ -51,7 +51,7 @@ soak: bootstrap
 # directory so that the instrumented build does not replace the normal debug one. The
 # suppressions hide TSan's false reports on state behind Synchronization.Mutex, which this
 # toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
-TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests
+TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|IOEngineTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
@@ -78,6 +78,8 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
+	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
+	bench/io-engines --reps 1 --scenarios "random seq zipf" --out $(RESULTS) --tag quick
 	@# UserSwap against the kernel's own swap (root only): UserSwap (explicit and transparent)
 	@# outside any limit, then (explicit) in a
 	@# cgroup of its budget + 48M, which bounds the page cache of its buffered swap file; then

@@ -18,13 +18,18 @@ let package = Package(
     targets: [
         // What Swift cannot import: variadic syscalls, ioctl/fcntl, futex, macros. No logic.
         .target(name: "CUserSwap"),
+        // io_uring for the I/O engine: liburing from Debian's liburing-dev (scripts/bootstrap),
+        // found by pkg-config, and thin C wrappers of its static inline helpers. A hard
+        // dependency of the engine: the bootstrap installs it everywhere we build, and the
+        // engine picks the thread pool at run time when the kernel refuses io_uring.
+        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .target(name: "CUserSwapURing", dependencies: ["CURing"]),
         .target(
             name: "UserSwap",
-            dependencies: ["CUserSwap"],
+            dependencies: ["CUserSwap", "CUserSwapURing"],
             swiftSettings: swiftSettings
         ),
-        // C libraries from Debian's -dev packages (installed by scripts/bootstrap). Only the tiers
-        // use them: the core engine builds with the toolchain alone.
+        // C libraries from Debian's -dev packages (installed by scripts/bootstrap), for the tiers.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),

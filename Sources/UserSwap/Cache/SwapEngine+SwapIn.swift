@@ -120,7 +120,7 @@ extension SwapEngine {
             throw SwapError(.deviceGone, "the device of \(entry) was removed")
         }
         do {
-            let consumed = try device.backend.readConsuming(into: bytes(f), atPage: entry.offset)
+            let consumed = try device.io.read(into: bytes(f), atPage: entry.offset)
             // The backend no longer holds the data: the folio is its only copy.
             if consumed { frames.setFlags(f, .dirty) }
         } catch {

@@ -68,9 +68,18 @@ public final class SwapStatistics: Sendable {
         /// Transparent pages unmapped from the application by reclaim to see whether they are
         /// used (the next touch is a minor fault).
         case deactivations
+        /// Read requests submitted to an I/O engine.
+        case ioReads
+        /// Write requests submitted to an I/O engine.
+        case ioWrites
+        /// Writes that waited in an engine's queue because `maxWritesInFlight` were running.
+        case ioWritesThrottled
+        /// Requests the caller transferred itself because every request slot was in use.
+        case ioInline
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)
+    private let engines = Mutex<[IOEngineInfo]>([])
 
     init() {}
 
@@ -80,6 +89,15 @@ public final class SwapStatistics: Sendable {
     }
 
     public subscript(_ c: Counter) -> Int { Int(counters[c.rawValue].pointee.load(ordering: .relaxed)) }
+
+    /// The I/O engine of each device added to the space, in the order they were added: which
+    /// engine and why (`io_uring`, or the thread pool with the error that ruled io_uring out).
+    public var ioEngines: [IOEngineInfo] { engines.withLock { $0 } }
+
+    /// The engine of the first device, for reports.
+    public var ioEngine: IOEngineInfo? { ioEngines.first }
+
+    func noteEngine(_ info: IOEngineInfo) { engines.withLock { $0.append(info) } }
 
     /// Every counter by name.
     public var snapshot: [String: Int] {

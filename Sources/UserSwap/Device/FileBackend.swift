@@ -62,6 +62,12 @@ public final class FileBackend: SwapBackend {
         return directFD
     }
 
+    /// The descriptor for an I/O engine's transfer: the direct one for page-aligned buffers
+    /// (device offsets always are), else the buffered one. Valid as long as this backend lives.
+    func descriptor(aligned: Bool) -> Int32 {
+        aligned && directFD >= 0 ? directFD : descriptor.rawValue
+    }
+
     /// Opens and locks the file at `path` as a device described by `header`, which the caller
     /// has already read from it (or just written). The public way in is `SwapFile.open`, which
     /// reads and checks the header itself.
@@ -206,7 +212,7 @@ public final class FileBackend: SwapBackend {
     }
 
     /// The engine error for a failed transfer of `pages`.
-    private func failure(_ errno: Errno, writing: Bool, pages: Range<Int>) -> SwapError {
+    func failure(_ errno: Errno, writing: Bool, pages: Range<Int>) -> SwapError {
         let what = "\(writing ? "write" : "read") pages \(pages.lowerBound)..<\(pages.upperBound) of swap file \(path)"
         switch errno.rawValue {
         case ENOSPC, EDQUOT, EFBIG:

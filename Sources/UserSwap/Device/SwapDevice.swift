@@ -20,6 +20,8 @@ public final class SwapDevice: Sendable {
     public let priority: Int
     /// Where the pages live.
     public let backend: any SwapBackend
+    /// How transfers reach the backend: io_uring, a thread pool, or the calling thread.
+    public let io: IOEngine
     /// The on-disk header, when the device is a swap file.
     public let header: SwapHeader?
     /// Freed clusters are discarded on the backend (a file punches holes).
@@ -48,13 +50,14 @@ public final class SwapDevice: Sendable {
     /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
     /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
     public convenience init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
-                            discard: Bool = false) throws(SwapError) {
+                            discard: Bool = false, io: IOEngineChoice = .automatic) throws(SwapError) {
         try self.init(backend: backend, header: header, type: type, priority: priority, discard: discard,
-                      swapUncharge: { _ in })
+                      swapUncharge: { _ in }, io: IOEngine(backend: backend, choice: io))
     }
 
     init(backend: any SwapBackend, header: SwapHeader?, type: Int, priority: Int, discard: Bool,
-         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void) throws(SwapError) {
+         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void, io: IOEngine) throws(SwapError) {
+        self.io = io
         let pages = backend.pageCount
         guard pages >= 1 + SwapCluster.slotCount else {
             throw SwapError(.tooSmall, "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header")

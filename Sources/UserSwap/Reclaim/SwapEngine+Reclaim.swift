@@ -227,6 +227,9 @@ extension SwapEngine {
     private func writeAndRemove(_ writes: [Folio], lru: LRUVec) -> Int {
         guard !writes.isEmpty else { return 0 }
         let sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
+        // Every run goes to the device's I/O engine at once (many in flight, behind any fault's
+        // read), then each is waited for.
+        var submitted: [(run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)] = []
         var start = 0
         while start < sorted.count {
             var end = start + 1
@@ -235,9 +238,10 @@ extension SwapEngine {
                 guard frames.entry(sorted[end]) == previous.advanced(by: frames.pageCount(sorted[end - 1])) else { break }
                 end += 1
             }
-            writeRun(sorted[start..<end])
+            if let s = submitRun(sorted[start..<end]) { submitted.append(s) }
             start = end
         }
+        for s in submitted { finishRun(s.run, device: s.device, ticket: s.ticket) }
         var freed = 0
         for f in sorted {
             frames.endWriteback(f)
@@ -259,13 +263,20 @@ extension SwapEngine {
         return freed
     }
 
-    /// One vectored write of folios whose slots follow each other on one device.
-    private func writeRun(_ run: ArraySlice<Folio>) {
+    /// Submits one vectored write of folios whose slots follow each other on one device; nil
+    /// when the device is gone.
+    private func submitRun(_ run: ArraySlice<Folio>) -> (run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)? {
         let first = frames.entry(run[run.startIndex])
-        guard let device = devices.device(for: first) else { return }
+        guard let device = devices.device(for: first) else { return nil }
         let buffers = run.map { UnsafeRawBufferPointer(bytes($0)) }
+        let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitWrite(b, atPage: first.offset) }
+        return (run, device, ticket)
+    }
+
+    /// Waits for a run's write; a failed one leaves its folios dirty.
+    private func finishRun(_ run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket) {
         do {
-            try buffers.withUnsafeBufferPointer { b throws(SwapError) in try device.backend.write(b, atPage: first.offset) }
+            try device.io.wait(ticket)
             stats.count(.deviceWrites)
             stats.count(.swapOuts, run.reduce(0) { $0 + frames.pageCount($1) })
         } catch {

@@ -100,14 +100,21 @@ extension Region {
         var run: [(Folio, SwapEntry)] = []
         var read = 0
         var failure: SwapError?
+        // Every run is submitted to the device's I/O engine as soon as it is complete, so the
+        // runs of a window are in flight together (pages of a region rarely sit in consecutive
+        // slots: without this, a window of 32 was 32 reads one after the other).
+        var inFlight: [(run: [(Folio, SwapEntry)], read: SubmittedRead)] = []
         func flush() {
             guard !run.isEmpty else { return }
             do {
-                try engine.readRun(run)
-                read += run.count
+                inFlight.append((run, try engine.submitReadRun(run)))
             } catch {
                 failure = failure ?? error
+                finish(run)
             }
+            run.removeAll(keepingCapacity: true)
+        }
+        func finish(_ run: [(Folio, SwapEntry)]) {
             for (f, _) in run {
                 if frames.flags(f).contains(.uptodate) {
                     frames.setFlags(f, .readahead)
@@ -116,8 +123,8 @@ extension Region {
                 frames.unlock(f)
                 engine.putFolio(f)
             }
-            run.removeAll(keepingCapacity: true)
         }
+
         for page in pages {
             let p = pte(page)
             guard p.isSwap else { flush(); continue }
@@ -158,6 +165,16 @@ extension Region {
             run.append((f, entry))
         }
         flush()
+        for (done, submitted) in inFlight {
+            do {
+                try engine.finishReadRun(done, submitted)
+                read += done.count
+            } catch {
+                failure = failure ?? error
+            }
+            finish(done)
+        }
+        inFlight.removeAll()
         if let failure, read == 0 { throw failure }
         engine.stats.count(.readaheadPages, read)
         return read
@@ -169,16 +186,27 @@ extension SwapEngine {
     /// call. On failure every folio of the run leaves the cache again, marked with `.error`,
     /// and its slots keep their data on the device.
     func readRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) {
+        try finishReadRun(run, submitReadRun(run))
+    }
+
+    /// Submits the read of a run (see `readRun`) to its device's I/O engine without waiting.
+    /// The folios stay locked until `finishReadRun`, which every submitted run must get.
+    func submitReadRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) -> SubmittedRead {
         let first = run[0].1
         guard let device = devices.device(for: first) else {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
         let buffers = run.map { bytes($0.0) }
+        let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
+        return SubmittedRead(device: device, ticket: ticket)
+    }
+
+    /// Waits for a submitted run and marks its folios uptodate, or takes them out of the cache
+    /// with `.error` if the read failed.
+    func finishReadRun(_ run: [(Folio, SwapEntry)], _ submitted: SubmittedRead) throws(SwapError) {
         let consumed: Bool
         do {
-            consumed = try buffers.withUnsafeBufferPointer { b throws(SwapError) in
-                try device.backend.readConsuming(into: b, atPage: first.offset)
-            }
+            consumed = try submitted.device.io.wait(submitted.ticket)
         } catch {
             stats.count(.readErrors)
             for (f, _) in run {
@@ -191,4 +219,10 @@ extension SwapEngine {
         stats.count(.swapIns, run.count)
         for (f, _) in run { frames.setFlags(f, consumed ? [.uptodate, .dirty] : .uptodate) }
     }
+}
+
+/// A read run handed to a device's I/O engine.
+struct SubmittedRead {
+    let device: SwapDevice
+    let ticket: IOTicket
 }

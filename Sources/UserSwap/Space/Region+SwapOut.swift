@@ -168,7 +168,10 @@ extension SwapEngine {
         frames.unlock(f)
         var failure: SwapError?
         do {
-            try device.backend.write(UnsafeRawBufferPointer(bytes(f)), atPage: entry.offset)
+            var buffer = UnsafeRawBufferPointer(bytes(f))
+            try withUnsafePointer(to: &buffer) { p throws(SwapError) in
+                try device.io.write(UnsafeBufferPointer(start: p, count: 1), atPage: entry.offset)
+            }
             stats.count(.deviceWrites)
             stats.count(.swapOuts, frames.pageCount(f))
         } catch {

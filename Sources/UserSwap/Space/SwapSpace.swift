@@ -31,10 +31,17 @@ public final class SwapSpace: Sendable {
         /// How pages are protected on every device of the space, those added later by `swapOn`
         /// included (`.none` by default; `UserSwapEncryption` provides `.randomKey`).
         public var encryption: Encryption
+        /// The I/O engine of each device added (io_uring for swap files by default).
+        public var ioEngine: IOEngineChoice
+        /// Its sizes: request slots, pool workers, write-backs in flight.
+        public var ioOptions: IOEngineOptions
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
                     workingsetDetection: Bool = true, reclaimPolicy: ReclaimPolicy? = nil,
-                    backgroundReclaim: Bool = true, encryption: Encryption = .none) {
+                    backgroundReclaim: Bool = true, encryption: Encryption = .none,
+                    ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()) {
+            self.ioEngine = ioEngine
+            self.ioOptions = ioOptions
             self.memory = memory
             self.devices = devices
             self.sync = sync
@@ -88,23 +95,32 @@ public final class SwapSpace: Sendable {
         // Unowned: the engine owns its devices, so it outlives every call.
         let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.swapUncharge(slot) }
         let device: SwapDevice
+        let io = { (backend: any SwapBackend) in
+            IOEngine(backend: backend, choice: self.configuration.ioEngine, options: self.configuration.ioOptions,
+                     stats: self.engine.stats)
+        }
         switch d {
         case let .file(path, size, priority, discard):
             if let size, !fileExists(path) {
                 try SwapFile.format(path: path, bytes: size)
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
-            device = try SwapDevice(backend: try sealed(backend), header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge)
+            // A sealed device's engine sees the sealing tier, not the file (so it transfers
+            // through the tier: synchronously).
+            let outer = try sealed(backend)
+            device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
+                                    discard: discard, swapUncharge: uncharge, io: io(outer))
         case let .memory(bytes, priority):
-            let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
-            device = try SwapDevice(backend: try sealed(backend), header: nil, type: type, priority: priority,
-                                    discard: false, swapUncharge: uncharge)
+            let backend = try sealed(MemoryBackend(pageCount: bytes / SwapPage.size))
+            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+                                    discard: false, swapUncharge: uncharge, io: io(backend))
         case let .backend(backend, priority, discard):
-            device = try SwapDevice(backend: try sealed(backend), header: nil, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge)
+            let backend = try sealed(backend)
+            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
+                                    discard: discard, swapUncharge: uncharge, io: io(backend))
         }
         try engine.devices.add(device)
+        engine.stats.noteEngine(device.io.info)
         return device
     }
 

@@ -43,6 +43,12 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// the default, is incompressible; N makes pages that compress to about 1/N (the page
     /// workloads; the hash table's records are its own).
     public var pageRepeats: Int = 1
+    /// The swap device's I/O engine (`--param io=…` in the benchmarks).
+    public var ioEngine: IOEngineChoice = .automatic
+    /// Faults read in their own thread (`IOEngineOptions.readsInCaller`).
+    public var ioReadsInCaller = true
+    /// Write-backs in flight at once (`IOEngineOptions.maxWritesInFlight`).
+    public var ioMaxWritesInFlight = IOEngineOptions().maxWritesInFlight
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2

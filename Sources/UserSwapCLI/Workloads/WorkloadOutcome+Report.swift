@@ -24,6 +24,11 @@ extension WorkloadOutcome {
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
         if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)
+        if let ioEngine {
+            report.extras["io_engine"] = ["kind": .string(ioEngine.kind.rawValue), "reason": .string(ioEngine.reason),
+                                          "fault_reads": .string(configuration.ioReadsInCaller ? "caller" : "engine"),
+                                          "max_writes_in_flight": JSONValue(configuration.ioMaxWritesInFlight)]
+        }
         report.extras["peak_resident_frames_bytes"] = JSONValue(Int64(peakResidentFrames) * 4096)
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)
@@ -60,6 +65,7 @@ extension WorkloadOutcome {
         lines.append("result (\(measuredNames)): \(BenchReport.count(run.opsPerSecond)) operations/s: \(run.ops) in \(LatencySummary.trimmed(run.seconds)) s on \(run.threads == 1 ? "1 thread" : "\(run.threads) threads")")
         lines.append("  latency per operation: \(run.latency.text), mean \(LatencySummary.format(run.latency.mean))")
         lines.append("  swap-ins \(n(.swapIns)), swap-outs \(n(.swapOuts)) (device reads \(n(.deviceReads)), writes \(n(.deviceWrites))); swap-cache hits \(n(.cacheHits)), clean drops \(n(.cleanDrops))")
+        if let ioEngine { lines.append("  I/O engine \(ioEngine)") }
         lines.append("  refaults \(n(.refaults)), activations \(n(.activations)), restores \(n(.restores)), evictions \(n(.evictions))")
         lines.append("  reclaim: scanned \(n(.reclaimScanned)), freed \(n(.reclaimFreed)), second chances \(n(.reclaimActivated)), direct reclaims \(n(.directReclaims)), background wake-ups \(n(.kswapdWakeups))")
         lines.append("  peak resident \(ByteSize.format(Int64(peakResidentFrames) * 4096)) of the \(ByteSize.format(Int64(frameCount) * 4096)) budget (frames high-water, sampled); process RSS peak \(ByteSize.format(processPeakRSS))")

@@ -20,7 +20,9 @@ public enum WorkloadSession {
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
             workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim,
-            encryption: encryption))
+            encryption: encryption,
+            ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(maxWritesInFlight: configuration.ioMaxWritesInFlight,
+                                                                 readsInCaller: configuration.ioReadsInCaller)))
         let workload = try configuration.makeWorkload(in: space, transparent: transparent)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)
@@ -39,7 +41,7 @@ public enum WorkloadSession {
             verifiedUnits: workload.verification.checked, verifiedUnit: workload.verifiedUnit,
             verificationMismatches: workload.verification.mismatches,
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
-            invariantProblems: invariants)
+            invariantProblems: invariants, ioEngine: space.statistics.ioEngine)
     }
 }
 
@@ -86,6 +88,8 @@ public struct WorkloadOutcome: Sendable {
     /// The benchmark's swap beyond a plain file: device, tier, encryption and their figures
     /// (`WorkloadSwap.json`), reported under `swap`.
     public var swapReport: JSONValue? = nil
+    /// The swap device's I/O engine and why it was chosen (nil for the kernel's swap).
+    public var ioEngine: IOEngineInfo? = nil
 
     /// The measured phases as one timed run: their operations, time and latencies added up.
     public var measured: TimedRun {

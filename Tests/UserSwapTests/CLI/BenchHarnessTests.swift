@@ -12,6 +12,21 @@ extension CLI {
                          machine: BenchReportTests.machine, console: CapturedConsole().console)
         }
 
+        @Test("the workload benchmarks take the I/O engine, where faults read, and the write limit as --params")
+        func ioParameters() throws {
+            let options = BenchOptions(scenario: "random", parameters: ["io": "thread_pool", "reads": "engine", "writes_in_flight": "4"],
+                                       showsProgress: false)
+            let c = try WorkloadBench.configuration(.random, options: options, harness: Self.harness(options))
+            #expect(c.ioEngine == .threadPool && !c.ioReadsInCaller && c.ioMaxWritesInFlight == 4)
+            let defaults = try WorkloadBench.configuration(.random, options: BenchOptions(scenario: "random", showsProgress: false),
+                                                           harness: Self.harness())
+            #expect(defaults.ioEngine == .automatic && defaults.ioReadsInCaller && defaults.ioMaxWritesInFlight == 2)
+            for bad in [["io": "aio"], ["reads": "kernel"], ["writes_in_flight": "0"]] {
+                let o = BenchOptions(scenario: "random", parameters: bad, showsProgress: false)
+                #expect(throws: BenchError.self) { try WorkloadBench.configuration(.random, options: o, harness: Self.harness(o)) }
+            }
+        }
+
         @Test("a fixed number of calls per thread gives exactly that many ops, all timed")
         func callsPerThread() throws {
             let run = try Self.harness().runTimed("count", threads: 3, limit: .callsPerThread(1000), opsPerCall: 2) { _ in }

@@ -11,13 +11,17 @@ import Testing
 @Suite("Fault injection")
 struct FaultInjectionTests {
     /// A space over a fault-injecting memory device, with no background reclaimer unless asked.
+    /// `io` picks the device's I/O engine: the thread pool runs every transfer (fault reads
+    /// too) on its workers, so the faults arrive through its completions.
     private func makeFaultySpace(memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync,
-                                 seed: UInt64 = 1, backgroundReclaim: Bool = false)
+                                 seed: UInt64 = 1, backgroundReclaim: Bool = false,
+                                 io: IOEngineChoice = .automatic)
         throws -> (SwapSpace, FaultInjectingBackend, MemoryBackend) {
         let memory = MemoryBackend(pageCount: swapPages)
         let flaky = FaultInjectingBackend(memory, seed: seed)
         let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(flaky)], sync: sync,
-                                        backgroundReclaim: backgroundReclaim))
+                                        backgroundReclaim: backgroundReclaim, ioEngine: io,
+                                        ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
         return (space, flaky, memory)
     }
 
@@ -98,10 +102,10 @@ struct FaultInjectionTests {
     }
 
     @Test("racing readers of pages whose reads fail short or slow never see a partial page",
-          arguments: bothProtocols)
-    func racingShortReads(sync: SwapInSync) throws {
+          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    func racingShortReads(sync: SwapInSync, io: IOEngineChoice) throws {
         var rng = SeededRandom.fromEnvironment("racing short reads \(sync)")
-        let (space, flaky, _) = try makeFaultySpace(memoryPages: 64, sync: sync, seed: rng.next())
+        let (space, flaky, _) = try makeFaultySpace(memoryPages: 64, sync: sync, seed: rng.next(), io: io)
         let pages = 8
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         // No readahead: a failed read ahead of use reaches no reader, and this test counts them.
@@ -230,11 +234,11 @@ struct FaultInjectionTests {
     }
 
     @Test("reclaim under a budget with failing and torn writes loses no page, counts every error, and any access it fails can be retried",
-          arguments: bothProtocols)
-    func reclaimWithFailingWrites(sync: SwapInSync) throws {
+          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    func reclaimWithFailingWrites(sync: SwapInSync, io: IOEngineChoice) throws {
         var rng = SeededRandom.fromEnvironment("reclaim with failing writes \(sync)")
         let frames = 32
-        let (space, flaky, _) = try makeFaultySpace(memoryPages: frames, sync: sync, seed: rng.next())
+        let (space, flaky, _) = try makeFaultySpace(memoryPages: frames, sync: sync, seed: rng.next(), io: io)
         let pages = 4 * frames
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         flaky.inject(.ioError, on: .write, when: .probability(0.1))
@@ -282,10 +286,10 @@ struct FaultInjectionTests {
     // MARK: A device that goes away
 
     @Test("a device that goes away gives typed errors, no hang and no crash; back, it has every page",
-          arguments: bothProtocols)
-    func disappearingDevice(sync: SwapInSync) throws {
+          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    func disappearingDevice(sync: SwapInSync, io: IOEngineChoice) throws {
         let frames = 16
-        let (space, flaky, _) = try makeFaultySpace(memoryPages: frames, sync: sync, backgroundReclaim: true)
+        let (space, flaky, _) = try makeFaultySpace(memoryPages: frames, sync: sync, backgroundReclaim: true, io: io)
         let pages = 3 * frames
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }

@@ -18,11 +18,17 @@ struct ModelTests {
     struct Case: Sendable, CustomTestStringConvertible {
         let sync: SwapInSync
         let index: Int
-        var testDescription: String { "\(sync) #\(index)" }
+        /// The device's I/O engine; the thread pool runs every transfer on its workers.
+        var io: IOEngineChoice = .automatic
+        var testDescription: String { "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")" }
     }
 
     static let cases = [Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
-                        Case(sync: .swapCache, index: 1), Case(sync: bothProtocols[1], index: 1)]
+                        Case(sync: .swapCache, index: 1), Case(sync: bothProtocols[1], index: 1),
+                        Case(sync: .swapCache, index: 2, io: .threadPool)]
+
+    /// The I/O engine of the spaces the current case makes.
+    @TaskLocal static var io: IOEngineChoice = .automatic
 
     /// Steps between invariant walks.
     static let invariantEvery = 500
@@ -33,6 +39,10 @@ struct ModelTests {
 
     @Test("random operations on a space match a reference model step by step", arguments: cases)
     func model(_ c: Case) throws {
+        try Self.$io.withValue(c.io) { try modelCase(c) }
+    }
+
+    private func modelCase(_ c: Case) throws {
         let total = Self.environment("USERSWAP_MODEL_OPS", default: 1_000_000)
         let threads = max(1, Self.environment("USERSWAP_MODEL_THREADS", default: 1))
         let steps = max(1, total / Self.cases.count)
@@ -148,7 +158,8 @@ struct ModelTests {
         let frames = 24 + 16 * models
         let devicePages = 1 + 512 * max(2, models)
         return try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.memory(bytes: devicePages * SwapPage.size)],
-                                   sync: sync, backgroundReclaim: models > 1))
+                                   sync: sync, backgroundReclaim: models > 1, ioEngine: io,
+                                   ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
     }
 
     /// Runs `ops` on a fresh space with one strict model, checking invariants every

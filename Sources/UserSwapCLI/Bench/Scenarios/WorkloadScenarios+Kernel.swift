@@ -19,7 +19,7 @@ import UserSwap
 /// transparent huge pages back the memory (default off: 4 KiB pages, as UserSwap's regions);
 /// `cgroup=optional` runs even without a limiting cgroup (the kernel then does not swap).
 extension WorkloadBench {
-    static let kernelParameterKeys = ["ops", "write_ratio", "theta", "load", "thp", "cgroup", "workingset", "repeats"]
+    static let kernelParameterKeys = ["ops", "write_ratio", "theta", "load", "thp", "cgroup", "workingset", "repeats", "io", "reads", "writes_in_flight"]
 
     static func runKernel(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         if let unknown = options.parameters.keys.sorted().first(where: { !kernelParameterKeys.contains($0) }) {

@@ -21,12 +21,16 @@ import UserSwap
 ///   seals every device of the space (`SwapSpace.Configuration.encryption`). `--device redis`
 ///   starts a private `redis-server` for the run; `--device redis://HOST:PORT` uses that one.
 ///   The report's `swap` object holds the device, the tier and each tier's figures.
+/// - `io=automatic|io_uring|thread_pool|synchronous`: the device's I/O engine (default automatic:
+///   io_uring for a file, falling back to the thread pool; the calling thread for memory).
+/// - `reads=caller|engine`: a fault's read done by the faulting thread (default) or submitted to
+///   the engine like every write. `writes_in_flight=N`: write-backs in flight at once (default 2).
 ///
 /// `--mode transparent` runs it on a transparent region: plain loads and stores through a
 /// pointer, faults served by userfaultfd (`TransparentPageStore`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -90,6 +94,17 @@ enum WorkloadBench {
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
         configuration.pageRepeats = try options.parameter("repeats", default: 1)
+        let io: String = try options.parameter("io", default: "automatic")
+        guard let engine = IOEngineChoice(rawValue: io == "auto" ? "automatic" : io) else {
+            throw BenchError("--param io=\(io): use automatic, io_uring, thread_pool or synchronous")
+        }
+        configuration.ioEngine = engine
+        let reads: String = try options.parameter("reads", default: "caller")
+        guard reads == "caller" || reads == "engine" else { throw BenchError("--param reads=\(reads): use caller or engine") }
+        configuration.ioReadsInCaller = reads == "caller"
+        let writes: Int = try options.parameter("writes_in_flight", default: IOEngineOptions().maxWritesInFlight)
+        guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
+        configuration.ioMaxWritesInFlight = writes
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
