@@ -66,6 +66,7 @@ extension Region {
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
             lock.unlock()
+            yieldPoint(.faultZeroMapped)
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
             engine.lru(f).add(f, to: .inactive)
