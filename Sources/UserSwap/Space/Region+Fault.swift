@@ -62,7 +62,9 @@ extension Region {
                 engine.claimPlacement(f)
                 engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
             }
-            // The folio's reference becomes the mapping's.
+            // The mapping takes a reference of its own; ours keeps the folio until it is on
+            // the LRU: once the lock drops, a discard may unmap and put it at any moment.
+            engine.frames.get(f)
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
             lock.unlock()
@@ -70,6 +72,7 @@ extension Region {
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
             engine.lru(f).add(f, to: .inactive)
+            engine.putFolio(f)
             engine.stats.count(.zeroFills)
         } else {
             lock.unlock()
@@ -91,12 +94,14 @@ extension Region {
             engine.putFolio(f)
             return false
         }
-        // One reference per mapped page; the allocation's is the first.
-        engine.frames.get(f, UInt32(nr - 1))
+        // One reference per mapped page, and ours until the folio is on the LRU (a discard
+        // may unmap it as soon as the lock drops).
+        engine.frames.get(f, UInt32(nr))
         engine.frames.setOwner(f, owner(base))
         for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
         lock.unlock()
         engine.lru(f).add(f, to: .inactive)
+        engine.putFolio(f)
         engine.stats.count(.zeroFills, nr)
         return true
     }
