@@ -112,7 +112,7 @@ extension Region {
         if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.swapIn(entry, group: group, placement: placement(page)) else { return }
+        guard let f = try engine.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else { return }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let readaheadHit = frames.clearFlags(f, .readahead).contains(.readahead)
@@ -212,6 +212,21 @@ extension Region {
         frames.waitWriteback(f)
         if frames.flags(f).contains(.swapcache) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
+    }
+
+    /// For a transparent region: lets a new folio for `entry` take `page`'s window page, under
+    /// the page-table lock, only while the page still refers to `entry` (see
+    /// `SwapEngine.swapCacheAllocFolio`). Nil for an explicit region.
+    func windowClaim(_ page: Int, _ entry: SwapEntry) -> ((Folio) -> Bool)? {
+        guard window != nil else { return nil }
+        return { [self] f in
+            let lock = ptl(page)
+            lock.lock()
+            defer { lock.unlock() }
+            guard pte(page) == .swap(entry) else { return false }
+            engine.claimPlacement(f)
+            return true
+        }
     }
 
     /// The reverse-map word of `page` of this region.
