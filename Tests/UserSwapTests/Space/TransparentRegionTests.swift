@@ -209,6 +209,31 @@ struct TransparentRegionTests {
         }
     }
 
+    @Test("a read into a window page still in flight when the page is discarded and touched again does not land on the new data")
+    func discardDuringReadIntoWindow() throws {
+        let (space, backend) = try makeSpace(memoryPages: 32)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        words[512] = 0xdead
+        try region.swapOut(pages: 1..<2)
+        backend.readDelayMicros.store(100_000, ordering: .relaxed)
+        let reading = DispatchSemaphore(value: 0)
+        let inner = region.region
+        Thread {
+            // Readahead of page 1 (its folio takes the window page, then reads slowly).
+            _ = try? inner.prefetch(pages: 1..<2)
+            reading.signal()
+        }.start()
+        usleep(30_000)
+        try region.discard(pages: 1..<2)
+        words[512] = 0xbeef
+        #expect(reading.wait(timeout: .now() + 10) == .success)
+        backend.readDelayMicros.store(0, ordering: .relaxed)
+        #expect(words[512] == 0xbeef)
+        #expect(region.lastFaultError == nil)
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("the invariant walker notices a window page its folio does not own")
     func walkerSeesStolenWindowPage() throws {
         let (space, _) = try makeSpace(memoryPages: 8)
