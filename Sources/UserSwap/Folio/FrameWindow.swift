@@ -33,7 +33,8 @@ final class FrameWindow: @unchecked Sendable {
     /// thread that was still finishing an access at release reads what it should (the views go
     /// a moment later, with the window).
     private let retiring = Atomic<Bool>(false)
-    private static let releasing = UInt32.max
+    /// The owner word of a page whose memory is being punched out.
+    static let releasing = UInt32.max
 
     init(slot: Int, pageCount: Int) throws(SwapError) {
         self.slot = slot

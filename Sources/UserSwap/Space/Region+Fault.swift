@@ -1,3 +1,5 @@
+import Glibc
+
 /// Access to pages, and the fault path that brings them in (kernel: `handle_pte_fault`,
 /// `do_anonymous_page`, `do_swap_page`).
 extension Region {
@@ -55,10 +57,46 @@ extension Region {
         // A window page is zeroed only by the folio that wins the page (under the lock below).
         if window == nil { engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
+        // A window page may still belong to a folio reading into it: a swap-in of the page's old
+        // entry, racing the discard that made the page untouched. Take the page while holding
+        // that folio's lock, so its read is over and cannot land on our zeroes afterwards.
+        var previous: Folio?
+        defer {
+            if let previous {
+                // A copy of a discarded page left in the cache for nobody: it must not outlive
+                // its window page's new owner there.
+                if engine.frames.flags(previous).contains(.swapcache) { engine.freeSwapIfUnused(previous) }
+                engine.frames.unlock(previous)
+                engine.putFolio(previous)
+            }
+        }
         let lock = ptl(page)
-        lock.lock()
-        if pte(page).isNone {
-            if window != nil {
+        while true {
+            lock.lock()
+            guard pte(page).isNone else {
+                lock.unlock()
+                engine.putFolio(f)
+                return
+            }
+            if let window {
+                let current = window.owner(page)
+                if current != 0 && (current == FrameWindow.releasing || current - 1 != previous?.frame) {
+                    lock.unlock()
+                    if let p = previous {
+                        engine.frames.unlock(p)
+                        engine.putFolio(p)
+                        previous = nil
+                    }
+                    let o = Folio(frame: current - 1)
+                    if current != FrameWindow.releasing && engine.frames.tryGet(o) {
+                        engine.frames.lock(o)
+                        previous = o
+                    } else {
+                        // Being freed: its release gives the page back in a moment.
+                        sched_yield()
+                    }
+                    continue
+                }
                 engine.claimPlacement(f)
                 engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
             }
@@ -74,9 +112,7 @@ extension Region {
             engine.lru(f).add(f, to: .inactive)
             engine.putFolio(f)
             engine.stats.count(.zeroFills)
-        } else {
-            lock.unlock()
-            engine.putFolio(f)
+            return
         }
     }
 
