@@ -6,7 +6,7 @@ import Testing
 /// Randomized stress of a transparent region against an exact reference model: owner threads
 /// store and load plain words (each owns a disjoint set of words, so the model needs no lock),
 /// pin their pages for reading and writing and discard them, while disturber threads swap out,
-/// deactivate and pin any pages, slow the device down now and then, and the space reclaims on
+/// deactivate, prefetch and pin any pages, slow the device down now and then, and the space reclaims on
 /// its own under a budget 4× smaller than the data. Every load is checked as it happens; at the
 /// end every word is, and the invariant walker must find nothing.
 ///
@@ -35,6 +35,7 @@ struct TransparentStressTests {
         let discards = Atomic<Int>(0)
         let swapOuts = Atomic<Int>(0)
         let deactivations = Atomic<Int>(0)
+        let prefetches = Atomic<Int>(0)
     }
 
     @Test("plain stores and loads, pins and discards racing swap-out, deactivation and reclaim match a model",
@@ -99,7 +100,7 @@ struct TransparentStressTests {
         #expect(found.isEmpty && wrong == 0 && problems.isEmpty && region.lastFaultError == nil,
                 "transparent stress (\(sync)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(wrong) wrong words at the end; \(found.prefix(8)); invariants: \(problems.prefix(5)); fault error: \(String(describing: region.lastFaultError))")
         let s = space.statistics
-        print("transparent stress (\(sync)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins, \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead")
+        print("transparent stress (\(sync)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins, \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations, \(counts.prefetches.load(ordering: .relaxed)) prefetches; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead")
     }
 
     /// The word `t` stores at `word` in step `step`: never zero, distinct per thread and step.
@@ -185,7 +186,7 @@ struct TransparentStressTests {
         return pin.bytes.load(fromByteOffset: (word % wordsPerPage) * 8, as: UInt64.self)
     }
 
-    /// Swaps out, deactivates and pins any pages (without changing data) until the owners are done;
+    /// Swaps out, deactivates, prefetches and pins any pages (without changing data) until the owners are done;
     /// now and then slows device reads to widen the windows of in-flight swap-ins.
     static func disturber(rng: inout SeededRandom, region: TransparentRegion, backend: TestBackend, counts: Counts,
                           done: () -> Bool) throws {
@@ -198,10 +199,14 @@ struct TransparentStressTests {
             case 40..<70:
                 try region.deactivate(pages: range)
                 counts.deactivations.add(range.count, ordering: .relaxed)
-            case 70..<85:
+            case 70..<80:
                 try pinAny(region, page: start, access: Bool.random(using: &rng) ? .read : .write)
                 counts.pins.add(1, ordering: .relaxed)
-            case 85..<92:
+            case 80..<86:
+                // Reads into the window pages of swapped pages, racing their owners' discards.
+                try region.advise(.willNeed, pages: range)
+                counts.prefetches.add(1, ordering: .relaxed)
+            case 86..<92:
                 backend.readDelayMicros.store(Bool.random(using: &rng) ? 0 : Int.random(in: 50...500, using: &rng),
                                               ordering: .relaxed)
             default:
