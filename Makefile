@@ -54,7 +54,9 @@ soak: bootstrap
 # directory so that the instrumented build does not replace the normal debug one. The
 # suppressions hide TSan's false reports on state behind Synchronization.Mutex, which this
 # toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
-TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests
+# Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
+# accesses, but cannot know that a window page's two views are one memory.
+TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
