@@ -7,7 +7,7 @@ import Testing
 /// store and load plain words (each owns a disjoint set of words, so the model needs no lock),
 /// pin their pages for reading and writing and discard them, while disturber threads swap out,
 /// deactivate, prefetch and pin any pages, slow the device down now and then, and the space reclaims on
-/// its own under a budget 4× smaller than the data. Every load is checked as it happens; at the
+/// its own under a budget 4× smaller than the data (or a group limit 8× smaller). Every load is checked as it happens; at the
 /// end every word is, and the invariant walker must find nothing.
 ///
 /// Half the pages belong to one owner each (they may be discarded); in the other half the words
@@ -25,6 +25,16 @@ struct TransparentStressTests {
     static let pages = 4 * memoryPages
     static let wordsPerPage = SwapPage.size / 8
 
+    struct Case: Sendable, CustomStringConvertible, CustomTestStringConvertible {
+        let sync: SwapInSync
+        /// The region in a memory group limited to half the budget.
+        let grouped: Bool
+        var description: String { grouped ? "\(sync), in a group" : "\(sync)" }
+        var testDescription: String { description }
+    }
+
+    static let cases = bothProtocols.flatMap { sync in [Case(sync: sync, grouped: false), Case(sync: sync, grouped: true)] }
+
     /// What the threads verified and did, for the summary line.
     final class Counts: Sendable {
         /// What went wrong, in the order seen.
@@ -39,14 +49,17 @@ struct TransparentStressTests {
     }
 
     @Test("plain stores and loads, pins and discards racing swap-out, deactivation and reclaim match a model",
-          arguments: bothProtocols)
-    func stress(_ sync: SwapInSync) throws {
+          arguments: cases)
+    func stress(_ c: Case) throws {
+        let sync = c.sync
         let steps = max(1, ModelTests.environment("USERSWAP_TRANSPARENT_OPS", default: 1500))
-        var rng = SeededRandom.fromEnvironment("transparent stress (\(sync)), \(Self.owners)×\(steps) steps")
+        var rng = SeededRandom.fromEnvironment("transparent stress (\(c)), \(Self.owners)×\(steps) steps")
         let seed = rng.seed
         let (space, backend) = try makeSpace(memoryPages: Self.memoryPages, swapPages: 1 + 2 * 512, sync: sync,
                                              backgroundReclaim: true)
-        let region = try space.makeTransparentRegion(bytes: Self.pages * SwapPage.size)
+        // In a group, its limit (half the budget) is what makes reclaim run.
+        let group = c.grouped ? try space.makeGroup(name: "tenant", memoryLimit: Self.memoryPages / 2 * SwapPage.size) : nil
+        let region = try space.makeTransparentRegion(bytes: Self.pages * SwapPage.size, group: group)
         let words = Self.pages * Self.wordsPerPage
         // Each word is written by one owner only: the model needs no lock.
         nonisolated(unsafe) let model = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
@@ -82,7 +95,7 @@ struct TransparentStressTests {
         guard finished.wait(timeout: .now() + 300) == .success else {
             // A hung fault: keep the region (its release would wait on the stuck thread).
             _ = Unmanaged.passRetained(region)
-            Issue.record("transparent stress (\(sync)), seed \(seed): threads did not finish within 300 s")
+            Issue.record("transparent stress (\(c)), seed \(seed): threads did not finish within 300 s")
             return
         }
         backend.readDelayMicros.store(0, ordering: .relaxed)
@@ -96,11 +109,14 @@ struct TransparentStressTests {
             wrong += 1
         }
         let problems = space.checkInvariants()
+        if let group, group.memoryPeak > Self.memoryPages / 2 * SwapPage.size {
+            counts.failures.withLock { $0.append("the group's peak \(group.memoryPeak) exceeds its limit") }
+        }
         let found = counts.failures.withLock { $0 }
         #expect(found.isEmpty && wrong == 0 && problems.isEmpty && region.lastFaultError == nil,
-                "transparent stress (\(sync)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(wrong) wrong words at the end; \(found.prefix(8)); invariants: \(problems.prefix(5)); fault error: \(String(describing: region.lastFaultError))")
+                "transparent stress (\(c)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(wrong) wrong words at the end; \(found.prefix(8)); invariants: \(problems.prefix(5)); fault error: \(String(describing: region.lastFaultError))")
         let s = space.statistics
-        print("transparent stress (\(sync)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins, \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations, \(counts.prefetches.load(ordering: .relaxed)) prefetches; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead")
+        print("transparent stress (\(c)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins, \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations, \(counts.prefetches.load(ordering: .relaxed)) prefetches; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead")
     }
 
     /// The word `t` stores at `word` in step `step`: never zero, distinct per thread and step.
