@@ -41,17 +41,22 @@ test: build
 # build directory so that it does not replace the one `make release` uses. A failure prints its
 # seed; USERSWAP_SEED=<seed> with the same SOAK_OPS and SOAK_THREADS replays its steps (exactly
 # with SOAK_THREADS=1; with threads, the interleaving differs).
+# The transparent-region stress test runs SOAK_TRANSPARENT_OPS steps per owner thread (1500 in
+# `make test`).
 SOAK_OPS ?= 10000000
 SOAK_THREADS ?= 4
+SOAK_TRANSPARENT_OPS ?= 200000
 soak: bootstrap
-	USERSWAP_MODEL_OPS=$(SOAK_OPS) USERSWAP_MODEL_THREADS=$(SOAK_THREADS) \
-		$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build/soak --filter ModelTests
+	USERSWAP_MODEL_OPS=$(SOAK_OPS) USERSWAP_MODEL_THREADS=$(SOAK_THREADS) USERSWAP_TRANSPARENT_OPS=$(SOAK_TRANSPARENT_OPS) \
+		$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build/soak --filter 'ModelTests|TransparentStressTests'
 
 # ThreadSanitizer over the concurrency suites (not part of `make test` yet), in its own build
 # directory so that the instrumented build does not replace the normal debug one. The
 # suppressions hide TSan's false reports on state behind Synchronization.Mutex, which this
 # toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
-TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|IOEngineTests
+# Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
+# accesses, but cannot know that a window page's two views are one memory.
+TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \

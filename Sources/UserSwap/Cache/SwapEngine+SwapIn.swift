@@ -21,9 +21,13 @@ extension SwapEngine {
     ///
     /// `placement` puts the new folio's bytes in a transparent region's window; the folio claims
     /// its window page only once it is sure to be the one that reads (after the insert, or with
-    /// the has-cache bit), so a racer that loses never touches the page.
+    /// the has-cache bit), so a racer that loses never touches the page. `claim` does that under
+    /// the page's page-table lock and refuses when the page no longer refers to `entry`: the
+    /// caller read its page-table entry without a lock, and meanwhile the page may have been
+    /// discarded and the slot given to another page, whose data must not land in this page.
     func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0,
-                             placement: FramePlacement = .arena) throws(SwapError) -> SwapCacheAllocation {
+                             placement: FramePlacement = .arena,
+                             claim: ((Folio) -> Bool)? = nil) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
             // A large folio never adopts a cached one: the cached folio may be a smaller one
@@ -47,7 +51,12 @@ extension SwapEngine {
                     // The bit is ours. As the kernel did for synchronous devices before the seed
                     // (the swap-cache bypass), read into the private folio first and insert it
                     // only afterwards: during the read, racers see the bit and no folio.
-                    claimPlacement(f)
+                    guard claimWindowPage(f, claim) else {
+                        discardNewFolio(f)
+                        swapcacheClear(entry, count: 1 << order)
+                        stats.count(.noEntries)
+                        return .noEntry
+                    }
                     do {
                         try readFolio(f, from: entry)
                     } catch {
@@ -78,7 +87,14 @@ extension SwapEngine {
             }
             switch result {
             case .added(let shadow):
-                claimPlacement(f)
+                guard claimWindowPage(f, claim) else {
+                    // Not this page's entry any more: out of the cache again, unread (a racer
+                    // asleep on the lock sees it gone and looks again).
+                    swapCacheDeleteFolio(f)
+                    discardNewFolio(f)
+                    stats.count(.noEntries)
+                    return .noEntry
+                }
                 yieldPoint(.swapInAdded)
                 return .allocated(f, shadow: shadow)
             case .exists:
@@ -135,9 +151,10 @@ extension SwapEngine {
     /// Brings `entry` into memory and returns its folio locked, uptodate, matching `entry`, with
     /// a reference for the caller; nil if the entry was freed meanwhile (the caller re-checks its
     /// page table). Exactly one racer reads; the others sleep on the folio lock.
-    func swapIn(_ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena) throws(SwapError) -> Folio? {
+    func swapIn(_ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena,
+                claim: ((Folio) -> Bool)? = nil) throws(SwapError) -> Folio? {
         while true {
-            switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement) {
+            switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement, claim: claim) {
             case .allocated(let f, let shadow):
                 do {
                     try swapReadFolio(f)
@@ -178,6 +195,14 @@ extension SwapEngine {
                 return nil
             }
         }
+    }
+
+    /// Claims the window page of a placed folio through `claim` (or unconditionally without
+    /// one); true for a folio in the arena.
+    private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
+        guard !frames.placement(f).isArena else { return true }
+        guard let claim else { claimPlacement(f); return true }
+        return claim(f)
     }
 
     /// Undoes the allocation of a folio that lost the race to get into the cache.

@@ -54,11 +54,24 @@ final class SwapEngine: Sendable {
     func allocateFolio(order: Int, group: Int = 0) throws(SwapError) -> Folio {
         let nr = 1 << order
         let owner = groups[group]
-        var attempts = 0
+        var idle = 0
+        var waits = 0
         while let limited = owner.tryChargeMemory(nr) {
             limited.count(.limitReclaims)
-            attempts += 1
-            if shrinkSubtree(limited, target: max(32, 2 * nr)) == 0 && attempts >= 3 {
+            if shrinkSubtree(limited, target: max(32, 2 * nr)) > 0 {
+                // Racing allocations may take what we freed: try again, as direct reclaim does.
+                idle = 0
+                continue
+            }
+            if reclaimInProgress && waits < 10_000 {
+                // Another reclaimer holds the group's candidates off the lists; its frees
+                // uncharge the group.
+                waits += 1
+                sched_yield()
+                continue
+            }
+            idle += 1
+            if idle >= 3 {
                 throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)")
             }
         }

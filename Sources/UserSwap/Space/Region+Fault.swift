@@ -1,3 +1,5 @@
+import Glibc
+
 /// Access to pages, and the fault path that brings them in (kernel: `handle_pte_fault`,
 /// `do_anonymous_page`, `do_swap_page`).
 extension Region {
@@ -55,28 +57,62 @@ extension Region {
         // A window page is zeroed only by the folio that wins the page (under the lock below).
         if window == nil { engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
+        // A window page may still belong to a folio reading into it: a swap-in of the page's old
+        // entry, racing the discard that made the page untouched. Take the page while holding
+        // that folio's lock, so its read is over and cannot land on our zeroes afterwards.
+        var previous: Folio?
+        defer {
+            if let previous {
+                // A copy of a discarded page left in the cache for nobody: it must not outlive
+                // its window page's new owner there.
+                if engine.frames.flags(previous).contains(.swapcache) { engine.freeSwapIfUnused(previous) }
+                engine.frames.unlock(previous)
+                engine.putFolio(previous)
+            }
+        }
         let lock = ptl(page)
-        lock.lock()
-        if pte(page).isNone {
-            if window != nil {
+        while true {
+            lock.lock()
+            guard pte(page).isNone else {
+                lock.unlock()
+                engine.putFolio(f)
+                return
+            }
+            if let window {
+                let current = window.owner(page)
+                if current != 0 && (current == FrameWindow.releasing || current - 1 != previous?.frame) {
+                    lock.unlock()
+                    if let p = previous {
+                        engine.frames.unlock(p)
+                        engine.putFolio(p)
+                        previous = nil
+                    }
+                    let o = Folio(frame: current - 1)
+                    if current != FrameWindow.releasing && engine.frames.tryGet(o) {
+                        engine.frames.lock(o)
+                        previous = o
+                    } else {
+                        // Being freed: its release gives the page back in a moment.
+                        sched_yield()
+                    }
+                    continue
+                }
                 engine.claimPlacement(f)
                 engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
             }
-            // The folio's reference becomes the mapping's; we keep one more until the folio is
-            // on its LRU list, or a swap-out racing in right after the unlock could free it
-            // before we add it (and we would add a frame someone else now owns).
+            // The mapping takes a reference of its own; ours keeps the folio until it is on
+            // the LRU: once the lock drops, a discard may unmap and put it at any moment.
             engine.frames.get(f)
             engine.frames.setOwner(f, owner(page))
             setPTE(page, .present(frame: f.frame))
             lock.unlock()
+            yieldPoint(.faultZeroMapped)
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
             engine.lru(f).add(f, to: .inactive)
             engine.putFolio(f)
             engine.stats.count(.zeroFills)
-        } else {
-            lock.unlock()
-            engine.putFolio(f)
+            return
         }
     }
 
@@ -94,8 +130,8 @@ extension Region {
             engine.putFolio(f)
             return false
         }
-        // One reference per mapped page; the allocation's is the first. One more until the
-        // folio is on its LRU list (see `faultZero`).
+        // One reference per mapped page, and ours until the folio is on the LRU (a discard
+        // may unmap it as soon as the lock drops).
         engine.frames.get(f, UInt32(nr))
         engine.frames.setOwner(f, owner(base))
         for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
@@ -112,7 +148,7 @@ extension Region {
         if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.swapIn(entry, group: group, placement: placement(page)) else { return }
+        guard let f = try engine.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else { return }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let readaheadHit = frames.clearFlags(f, .readahead).contains(.readahead)
@@ -212,6 +248,21 @@ extension Region {
         frames.waitWriteback(f)
         if frames.flags(f).contains(.swapcache) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
+    }
+
+    /// For a transparent region: lets a new folio for `entry` take `page`'s window page, under
+    /// the page-table lock, only while the page still refers to `entry` (see
+    /// `SwapEngine.swapCacheAllocFolio`). Nil for an explicit region.
+    func windowClaim(_ page: Int, _ entry: SwapEntry) -> ((Folio) -> Bool)? {
+        guard window != nil else { return nil }
+        return { [self] f in
+            let lock = ptl(page)
+            lock.lock()
+            defer { lock.unlock() }
+            guard pte(page) == .swap(entry) else { return false }
+            engine.claimPlacement(f)
+            return true
+        }
     }
 
     /// The reverse-map word of `page` of this region.

@@ -135,7 +135,8 @@ extension Region {
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
-                outcome = try engine.swapCacheAllocFolio(entry, order: 0, group: group, placement: placement(page))
+                outcome = try engine.swapCacheAllocFolio(entry, order: 0, group: group, placement: placement(page),
+                                                         claim: windowClaim(page, entry))
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 flush()

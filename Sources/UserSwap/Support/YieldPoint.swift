@@ -6,7 +6,7 @@ import Synchronization
 /// scheduler is installed.
 public enum YieldPoint: String, Sendable, CaseIterable {
     case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
-    case faultBeforeMap, faultMapped
+    case faultBeforeMap, faultMapped, faultZeroMapped
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
     case zapCleared, zapBeforeCacheReclaim
     case swapOffBeforeUnuse

@@ -106,6 +106,27 @@ struct ScheduleExplorationTests {
         #expect(outcome.runs >= 50)
     }
 
+    /// A first touch maps its new folio and only then puts it on the LRU; a discard in between
+    /// frees it, and another first touch may get the same frame. The LRU add must not act on a
+    /// folio the faulter no longer holds (it crashed: "already on an LRU list").
+    @Test("first touch against discard and another first touch: the new folio is never freed before it is on the LRU")
+    func firstTouchDiscard() throws {
+        let outcome = try Self.explore(
+            "first touch/discard", sync: .swapCache, budget: 300,
+            setUp: { space in try space.makeRegion(bytes: 2 * SwapPage.size) },
+            threads: { _, region, _, errors in [
+                { do { _ = try region.withPage(0, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
+                { try? region.discard(pages: 0..<1) },
+                { do { _ = try region.withPage(1, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
+            ] },
+            check: { space, region, _ in
+                try region.discard(pages: 0..<2)
+                return space.residentFrames == 0 ? [] : ["\(space.residentFrames) frames leaked"]
+            })
+        #expect(outcome.failures == [])
+        #expect(outcome.runs >= 20)
+    }
+
     @Test("a failed read: racers get an error or the right bytes, never the failed folio", arguments: bothProtocols)
     func readErrorRace(sync: SwapInSync) throws {
         let outcome = try Self.explore(
