@@ -5,6 +5,10 @@
 extension SwapEngine {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
+    /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
+    /// larger batches, whose runs of consecutive slots are longer writes now and longer
+    /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`).
+    static let backgroundBatch = 128
     /// Whether the inactive list is short enough that the active one should age into it
     /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
     /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.
@@ -19,7 +23,7 @@ extension SwapEngine {
     /// round makes no progress. Returns the frames freed. Safe from any thread holding no folio,
     /// page-table or cluster lock.
     @discardableResult
-    func shrink(target: Int) -> Int {
+    func shrink(target: Int, batchSize: Int = reclaimBatch) -> Int {
         let all = groups.list
         let start = Int(UInt(bitPattern: shrinkRotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(all.count))
         var freed = 0
@@ -27,7 +31,7 @@ extension SwapEngine {
         while freed < target && progress {
             progress = false
             for k in 0..<all.count where freed < target {
-                let n = shrink(all[(start + k) % all.count], target: min(Self.reclaimBatch, target - freed))
+                let n = shrink(all[(start + k) % all.count], target: min(batchSize, target - freed), batchSize: batchSize)
                 freed += n
                 progress = progress || n > 0
             }
@@ -71,7 +75,7 @@ extension SwapEngine {
 
     /// Reclaims up to `target` frames from one group's own LRU lists.
     @discardableResult
-    func shrink(_ group: MemoryGroup, target: Int) -> Int {
+    func shrink(_ group: MemoryGroup, target: Int, batchSize: Int = reclaimBatch) -> Int {
         let lru = group.lru
         var freed = 0
         var idlePasses = 0
@@ -80,11 +84,11 @@ extension SwapEngine {
         // scans the whole list at its last priority before declaring out of memory.
         let patience = (lru.pages(.inactive) + lru.pages(.active)) / Self.reclaimBatch + 3
         var batch: [Folio] = []
-        batch.reserveCapacity(Self.reclaimBatch)
+        batch.reserveCapacity(batchSize)
         while freed < target && idlePasses < patience {
             if Self.inactiveIsLow(lru) { shrinkActive(lru) }
             batch.removeAll(keepingCapacity: true)
-            lru.isolate(from: .inactive, max: Self.reclaimBatch, into: &batch)
+            lru.isolate(from: .inactive, max: batchSize, into: &batch)
             if batch.isEmpty {
                 // Only active folios left (or none): age them and try again.
                 if lru.pages(.active) == 0 { break }
@@ -95,6 +99,11 @@ extension SwapEngine {
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)
             var writes: [Folio] = []
+            // In region and page order, so that a region's neighbouring pages take consecutive
+            // slots: the LRU interleaves the pages of threads (and regions) that fault side by
+            // side, and slots handed out in LRU order would scatter every sequential stream
+            // over the device, one page per read for its readahead.
+            batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
                 freedNow += shrinkFolio(f, lru: lru, writes: &writes)
             }
@@ -233,7 +242,7 @@ extension SwapEngine {
         var start = 0
         while start < sorted.count {
             var end = start + 1
-            while end < sorted.count {
+            while end < sorted.count && end - start < IORequestTable.maxVectors {
                 let previous = frames.entry(sorted[end - 1])
                 guard frames.entry(sorted[end]) == previous.advanced(by: frames.pageCount(sorted[end - 1])) else { break }
                 end += 1

@@ -4,10 +4,13 @@ import Synchronization
 /// `swapin_readahead_hits`): where the last missing fault was, the window used then, and how
 /// many pages read ahead have been used since.
 final class ReadaheadState: Sendable {
-    /// The largest window, in pages (kernel: 2^5 for VMA readahead).
-    static let maxWindow = 32
+    /// The largest window, in pages: 1 MiB, the transfer at which this kind of disk reaches its
+    /// sequential bandwidth (`bench device-limits`). The kernel's VMA readahead stops at 2^5
+    /// pages, but its file readahead grows to the device's `ra_pages`; a sequential stream of
+    /// swap needs the same, since at 32 pages the per-window wait, not the disk, is the limit.
+    static let maxWindow = 256
 
-    /// Last faulting page << 8 | last window. Relaxed: a heuristic; racing faults of one region
+    /// Last faulting page << 16 | last window. Relaxed: a heuristic; racing faults of one region
     /// just blend their guesses.
     let last = Atomic<UInt64>(0)
     let hits = Atomic<Int>(0)
@@ -25,7 +28,7 @@ final class ReadaheadState: Sendable {
         default: break
         }
         let previous = last.load(ordering: .relaxed)
-        let previousPage = Int(previous >> 8), previousWindow = Int(previous & 0xff)
+        let previousPage = Int(previous >> 16), previousWindow = Int(previous & 0xffff)
         let used = hits.exchange(0, ordering: .relaxed)
         var pages = used + 2
         if pages == 2 {
@@ -35,7 +38,7 @@ final class ReadaheadState: Sendable {
         }
         pages = min(pages, Self.maxWindow)
         pages = max(pages, previousWindow / 2)
-        last.store(UInt64(page) << 8 | UInt64(pages), ordering: .relaxed)
+        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)
         return pages
     }
 }
@@ -130,8 +133,11 @@ extension Region {
             guard p.isSwap else { flush(); continue }
             let entry = p.swapEntry
             if let (_, last) = run.last, last.type != entry.type || last.offset + 1 != entry.offset { flush() }
-            // Readahead never waits for memory: it stops when the budget is full.
-            guard engine.pool.freeFrames > engine.watermarks.high else { flush(); break }
+            if run.count == IORequestTable.maxVectors { flush() }
+            // Readahead never waits for memory: it stops at the min watermark, leaving the
+            // rest to faults (the watermarks keep a window's worth above it for readahead, and
+            // the allocation wakes the background reclaimer below the low one).
+            guard engine.pool.freeFrames > engine.watermarks.min else { flush(); break }
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
