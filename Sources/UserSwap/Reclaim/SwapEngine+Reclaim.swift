@@ -86,13 +86,13 @@ extension SwapEngine {
         var batch: [Folio] = []
         batch.reserveCapacity(batchSize)
         while freed < target && idlePasses < patience {
-            if Self.inactiveIsLow(lru) { shrinkActive(lru) }
+            if Self.inactiveIsLow(lru) { shrinkActive(lru, max: batchSize) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: batchSize, into: &batch)
             if batch.isEmpty {
                 // Only active folios left (or none): age them and try again.
                 if lru.pages(.active) == 0 { break }
-                shrinkActive(lru)
+                shrinkActive(lru, max: batchSize)
                 idlePasses += 1
                 continue
             }
@@ -119,7 +119,7 @@ extension SwapEngine {
             group.count(.pgsteal, freedNow)
             // Nothing on the inactive tail could go (pinned, busy): age the active list too, or a
             // group whose inactive list is all pinned would never reclaim its active pages.
-            if freedNow == 0 { shrinkActive(lru) }
+            if freedNow == 0 { shrinkActive(lru, max: batchSize) }
             freed += freedNow
             idlePasses = freedNow == 0 ? idlePasses + 1 : 0
         }
@@ -131,9 +131,11 @@ extension SwapEngine {
     /// last look has its referenced bit cleared and goes round the active list again. (The
     /// kernel deactivates anonymous folios whether referenced or not; on Zipf workloads that
     /// loses to plain second chance, while this keeps hot pages active — see `ReclaimPolicyTests`.)
-    func shrinkActive(_ lru: LRUVec) {
+    /// `max` is the caller's batch: aging as many as a batch takes keeps the inactive list from
+    /// running short, where a window read ahead would be reclaimed before its use.
+    func shrinkActive(_ lru: LRUVec, max: Int = reclaimBatch) {
         var batch: [Folio] = []
-        lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
+        lru.isolate(from: .active, max: max, into: &batch)
         for f in batch {
             if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
                 // Used since it was activated: another trip around the active list.
