@@ -8,7 +8,7 @@ extension SwapEngine {
     /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
     /// larger batches, whose runs of consecutive slots are longer writes now and longer
     /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`).
-    static let backgroundBatch = 128
+    static let backgroundBatch = 256
     /// Whether the inactive list is short enough that the active one should age into it
     /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
     /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.
