@@ -85,7 +85,12 @@ extension SwapEngine {
         let patience = (lru.pages(.inactive) + lru.pages(.active)) / Self.reclaimBatch + 3
         var batch: [Folio] = []
         batch.reserveCapacity(batchSize)
-        while freed < target && idlePasses < patience {
+        // The previous batch's write-back, still in flight while this batch is scanned and
+        // unmapped: the device writes one batch while the CPU prepares the next (kernel: kswapd
+        // does not wait for the writeback it starts).
+        var inFlight: Writeback?
+        var failed = false
+        while freed < target && idlePasses < patience && !failed {
             if Self.inactiveIsLow(lru) { shrinkActive(lru, max: batchSize) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: batchSize, into: &batch)
@@ -107,21 +112,32 @@ extension SwapEngine {
             for f in batch {
                 freedNow += shrinkFolio(f, lru: lru, writes: &writes)
             }
-            freedNow += writeAndRemove(writes, lru: lru)
-            lru.isolated.subtract(batch.count, ordering: .relaxed)
+            lru.isolated.subtract(batch.count - writes.count, ordering: .relaxed)
+            let submitted = submitWrites(writes)
+            if let previous = inFlight {
+                let written = finishWrites(previous, lru: lru)
+                group.count(.pgsteal, written)
+                freed += written
+            }
+            inFlight = submitted
             // A device that fails writes fails the next ones too: stop this pass rather than
             // retrying every dirty folio of the list against it.
-            if writeFailures.load(ordering: .relaxed) != failuresBefore {
-                freed += freedNow
-                break
-            }
+            if writeFailures.load(ordering: .relaxed) != failuresBefore { failed = true }
+            // Pages under write-back count as progress: they are freed when it ends.
+            let progress = freedNow + submitted.pages
             group.count(.pgscan, batch.count)
             group.count(.pgsteal, freedNow)
             // Nothing on the inactive tail could go (pinned, busy): age the active list too, or a
             // group whose inactive list is all pinned would never reclaim its active pages.
-            if freedNow == 0 { shrinkActive(lru, max: batchSize) }
+            if progress == 0 { shrinkActive(lru, max: batchSize) }
             freed += freedNow
-            idlePasses = freedNow == 0 ? idlePasses + 1 : 0
+            idlePasses = progress == 0 ? idlePasses + 1 : 0
+            if freed + submitted.pages >= target { break }
+        }
+        if let last = inFlight {
+            let written = finishWrites(last, lru: lru)
+            group.count(.pgsteal, written)
+            freed += written
         }
         stats.count(.reclaimFreed, freed)
         return freed
@@ -155,7 +171,7 @@ extension SwapEngine {
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
     /// A dirty folio ready to be written is appended to `writes` instead, under writeback and
-    /// unlocked, still holding the isolation reference: `writeAndRemove` finishes it.
+    /// unlocked, still holding the isolation reference: `submitWrites`/`finishWrites` finish it.
     private func shrinkFolio(_ f: Folio, lru: LRUVec, writes: inout [Folio]) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
@@ -231,16 +247,22 @@ extension SwapEngine {
         frames.startWriteback(f)
     }
 
-    /// Writes the folios `shrinkFolio` set aside — sorted by slot, consecutive slots of one
+    /// Dirty folios of one batch whose writes are in flight: each still under writeback and
+    /// isolated (its isolation reference held) until `finishWrites`.
+    struct Writeback {
+        var sorted: [Folio] = []
+        var runs: [(run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)] = []
+        var pages = 0
+    }
+
+    /// Submits the folios `shrinkFolio` set aside — sorted by slot, consecutive slots of one
     /// device in one vectored call (kernel: the swap writeback plug merges them into one bio) —
-    /// then removes each from the cache. A failed write leaves its folios dirty in memory.
-    /// Returns the frames freed.
-    private func writeAndRemove(_ writes: [Folio], lru: LRUVec) -> Int {
-        guard !writes.isEmpty else { return 0 }
-        let sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
-        // Every run goes to the device's I/O engine at once (many in flight, behind any fault's
-        // read), then each is waited for.
-        var submitted: [(run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)] = []
+    /// all at once, to the device's I/O engine (many in flight, behind any fault's read).
+    private func submitWrites(_ writes: [Folio]) -> Writeback {
+        var w = Writeback()
+        guard !writes.isEmpty else { return w }
+        w.sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
+        let sorted = w.sorted
         var start = 0
         while start < sorted.count {
             var end = start + 1
@@ -249,12 +271,21 @@ extension SwapEngine {
                 guard frames.entry(sorted[end]) == previous.advanced(by: frames.pageCount(sorted[end - 1])) else { break }
                 end += 1
             }
-            if let s = submitRun(sorted[start..<end]) { submitted.append(s) }
+            if let s = submitRun(sorted[start..<end]) { w.runs.append(s) }
             start = end
         }
-        for s in submitted { finishRun(s.run, device: s.device, ticket: s.ticket) }
+        w.pages = sorted.reduce(0) { $0 + frames.pageCount($1) }
+        return w
+    }
+
+    /// Waits for a batch's writes, then removes each written folio from the cache and frees it.
+    /// A failed write leaves its folios dirty in memory. Drops the folios' isolation. Returns
+    /// the frames freed.
+    private func finishWrites(_ w: Writeback, lru: LRUVec) -> Int {
+        guard !w.sorted.isEmpty else { return 0 }
+        for s in w.runs { finishRun(s.run, device: s.device, ticket: s.ticket) }
         var freed = 0
-        for f in sorted {
+        for f in w.sorted {
             frames.endWriteback(f)
             frames.lock(f)
             let nr = frames.pageCount(f)
@@ -271,6 +302,7 @@ extension SwapEngine {
                 _ = putBack(f, to: .inactive, lru)
             }
         }
+        lru.isolated.subtract(w.sorted.count, ordering: .relaxed)
         return freed
     }
 

@@ -166,6 +166,8 @@ enum DeviceLimitsScenario: BenchScenario {
         var random: TimedRun
         var fillSwapOuts: Int64
         var fillDeviceWrites: Int64
+        /// Times a writing thread found no free frame and reclaimed itself during the fill.
+        var fillDirectReclaims: Int64
         var randomSwapIns: Int64
         var swapIns: Int64
         var swapOuts: Int64
@@ -182,7 +184,7 @@ enum DeviceLimitsScenario: BenchScenario {
                 "swap_out_mib_per_s": JSONValue(swapOutMiBPerSecond),
                 "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1048576 / fill.seconds),
                 "fill_seconds": JSONValue(fill.seconds), "fill_swap_outs": JSONValue(fillSwapOuts),
-                "fill_device_writes": JSONValue(fillDeviceWrites),
+                "fill_device_writes": JSONValue(fillDeviceWrites), "fill_direct_reclaims": JSONValue(fillDirectReclaims),
                 "pages_per_write": JSONValue(fillDeviceWrites > 0 ? Double(fillSwapOuts) / Double(fillDeviceWrites) : 0),
                 "seq_swap_in_mib_per_s": JSONValue(sequentialSwapInMiBPerSecond),
                 "seq_seconds": JSONValue(stream.seconds), "seq_swap_ins": JSONValue(streamSwapIns),
@@ -204,7 +206,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let region = try space.makeRegion(bytes: Int(dataBytes))
         let stats = space.statistics
         let share = (pages + threads - 1) / threads
-        let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites])
+        let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
         // Each thread writes its share in order: the first and last words name the page.
         let fill = try harness.runTimed("UserSwap sequential swap-out", threads: threads, limit: .callsPerThread(share),
                                         setUp: { thread in thread * share },
@@ -219,6 +221,7 @@ enum DeviceLimitsScenario: BenchScenario {
                                         })
         let fillOuts = Int64(stats[.swapOuts] - before.outs)
         let fillWrites = Int64(stats[.deviceWrites] - before.writes)
+        let fillDirect = Int64(stats[.directReclaims] - before.direct)
         let wrong = Atomic<Int>(0)
         // Read back in the same order (the first pages of each share left memory first).
         try region.advise(.sequential)
@@ -251,7 +254,7 @@ enum DeviceLimitsScenario: BenchScenario {
         // Relaxed: the workers were joined by runTimed.
         let mismatches = wrong.load(ordering: .relaxed)
         if mismatches > 0 { harness.log("\(mismatches) pages read back wrong") }
-        return Swap(fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, randomSwapIns: randomIns,
+        return Swap(fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, fillDirectReclaims: fillDirect, randomSwapIns: randomIns,
                     swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
                     deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
                     verified: mismatches == 0 && space.checkInvariants().isEmpty)
