@@ -112,6 +112,8 @@ extension SwapEngine {
             for f in batch {
                 freedNow += shrinkFolio(f, lru: lru, writes: &writes)
             }
+            // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
+            // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
             lru.isolated.subtract(batch.count - writes.count, ordering: .relaxed)
             let submitted = submitWrites(writes)
             if let previous = inFlight {
@@ -302,6 +304,7 @@ extension SwapEngine {
                 _ = putBack(f, to: .inactive, lru)
             }
         }
+        // Relaxed: a hint, as above.
         lru.isolated.subtract(w.sorted.count, ordering: .relaxed)
         return freed
     }
