@@ -189,10 +189,13 @@ struct Watermarks: Sendable {
     let high: Int
 
     /// min is 1/128 of the budget (at least one frame), low and high 5/4 and 3/2 of min, as the
-    /// kernel spaces them.
+    /// kernel spaces them, plus a readahead reserve above both: two of the largest windows (at
+    /// most 1/32 of the budget), so that readahead, which stops at min rather than reclaim,
+    /// finds a whole window free while the background reclaimer keeps up.
     init(frames: Int) {
         min = Swift.max(1, frames / 128)
-        low = min + min / 4
-        high = min + min / 2
+        let reserve = Swift.min(2 * ReadaheadState.maxWindow, frames / 32)
+        low = min + min / 4 + reserve
+        high = min + min / 2 + reserve
     }
 }

@@ -26,7 +26,10 @@ final class BackgroundReclaimer: Sendable {
             pending.store(false, ordering: .releasing)
             engine.stats.count(.kswapdWakeups)
             while engine.pool.freeFrames < engine.watermarks.high && !stopping.load(ordering: .relaxed) {
-                let freed = passLock.withLock { _ in engine.shrink(target: engine.watermarks.high - engine.pool.freeFrames) }
+                // One batch past the high watermark, so that a pass is at least two batches and
+                // the first one's write-back overlaps the second one's scan.
+                let target = engine.watermarks.high - engine.pool.freeFrames + SwapEngine.backgroundBatch
+                let freed = passLock.withLock { _ in engine.shrink(target: target, batchSize: SwapEngine.backgroundBatch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
                     // of spinning; the next allocation below the low watermark wakes us again.

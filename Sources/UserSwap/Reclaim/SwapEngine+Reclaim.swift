@@ -5,6 +5,10 @@
 extension SwapEngine {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
+    /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
+    /// larger batches, whose runs of consecutive slots are longer writes now and longer
+    /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`).
+    static let backgroundBatch = 256
     /// Whether the inactive list is short enough that the active one should age into it
     /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
     /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.
@@ -19,7 +23,7 @@ extension SwapEngine {
     /// round makes no progress. Returns the frames freed. Safe from any thread holding no folio,
     /// page-table or cluster lock.
     @discardableResult
-    func shrink(target: Int) -> Int {
+    func shrink(target: Int, batchSize: Int = reclaimBatch) -> Int {
         let all = groups.list
         let start = Int(UInt(bitPattern: shrinkRotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(all.count))
         var freed = 0
@@ -27,7 +31,7 @@ extension SwapEngine {
         while freed < target && progress {
             progress = false
             for k in 0..<all.count where freed < target {
-                let n = shrink(all[(start + k) % all.count], target: min(Self.reclaimBatch, target - freed))
+                let n = shrink(all[(start + k) % all.count], target: min(batchSize, target - freed), batchSize: batchSize)
                 freed += n
                 progress = progress || n > 0
             }
@@ -71,7 +75,7 @@ extension SwapEngine {
 
     /// Reclaims up to `target` frames from one group's own LRU lists.
     @discardableResult
-    func shrink(_ group: MemoryGroup, target: Int) -> Int {
+    func shrink(_ group: MemoryGroup, target: Int, batchSize: Int = reclaimBatch) -> Int {
         let lru = group.lru
         var freed = 0
         var idlePasses = 0
@@ -80,39 +84,62 @@ extension SwapEngine {
         // scans the whole list at its last priority before declaring out of memory.
         let patience = (lru.pages(.inactive) + lru.pages(.active)) / Self.reclaimBatch + 3
         var batch: [Folio] = []
-        batch.reserveCapacity(Self.reclaimBatch)
-        while freed < target && idlePasses < patience {
-            if Self.inactiveIsLow(lru) { shrinkActive(lru) }
+        batch.reserveCapacity(batchSize)
+        // The previous batch's write-back, still in flight while this batch is scanned and
+        // unmapped: the device writes one batch while the CPU prepares the next (kernel: kswapd
+        // does not wait for the writeback it starts).
+        var inFlight: Writeback?
+        var failed = false
+        while freed < target && idlePasses < patience && !failed {
+            if Self.inactiveIsLow(lru) { shrinkActive(lru, max: batchSize) }
             batch.removeAll(keepingCapacity: true)
-            lru.isolate(from: .inactive, max: Self.reclaimBatch, into: &batch)
+            lru.isolate(from: .inactive, max: batchSize, into: &batch)
             if batch.isEmpty {
                 // Only active folios left (or none): age them and try again.
                 if lru.pages(.active) == 0 { break }
-                shrinkActive(lru)
+                shrinkActive(lru, max: batchSize)
                 idlePasses += 1
                 continue
             }
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)
             var writes: [Folio] = []
+            // In region and page order, so that a region's neighbouring pages take consecutive
+            // slots: the LRU interleaves the pages of threads (and regions) that fault side by
+            // side, and slots handed out in LRU order would scatter every sequential stream
+            // over the device, one page per read for its readahead.
+            batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
                 freedNow += shrinkFolio(f, lru: lru, writes: &writes)
             }
-            freedNow += writeAndRemove(writes, lru: lru)
-            lru.isolated.subtract(batch.count, ordering: .relaxed)
+            // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
+            // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
+            lru.isolated.subtract(batch.count - writes.count, ordering: .relaxed)
+            let submitted = submitWrites(writes)
+            if let previous = inFlight {
+                let written = finishWrites(previous, lru: lru)
+                group.count(.pgsteal, written)
+                freed += written
+            }
+            inFlight = submitted
             // A device that fails writes fails the next ones too: stop this pass rather than
             // retrying every dirty folio of the list against it.
-            if writeFailures.load(ordering: .relaxed) != failuresBefore {
-                freed += freedNow
-                break
-            }
+            if writeFailures.load(ordering: .relaxed) != failuresBefore { failed = true }
+            // Pages under write-back count as progress: they are freed when it ends.
+            let progress = freedNow + submitted.pages
             group.count(.pgscan, batch.count)
             group.count(.pgsteal, freedNow)
             // Nothing on the inactive tail could go (pinned, busy): age the active list too, or a
             // group whose inactive list is all pinned would never reclaim its active pages.
-            if freedNow == 0 { shrinkActive(lru) }
+            if progress == 0 { shrinkActive(lru, max: batchSize) }
             freed += freedNow
-            idlePasses = freedNow == 0 ? idlePasses + 1 : 0
+            idlePasses = progress == 0 ? idlePasses + 1 : 0
+            if freed + submitted.pages >= target { break }
+        }
+        if let last = inFlight {
+            let written = finishWrites(last, lru: lru)
+            group.count(.pgsteal, written)
+            freed += written
         }
         stats.count(.reclaimFreed, freed)
         return freed
@@ -122,9 +149,11 @@ extension SwapEngine {
     /// last look has its referenced bit cleared and goes round the active list again. (The
     /// kernel deactivates anonymous folios whether referenced or not; on Zipf workloads that
     /// loses to plain second chance, while this keeps hot pages active — see `ReclaimPolicyTests`.)
-    func shrinkActive(_ lru: LRUVec) {
+    /// `max` is the caller's batch: aging as many as a batch takes keeps the inactive list from
+    /// running short, where a window read ahead would be reclaimed before its use.
+    func shrinkActive(_ lru: LRUVec, max: Int = reclaimBatch) {
         var batch: [Folio] = []
-        lru.isolate(from: .active, max: Self.reclaimBatch, into: &batch)
+        lru.isolate(from: .active, max: max, into: &batch)
         for f in batch {
             if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
                 // Used since it was activated: another trip around the active list.
@@ -144,7 +173,7 @@ extension SwapEngine {
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
     /// A dirty folio ready to be written is appended to `writes` instead, under writeback and
-    /// unlocked, still holding the isolation reference: `writeAndRemove` finishes it.
+    /// unlocked, still holding the isolation reference: `submitWrites`/`finishWrites` finish it.
     private func shrinkFolio(_ f: Folio, lru: LRUVec, writes: inout [Folio]) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
@@ -220,30 +249,45 @@ extension SwapEngine {
         frames.startWriteback(f)
     }
 
-    /// Writes the folios `shrinkFolio` set aside — sorted by slot, consecutive slots of one
+    /// Dirty folios of one batch whose writes are in flight: each still under writeback and
+    /// isolated (its isolation reference held) until `finishWrites`.
+    struct Writeback {
+        var sorted: [Folio] = []
+        var runs: [(run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)] = []
+        var pages = 0
+    }
+
+    /// Submits the folios `shrinkFolio` set aside — sorted by slot, consecutive slots of one
     /// device in one vectored call (kernel: the swap writeback plug merges them into one bio) —
-    /// then removes each from the cache. A failed write leaves its folios dirty in memory.
-    /// Returns the frames freed.
-    private func writeAndRemove(_ writes: [Folio], lru: LRUVec) -> Int {
-        guard !writes.isEmpty else { return 0 }
-        let sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
-        // Every run goes to the device's I/O engine at once (many in flight, behind any fault's
-        // read), then each is waited for.
-        var submitted: [(run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)] = []
+    /// all at once, to the device's I/O engine (many in flight, behind any fault's read).
+    private func submitWrites(_ writes: [Folio]) -> Writeback {
+        var w = Writeback()
+        guard !writes.isEmpty else { return w }
+        w.sorted = writes.sorted { frames.entry($0).raw < frames.entry($1).raw }
+        let sorted = w.sorted
         var start = 0
         while start < sorted.count {
             var end = start + 1
-            while end < sorted.count {
+            while end < sorted.count && end - start < IORequestTable.maxVectors {
                 let previous = frames.entry(sorted[end - 1])
                 guard frames.entry(sorted[end]) == previous.advanced(by: frames.pageCount(sorted[end - 1])) else { break }
                 end += 1
             }
-            if let s = submitRun(sorted[start..<end]) { submitted.append(s) }
+            if let s = submitRun(sorted[start..<end]) { w.runs.append(s) }
             start = end
         }
-        for s in submitted { finishRun(s.run, device: s.device, ticket: s.ticket) }
+        w.pages = sorted.reduce(0) { $0 + frames.pageCount($1) }
+        return w
+    }
+
+    /// Waits for a batch's writes, then removes each written folio from the cache and frees it.
+    /// A failed write leaves its folios dirty in memory. Drops the folios' isolation. Returns
+    /// the frames freed.
+    private func finishWrites(_ w: Writeback, lru: LRUVec) -> Int {
+        guard !w.sorted.isEmpty else { return 0 }
+        for s in w.runs { finishRun(s.run, device: s.device, ticket: s.ticket) }
         var freed = 0
-        for f in sorted {
+        for f in w.sorted {
             frames.endWriteback(f)
             frames.lock(f)
             let nr = frames.pageCount(f)
@@ -260,6 +304,8 @@ extension SwapEngine {
                 _ = putBack(f, to: .inactive, lru)
             }
         }
+        // Relaxed: a hint, as above.
+        lru.isolated.subtract(w.sorted.count, ordering: .relaxed)
         return freed
     }
 

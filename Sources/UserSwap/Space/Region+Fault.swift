@@ -147,6 +147,8 @@ extension Region {
     private func doSwapPage(_ page: Int, _ pte: PageTableEntry) throws(SwapError) {
         if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
+        // A miss with a readahead window reads the page together with the run that follows it.
+        let windowRest = try readAheadWithFault(at: page, entry: entry)
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
         guard let f = try engine.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else { return }
         yieldPoint(.faultBeforeMap)
@@ -188,6 +190,8 @@ extension Region {
         if readaheadHit {
             readahead.hit()
             engine.stats.count(.readaheadHits)
+        } else if let windowRest {
+            readAhead(windowRest)
         } else {
             readAhead(after: page)
         }

@@ -4,10 +4,13 @@ import Synchronization
 /// `swapin_readahead_hits`): where the last missing fault was, the window used then, and how
 /// many pages read ahead have been used since.
 final class ReadaheadState: Sendable {
-    /// The largest window, in pages (kernel: 2^5 for VMA readahead).
-    static let maxWindow = 32
+    /// The largest window, in pages: 1 MiB, the transfer at which this kind of disk reaches its
+    /// sequential bandwidth (`bench device-limits`). The kernel's VMA readahead stops at 2^5
+    /// pages, but its file readahead grows to the device's `ra_pages`; a sequential stream of
+    /// swap needs the same, since at 32 pages the per-window wait, not the disk, is the limit.
+    static let maxWindow = 256
 
-    /// Last faulting page << 8 | last window. Relaxed: a heuristic; racing faults of one region
+    /// Last faulting page << 16 | last window. Relaxed: a heuristic; racing faults of one region
     /// just blend their guesses.
     let last = Atomic<UInt64>(0)
     let hits = Atomic<Int>(0)
@@ -25,7 +28,7 @@ final class ReadaheadState: Sendable {
         default: break
         }
         let previous = last.load(ordering: .relaxed)
-        let previousPage = Int(previous >> 8), previousWindow = Int(previous & 0xff)
+        let previousPage = Int(previous >> 16), previousWindow = Int(previous & 0xffff)
         let used = hits.exchange(0, ordering: .relaxed)
         var pages = used + 2
         if pages == 2 {
@@ -35,7 +38,7 @@ final class ReadaheadState: Sendable {
         }
         pages = min(pages, Self.maxWindow)
         pages = max(pages, previousWindow / 2)
-        last.store(UInt64(page) << 8 | UInt64(pages), ordering: .relaxed)
+        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)
         return pages
     }
 }
@@ -92,10 +95,45 @@ extension Region {
         _ = try? readIntoCache((page + 1)..<end)
     }
 
+    /// Before a missing fault at `page` reads it: when the window is more than the page, reads
+    /// the page with the pages after it whose slots follow its slot, in one call (where the
+    /// fault's own read and then the window's were two, one after the other). Returns the rest
+    /// of the window, for `readAhead(_:)` once the page is mapped; nil when this is no miss (or
+    /// the swap-cache protocol is not in use), and the fault reads ahead as before. A failed
+    /// read throws, as the fault's own would; if this did not read the page, the fault does.
+    func readAheadWithFault(at page: Int, entry: SwapEntry) throws(SwapError) -> Range<Int>? {
+        guard engine.sync == .swapCache, let device = engine.devices.device(for: entry),
+              !device.slot(entry).isFolio else { return nil }
+        let window = readahead.window(for: page)
+        let end = min(pageCount, page + window)
+        guard window > 1 else { return end..<end }
+        var next = page + 1
+        _ = try readIntoCache(page..<end, demandRunEnd: &next)
+        return Swift.max(next, page + 1)..<end
+    }
+
+    /// Reads the rest of a window after its fault (see `readAheadWithFault`), best effort.
+    func readAhead(_ pages: Range<Int>) {
+        guard !pages.isEmpty else { return }
+        _ = try? readIntoCache(pages)
+    }
+
     /// Inserts a folio for every swapped page of `pages` whose entry nobody has cached, reads
     /// the winners in runs of consecutive slots, and leaves them in the cache, unlocked, marked
     /// as read ahead.
     private func readIntoCache(_ pages: Range<Int>) throws(SwapError) -> Int {
+        var unused = 0
+        return try readIntoCache(pages, demand: false, demandRunEnd: &unused)
+    }
+
+    /// With `demandRunEnd`, the first page is the fault's own: not marked, not counted as read
+    /// ahead, put on the LRU as a swap-in is (active if its shadow says so), and only its run
+    /// of consecutive slots is read; `demandRunEnd` is set to the first page not taken.
+    private func readIntoCache(_ pages: Range<Int>, demandRunEnd: inout Int) throws(SwapError) -> Int {
+        try readIntoCache(pages, demand: true, demandRunEnd: &demandRunEnd)
+    }
+
+    private func readIntoCache(_ pages: Range<Int>, demand: Bool, demandRunEnd: inout Int) throws(SwapError) -> Int {
         let frames = engine.frames
         var run: [(Folio, SwapEntry)] = []
         var read = 0
@@ -104,6 +142,8 @@ extension Region {
         // runs of a window are in flight together (pages of a region rarely sit in consecutive
         // slots: without this, a window of 32 was 32 reads one after the other).
         var inFlight: [(run: [(Folio, SwapEntry)], read: SubmittedRead)] = []
+        // The fault's own folio and its shadow, when `demand` and this call inserted it.
+        var demandFolio: (folio: Folio, shadow: UInt64?)?
         func flush() {
             guard !run.isEmpty else { return }
             do {
@@ -114,24 +154,45 @@ extension Region {
             }
             run.removeAll(keepingCapacity: true)
         }
+        var demandRead = false
+        // An uptodate folio of the window goes on the LRU: marked as read ahead, or, the
+        // fault's own, as any swap-in.
+        func settle(_ f: Folio) {
+            if let d = demandFolio, d.folio == f {
+                demandRead = true
+                engine.groups[group].count(.pswpin)
+                let activate = d.shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
+                engine.lru(f).add(f, to: activate ? .active : .inactive)
+            } else {
+                frames.setFlags(f, .readahead)
+                engine.lru(f).add(f, to: .inactive)
+            }
+        }
         func finish(_ run: [(Folio, SwapEntry)]) {
             for (f, _) in run {
-                if frames.flags(f).contains(.uptodate) {
-                    frames.setFlags(f, .readahead)
-                    engine.lru(f).add(f, to: .inactive)
-                }
+                if frames.flags(f).contains(.uptodate) { settle(f) }
                 frames.unlock(f)
                 engine.putFolio(f)
             }
         }
 
-        for page in pages {
+        demandRunEnd = pages.lowerBound
+        scan: for page in pages {
             let p = pte(page)
-            guard p.isSwap else { flush(); continue }
+            guard p.isSwap else {
+                if demand { break scan }
+                flush()
+                continue
+            }
             let entry = p.swapEntry
-            if let (_, last) = run.last, last.type != entry.type || last.offset + 1 != entry.offset { flush() }
-            // Readahead never waits for memory: it stops when the budget is full.
-            guard engine.pool.freeFrames > engine.watermarks.high else { flush(); break }
+            let breaks = run.count == IORequestTable.maxVectors
+                || run.last.map { $0.1.type != entry.type || $0.1.offset + 1 != entry.offset } ?? false
+            if demand && breaks { break scan }
+            if breaks { flush() }
+            // Readahead never waits for memory: it stops at the min watermark, leaving the
+            // rest to faults (the watermarks keep a window's worth above it for readahead, and
+            // the allocation wakes the background reclaimer below the low one).
+            guard engine.pool.freeFrames > engine.watermarks.min else { flush(); break }
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
@@ -143,27 +204,30 @@ extension Region {
                 break
             }
             switch outcome {
-            case .allocated(let new, _):
+            case .allocated(let new, let shadow):
                 f = new
+                if demand && page == pages.lowerBound { demandFolio = (new, shadow) }
             case .cached(let other):
                 // Already in memory (or being read by someone else): nothing to do.
                 engine.putFolio(other)
                 flush()
+                if demand { break scan }
                 continue
             case .noEntry, .fallback:
                 flush()
+                if demand { break scan }
                 continue
             }
             if frames.flags(f).contains(.uptodate) {
                 // The legacy protocol reads before it inserts: nothing left to do but mark it.
-                frames.setFlags(f, .readahead)
-                engine.lru(f).add(f, to: .inactive)
+                settle(f)
                 frames.unlock(f)
                 engine.putFolio(f)
                 read += 1
                 continue
             }
             run.append((f, entry))
+            demandRunEnd = page + 1
         }
         flush()
         for (done, submitted) in inFlight {
@@ -177,6 +241,8 @@ extension Region {
         }
         inFlight.removeAll()
         if let failure, read == 0 { throw failure }
+        // The fault's own page was counted with its run; it was not read ahead.
+        if demandRead { read -= 1 }
         engine.stats.count(.readaheadPages, read)
         return read
     }

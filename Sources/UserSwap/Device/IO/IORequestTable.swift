@@ -25,8 +25,9 @@ struct IORequest {
 /// driver writes the outcome and `complete`s it (release) → the submitter's `wait` sees done
 /// (acquire), reads the outcome, and `release`s the slot.
 final class IORequestTable {
-    /// The most iovecs one request holds (a reclaim batch writes at most 32 folios per run).
-    static let maxVectors = 64
+    /// The most iovecs one request holds: 1 MiB of pages, the transfer at which the disk
+    /// reaches its sequential bandwidth (a readahead window, a background reclaim run).
+    static let maxVectors = 256
 
     static let free: UInt32 = 0
     static let pending: UInt32 = 1

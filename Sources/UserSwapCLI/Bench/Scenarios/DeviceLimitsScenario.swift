@@ -18,11 +18,17 @@ import UserSwap
 /// - sequential swap-out: `--threads` threads write their shares of the region in order; the
 ///   pages leave through reclaim's batched writes. `swap_out_mib_per_s` = pages written to the
 ///   device × 4 KiB ÷ the phase's time;
+/// - sequential swap-in: then `--threads` threads read their shares back in order, every page
+///   checked, with `advise(.sequential)` (the application says it streams: the largest
+///   readahead windows). `seq_swap_in_mib_per_s` = pages read from the device × 4 KiB ÷ the
+///   phase's time. A read-only stream, so that the figure is the swap-in path, not a
+///   workload's writes (`bench seq` mixes in 20 % writes and reports those);
 /// - random swap-in: `--threads` threads read uniformly random pages for `--seconds`, readahead
 ///   off (`advise(.random)`: every miss is one 4 KiB read, as the raw random reads).
 ///   `swap_in_per_s` = pages read from the device per second.
 ///
-/// `shares`: UserSwap's swap-out ÷ the raw sequential write bandwidth (goal ≥ 0.9) and its
+/// `shares`: UserSwap's swap-out ÷ the raw sequential write bandwidth (goal ≥ 0.9), its
+/// sequential swap-in ÷ the raw sequential read bandwidth (goal ≥ 0.8), and its random
 /// swap-ins/s ÷ the raw random-read IOPS at the same thread count (goal ≥ 0.8). The headline
 /// (`ops_per_s`, `latency_us`) is UserSwap's random phase (accesses, hits included).
 enum DeviceLimitsScenario: BenchScenario {
@@ -56,14 +62,16 @@ enum DeviceLimitsScenario: BenchScenario {
             report.extras["userswap"] = swap.json
             let writeShare = swap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
             let readShare = swap.swapInPerSecond / raw.randomReadIOPS(threads: threads)
+            let sequentialReadShare = swap.sequentialSwapInMiBPerSecond / raw.sequentialReadMiBPerSecond
             report.extras["shares"] = [
                 "swap_out_of_sequential_write": JSONValue(writeShare),
+                "sequential_swap_in_of_sequential_read": JSONValue(sequentialReadShare),
                 "swap_in_of_random_read_iops": JSONValue(readShare),
                 "threads": JSONValue(threads),
-                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); same file system, same run",
+                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); same file system, same run",
             ]
             report.extras["file_system_dir"] = .string(folder)
-            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s; swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
+            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s; sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s; swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
             return report
         }
     }
@@ -80,6 +88,7 @@ enum DeviceLimitsScenario: BenchScenario {
         var memcpyGiBPerSecond: Double
 
         var sequentialWriteMiBPerSecond: Double { sequentialWrite.opsPerSecond }
+        var sequentialReadMiBPerSecond: Double { sequentialRead.opsPerSecond }
         func randomReadIOPS(threads: Int) -> Double { randomReads.first { $0.threads == threads }?.run.opsPerSecond ?? 0 }
 
         var json: JSONValue {
@@ -151,9 +160,14 @@ enum DeviceLimitsScenario: BenchScenario {
 
     struct Swap {
         var fill: TimedRun
+        var stream: TimedRun
+        var streamSwapIns: Int64
+        var streamDeviceReads: Int64
         var random: TimedRun
         var fillSwapOuts: Int64
         var fillDeviceWrites: Int64
+        /// Times a writing thread found no free frame and reclaimed itself during the fill.
+        var fillDirectReclaims: Int64
         var randomSwapIns: Int64
         var swapIns: Int64
         var swapOuts: Int64
@@ -163,14 +177,20 @@ enum DeviceLimitsScenario: BenchScenario {
 
         var swapOutMiBPerSecond: Double { Double(fillSwapOuts) * 4096 / 1048576 / fill.seconds }
         var swapInPerSecond: Double { Double(randomSwapIns) / random.seconds }
+        var sequentialSwapInMiBPerSecond: Double { Double(streamSwapIns) * 4096 / 1048576 / stream.seconds }
 
         var json: JSONValue {
             [
                 "swap_out_mib_per_s": JSONValue(swapOutMiBPerSecond),
                 "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1048576 / fill.seconds),
                 "fill_seconds": JSONValue(fill.seconds), "fill_swap_outs": JSONValue(fillSwapOuts),
-                "fill_device_writes": JSONValue(fillDeviceWrites),
+                "fill_device_writes": JSONValue(fillDeviceWrites), "fill_direct_reclaims": JSONValue(fillDirectReclaims),
                 "pages_per_write": JSONValue(fillDeviceWrites > 0 ? Double(fillSwapOuts) / Double(fillDeviceWrites) : 0),
+                "seq_swap_in_mib_per_s": JSONValue(sequentialSwapInMiBPerSecond),
+                "seq_seconds": JSONValue(stream.seconds), "seq_swap_ins": JSONValue(streamSwapIns),
+                "seq_device_reads": JSONValue(streamDeviceReads),
+                "seq_pages_per_read": JSONValue(streamDeviceReads > 0 ? Double(streamSwapIns) / Double(streamDeviceReads) : 0),
+                "seq_latency_us": JSONValue(stream.latency), "seq_advice": "sequential",
                 "swap_in_per_s": JSONValue(swapInPerSecond), "random_accesses_per_s": JSONValue(random.opsPerSecond),
                 "random_swap_ins": JSONValue(randomSwapIns), "random_seconds": JSONValue(random.seconds),
                 "random_latency_us": JSONValue(random.latency), "threads": JSONValue(random.threads),
@@ -186,7 +206,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let region = try space.makeRegion(bytes: Int(dataBytes))
         let stats = space.statistics
         let share = (pages + threads - 1) / threads
-        let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites])
+        let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
         // Each thread writes its share in order: the first and last words name the page.
         let fill = try harness.runTimed("UserSwap sequential swap-out", threads: threads, limit: .callsPerThread(share),
                                         setUp: { thread in thread * share },
@@ -201,8 +221,25 @@ enum DeviceLimitsScenario: BenchScenario {
                                         })
         let fillOuts = Int64(stats[.swapOuts] - before.outs)
         let fillWrites = Int64(stats[.deviceWrites] - before.writes)
-        try region.advise(.random)
+        let fillDirect = Int64(stats[.directReclaims] - before.direct)
         let wrong = Atomic<Int>(0)
+        // Read back in the same order (the first pages of each share left memory first).
+        try region.advise(.sequential)
+        let streamBefore = (ins: stats[.swapIns], reads: stats[.deviceReads])
+        let stream = try harness.runTimed("UserSwap sequential swap-in", threads: threads, limit: .callsPerThread(share),
+                                          setUp: { thread in thread * share },
+                                          operation: { page in
+                                              if page < pages {
+                                                  try region.withPage(page, for: .read) { bytes in
+                                                      if bytes.load(fromByteOffset: 0, as: UInt64.self) != UInt64(page) | 1 << 63
+                                                          || bytes.load(fromByteOffset: 4088, as: UInt64.self) != UInt64(page) { wrong.add(1, ordering: .relaxed) }
+                                                  }
+                                              }
+                                              page += 1
+                                          })
+        let streamIns = Int64(stats[.swapIns] - streamBefore.ins)
+        let streamReads = Int64(stats[.deviceReads] - streamBefore.reads)
+        try region.advise(.random)
         let inBefore = stats[.swapIns]
         let random = try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
                                           setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
@@ -217,7 +254,7 @@ enum DeviceLimitsScenario: BenchScenario {
         // Relaxed: the workers were joined by runTimed.
         let mismatches = wrong.load(ordering: .relaxed)
         if mismatches > 0 { harness.log("\(mismatches) pages read back wrong") }
-        return Swap(fill: fill, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, randomSwapIns: randomIns,
+        return Swap(fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, fillDirectReclaims: fillDirect, randomSwapIns: randomIns,
                     swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
                     deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
                     verified: mismatches == 0 && space.checkInvariants().isEmpty)
