@@ -6,6 +6,14 @@ extension Region {
     /// Pins `page` in memory, faulting it in from swap or zero-filling it first if needed.
     /// Pinning a resident page is a few atomic operations: no lock, no syscall.
     public func pin(_ page: Int, for access: PageAccess = .write) throws(SwapError) -> Pin {
+        try pin(page, for: access, marksReferenced: true)
+    }
+
+    /// `pin(_:for:)`; a transparent region's fault handler passes `marksReferenced: false`, since
+    /// for those pages the application's mapping is the reference bit (see
+    /// `SwapEngine.deactivateInWindow`), and counting the fault too would give every page two
+    /// second chances.
+    func pin(_ page: Int, for access: PageAccess, marksReferenced: Bool) throws(SwapError) -> Pin {
         try checkPage(page)
         let frames = engine.frames
         while true {
@@ -22,7 +30,8 @@ extension Region {
                             // The copy on the device is about to go stale: release it first.
                             releaseSwapForWrite(f)
                         }
-                        frames.markFlags(f, access == .write ? [.referenced, .dirty] : .referenced)
+                        let used: FolioFlags = marksReferenced ? .referenced : []
+                        frames.markFlags(f, access == .write ? used.union(.dirty) : used)
                         let start = window?.engineAddress(page) ?? engine.arena.address(pte.frame)
                         let bytes = UnsafeMutableRawBufferPointer(start: start, count: SwapPage.size)
                         return Pin(bytes: bytes, page: page, engine: engine, folio: f)

@@ -159,7 +159,7 @@ final class TransparentFaultHandler: Sendable {
             // faulting thread is woken, so the thread never finds its page busy because of us.
             // (A binding rather than a loop over `Pin`: a noncopyable value in a loop body that
             // returns early was not destroyed by Swift 6.3, leaking its reference.)
-            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read)
+            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read, marksReferenced: false)
             if protectFault {
                 region.engine.stats.count(.writeProtectFaults)
                 // The folio is dirty now (the pin for writing): let the store through.
