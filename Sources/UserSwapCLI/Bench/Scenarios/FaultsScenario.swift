@@ -73,12 +73,7 @@ enum FaultsScenario: BenchScenario {
             let run = TimedRun(threads: 1, calls: Int64(pages), ops: Int64(pages), seconds: Double(major.sum) / 1e9,
                                histogram: major, opsPerThread: [Int64(pages)])
             var report = harness.report(run, mode: .transparent)
-            report.budgetBytes = Int64(memory)
-            report.dataBytes = Int64(pages * SwapPage.size)
-            report.swapIns = Int64(space.statistics[.swapIns])
-            report.swapOuts = Int64(space.statistics[.swapOuts])
-            report.deviceReads = Int64(space.statistics[.deviceReads])
-            report.deviceWrites = Int64(space.statistics[.deviceWrites])
+            report.fill(from: space, budget: Int64(memory), data: Int64(pages * SwapPage.size))
             report.verified = intact && problems.isEmpty && region.lastFaultError == nil
             report.extras["fault_us"] = [
                 "minor": microseconds(minor), "major": microseconds(major), "first_touch": microseconds(firstTouch),

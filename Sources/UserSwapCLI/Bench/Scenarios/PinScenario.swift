@@ -58,12 +58,7 @@ enum PinScenario: BenchScenario {
         let problems = space.checkInvariants()
 
         var report = harness.report(read)
-        report.budgetBytes = Int64(memory)
-        report.dataBytes = Int64(pages * SwapPage.size)
-        report.swapIns = Int64(space.statistics[.swapIns])
-        report.swapOuts = Int64(space.statistics[.swapOuts])
-        report.deviceReads = Int64(space.statistics[.deviceReads])
-        report.deviceWrites = Int64(space.statistics[.deviceWrites])
+        report.fill(from: space, budget: Int64(memory), data: Int64(pages * SwapPage.size))
         report.verified = intact && problems.isEmpty && space.residentFrames == pages
             && read.histogram.count == UInt64(read.ops) && write.histogram.count == UInt64(write.ops)
         report.extras["pin_ns"] = nanoseconds(read)

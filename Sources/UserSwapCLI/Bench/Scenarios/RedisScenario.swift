@@ -132,12 +132,7 @@ enum RedisScenario: BenchScenario {
         let problems = space.checkInvariants()
 
         var report = harness.report(access)
-        report.budgetBytes = Int64(memory)
-        report.dataBytes = Int64(data)
-        report.swapIns = Int64(space.statistics[.swapIns])
-        report.swapOuts = Int64(space.statistics[.swapOuts])
-        report.deviceReads = Int64(space.statistics[.deviceReads])
-        report.deviceWrites = Int64(space.statistics[.deviceWrites])
+        report.fill(from: space, budget: Int64(memory), data: Int64(data))
         report.verified = intact && problems.isEmpty
         report.extras["backend"] = .array(phases)
         report.extras["fill_pages_per_s"] = JSONValue((Double(dataPages) / fillSeconds).rounded())
