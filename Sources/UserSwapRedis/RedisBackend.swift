@@ -95,26 +95,25 @@ public final class RedisBackend: SwapBackend {
 
     public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        var destinations: [UnsafeMutableRawPointer] = []
-        destinations.reserveCapacity(pages.count)
-        for b in buffers {
-            precondition(b.count % SwapPage.size == 0, "a vectored read buffer of \(b.count) bytes is not whole pages")
-            guard let base = b.baseAddress else { continue }
-            for i in 0..<b.count / SwapPage.size { destinations.append(base + i * SwapPage.size) }
-        }
-        try readPages(pages, into: destinations)
+        let starts = Self.pageStarts(buffers.lazy.map { UnsafeRawBufferPointer($0) }, pages: pages.count, "read")
+        try readPages(pages, into: starts.map { UnsafeMutableRawPointer(mutating: $0) })
     }
 
     public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        var sources: [UnsafeRawPointer] = []
-        sources.reserveCapacity(pages.count)
+        try writePages(pages, from: Self.pageStarts(buffers, pages: pages.count, "write"))
+    }
+
+    /// The start of every page of a vectored transfer's buffers, in order.
+    private static func pageStarts(_ buffers: some Sequence<UnsafeRawBufferPointer>, pages: Int, _ what: String) -> [UnsafeRawPointer] {
+        var starts: [UnsafeRawPointer] = []
+        starts.reserveCapacity(pages)
         for b in buffers {
-            precondition(b.count % SwapPage.size == 0, "a vectored write buffer of \(b.count) bytes is not whole pages")
+            precondition(b.count % SwapPage.size == 0, "a vectored \(what) buffer of \(b.count) bytes is not whole pages")
             guard let base = b.baseAddress else { continue }
-            for i in 0..<b.count / SwapPage.size { sources.append(base + i * SwapPage.size) }
+            for i in 0..<b.count / SwapPage.size { starts.append(base + i * SwapPage.size) }
         }
-        try writePages(pages, from: sources)
+        return starts
     }
 
     // MARK: Freed slots

@@ -41,19 +41,9 @@ enum RedisScenario: BenchScenario {
         let seed = options.seed ?? 0x7ED1_5000_0000_0001
 
         // The server: the user's, or a private one for this run.
-        var server: RedisServerProcess?
-        var configuration: RedisBackend.Configuration
-        if let url = options.parameters["url"] {
-            configuration = try RedisBackend.Configuration(url: url)
-        } else {
-            guard RedisServerProcess.executable != nil else {
-                throw BenchError("redis-server is not installed: run scripts/bootstrap, or give --param url=redis://HOST:PORT")
-            }
-            let started = try RedisServerProcess()
-            server = started
-            configuration = RedisBackend.Configuration(port: started.port)
-            harness.log("started redis-server on \(started.url)")
-        }
+        var (configuration, server) = try BenchRedisServer.connect(
+            url: options.parameters["url"], harness: harness,
+            missing: "redis-server is not installed: run scripts/bootstrap, or give --param url=redis://HOST:PORT")
         defer { server?.kill() }
         configuration.maxConnections = max(threads, 2) * 2
         let dataPages = data / SwapPage.size

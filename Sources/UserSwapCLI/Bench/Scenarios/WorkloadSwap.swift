@@ -108,19 +108,9 @@ struct WorkloadSwap {
             let (top, tiers) = try stack(over: memory, budget: configuration.memoryBytes)
             return try body(.backend(top), tiers)
         case .redis(let url):
-            var server: RedisServerProcess?
-            var redis: RedisBackend.Configuration
-            if let url {
-                redis = try RedisBackend.Configuration(url: url)
-            } else {
-                guard RedisServerProcess.executable != nil else {
-                    throw BenchError("--device redis: redis-server is not installed (scripts/bootstrap installs it); or give --device redis://HOST:PORT")
-                }
-                let started = try RedisServerProcess()
-                server = started
-                redis = RedisBackend.Configuration(port: started.port)
-                harness.log("started redis-server on \(started.url)")
-            }
+            var (redis, server) = try BenchRedisServer.connect(
+                url: url, harness: harness,
+                missing: "--device redis: redis-server is not installed (scripts/bootstrap installs it); or give --device redis://HOST:PORT")
             defer { server?.kill() }
             redis.maxConnections = max(configuration.threads, 2) * 2
             let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
