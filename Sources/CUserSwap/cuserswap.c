@@ -6,6 +6,9 @@
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <ucontext.h>
 #include <sys/epoll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -163,6 +166,7 @@ uint64_t cus_UFFD_FEATURE_MISSING_SHMEM(void) { return UFFD_FEATURE_MISSING_SHME
 uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void) { return UFFD_FEATURE_MINOR_SHMEM; }
 uint64_t cus_UFFD_FEATURE_WP_SHMEM(void) { return UFFD_FEATURE_WP_HUGETLBFS_SHMEM; }
 uint64_t cus_UFFD_FEATURE_THREAD_ID(void) { return UFFD_FEATURE_THREAD_ID; }
+uint64_t cus_UFFD_FEATURE_SIGBUS(void) { return UFFD_FEATURE_SIGBUS; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void) { return UFFD_PAGEFAULT_FLAG_WRITE; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void) { return UFFD_PAGEFAULT_FLAG_WP; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void) { return UFFD_PAGEFAULT_FLAG_MINOR; }
@@ -203,24 +207,67 @@ int cus_tgkill(int32_t tid, int signal) {
 }
 
 static __thread sigjmp_buf *cus_probe_jump;
+static _Atomic(cus_fault_resolver) cus_resolver;
+static struct sigaction cus_previous_bus;
+static pthread_once_t cus_bus_once = PTHREAD_ONCE_INIT;
 
-static void cus_probe_handler(int signal) {
+/// The process's SIGBUS handler: a fault on a transparent region in faulting-thread mode is
+/// resolved here, on the thread that took it, and the access is re-executed on return. Any
+/// other SIGBUS goes to an armed probe, or to the handler installed before this one (the
+/// default action when there was none).
+static void cus_bus_dispatch(int signal, siginfo_t *info, void *context) {
+    int saved = errno;
+    cus_fault_resolver resolver = atomic_load_explicit(&cus_resolver, memory_order_acquire);
+    if (resolver && info && info->si_code > 0) {
+        int write = -1;
+#if defined(__x86_64__)
+        // The page-fault error code: bit 1 is set for a write.
+        write = (((ucontext_t *)context)->uc_mcontext.gregs[REG_ERR] & 2) ? 1 : 0;
+#endif
+        if (resolver(info->si_addr, write)) {
+            errno = saved;
+            return;
+        }
+    }
     if (cus_probe_jump) siglongjmp(*cus_probe_jump, signal);
+    if (cus_previous_bus.sa_flags & SA_SIGINFO) {
+        if (cus_previous_bus.sa_sigaction) cus_previous_bus.sa_sigaction(signal, info, context);
+        return;
+    }
+    if (cus_previous_bus.sa_handler != SIG_DFL && cus_previous_bus.sa_handler != SIG_IGN) {
+        cus_previous_bus.sa_handler(signal);
+        return;
+    }
+    // What the kernel would have done: a fault re-executes into the default action, a
+    // signal sent by a thread is raised again with it.
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigaction(SIGBUS, &fallback, NULL);
+    if (info && info->si_code <= 0) raise(SIGBUS);
+}
+
+static void cus_bus_install_once(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = cus_bus_dispatch;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+    sigaction(SIGBUS, &action, &cus_previous_bus);
+}
+
+void cus_sigbus_install(cus_fault_resolver resolver) {
+    if (resolver) atomic_store_explicit(&cus_resolver, resolver, memory_order_release);
+    pthread_once(&cus_bus_once, cus_bus_install_once);
 }
 
 int cus_probe_load(const volatile uint64_t *address, uint64_t *value) {
-    struct sigaction action, old;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = cus_probe_handler;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_NODEFER;
-    sigaction(SIGBUS, &action, &old);
+    cus_sigbus_install(NULL);
     sigjmp_buf jump;
     cus_probe_jump = &jump;
     int signal = sigsetjmp(jump, 1);
     if (signal == 0) *value = *address;
     cus_probe_jump = NULL;
-    sigaction(SIGBUS, &old, NULL);
     return signal;
 }
 

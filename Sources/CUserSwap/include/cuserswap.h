@@ -90,6 +90,7 @@ uint64_t cus_UFFD_FEATURE_MISSING_SHMEM(void);
 uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void);
 uint64_t cus_UFFD_FEATURE_WP_SHMEM(void);
 uint64_t cus_UFFD_FEATURE_THREAD_ID(void);
+uint64_t cus_UFFD_FEATURE_SIGBUS(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void);
@@ -106,9 +107,16 @@ int cus_epoll_remove(int epfd, int fd);
 int cus_epoll_wait_pair(int epfd, int exclusive, int timeout_ms);
 /// Sends `signal` to thread `tid` of this process.
 int cus_tgkill(int32_t tid, int signal);
+/// Resolves a fault at `address` on the faulting thread, from its SIGBUS handler; `write` is 1
+/// for a store, 0 for a load, -1 when the architecture does not say. Returns nonzero when the
+/// access may be re-executed, 0 when the signal is not this resolver's (or cannot be resolved).
+typedef int (*cus_fault_resolver)(void *_Nullable address, int write);
+/// Installs the process's SIGBUS handler (once; the handler found before it gets the signals it
+/// does not take) and sets `resolver` when it is not NULL. The handler runs with SA_NODEFER.
+void cus_sigbus_install(cus_fault_resolver _Nullable resolver);
 /// Loads the 8 bytes at `address` into `*value`, returning 0, or SIGBUS if the load raised it
-/// (a transparent page that could not be brought in) instead of dying. For tests and probes;
-/// it swaps the process's SIGBUS handler while it runs, so use it from one thread at a time.
+/// (a transparent page that could not be brought in) instead of dying. For tests and probes:
+/// the signal reaches the probe of the thread that took it when no resolver takes it.
 int cus_probe_load(const volatile uint64_t *_Nonnull address, uint64_t *_Nonnull value);
 
 // MARK: stdio

@@ -117,6 +117,10 @@ final class FrameWindow: @unchecked Sendable {
     @inline(__always)
     func markInstalled(_ page: Int) { installed[page].pointee.store(1, ordering: .releasing) }
 
+    /// Whether the application's view maps `page` (as far as the last install or unmap says).
+    @inline(__always)
+    func isInstalled(_ page: Int) -> Bool { installed[page].pointee.load(ordering: .acquiring) != 0 }
+
     /// Unmaps `page` from the application's view (the engine's view and the data stay): its next
     /// access faults. Swap-out calls it before writing a page, so no store can land after the
     /// write started.

@@ -154,9 +154,12 @@ public final class SwapSpace: Sendable {
     /// `bytes` rounded up to pages, charged to `group`, its faults served by `faultHandlers`
     /// threads (each resolves one fault at a time, its I/O included). Throws `.permissionDenied` or
     /// `.unsupported` when the process may not use userfaultfd, naming what to change.
-    public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil, faultHandlers: Int = 4) throws(SwapError) -> TransparentRegion {
+    public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil,
+                                      faults: TransparentRegion.FaultService = .handlerThreads(4)) throws(SwapError) -> TransparentRegion {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
-        guard faultHandlers > 0 else { throw SwapError(.invalidArgument, "a transparent region needs at least one fault handler") }
+        if case .handlerThreads(let count) = faults, count <= 0 {
+            throw SwapError(.invalidArgument, "a transparent region needs at least one fault handler thread")
+        }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
         let window = try engine.windows.make(pageCount: pages)
@@ -164,7 +167,7 @@ public final class SwapSpace: Sendable {
         let region = Region(id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
                             folioOrder: 0, engine: engine, window: window)
         do {
-            return try TransparentRegion(region: region, window: window, handlers: faultHandlers)
+            return try TransparentRegion(region: region, window: window, faults: faults)
         } catch {
             engine.windows.remove(window)
             throw error

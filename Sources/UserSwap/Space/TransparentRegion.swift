@@ -10,8 +10,10 @@ import Foundation
 /// `TransparentFaultHandler` brings them in through the same swap cache, reclaim and devices as
 /// pins. Pins work on the same pages (`pin(_:for:)`).
 ///
-/// Kernel code may touch the memory too (`read(2)` into it), when the process may handle kernel
-/// faults (`handlesKernelFaults`; root, or the sysctl `vm.unprivileged_userfaultfd=1`).
+/// Who serves the faults is the region's `FaultService`: handler threads (the default), or the
+/// faulting thread itself. Kernel code may touch the memory too (`read(2)` into it) with handler
+/// threads, when the process may handle kernel faults (`handlesKernelFaults`; root, or the
+/// sysctl `vm.unprivileged_userfaultfd=1`).
 ///
 /// The memory is valid until the region is released: release it only when no thread uses it
 /// any more. Faults already in flight at release are resolved first, and the mapping stays for
@@ -20,20 +22,50 @@ public final class TransparentRegion: @unchecked Sendable {
     /// The start of the memory.
     public let base: UnsafeMutableRawPointer
     public let pageCount: Int
+    public let faultService: FaultService
     let region: Region
     let window: FrameWindow
-    let handler: TransparentFaultHandler
+    let resolver: TransparentFaultResolver
+    private let handler: TransparentFaultHandler?
+    private let routerSlot: Int?
 
-    init(region: Region, window: FrameWindow, handlers: Int) throws(SwapError) {
+    /// Who resolves the faults of a transparent region.
+    public enum FaultService: Sendable, Equatable {
+        /// `count` threads serve the region's userfaultfd; the faulting thread sleeps in the
+        /// kernel until one has brought the page in. Kernel code touching the region (a
+        /// `read(2)` into it) is served too, where the process may handle kernel faults.
+        case handlerThreads(Int)
+        /// The faulting thread resolves its own fault, from a SIGBUS handler
+        /// (`UFFD_FEATURE_SIGBUS`): no thread switch, the fastest way, and it needs no
+        /// privilege. Kernel code touching a page that is not mapped gets EFAULT instead (a
+        /// `read(2)` into the region must go to pages touched or pinned just before). The
+        /// process's SIGBUS handler is UserSwap's; it passes on the signals that are not its own
+        /// to the handler installed before it.
+        case faultingThread
+    }
+
+    init(region: Region, window: FrameWindow, faults: FaultService) throws(SwapError) {
         self.region = region
         self.window = window
+        faultService = faults
         base = window.appView
         pageCount = region.pageCount
-        handler = try TransparentFaultHandler(region: region, window: window, threads: handlers)
+        switch faults {
+        case .handlerThreads(let count):
+            resolver = try TransparentFaultResolver(region: region, window: window, uffd: UserFaultFD())
+            handler = try TransparentFaultHandler(resolver: resolver, threads: count)
+            routerSlot = nil
+        case .faultingThread:
+            resolver = try TransparentFaultResolver(region: region, window: window, uffd: UserFaultFD(signals: true))
+            handler = nil
+            routerSlot = try SignalFaultRouter.shared.add(resolver)
+        }
     }
 
     deinit {
-        handler.stop()
+        handler?.stop()
+        if let routerSlot { SignalFaultRouter.shared.remove(routerSlot) }
+        resolver.uffd.unregister(resolver.appRange)
         window.retire()
         region.discardAll()
         // Folios still busy elsewhere (a write-back finishing) are freed within moments; the
@@ -56,14 +88,14 @@ public final class TransparentRegion: @unchecked Sendable {
     /// Whether kernel code touching the memory (a `read(2)` into it) is served; false when the
     /// process may only handle faults from user code (then such calls fail with EFAULT on pages
     /// not mapped yet).
-    public var handlesKernelFaults: Bool { handler.uffd.handlesKernelFaults }
+    public var handlesKernelFaults: Bool { resolver.uffd.handlesKernelFaults }
 
     /// Whether first stores are tracked through write protection (pages read back from swap
     /// and never written are dropped without a write); without it every mapped page is dirty.
-    public var tracksWrites: Bool { handler.uffd.supportsWriteProtect }
+    public var tracksWrites: Bool { resolver.uffd.supportsWriteProtect }
 
     /// The last fault that could not be resolved, if any (its thread got SIGBUS).
-    public var lastFaultError: SwapError? { handler.lastError.withLock { $0 } }
+    public var lastFaultError: SwapError? { resolver.lastError.withLock { $0 } }
 
     /// Pins a page, as for an explicit region: the same page the application sees.
     public func pin(_ page: Int, for access: PageAccess = .write) throws(SwapError) -> Pin {
@@ -89,6 +121,21 @@ public final class TransparentRegion: @unchecked Sendable {
         try region.checkPage(pages.lowerBound)
         if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
         for page in pages { window.unmapFromApp(page) }
+    }
+
+    /// Maps `pages` into the application's view now, as touching them would (for writing: no
+    /// write-protect fault follows), so that kernel code can use them without a fault — what
+    /// a region served on its faulting thread needs before a `read(2)` into it. Best effort
+    /// under memory pressure: reclaim may unmap a page again before the kernel touches it.
+    public func prefault(pages: Range<Int>, for access: PageAccess = .write) throws(SwapError) {
+        try region.checkPage(pages.lowerBound)
+        if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
+        for page in pages {
+            let installed = window.isInstalled(page)
+            let write = access == .write
+            guard !installed || write else { continue }
+            try resolver.resolveRetrying(.init(page: page, write: write, protect: installed), wake: true)
+        }
     }
 
     /// Readahead advice, as for an explicit region (`Region.advise(_:pages:)`).

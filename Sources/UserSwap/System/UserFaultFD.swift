@@ -19,6 +19,7 @@ final class UserFaultFD: Sendable {
     static let featureMinorShmem = cus_UFFD_FEATURE_MINOR_SHMEM()
     static let featureWriteProtectShmem = cus_UFFD_FEATURE_WP_SHMEM()
     static let featureThreadID = cus_UFFD_FEATURE_THREAD_ID()
+    static let featureSignal = cus_UFFD_FEATURE_SIGBUS()
     static let flagWrite = cus_UFFD_PAGEFAULT_FLAG_WRITE()
     static let flagWriteProtect = cus_UFFD_PAGEFAULT_FLAG_WP()
     static let flagMinor = cus_UFFD_PAGEFAULT_FLAG_MINOR()
@@ -33,11 +34,15 @@ final class UserFaultFD: Sendable {
 
     /// Opens one and performs the API handshake, asking for shared-memory missing and minor
     /// faults (required) and write protection and thread ids (used when granted).
-    init() throws(SwapError) {
+    ///
+    /// With `signals`, faults are not queued: the faulting thread gets SIGBUS
+    /// (`UFFD_FEATURE_SIGBUS`, required then). Kernel code cannot take a signal for its fault,
+    /// so such a descriptor is opened for user-mode faults only, which needs no privilege.
+    init(signals: Bool = false) throws(SwapError) {
         var viaDevice: Int32 = 0
-        var fd = cus_uffd_open(0, &viaDevice)
-        var kernelFaults = true
-        if fd == -EPERM || fd == -EACCES {
+        var fd = cus_uffd_open(signals ? 1 : 0, &viaDevice)
+        var kernelFaults = !signals
+        if !signals && (fd == -EPERM || fd == -EACCES) {
             // Unprivileged: user-mode faults only are allowed without the sysctl.
             fd = cus_uffd_open(1, &viaDevice)
             kernelFaults = false
@@ -53,19 +58,19 @@ final class UserFaultFD: Sendable {
         }
         let owned = FileDescriptor(adopting: fd)
         handlesKernelFaults = kernelFaults
-        let wanted = Self.featureMissingShmem | Self.featureMinorShmem | Self.featureWriteProtectShmem | Self.featureThreadID
+        let required = Self.featureMissingShmem | Self.featureMinorShmem | (signals ? Self.featureSignal : 0)
+        let wanted = required | Self.featureWriteProtectShmem | (signals ? 0 : Self.featureThreadID)
         var granted: UInt64 = 0
         var ioctls: UInt64 = 0
         var r = cus_uffd_api(fd, wanted, &granted, &ioctls)
         if r == -EINVAL {
             // An older kernel refuses unknown features as a whole: ask for the required ones.
             // (The first handshake attempt consumed this descriptor's API state only on success.)
-            r = cus_uffd_api(fd, Self.featureMissingShmem | Self.featureMinorShmem, &granted, &ioctls)
+            r = cus_uffd_api(fd, required, &granted, &ioctls)
         }
         guard r == 0 else {
             throw SwapError(.unsupported, "the userfaultfd handshake failed; transparent regions need shared-memory minor faults (Linux 5.14 or later)", errno: Errno(rawValue: -r))
         }
-        let required = Self.featureMissingShmem | Self.featureMinorShmem
         guard granted & required == required else {
             throw SwapError(.unsupported, "this kernel's userfaultfd lacks shared-memory minor faults (Linux 5.14 or later)")
         }

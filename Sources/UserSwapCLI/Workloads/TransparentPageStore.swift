@@ -10,9 +10,9 @@ public final class TransparentPageStore: PageStore {
     public let region: TransparentRegion
     private let base: UnsafeMutableRawPointer
 
-    /// A fresh transparent region of `pages` pages in `space`.
-    public init(space: SwapSpace, pages: Int) throws(SwapError) {
-        region = try space.makeTransparentRegion(bytes: pages * 4096)
+    /// A fresh transparent region of `pages` pages in `space`, its faults served by `faults`.
+    public init(space: SwapSpace, pages: Int, faults: TransparentRegion.FaultService = .handlerThreads(4)) throws(SwapError) {
+        region = try space.makeTransparentRegion(bytes: pages * 4096, faults: faults)
         base = region.base
     }
 

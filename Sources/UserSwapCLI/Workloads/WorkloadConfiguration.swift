@@ -49,6 +49,8 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var ioReadsInCaller = true
     /// Write-backs in flight at once (`IOEngineOptions.maxWritesInFlight`).
     public var ioMaxWritesInFlight = IOEngineOptions().maxWritesInFlight
+    /// Who serves a transparent region's faults (`--param faults=…` in the benchmarks).
+    public var transparentFaults: TransparentRegion.FaultService = .handlerThreads(4)
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2
@@ -115,7 +117,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// The workload over an explicit region of `space`, or a transparent one.
     func makeWorkload(in space: SwapSpace, transparent: Bool = false) throws -> any Workload {
         if transparent {
-            return try makeWorkload { pages in try TransparentPageStore(space: space, pages: pages) }
+            return try makeWorkload { pages in try TransparentPageStore(space: space, pages: pages, faults: transparentFaults) }
         }
         return try makeWorkload { pages in try RegionPageStore(space: space, pages: pages) }
     }

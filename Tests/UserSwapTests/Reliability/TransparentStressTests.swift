@@ -29,11 +29,18 @@ struct TransparentStressTests {
         let sync: SwapInSync
         /// The region in a memory group limited to half the budget.
         let grouped: Bool
-        var description: String { grouped ? "\(sync), in a group" : "\(sync)" }
+        let faults: TransparentRegion.FaultService
+        var description: String {
+            "\(sync)\(grouped ? ", in a group" : ""), \(faults == .faultingThread ? "faulting thread" : "handler threads")"
+        }
         var testDescription: String { description }
     }
 
-    static let cases = bothProtocols.flatMap { sync in [Case(sync: sync, grouped: false), Case(sync: sync, grouped: true)] }
+    static let cases = bothProtocols.flatMap { sync in
+        [false, true].flatMap { grouped in
+            [TransparentRegion.FaultService.handlerThreads(4), .faultingThread].map { Case(sync: sync, grouped: grouped, faults: $0) }
+        }
+    }
 
     /// What the threads verified and did, for the summary line.
     final class Counts: Sendable {
@@ -59,7 +66,7 @@ struct TransparentStressTests {
                                              backgroundReclaim: true)
         // In a group, its limit (half the budget) is what makes reclaim run.
         let group = c.grouped ? try space.makeGroup(name: "tenant", memoryLimit: Self.memoryPages / 2 * SwapPage.size) : nil
-        let region = try space.makeTransparentRegion(bytes: Self.pages * SwapPage.size, group: group)
+        let region = try space.makeTransparentRegion(bytes: Self.pages * SwapPage.size, group: group, faults: c.faults)
         let words = Self.pages * Self.wordsPerPage
         // Each word is written by one owner only: the model needs no lock.
         nonisolated(unsafe) let model = UnsafeMutablePointer<UInt64>.allocate(capacity: words)

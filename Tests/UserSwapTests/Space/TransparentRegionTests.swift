@@ -10,6 +10,9 @@ struct TransparentRegionTests {
     /// The word plain code writes at word `i` of page `p` in round `g`.
     static func word(_ p: Int, _ i: Int, _ g: Int) -> UInt64 { UInt64(p) &* 0x9e37_79b9 &+ UInt64(i) &+ UInt64(g) << 48 }
 
+    /// Both ways of serving faults: handler threads, and the faulting thread itself.
+    static let services: [TransparentRegion.FaultService] = [.handlerThreads(4), .faultingThread]
+
     /// Waits until the fault handlers have been idle for 20 ms.
     static func settle(_ space: SwapSpace) {
         var last = -1
@@ -21,11 +24,11 @@ struct TransparentRegionTests {
         }
     }
 
-    @Test("a plain loop over 4× the budget, on several threads, reads back every byte")
-    func plainLoop() throws {
+    @Test("a plain loop over 4× the budget, on several threads, reads back every byte", arguments: services)
+    func plainLoop(faults: TransparentRegion.FaultService) throws {
         let pages = 256
         let (space, _) = try makeSpace(memoryPages: 64, swapPages: 1 + 2 * 512, backgroundReclaim: true)
-        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
         let base = UInt(bitPattern: region.base)
         let threads = 4
         let bad = Atomic<Int>(0)
@@ -53,10 +56,10 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("many threads faulting on the same swapped-out page cause one device read")
-    func samePageOneRead() throws {
+    @Test("many threads faulting on the same swapped-out page cause one device read", arguments: services)
+    func samePageOneRead(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
-        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for round in 0..<5 {
             words[512 * 3] = UInt64(round + 1)
@@ -80,11 +83,11 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("stores racing with swap-out are never lost")
-    func storesRacingSwapOut() throws {
+    @Test("stores racing with swap-out are never lost", arguments: services)
+    func storesRacingSwapOut(faults: TransparentRegion.FaultService) throws {
         let pages = 16
         let (space, _) = try makeSpace(memoryPages: 64)
-        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
         let base = UInt(bitPattern: region.base)
         let stop = Atomic<Bool>(false)
         let writers = 3
@@ -120,10 +123,10 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("pages read back and not written are dropped again without a write")
-    func readOnlyPagesStayClean() throws {
+    @Test("pages read back and not written are dropped again without a write", arguments: services)
+    func readOnlyPagesStayClean(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
-        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size, faults: faults)
         guard region.tracksWrites else { return }
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for p in 0..<8 { words[p * 512] = UInt64(p) }
@@ -143,10 +146,10 @@ struct TransparentRegionTests {
         #expect(space.statistics[.writeProtectFaults] >= 1)
     }
 
-    @Test("pins and plain access see the same page")
-    func pinsShareThePage() throws {
+    @Test("pins and plain access see the same page", arguments: services)
+    func pinsShareThePage(faults: TransparentRegion.FaultService) throws {
         let (space, _) = try makeSpace(memoryPages: 16)
-        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         words[512] = 7
         do {
@@ -189,11 +192,33 @@ struct TransparentRegionTests {
         #expect(words[0] == 1 && words[4 * 512] == 1)
     }
 
-    @Test("releasing a region with faults in flight neither hangs nor loses them")
-    func teardownWithFaultsInFlight() throws {
+    @Test("served on the faulting thread, kernel code gets EFAULT on a page not mapped, and succeeds once it is prefaulted")
+    func kernelAccessOnFaultingThread() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size, faults: .faultingThread)
+        #expect(!region.handlesKernelFaults)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<8 { words[p * 512] = UInt64(p) }
+        try region.swapOut(pages: 0..<8)
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let message = Array(repeating: UInt8(0xab), count: SwapPage.size)
+        #expect(message.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) } == SwapPage.size)
+        #expect(read(fds[0], region.base + SwapPage.size, SwapPage.size) == -1 && errno == EFAULT)
+        #expect(region.state(ofPage: 1) == .swapped, "the page stays swapped out, its data intact")
+        try region.prefault(pages: 1..<2)
+        #expect(read(fds[0], region.base + SwapPage.size, SwapPage.size) == SwapPage.size)
+        #expect(region.bytes[SwapPage.size..<(2 * SwapPage.size)].allSatisfy { $0 == 0xab })
+        #expect(words[0] == 0 && words[2 * 512] == 2)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("releasing a region with faults in flight neither hangs nor loses them", arguments: services)
+    func teardownWithFaultsInFlight(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
         for round in 0..<3 {
-            var region: TransparentRegion? = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
+            var region: TransparentRegion? = try space.makeTransparentRegion(bytes: 8 * SwapPage.size, faults: faults)
             let words = region!.base.assumingMemoryBound(to: UInt64.self)
             for p in 0..<8 { words[p * 512] = UInt64(p + round) }
             try region!.swapOut(pages: 0..<8)
@@ -221,10 +246,10 @@ struct TransparentRegionTests {
         }
     }
 
-    @Test("a read into a window page still in flight when the page is discarded and touched again does not land on the new data")
-    func discardDuringReadIntoWindow() throws {
+    @Test("a read into a window page still in flight when the page is discarded and touched again does not land on the new data", arguments: services)
+    func discardDuringReadIntoWindow(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
-        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         words[512] = 0xdead
         try region.swapOut(pages: 1..<2)
@@ -246,10 +271,10 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("the invariant walker notices a window page its folio does not own")
-    func walkerSeesStolenWindowPage() throws {
+    @Test("the invariant walker notices a window page its folio does not own", arguments: services)
+    func walkerSeesStolenWindowPage(faults: TransparentRegion.FaultService) throws {
         let (space, _) = try makeSpace(memoryPages: 8)
-        let region = try space.makeTransparentRegion(bytes: 2 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 2 * SwapPage.size, faults: faults)
         region.base.storeBytes(of: 1, as: UInt64.self)
         #expect(space.checkInvariants() == [])
         let frame = region.region.pte(0).frame
@@ -259,11 +284,11 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("a transparent region's pages are charged to its group and held to its limit")
-    func groupLimit() throws {
+    @Test("a transparent region's pages are charged to its group and held to its limit", arguments: services)
+    func groupLimit(faults: TransparentRegion.FaultService) throws {
         let (space, _) = try makeSpace(memoryPages: 128)
         let group = try space.makeGroup(name: "tenant", memoryLimit: 16 * SwapPage.size)
-        let region = try space.makeTransparentRegion(bytes: 64 * SwapPage.size, group: group)
+        let region = try space.makeTransparentRegion(bytes: 64 * SwapPage.size, group: group, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for p in 0..<64 { words[p * 512] = UInt64(p) + 1 }
         #expect(group.memoryUsage <= 16 * SwapPage.size)
@@ -272,10 +297,10 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("a page that cannot be read gets the faulting thread SIGBUS, not a hang or a wrong page; the data stays")
-    func unreadablePageSignals() throws {
+    @Test("a page that cannot be read gets the faulting thread SIGBUS, not a hang or a wrong page; the data stays", arguments: services)
+    func unreadablePageSignals(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 16)
-        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         words[512] = 42
         try region.swapOut(pages: 0..<4)
@@ -291,10 +316,10 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("a read that fails once is retried: the access succeeds")
-    func transientReadErrorRetried() throws {
+    @Test("a read that fails once is retried: the access succeeds", arguments: services)
+    func transientReadErrorRetried(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 16)
-        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size)
+        let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         words[512] = 7
         try region.swapOut(pages: 0..<4)
@@ -303,13 +328,14 @@ struct TransparentRegionTests {
         #expect(space.statistics[.faultRetries] >= 2 && space.statistics[.faultErrors] == 0)
     }
 
-    @Test("regions made and released on several threads at once keep their pages apart")
-    func concurrentRegions() throws {
+    @Test("regions made and released on several threads at once keep their pages apart",
+          arguments: [TransparentRegion.FaultService.handlerThreads(1), .faultingThread])
+    func concurrentRegions(faults: TransparentRegion.FaultService) throws {
         let (space, _) = try makeSpace(memoryPages: 64)
         let bad = Atomic<Int>(0)
         runThreads(6) { t in
             for round in 0..<3 {
-                guard let region = try? space.makeTransparentRegion(bytes: 4 * SwapPage.size, faultHandlers: 1) else {
+                guard let region = try? space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults) else {
                     bad.add(1, ordering: .relaxed); return
                 }
                 let words = region.base.assumingMemoryBound(to: UInt64.self)

@@ -15,7 +15,7 @@ import UserSwap
 /// that no access pays for another's readahead or reclaim. The headline is `major`.
 ///
 /// Parameters: `pages=4096`, `device=file|memory` (default file: a swap file in the scratch
-/// folder, read with O_DIRECT).
+/// folder, read with O_DIRECT), `faults=handler_threads|faulting_thread` (who resolves them).
 enum FaultsScenario: BenchScenario {
     static let name = "faults"
     static let summary = "µs per fault on a transparent region: minor (resident), major (swapped), first touch; explicit and kernel for reference"
@@ -25,6 +25,7 @@ enum FaultsScenario: BenchScenario {
         guard (16...1 << 20).contains(pages) else { throw BenchError("--param pages=\(pages): give 16 to 1048576 pages") }
         let device: String = try options.parameter("device", default: "file")
         guard device == "file" || device == "memory" else { throw BenchError("--param device=\(device): use file or memory") }
+        let faults = try WorkloadBench.transparentFaults(options)
         let seed = options.seed ?? 0xfa17
         let memory = Int(options.memoryBytes ?? Int64(4 * pages * SwapPage.size))
         let swapBytes = Int64(4 * pages * SwapPage.size)
@@ -38,7 +39,7 @@ enum FaultsScenario: BenchScenario {
 
             // Transparent: first touch (zero fill by a write), then swap out and read back
             // (major), then unmap from the view and read again (minor).
-            let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size)
+            let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
             try region.advise(.random)
             let base = region.base
             let firstTouch = timeEach(order) { page in store(base, page, UInt64(page) &+ seed) }
@@ -82,6 +83,7 @@ enum FaultsScenario: BenchScenario {
             report.extras["device"] = .string(device)
             report.extras["pages"] = JSONValue(pages)
             report.extras["tracks_writes"] = .bool(region.tracksWrites)
+            report.extras["fault_service"] = .string(faults.name)
             report.extras["handles_kernel_faults"] = .bool(region.handlesKernelFaults)
             report.extras["transparent_counters"] = .object(transparentCounters.filter { $0.value != 0 }.mapValues { JSONValue($0) })
             if !problems.isEmpty { report.extras["invariant_problems"] = .array(problems.prefix(10).map { .string($0) }) }

@@ -27,16 +27,31 @@ import UserSwap
 ///   the engine like every write. `writes_in_flight=N`: write-backs in flight at once (default 2).
 ///
 /// `--mode transparent` runs it on a transparent region: plain loads and stores through a
-/// pointer, faults served by userfaultfd (`TransparentPageStore`). `--mode kernel` runs the same
+/// pointer, faults served by userfaultfd (`TransparentPageStore`); `faults=handler_threads`
+/// (default, 4 threads; `handler_threads:N` for N) or `faults=faulting_thread` chooses who
+/// resolves them (`TransparentRegion.FaultService`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
         // Every insert and lookup of the table is a random page: about 1.5 swap-ins per key at
         // 4×, so the table is half the others' size to stay within ~20 s.
         kind == .hashtable ? (32 << 20, 128 << 20) : (64 << 20, 256 << 20)
+    }
+
+
+    /// `--param faults=handler_threads[:N]|faulting_thread`: who serves a transparent region's faults.
+    static func transparentFaults(_ options: BenchOptions) throws -> TransparentRegion.FaultService {
+        let text: String = try options.parameter("faults", default: "handler_threads")
+        if text == "faulting_thread" { return .faultingThread }
+        let parts = text.split(separator: ":")
+        if parts.first == "handler_threads" {
+            if parts.count == 1 { return .handlerThreads(4) }
+            if parts.count == 2, let n = Int(parts[1]), n > 0 { return .handlerThreads(n) }
+        }
+        throw BenchError("--param faults=\(text): use handler_threads, handler_threads:N or faulting_thread")
     }
 
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
@@ -105,6 +120,7 @@ enum WorkloadBench {
         let writes: Int = try options.parameter("writes_in_flight", default: IOEngineOptions().maxWritesInFlight)
         guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
         configuration.ioMaxWritesInFlight = writes
+        configuration.transparentFaults = try transparentFaults(options)
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
@@ -132,6 +148,7 @@ enum WorkloadBench {
     static func report(_ outcome: WorkloadOutcome, harness: BenchHarness) -> BenchReport {
         var report = harness.report(outcome.measured)
         outcome.fill(&report)
+        if harness.mode() == .transparent { report.extras["fault_service"] = .string(outcome.configuration.transparentFaults.name) }
         return report
     }
 }
@@ -206,4 +223,14 @@ enum HashTableScenario: BenchScenario {
     static let name = "hashtable"
     static let summary = "an open-addressing hash table 4× the budget: insert, then look up every key"
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.hashtable, options: options, harness: harness) }
+}
+
+extension TransparentRegion.FaultService {
+    /// As `--param faults=` spells it.
+    var name: String {
+        switch self {
+        case .handlerThreads(let n): n == 4 ? "handler_threads" : "handler_threads:\(n)"
+        case .faultingThread: "faulting_thread"
+        }
+    }
 }

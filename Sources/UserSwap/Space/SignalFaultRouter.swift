@@ -1,0 +1,102 @@
+import CUserSwap
+import Glibc
+import Synchronization
+
+/// Routes the faults of transparent regions served on the faulting thread
+/// (`TransparentRegion.FaultService.faultingThread`) to their resolvers.
+///
+/// Such a region's userfaultfd is opened with `UFFD_FEATURE_SIGBUS`: instead of queueing a
+/// message and putting the thread to sleep until a handler thread resolves the fault, the
+/// kernel raises SIGBUS on the faulting thread. The process's SIGBUS handler (C shim,
+/// `cus_sigbus_install`) calls `resolve(address:write:)`, which finds the region by address,
+/// resolves the fault there — the same pin and continue as a handler thread — and returns; the
+/// access is then re-executed. A major fault thus costs the thread its own read, as in the
+/// kernel, not three thread switches (fault → handler, read, handler → thread).
+///
+/// The table is fixed and read with atomics only, since the reader runs in a signal handler.
+/// A slot counts the handlers inside it; removing a region waits until none is.
+final class SignalFaultRouter: Sendable {
+    static let shared = SignalFaultRouter()
+    static let capacity = 1024
+
+    /// The application view's first and past-the-end address; start 0 for a free slot.
+    private let starts: _UnsafeAtomicArray<UInt>
+    private let ends: _UnsafeAtomicArray<UInt>
+    /// The resolver, retained while the slot holds it (`Unmanaged` bits).
+    private let resolvers: _UnsafeAtomicArray<UInt>
+    private let users: _UnsafeAtomicArray<Int>
+    /// Slots at and above it are free: lookups stop there.
+    private let inUse = Atomic<Int>(0)
+    private let changing = Mutex<Void>(())
+
+    private init() {
+        starts = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
+        ends = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
+        resolvers = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
+        users = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
+        cus_sigbus_install { address, write in
+            SignalFaultRouter.shared.resolve(address: address, write: write) ? 1 : 0
+        }
+    }
+
+    /// Routes the faults on `resolver`'s application view to it; returns the slot for `remove`.
+    func add(_ resolver: TransparentFaultResolver) throws(SwapError) -> Int {
+        let range = resolver.appRange
+        let start = UInt(bitPattern: range.baseAddress), end = start + UInt(range.count)
+        let slot = changing.withLock { (_: inout Void) -> Int? in
+            guard let free = (0..<Self.capacity).first(where: {
+                starts[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
+                    && resolvers[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
+            }) else { return nil }
+            resolvers[free].pointee.store(UInt(bitPattern: Unmanaged.passRetained(resolver).toOpaque()), ordering: .sequentiallyConsistent)
+            ends[free].pointee.store(end, ordering: .sequentiallyConsistent)
+            starts[free].pointee.store(start, ordering: .sequentiallyConsistent)
+            if free >= inUse.load(ordering: .relaxed) { inUse.store(free + 1, ordering: .sequentiallyConsistent) }
+            return free
+        }
+        guard let slot else {
+            throw SwapError(.outOfMemory, "at most \(Self.capacity) transparent regions served on their faulting threads exist at once")
+        }
+        return slot
+    }
+
+    /// Stops routing to the slot's resolver, waits for the handlers inside it, and drops it.
+    /// After this a fault on the range is not ours (the region must be unregistered first or
+    /// not touched again).
+    func remove(_ slot: Int) {
+        starts[slot].pointee.store(0, ordering: .sequentiallyConsistent)
+        while users[slot].pointee.load(ordering: .sequentiallyConsistent) != 0 { usleep(100) }
+        changing.withLock { _ in
+            let bits = resolvers[slot].pointee.exchange(0, ordering: .sequentiallyConsistent)
+            if let opaque = UnsafeRawPointer(bitPattern: bits) {
+                Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).release()
+            }
+        }
+    }
+
+    /// From the SIGBUS handler: resolves a fault at `address` if a region of ours holds it.
+    /// `write` is 1 for a store, 0 for a load, -1 when unknown. False when the fault is not ours
+    /// or cannot be resolved (the handler then lets the signal take its course).
+    func resolve(address: UnsafeMutableRawPointer?, write: Int32) -> Bool {
+        let a = UInt(bitPattern: address)
+        guard a != 0 else { return false }
+        let count = inUse.load(ordering: .sequentiallyConsistent)
+        for slot in 0..<count {
+            let start = starts[slot].pointee.load(ordering: .acquiring)
+            guard start != 0, a >= start, a < ends[slot].pointee.load(ordering: .acquiring) else { continue }
+            users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
+            defer { users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent) }
+            guard starts[slot].pointee.load(ordering: .sequentiallyConsistent) == start,
+                  let opaque = UnsafeRawPointer(bitPattern: resolvers[slot].pointee.load(ordering: .sequentiallyConsistent))
+            else { return false }
+            let resolver = Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).takeUnretainedValue()
+            let page = Int((a - start) >> UInt(SwapPage.shift))
+            // A store to a page the application maps can only be a write-protect fault (a
+            // wrong guess after a race just faults again, and is then told apart).
+            let installed = resolver.window.isInstalled(page)
+            let fault = TransparentFaultResolver.Fault(page: page, write: write == 1, protect: write != 0 && installed)
+            return resolver.resolve(fault, wake: false)
+        }
+        return false
+    }
+}

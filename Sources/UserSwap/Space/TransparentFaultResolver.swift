@@ -1,0 +1,118 @@
+import Glibc
+import Synchronization
+
+/// Resolves the faults of one transparent region, whoever serves them: the handler threads of
+/// its userfaultfd (`TransparentFaultHandler`) or the faulting thread itself, from its SIGBUS
+/// handler (`SignalFaultRouter`).
+///
+/// Resolution runs the region's fault path (the pin), then maps the page of the region's memfd
+/// into the application's view (a minor-fault "continue": no copy). A page read but not yet
+/// written is mapped read-only under uffd write protection when the kernel offers it, so that
+/// the first store is seen and the folio marked dirty; without it every page the application
+/// maps counts as dirty.
+final class TransparentFaultResolver: Sendable {
+    let uffd: UserFaultFD
+    let region: Region
+    let window: FrameWindow
+    /// Cleared for good if the kernel refuses a write-protected continue.
+    private let writeProtectUsable: Atomic<Bool>
+    /// The last fault that could not be resolved (its thread got SIGBUS).
+    let lastError = Mutex<SwapError?>(nil)
+
+    /// One fault: a page not mapped (`write` when a store made it), or a store to a page mapped
+    /// read-only under write protection.
+    struct Fault {
+        let page: Int
+        let write: Bool
+        let protect: Bool
+    }
+
+    init(region: Region, window: FrameWindow, uffd: UserFaultFD) throws(SwapError) {
+        self.region = region
+        self.window = window
+        self.uffd = uffd
+        writeProtectUsable = Atomic(uffd.supportsWriteProtect)
+        var modes: UserFaultFD.Modes = [.missing, .minor]
+        if uffd.supportsWriteProtect { modes.insert(.writeProtect) }
+        try uffd.register(appRange, modes: modes)
+    }
+
+    var appRange: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: window.appView, count: window.pageCount << SwapPage.shift)
+    }
+
+    /// Resolves `fault`; retries with a growing pause what may pass (no memory right now, a
+    /// device error). False when it does not pass (the error is kept in `lastError`): the
+    /// caller sends the faulting thread SIGBUS — the kernel's answer to memory that cannot be
+    /// read, rather than a hang or wrong data. With `wake` false, the threads waiting on the
+    /// page sleep on (handler threads wake them once the pin is dropped).
+    func resolve(_ fault: Fault, wake: Bool) -> Bool {
+        region.engine.stats.count(region.pte(fault.page).isPresent ? .minorFaults : .majorFaults)
+        do {
+            try resolveRetrying(fault, wake: wake)
+            return true
+        } catch {
+            region.engine.stats.count(.faultErrors)
+            noteError(error)
+            return false
+        }
+    }
+
+    /// `resolve` without the counting: throws the error of the last attempt.
+    func resolveRetrying(_ fault: Fault, wake: Bool) throws(SwapError) {
+        var attempt = 0
+        while true {
+            do {
+                while try !resolveOnce(fault, wake: wake) {}
+                return
+            } catch {
+                attempt += 1
+                guard attempt < 6 else { throw error }
+                region.engine.stats.count(.faultRetries)
+                usleep(UInt32(1000 << attempt))
+            }
+        }
+    }
+
+    /// One attempt; false when it must be repeated (the kernel refused write-protected continue).
+    private func resolveOnce(_ fault: Fault, wake: Bool) throws(SwapError) -> Bool {
+        let address = window.appAddress(fault.page)
+        let write = fault.write || fault.protect
+        let tracking = writeProtectUsable.load(ordering: .relaxed)
+        let outcome: UserFaultFD.Resolution
+        do {
+            // The pin keeps the folio in memory while it is mapped; it is dropped before the
+            // faulting thread goes on, so the thread never finds its page busy because of us.
+            // (A binding rather than a loop over `Pin`: a noncopyable value in a loop body that
+            // returns early was not destroyed by Swift 6.3, leaking its reference.)
+            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read, marksReferenced: false)
+            if fault.protect {
+                region.engine.stats.count(.writeProtectFaults)
+                // The folio is dirty now (the pin for writing): let the store through.
+                outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
+            } else {
+                let readOnly = tracking && !region.engine.frames.flags(pin.folio).contains(.dirty)
+                let r = uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly, wake: false)
+                if case .failed(let e) = r, e == .invalidArgument && readOnly {
+                    // A kernel without write-protected continue: track dirtiness by mapping
+                    // every page writable.
+                    writeProtectUsable.store(false, ordering: .relaxed)
+                    return false
+                }
+                outcome = r
+            }
+            window.markInstalled(fault.page)
+            withExtendedLifetime(pin) {}
+        }
+        // Mapped by another handler, or the mapping changing: the thread just tries again.
+        if wake { uffd.wake(address, length: SwapPage.size) }
+        if case .failed(let e) = outcome, !fault.protect {
+            throw SwapError(.ioError, "cannot map page \(fault.page) of a transparent region", errno: e)
+        }
+        return true
+    }
+
+    func noteError(_ error: SwapError) {
+        lastError.withLock { $0 = error }
+    }
+}
