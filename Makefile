@@ -85,6 +85,8 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
+	@# What a fault costs when the faulting thread resolves it (the default above: handler threads).
+	$(RELEASE_BIN) bench faults --param faults=faulting_thread --json $(RESULTS)/faults-faulting-thread.json
 	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
 	bench/io-engines --reps 1 --scenarios "random seq zipf" --out $(RESULTS) --tag quick
 	@# UserSwap against the kernel's own swap (root only): UserSwap (explicit and transparent)
