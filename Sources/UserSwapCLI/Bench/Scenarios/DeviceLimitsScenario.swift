@@ -38,7 +38,13 @@ enum DeviceLimitsScenario: BenchScenario {
     static let transfer = 1 << 20
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        guard options.parameters.isEmpty else { throw BenchError("device-limits takes no --param") }
+        if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" }) {
+            throw BenchError("--param \(unknown): device-limits knows large_folio")
+        }
+        let largeText: String = try options.parameter("large_folio", default: "64K")
+        guard case .success(let large) = ByteSize.parse(largeText), large > 4096, large <= 2 << 20, large & (large - 1) == 0 else {
+            throw BenchError("--param large_folio=\(largeText): give a power of two from 8K to 2M")
+        }
         let dataBytes = (options.dataBytes ?? 1 << 30) / Int64(transfer) * Int64(transfer)
         let memory = Int(options.memoryBytes ?? 64 << 20)
         guard dataBytes >= 16 << 20, Int64(memory) * 2 <= dataBytes else {
@@ -49,29 +55,40 @@ enum DeviceLimitsScenario: BenchScenario {
         return try harness.withScratchDirectory { folder in
             let raw = try measureRaw(folder: folder, bytes: dataBytes, threads: threads, seconds: seconds, harness: harness)
             let swap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
-                                           seconds: seconds, harness: harness)
-            var report = harness.report(swap.random)
+                                           seconds: seconds, folioSize: 4096, harness: harness)
+            // The same streams with large folios (the kernel's mTHP swap-out): one reclaim
+            // decision, one swap cache insert and one slot run per folio instead of per page.
+            let largeSwap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
+                                                seconds: 0, folioSize: Int(large), harness: harness)
+            var report = harness.report(swap.random ?? swap.stream)
             report.budgetBytes = Int64(memory)
             report.dataBytes = dataBytes
             report.swapIns = swap.swapIns
             report.swapOuts = swap.swapOuts
             report.deviceReads = swap.deviceReads
             report.deviceWrites = swap.deviceWrites
-            report.verified = swap.verified
+            report.verified = swap.verified && largeSwap.verified
             report.extras["raw"] = raw.json
             report.extras["userswap"] = swap.json
+            report.extras["userswap_large_folios"] = largeSwap.json
             let writeShare = swap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
+            let largeWriteShare = largeSwap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
+            let largeReadShare = largeSwap.sequentialSwapInMiBPerSecond / raw.sequentialReadMiBPerSecond
             let readShare = swap.swapInPerSecond / raw.randomReadIOPS(threads: threads)
             let sequentialReadShare = swap.sequentialSwapInMiBPerSecond / raw.sequentialReadMiBPerSecond
             report.extras["shares"] = [
                 "swap_out_of_sequential_write": JSONValue(writeShare),
                 "sequential_swap_in_of_sequential_read": JSONValue(sequentialReadShare),
                 "swap_in_of_random_read_iops": JSONValue(readShare),
+                "swap_out_of_sequential_write_large_folios": JSONValue(largeWriteShare),
+                "sequential_swap_in_of_sequential_read_large_folios": JSONValue(largeReadShare),
+                "large_folio_bytes": JSONValue(Int(large)),
                 "threads": JSONValue(threads),
-                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); same file system, same run",
+                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
             ]
             report.extras["file_system_dir"] = .string(folder)
             harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s; sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s; swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
+            harness.log("with \(largeText) folios: swap-out \(trim(largeSwap.swapOutMiBPerSecond)) MiB/s = \(trim(largeWriteShare * 100)) % of sequential write; sequential swap-in \(trim(largeSwap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(largeReadShare * 100)) % of sequential read")
             return report
         }
     }
@@ -163,7 +180,8 @@ enum DeviceLimitsScenario: BenchScenario {
         var stream: TimedRun
         var streamSwapIns: Int64
         var streamDeviceReads: Int64
-        var random: TimedRun
+        /// Nil when the random phase was skipped (a large-folio run).
+        var random: TimedRun?
         var fillSwapOuts: Int64
         var fillDeviceWrites: Int64
         /// Times a writing thread found no free frame and reclaimed itself during the fill.
@@ -174,13 +192,14 @@ enum DeviceLimitsScenario: BenchScenario {
         var deviceReads: Int64
         var deviceWrites: Int64
         var verified: Bool
+        var folioBytes: Int
 
         var swapOutMiBPerSecond: Double { Double(fillSwapOuts) * 4096 / 1048576 / fill.seconds }
-        var swapInPerSecond: Double { Double(randomSwapIns) / random.seconds }
+        var swapInPerSecond: Double { random.map { Double(randomSwapIns) / $0.seconds } ?? 0 }
         var sequentialSwapInMiBPerSecond: Double { Double(streamSwapIns) * 4096 / 1048576 / stream.seconds }
 
         var json: JSONValue {
-            [
+            var fields: [String: JSONValue] = [
                 "swap_out_mib_per_s": JSONValue(swapOutMiBPerSecond),
                 "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1048576 / fill.seconds),
                 "fill_seconds": JSONValue(fill.seconds), "fill_swap_outs": JSONValue(fillSwapOuts),
@@ -191,24 +210,33 @@ enum DeviceLimitsScenario: BenchScenario {
                 "seq_device_reads": JSONValue(streamDeviceReads),
                 "seq_pages_per_read": JSONValue(streamDeviceReads > 0 ? Double(streamSwapIns) / Double(streamDeviceReads) : 0),
                 "seq_latency_us": JSONValue(stream.latency), "seq_advice": "sequential",
-                "swap_in_per_s": JSONValue(swapInPerSecond), "random_accesses_per_s": JSONValue(random.opsPerSecond),
-                "random_swap_ins": JSONValue(randomSwapIns), "random_seconds": JSONValue(random.seconds),
-                "random_latency_us": JSONValue(random.latency), "threads": JSONValue(random.threads),
+                "folio_bytes": JSONValue(folioBytes), "threads": JSONValue(fill.threads),
             ]
+            if let random {
+                fields["swap_in_per_s"] = JSONValue(swapInPerSecond)
+                fields["random_accesses_per_s"] = JSONValue(random.opsPerSecond)
+                fields["random_swap_ins"] = JSONValue(randomSwapIns)
+                fields["random_seconds"] = JSONValue(random.seconds)
+                fields["random_latency_us"] = JSONValue(random.latency)
+            }
+            return .object(fields)
         }
     }
 
+    /// UserSwap's phases over a region of `folioSize` folios; the random phase is skipped when
+    /// `seconds` is 0.
     static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
-                                harness: BenchHarness) throws -> Swap {
+                                folioSize: Int, harness: BenchHarness) throws -> Swap {
         let pages = Int(dataBytes / 4096)
         let space = try SwapSpace(.init(memory: memory, devices: [.file(path: folder + "/swap0", size: dataBytes * 2 + 4096)],
                                         sync: harness.swapProtocol == .legacy ? .legacy : .swapCache))
-        let region = try space.makeRegion(bytes: Int(dataBytes))
+        let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
+        let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
         let stats = space.statistics
         let share = (pages + threads - 1) / threads
         let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
         // Each thread writes its share in order: the first and last words name the page.
-        let fill = try harness.runTimed("UserSwap sequential swap-out", threads: threads, limit: .callsPerThread(share),
+        let fill = try harness.runTimed("UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share),
                                         setUp: { thread in thread * share },
                                         operation: { page in
                                             if page < pages {
@@ -226,7 +254,7 @@ enum DeviceLimitsScenario: BenchScenario {
         // Read back in the same order (the first pages of each share left memory first).
         try region.advise(.sequential)
         let streamBefore = (ins: stats[.swapIns], reads: stats[.deviceReads])
-        let stream = try harness.runTimed("UserSwap sequential swap-in", threads: threads, limit: .callsPerThread(share),
+        let stream = try harness.runTimed("UserSwap sequential swap-in" + label, threads: threads, limit: .callsPerThread(share),
                                           setUp: { thread in thread * share },
                                           operation: { page in
                                               if page < pages {
@@ -241,7 +269,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let streamReads = Int64(stats[.deviceReads] - streamBefore.reads)
         try region.advise(.random)
         let inBefore = stats[.swapIns]
-        let random = try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
+        let random = seconds <= 0 ? nil : try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
                                           setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
                                           operation: { generator in
                                               let page = Int(generator.next() % UInt64(pages))
@@ -257,6 +285,6 @@ enum DeviceLimitsScenario: BenchScenario {
         return Swap(fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, fillDirectReclaims: fillDirect, randomSwapIns: randomIns,
                     swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
                     deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
-                    verified: mismatches == 0 && space.checkInvariants().isEmpty)
+                    verified: mismatches == 0 && space.checkInvariants().isEmpty, folioBytes: folioSize)
     }
 }
