@@ -46,6 +46,20 @@ final class LRUVec: Sendable {
         }
     }
 
+    /// Puts folios that are on no list at the head of `list`, under one acquisition of the lock
+    /// (kernel: a `folio_batch` drained by `lru_add_drain`): reclaim returns its batches so.
+    func add(_ folios: [Folio], to list: List) {
+        guard !folios.isEmpty else { return }
+        state.withLock { s in
+            for f in folios {
+                precondition(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
+                Self.link(&s, f.frame, list, pages: frames.pageCount(f))
+                frames.setFlags(f, list == .active ? [.lru, .active] : .lru)
+                if list == .inactive { frames.clearFlags(f, .active) }
+            }
+        }
+    }
+
     /// Takes a folio off its list if it is on one (a folio being freed).
     func remove(_ f: Folio) {
         state.withLock { s in

@@ -104,14 +104,16 @@ extension SwapEngine {
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)
             var writes: [Folio] = []
+            var back = LRUPutBack()
             // In region and page order, so that a region's neighbouring pages take consecutive
             // slots: the LRU interleaves the pages of threads (and regions) that fault side by
             // side, and slots handed out in LRU order would scatter every sequential stream
             // over the device, one page per read for its readahead.
             batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
-                freedNow += shrinkFolio(f, lru: lru, writes: &writes)
+                freedNow += shrinkFolio(f, writes: &writes, back: &back)
             }
+            back.flush(lru, engine: self)
             // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
             // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
             lru.isolated.subtract(batch.count - writes.count, ordering: .relaxed)
@@ -154,36 +156,36 @@ extension SwapEngine {
     func shrinkActive(_ lru: LRUVec, max: Int = reclaimBatch) {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: max, into: &batch)
+        var back = LRUPutBack()
         for f in batch {
             if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
                 // Used since it was activated: another trip around the active list.
-                lru.add(f, to: .active)
-                putFolio(f)
-                lru.isolated.subtract(1, ordering: .relaxed)
+                back.active.append(f)
                 continue
             }
             // Deactivated folios were part of the workingset: their shadows will say so, and a
             // refault of one counts as a restore (kernel: `folio_set_workingset` here).
             frames.setFlags(f, .workingset)
-            lru.add(f, to: .inactive)
-            putFolio(f)
-            lru.isolated.subtract(1, ordering: .relaxed)
+            back.inactive.append(f)
         }
+        back.flush(lru, engine: self)
+        lru.isolated.subtract(batch.count, ordering: .relaxed)
     }
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
     /// A dirty folio ready to be written is appended to `writes` instead, under writeback and
     /// unlocked, still holding the isolation reference: `submitWrites`/`finishWrites` finish it.
-    private func shrinkFolio(_ f: Folio, lru: LRUVec, writes: inout [Folio]) -> Int {
+    /// A folio that stays goes to `back`, for the caller to return to the lists in one go.
+    private func shrinkFolio(_ f: Folio, writes: inout [Folio], back: inout LRUPutBack) -> Int {
         stats.count(.reclaimScanned)
         let flags = frames.clearFlags(f, .referenced)
         if flags.contains(.referenced) || deactivateInWindow(f) {
             // Second chance: touched since reclaim last saw it. With one list (plain second
             // chance, the clock algorithm) it goes round again; otherwise it is activated.
             stats.count(.reclaimActivated)
-            return putBack(f, to: policy == .secondChance ? .inactive : .active, lru)
+            return putBack(f, to: policy == .secondChance ? .inactive : .active, &back)
         }
-        guard frames.tryLock(f) else { return putBack(f, to: .inactive, lru) }
+        guard frames.tryLock(f) else { return putBack(f, to: .inactive, &back) }
         let nr = frames.pageCount(f)
         let owner = frames.owner(f)
         var removed = false
@@ -217,7 +219,7 @@ extension SwapEngine {
             freeFolio(f)
             return nr
         }
-        return putBack(f, to: .inactive, lru)
+        return putBack(f, to: .inactive, &back)
     }
 
     /// A transparent region's page that the application maps may have been used without the
@@ -287,6 +289,7 @@ extension SwapEngine {
         guard !w.sorted.isEmpty else { return 0 }
         for s in w.runs { finishRun(s.run, device: s.device, ticket: s.ticket) }
         var freed = 0
+        var back = LRUPutBack()
         for f in w.sorted {
             frames.endWriteback(f)
             frames.lock(f)
@@ -301,9 +304,10 @@ extension SwapEngine {
                 freeFolio(f)
                 freed += nr
             } else {
-                _ = putBack(f, to: .inactive, lru)
+                _ = putBack(f, to: .inactive, &back)
             }
         }
+        back.flush(lru, engine: self)
         // Relaxed: a hint, as above.
         lru.isolated.subtract(w.sorted.count, ordering: .relaxed)
         return freed
@@ -332,13 +336,32 @@ extension SwapEngine {
         }
     }
 
-    /// Returns a folio reclaim could not free to `list` (unless it is only alive because of us
-    /// and someone else's reference, e.g. a pin on a discarded page: then it just goes).
-    private func putBack(_ f: Folio, to list: LRUVec.List, _ lru: LRUVec) -> Int {
+    /// Returns a folio reclaim could not free to `list` through `back` (unless it is only alive
+    /// because of us and someone else's reference, e.g. a pin on a discarded page: then it just
+    /// goes).
+    private func putBack(_ f: Folio, to list: LRUVec.List, _ back: inout LRUPutBack) -> Int {
         if frames.owner(f) != 0 || frames.flags(f).contains(.swapcache) {
-            lru.add(f, to: list)
+            if list == .active { back.active.append(f) } else { back.inactive.append(f) }
+        } else {
+            putFolio(f)
         }
-        putFolio(f)
         return 0
+    }
+}
+
+/// Isolated folios that reclaim returns to the LRU lists, each list's in one acquisition of its
+/// lock (kernel: the `folio_batch` of `lru_add`), with their isolation references dropped after
+/// (the caller keeps the `isolated` count).
+struct LRUPutBack {
+    var active: [Folio] = []
+    var inactive: [Folio] = []
+
+    mutating func flush(_ lru: LRUVec, engine: SwapEngine) {
+        lru.add(active, to: .active)
+        lru.add(inactive, to: .inactive)
+        for f in active { engine.putFolio(f) }
+        for f in inactive { engine.putFolio(f) }
+        active.removeAll(keepingCapacity: true)
+        inactive.removeAll(keepingCapacity: true)
     }
 }
