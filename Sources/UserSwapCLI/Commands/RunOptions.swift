@@ -1,3 +1,5 @@
+import UserSwap
+
 /// The options of `userswap run`, validated by the parser.
 public struct RunOptions: Equatable, Sendable {
     /// Where the run swaps to.
@@ -25,6 +27,8 @@ public struct RunOptions: Equatable, Sendable {
     public var swapProtocol: BenchProtocol = .swapcache
     /// `--mode`: pins on an explicit region, or plain loads and stores on a transparent one.
     public var mode: BenchMode = .explicit
+    /// `--faults`: who serves a transparent region's faults.
+    public var transparentFaults: TransparentRegion.FaultService = .handlerThreads(4)
     /// `--write-ratio`; nil: `WorkloadConfiguration.defaultWriteRatio`.
     public var writeRatio: Double?
     /// `--seed`.
@@ -42,11 +46,13 @@ public struct RunOptions: Equatable, Sendable {
 
     /// The workload run these options describe.
     public var configuration: WorkloadConfiguration {
-        WorkloadConfiguration(
+        var c = WorkloadConfiguration(
             kind: workload, memoryBytes: memoryBytes, dataBytes: dataBytes, threads: threads,
             limit: limit ?? .seconds(Self.defaultSeconds),
             writeRatio: writeRatio ?? WorkloadConfiguration.defaultWriteRatio,
             seed: seed, swapProtocol: swapProtocol)
+        c.transparentFaults = transparentFaults
+        return c
     }
 }
 
@@ -100,6 +106,16 @@ extension CommandLineTool {
                 throw UsageError("--mode '\(text)' is not one of: explicit, transparent", verb: verb)
             }
             options.mode = text == "explicit" ? .explicit : .transparent
+        }
+        if let text = parsed.value("faults") {
+            guard options.mode == .transparent else {
+                throw UsageError("--faults applies to --mode transparent only", verb: verb)
+            }
+            switch text {
+            case "handler-threads": options.transparentFaults = .handlerThreads(4)
+            case "faulting-thread": options.transparentFaults = .faultingThread
+            default: throw UsageError("--faults '\(text)' is not one of: handler-threads, faulting-thread", verb: verb)
+            }
         }
         if let text = parsed.value("protocol") {
             options.swapProtocol = try ArgumentParser.choice(text, option: "protocol", verb: verb) as BenchProtocol

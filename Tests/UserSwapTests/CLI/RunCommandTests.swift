@@ -36,7 +36,7 @@ extension CLI {
             let options = try Self.parsed([
                 "--workload", "random", "--memory", "64M", "--data=512M", "--threads", "4", "--ops", "1000",
                 "--swap", "/tmp/x.swap", "--protocol", "legacy", "--write-ratio", "0.5", "--seed", "99",
-                "--json", "out.json", "--no-progress", "--mode", "transparent",
+                "--json", "out.json", "--no-progress", "--mode", "transparent", "--faults", "faulting-thread",
             ])
             var expected = RunOptions()
             expected.workload = .random
@@ -51,7 +51,9 @@ extension CLI {
             expected.json = .file("out.json")
             expected.showsProgress = false
             expected.mode = .transparent
+            expected.transparentFaults = .faultingThread
             #expect(options == expected)
+            #expect(options.configuration.transparentFaults == .faultingThread)
             #expect(try Self.parsed(["--seconds", "2.5", "--json"]).limit == .seconds(2.5))
             #expect(try Self.parsed(["--json"]).json == .stdout)
             #expect(try Self.parsed(["--workload", "hashtable"]).configuration.kind == .hashtable)
@@ -68,6 +70,8 @@ extension CLI {
             (["--protocol", "both"], "--protocol"),
             (["--mode", "kernel"], "--mode 'kernel' is not one of: explicit, transparent"),
             (["--seed", "-1"], "--seed"),
+            (["--faults", "faulting-thread"], "--faults applies to --mode transparent only"),
+            (["--mode", "transparent", "--faults", "kernel"], "--faults 'kernel' is not one of"),
             (["--swap="], "--swap"),
             (["--size", "1G"], "unknown option '--size'"),
         ]
