@@ -91,10 +91,11 @@ final class SignalFaultRouter: Sendable {
             else { return false }
             let resolver = Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).takeUnretainedValue()
             let page = Int((a - start) >> UInt(SwapPage.shift))
-            // A store to a page the application maps can only be a write-protect fault (a
-            // wrong guess after a race just faults again, and is then told apart).
-            let installed = resolver.window.isInstalled(page)
-            let fault = TransparentFaultResolver.Fault(page: page, write: write == 1, protect: write != 0 && installed)
+            // A store maps the page writable, or lifts the write protection of a page mapped
+            // already (`resolveOnce`). Where the architecture does not say, a fault on a page
+            // the view maps can only be a store.
+            let store = write == 1 || (write < 0 && resolver.window.isInstalled(page))
+            let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
             return resolver.resolve(fault, wake: false)
         }
         return false

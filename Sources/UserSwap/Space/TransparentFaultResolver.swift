@@ -58,7 +58,10 @@ final class TransparentFaultResolver: Sendable {
         }
     }
 
-    /// `resolve` without the counting: throws the error of the last attempt.
+    /// `resolve` without the counting: throws the error of the last attempt. A device error is
+    /// tried 6 times over ~60 ms; no memory, for about a second (pauses growing to 50 ms): pages
+    /// pinned, read or written right now are free again within moments, and the alternative is
+    /// a signal that usually ends the process.
     func resolveRetrying(_ fault: Fault, wake: Bool) throws(SwapError) {
         var attempt = 0
         while true {
@@ -67,9 +70,9 @@ final class TransparentFaultResolver: Sendable {
                 return
             } catch {
                 attempt += 1
-                guard attempt < 6 else { throw error }
+                guard attempt < (error.code == .outOfMemory ? 25 : 6) else { throw error }
                 region.engine.stats.count(.faultRetries)
-                usleep(UInt32(1000 << attempt))
+                usleep(UInt32(min(1000 << attempt, 50_000)))
             }
         }
     }
@@ -99,7 +102,15 @@ final class TransparentFaultResolver: Sendable {
                     writeProtectUsable.store(false, ordering: .relaxed)
                     return false
                 }
-                outcome = r
+                if r == .alreadyMapped && write && tracking {
+                    // Mapped already, maybe read-only: a store on the faulting thread's route,
+                    // which cannot tell a write-protect fault from a missing one by the view's
+                    // state alone (an unmap may be pending). The folio is dirty now: let it in.
+                    region.engine.stats.count(.writeProtectFaults)
+                    outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
+                } else {
+                    outcome = r
+                }
             }
             window.markInstalled(fault.page)
             withExtendedLifetime(pin) {}

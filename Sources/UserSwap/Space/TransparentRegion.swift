@@ -131,10 +131,7 @@ public final class TransparentRegion: @unchecked Sendable {
         try region.checkPage(pages.lowerBound)
         if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
         for page in pages {
-            let installed = window.isInstalled(page)
-            let write = access == .write
-            guard !installed || write else { continue }
-            try resolver.resolveRetrying(.init(page: page, write: write, protect: installed), wake: true)
+            try resolver.resolveRetrying(.init(page: page, write: access == .write, protect: false), wake: true)
         }
     }
 

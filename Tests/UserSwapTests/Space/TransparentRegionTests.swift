@@ -114,6 +114,9 @@ struct TransparentRegionTests {
         }
         _ = stop
         #expect(space.statistics[.swapOuts] > 0, "swap-out ran while the stores went on")
+        // A handler thread may still be taking a late copy of a fault that was already
+        // resolved (it pins the page, which may read it back in): let them finish first.
+        Self.settle(space)
         try region.swapOut(pages: 0..<pages)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for t in 0..<writers {
