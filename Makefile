@@ -55,10 +55,8 @@ soak: bootstrap
 # suppressions hide TSan's false reports on state behind Synchronization.Mutex, which this
 # toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
-# accesses, but cannot know that a window page's two views are one memory. The transparent
-# stress test is left out: TSan's slowdown lets its 16-page group case find every page pinned
-# at once and fail with a (legitimate) out-of-memory.
-TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|IOEngineTests
+# accesses, but cannot know that a window page's two views are one memory.
+TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
