@@ -228,7 +228,10 @@ enum DeviceLimitsScenario: BenchScenario {
     static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
                                 folioSize: Int, harness: BenchHarness) throws -> Swap {
         let pages = Int(dataBytes / 4096)
-        let space = try SwapSpace(.init(memory: memory, devices: [.file(path: folder + "/swap0", size: dataBytes * 2 + 4096)],
+        // Its own file per run: the previous run's space may still be letting go of its file.
+        let path = folder + "/swap-\(folioSize >> 10)k"
+        defer { unlink(path) }
+        let space = try SwapSpace(.init(memory: memory, devices: [.file(path: path, size: dataBytes * 2 + 4096)],
                                         sync: harness.swapProtocol == .legacy ? .legacy : .swapCache))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
