@@ -117,6 +117,17 @@ public final class MemoryGroup: Sendable {
         }
     }
 
+    /// Whether `pages` more of memory fit under this group's and its ancestors' memory limits
+    /// now, without reclaim (a look: a racing charge may take the room).
+    func memoryFits(_ pages: Int) -> Bool {
+        var g: MemoryGroup? = self
+        while let group = g {
+            if group.memoryPages.load(ordering: .relaxed) + pages > group.memoryLimitPages.load(ordering: .relaxed) { return false }
+            g = group.parent
+        }
+        return true
+    }
+
     /// Whether `pages` more of swap fit under this group's and its ancestors' swap limits.
     func swapFits(_ pages: Int) -> Bool {
         var g: MemoryGroup? = self
