@@ -27,6 +27,7 @@ final class AsyncReadCompleter: Sendable {
         let trigger: Folio?
     }
 
+    /// The queue and the thread's state; all of it behind `state`.
     private struct State: ~Copyable {
         var queue: [Pending] = []
         var started = false
