@@ -117,15 +117,16 @@ public final class MemoryGroup: Sendable {
         }
     }
 
-    /// Whether `pages` more of memory fit under this group's and its ancestors' memory limits
-    /// now, without reclaim (a look: a racing charge may take the room).
-    func memoryFits(_ pages: Int) -> Bool {
+    /// Pages of memory that fit under this group's and its ancestors' memory limits now,
+    /// without reclaim (a look: racing charges may take the room).
+    func memoryRoom() -> Int {
+        var room = Int.max
         var g: MemoryGroup? = self
         while let group = g {
-            if group.memoryPages.load(ordering: .relaxed) + pages > group.memoryLimitPages.load(ordering: .relaxed) { return false }
+            room = min(room, max(0, group.memoryLimitPages.load(ordering: .relaxed) - group.memoryPages.load(ordering: .relaxed)))
             g = group.parent
         }
-        return true
+        return room
     }
 
     /// Whether `pages` more of swap fit under this group's and its ancestors' swap limits.

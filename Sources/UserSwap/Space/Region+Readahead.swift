@@ -82,8 +82,8 @@ final class ReadaheadState: Sendable {
 /// A failed async read leaves the pages on the device and out of the cache (`.error`): a fault
 /// waiting on one gets the typed error, a later fault reads again. Under the legacy protocol a
 /// page is read before it is inserted, so its windows are read on the spot, as before. An async
-/// window never reclaims its group's pages to make room (it stops at the limit, as at the min
-/// watermark); its runs hold the engine, so a region or space released meanwhile stays valid
+/// window never reclaims its group's pages to make room, and takes at most half the room left
+/// (it stops there, as at the min watermark); its runs hold the engine, so a region or space released meanwhile stays valid
 /// until they complete.
 extension Region {
     /// What an application expects of its access pattern (in the spirit of `madvise`).
@@ -207,6 +207,8 @@ extension Region {
         let frames = engine.frames
         var triggerFolio: Folio?
         var submittedAsync = 0
+        // Pages an async window may still take in its group (see the scan).
+        var groupRoom = mode == .async ? engine.groups[group].memoryRoom() / 2 : 0
         var run: [(Folio, SwapEntry)] = []
         var read = 0
         var failure: SwapError?
@@ -264,11 +266,14 @@ extension Region {
             // rest to faults (the watermarks keep a window's worth above it for readahead, and
             // the allocation wakes the background reclaimer below the low one).
             guard engine.pool.freeFrames > engine.watermarks.min else { flush(); break }
-            // Nor does a window read without waiting reclaim its group's pages to make room:
-            // its folios stay locked, off the LRU, until the read completes, and a window that
-            // took the group's last frames so would leave the stream's own fault nothing to
-            // reclaim (the fault then waits for it: `SwapEngine.allocateFolio`).
-            if mode == .async && !engine.groups[group].memoryFits(1) { flush(); break }
+            // Nor does a window read without waiting reclaim its group's pages to make room, or
+            // take more than half the room left: its folios stay locked, off the LRU, until the
+            // read completes, and a window holding the group's last frames so would leave the
+            // group's faults nothing to reclaim (they then wait for it: `allocateFolio`).
+            if mode == .async {
+                guard groupRoom > 0 else { flush(); break }
+                groupRoom -= 1
+            }
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
