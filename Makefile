@@ -58,7 +58,7 @@ soak: bootstrap
 # accesses, but cannot know that a window page's two views are one memory. The transparent
 # stress test is left out: TSan's slowdown lets its 16-page group case find every page pinned
 # at once and fail with a (legitimate) out-of-memory.
-TSAN_SUITES := SwapInRaceTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|IOEngineTests
+TSAN_SUITES := SwapInRaceTests|ReadaheadTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|IOEngineTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
