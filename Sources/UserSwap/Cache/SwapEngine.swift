@@ -34,6 +34,8 @@ final class SwapEngine: Sendable {
     let lastWriteFailure = Mutex<SwapError?>(nil)
     /// The memory of transparent regions (see `FrameWindow`).
     let windows = FrameWindowTable()
+    /// Finishes asynchronous readahead windows (see `Region+Readahead.swift`).
+    let asyncReads = AsyncReadCompleter()
 
     init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
         self.devices = devices
@@ -44,6 +46,11 @@ final class SwapEngine: Sendable {
         pool = FramePool(frameCount: frameCount)
         groups = MemoryGroupTable(frames: frames)
         watermarks = Watermarks(frames: frameCount)
+    }
+
+    deinit {
+        // Every queued readahead run holds the engine: none is left when this runs.
+        asyncReads.stop()
     }
 
     /// Takes a folio of `1 << order` frames with one reference (the caller's), no flags, charged
@@ -63,9 +70,10 @@ final class SwapEngine: Sendable {
                 idle = 0
                 continue
             }
-            if reclaimInProgress && waits < 10_000 {
+            if (reclaimInProgress || asyncReads.outstanding > 0) && waits < 10_000 {
                 // Another reclaimer holds the group's candidates off the lists; its frees
-                // uncharge the group.
+                // uncharge the group. Or readahead windows are being read: their folios go on
+                // the lists, reclaimable, when the reads complete.
                 waits += 1
                 sched_yield()
                 continue
@@ -84,8 +92,9 @@ final class SwapEngine: Sendable {
                 wakeBackgroundReclaim()
                 let freed = shrink(target: max(32, 2 * nr))
                 head = pool.allocate(order: order)
-                if head == nil && freed == 0 && reclaimInProgress && waits < 10_000 {
-                    // Another reclaimer holds the candidates; its frees are ours to take.
+                if head == nil && freed == 0 && (reclaimInProgress || asyncReads.outstanding > 0) && waits < 10_000 {
+                    // Another reclaimer holds the candidates; its frees are ours to take. Or
+                    // readahead reads in flight hold them: reclaimable once complete.
                     waits += 1
                     sched_yield()
                     head = pool.allocate(order: order)

@@ -56,6 +56,9 @@ public final class SwapStatistics: Sendable {
         case readaheadHits
         /// Pages read ahead and dropped again without being used.
         case readaheadWasted
+        /// Readahead windows submitted without waiting for them (the next window, on the use of
+        /// a window's trigger page, or the rest of a fault's window); a completer finishes them.
+        case readaheadAsyncWindows
         /// Transparent regions: faults on pages the engine had in memory (resolved by mapping
         /// them, no I/O), faults on pages it had to bring in or zero-fill, first writes to pages
         /// mapped read-only for dirty tracking, and faults that failed for good (the faulting

@@ -50,4 +50,8 @@ public struct FolioFlags: OptionSet, Sendable, Hashable {
     public static let reclaim = FolioFlags(rawValue: 1 << 14)
     /// Holds a swap reservation of its group, released when it leaves the swap cache.
     public static let swapReserved = FolioFlags(rawValue: 1 << 15)
+    /// Read ahead as the first page of its window: its first use starts reading the next
+    /// window without waiting for it (kernel: `PG_readahead` as file readahead's async marker;
+    /// swap's own `PG_readahead` is our `readahead`).
+    public static let readaheadTrigger = FolioFlags(rawValue: 1 << 16)
 }

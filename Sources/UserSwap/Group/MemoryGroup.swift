@@ -117,6 +117,18 @@ public final class MemoryGroup: Sendable {
         }
     }
 
+    /// Pages of memory that fit under this group's and its ancestors' memory limits now,
+    /// without reclaim (a look: racing charges may take the room).
+    func memoryRoom() -> Int {
+        var room = Int.max
+        var g: MemoryGroup? = self
+        while let group = g {
+            room = min(room, max(0, group.memoryLimitPages.load(ordering: .relaxed) - group.memoryPages.load(ordering: .relaxed)))
+            g = group.parent
+        }
+        return room
+    }
+
     /// Whether `pages` more of swap fit under this group's and its ancestors' swap limits.
     func swapFits(_ pages: Int) -> Bool {
         var g: MemoryGroup? = self

@@ -162,7 +162,8 @@ extension Region {
         guard let f = try engine.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else { return }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
-        let readaheadHit = frames.clearFlags(f, .readahead).contains(.readahead)
+        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
+        let readaheadHit = before.contains(.readahead)
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
@@ -199,8 +200,10 @@ extension Region {
         if readaheadHit {
             readahead.hit()
             engine.stats.count(.readaheadHits)
+            // The first use of a window's trigger page: the next window, without waiting.
+            if before.contains(.readaheadTrigger) { readAheadAsync(after: page) }
         } else if let windowRest {
-            readAhead(windowRest)
+            readAhead(windowRest, fault: page)
         } else {
             readAhead(after: page)
         }

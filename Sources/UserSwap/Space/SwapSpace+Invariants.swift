@@ -4,6 +4,8 @@ extension SwapSpace {
     /// Returns a description of every broken invariant (empty when all hold). The background
     /// reclaimer is held between passes meanwhile; other threads must be quiet.
     public func checkInvariants() -> [String] {
+        // Readahead windows still being read are no quiet state: let them finish.
+        engine.asyncReads.waitUntilIdle()
         if let kswapd = engine.kswapd.withLock({ $0 }) { return kswapd.paused { walkInvariants() } }
         return walkInvariants()
     }

@@ -284,6 +284,9 @@ final class SpaceModelRun {
     /// invariant walker checks the same, but only every few hundred steps; a leaked lock makes
     /// the next access to its page wait forever).
     func checkNoLockedFolio(_ step: Int) throws(ModelFailure) {
+        // Asynchronous readahead windows hold their folios locked until their read completes:
+        // that is a read in flight, not a leak.
+        space.engine.asyncReads.waitUntilIdle()
         let frames = space.engine.frames
         var frame: UInt32 = 0
         var stuck: [String] = []

@@ -35,7 +35,7 @@ enum DeviceLimitsScenario: BenchScenario {
     static let name = "device-limits"
     static let summary = "the disk's O_DIRECT IOPS and MiB/s and memcpy GiB/s, with UserSwap's swap-out and swap-in as shares of them"
 
-    static let transfer = 1 << 20
+    static let transfer = RawSequentialBandwidth.transfer
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" }) {
@@ -98,50 +98,30 @@ enum DeviceLimitsScenario: BenchScenario {
     // MARK: Raw
 
     struct Raw {
-        var sequentialWrite: TimedRun
-        var sequentialRead: TimedRun
+        var sequential: RawSequentialBandwidth
         /// Random 4 KiB reads by thread count.
         var randomReads: [(threads: Int, run: TimedRun)]
         var memcpyGiBPerSecond: Double
 
-        var sequentialWriteMiBPerSecond: Double { sequentialWrite.opsPerSecond }
-        var sequentialReadMiBPerSecond: Double { sequentialRead.opsPerSecond }
+        var sequentialWriteMiBPerSecond: Double { sequential.writeMiBPerSecond }
+        var sequentialReadMiBPerSecond: Double { sequential.readMiBPerSecond }
         func randomReadIOPS(threads: Int) -> Double { randomReads.first { $0.threads == threads }?.run.opsPerSecond ?? 0 }
 
         var json: JSONValue {
-            [
-                "sequential_write_mib_per_s": JSONValue(sequentialWrite.opsPerSecond),
-                "sequential_write_latency_us_per_mib": JSONValue(sequentialWrite.latency),
-                "sequential_read_mib_per_s": JSONValue(sequentialRead.opsPerSecond),
-                "sequential_read_latency_us_per_mib": JSONValue(sequentialRead.latency),
-                "random_read_4k": .array(randomReads.map { entry in
-                    ["threads": JSONValue(entry.threads), "iops": JSONValue(entry.run.opsPerSecond),
-                     "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1048576), "latency_us": JSONValue(entry.run.latency)]
-                }),
-                "memcpy_gib_per_s": JSONValue(memcpyGiBPerSecond),
-                "transfer_bytes": JSONValue(transfer),
-                "io": "O_DIRECT pread/pwrite on a fallocated file; random reads: one blocking pread per thread (queue depth = threads)",
-            ]
+            var object = sequential.json
+            object["random_read_4k"] = .array(randomReads.map { entry in
+                ["threads": JSONValue(entry.threads), "iops": JSONValue(entry.run.opsPerSecond),
+                 "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1048576), "latency_us": JSONValue(entry.run.latency)]
+            })
+            object["memcpy_gib_per_s"] = JSONValue(memcpyGiBPerSecond)
+            object["io"] = "O_DIRECT pread/pwrite on a fallocated file; random reads: one blocking pread per thread (queue depth = threads)"
+            return .object(object)
         }
     }
 
     static func measureRaw(folder: String, bytes: Int64, threads: Int, seconds: Double, harness: BenchHarness) throws -> Raw {
         let file = try DirectIOFile(path: folder + "/raw", bytes: bytes)
-        let chunks = Int(bytes / Int64(transfer))
-        // Whole-file passes, one thread; one op = 1 MiB, so ops/s is MiB/s. The write comes
-        // first: reads of never-written blocks would not reach the disk.
-        let write = try harness.runTimed("sequential write", threads: 1, limit: .callsPerThread(chunks),
-                                         setUp: { _ in (AlignedBuffer(count: transfer), 0) },
-                                         operation: { state in
-                                             try file.write(UnsafeRawBufferPointer(state.0.bytes), at: Int64(state.1) * Int64(transfer))
-                                             state.1 += 1
-                                         })
-        let read = try harness.runTimed("sequential read", threads: 1, limit: .callsPerThread(chunks),
-                                        setUp: { _ in (AlignedBuffer(count: transfer), 0) },
-                                        operation: { state in
-                                            try file.read(into: state.0.bytes, at: Int64(state.1) * Int64(transfer))
-                                            state.1 += 1
-                                        })
+        let sequential = try RawSequentialBandwidth.measure(file, harness: harness)
         let pages = UInt64(bytes / 4096)
         var random: [(Int, TimedRun)] = []
         for count in Set([1, threads, 32]).sorted() {
@@ -153,7 +133,7 @@ enum DeviceLimitsScenario: BenchScenario {
                                            })
             random.append((count, run))
         }
-        return Raw(sequentialWrite: write, sequentialRead: read, randomReads: random, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
+        return Raw(sequential: sequential, randomReads: random, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
     }
 
     /// GiB/s of `memcpy` between two 64 MiB buffers (larger than any cache), one thread.

@@ -11,7 +11,7 @@ import UserSwap
 ///   operations on each thread (the second run replays the first's per-thread counts), and
 ///   reports their swap-ins side by side in `workingset_comparison`.
 /// - `ops=N`: a fixed number of accesses instead of `--seconds` (open workloads).
-/// - `write_ratio=R` (open workloads, default 0.2), `theta=T` (zipf, default 0.99),
+/// - `write_ratio=R` (open workloads, default 0.2; `seq` 0, see `SeqScenario`), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
 /// - `device=file|memory`: swap to a file (default) or to process memory (also `--device`).
 /// - `repeats=N` (1, 2, 4 … 64): each page repeats its first 4096/N bytes N times, so that it
@@ -103,7 +103,7 @@ enum WorkloadBench {
         var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
-            writeRatio: try options.parameter("write_ratio", default: WorkloadConfiguration.defaultWriteRatio),
+            writeRatio: try options.parameter("write_ratio", default: kind == .seq ? SeqScenario.defaultWriteRatio : WorkloadConfiguration.defaultWriteRatio),
             theta: try options.parameter("theta", default: WorkloadConfiguration.defaultTheta),
             loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
@@ -205,12 +205,6 @@ enum RandomScenario: BenchScenario {
     static let name = "random"
     static let summary = "uniform random accesses over data 4× the budget"
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.random, options: options, harness: harness) }
-}
-
-enum SeqScenario: BenchScenario {
-    static let name = "seq"
-    static let summary = "sequential wrapping accesses over data 4× the budget (LRU's worst case)"
-    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.seq, options: options, harness: harness) }
 }
 
 enum UsememScenario: BenchScenario {

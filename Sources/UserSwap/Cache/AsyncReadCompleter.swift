@@ -1,0 +1,94 @@
+import Foundation
+import Synchronization
+
+/// Finishes the reads of asynchronous readahead windows, which no faulting thread waits for
+/// (kernel: the bio completion of an async readahead, `end_swap_bio_read` → `folio_end_read`).
+/// One thread per engine, started at the first async window, takes the submitted runs in
+/// submission order, waits for each on its device's I/O engine (for io_uring it takes the
+/// reaper role like any waiter), and completes it: uptodate or `.error` (out of the cache, the
+/// data left on the device), on the LRU as read ahead, unlocked, put. A fault on one of those
+/// folios meanwhile just waits on its folio lock, as on any read in flight.
+///
+/// In submission order, because a stream's windows complete in about that order anyway and a
+/// queue costs no syscall; a run behind a slow one waits a little longer, never forever (every
+/// submitted request is completed, see `IORequestTable.wait`).
+///
+/// Lifetime: each queued run holds its engine (and, through `SubmittedRead`, its device), so a
+/// space, region or device released with reads in flight stays valid until they finish; the
+/// thread holds only this object and stops when the engine goes (`stop`, from the engine's
+/// `deinit`, possibly on this very thread as it drops a run's last reference).
+final class AsyncReadCompleter: Sendable {
+    /// A submitted run and what completing it needs.
+    struct Pending: Sendable {
+        let engine: SwapEngine
+        let run: [(Folio, SwapEntry)]
+        let read: SubmittedRead
+        /// The folio of the run that starts the next window when first used.
+        let trigger: Folio?
+    }
+
+    /// The queue and the thread's state; all of it behind `state`.
+    private struct State: ~Copyable {
+        var queue: [Pending] = []
+        var started = false
+        var stopping = false
+    }
+
+    private let state = Mutex(State())
+    /// Runs queued and not finished yet (the one being finished included). Released after a run
+    /// is finished and acquired by `outstanding`, so one who sees it drop sees the run's folios
+    /// as the completer left them; the increment is relaxed (the queue's mutex follows).
+    private let pending = Atomic<Int>(0)
+    /// One signal per queued run, and one to stop.
+    private let work = DispatchSemaphore(value: 0)
+
+    init() {}
+
+    /// Queues a submitted run for completion.
+    func enqueue(_ pending: Pending) {
+        self.pending.add(1, ordering: .relaxed)
+        let start = state.withLock { s in
+            s.queue.append(pending)
+            defer { s.started = true }
+            return !s.started
+        }
+        if start {
+            let thread = Thread { [self] in run() }
+            thread.name = "userswap-readahead"
+            thread.start()
+        }
+        work.signal()
+    }
+
+    /// Runs queued and not finished yet.
+    var outstanding: Int { pending.load(ordering: .acquiring) }
+
+    /// Waits until every queued run is finished (for a quiet space: the invariant walker,
+    /// tests). Polls: nothing on a hot path waits here.
+    func waitUntilIdle() {
+        while outstanding > 0 { usleep(100) }
+    }
+
+    /// Lets the thread exit once the queue is empty. Called by the engine's `deinit`: no run
+    /// can be queued after it (each would hold the engine).
+    func stop() {
+        let running = state.withLock { s in
+            s.stopping = true
+            return s.started
+        }
+        if running { work.signal() }
+    }
+
+    private func run() {
+        while true {
+            work.wait()
+            let next: Pending? = state.withLock { s in s.queue.isEmpty ? nil : s.queue.removeFirst() }
+            guard let next else {
+                if state.withLock({ $0.stopping && $0.queue.isEmpty }) { return }
+                continue
+            }
+            next.engine.completeReadahead(next.run, next.read, trigger: next.trigger)
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+}

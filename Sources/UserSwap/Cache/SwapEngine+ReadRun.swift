@@ -1,0 +1,78 @@
+/// Reading runs of consecutive slots into cached folios: one vectored request per run, waited
+/// for by the reader or, for asynchronous readahead, by `AsyncReadCompleter`.
+extension SwapEngine {
+    /// Reads locked, cached folios whose slots are consecutive on one device in one vectored
+    /// call. On failure every folio of the run leaves the cache again, marked with `.error`,
+    /// and its slots keep their data on the device.
+    func readRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) {
+        try finishReadRun(run, submitReadRun(run))
+    }
+
+    /// Submits the read of a run (see `readRun`) to its device's I/O engine without waiting.
+    /// The folios stay locked until `finishReadRun`, which every submitted run must get.
+    func submitReadRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) -> SubmittedRead {
+        let first = run[0].1
+        guard let device = devices.device(for: first) else {
+            throw SwapError(.deviceGone, "the device of \(first) was removed")
+        }
+        let buffers = run.map { bytes($0.0) }
+        let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
+        return SubmittedRead(device: device, ticket: ticket)
+    }
+
+    /// Waits for a submitted run and marks its folios uptodate, or takes them out of the cache
+    /// with `.error` if the read failed.
+    func finishReadRun(_ run: [(Folio, SwapEntry)], _ submitted: SubmittedRead) throws(SwapError) {
+        let consumed: Bool
+        do {
+            consumed = try submitted.device.io.wait(submitted.ticket)
+        } catch {
+            stats.count(.readErrors)
+            for (f, _) in run {
+                frames.setFlags(f, .error)
+                swapCacheDeleteFolio(f)
+            }
+            throw error
+        }
+        stats.count(.deviceReads)
+        stats.count(.swapIns, run.count)
+        for (f, _) in run { frames.setFlags(f, consumed ? [.uptodate, .dirty] : .uptodate) }
+    }
+
+    /// Completes an asynchronous readahead run (`AsyncReadCompleter`): waits for its read,
+    /// puts its folios on the LRU as read ahead (`trigger` marked as its window's trigger),
+    /// unlocks and puts them. A failed read leaves the data on the device (`finishReadRun`):
+    /// the fault that needs a page reads it again and gets its own error.
+    func completeReadahead(_ run: [(Folio, SwapEntry)], _ submitted: SubmittedRead, trigger: Folio?) {
+        var read = 0
+        do {
+            try finishReadRun(run, submitted)
+            read = run.count
+        } catch {
+            // Counted in `readErrors`; nobody to tell.
+        }
+        for (f, _) in run {
+            if frames.flags(f).contains(.uptodate) { settleReadahead(f, trigger: f == trigger) }
+            frames.unlock(f)
+            putFolio(f)
+        }
+        // A page discarded while its read was in flight (its region released, say) left its
+        // slot to the cache alone, and the discard could not take the locked folio out: drop
+        // it now rather than leave it to reclaim.
+        for (_, entry) in run { reclaimCacheOnly(entry) }
+        stats.count(.readaheadPages, read)
+    }
+
+    /// Puts an uptodate folio read ahead on the inactive list, marked as read ahead (and as
+    /// its window's trigger). Caller holds the folio lock.
+    func settleReadahead(_ f: Folio, trigger: Bool) {
+        frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
+        lru(f).add(f, to: .inactive)
+    }
+}
+
+/// A read run handed to a device's I/O engine.
+struct SubmittedRead {
+    let device: SwapDevice
+    let ticket: IOTicket
+}

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+@testable import UserSwapCLI
+
+extension CLI {
+    @Suite("seq scenario")
+    struct SeqScenarioTests {
+        @Test("a short run streams read-only and reports its swap-in as a share of the raw sequential read")
+        func share() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/seq.json"
+                let options = BenchOptions(scenario: "seq", json: .file(path), threads: 2, seconds: 0.3,
+                                           memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect(json["scenario"] as? String == "seq" && json["verified"] as? Bool == true)
+                #expect(json["write_ratio"] as? Double == 0)
+                let raw = try #require(json["raw"] as? [String: Any])
+                let rawRead = try #require(raw["sequential_read_mib_per_s"] as? Double)
+                let stream = try #require(json["seq_swap_in_mib_per_s"] as? Double)
+                #expect(rawRead > 0 && stream > 0)
+                let shares = try #require(json["shares"] as? [String: Any])
+                let share = try #require(shares["sequential_swap_in_of_sequential_read"] as? Double)
+                #expect(abs(share - stream / rawRead) < 1e-9)
+                // A read-only stream: what it swapped in came from the device, and nothing of
+                // the timed phase was written back but what reclaim found dirty from the fill.
+                #expect(json["swap_ins"] as? Int ?? 0 > 0)
+            }
+        }
+
+        @Test("without a plain swap file there is no disk to compare with: no share")
+        func noShareOverMemory() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/seq.json"
+                let options = BenchOptions(scenario: "seq", json: .file(path), threads: 2, seconds: 0.2,
+                                           memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, device: "memory",
+                                           parameters: ["write_ratio": "0.2"], showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect(json["verified"] as? Bool == true && json["write_ratio"] as? Double == 0.2)
+                #expect(json["shares"] == nil && json["raw"] == nil)
+            }
+        }
+    }
+}
