@@ -219,6 +219,28 @@ struct TransparentRegionTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("served on the faulting thread, Dispatch's worker threads and Swift tasks fault in too (their signal masks leave SIGBUS open)")
+    func faultingThreadOnDispatchAndTasks() async throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let pages = 64
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: .faultingThread)
+        let base = UInt(bitPattern: region.base)
+        DispatchQueue.concurrentPerform(iterations: pages) { p in
+            UnsafeMutablePointer<UInt64>(bitPattern: base)![p * 512] = UInt64(p) + 1
+        }
+        try region.swapOut(pages: 0..<pages)
+        let sum = await withTaskGroup(of: UInt64.self) { group in
+            for p in 0..<pages {
+                group.addTask { UnsafeMutablePointer<UInt64>(bitPattern: base)![p * 512] }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(sum == UInt64(pages * (pages + 1) / 2))
+        #expect(space.statistics[.majorFaults] >= pages)
+        #expect(region.lastFaultError == nil)
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("releasing a region with faults in flight neither hangs nor loses them", arguments: services)
     func teardownWithFaultsInFlight(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
