@@ -151,9 +151,11 @@ public final class SwapSpace: Sendable {
     }
 
     /// Creates swappable memory used through plain loads and stores (see `TransparentRegion`):
-    /// `bytes` rounded up to pages, charged to `group`, its faults served by `faultHandlers`
-    /// threads (each resolves one fault at a time, its I/O included). Throws `.permissionDenied` or
-    /// `.unsupported` when the process may not use userfaultfd, naming what to change.
+    /// `bytes` rounded up to pages, charged to `group`, its faults served as `faults` says:
+    /// handler threads (each resolves one fault at a time, its I/O included), or each faulting
+    /// thread itself (faster; kernel code touching unmapped pages then gets EFAULT). Throws
+    /// `.permissionDenied` or `.unsupported` when the process may not use userfaultfd, naming what
+    /// to change.
     public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil,
                                       faults: TransparentRegion.FaultService = .handlerThreads(4)) throws(SwapError) -> TransparentRegion {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
