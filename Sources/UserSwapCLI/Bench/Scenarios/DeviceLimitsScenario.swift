@@ -16,8 +16,10 @@ import UserSwap
 ///
 /// UserSwap, on a swap file in the same folder, `--memory` (64M) of budget, `--data` of pages:
 /// - sequential swap-out: `--threads` threads write their shares of the region in order; the
-///   pages leave through reclaim's batched writes. `swap_out_mib_per_s` = pages written to the
-///   device × 4 KiB ÷ the phase's time;
+///   pages leave through reclaim's batched writes. The first budget's worth of each share is
+///   written before the clock starts (it only fills memory), so the timed phase is steady-state
+///   swap-out, each page written evicting one. `swap_out_mib_per_s` = pages written to the
+///   device during it × 4 KiB ÷ its time;
 /// - sequential swap-in: then `--threads` threads read their shares back in order, every page
 ///   checked, with `advise(.sequential)` (the application says it streams: the largest
 ///   readahead windows). `seq_swap_in_mib_per_s` = pages read from the device × 4 KiB ÷ the
@@ -217,17 +219,25 @@ enum DeviceLimitsScenario: BenchScenario {
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
         let stats = space.statistics
         let share = (pages + threads - 1) / threads
+        @Sendable func write(_ page: Int) throws {
+            try region.withPage(page, for: .write) { bytes in
+                bytes.storeBytes(of: UInt64(page) | 1 << 63, toByteOffset: 0, as: UInt64.self)
+                bytes.storeBytes(of: UInt64(page), toByteOffset: 4088, as: UInt64.self)
+            }
+        }
+        // The first budget's worth of each share fills memory without swapping anything out:
+        // written before the clock starts, so that the timed phase is all swap-out (steady
+        // state: each page written evicts one), as the raw write is all writing.
+        let warm = min(share, memory / SwapPage.size / threads)
+        for thread in 0..<threads {
+            for page in (thread * share)..<min(pages, thread * share + warm) { try write(page) }
+        }
         let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
-        // Each thread writes its share in order: the first and last words name the page.
-        let fill = try harness.runTimed("UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share),
-                                        setUp: { thread in thread * share },
+        // Each thread writes the rest of its share in order: the first and last words name the page.
+        let fill = try harness.runTimed("UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share - warm),
+                                        setUp: { thread in thread * share + warm },
                                         operation: { page in
-                                            if page < pages {
-                                                try region.withPage(page, for: .write) { bytes in
-                                                    bytes.storeBytes(of: UInt64(page) | 1 << 63, toByteOffset: 0, as: UInt64.self)
-                                                    bytes.storeBytes(of: UInt64(page), toByteOffset: 4088, as: UInt64.self)
-                                                }
-                                            }
+                                            if page < pages { try write(page) }
                                             page += 1
                                         })
         let fillOuts = Int64(stats[.swapOuts] - before.outs)
