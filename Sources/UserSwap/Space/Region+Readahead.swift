@@ -87,6 +87,14 @@ final class ReadaheadState: Sendable {
 /// window never reclaims its group's pages to make room, and takes at most half the room left
 /// (it stops there, as at the min watermark); its runs hold the engine, so a region or space released meanwhile stays valid
 /// until they complete.
+///
+/// In a large-folio region the unit is the block: a block fault that read (`swapInLarge`) reads
+/// ahead the whole blocks after it whose pages are one clean aligned run of slots, each as one
+/// folio of the region's order, consecutive blocks in one request; the window is the one the
+/// 4 KiB logic picks (faults a block apart count as neighbours), rounded up to whole blocks, and
+/// its first block is the trigger. A fault on a block read ahead maps the whole folio at once.
+/// A block that is not one run (partly mapped, split on swap-out) is skipped: its faults bring
+/// it in page by page.
 extension Region {
     /// What an application expects of its access pattern (in the spirit of `madvise`).
     public enum Advice: UInt8, Sendable {
