@@ -351,8 +351,10 @@ extension Region {
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
+                // A large folio also needs a free run of frames: with none (fragmented free
+                // memory above the watermark), stop rather than reclaim to make one.
                 outcome = try engine.swapCacheAllocFolio(entry, order: order, group: group, placement: placement(page),
-                                                         claim: windowClaim(page, entry))
+                                                         claim: windowClaim(page, entry), mayReclaim: order == 0)
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 flush()

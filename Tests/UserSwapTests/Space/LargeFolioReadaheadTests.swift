@@ -171,4 +171,24 @@ struct LargeFolioReadaheadTests {
         #expect(space.checkInvariants() == [])
         print("large-folio racing streams (\(sync)): checked \(checked.load(ordering: .relaxed)) pages, read ahead \(space.statistics[.readaheadPages]), hits \(space.statistics[.readaheadHits]), wasted \(space.statistics[.readaheadWasted]), large fallbacks \(space.statistics[.largeFallbacks])")
     }
+
+    @Test("with free frames but no free run of a block's size, large readahead stops instead of reclaiming")
+    func noFreeRun() throws {
+        let (space, _) = try makeSpace(memoryPages: 256)
+        let engine = space.engine
+        // Take every frame one page at a time, then free every other one: plenty free, no run of 2.
+        let filler = try space.makeRegion(bytes: engine.pool.freeFrames * SwapPage.size)
+        for p in 0..<filler.pageCount { try filler.withPage(p) { fill($0, page: p) } }
+        #expect(engine.pool.freeFrames == 0)
+        for p in stride(from: 0, to: filler.pageCount, by: 2) { try filler.discard(pages: p..<(p + 1)) }
+        #expect(engine.pool.freeFrames >= engine.watermarks.min + Self.nr)
+        let reclaims = space.statistics[.directReclaims], resident = space.residentFrames
+        #expect(throws: SwapError.self) { _ = try engine.allocateFolio(order: 4, mayReclaim: false) }
+        #expect(space.statistics[.directReclaims] == reclaims && space.residentFrames == resident, "nothing reclaimed")
+        // A fault may reclaim for its own block.
+        let f = try engine.allocateFolio(order: 4)
+        #expect(space.statistics[.directReclaims] == reclaims + 1)
+        engine.putFolio(f)
+        #expect(space.checkInvariants() == [])
+    }
 }
