@@ -35,7 +35,7 @@ extension SwapEngine {
             throw error
         }
         stats.count(.deviceReads)
-        stats.count(.swapIns, run.count)
+        stats.count(.swapIns, run.reduce(0) { $0 + frames.pageCount($1.0) })
         for (f, _) in run { frames.setFlags(f, consumed ? [.uptodate, .dirty] : .uptodate) }
     }
 
@@ -47,7 +47,7 @@ extension SwapEngine {
         var read = 0
         do {
             try finishReadRun(run, submitted)
-            read = run.count
+            read = run.reduce(0) { $0 + frames.pageCount($1.0) }
         } catch {
             // Counted in `readErrors`; nobody to tell.
         }

@@ -25,9 +25,11 @@ extension SwapEngine {
     /// the page's page-table lock and refuses when the page no longer refers to `entry`: the
     /// caller read its page-table entry without a lock, and meanwhile the page may have been
     /// discarded and the slot given to another page, whose data must not land in this page.
+    ///
+    /// `mayReclaim: false` makes the allocation fail instead of reclaiming (`allocateFolio`).
     func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0,
                              placement: FramePlacement = .arena,
-                             claim: ((Folio) -> Bool)? = nil) throws(SwapError) -> SwapCacheAllocation {
+                             claim: ((Folio) -> Bool)? = nil, mayReclaim: Bool = true) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
             // A large folio never adopts a cached one: the cached folio may be a smaller one
@@ -37,7 +39,7 @@ extension SwapEngine {
                 return .cached(f)
             }
             yieldPoint(.swapInMissed)
-            let f = try allocateFolio(order: order, group: group)
+            let f = try allocateFolio(order: order, group: group, mayReclaim: mayReclaim)
             place(f, placement)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)

@@ -57,13 +57,19 @@ final class SwapEngine: Sendable {
     /// to `group`. A group at its memory limit reclaims its own pages first; when no frame is
     /// free the calling thread reclaims (direct reclaim). Throws `.outOfMemory` only when nothing
     /// can be reclaimed: every page pinned, or swap full.
+    /// `mayReclaim: false` (readahead of large folios, which never waits for memory) throws
+    /// `.outOfMemory` at once instead of reclaiming: at the group's limit, or when the pool has
+    /// no free run of `1 << order` frames.
     /// The caller must hold no folio, page-table or cluster lock.
-    func allocateFolio(order: Int, group: Int = 0) throws(SwapError) -> Folio {
+    func allocateFolio(order: Int, group: Int = 0, mayReclaim: Bool = true) throws(SwapError) -> Folio {
         let nr = 1 << order
         let owner = groups[group]
         var idle = 0
         var waits = 0
         while let limited = owner.tryChargeMemory(nr) {
+            guard mayReclaim else {
+                throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
+            }
             limited.count(.limitReclaims)
             if shrinkSubtree(limited, target: max(32, 2 * nr)) > 0 {
                 // Racing allocations may take what we freed: try again, as direct reclaim does.
@@ -84,6 +90,11 @@ final class SwapEngine: Sendable {
             }
         }
         var head = pool.allocate(order: order)
+        if head == nil && !mayReclaim {
+            owner.unchargeMemory(nr)
+            wakeBackgroundReclaim()
+            throw SwapError(.outOfMemory, "no free run of \(nr) frames; not reclaiming for readahead")
+        }
         if head == nil {
             stats.count(.directReclaims)
             var idle = 0

@@ -52,7 +52,8 @@ public final class SwapStatistics: Sendable {
         case splitFallbacks
         /// Pages read ahead of a fault (or by `prefetch`).
         case readaheadPages
-        /// Faults that found a page read ahead for them.
+        /// Pages read ahead that a fault then used (counted at the first use of their folio; a
+        /// large folio read ahead counts all its pages).
         case readaheadHits
         /// Pages read ahead and dropped again without being used.
         case readaheadWasted

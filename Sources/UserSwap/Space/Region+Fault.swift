@@ -198,8 +198,10 @@ extension Region {
         }
         frames.unlock(f)
         if readaheadHit {
-            readahead.hit()
-            engine.stats.count(.readaheadHits)
+            // A large folio read ahead and mapped page by page (part of its block changed)
+            // counts its pages once, at its first use, as a whole-block hit does.
+            readahead.hit(frames.pageCount(f))
+            engine.stats.count(.readaheadHits, frames.pageCount(f))
             // The first use of a window's trigger page: the next window, without waiting.
             if before.contains(.readaheadTrigger) { readAheadAsync(after: page) }
         } else if let windowRest {
@@ -211,49 +213,138 @@ extension Region {
 
     /// Swaps in the whole aligned block holding `page` as one large folio, when its pages went
     /// out as one run of slots and nobody races for part of it (kernel: mTHP swap-in through
-    /// `swapin_folio`). Returns false to fall back to single pages.
+    /// `swapin_folio`): from the cache when a folio of the block's size is there (read ahead,
+    /// say), else by one read, followed by readahead of the next blocks. Returns false to fall
+    /// back to single pages.
     private func swapInLarge(_ page: Int) throws(SwapError) -> Bool {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
-        guard base + nr <= pageCount else { return false }
-        let first = pte(base)
-        guard first.isSwap, first.swapEntry.offset % nr == 0 else { return false }
-        let entry = first.swapEntry
-        for i in 1..<nr where pte(base + i) != .swap(entry.advanced(by: i)) { return false }
         let frames = engine.frames
-        guard case .allocated(let f, let shadow) = try engine.swapCacheAllocFolio(entry, order: folioOrder, group: group) else {
-            return false
+        // Whether we already looked for a racer's folio after losing the insert.
+        var lookedAgain = false
+        while true {
+            guard let entry = largeSwapRun(at: base) else { return false }
+            if let cached = engine.swapCacheGetFolio(entry) {
+                switch try mapCachedBlock(cached, base: base, entry: entry) {
+                case .mapped: return true
+                case .fallback: return false
+                case .retry: continue
+                }
+            }
+            let f: Folio, shadow: UInt64?
+            switch try engine.swapCacheAllocFolio(entry, order: folioOrder, group: group) {
+            case .allocated(let new, let s):
+                (f, shadow) = (new, s)
+            case .fallback where !lookedAgain:
+                // Some slot of the block holds a folio: a racer's whole block (another fault, a
+                // readahead) maps at once; anything smaller falls back on the next pass.
+                lookedAgain = true
+                continue
+            default:
+                return false
+            }
+            do {
+                try engine.swapReadFolio(f)
+            } catch {
+                frames.unlock(f)
+                engine.putFolio(f)
+                throw error
+            }
+            engine.groups[group].count(.pswpin, nr)
+            let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
+            engine.lru(f).add(f, to: activate ? .active : .inactive)
+            guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+            let lock = ptl(base)
+            lock.lock()
+            guard (0..<nr).allSatisfy({ pte(base + $0) == .swap(entry.advanced(by: $0)) }) else {
+                // Part of the block changed while we read: the pages fault in one by one and find
+                // this folio in the cache.
+                lock.unlock()
+                engine.freeSwapIfUnused(f)
+                frames.unlock(f)
+                engine.putFolio(f)
+                return false
+            }
+            frames.get(f, UInt32(nr - 1))
+            frames.setOwner(f, owner(base))
+            for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
+            device.put(entry, count: nr)
+            lock.unlock()
+            if device.freePages < device.usablePages / 2 { engine.freeSwapIfUnused(f) }
+            frames.unlock(f)
+            // A miss: the blocks after this one, without waiting (`readAheadLarge`).
+            readAheadLarge(after: base)
+            return true
         }
-        do {
-            try engine.swapReadFolio(f)
-        } catch {
+    }
+
+    /// What `mapCachedBlock` did.
+    private enum CachedBlockOutcome {
+        /// The whole block is mapped.
+        case mapped
+        /// The folio does not cover the block as one, or the block changed: single pages.
+        case fallback
+        /// The folio left the cache while we waited for it: look again.
+        case retry
+    }
+
+    /// Maps the whole block at `base` from `f`, found cached for its first entry `entry` (with
+    /// our reference, which this consumes), when `f` is a folio of the block's size for exactly
+    /// its run: one fault for the block (kernel: `do_swap_page` mapping a large folio from the
+    /// swap cache). A folio read ahead counts a hit for all its pages, and its trigger submits
+    /// the next window.
+    private func mapCachedBlock(_ f: Folio, base: Int, entry: SwapEntry) throws(SwapError) -> CachedBlockOutcome {
+        let nr = 1 << folioOrder
+        let frames = engine.frames
+        // A smaller folio (the block came back page by page) cannot map the block whole.
+        guard frames.pageCount(f) == nr, frames.entry(f) == entry else {
+            engine.putFolio(f)
+            return .fallback
+        }
+        // Its read may still be in flight (async readahead): wait for it on the folio lock.
+        frames.lock(f)
+        // It may have left the cache, or failed its read, while we slept.
+        guard frames.matches(f, entry), frames.entry(f) == entry, frames.pageCount(f) == nr else {
+            let failed = frames.flags(f).contains(.error)
             frames.unlock(f)
             engine.putFolio(f)
-            throw error
+            if failed {
+                throw SwapError(.ioError, "reading \(entry) failed; the pages are still on the device and a later access retries")
+            }
+            return .retry
         }
-        engine.groups[group].count(.pswpin, nr)
-        let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
-        engine.lru(f).add(f, to: activate ? .active : .inactive)
+        guard frames.flags(f).contains(.uptodate) else {
+            preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
+        }
+        engine.stats.count(.cacheHits)
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
         let lock = ptl(base)
         lock.lock()
         guard (0..<nr).allSatisfy({ pte(base + $0) == .swap(entry.advanced(by: $0)) }) else {
-            // Part of the block changed while we read: the pages fault in one by one and find
-            // this folio in the cache.
+            // A page of the block was mapped (by a racer, page by page) or discarded meanwhile:
+            // the rest fault in one by one and find the folio in the cache. Its readahead mark
+            // stays for them.
             lock.unlock()
-            engine.freeSwapIfUnused(f)
             frames.unlock(f)
             engine.putFolio(f)
-            return false
+            return .fallback
         }
+        // Our reference becomes one of the mapping's.
         frames.get(f, UInt32(nr - 1))
         frames.setOwner(f, owner(base))
         for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
         device.put(entry, count: nr)
         lock.unlock()
+        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
         if device.freePages < device.usablePages / 2 { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
-        return true
+        if before.contains(.readahead) {
+            readahead.hit(nr)
+            engine.stats.count(.readaheadHits, nr)
+            // The first use of a window's trigger block: the next window, without waiting.
+            if before.contains(.readaheadTrigger) { readAheadAsync(after: base) }
+        }
+        return .mapped
     }
 
     /// A write to a page whose folio is still in the swap cache: the device copy goes stale, so

@@ -22,12 +22,14 @@ final class ReadaheadState: Sendable {
     let hits = Atomic<Int>(0)
     let advice = Atomic<UInt8>(Region.Advice.normal.rawValue)
 
-    func hit() { hits.add(1, ordering: .relaxed) }
+    /// Counts `pages` read ahead and used (a large folio mapped whole counts all its pages).
+    func hit(_ pages: Int = 1) { hits.add(pages, ordering: .relaxed) }
 
     /// The window for a missing fault at `page` (kernel: `__swapin_nr_pages`): hits + 2 rounded
     /// up to a power of two; with no hits, 2 only if the fault is next to the previous one, else
-    /// 1 (no readahead); capped; never shrinking faster than half the previous window.
-    func window(for page: Int) -> Int {
+    /// 1 (no readahead); capped; never shrinking faster than half the previous window. `stride`
+    /// is the distance between neighbouring faults: a large-folio region faults once per block.
+    func window(for page: Int, stride: Int = 1) -> Int {
         switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {
         case .sequential: return Self.maxWindow
         case .random: return 1
@@ -38,7 +40,7 @@ final class ReadaheadState: Sendable {
         let used = hits.exchange(0, ordering: .relaxed)
         var pages = used + 2
         if pages == 2 {
-            if page != previousPage + 1 && page != previousPage - 1 { pages = 1 }
+            if page != previousPage + stride && page != previousPage - stride { pages = 1 }
         } else {
             pages = 1 << (Int.bitWidth - (pages - 1).leadingZeroBitCount)
         }
@@ -85,6 +87,14 @@ final class ReadaheadState: Sendable {
 /// window never reclaims its group's pages to make room, and takes at most half the room left
 /// (it stops there, as at the min watermark); its runs hold the engine, so a region or space released meanwhile stays valid
 /// until they complete.
+///
+/// In a large-folio region the unit is the block: a block fault that read (`swapInLarge`) reads
+/// ahead the whole blocks after it whose pages are one clean aligned run of slots, each as one
+/// folio of the region's order, consecutive blocks in one request; the window is the one the
+/// 4 KiB logic picks (faults a block apart count as neighbours), rounded up to whole blocks, and
+/// its first block is the trigger. A fault on a block read ahead maps the whole folio at once.
+/// A block that is not one run (partly mapped, split on swap-out) is skipped: its faults bring
+/// it in page by page.
 extension Region {
     /// What an application expects of its access pattern (in the spirit of `madvise`).
     public enum Advice: UInt8, Sendable {
@@ -135,6 +145,7 @@ extension Region {
     /// After the first use of the trigger page `page` of a window: submits the next window
     /// without waiting for it (see the extension's comment). Best effort.
     func readAheadAsync(after page: Int) {
+        if folioOrder > 0 { return readAheadLargeAsync(after: page) }
         let window = readahead.asyncWindow(at: page)
         guard window > 0 else { return }
         // Past the pages already in memory or being read (the rest of this window and the
@@ -145,6 +156,50 @@ extension Region {
         guard start < limit else { return }
         let end = min(limit, start + window)
         _ = try? readIntoCache(start..<end, mode: .async, trigger: start)
+    }
+
+    /// Large folios: after a block fault at `base` that read (a miss), reads ahead the whole
+    /// blocks that follow, each as one folio of the region's order, best effort, without
+    /// waiting. The window is the 4 KiB logic's (faults one block apart count as neighbours),
+    /// its pages after the fault rounded up to whole blocks; the first block is the trigger.
+    func readAheadLarge(after base: Int) {
+        let nr = 1 << folioOrder
+        let window = readahead.window(for: base, stride: nr)
+        guard window > 1 else { return }
+        let start = base + nr
+        let end = min(pageCount, start + Self.wholeBlocks(window - 1, nr))
+        guard start < end else { return }
+        _ = try? readIntoCache(start..<end, mode: .async, trigger: start, order: folioOrder)
+    }
+
+    /// Large folios: `readAheadAsync(after:)`, in whole blocks from the block after `page`'s.
+    private func readAheadLargeAsync(after page: Int) {
+        let nr = 1 << folioOrder
+        let base = folioBase(page, order: folioOrder)
+        let pages = readahead.asyncWindow(at: base)
+        guard pages > 0 else { return }
+        let window = Self.wholeBlocks(pages, nr)
+        var start = base + nr
+        let limit = min(pageCount, base + nr + ReadaheadState.asyncLead * window + window)
+        while start < limit && !needsRead(start) { start += nr }
+        guard start < limit else { return }
+        _ = try? readIntoCache(start..<min(limit, start + window), mode: .async, trigger: start, order: folioOrder)
+    }
+
+    /// `pages` rounded up to whole blocks of `nr` pages.
+    static func wholeBlocks(_ pages: Int, _ nr: Int) -> Int { (pages + nr - 1) / nr * nr }
+
+    /// The first entry of the block at `base` when its pages are one clean aligned run of
+    /// slots, the test for swapping it in (or reading it ahead) as one large folio; nil if not.
+    /// A look without locks: the caller re-checks under the page-table lock before mapping.
+    func largeSwapRun(at base: Int) -> SwapEntry? {
+        let nr = 1 << folioOrder
+        guard base + nr <= pageCount else { return nil }
+        let first = pte(base)
+        guard first.isSwap, first.swapEntry.offset % nr == 0 else { return nil }
+        let entry = first.swapEntry
+        for i in 1..<nr where pte(base + i) != .swap(entry.advanced(by: i)) { return nil }
+        return entry
     }
 
     /// Whether `page` is swapped out with no folio cached for it (a look without locks).
@@ -194,16 +249,24 @@ extension Region {
     /// as read ahead (or, `.async`, locked until their read completes). The folio of page
     /// `trigger`, if this call reads it, is marked as the window's trigger. Returns the pages
     /// read (`.async`: read or submitted).
-    private func readIntoCache(_ pages: Range<Int>, mode: ReadMode = .wait, trigger: Int? = nil) throws(SwapError) -> Int {
+    ///
+    /// With `order` > 0 (a large-folio region), `pages` starts on a block: each whole block whose
+    /// pages are a clean aligned run (`largeSwapRun`) gets one folio of that order, and the
+    /// others are skipped; counts stay in pages.
+    private func readIntoCache(_ pages: Range<Int>, mode: ReadMode = .wait, trigger: Int? = nil, order: Int = 0) throws(SwapError) -> Int {
         var unused = 0
-        return try readIntoCache(pages, mode: mode, trigger: trigger, demandRunEnd: &unused)
+        return try readIntoCache(pages, mode: mode, trigger: trigger, order: order, demandRunEnd: &unused)
     }
 
     /// With `.demand`, the first page is the fault's own: not marked, not counted as read
     /// ahead, put on the LRU as a swap-in is (active if its shadow says so), and only its run
     /// of consecutive slots is read; `demandRunEnd` is set to the first page not taken.
-    private func readIntoCache(_ pages: Range<Int>, mode: ReadMode, trigger: Int?, demandRunEnd: inout Int) throws(SwapError) -> Int {
+    private func readIntoCache(_ pages: Range<Int>, mode: ReadMode, trigger: Int?, order: Int = 0,
+                               demandRunEnd: inout Int) throws(SwapError) -> Int {
         let demand = mode == .demand
+        // Pages per folio read.
+        let nr = 1 << order
+        assert(order == 0 || (!demand && pages.lowerBound % nr == 0), "large readahead starts on a block, never with a fault")
         let frames = engine.frames
         var triggerFolio: Folio?
         var submittedAsync = 0
@@ -250,35 +313,48 @@ extension Region {
         }
 
         demandRunEnd = pages.lowerBound
-        scan: for page in pages {
-            let p = pte(page)
-            guard p.isSwap else {
-                if demand { break scan }
-                flush()
-                continue
+        scan: for page in stride(from: pages.lowerBound, to: pages.upperBound, by: nr) {
+            let entry: SwapEntry
+            if order == 0 {
+                let p = pte(page)
+                guard p.isSwap else {
+                    if demand { break scan }
+                    flush()
+                    continue
+                }
+                entry = p.swapEntry
+            } else {
+                // A block not out whole as one run (partly mapped, split, past the range) is
+                // left to its faults, page by page.
+                guard page + nr <= pages.upperBound, let e = largeSwapRun(at: page) else {
+                    flush()
+                    continue
+                }
+                entry = e
             }
-            let entry = p.swapEntry
             let breaks = run.count == IORequestTable.maxVectors
-                || run.last.map { $0.1.type != entry.type || $0.1.offset + 1 != entry.offset } ?? false
+                || run.last.map { $0.1.type != entry.type || $0.1.offset + nr != entry.offset } ?? false
             if demand && breaks { break scan }
             if breaks { flush() }
             // Readahead never waits for memory: it stops at the min watermark, leaving the
             // rest to faults (the watermarks keep a window's worth above it for readahead, and
             // the allocation wakes the background reclaimer below the low one).
-            guard engine.pool.freeFrames > engine.watermarks.min else { flush(); break }
+            guard engine.pool.freeFrames >= engine.watermarks.min + nr else { flush(); break }
             // Nor does a window read without waiting reclaim its group's pages to make room, or
             // take more than half the room left: its folios stay locked, off the LRU, until the
             // read completes, and a window holding the group's last frames so would leave the
             // group's faults nothing to reclaim (they then wait for it: `allocateFolio`).
             if mode == .async {
-                guard groupRoom > 0 else { flush(); break }
-                groupRoom -= 1
+                guard groupRoom >= nr else { flush(); break }
+                groupRoom -= nr
             }
             let f: Folio
             let outcome: SwapCacheAllocation
             do {
-                outcome = try engine.swapCacheAllocFolio(entry, order: 0, group: group, placement: placement(page),
-                                                         claim: windowClaim(page, entry))
+                // A large folio also needs a free run of frames: with none (fragmented free
+                // memory above the watermark), stop rather than reclaim to make one.
+                outcome = try engine.swapCacheAllocFolio(entry, order: order, group: group, placement: placement(page),
+                                                         claim: windowClaim(page, entry), mayReclaim: order == 0)
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 flush()
@@ -305,7 +381,7 @@ extension Region {
                 settle(f)
                 frames.unlock(f)
                 engine.putFolio(f)
-                read += 1
+                read += nr
                 continue
             }
             run.append((f, entry))
@@ -318,12 +394,12 @@ extension Region {
                 // Finished by the completer; the folios stay locked until then.
                 let t = triggerFolio.flatMap { t in done.contains { $0.0 == t } ? t : nil }
                 engine.asyncReads.enqueue(.init(engine: engine, run: done, read: submitted, trigger: t))
-                submittedAsync += done.count
+                submittedAsync += done.count * nr
                 continue
             }
             do {
                 try engine.finishReadRun(done, submitted)
-                read += done.count
+                read += done.count * nr
             } catch {
                 failure = failure ?? error
             }
