@@ -65,7 +65,7 @@ final class SwapEngine: Sendable {
         let nr = 1 << order
         let owner = groups[group]
         var idle = 0
-        var waits = 0
+        var waiting = ReclaimWait()
         while let limited = owner.tryChargeMemory(nr) {
             guard mayReclaim else {
                 throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
@@ -76,12 +76,10 @@ final class SwapEngine: Sendable {
                 idle = 0
                 continue
             }
-            if (reclaimInProgress || asyncReads.outstanding > 0) && waits < 10_000 {
+            if (reclaimInProgress || asyncReads.outstanding > 0) && waiting.pause() {
                 // Another reclaimer holds the group's candidates off the lists; its frees
                 // uncharge the group. Or readahead windows are being read: their folios go on
                 // the lists, reclaimable, when the reads complete.
-                waits += 1
-                sched_yield()
                 continue
             }
             idle += 1
@@ -98,16 +96,14 @@ final class SwapEngine: Sendable {
         if head == nil {
             stats.count(.directReclaims)
             var idle = 0
-            var waits = 0
+            var waiting = ReclaimWait()
             while head == nil && idle < 3 {
                 wakeBackgroundReclaim()
                 let freed = shrink(target: max(32, 2 * nr))
                 head = pool.allocate(order: order)
-                if head == nil && freed == 0 && (reclaimInProgress || asyncReads.outstanding > 0) && waits < 10_000 {
+                if head == nil && freed == 0 && (reclaimInProgress || asyncReads.outstanding > 0) && waiting.pause() {
                     // Another reclaimer holds the candidates; its frees are ours to take. Or
                     // readahead reads in flight hold them: reclaimable once complete.
-                    waits += 1
-                    sched_yield()
                     head = pool.allocate(order: order)
                     continue
                 }

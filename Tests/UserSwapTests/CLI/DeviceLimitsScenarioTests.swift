@@ -29,6 +29,22 @@ extension CLI {
             }
         }
 
+        @Test("with 256 KiB folios the streams run to the end: an allocation waits out the background reclaimer's batch (a spurious out-of-memory before)")
+        func largeFolios() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/limits.json"
+                let options = BenchOptions(scenario: "device-limits", json: .file(path), threads: 2, seconds: 0.2,
+                                           memoryBytes: 16 << 20, dataBytes: 64 << 20, directory: folder,
+                                           parameters: ["large_folio": "256K"], showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect(json["verified"] as? Bool == true)
+                let large = try #require(json["userswap_large_folios"] as? [String: Any])
+                #expect(large["folio_bytes"] as? Int == 256 << 10)
+                #expect(large["fill_swap_outs"] as? Int ?? 0 >= 8 * 1024)
+            }
+        }
+
         @Test("data smaller than twice the budget is refused")
         func refusesSmallData() {
             let options = BenchOptions(scenario: "device-limits", memoryBytes: 64 << 20, dataBytes: 64 << 20)

@@ -16,9 +16,9 @@ import UserSwap
 ///
 /// UserSwap, on a swap file in the same folder, `--memory` (64M) of budget, `--data` of pages:
 /// - sequential swap-out: `--threads` threads write their shares of the region in order; the
-///   pages leave through reclaim's batched writes. The first half budget's worth is written
-///   before the clock starts (it only fills memory), so the timed phase is nearly all
-///   steady-state swap-out, each page written evicting one. `swap_out_mib_per_s` = pages written to the
+///   pages leave through reclaim's batched writes. The first budget's worth is written before
+///   the clock starts (it only fills memory), so the timed phase is steady-state swap-out, each
+///   page written evicting one. `swap_out_mib_per_s` = pages written to the
 ///   device during it × 4 KiB ÷ its time;
 /// - sequential swap-in: then `--threads` threads read their shares back in order, every page
 ///   checked, with `advise(.sequential)` (the application says it streams: the largest
@@ -225,12 +225,10 @@ enum DeviceLimitsScenario: BenchScenario {
                 bytes.storeBytes(of: UInt64(page), toByteOffset: 4088, as: UInt64.self)
             }
         }
-        // The first half budget's worth of the shares fills memory without swapping anything
-        // out: written before the clock starts, so that the timed phase is (after its first
-        // half budget) all swap-out, each page written evicting one, as the raw write is all
-        // writing. (Half, not all: with 256 KiB folios a warm-up of the whole budget ran the
-        // large-folio run out of memory — an open bug, see the README's Device limits.)
-        let warm = min(share, memory / SwapPage.size / threads / 2)
+        // The first budget's worth of the shares fills memory without swapping anything out:
+        // written before the clock starts, so that the timed phase is all swap-out (steady
+        // state: each page written evicts one), as the raw write is all writing.
+        let warm = min(share, memory / SwapPage.size / threads)
         for thread in 0..<threads {
             for page in (thread * share)..<min(pages, thread * share + warm) { try write(page) }
         }
