@@ -65,7 +65,7 @@ final class SwapEngine: Sendable {
         let nr = 1 << order
         let owner = groups[group]
         var idle = 0
-        var waiting = ReclaimWait()
+        var waiting = BoundedWait.reclaim
         while let limited = owner.tryChargeMemory(nr) {
             guard mayReclaim else {
                 throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
@@ -96,7 +96,7 @@ final class SwapEngine: Sendable {
         if head == nil {
             stats.count(.directReclaims)
             var idle = 0
-            var waiting = ReclaimWait()
+            var waiting = BoundedWait.reclaim
             while head == nil && idle < 3 {
                 wakeBackgroundReclaim()
                 let freed = shrink(target: max(32, 2 * nr))

@@ -1,4 +1,3 @@
-import Glibc
 import CUserSwap
 import Synchronization
 
@@ -39,16 +38,14 @@ extension SwapDevice {
             }
             lock.unlock()
         }
-        var retries = 0
+        var waiting = BoundedWait.clusterScan
         while true {
             if let entry = allocateSlow(order: order, initial: initial, hint: hint) { return entry }
             // A scan takes each cluster off its list while it looks, so clusters other threads
             // are scanning right now are invisible to this one: on a small device every cluster
             // can be, and the device would be called full with slots free (seen under TSan:
             // 2 clusters, 1,018 slots free). With a slot free, a single page waits for them.
-            guard order == 0, freePages > 0, retries < 1_000 else { return nil }
-            retries += 1
-            sched_yield()
+            guard order == 0, freePages > 0, waiting.pause() else { return nil }
         }
     }
 

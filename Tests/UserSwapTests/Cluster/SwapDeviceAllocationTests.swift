@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Synchronization
 import Testing
@@ -22,6 +23,35 @@ struct SwapDeviceAllocationTests {
             #expect(seen.insert(e.offset).inserted, "slot \(e.offset) handed out twice")
         }
         #expect(seen.count == device.usablePages)
+        #expect(device.checkInvariants() == [])
+    }
+
+    @Test("a page allocation that finds every cluster off its list (other threads scanning) waits for them while slots are free")
+    func waitsForScanners() throws {
+        let device = try makeDevice(pages: 1 + 2 * 512)
+        // Another scanner holds both clusters, locked and off the lists.
+        var held: [Int] = []
+        let lists = [ClusterLists.free] + (0...SwapCluster.maxOrder).flatMap { [ClusterLists.nonfull($0), ClusterLists.frag($0)] }
+        for list in lists { while let c = device.isolateAndLock(list) { held.append(c) } }
+        #expect(held.count >= 2)
+        let got = Mutex<SwapEntry?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            got.withLock { $0 = device.allocateSlots(order: 0, initial: .counted(1)) }
+            done.signal()
+        }.start()
+        // Longer than a count of yields lasts on an idle core; well within the wait's bound.
+        usleep(20_000)
+        #expect(done.wait(timeout: .now()) == .timedOut, "gave up while the clusters were only being scanned")
+        for c in held {
+            device.relocateAfterAllocationLocked(c, failedScan: false)
+            device.clusters.lock(c).unlock()
+        }
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(got.withLock { $0 } != nil)
+        // A device with no slot free is full at once.
+        while (try? device.allocate()) != nil {}
+        #expect(device.freePages == 0 && device.allocateSlots(order: 0, initial: .counted(1)) == nil)
         #expect(device.checkInvariants() == [])
     }
 
