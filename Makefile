@@ -72,7 +72,7 @@ bench:
 	for s in alloc pin race faults zipf random seq usemem hashtable tiers device-limits; do \
 		case $$s in \
 			race) args="--protocol both --threads 8" ;; \
-			zipf) args="--param workingset=both" ;; \
+			zipf) args="--param policy=all" ;; \
 			tiers) args="--seconds 1 --param devices=memory,file,compressed,encrypted" ;; \
 			*) args="" ;; \
 		esac; \

@@ -50,6 +50,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, twice the data, removed at the end)"),
                 OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default) or legacy"),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
+                OptionSpec("policy", value: .required("P"), help: "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"),
                 OptionSpec("faults", value: .required("F"), help: "transparent mode: handler-threads (default) or faulting-thread (faster; syscalls into unmapped pages get EFAULT)"),
                 OptionSpec("write-ratio", value: .required("R"), help: "fraction of accesses that write (default 0.2; zipf, random, seq)"),
                 OptionSpec("seed", value: .required("N"), help: "seed of the access sequences and page patterns, to repeat a run"),

@@ -121,6 +121,7 @@ final class SwapEngine: Sendable {
         let f = Folio(frame: head!)
         frames.initializeMeta(f, order: order, group: group)
         frames.initializeRefcount(f, 1)
+        startUses(f, group: owner)
         return f
     }
 

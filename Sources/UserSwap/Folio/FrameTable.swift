@@ -13,6 +13,7 @@ import Synchronization
 /// - `owner`: which region page maps the folio (reverse map), for reclaim.
 /// - `placement`: where the folio's bytes live (`FramePlacement`; the arena unless the folio
 ///   belongs to a transparent region).
+/// - `uses`: the folio's decayed use count, for the `.frequency` reclaim policy (`UseCount`).
 public final class FrameTable: Sendable {
     public let frameCount: Int
     let storage: _UnsafeFrameTableStorage
@@ -150,6 +151,24 @@ public final class FrameTable: Sendable {
     @inline(__always)
     func setPlacement(_ f: Folio, _ value: FramePlacement) { storage.placement(f.frame).pointee.store(value.raw, ordering: .releasing) }
 
+    /// The folio's use count word (`UseCount`). Relaxed: a ranking hint, written by reclaim
+    /// (which holds the folio isolated) and by whoever brings the folio in.
+    @inline(__always)
+    func uses(_ f: Folio) -> UseCount { UseCount(raw: storage.uses(f.frame).pointee.load(ordering: .relaxed)) }
+
+    @inline(__always)
+    func setUses(_ f: Folio, _ value: UseCount) { storage.uses(f.frame).pointee.store(value.raw, ordering: .relaxed) }
+
+    /// Counts one use of a pinned folio, up to the maximum: a load and, below it, a store. A
+    /// racing pin may lose an increment; the epoch stays as it was (reclaim brings the count up
+    /// to date each time it looks).
+    @inline(__always)
+    func noteUse(_ f: Folio) {
+        let word = storage.uses(f.frame)
+        let raw = word.pointee.load(ordering: .relaxed)
+        if Int(raw & 0xff) < UseCount.maxCount { word.pointee.store(raw + 1, ordering: .relaxed) }
+    }
+
     /// Whether `f` is in the swap cache and covers `entry` (kernel: `folio_matches_swap_entry`).
     /// Stable only with the folio locked.
     @inline(__always)
@@ -169,6 +188,7 @@ struct _UnsafeFrameTableStorage: ~Copyable {
     private let metas: UnsafeMutablePointer<Atomic<UInt64>>
     private let owners: UnsafeMutablePointer<Atomic<UInt64>>
     private let placements: UnsafeMutablePointer<Atomic<UInt64>>
+    private let useWords: UnsafeMutablePointer<Atomic<UInt32>>
 
     init(count: Int) {
         self.count = count
@@ -178,6 +198,7 @@ struct _UnsafeFrameTableStorage: ~Copyable {
         metas = .allocate(capacity: count)
         owners = .allocate(capacity: count)
         placements = .allocate(capacity: count)
+        useWords = .allocate(capacity: count)
         for i in 0..<count {
             (flagWords + i).initialize(to: Atomic(0))
             (refcounts + i).initialize(to: Atomic(0))
@@ -185,12 +206,13 @@ struct _UnsafeFrameTableStorage: ~Copyable {
             (metas + i).initialize(to: Atomic(UInt64(i)))
             (owners + i).initialize(to: Atomic(0))
             (placements + i).initialize(to: Atomic(0))
+            (useWords + i).initialize(to: Atomic(0))
         }
     }
 
     deinit {
         for p in [entries, metas, owners, placements] { p.deinitialize(count: count); p.deallocate() }
-        for p in [flagWords, refcounts] { p.deinitialize(count: count); p.deallocate() }
+        for p in [flagWords, refcounts, useWords] { p.deinitialize(count: count); p.deallocate() }
     }
 
     @inline(__always) func flags(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> { check(f); return flagWords + Int(f) }
@@ -199,6 +221,8 @@ struct _UnsafeFrameTableStorage: ~Copyable {
     @inline(__always) func meta(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return metas + Int(f) }
     @inline(__always) func owner(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return owners + Int(f) }
     @inline(__always) func placement(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return placements + Int(f) }
+
+    @inline(__always) func uses(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> { check(f); return useWords + Int(f) }
 
     @inline(__always) private func check(_ f: UInt32) { assert(Int(f) < count, "frame \(f) out of range") }
 }

@@ -50,6 +50,9 @@ public final class MemoryGroup: Sendable {
         set { memoryLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
     }
 
+    /// The memory limit in pages (`Int.max / page size` for none).
+    var memoryLimitPageCount: Int { memoryLimitPages.load(ordering: .relaxed) }
+
     /// The most swap the group's pages may occupy; nil for no limit.
     public var swapLimit: Int? {
         get { Self.bytes(swapLimitPages.load(ordering: .relaxed)) }

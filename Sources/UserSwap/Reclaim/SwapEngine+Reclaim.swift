@@ -85,6 +85,7 @@ extension SwapEngine {
         let patience = (lru.pages(.inactive) + lru.pages(.active)) / Self.reclaimBatch + 3
         var batch: [Folio] = []
         batch.reserveCapacity(batchSize)
+        var ranks: [UInt64] = []
         // The previous batch's write-back, still in flight while this batch is scanned and
         // unmapped: the device writes one batch while the CPU prepares the next (kernel: kswapd
         // does not wait for the writeback it starts).
@@ -94,7 +95,12 @@ extension SwapEngine {
             if Self.inactiveIsLow(lru) { shrinkActive(lru, max: batchSize) }
             batch.removeAll(keepingCapacity: true)
             lru.isolate(from: .inactive, max: batchSize, into: &batch)
-            if batch.isEmpty {
+            let isolatedCount = batch.count
+            var back = LRUPutBack()
+            if policy == .frequency && !batch.isEmpty {
+                rankByUse(&batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks)
+            }
+            if isolatedCount == 0 {
                 // Only active folios left (or none): age them and try again.
                 if lru.pages(.active) == 0 { break }
                 shrinkActive(lru, max: batchSize)
@@ -104,19 +110,18 @@ extension SwapEngine {
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)
             var writes: [Folio] = []
-            var back = LRUPutBack()
             // In region and page order, so that a region's neighbouring pages take consecutive
             // slots: the LRU interleaves the pages of threads (and regions) that fault side by
             // side, and slots handed out in LRU order would scatter every sequential stream
             // over the device, one page per read for its readahead.
             batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
-                freedNow += shrinkFolio(f, writes: &writes, back: &back)
+                freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back)
             }
             back.flush(lru, engine: self)
             // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
             // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
-            lru.isolated.subtract(batch.count - writes.count, ordering: .relaxed)
+            lru.isolated.subtract(isolatedCount - writes.count, ordering: .relaxed)
             let submitted = submitWrites(writes)
             if let previous = inFlight {
                 let written = finishWrites(previous, lru: lru)
@@ -129,7 +134,7 @@ extension SwapEngine {
             if writeFailures.load(ordering: .relaxed) != failuresBefore { failed = true }
             // Pages under write-back count as progress: they are freed when it ends.
             let progress = freedNow + submitted.pages
-            group.count(.pgscan, batch.count)
+            group.count(.pgscan, isolatedCount)
             group.count(.pgsteal, freedNow)
             // Nothing on the inactive tail could go (pinned, busy): age the active list too, or a
             // group whose inactive list is all pinned would never reclaim its active pages.
@@ -176,10 +181,10 @@ extension SwapEngine {
     /// A dirty folio ready to be written is appended to `writes` instead, under writeback and
     /// unlocked, still holding the isolation reference: `submitWrites`/`finishWrites` finish it.
     /// A folio that stays goes to `back`, for the caller to return to the lists in one go.
-    private func shrinkFolio(_ f: Folio, writes: inout [Folio], back: inout LRUPutBack) -> Int {
+    /// `ranked`: the `.frequency` policy chose it already (`rankByUse`); no second chance.
+    private func shrinkFolio(_ f: Folio, ranked: Bool, writes: inout [Folio], back: inout LRUPutBack) -> Int {
         stats.count(.reclaimScanned)
-        let flags = frames.clearFlags(f, .referenced)
-        if flags.contains(.referenced) || deactivateInWindow(f) {
+        if !ranked, frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
             // Second chance: touched since reclaim last saw it. With one list (plain second
             // chance, the clock algorithm) it goes round again; otherwise it is activated.
             stats.count(.reclaimActivated)
@@ -226,7 +231,7 @@ extension SwapEngine {
     /// engine seeing it: unmap it from the application and count it as referenced (its next
     /// touch is a minor fault that marks it). Explicit folios have no such mapping.
     @inline(__always)
-    private func deactivateInWindow(_ f: Folio) -> Bool {
+    func deactivateInWindow(_ f: Folio) -> Bool {
         let placement = frames.placement(f)
         guard !placement.isArena, windows[placement.windowSlot].deactivate(placement.page) else { return false }
         stats.count(.deactivations)

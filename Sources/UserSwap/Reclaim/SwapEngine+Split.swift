@@ -16,11 +16,13 @@ extension SwapEngine {
         guard frames.freeze(f, expected: UInt32(nr + 1)) else { return false }
         let group = frames.group(f)
         let inherited = flags.intersection([.uptodate, .dirty, .swapbacked, .referenced, .workingset])
+        let uses = frames.uses(f)
         for i in 0..<nr {
             let page = Folio(frame: f.frame + UInt32(i))
             frames.initializeMeta(page, order: 0, group: group)
             frames.setOwner(page, owner + UInt64(i))
             if i > 0 {
+                frames.setUses(page, uses)
                 frames.setFlags(page, inherited)
                 frames.initializeRefcount(page, 1)
                 lru(page).add(page, to: .inactive)

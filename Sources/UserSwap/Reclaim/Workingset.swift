@@ -7,29 +7,35 @@ import Synchronization
 /// the page would have stayed resident had the active list been that much bigger: then it is
 /// activated at once instead of starting over on the inactive list.
 struct Shadow: Equatable {
-    static let ageBits = 42
+    static let ageBits = 38
     static let groupBits = 10
+    static let usesBits = 4
     static let ageMask: UInt64 = (1 << UInt64(ageBits)) - 1
 
     var age: UInt64
     var group: Int
     var workingset: Bool
+    /// The folio's use count at eviction (`UseCount`), for the `.frequency` policy.
+    var uses: Int
 
-    init(age: UInt64, group: Int, workingset: Bool) {
+    init(age: UInt64, group: Int, workingset: Bool, uses: Int = 0) {
         self.age = age & Self.ageMask
         self.group = group
         self.workingset = workingset
+        self.uses = min(uses, UseCount.maxCount)
     }
 
-    /// The 53-bit slot payload.
+    /// The 53-bit slot payload: uses, workingset, group, age (high to low).
     var packed: UInt64 {
-        (workingset ? 1 << UInt64(Self.ageBits + Self.groupBits) : 0) | UInt64(group) << UInt64(Self.ageBits) | age
+        UInt64(uses) << UInt64(Self.ageBits + Self.groupBits + 1)
+            | (workingset ? 1 << UInt64(Self.ageBits + Self.groupBits) : 0) | UInt64(group) << UInt64(Self.ageBits) | age
     }
 
     init(packed: UInt64) {
         age = packed & Self.ageMask
         group = Int(packed >> UInt64(Self.ageBits)) & ((1 << Self.groupBits) - 1)
         workingset = packed >> UInt64(Self.ageBits + Self.groupBits) & 1 == 1
+        uses = Int(packed >> UInt64(Self.ageBits + Self.groupBits + 1)) & ((1 << Self.usesBits) - 1)
     }
 }
 
@@ -40,7 +46,9 @@ extension SwapEngine {
         let group = groups[frames.group(f)]
         let age = group.nonresidentAge.wrappingAdd(1, ordering: .relaxed).oldValue
         let flags = frames.flags(f)
-        return Shadow(age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active)).packed
+        let uses = policy == .frequency ? frames.uses(f).count(at: age / useHalfLife(group)) : 0
+        return Shadow(age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active),
+                      uses: uses).packed
     }
 
     /// Decides where a folio that replaced `shadow` starts (kernel: `workingset_refault`):
@@ -59,6 +67,14 @@ extension SwapEngine {
             frames.setFlags(f, .workingset)
             stats.count(.restores)
             group.count(.workingsetRestore)
+        }
+        if policy == .frequency {
+            // The count the page left with, halved once per half-life it spent on the device: a
+            // page that keeps coming back ranks as used as it was. This use is counted by the pin
+            // that the fault serves.
+            let halvings = distance / useHalfLife(group)
+            startUses(f, group: group, count: halvings >= 4 ? 0 : shadow.uses >> Int(halvings))
+            return false
         }
         guard workingsetDetection, distance <= UInt64(group.lru.pages(.active)) else { return false }
         stats.count(.activations)

@@ -32,6 +32,7 @@ extension Region {
                         }
                         let used: FolioFlags = marksReferenced ? .referenced : []
                         frames.markFlags(f, access == .write ? used.union(.dirty) : used)
+                        if marksReferenced { frames.noteUse(f) }
                         let start = window?.engineAddress(page) ?? engine.arena.address(pte.frame)
                         let bytes = UnsafeMutableRawBufferPointer(start: start, count: SwapPage.size)
                         return Pin(bytes: bytes, page: page, engine: engine, folio: f)

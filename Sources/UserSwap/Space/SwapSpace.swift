@@ -17,14 +17,9 @@ public final class SwapSpace: Sendable {
         public var devices: [DeviceConfiguration]
         /// How concurrent swap-ins of one entry synchronize (the seed's protocol by default).
         public var sync: SwapInSync
-        /// How reclaim picks pages (the kernel's two lists with refault detection by default).
+        /// How reclaim picks pages: frequency-ranked eviction by default (`ReclaimPolicy`);
+        /// `.workingset` for the kernel's two lists with refault detection.
         public var reclaimPolicy: ReclaimPolicy
-        /// Refault detection: a page that comes back soon after eviction goes straight to the
-        /// active list (`reclaimPolicy == .workingset`).
-        public var workingsetDetection: Bool {
-            get { reclaimPolicy == .workingset }
-            set { reclaimPolicy = newValue ? .workingset : .activeInactive }
-        }
         /// Run a background reclaimer thread (kswapd); without it, only allocating threads
         /// reclaim.
         public var backgroundReclaim: Bool
@@ -37,7 +32,7 @@ public final class SwapSpace: Sendable {
         public var ioOptions: IOEngineOptions
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
-                    workingsetDetection: Bool = true, reclaimPolicy: ReclaimPolicy? = nil,
+                    reclaimPolicy: ReclaimPolicy = .frequency,
                     backgroundReclaim: Bool = true, encryption: Encryption = .none,
                     ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()) {
             self.ioEngine = ioEngine
@@ -45,7 +40,7 @@ public final class SwapSpace: Sendable {
             self.memory = memory
             self.devices = devices
             self.sync = sync
-            self.reclaimPolicy = reclaimPolicy ?? (workingsetDetection ? .workingset : .activeInactive)
+            self.reclaimPolicy = reclaimPolicy
             self.backgroundReclaim = backgroundReclaim
             self.encryption = encryption
         }

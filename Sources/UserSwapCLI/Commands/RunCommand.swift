@@ -57,7 +57,7 @@ enum RunCommand {
         }
         return """
         userswap run: \(c.kind.rawValue), \(ByteSize.format(c.dataBytes)) of data in a \(ByteSize.format(c.memoryBytes)) RAM budget (\(LatencySummary.trimmed(ratio))×), \(c.threads == 1 ? "1 thread" : "\(c.threads) threads")\(limit)
-          \(mode == .transparent ? "transparent region (plain loads and stores, faults served by \(c.transparentFaults == .faultingThread ? "the faulting thread" : "handler threads")), " : "")\(c.swapProtocol.rawValue) protocol, workingset detection \(c.workingsetDetection ? "on" : "off"), seed \(c.seed)
+          \(mode == .transparent ? "transparent region (plain loads and stores, faults served by \(c.transparentFaults == .faultingThread ? "the faulting thread" : "handler threads")), " : "")\(c.swapProtocol.rawValue) protocol, reclaim policy \(c.reclaimPolicy.benchName), seed \(c.seed)
           swap: \(swap)
         """
     }

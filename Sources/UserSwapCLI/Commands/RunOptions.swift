@@ -29,6 +29,8 @@ public struct RunOptions: Equatable, Sendable {
     public var mode: BenchMode = .explicit
     /// `--faults`: who serves a transparent region's faults.
     public var transparentFaults: TransparentRegion.FaultService = .handlerThreads(4)
+    /// `--policy`: how reclaim picks pages.
+    public var reclaimPolicy: ReclaimPolicy = .frequency
     /// `--write-ratio`; nil: `WorkloadConfiguration.defaultWriteRatio`.
     public var writeRatio: Double?
     /// `--seed`.
@@ -52,6 +54,7 @@ public struct RunOptions: Equatable, Sendable {
             writeRatio: writeRatio ?? WorkloadConfiguration.defaultWriteRatio,
             seed: seed, swapProtocol: swapProtocol)
         c.transparentFaults = transparentFaults
+        c.reclaimPolicy = reclaimPolicy
         return c
     }
 }
@@ -116,6 +119,12 @@ extension CommandLineTool {
             case "faulting-thread": options.transparentFaults = .faultingThread
             default: throw UsageError("--faults '\(text)' is not one of: handler-threads, faulting-thread", verb: verb)
             }
+        }
+        if let text = parsed.value("policy") {
+            guard let policy = ReclaimPolicy(benchName: text.replacingOccurrences(of: "-", with: "_")) else {
+                throw UsageError("--policy '\(text)' is not one of: frequency, workingset, active-inactive, second-chance", verb: verb)
+            }
+            options.reclaimPolicy = policy
         }
         if let text = parsed.value("protocol") {
             options.swapProtocol = try ArgumentParser.choice(text, option: "protocol", verb: verb) as BenchProtocol

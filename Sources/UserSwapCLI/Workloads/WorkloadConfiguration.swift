@@ -37,7 +37,13 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var loadFactor: Double
     public var seed: UInt64
     public var swapProtocol: BenchProtocol
-    public var workingsetDetection: Bool
+    /// How reclaim picks pages (`--param policy=…` in the benchmarks).
+    public var reclaimPolicy: ReclaimPolicy
+    /// Refault activation: the kernel's lists with it (`.workingset`) or without (`.activeInactive`).
+    public var workingsetDetection: Bool {
+        get { reclaimPolicy == .workingset }
+        set { reclaimPolicy = newValue ? .workingset : .activeInactive }
+    }
     public var backgroundReclaim: Bool
     /// How many times each page repeats its first 4096 / N bytes (`PagePattern`'s period): 1,
     /// the default, is incompressible; N makes pages that compress to about 1/N (the page
@@ -61,7 +67,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         kind: WorkloadKind, memoryBytes: Int64, dataBytes: Int64, threads: Int, limit: WorkloadLimit,
         writeRatio: Double = defaultWriteRatio, theta: Double = defaultTheta, loadFactor: Double = defaultLoadFactor,
         seed: UInt64 = defaultSeed, swapProtocol: BenchProtocol = .swapcache,
-        workingsetDetection: Bool = true, backgroundReclaim: Bool = true
+        reclaimPolicy: ReclaimPolicy = .frequency, backgroundReclaim: Bool = true
     ) {
         self.kind = kind
         self.memoryBytes = memoryBytes
@@ -73,7 +79,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         self.loadFactor = loadFactor
         self.seed = seed
         self.swapProtocol = swapProtocol
-        self.workingsetDetection = workingsetDetection
+        self.reclaimPolicy = reclaimPolicy
         self.backgroundReclaim = backgroundReclaim
     }
 
@@ -175,4 +181,22 @@ struct PreparedWorkload: Workload {
 
     func verificationPhase() -> WorkloadPhase { verify }
     func finalProblems() -> [String] { problems() }
+}
+
+extension ReclaimPolicy {
+    /// As `--param policy=` and the JSON reports spell it: `frequency`, `workingset`,
+    /// `active_inactive`, `second_chance`.
+    var benchName: String {
+        switch self {
+        case .frequency: "frequency"
+        case .workingset: "workingset"
+        case .activeInactive: "active_inactive"
+        case .secondChance: "second_chance"
+        }
+    }
+
+    init?(benchName: String) {
+        guard let match = Self.allCases.first(where: { $0.benchName == benchName }) else { return nil }
+        self = match
+    }
 }

@@ -24,6 +24,7 @@ extension WorkloadOutcome {
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
         if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)
+        report.extras["reclaim_policy"] = .string(configuration.reclaimPolicy.benchName)
         if let ioEngine {
             report.extras["io_engine"] = ["kind": .string(ioEngine.kind.rawValue), "reason": .string(ioEngine.reason),
                                           "fault_reads": .string(configuration.ioReadsInCaller ? "caller" : "engine"),

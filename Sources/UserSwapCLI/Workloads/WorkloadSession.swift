@@ -19,7 +19,7 @@ public enum WorkloadSession {
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
-            workingsetDetection: configuration.workingsetDetection, backgroundReclaim: configuration.backgroundReclaim,
+            reclaimPolicy: configuration.reclaimPolicy, backgroundReclaim: configuration.backgroundReclaim,
             encryption: encryption,
             ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(maxWritesInFlight: configuration.ioMaxWritesInFlight,
                                                                  readsInCaller: configuration.ioReadsInCaller)))

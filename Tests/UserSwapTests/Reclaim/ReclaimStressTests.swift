@@ -97,7 +97,7 @@ struct ReclaimStressTests {
 
     @Test("deactivated pages carry the workingset bit into their shadows")
     func restores() throws {
-        let (space, _) = try makeSpace(memoryPages: 64)
+        let (space, _) = try makeSpace(memoryPages: 64, policy: .workingset)
         let region = try space.makeRegion(bytes: 256 * SwapPage.size)
         for round in 0..<3 {
             for p in 0..<256 { try region.withPage(p, for: round == 0 ? .write : .read) { _ in } }
@@ -108,7 +108,7 @@ struct ReclaimStressTests {
 
     @Test("a page evicted and soon refaulted is activated by its shadow")
     func refaultActivation() throws {
-        let (space, _) = try makeSpace(memoryPages: 64)
+        let (space, _) = try makeSpace(memoryPages: 64, policy: .workingset)
         let region = try space.makeRegion(bytes: 8 * SwapPage.size)
         for p in 0..<8 { try region.withPage(p) { fill($0, page: p) } }
         try region.swapOut(pages: 0..<8)
@@ -119,10 +119,11 @@ struct ReclaimStressTests {
         #expect(space.statistics[.activations] == 0)
     }
 
-    @Test("shadows round-trip age, group and workingset bit")
+    @Test("shadows round-trip age, group, workingset bit and use count")
     func shadowEncoding() {
-        for (age, group, ws) in [(UInt64(0), 0, false), (Shadow.ageMask, 1023, true), (12345, 7, true)] {
-            let s = Shadow(age: age, group: group, workingset: ws)
+        for (age, group, ws, uses) in [(UInt64(0), 0, false, 0), (Shadow.ageMask, 1023, true, UseCount.maxCount),
+                                       (12345, 7, true, 9), (1 << 37, 512, false, 1)] {
+            let s = Shadow(age: age, group: group, workingset: ws, uses: uses)
             #expect(Shadow(packed: s.packed) == s)
             #expect(s.packed <= SwapTableSlot.maxPayload)
         }

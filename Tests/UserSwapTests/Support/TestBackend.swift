@@ -72,10 +72,10 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 /// Without a background reclaimer unless asked: tests that count reads and writes must not have
 /// a thread evicting pages behind their back.
 func makeSpace(memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync = .swapCache,
-               backgroundReclaim: Bool = false) throws -> (SwapSpace, TestBackend) {
+               policy: ReclaimPolicy = .frequency, backgroundReclaim: Bool = false) throws -> (SwapSpace, TestBackend) {
     let backend = TestBackend(pageCount: swapPages)
     let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                    backgroundReclaim: backgroundReclaim))
+                                    reclaimPolicy: policy, backgroundReclaim: backgroundReclaim))
     return (space, backend)
 }
 

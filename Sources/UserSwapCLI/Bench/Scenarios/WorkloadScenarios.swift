@@ -6,10 +6,10 @@ import UserSwap
 /// accesses for the open workloads. Every run ends with the workload's full verification.
 ///
 /// Parameters (`--param KEY=VALUE`):
-/// - `workingset=on|off|both`: workingset detection (refault activation) on (default) or off
-///   (plain second chance); `both` runs the two in one invocation, same seed and the same
-///   operations on each thread (the second run replays the first's per-thread counts), and
-///   reports their swap-ins side by side in `workingset_comparison`.
+/// - `policy=frequency|workingset|active_inactive|second_chance|all`: the reclaim policy
+///   (`ReclaimPolicy`, default frequency); `all` runs each in one invocation, same seed and the
+///   same operations on each thread (the later runs replay the first's per-thread counts), and
+///   reports their swap-ins side by side in `policy_comparison`.
 /// - `ops=N`: a fixed number of accesses instead of `--seconds` (open workloads).
 /// - `write_ratio=R` (open workloads, default 0.2; `seq` 0, see `SeqScenario`), `theta=T` (zipf, default 0.99),
 ///   `load=F` (hashtable fill, default 0.5).
@@ -32,7 +32,7 @@ import UserSwap
 /// resolves them (`TransparentRegion.FaultService`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["workingset", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -61,34 +61,25 @@ enum WorkloadBench {
             throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
         }
         let configuration = try configuration(kind, options: options, harness: harness)
-        let workingset: String = try options.parameter("workingset", default: "on")
-
-        switch workingset {
-        case "on", "off":
-            var one = configuration
-            one.workingsetDetection = workingset == "on"
-            let outcome = try runOnce(one, swap: swap, label: kind.rawValue, harness: harness)
+        guard options.parameters["policy"] == "all" else {
+            let outcome = try runOnce(configuration, swap: swap, label: kind.rawValue, harness: harness)
             return report(outcome, harness: harness)
-        case "both":
-            var on = configuration
-            on.workingsetDetection = true
-            let withDetection = try runOnce(on, swap: swap, label: "\(kind.rawValue) workingset on", harness: harness)
-            var off = configuration
-            off.workingsetDetection = false
-            if kind.isOpen {
-                // The same operations on each thread, so each thread draws the same pages.
-                off.limit = .operationsPerThread(withDetection.openOpsPerThread)
-            }
-            let without = try runOnce(off, swap: swap, label: "\(kind.rawValue) workingset off", harness: harness)
-            var report = report(withDetection, harness: harness)
-            report.verified = withDetection.verified && without.verified
-            let comparison = WorkingsetComparison(on: withDetection, off: without)
-            report.extras["workingset_comparison"] = comparison.json
-            harness.log(comparison.text)
-            return report
-        default:
-            throw BenchError("--param workingset=\(workingset): use on, off or both")
         }
+        // Every policy over the same operations: the first run's count per thread, replayed
+        // with the same seed, so each thread draws the same pages under each policy.
+        var outcomes: [(ReclaimPolicy, WorkloadOutcome)] = []
+        for policy in PolicyComparison.order {
+            var one = configuration
+            one.reclaimPolicy = policy
+            if kind.isOpen, let first = outcomes.first { one.limit = .operationsPerThread(first.1.openOpsPerThread) }
+            outcomes.append((policy, try runOnce(one, swap: swap, label: "\(kind.rawValue) policy \(policy.benchName)", harness: harness)))
+        }
+        let comparison = PolicyComparison(outcomes: outcomes)
+        var report = report(outcomes[0].1, harness: harness)
+        report.verified = outcomes.allSatisfy { $0.1.verified }
+        report.extras["policy_comparison"] = comparison.json
+        harness.log(comparison.text)
+        return report
     }
 
     /// The options, the scenario's defaults and the `--param`s, as a workload configuration.
@@ -121,6 +112,12 @@ enum WorkloadBench {
         guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
         configuration.ioMaxWritesInFlight = writes
         configuration.transparentFaults = try transparentFaults(options)
+        if let policy = options.parameters["policy"], policy != "all" {
+            guard let chosen = ReclaimPolicy(benchName: policy) else {
+                throw BenchError("--param policy=\(policy): use \(ReclaimPolicy.allCases.map(\.benchName).joined(separator: ", ")) or all")
+            }
+            configuration.reclaimPolicy = chosen
+        }
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
@@ -153,13 +150,14 @@ enum WorkloadBench {
     }
 }
 
-/// Two runs of one workload, with and without workingset detection: what refault activation
-/// saves (`swap_ins_ratio` = swap-ins without ÷ with, bigger is better for detection).
-struct WorkingsetComparison {
-    let on: WorkloadOutcome
-    let off: WorkloadOutcome
+/// One workload under every reclaim policy, over the same operations: what each policy swaps in
+/// (`swap_ins_ratio` = the kernel's policy's swap-ins ÷ this one's, bigger is better).
+struct PolicyComparison {
+    /// The default first: the others replay its operation counts.
+    static let order: [ReclaimPolicy] = [.frequency, .workingset, .activeInactive, .secondChance]
+    let outcomes: [(ReclaimPolicy, WorkloadOutcome)]
 
-    static func side(_ outcome: WorkloadOutcome) -> JSONValue {
+    static func side(_ outcome: WorkloadOutcome) -> [String: JSONValue] {
         let c = outcome.counters
         let run = outcome.measured
         return [
@@ -172,32 +170,39 @@ struct WorkingsetComparison {
         ]
     }
 
-    var swapIns: (on: Int, off: Int) { (on.counters[.swapIns] ?? 0, off.counters[.swapIns] ?? 0) }
-
-    /// Swap-ins without detection ÷ with it; nil when the run with it did none.
-    var ratio: Double? { swapIns.on > 0 ? Double(swapIns.off) / Double(swapIns.on) : nil }
+    func swapIns(_ policy: ReclaimPolicy) -> Int? {
+        outcomes.first { $0.0 == policy }.map { $0.1.counters[.swapIns] ?? 0 }
+    }
 
     var json: JSONValue {
-        var object: [String: JSONValue] = ["on": Self.side(on), "off": Self.side(off),
-                                           "same_ops": .bool(on.measured.ops == off.measured.ops)]
-        if let ratio { object["swap_ins_ratio"] = JSONValue(ratio) }
-        if on.measured.opsPerSecond > 0 && off.measured.opsPerSecond > 0 {
-            object["ops_per_s_ratio"] = JSONValue(on.measured.opsPerSecond / off.measured.opsPerSecond)
+        let kernel = swapIns(.workingset) ?? 0
+        var object: [String: JSONValue] = [:]
+        for (policy, outcome) in outcomes {
+            var side = Self.side(outcome)
+            let own = outcome.counters[.swapIns] ?? 0
+            if own > 0 { side["swap_ins_ratio"] = JSONValue(Double(kernel) / Double(own)) }
+            object[policy.benchName] = .object(side)
         }
-        object["note"] = "swap_ins_ratio = swap-ins without workingset detection (plain second chance) ÷ with it, over the same operations per thread and seed; above 1 means detection saved swap-ins"
+        object["same_ops"] = .bool(Set(outcomes.map { $0.1.measured.ops }).count == 1)
+        object["note"] = "each policy over the same operations per thread and seed; swap_ins_ratio = swap-ins of workingset (the kernel's lists with refault activation) ÷ this policy's: above 1 means fewer swap-ins than the kernel's policy"
         return .object(object)
     }
 
     var text: String {
-        let (a, b) = swapIns
-        let ratioText = ratio.map { "×\(LatencySummary.trimmed($0))" } ?? "n/a"
-        return "workingset detection on: \(a) swap-ins, \(on.counters[.activations] ?? 0) activations; off (plain second chance): \(b) swap-ins; off ÷ on = \(ratioText) over \(on.measured.ops) operations each"
+        let kernel = swapIns(.workingset) ?? 0
+        let parts = outcomes.map { policy, outcome in
+            let own = outcome.counters[.swapIns] ?? 0
+            let ratio = own > 0 ? " (×\(LatencySummary.trimmed(Double(kernel) / Double(own))))" : ""
+            return "\(policy.benchName) \(own)\(ratio)"
+        }
+        return "swap-ins by policy over \(outcomes.first?.1.measured.ops ?? 0) operations each: " + parts.joined(separator: ", ")
+            + "; (×) = workingset's ÷ the policy's"
     }
 }
 
 enum ZipfScenario: BenchScenario {
     static let name = "zipf"
-    static let summary = "Zipf θ=0.99 accesses over data 4× the budget (--param workingset=both: with vs without refault activation)"
+    static let summary = "Zipf θ=0.99 accesses over data 4× the budget (--param policy=all: every reclaim policy over the same operations)"
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.zipf, options: options, harness: harness) }
 }
 
