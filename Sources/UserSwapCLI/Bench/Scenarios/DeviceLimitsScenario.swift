@@ -40,8 +40,12 @@ enum DeviceLimitsScenario: BenchScenario {
     static let transfer = RawSequentialBandwidth.transfer
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" }) {
-            throw BenchError("--param \(unknown): device-limits knows large_folio")
+        if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" && $0 != "policy" }) {
+            throw BenchError("--param \(unknown): device-limits knows large_folio, policy")
+        }
+        let policyName: String = try options.parameter("policy", default: ReclaimPolicy.frequency.benchName)
+        guard let policy = ReclaimPolicy(benchName: policyName) else {
+            throw BenchError("--param policy=\(policyName): use \(ReclaimPolicy.allCases.map(\.benchName).joined(separator: ", "))")
         }
         let largeText: String = try options.parameter("large_folio", default: "64K")
         guard case .success(let large) = ByteSize.parse(largeText), large > 4096, large <= 2 << 20, large & (large - 1) == 0 else {
@@ -57,11 +61,11 @@ enum DeviceLimitsScenario: BenchScenario {
         return try harness.withScratchDirectory { folder in
             let raw = try measureRaw(folder: folder, bytes: dataBytes, threads: threads, seconds: seconds, harness: harness)
             let swap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
-                                           seconds: seconds, folioSize: 4096, harness: harness)
+                                           seconds: seconds, folioSize: 4096, policy: policy, harness: harness)
             // The same streams with large folios (the kernel's mTHP swap-out): one reclaim
             // decision, one swap cache insert and one slot run per folio instead of per page.
             let largeSwap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
-                                                seconds: 0, folioSize: Int(large), harness: harness)
+                                                seconds: 0, folioSize: Int(large), policy: policy, harness: harness)
             var report = harness.report(swap.random ?? swap.stream)
             report.budgetBytes = Int64(memory)
             report.dataBytes = dataBytes
@@ -208,13 +212,14 @@ enum DeviceLimitsScenario: BenchScenario {
     /// UserSwap's phases over a region of `folioSize` folios; the random phase is skipped when
     /// `seconds` is 0.
     static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
-                                folioSize: Int, harness: BenchHarness) throws -> Swap {
+                                folioSize: Int, policy: ReclaimPolicy, harness: BenchHarness) throws -> Swap {
         let pages = Int(dataBytes / 4096)
         // Its own file per run: the previous run's space may still be letting go of its file.
         let path = folder + "/swap-\(folioSize >> 10)k"
         defer { unlink(path) }
         let space = try SwapSpace(.init(memory: memory, devices: [.file(path: path, size: dataBytes * 2 + 4096)],
-                                        sync: harness.swapProtocol == .legacy ? .legacy : .swapCache))
+                                        sync: harness.swapProtocol == .legacy ? .legacy : .swapCache,
+                                        reclaimPolicy: policy))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
         let stats = space.statistics
