@@ -99,7 +99,7 @@ final class SwapEngine: Sendable {
             var waiting = BoundedWait.reclaim
             while head == nil && idle < 3 {
                 wakeBackgroundReclaim()
-                let freed = shrink(target: max(32, 2 * nr))
+                let freed = shrink(target: max(32, 2 * nr), batchSize: directBatch)
                 head = pool.allocate(order: order)
                 if head == nil && freed == 0 && (reclaimInProgress || asyncReads.outstanding > 0) && waiting.pause() {
                     // Another reclaimer holds the candidates; its frees are ours to take. Or
