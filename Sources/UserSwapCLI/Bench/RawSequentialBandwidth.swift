@@ -2,7 +2,9 @@ import UserSwap
 
 /// The raw sequential bandwidth of the file system under a swap file: a scratch file of `bytes`
 /// in `folder`, `fallocate`d (`DirectIOFile`), written and then read whole in 1 MiB `O_DIRECT`
-/// transfers, one thread (queue depth 1). What `bench device-limits` and `bench seq` compare
+/// transfers by as many threads as the benchmark's (each its own share, one transfer in flight
+/// per thread: queue depth 2 for the default two; it was one thread until session 4, whose QD1
+/// reads ran anywhere from 0.77 to 1.95 GiB/s on this disk). What `bench device-limits` and `bench seq` compare
 /// UserSwap's sequential swap-out and swap-in with, measured in the same run.
 ///
 /// Two passes of each. The write that counts is the first: it writes into `fallocate`d space
@@ -22,6 +24,8 @@ struct RawSequentialBandwidth {
     /// The faster read pass, and both passes' MiB/s.
     var read: TimedRun
     var readPasses: [Double]
+    /// Threads streaming at once (transfers in flight).
+    var threads: Int
 
     /// One op is 1 MiB, so ops/s is MiB/s.
     var writeMiBPerSecond: Double { write.opsPerSecond }
@@ -37,41 +41,41 @@ struct RawSequentialBandwidth {
             "sequential_read_latency_us_per_mib": JSONValue(read.latency),
             "sequential_read_passes_mib_per_s": .array(readPasses.map { JSONValue($0) }),
             "transfer_bytes": JSONValue(Self.transfer),
+            "sequential_threads": JSONValue(threads),
         ]
     }
 
     /// Measures `file` (created by the caller, who may use it for more afterwards): a
-    /// whole-file write pass, then a whole-file read pass, twice each. The write comes first: reads of
-    /// never-written blocks would not reach the disk.
-    static func measure(_ file: DirectIOFile, harness: BenchHarness) throws -> RawSequentialBandwidth {
+    /// whole-file write pass, then a whole-file read pass, twice each, by `threads` threads that
+    /// each stream their own contiguous share in order — as the benchmarks' threads stream
+    /// theirs (one transfer in flight per thread). The write comes first: reads of never-written
+    /// blocks would not reach the disk.
+    static func measure(_ file: DirectIOFile, threads: Int, harness: BenchHarness) throws -> RawSequentialBandwidth {
         let chunks = Int(file.bytes / Int64(transfer))
-        let writes = try (1...2).map { pass in
-            try harness.runTimed(pass == 1 ? "sequential write" : "sequential overwrite", threads: 1, limit: .callsPerThread(chunks),
-                                 setUp: { _ in (AlignedBuffer(count: transfer), 0) },
+        let threads = max(1, min(threads, chunks))
+        let share = chunks / threads
+        @Sendable func pass(_ label: String, _ body: @escaping @Sendable (AlignedBuffer, Int64) throws -> Void) throws -> TimedRun {
+            try harness.runTimed(label, threads: threads, limit: .callsPerThread(share),
+                                 setUp: { t in (AlignedBuffer(count: transfer), t * share) },
                                  operation: { state in
-                                     try file.write(UnsafeRawBufferPointer(state.0.bytes), at: Int64(state.1) * Int64(transfer))
+                                     try body(state.0, Int64(state.1) * Int64(transfer))
                                      state.1 += 1
                                  })
         }
-
-        let passes = try (1...2).map { pass in
-            try harness.runTimed("sequential read (pass \(pass))", threads: 1, limit: .callsPerThread(chunks),
-                                 setUp: { _ in (AlignedBuffer(count: transfer), 0) },
-                                 operation: { state in
-                                     try file.read(into: state.0.bytes, at: Int64(state.1) * Int64(transfer))
-                                     state.1 += 1
-                                 })
+        let write = try pass("sequential write") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
+        let overwrite = try pass("sequential overwrite") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
+        let passes = try (1...2).map { n in
+            try pass("sequential read (pass \(n))") { buffer, offset in try file.read(into: buffer.bytes, at: offset) }
         }
         let read = passes.max { $0.opsPerSecond < $1.opsPerSecond }!
-        return RawSequentialBandwidth(write: writes[0], overwrite: writes[1],
-                                      read: read, readPasses: passes.map(\.opsPerSecond))
+        return RawSequentialBandwidth(write: write, overwrite: overwrite, read: read, readPasses: passes.map(\.opsPerSecond), threads: threads)
     }
 
     /// Measures a scratch file of `bytes` (rounded down to whole MiB, at least one) in
     /// `folder`, removed afterwards.
-    static func measure(folder: String, bytes: Int64, harness: BenchHarness) throws -> RawSequentialBandwidth {
+    static func measure(folder: String, bytes: Int64, threads: Int, harness: BenchHarness) throws -> RawSequentialBandwidth {
         let size = max(Int64(transfer), bytes / Int64(transfer) * Int64(transfer))
         let file = try DirectIOFile(path: folder + "/raw", bytes: size)
-        return try measure(file, harness: harness)
+        return try measure(file, threads: threads, harness: harness)
     }
 }

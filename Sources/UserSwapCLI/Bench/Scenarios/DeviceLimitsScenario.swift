@@ -120,14 +120,14 @@ enum DeviceLimitsScenario: BenchScenario {
                  "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1048576), "latency_us": JSONValue(entry.run.latency)]
             })
             object["memcpy_gib_per_s"] = JSONValue(memcpyGiBPerSecond)
-            object["io"] = "O_DIRECT pread/pwrite on a fallocated file; random reads: one blocking pread per thread (queue depth = threads)"
+            object["io"] = "O_DIRECT pread/pwrite on a fallocated file; sequential: 1 MiB transfers by sequential_threads threads, each its own share; random reads: one blocking pread per thread (queue depth = threads)"
             return .object(object)
         }
     }
 
     static func measureRaw(folder: String, bytes: Int64, threads: Int, seconds: Double, harness: BenchHarness) throws -> Raw {
         let file = try DirectIOFile(path: folder + "/raw", bytes: bytes)
-        let sequential = try RawSequentialBandwidth.measure(file, harness: harness)
+        let sequential = try RawSequentialBandwidth.measure(file, threads: threads, harness: harness)
         let pages = UInt64(bytes / 4096)
         var random: [(Int, TimedRun)] = []
         for count in Set([1, threads, 32]).sorted() {

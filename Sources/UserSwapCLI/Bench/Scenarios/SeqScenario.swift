@@ -39,11 +39,11 @@ enum SeqScenario: BenchScenario {
         let swapIns = report.swapIns
         let streamMiBPerSecond = seconds > 0 ? Double(swapIns) * 4096 / 1048576 / seconds : 0
         let raw = try harness.withScratchDirectory { folder in
-            try RawSequentialBandwidth.measure(folder: folder, bytes: report.dataBytes, harness: harness)
+            try RawSequentialBandwidth.measure(folder: folder, bytes: report.dataBytes, threads: report.threads, harness: harness)
         }
         let share = raw.readMiBPerSecond > 0 ? streamMiBPerSecond / raw.readMiBPerSecond : 0
         var rawJSON = raw.json
-        rawJSON["io"] = "O_DIRECT pread/pwrite on a fallocated scratch file of the data's size in the swap file's folder, one thread"
+        rawJSON["io"] = "O_DIRECT pread/pwrite on a fallocated scratch file of the data's size in the swap file's folder, as many threads as the stream, each its own share"
         report.extras["raw"] = .object(rawJSON)
         report.extras["seq_swap_in_mib_per_s"] = JSONValue(streamMiBPerSecond)
         report.extras["shares"] = [
