@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UserSwap
 @testable import UserSwapCLI
 
 extension CLI {
@@ -25,6 +26,32 @@ extension CLI {
                 let o = BenchOptions(scenario: "random", parameters: bad, showsProgress: false)
                 #expect(throws: BenchError.self) { try WorkloadBench.configuration(.random, options: o, harness: Self.harness(o)) }
             }
+        }
+
+        @Test("the workload benchmarks take the reclaim policy as a --param; all runs each over the same operations")
+        func policyParameter() throws {
+            let defaults = try WorkloadBench.configuration(.zipf, options: BenchOptions(scenario: "zipf", showsProgress: false),
+                                                           harness: Self.harness())
+            #expect(defaults.reclaimPolicy == .frequency)
+            for policy in ReclaimPolicy.allCases {
+                let o = BenchOptions(scenario: "zipf", parameters: ["policy": policy.benchName], showsProgress: false)
+                #expect(try WorkloadBench.configuration(.zipf, options: o, harness: Self.harness(o)).reclaimPolicy == policy)
+            }
+            let bad = BenchOptions(scenario: "zipf", parameters: ["policy": "lru"], showsProgress: false)
+            #expect(throws: BenchError.self) { try WorkloadBench.configuration(.zipf, options: bad, harness: Self.harness(bad)) }
+
+            // policy=all: four runs on a memory device, the later ones replaying the first's operations.
+            let all = BenchOptions(scenario: "zipf", memoryBytes: 1 << 20, dataBytes: 4 << 20,
+                                   parameters: ["policy": "all", "device": "memory", "ops": "20000"], showsProgress: false)
+            let report = try WorkloadBench.run(.zipf, options: all, harness: Self.harness(all))
+            #expect(report.verified)
+            guard case .object(let comparison)? = report.extras["policy_comparison"] else {
+                Issue.record("no policy_comparison in \(report.extras.keys.sorted())"); return
+            }
+            #expect(Set(comparison.keys).isSuperset(of: ReclaimPolicy.allCases.map(\.benchName)))
+            #expect(comparison["same_ops"] == .bool(true))
+            guard case .object(let kernel)? = comparison["workingset"] else { Issue.record("no workingset side"); return }
+            #expect(kernel["swap_ins_ratio"] == JSONValue(1.0))
         }
 
         @Test("a fixed number of calls per thread gives exactly that many ops, all timed")

@@ -37,6 +37,7 @@ extension CLI {
                 "--workload", "random", "--memory", "64M", "--data=512M", "--threads", "4", "--ops", "1000",
                 "--swap", "/tmp/x.swap", "--protocol", "legacy", "--write-ratio", "0.5", "--seed", "99",
                 "--json", "out.json", "--no-progress", "--mode", "transparent", "--faults", "faulting-thread",
+                "--policy", "second-chance",
             ])
             var expected = RunOptions()
             expected.workload = .random
@@ -52,7 +53,12 @@ extension CLI {
             expected.showsProgress = false
             expected.mode = .transparent
             expected.transparentFaults = .faultingThread
+            expected.reclaimPolicy = .secondChance
             #expect(options == expected)
+            #expect(options.configuration.reclaimPolicy == .secondChance)
+            #expect(RunOptions().configuration.reclaimPolicy == .frequency)
+            #expect(try Self.parsed(["--policy", "workingset"]).configuration.reclaimPolicy == .workingset)
+            #expect(try Self.parsed(["--policy", "active-inactive"]).configuration.reclaimPolicy == .activeInactive)
             #expect(options.configuration.transparentFaults == .faultingThread)
             #expect(try Self.parsed(["--seconds", "2.5", "--json"]).limit == .seconds(2.5))
             #expect(try Self.parsed(["--json"]).json == .stdout)
@@ -72,6 +78,7 @@ extension CLI {
             (["--seed", "-1"], "--seed"),
             (["--faults", "faulting-thread"], "--faults applies to --mode transparent only"),
             (["--mode", "transparent", "--faults", "kernel"], "--faults 'kernel' is not one of"),
+            (["--policy", "lru"], "--policy 'lru' is not one of: frequency, workingset"),
             (["--swap="], "--swap"),
             (["--size", "1G"], "unknown option '--size'"),
         ]
@@ -88,7 +95,7 @@ extension CLI {
         func help() {
             let result = runTool(["help", "run"])
             #expect(result.status == 0)
-            for word in ["--workload", "--memory", "--data", "--ops", "--seconds", "--swap", "--write-ratio", "--protocol", "hashtable", "usemem"] {
+            for word in ["--workload", "--memory", "--data", "--ops", "--seconds", "--swap", "--write-ratio", "--protocol", "--policy", "hashtable", "usemem"] {
                 #expect(result.stdout.contains(word), "help lacks \(word)")
             }
         }
