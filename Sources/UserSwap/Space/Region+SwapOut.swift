@@ -4,8 +4,10 @@
 extension Region {
     /// Moves the resident pages of `pages` to swap and frees their frames. Pinned pages and
     /// pages someone is faulting in are skipped (they are busy). Returns how many were freed.
-    /// Throws `.swapFull` when no slot is left, or a device's write error (the page then stays
-    /// safely in memory, dirty).
+    /// Copies of swapped pages left in the swap cache go too: clean ones (read ahead, never
+    /// used) are dropped without counting; a dirty one (its write failed earlier) is written
+    /// and counts. Throws `.swapFull` when no slot is left, or a device's write error (the page
+    /// then stays safely in memory, dirty).
     @discardableResult
     public func swapOut(pages: Range<Int>) throws(SwapError) -> Int {
         guard !pages.isEmpty else { return 0 }
@@ -16,10 +18,12 @@ extension Region {
         return freed
     }
 
-    /// Swaps out the folio mapped at `page`. Returns true if its frames were freed.
+    /// Swaps out the folio mapped at `page`, or the copy of a swapped page still in the swap
+    /// cache. Returns true if a page whose data only memory held left it.
     func shrinkPage(_ page: Int) throws(SwapError) -> Bool {
         let frames = engine.frames
         let pte = pte(page)
+        if pte.isSwap { return try shrinkCached(pte.swapEntry) }
         guard pte.isPresent else { return false }
         let f = frames.folio(containing: pte.frame)
         guard frames.tryGet(f) else { return false }
@@ -35,6 +39,46 @@ extension Region {
         frames.unlock(f)
         if removed { engine.freeFolio(f) } else { engine.putFolio(f) }
         return removed
+    }
+
+    /// A swapped page whose folio is still in the swap cache, mapped by nobody: a readahead
+    /// copy nobody used, or a page whose write failed after it was unmapped (it stays there,
+    /// dirty, so that no data is lost). Writes it if it is dirty, then takes it out of memory.
+    /// Returns true for a dirty page freed — memory held the only copy of its data, so it
+    /// counts as a page swapped out; a clean copy is dropped without counting (the page was
+    /// swapped out already). Throws the device's error if the write fails again (the folio then
+    /// stays cached and dirty, as before).
+    private func shrinkCached(_ entry: SwapEntry) throws(SwapError) -> Bool {
+        let frames = engine.frames
+        guard let f = engine.swapCacheGetFolio(entry) else { return false }
+        frames.lock(f)
+        let outcome: (removed: Bool, wasDirty: Bool)
+        do {
+            outcome = try shrinkCachedLocked(f, entry)
+        } catch {
+            frames.unlock(f)
+            engine.putFolio(f)
+            throw error
+        }
+        frames.unlock(f)
+        // Taken out of the cache, its references (ours too) are gone: free it.
+        if outcome.removed { engine.freeFolio(f) } else { engine.putFolio(f) }
+        return outcome.removed && outcome.wasDirty
+    }
+
+    /// `shrinkCached(_:)` with the folio locked and referenced.
+    private func shrinkCachedLocked(_ f: Folio, _ entry: SwapEntry) throws(SwapError) -> (removed: Bool, wasDirty: Bool) {
+        let frames = engine.frames
+        let flags = frames.flags(f)
+        // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
+        // present-page path's).
+        guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f) == 0,
+              let device = engine.devices.device(for: frames.entry(f)) else { return (false, false) }
+        let dirty = flags.contains(.dirty)
+        if dirty { try engine.writeback(f, device: device) }
+        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else { return (false, false) }
+        if !dirty { engine.stats.count(.cleanDrops) }
+        return (true, dirty)
     }
 
     /// Swaps out folio `f`, whose first page is mapped by this region (its reverse map). Caller

@@ -200,7 +200,6 @@ struct FaultInjectionTests {
     }
 
     @Test("after a failed write, swapping the same page out again writes it and frees its frame",
-          .disabled("engine bug: after a failed write the page is unmapped but its dirty folio stays in the swap cache; swapOut(pages:) skips it (returns 0) and the frame stays in use until reclaim or an access"),
           arguments: bothProtocols)
     func failedWriteRetriedBySwapOut(sync: SwapInSync) throws {
         let (space, flaky, memory) = try makeFaultySpace(memoryPages: 16, sync: sync)

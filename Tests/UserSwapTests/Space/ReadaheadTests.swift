@@ -63,6 +63,22 @@ struct ReadaheadTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("swapOut(pages:) frees the copies that prefetch left in the cache, unused")
+    func swapOutDropsPrefetched() throws {
+        let (space, region, backend) = try Self.swapped(64)
+        #expect(try region.prefetch(pages: 0..<64) == 64)
+        #expect(space.residentFrames == 64)
+        let writes = space.statistics[.deviceWrites]
+        // Clean copies: dropped, nothing written, not counted (the pages were swapped out
+        // already). Before, swapOut skipped every page that was not mapped, and the copies
+        // stayed until reclaim came for them.
+        #expect(try region.swapOut(pages: 0..<64) == 0)
+        #expect(space.residentFrames == 0 && space.statistics[.deviceWrites] == writes)
+        for p in 0..<64 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(backend.totalReads == 128)
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("pages read ahead and never used are counted as wasted when reclaimed")
     func wasted() throws {
         let (space, region, _) = try Self.swapped(64)
