@@ -7,8 +7,13 @@ extension SwapEngine {
     static let reclaimBatch = 32
     /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
     /// larger batches, whose runs of consecutive slots are longer writes now and longer
-    /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`).
-    static let backgroundBatch = 256
+    /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`). The
+    /// batch is sorted by region and page, so with two threads streaming each gets half of it
+    /// as one run of slots: 512 gave their readahead 180–209 pages per read where 256 gave
+    /// 112–134, and a 4 KiB fill 1,823–1,964 MiB/s where it made 1,517–1,848 (four
+    /// `device-limits` runs each, alternating; the sequential swap-in itself did not move beyond
+    /// the noise, 1,247–1,406 against 1,053–1,550 MiB/s, nor did zipf).
+    static let backgroundBatch = 512
     /// Folios isolated per batch by an allocation that found no free frame (direct reclaim), as
     /// many as the background reclaimer's. It waits for the batch's write, so a small batch
     /// would keep its stall short, but its writes are its batch at most: with 32 pages (the
@@ -16,9 +21,9 @@ extension SwapEngine {
     /// GiB/s, with 128 at 1.6–1.7, with 256 at 1.7–1.8 on a disk that writes 1.8–2.1 GiB/s
     /// (`bench usemem`, `device-limits`); the fill's p99.9 went from ~1.0 to ~1.5 ms (one 1 MiB
     /// write). Faults that only read rarely get here: the background reclaimer keeps ahead of them.
-    /// At most 1/64 of the budget (a small space keeps the kernel's 32: a batch that is a large
+    /// At most 1/32 of the budget (a small space keeps the kernel's 32: a batch that is a large
     /// share of memory evicts by batch, not by use).
-    var directBatch: Int { max(Self.reclaimBatch, min(256, frames.frameCount / 64)) }
+    var directBatch: Int { max(Self.reclaimBatch, min(512, frames.frameCount / 32)) }
     /// Whether the inactive list is short enough that the active one should age into it
     /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
     /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.

@@ -95,17 +95,17 @@ struct ReclaimStressTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("direct reclaim of a fill writes requests of its whole batch, 1/64 of the budget")
+    @Test("direct reclaim of a fill writes requests of its whole batch, 1/32 of the budget")
     func directReclaimWritesLargeRequests() throws {
-        // 4,096 frames: batches of 64 pages. With the kernel's 32 the fill wrote 128 KiB requests
-        // at most, and a 4 KiB fill reached 55–65 % of the disk's sequential write.
+        // 4,096 frames: batches of 128 pages. With the kernel's 32 the fill wrote 128 KiB
+        // requests at most, and a 4 KiB fill reached 55–65 % of the disk's sequential write.
         let (space, _) = try makeSpace(memoryPages: 4096, swapPages: 1 + 40 * 512)
-        #expect(space.engine.directBatch == 64)
+        #expect(space.engine.directBatch == 128)
         let region = try space.makeRegion(bytes: 16384 * SwapPage.size)
         for p in 0..<16384 { try region.withPage(p) { fill($0, page: p) } }
         let writes = space.statistics[.deviceWrites], pages = space.statistics[.swapOuts]
         #expect(pages >= 12288)
-        #expect(Double(pages) / Double(max(writes, 1)) > 48, "\(pages) pages in \(writes) writes")
+        #expect(Double(pages) / Double(max(writes, 1)) > 96, "\(pages) pages in \(writes) writes")
         for p in stride(from: 0, to: 16384, by: 61) { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         #expect(space.checkInvariants() == [])
     }
