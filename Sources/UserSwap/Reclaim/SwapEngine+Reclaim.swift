@@ -101,6 +101,7 @@ extension SwapEngine {
         var batch: [Folio] = []
         batch.reserveCapacity(batchSize)
         var ranks: [UInt64] = []
+        var victims: [Folio] = []
         // The previous batch's write-back, still in flight while this batch is scanned and
         // unmapped: the device writes one batch while the CPU prepares the next (kernel: kswapd
         // does not wait for the writeback it starts).
@@ -113,7 +114,7 @@ extension SwapEngine {
             let isolatedCount = batch.count
             var back = LRUPutBack()
             if policy == .frequency && !batch.isEmpty {
-                rankByUse(&batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks)
+                rankByUse(&batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks, victims: &victims)
             }
             if isolatedCount == 0 {
                 // Only active folios left (or none): age them and try again.

@@ -55,10 +55,11 @@ extension SwapEngine {
     /// in `kept` (they go back to the head of the list, their referenced bits cleared) and leaves
     /// the rest in `batch`, least used first, ties oldest first: those are swapped out, with any
     /// folio whose count decayed to zero, or the whole batch when all counts are equal.
-    /// `scratch` is the caller's buffer.
+    /// `scratch` and `victims` are the caller's buffers (no allocation per batch).
     /// `all`: after a pass that freed nothing (its victims pinned or busy), every folio of the
     /// batch is a victim, so that a few pinned, least used folios cannot make a group look full.
-    func rankByUse(_ batch: inout [Folio], group: MemoryGroup, all: Bool, kept: inout [Folio], scratch: inout [UInt64]) {
+    func rankByUse(_ batch: inout [Folio], group: MemoryGroup, all: Bool, kept: inout [Folio],
+                   scratch: inout [UInt64], victims: inout [Folio]) {
         let epoch = useEpoch(group)
         scratch.removeAll(keepingCapacity: true)
         for (i, f) in batch.enumerated() {
@@ -72,8 +73,7 @@ extension SwapEngine {
         }
         scratch.sort()
         let quota = all ? batch.count : max(1, batch.count / Self.evictedShareOfBatch)
-        var victims: [Folio] = []
-        victims.reserveCapacity(batch.count)
+        victims.removeAll(keepingCapacity: true)
         // A batch whose folios are all used alike (a fill, a stream: every page used once) has
         // nothing to rank: it goes whole and in order, as under plain second chance, rather than
         // being scattered over the list and its writes over the device. (Taking every tie of the
@@ -85,7 +85,7 @@ extension SwapEngine {
         }
         stats.count(.reclaimScanned, batch.count - victims.count)
         stats.count(.reclaimActivated, batch.count - victims.count)
-        batch = victims
+        swap(&batch, &victims)
     }
 
     /// The `.frequency` policy swaps out the least used 1 in this many folios of each batch it

@@ -39,11 +39,8 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var swapProtocol: BenchProtocol
     /// How reclaim picks pages (`--param policy=…` in the benchmarks).
     public var reclaimPolicy: ReclaimPolicy
-    /// Refault activation: the kernel's lists with it (`.workingset`) or without (`.activeInactive`).
-    public var workingsetDetection: Bool {
-        get { reclaimPolicy == .workingset }
-        set { reclaimPolicy = newValue ? .workingset : .activeInactive }
-    }
+    /// Refault activation: only the kernel's lists with it (`.workingset`) have it.
+    public var workingsetDetection: Bool { reclaimPolicy == .workingset }
     public var backgroundReclaim: Bool
     /// How many times each page repeats its first 4096 / N bytes (`PagePattern`'s period): 1,
     /// the default, is incompressible; N makes pages that compress to about 1/N (the page
@@ -198,5 +195,18 @@ extension ReclaimPolicy {
     init?(benchName: String) {
         guard let match = Self.allCases.first(where: { $0.benchName == benchName }) else { return nil }
         self = match
+    }
+}
+
+extension BenchOptions {
+    /// `--param policy=NAME` (default: frequency); `alsoAccepted` are words the caller handles
+    /// itself, named in the error.
+    func reclaimPolicy(orAlso alsoAccepted: [String] = []) throws -> ReclaimPolicy {
+        let name: String = try parameter("policy", default: ReclaimPolicy.frequency.benchName)
+        guard let policy = ReclaimPolicy(benchName: name) else {
+            let words = ReclaimPolicy.allCases.map(\.benchName) + alsoAccepted
+            throw BenchError("--param policy=\(name): use \(words.joined(separator: ", "))")
+        }
+        return policy
     }
 }

@@ -43,10 +43,7 @@ enum DeviceLimitsScenario: BenchScenario {
         if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" && $0 != "policy" }) {
             throw BenchError("--param \(unknown): device-limits knows large_folio, policy")
         }
-        let policyName: String = try options.parameter("policy", default: ReclaimPolicy.frequency.benchName)
-        guard let policy = ReclaimPolicy(benchName: policyName) else {
-            throw BenchError("--param policy=\(policyName): use \(ReclaimPolicy.allCases.map(\.benchName).joined(separator: ", "))")
-        }
+        let policy = try options.reclaimPolicy()
         let largeText: String = try options.parameter("large_folio", default: "64K")
         guard case .success(let large) = ByteSize.parse(largeText), large > 4096, large <= 2 << 20, large & (large - 1) == 0 else {
             throw BenchError("--param large_folio=\(largeText): give a power of two from 8K to 2M")

@@ -112,11 +112,8 @@ enum WorkloadBench {
         guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
         configuration.ioMaxWritesInFlight = writes
         configuration.transparentFaults = try transparentFaults(options)
-        if let policy = options.parameters["policy"], policy != "all" {
-            guard let chosen = ReclaimPolicy(benchName: policy) else {
-                throw BenchError("--param policy=\(policy): use \(ReclaimPolicy.allCases.map(\.benchName).joined(separator: ", ")) or all")
-            }
-            configuration.reclaimPolicy = chosen
+        if options.parameters["policy"] != "all" {
+            configuration.reclaimPolicy = try options.reclaimPolicy(orAlso: ["all"])
         }
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
