@@ -49,7 +49,13 @@ public final class SwapSpace: Sendable {
     /// A swap device to add to a space.
     public enum DeviceConfiguration: Sendable {
         /// A swap file; created (formatted) with `size` bytes when it does not exist.
-        case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = true)
+        ///
+        /// `discard` punches each freed cluster out of the file. Off by default, as the kernel's
+        /// `swapon` without `--discard`: the file keeps every block `format` allocated, so
+        /// swap-out never meets a full disk, and a rewritten slot is an overwrite of written
+        /// blocks rather than a new allocation the file system must convert (random swap: ~4 %
+        /// more throughput without it, see the README's Devices section).
+        case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = false)
         /// Pages in this process's memory (tests, benchmarks of the engine alone).
         case memory(bytes: Int, priority: Int = 0)
         /// Any backend (a tier over a file, a remote store); `discard` passes freed clusters down

@@ -8,8 +8,8 @@ import UserSwap
 /// UserSwap's sequential swap-out and swap-in with, measured in the same run.
 ///
 /// Two passes of each. The write that counts is the first: it writes into `fallocate`d space
-/// whose extents the file system still marks unwritten, as UserSwap's swap file is (created with
-/// `fallocate`, freed clusters punched out by discard). The second pass overwrites written
+/// whose extents the file system still marks unwritten, as a fresh UserSwap swap file is
+/// (created with `fallocate`; its slots' first writes). The second pass overwrites written
 /// blocks, which ext4 does much faster (3.8 against 2.0–2.1 GiB/s here): it is reported as
 /// `sequential_overwrite_mib_per_s`, for what a swap file written out in full would allow. The
 /// read that counts is the faster pass: this virtual disk's sequential read varies from one pass

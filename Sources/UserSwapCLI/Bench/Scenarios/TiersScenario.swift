@@ -165,7 +165,7 @@ struct TierSpaceSetup {
                 lower = MemoryBackend(pageCount: Int(swapBytes) / SwapPage.size)
             } else {
                 try SwapFile.format(path: path, bytes: swapBytes)
-                lower = try SwapFile.open(path: path, discard: true).backend
+                lower = try SwapFile.open(path: path).backend
             }
             if device.contains("encrypted") {
                 encrypted = try EncryptedTier(lower: lower)

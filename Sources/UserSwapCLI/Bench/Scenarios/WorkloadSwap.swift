@@ -101,7 +101,7 @@ struct WorkloadSwap {
                 try SwapFile.format(path: path, bytes: Int64(swapBytes))
                 let (_, file) = try SwapFile.open(path: path)
                 let (top, tiers) = try stack(over: file, budget: configuration.memoryBytes)
-                return try body(.backend(top, discard: true), tiers)
+                return try body(.backend(top), tiers)
             }
         case .memory:
             let memory = MemoryBackend(pageCount: swapBytes / SwapPage.size)
