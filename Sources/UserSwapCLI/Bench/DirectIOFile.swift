@@ -46,6 +46,19 @@ final class DirectIOFile: Sendable {
         }
     }
 
+    /// Reads `buffer.byteCount` bytes at `offset` into its scattered pages in one `preadv`, as
+    /// a swap-in run reads into frames that lie anywhere in memory. A short read is an error:
+    /// with `O_DIRECT` inside the file it does not happen.
+    func read(into buffer: ScatteredPages, at offset: Int64) throws {
+        var n: Int
+        repeat {
+            n = preadv(fd, buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
+        } while n < 0 && errno == EINTR
+        guard n == buffer.byteCount else {
+            throw BenchError("O_DIRECT preadv of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
+        }
+    }
+
     /// Writes `buffer` at `offset`, looping over short writes; EINTR retried.
     func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
         var done = 0
@@ -68,4 +81,24 @@ final class AlignedBuffer {
     }
 
     deinit { bytes.deallocate() }
+}
+
+/// `count` pages of one benchmark thread's memory, every other page of a buffer twice that size,
+/// as the vectors of one `preadv`: no two are adjacent, so the block layer cannot merge them and
+/// each page is one segment of the request — the shape of a 4 KiB swap-in run, whose frames lie
+/// anywhere in the arena.
+final class ScatteredPages {
+    private let memory: AlignedBuffer
+    let vectors: UnsafeMutableBufferPointer<iovec>
+    var byteCount: Int { vectors.count * 4096 }
+
+    init(count: Int) {
+        memory = AlignedBuffer(count: 2 * count * 4096)
+        vectors = .allocate(capacity: count)
+        for i in 0..<count {
+            vectors[i] = iovec(iov_base: memory.bytes.baseAddress! + 2 * i * 4096, iov_len: 4096)
+        }
+    }
+
+    deinit { vectors.deallocate() }
 }

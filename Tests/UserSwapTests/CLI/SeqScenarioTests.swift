@@ -22,6 +22,10 @@ extension CLI {
                 let shares = try #require(json["shares"] as? [String: Any])
                 let share = try #require(shares["sequential_swap_in_of_sequential_read"] as? Double)
                 #expect(abs(share - stream / rawRead) < 1e-9)
+                // The same read into scattered 4 KiB pages, the requests a 4 KiB stream makes.
+                let pageRead = try #require(raw["sequential_read_4k_pages_mib_per_s"] as? Double)
+                let pageShare = try #require(shares["sequential_swap_in_of_4k_page_read"] as? Double)
+                #expect(pageRead > 0 && abs(pageShare - stream / pageRead) < 1e-9)
                 // A read-only stream: what it swapped in came from the device, and nothing of
                 // the timed phase was written back but what reclaim found dirty from the fill.
                 #expect(json["swap_ins"] as? Int ?? 0 > 0)
