@@ -30,6 +30,25 @@ final class DirectIOFile: Sendable {
         }
     }
 
+    /// Gives every block back and allocates them again, so that the next write goes into
+    /// unwritten extents, as the first write of a fresh swap file's slots does.
+    func reallocate() throws {
+        var result = cus_punch_hole(fd, 0, bytes)
+        if result == 0 { result = cus_fallocate(fd, 0, 0, bytes) }
+        guard result == 0 else { throw BenchError("cannot reallocate \(path): \(String(cString: strerror(-result)))") }
+    }
+
+    /// Writes `buffer`'s scattered pages at `offset` in one `pwritev` (see `read(into:at:)`).
+    func write(_ buffer: ScatteredPages, at offset: Int64) throws {
+        var n: Int
+        repeat {
+            n = pwritev(fd, buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
+        } while n < 0 && errno == EINTR
+        guard n == buffer.byteCount else {
+            throw BenchError("O_DIRECT pwritev of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
+        }
+    }
+
     deinit {
         Glibc.close(fd)
         unlink(path)

@@ -18,10 +18,12 @@ import UserSwap
 ///
 /// Then two more read passes whose 1 MiB transfers land in 256 scattered 4 KiB pages (one
 /// `preadv` each), as a 4 KiB swap-in stream's readahead reads land in frames anywhere in the
-/// arena. Each page is one segment of the request, and this virtio disk serves segments at a
-/// cost of their own: ~1.2–1.3 GiB/s however deep the queue or large the request, where 1 MiB
-/// contiguous transfers reach 1.3–2.2 (session 5, a C probe: 128–256 pages per request, 2 or 4
-/// threads). A stream of 64 KiB folios, whose pages are contiguous, is not bound by it.
+/// arena, and (the file reallocated) one write pass of such transfers into unwritten extents,
+/// as a 4 KiB swap-out writes. Each page is one segment of the request, and this virtio disk
+/// serves segments at a cost of their own: reads ~1.2–1.3 GiB/s however deep the queue or
+/// large the request, where 1 MiB contiguous transfers reach 1.3–2.2; writes ~1.95 against
+/// 2.2 (session 5, a C probe: 128–256 pages per request, 2 or 4 threads). Streams of 64 KiB
+/// folios, whose pages are contiguous, are not bound by it.
 struct RawSequentialBandwidth {
     static let transfer = 1 << 20
 
@@ -34,6 +36,9 @@ struct RawSequentialBandwidth {
     /// The faster of two read passes whose transfers are 256 scattered 4 KiB pages each (see
     /// `ScatteredPages`): what the device does with the requests a 4 KiB swap-in stream makes.
     var scatteredRead: TimedRun
+    /// A write pass of such transfers into unwritten extents (the file reallocated first): the
+    /// requests a 4 KiB swap-out makes.
+    var scatteredWrite: TimedRun
     /// Threads streaming at once (transfers in flight).
     var threads: Int
 
@@ -41,6 +46,7 @@ struct RawSequentialBandwidth {
     var writeMiBPerSecond: Double { write.opsPerSecond }
     var readMiBPerSecond: Double { read.opsPerSecond }
     var scatteredReadMiBPerSecond: Double { scatteredRead.opsPerSecond }
+    var scatteredWriteMiBPerSecond: Double { scatteredWrite.opsPerSecond }
 
     /// The keys of `raw` in the reports (`bench device-limits` adds its random reads to them).
     var json: [String: JSONValue] {
@@ -53,6 +59,8 @@ struct RawSequentialBandwidth {
             "sequential_read_passes_mib_per_s": .array(readPasses.map { JSONValue($0) }),
             "sequential_read_4k_pages_mib_per_s": JSONValue(scatteredRead.opsPerSecond),
             "sequential_read_4k_pages_latency_us_per_mib": JSONValue(scatteredRead.latency),
+            "sequential_write_4k_pages_mib_per_s": JSONValue(scatteredWrite.opsPerSecond),
+            "sequential_write_4k_pages_latency_us_per_mib": JSONValue(scatteredWrite.latency),
             "transfer_bytes": JSONValue(Self.transfer),
             "sequential_threads": JSONValue(threads),
         ]
@@ -81,17 +89,22 @@ struct RawSequentialBandwidth {
             try pass("sequential read (pass \(n))") { buffer, offset in try file.read(into: buffer.bytes, at: offset) }
         }
         let read = passes.max { $0.opsPerSecond < $1.opsPerSecond }!
-        let scatteredPasses = try (1...2).map { n in
-            try harness.runTimed("sequential read, 4 KiB pages (pass \(n))", threads: threads, limit: .callsPerThread(share),
+        @Sendable func scatteredPass(_ label: String, _ body: @escaping @Sendable (ScatteredPages, Int64) throws -> Void) throws -> TimedRun {
+            try harness.runTimed(label, threads: threads, limit: .callsPerThread(share),
                                  setUp: { t in (ScatteredPages(count: transfer / 4096), t * share) },
                                  operation: { state in
-                                     try file.read(into: state.0, at: Int64(state.1) * Int64(transfer))
+                                     try body(state.0, Int64(state.1) * Int64(transfer))
                                      state.1 += 1
                                  })
         }
-        let scattered = scatteredPasses.max { $0.opsPerSecond < $1.opsPerSecond }!
+        let scatteredReads = try (1...2).map { n in
+            try scatteredPass("sequential read, 4 KiB pages (pass \(n))") { pages, offset in try file.read(into: pages, at: offset) }
+        }
+        try file.reallocate()
+        let scatteredWrite = try scatteredPass("sequential write, 4 KiB pages") { pages, offset in try file.write(pages, at: offset) }
         return RawSequentialBandwidth(write: write, overwrite: overwrite, read: read, readPasses: passes.map(\.opsPerSecond),
-                                      scatteredRead: scattered, threads: threads)
+                                      scatteredRead: scatteredReads.max { $0.opsPerSecond < $1.opsPerSecond }!,
+                                      scatteredWrite: scatteredWrite, threads: threads)
     }
 
     /// Measures a scratch file of `bytes` (rounded down to whole MiB, at least one) in

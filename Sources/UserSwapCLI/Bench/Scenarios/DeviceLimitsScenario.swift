@@ -75,6 +75,7 @@ enum DeviceLimitsScenario: BenchScenario {
             report.extras["userswap"] = swap.json
             report.extras["userswap_large_folios"] = largeSwap.json
             let writeShare = swap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
+            let pageWriteShare = swap.swapOutMiBPerSecond / raw.sequential.scatteredWriteMiBPerSecond
             let largeWriteShare = largeSwap.swapOutMiBPerSecond / raw.sequentialWriteMiBPerSecond
             let largeReadShare = largeSwap.sequentialSwapInMiBPerSecond / raw.sequentialReadMiBPerSecond
             let readShare = swap.swapInPerSecond / raw.randomReadIOPS(threads: threads)
@@ -82,6 +83,7 @@ enum DeviceLimitsScenario: BenchScenario {
             let pageReadShare = swap.sequentialSwapInMiBPerSecond / raw.sequential.scatteredReadMiBPerSecond
             report.extras["shares"] = [
                 "swap_out_of_sequential_write": JSONValue(writeShare),
+                "swap_out_of_4k_page_write": JSONValue(pageWriteShare),
                 "sequential_swap_in_of_sequential_read": JSONValue(sequentialReadShare),
                 "sequential_swap_in_of_4k_page_read": JSONValue(pageReadShare),
                 "swap_in_of_random_read_iops": JSONValue(readShare),
@@ -89,10 +91,10 @@ enum DeviceLimitsScenario: BenchScenario {
                 "sequential_swap_in_of_sequential_read_large_folios": JSONValue(largeReadShare),
                 "large_folio_bytes": JSONValue(Int(large)),
                 "threads": JSONValue(threads),
-                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
+                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9), and ÷ the same writes from 256 scattered 4 KiB pages each (_of_4k_page_write); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
             ]
             report.extras["file_system_dir"] = .string(folder)
-            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s; sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s (\(trim(pageReadShare * 100)) % of it into 4 KiB pages, \(trim(raw.sequential.scatteredReadMiBPerSecond)) MiB/s); swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
+            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s (\(trim(pageWriteShare * 100)) % of it from 4 KiB pages, \(trim(raw.sequential.scatteredWriteMiBPerSecond)) MiB/s); sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s (\(trim(pageReadShare * 100)) % of it into 4 KiB pages, \(trim(raw.sequential.scatteredReadMiBPerSecond)) MiB/s); swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
             harness.log("with \(largeText) folios: swap-out \(trim(largeSwap.swapOutMiBPerSecond)) MiB/s = \(trim(largeWriteShare * 100)) % of sequential write; sequential swap-in \(trim(largeSwap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(largeReadShare * 100)) % of sequential read")
             return report
         }
