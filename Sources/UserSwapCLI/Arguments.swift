@@ -239,7 +239,8 @@ extension CommandLineTool {
         }
         // Zero and small sizes pass: the library says how large a swap file must be.
         let bytes = try ArgumentParser.size(sizeText, option: "size", minimum: 0, verb: verb)
-        return FormatOptions(path: path, bytes: bytes, label: parsed.value("label") ?? "", force: parsed.has("force"))
+        return FormatOptions(path: path, bytes: bytes, label: parsed.value("label") ?? "", force: parsed.has("force"),
+                             writeOut: parsed.has("write-out"))
     }
 
     private static func parseBench(_ parsed: ParsedArguments) throws(UsageError) -> BenchOptions {

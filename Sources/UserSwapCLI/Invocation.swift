@@ -10,18 +10,21 @@ public enum Invocation: Equatable, Sendable {
     case listScenarios
 }
 
-/// `userswap format FILE --size SIZE [--label LABEL] [--force]`.
+/// `userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]`.
 public struct FormatOptions: Equatable, Sendable {
     public var path: String
     public var bytes: Int64
     public var label: String
     public var force: Bool
+    /// Write every block once (`SwapFile.format(writeOut:)`).
+    public var writeOut: Bool
 
-    public init(path: String, bytes: Int64, label: String = "", force: Bool = false) {
+    public init(path: String, bytes: Int64, label: String = "", force: Bool = false, writeOut: Bool = false) {
         self.path = path
         self.bytes = bytes
         self.label = label
         self.force = force
+        self.writeOut = writeOut
     }
 }
 

@@ -9,7 +9,7 @@ public enum Verb: String, CaseIterable, Sendable {
     /// The one-line synopsis printed with every usage error and at the top of the verb's help.
     public var usageLine: String {
         switch self {
-        case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force]"
+        case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]"
         case .inspect: "usage: userswap inspect FILE [--json]"
         case .run: "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
         case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|both] [options]"
@@ -36,6 +36,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("size", value: .required("SIZE"), help: "size of the file, e.g. 256M, 1.5G, 1073741824 (required)"),
                 OptionSpec("label", value: .required("LABEL"), help: "a label stored in the header (at most 16 bytes)"),
                 OptionSpec("force", help: "overwrite FILE if it exists"),
+                OptionSpec("write-out", help: "write every block once (zeros): swap-out then overwrites written blocks, faster on ext4 and xfs; costs one write of SIZE now"),
             ]
         case .inspect:
             [OptionSpec("json", help: "print the report as JSON on stdout")]

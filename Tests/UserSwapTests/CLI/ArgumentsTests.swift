@@ -9,6 +9,8 @@ extension CLI {
         func formatWithEverything() {
             let parsed = CommandLineTool.parse(["format", "/tmp/swap0", "--size", "1.5G", "--label", "fast", "--force"])
             #expect(parsed == .success(.format(FormatOptions(path: "/tmp/swap0", bytes: 3 << 29, label: "fast", force: true))))
+            let written = CommandLineTool.parse(["format", "/tmp/swap0", "--size", "4M", "--write-out"])
+            #expect(written == .success(.format(FormatOptions(path: "/tmp/swap0", bytes: 4 << 20, writeOut: true))))
         }
 
         @Test("options may come before the file and use --name=value")

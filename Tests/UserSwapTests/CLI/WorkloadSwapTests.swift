@@ -31,6 +31,16 @@ extension CLI {
             }
         }
 
+        @Test("--param swap_file=written runs on a swap file written out in full, and says so; other values are refused")
+        func writtenSwapFile() throws {
+            let json = try Self.run("random", parameters: ["swap_file": "written", "write_ratio": "0.5"])
+            #expect(json["verified"] as? Bool == true && json["swap_outs"] as? Int ?? 0 > 0)
+            let swap = try #require(json["swap"] as? [String: Any])
+            #expect(swap["swap_file"] as? String == "written" && swap["device"] as? String == "file")
+            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["swap_file": "zeroed"])) }
+            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", device: "memory", parameters: ["swap_file": "written"])) }
+        }
+
         /// Runs `scenario` with tiny sizes and returns its JSON object.
         static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws -> [String: Any] {
             try withTemporaryFolder { folder in

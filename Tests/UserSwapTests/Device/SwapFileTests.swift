@@ -37,6 +37,28 @@ struct SwapFileTests {
         #expect(json.contains("\"usablePages\":2047") && json.contains("\"hasHoles\":false"), "\(json)")
     }
 
+    @Test("format with writeOut writes every block: past the header the file is data, zeros, and opens as before")
+    func formatWrittenOut() throws {
+        let scratch = try DeviceScratchDirectory()
+        defer { withExtendedLifetime(scratch) {} }
+        let path = scratch.file("swap")
+        let made = try SwapFile.format(path: path, bytes: 8 << 20, writeOut: true)
+        let (header, backend) = try SwapFile.open(path: path)
+        #expect(header == made && backend.pageCount == 2048)
+        let fd = Glibc.open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { Glibc.close(fd) }
+        // Written blocks are data to SEEK_DATA everywhere; ext4 and xfs report the unwritten
+        // extents `fallocate` alone leaves as holes (not asserted: tmpfs and others differ).
+        let seekData: Int32 = 3  // SEEK_DATA (Linux); Glibc's module leaves out the _GNU_SOURCE names.
+        for offset in [4096, 4 << 20, (8 << 20) - 4096] {
+            #expect(lseek(fd, off_t(offset), seekData) == off_t(offset), "offset \(offset) is not data")
+        }
+        var page = [UInt8](repeating: 1, count: 4096)
+        #expect(pread(fd, &page, 4096, off_t(4 << 20)) == 4096 && page.allSatisfy { $0 == 0 })
+        #expect(scratch.listing() == ["swap"])
+    }
+
     @Test("format --force replaces an existing file; without it the file is left alone")
     func force() throws {
         let scratch = try DeviceScratchDirectory()

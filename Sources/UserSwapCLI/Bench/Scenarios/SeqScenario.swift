@@ -37,7 +37,7 @@ enum SeqScenario: BenchScenario {
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         var report = try WorkloadBench.run(.seq, options: options, harness: harness)
-        guard harness.mode() != .kernel, try WorkloadSwap(options: options).isDefault else { return report }
+        guard harness.mode() != .kernel, try WorkloadSwap(options: options).isPlainFile else { return report }
         let seconds = report.seconds
         let swapIns = report.swapIns
         let streamMiBPerSecond = seconds > 0 ? Double(swapIns) * 4096 / 1048576 / seconds : 0

@@ -42,10 +42,10 @@ public enum WorkloadDevice: Equatable, Sendable {
 }
 
 /// The swap of one workload run: the device, the tier over it, and the space's encryption,
-/// made from `--device`, `--tier` and `--param codec=|pool=|encryption=`; it keeps the tiers so
-/// that their figures can be reported after the run.
+/// made from `--device`, `--tier` and `--param codec=|pool=|encryption=|swap_file=`; it keeps
+/// the tiers so that their figures can be reported after the run.
 struct WorkloadSwap {
-    static let parameterKeys = ["codec", "pool", "encryption"]
+    static let parameterKeys = ["codec", "pool", "encryption", "swap_file"]
 
     let device: WorkloadDevice
     let tier: WorkloadTier
@@ -53,6 +53,9 @@ struct WorkloadSwap {
     /// The compressed pool's limit (default: the RAM budget, a zswap `max_pool_percent` of 100).
     let poolBytes: Int?
     let encryption: SwapSpace.Encryption
+    /// `--param swap_file=written`: the swap file written out in full when it is made
+    /// (`SwapFile.format(writeOut:)`); `allocated` (the default) only allocates its blocks.
+    let writtenOut: Bool
 
     init(options: BenchOptions) throws {
         let deviceText = options.device ?? options.parameters["device"] ?? "file"
@@ -79,13 +82,22 @@ struct WorkloadSwap {
         case "randomKey", "random-key": encryption = .randomKey
         case let other: throw BenchError("--param encryption=\(other): use none or randomKey (the space seals every device)")
         }
-        if tier != .none || encryption.name != "none" || device != .file, options.mode == .kernel {
+        switch try options.parameter("swap_file", default: "allocated") as String {
+        case "allocated": writtenOut = false
+        case "written": writtenOut = true
+        case let other: throw BenchError("--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)")
+        }
+        if writtenOut && device != .file { throw BenchError("--param swap_file=written is for --device file") }
+        if tier != .none || encryption.name != "none" || device != .file || writtenOut, options.mode == .kernel {
             throw BenchError("--tier, --device and --param encryption are UserSwap's; --mode kernel swaps where the machine does")
         }
     }
 
     /// Whether the run uses anything beyond the plain swap file (reported then).
-    var isDefault: Bool { device == .file && tier == .none && encryption.name == "none" }
+    var isDefault: Bool { isPlainFile && !writtenOut }
+
+    /// A swap file with nothing stacked on it: the bytes it reads are the pages swapped in.
+    var isPlainFile: Bool { device == .file && tier == .none && encryption.name == "none" }
 
     /// Runs `body` with the device configuration for a space of `configuration`, in a scratch
     /// folder (`harness`) or against a Redis server started for it; everything made is removed
@@ -97,8 +109,9 @@ struct WorkloadSwap {
         case .file:
             return try harness.withScratchDirectory { folder in
                 let path = folder + "/swap0"
+                if writtenOut { try SwapFile.format(path: path, bytes: Int64(swapBytes), writeOut: true) }
                 guard tier != .none else { return try body(.file(path: path, size: Int64(swapBytes)), Tiers()) }
-                try SwapFile.format(path: path, bytes: Int64(swapBytes))
+                if !writtenOut { try SwapFile.format(path: path, bytes: Int64(swapBytes)) }
                 let (_, file) = try SwapFile.open(path: path)
                 let (top, tiers) = try stack(over: file, budget: configuration.memoryBytes)
                 return try body(.backend(top), tiers)
@@ -150,6 +163,7 @@ struct WorkloadSwap {
     func json(_ tiers: Tiers, space: SwapSpace?) -> JSONValue {
         var object: [String: JSONValue] = ["device": .string(device.name), "tier": .string(tier.rawValue),
                                            "encryption": .string(encryption.name)]
+        if device == .file { object["swap_file"] = .string(writtenOut ? "written" : "allocated") }
         if let c = tiers.compressed?.statistics {
             object["codec"] = .string("\(codec)")
             object["compressed"] = [
