@@ -40,12 +40,18 @@ final class DirectIOFile: Sendable {
 
     /// Writes `buffer`'s scattered pages at `offset` in one `pwritev` (see `read(into:at:)`).
     func write(_ buffer: ScatteredPages, at offset: Int64) throws {
+        try transfer(buffer, at: offset, "pwritev") { pwritev(fd, $0, $1, $2) }
+    }
+
+    /// One vectored call over `buffer`'s pages, EINTR retried.
+    private func transfer(_ buffer: ScatteredPages, at offset: Int64, _ name: String,
+                          _ call: (UnsafePointer<iovec>?, Int32, Int) -> Int) throws {
         var n: Int
         repeat {
-            n = pwritev(fd, buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
+            n = call(buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
         } while n < 0 && errno == EINTR
         guard n == buffer.byteCount else {
-            throw BenchError("O_DIRECT pwritev of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
+            throw BenchError("O_DIRECT \(name) of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
         }
     }
 
@@ -69,13 +75,7 @@ final class DirectIOFile: Sendable {
     /// a swap-in run reads into frames that lie anywhere in memory. A short read is an error:
     /// with `O_DIRECT` inside the file it does not happen.
     func read(into buffer: ScatteredPages, at offset: Int64) throws {
-        var n: Int
-        repeat {
-            n = preadv(fd, buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
-        } while n < 0 && errno == EINTR
-        guard n == buffer.byteCount else {
-            throw BenchError("O_DIRECT preadv of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
-        }
+        try transfer(buffer, at: offset, "preadv") { preadv(fd, $0, $1, $2) }
     }
 
     /// Writes `buffer` at `offset`, looping over short writes; EINTR retried.

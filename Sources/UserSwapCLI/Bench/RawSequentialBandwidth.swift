@@ -75,13 +75,22 @@ struct RawSequentialBandwidth {
         let chunks = Int(file.bytes / Int64(transfer))
         let threads = max(1, min(threads, chunks))
         let share = chunks / threads
-        @Sendable func pass(_ label: String, _ body: @escaping @Sendable (AlignedBuffer, Int64) throws -> Void) throws -> TimedRun {
+        /// One pass over the file: each thread streams its share, one transfer at a time, through
+        /// a buffer of its own.
+        @Sendable func pass<Buffer>(_ label: String, buffer: @escaping @Sendable () -> Buffer,
+                                    _ body: @escaping @Sendable (Buffer, Int64) throws -> Void) throws -> TimedRun {
             try harness.runTimed(label, threads: threads, limit: .callsPerThread(share),
-                                 setUp: { t in (AlignedBuffer(count: transfer), t * share) },
+                                 setUp: { t in (buffer(), t * share) },
                                  operation: { state in
                                      try body(state.0, Int64(state.1) * Int64(transfer))
                                      state.1 += 1
                                  })
+        }
+        @Sendable func pass(_ label: String, _ body: @escaping @Sendable (AlignedBuffer, Int64) throws -> Void) throws -> TimedRun {
+            try pass(label, buffer: { AlignedBuffer(count: transfer) }, body)
+        }
+        @Sendable func scatteredPass(_ label: String, _ body: @escaping @Sendable (ScatteredPages, Int64) throws -> Void) throws -> TimedRun {
+            try pass(label, buffer: { ScatteredPages(count: transfer / 4096) }, body)
         }
         let write = try pass("sequential write") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
         let overwrite = try pass("sequential overwrite") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
@@ -89,14 +98,6 @@ struct RawSequentialBandwidth {
             try pass("sequential read (pass \(n))") { buffer, offset in try file.read(into: buffer.bytes, at: offset) }
         }
         let read = passes.max { $0.opsPerSecond < $1.opsPerSecond }!
-        @Sendable func scatteredPass(_ label: String, _ body: @escaping @Sendable (ScatteredPages, Int64) throws -> Void) throws -> TimedRun {
-            try harness.runTimed(label, threads: threads, limit: .callsPerThread(share),
-                                 setUp: { t in (ScatteredPages(count: transfer / 4096), t * share) },
-                                 operation: { state in
-                                     try body(state.0, Int64(state.1) * Int64(transfer))
-                                     state.1 += 1
-                                 })
-        }
         let scatteredReads = try (1...2).map { n in
             try scatteredPass("sequential read, 4 KiB pages (pass \(n))") { pages, offset in try file.read(into: pages, at: offset) }
         }
