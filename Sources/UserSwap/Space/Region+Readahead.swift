@@ -10,10 +10,15 @@ final class ReadaheadState: Sendable {
     /// swap needs the same, since at 32 pages the per-window wait, not the disk, is the limit.
     static let maxWindow = 256
 
-    /// How many windows a stream keeps in flight ahead of the one it uses: the use of a
-    /// window's trigger page submits the window that many ahead (the kernel's file readahead
-    /// keeps one). Two measured slower on `bench seq` (908–939 against 1,051–1,145 MiB/s
-    /// swapped in): the extra window's frames run readahead into the min watermark more often.
+    /// How far ahead of the window in use a trigger may read, in windows: the use of a
+    /// window's trigger page submits one window, from the first page after it that is neither
+    /// in memory nor being read, ending at most this many windows past the current one (the
+    /// kernel's file readahead keeps one in flight). Since each trigger submits one window,
+    /// a larger lead lets a stream catch up after a truncated window but does not build up a
+    /// deeper pipeline. Session 5 tried a loop that did (two windows in flight per stream):
+    /// `bench seq` stayed at 1,168 against 1,174 MiB/s (a 4 KiB stream is bound by the disk's
+    /// cost per page segment, see the README's *Device limits*), and the top-ups it made split
+    /// large-folio windows into smaller reads; it was not kept.
     static let asyncLead = 1
 
     /// Last faulting page << 16 | last window. Relaxed: a heuristic; racing faults of one region
