@@ -35,9 +35,9 @@ public struct RegionPageStore: PageStore {
         self.region = region
     }
 
-    /// A fresh region of `pages` pages in `space`.
-    public init(space: SwapSpace, pages: Int) throws(SwapError) {
-        region = try space.makeRegion(bytes: pages * 4096)
+    /// A fresh region of `pages` pages in `space`, swapped in folios of `folioSize` bytes.
+    public init(space: SwapSpace, pages: Int, folioSize: Int = SwapPage.size) throws(SwapError) {
+        region = try space.makeRegion(bytes: pages * 4096, folioSize: folioSize)
     }
 
     public var pageCount: Int { region.pageCount }

@@ -54,6 +54,10 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var ioMaxWritesInFlight = IOEngineOptions().maxWritesInFlight
     /// Who serves a transparent region's faults (`--param faults=…` in the benchmarks).
     public var transparentFaults: TransparentRegion.FaultService = .handlerThreads(4)
+    /// The explicit region's folio size (`SwapSpace.makeRegion(folioSize:)`): 4 KiB, or a
+    /// power of two up to 2 MiB, the kernel's mTHP sizes. A large folio is one reclaim decision,
+    /// one slot run and one contiguous transfer.
+    public var folioBytes = SwapPage.size
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2
@@ -110,6 +114,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         if !(theta > 0 && theta < 1) { problems.append("Zipf's θ must be above 0 and below 1, not \(theta)") }
         if !(loadFactor > 0 && loadFactor <= 0.9) { problems.append("a load factor is above 0 and at most 0.9, not \(loadFactor)") }
         if threads < 1 { problems.append("a run needs at least one thread") }
+        if folioBytes < SwapPage.size || folioBytes > 2 << 20 || folioBytes & (folioBytes - 1) != 0 {
+            problems.append("a folio is a power of two from 4K to 2M, not \(ByteSize.format(Int64(folioBytes)))")
+        }
         if !(1...64).contains(pageRepeats) || pageRepeats & (pageRepeats - 1) != 0 {
             problems.append("page repeats are a power of two from 1 to 64, not \(pageRepeats)")
         }
@@ -122,7 +129,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         if transparent {
             return try makeWorkload { pages in try TransparentPageStore(space: space, pages: pages, faults: transparentFaults) }
         }
-        return try makeWorkload { pages in try RegionPageStore(space: space, pages: pages) }
+        return try makeWorkload { pages in try RegionPageStore(space: space, pages: pages, folioSize: folioBytes) }
     }
 
     /// The workload over a store of the data's size made by `makeStore(pages)`: a region, or

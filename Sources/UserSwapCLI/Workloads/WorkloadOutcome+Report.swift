@@ -21,6 +21,7 @@ extension WorkloadOutcome {
         if let swapReport { report.extras["swap"] = swapReport }
         if configuration.kind.isOpen { report.extras["write_ratio"] = JSONValue(configuration.writeRatio) }
         report.extras["page_repeats"] = JSONValue(configuration.pageRepeats)
+        report.extras["folio_bytes"] = JSONValue(configuration.folioBytes)
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
         if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)

@@ -13,6 +13,22 @@ extension CLI {
                          machine: BenchReportTests.machine, console: CapturedConsole().console)
         }
 
+        @Test("the workload benchmarks take the explicit region's folio size as a --param; bad sizes and other modes are refused")
+        func folioParameter() throws {
+            let options = BenchOptions(scenario: "seq", parameters: ["folio": "64K"], showsProgress: false)
+            #expect(try WorkloadBench.configuration(.seq, options: options, harness: Self.harness(options)).folioBytes == 64 << 10)
+            let defaults = BenchOptions(scenario: "seq", showsProgress: false)
+            #expect(try WorkloadBench.configuration(.seq, options: defaults, harness: Self.harness(defaults)).folioBytes == 4096)
+            for bad in ["3K", "4M", "big"] {
+                let o = BenchOptions(scenario: "seq", parameters: ["folio": bad], showsProgress: false)
+                #expect(throws: BenchError.self) { try WorkloadBench.configuration(.seq, options: o, harness: Self.harness(o)) }
+            }
+            let transparent = BenchOptions(scenario: "seq", mode: .transparent, parameters: ["folio": "64K"], showsProgress: false)
+            #expect(throws: BenchError.self) {
+                try WorkloadBench.configuration(.seq, options: transparent, harness: Self.harness(transparent))
+            }
+        }
+
         @Test("the workload benchmarks take the I/O engine, where faults read, and the write limit as --params")
         func ioParameters() throws {
             let options = BenchOptions(scenario: "random", parameters: ["io": "thread_pool", "reads": "engine", "writes_in_flight": "4"],

@@ -5,6 +5,26 @@ import Testing
 extension CLI {
     @Suite("seq scenario")
     struct SeqScenarioTests {
+        @Test("a stream over 64 KiB folios reads whole folios ahead, every page checked, and says its folio size")
+        func largeFolios() throws {
+            try withTemporaryFolder { folder in
+                let path = folder + "/seq.json"
+                let options = BenchOptions(scenario: "seq", json: .file(path), threads: 2, seconds: 0.3,
+                                           memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder,
+                                           parameters: ["folio": "64K"], showsProgress: false)
+                try BenchCommand.perform(options, console: CapturedConsole().console)
+                let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+                #expect(json["verified"] as? Bool == true && json["folio_bytes"] as? Int == 64 << 10)
+                let counters = try #require(json["counters"] as? [String: Any])
+                let hits = try #require(counters["cacheHits"] as? Int)
+                let swapIns = try #require(json["swap_ins"] as? Int)
+                // Swap-ins count pages, cache hits folios: a stream of 4 KiB folios has about one
+                // hit per page swapped in (each read ahead, then found in the cache), 64 KiB ones
+                // one per 16.
+                #expect(hits > 0 && hits * 8 < swapIns, "\(hits) cache hits for \(swapIns) pages swapped in")
+            }
+        }
+
         @Test("a short run streams read-only and reports its swap-in as a share of the raw sequential read")
         func share() throws {
             try withTemporaryFolder { folder in

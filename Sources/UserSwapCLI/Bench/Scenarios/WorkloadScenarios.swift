@@ -25,6 +25,8 @@ import UserSwap
 ///   io_uring for a file, falling back to the thread pool; the calling thread for memory).
 /// - `reads=caller|engine`: a fault's read done by the faulting thread (default) or submitted to
 ///   the engine like every write. `writes_in_flight=N`: write-backs in flight at once (default 2).
+/// - `folio=SIZE`: the explicit region's folio size (default 4K; 8K…2M, a power of two): whole
+///   folios are swapped out, read back and read ahead.
 ///
 /// `--mode transparent` runs it on a transparent region: plain loads and stores through a
 /// pointer, faults served by userfaultfd (`TransparentPageStore`); `faults=handler_threads`
@@ -32,7 +34,7 @@ import UserSwap
 /// resolves them (`TransparentRegion.FaultService`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults", "folio"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -112,6 +114,15 @@ enum WorkloadBench {
         guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
         configuration.ioMaxWritesInFlight = writes
         configuration.transparentFaults = try transparentFaults(options)
+        if let text = options.parameters["folio"] {
+            guard case .success(let size) = ByteSize.parse(text), size <= 2 << 20 else {
+                throw BenchError("--param folio=\(text): a size, a power of two from 4K to 2M (e.g. 64K)")
+            }
+            guard harness.mode() == .explicit || size == Int64(SwapPage.size) else {
+                throw BenchError("--param folio=\(text) is for the explicit API: transparent regions and the kernel's memory use 4 KiB pages here")
+            }
+            configuration.folioBytes = Int(size)
+        }
         if options.parameters["policy"] != "all" {
             configuration.reclaimPolicy = try options.reclaimPolicy(orAlso: ["all"])
         }
