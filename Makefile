@@ -83,6 +83,8 @@ bench:
 			echo "== bench $$s: scenario not written yet, skipped"; \
 		fi; \
 	done
+	@# The same stream in 64 KiB folios (one contiguous transfer per folio, the kernel's mTHP).
+	$(RELEASE_BIN) bench seq --param folio=64K --json $(RESULTS)/seq-64k.json
 	@# What a fault costs when the faulting thread resolves it (the default above: handler threads).
 	$(RELEASE_BIN) bench faults --param faults=faulting_thread --json $(RESULTS)/faults-faulting-thread.json
 	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
