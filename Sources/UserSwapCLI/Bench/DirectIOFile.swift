@@ -103,9 +103,9 @@ final class AlignedBuffer {
 }
 
 /// `count` pages of one benchmark thread's memory, every other page of a buffer twice that size,
-/// as the vectors of one `preadv`: no two are adjacent, so the block layer cannot merge them and
-/// each page is one segment of the request — the shape of a 4 KiB swap-in run, whose frames lie
-/// anywhere in the arena.
+/// as the vectors of one `preadv` or `pwritev`: no two are adjacent, so the block layer cannot
+/// merge them and each page is one segment of the request — the shape of a 4 KiB swap-in or
+/// swap-out run, whose frames lie anywhere in the arena.
 final class ScatteredPages {
     private let memory: AlignedBuffer
     let vectors: UnsafeMutableBufferPointer<iovec>
