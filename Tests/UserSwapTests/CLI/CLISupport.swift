@@ -47,6 +47,17 @@ func withTemporaryFolder<T>(_ body: (String) throws -> T) throws -> T {
     try ScratchDirectory.with(prefix: "userswap-cli-test", body)
 }
 
+/// Runs one benchmark in a fresh temporary folder and returns its JSON report. `options` gets the
+/// folder (for `directory:`, the swap files' place) and the report's destination (for `json:`).
+func benchReport(_ options: (_ folder: String, _ json: JSONDestination) -> BenchOptions,
+                 sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+    try withTemporaryFolder { folder in
+        let path = folder + "/report.json"
+        try BenchCommand.perform(options(folder, .file(path)), console: CapturedConsole().console)
+        return try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)), sourceLocation: sourceLocation)
+    }
+}
+
 /// A decoded JSON object.
 func jsonObject(_ data: Data, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
     try #require(JSONSerialization.jsonObject(with: data) as? [String: Any], sourceLocation: sourceLocation)

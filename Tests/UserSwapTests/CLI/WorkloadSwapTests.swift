@@ -43,15 +43,12 @@ extension CLI {
 
         /// Runs `scenario` with tiny sizes and returns its JSON object.
         static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws -> [String: Any] {
-            try withTemporaryFolder { folder in
-                let path = folder + "/out.json"
-                var parameters = parameters
-                parameters["ops"] = "3000"
-                let options = BenchOptions(scenario: scenario, json: .file(path), threads: 2, memoryBytes: 1 << 20,
-                                           dataBytes: 4 << 20, directory: folder, tier: tier, device: device,
-                                           parameters: parameters, showsProgress: false)
-                try BenchCommand.perform(options, console: CapturedConsole().console)
-                return try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
+            var parameters = parameters
+            parameters["ops"] = "3000"
+            return try benchReport { folder, json in
+                BenchOptions(scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20,
+                             dataBytes: 4 << 20, directory: folder, tier: tier, device: device,
+                             parameters: parameters, showsProgress: false)
             }
         }
 
