@@ -58,6 +58,10 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// power of two up to 2 MiB, the kernel's mTHP sizes. A large folio is one reclaim decision,
     /// one slot run and one contiguous transfer.
     public var folioBytes = SwapPage.size
+    /// The swap device's size when the caller sets it (`--param swap_size=` in the benchmarks,
+    /// so that a comparison gives UserSwap and the kernel the same swap); nil: `swapBytes`'s
+    /// default.
+    public var swapSizeBytes: Int64?
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2
@@ -90,8 +94,13 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// Swap to give the run: twice the data, so the device stays under half full and swapped-in
     /// pages keep their slots (a clean page then leaves memory without a write; over half full
     /// the engine frees slots on swap-in, as the kernel does), and never less than two swap
-    /// clusters (4 MiB) after the header.
+    /// clusters (4 MiB) after the header. `swapSizeBytes` overrides it.
     public var swapBytes: Int64 {
+        swapSizeBytes ?? Self.defaultSwapBytes(dataPages: dataPages)
+    }
+
+    /// Twice the data and a header page, at least two clusters: the default of `swapBytes`.
+    public static func defaultSwapBytes(dataPages: Int) -> Int64 {
         max(Int64(dataPages) * 4096 * 2, 4 << 20) + 4096
     }
 
@@ -116,6 +125,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         if threads < 1 { problems.append("a run needs at least one thread") }
         if folioBytes < SwapPage.size || folioBytes > 2 << 20 || folioBytes & (folioBytes - 1) != 0 {
             problems.append("a folio is a power of two from 4K to 2M, not \(ByteSize.format(Int64(folioBytes)))")
+        }
+        if let swapSizeBytes, swapSizeBytes < (4 << 20) + 4096 || swapSizeBytes % 4096 != 0 {
+            problems.append("a swap size is a whole number of 4 KiB pages, at least 4M + 4K (two clusters and the header), not \(ByteSize.format(swapSizeBytes))")
         }
         if !(1...64).contains(pageRepeats) || pageRepeats & (pageRepeats - 1) != 0 {
             problems.append("page repeats are a power of two from 1 to 64, not \(pageRepeats)")

@@ -80,6 +80,8 @@ extension WorkloadBench {
         if limit != nil, let peak = cgroup?.peakBytes { report.peakResidentBytes = peak }
         report.extras["counters_total"] = nil
         report.extras["kernel"] = Self.kernelFacts(run, swaps: swaps, thp: thp == "on")
+        // The swap files' sizes as UserSwap counts its own: /proc/swaps leaves out the header page.
+        report.extras["swap_bytes"] = JSONValue(swaps.reduce(Int64(0)) { $0 + $1.sizeBytes + 4096 })
         return report
     }
 

@@ -25,6 +25,8 @@ import UserSwap
 ///   io_uring for a file, falling back to the thread pool; the calling thread for memory).
 /// - `reads=caller|engine`: a fault's read done by the faulting thread (default) or submitted to
 ///   the engine like every write. `writes_in_flight=N`: write-backs in flight at once (default 2).
+/// - `swap_size=SIZE`: the swap device's size, header included (default twice the data and a
+///   page: `WorkloadConfiguration.swapBytes`); `bench/kernel-compare` gives both sides the same.
 /// - `folio=SIZE`: the explicit region's folio size (default 4K; 8K…2M, a power of two): whole
 ///   folios are swapped out, read back and read ahead.
 ///
@@ -34,7 +36,7 @@ import UserSwap
 /// resolves them (`TransparentRegion.FaultService`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults", "folio"] + WorkloadSwap.parameterKeys
+    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults", "folio", "swap_size"] + WorkloadSwap.parameterKeys
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -123,6 +125,12 @@ enum WorkloadBench {
             }
             configuration.folioBytes = Int(size)
         }
+        if let text = options.parameters["swap_size"] {
+            guard case .success(let size) = ByteSize.parse(text) else {
+                throw BenchError("--param swap_size=\(text): a size, e.g. 2G")
+            }
+            configuration.swapSizeBytes = size
+        }
         if options.parameters["policy"] != "all" {
             configuration.reclaimPolicy = try options.reclaimPolicy(orAlso: ["all"])
         }
@@ -154,6 +162,7 @@ enum WorkloadBench {
         var report = harness.report(outcome.measured)
         outcome.fill(&report)
         if harness.mode() == .transparent { report.extras["fault_service"] = .string(outcome.configuration.transparentFaults.name) }
+        report.extras["swap_bytes"] = JSONValue(outcome.configuration.swapBytes)
         return report
     }
 }
