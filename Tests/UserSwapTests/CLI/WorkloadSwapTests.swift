@@ -41,6 +41,21 @@ extension CLI {
             #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", device: "memory", parameters: ["swap_file": "written"])) }
         }
 
+        @Test("--param swap_size sets the swap device's size and the report says it; the default is twice the data and a page")
+        func swapSize() throws {
+            let sized = try Self.run("random", parameters: ["swap_size": "12M"])
+            #expect(sized["verified"] as? Bool == true)
+            #expect(sized["swap_bytes"] as? Int == 12 << 20)
+            let standard = try Self.run("random")
+            #expect(standard["swap_bytes"] as? Int == 2 * (4 << 20) + 4096)
+            var configuration = WorkloadConfiguration(kind: .random, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 1, limit: .operations(1))
+            configuration.swapSizeBytes = 2 << 20
+            #expect(configuration.problems().contains { $0.hasPrefix("a swap size is a whole number of 4 KiB pages, at least 4M + 4K") })
+            configuration.swapSizeBytes = (8 << 20) + 100
+            #expect(configuration.problems().count == 1)
+            #expect(throws: BenchError.self) { try Self.run("random", parameters: ["swap_size": "lots"]) }
+        }
+
         /// Runs `scenario` with tiny sizes and returns its JSON object.
         static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws -> [String: Any] {
             var parameters = parameters
