@@ -1,7 +1,7 @@
 import Synchronization
 
-/// The device half of the invariant walker (design/KERNEL.md §8, items 3, 11 and 12, for one-word
-/// slots). Meant for a quiet device (tests call it after their threads joined); on a busy device
+/// The device half of the invariant walker (docs/RELIABILITY.md), for one-word slots: cluster
+/// counts, list membership and free slots. Meant for a quiet device (tests call it after their threads joined); on a busy device
 /// it is still memory-safe but may report transient mismatches between clusters.
 extension SwapDevice {
     /// Returns a description of every broken invariant (empty when all hold).

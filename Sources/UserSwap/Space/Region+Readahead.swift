@@ -15,10 +15,10 @@ final class ReadaheadState: Sendable {
     /// in memory nor being read, ending at most this many windows past the current one (the
     /// kernel's file readahead keeps one in flight). Since each trigger submits one window,
     /// a larger lead lets a stream catch up after a truncated window but does not build up a
-    /// deeper pipeline. Session 5 tried a loop that did (two windows in flight per stream):
-    /// `bench seq` stayed at 1,168 against 1,174 MiB/s (a 4 KiB stream is bound by the disk's
-    /// cost per page segment, see the README's *Device limits*), and the top-ups it made split
-    /// large-folio windows into smaller reads; it was not kept.
+    /// deeper pipeline. A deeper one (two windows in flight per stream) does not make `bench seq`
+    /// faster, since a 4 KiB stream is bound by the disk's cost per page segment (see
+    /// docs/PERFORMANCE.md, *Device limits*), and its top-ups split large-folio windows into
+    /// smaller reads.
     static let asyncLead = 1
 
     /// Last faulting page << 16 | last window. Relaxed: a heuristic; racing faults of one region

@@ -1,4 +1,4 @@
-/// The invariant walker of a space (design/KERNEL.md §8, for one-word slots and indexed frames).
+/// The invariant walker of a space (docs/RELIABILITY.md), for one-word slots and indexed frames.
 /// Meant for a quiet space: tests call it after their threads joined.
 extension SwapSpace {
     /// Returns a description of every broken invariant (empty when all hold). The background

@@ -54,7 +54,7 @@ public final class SwapSpace: Sendable {
         /// `swapon` without `--discard`: the file keeps every block `format` allocated, so
         /// swap-out never meets a full disk, and a rewritten slot is an overwrite of written
         /// blocks rather than a new allocation the file system must convert (random swap: ~4 %
-        /// more throughput without it, see the README's Devices section).
+        /// more throughput without it, see docs/DESIGN.md, *Allocator*).
         case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = false)
         /// Pages in this process's memory (tests, benchmarks of the engine alone).
         case memory(bytes: Int, priority: Int = 0)

@@ -84,8 +84,8 @@ public struct BenchOptions: Equatable, Sendable {
     }
 }
 
-/// The swap-in synchronization protocol a run uses (see design/ARCHITECTURE.md): the seed's swap
-/// cache, or the legacy has-cache bit with sleep-and-retry.
+/// The swap-in synchronization protocol a run uses (see docs/DESIGN.md): swap-cache
+/// synchronization, or the legacy has-cache bit with sleep-and-retry.
 public enum BenchProtocol: String, CaseIterable, Sendable, Encodable {
     case swapcache
     case legacy

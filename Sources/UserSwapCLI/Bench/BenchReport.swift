@@ -1,4 +1,4 @@
-/// One benchmark run in the shape of design/BENCH-JSON.md. The contract keys are fields with
+/// One benchmark run in the shape of docs/BENCH-JSON.md. The contract keys are fields with
 /// fixed names; anything scenario-specific goes in `extras`, whose keys are written at the top
 /// level beside them (`metadata_bytes_per_slot`, `results`, `pin_ns`).
 ///
@@ -75,7 +75,7 @@ public struct BenchReport: Sendable, Equatable, Encodable {
     /// `ops_per_s`: ops ÷ seconds (0 for an empty phase).
     public var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
 
-    /// The keys every report has (`protocol` only when there is one), as BENCH-JSON.md names them.
+    /// The keys every report has (`protocol` only when there is one), as docs/BENCH-JSON.md names them.
     public static let contractKeys: Set<String> = [
         "scenario", "mode", "protocol", "threads", "ops", "seconds", "ops_per_s", "latency_us",
         "budget_bytes", "data_bytes", "peak_resident_bytes", "swap_ins", "swap_outs",

@@ -1,4 +1,4 @@
-/// Two runs side by side: `{"runs": [ours, other], "ratios": {…}}` (design/BENCH-JSON.md).
+/// Two runs side by side: `{"runs": [ours, other], "ratios": {…}}` (docs/BENCH-JSON.md).
 ///
 /// Every ratio is oriented so that bigger is better for "ours" (the swap-cache protocol, or
 /// UserSwap against the kernel): throughput is ours ÷ other, latency is other ÷ ours. A ratio

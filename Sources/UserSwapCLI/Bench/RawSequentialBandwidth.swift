@@ -3,9 +3,10 @@ import UserSwap
 /// The raw sequential bandwidth of the file system under a swap file: a scratch file of `bytes`
 /// in `folder`, `fallocate`d (`DirectIOFile`), written and then read whole in 1 MiB `O_DIRECT`
 /// transfers by as many threads as the benchmark's (each its own share, one transfer in flight
-/// per thread: queue depth 2 for the default two; it was one thread until session 4, whose QD1
-/// reads ran anywhere from 0.77 to 1.95 GiB/s on this disk). What `bench device-limits` and `bench seq` compare
-/// UserSwap's sequential swap-out and swap-in with, measured in the same run.
+/// per thread: queue depth 2 for the default two, the depth UserSwap's two streaming threads
+/// reach; a single thread's reads vary far more on a virtual disk). What `bench device-limits`
+/// and `bench seq` compare UserSwap's sequential swap-out and swap-in with, measured in the
+/// same run.
 ///
 /// Two passes of each. The write that counts is the first: it writes into `fallocate`d space
 /// whose extents the file system still marks unwritten, as a fresh UserSwap swap file is
@@ -22,7 +23,7 @@ import UserSwap
 /// as a 4 KiB swap-out writes. Each page is one segment of the request, and this virtio disk
 /// serves segments at a cost of their own: reads ~1.2–1.3 GiB/s however deep the queue or
 /// large the request, where 1 MiB contiguous transfers reach 1.3–2.2; writes ~1.95 against
-/// 2.2 (session 5, a C probe: 128–256 pages per request, 2 or 4 threads). Streams of 64 KiB
+/// 2.2 (128–256 pages per request, 2 or 4 threads; docs/PERFORMANCE.md). Streams of 64 KiB
 /// folios, whose pages are contiguous, are not bound by it.
 struct RawSequentialBandwidth {
     static let transfer = 1 << 20

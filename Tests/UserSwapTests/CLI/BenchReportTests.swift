@@ -3,7 +3,7 @@ import Testing
 @testable import UserSwapCLI
 
 extension CLI {
-    /// The JSON contract of design/BENCH-JSON.md: names, nesting, ratio directions.
+    /// The JSON contract of docs/BENCH-JSON.md: names, nesting, ratio directions.
     @Suite("Bench report")
     struct BenchReportTests {
         static let machine = MachineInfo(cores: 2, memoryBytes: 24 << 30, kernel: "6.18.44", date: "2026-11-27T02:00:00Z")

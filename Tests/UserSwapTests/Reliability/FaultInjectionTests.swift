@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import UserSwap
 
-/// What the engine does when its device fails (design/KERNEL.md §8 items 10 and 15): a failed
+/// What the engine does when its device fails (docs/RELIABILITY.md, *Fault injection*): a failed
 /// read is the faulter's typed error and the page stays on swap, never mapped half read; a failed
 /// or torn write leaves the page dirty in memory with its bytes, and a later swap-out writes it
 /// again; errors are counted; a device that goes away gives typed errors, not a hang or a crash.

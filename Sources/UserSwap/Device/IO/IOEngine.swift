@@ -1,6 +1,6 @@
 import Glibc
 
-/// A device's I/O engine (issue 9): how page transfers reach its backend. Requests are read or
+/// A device's I/O engine: how page transfers reach its backend. Requests are read or
 /// write runs of pages at a device page; each is submitted on its own, many may be in flight,
 /// and the submitter waits for its own request only. Reads go first: write-backs are limited to
 /// `maxWritesInFlight` at once and the rest wait in the engine's queue, so a fault's read never

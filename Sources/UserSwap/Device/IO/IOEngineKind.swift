@@ -40,7 +40,7 @@ public struct IOEngineOptions: Sendable, Equatable {
     /// A read its caller waits for at once (a fault's) is done by the caller itself, with one
     /// pread: no engine queue is ahead of it, and no thread hand-off sits between the device's
     /// completion and the fault (two wake-ups on a loaded two-core machine cost more than the
-    /// read's own microseconds of CPU; see the README's measurements). Reads submitted without
+    /// read's own microseconds of CPU; see docs/PERFORMANCE.md, *I/O engines*). Reads submitted without
     /// waiting, and every write, still go through the engine.
     public var readsInCaller: Bool
 

@@ -74,7 +74,7 @@ enum PinScenario: BenchScenario {
         return report
     }
 
-    /// `{"p50": …, "p99": …, "mean": …}` in nanoseconds, per BENCH-JSON.md's `pin_ns`.
+    /// `{"p50": …, "p99": …, "mean": …}` in nanoseconds, per docs/BENCH-JSON.md's `pin_ns`.
     static func nanoseconds(_ run: TimedRun) -> JSONValue {
         ["p50": JSONValue(run.histogram.value(atQuantile: 0.5)),
          "p99": JSONValue(run.histogram.value(atQuantile: 0.99)),

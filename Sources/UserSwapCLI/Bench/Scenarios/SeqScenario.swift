@@ -2,17 +2,17 @@ import UserSwap
 
 /// `userswap bench seq`: a sequential stream over data 4× the budget (64 MiB of budget, 256 MiB
 /// of data, two threads, 5 s), and how close its swap-in comes to the device's sequential read
-/// bandwidth, measured in the same run (issue 9: "`bench seq` reaches ≥ 80 % of the raw
-/// sequential read bandwidth of the device").
+/// bandwidth, measured in the same run (the goal: ≥ 80 % of the raw sequential read bandwidth
+/// of the device).
 ///
 /// The stream: every page is written once (untimed), then the threads walk the pages in order,
 /// wrapping around (LRU's worst case: each page comes back from swap on every pass), reading and
 /// checking each. Read-only by default (`write_ratio=0`), since the comparison is with the raw
 /// *read* bandwidth: the pages a pass evicts are clean and dropped without a write, so the
 /// device does nothing but the stream's reads. `--param write_ratio=R` mixes in writes (the
-/// scenario's default before issue 9 was 0.2); every write-back then shares the device with the
-/// reads, and the share measures both. The region gets no advice: readahead finds the stream
-/// by itself. Other parameters are the workloads' (`WorkloadBench`).
+/// other workloads' default is 0.2); every write-back then shares the device with the reads,
+/// and the share measures both. The region gets no advice: readahead finds the stream by
+/// itself. Other parameters are the workloads' (`WorkloadBench`).
 ///
 /// Figures (JSON keys):
 /// - `seq_swap_in_mib_per_s`: pages swapped in (read from the device) during the timed accesses
