@@ -356,6 +356,8 @@ struct options {
     double theta;
     int repeats;
     const char *json;
+    int64_t ops;        /* > 0: this many accesses over all threads instead of --seconds */
+    bool huge_pages;    /* thp=on: let transparent huge pages back the data */
     int64_t dump_pages; /* > 0: print the access sequence and exit */
     int64_t dump_fill_page;
     uint32_t dump_fill_version; /* ≠ 0: print one page's words and exit */
@@ -522,7 +524,9 @@ static void *worker_main(void *argument) {
     histogram_init(&w->histogram);
     if (w->phase == PHASE_ACCESS) {
         start_access(run, w);
-        w->quota = INT64_MAX;
+        /* WorkloadLimit: the clock, or a share of --param ops. */
+        w->quota = o->ops > 0 ? share_start(o->ops, w->index + 1, o->threads) - share_start(o->ops, w->index, o->threads)
+                              : INT64_MAX;
     } else {
         w->cursor = share_start(run->pages, w->index, o->threads);
         w->quota = share_start(run->pages, w->index + 1, o->threads) - w->cursor;
@@ -530,7 +534,7 @@ static void *worker_main(void *argument) {
     pthread_barrier_wait(&run->ready);
     pthread_barrier_wait(&run->go);
     /* The barrier orders the main thread's write of start_ns before this read. */
-    uint64_t deadline = w->phase == PHASE_ACCESS ? run->start_ns + (uint64_t)(o->seconds * 1e9) : UINT64_MAX;
+    uint64_t deadline = w->phase == PHASE_ACCESS && o->ops == 0 ? run->start_ns + (uint64_t)(o->seconds * 1e9) : UINT64_MAX;
     switch (w->phase) {
     case PHASE_POPULATE: drive(run, w, deadline, populate_step); break;
     case PHASE_ACCESS: drive(run, w, deadline, access_step); break;
@@ -764,12 +768,20 @@ static int64_t peak_rss(void) {
     return (int64_t)kib * 1024;
 }
 
-/* Whether /proc/swaps lists any swap device. */
-static bool swap_is_on(void) {
-    char text[4096];
-    if (!read_text("/proc/swaps", text, sizeof text)) return false;
-    char *newline = strchr(text, '\n');
-    return newline && newline[1] != 0;
+/* The swap the kernel has on, in bytes as UserSwap counts a swap file's (/proc/swaps leaves
+ * out each device's header page); 0 when none is on. */
+static int64_t swap_bytes(void) {
+    FILE *file = fopen("/proc/swaps", "r");
+    if (!file) return 0;
+    char line[1024];
+    long long kib;
+    int64_t total = 0;
+    /* A header, then "Filename Type Size(KiB) Used(KiB) Priority" per device. */
+    if (fgets(line, sizeof line, file))
+        while (fgets(line, sizeof line, file))
+            if (sscanf(line, "%*s %*s %lld", &kib) == 1) total += (int64_t)kib * 1024 + PAGE_BYTES;
+    fclose(file);
+    return total;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -794,6 +806,10 @@ static void help(void) {
            "  --param write_ratio=R   fraction of accesses that write (default 0.2; seq 0)\n"
            "  --param theta=T    zipf's skew, 0 < T < 1 (default 0.99)\n"
            "  --param repeats=N  each page repeats its first 4096/N bytes N times (1...64, default 1)\n"
+           "  --param ops=N      N accesses over all threads instead of --seconds\n"
+           "  --param thp=on|off transparent huge pages for the data (default off: 4 KiB pages)\n"
+           "  --param cgroup=, workingset=on, load=, io=, reads=, writes_in_flight=\n"
+           "                     accepted as the Swift kernel mode accepts them; nothing to do here\n"
            "  --json FILE        write the report there\n"
            "  --memory SIZE      the budget to report when no cgroup limit is found (informational)\n"
            "  --dump-pages N     print each thread's first N accesses (\"THREAD PAGE r|w\") and exit\n"
@@ -954,8 +970,23 @@ static struct options parse_options(int argc, char **argv) {
                 if (!parse_integer(v, 1, 64, &n) || (n & (n - 1)) != 0)
                     usage_error("--param repeats=%s: page repeats are a power of two from 1 to 64", v);
                 o.repeats = (int)n;
+            } else if (key == 3 && !strncmp(value, "ops", key)) {
+                if (!parse_integer(v, 1, LLONG_MAX, &n)) usage_error("--param ops=%s: give at least 1", v);
+                o.ops = n;
+            } else if (key == 3 && !strncmp(value, "thp", key)) {
+                if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) usage_error("--param thp=%s: use on or off", v);
+                o.huge_pages = !strcmp(v, "on");
+            } else if (key == 10 && !strncmp(value, "workingset", key)) {
+                if (strcmp(v, "on") != 0)
+                    usage_error("--param workingset=%s: the kernel's workingset detection cannot be turned off", v);
+            } else if ((key == 6 && !strncmp(value, "cgroup", key)) || (key == 4 && !strncmp(value, "load", key)) ||
+                       (key == 2 && !strncmp(value, "io", key)) || (key == 5 && !strncmp(value, "reads", key)) ||
+                       (key == 16 && !strncmp(value, "writes_in_flight", key))) {
+                /* The Swift kernel mode takes these too: the cgroup rule (this driver runs with or
+                 * without a limit, saying so), and knobs of the hash table and of UserSwap's engine. */
             } else {
-                usage_error("--param '%s': this driver knows write_ratio, theta and repeats", value);
+                usage_error("--param '%s': this driver knows write_ratio, theta, repeats, ops and thp "
+                            "(and accepts cgroup, workingset, load, io, reads, writes_in_flight)", value);
             }
         } else {
             usage_error("unknown option %s", name);
@@ -987,7 +1018,7 @@ struct report {
     const struct cgroup *cgroup;
     const char *swap_source;
     struct phase_result *populate, *access, *verify;
-    int64_t budget, limit, peak, swap_ins, swap_outs, major_faults;
+    int64_t budget, limit, peak, swap_ins, swap_outs, major_faults, swap_bytes;
     bool verified;
 };
 
@@ -1040,7 +1071,7 @@ static bool write_json(const struct report *r) {
             (unsigned long long)a->mismatches);
     fprintf(out, "  \"verified_units\": %llu,\n  \"verified_unit\": \"pages\",\n  \"verify_mismatches\": %llu,\n",
             (unsigned long long)r->verify->reads, (unsigned long long)r->verify->mismatches);
-    fprintf(out, "  \"swap_counter_source\": \"%s\",\n", r->swap_source);
+    fprintf(out, "  \"swap_bytes\": %lld,\n  \"swap_counter_source\": \"%s\",\n", (long long)r->swap_bytes, r->swap_source);
     if (r->cgroup->version) {
         fprintf(out, "  \"cgroup\": {\"version\": %d, \"path\": \"", r->cgroup->version);
         for (const char *p = r->cgroup->path; *p; p++) {
@@ -1113,7 +1144,7 @@ int main(int argc, char **argv) {
     if (limit < 0) {
         fprintf(stderr, "%s: note: %s: the kernel will not swap this run's data\n", program,
                 cgroup.version ? "the memory cgroup has no limit" : "no memory cgroup");
-    } else if (!swap_is_on() && o.data_bytes >= limit) {
+    } else if (swap_bytes() == 0 && o.data_bytes >= limit) {
         fprintf(stderr, "%s: no swap is on (/proc/swaps lists none): the cgroup's limit (%lld bytes) would kill the run; "
                         "turn a swap file on (bench/kernel-compare does)\n", program, (long long)limit);
         return 1;
@@ -1125,8 +1156,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: cannot map %zu bytes of anonymous memory: %s\n", program, bytes, strerror(errno));
         return 1;
     }
-    /* 4 KiB pages whatever the THP setting, as AnonymousPageStore asks (advice only). */
-    (void)madvise(memory, bytes, MADV_NOHUGEPAGE);
+    /* 4 KiB pages whatever the THP setting unless thp=on, as AnonymousPageStore asks (advice only). */
+    (void)madvise(memory, bytes, o.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     run.memory = memory;
     /* calloc: every version 0 ("never written"), as PageVersions starts. */
     run.versions = calloc((size_t)run.pages, sizeof *run.versions);
@@ -1155,6 +1186,7 @@ int main(int argc, char **argv) {
         .populate = &populate, .access = &access_phase, .verify = &verify,
         .budget = limit >= 0 ? limit : (o.memory_bytes >= 0 ? o.memory_bytes : 0), .limit = limit,
         .swap_ins = after.ins - before.ins, .swap_outs = after.outs - before.outs, .major_faults = faults,
+        .swap_bytes = swap_bytes(),
         .verified = access_phase.mismatches == 0 && verify.mismatches == 0 && verify.reads == (uint64_t)run.pages,
     };
     /* The cgroup's peak when the cgroup is limited (the run's own), else the process's VmHWM. */

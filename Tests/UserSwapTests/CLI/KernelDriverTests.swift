@@ -92,7 +92,7 @@ extension CLI {
                 let report = try jsonObject(Data(contentsOf: URL(fileURLWithPath: json)))
                 for key in ["scenario", "mode", "driver", "threads", "ops", "seconds", "ops_per_s", "latency_us", "budget_bytes",
                             "data_bytes", "peak_resident_bytes", "swap_ins", "swap_outs", "device_reads", "device_writes",
-                            "major_faults", "verified", "machine", "populate_seconds"] {
+                            "major_faults", "verified", "machine", "populate_seconds", "swap_bytes"] {
                     #expect(report[key] != nil, "the report has no \(key)")
                 }
                 #expect(report["scenario"] as? String == kind.rawValue)
@@ -120,6 +120,20 @@ extension CLI {
             }
         }
 
+        @Test("--param ops=N makes exactly N accesses, split over the threads as the Swift driver splits them")
+        func fixedOperations() throws {
+            try withTemporaryFolder { folder in
+                let driver = try KernelDriver.build(in: folder)
+                let json = folder + "/report.json"
+                let result = try KernelDriver.run(driver, ["zipf", "--data", "1M", "--threads", "3", "--param", "ops=1001", "--json", json])
+                try #require(result.status == 0, "kernel-driver zipf --param ops failed: \(result.stderr)")
+                let report = try jsonObject(Data(contentsOf: URL(fileURLWithPath: json)))
+                #expect(report["ops"] as? Int == 1001)
+                #expect(report["ops_per_thread"] as? [Int] == (0..<3).map { WorkloadLimit.operations(1001).operations(thread: $0, threads: 3) ?? -1 })
+                #expect(report["verified"] as? Bool == true)
+            }
+        }
+
         @Test("usage errors exit 64 and name the problem")
         func usage() throws {
             try withTemporaryFolder { folder in
@@ -127,7 +141,8 @@ extension CLI {
                 for (arguments, words) in [
                     (["hashtable"], "unknown scenario"), (["random", "--threads", "0"], "--threads"),
                     (["zipf", "--param", "theta=1"], "theta"), (["seq", "--data", "12X"], "--data"),
-                    (["random", "--param", "repeats=3"], "repeats"), (["random", "--param", "ops=5"], "ops=5"),
+                    (["random", "--param", "repeats=3"], "repeats"), (["random", "--param", "policy=lru"], "policy=lru"),
+                    (["random", "--param", "workingset=off"], "workingset"),
                 ] {
                     let result = try KernelDriver.run(driver, arguments)
                     #expect(result.status == 64 && result.stderr.contains(words), "\(arguments): \(result.status) \(result.stderr)")
