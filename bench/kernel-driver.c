@@ -386,7 +386,7 @@ struct worker {
     int index;
     int phase;                  /* PHASE_* */
     struct histogram histogram;
-    int64_t quota;              /* steps to do (populate, verify), or INT64_MAX (access) */
+    int64_t quota;              /* steps to do: a share of the pages or of --param ops, or INT64_MAX */
     uint64_t steps, end_ns;
     /* Access state: the pattern's cursor and the thread's generator. */
     struct xoshiro random;
@@ -1014,7 +1014,6 @@ static void json_latency(FILE *out, const struct histogram *h) {
 /* Everything the report says, gathered after the run. */
 struct report {
     const struct options *o;
-    const struct run *run;
     const struct cgroup *cgroup;
     const char *swap_source;
     struct phase_result *populate, *access, *verify;
@@ -1126,8 +1125,7 @@ int main(int argc, char **argv) {
         dump_fill(&o);
         return 0;
     }
-    static struct run run; /* static: large (holds no arrays, but keeps main's frame small) */
-    run.options = &o;
+    struct run run = {.options = &o};
     run.pages = (o.data_bytes + PAGE_BYTES - 1) / PAGE_BYTES;
     run.period = PAGE_WORDS / o.repeats;
     /* PageAccessWorkload: the threshold on a 64-bit draw; a ratio of 1 writes always. */
@@ -1161,6 +1159,7 @@ int main(int argc, char **argv) {
     run.memory = memory;
     /* calloc: every version 0 ("never written"), as PageVersions starts. */
     run.versions = calloc((size_t)run.pages, sizeof *run.versions);
+    /* Static: each holds a 4096-thread array, too large for the stack. */
     static struct phase_result populate, access_phase, verify;
     if (!run.versions) {
         fprintf(stderr, "%s: out of memory for %lld page versions\n", program, (long long)run.pages);
@@ -1182,7 +1181,7 @@ int main(int argc, char **argv) {
     if (!run_phase(&run, PHASE_VERIFY, &verify)) return 1;
 
     struct report r = {
-        .o = &o, .run = &run, .cgroup = &cgroup, .swap_source = source,
+        .o = &o, .cgroup = &cgroup, .swap_source = source,
         .populate = &populate, .access = &access_phase, .verify = &verify,
         .budget = limit >= 0 ? limit : (o.memory_bytes >= 0 ? o.memory_bytes : 0), .limit = limit,
         .swap_ins = after.ins - before.ins, .swap_outs = after.outs - before.outs, .major_faults = faults,
