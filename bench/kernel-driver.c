@@ -463,7 +463,7 @@ static inline bool page_read(struct run *run, int64_t page, bool fully) {
     uint32_t version = version_lock(lock);
     bool matches = fully ? pattern_check(words, (uint64_t)page, version, run->options->seed, run->period)
                          : pattern_quick_check(words, (uint64_t)page, version, run->options->seed, run->period);
-    uint64_t first = words[0];
+    uint64_t first = matches ? 0 : words[0]; /* for the message, read under the lock */
     version_unlock(lock, version);
     if (!matches && atomic_fetch_add_explicit(&run->mismatches_shown, 1, memory_order_relaxed) < 8) {
         fprintf(stderr, "%s: page %lld: expected version %u, first word %llx (expected %llx)\n", program,
