@@ -24,6 +24,9 @@ let package = Package(
         // engine picks the thread pool at run time when the kernel refuses io_uring.
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .target(name: "CUserSwapURing", dependencies: ["CURing"]),
+        // fork + exec of a child that dies with its parent (the private redis-server): the part
+        // between fork and exec must be async-signal-safe, so it is C.
+        .target(name: "CUserSwapProcess"),
         .target(
             name: "UserSwap",
             dependencies: ["CUserSwap", "CUserSwapURing"],
@@ -47,7 +50,7 @@ let package = Package(
         ),
         .target(
             name: "UserSwapRedis",
-            dependencies: ["UserSwap", "CHiredis"],
+            dependencies: ["UserSwap", "CHiredis", "CUserSwapProcess"],
             swiftSettings: swiftSettings
         ),
         // The command line: argument parser, commands, the benchmark harness. A library so

@@ -8,6 +8,8 @@ extension RedisBackend {
         /// private network, or seal the pages first (the encryption tier).
         public var host: String
         public var port: Int
+        /// A unix socket to connect to instead of `host` and `port` (the private server's).
+        public var socketPath: String?
         /// Redis 6 ACL user for `AUTH user password`; nil sends `AUTH password` (requirepass).
         public var username: String?
         /// Sent with `AUTH` on every new connection when set.
@@ -38,13 +40,14 @@ extension RedisBackend {
         /// How long freed slots gather before one batch of UNLINKs deletes their keys.
         public var deleteGatherDelay: Duration
 
-        public init(host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil,
+        public init(host: String = "127.0.0.1", port: Int = 6379, socketPath: String? = nil, username: String? = nil, password: String? = nil,
                     database: Int = 0, namespace: String? = nil, maxConnections: Int = 16,
                     connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(2),
                     retries: Int = 3, retryBackoff: Duration = .milliseconds(10),
                     failFastWindow: Duration = .milliseconds(500), deleteGatherDelay: Duration = .milliseconds(1)) {
             self.host = host
             self.port = port
+            self.socketPath = socketPath
             self.username = username
             self.password = password
             self.database = database
@@ -58,36 +61,97 @@ extension RedisBackend {
             self.deleteGatherDelay = deleteGatherDelay
         }
 
+        /// The environment variable a password can come from, so that it stays out of command
+        /// lines (`ps` shows those to every user).
+        public static let passwordEnvironmentVariable = "USERSWAP_REDIS_PASSWORD"
+
         /// A configuration from a URL: `redis://[[user]:password@]host[:port][/database]`
-        /// (`redis://127.0.0.1:6390`, `redis://:secret@127.0.0.1/2`). Other settings keep their
+        /// (`redis://127.0.0.1:6390`, `redis://:secret@127.0.0.1/2`) or
+        /// `unix://[[user]:password@]/path/to/socket[?db=N]`. Other settings keep their
         /// defaults. `rediss://` (TLS) and `redis+cluster` are refused: not supported.
-        public init(url: String) throws(SwapError) {
+        ///
+        /// The password: the URL's if it has one, else `environment["USERSWAP_REDIS_PASSWORD"]`
+        /// if set, else none. Pass `ProcessInfo.processInfo.environment` to allow the variable.
+        public init(url: String, environment: [String: String] = [:]) throws(SwapError) {
             self.init()
+            if url.hasPrefix("unix://") {
+                try parseUnix(url)
+            } else {
+                try parseTCP(url)
+            }
+            if password == nil, let fromEnvironment = environment[Self.passwordEnvironmentVariable], !fromEnvironment.isEmpty {
+                password = fromEnvironment
+            }
+            try validate()
+        }
+
+        /// Whether `url` carries a password (which `ps` would show if it came from a command line).
+        public static func hasPassword(_ url: String) -> Bool {
+            guard let configuration = try? Configuration(url: url) else { return false }
+            return configuration.password != nil
+        }
+
+        /// Where the server is, as a URL without user or password: what reports and messages show.
+        public var urlWithoutCredentials: String {
+            if let socketPath { return "unix://\(socketPath)" + (database == 0 ? "" : "?db=\(database)") }
+            let hostPart = host.contains(":") ? "[\(host)]" : host
+            return "redis://\(hostPart):\(port)" + (database == 0 ? "" : "/\(database)")
+        }
+
+        /// `user:password@` off the front of `rest`, into `username` and `password`.
+        private mutating func takeCredentials(_ rest: inout Substring) {
+            guard let at = rest.lastIndex(of: "@") else { return }
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                let user = credentials[..<colon]
+                username = user.isEmpty ? nil : String(user)
+                password = String(credentials[credentials.index(after: colon)...])
+            } else {
+                password = String(credentials)
+            }
+        }
+
+        private mutating func parseUnix(_ url: String) throws(SwapError) {
+            var rest = Substring(url.dropFirst("unix://".count))
+            if let query = rest.firstIndex(of: "?") {
+                let parameters = rest[rest.index(after: query)...]
+                rest = rest[..<query]
+                for parameter in parameters.split(separator: "&") {
+                    guard parameter.hasPrefix("db="), let n = Int(parameter.dropFirst(3)), n >= 0 else {
+                        throw SwapError(.invalidArgument, "'\(Self.redacted(url))': unknown parameter '\(parameter)'; only db=N is known")
+                    }
+                    database = n
+                }
+            }
+            // Credentials end at the last @ before the path's first /.
+            if let slash = rest.firstIndex(of: "/"), let at = rest[..<slash].lastIndex(of: "@") {
+                var credentials = rest[...at]
+                takeCredentials(&credentials)
+                rest = rest[rest.index(after: at)...]
+            }
+            guard rest.hasPrefix("/") else {
+                throw SwapError(.invalidArgument, "'\(Self.redacted(url))': give the socket's absolute path, as in unix:///run/redis/redis.sock")
+            }
+            socketPath = String(rest)
+        }
+
+        private mutating func parseTCP(_ url: String) throws(SwapError) {
             let scheme = "redis://"
             guard url.hasPrefix(scheme) else {
-                throw SwapError(.invalidArgument, "'\(url)' is not a redis:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
+                throw SwapError(.invalidArgument, "'\(Self.redacted(url))' is not a redis:// or unix:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
             }
             var rest = Substring(url.dropFirst(scheme.count))
+            takeCredentials(&rest)
             if let slash = rest.firstIndex(of: "/") {
                 let db = rest[rest.index(after: slash)...]
                 if !db.isEmpty {
                     guard let n = Int(db), n >= 0 else {
-                        throw SwapError(.invalidArgument, "'\(url)': database '\(db)' is not a number")
+                        throw SwapError(.invalidArgument, "'\(Self.redacted(url))': database '\(db)' is not a number")
                     }
                     database = n
                 }
                 rest = rest[..<slash]
-            }
-            if let at = rest.lastIndex(of: "@") {
-                let credentials = rest[..<at]
-                rest = rest[rest.index(after: at)...]
-                if let colon = credentials.firstIndex(of: ":") {
-                    let user = credentials[..<colon]
-                    username = user.isEmpty ? nil : String(user)
-                    password = String(credentials[credentials.index(after: colon)...])
-                } else {
-                    password = String(credentials)
-                }
             }
             var hostPart = rest
             if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
@@ -96,26 +160,41 @@ extension RedisBackend {
                 rest = rest[rest.index(after: close)...]
                 if rest.hasPrefix(":") {
                     guard let p = Int(rest.dropFirst()) else {
-                        throw SwapError(.invalidArgument, "'\(url)': port '\(rest.dropFirst())' is not a number")
+                        throw SwapError(.invalidArgument, "'\(Self.redacted(url))': port '\(rest.dropFirst())' is not a number")
                     }
                     port = p
                 }
             } else if let colon = rest.lastIndex(of: ":") {
                 hostPart = rest[..<colon]
                 guard let p = Int(rest[rest.index(after: colon)...]) else {
-                    throw SwapError(.invalidArgument, "'\(url)': port '\(rest[rest.index(after: colon)...])' is not a number")
+                    throw SwapError(.invalidArgument, "'\(Self.redacted(url))': port '\(rest[rest.index(after: colon)...])' is not a number")
                 }
                 port = p
             }
             if !hostPart.isEmpty { host = String(hostPart) }
-            try validate()
+        }
+
+        /// `url` with whatever stands before its `@` (user and password) replaced by `***`, for
+        /// messages about a URL that did not parse.
+        public static func redacted(_ url: String) -> String {
+            guard let scheme = url.range(of: "://") else { return url }
+            let rest = url[scheme.upperBound...]
+            let end = rest.firstIndex(of: "/") ?? rest.endIndex
+            guard let at = rest[..<end].lastIndex(of: "@") else { return url }
+            return String(url[..<scheme.upperBound]) + "***" + String(rest[at...])
         }
 
         /// Throws `invalidArgument` for a setting that cannot work.
         func validate() throws(SwapError) {
-            guard !host.isEmpty else { throw SwapError(.invalidArgument, "the Redis host is empty; give an address such as 127.0.0.1") }
-            guard (1...65535).contains(port) else {
-                throw SwapError(.invalidArgument, "Redis port \(port) is out of range; give 1 to 65535")
+            if let socketPath {
+                guard socketPath.hasPrefix("/"), socketPath.utf8.count < 108 else {
+                    throw SwapError(.invalidArgument, "Redis socket '\(socketPath)' must be an absolute path of at most 107 bytes")
+                }
+            } else {
+                guard !host.isEmpty else { throw SwapError(.invalidArgument, "the Redis host is empty; give an address such as 127.0.0.1") }
+                guard (1...65535).contains(port) else {
+                    throw SwapError(.invalidArgument, "Redis port \(port) is out of range; give 1 to 65535")
+                }
             }
             guard database >= 0 else { throw SwapError(.invalidArgument, "Redis database \(database) is negative") }
             if let namespace, !RedisPageFormat.isValidNamespace(namespace) {
@@ -130,7 +209,7 @@ extension RedisBackend {
         }
 
         var endpoint: RedisEndpoint {
-            RedisEndpoint(host: host, port: port, username: username, password: password, database: database,
+            RedisEndpoint(host: host, port: port, socketPath: socketPath, username: username, password: password, database: database,
                           connectTimeout: connectTimeout, commandTimeout: commandTimeout)
         }
 

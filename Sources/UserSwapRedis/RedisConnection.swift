@@ -157,7 +157,9 @@ final class _RedisConnection {
     /// Connects, sets the command timeout, authenticates and selects the database.
     init(_ endpoint: RedisEndpoint) throws(RedisFailure) {
         self.endpoint = endpoint
-        guard let c = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(endpoint.connectTimeout)) else {
+        let connected = endpoint.socketPath.map { redisConnectUnixWithTimeout($0, Self.timeval(endpoint.connectTimeout)) }
+            ?? redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(endpoint.connectTimeout))
+        guard let c = connected else {
             throw .connection("cannot allocate a hiredis context", errno: ENOMEM, timedOut: false, connecting: true)
         }
         if c.pointee.err != 0 {
@@ -171,7 +173,9 @@ final class _RedisConnection {
         guard redisSetTimeout(c, Self.timeval(endpoint.commandTimeout)) == REDIS_OK else {
             throw Self.failure(of: c, errno: errno, connecting: true, timeout: endpoint.commandTimeout)
         }
-        _ = redisEnableKeepAlive(c)
+        // TCP only: on a unix socket hiredis would record the failed setsockopt as the
+        // context's error.
+        if endpoint.socketPath == nil { _ = redisEnableKeepAlive(c) }
         if let password = endpoint.password {
             var auth = RedisCommand("AUTH")
             if let username = endpoint.username { auth.append(username) }

@@ -5,14 +5,19 @@ import Synchronization
 struct RedisEndpoint: Sendable {
     var host: String
     var port: Int
+    /// A unix socket to connect to instead of host and port.
+    var socketPath: String?
     var username: String?
     var password: String?
     var database: Int
     var connectTimeout: Duration
     var commandTimeout: Duration
 
-    /// `127.0.0.1:6379`, as messages name the server.
-    var name: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    /// `127.0.0.1:6379` or the socket's path, as messages name the server.
+    var name: String {
+        if let socketPath { return socketPath }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 }
 
 /// A few connections to one server, shared by the engine's threads. hiredis contexts are not

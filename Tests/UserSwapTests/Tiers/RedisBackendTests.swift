@@ -6,8 +6,9 @@ import Testing
 @testable import UserSwap
 @testable import UserSwapRedis
 
-/// The Redis backend against real servers: each test starts its own `redis-server` on a free
-/// loopback port (no persistence) and kills it at the end. They skip, saying so, only where no
+/// The Redis backend against real servers: each test starts its own private `redis-server`
+/// (`RedisServerProcess`: a unix socket in a private folder, a random password, no persistence)
+/// and kills it at the end. They skip, saying so, only where no
 /// `redis-server` binary exists; `scripts/bootstrap` installs one, so in CI they run.
 @Suite("Redis backend", .serialized,
        .enabled(if: RedisServerProcess.executable != nil,
@@ -18,7 +19,7 @@ struct RedisBackendTests {
     @Test("single pages and vectored runs round-trip, across key groups, one key per page")
     func roundTrip() throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 2 * 512, configuration: .init(port: server.port))
+        let redis = try RedisBackend(pageCount: 1 + 2 * 512, configuration: server.configuration)
         let page = Pages(1)
         fill(page[0], page: 1)
         try redis.write(UnsafeRawBufferPointer(page.all), atPage: 1)
@@ -54,25 +55,43 @@ struct RedisBackendTests {
     func pageZero() async throws {
         let server = try RedisServerProcess()
         // The exit test runs in a child process that inherits the environment.
-        setenv("USERSWAP_TEST_REDIS_PORT", String(server.port), 1)
+        setenv("USERSWAP_TEST_REDIS_SOCKET", server.socketPath, 1)
+        setenv("USERSWAP_TEST_REDIS_PASSWORD", server.password, 1)
         await #expect(processExitsWith: .failure) {
-            let port = Int(String(cString: getenv("USERSWAP_TEST_REDIS_PORT")))!
-            let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: port))
+            let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(
+                socketPath: String(cString: getenv("USERSWAP_TEST_REDIS_SOCKET")),
+                password: String(cString: getenv("USERSWAP_TEST_REDIS_PASSWORD"))))
             let page = Pages(1)
             try redis.read(into: page.all, atPage: 0)
         }
     }
 
-    @Test("configuration from redis:// URLs, and bad settings refused")
+    @Test("configuration from redis:// and unix:// URLs, the password from the environment, and bad settings refused")
     func urls() throws {
         let a = try RedisBackend.Configuration(url: "redis://127.0.0.1:6390")
         #expect(a.host == "127.0.0.1" && a.port == 6390 && a.password == nil && a.database == 0)
         let b = try RedisBackend.Configuration(url: "redis://swap:s3cret@10.0.0.2/3")
         #expect(b.host == "10.0.0.2" && b.port == 6379 && b.username == "swap" && b.password == "s3cret" && b.database == 3)
+        #expect(b.urlWithoutCredentials == "redis://10.0.0.2:6379/3")
         let c = try RedisBackend.Configuration(url: "redis://:pw@[::1]:7000")
         #expect(c.host == "::1" && c.port == 7000 && c.username == nil && c.password == "pw")
-        for bad in ["rediss://127.0.0.1", "redis://127.0.0.1:http", "redis://127.0.0.1:0", "http://x"] {
+        #expect(c.urlWithoutCredentials == "redis://[::1]:7000")
+        let u = try RedisBackend.Configuration(url: "unix://:pw@/run/redis/redis.sock?db=2")
+        #expect(u.socketPath == "/run/redis/redis.sock" && u.password == "pw" && u.database == 2)
+        #expect(u.urlWithoutCredentials == "unix:///run/redis/redis.sock?db=2")
+        // Precedence: the URL's password, else the environment's, else none.
+        let environment = ["USERSWAP_REDIS_PASSWORD": "from-env"]
+        #expect(try RedisBackend.Configuration(url: "redis://127.0.0.1", environment: environment).password == "from-env")
+        #expect(try RedisBackend.Configuration(url: "redis://:in-url@127.0.0.1", environment: environment).password == "in-url")
+        #expect(try RedisBackend.Configuration(url: "unix:///x.sock", environment: environment).password == "from-env")
+        #expect(try RedisBackend.Configuration(url: "redis://127.0.0.1").password == nil)
+        for bad in ["rediss://127.0.0.1", "redis://127.0.0.1:http", "redis://127.0.0.1:0", "http://x", "unix://relative.sock",
+                    "unix:///x.sock?timeout=3"] {
             #expect(throws: SwapError.self, "\(bad)") { _ = try RedisBackend.Configuration(url: bad) }
+        }
+        // A URL that does not parse is named without its password.
+        do { _ = try RedisBackend.Configuration(url: "redis://u:hunter2@host:port") } catch {
+            #expect(!error.message.contains("hunter2") && error.message.contains("***@host"), "\(error)")
         }
         #expect(throws: SwapError(.invalidArgument, "")) {
             _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(namespace: "has{brace}"))
@@ -85,7 +104,7 @@ struct RedisBackendTests {
     func refusedValues() throws {
         let server = try RedisServerProcess()
         let raw = try Raw(server)
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: server.port))
+        let redis = try RedisBackend(pageCount: 1 + 512, configuration: server.configuration)
         let page = Pages(1)
         for p in 1...6 {
             fill(page[0], page: p)
@@ -111,7 +130,7 @@ struct RedisBackendTests {
         _ = try raw.command("COPY", redis.format.key(of: 5), redis.format.key(of: 4), "REPLACE")
         #expect(readError(4)?.message.contains("holds page 5") == true)
         // Another device instance (an earlier run) with the same namespace wrote page 6.
-        let other = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: server.port, namespace: redis.namespace))
+        let other = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: server.password, namespace: redis.namespace))
         fill(page[0], page: 6, generation: 9)
         try other.write(UnsafeRawBufferPointer(page.all), atPage: 6)
         let stale = readError(6)
@@ -144,7 +163,7 @@ struct RedisBackendTests {
         let server = try RedisServerProcess()
         let window = Duration.milliseconds(400)
         let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(
-            port: server.port, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(300), failFastWindow: window))
+            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(300), failFastWindow: window))
         let page = Pages(1)
         fill(page[0], page: 1)
         try redis.write(UnsafeRawBufferPointer(page.all), atPage: 1)
@@ -185,7 +204,7 @@ struct RedisBackendTests {
     func frozenServerUnderReclaim(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
         let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(
-            port: server.port, connectTimeout: .milliseconds(200), commandTimeout: .milliseconds(200)))
+            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(200), commandTimeout: .milliseconds(200)))
         let frames = 64
         let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
                                         backgroundReclaim: false))
@@ -218,32 +237,36 @@ struct RedisBackendTests {
         print("frozen server under reclaim (\(sync)): \(codes), slowest access \(slowest), \(space.statistics[.writeErrors]) write errors, backend failed calls \(redis.statistics.failedCalls)")
     }
 
-    @Test("AUTH: a password-protected server refuses a backend without it, accepts one with it")
+    @Test("AUTH: the private server refuses a backend without its password or with a wrong one, accepts one with it")
     func authentication() throws {
-        let server = try RedisServerProcess(arguments: ["--requirepass", "s3cret"])
+        let server = try RedisServerProcess()
         var caught: SwapError?
-        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: server.port)) } catch { caught = error }
+        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath)) } catch { caught = error }
+        #expect(caught?.code == .permissionDenied && caught?.message.contains("NOAUTH") == true, "\(String(describing: caught))")
+        caught = nil
+        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: "wrong")) } catch { caught = error }
         #expect(caught?.code == .permissionDenied)
-        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: server.port, password: "wrong")) } catch { caught = error }
-        #expect(caught?.code == .permissionDenied)
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: try .init(url: "redis://:s3cret@127.0.0.1:\(server.port)"))
+        // The password from the environment, the URL without it (as `ps` would show it).
+        let redis = try RedisBackend(pageCount: 1 + 512, configuration: try .init(
+            url: "unix://\(server.socketPath)", environment: ["USERSWAP_REDIS_PASSWORD": server.password]))
         let page = Pages(1)
         fill(page[0], page: 3)
         try redis.write(UnsafeRawBufferPointer(page.all), atPage: 3)
         page[0].initializeMemory(as: UInt8.self, repeating: 0)
         try redis.read(into: page.all, atPage: 3)
         #expect(matches(page[0], page: 3))
+        #expect(!redis.configuration.urlWithoutCredentials.contains(server.password))
     }
 
     @Test("a server that evicts any key is refused; a full noeviction server is a disk-full error")
     func memoryLimits() throws {
         let evicting = try RedisServerProcess(arguments: ["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"])
         var caught: SwapError?
-        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: evicting.port)) } catch { caught = error }
+        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: evicting.configuration) } catch { caught = error }
         #expect(caught?.code == .invalidArgument && caught?.message.contains("noeviction") == true)
 
         let small = try RedisServerProcess(arguments: ["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"])
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(port: small.port))
+        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: small.configuration)
         let page = Pages(1)
         var written = 0
         caught = nil
@@ -264,7 +287,7 @@ struct RedisBackendTests {
     @Test("freed slots' keys are deleted: the server's key count follows the device's use")
     func freedPagesDeleted() throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(port: server.port))
+        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: server.configuration)
         let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(redis)], backgroundReclaim: false))
         let pages = 512
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
@@ -296,7 +319,7 @@ struct RedisBackendTests {
     func deleteThenRewrite() throws {
         let server = try RedisServerProcess()
         // A long gathering delay: deletions are still pending (or in flight) at the rewrite.
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(port: server.port, deleteGatherDelay: .milliseconds(5)))
+        let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: server.password, deleteGatherDelay: .milliseconds(5)))
         let page = Pages(1)
         var rng = SeededRandom.fromEnvironment("redis delete then rewrite")
         for round in 0..<200 {
@@ -321,7 +344,7 @@ struct RedisBackendTests {
     @Test("a space over Redis, 4× its budget, several threads: nothing lost, invariants hold", arguments: bothProtocols)
     func spaceUnderReclaim(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 12 * 512, configuration: .init(port: server.port, maxConnections: 8))
+        let redis = try RedisBackend(pageCount: 1 + 12 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 8))
         let frames = 256
         let threads = 4
         let ownPages = 4 * frames
@@ -379,7 +402,7 @@ struct RedisBackendTests {
     func serverDiesMidRun(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
         let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(
-            port: server.port, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(500),
+            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(500),
             retries: 1, retryBackoff: .milliseconds(5), failFastWindow: .milliseconds(100)))
         let frames = 64
         let threads = 4
@@ -438,7 +461,7 @@ struct RedisBackendTests {
         #expect(Set(counted.keys).isSubset(of: [.deviceGone, .ioError, .outOfMemory]), "\(counted)")
         #expect(slowestNs.load(ordering: .relaxed) < 10_000_000_000, "no access may hang")
 
-        // A new, empty server on the same port: pages swapped out before are gone. Each reads as
+        // A new, empty server on the same socket: pages swapped out before are gone. Each reads as
         // a typed error, never as zeros; resident pages are intact. (Once the fail-fast window
         // is over, so that the backend asks the new server.)
         try server.restart()
@@ -468,7 +491,7 @@ struct RedisBackendTests {
     @Test("threads share the pool: concurrent round trips on several connections, all correct")
     func concurrentThreads() throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(port: server.port, maxConnections: 4))
+        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 4))
         let wrong = Atomic<Int>(0)
         runThreads(8) { t in
             let page = Pages(2)
@@ -501,7 +524,7 @@ struct RedisBackendTests {
         let server = try RedisServerProcess()
         let raw = try Raw(server)
         _ = try raw.command("SET", "someone-else", "x")
-        let redis = try RedisBackend(pageCount: 1 + 2 * 512, configuration: .init(port: server.port))
+        let redis = try RedisBackend(pageCount: 1 + 2 * 512, configuration: server.configuration)
         let run = Pages(40)
         for i in 0..<40 { fill(run[i], page: 490 + i) }
         try redis.write(UnsafeRawBufferPointer(run.all), atPage: 490)
@@ -530,7 +553,7 @@ private final class Pages {
 private struct Raw {
     let connection: _RedisConnection
     init(_ server: RedisServerProcess) throws {
-        connection = try _RedisConnection(RedisEndpoint(host: server.host, port: server.port, username: nil, password: nil,
+        connection = try _RedisConnection(RedisEndpoint(host: "", port: 0, socketPath: server.socketPath, username: nil, password: server.password,
                                                         database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(2)))
     }
 

@@ -27,16 +27,18 @@ public enum WorkloadDevice: Equatable, Sendable {
         case "memory": self = .memory
         case "redis": self = .redis(url: nil)
         default:
-            guard text.hasPrefix("redis://") else { return nil }
+            guard text.hasPrefix("redis://") || text.hasPrefix("unix://") else { return nil }
             self = .redis(url: text)
         }
     }
 
+    /// The device as reports show it: a URL without its user and password.
     var name: String {
         switch self {
         case .file: "file"
         case .memory: "memory"
-        case .redis(let url): url ?? "redis"
+        case .redis(let url):
+            url.map { (try? RedisBackend.Configuration(url: $0))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted($0) } ?? "redis"
         }
     }
 }
@@ -60,7 +62,7 @@ struct WorkloadSwap {
     init(options: BenchOptions) throws {
         let deviceText = options.device ?? options.parameters["device"] ?? "file"
         guard let device = WorkloadDevice(deviceText) else {
-            throw BenchError("--device \(deviceText): use file, memory, redis or redis://HOST:PORT")
+            throw BenchError("--device \(RedisBackend.Configuration.redacted(deviceText)): use file, memory, redis, redis://HOST:PORT or unix:///PATH")
         }
         self.device = device
         let tierText = options.tier ?? "none"
