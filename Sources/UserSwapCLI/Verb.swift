@@ -74,7 +74,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("seed", value: .required("N"), help: "seed for the scenario's random generator, to repeat a run"),
                 OptionSpec("dir", value: .required("DIR"), help: "folder for swap files (default: a fresh temporary folder)"),
                 OptionSpec("tier", value: .required("T"), help: "workloads: none (default), compressed, encrypted or compressed+encrypted over the device"),
-                OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server) or redis://HOST:PORT"),
+                OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
                 OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
                 OptionSpec("list", help: "list the scenarios, one per line, and exit"),

@@ -110,6 +110,44 @@ extension CLI {
             #expect(tierSealed["sealed_pages"] as? Int ?? 0 > 500 && tierSealed["authentication_failures"] as? Int == 0)
         }
 
+        @Test("a Redis password never reaches the report, the log or an error; the URL without it takes it from USERSWAP_REDIS_PASSWORD")
+        func redisPasswordNotPrinted() throws {
+            guard RedisServerProcess.executable != nil else {
+                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); Redis password handling not tested")
+                return
+            }
+            let server = try RedisServerProcess()
+            func bench(_ device: String) throws -> (json: String, log: String) {
+                let captured = CapturedConsole()
+                let json = try withTemporaryFolder { folder in
+                    let path = folder + "/report.json"
+                    try BenchCommand.perform(BenchOptions(scenario: "random", json: .file(path), threads: 2, memoryBytes: 1 << 20,
+                                                          dataBytes: 4 << 20, directory: folder, device: device,
+                                                          parameters: ["ops": "2000"], showsProgress: true),
+                                             console: captured.console)
+                    return try String(contentsOfFile: path, encoding: .utf8)
+                }
+                return (json, captured.stdout + captured.stderr)
+            }
+            // The password in the URL: it works, a warning says ps shows it, and nothing prints it.
+            let inURL = try bench("unix://:\(server.password)@\(server.socketPath)")
+            #expect(!inURL.json.contains(server.password) && !inURL.log.contains(server.password))
+            #expect(inURL.json.contains("\"unix://\(server.socketPath)\""), "the report names the server without credentials")
+            #expect(inURL.log.contains("USERSWAP_REDIS_PASSWORD"), "no warning about the password on the command line")
+            // The URL alone, the password from the environment.
+            setenv("USERSWAP_REDIS_PASSWORD", server.password, 1)
+            let fromEnvironment = try bench("unix://\(server.socketPath)")
+            unsetenv("USERSWAP_REDIS_PASSWORD")
+            #expect(!fromEnvironment.json.contains(server.password) && !fromEnvironment.log.contains("warning"))
+            // A wrong password: refused, and the error does not repeat it.
+            do {
+                _ = try bench("unix://:not-\(server.password)@\(server.socketPath)")
+                Issue.record("a wrong password was accepted")
+            } catch {
+                #expect(!"\(error)".contains(server.password) && "\(error)".contains("WRONGPASS"), "\(error)")
+            }
+        }
+
         @Test("--device redis starts a private server and swaps through it")
         func redis() throws {
             guard RedisServerProcess.executable != nil else {
