@@ -1,3 +1,4 @@
+import UserSwapRedis
 /// The words after the verb, sorted into positionals and options by the verb's option table
 /// (`Verb.options`), before any value is interpreted.
 struct ParsedArguments: Equatable {
@@ -214,7 +215,28 @@ extension CommandLineTool {
                 return .listScenarios
             }
             return .bench(try parseBench(parsed))
+        case .redisClean:
+            return .redisClean(try parseRedisClean(parsed))
         }
+    }
+
+    /// `redis-clean URL --namespace N`: a URL the backend can parse, and a namespace always (a
+    /// command that deletes keys never guesses which).
+    private static func parseRedisClean(_ parsed: ParsedArguments) throws(UsageError) -> RedisCleanOptions {
+        let verb = Verb.redisClean
+        let url = try onePositional(parsed, verb: verb)
+        do {
+            _ = try RedisBackend.Configuration(url: url)
+        } catch {
+            throw UsageError(error.message, verb: verb)
+        }
+        guard let namespace = parsed.value("namespace") else {
+            throw UsageError("redis-clean needs --namespace NAMESPACE: the one the killed run logged (it deletes only that namespace's keys)", verb: verb)
+        }
+        guard RedisBackend.isValidNamespace(namespace) else {
+            throw UsageError("--namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)", verb: verb)
+        }
+        return RedisCleanOptions(url: url, namespace: namespace)
     }
 
     private static func parseHelp(_ parsed: ParsedArguments) throws(UsageError) -> Invocation {

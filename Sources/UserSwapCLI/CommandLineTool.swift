@@ -46,6 +46,8 @@ public enum CommandLineTool {
                 }
             case .bench(let options):
                 return BenchCommand.run(options, console: console)
+            case .redisClean(let options):
+                try RedisCleanCommand.run(options, console: console)
             }
             return ExitCode.success
         } catch let error as SwapError {

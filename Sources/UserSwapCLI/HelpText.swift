@@ -87,6 +87,16 @@ enum HelpText {
             reports the two side by side, as ratios (bigger is better). Needs a release build:
             `make bench`, or `swift build -c release`.
             """
+        case .redisClean:
+            """
+            Deletes every key of NAMESPACE on the Redis server at URL (SCAN, then UNLINK) and
+            prints how many: the pages a run swapped to that server and could not delete because
+            it was killed (a run that ends normally deletes its own). Runs log their namespace
+            when they swap to a server of yours; the private server of --device redis dies with
+            its run and needs no cleaning. Use it only for a namespace no running process uses.
+            URL is redis://HOST:PORT[/DB] or unix:///SOCKET; a password comes from
+            USERSWAP_REDIS_PASSWORD (a password in the URL shows in ps).
+            """
         case .help:
             "Shows the verbs, or one verb's options."
         }
@@ -110,6 +120,8 @@ enum HelpText {
                 "userswap bench race --threads 8 --seconds 5 --protocol both --json",
                 "userswap bench --list",
             ]
+        case .redisClean:
+            ["USERSWAP_REDIS_PASSWORD=… userswap redis-clean redis://10.0.0.2:6379 --namespace userswap-4242-1f2e3d4c"]
         case .help:
             ["userswap help format"]
         }

@@ -6,6 +6,7 @@ public enum Invocation: Equatable, Sendable {
     case inspect(InspectOptions)
     case run(RunOptions)
     case bench(BenchOptions)
+    case redisClean(RedisCleanOptions)
     /// `userswap bench --list`.
     case listScenarios
 }
@@ -36,6 +37,18 @@ public struct InspectOptions: Equatable, Sendable {
     public init(path: String, json: Bool = false) {
         self.path = path
         self.json = json
+    }
+}
+
+/// `userswap redis-clean URL --namespace NAMESPACE`.
+public struct RedisCleanOptions: Equatable, Sendable {
+    /// `redis://HOST:PORT` or `unix:///SOCKET`, with or without a password.
+    public var url: String
+    public var namespace: String
+
+    public init(url: String, namespace: String) {
+        self.url = url
+        self.namespace = namespace
     }
 }
 

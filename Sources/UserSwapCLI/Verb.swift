@@ -4,6 +4,7 @@ public enum Verb: String, CaseIterable, Sendable {
     case inspect
     case run
     case bench
+    case redisClean = "redis-clean"
     case help
 
     /// The one-line synopsis printed with every usage error and at the top of the verb's help.
@@ -13,6 +14,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .inspect: "usage: userswap inspect FILE [--json]"
         case .run: "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
         case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|both] [options]"
+        case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
         case .help: "usage: userswap help [VERB]"
         }
     }
@@ -24,6 +26,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .inspect: "print a swap file's header and check it"
         case .run: "the main job: a workload on swappable data larger than its RAM budget, verified"
         case .bench: "run a benchmark scenario (release builds only)"
+        case .redisClean: "delete the pages a killed process left on a Redis server (one namespace)"
         case .help: "show help for userswap or one verb"
         }
     }
@@ -60,6 +63,8 @@ public enum Verb: String, CaseIterable, Sendable {
             ]
         case .help:
             []
+        case .redisClean:
+            [OptionSpec("namespace", value: .required("NAMESPACE"), help: "the namespace whose keys to delete (required): letters, digits and -_.: as the run logged it")]
         case .bench:
             [
                 OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (parent folders are created); alone or `-`: to stdout"),
@@ -87,6 +92,7 @@ public enum Verb: String, CaseIterable, Sendable {
         switch self {
         case .format, .inspect: ["FILE"]
         case .bench: ["SCENARIO"]
+        case .redisClean: ["URL"]
         case .run: []
         case .help: ["VERB"]
         }

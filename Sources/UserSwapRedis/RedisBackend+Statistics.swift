@@ -72,33 +72,61 @@ extension RedisBackend {
     public func removeAllPages() throws(SwapError) -> Int {
         do {
             return try pool.perform { connection throws(RedisFailure) in
-                var cursor = "0"
-                var removed = 0
-                repeat {
-                    var scan = RedisCommand("SCAN")
-                    scan.append(cursor)
-                    scan.append("MATCH")
-                    scan.append(format.scanPattern)
-                    scan.append("COUNT")
-                    scan.append("1000")
-                    let reply = try connection.command(scan)
-                    let r = reply.view
-                    try r.checkNotError()
-                    guard r.elementCount == 2 else { throw .data("SCAN answered \(r.elementCount) elements instead of 2") }
-                    cursor = r.element(0).text
-                    let keys = r.element(1)
-                    if keys.elementCount > 0 {
-                        var unlink = RedisCommand("UNLINK")
-                        for i in 0..<keys.elementCount { unlink.append(keys.element(i).text) }
-                        let answer = try connection.command(unlink)
-                        try answer.view.checkNotError()
-                        removed += Int(answer.view.integer)
-                    }
-                } while cursor != "0"
-                return removed
+                try Self.unlinkAll(matching: format.scanPattern, on: connection)
             }
         } catch {
             throw swapError(error, doing: "delete the keys of namespace '\(namespace)'")
         }
+    }
+
+    /// Whether `namespace` is one a device may use: letters, digits and `-_.:`, 1 to 100 of them.
+    public static func isValidNamespace(_ namespace: String) -> Bool { RedisPageFormat.isValidNamespace(namespace) }
+
+    /// Deletes every key of `namespace` on the server `configuration` names (SCAN, then
+    /// UNLINK): the pages a process that was killed left there (its backend's `deinit` never
+    /// ran). Only for a namespace no running process uses. Returns the keys deleted. The
+    /// configuration's own `namespace` is not used.
+    public static func removeAllPages(namespace: String, configuration: Configuration) throws(SwapError) -> Int {
+        var configuration = configuration
+        configuration.namespace = namespace
+        try configuration.validate()
+        let format = RedisPageFormat(namespace: namespace, instance: 0)
+        let endpoint = configuration.endpoint
+        _RedisSystem.ignoreBrokenPipes()
+        do {
+            let connection = try _RedisConnection(endpoint)
+            return try unlinkAll(matching: format.scanPattern, on: connection)
+        } catch {
+            // The backend's messages, without a backend.
+            throw RedisBackend.swapError(error, server: endpoint.name, doing: "delete the keys of namespace '\(namespace)'")
+        }
+    }
+
+    /// SCAN for `pattern`, UNLINK each batch found; the number of keys deleted.
+    private static func unlinkAll(matching pattern: String, on connection: _RedisConnection) throws(RedisFailure) -> Int {
+        var cursor = "0"
+        var removed = 0
+        repeat {
+            var scan = RedisCommand("SCAN")
+            scan.append(cursor)
+            scan.append("MATCH")
+            scan.append(pattern)
+            scan.append("COUNT")
+            scan.append("1000")
+            let reply = try connection.command(scan)
+            let r = reply.view
+            try r.checkNotError()
+            guard r.elementCount == 2 else { throw .data("SCAN answered \(r.elementCount) elements instead of 2") }
+            cursor = r.element(0).text
+            let keys = r.element(1)
+            if keys.elementCount > 0 {
+                var unlink = RedisCommand("UNLINK")
+                for i in 0..<keys.elementCount { unlink.append(keys.element(i).text) }
+                let answer = try connection.command(unlink)
+                try answer.view.checkNotError()
+                removed += Int(answer.view.integer)
+            }
+        } while cursor != "0"
+        return removed
     }
 }

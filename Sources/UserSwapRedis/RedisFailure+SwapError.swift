@@ -6,6 +6,11 @@ extension RedisBackend {
     /// The engine error for a failure met while doing `what`, naming the server and saying what
     /// to do about it.
     func swapError(_ failure: RedisFailure, doing what: String) -> SwapError {
+        Self.swapError(failure, server: server, doing: what)
+    }
+
+    /// The same, for the server named `server` (`127.0.0.1:6379` or a socket's path).
+    static func swapError(_ failure: RedisFailure, server: String, doing what: String) -> SwapError {
         let at = "Redis at \(server)"
         switch failure {
         case let .connection(detail, errno, _, _):

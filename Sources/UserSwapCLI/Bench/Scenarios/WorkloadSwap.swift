@@ -130,6 +130,10 @@ struct WorkloadSwap {
             redis.maxConnections = max(configuration.threads, 2) * 2
             let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
             defer { try? backend.removeAllPages() }
+            if server == nil {
+                // A server of the user's keeps what a killed run swapped there: say how to remove it.
+                harness.log("swapping to \(redis.urlWithoutCredentials) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(redis.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
+            }
             let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
             var tiers = stacked
             tiers.redis = backend
