@@ -27,15 +27,17 @@ let package = Package(
         // fork + exec of a child that dies with its parent (the private redis-server): the part
         // between fork and exec must be async-signal-safe, so it is C.
         .target(name: "CUserSwapProcess"),
+        // libsodium for the encryption tier: every space seals its devices by default, so the
+        // cipher is the engine's (Debian's libsodium-dev, installed by scripts/bootstrap).
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .target(
             name: "UserSwap",
-            dependencies: ["CUserSwap", "CUserSwapURing"],
+            dependencies: ["CUserSwap", "CUserSwapURing", "CSodium"],
             swiftSettings: swiftSettings
         ),
         // C libraries from Debian's -dev packages (installed by scripts/bootstrap), for the tiers.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         // Tiers: each plugs into the engine through the backend protocol.
         .target(
@@ -45,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "UserSwapEncryption",
-            dependencies: ["UserSwap", "CSodium"],
+            dependencies: ["UserSwap"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -338,7 +338,7 @@ extension CommandLineTool {
         }
         if let text = parsed.value("device") {
             guard WorkloadDevice(text) != nil else {
-                throw UsageError("--device '\(text)' is not one of: file, memory, redis, redis://HOST:PORT", verb: verb)
+                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET", verb: verb)
             }
             options.device = text
         }
@@ -349,6 +349,7 @@ extension CommandLineTool {
             options.parameters[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
         }
         options.showsProgress = !parsed.has("no-progress")
+        options.encryption = !parsed.has("no-encryption")
         return options
     }
 

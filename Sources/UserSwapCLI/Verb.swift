@@ -60,6 +60,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("seed", value: .required("N"), help: "seed of the access sequences and page patterns, to repeat a run"),
                 OptionSpec("json", value: .optional("FILE"), help: "also write the report as JSON to FILE; alone or `-`: to stdout"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
+                OptionSpec("no-encryption", help: "write pages to the swap file in clear (default: sealed with XChaCha20-Poly1305 under a random key that lives only in this process)"),
             ]
         case .help:
             []
@@ -82,6 +83,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
                 OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
+                OptionSpec("no-encryption", help: "swap devices get pages in clear (default: sealed under a random per-space key); for comparisons with the kernel's swap"),
                 OptionSpec("list", help: "list the scenarios, one per line, and exit"),
             ]
         }

@@ -111,6 +111,10 @@ public final class CompressedTier: SwapBackend {
 
     public var wantsInvalidation: Bool { true }
 
+    /// Whether the device below seals what it is given: then every page that leaves the
+    /// process through this tier is sealed (the pool itself stays in memory).
+    public var sealsPages: Bool { lower.sealsPages }
+
     /// Drops the pool's copy of a freed slot (kernel: `zswap_invalidate`). Called under the
     /// slot's cluster lock: one dictionary removal under the pool lock; the payload is released
     /// after the pool lock is (the array's free happens when `released` goes out of scope).

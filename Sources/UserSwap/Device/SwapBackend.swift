@@ -30,6 +30,11 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// copies of its own, like a compressed pool). False by default: the engine then skips it.
     var wantsInvalidation: Bool { get }
 
+    /// Whether every page written through this backend is sealed (encrypted and authenticated)
+    /// before it is stored: an `EncryptedTier`, or a tier above one. A space's encryption does
+    /// not wrap such a backend again. False by default.
+    var sealsPages: Bool { get }
+
     /// The slot at `page` was freed: drop any copy kept for it (kernel: `zswap_invalidate`).
     /// Called with the slot's cluster lock held: it must be quick and must not call the engine.
     func invalidate(page: Int)
@@ -66,6 +71,8 @@ extension SwapBackend {
     public func discard(pages: Range<Int>) throws(SwapError) {}
 
     public var wantsInvalidation: Bool { false }
+
+    public var sealsPages: Bool { false }
 
     public func invalidate(page: Int) {}
 

@@ -23,8 +23,9 @@ public final class SwapSpace: Sendable {
         /// Run a background reclaimer thread (kswapd); without it, only allocating threads
         /// reclaim.
         public var backgroundReclaim: Bool
-        /// How pages are protected on every device of the space, those added later by `swapOn`
-        /// included (`.none` by default; `UserSwapEncryption` provides `.randomKey`).
+        /// How pages are protected on every device of the space but `.memory`, those added
+        /// later included: sealed under a random per-space key by default (`.randomKey`);
+        /// `.none` writes them in clear.
         public var encryption: Encryption
         /// The I/O engine of each device added (io_uring for swap files by default).
         public var ioEngine: IOEngineChoice
@@ -33,7 +34,7 @@ public final class SwapSpace: Sendable {
 
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
                     reclaimPolicy: ReclaimPolicy = .frequency,
-                    backgroundReclaim: Bool = true, encryption: Encryption = .none,
+                    backgroundReclaim: Bool = true, encryption: Encryption = .randomKey,
                     ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()) {
             self.ioEngine = ioEngine
             self.ioOptions = ioOptions
@@ -67,6 +68,10 @@ public final class SwapSpace: Sendable {
     let engine: SwapEngine
     /// The configuration's encryption made for this space (its key lives here); nil for `.none`.
     private let sealer: Encryption.Sealer?
+    /// What the space could not do as its configuration asked, without failing: a page key that
+    /// could not be locked in RAM (`SwapError(.permissionDenied)` saying how to fix it). Empty
+    /// when all went as asked; programs should show these to their user.
+    public let warnings: [SwapError]
     private let nextRegionID = Atomic<Int>(1)
 
     public init(_ configuration: Configuration) throws(SwapError) {
@@ -75,7 +80,13 @@ public final class SwapSpace: Sendable {
             throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
         }
         self.configuration = configuration
-        sealer = try configuration.encryption.makeSealer?()
+        if let made = try configuration.encryption.makeSealer?() {
+            sealer = made.0
+            warnings = made.warnings
+        } else {
+            sealer = nil
+            warnings = []
+        }
         engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
                                 policy: configuration.reclaimPolicy)
         for d in configuration.devices { try addDevice(d) }
@@ -112,7 +123,8 @@ public final class SwapSpace: Sendable {
             device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
                                     discard: discard, swapUncharge: uncharge, io: io(outer))
         case let .memory(bytes, priority):
-            let backend = try sealed(MemoryBackend(pageCount: bytes / SwapPage.size))
+            // Never sealed: its pages stay in this process's memory.
+            let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
                                     discard: false, swapUncharge: uncharge, io: io(backend))
         case let .backend(backend, priority, discard):
@@ -125,9 +137,10 @@ public final class SwapSpace: Sendable {
         return device
     }
 
-    /// `backend` as the space's devices see it: through the space's encryption, if any.
+    /// `backend` as the space's devices see it: through the space's encryption, if any, unless
+    /// it seals its pages already.
     private func sealed(_ backend: any SwapBackend) throws(SwapError) -> any SwapBackend {
-        guard let sealer else { return backend }
+        guard let sealer, !backend.sealsPages else { return backend }
         return try sealer(backend)
     }
 

@@ -1,3 +1,5 @@
+import UserSwap
+
 /// The options of `userswap bench SCENARIO …`, validated by the parser. Every field a scenario
 /// might not care about is optional, so that a scenario can pick its own default (or sweep
 /// several values) when the user said nothing: `options.threads ?? 1`.
@@ -36,6 +38,9 @@ public struct BenchOptions: Equatable, Sendable {
     public var parameters: [String: String]
     /// `false` with `--no-progress`.
     public var showsProgress: Bool
+    /// `false` with `--no-encryption`: pages go to the swap device in clear (the kernel's swap,
+    /// which benchmarks compare against, does not encrypt either). Sealed by default.
+    public var encryption: Bool
 
     public init(
         scenario: String,
@@ -53,8 +58,10 @@ public struct BenchOptions: Equatable, Sendable {
         tier: String? = nil,
         device: String? = nil,
         parameters: [String: String] = [:],
-        showsProgress: Bool = true
+        showsProgress: Bool = true,
+        encryption: Bool = true
     ) {
+        self.encryption = encryption
         self.scenario = scenario
         self.json = json
         self.threads = threads
@@ -72,6 +79,9 @@ public struct BenchOptions: Equatable, Sendable {
         self.parameters = parameters
         self.showsProgress = showsProgress
     }
+
+    /// The spaces' encryption: sealed by default, none with `--no-encryption`.
+    public var spaceEncryption: SwapSpace.Encryption { encryption ? .randomKey : .none }
 
     /// A `--param` value parsed as `T` (`Int`, `Double`, `Bool`, `String`…), or `default` if the
     /// user did not give it. A value that does not parse is a `BenchError` naming the parameter.

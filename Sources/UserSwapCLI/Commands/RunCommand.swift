@@ -18,8 +18,11 @@ enum RunCommand {
         let say = { (text: String) in toStderr ? console.errorLine(text) : console.line(text) }
         let swapBytes = configuration.swapBytes
         let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes) { device, where_ in
-            say(header(configuration, swap: where_, mode: options.mode))
-            return try WorkloadSession.run(configuration, device: device, console: console,
+            let sealing = options.swap == .memory ? "" : options.encryption
+                ? ", pages sealed (XChaCha20-Poly1305, a random key in memory only)" : ", pages in clear (--no-encryption)"
+            say(header(configuration, swap: where_ + sealing, mode: options.mode))
+            return try WorkloadSession.run(configuration, device: device, encryption: options.encryption ? .randomKey : .none,
+                                           console: console,
                                            showsProgress: options.showsProgress, label: "run",
                                            transparent: options.mode == .transparent)
         }

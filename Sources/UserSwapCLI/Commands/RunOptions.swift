@@ -39,6 +39,9 @@ public struct RunOptions: Equatable, Sendable {
     public var json: JSONDestination?
     /// `false` with `--no-progress`.
     public var showsProgress = true
+    /// `false` with `--no-encryption`: pages go to the swap file in clear. Sealed by default
+    /// (`SwapSpace.Encryption.randomKey`).
+    public var encryption = true
 
     /// The length of the access phase without `--ops` or `--seconds`: with populate and
     /// verification, `make run` takes 20–40 s on two cores.
@@ -143,6 +146,7 @@ extension CommandLineTool {
             }
         }
         options.showsProgress = !parsed.has("no-progress")
+        options.encryption = !parsed.has("no-encryption")
         return options
     }
 }

@@ -11,7 +11,7 @@ public enum WorkloadSession {
     /// benchmark reads its devices' figures there).
     public static func run(
         _ configuration: WorkloadConfiguration, device: SwapSpace.DeviceConfiguration,
-        encryption: SwapSpace.Encryption = .none,
+        encryption: SwapSpace.Encryption = .randomKey,
         console: Console, showsProgress: Bool, label: String, transparent: Bool = false,
         inspect: (SwapSpace) -> Void = { _ in }
     ) throws -> WorkloadOutcome {
@@ -23,6 +23,7 @@ public enum WorkloadSession {
             encryption: encryption,
             ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(maxWritesInFlight: configuration.ioMaxWritesInFlight,
                                                                  readsInCaller: configuration.ioReadsInCaller)))
+        for warning in space.warnings { console.errorLine("userswap: warning: \(warning.message)") }
         let workload = try configuration.makeWorkload(in: space, transparent: transparent)
         let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
                                     showsProgress: showsProgress, label: label)

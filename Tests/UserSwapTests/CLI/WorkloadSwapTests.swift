@@ -148,6 +148,33 @@ extension CLI {
             }
         }
 
+        @Test("bench seals the swap file by default and reports it; --no-encryption writes pages in clear; run parses it too")
+        func sealedByDefault() throws {
+            let sealed = try Self.run("random", device: "file")
+            let swap = try #require(sealed["swap"] as? [String: Any])
+            #expect(swap["encryption"] as? String == "randomKey" && sealed["verified"] as? Bool == true)
+            let counts = try #require(swap["encrypted"] as? [String: Any])
+            #expect(counts["sealed_pages"] as? Int ?? 0 > 500 && counts["authentication_failures"] as? Int == 0)
+            let clear = try benchReport { folder, json in
+                BenchOptions(scenario: "random", json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20,
+                             directory: folder, parameters: ["ops": "3000"], showsProgress: false, encryption: false)
+            }
+            let clearSwap = try #require(clear["swap"] as? [String: Any])
+            #expect(clearSwap["encryption"] as? String == "none" && clearSwap["encrypted"] == nil && clear["verified"] as? Bool == true)
+            guard case .success(.bench(let bench)) = CommandLineTool.parse(["bench", "zipf", "--no-encryption"]),
+                  case .success(.run(let run)) = CommandLineTool.parse(["run", "--no-encryption"]),
+                  case .success(.run(let runDefault)) = CommandLineTool.parse(["run"]) else {
+                Issue.record("--no-encryption did not parse")
+                return
+            }
+            #expect(!bench.encryption && !run.encryption && runDefault.encryption)
+            #expect(throws: BenchError.self) {
+                try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["encryption": "randomKey"], encryption: false))
+            }
+            // The kernel's swap is never sealed: --mode kernel needs no flag.
+            #expect(try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel)).encryption.name == "none")
+        }
+
         @Test("--device redis starts a private server and swaps through it")
         func redis() throws {
             guard RedisServerProcess.executable != nil else {

@@ -233,8 +233,9 @@ struct IOEngineTests {
           arguments: [IOEngineChoice.ioUring, .threadPool, .synchronous])
     func space(choice: IOEngineChoice) throws {
         try ScratchDirectory.with(prefix: "userswap-io-space") { folder in
+            // The engines on the file itself: a sealed file goes through its tier (thread pool).
             let space = try SwapSpace(.init(memory: 1 << 20, devices: [.file(path: folder + "/swap0", size: 16 << 20)],
-                                            ioEngine: choice, ioOptions: IOEngineOptions(readsInCaller: false)))
+                                            encryption: .none, ioEngine: choice, ioOptions: IOEngineOptions(readsInCaller: false)))
             #expect(space.statistics.ioEngine?.kind == (choice == .ioUring ? .ioUring : choice == .threadPool ? .threadPool : .synchronous)
                     || space.statistics.ioEngine?.reason.contains("setup failed") == true)
             let pages = 1024

@@ -11,7 +11,7 @@ struct ReclaimPolicyTests {
     static func swapIns(_ policy: ReclaimPolicy, frames: Int = 512, accesses: Int = 300_000) throws -> Int {
         let backend = TestBackend(pageCount: 1 + 8 * 512)
         let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(backend)],
-                                        reclaimPolicy: policy, backgroundReclaim: false))
+                                        reclaimPolicy: policy, backgroundReclaim: false, encryption: .none))
         let pages = 4 * frames
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }

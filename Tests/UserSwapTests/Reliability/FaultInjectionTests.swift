@@ -20,7 +20,7 @@ struct FaultInjectionTests {
         let memory = MemoryBackend(pageCount: swapPages)
         let flaky = FaultInjectingBackend(memory, seed: seed)
         let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(flaky)], sync: sync,
-                                        backgroundReclaim: backgroundReclaim, ioEngine: io,
+                                        backgroundReclaim: backgroundReclaim, encryption: .none, ioEngine: io,
                                         ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
         return (space, flaky, memory)
     }

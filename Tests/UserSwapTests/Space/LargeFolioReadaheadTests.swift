@@ -15,7 +15,7 @@ struct LargeFolioReadaheadTests {
         let pages = blocks * nr
         let backend = TestBackend(pageCount: 1 + 4 * 512)
         var config = SwapSpace.Configuration(memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                             backgroundReclaim: false)
+                                             backgroundReclaim: false, encryption: .none)
         if let ioEngine { config.ioEngine = ioEngine }
         let space = try SwapSpace(config)
         let region = try space.makeRegion(bytes: pages * SwapPage.size, folioSize: nr * SwapPage.size)

@@ -95,7 +95,7 @@ struct ReadaheadTests {
     /// swapped out in order (consecutive slots).
     static func swappedAsync(_ pages: Int, over backend: any SwapBackend, sync: SwapInSync = .swapCache) throws -> (SwapSpace, Region) {
         let space = try SwapSpace(.init(memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                        backgroundReclaim: false, ioEngine: .threadPool))
+                                        backgroundReclaim: false, encryption: .none, ioEngine: .threadPool))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
         try region.swapOut(pages: 0..<pages)

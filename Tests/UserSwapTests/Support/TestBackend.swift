@@ -70,12 +70,13 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 
 /// A space over one `TestBackend` device.
 /// Without a background reclaimer unless asked: tests that count reads and writes must not have
-/// a thread evicting pages behind their back.
+/// a thread evicting pages behind their back. Without encryption: the tests look at the engine's
+/// own traffic on the device they gave it (sealing is tested in the Tiers suites).
 func makeSpace(memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync = .swapCache,
                policy: ReclaimPolicy = .frequency, backgroundReclaim: Bool = false) throws -> (SwapSpace, TestBackend) {
     let backend = TestBackend(pageCount: swapPages)
     let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                    reclaimPolicy: policy, backgroundReclaim: backgroundReclaim))
+                                    reclaimPolicy: policy, backgroundReclaim: backgroundReclaim, encryption: .none))
     return (space, backend)
 }
 

@@ -274,7 +274,8 @@ struct CompressedTierTests {
         let lower = SlowBackend(pageCount: swapPages)
         let tier = CompressedTier(lower: lower, poolBytes: poolBytes, exclusiveLoads: exclusiveLoads)
         let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(tier)], sync: sync,
-                                        backgroundReclaim: backgroundReclaim))
+                                        // The pool's own behaviour: a sealing tier above it would hand it ciphertext.
+                                        backgroundReclaim: backgroundReclaim, encryption: .none))
         return (space, tier, lower)
     }
 

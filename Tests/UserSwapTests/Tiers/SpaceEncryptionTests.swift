@@ -2,14 +2,23 @@ import Testing
 @testable import UserSwap
 @testable import UserSwapEncryption
 
-/// `SwapSpace.Configuration.encryption`: one setting seals every device of a space.
+/// `SwapSpace.Configuration.encryption`: one setting (on by default) seals every device of a
+/// space but `.memory`.
 @Suite("Space encryption")
 struct SpaceEncryptionTests {
-    @Test("without the setting, devices are used as given")
-    func noneByDefault() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.memory(bytes: 4 << 20)]))
-        #expect(space.configuration.encryption.name == "none")
-        #expect(space.devices[0].backend is MemoryBackend)
+    @Test("by default every device but .memory is sealed; .none uses devices as given; a tier that seals is not sealed again")
+    func sealedByDefault() throws {
+        let space = try SwapSpace(.init(memory: 64 * SwapPage.size,
+                                        devices: [.memory(bytes: 4 << 20), .backend(MemoryBackend(pageCount: 1024))]))
+        #expect(space.configuration.encryption.name == "randomKey" && space.warnings.isEmpty)
+        #expect(space.devices.contains { $0.backend is MemoryBackend }, ".memory keeps its pages in the process: not sealed")
+        #expect(space.devices.contains { $0.backend is EncryptedTier }, "any other backend is sealed")
+        let clear = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
+                                        encryption: .none))
+        #expect(clear.devices[0].backend is MemoryBackend)
+        let tier = try EncryptedTier(lower: MemoryBackend(pageCount: 1024))
+        let given = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(tier)]))
+        #expect((given.devices[0].backend as? EncryptedTier) === tier, "an EncryptedTier given by hand is not wrapped in another")
     }
 
     @Test("randomKey seals a swap file under reclaim (4× the budget), both protocols: nothing lost, no plaintext in the file", arguments: bothProtocols)
@@ -32,9 +41,9 @@ struct SpaceEncryptionTests {
 
     @Test("a device added by swapOn is sealed too, and pages move to it and back intact")
     func swapOnIsSealed() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.memory(bytes: 4 << 20)],
+        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
                                         backgroundReclaim: false, encryption: .randomKey))
-        let added = try space.swapOn(.memory(bytes: 4 << 20, priority: 10))
+        let added = try space.swapOn(.backend(MemoryBackend(pageCount: 1024), priority: 10))
         let tier = try #require(added.backend as? EncryptedTier)
         let region = try space.makeRegion(bytes: 256 * SwapPage.size)
         for p in 0..<256 { try region.withPage(p) { TierPages.text($0, page: p) } }
@@ -48,7 +57,7 @@ struct SpaceEncryptionTests {
 
     @Test("a page changed on the device is a typed error when it is swapped in, never its bytes")
     func tamperedPageIsTypedError() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.memory(bytes: 4 << 20)],
+        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
                                         backgroundReclaim: false, encryption: .randomKey))
         let tier = try #require(space.devices[0].backend as? EncryptedTier)
         let region = try space.makeRegion(bytes: 32 * SwapPage.size)
@@ -75,9 +84,9 @@ struct SpaceEncryptionTests {
 
     @Test("one key per space: the devices of a space share it, another space has its own")
     func keyPerSpace() throws {
-        let a = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.memory(bytes: 4 << 20), .memory(bytes: 4 << 20)],
+        let a = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024)), .backend(MemoryBackend(pageCount: 1024))],
                                     encryption: .randomKey))
-        let b = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.memory(bytes: 4 << 20)], encryption: .randomKey))
+        let b = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))], encryption: .randomKey))
         let a0 = try #require(a.devices[0].backend as? EncryptedTier)
         let a1 = try #require(a.devices[1].backend as? EncryptedTier)
         let b0 = try #require(b.devices[0].backend as? EncryptedTier)

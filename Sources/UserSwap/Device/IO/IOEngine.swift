@@ -49,7 +49,15 @@ public final class IOEngine: Sendable {
         case .ioUring:
             (kind, reason) = file == nil ? (.threadPool, "io_uring asked for, but the backend is not a swap file") : (.ioUring, "asked for")
         case .automatic:
-            (kind, reason) = file == nil ? (.synchronous, "automatic: the backend is not a swap file") : (.ioUring, "automatic: swap file")
+            if file != nil {
+                (kind, reason) = (.ioUring, "automatic: swap file")
+            } else if let sealed = backend as? EncryptedTier, sealed.lower is FileBackend {
+                // The tier seals in memory, then writes with pwrite: on pool workers, so that a
+                // write-back neither blocks reclaim nor waits behind a fault's read.
+                (kind, reason) = (.threadPool, "automatic: sealed swap file")
+            } else {
+                (kind, reason) = (.synchronous, "automatic: the backend is not a swap file")
+            }
         }
         var ringDriver: IOUringDriver?
         var table: IORequestTable? = kind == .synchronous ? nil : IORequestTable(count: options.slots)

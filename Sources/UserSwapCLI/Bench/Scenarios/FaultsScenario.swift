@@ -32,7 +32,7 @@ enum FaultsScenario: BenchScenario {
         return try harness.withScratchDirectory { folder in
             let swap: SwapSpace.DeviceConfiguration = device == "memory"
                 ? .memory(bytes: Int(swapBytes)) : .file(path: folder + "/swap0", size: swapBytes)
-            let space = try SwapSpace(.init(memory: memory, devices: [swap]))
+            let space = try SwapSpace(.init(memory: memory, devices: [swap], encryption: options.spaceEncryption))
             var order = Array(0..<pages)
             var random = SplitMix64(seed: seed)
             order.shuffle(using: &random)

@@ -137,7 +137,8 @@ enum RaceScenario: BenchScenario {
         threads: Int, until limit: Limit, config: Configuration, device: SwapSpace.DeviceConfiguration,
         harness: BenchHarness
     ) throws -> Measurement {
-        let space = try SwapSpace(.init(memory: config.memoryBytes(threads: threads), devices: [device], sync: config.sync))
+        let space = try SwapSpace(.init(memory: config.memoryBytes(threads: threads), devices: [device], sync: config.sync,
+                                        encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: config.pages * SwapPage.size)
         // Every pin must race for its own entry: readahead would bring the set in ahead of the
         // threads and turn the race into cache hits.

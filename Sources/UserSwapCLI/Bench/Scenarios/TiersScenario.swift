@@ -178,7 +178,9 @@ struct TierSpaceSetup {
             configuration = .backend(lower)
         }
         let sync: SwapInSync = harness.swapProtocol == .legacy ? .legacy : .swapCache
-        let space = try SwapSpace(.init(memory: memory, devices: [configuration], sync: sync))
+        let space = try SwapSpace(.init(memory: memory, devices: [configuration], sync: sync,
+                                        // Each device row stacks its own tiers, the encrypted one included.
+                                        encryption: .none))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         let threads = harness.threads(default: 2)
         let failures = Atomic<Int>(0)

@@ -153,7 +153,6 @@ enum WorkloadBench {
             if let line = swap.summary(tiers) { harness.log(line) }
             return outcome
         }
-        if swap.isDefault { outcome.swapReport = nil }
         if !outcome.verified { harness.log(outcome.verificationLine) }
         return outcome
     }

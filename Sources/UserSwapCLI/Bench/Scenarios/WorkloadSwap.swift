@@ -79,9 +79,15 @@ struct WorkloadSwap {
         } else {
             poolBytes = nil
         }
-        switch try options.parameter("encryption", default: "none") as String {
+        // Sealed by default, as every space; --no-encryption (or --param encryption=none) for
+        // pages in clear; the kernel's swap (--mode kernel) never encrypts.
+        // Process memory (--device memory) keeps its pages in the process: in clear unless asked.
+        let sealedByDefault = options.encryption && options.mode != .kernel && device != .memory
+        switch try options.parameter("encryption", default: sealedByDefault ? "randomKey" : "none") as String {
         case "none": encryption = .none
-        case "randomKey", "random-key": encryption = .randomKey
+        case "randomKey", "random-key":
+            guard options.encryption else { throw BenchError("--param encryption=randomKey contradicts --no-encryption") }
+            encryption = .randomKey
         case let other: throw BenchError("--param encryption=\(other): use none or randomKey (the space seals every device)")
         }
         switch try options.parameter("swap_file", default: "allocated") as String {
@@ -90,16 +96,14 @@ struct WorkloadSwap {
         case let other: throw BenchError("--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)")
         }
         if writtenOut && device != .file { throw BenchError("--param swap_file=written is for --device file") }
-        if tier != .none || encryption.name != "none" || device != .file || writtenOut, options.mode == .kernel {
+        if tier != .none || (options.parameters["encryption"] ?? "none") != "none" || device != .file || writtenOut, options.mode == .kernel {
             throw BenchError("--tier, --device and --param encryption are UserSwap's; --mode kernel swaps where the machine does")
         }
     }
 
-    /// Whether the run uses anything beyond the plain swap file (reported then).
-    var isDefault: Bool { isPlainFile && !writtenOut }
-
-    /// A swap file with nothing stacked on it: the bytes it reads are the pages swapped in.
-    var isPlainFile: Bool { device == .file && tier == .none && encryption.name == "none" }
+    /// A swap file with no `--tier` stacked on it (the space may seal its pages): one read of
+    /// the device per page swapped in.
+    var isPlainFile: Bool { device == .file && tier == .none }
 
     /// Runs `body` with the device configuration for a space of `configuration`, in a scratch
     /// folder (`harness`) or against a Redis server started for it; everything made is removed
@@ -119,6 +123,9 @@ struct WorkloadSwap {
                 return try body(.backend(top), tiers)
             }
         case .memory:
+            // Pages that never leave the process: `.memory`, which the space never seals, unless
+            // a tier or --param encryption=randomKey asks for a backend to stack on.
+            guard tier != .none || encryption.name != "none" else { return try body(.memory(bytes: swapBytes), Tiers()) }
             let memory = MemoryBackend(pageCount: swapBytes / SwapPage.size)
             let (top, tiers) = try stack(over: memory, budget: configuration.memoryBytes)
             return try body(.backend(top), tiers)
@@ -145,7 +152,10 @@ struct WorkloadSwap {
     private func stack(over lower: any SwapBackend, budget: Int64) throws -> (top: any SwapBackend, tiers: Tiers) {
         var tiers = Tiers()
         var top = lower
-        if tier == .encrypted || tier == .compressedEncrypted {
+        // With the space's encryption on, a compressed pool's write-backs are sealed below it
+        // (the space does not seal a tier that already seals: sealed pages do not compress).
+        let sealBelowPool = tier == .compressed && encryption.name != "none" && !(lower is MemoryBackend)
+        if tier == .encrypted || tier == .compressedEncrypted || sealBelowPool {
             let sealed = try EncryptedTier(lower: top)
             tiers.encrypted = sealed
             top = sealed

@@ -1,6 +1,5 @@
 import CSodium
 import Synchronization
-import UserSwap
 
 /// Encrypted pages at rest: every page written below is sealed with XChaCha20-Poly1305
 /// (libsodium's `crypto_aead_xchacha20poly1305_ietf_*_detached`) under a random key that exists
@@ -54,6 +53,9 @@ public final class EncryptedTier: SwapBackend {
     }
 
     public var pageCount: Int { lower.pageCount }
+
+    /// True: what reaches `lower` is ciphertext.
+    public var sealsPages: Bool { true }
 
     // MARK: Reads
 

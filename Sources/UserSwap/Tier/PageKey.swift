@@ -1,10 +1,14 @@
 import CSodium
-import UserSwap
+import Glibc
 
 /// An XChaCha20-Poly1305 key: 32 random bytes made by libsodium, held only in this
 /// process's memory, in a `sodium_malloc` block — locked in RAM (`mlock`, so it never reaches a
-/// swap device itself, where the system allows it), between guard pages, and read-only once
-/// made. `deinit` wipes and frees it (`sodium_free`).
+/// swap device itself), between guard pages, and read-only once made. `deinit` wipes and frees
+/// it (`sodium_free`).
+///
+/// `sodium_malloc` ignores a failed `mlock` (RLIMIT_MEMLOCK spent, no CAP_IPC_LOCK): the key is
+/// then locked again here and a failure kept in `lockFailure`, which a space reports in its
+/// `warnings` rather than ignore. The key still works; the system may swap its page out.
 ///
 /// A class, so that the tiers of one space share one key (`SwapSpace.Encryption.randomKey`);
 /// the last tier to go wipes it. The one place the key's raw pointer lives.
@@ -14,12 +18,24 @@ final class _PageKey {
 
     static let byteCount = Int(crypto_aead_xchacha20poly1305_ietf_KEYBYTES)
 
+    /// Why the key could not be locked in RAM, if it could not.
+    let lockFailure: SwapError?
+
     /// A fresh random key. Throws if libsodium cannot start (it found no source of randomness)
     /// or cannot allocate the guarded block.
     init() throws(SwapError) {
         try Self.initializeSodium()
         guard let block = sodium_malloc(Self.byteCount) else {
             throw SwapError(.outOfMemory, "cannot allocate the locked memory for a page key (sodium_malloc of \(Self.byteCount) bytes failed)")
+        }
+        // Locked before the key is made, so that it is never in a page the system may swap.
+        // Locking pages sodium_malloc already locked costs nothing more against the limit.
+        if mlock(block, Self.byteCount) == 0 {
+            lockFailure = nil
+        } else {
+            let code = errno
+            lockFailure = SwapError(.permissionDenied, "the space's page key could not be locked in RAM (mlock: \(String(cString: strerror(code)))): the system may write it to its own swap; raise the locked-memory limit (ulimit -l, LimitMEMLOCK= in systemd) or give the process CAP_IPC_LOCK",
+                                    errno: Errno(rawValue: code))
         }
         let key = block.assumingMemoryBound(to: UInt8.self)
         crypto_aead_xchacha20poly1305_ietf_keygen(key)

@@ -1,5 +1,4 @@
 import Glibc
-import UserSwap
 
 /// What the tier remembers about one sealed page: the nonce counter it was sealed with and
 /// its authentication tag. 24 bytes per page of the device, in memory only.
