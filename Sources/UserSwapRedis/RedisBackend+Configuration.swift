@@ -4,8 +4,9 @@ import UserSwap
 extension RedisBackend {
     /// Where the server is and how patient to be with it.
     public struct Configuration: Sendable, Equatable {
-        /// The server's address. Pages travel in clear text (no TLS): keep it on loopback or a
-        /// private network, or seal the pages first (the encryption tier).
+        /// The server's address. The connection has no TLS: keep it on loopback or a private
+        /// network. A space seals its pages by default, so values are ciphertext, but keys,
+        /// sizes and timing are visible (and everything, with `encryption: .none`).
         public var host: String
         public var port: Int
         /// A unix socket to connect to instead of `host` and `port` (the private server's).

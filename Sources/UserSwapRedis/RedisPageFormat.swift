@@ -30,7 +30,12 @@ import UserSwap
 ///   ~0.3 µs per page, well under a round trip), seeded with instance and offset; it catches a
 ///   value changed behind our back (`SETRANGE`, a buggy proxy).
 ///
-/// What it does not catch: an older value this same instance wrote for the same page. That would
+/// What it does not catch: a forged value. The trailer is unkeyed, so whoever can read a value
+/// can write another with a valid trailer; it is there for accidents. Authenticity comes from the
+/// space's encryption (on by default): the page is ciphertext and its AEAD tag stays in our
+/// memory, under a key the server never sees, so a forged or replayed value fails
+/// authentication above this backend. Nor does the trailer catch an older value this same
+/// instance wrote for the same page. That would
 /// need a version per slot kept in memory (8 bytes per page); the engine never reads a slot's
 /// previous contents (the swap table says what is current), and a freed slot's key is deleted
 /// before the slot can be written again (see `RedisDeletionQueue`), so we did not pay for it.
