@@ -141,6 +141,9 @@ public final class RedisServerProcess: Sendable {
     /// Starts `redis-server -` (configuration on stdin, `arguments` after it) and waits until it
     /// answers an authenticated PING on our socket.
     private func launch(_ executable: String, timeout: Duration) throws(SwapError) {
+        // A server that dies before reading its configuration must not take us with it
+        // (SIGPIPE on the write below).
+        _RedisSystem.ignoreBrokenPipes()
         _ = unlink(socketPath)
         // The log: created here, in our folder, never followed through a link.
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
