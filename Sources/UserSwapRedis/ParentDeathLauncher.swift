@@ -32,14 +32,18 @@ final class ParentDeathLauncher: Sendable {
         thread.start()
     }
 
-    /// Starts `path` with `arguments` (argv[1...]) and the current environment; its standard
+    /// Starts `path` with `arguments` (argv[1...]) and the current environment (less the Redis
+    /// passwords it may hold: `USERSWAP_REDIS_PASSWORD`, `REDISCLI_AUTH`); its standard
     /// input, output and error are `stdin`, `stdout` and `stderr`. Returns its pid. The child is
     /// SIGKILLed when this process ends; the caller reaps it (`waitpid`).
     func spawn(_ path: String, arguments: [String], stdin: Int32, stdout: Int32, stderr: Int32) throws(SwapError) -> pid_t {
         let result = Mutex<pid_t>(0)
         let done = DispatchSemaphore(value: 0)
         let argv = [path] + arguments
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        // Our environment, but no password meant for another server.
+        let environment = ProcessInfo.processInfo.environment
+            .filter { !["USERSWAP_REDIS_PASSWORD", "REDISCLI_AUTH"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
         requests.withLock {
             $0.append {
                 let pid = Self.withCStrings(argv) { argv in

@@ -59,6 +59,21 @@ struct RedisServerProcessTests {
         #expect(other.password != server.password && other.socketPath != server.socketPath)
     }
 
+    @Test("the launcher passes our environment to the child, less the passwords meant for other Redis servers")
+    func launcherEnvironment() throws {
+        // redis-server overwrites its environment with its process title, so look with env(1).
+        setenv("USERSWAP_REDIS_PASSWORD", "another-servers-password", 1)
+        defer { unsetenv("USERSWAP_REDIS_PASSWORD") }
+        let output = Pipe()
+        let out = output.fileHandleForWriting.fileDescriptor
+        let pid = try ParentDeathLauncher.shared.spawn("/usr/bin/env", arguments: [], stdin: 0, stdout: out, stderr: out)
+        try output.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(text.contains("PATH=") && !text.contains("another-servers-password"), "\(text)")
+    }
+
     @Test("its socket and log are in a folder of mode 0700 owned by us, removed when the server goes")
     func privateFolder() throws {
         var directory = ""
