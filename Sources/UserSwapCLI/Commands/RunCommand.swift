@@ -39,6 +39,8 @@ enum RunCommand {
                 peakResidentBytes: rss, machine: MachineInfo.current(directory: directory),
                 extras: ["latency_cdf": measured.histogram.cdf])
             outcome.fill(&report)
+            // Whether the swap file held the pages sealed (`--no-encryption`: in clear).
+            report.extras["encryption"] = .string(options.encryption && options.swap != .memory ? "randomKey" : "none")
             try JSONOutput.write(report, to: destination, console: console)
             if case .file(let path) = destination { say("wrote \(path)") }
         }

@@ -133,6 +133,28 @@ extension CLI {
             }
         }
 
+        @Test("run seals its swap file by default and says so; --no-encryption writes in clear and says so")
+        func encryption() throws {
+            for sealed in [true, false] {
+                try withTemporaryFolder { folder in
+                    var options = RunOptions()
+                    options.memoryBytes = 1 << 20
+                    options.dataBytes = 4 << 20
+                    options.limit = .operations(5_000)
+                    options.swap = .file(folder + "/swap0")
+                    options.showsProgress = false
+                    options.encryption = sealed
+                    options.json = .file(folder + "/run.json")
+                    let captured = CapturedConsole()
+                    let status = CommandLineTool.execute(.run(options), console: captured.console)
+                    #expect(status == ExitCode.success, "\(captured.stderr)")
+                    #expect(captured.stdout.contains(sealed ? "pages sealed (XChaCha20-Poly1305" : "pages in clear (--no-encryption)"))
+                    let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: folder + "/run.json")))
+                    #expect(json["encryption"] as? String == (sealed ? "randomKey" : "none") && json["verified"] as? Bool == true)
+                }
+            }
+        }
+
         @Test("a short transparent run verifies and says so in its report")
         func shortTransparentRun() throws {
             try withTemporaryFolder { folder in
