@@ -85,7 +85,7 @@ public final class RedisServerProcess: Sendable {
         RedisBackend.Configuration(socketPath: socketPath, password: password)
     }
 
-    /// The child's process id, while it runs.
+    /// The child's process id, from its start until `kill()` or `stop()` reaps it.
     public var pid: Int32? { child.withLock { $0 } }
 
     /// Kills the server at once (SIGKILL, a crash: everything it held is gone) and reaps it.
