@@ -15,10 +15,22 @@ extension SwapDevice {
     /// order (the caller falls back to order 0 or another device).
     ///
     /// `initial` must be non-zero (a used slot): a folio with count 0 (swap-out) or a count.
+    ///
+    /// A swapoff may begin at any moment: the allocation holds a `users` reference throughout,
+    /// so swapoff cannot take the device away while it runs, and each cluster-locked section
+    /// that takes slots checks `writeOK` first (kernel: `get_swap_device_info`, and
+    /// `cluster_alloc_range` testing `SWP_WRITEOK` under `ci->lock`). Checked only before the
+    /// locks, a thread preempted after the check took a slot on a device swapoff had found empty
+    /// and removed.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
         precondition(order >= 0 && order <= SwapCluster.maxOrder, "order \(order) out of range")
         precondition(!initial.isFree && !initial.isBad)
-        guard writeOK.load(ordering: .acquiring) else { return nil }
+        // Not worth a reference: a device being removed fails here at once, the rest below.
+        guard writeOK.load(ordering: .acquiring), users.tryGet() else { return nil }
+        defer { users.put() }
+        #if DEBUG
+        beforeAllocationLock.run()
+        #endif
         let hint = hints[hintIndex(order: order)]
 
         // Fast path: continue in the cluster this thread used last for this order.
@@ -45,7 +57,7 @@ extension SwapDevice {
             // are scanning right now are invisible to this one: on a small device every cluster
             // can be, and the device would be called full with slots free (seen under TSan:
             // 2 clusters, 1,018 slots free). With a slot free, a single page waits for them.
-            guard order == 0, freePages > 0, waiting.pause() else { return nil }
+            guard order == 0, freePages > 0, writeOK.load(ordering: .acquiring), waiting.pause() else { return nil }
         }
     }
 
@@ -120,10 +132,15 @@ extension SwapDevice {
     }
 
     /// Finds a free aligned run of `1 << order` slots in cluster `c`, starting the search at
-    /// `start`, and fills it with `initial`. Returns the run's first slot. Caller holds the
-    /// cluster lock.
+    /// `start`, and fills it with `initial`. Returns the run's first slot; nil also once
+    /// swapoff has stopped allocation on the device. Caller holds the cluster lock and a
+    /// `users` reference.
     func allocateRunLocked(_ c: Int, order: Int, from start: Int, initial: SwapTableSlot) -> Int? {
         assert(clusters.lock(c).isLocked)
+        // Under the lock that publishes the slots: swapoff, once it sees the device empty with
+        // no reference held, knows that every later look here fails (kernel:
+        // `cluster_alloc_range`).
+        guard writeOK.load(ordering: .acquiring) else { return nil }
         let ci = clusters.cluster(c)
         guard ci.pointee.isUsable(forOrder: order) else { return nil }
         let nr = 1 << order

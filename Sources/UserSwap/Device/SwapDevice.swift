@@ -39,8 +39,16 @@ public final class SwapDevice: Sendable {
     let inusePages = Atomic<Int>(0)
     /// Slots marked bad at setup (header, bad pages, past the end).
     let badSlots: Int
-    /// Allocation allowed (kernel: `SWP_WRITEOK`); cleared when swapoff begins.
+    /// Allocation allowed (kernel: `SWP_WRITEOK`); cleared when swapoff begins. The allocator
+    /// checks it under the cluster lock of the slots it takes, holding a `users` reference.
     let writeOK = Atomic<Bool>(true)
+    /// Allocations on their way into the device, which swapoff waits for (kernel: `si->users`).
+    let users = SwapDeviceUsers()
+    #if DEBUG
+    /// Tests only: runs in `allocateSlots` after the device accepted the allocation and before
+    /// any cluster lock, the window in which swapoff may stop allocation on the device.
+    let beforeAllocationLock = TestHook()
+    #endif
     /// Called, under the cluster lock, with the word of every swap-charged slot being freed, so
     /// the owner of the charge (a memory group) can release it. Must only do atomic arithmetic.
     let swapUncharge: @Sendable (SwapTableSlot) -> Void

@@ -21,15 +21,24 @@ extension SwapSpace {
         device.writeOK.store(false, ordering: .releasing)
         do throws(SwapError) {
             var rounds = 0
-            while device.usedPages > 0 {
-                // New entries on the device may have been handed out just before allocation
-                // stopped; a few rounds catch them.
-                rounds += 1
-                guard rounds <= 16 else {
-                    throw SwapError(.ioError, "swapoff of device \(device.type) could not empty it: \(device.usedPages) slots still in use")
+            while true {
+                while device.usedPages > 0 {
+                    // New entries on the device may have been handed out just before allocation
+                    // stopped; a few rounds catch them.
+                    rounds += 1
+                    guard rounds <= 16 else {
+                        throw SwapError(.ioError, "swapoff of device \(device.type) could not empty it: \(device.usedPages) slots still in use")
+                    }
+                    yieldPoint(.swapOffBeforeUnuse)
+                    try unuse(device)
                 }
-                yieldPoint(.swapOffBeforeUnuse)
-                try unuse(device)
+                // An allocation that looked at the device before allocation stopped may still
+                // be on its way in: wait for every one of them (kernel: `percpu_ref_kill`,
+                // `wait_for_completion`). Then the device is empty for good, or one of them got
+                // in before it saw allocation stopped and there is more to bring back.
+                device.users.kill()
+                if device.usedPages == 0 { break }
+                device.users.revive()
             }
         } catch {
             device.writeOK.store(true, ordering: .releasing)

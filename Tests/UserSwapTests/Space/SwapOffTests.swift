@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 @testable import UserSwap
@@ -58,6 +59,56 @@ struct SwapOffTests {
         try region.withPage(299) { fill($0, page: 299, generation: 1) }
         #expect(space.checkInvariants() == [])
     }
+
+    #if DEBUG
+    /// The allocator checks that a device takes allocations before it locks a cluster. A thread
+    /// held right after that check while swapoff finds the device empty must not take a slot
+    /// there once swapoff has stopped allocation: it moves on to the next device, and swapoff
+    /// waits for it rather than remove a device an allocation is still entering.
+    @Test("an allocation held between its device check and the cluster lock takes no slot on a device swapoff removes")
+    func allocationRacingSwapOff() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let second = try space.swapOn(.memory(bytes: (1 + 512) * SwapPage.size, priority: -1))
+        let first = space.devices.first { $0 !== second }!
+        let inWindow = DispatchSemaphore(value: 0)
+        let proceed = DispatchSemaphore(value: 0)
+        let held = Atomic<Bool>(false)
+        first.beforeAllocationLock.arm {
+            guard !held.exchange(true, ordering: .relaxed) else { return }
+            inWindow.signal()
+            proceed.wait()
+        }
+        defer { first.beforeAllocationLock.disarm() }
+        let allocated = Mutex<SwapEntry?>(nil)
+        let swapOffResult = Mutex<Result<Void, SwapError>?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            let entry = try? space.engine.devices.allocate()
+            allocated.withLock { $0 = entry }
+            finished.signal()
+        }.start()
+        inWindow.wait()
+        Thread {
+            let result = Result { () throws(SwapError) in try space.swapOff(first) }
+            swapOffResult.withLock { $0 = result }
+            finished.signal()
+        }.start()
+        // Once allocation on the device has stopped, give swapoff time to finish if it does
+        // not wait for the held allocation, then let the allocation go on.
+        while first.writeOK.load(ordering: .acquiring) { usleep(100) }
+        usleep(100_000)
+        proceed.signal()
+        finished.wait()
+        finished.wait()
+        let entry = try #require(allocated.withLock { $0 })
+        #expect(entry.type == second.type, "the slot went to the device being removed")
+        #expect(first.usedPages == 0)
+        #expect(swapOffResult.withLock { $0.map { (try? $0.get()) != nil } } == true)
+        #expect(space.devices.count == 1 && space.devices[0] === second)
+        if entry.type == second.type { second.put(entry) }
+        #expect(space.checkInvariants() == [])
+    }
+    #endif
 
     @Test("swapoff of a device not in the space is a typed error")
     func notInSpace() throws {
