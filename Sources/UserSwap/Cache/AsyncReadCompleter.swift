@@ -21,7 +21,7 @@ final class AsyncReadCompleter: Sendable {
     /// A submitted run and what completing it needs.
     struct Pending: Sendable {
         let engine: SwapEngine
-        let run: [(Folio, SwapEntry)]
+        let run: [RunFolio]
         let read: SubmittedRead
         /// The folio of the run that starts the next window when first used.
         let trigger: Folio?

@@ -3,63 +3,63 @@
 extension SwapEngine {
     /// Reads locked, cached folios whose slots are consecutive on one device in one vectored
     /// call. On failure every folio of the run leaves the cache again, marked with `.error`,
-    /// and its slots keep their data on the device.
-    func readRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) {
+    /// and its slots keep their data on the device, their shadow and their swap charge.
+    func readRun(_ run: [RunFolio]) throws(SwapError) {
         try finishReadRun(run, submitReadRun(run))
     }
 
     /// Submits the read of a run (see `readRun`) to its device's I/O engine without waiting.
     /// The folios stay locked until `finishReadRun`, which every submitted run must get.
-    func submitReadRun(_ run: [(Folio, SwapEntry)]) throws(SwapError) -> SubmittedRead {
-        let first = run[0].1
+    func submitReadRun(_ run: [RunFolio]) throws(SwapError) -> SubmittedRead {
+        let first = run[0].entry
         guard let device = devices.device(for: first) else {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
-        let buffers = run.map { bytes($0.0) }
+        let buffers = run.map { bytes($0.folio) }
         let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
         return SubmittedRead(device: device, ticket: ticket)
     }
 
     /// Waits for a submitted run and marks its folios uptodate, or takes them out of the cache
     /// with `.error` if the read failed.
-    func finishReadRun(_ run: [(Folio, SwapEntry)], _ submitted: SubmittedRead) throws(SwapError) {
+    func finishReadRun(_ run: [RunFolio], _ submitted: SubmittedRead) throws(SwapError) {
         let consumed: Bool
         do {
             consumed = try submitted.device.io.wait(submitted.ticket)
         } catch {
             stats.count(.readErrors)
-            for (f, _) in run {
-                frames.setFlags(f, .error)
-                swapCacheDeleteFolio(f)
+            for r in run {
+                frames.setFlags(r.folio, .error)
+                swapCacheDeleteNewFolio(r.folio, shadow: r.shadow)
             }
             throw error
         }
         stats.count(.deviceReads)
-        stats.count(.swapIns, run.reduce(0) { $0 + frames.pageCount($1.0) })
-        for (f, _) in run { frames.setFlags(f, consumed ? [.uptodate, .dirty] : .uptodate) }
+        stats.count(.swapIns, run.reduce(0) { $0 + frames.pageCount($1.folio) })
+        for r in run { frames.setFlags(r.folio, consumed ? [.uptodate, .dirty] : .uptodate) }
     }
 
     /// Completes an asynchronous readahead run (`AsyncReadCompleter`): waits for its read,
     /// puts its folios on the LRU as read ahead (`trigger` marked as its window's trigger),
     /// unlocks and puts them. A failed read leaves the data on the device (`finishReadRun`):
     /// the fault that needs a page reads it again and gets its own error.
-    func completeReadahead(_ run: [(Folio, SwapEntry)], _ submitted: SubmittedRead, trigger: Folio?) {
+    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?) {
         var read = 0
         do {
             try finishReadRun(run, submitted)
-            read = run.reduce(0) { $0 + frames.pageCount($1.0) }
+            read = run.reduce(0) { $0 + frames.pageCount($1.folio) }
         } catch {
             // Counted in `readErrors`; nobody to tell.
         }
-        for (f, _) in run {
-            if frames.flags(f).contains(.uptodate) { settleReadahead(f, trigger: f == trigger) }
-            frames.unlock(f)
-            putFolio(f)
+        for r in run {
+            if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger) }
+            frames.unlock(r.folio)
+            putFolio(r.folio)
         }
         // A page discarded while its read was in flight (its region released, say) left its
         // slot to the cache alone, and the discard could not take the locked folio out: drop
         // it now rather than leave it to reclaim.
-        for (_, entry) in run { reclaimCacheOnly(entry) }
+        for r in run { reclaimCacheOnly(r.entry) }
         stats.count(.readaheadPages, read)
     }
 
@@ -69,6 +69,14 @@ extension SwapEngine {
         frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
         lru(f).add(f, to: .inactive)
     }
+}
+
+/// One folio of a read run: locked, inserted into the swap cache for `entry` by the reader, not
+/// read yet; `shadow` is the workingset shadow its insert replaced.
+struct RunFolio: Sendable {
+    let folio: Folio
+    let entry: SwapEntry
+    let shadow: UInt64?
 }
 
 /// A read run handed to a device's I/O engine.

@@ -112,8 +112,11 @@ extension SwapEngine {
     /// Removes the locked folio `f` from the swap cache, leaving `shadow` (or nothing) in its
     /// slots, and frees in the same critical section every covered slot whose swap count is 0
     /// (kernel: `__swap_cache_del_folio`). Does not drop the cache's references; the caller does.
+    /// With `chargingSwap`, every slot that stays (its page now lives only on swap) gets the
+    /// swap charge of the group `shadow` names (see `swapCacheDeleteNewFolio`).
     /// Caller holds `f`'s folio lock and its cluster lock. Returns true if a discard is pending.
-    func swapCacheDeleteFolioLocked(_ f: Folio, device: SwapDevice, shadow: UInt64?) -> Bool {
+    func swapCacheDeleteFolioLocked(_ f: Folio, device: SwapDevice, shadow: UInt64?, chargingSwap: Bool = false) -> Bool {
+        precondition(!chargingSwap || shadow != nil, "a swap charge needs a shadow naming its group")
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
         precondition(flags.contains(.swapcache) && !flags.contains(.writeback), "deleting \(f) in state \(flags)")
@@ -123,6 +126,7 @@ extension SwapEngine {
         assert(device.clusters.lock(c).isLocked)
         let table = device.clusters.table(c)
         var freed = 0
+        var charged = 0
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
             let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
             precondition(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
@@ -134,9 +138,15 @@ extension SwapEngine {
                 freed += 1
             } else {
                 let content = shadow.map { SwapTableSlot.shadow($0, count: 0) } ?? .empty
-                table[i].store(s.replacingContent(with: content).withHasCache(false).raw, ordering: .releasing)
+                var kept = s.replacingContent(with: content).withHasCache(false)
+                if chargingSwap && !s.isSwapCharged {
+                    kept = kept.withSwapCharged(true)
+                    charged += 1
+                }
+                table[i].store(kept.raw, ordering: .releasing)
             }
         }
+        if charged > 0, let shadow { groups[Shadow(packed: shadow).group].chargeSwap(charged) }
         if frames.clearFlags(f, [.swapcache, .swapReserved]).contains(.swapReserved) {
             groups[frames.group(f)].unreserveSwap(nr)
         }
@@ -152,6 +162,26 @@ extension SwapEngine {
         let lock = device.clusters.lock(entry.clusterIndex)
         lock.lock()
         let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: nil)
+        lock.unlock()
+        if discard { device.issueDiscards() }
+        _ = frames.put(f, UInt32(frames.pageCount(f)))
+    }
+
+    /// Takes a folio that this swap-in inserted back out of the swap cache without mapping it —
+    /// its read failed, or its page no longer refers to the entry — and gives the page back
+    /// the swap charge its insert released (`swapCacheAddFolio`): the page lives only on swap
+    /// again, so it counts against its group's swap limit again. `shadow` is the shadow the
+    /// insert replaced; it goes back into the slots and names the group. Without one, a shadow
+    /// of the folio's group at its current age stands in. Drops the cache's references.
+    func swapCacheDeleteNewFolio(_ f: Folio, shadow: UInt64?) {
+        let entry = frames.entry(f)
+        guard let device = devices.device(for: entry) else { preconditionFailure("\(f) cached on a missing device") }
+        let group = groups[frames.group(f)]
+        // Relaxed: the age is a heuristic input (see `workingsetRefault`).
+        let left = shadow ?? Shadow(age: group.nonresidentAge.load(ordering: .relaxed), group: group.id, workingset: false).packed
+        let lock = device.clusters.lock(entry.clusterIndex)
+        lock.lock()
+        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: left, chargingSwap: true)
         lock.unlock()
         if discard { device.issueDiscards() }
         _ = frames.put(f, UInt32(frames.pageCount(f)))

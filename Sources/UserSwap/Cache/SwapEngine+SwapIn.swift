@@ -91,8 +91,8 @@ extension SwapEngine {
             case .added(let shadow):
                 guard claimWindowPage(f, claim) else {
                     // Not this page's entry any more: out of the cache again, unread (a racer
-                    // asleep on the lock sees it gone and looks again).
-                    swapCacheDeleteFolio(f)
+                    // asleep on the lock sees it gone and looks again), the swap charge back.
+                    swapCacheDeleteNewFolio(f, shadow: shadow)
                     discardNewFolio(f)
                     stats.count(.noEntries)
                     return .noEntry
@@ -117,9 +117,10 @@ extension SwapEngine {
     /// Reads `f` (locked, in the cache for its entry) from its device, unless it already is
     /// uptodate (the legacy protocol reads before inserting). On success the folio is uptodate; on
     /// failure it is taken out of the cache again, marked with `.error`, and the slots keep their
-    /// counts, so the data stays on the device for a later attempt. The folio stays locked
-    /// either way; the caller unlocks.
-    func swapReadFolio(_ f: Folio) throws(SwapError) {
+    /// counts and get back `shadow` (the one the insert replaced) and their swap charge, so the
+    /// data stays on the device, accounted, for a later attempt. The folio stays locked either
+    /// way; the caller unlocks.
+    func swapReadFolio(_ f: Folio, shadow: UInt64?) throws(SwapError) {
         assert(frames.isLocked(f))
         if frames.flags(f).contains(.uptodate) { return }
         yieldPoint(.swapInBeforeRead)
@@ -127,7 +128,7 @@ extension SwapEngine {
             try readFolio(f, from: frames.entry(f))
         } catch {
             frames.setFlags(f, .error)
-            swapCacheDeleteFolio(f)
+            swapCacheDeleteNewFolio(f, shadow: shadow)
             throw error
         }
     }
@@ -159,7 +160,7 @@ extension SwapEngine {
             switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement, claim: claim) {
             case .allocated(let f, let shadow):
                 do {
-                    try swapReadFolio(f)
+                    try swapReadFolio(f, shadow: shadow)
                 } catch {
                     frames.unlock(f)
                     putFolio(f)

@@ -245,7 +245,7 @@ extension Region {
                 return false
             }
             do {
-                try engine.swapReadFolio(f)
+                try engine.swapReadFolio(f, shadow: shadow)
             } catch {
                 frames.unlock(f)
                 engine.putFolio(f)

@@ -277,13 +277,13 @@ extension Region {
         var submittedAsync = 0
         // Pages an async window may still take in its group (see the scan).
         var groupRoom = mode == .async ? engine.groups[group].memoryRoom() / 2 : 0
-        var run: [(Folio, SwapEntry)] = []
+        var run: [RunFolio] = []
         var read = 0
         var failure: SwapError?
         // Every run is submitted to the device's I/O engine as soon as it is complete, so the
         // runs of a window are in flight together (pages of a region rarely sit in consecutive
         // slots: without this, a window of 32 was 32 reads one after the other).
-        var inFlight: [(run: [(Folio, SwapEntry)], read: SubmittedRead)] = []
+        var inFlight: [(run: [RunFolio], read: SubmittedRead)] = []
         // The fault's own folio and its shadow, when `demand` and this call inserted it.
         var demandFolio: (folio: Folio, shadow: UInt64?)?
         func flush() {
@@ -309,8 +309,8 @@ extension Region {
                 engine.settleReadahead(f, trigger: f == triggerFolio)
             }
         }
-        func finish(_ run: [(Folio, SwapEntry)]) {
-            for (f, _) in run {
+        func finish(_ run: [RunFolio]) {
+            for f in run.map(\.folio) {
                 if frames.flags(f).contains(.uptodate) { settle(f) }
                 frames.unlock(f)
                 engine.putFolio(f)
@@ -338,7 +338,7 @@ extension Region {
                 entry = e
             }
             let breaks = run.count == IORequestTable.maxVectors
-                || run.last.map { $0.1.type != entry.type || $0.1.offset + nr != entry.offset } ?? false
+                || run.last.map { $0.entry.type != entry.type || $0.entry.offset + nr != entry.offset } ?? false
             if demand && breaks { break scan }
             if breaks { flush() }
             // Readahead never waits for memory: it stops at the min watermark, leaving the
@@ -354,6 +354,7 @@ extension Region {
                 groupRoom -= nr
             }
             let f: Folio
+            let replaced: UInt64?
             let outcome: SwapCacheAllocation
             do {
                 // A large folio also needs a free run of frames: with none (fragmented free
@@ -368,6 +369,7 @@ extension Region {
             switch outcome {
             case .allocated(let new, let shadow):
                 f = new
+                replaced = shadow
                 if demand && page == pages.lowerBound { demandFolio = (new, shadow) }
                 if page == trigger { triggerFolio = new }
             case .cached(let other):
@@ -389,7 +391,7 @@ extension Region {
                 read += nr
                 continue
             }
-            run.append((f, entry))
+            run.append(RunFolio(folio: f, entry: entry, shadow: replaced))
             demandRunEnd = page + 1
         }
         flush()
@@ -397,7 +399,7 @@ extension Region {
         for (done, submitted) in inFlight {
             if mode == .async && !submitted.device.io.isDone(submitted.ticket) {
                 // Finished by the completer; the folios stay locked until then.
-                let t = triggerFolio.flatMap { t in done.contains { $0.0 == t } ? t : nil }
+                let t = triggerFolio.flatMap { t in done.contains { $0.folio == t } ? t : nil }
                 engine.asyncReads.enqueue(.init(engine: engine, run: done, read: submitted, trigger: t))
                 submittedAsync += done.count * nr
                 continue

@@ -107,7 +107,10 @@ extension SwapSpace {
 
     /// Group charges add up: each group's memory usage is the pages of the folios charged to it
     /// and its descendants; its swap usage is the charged slots whose shadow names it or a
-    /// descendant.
+    /// descendant. And every page of a region that lives only on swap (its slot holds no
+    /// folio) has its owner recorded: the slot is charged to the region's group (kernel: a
+    /// swapped-out slot keeps its swap cgroup record while its count is above 0); otherwise its
+    /// group's swap limit would not count it.
     private func checkGroupCharges() -> [String] {
         let frames = engine.frames
         let all = engine.groups.list
@@ -135,6 +138,20 @@ extension SwapSpace {
                 guard s.isSwapCharged else { continue }
                 if !s.isShadow { problems.append("slot \(offset) of device \(device.type) is charged but holds \(s)"); continue }
                 addUp(&swap, Shadow(packed: s.payload).group, 1)
+            }
+        }
+        let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
+        for region in regions {
+            for page in 0..<region.pageCount {
+                let pte = region.pte(page)
+                guard pte.isSwap, let device = engine.devices.device(for: pte.swapEntry) else { continue }
+                let s = device.slot(pte.swapEntry)
+                if s.isFolio || s.hasCache { continue }
+                if !s.isSwapCharged {
+                    problems.append("page \(page) of region \(region.id) lives only on swap at \(pte.swapEntry), charged to no group: \(s)")
+                } else if s.isShadow && Shadow(packed: s.payload).group != region.group {
+                    problems.append("page \(page) of region \(region.id) (group \(region.group)) is charged to group \(Shadow(packed: s.payload).group)")
+                }
             }
         }
         for g in all {

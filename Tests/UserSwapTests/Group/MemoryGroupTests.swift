@@ -106,6 +106,52 @@ struct MemoryGroupTests {
         }
     }
 
+    /// How a swap-in whose read fails reached the device.
+    enum FailedRead: String, CaseIterable, CustomStringConvertible {
+        /// A fault reading its page alone.
+        case fault
+        /// A fault reading its page with the window after it, in one request.
+        case faultWithWindow
+        /// `prefetch`, one run, waited for.
+        case prefetch
+        var description: String { rawValue }
+    }
+
+    /// The insert of a new folio releases the slot's swap charge (the page is coming back to
+    /// memory); when its read fails the folio leaves the cache again and the page lives only on
+    /// swap: the charge, and the shadow that names its group, must come back with it.
+    @Test("a swap-in whose read fails gives its pages their swap charge back",
+          arguments: bothProtocols, FailedRead.allCases)
+    func failedReadKeepsSwapCharge(sync: SwapInSync, path: FailedRead) throws {
+        let pages = 8
+        let (space, backend) = try makeSpace(memoryPages: 32, sync: sync)
+        let group = try space.makeGroup(name: "g")
+        let region = try space.makeRegion(bytes: pages * SwapPage.size, group: group)
+        for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
+        try region.swapOut(pages: 0..<pages)
+        #expect(group.swapUsage == pages * SwapPage.size)
+        if path == .faultWithWindow { try region.advise(.sequential) } else { try region.advise(.random) }
+        backend.failReads.store(1, ordering: .relaxed)
+        do {
+            if path == .prefetch { try region.prefetch(pages: 0..<pages) }
+            else { try region.withPage(0, for: .read) { _ in } }
+            // Only the legacy protocol's prefetch, which reads before it inserts, keeps an
+            // error to itself (best effort), and it released no charge.
+            #expect(path == .prefetch && sync != .swapCache, "the failed read was reported")
+        } catch let error as SwapError {
+            #expect(error.code == .ioError)
+        }
+        #expect(backend.failReads.load(ordering: .relaxed) == 0, "the failing read happened")
+        #expect(group.swapUsage == pages * SwapPage.size, "pages that live only on swap count against the group's swap")
+        #expect(space.rootGroup.swapUsage == pages * SwapPage.size)
+        #expect(space.checkInvariants() == [])
+        // The data is still there, and brought back it is charged to memory only.
+        for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        try region.discard(pages: 0..<pages)
+        #expect(group.swapUsage == 0 && space.devices[0].usedPages == 0)
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("nested groups charge their ancestors")
     func nested() throws {
         let (space, _) = try makeSpace(memoryPages: 64)

@@ -149,9 +149,9 @@ struct SwapInRaceTests {
         // And a large insert that wins goes into all four slots or none.
         try region.swapOut(pages: 0..<16)
         let clean = entries[start]
-        if case .allocated(let f, _) = try engine.swapCacheAllocFolio(clean, order: 2) {
+        if case .allocated(let f, let shadow) = try engine.swapCacheAllocFolio(clean, order: 2) {
             for i in 0..<4 { #expect(space.devices[0].slot(clean.advanced(by: i)).frame == f.frame) }
-            try engine.swapReadFolio(f)
+            try engine.swapReadFolio(f, shadow: shadow)
             engine.frames.unlock(f)
             engine.putFolio(f)
         } else {
