@@ -32,4 +32,77 @@ extension SwapEngine {
         }
         putFolio(f)
     }
+
+    /// Whether a folio just swapped in and mapped should give its slots back now (kernel:
+    /// `should_try_to_free_swap`): when less than half of all swap is free, or its group (or an
+    /// ancestor) uses half its swap limit (`mem_cgroup_swap_full`). Otherwise the clean copy on
+    /// the device stays, so that a later swap-out of the unchanged page writes nothing.
+    func shouldFreeSwap(afterSwapIn f: Folio) -> Bool {
+        devices.isSwapFull || groups[frames.group(f)].isSwapFull
+    }
+
+    /// Takes the folio cached for `entry` out of the swap cache if nothing but the cache holds
+    /// its slots — mapped or not (kernel: `__try_to_reclaim_swap` with `TTRS_ANYWAY`). The
+    /// folio stays in memory, dirty: it has no copy on a device any more. A folio that is busy
+    /// (locked, under writeback) is left alone. Returns true if it left the cache.
+    /// The caller may hold another folio's lock, but no page-table or cluster lock.
+    func tryToReclaimSwap(_ entry: SwapEntry) -> Bool {
+        guard let f = swapCacheGetFolio(entry) else { return false }
+        defer { putFolio(f) }
+        guard frames.tryLock(f) else { return false }
+        defer { frames.unlock(f) }
+        guard frames.matches(f, entry), freeSwapIfUnused(f) else { return false }
+        frames.setFlags(f, .dirty)
+        return true
+    }
+
+    /// Frees slots that only the swap cache holds, for an allocation of `1 << order` slots that
+    /// found no free run (kernel: `cluster_reclaim_range` and `swap_reclaim_full_clusters`):
+    /// looks for an aligned run whose slots are each free or cache-only and reclaims its
+    /// folios; for order 0, up to `slotReclaimBatch` slots, so that the allocations after this
+    /// one find slots too. Each device's scan resumes where the last one stopped. Returns true
+    /// if it freed something (the caller allocates again).
+    /// The caller may hold the lock of the folio it allocates for, nothing else.
+    func reclaimCacheOnlySlots(order: Int) -> Bool {
+        let nr = 1 << order
+        let budget = order == 0 ? Self.slotReclaimBatch : nr
+        var freed = 0
+        for device in devices.devices {
+            let start = device.reclaimCursor.load(ordering: .relaxed)
+            for k in 0..<device.clusterCount {
+                let c = (start + k) % device.clusterCount
+                for run in stride(from: 0, to: SwapCluster.slotCount, by: nr) {
+                    let first = c << SwapCluster.slotShift | run
+                    guard first + nr <= device.pageCount else { break }
+                    // A look without the lock; the reclaim re-checks under the folio and
+                    // cluster locks.
+                    var cacheOnly: [SwapEntry] = []
+                    var usable = true
+                    for i in 0..<nr {
+                        let entry = SwapEntry(type: device.type, offset: first + i)
+                        let s = device.slot(entry)
+                        if s.isFree { continue }
+                        guard s.isFolio && s.count == 0 else { usable = false; break }
+                        cacheOnly.append(entry)
+                    }
+                    guard usable, !cacheOnly.isEmpty else { continue }
+                    for entry in cacheOnly where !device.slot(entry).isFree { _ = tryToReclaimSwap(entry) }
+                    let nowFree = (0..<nr).filter { device.slot(SwapEntry(type: device.type, offset: first + $0)).isFree }.count
+                    freed += cacheOnly.count - (nr - nowFree)
+                    if (order > 0 && nowFree == nr) || freed >= budget {
+                        // Relaxed: see `reclaimCursor`.
+                        device.reclaimCursor.store(c, ordering: .relaxed)
+                        stats.count(.slotReclaims, freed)
+                        return true
+                    }
+                }
+            }
+        }
+        if freed > 0 { stats.count(.slotReclaims, freed) }
+        return freed > 0
+    }
+
+    /// Cache-only slots freed at once for an order-0 allocation that found none free (kernel:
+    /// `SWAP_BATCH`).
+    static let slotReclaimBatch = 64
 }

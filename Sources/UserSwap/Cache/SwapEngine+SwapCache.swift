@@ -90,6 +90,9 @@ extension SwapEngine {
         assert(frames.isLocked(f))
         precondition(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
         let nr = frames.pageCount(f)
+        // When no device has a free run and swap is over half full, slots that only the swap
+        // cache holds are reclaimed for it (kernel: `cluster_reclaim_range` with
+        // `__try_to_reclaim_swap(TTRS_ANYWAY)` when `vm_swap_full()`).
         // A group at its swap limit keeps its pages in memory (kernel: `mem_cgroup_try_charge_swap`).
         guard groups[frames.group(f)].tryReserveSwap(nr) else { return nil }
         var initial = SwapTableSlot.folio(f.frame)
@@ -98,7 +101,12 @@ extension SwapEngine {
         // free slot, so nobody sees the folio before the allocation returns.
         frames.get(f, UInt32(nr))
         frames.setFlags(f, .swapcache)
-        guard let entry = devices.allocateSlots(order: frames.order(f), initial: initial) else {
+        var allocated = devices.allocateSlots(order: frames.order(f), initial: initial)
+        if allocated == nil, devices.isSwapFull, reclaimCacheOnlySlots(order: frames.order(f)) {
+            // Clean copies of pages in memory held the slots: freed, one more try.
+            allocated = devices.allocateSlots(order: frames.order(f), initial: initial)
+        }
+        guard let entry = allocated else {
             frames.clearFlags(f, .swapcache)
             _ = frames.put(f, UInt32(nr))
             groups[frames.group(f)].unreserveSwap(nr)

@@ -80,6 +80,9 @@ public final class SwapStatistics: Sendable {
         case ioWritesThrottled
         /// Requests the caller transferred itself because every request slot was in use.
         case ioInline
+        /// Slots that only the swap cache held, freed for an allocation that found none free
+        /// (kernel: `__try_to_reclaim_swap` from the allocator).
+        case slotReclaims
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)

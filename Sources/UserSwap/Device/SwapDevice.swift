@@ -42,6 +42,9 @@ public final class SwapDevice: Sendable {
     /// Allocation allowed (kernel: `SWP_WRITEOK`); cleared when swapoff begins. The allocator
     /// checks it under the cluster lock of the slots it takes, holding a `users` reference.
     let writeOK = Atomic<Bool>(true)
+    /// Where the next reclaim of cache-only slots starts looking, a cluster index (see
+    /// `SwapEngine.reclaimCacheOnlySlots`). Relaxed everywhere: only spreads the scans.
+    let reclaimCursor = Atomic<Int>(0)
     /// Allocations on their way into the device, which swapoff waits for (kernel: `si->users`).
     let users = SwapDeviceUsers()
     #if DEBUG

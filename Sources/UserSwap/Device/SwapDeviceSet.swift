@@ -69,6 +69,19 @@ public final class SwapDeviceSet: Sendable {
     /// Every device, highest priority first.
     public var devices: [SwapDevice] { state.withLock { $0.groups.flatMap { $0 } } }
 
+    /// Whether less than half of all swap is free (kernel: `vm_swap_full`): from then on a slot
+    /// that only the swap cache holds is worth more free than as a clean copy of a page in
+    /// memory, so swap-ins free their slots and the allocator reclaims cache-only slots.
+    var isSwapFull: Bool {
+        var free = 0
+        var total = 0
+        for d in devices {
+            free += d.freePages
+            total += d.usablePages
+        }
+        return free * 2 < total
+    }
+
     /// Allocates `1 << order` slots filled with `initial` on the best device that has them.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
         let groups = state.withLock { $0.groups }

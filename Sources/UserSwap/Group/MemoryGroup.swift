@@ -143,6 +143,19 @@ public final class MemoryGroup: Sendable {
         return true
     }
 
+    /// Whether this group or an ancestor uses half its swap limit or more (kernel:
+    /// `mem_cgroup_swap_full` without the global test): its swapped-in pages should give their
+    /// slots back rather than keep clean copies on swap.
+    var isSwapFull: Bool {
+        var g: MemoryGroup? = self
+        while let group = g {
+            let limit = group.swapLimitPages.load(ordering: .relaxed)
+            if limit < Int.max / SwapPage.size && group.swapPages.load(ordering: .relaxed) * 2 >= limit { return true }
+            g = group.parent
+        }
+        return false
+    }
+
     /// Reserves swap for a folio that just got slots and will be charged when it leaves memory,
     /// if the limits allow (so that a batch of swap-outs in flight cannot overshoot them).
     func tryReserveSwap(_ pages: Int) -> Bool {

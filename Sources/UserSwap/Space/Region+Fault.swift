@@ -193,10 +193,8 @@ extension Region {
         // Only now, with the page mapped, may the folio leave the cache: a concurrent faulter
         // still finds it there instead of starting a second read (kernel phase II patch 6).
         // Keep it cached while swap has room, so a later swap-out of this clean page needs no
-        // write; free the slot when swap is over half full.
-        if device.freePages < device.usablePages / 2 {
-            engine.freeSwapIfUnused(f)
-        }
+        // write; free the slot when swap, or the group's swap, is over half full.
+        if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
         if readaheadHit {
             // A large folio read ahead and mapped page by page (part of its block changed)
@@ -271,7 +269,7 @@ extension Region {
             for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
             device.put(entry, count: nr)
             lock.unlock()
-            if device.freePages < device.usablePages / 2 { engine.freeSwapIfUnused(f) }
+            if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
             frames.unlock(f)
             // A miss: the blocks after this one, without waiting (`readAheadLarge`).
             readAheadLarge(after: base)
@@ -337,7 +335,7 @@ extension Region {
         device.put(entry, count: nr)
         lock.unlock()
         let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
-        if device.freePages < device.usablePages / 2 { engine.freeSwapIfUnused(f) }
+        if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
         if before.contains(.readahead) {
             readahead.hit(nr)
