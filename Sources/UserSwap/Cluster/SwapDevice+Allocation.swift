@@ -141,6 +141,9 @@ extension SwapDevice {
         // no reference held, knows that every later look here fails (kernel:
         // `cluster_alloc_range`).
         guard writeOK.load(ordering: .acquiring) else { return nil }
+        #if DEBUG
+        afterWriteOKLocked.run()
+        #endif
         let ci = clusters.cluster(c)
         guard ci.pointee.isUsable(forOrder: order) else { return nil }
         let nr = 1 << order

@@ -45,12 +45,17 @@ public final class SwapDevice: Sendable {
     /// Where the next reclaim of cache-only slots starts looking, a cluster index (see
     /// `SwapEngine.reclaimCacheOnlySlots`). Relaxed everywhere: only spreads the scans.
     let reclaimCursor = Atomic<Int>(0)
+    /// Wakes swapoff when the device changes: slots freed, mapping counts changed.
+    let progress = SwapDeviceProgress()
     /// Allocations on their way into the device, which swapoff waits for (kernel: `si->users`).
     let users = SwapDeviceUsers()
     #if DEBUG
     /// Tests only: runs in `allocateSlots` after the device accepted the allocation and before
     /// any cluster lock, the window in which swapoff may stop allocation on the device.
     let beforeAllocationLock = TestHook()
+    /// Tests only: runs in `allocateRunLocked` once `writeOK` passed, under the cluster lock,
+    /// the window in which swapoff may find the device empty although a slot is being taken.
+    let afterWriteOKLocked = TestHook()
     #endif
     /// Called, under the cluster lock, with the word of every swap-charged slot being freed, so
     /// the owner of the charge (a memory group) can release it. Must only do atomic arithmetic.

@@ -12,25 +12,33 @@ extension SwapSpace {
     /// once nothing refers to it. Other threads keep working meanwhile; pages reclaim pushes out
     /// again go to the other devices.
     ///
-    /// Fails with `.outOfMemory` when RAM and the other devices cannot hold the data; the device
+    /// Retries until the device is empty, as the kernel's `try_to_unuse` does: what a pass
+    /// cannot bring back yet (a swap-out still writing a page it took a slot for, a page being
+    /// read, a region being released) it waits for, asleep until the device changes, not on a
+    /// timer. It fails only on what it cannot get past: `.outOfMemory` when RAM and the other
+    /// devices cannot hold the data, or `.ioError` naming the pages it could not read. The device
     /// then stays in service and nothing is lost.
     public func swapOff(_ device: SwapDevice) throws(SwapError) {
         guard engine.devices.devices.contains(where: { $0 === device }) else {
             throw SwapError(.invalidArgument, "swap device \(device.type) is not in this space")
         }
         device.writeOK.store(false, ordering: .releasing)
+        // Before the first look at the device: every change after it wakes a wait below.
+        device.progress.startWatching()
+        defer { device.progress.stopWatching() }
         do throws(SwapError) {
-            var rounds = 0
             while true {
                 while device.usedPages > 0 {
-                    // New entries on the device may have been handed out just before allocation
-                    // stopped; a few rounds catch them.
-                    rounds += 1
-                    guard rounds <= 16 else {
-                        throw SwapError(.ioError, "swapoff of device \(device.type) could not empty it: \(device.usedPages) slots still in use")
-                    }
+                    let generation = device.progress.generation
+                    let used = device.usedPages
                     yieldPoint(.swapOffBeforeUnuse)
-                    try unuse(device)
+                    let pass = try unuse(device)
+                    guard pass.unread.isEmpty else { throw Self.unreadable(pass.unread, device: device) }
+                    if device.usedPages > 0 && device.usedPages >= used && pass.broughtBack == 0 {
+                        // Nothing this pass could do: whoever holds the remaining slots is busy
+                        // with them. Sleep until a slot is freed or a count changes.
+                        device.progress.wait(after: generation)
+                    }
                 }
                 // An allocation that looked at the device before allocation stopped may still
                 // be on its way in: wait for every one of them (kernel: `percpu_ref_kill`,
@@ -47,16 +55,48 @@ extension SwapSpace {
         engine.devices.remove(device)
     }
 
+    /// A page swapoff could not read.
+    private struct UnreadPage {
+        let region: Int
+        let page: Int
+        let entry: SwapEntry
+        let error: SwapError
+    }
+
+    /// What one pass of `unuse` did.
+    private struct UnusePass {
+        /// Pages and cache-only folios taken off the device.
+        var broughtBack = 0
+        /// Pages whose read failed: still on the device.
+        var unread: [UnreadPage] = []
+    }
+
+    /// The error of a swapoff that met read errors: names the pages (the first few).
+    private static func unreadable(_ unread: [UnreadPage], device: SwapDevice) -> SwapError {
+        let named = unread.prefix(8).map { "region \($0.region) page \($0.page) (\($0.entry))" }.joined(separator: ", ")
+        let more = unread.count > 8 ? " and \(unread.count - 8) more" : ""
+        return SwapError(.ioError, "swapoff of device \(device.type) could not read \(unread.count) pages: \(named)\(more) (\(unread[0].error.message)); they are still on the device, which stays in service: retry swapoff, or discard those pages first",
+                         errno: unread[0].error.errno)
+    }
+
     /// Brings back every page on `device` that a region maps, then drops cached folios whose
-    /// slots nobody maps (kernel: `try_to_unuse`).
-    private func unuse(_ device: SwapDevice) throws(SwapError) {
+    /// slots nobody maps (kernel: `try_to_unuse`). A page whose read fails is noted and
+    /// skipped; other errors end the pass.
+    private func unuse(_ device: SwapDevice) throws(SwapError) -> UnusePass {
+        var pass = UnusePass()
         let frames = engine.frames
         let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
         for region in regions {
             for page in 0..<region.pageCount {
                 let pte = region.pte(page)
                 guard pte.isSwap, pte.swapEntry.type == device.type else { continue }
-                let pin = try region.pin(page, for: .read)
+                let pin: Pin
+                do {
+                    pin = try region.pin(page, for: .read)
+                } catch where error.code == .ioError {
+                    pass.unread.append(UnreadPage(region: region.id, page: page, entry: pte.swapEntry, error: error))
+                    continue
+                }
                 let f = pin.folio
                 frames.lock(f)
                 if frames.flags(f).contains(.swapcache) && frames.entry(f).type == device.type {
@@ -65,6 +105,7 @@ extension SwapSpace {
                 }
                 frames.unlock(f)
                 _ = consume pin
+                pass.broughtBack += 1
             }
         }
         // Folios still cached on the device with no mapping left (cache-only slots).
@@ -74,10 +115,11 @@ extension SwapSpace {
             frames.lock(f)
             if frames.matches(f, entry) {
                 frames.waitWriteback(f)
-                engine.freeSwapIfUnused(f)
+                if engine.freeSwapIfUnused(f) { pass.broughtBack += 1 }
             }
             frames.unlock(f)
             engine.putFolio(f)
         }
+        return pass
     }
 }

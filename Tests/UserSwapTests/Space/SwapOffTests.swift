@@ -61,47 +61,71 @@ struct SwapOffTests {
     }
 
     #if DEBUG
+    /// Where a test holds an allocation while swapoff runs.
+    enum AllocationWindow: String, CaseIterable, CustomStringConvertible {
+        /// After the device accepted the allocation, before any cluster lock: allocation stops
+        /// meanwhile, and the allocation must see that under the cluster lock.
+        case beforeClusterLock
+        /// Under the cluster lock, after the allocation saw allocation allowed: it takes its
+        /// slot, and swapoff must wait for it, then bring the slot back.
+        case underClusterLock
+        var description: String { rawValue }
+    }
+
     /// The allocator checks that a device takes allocations before it locks a cluster. A thread
-    /// held right after that check while swapoff finds the device empty must not take a slot
-    /// there once swapoff has stopped allocation: it moves on to the next device, and swapoff
-    /// waits for it rather than remove a device an allocation is still entering.
-    @Test("an allocation held between its device check and the cluster lock takes no slot on a device swapoff removes")
-    func allocationRacingSwapOff() throws {
+    /// held in the window while swapoff finds the device empty must not leave a slot on a
+    /// device swapoff removed: before the cluster lock, it moves on to the next device; under
+    /// it, swapoff waits for it (the device's user reference) and then for its slot to go.
+    @Test("an allocation held while swapoff finds the device empty leaves no slot on the removed device",
+          arguments: AllocationWindow.allCases)
+    func allocationRacingSwapOff(window: AllocationWindow) throws {
         let (space, _) = try makeSpace(memoryPages: 16)
         let second = try space.swapOn(.memory(bytes: (1 + 512) * SwapPage.size, priority: -1))
         let first = space.devices.first { $0 !== second }!
         let inWindow = DispatchSemaphore(value: 0)
         let proceed = DispatchSemaphore(value: 0)
         let held = Atomic<Bool>(false)
-        first.beforeAllocationLock.arm {
+        let hook = window == .beforeClusterLock ? first.beforeAllocationLock : first.afterWriteOKLocked
+        hook.arm {
             guard !held.exchange(true, ordering: .relaxed) else { return }
             inWindow.signal()
             proceed.wait()
         }
-        defer { first.beforeAllocationLock.disarm() }
+        defer { hook.disarm() }
         let allocated = Mutex<SwapEntry?>(nil)
         let swapOffResult = Mutex<Result<Void, SwapError>?>(nil)
-        let finished = DispatchSemaphore(value: 0)
+        let allocationDone = DispatchSemaphore(value: 0)
+        let swapOffDone = DispatchSemaphore(value: 0)
         Thread {
             let entry = try? space.engine.devices.allocate()
             allocated.withLock { $0 = entry }
-            finished.signal()
+            allocationDone.signal()
         }.start()
         inWindow.wait()
         Thread {
             let result = Result { () throws(SwapError) in try space.swapOff(first) }
             swapOffResult.withLock { $0 = result }
-            finished.signal()
+            swapOffDone.signal()
         }.start()
         // Once allocation on the device has stopped, give swapoff time to finish if it does
         // not wait for the held allocation, then let the allocation go on.
         while first.writeOK.load(ordering: .acquiring) { usleep(100) }
         usleep(100_000)
+        #expect(swapOffResult.withLock { $0 } == nil, "swapoff finished while an allocation was entering the device")
         proceed.signal()
-        finished.wait()
-        finished.wait()
+        allocationDone.wait()
         let entry = try #require(allocated.withLock { $0 })
-        #expect(entry.type == second.type, "the slot went to the device being removed")
+        switch window {
+        case .beforeClusterLock:
+            #expect(entry.type == second.type, "the slot went to the device being removed")
+        case .underClusterLock:
+            // The slot's owner lets it go a moment later; swapoff waits for that, asleep.
+            #expect(entry.type == first.type)
+            usleep(50_000)
+            #expect(swapOffResult.withLock { $0 } == nil, "swapoff finished with a slot in use")
+            first.put(entry)
+        }
+        swapOffDone.wait()
         #expect(first.usedPages == 0)
         #expect(swapOffResult.withLock { $0.map { (try? $0.get()) != nil } } == true)
         #expect(space.devices.count == 1 && space.devices[0] === second)
@@ -109,6 +133,56 @@ struct SwapOffTests {
         #expect(space.checkInvariants() == [])
     }
     #endif
+
+    @Test("swapoff waits, asleep, for a slot held elsewhere, and finishes once it is freed")
+    func swapOffWaitsForHeldSlot() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let second = try space.swapOn(.memory(bytes: (1 + 512) * SwapPage.size, priority: -1))
+        let first = space.devices.first { $0 !== second }!
+        // A slot nobody maps and no folio holds (the folio-less allocation): swapoff can only
+        // wait for its owner to free it.
+        let entry = try first.allocate()
+        let result = Mutex<Result<Void, SwapError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let r = Result { () throws(SwapError) in try space.swapOff(first) }
+            result.withLock { $0 = r }
+            done.signal()
+        }.start()
+        usleep(200_000)
+        #expect(result.withLock { $0 } == nil, "swapoff gave up (or finished) with a slot in use")
+        first.put(entry)
+        done.wait()
+        #expect(result.withLock { $0.map { (try? $0.get()) != nil } } == true)
+        #expect(space.devices.count == 1 && space.devices[0] === second)
+    }
+
+    @Test("swapoff names the pages it cannot read and leaves the device in service, nothing lost")
+    func swapOffReadError() throws {
+        let (space, backend) = try makeSpace(memoryPages: 64)
+        let device = space.devices[0]
+        let region = try space.makeRegion(bytes: 8 * SwapPage.size)
+        try region.advise(.random)
+        for p in 0..<8 { try region.withPage(p) { fill($0, page: p) } }
+        try region.swapOut(pages: 0..<8)
+        // The first two reads fail: pages 0 and 1, which swapoff brings back first.
+        backend.failReads.store(2, ordering: .relaxed)
+        let result = Result { () throws(SwapError) in try space.swapOff(device) }
+        guard case .failure(let error) = result else {
+            Issue.record("swapoff succeeded although two pages could not be read"); return
+        }
+        #expect(error.code == .ioError)
+        #expect(error.message.contains("could not read 2 pages"), "\(error)")
+        #expect(error.message.contains("region \(region.id) page 0 ") && error.message.contains("region \(region.id) page 1 "), "\(error)")
+        #expect(space.devices.count == 1 && device.usedPages == 2, "the unread pages stay on the device")
+        #expect(space.checkInvariants() == [])
+        // Still in service: the pages read now, and a second swapoff empties the device.
+        for p in 0..<8 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        try region.swapOut(pages: 0..<8)
+        try space.swapOff(device)
+        #expect(space.devices.isEmpty)
+        for p in 0..<8 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+    }
 
     @Test("swapoff of a device not in the space is a typed error")
     func notInSpace() throws {
