@@ -52,7 +52,7 @@ extension SwapEngine {
             // Counted in `readErrors`; nobody to tell.
         }
         for r in run {
-            if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger) }
+            if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger, shadow: r.shadow) }
             frames.unlock(r.folio)
             putFolio(r.folio)
         }
@@ -63,11 +63,15 @@ extension SwapEngine {
         stats.count(.readaheadPages, read)
     }
 
-    /// Puts an uptodate folio read ahead on the inactive list, marked as read ahead (and as
-    /// its window's trigger). Caller holds the folio lock.
-    func settleReadahead(_ f: Folio, trigger: Bool) {
+    /// Puts an uptodate folio read ahead on the LRU, marked as read ahead (and as its
+    /// window's trigger). Its insert replaced `shadow`, if any: a refault like any other
+    /// (kernel: `__swap_cache_prepare_and_add` calls `workingset_refault` for every insert),
+    /// so it goes to the active list when its refault distance says so, the inactive one
+    /// otherwise. Caller holds the folio lock.
+    func settleReadahead(_ f: Folio, trigger: Bool, shadow: UInt64?) {
         frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
-        lru(f).add(f, to: .inactive)
+        let activate = shadow.map { workingsetRefault(f, shadow: $0, demand: false) } ?? false
+        lru(f).add(f, to: activate ? .active : .inactive)
     }
 }
 

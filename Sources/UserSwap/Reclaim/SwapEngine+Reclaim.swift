@@ -261,7 +261,7 @@ extension SwapEngine {
         guard flags.contains(.swapcache), !flags.contains(.writeback),
               let device = devices.device(for: frames.entry(f)) else { return (false, false) }
         if flags.contains(.dirty) { return (false, true) }
-        if removeMapping(f, device: device, shadow: workingsetEviction(f)) { return (true, false) }
+        if removeMapping(f, device: device) { return (true, false) }
         freeSwapIfUnused(f)
         return (false, false)
     }
@@ -317,7 +317,7 @@ extension SwapEngine {
             let nr = frames.pageCount(f)
             var removed = false
             if let device = devices.device(for: frames.entry(f)), !frames.flags(f).contains(.dirty) {
-                removed = removeMapping(f, device: device, shadow: workingsetEviction(f))
+                removed = removeMapping(f, device: device)
                 if !removed { freeSwapIfUnused(f) }
             }
             frames.unlock(f)

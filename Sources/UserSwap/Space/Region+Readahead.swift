@@ -284,8 +284,8 @@ extension Region {
         // runs of a window are in flight together (pages of a region rarely sit in consecutive
         // slots: without this, a window of 32 was 32 reads one after the other).
         var inFlight: [(run: [RunFolio], read: SubmittedRead)] = []
-        // The fault's own folio and its shadow, when `demand` and this call inserted it.
-        var demandFolio: (folio: Folio, shadow: UInt64?)?
+        // The fault's own folio, when `demand` and this call inserted it.
+        var demandFolio: Folio?
         func flush() {
             guard !run.isEmpty else { return }
             do {
@@ -298,22 +298,23 @@ extension Region {
         }
         var demandRead = false
         // An uptodate folio of the window goes on the LRU: marked as read ahead, or, the
-        // fault's own, as any swap-in.
-        func settle(_ f: Folio) {
-            if let d = demandFolio, d.folio == f {
+        // fault's own, as any swap-in; either way its refault is checked against the shadow its
+        // insert replaced.
+        func settle(_ f: Folio, shadow: UInt64?) {
+            if demandFolio == f {
                 demandRead = true
                 engine.groups[group].count(.pswpin)
-                let activate = d.shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
+                let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
                 engine.lru(f).add(f, to: activate ? .active : .inactive)
             } else {
-                engine.settleReadahead(f, trigger: f == triggerFolio)
+                engine.settleReadahead(f, trigger: f == triggerFolio, shadow: shadow)
             }
         }
         func finish(_ run: [RunFolio]) {
-            for f in run.map(\.folio) {
-                if frames.flags(f).contains(.uptodate) { settle(f) }
-                frames.unlock(f)
-                engine.putFolio(f)
+            for r in run {
+                if frames.flags(r.folio).contains(.uptodate) { settle(r.folio, shadow: r.shadow) }
+                frames.unlock(r.folio)
+                engine.putFolio(r.folio)
             }
         }
 
@@ -370,7 +371,7 @@ extension Region {
             case .allocated(let new, let shadow):
                 f = new
                 replaced = shadow
-                if demand && page == pages.lowerBound { demandFolio = (new, shadow) }
+                if demand && page == pages.lowerBound { demandFolio = new }
                 if page == trigger { triggerFolio = new }
             case .cached(let other):
                 // Already in memory (or being read by someone else): nothing to do.
@@ -385,7 +386,7 @@ extension Region {
             }
             if frames.flags(f).contains(.uptodate) {
                 // The legacy protocol reads before it inserts: nothing left to do but mark it.
-                settle(f)
+                settle(f, shadow: replaced)
                 frames.unlock(f)
                 engine.putFolio(f)
                 read += nr

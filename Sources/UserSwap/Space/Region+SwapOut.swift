@@ -76,7 +76,7 @@ extension Region {
               let device = engine.devices.device(for: frames.entry(f)) else { return (false, false) }
         let dirty = flags.contains(.dirty)
         if dirty { try engine.writeback(f, device: device) }
-        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else { return (false, false) }
+        guard engine.removeMapping(f, device: device) else { return (false, false) }
         if !dirty { engine.stats.count(.cleanDrops) }
         return (true, dirty)
     }
@@ -145,7 +145,7 @@ extension Region {
             try engine.writeback(f, device: device)
         }
         yieldPoint(.swapOutBeforeRemove)
-        guard engine.removeMapping(f, device: device, shadow: engine.workingsetEviction(f)) else {
+        guard engine.removeMapping(f, device: device) else {
             // A transient reference (a lookup racing with the last unmap of the page) kept the
             // folio; if nothing maps its slots any more, it must not linger in the cache.
             engine.freeSwapIfUnused(f)
@@ -228,14 +228,15 @@ extension SwapEngine {
         if let failure { throw failure }
     }
 
-    /// Takes a clean, locked, cached folio out of memory, leaving `shadow` in its slots, if
-    /// nobody but the cache and the caller references it (kernel: `__remove_mapping`): the
-    /// references are frozen to zero under the cluster lock so a concurrent lookup fails to take
-    /// one and reads the entry from the device instead. The group's swap charge is recorded
-    /// first, then the folio leaves the cache (see `swapoutRecordLocked`). Returns true when the
-    /// folio left the cache; its references are then gone and the caller frees it after
-    /// unlocking.
-    func removeMapping(_ f: Folio, device: SwapDevice, shadow: UInt64) -> Bool {
+    /// Takes a clean, locked, cached folio out of memory, leaving a workingset shadow in its
+    /// slots, if nobody but the cache and the caller references it (kernel: `__remove_mapping`):
+    /// the references are frozen to zero under the cluster lock so a concurrent lookup fails to
+    /// take one and reads the entry from the device instead. Only then is the shadow taken,
+    /// which ages the group's clock by the folio's pages (`workingsetEviction`): a folio that
+    /// stays evicts nothing. The group's swap charge is recorded first, then the folio leaves
+    /// the cache (see `swapoutRecordLocked`). Returns true when the folio left the cache; its
+    /// references are then gone and the caller frees it after unlocking.
+    func removeMapping(_ f: Folio, device: SwapDevice) -> Bool {
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
         guard flags.contains(.swapcache), !flags.contains(.dirty), !flags.contains(.writeback) else { return false }
@@ -251,6 +252,7 @@ extension SwapEngine {
             stats.count(.busyFolios)
             return false
         }
+        let shadow = workingsetEviction(f)
         let discard: Bool
         if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
             // The bug the seed's follow-up fixed, kept switchable so a test can show it leaks.
