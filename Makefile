@@ -71,7 +71,7 @@ bench:
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
 	for s in alloc pin race faults zipf random seq usemem hashtable tiers device-limits; do \
 		case $$s in \
-			race) args="--protocol both --threads 8" ;; \
+			race) args="--protocol all --threads 8" ;; \
 			zipf) args="--param policy=all" ;; \
 			tiers) args="--seconds 1 --param devices=memory,file,compressed,encrypted" ;; \
 			*) args="" ;; \

@@ -296,14 +296,10 @@ extension CommandLineTool {
             options.seconds = try ArgumentParser.seconds(text, option: "seconds", verb: verb)
         }
         if let text = parsed.value("protocol") {
-            if text == "both" {
-                options.protocols = BenchProtocol.allCases
-            } else {
-                guard let one = BenchProtocol(rawValue: text) else {
-                    throw UsageError("--protocol '\(text)' is not one of: swapcache, legacy, both", verb: verb)
-                }
-                options.protocols = [one]
+            guard let protocols = BenchProtocol.parse(text) else {
+                throw UsageError("--protocol '\(text)' is not one of: swapcache, legacy, both, legacy-wq, legacy-bypass, all", verb: verb)
             }
+            options.protocols = protocols
         }
         if let text = parsed.value("mode") {
             options.mode = try ArgumentParser.choice(text, option: "mode", verb: verb) as BenchMode

@@ -83,8 +83,9 @@ enum HelpText {
             """
             Runs a benchmark scenario: warm-up, timed phases, latency histograms. Prints a summary;
             --json writes the report as JSON (scenario, ops_per_s, latency_us, peak_resident_bytes,
-            machine, …; sorted keys). --protocol both runs the scenario once per protocol and
-            reports the two side by side, as ratios (bigger is better). Needs a release build:
+            machine, …; sorted keys). --protocol both (swapcache and legacy) or all (and legacy-wq,
+            legacy-bypass) runs the scenario once per protocol and reports the swap cache against
+            each, as ratios (bigger is better). Needs a release build:
             `make bench`, or `swift build -c release`.
             """
         case .redisClean:

@@ -13,7 +13,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]"
         case .inspect: "usage: userswap inspect FILE [--json]"
         case .run: "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
-        case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|both] [options]"
+        case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
         case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
         case .help: "usage: userswap help [VERB]"
         }
@@ -52,7 +52,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
                 OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, twice the data, removed at the end)"),
-                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default) or legacy"),
+                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq or legacy-bypass"),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
                 OptionSpec("policy", value: .required("P"), help: "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"),
                 OptionSpec("faults", value: .required("F"), help: "transparent mode: handler-threads (default) or faulting-thread (faster; syscalls into unmapped pages get EFAULT)"),
@@ -71,7 +71,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (parent folders are created); alone or `-`: to stdout"),
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default: the scenario's; some sweep several counts)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of each timed phase in seconds, e.g. 3 or 0.5"),
-                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, or both (side by side, as ratios)"),
+                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq, legacy-bypass; both (swapcache and legacy) or all, side by side, as ratios"),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default), transparent or kernel"),
                 OptionSpec("memory", value: .required("SIZE"), help: "RAM budget, e.g. 256M"),
                 OptionSpec("data", value: .required("SIZE"), help: "working set, e.g. 1G"),

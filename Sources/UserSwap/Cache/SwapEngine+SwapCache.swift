@@ -96,7 +96,7 @@ extension SwapEngine {
         // A group at its swap limit keeps its pages in memory (kernel: `mem_cgroup_try_charge_swap`).
         guard groups[frames.group(f)].tryReserveSwap(nr) else { return nil }
         var initial = SwapTableSlot.folio(f.frame)
-        if case .legacyHasCacheBit = sync { initial = initial.withHasCache(true) }
+        if sync.usesHasCacheBit { initial = initial.withHasCache(true) }
         // The references and identity are set before the slots exist; no lookup can reach a
         // free slot, so nobody sees the folio before the allocation returns.
         frames.get(f, UInt32(nr))
@@ -238,6 +238,9 @@ extension SwapEngine {
         }
         let discard = freed > 0 && device.releaseSlotsLocked(c, count: freed)
         lock.unlock()
+        // Racers asleep on `swapcache_wq` may take the bit now (kernel: `swapcache_clear`, then
+        // `wake_up(&swapcache_wq)`).
+        swapcacheWaitQueue.wake()
         if discard { device.issueDiscards() }
     }
 }

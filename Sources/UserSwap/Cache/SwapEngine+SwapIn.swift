@@ -1,3 +1,4 @@
+import CUserSwap
 /// What one attempt at bringing an entry into the swap cache produced.
 enum SwapCacheAllocation {
     /// A folio was already cached: a reference is held, the folio is not locked.
@@ -16,8 +17,10 @@ extension SwapEngine {
     /// Finds the folio cached for `entry` or inserts a new one, according to the space's
     /// protocol. Under the swap-cache protocol the loop never sleeps: a racer that loses the
     /// insert finds the winner's folio and the caller waits on its lock; a lost race against a
-    /// folio that left the cache in between just tries again. Under the legacy protocol a racer
-    /// that finds the has-cache bit but no folio sleeps `retryAfter` and tries again.
+    /// folio that left the cache in between just tries again. Under the legacy protocols a
+    /// racer that finds the has-cache bit but no folio sleeps and tries again: until the next
+    /// tick (`legacy`), until woken or the next tick (`legacy-wq`), or a whole tick
+    /// (`legacy-bypass`).
     ///
     /// `placement` puts the new folio's bytes in a transparent region's window; the folio claims
     /// its window page only once it is sure to be the one that reads (after the insert, or with
@@ -47,7 +50,26 @@ extension SwapEngine {
             switch sync {
             case .swapCache:
                 result = swapCacheAddFolio(f, entry, alloc: false)
-            case .legacyHasCacheBit(let retryAfter):
+            case .hasCacheBit(let tick):
+                switch swapcachePrepare(entry, count: 1 << order) {
+                case .added:
+                    // The bit is ours. At the seed's parent the folio then goes into the cache
+                    // at once, locked, and is read there: racers sleep on its lock. Only until
+                    // the insert (where the kernel charged the folio) do they find no folio.
+                    yieldPoint(.swapInPrepared)
+                    result = swapCacheAddFolio(f, entry, alloc: true)
+                    precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
+                case .exists:
+                    if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
+                    // Someone holds the bit but its folio is not in yet: we cannot know who, so
+                    // sleep until the next tick and retry (the long tail the seed removes).
+                    yieldPoint(.blocking)
+                    Self.sleepUntil(Self.nextTick(tick))
+                    continue
+                case .noEntry:
+                    result = .noEntry
+                }
+            case .hasCacheBitWaitQueue(let tick), .hasCacheBitBypass(let tick):
                 switch swapcachePrepare(entry, count: 1 << order) {
                 case .added:
                     // The bit is ours. As the kernel did for synchronous devices before the seed
@@ -69,19 +91,30 @@ extension SwapEngine {
                     // Nobody else can insert while we hold the bit, so the insert cannot fail.
                     result = swapCacheAddFolio(f, entry, alloc: true)
                     precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
+                    // The racers asleep on `swapcache_wq` can find the folio now.
+                    swapcacheWaitQueue.wake()
                 case .exists:
-                    discardNewFolio(f)
-                    stats.count(.raceLosses)
-                    if order > 0 { stats.count(.largeFallbacks); return .fallback }
-                    if let cached = swapCacheGetFolio(entry) {
-                        stats.count(.cacheHits)
-                        return .cached(cached)
+                    if case .hasCacheBitWaitQueue = sync {
+                        swapcacheWaitQueue.startWatching()
+                        let generation = swapcacheWaitQueue.generation
+                        // Looked at after starting to watch: an insert or clear from now on
+                        // wakes us.
+                        if let cached = loseHasCacheRace(f, entry, order: order) {
+                            swapcacheWaitQueue.stopWatching()
+                            return cached
+                        }
+                        // Asleep on `swapcache_wq` until the holder inserts its folio or gives
+                        // the bit up, one tick at most (kernel 6.12: `add_wait_queue`,
+                        // `schedule_timeout_uninterruptible(1)`).
+                        yieldPoint(.blocking)
+                        swapcacheWaitQueue.wait(after: generation, deadline: Self.nextTick(tick))
+                        swapcacheWaitQueue.stopWatching()
+                    } else {
+                        if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
+                        // Nothing wakes us: sleep a whole tick and retry.
+                        yieldPoint(.blocking)
+                        sleep(tick)
                     }
-                    // Someone holds the bit but its folio is not in yet: we cannot know who, so
-                    // sleep a tick and retry (the long tail the seed removes).
-                    stats.count(.legacySleeps)
-                    yieldPoint(.blocking)
-                    sleep(retryAfter)
                     continue
                 case .noEntry:
                     result = .noEntry
@@ -213,6 +246,40 @@ extension SwapEngine {
         frames.clearFlags(f, .swapbacked)
         frames.unlock(f)
         putFolio(f)
+    }
+
+    /// A has-cache-bit racer that found the bit taken: gives up its new folio and returns what
+    /// the caller returns at once — the winner's folio if it is already cached, a fallback for a
+    /// large folio — or nil when the caller must wait for the bit's holder (counted as a legacy
+    /// sleep).
+    private func loseHasCacheRace(_ f: Folio, _ entry: SwapEntry, order: Int) -> SwapCacheAllocation? {
+        discardNewFolio(f)
+        stats.count(.raceLosses)
+        if order > 0 { stats.count(.largeFallbacks); return .fallback }
+        if let cached = swapCacheGetFolio(entry) {
+            stats.count(.cacheHits)
+            return .cached(cached)
+        }
+        stats.count(.legacySleeps)
+        return nil
+    }
+
+    /// The next boundary of a clock ticking every `tick` (`cus_monotonic_ns` time): a one-jiffy
+    /// timeout ends there, so it sleeps at most one tick.
+    static func nextTick(_ tick: Duration) -> UInt64 {
+        let ns = UInt64(tick.components.seconds) * 1_000_000_000 + UInt64(tick.components.attoseconds / 1_000_000_000)
+        let now = cus_monotonic_ns()
+        return ns == 0 ? now : (now / ns + 1) * ns
+    }
+
+    /// Sleeps until the `cus_monotonic_ns` time `deadline`.
+    static func sleepUntil(_ deadline: UInt64) {
+        let now = cus_monotonic_ns()
+        guard deadline > now else { return }
+        let d = deadline - now
+        var request = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 { request = remaining }
     }
 
     private func sleep(_ d: Duration) {

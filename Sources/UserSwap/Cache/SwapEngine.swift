@@ -36,6 +36,9 @@ final class SwapEngine: Sendable {
     let windows = FrameWindowTable()
     /// Finishes asynchronous readahead windows (see `Region+Readahead.swift`).
     let asyncReads = AsyncReadCompleter()
+    /// Racers of the legacy wait-queue protocol, asleep until a has-cache bit's holder inserts
+    /// its folio or gives the bit up (kernel 6.12: `swapcache_wq`).
+    let swapcacheWaitQueue = WaitQueue()
 
     init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
         self.devices = devices

@@ -32,7 +32,7 @@ extension SwapDevice {
             table[i].store(s.withCount(s.count + 1).raw, ordering: .releasing)
         }
         // A swap-out finished its unmap: a page for a swapoff to bring back.
-        progress.notify()
+        progress.wake()
     }
 
     /// Drops one mapping from each of the `nr` slots starting at `entry` (kernel:
@@ -69,7 +69,7 @@ extension SwapDevice {
             if freed > 0 { discardPending = releaseSlotsLocked(c, count: freed) || discardPending }
             lock.unlock()
             // Slots freed, or left to the swap cache alone: a swapoff may drop them now.
-            if freed < inCluster { progress.notify() }
+            if freed < inCluster { progress.wake() }
             e = e.advanced(by: inCluster)
             remaining -= inCluster
         }
@@ -87,7 +87,7 @@ extension SwapDevice {
         ci.pointee.count -= UInt16(count)
         // Relaxed: a counter; see `inusePages`.
         inusePages.subtract(count, ordering: .relaxed)
-        progress.notify()
+        progress.wake()
         if ci.pointee.isEmpty {
             clusters.releaseTableLocked(c)
             ci.pointee.hasTable = false

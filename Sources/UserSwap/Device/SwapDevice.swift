@@ -46,7 +46,7 @@ public final class SwapDevice: Sendable {
     /// `SwapEngine.reclaimCacheOnlySlots`). Relaxed everywhere: only spreads the scans.
     let reclaimCursor = Atomic<Int>(0)
     /// Wakes swapoff when the device changes: slots freed, mapping counts changed.
-    let progress = SwapDeviceProgress()
+    let progress = WaitQueue()
     /// Allocations on their way into the device, which swapoff waits for (kernel: `si->users`).
     let users = SwapDeviceUsers()
     #if DEBUG

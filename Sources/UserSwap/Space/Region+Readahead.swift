@@ -87,8 +87,9 @@ final class ReadaheadState: Sendable {
 /// keeps the next window in flight while it uses this one, and the device is never idle
 /// waiting for the application. Only the faulting page's own run is read synchronously.
 /// A failed async read leaves the pages on the device and out of the cache (`.error`): a fault
-/// waiting on one gets the typed error, a later fault reads again. Under the legacy protocol a
-/// page is read before it is inserted, so its windows are read on the spot, as before. An async
+/// waiting on one gets the typed error, a later fault reads again. Under the legacy bypass
+/// protocols (`legacy-wq`, `legacy-bypass`) a page is read before it is inserted, so their
+/// windows are read on the spot, page by page. An async
 /// window never reclaims its group's pages to make room, and takes at most half the room left
 /// (it stops there, as at the min watermark); its runs hold the engine, so a region or space released meanwhile stays valid
 /// until they complete.
@@ -218,10 +219,10 @@ extension Region {
     /// the page with the pages after it whose slots follow its slot, in one call (where the
     /// fault's own read and then the window's were two, one after the other). Returns the rest
     /// of the window, for `readAhead(_:)` once the page is mapped; nil when this is no miss (or
-    /// the swap-cache protocol is not in use), and the fault reads ahead as before. A failed
+    /// the protocol reads each page before inserting it), and the fault reads ahead as before. A failed
     /// read throws, as the fault's own would; if this did not read the page, the fault does.
     func readAheadWithFault(at page: Int, entry: SwapEntry) throws(SwapError) -> Range<Int>? {
-        guard engine.sync == .swapCache, let device = engine.devices.device(for: entry),
+        guard !engine.sync.readsBeforeInsert, let device = engine.devices.device(for: entry),
               !device.slot(entry).isFolio else { return nil }
         let window = readahead.window(for: page)
         let end = min(pageCount, page + window)

@@ -6,6 +6,8 @@ import Synchronization
 /// scheduler is installed.
 public enum YieldPoint: String, Sendable, CaseIterable {
     case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
+    /// Legacy protocol at the seed's parent: the has-cache bit taken, the folio not inserted yet.
+    case swapInPrepared
     case faultBeforeMap, faultMapped, faultZeroMapped
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
     case zapCleared, zapBeforeCacheReclaim

@@ -94,11 +94,37 @@ public struct BenchOptions: Equatable, Sendable {
     }
 }
 
-/// The swap-in synchronization protocol a run uses (see docs/DESIGN.md): swap-cache
-/// synchronization, or the legacy has-cache bit with sleep-and-retry.
+/// The swap-in synchronization protocol a run uses: the seed's swap cache, or one of the three
+/// has-cache-bit protocols the kernel used before it (docs/KERNEL-FIDELITY.md).
 public enum BenchProtocol: String, CaseIterable, Sendable, Encodable {
     case swapcache
+    /// The seed's parent: the folio inserted, then read; a racer finding the bit sleeps until
+    /// the next tick.
     case legacy
+    /// 6.12's synchronous-device bypass with `swapcache_wq`.
+    case legacyWQ = "legacy-wq"
+    /// The synchronous-device bypass before 6.12: a full tick's sleep.
+    case legacyBypass = "legacy-bypass"
+
+    /// The engine's protocol, with `tick` as the legacy protocols' jiffy.
+    public func sync(tick: Duration = SwapInSync.kernelTick) -> SwapInSync {
+        switch self {
+        case .swapcache: .swapCache
+        case .legacy: .hasCacheBit(tick: tick)
+        case .legacyWQ: .hasCacheBitWaitQueue(tick: tick)
+        case .legacyBypass: .hasCacheBitBypass(retryAfter: tick)
+        }
+    }
+
+    /// What `--protocol` accepts besides one protocol: `both` (the swap cache and `legacy`) and
+    /// `all`.
+    public static func parse(_ text: String) -> [BenchProtocol]? {
+        switch text {
+        case "both": [.swapcache, .legacy]
+        case "all": allCases
+        default: BenchProtocol(rawValue: text).map { [$0] }
+        }
+    }
 }
 
 /// How the workload reaches its memory: explicit pins, transparent faults, or the kernel's swap.

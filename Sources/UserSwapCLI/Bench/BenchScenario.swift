@@ -3,7 +3,8 @@
 /// warm-up and iterations, progress, the report's common fields.
 ///
 /// `run` is called once per protocol: for `--protocol both` the bench command calls it with a
-/// `.swapcache` harness and then a `.legacy` one, and writes the two reports as a comparison.
+/// `.swapcache` harness and then a `.legacy` one (`all`: then `.legacyWQ` and `.legacyBypass`
+/// too), and writes the reports as a comparison.
 /// A scenario that has no protocol to choose ignores `harness.swapProtocol`.
 ///
 /// To add one: write the type in `Bench/Scenarios/` and list it in `BenchRegistry.all`:

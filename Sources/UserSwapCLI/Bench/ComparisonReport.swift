@@ -1,18 +1,33 @@
-/// Two runs side by side: `{"runs": [ours, other], "ratios": {…}}` (docs/BENCH-JSON.md).
+/// Runs side by side: `{"runs": [ours, other, …], "ratios": {…}}` (docs/BENCH-JSON.md).
 ///
 /// Every ratio is oriented so that bigger is better for "ours" (the swap-cache protocol, or
 /// UserSwap against the kernel): throughput is ours ÷ other, latency is other ÷ ours. A ratio
-/// whose denominator is zero is left out rather than written as infinity.
+/// whose denominator is zero is left out rather than written as infinity. `ratios` compares
+/// ours with the first other run; with more than one other run (`--protocol all`),
+/// `ratios_by_baseline` compares ours with each, keyed by the other run's protocol.
 public struct ComparisonReport: Sendable, Equatable, Encodable {
-    /// `[ours, other]`.
+    /// `[ours, other, …]`.
     public var runs: [BenchReport]
-    /// `ops_per_s`, `p50`, `p99`, `p999`, `max`.
+    /// `ops_per_s`, `p50`, `p99`, `p999`, `max`, of ours against the first other run.
     public var ratios: [String: Double]
+    /// The same against each other run, by its name (only with more than one other run).
+    public var ratiosByBaseline: [String: [String: Double]]
 
     public init(ours: BenchReport, other: BenchReport) {
-        runs = [ours, other]
-        ratios = Self.ratios(ours: ours, other: other)
+        self.init(ours: ours, others: [other])
     }
+
+    public init(ours: BenchReport, others: [BenchReport]) {
+        precondition(!others.isEmpty, "a comparison needs another run")
+        runs = [ours] + others
+        ratios = Self.ratios(ours: ours, other: others[0])
+        ratiosByBaseline = [:]
+        if others.count > 1 {
+            for other in others { ratiosByBaseline[Self.name(other)] = Self.ratios(ours: ours, other: other) }
+        }
+    }
+
+    private static func name(_ run: BenchReport) -> String { run.swapProtocol?.rawValue ?? run.mode.rawValue }
 
     /// The ratios of `ours` to `other`, bigger is better.
     public static func ratios(ours: BenchReport, other: BenchReport) -> [String: Double] {
@@ -33,16 +48,21 @@ public struct ComparisonReport: Sendable, Equatable, Encodable {
         try container.encode(runs.first?.scenario ?? "", forKey: "scenario")
         try container.encode(runs, forKey: "runs")
         try container.encode(ratios, forKey: "ratios")
+        if !ratiosByBaseline.isEmpty { try container.encode(ratiosByBaseline, forKey: "ratios_by_baseline") }
     }
 
-    /// Both runs' summaries, then the ratios: "ours/other: ops/s ×1.8, p99.9 ×12.5 (bigger is better)".
+    /// Every run's summary, then the ratios, one line per other run: "swapcache vs legacy:
+    /// ops/s ×1.8, p99.9 ×12.5 (bigger is better for swapcache)".
     public func text() -> String {
         var lines = runs.map { $0.text() }
-        let names = runs.map { $0.swapProtocol?.rawValue ?? $0.mode.rawValue }
+        let names = runs.map(Self.name)
         let order = ["ops_per_s", "p50", "p99", "p999", "max"]
         let labels = ["ops_per_s": "ops/s", "p999": "p99.9"]
-        let parts = order.compactMap { key in ratios[key].map { "\(labels[key] ?? key) ×\(LatencySummary.trimmed($0))" } }
-        lines.append("\(names.joined(separator: " vs ")): \(parts.joined(separator: ", ")) (bigger is better for \(names.first ?? "the first"))")
+        for (other, name) in zip(runs.dropFirst(), names.dropFirst()) {
+            let r = ratiosByBaseline.isEmpty ? ratios : Self.ratios(ours: runs[0], other: other)
+            let parts = order.compactMap { key in r[key].map { "\(labels[key] ?? key) ×\(LatencySummary.trimmed($0))" } }
+            lines.append("\(names[0]) vs \(name): \(parts.joined(separator: ", ")) (bigger is better for \(names[0]))")
+        }
         return lines.joined(separator: "\n")
     }
 }

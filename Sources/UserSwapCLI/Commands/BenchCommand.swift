@@ -44,8 +44,8 @@ enum BenchCommand {
             let harness = BenchHarness(scenario: scenario.name, options: options, swapProtocol: swapProtocol, machine: machine, console: console)
             reports.append(try scenario.run(options: options, harness: harness))
         }
-        let output: BenchOutput = reports.count == 2
-            ? .comparison(ComparisonReport(ours: reports[0], other: reports[1]))
+        let output: BenchOutput = reports.count >= 2
+            ? .comparison(ComparisonReport(ours: reports[0], others: Array(reports.dropFirst())))
             : .single(reports[0])
 
         // The summary goes where the JSON does not.

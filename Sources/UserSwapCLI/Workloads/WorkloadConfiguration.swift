@@ -105,7 +105,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     }
 
     /// The engine's protocol.
-    public var sync: SwapInSync { swapProtocol == .legacy ? .legacy : .swapCache }
+    public var sync: SwapInSync { swapProtocol.sync() }
 
     /// The configuration's problems, in words that say what to change; empty when it can run.
     public func problems() -> [String] {

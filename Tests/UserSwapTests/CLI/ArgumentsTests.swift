@@ -166,7 +166,7 @@ extension CLI {
             (["--threads", "5000"], "--threads 5000 is out of range; use 1…4096"),
             (["--seconds", "0"], "--seconds 0 is out of range; use a number above 0 and at most 86400"),
             (["--seconds", "soon"], "--seconds 'soon' is not a number of seconds"),
-            (["--protocol", "fast"], "--protocol 'fast' is not one of: swapcache, legacy, both"),
+            (["--protocol", "fast"], "--protocol 'fast' is not one of: swapcache, legacy, both, legacy-wq, legacy-bypass, all"),
             (["--mode", "magic"], "--mode 'magic' is not one of: explicit, transparent, kernel"),
             (["--seed", "-3"], "--seed '-3' is not a whole number from 0 to 18446744073709551615"),
             (["--param", "novalue"], "--param 'novalue' must be KEY=VALUE"),

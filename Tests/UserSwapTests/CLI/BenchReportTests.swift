@@ -99,6 +99,32 @@ extension CLI {
             #expect(ratios["p999"] == 4)
         }
 
+        @Test("--protocol all: the swap cache against each baseline, by name")
+        func ratiosByBaseline() throws {
+            let ours = Self.report(ops: 2_000_000, seconds: 2, latency: LatencySummary(p50: 1, p99: 5, p999: 10, max: 100))
+            let others = [(BenchProtocol.legacy, 1.0), (.legacyWQ, 2.0), (.legacyBypass, 4.0)].map { p, slower in
+                Self.report(protocol: p, ops: Int64(2_000_000 / slower), seconds: 2,
+                            latency: LatencySummary(p50: slower, p99: 5 * slower, p999: 10 * slower, max: 100 * slower))
+            }
+            let comparison = ComparisonReport(ours: ours, others: others)
+            #expect(comparison.ratios == ComparisonReport.ratios(ours: ours, other: others[0]))
+            #expect(comparison.ratiosByBaseline["legacy-wq"]?["p999"] == 2)
+            #expect(comparison.ratiosByBaseline["legacy-bypass"]?["ops_per_s"] == 4)
+            let json = try jsonObject(JSONOutput.encode(comparison))
+            let runs = try #require(json["runs"] as? [[String: Any]])
+            #expect(runs.map { $0["protocol"] as? String } == ["swapcache", "legacy", "legacy-wq", "legacy-bypass"])
+            let byBaseline = try #require(json["ratios_by_baseline"] as? [String: [String: Double]])
+            #expect(Set(byBaseline.keys) == ["legacy", "legacy-wq", "legacy-bypass"])
+            #expect(byBaseline["legacy"]?["p999"] == 1)
+            let text = comparison.text()
+            #expect(text.contains("swapcache vs legacy: ") && text.contains("swapcache vs legacy-wq: ") && text.contains("swapcache vs legacy-bypass: "))
+            // Two runs keep the two-run shape.
+            let pair = try jsonObject(JSONOutput.encode(ComparisonReport(ours: ours, other: others[0])))
+            #expect(pair["ratios_by_baseline"] == nil)
+            #expect(BenchProtocol.parse("all") == BenchProtocol.allCases && BenchProtocol.parse("both") == [.swapcache, .legacy])
+            #expect(BenchProtocol.parse("legacy-wq") == [.legacyWQ] && BenchProtocol.parse("fast") == nil)
+        }
+
         @Test("a ratio over zero is left out, not written as infinity")
         func zeroDenominator() {
             let ours = Self.report(latency: .empty)

@@ -66,7 +66,7 @@ struct ScheduleExplorationTests {
         }
     }
 
-    @Test("three faulters of one entry: every interleaving reads once and maps the right bytes", arguments: bothProtocols)
+    @Test("three faulters of one entry: every interleaving reads once and maps the right bytes", arguments: allProtocols)
     func threeFaulters(sync: SwapInSync) throws {
         let outcome = try Self.explore(
             "3 faulters", sync: sync, budget: 400, setUp: Self.swappedPage,
@@ -76,7 +76,7 @@ struct ScheduleExplorationTests {
         #expect(outcome.runs >= 50)
     }
 
-    @Test("fault against swap-out and discard of the same page: every interleaving is consistent", arguments: bothProtocols)
+    @Test("fault against swap-out and discard of the same page: every interleaving is consistent", arguments: allProtocols)
     func faultSwapOutDiscard(sync: SwapInSync) throws {
         let outcome = try Self.explore(
             "fault/swap-out/discard", sync: sync, budget: 400,
@@ -127,7 +127,7 @@ struct ScheduleExplorationTests {
         #expect(outcome.runs >= 20)
     }
 
-    @Test("a failed read: racers get an error or the right bytes, never the failed folio", arguments: bothProtocols)
+    @Test("a failed read: racers get an error or the right bytes, never the failed folio", arguments: allProtocols)
     func readErrorRace(sync: SwapInSync) throws {
         let outcome = try Self.explore(
             "read error", sync: sync, budget: 300,
@@ -147,7 +147,7 @@ struct ScheduleExplorationTests {
 
     /// Under the swap-cache protocol a racer can find a folio whose read then fails and which
     /// leaves the cache while the racer sleeps on its lock: exactly what the re-check is for.
-    /// (The legacy protocol inserts only read folios, so this bug cannot show there.)
+    /// (The legacy bypass protocols insert only read folios, so this bug cannot show there.)
     @Test("the planted bug — no re-check after the folio lock — is caught")
     func plantedBugIsCaught() throws {
         let sync = SwapInSync.swapCache

@@ -6,7 +6,7 @@ import Testing
 /// the same bytes; races with free, swap-out and read errors lose nothing.
 @Suite("Swap-in races")
 struct SwapInRaceTests {
-    @Test("many threads faulting the same entries read each entry exactly once", arguments: bothProtocols)
+    @Test("many threads faulting the same entries read each entry exactly once", arguments: allProtocols)
     func exactlyOneRead(sync: SwapInSync) throws {
         let pages = 64
         let threads = 12
@@ -40,7 +40,7 @@ struct SwapInRaceTests {
         print("exactly one read (\(sync)): \(verified.load(ordering: .relaxed)) page checks by \(threads) threads, \(space.statistics[.raceLosses]) lost inserts, \(space.statistics[.cacheHits]) cache hits, \(space.statistics[.legacySleeps]) legacy sleeps")
     }
 
-    @Test("a swap-in racing with the free of its entry gets no-entry and reads nothing freed", arguments: bothProtocols)
+    @Test("a swap-in racing with the free of its entry gets no-entry and reads nothing freed", arguments: allProtocols)
     func faultVersusFree(sync: SwapInSync) throws {
         let (space, backend) = try makeSpace(memoryPages: 4, sync: sync)
         let device = space.devices[0]
@@ -81,7 +81,7 @@ struct SwapInRaceTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("faults racing with swap-out of the same page always see its bytes", arguments: bothProtocols)
+    @Test("faults racing with swap-out of the same page always see its bytes", arguments: allProtocols)
     func faultVersusSwapOut(sync: SwapInSync) throws {
         let (space, _) = try makeSpace(memoryPages: 16, sync: sync)
         let region = try space.makeRegion(bytes: 4 * SwapPage.size)
@@ -122,7 +122,7 @@ struct SwapInRaceTests {
         print("fault vs swap-out (\(sync)): \(checks.load(ordering: .relaxed)) checks, \(space.statistics[.evictions]) evictions, \(space.statistics[.swapIns]) swap-ins, \(space.statistics[.busyFolios]) busy")
     }
 
-    @Test("a large swap-in that meets a small cached folio falls back to order 0", arguments: bothProtocols)
+    @Test("a large swap-in that meets a small cached folio falls back to order 0", arguments: allProtocols)
     func largeVersusSmall(sync: SwapInSync) throws {
         let (space, backend) = try makeSpace(memoryPages: 64, sync: sync)
         let engine = space.engine
@@ -160,7 +160,7 @@ struct SwapInRaceTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("a read error reaches every racer as a typed error and loses nothing", arguments: bothProtocols)
+    @Test("a read error reaches every racer as a typed error and loses nothing", arguments: allProtocols)
     func readError(sync: SwapInSync) throws {
         let (space, backend) = try makeSpace(memoryPages: 8, sync: sync)
         let region = try space.makeRegion(bytes: SwapPage.size)

@@ -94,5 +94,10 @@ func matches(_ bytes: UnsafeMutableRawBufferPointer, page: Int, generation: Int 
     return true
 }
 
-/// Both swap-in protocols, the legacy one with a short tick so tests stay fast.
-let bothProtocols: [SwapInSync] = [.swapCache, .legacyHasCacheBit(retryAfter: .microseconds(200))]
+/// The swap cache and the legacy bypass protocol (which sleeps the longest), the legacy one with
+/// a short tick so tests stay fast.
+let bothProtocols: [SwapInSync] = [.swapCache, .hasCacheBitBypass(retryAfter: .microseconds(200))]
+
+/// Every swap-in protocol, the legacy ones with a short tick.
+let allProtocols: [SwapInSync] = bothProtocols + [.hasCacheBit(tick: .microseconds(200)),
+                                                  .hasCacheBitWaitQueue(tick: .microseconds(200))]

@@ -219,7 +219,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let path = folder + "/swap-\(folioSize >> 10)k"
         defer { unlink(path) }
         let space = try SwapSpace(.init(memory: memory, devices: [.file(path: path, size: dataBytes * 2 + 4096)],
-                                        sync: harness.swapProtocol == .legacy ? .legacy : .swapCache,
+                                        sync: harness.swapProtocol.sync(),
                                         reclaimPolicy: policy, encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"

@@ -25,7 +25,7 @@ enum PinScenario: BenchScenario {
             harness.log("pin is a one-thread measurement; ignoring --threads \(threads)")
         }
 
-        let sync: SwapInSync = harness.swapProtocol == .legacy ? .legacy : .swapCache
+        let sync: SwapInSync = harness.swapProtocol.sync()
         let memory = Int(options.memoryBytes ?? Int64((pages + 16) * SwapPage.size))
         let space = try SwapSpace(.init(memory: memory, sync: sync))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)

@@ -6,7 +6,10 @@ import UserSwap
 
 /// `userswap bench race`: the seed's claim. Many threads fault in the same swapped-out entries at
 /// once; under the swap-cache protocol the losers of each race wait on the winner's folio lock
-/// for the length of one read, under the legacy has-cache bit they sleep a whole tick (4 ms).
+/// for the length of one read; under the legacy has-cache-bit protocols they sleep until the next
+/// tick (`legacy`, the seed's parent, only in the short window before the insert), until woken
+/// or the next tick (`legacy-wq`), or a whole tick, 4 ms (`legacy-bypass`).
+/// `--protocol all` runs the four side by side, with the swap cache's ratios to each.
 ///
 /// Each round the controller swaps all K pages of a region out, then releases T worker threads
 /// together; each pins every page for reading in the same order (so they collide on every entry),
@@ -25,11 +28,11 @@ import UserSwap
 /// runs the controller, and then the threads run one after another and never race.
 ///
 /// Parameters: `pages=64`, `device=memory|file`, `order=same|rotate`, `retry_ms=4` (the legacy
-/// tick), `affinity=spread|none`, `sweep=1,2,4,8,16` (thread counts, each timed for `--seconds`,
+/// protocols' tick: one jiffy at HZ=250), `affinity=spread|none`, `sweep=1,2,4,8,16` (thread counts, each timed for `--seconds`,
 /// into `results`; the headline is the `--threads` one, 8 by default, or the last).
 enum RaceScenario: BenchScenario {
     static let name = "race"
-    static let summary = "threads racing to swap in the same pages: swap-cache sync vs the legacy has-cache bit"
+    static let summary = "threads racing to swap in the same pages: swap-cache sync vs the legacy has-cache-bit protocols"
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         let config = try Configuration(options: options, harness: harness)
@@ -248,7 +251,7 @@ extension RaceScenario {
             cpus = affinity == "spread" ? CPUAffinity.allowed() : []
             let retry: Double = try options.parameter("retry_ms", default: 4)
             guard retry >= 0 && retry <= 1000 else { throw BenchError("--param retry_ms=\(retry): give 0 to 1000 ms") }
-            sync = harness.swapProtocol == .legacy ? .legacyHasCacheBit(retryAfter: .microseconds(Int64(retry * 1000))) : .swapCache
+            sync = harness.swapProtocol.sync(tick: .microseconds(Int64(retry * 1000)))
             seed = options.seed ?? 0x5EED_5EED_5EED_5EED
             if let bytes = options.memoryBytes {
                 memory = Int(bytes)

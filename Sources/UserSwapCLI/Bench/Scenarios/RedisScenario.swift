@@ -91,7 +91,7 @@ enum RedisScenario: BenchScenario {
 
         // 2. A space over the backend.
         let backend = try RedisBackend(pageCount: 1 + 2 * dataPages, configuration: configuration)
-        let sync: SwapInSync = harness.swapProtocol == .legacy ? .legacy : .swapCache
+        let sync: SwapInSync = harness.swapProtocol.sync()
         let space = try SwapSpace(.init(memory: memory, devices: [.backend(backend)], sync: sync,
                                         encryption: options.spaceEncryption))
         let region = try space.makeRegion(bytes: data)

@@ -177,7 +177,7 @@ struct TierSpaceSetup {
             }
             configuration = .backend(lower)
         }
-        let sync: SwapInSync = harness.swapProtocol == .legacy ? .legacy : .swapCache
+        let sync: SwapInSync = harness.swapProtocol.sync()
         let space = try SwapSpace(.init(memory: memory, devices: [configuration], sync: sync,
                                         // Each device row stacks its own tiers, the encrypted one included.
                                         encryption: .none))
