@@ -72,14 +72,17 @@ public final class SwapDeviceSet: Sendable {
     /// Whether less than half of all swap is free (kernel: `vm_swap_full`): from then on a slot
     /// that only the swap cache holds is worth more free than as a clean copy of a page in
     /// memory, so swap-ins free their slots and the allocator reclaims cache-only slots.
+    /// Every swap-in asks: one lock, no allocation.
     var isSwapFull: Bool {
-        var free = 0
-        var total = 0
-        for d in devices {
-            free += d.freePages
-            total += d.usablePages
+        state.withLock { s in
+            var free = 0
+            var total = 0
+            for case let d? in s.byType {
+                free += d.freePages
+                total += d.usablePages
+            }
+            return free * 2 < total
         }
-        return free * 2 < total
     }
 
     /// Allocates `1 << order` slots filled with `initial` on the best device that has them.
