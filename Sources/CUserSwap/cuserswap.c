@@ -65,6 +65,10 @@ int cus_flock_exclusive_nonblocking(int fd) {
     return flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
 }
 
+int cus_renameat2(int from_dir, const char *from, int to_dir, const char *to, unsigned int flags) {
+    return renameat2(from_dir, from, to_dir, to, flags) < 0 ? -errno : 0;
+}
+
 int cus_fcntl_getfl(int fd) {
     int r = fcntl(fd, F_GETFL);
     return r < 0 ? -errno : r;
@@ -82,6 +86,8 @@ int cus_memfd_create(const char *name) {
 
 int cus_MAP_NORESERVE(void) { return MAP_NORESERVE; }
 int cus_O_DIRECT(void) { return O_DIRECT; }
+int cus_O_TMPFILE(void) { return O_TMPFILE; }
+int cus_RENAME_NOREPLACE(void) { return RENAME_NOREPLACE; }
 int cus_MADV_DONTNEED(void) { return MADV_DONTNEED; }
 int cus_MADV_REMOVE(void) { return MADV_REMOVE; }
 

@@ -40,6 +40,9 @@ int cus_fallocate(int fd, int mode, int64_t offset, int64_t length);
 int cus_punch_hole(int fd, int64_t offset, int64_t length);
 /// flock(2) with LOCK_EX | LOCK_NB. Returns 0 or -errno (-EWOULDBLOCK when held elsewhere).
 int cus_flock_exclusive_nonblocking(int fd);
+/// renameat2(2) (glibc declares it only with _GNU_SOURCE); `flags` 1 is RENAME_NOREPLACE.
+/// Returns 0 or -errno (-EEXIST: `to` exists; -EINVAL: the file system cannot honour `flags`).
+int cus_renameat2(int from_dir, const char *_Nonnull from, int to_dir, const char *_Nonnull to, unsigned int flags);
 /// fcntl(fd, F_GETFL). Returns the flags or -errno.
 int cus_fcntl_getfl(int fd);
 /// ioctl(fd, request, arg). Returns the result or -errno.
@@ -52,6 +55,8 @@ int cus_memfd_create(const char *_Nonnull name);
 /// Constants that do not import as Swift values.
 int cus_MAP_NORESERVE(void);
 int cus_O_DIRECT(void);
+int cus_O_TMPFILE(void);
+int cus_RENAME_NOREPLACE(void);
 int cus_MADV_DONTNEED(void);
 int cus_MADV_REMOVE(void);
 

@@ -21,7 +21,8 @@ public final class FileBackend: SwapBackend {
     /// The open file (read-write, close-on-exec), flock-ed exclusively until it closes in our
     /// deinit. Never changes, so reading it needs no lock.
     let descriptor: FileDescriptor
-    /// A second descriptor of the same file opened with `O_DIRECT`, for page-aligned transfers
+    /// A second descriptor of the same file (reopened from the first, never from the path)
+    /// with `O_DIRECT`, for page-aligned transfers
     /// (every transfer of the engine's frames): swap data then bypasses the page cache, as the
     /// kernel's swap does, instead of keeping a second copy of swapped pages in memory outside
     /// the budget. Nil where the file system refuses `O_DIRECT` (tmpfs): buffered I/O then.
@@ -34,20 +35,17 @@ public final class FileBackend: SwapBackend {
     private let discardUnsupported = Atomic<Bool>(false)
 
     /// Takes over `descriptor`, which the caller has opened read-write, locked with `flock`, and
-    /// whose first page decoded as `header`.
-    init(adopting descriptor: consuming FileDescriptor, path: String, header: SwapHeader, discard: Bool) {
+    /// whose first page decoded as `header`, and `direct`, the same file reopened with `O_DIRECT`
+    /// (see `SwapFile.openDirect`), if the file system allows it.
+    init(adopting descriptor: consuming FileDescriptor, direct: consuming FileDescriptor?, path: String,
+         header: SwapHeader, discard: Bool) {
         self.descriptor = descriptor
         self.path = path
         self.header = header
         self.pageCount = header.pageCount
         self.discardRequested = discard
-        if let fd = try? Syscalls.open(path, flags: O_RDWR | cus_O_DIRECT()) {
-            direct = FileDescriptor(adopting: fd)
-            directFD = fd
-        } else {
-            direct = nil
-            directFD = -1
-        }
+        directFD = direct?.rawValue ?? -1
+        self.direct = direct
     }
 
     /// Whether transfers bypass the page cache.
@@ -66,14 +64,6 @@ public final class FileBackend: SwapBackend {
     /// (device offsets always are), else the buffered one. Valid as long as this backend lives.
     func descriptor(aligned: Bool) -> Int32 {
         aligned && directFD >= 0 ? directFD : descriptor.rawValue
-    }
-
-    /// Opens and locks the file at `path` as a device described by `header`, which the caller
-    /// has already read from it (or just written). The public way in is `SwapFile.open`, which
-    /// reads and checks the header itself.
-    convenience init(path: String, header: SwapHeader, discard: Bool) throws(SwapError) {
-        let descriptor = try SwapFile.openExclusive(path: path)
-        self.init(adopting: descriptor, path: path, header: header, discard: discard)
     }
 
     /// Whether `discard(pages:)` really punches holes: asked for, and not refused by the file

@@ -1,4 +1,6 @@
+import CUserSwap
 import Glibc
+import Synchronization
 
 /// Swap files on disk: making one (`mkswap`), opening one as a device (the checks of the kernel's
 /// `swapon`), and describing one (`swapon --show`, `blkid`).
@@ -71,25 +73,36 @@ public enum SwapFile {
         return header
     }
 
-    /// Opens the swap file at `path` as a device: it must be a regular file whose header decodes
-    /// (see `SwapHeader.decode`), not in use by the kernel (`/proc/swaps`) and not held by
-    /// another `FileBackend` (flock). With `discard`, freed clusters are punched out of it.
+    /// Opens the swap file at `path` as a device: it must be a regular file of the effective
+    /// user that nobody else may read or write (see `openExclusive`), whose header decodes (see
+    /// `SwapHeader.decode`), not in use by the kernel (`/proc/swaps`) and not held by another
+    /// `FileBackend` (flock). With `discard`, freed clusters are punched out of it.
     public static func open(
         path: String, discard: Bool = false
     ) throws(SwapError) -> (header: SwapHeader, backend: FileBackend) {
         let descriptor = try openExclusive(path: path)
         let header = try readHeader(descriptor, path: path)
-        return (header, FileBackend(adopting: descriptor, path: path, header: header, discard: discard))
+        let direct = try openDirect(descriptor, path: path)
+        return (header, FileBackend(adopting: descriptor, direct: direct, path: path, header: header, discard: discard))
     }
 
     // MARK: Opening
 
-    /// Opens `path` read-write and takes its exclusive flock, after checking it is a regular
-    /// file the kernel is not swapping to. The lock lives as long as the returned descriptor.
+    /// Opens `path` read-write and takes its exclusive flock, after checking that it is a private
+    /// regular file (`checkPrivate`) the kernel is not swapping to. The lock lives as long as the
+    /// returned descriptor.
+    ///
+    /// Swap holds whatever a program had in memory, so the kernel's rules for its own swap
+    /// files apply in spirit: `O_NOFOLLOW` refuses a symbolic link at `path` (one planted by
+    /// another user in a shared folder would send our pages into a file of their choosing), and
+    /// every check is made on the open descriptor (fstat), not on the path, so the file checked
+    /// is the file used.
     static func openExclusive(path: String) throws(SwapError) -> FileDescriptor {
         let descriptor: FileDescriptor
         do throws(Errno) {
-            descriptor = FileDescriptor(adopting: try Syscalls.open(path, flags: O_RDWR))
+            // O_NOCTTY: a terminal named by mistake must not become our controlling terminal
+            // before fstat refuses it.
+            descriptor = FileDescriptor(adopting: try Syscalls.open(path, flags: O_RDWR | O_NOFOLLOW | O_NOCTTY))
         } catch {
             throw openFailure(error, path: path)
         }
@@ -97,9 +110,7 @@ public enum SwapFile {
         do throws(Errno) { status = try Syscalls.fstat(descriptor.rawValue) } catch {
             throw SwapError.file(path, error, doing: "examine")
         }
-        guard status.st_mode & S_IFMT == S_IFREG else {
-            throw SwapError(.invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
-        }
+        try checkPrivate(status, path: path)
         if isKernelSwap(status) { throw kernelInUse(path) }
         do throws(Errno) {
             try Syscalls.flockExclusiveNonBlocking(descriptor.rawValue)
@@ -107,6 +118,67 @@ public enum SwapFile {
             throw error == .wouldBlock ? lockedElsewhere(path) : SwapError.file(path, error, doing: "lock")
         }
         return descriptor
+    }
+
+    /// Refuses the file `status` describes unless it is a regular file owned by the effective
+    /// user with no permission bit for its group or others: anyone else who can read it reads
+    /// our memory, and anyone who can write it chooses what we read back.
+    static func checkPrivate(_ status: stat, path: String) throws(SwapError) {
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            if status.st_mode & S_IFMT == S_IFDIR {
+                throw SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)")
+            }
+            throw SwapError(.invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
+        }
+        let me = Syscalls.effectiveUserID
+        guard status.st_uid == me else {
+            throw SwapError(.notOwner, "\(path) belongs to user \(status.st_uid), not to you (user \(me)); swap holds your memory, so it must be your own file: make one with `userswap format FILE --size 1G`, or, if this file is yours, `chown \(me) \(path)` as root")
+        }
+        let mode = status.st_mode & 0o7777
+        guard mode & 0o077 == 0 else {
+            throw SwapError(.unsafePermissions, "\(path) has mode \(octal(mode)): its group or others can read or write it, and swap holds your memory in clear; run `chmod 600 \(path)`")
+        }
+    }
+
+    /// The second descriptor of an open swap file, with `O_DIRECT`: reopened from the first
+    /// through `/proc/self/fd/N`, so it names the same inode whatever the path names by now (a
+    /// second `open` of the path could meet a file renamed over it in between), and checked to
+    /// be the same device and inode all the same. Nil where the file system refuses `O_DIRECT`
+    /// (tmpfs) or there is no procfs: transfers are buffered then.
+    static func openDirect(_ descriptor: borrowing FileDescriptor, path: String) throws(SwapError) -> FileDescriptor? {
+        #if DEBUG
+        SwapFile.beforeDirectOpen.withLock { $0 }?(path)
+        #endif
+        guard let fd = try? Syscalls.reopen(descriptor.rawValue, flags: O_RDWR | cus_O_DIRECT()) else { return nil }
+        let direct = FileDescriptor(adopting: fd)
+        try checkSameFile(descriptor, direct, path: path)
+        return direct
+    }
+
+    /// Throws `.fileChanged` unless `a` and `b` are open on the same file (device and inode).
+    static func checkSameFile(_ a: borrowing FileDescriptor, _ b: borrowing FileDescriptor, path: String) throws(SwapError) {
+        let first: stat, second: stat
+        do throws(Errno) {
+            first = try Syscalls.fstat(a.rawValue)
+            second = try Syscalls.fstat(b.rawValue)
+        } catch {
+            throw SwapError.file(path, error, doing: "examine")
+        }
+        guard first.st_dev == second.st_dev, first.st_ino == second.st_ino else {
+            throw SwapError(.fileChanged, "\(path) changed while it was being opened (its two descriptors name different files): someone may be replacing it; make sure only you can write to its folder, then try again")
+        }
+    }
+
+    #if DEBUG
+    /// Runs between the two opens of a swap file, with its path, so a test can rename another
+    /// file over the path there.
+    static let beforeDirectOpen = Mutex<(@Sendable (String) -> Void)?>(nil)
+    #endif
+
+    /// `mode` as four octal digits (`0644`).
+    static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Reads and decodes the header of the open file at `path`.
@@ -292,6 +364,13 @@ public enum SwapFile {
 
     private static func openFailure(_ errno: Errno, path: String) -> SwapError {
         if errno.rawValue == ETXTBSY { return kernelInUse(path) }
+        if errno == .isDirectory {
+            return SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)", errno: errno)
+        }
+        if errno.rawValue == ELOOP {
+            // O_NOFOLLOW met a symbolic link as the last component.
+            return SwapError(.symbolicLink, "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link and make a file with `userswap format \(path) --size 1G`", errno: errno)
+        }
         return SwapError.file(path, errno, doing: "open")
     }
 

@@ -10,6 +10,14 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         case badPageListOutOfRange = "bad-page-list-out-of-range"
         case fileInUse = "file-in-use"
         case fileExists = "file-exists"
+        /// The swap path is a symbolic link: swap files are opened without following one.
+        case symbolicLink = "symbolic-link"
+        /// The swap file belongs to another user.
+        case notOwner = "not-owner"
+        /// The swap file's mode lets its group or others read or write it.
+        case unsafePermissions = "unsafe-permissions"
+        /// The file changed under us while it was being opened (two descriptors, two files).
+        case fileChanged = "file-changed"
         case permissionDenied = "permission-denied"
         case isDirectory = "is-directory"
         case noSuchFile = "no-such-file"

@@ -121,6 +121,53 @@ enum Syscalls {
         _ = try valueOrErrno { Glibc.unlink(path) }
     }
 
+    /// renameat2(2) with RENAME_NOREPLACE: moves `from` to `to` only if nothing is at `to`, in
+    /// one step (EEXIST otherwise; EINVAL where the file system cannot promise it).
+    static func renameNoReplace(_ from: String, _ to: String) throws(Errno) {
+        _ = try negatedErrno { cus_renameat2(AT_FDCWD, from, AT_FDCWD, to, UInt32(cus_RENAME_NOREPLACE())) }
+    }
+
+    /// link(2) without following a symbolic link at `from`: `to` is a new name of the same file,
+    /// made only if nothing is at `to` (EEXIST otherwise).
+    static func link(_ from: String, _ to: String) throws(Errno) {
+        _ = try valueOrErrno { Glibc.linkat(AT_FDCWD, from, AT_FDCWD, to, 0) }
+    }
+
+    /// Gives the open file `fd` the name `to` (linkat(2) of `/proc/self/fd/N` with
+    /// AT_SYMLINK_FOLLOW, which an unprivileged process may do, unlike AT_EMPTY_PATH): how a file
+    /// made with O_TMPFILE gets its name. EEXIST if something is at `to`; never replaces.
+    static func linkOpenFile(_ fd: Int32, to: String) throws(Errno) {
+        _ = try valueOrErrno { Glibc.linkat(AT_FDCWD, procPath(fd), AT_FDCWD, to, AT_SYMLINK_FOLLOW) }
+    }
+
+    /// Opens the file `fd` is open on once more, with other flags (`open` of `/proc/self/fd/N`):
+    /// the same inode, whatever its path names now. ENOENT without procfs.
+    static func reopen(_ fd: Int32, flags: Int32) throws(Errno) -> Int32 {
+        try open(procPath(fd), flags: flags)
+    }
+
+    /// `/proc/self/fd/N`: the magic link that names the open file `fd`.
+    static func procPath(_ fd: Int32) -> String { "/proc/self/fd/\(fd)" }
+
+    /// O_TMPFILE (with its O_DIRECTORY bits): an unnamed file in the directory given to `open`.
+    static var temporaryFileFlag: Int32 { cus_O_TMPFILE() }
+
+    /// mkdtemp(3): makes a new directory `prefix` + six random characters, mode 0700, and
+    /// returns its path.
+    static func makeTemporaryDirectory(prefix: String) throws(Errno) -> String {
+        var template = Array((prefix + "XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { Glibc.mkdtemp($0.baseAddress!) != nil }
+        guard made else { try check(.current) }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    static func rmdir(_ path: String) throws(Errno) {
+        _ = try valueOrErrno { Glibc.rmdir(path) }
+    }
+
+    /// The effective user id: who owns the files this process makes.
+    static var effectiveUserID: uid_t { Glibc.geteuid() }
+
     static func memfdCreate(_ name: String) throws(Errno) -> Int32 {
         try negatedErrno { cus_memfd_create(name) }
     }

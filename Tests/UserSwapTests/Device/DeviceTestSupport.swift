@@ -33,9 +33,11 @@ enum DeviceTestSupport {
         FileManager.default.contents(atPath: path).map { [UInt8]($0) }
     }
 
-    /// Writes `bytes` to a new file at `path`.
-    static func write(_ bytes: [UInt8], to path: String) throws {
+    /// Writes `bytes` to a new file at `path`, mode 0600 (`mode`): a swap file must be private
+    /// to be opened at all.
+    static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws {
         try Data(bytes).write(to: URL(fileURLWithPath: path))
+        guard chmod(path, mode) == 0 else { throw Errno(rawValue: errno) }
     }
 
     /// stat(2) of `path`, following links.
