@@ -8,71 +8,6 @@ import Synchronization
 /// Every operation either succeeds or leaves the disk as it found it, and every failure is a
 /// `SwapError` whose message says what to do.
 public enum SwapFile {
-    /// Creates a swap file of `bytes` (rounded down to whole 4 KiB pages) at `path`, formatted
-    /// with a v1 header the kernel's `swapon` accepts, and returns the header.
-    ///
-    /// The file is built beside `path` under a temporary name, its blocks allocated up front
-    /// with fallocate(2) (`swapon` refuses files with holes, and a swap device must not meet a
-    /// full disk in the middle of reclaim), written, synced, made mode 0600 (swap holds other
-    /// processes' memory) and only then renamed over `path`; any failure removes the temporary
-    /// file and leaves `path` untouched.
-    ///
-    /// An existing file is replaced only with `force`, and never while the kernel swaps to it
-    /// or another UserSwap process holds it open.
-    ///
-    /// With `writeOut`, every block is also written once (zeros) before the header. A block
-    /// `fallocate` gave is *unwritten* to ext4 and xfs: the first write to it converts the
-    /// extent, under the inode's exclusive lock, so first writes of a fresh file go one at a
-    /// time; an overwrite of a written block takes the lock shared and runs at twice the
-    /// speed on this machine's disk (`bench device-limits`: `sequential_overwrite_mib_per_s`).
-    /// The price is one write of the whole file now. (The kernel's swap writes the blocks
-    /// directly, past the file system, and never pays the conversion.)
-    @discardableResult
-    public static func format(
-        path: String, bytes: Int64, label: String = "", force: Bool = false, writeOut: Bool = false
-    ) throws(SwapError) -> SwapHeader {
-        let pageCount = max(0, bytes) / Int64(SwapPage.size)
-        let minimum = Int64(SwapHeader.minimumPageCount * SwapPage.size)
-        guard pageCount >= Int64(SwapHeader.minimumPageCount) else {
-            throw SwapError(.tooSmall, "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header: use --size \(minimum / 1024)K or more")
-        }
-        guard pageCount <= Int64(SwapHeader.maxPageCount) else {
-            throw SwapError(.invalidArgument, "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB: choose a smaller --size")
-        }
-        try SwapHeader.validate(pageCount: Int(pageCount), label: label)
-        let header = SwapHeader(pageCount: Int(pageCount), label: label)
-        let fileBytes = pageCount * Int64(SwapPage.size)
-
-        // Holds the flock of the file being replaced until the new one is in its place, so no
-        // UserSwap process can open the old file between our check and the rename.
-        let replaced = try checkReplaceable(path: path, force: force)
-
-        let (directory, name) = split(path)
-        let temporary = directory + "/." + name + ".userswap-" + randomSuffix()
-        let descriptor: FileDescriptor
-        do throws(Errno) {
-            descriptor = FileDescriptor(adopting: try Syscalls.open(
-                temporary, flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o600))
-        } catch {
-            throw directoryFailure(error, directory: directory, path: path, bytes: fileBytes)
-        }
-        do throws(SwapError) {
-            try fill(descriptor, header: header, bytes: fileBytes, writeOut: writeOut, path: path, directory: directory)
-            do throws(Errno) {
-                try Syscalls.rename(temporary, path)
-            } catch {
-                throw SwapError.file(path, error, doing: "replace")
-            }
-        } catch {
-            try? Syscalls.unlink(temporary)
-            throw error
-        }
-        // The old file is off the path now; its lock can go.
-        _ = consume replaced
-        syncDirectory(directory)
-        return header
-    }
-
     /// Opens the swap file at `path` as a device: it must be a regular file of the effective
     /// user that nobody else may read or write (see `openExclusive`), whose header decodes (see
     /// `SwapHeader.decode`), not in use by the kernel (`/proc/swaps`) and not held by another
@@ -252,113 +187,13 @@ public enum SwapFile {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    // MARK: Formatting steps
-
-    /// What is at `path` now may be replaced: nothing, or (with `force`) a regular file that
-    /// neither the kernel nor another UserSwap process is using. Returns the replaced file
-    /// opened and locked, or nil.
-    private static func checkReplaceable(path: String, force: Bool) throws(SwapError) -> FileDescriptor? {
-        let status: stat
-        do throws(Errno) {
-            status = try Syscalls.stat(path: path)
-        } catch {
-            if error == .noSuchFile {
-                // A dangling symbolic link is replaced like a missing file would be created.
-                return nil
-            }
-            throw SwapError.file(path, error, doing: "examine")
-        }
-        if status.st_mode & S_IFMT == S_IFDIR {
-            throw SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it, such as \(path.hasSuffix("/") ? path : path + "/")swapfile")
-        }
-        guard status.st_mode & S_IFMT == S_IFREG else {
-            throw SwapError(.invalidArgument, "\(path) exists and is not a regular file; UserSwap formats regular files only")
-        }
-        if isKernelSwap(status) { throw kernelInUse(path) }
-        guard force else {
-            throw SwapError(.fileExists, "\(path) already exists; pass --force to overwrite it (everything in it is lost)")
-        }
-        // A file we cannot even read cannot be locked by us either; nothing to protect then.
-        guard let fd = try? Syscalls.open(path, flags: O_RDONLY) else { return nil }
-        let descriptor = FileDescriptor(adopting: fd)
-        do throws(Errno) {
-            try Syscalls.flockExclusiveNonBlocking(descriptor.rawValue)
-        } catch {
-            if error == .wouldBlock { throw lockedElsewhere(path) }
-        }
-        return descriptor
-    }
-
-    /// Allocates, writes and syncs the new file's `bytes`, header first.
-    private static func fill(
-        _ descriptor: borrowing FileDescriptor, header: SwapHeader, bytes: Int64, writeOut: Bool, path: String, directory: String
-    ) throws(SwapError) {
-        do throws(Errno) {
-            // The umask may have taken bits off; swap is private to its owner either way.
-            try Syscalls.fchmod(descriptor.rawValue, 0o600)
-            do {
-                try Syscalls.fallocate(descriptor.rawValue, offset: 0, length: bytes)
-                // Allocated first, so that a disk too small fails at once, not after a long write.
-                if writeOut { try writeZeros(descriptor, bytes: bytes) }
-            } catch where error == .notSupported {
-                // A file system without fallocate (some FUSE, NFSv3): write the zeros ourselves.
-                try writeZeros(descriptor, bytes: bytes)
-            }
-            try header.encoded().withUnsafeBytes { page in
-                Result { () throws(Errno) in try descriptor.writeAll(page, at: 0) }
-            }.get()
-            try Syscalls.fsync(descriptor.rawValue)
-            // The zeros went through the page cache; the device reads and writes the file with
-            // O_DIRECT, which would have to invalidate every cached page it touches. A hint:
-            // failure leaves only memory the kernel can reclaim anyway.
-            if writeOut { _ = posix_fadvise(descriptor.rawValue, 0, off_t(bytes), POSIX_FADV_DONTNEED) }
-        } catch {
-            throw directoryFailure(error, directory: directory, path: path, bytes: bytes)
-        }
-    }
-
-    private static func writeZeros(_ descriptor: borrowing FileDescriptor, bytes: Int64) throws(Errno) {
-        let zeros = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: Int64 = 0
-        while offset < bytes {
-            let count = Int(min(Int64(zeros.count), bytes - offset))
-            try zeros.withUnsafeBytes { buffer in
-                Result { () throws(Errno) in
-                    try descriptor.writeAll(UnsafeRawBufferPointer(rebasing: buffer[..<count]), at: offset)
-                }
-            }.get()
-            offset += Int64(count)
-        }
-    }
-
-    /// Makes the rename durable. Failure is not reported: the new file is complete either way,
-    /// and at worst a crash brings back the old directory entry.
-    private static func syncDirectory(_ directory: String) {
-        guard let fd = try? Syscalls.open(directory, flags: O_RDONLY | O_DIRECTORY) else { return }
-        let descriptor = FileDescriptor(adopting: fd)
-        try? Syscalls.fsync(descriptor.rawValue)
-    }
-
-    /// (directory, last component) of `path`; "." for a bare name.
-    static func split(_ path: String) -> (directory: String, name: String) {
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        guard let slash = trimmed.lastIndex(of: "/") else { return (".", String(trimmed)) }
-        let directory = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
-        return (directory, String(trimmed[trimmed.index(after: slash)...]))
-    }
-
-    private static func randomSuffix() -> String {
-        String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    }
-
     // MARK: Errors
 
-    private static func kernelInUse(_ path: String) -> SwapError {
+    static func kernelInUse(_ path: String) -> SwapError {
         SwapError(.fileInUse, "\(path) is in use as swap by the kernel (it is listed in /proc/swaps); run `swapoff \(path)` first")
     }
 
-    private static func lockedElsewhere(_ path: String) -> SwapError {
+    static func lockedElsewhere(_ path: String) -> SwapError {
         SwapError(.fileInUse, "\(path) is in use by another UserSwap device (it is locked); stop that process or close the device first", errno: .wouldBlock)
     }
 
@@ -372,19 +207,5 @@ public enum SwapFile {
             return SwapError(.symbolicLink, "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link and make a file with `userswap format \(path) --size 1G`", errno: errno)
         }
         return SwapError.file(path, errno, doing: "open")
-    }
-
-    /// The error for a failure while making the new file in `directory`.
-    private static func directoryFailure(_ errno: Errno, directory: String, path: String, bytes: Int64) -> SwapError {
-        switch errno.rawValue {
-        case ENOSPC, EDQUOT, EFBIG:
-            return SwapError(.diskFull, "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or choose a smaller --size", errno: errno)
-        case EACCES, EPERM, EROFS:
-            return SwapError(.permissionDenied, "cannot create \(path): directory \(directory) is not writable (\(errno.message)); choose another directory or run as its owner", errno: errno)
-        case ENOENT, ENOTDIR:
-            return SwapError(.noSuchFile, "cannot create \(path): directory \(directory) does not exist; create it first", errno: errno)
-        default:
-            return SwapError(.ioError, "cannot format \(path): \(errno.message)", errno: errno)
-        }
     }
 }
