@@ -59,7 +59,7 @@ let package = Package(
         // that tests can drive the parser as a pure function.
         .target(
             name: "UserSwapCLI",
-            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis"],
+            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis", "CUserSwapProcess"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -13,6 +13,9 @@ public enum CommandLineTool {
         // A pipe would otherwise buffer stdout until exit: progress and summaries would arrive
         // all at once, or never if a run hangs.
         cus_line_buffer_stdout()
+        if case .success(let invocation) = parse(arguments), invocation.makesFiles {
+            TerminationSignals.install()
+        }
         return main(arguments, console: .standard)
     }
 

@@ -68,7 +68,8 @@ enum HelpText {
             """
             The main job: runs a workload on swappable data larger than its RAM budget (by default
             Zipf θ=0.99 over 1 GiB in 256 MiB, 2 threads, 20 s of accesses, 20 % writes), swapping
-            to a file in a fresh temporary folder that is removed at the end. A progress line shows
+            to a file in $TMPDIR that has no name (O_TMPFILE): nothing is left on disk, even if the
+            run is killed; SIGINT, SIGTERM and SIGHUP exit 130, 143 and 129. A progress line shows
             ops/s, resident memory and swap traffic; the report gives operations per second,
             per-access latency (p50, p99, p99.9), swap-ins and -outs, refaults and activations,
             the peak resident memory, and a verification: every page the workload touched is read

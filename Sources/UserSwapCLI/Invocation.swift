@@ -9,6 +9,15 @@ public enum Invocation: Equatable, Sendable {
     case redisClean(RedisCleanOptions)
     /// `userswap bench --list`.
     case listScenarios
+
+    /// Whether the verb makes files that a signal must not leave behind (see
+    /// `TerminationSignals`): `run`, `bench` and `format`.
+    public var makesFiles: Bool {
+        switch self {
+        case .format, .run, .bench: true
+        case .help, .inspect, .listScenarios, .redisClean: false
+        }
+    }
 }
 
 /// `userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]`.

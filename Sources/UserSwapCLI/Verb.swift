@@ -51,7 +51,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default 2)"),
                 OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
-                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept (default: a fresh temporary one, twice the data, removed at the end)"),
+                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept; an existing one must be yours, mode 0600, not a link (default: an unnamed temporary one, twice the data)"),
                 OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq or legacy-bypass"),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
                 OptionSpec("policy", value: .required("P"), help: "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"),

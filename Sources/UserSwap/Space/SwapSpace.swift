@@ -57,6 +57,12 @@ public final class SwapSpace: Sendable {
         /// blocks rather than a new allocation the file system must convert (random swap: ~4 %
         /// more throughput without it, see docs/DESIGN.md, *Allocator*).
         case file(path: String, size: Int64? = nil, priority: Int = 0, discard: Bool = false)
+        /// A swap file of `size` bytes with no name (`SwapFile.openTemporary`): made in
+        /// `directory` (`$TMPDIR`, else /tmp, when nil) and unlinked before any page reaches it
+        /// (`O_TMPFILE` where the file system has it), so that no other process can open it by
+        /// a path and nothing is left on disk when the space goes away or the process dies,
+        /// even by SIGKILL. What `userswap run` and `userswap bench` swap to.
+        case temporary(size: Int64, directory: String? = nil, priority: Int = 0, discard: Bool = false)
         /// Pages in this process's memory (tests, benchmarks of the engine alone).
         case memory(bytes: Int, priority: Int = 0)
         /// Any backend (a tier over a file, a remote store); `discard` passes freed clusters down
@@ -119,6 +125,11 @@ public final class SwapSpace: Sendable {
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
             // A sealed device's engine sees the sealing tier, not the file (so it transfers
             // through the tier: synchronously).
+            let outer = try sealed(backend)
+            device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
+                                    discard: discard, swapUncharge: uncharge, io: io(outer))
+        case let .temporary(size, directory, priority, discard):
+            let (header, backend) = try SwapFile.openTemporary(bytes: size, in: directory, discard: discard)
             let outer = try sealed(backend)
             device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
                                     discard: discard, swapUncharge: uncharge, io: io(outer))

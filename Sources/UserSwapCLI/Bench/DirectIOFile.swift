@@ -7,7 +7,8 @@ import UserSwap
 /// swap both bypass it). Transfers must be aligned: buffers, offsets and lengths multiples of
 /// 4 KiB. Direct libc calls, as `AnonymousPageStore`'s: the engine's `Syscalls` are internal.
 ///
-/// The one place the descriptor lives; `deinit` closes it and removes the file.
+/// The one place the descriptor lives. The file is unlinked as soon as it is open (its blocks
+/// live until `deinit` closes it), so no exit, even by SIGKILL, leaves it behind.
 final class DirectIOFile: Sendable {
     let path: String
     let bytes: Int64
@@ -18,6 +19,7 @@ final class DirectIOFile: Sendable {
         precondition(bytes > 0 && bytes % 4096 == 0)
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | cus_O_DIRECT(), 0o600)
         guard fd >= 0 else { throw BenchError("cannot create \(path) with O_DIRECT: \(String(cString: strerror(errno))) (the file system must support direct I/O)") }
+        unlink(path)
         self.fd = fd
         self.path = path
         self.bytes = bytes
@@ -25,7 +27,6 @@ final class DirectIOFile: Sendable {
         guard result == 0 else {
             let text = String(cString: strerror(-result))
             Glibc.close(fd)
-            unlink(path)
             throw BenchError("cannot allocate \(bytes) bytes for \(path): \(text)")
         }
     }
@@ -57,7 +58,6 @@ final class DirectIOFile: Sendable {
 
     deinit {
         Glibc.close(fd)
-        unlink(path)
     }
 
     /// Reads `buffer.count` bytes at `offset`, looping over short reads; EINTR retried.

@@ -1,8 +1,9 @@
 import Foundation
+import Glibc
 import UserSwap
 
 /// `userswap run`: the main job. A workload (Zipf by default) on 1 GiB of swappable data in a
-/// 256 MiB RAM budget, swapping to a file in a fresh temporary folder; a live progress line
+/// 256 MiB RAM budget, swapping to an unnamed file in the temporary folder; a live progress line
 /// while it runs, then the report (throughput, per-access latency, swap traffic, reclaim,
 /// memory) and a verification of every page the workload touched. Exits 1 if any page is wrong.
 enum RunCommand {
@@ -67,18 +68,18 @@ enum RunCommand {
         """
     }
 
-    /// Runs `body` with the swap device `swap` names, described in words; a temporary folder is
-    /// removed afterwards, also when `body` throws.
+    /// Runs `body` with the swap device `swap` names, described in words. The default swap file
+    /// has no name (`.temporary`): nothing of it is left on disk when the run ends, however it
+    /// ends.
     static func withSwap<T>(
         _ swap: RunOptions.Swap, bytes: Int64,
         _ body: (SwapSpace.DeviceConfiguration, String) throws -> T
     ) throws -> T {
         switch swap {
         case .temporaryFile:
-            return try ScratchDirectory.with(prefix: "userswap-run") { folder in
-                let path = folder + "/swap0"
-                return try body(.file(path: path, size: bytes), "\(path) (a \(ByteSize.format(bytes)) file, removed at the end)")
-            }
+            let folder = SwapFile.temporaryDirectory
+            return try body(.temporary(size: bytes, directory: folder),
+                            "a \(ByteSize.format(bytes)) file in \(folder) with no name (nothing is left on disk, even if the run is killed)")
         case .file(let path):
             let exists = FileManager.default.fileExists(atPath: path)
             return try body(.file(path: path, size: bytes),
@@ -89,16 +90,24 @@ enum RunCommand {
     }
 }
 
-/// A fresh folder under the system's temporary directory (or under `parent`), removed when the
-/// body returns or throws.
+/// A fresh private folder (mkdtemp: mode 0700, a name nobody can guess or take first) under
+/// the temporary folder (`$TMPDIR`, else /tmp) or under `parent`, removed when the body returns
+/// or throws, and by `TerminationSignals` if SIGINT, SIGTERM or SIGHUP ends the process first.
 public enum ScratchDirectory {
     public static func with<T>(
         prefix: String, in parent: String? = nil, _ body: (_ path: String) throws -> T
     ) throws -> T {
-        let base = parent ?? FileManager.default.temporaryDirectory.path
-        let path = "\(base)/\(prefix)-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let base = parent ?? SwapFile.temporaryDirectory
+        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) != nil }
+        guard made else {
+            let reason = String(cString: strerror(errno))
+            throw SwapError(.permissionDenied, "cannot make a private folder in \(base): \(reason); give a folder you can write (--dir, or TMPDIR)")
+        }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         defer { try? FileManager.default.removeItem(atPath: path) }
-        return try body(path)
+        return try TerminationSignals.withCleanup({ try? FileManager.default.removeItem(atPath: path) }) {
+            try body(path)
+        }
     }
 }

@@ -4,7 +4,7 @@ import UserSwap
 public struct RunOptions: Equatable, Sendable {
     /// Where the run swaps to.
     public enum Swap: Equatable, Sendable {
-        /// A swap file in a fresh temporary folder, removed at the end (the default).
+        /// An unnamed swap file in the temporary folder (the default): nothing to remove.
         case temporaryFile
         /// `--swap FILE`: used if it exists, created (formatted) if not; kept afterwards.
         case file(String)

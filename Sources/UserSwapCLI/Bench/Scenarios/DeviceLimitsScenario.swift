@@ -215,10 +215,8 @@ enum DeviceLimitsScenario: BenchScenario {
     static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
                                 folioSize: Int, policy: ReclaimPolicy, harness: BenchHarness) throws -> Swap {
         let pages = Int(dataBytes / 4096)
-        // Its own file per run: the previous run's space may still be letting go of its file.
-        let path = folder + "/swap-\(folioSize >> 10)k"
-        defer { unlink(path) }
-        let space = try SwapSpace(.init(memory: memory, devices: [.file(path: path, size: dataBytes * 2 + 4096)],
+        // Its own unnamed file per run, gone when the space is.
+        let space = try SwapSpace(.init(memory: memory, devices: [.temporary(size: dataBytes * 2 + 4096, directory: folder)],
                                         sync: harness.swapProtocol.sync(),
                                         reclaimPolicy: policy, encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)

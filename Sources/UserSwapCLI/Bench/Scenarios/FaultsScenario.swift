@@ -31,7 +31,7 @@ enum FaultsScenario: BenchScenario {
         let swapBytes = Int64(4 * pages * SwapPage.size)
         return try harness.withScratchDirectory { folder in
             let swap: SwapSpace.DeviceConfiguration = device == "memory"
-                ? .memory(bytes: Int(swapBytes)) : .file(path: folder + "/swap0", size: swapBytes)
+                ? .memory(bytes: Int(swapBytes)) : .temporary(size: swapBytes, directory: folder)
             let space = try SwapSpace(.init(memory: memory, devices: [swap], encryption: options.spaceEncryption))
             var order = Array(0..<pages)
             var random = SplitMix64(seed: seed)

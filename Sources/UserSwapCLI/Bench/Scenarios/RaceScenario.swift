@@ -276,11 +276,7 @@ extension RaceScenario {
             let pages = devicePages
             guard fileDevice else { return try body { .memory(bytes: pages * SwapPage.size) } }
             return try harness.withScratchDirectory { directory in
-                var made = 0
-                return try body {
-                    made += 1
-                    return .file(path: "\(directory)/race-\(made).swap", size: Int64(pages * SwapPage.size))
-                }
+                try body { .temporary(size: Int64(pages * SwapPage.size), directory: directory) }
             }
         }
     }

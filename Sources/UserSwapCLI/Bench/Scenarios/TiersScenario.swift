@@ -150,7 +150,6 @@ struct TierSpaceSetup {
         let pages = dataBytes / SwapPage.size
         // Twice the data, as `userswap run`: pages that come back keep their slots.
         let swapBytes = Int64(2 * dataBytes + SwapPage.size)
-        let path = folder + "/swap0"
         var compressed: CompressedTier?
         var encrypted: EncryptedTier?
         let configuration: SwapSpace.DeviceConfiguration
@@ -158,14 +157,13 @@ struct TierSpaceSetup {
         case "memory":
             configuration = .memory(bytes: Int(swapBytes))
         case "file":
-            configuration = .file(path: path, size: swapBytes)
+            configuration = .temporary(size: swapBytes, directory: folder)
         default:
             var lower: any SwapBackend
             if device.hasSuffix("-memory") {
                 lower = MemoryBackend(pageCount: Int(swapBytes) / SwapPage.size)
             } else {
-                try SwapFile.format(path: path, bytes: swapBytes)
-                lower = try SwapFile.open(path: path).backend
+                lower = try SwapFile.openTemporary(bytes: swapBytes, in: folder).backend
             }
             if device.contains("encrypted") {
                 encrypted = try EncryptedTier(lower: lower)

@@ -113,12 +113,12 @@ struct WorkloadSwap {
         let swapBytes = Int(configuration.swapBytes)
         switch device {
         case .file:
+            // An unnamed file in the scratch folder: nothing of it outlives the run.
             return try harness.withScratchDirectory { folder in
-                let path = folder + "/swap0"
-                if writtenOut { try SwapFile.format(path: path, bytes: Int64(swapBytes), writeOut: true) }
-                guard tier != .none else { return try body(.file(path: path, size: Int64(swapBytes)), Tiers()) }
-                if !writtenOut { try SwapFile.format(path: path, bytes: Int64(swapBytes)) }
-                let (_, file) = try SwapFile.open(path: path)
+                if tier == .none && !writtenOut {
+                    return try body(.temporary(size: Int64(swapBytes), directory: folder), Tiers())
+                }
+                let (_, file) = try SwapFile.openTemporary(bytes: Int64(swapBytes), in: folder, writeOut: writtenOut)
                 let (top, tiers) = try stack(over: file, budget: configuration.memoryBytes)
                 return try body(.backend(top), tiers)
             }
