@@ -75,9 +75,12 @@ extension SwapFile {
 }
 
 extension SwapFileReport {
-    /// A readable multi-line report, one `name  value` line per fact, ending in a newline.
+    /// A readable multi-line report, one `name  value` line per fact, ending in a newline. The
+    /// label and the path are printed with their control characters and other non-printables
+    /// escaped (`PrintableText`): the label is whoever wrote the file's choice.
     public func text() -> String {
         let swapBytes = Int64(pageCount) * Int64(pageSize)
+        let path = PrintableText.escaped(self.path)
         var lines: [(String, String)] = [
             ("swap file", path),
             ("version", "\(version) (SWAPSPACE2), \(pageSize / 1024) KiB pages"),
@@ -90,7 +93,7 @@ extension SwapFileReport {
         let holes = hasHoles ? "has holes: `swapon` will refuse it; reformat to use it as kernel swap" : "no holes"
         lines.append(("on disk", "\(SwapHeader.describe(bytes: allocatedBytes)) allocated, \(holes)"))
         lines.append(("uuid", uuid))
-        lines.append(("label", label.isEmpty ? "(none)" : label))
+        lines.append(("label", label.isEmpty ? "(none)" : PrintableText.escaped(label)))
         if badPages.isEmpty {
             lines.append(("bad pages", "none"))
         } else {
