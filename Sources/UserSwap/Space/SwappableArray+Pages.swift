@@ -49,48 +49,62 @@ extension SwappableArray {
 
     /// Iterates page by page: the iterator copies a page's elements out under one pin, then
     /// hands them out one by one.
+    @inlinable
     public func makeIterator() -> Iterator { Iterator(array: self) }
 
     /// Iterates the elements below the count at its start (fewer, if another thread removes
     /// elements meanwhile), a page at a time. A swap-device failure traps; use
     /// `withElements(in:_:)` to handle it.
+    ///
+    /// `next()` is inlinable so that a client's loop over the current page is specialized for
+    /// its element type (15 ns per element otherwise, unspecialized across the module boundary);
+    /// fetching the next page is not.
     public struct Iterator: IteratorProtocol {
-        let array: SwappableArray
+        @usableFromInline let array: SwappableArray
         /// The index of the first element not yet copied into `page`.
-        var nextIndex = 0
-        var end: Int
+        @usableFromInline var nextIndex = 0
+        @usableFromInline var end: Int
         /// The current page's elements from `position` on are still to be handed out.
-        var page: [Element] = []
-        var position = 0
+        @usableFromInline var page: [Element] = []
+        @usableFromInline var position = 0
 
+        @usableFromInline
         init(array: SwappableArray) {
             self.array = array
             end = array.count
             page.reserveCapacity(Swift.min(end, array.elementsPerPage))
         }
 
+        @inlinable
         public mutating func next() -> Element? {
             if position == page.count {
-                // Stop early rather than trap if the array shrank below the starting count.
-                end = Swift.min(end, array.count)
-                guard nextIndex < end else { return nil }
-                let pageEnd = Swift.min(end, (nextIndex / array.elementsPerPage + 1) * array.elementsPerPage)
-                var copy = page
-                page = []
-                copy.removeAll(keepingCapacity: true)
-                do {
-                    _ = try array.forEachPage(in: nextIndex..<pageEnd, for: .read) { _, elements in
-                        copy.append(contentsOf: elements)
-                    }
-                } catch {
-                    fatalError("SwappableArray iteration reading elements \(nextIndex)..<\(pageEnd): \(error)")
-                }
-                page = copy
-                nextIndex = pageEnd
-                position = 0
+                guard fetchPage() else { return nil }
             }
             defer { position += 1 }
             return page[position]
+        }
+
+        /// Copies the next page's elements into `page` under one pin; false at the end.
+        @usableFromInline
+        mutating func fetchPage() -> Bool {
+            // Stop early rather than trap if the array shrank below the starting count.
+            end = Swift.min(end, array.count)
+            guard nextIndex < end else { return false }
+            let pageEnd = Swift.min(end, (nextIndex / array.elementsPerPage + 1) * array.elementsPerPage)
+            var copy = page
+            page = []
+            copy.removeAll(keepingCapacity: true)
+            do {
+                _ = try array.forEachPage(in: nextIndex..<pageEnd, for: .read) { _, elements in
+                    copy.append(contentsOf: elements)
+                }
+            } catch {
+                fatalError("SwappableArray iteration reading elements \(nextIndex)..<\(pageEnd): \(error)")
+            }
+            page = copy
+            nextIndex = pageEnd
+            position = 0
+            return true
         }
     }
 }
