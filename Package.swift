@@ -38,7 +38,11 @@ let package = Package(
         // C libraries from Debian's -dev packages (installed by scripts/bootstrap), for the tiers.
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // hiredis without pkg-config: its .pc file adds -D_FILE_OFFSET_BITS=64, a flag SwiftPM
+        // prohibits and warns about in every build of every client, even one that does not use
+        // UserSwapRedis. The module map includes <hiredis/hiredis.h> from /usr/include and links
+        // -lhiredis itself; nothing else is needed (the flag changes nothing on 64-bit Linux).
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         // Tiers: each plugs into the engine through the backend protocol.
         .target(
             name: "UserSwapCompression",

@@ -56,7 +56,7 @@ public struct WorkloadPhase: Sendable {
     /// everything it calls (the access pattern, the page store's `withPage`) are specialized
     /// together, with no dynamic dispatch per step — provided the phase is made where the
     /// worker's type is known, which `PreparedWorkload` sees to.
-    public init<Worker: WorkloadWorker>(_ name: String, measured: Bool, length: Length,
+    public init<Worker: WorkloadWorker & SendableMetatype>(_ name: String, measured: Bool, length: Length,
                                         makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker) {
         self.name = name
         self.measured = measured

@@ -143,7 +143,7 @@ enum WorkloadBench {
     /// afterwards, process memory or Redis, with its tiers); the swap's figures go in the
     /// outcome's `swapReport`.
     static func runOnce(_ configuration: WorkloadConfiguration, swap: WorkloadSwap, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
-        var outcome = try swap.with(configuration, harness: harness) { device, tiers in
+        let outcome = try swap.with(configuration, harness: harness) { device, tiers in
             var figures: JSONValue = .null
             var outcome = try WorkloadSession.run(configuration, device: device, encryption: swap.encryption,
                                                   console: harness.console, showsProgress: harness.options.showsProgress,

@@ -136,7 +136,8 @@ struct WorkloadSwap {
             defer { server?.kill() }
             redis.maxConnections = max(configuration.threads, 2) * 2
             let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
-            defer { try? backend.removeAllPages() }
+            // Best effort: a failed cleanup must not hide the run's own result or error.
+            defer { _ = try? backend.removeAllPages() }
             if server == nil {
                 // A server of the user's keeps what a killed run swapped there: say how to remove it.
                 harness.log("swapping to \(redis.urlWithoutCredentials) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(redis.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
