@@ -25,7 +25,7 @@ struct ClientPackageTests {
             .write(to: scratch.appendingPathComponent("Package.swift"), atomically: true, encoding: .utf8)
         try Self.program.write(to: sources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
 
-        let build = try Self.run(swift, ["build", "-c", "release", "--package-path", scratch.path,
+        let build = try DeviceTestSupport.run(swift.path, ["build", "-c", "release", "--package-path", scratch.path,
                                          "--scratch-path", scratch.appendingPathComponent(".build").path])
         #expect(build.status == 0, "swift build failed:\n\(build.output)")
         let warnings = build.output.split(separator: "\n").filter { $0.contains("warning:") }
@@ -33,7 +33,7 @@ struct ClientPackageTests {
         guard build.status == 0 else { return }
 
         let binary = scratch.appendingPathComponent(".build/release/Client")
-        let run = try Self.run(binary, [])
+        let run = try DeviceTestSupport.run(binary.path, [])
         print("client package: \(run.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         #expect(run.status == 0, "the client failed:\n\(run.output)")
         #expect(run.output.contains("verified 30000 elements"), "\(run.output)")
@@ -57,21 +57,6 @@ struct ClientPackageTests {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let candidates = path.split(separator: ":").map { "\($0)/swift" } + ["/opt/swift/usr/bin/swift"]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }.map { URL(fileURLWithPath: $0) }
-    }
-
-    /// Runs `executable` and returns its exit status and its output and errors together.
-    static func run(_ executable: URL, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        // Read before waiting: a full pipe would block the child.
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     static func manifest(root: String, identity: String) -> String {
