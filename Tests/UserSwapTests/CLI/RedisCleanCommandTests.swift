@@ -9,12 +9,8 @@ extension CLI {
     /// `userswap redis-clean URL --namespace N` against a real server (`RedisServerProcess`).
     @Suite("redis-clean", .serialized)
     struct RedisCleanCommandTests {
-        @Test("deletes every key of the namespace, prints the count, and leaves other namespaces and keys alone")
+        @Test("deletes every key of the namespace, prints the count, and leaves other namespaces and keys alone", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func cleans() throws {
-            guard RedisServerProcess.executable != nil else {
-                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); redis-clean not tested")
-                return
-            }
             let server = try RedisServerProcess()
             // A run that was killed: its backend wrote pages and never deleted them.
             var configuration = server.configuration
@@ -42,12 +38,8 @@ extension CLI {
             #expect(![first.stdout, first.stderr, again.stdout, again.stderr].joined().contains(server.password))
         }
 
-        @Test("without the password, or with no server there: exit 1 with a typed error that says what to do")
+        @Test("without the password, or with no server there: exit 1 with a typed error that says what to do", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func failures() throws {
-            guard RedisServerProcess.executable != nil else {
-                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); redis-clean not tested")
-                return
-            }
             let server = try RedisServerProcess()
             unsetenv("USERSWAP_REDIS_PASSWORD")
             let refused = runTool(["redis-clean", server.url, "--namespace", "n"])

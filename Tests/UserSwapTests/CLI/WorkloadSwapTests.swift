@@ -110,12 +110,8 @@ extension CLI {
             #expect(tierSealed["sealed_pages"] as? Int ?? 0 > 500 && tierSealed["authentication_failures"] as? Int == 0)
         }
 
-        @Test("a Redis password never reaches the report, the log or an error; the URL without it takes it from USERSWAP_REDIS_PASSWORD")
+        @Test("a Redis password never reaches the report, the log or an error; the URL without it takes it from USERSWAP_REDIS_PASSWORD", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func redisPasswordNotPrinted() throws {
-            guard RedisServerProcess.executable != nil else {
-                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); Redis password handling not tested")
-                return
-            }
             let server = try RedisServerProcess()
             func bench(_ device: String) throws -> (json: String, log: String) {
                 let captured = CapturedConsole()
@@ -175,12 +171,8 @@ extension CLI {
             #expect(try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel)).encryption.name == "none")
         }
 
-        @Test("--device redis starts a private server and swaps through it")
+        @Test("--device redis starts a private server and swaps through it", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func redis() throws {
-            guard RedisServerProcess.executable != nil else {
-                print("SKIPPED: no redis-server binary (scripts/bootstrap installs it); --device redis not tested")
-                return
-            }
             let json = try Self.run("random", device: "redis")
             #expect(json["verified"] as? Bool == true)
             let swap = try #require(json["swap"] as? [String: Any])
