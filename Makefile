@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap soak tsan
+.PHONY: all run test bench clean build release bootstrap soak tsan docs
 
 all: build
 
@@ -61,6 +61,11 @@ TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
 		$(SWIFT) test --sanitize=thread --scratch-path .build/tsan --filter '$(TSAN_SUITES)'
+
+# The library's documentation (DocC, from the toolchain) into .build/docs/<Module>/; fails on
+# a DocC warning and on a public symbol without a doc comment (scripts/docs says how to view it).
+docs: bootstrap
+	scripts/docs
 
 # The standard benchmark suite into bench/results/*.json, then plots of whatever is there.
 # A scenario that is not written yet is skipped with a note, not an error.

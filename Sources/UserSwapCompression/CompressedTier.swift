@@ -40,6 +40,7 @@ public final class CompressedTier: SwapBackend {
     /// The device below the pool: rejects and write-backs go there, and loads of pages that are
     /// not in the pool come from there.
     public let lower: any SwapBackend
+    /// The compressor of the pool.
     public let codec: CompressionCodec
     /// Pages whose compressed size is above this many bytes go to the lower device.
     public let rejectAbove: Int

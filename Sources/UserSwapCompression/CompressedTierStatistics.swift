@@ -43,6 +43,7 @@ public struct CompressedTierStatistics: Sendable, Equatable {
     public var writeBackWaits: Int
     /// Input and output bytes of every page stored compressed so far.
     public var compressedBytesIn: Int
+    /// Their compressed bytes, entry overhead excluded.
     public var compressedBytesOut: Int
 
     /// Uncompressed ÷ compressed size of the compressed pages in the pool now (nil if none):

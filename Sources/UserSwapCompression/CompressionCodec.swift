@@ -11,7 +11,9 @@ import UserSwap
 /// - `zstd(level:)`: Zstandard (`ZSTD_compressCCtx`) at `level` (1…19; 1 is the fastest and what
 ///   zswap uses): better ratios, several times slower to compress.
 public enum CompressionCodec: Sendable, Equatable, CustomStringConvertible {
+    /// LZ4's fast mode.
     case lz4
+    /// Zstandard at `level` (1…19).
     case zstd(level: Int32)
 
     /// Zstandard at level 1, the fast end.

@@ -90,6 +90,8 @@ extension SwapBackend {
 /// The unit of everything UserSwap stores: one 4 KiB page, the size Linux swap files use on
 /// x86-64 and arm64 with 4 KiB pages.
 public enum SwapPage {
+    /// Bytes in a page.
     public static let size = 4096
+    /// log2 of `size`: a page index shifted left by it is a byte offset.
     public static let shift = 12
 }

@@ -3,9 +3,11 @@ import Glibc
 /// What `userswap inspect` tells about a swap file: its header, its size and allocation on disk,
 /// and whether the kernel is using it. Encodable for `--json`; `text()` for people.
 public struct SwapFileReport: Sendable, Encodable, Equatable {
+    /// The path the report is about.
     public let path: String
     /// Header version (always 1: other versions do not decode).
     public let version: Int
+    /// The page size the header was written for (4096).
     public let pageSize: Int
     /// Pages the header describes, header included.
     public let pageCount: Int
@@ -20,8 +22,11 @@ public struct SwapFileReport: Sendable, Encodable, Equatable {
     /// Whether the file has holes (fewer bytes allocated than its size), as after a discard;
     /// the kernel's `swapon` refuses such a file.
     public let hasHoles: Bool
+    /// The header's UUID, as `mkswap` prints it.
     public let uuid: String
+    /// The header's label (empty when none).
     public let label: String
+    /// Pages the header marks unusable, by index.
     public let badPages: [UInt32]
     /// Whether the kernel is swapping to it (it is in /proc/swaps).
     public let inUseByKernel: Bool

@@ -9,8 +9,11 @@ import Synchronization
 /// swapped out, when the page leaves memory, and released when the slot is freed or the page
 /// comes back.
 public final class MemoryGroup: Sendable {
+    /// Unique within the space; the root group is 0.
     public let id: Int
+    /// The name given to `SwapSpace.makeGroup(name:memoryLimit:swapLimit:parent:)`.
     public let name: String
+    /// The group whose limits this one's charges count against too; nil for the root group.
     public let parent: MemoryGroup?
     let lru: LRUVec
     /// The workingset clock of this group (kernel: `lruvec->nonresident_age`).
@@ -28,8 +31,25 @@ public final class MemoryGroup: Sendable {
 
     /// The `memory.stat` counters kept per group.
     public enum Stat: Int, CaseIterable, Sendable {
-        case pswpin, pswpout, workingsetRefault, workingsetActivate, workingsetRestore
-        case pgscan, pgsteal, pgactivate, limitReclaims
+        /// Pages of the group read back from swap.
+        case pswpin
+        /// Pages of the group written to swap.
+        case pswpout
+        /// Pages brought back while their shadow said they had been evicted recently (kernel:
+        /// `workingset_refault_anon`).
+        case workingsetRefault
+        /// Refaulted pages activated at once because their refault distance fit in memory.
+        case workingsetActivate
+        /// Refaulted pages that had been part of the active workingset when evicted.
+        case workingsetRestore
+        /// Pages looked at by reclaim.
+        case pgscan
+        /// Pages reclaim took out of memory.
+        case pgsteal
+        /// Pages moved to the active list.
+        case pgactivate
+        /// Reclaims run because the group reached its memory limit.
+        case limitReclaims
     }
 
     init(id: Int, name: String, parent: MemoryGroup?, frames: FrameTable, memoryLimit: Int?, swapLimit: Int?) {
@@ -63,7 +83,9 @@ public final class MemoryGroup: Sendable {
     public var memoryUsage: Int { memoryPages.load(ordering: .relaxed) * SwapPage.size }
     /// Bytes of swap charged (kernel: `memory.swap.current`).
     public var swapUsage: Int { swapPages.load(ordering: .relaxed) * SwapPage.size }
+    /// The most bytes of memory charged at once since the group was made.
     public var memoryPeak: Int { memoryPeakPages.load(ordering: .relaxed) * SwapPage.size }
+    /// The most bytes of swap charged at once since the group was made.
     public var swapPeak: Int { swapPeakPages.load(ordering: .relaxed) * SwapPage.size }
 
     /// The `memory.stat` counters, plus `anon` (resident bytes), `swap` and the LRU sizes.
@@ -76,6 +98,7 @@ public final class MemoryGroup: Sendable {
         return s
     }
 
+    /// One of the group's counters (it includes its descendants').
     public subscript(_ s: Stat) -> Int { Int(counters[s.rawValue].pointee.load(ordering: .relaxed)) }
 
     func count(_ s: Stat, _ n: Int = 1) {

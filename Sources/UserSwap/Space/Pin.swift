@@ -28,6 +28,8 @@ public struct Pin: ~Copyable {
 /// How a pin will use the page: writing makes the page dirty (its copy on a device, if any, is
 /// stale and its swap slot is released).
 public enum PageAccess: Sendable {
+    /// The pin only reads: a clean page keeps its copy on the device.
     case read
+    /// The pin may write: the page becomes dirty.
     case write
 }

@@ -13,6 +13,7 @@ import Synchronization
 public final class Region: Sendable {
     /// Unique within the space; part of each folio's reverse map.
     public let id: Int
+    /// The region's size in 4 KiB pages; pages are indexed from 0.
     public let pageCount: Int
     /// The memory group its pages are charged to.
     public let group: Int
@@ -88,8 +89,16 @@ public final class Region: Sendable {
     }
 
     /// Where each page is now, for tests and reports.
-    public enum PageState: Equatable, Sendable { case untouched, resident, swapped }
+    public enum PageState: Equatable, Sendable {
+        /// Never written since it was made or discarded: reads as zeroes, holds no memory.
+        case untouched
+        /// In memory.
+        case resident
+        /// On a swap device: the next access reads it back.
+        case swapped
+    }
 
+    /// Where `page` is now (a look: reclaim and other threads may change it at once).
     public func state(ofPage page: Int) -> PageState {
         let p = pte(page)
         return p.isNone ? .untouched : p.isPresent ? .resident : .swapped

@@ -32,6 +32,8 @@ public final class SwapSpace: Sendable {
         /// Its sizes: request slots, pool workers, write-backs in flight.
         public var ioOptions: IOEngineOptions
 
+        /// A configuration with `memory` bytes of RAM for pages (at least one 4 KiB page) and
+        /// `devices`; every other setting has the default a program should start from.
         public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
                     reclaimPolicy: ReclaimPolicy = .frequency,
                     backgroundReclaim: Bool = true, encryption: Encryption = .randomKey,
@@ -70,6 +72,7 @@ public final class SwapSpace: Sendable {
         case backend(any SwapBackend, priority: Int = 0, discard: Bool = false)
     }
 
+    /// The configuration the space was made with.
     public let configuration: Configuration
     let engine: SwapEngine
     /// The configuration's encryption made for this space (its key lives here); nil for `.none`.
@@ -80,6 +83,9 @@ public final class SwapSpace: Sendable {
     public let warnings: [SwapError]
     private let nextRegionID = Atomic<Int>(1)
 
+    /// Makes a space: reserves its RAM budget (memory the kernel provides on first use) and
+    /// opens its devices. Throws when a device cannot be opened or created, or when the budget
+    /// holds no page.
     public init(_ configuration: Configuration) throws(SwapError) {
         let frames = configuration.memory / SwapPage.size
         guard frames >= 1 else {

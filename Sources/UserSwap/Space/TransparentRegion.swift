@@ -21,7 +21,9 @@ import Foundation
 public final class TransparentRegion: @unchecked Sendable {
     /// The start of the memory.
     public let base: UnsafeMutableRawPointer
+    /// The size in 4 KiB pages.
     public let pageCount: Int
+    /// Who resolves the region's faults.
     public let faultService: FaultService
     let region: Region
     let window: FrameWindow

@@ -3,12 +3,19 @@
 public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
     /// Stable codes; their raw values appear in `--json` output and never change meaning.
     public enum Code: String, Sendable, CaseIterable {
+        /// The file has no Linux swap signature (`SWAPSPACE2`): format it first.
         case notASwapFile = "not-a-swap-file"
+        /// The swap header was written for another page size.
         case wrongPageSize = "wrong-page-size"
+        /// The swap header's version is not 1.
         case unsupportedVersion = "unsupported-version"
+        /// A swap device smaller than a header and one cluster (2 MiB) of pages.
         case tooSmall = "too-small"
+        /// The swap header lists a bad page outside the file.
         case badPageListOutOfRange = "bad-page-list-out-of-range"
+        /// Another user of the swap file holds it (UserSwap's lock, or the kernel's `swapon`).
         case fileInUse = "file-in-use"
+        /// Creating a file that exists already.
         case fileExists = "file-exists"
         /// The swap path is a symbolic link: swap files are opened without following one.
         case symbolicLink = "symbolic-link"
@@ -18,29 +25,45 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         case unsafePermissions = "unsafe-permissions"
         /// The file changed under us while it was being opened (two descriptors, two files).
         case fileChanged = "file-changed"
+        /// The system refused access (a file's permissions, a privilege the process lacks).
         case permissionDenied = "permission-denied"
+        /// A path names a directory where a file was needed.
         case isDirectory = "is-directory"
+        /// A path, or the folder it should be made in, does not exist.
         case noSuchFile = "no-such-file"
+        /// The file system holding a swap file is full.
         case diskFull = "disk-full"
+        /// A value given to a call is not valid (a negative count, a size that is not a power of
+        /// two, a malformed URL).
         case invalidArgument = "invalid-argument"
+        /// A device could not read or write a page, or a page failed its authentication: the
+        /// page is not lost and no wrong data was returned.
         case ioError = "io-error"
         /// No device has a free run of slots of the requested order.
         case swapFull = "swap-full"
         /// A slot already has the most mappings its count field can hold.
         case countOverflow = "count-overflow"
+        /// Nothing can be freed for a new page: every frame is pinned, or a group is at its
+        /// memory limit with nothing it may swap out.
         case outOfMemory = "out-of-memory"
         /// The swap entry was freed (or never allocated): the seed's -ENOENT.
         case noEntry = "no-entry"
+        /// The device was removed (swapoff), or its remote store does not answer.
         case deviceGone = "device-gone"
+        /// An index or range outside a region or an array.
         case outOfRange = "out-of-range"
         /// The kernel lacks something a feature needs (userfaultfd, a feature of it).
         case unsupported = "unsupported"
     }
 
+    /// What went wrong, for programs to switch on.
     public let code: Code
+    /// The system error underneath, when a system call failed.
     public let errno: Errno?
+    /// What happened and what to do, for people.
     public let message: String
 
+    /// An error of `code` with `message`, and the system error underneath if any.
     public init(_ code: Code, _ message: String, errno: Errno? = nil) {
         self.code = code
         self.message = message

@@ -14,13 +14,18 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
     /// (ENOSYS, EPERM, ENOMEM); the calling thread for any other backend, whose transfers are
     /// memory copies or calls that already batch on their own (a tier, Redis).
     case automatic
+    /// io_uring for a swap file (the thread pool when the kernel refuses it, or for any other
+    /// backend; `SwapStatistics.ioEngine` says which and why).
     case ioUring = "io_uring"
+    /// Worker threads for every device.
     case threadPool = "thread_pool"
+    /// The calling thread transfers its own pages, for every device.
     case synchronous
 }
 
 /// The engine a device got and why: shown in `SwapStatistics.ioEngine` and the bench JSON.
 public struct IOEngineInfo: Sendable, Equatable, CustomStringConvertible {
+    /// The engine.
     public let kind: IOEngineKind
     /// Why this engine: "asked for", "automatic: swap file", or the error that ruled io_uring out.
     public let reason: String
@@ -44,6 +49,7 @@ public struct IOEngineOptions: Sendable, Equatable {
     /// waiting, and every write, still go through the engine.
     public var readsInCaller: Bool
 
+    /// Sizes for an engine; the defaults suit a local SSD.
     public init(slots: Int = 256, workers: Int = 4, maxWritesInFlight: Int = 2, readsInCaller: Bool = true) {
         self.readsInCaller = readsInCaller
         precondition(slots >= 1 && workers >= 1 && maxWritesInFlight >= 1)
