@@ -3,7 +3,9 @@ import Testing
 
 /// A package outside the repository, as a user writes one: it depends on UserSwap by path,
 /// shares one `SwappableArray` between two threads in Swift 6 mode (no `nonisolated(unsafe)`),
-/// builds in release with no warning, and verifies its data when run.
+/// builds in release with no warning, and verifies its data when run. The same package builds
+/// the programs of `Examples/` (their sources linked in, so that one release build serves both)
+/// and runs each on small sizes: each verifies its own data.
 ///
 /// It builds UserSwap's library in release from nothing (about 35 s on two busy cores), in a
 /// scratch folder of its own, so it neither reuses nor disturbs the repository's `.build`.
@@ -24,6 +26,10 @@ struct ClientPackageTests {
         try Self.manifest(root: root.path, identity: identity)
             .write(to: scratch.appendingPathComponent("Package.swift"), atomically: true, encoding: .utf8)
         try Self.program.write(to: sources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
+        for example in Self.examples {
+            try files.createSymbolicLink(at: scratch.appendingPathComponent("Sources/\(example)"),
+                                         withDestinationURL: root.appendingPathComponent("Examples/Sources/\(example)"))
+        }
 
         let build = try DeviceTestSupport.run(swift.path, ["build", "-c", "release", "--package-path", scratch.path,
                                          "--scratch-path", scratch.appendingPathComponent(".build").path])
@@ -37,7 +43,18 @@ struct ClientPackageTests {
         print("client package: \(run.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         #expect(run.status == 0, "the client failed:\n\(run.output)")
         #expect(run.output.contains("verified 30000 elements"), "\(run.output)")
+
+        for example in Self.examples {
+            let binary = scratch.appendingPathComponent(".build/release/\(example)")
+            let run = try DeviceTestSupport.run(binary.path, ["--small"])
+            print(run.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            #expect(run.status == 0, "Examples/\(example) failed:\n\(run.output)")
+            #expect(run.output.contains("\(example): verified"), "\(run.output)")
+        }
     }
+
+    /// The programs of `Examples/`, one executable target each.
+    static let examples = ["Records", "KeyValueCache", "ImageBuffer", "Tenants"]
 
     /// The folder holding this package's Package.swift, found from this file's path.
     static func repositoryRoot() -> URL? {
@@ -73,7 +90,13 @@ struct ClientPackageTests {
                     dependencies: [.product(name: "UserSwap", package: "\(identity)")],
                     swiftSettings: [.swiftLanguageMode(.v6)]
                 ),
-            ]
+            ] + \(examples).map { name in
+                .executableTarget(
+                    name: name,
+                    dependencies: [.product(name: "UserSwap", package: "\(identity)")],
+                    swiftSettings: [.swiftLanguageMode(.v6)]
+                )
+            }
         )
 
         """
