@@ -51,7 +51,9 @@ public final class SwapSpace: Sendable {
 
     /// A swap device to add to a space.
     public enum DeviceConfiguration: Sendable {
-        /// A swap file; created (formatted) with `size` bytes when it does not exist.
+        /// A swap file; created (formatted) with `size` bytes when it does not exist. A file that
+        /// exists is used as it is when `size` is nil, and refused (`.fileExists`) when its size
+        /// differs from `size`.
         ///
         /// `discard` punches each freed cluster out of the file. Off by default, as the kernel's
         /// `swapon` without `--discard`: the file keeps every block `format` allocated, so
@@ -129,6 +131,9 @@ public final class SwapSpace: Sendable {
                 try SwapFile.format(path: path, bytes: size)
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
+            if let size, Int64(header.pageCount) != max(0, size) / Int64(SwapPage.size) {
+                throw SwapError(.fileExists, "\(path) exists already as a swap file of \(SwapHeader.describe(bytes: Int64(header.pageCount) * Int64(SwapPage.size))), not the \(SwapHeader.describe(bytes: size)) asked for: ask for no size to use it as it is, or remove it to have one of the new size made")
+            }
             // A sealed device's engine sees the sealing tier, not the file (so it transfers
             // through the tier: synchronously).
             let outer = try sealed(backend)
