@@ -57,6 +57,8 @@ public final class CompressedTier: SwapBackend {
     /// per-entry overhead, `CompressedTier.entryOverhead`).
     ///
     /// - Parameters:
+    ///   - lower: the device that takes what the pool rejects or writes back.
+    ///   - poolBytes: the most the pool may hold, entries' overhead included.
     ///   - codec: `.lz4` (default) or `.zstd(level:)`.
     ///   - rejectAbove: the most compressed bytes a page may take to be kept in the pool; 3/4
     ///     of a page by default (zram's `huge_class_size` is about that, zswap rejects only what

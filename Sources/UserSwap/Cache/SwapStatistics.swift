@@ -3,6 +3,7 @@ import Synchronization
 /// Event counters of a space (the `pswpin`/`pswpout` family of `/proc/vmstat`). Relaxed atomics:
 /// each counter is exact once the counted operations have finished; no counter orders memory.
 public final class SwapStatistics: Sendable {
+    /// What is counted; read one with `statistics[.swapIns]`.
     public enum Counter: Int, CaseIterable, Sendable {
         /// Pages brought back from a device (reads completed).
         case swapIns
@@ -22,7 +23,9 @@ public final class SwapStatistics: Sendable {
         case legacySleeps
         /// Large swap-ins that met a conflicting slot and fell back to order 0.
         case largeFallbacks
+        /// Reads from a device that failed (the caller got the error).
         case readErrors
+        /// Writes to a device that failed (the page stayed in memory, dirty).
         case writeErrors
         /// Folios removed from the swap cache with a shadow left behind.
         case evictions
@@ -65,9 +68,14 @@ public final class SwapStatistics: Sendable {
         /// mapped read-only for dirty tracking, and faults that failed for good (the faulting
         /// thread got SIGBUS).
         case minorFaults
+        /// Transparent regions: faults that read a page from a device or zero-filled it.
         case majorFaults
+        /// Transparent regions: first writes to pages mapped read-only for dirty tracking.
         case writeProtectFaults
+        /// Transparent regions: attempts to resolve a fault again after a transient error (no
+        /// free frame yet, a device error that may pass).
         case faultRetries
+        /// Transparent regions: faults that failed for good (the faulting thread got SIGBUS).
         case faultErrors
         /// Transparent pages unmapped from the application by reclaim to see whether they are
         /// used (the next touch is a minor fault).
@@ -95,6 +103,7 @@ public final class SwapStatistics: Sendable {
         counters[c.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)
     }
 
+    /// The count of `c` so far.
     public subscript(_ c: Counter) -> Int { Int(counters[c.rawValue].pointee.load(ordering: .relaxed)) }
 
     /// The I/O engine of each device added to the space, in the order they were added: which

@@ -7,7 +7,7 @@ extension SwapDevice {
     /// Allocates `1 << order` slots with a swap count of 1 and no folio — the folio-less path
     /// (kernel: the hibernation allocator). The swap cache uses `allocateSlots(order:initial:)`
     /// with a folio instead. Throws `.swapFull` when no run of that order is free.
-    public func allocate(order: Int = 0) throws(SwapError) -> SwapEntry {
+    package func allocate(order: Int = 0) throws(SwapError) -> SwapEntry {
         guard let entry = allocateSlots(order: order, initial: .counted(1)) else {
             throw SwapError(.swapFull, "swap device \(type) has no free run of \(1 << order) slots (\(freePages) of \(usablePages) slots free)")
         }
@@ -15,11 +15,11 @@ extension SwapDevice {
     }
 
     /// The swap count of `entry` (0 for a free or cache-only slot).
-    public func swapCount(_ entry: SwapEntry) -> Int { slot(entry).count }
+    package func swapCount(_ entry: SwapEntry) -> Int { slot(entry).count }
 
     /// Adds one mapping to `entry` (kernel: `swap_dup_entry_direct`). Throws `.noEntry` if the
     /// slot is free and `.countOverflow` if it already has `SwapTableSlot.maxCount` mappings.
-    public func duplicate(_ entry: SwapEntry) throws(SwapError) {
+    package func duplicate(_ entry: SwapEntry) throws(SwapError) {
         try withClusterLocked(entry) { (table: UnsafeMutablePointer<Atomic<UInt64>>) throws(SwapError) in
             let i = entry.slotInCluster
             let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
@@ -41,7 +41,7 @@ extension SwapDevice {
     /// "cache-only" slot is freed when its folio leaves the cache.
     ///
     /// Dropping a mapping that does not exist is a bug in the caller and traps.
-    public func put(_ entry: SwapEntry, count nr: Int = 1) {
+    package func put(_ entry: SwapEntry, count nr: Int = 1) {
         var e = entry
         var remaining = nr
         var discardPending = false

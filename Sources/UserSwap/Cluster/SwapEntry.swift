@@ -2,7 +2,7 @@
 /// in pages), packed in one word so page tables and the swap table can hold it atomically.
 ///
 /// Offset 0 of every device is the header and never names data.
-public struct SwapEntry: Hashable, Comparable, Sendable, CustomStringConvertible {
+package struct SwapEntry: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let raw: UInt64
 
     /// Bits for the device index (kernel: MAX_SWAPFILES_SHIFT).

@@ -21,7 +21,7 @@
 /// Overflow: the count holds at most `maxCount` (63) mappings; one more is refused with the typed
 /// error `SwapError.Code.countOverflow` instead of the kernel's continuation pages, because a
 /// UserSwap page is mapped by one region at a time and 63 is far beyond what a user reaches.
-public struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
+package struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
     public var raw: UInt64
 
     @inline(__always) public init(raw: UInt64) { self.raw = raw }

@@ -13,6 +13,7 @@ public final class SwapDevice: Sendable {
     public let pageCount: Int
     /// Pages that can hold data: all but the header and bad pages (kernel: `si->pages`).
     public let usablePages: Int
+    /// Allocation clusters of 512 slots (the last one may be partial).
     public let clusterCount: Int
     /// The device's index among the space's devices; the `type` of its swap entries.
     public let type: Int
@@ -21,7 +22,7 @@ public final class SwapDevice: Sendable {
     /// Where the pages live.
     public let backend: any SwapBackend
     /// How transfers reach the backend: io_uring, a thread pool, or the calling thread.
-    public let io: IOEngine
+    package let io: IOEngine
     /// The on-disk header, when the device is a swap file.
     public let header: SwapHeader?
     /// Freed clusters are discarded on the backend (a file punches holes).
@@ -135,7 +136,7 @@ public final class SwapDevice: Sendable {
     /// The swap table slot of `entry`, read without any lock. A caller that acts on it must
     /// re-check under the cluster lock (or, for a folio, after taking the folio lock).
     @inline(__always)
-    public func slot(_ entry: SwapEntry) -> SwapTableSlot {
+    package func slot(_ entry: SwapEntry) -> SwapTableSlot {
         precondition(entry.type == type && entry.offset < pageCount, "\(entry) is not on device \(type)")
         return SwapTableSlot(raw: clusters.table(entry.clusterIndex)[entry.slotInCluster].load(ordering: .acquiring))
     }

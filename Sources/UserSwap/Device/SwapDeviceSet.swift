@@ -4,7 +4,7 @@ import Synchronization
 ///
 /// Allocation goes to the highest-priority device with a free run; devices of equal priority
 /// take turns, so their load spreads evenly (kernel: `plist_requeue` on the avail list).
-public final class SwapDeviceSet: Sendable {
+package final class SwapDeviceSet: Sendable {
     private struct State: ~Copyable {
         /// Strong references, indexed by device type.
         var byType: [SwapDevice?] = Array(repeating: nil, count: SwapEntry.maxDevices)

@@ -2,7 +2,7 @@
 /// (kernel: `struct folio`). It is just the index of its first (head) frame in the frame table,
 /// so holding one costs no allocation and no reference counting by Swift; the frame table keeps
 /// its state.
-public struct Folio: Hashable, Sendable, CustomStringConvertible {
+package struct Folio: Hashable, Sendable, CustomStringConvertible {
     /// Index of the head frame.
     public let frame: UInt32
 
@@ -13,7 +13,7 @@ public struct Folio: Hashable, Sendable, CustomStringConvertible {
 
 /// The folio's state bits (kernel: `PG_*` page flags), in one 32-bit word per folio so that the
 /// folio lock can sleep on it with a futex.
-public struct FolioFlags: OptionSet, Sendable, Hashable {
+package struct FolioFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 

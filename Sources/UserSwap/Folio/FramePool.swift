@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// One `Mutex` guards it: taking a frame is a pop from a per-order stack, and reclaim frees in
 /// batches, so the lock is short and rarely contended.
-public final class FramePool: Sendable {
+package final class FramePool: Sendable {
     private struct State: ~Copyable {
         /// Free blocks per order, as stacks of head frames.
         var free: [[UInt32]]

@@ -14,7 +14,7 @@ import Synchronization
 /// - `placement`: where the folio's bytes live (`FramePlacement`; the arena unless the folio
 ///   belongs to a transparent region).
 /// - `uses`: the folio's decayed use count, for the `.frequency` reclaim policy (`UseCount`).
-public final class FrameTable: Sendable {
+package final class FrameTable: Sendable {
     public let frameCount: Int
     let storage: _UnsafeFrameTableStorage
 

@@ -85,6 +85,7 @@ public final class TransparentRegion: @unchecked Sendable {
     /// The memory, as a buffer.
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: byteCount) }
 
+    /// The size in bytes: `pageCount` whole pages.
     public var byteCount: Int { pageCount << SwapPage.shift }
 
     /// Whether kernel code touching the memory (a `read(2)` into it) is served; false when the
@@ -115,6 +116,7 @@ public final class TransparentRegion: @unchecked Sendable {
         try region.discard(pages: pages)
     }
 
+    /// Where `page` is now, as for an explicit region.
     public func state(ofPage page: Int) -> Region.PageState { region.state(ofPage: page) }
 
     /// Unmaps `pages` from the application's view, keeping their data in memory: the next touch

@@ -1,7 +1,7 @@
 /// Text from outside (a swap header's label, a path) made safe to print on a terminal: control
 /// characters and other non-printables become visible escapes, so that bytes someone else wrote
 /// into a file cannot move the cursor, retitle the window or rewrite what was printed before.
-public enum PrintableText {
+package enum PrintableText {
     /// `text` with every scalar a terminal would act on or hide shown as an escape: `\n`, `\r`,
     /// `\t`, `\\`, and `\u{XX}` for the other C0 and C1 controls, DEL, format characters (the
     /// bidirectional overrides among them), line and paragraph separators, private-use, surrogate

@@ -4,7 +4,7 @@ import Synchronization
 /// switch threads, to explore interleavings of the synchronization protocol deterministically.
 /// In release builds they compile to nothing; in debug builds they cost one relaxed load unless a
 /// scheduler is installed.
-public enum YieldPoint: String, Sendable, CaseIterable {
+package enum YieldPoint: String, Sendable, CaseIterable {
     case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
     /// Legacy protocol at the seed's parent: the has-cache bit taken, the folio not inserted yet.
     case swapInPrepared
@@ -18,12 +18,12 @@ public enum YieldPoint: String, Sendable, CaseIterable {
 }
 
 /// What a test scheduler implements.
-public protocol YieldScheduler: AnyObject, Sendable {
+package protocol YieldScheduler: AnyObject, Sendable {
     func reached(_ point: YieldPoint)
 }
 
 /// The installed scheduler, if any (tests only).
-public enum YieldPoints {
+package enum YieldPoints {
     static let installed = Atomic<Bool>(false)
     static let scheduler = Mutex<(any YieldScheduler)?>(nil)
 

@@ -1,7 +1,7 @@
 import Glibc
 
 /// An open file descriptor that closes itself. Non-copyable, so exactly one owner closes it.
-public struct FileDescriptor: ~Copyable, Sendable {
+package struct FileDescriptor: ~Copyable, Sendable {
     public let rawValue: Int32
 
     init(adopting fd: Int32) { rawValue = fd }

@@ -12,7 +12,7 @@ import Glibc
 ///
 /// Request slots are preallocated; when all are in use, the caller transfers by itself (counted
 /// as `ioInline`), so a submission never waits for a slot.
-public final class IOEngine: Sendable {
+package final class IOEngine: Sendable {
     private enum Driver: Sendable {
         case inline
         case pool(IOThreadPool)
@@ -200,7 +200,7 @@ public final class IOEngine: Sendable {
 }
 
 /// A submitted request: wait for it with `IOEngine.wait` (exactly once).
-public struct IOTicket: Sendable {
+package struct IOTicket: Sendable {
     /// The request slot, or -1 for a transfer the caller already did.
     let slot: Int
     let consumed: Bool
