@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap soak tsan docs
+.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint
 
 all: build
 
@@ -66,6 +66,15 @@ tsan: bootstrap
 # a DocC warning and on a public symbol without a doc comment (scripts/docs says how to view it).
 docs: bootstrap
 	scripts/docs
+
+# The toolchain's swift-format with the checked-in .swift-format: `make format` rewrites the
+# tree, `make lint` fails on anything it would change or flag.
+FORMATTED := Sources Tests Examples Package.swift
+format:
+	swift-format format --in-place --recursive --parallel $(FORMATTED)
+
+lint:
+	swift-format lint --strict --recursive --parallel $(FORMATTED)
 
 # The standard benchmark suite into bench/results/*.json, then plots of whatever is there.
 # A scenario that is not written yet is skipped with a note, not an error.
