@@ -56,7 +56,7 @@ soak: bootstrap
 # toolchain does not instrument (see the file); `make tsan TSAN_SUPPRESSIONS=` shows everything.
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
 # accesses, but cannot know that a window page's two views are one memory.
-TSAN_SUITES := SwapInRaceTests|ReadaheadTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|LegacyProtocolTests|SwappableArrayTests
+TSAN_SUITES := SwapInRaceTests|EngineThreadLifetimeTests|ReadaheadTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|LegacyProtocolTests|SwappableArrayTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 tsan: bootstrap
 	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \

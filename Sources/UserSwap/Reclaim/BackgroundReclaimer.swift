@@ -12,9 +12,15 @@ final class BackgroundReclaimer: Sendable {
     /// Held during each reclaim pass, so that an invariant walk can wait for a quiet moment.
     private let passLock = Mutex(())
 
-    /// Starts the thread. It holds the engine until `stop()`.
+    /// Starts the thread. It uses the engine until `stop()`, whose caller keeps the engine alive
+    /// until then; the thread holds it only unowned, and reports that it stopped after it let go
+    /// (a thread holding the engine past `stop()` would release the devices on its own time).
     init(engine: SwapEngine) {
-        let thread = Thread { [self] in run(engine) }
+        let stopped = self.stopped
+        let thread = Thread { [unowned self, unowned engine] in
+            self.run(engine)
+            stopped.signal()
+        }
         thread.name = "userswap-kswapd"
         thread.start()
     }
@@ -38,7 +44,6 @@ final class BackgroundReclaimer: Sendable {
                 }
             }
         }
-        stopped.signal()
     }
 
     /// Runs `body` while the reclaimer is between passes (for the invariant walker).

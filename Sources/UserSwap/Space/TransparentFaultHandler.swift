@@ -34,7 +34,14 @@ final class TransparentFaultHandler: Sendable {
             instances.append(epfd)
         }
         for (i, epfd) in instances.enumerated() {
-            let thread = Thread { [self] in serve(epoll: epfd) }
+            // Unowned, the exit reported after `serve` returns: `stop()` waits for it, and a
+            // thread still holding the handler (its region, the engine) afterwards would
+            // release them later, on its own thread.
+            let exited = self.exited
+            let thread = Thread { [unowned self] in
+                self.serve(epoll: epfd)
+                exited.signal()
+            }
             thread.name = "userswap-fault-\(i)"
             thread.start()
         }
@@ -54,7 +61,6 @@ final class TransparentFaultHandler: Sendable {
         defer {
             fault.deallocate()
             Syscalls.close(epfd)
-            exited.signal()
         }
         var shuttingDown = false
         while true {

@@ -37,7 +37,14 @@ final class IOThreadPool {
         work = .allocate(capacity: 1)
         work.initialize(to: Atomic(0))
         for i in 0..<workers {
-            let thread = Thread { [self] in run() }
+            // Unowned, and the exit reported after `run()` returns: a worker that holds the pool
+            // (and so the backend, perhaps an open swap file) after `shutdown()` returned would
+            // release it later, on its own thread.
+            let exited = self.exited
+            let thread = Thread { [unowned self] in
+                self.run()
+                exited.signal()
+            }
             thread.name = "userswap-io-\(i)"
             thread.start()
         }
@@ -110,7 +117,6 @@ final class IOThreadPool {
             _ = cus_futex_wait(rawWork, seen, -1)
             sleepers.subtract(1, ordering: .sequentiallyConsistent)
         }
-        exited.signal()
     }
 
     private var rawWork: UnsafeMutablePointer<UInt32> {
