@@ -14,6 +14,10 @@ let package = Package(
         .library(name: "UserSwapEncryption", targets: ["UserSwapEncryption"]),
         .library(name: "UserSwapRedis", targets: ["UserSwapRedis"]),
         .executable(name: "userswap", targets: ["userswap"]),
+        // libuserswap.so for C, C++ and Python (include/userswap.h, `make install`). SwiftPM names
+        // the file after the product; the Makefile installs it as libuserswap.so, the soname set
+        // in UserSwapC's linker settings.
+        .library(name: "UserSwapC", type: .dynamic, targets: ["UserSwapC"]),
     ],
     targets: [
         // What Swift cannot import: variadic syscalls, ioctl/fcntl, futex, macros. No logic.
@@ -58,6 +62,15 @@ let package = Package(
             name: "UserSwapRedis",
             dependencies: ["UserSwap", "CHiredis", "CUserSwapProcess"],
             swiftSettings: swiftSettings
+        ),
+        // The C interface: include/userswap.h, seen by Swift through this module map, and the
+        // `@_cdecl` entry points that implement it over the engine.
+        .systemLibrary(name: "CUserSwapAPI", path: "include"),
+        .target(
+            name: "UserSwapC",
+            dependencies: ["UserSwap", "UserSwapRedis", "CUserSwapAPI"],
+            swiftSettings: swiftSettings,
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname", "-Xlinker", "libuserswap.so"])]
         ),
         // The command line: argument parser, commands, the benchmark harness. A library so
         // that tests can drive the parser as a pure function.
