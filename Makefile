@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint
+.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint clib install test-c test-python
 
 all: build
 
@@ -32,9 +32,44 @@ run: release
 	$(RELEASE_BIN) run
 
 # The whole test suite; fails when any test fails (`swift test` exits non-zero if either
-# XCTest or Swift Testing reports a failure).
+# XCTest or Swift Testing reports a failure). Then the C library's tests against a scratch
+# installation, and the Python module's.
 test: build
 	$(SWIFT) test
+	$(MAKE) test-c test-python
+
+# libuserswap.so for C, C++ and Python: a release build of the UserSwapC product with the Swift
+# runtime linked in (-static-stdlib; its symbols stay hidden), so that the installed library
+# needs no Swift toolchain at run time (docs/C-AND-PYTHON.md says why). Its own build directory:
+# the flag changes every module.
+CLIB_BUILD := .build/clib
+SWIFT_STATIC_LIBS := $(realpath $(dir $(realpath $(SWIFT)))../lib/swift_static/linux)
+USERSWAP_VERSION := $(shell sed -n 's/^\#define USERSWAP_VERSION_MAJOR //p' include/userswap.h).$(shell sed -n 's/^\#define USERSWAP_VERSION_MINOR //p' include/userswap.h)
+clib: bootstrap
+	$(SWIFT) build -c release --product UserSwapC -Xswiftc -static-stdlib -Xlinker -L$(SWIFT_STATIC_LIBS) \
+		--scratch-path $(CLIB_BUILD)
+
+# Installs the library, its header and its pkg-config file under PREFIX (DESTDIR for packaging).
+PREFIX ?= /usr/local
+install: clib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 -s $(CLIB_BUILD)/release/libUserSwapC.so $(DESTDIR)$(PREFIX)/lib/libuserswap.so
+	install -m 644 include/userswap.h $(DESTDIR)$(PREFIX)/include/userswap.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(USERSWAP_VERSION)|' include/userswap.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/userswap.pc
+
+# The C tests (tests/c): installs into a scratch prefix, then compiles each test with
+# `cc -Wall -Werror` and `pkg-config --cflags --libs userswap` and runs it.
+SCRATCH_PREFIX := $(CURDIR)/.build/clib-prefix
+test-c:
+	$(MAKE) install PREFIX=$(SCRATCH_PREFIX)
+	tests/c/run $(SCRATCH_PREFIX)
+
+# The Python module's tests (python/tests) in .venv, against the scratch installation.
+test-python:
+	$(MAKE) install PREFIX=$(SCRATCH_PREFIX)
+	scripts/bootstrap --python
+	USERSWAP_LIBRARY=$(SCRATCH_PREFIX)/lib/libuserswap.so $(PYTHON) -m pytest -q python/tests
 
 # The model-based random test at soak length: 10⁷ steps over its four cases, four models at
 # once on each space, in a release build (testable imports need -enable-testing) kept in its own

@@ -53,10 +53,12 @@ typedef enum userswap_error {
     /* A bad argument: a NULL pointer, a zero or too large size, unknown flags, an address that
      * is not in a mapping of this space, a configuration struct of an unknown size. */
     USERSWAP_EINVAL = 1,
-    /* Every frame of the RAM budget is pinned (or a group's limit is reached and all its pages
-     * are pinned): unpin pages or give a larger budget. Also: the process is out of memory. */
+    /* No frame of the RAM budget can be freed: every one is pinned, or swap is full so that none
+     * can be swapped out (or the same within a group's limit): unpin pages, add swap or give a
+     * larger budget. */
     USERSWAP_ENOMEM = 2,
-    /* The swap devices are full, or the disk under a swap file is: add a device or a larger one. */
+    /* The swap devices are full (pages asked to be swapped out do not fit), or the disk under a
+     * swap file is: add a device or a larger one. */
     USERSWAP_ENOSPC = 3,
     /* A swap device failed to read or write (a disk error, a lost Redis server). */
     USERSWAP_EIO = 4,
@@ -65,16 +67,15 @@ typedef enum userswap_error {
     /* Permission denied: a swap file of another user or readable by others, a symbolic link,
      * userfaultfd refused to this process. */
     USERSWAP_EACCES = 6,
-    /* A swap file is in use by another process or another space. */
+    /* A swap file is in use by another process or another space (or a file is in the way of
+     * one being created); a mapping still has pinned pages. */
     USERSWAP_EBUSY = 7,
     /* A file is not a usable swap file (not one, another page size or version, too small). */
     USERSWAP_EFORMAT = 8,
     /* The kernel lacks what the call needs (userfaultfd and its features). */
     USERSWAP_ENOTSUP = 9,
-    /* A file exists where the call would create one. */
-    USERSWAP_EEXIST = 10,
     /* A value in the environment (`userswap_space_from_env`) cannot be parsed. */
-    USERSWAP_EENV = 11
+    USERSWAP_EENV = 10
 } userswap_error;
 
 /* A space: a RAM budget, its swap devices, its groups and its mappings. */
@@ -121,7 +122,8 @@ typedef enum userswap_advice {
     USERSWAP_ADVICE_DONTNEED = 4    /* swap the range out now, keeping its data */
 } userswap_advice;
 
-/* Counters of a space. Set `size` to sizeof(userswap_stats) before the call: the library fills
+/* Counters of a space (a snapshot: each counter exact once the operations it counts have
+ * finished). Set `size` to sizeof(userswap_stats) before the call: the library fills
  * the fields that fit in it and sets `version`, so that old programs keep working when fields
  * are added at the end. Counters count since the space was made. */
 typedef struct userswap_stats {
@@ -193,11 +195,11 @@ int userswap_space_create(const userswap_config *config, userswap_space **space)
  * wrapper or an LD_PRELOAD shim) or that leave the choice to their user:
  *   USERSWAP_MEMORY     the RAM budget: bytes or 64K, 256M, 1.5G, 2T (default 256M)
  *   USERSWAP_SWAP_DIR   where the unnamed swap file goes (default $TMPDIR, else /tmp)
- *   USERSWAP_SWAP_SIZE  its size (default 4 × USERSWAP_MEMORY; 0 for none)
- *   USERSWAP_SWAP_FILE  a named swap file to use as well (created with USERSWAP_SWAP_SIZE
- *                       bytes if it does not exist)
- *   USERSWAP_REDIS_URL  a Redis server to swap to as well (redis://host:port, unix:///socket;
- *                       the password from USERSWAP_REDIS_PASSWORD), USERSWAP_SWAP_SIZE bytes
+ *   USERSWAP_SWAP_SIZE  the swap device's size (default 4 × USERSWAP_MEMORY; 0 for none)
+ *   USERSWAP_SWAP_FILE  a named swap file instead of the unnamed one (created with
+ *                       USERSWAP_SWAP_SIZE bytes if it does not exist)
+ *   USERSWAP_REDIS_URL  a Redis server instead of the unnamed file (redis://host:port,
+ *                       unix:///socket; the password from USERSWAP_REDIS_PASSWORD)
  *   USERSWAP_ENCRYPTION "0" or "none" writes pages in clear (default: sealed)
  * The caller owns `*space`. Errors: EENV (a value that cannot be parsed; the message names
  * it), then those of userswap_space_create and of adding the devices. */
@@ -223,8 +225,8 @@ int userswap_add_temporary_device(userswap_space *space, const char *directory, 
 
 /* Adds `size` bytes of swap on a Redis server, at `url` (redis://[[user]:password@]host[:port][/db]
  * or unix://[[user]:password@]/path/to/socket[?db=N]; without a password in the URL, the one
- * in USERSWAP_REDIS_PASSWORD). Its keys are in a namespace of their own, deleted when the space
- * is destroyed. Errors: EINVAL (a bad URL), EIO (the server cannot be reached or refuses). */
+ * in USERSWAP_REDIS_PASSWORD). Its keys are in a namespace of their own, deleted as their pages
+ * are freed. Errors: EINVAL (a bad URL), EIO (the server cannot be reached or refuses). */
 int userswap_add_redis_device(userswap_space *space, const char *url, size_t size, int priority);
 
 /* Writes the space's counters into `*stats` (its `size` field set by the caller; see
@@ -245,18 +247,18 @@ int userswap_map(userswap_space *space, size_t length, unsigned flags, void **ad
 int userswap_map_group(userswap_space *space, userswap_group *group, size_t length, unsigned flags, void **addr);
 
 /* Releases a mapping made by userswap_map: its pages in RAM and on swap are freed. `addr` must
- * be the address userswap_map returned, and no thread may touch the memory any more. Pins of its
- * pages stay valid until unpinned. Errors: EINVAL (NULL, or not an address from userswap_map of
- * this space, or already unmapped). */
+ * be the address userswap_map returned, and no thread may touch the memory any more. Errors:
+ * EINVAL (NULL, or not an address from userswap_map of this space, or already unmapped), EBUSY
+ * (pages of the mapping are pinned: unpin them first). */
 int userswap_unmap(userswap_space *space, void *addr);
 
 /* Pins the page holding `addr` (in a mapping of `space`) in RAM, reading it in if needed, and
  * stores the pin in `*pin` and the address of the page's 4 KiB in `*page` (another view of the
  * same memory: what is written through one is seen through the other). While pinned, the page
- * is never swapped out and `*page` is valid, even if the mapping is unmapped meanwhile; the
- * caller releases the pin with userswap_unpin. `writable`: 1 if the caller will write (the
+ * is never swapped out and `*page` is valid; the caller releases the pin with userswap_unpin
+ * (before unmapping the mapping; destroying the space releases its pins). `writable`: 1 if the caller will write (the
  * page's copy on swap becomes stale), 0 to read only. Errors: EINVAL (NULL, `addr` not in a
- * mapping of this space), ENOMEM (every frame of the budget is pinned), EIO, ENOSPC. */
+ * mapping of this space), ENOMEM (no frame can be freed: all pinned, or swap full), EIO. */
 int userswap_pin(userswap_space *space, const void *addr, int writable, userswap_page_pin **pin, void **page);
 
 /* Releases a pin made by userswap_pin. NULL is allowed and does nothing. Always succeeds. */

@@ -11,8 +11,7 @@ enum CError {
         switch error.code {
         case .notASwapFile, .wrongPageSize, .unsupportedVersion, .tooSmall, .badPageListOutOfRange:
             USERSWAP_EFORMAT
-        case .fileInUse, .fileChanged: USERSWAP_EBUSY
-        case .fileExists: USERSWAP_EEXIST
+        case .fileInUse, .fileChanged, .fileExists: USERSWAP_EBUSY
         case .symbolicLink, .notOwner, .unsafePermissions, .permissionDenied: USERSWAP_EACCES
         case .noSuchFile: USERSWAP_ENOENT
         case .diskFull, .swapFull: USERSWAP_ENOSPC
@@ -26,10 +25,10 @@ enum CError {
     /// Static texts for `userswap_strerror`, indexed by code; never freed.
     // Unsafe: written once at initialization, then only read.
     nonisolated(unsafe) static let names: [UnsafePointer<CChar>] = ([
-        "success", "invalid argument", "out of memory: every frame of the budget is pinned",
+        "success", "invalid argument", "out of memory: no frame of the budget can be freed",
         "no space left on the swap devices", "swap device I/O error", "no such file or directory",
         "permission denied", "swap file in use", "not a usable swap file",
-        "not supported by this kernel", "file exists", "bad value in the environment",
+        "not supported by this kernel", "bad value in the environment",
     ] as [String]).map { UnsafePointer(strdup($0)!) }
 
     // Unsafe: written once at initialization, then only read.
