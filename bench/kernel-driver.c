@@ -27,6 +27,12 @@
  * in (v1 or v2, found as MemoryCgroup finds it), else from /proc/vmstat, and writes a JSON report
  * in the shape of the Swift kernel-mode report, with "driver": "c".
  *
+ * With -DKERNEL_DRIVER_USERSWAP it runs the same accesses over libuserswap instead of the
+ * kernel's swap (UMap-style: `userswap_map` gives the plain memory the threads touch, its space
+ * from the environment: USERSWAP_MEMORY, USERSWAP_SWAP_DIR, USERSWAP_SWAP_SIZE, ...;
+ * KERNEL_DRIVER_FAULTS=faulting_thread serves faults on the faulting threads); swap traffic then
+ * comes from the library's counters. bench/kernel-compare --c-library PREFIX builds and runs it.
+ *
  * Build: cc -O2 -pthread -o kernel-driver bench/kernel-driver.c -lm
  *        (C11: libc, its libm for the pow that Zipf sampling shares with the Swift side, pthreads)
  * Run:   kernel-driver random --data 1G --threads 2 --seconds 10 --json out.json
@@ -51,6 +57,12 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef KERNEL_DRIVER_USERSWAP
+#include <userswap.h>
+#define DRIVER_SIDE "libuserswap, C driver"
+#else
+#define DRIVER_SIDE "kernel, C driver"
+#endif
 
 #define PAGE_BYTES 4096
 #define PAGE_WORDS (PAGE_BYTES / 8)
@@ -742,7 +754,7 @@ static const char *swap_source(const struct cgroup *c, char *stat_path, size_t s
     return "/proc/vmstat";
 }
 
-static struct swap_counts swap_now(const char *stat_path) {
+__attribute__((unused)) static struct swap_counts swap_now(const char *stat_path) {
     struct swap_counts s = {stat_value(stat_path, "pswpin"), stat_value(stat_path, "pswpout")};
     if (s.ins < 0) s.ins = 0;
     if (s.outs < 0) s.outs = 0;
@@ -750,7 +762,7 @@ static struct swap_counts swap_now(const char *stat_path) {
 }
 
 /* Page faults that waited for I/O, the whole process (all its threads). */
-static int64_t major_faults_now(void) {
+__attribute__((unused)) static int64_t major_faults_now(void) {
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
     return (int64_t)usage.ru_majflt;
@@ -1142,13 +1154,25 @@ int main(int argc, char **argv) {
     if (limit < 0) {
         fprintf(stderr, "%s: note: %s: the kernel will not swap this run's data\n", program,
                 cgroup.version ? "the memory cgroup has no limit" : "no memory cgroup");
+#ifndef KERNEL_DRIVER_USERSWAP
     } else if (swap_bytes() == 0 && o.data_bytes >= limit) {
         fprintf(stderr, "%s: no swap is on (/proc/swaps lists none): the cgroup's limit (%lld bytes) would kill the run; "
                         "turn a swap file on (bench/kernel-compare does)\n", program, (long long)limit);
         return 1;
+#endif
     }
 
     size_t bytes = (size_t)run.pages * PAGE_BYTES;
+#ifdef KERNEL_DRIVER_USERSWAP
+    userswap_space *space;
+    void *memory;
+    const char *fault_service = getenv("KERNEL_DRIVER_FAULTS");
+    unsigned map_flags = fault_service && strcmp(fault_service, "faulting_thread") == 0 ? USERSWAP_MAP_FAULTING_THREAD : 0;
+    if (userswap_space_from_env(&space) != USERSWAP_OK || userswap_map(space, bytes, map_flags, &memory) != USERSWAP_OK) {
+        fprintf(stderr, "%s: libuserswap: %s\n", program, userswap_last_error());
+        return 1;
+    }
+#else
     void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED) {
         fprintf(stderr, "%s: cannot map %zu bytes of anonymous memory: %s\n", program, bytes, strerror(errno));
@@ -1156,6 +1180,7 @@ int main(int argc, char **argv) {
     }
     /* 4 KiB pages whatever the THP setting unless thp=on, as AnonymousPageStore asks (advice only). */
     (void)madvise(memory, bytes, o.huge_pages ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+#endif
     run.memory = memory;
     /* calloc: every version 0 ("never written"), as PageVersions starts. */
     run.versions = calloc((size_t)run.pages, sizeof *run.versions);
@@ -1173,11 +1198,23 @@ int main(int argc, char **argv) {
             o.write_ratio * 100, cgroup.version ? cgroup.path : "none", (long long)limit, source);
 
     if (!run_phase(&run, PHASE_POPULATE, &populate)) return 1;
+#ifdef KERNEL_DRIVER_USERSWAP
+    /* The library's counters: the kernel swaps nothing of this run. */
+    userswap_stats stats_before = {.size = sizeof stats_before}, stats_after = {.size = sizeof stats_after};
+    userswap_stats_get(space, &stats_before);
+    if (!run_phase(&run, PHASE_ACCESS, &access_phase)) return 1;
+    userswap_stats_get(space, &stats_after);
+    struct swap_counts before = {(int64_t)stats_before.swap_ins, (int64_t)stats_before.swap_outs};
+    struct swap_counts after = {(int64_t)stats_after.swap_ins, (int64_t)stats_after.swap_outs};
+    int64_t faults = (int64_t)(stats_after.major_faults - stats_before.major_faults);
+    source = "libuserswap";
+#else
     struct swap_counts before = swap_now(stat_path);
     int64_t faults_before = major_faults_now();
     if (!run_phase(&run, PHASE_ACCESS, &access_phase)) return 1;
     int64_t faults = major_faults_now() - faults_before;
     struct swap_counts after = swap_now(stat_path);
+#endif
     if (!run_phase(&run, PHASE_VERIFY, &verify)) return 1;
 
     struct report r = {
@@ -1188,11 +1225,14 @@ int main(int argc, char **argv) {
         .swap_bytes = swap_bytes(),
         .verified = access_phase.mismatches == 0 && verify.mismatches == 0 && verify.reads == (uint64_t)run.pages,
     };
+#ifdef KERNEL_DRIVER_USERSWAP
+    r.swap_bytes = (int64_t)stats_after.swap_total;
+#endif
     /* The cgroup's peak when the cgroup is limited (the run's own), else the process's VmHWM. */
     r.peak = limit >= 0 && cgroup_peak(&cgroup) >= 0 ? cgroup_peak(&cgroup) : peak_rss();
 
     const struct histogram *h = &access_phase.histogram;
-    printf("%s (kernel, C driver, %d threads): %llu ops in %.3f s = %.0f ops/s\n", scenario_names[o.scenario],
+    printf("%s (" DRIVER_SIDE ", %d threads): %llu ops in %.3f s = %.0f ops/s\n", scenario_names[o.scenario],
            o.threads, (unsigned long long)access_phase.ops, access_phase.seconds,
            access_phase.seconds > 0 ? (double)access_phase.ops / access_phase.seconds : 0.0);
     printf("  latency p50 %.3f us, p99 %.3f us, p99.9 %.3f us, max %.3f us\n", histogram_quantile(h, 0.5) / 1000.0,
@@ -1205,7 +1245,12 @@ int main(int argc, char **argv) {
            (unsigned long long)access_phase.mismatches, (unsigned long long)verify.reads,
            (unsigned long long)verify.mismatches);
     if (o.json && !write_json(&r)) return 1;
+#ifdef KERNEL_DRIVER_USERSWAP
+    userswap_unmap(space, memory);
+    userswap_space_destroy(space);
+#else
     munmap(memory, bytes);
+#endif
     free(run.versions);
     return r.verified ? 0 : 1;
 }
