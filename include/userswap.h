@@ -281,10 +281,11 @@ int userswap_discard(userswap_space *space, void *addr, size_t length);
 
 /* ---- Groups ----------------------------------------------------------------------------- */
 
-/* Makes a memory group named `name` (copied) under `parent` (NULL: the root group), whose
- * mappings may hold at most `memory_limit` bytes in RAM and `swap_limit` bytes on swap
- * (USERSWAP_UNLIMITED for no limit); a group over its memory limit swaps out its own pages
- * first. The space owns the group; it lives as long as the space. Errors: EINVAL (NULL). */
+/* Makes a memory group named `name` (copied) under `parent` (a group of the same space; NULL:
+ * the root group), whose mappings may hold at most `memory_limit` bytes in RAM and
+ * `swap_limit` bytes on swap (USERSWAP_UNLIMITED for no limit); a group over its memory limit
+ * swaps out its own pages first. The space owns the group; it lives as long as the space.
+ * Errors: EINVAL (NULL). */
 int userswap_group_create(userswap_space *space, const char *name, uint64_t memory_limit, uint64_t swap_limit,
                           userswap_group *parent, userswap_group **group);
 
