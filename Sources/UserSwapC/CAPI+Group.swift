@@ -6,16 +6,19 @@ import UserSwap
 
 /// `userswap_group_create`
 @_cdecl("userswap_group_create")
-public func userswap_group_create(_ space: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ memoryLimit: UInt64,
-                                  _ swapLimit: UInt64, _ parent: OpaquePointer?,
-                                  _ group: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func userswapGroupCreate(
+    _ space: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ memoryLimit: UInt64,
+    _ swapLimit: UInt64, _ parent: OpaquePointer?,
+    _ group: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     guard let space, let name, let group else {
         return CError.fail(USERSWAP_EINVAL, "userswap_group_create: space, name and group must not be NULL")
     }
     return CError.call { () throws(SwapError) in
         let handle = SpaceHandle.from(space)
-        let made = try handle.space.makeGroup(name: String(cString: name), memoryLimit: limit(memoryLimit),
-                                              swapLimit: limit(swapLimit), parent: parent.map { GroupHandle.from($0).group })
+        let made = try handle.space.makeGroup(
+            name: String(cString: name), memoryLimit: limit(memoryLimit),
+            swapLimit: limit(swapLimit), parent: parent.map { GroupHandle.from($0).group })
         let box = GroupHandle(group: made)
         handle.state.withLock { $0.groups.append(box) }
         group.pointee = OpaquePointer(Unmanaged.passUnretained(box).toOpaque())
@@ -24,7 +27,7 @@ public func userswap_group_create(_ space: OpaquePointer?, _ name: UnsafePointer
 
 /// `userswap_group_set_limits`
 @_cdecl("userswap_group_set_limits")
-public func userswap_group_set_limits(_ group: OpaquePointer?, _ memoryLimit: UInt64, _ swapLimit: UInt64) -> Int32 {
+public func userswapGroupSetLimits(_ group: OpaquePointer?, _ memoryLimit: UInt64, _ swapLimit: UInt64) -> Int32 {
     guard let group else { return CError.fail(USERSWAP_EINVAL, "userswap_group_set_limits: group is NULL") }
     let g = GroupHandle.from(group).group
     g.memoryLimit = limit(memoryLimit)
@@ -34,7 +37,7 @@ public func userswap_group_set_limits(_ group: OpaquePointer?, _ memoryLimit: UI
 
 /// `userswap_group_stats_get`
 @_cdecl("userswap_group_stats_get")
-public func userswap_group_stats_get(_ group: OpaquePointer?, _ stats: UnsafeMutablePointer<userswap_group_stats>?) -> Int32 {
+public func userswapGroupStatsGet(_ group: OpaquePointer?, _ stats: UnsafeMutablePointer<userswap_group_stats>?) -> Int32 {
     guard let group, let stats else {
         return CError.fail(USERSWAP_EINVAL, "userswap_group_stats_get: group and stats must not be NULL")
     }

@@ -6,15 +6,19 @@ import UserSwap
 
 /// `userswap_map`
 @_cdecl("userswap_map")
-public func userswap_map(_ space: OpaquePointer?, _ length: Int, _ flags: UInt32,
-                         _ addr: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
-    userswap_map_group(space, nil, length, flags, addr)
+public func userswapMap(
+    _ space: OpaquePointer?, _ length: Int, _ flags: UInt32,
+    _ addr: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> Int32 {
+    userswapMapGroup(space, nil, length, flags, addr)
 }
 
 /// `userswap_map_group`
 @_cdecl("userswap_map_group")
-public func userswap_map_group(_ space: OpaquePointer?, _ group: OpaquePointer?, _ length: Int, _ flags: UInt32,
-                               _ addr: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+public func userswapMapGroup(
+    _ space: OpaquePointer?, _ group: OpaquePointer?, _ length: Int, _ flags: UInt32,
+    _ addr: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> Int32 {
     guard let space, let addr else { return CError.fail(USERSWAP_EINVAL, "userswap_map: space and addr must not be NULL") }
     return CError.call { () throws(SwapError) in
         guard flags & ~UInt32(USERSWAP_MAP_FAULTING_THREAD) == 0 else {
@@ -22,10 +26,12 @@ public func userswap_map_group(_ space: OpaquePointer?, _ group: OpaquePointer?,
         }
         let bytes = try checkedSize(length, "mapping length")
         let handle = SpaceHandle.from(space)
-        let faults: TransparentRegion.FaultService = flags & UInt32(USERSWAP_MAP_FAULTING_THREAD) != 0
+        let faults: TransparentRegion.FaultService =
+            flags & UInt32(USERSWAP_MAP_FAULTING_THREAD) != 0
             ? .faultingThread : .handlerThreads(SpaceHandle.faultHandlerThreads)
-        let region = try handle.space.makeTransparentRegion(bytes: bytes, group: group.map { GroupHandle.from($0).group },
-                                                            faults: faults)
+        let region = try handle.space.makeTransparentRegion(
+            bytes: bytes, group: group.map { GroupHandle.from($0).group },
+            faults: faults)
         let mapping = MappingHandle(region: region)
         handle.state.withLock { state in
             let index = state.mappings.firstIndex { $0.base > mapping.base } ?? state.mappings.count
@@ -37,7 +43,7 @@ public func userswap_map_group(_ space: OpaquePointer?, _ group: OpaquePointer?,
 
 /// `userswap_unmap`
 @_cdecl("userswap_unmap")
-public func userswap_unmap(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?) -> Int32 {
+public func userswapUnmap(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?) -> Int32 {
     guard let space, let addr else { return CError.fail(USERSWAP_EINVAL, "userswap_unmap: space and addr must not be NULL") }
     return CError.call { () throws(SwapError) in
         let base = UInt(bitPattern: addr)
@@ -51,7 +57,9 @@ public func userswap_unmap(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPoin
             return state.mappings.remove(at: index)
         }
         guard let removed else {
-            throw SwapError(.invalidArgument, "userswap_unmap: \(addr) is not the address of a mapping of this space (made by userswap_map, not unmapped yet)")
+            throw SwapError(
+                .invalidArgument,
+                "userswap_unmap: \(addr) is not the address of a mapping of this space (made by userswap_map, not unmapped yet)")
         }
         // The region is released here, outside the lock: it frees its pages and swap.
         withExtendedLifetime(removed) {}
@@ -60,9 +68,11 @@ public func userswap_unmap(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPoin
 
 /// `userswap_pin`
 @_cdecl("userswap_pin")
-public func userswap_pin(_ space: OpaquePointer?, _ addr: UnsafeRawPointer?, _ writable: Int32,
-                         _ pin: UnsafeMutablePointer<OpaquePointer?>?,
-                         _ page: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
+public func userswapPin(
+    _ space: OpaquePointer?, _ addr: UnsafeRawPointer?, _ writable: Int32,
+    _ pin: UnsafeMutablePointer<OpaquePointer?>?,
+    _ page: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> Int32 {
     guard let space, let addr, let pin, let page else {
         return CError.fail(USERSWAP_EINVAL, "userswap_pin: space, addr, pin and page must not be NULL")
     }
@@ -97,7 +107,7 @@ public func userswap_pin(_ space: OpaquePointer?, _ addr: UnsafeRawPointer?, _ w
 
 /// `userswap_unpin`
 @_cdecl("userswap_unpin")
-public func userswap_unpin(_ pin: OpaquePointer?) -> Int32 {
+public func userswapUnpin(_ pin: OpaquePointer?) -> Int32 {
     guard let pin else { return 0 }
     let box = Unmanaged<PinHandle>.fromOpaque(UnsafeRawPointer(pin)).takeUnretainedValue()
     let removed = box.space.state.withLock { state in
@@ -111,7 +121,7 @@ public func userswap_unpin(_ pin: OpaquePointer?) -> Int32 {
 
 /// `userswap_advise`
 @_cdecl("userswap_advise")
-public func userswap_advise(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int, _ advice: Int32) -> Int32 {
+public func userswapAdvise(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int, _ advice: Int32) -> Int32 {
     guard let space, let addr else { return CError.fail(USERSWAP_EINVAL, "userswap_advise: space and addr must not be NULL") }
     return CError.call { () throws(SwapError) in
         let advices: [Int32: Region.Advice] = [
@@ -127,13 +137,13 @@ public func userswap_advise(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPoi
 
 /// `userswap_prefetch`
 @_cdecl("userswap_prefetch")
-public func userswap_prefetch(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
-    userswap_advise(space, addr, length, Int32(USERSWAP_ADVICE_WILLNEED.rawValue))
+public func userswapPrefetch(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+    userswapAdvise(space, addr, length, Int32(USERSWAP_ADVICE_WILLNEED.rawValue))
 }
 
 /// `userswap_discard`
 @_cdecl("userswap_discard")
-public func userswap_discard(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
+public func userswapDiscard(_ space: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ length: Int) -> Int32 {
     guard let space, let addr else { return CError.fail(USERSWAP_EINVAL, "userswap_discard: space and addr must not be NULL") }
     return CError.call { () throws(SwapError) in
         guard UInt(bitPattern: addr) % UInt(SwapPage.size) == 0, length % SwapPage.size == 0 else {

@@ -8,35 +8,38 @@ import UserSwapRedis
 
 /// `userswap_version`
 @_cdecl("userswap_version")
-public func userswap_version() -> UInt32 {
+public func userswapVersion() -> UInt32 {
     UInt32(USERSWAP_VERSION_MAJOR << 16 | USERSWAP_VERSION_MINOR)
 }
 
 /// `userswap_strerror`
 @_cdecl("userswap_strerror")
-public func userswap_strerror(_ code: Int32) -> UnsafePointer<CChar> {
+public func userswapStrerror(_ code: Int32) -> UnsafePointer<CChar> {
     code >= 0 && Int(code) < CError.names.count ? CError.names[Int(code)] : CError.unknown
 }
 
 /// `userswap_last_error`
 @_cdecl("userswap_last_error")
-public func userswap_last_error() -> UnsafePointer<CChar> {
+public func userswapLastError() -> UnsafePointer<CChar> {
     LastError.message
 }
 
 /// `userswap_config_init`
 @_cdecl("userswap_config_init")
-public func userswap_config_init(_ config: UnsafeMutablePointer<userswap_config>?) -> Int32 {
+public func userswapConfigInit(_ config: UnsafeMutablePointer<userswap_config>?) -> Int32 {
     guard let config else { return CError.fail(USERSWAP_EINVAL, "userswap_config_init: config is NULL") }
-    config.pointee = userswap_config(size: MemoryLayout<userswap_config>.size, memory: 256 << 20, flags: 0,
-                                     reserved: 0, swap_dir: nil, swap_size: 0)
+    config.pointee = userswap_config(
+        size: MemoryLayout<userswap_config>.size, memory: 256 << 20, flags: 0,
+        reserved: 0, swap_dir: nil, swap_size: 0)
     return 0
 }
 
 /// `userswap_space_create`
 @_cdecl("userswap_space_create")
-public func userswap_space_create(_ config: UnsafePointer<userswap_config>?,
-                                  _ space: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func userswapSpaceCreate(
+    _ config: UnsafePointer<userswap_config>?,
+    _ space: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
     guard let config, let space else {
         return CError.fail(USERSWAP_EINVAL, "userswap_space_create: config and space must not be NULL")
     }
@@ -48,7 +51,7 @@ public func userswap_space_create(_ config: UnsafePointer<userswap_config>?,
 
 /// `userswap_space_from_env`
 @_cdecl("userswap_space_from_env")
-public func userswap_space_from_env(_ space: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+public func userswapSpaceFromEnv(_ space: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     guard let space else { return CError.fail(USERSWAP_EINVAL, "userswap_space_from_env: space is NULL") }
     let settings: EnvironmentSettings
     switch EnvironmentSettings.parse(EnvironmentSettings.current()) {
@@ -56,8 +59,9 @@ public func userswap_space_from_env(_ space: UnsafeMutablePointer<OpaquePointer?
     case .failure(let error): return CError.fail(USERSWAP_EENV, error.message)
     }
     return CError.call { () throws(SwapError) in
-        let made = try SpaceHandle.make(memory: settings.memory, flags: settings.flags,
-                                        swapDirectory: settings.swapDirectory, swapSize: settings.temporarySwapSize)
+        let made = try SpaceHandle.make(
+            memory: settings.memory, flags: settings.flags,
+            swapDirectory: settings.swapDirectory, swapSize: settings.temporarySwapSize)
         if let path = settings.swapFile {
             try made.space.addDevice(.file(path: path, size: settings.swapSize == 0 ? nil : Int64(settings.swapSize)))
         }
@@ -70,7 +74,7 @@ public func userswap_space_from_env(_ space: UnsafeMutablePointer<OpaquePointer?
 
 /// `userswap_space_destroy`
 @_cdecl("userswap_space_destroy")
-public func userswap_space_destroy(_ space: OpaquePointer?) -> Int32 {
+public func userswapSpaceDestroy(_ space: OpaquePointer?) -> Int32 {
     guard let space else { return 0 }
     let handle = Unmanaged<SpaceHandle>.fromOpaque(UnsafeRawPointer(space))
     handle.takeUnretainedValue().releaseAll()
@@ -80,46 +84,57 @@ public func userswap_space_destroy(_ space: OpaquePointer?) -> Int32 {
 
 /// `userswap_add_file_device`
 @_cdecl("userswap_add_file_device")
-public func userswap_add_file_device(_ space: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ size: Int,
-                                     _ priority: Int32) -> Int32 {
+public func userswapAddFileDevice(
+    _ space: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ size: Int,
+    _ priority: Int32
+) -> Int32 {
     guard let space, let path else {
         return CError.fail(USERSWAP_EINVAL, "userswap_add_file_device: space and path must not be NULL")
     }
     return CError.call { () throws(SwapError) in
         let bytes = try checkedSize(size, "swap file size")
-        try SpaceHandle.from(space).space.addDevice(.file(path: String(cString: path), size: bytes == 0 ? nil : Int64(bytes),
-                                                          priority: Int(priority)))
+        try SpaceHandle.from(space).space.addDevice(
+            .file(
+                path: String(cString: path), size: bytes == 0 ? nil : Int64(bytes),
+                priority: Int(priority)))
     }
 }
 
 /// `userswap_add_temporary_device`
 @_cdecl("userswap_add_temporary_device")
-public func userswap_add_temporary_device(_ space: OpaquePointer?, _ directory: UnsafePointer<CChar>?, _ size: Int,
-                                          _ priority: Int32) -> Int32 {
+public func userswapAddTemporaryDevice(
+    _ space: OpaquePointer?, _ directory: UnsafePointer<CChar>?, _ size: Int,
+    _ priority: Int32
+) -> Int32 {
     guard let space else { return CError.fail(USERSWAP_EINVAL, "userswap_add_temporary_device: space is NULL") }
     return CError.call { () throws(SwapError) in
         let bytes = try checkedSize(size, "swap file size")
-        try SpaceHandle.from(space).space.addDevice(.temporary(size: Int64(bytes), directory: directory.map { String(cString: $0) },
-                                                               priority: Int(priority)))
+        try SpaceHandle.from(space).space.addDevice(
+            .temporary(
+                size: Int64(bytes), directory: directory.map { String(cString: $0) },
+                priority: Int(priority)))
     }
 }
 
 /// `userswap_add_redis_device`
 @_cdecl("userswap_add_redis_device")
-public func userswap_add_redis_device(_ space: OpaquePointer?, _ url: UnsafePointer<CChar>?, _ size: Int,
-                                      _ priority: Int32) -> Int32 {
+public func userswapAddRedisDevice(
+    _ space: OpaquePointer?, _ url: UnsafePointer<CChar>?, _ size: Int,
+    _ priority: Int32
+) -> Int32 {
     guard let space, let url else {
         return CError.fail(USERSWAP_EINVAL, "userswap_add_redis_device: space and url must not be NULL")
     }
     return CError.call { () throws(SwapError) in
-        try SpaceHandle.from(space).addRedisDevice(url: String(cString: url), bytes: try checkedSize(size, "Redis device size"),
-                                                   priority: Int(priority))
+        try SpaceHandle.from(space).addRedisDevice(
+            url: String(cString: url), bytes: try checkedSize(size, "Redis device size"),
+            priority: Int(priority))
     }
 }
 
 /// `userswap_stats_get`
 @_cdecl("userswap_stats_get")
-public func userswap_stats_get(_ space: OpaquePointer?, _ stats: UnsafeMutablePointer<userswap_stats>?) -> Int32 {
+public func userswapStatsGet(_ space: OpaquePointer?, _ stats: UnsafeMutablePointer<userswap_stats>?) -> Int32 {
     guard let space, let stats else { return CError.fail(USERSWAP_EINVAL, "userswap_stats_get: space and stats must not be NULL") }
     let header = MemoryLayout<userswap_stats>.offset(of: \.memory)!
     let size = stats.pointee.size
@@ -145,15 +160,19 @@ extension SpaceHandle {
     /// A space made as a C configuration says.
     static func make(_ config: userswap_config) throws(SwapError) -> SpaceHandle {
         guard config.size == MemoryLayout<userswap_config>.size else {
-            throw SwapError(.invalidArgument, "userswap_config.size is \(config.size), not \(MemoryLayout<userswap_config>.size): fill the struct with userswap_config_init, and build against this library's userswap.h")
+            throw SwapError(
+                .invalidArgument,
+                "userswap_config.size is \(config.size), not \(MemoryLayout<userswap_config>.size): fill the struct with userswap_config_init, and build against this library's userswap.h"
+            )
         }
         let known = UInt32(USERSWAP_SPACE_NO_ENCRYPTION | USERSWAP_SPACE_NO_BACKGROUND_RECLAIM)
         guard config.flags & ~known == 0 else {
             throw SwapError(.invalidArgument, "userswap_config.flags has unknown bits \(config.flags & ~known)")
         }
-        return try make(memory: try checkedSize(config.memory, "memory budget"), flags: config.flags,
-                        swapDirectory: config.swap_dir.map { String(cString: $0) },
-                        swapSize: try checkedSize(config.swap_size, "swap size"))
+        return try make(
+            memory: try checkedSize(config.memory, "memory budget"), flags: config.flags,
+            swapDirectory: config.swap_dir.map { String(cString: $0) },
+            swapSize: try checkedSize(config.swap_size, "swap size"))
     }
 
     /// A space of `memory` bytes of RAM with `USERSWAP_SPACE_*` `flags`, and an unnamed swap
@@ -163,10 +182,11 @@ extension SpaceHandle {
         if swapSize > 0 {
             devices.append(.temporary(size: Int64(swapSize), directory: swapDirectory))
         }
-        let space = try SwapSpace(.init(
-            memory: memory, devices: devices,
-            backgroundReclaim: flags & UInt32(USERSWAP_SPACE_NO_BACKGROUND_RECLAIM) == 0,
-            encryption: flags & UInt32(USERSWAP_SPACE_NO_ENCRYPTION) != 0 ? .none : .randomKey))
+        let space = try SwapSpace(
+            .init(
+                memory: memory, devices: devices,
+                backgroundReclaim: flags & UInt32(USERSWAP_SPACE_NO_BACKGROUND_RECLAIM) == 0,
+                encryption: flags & UInt32(USERSWAP_SPACE_NO_ENCRYPTION) != 0 ? .none : .randomKey))
         return SpaceHandle(space: space)
     }
 
@@ -202,8 +222,10 @@ extension SpaceHandle {
     /// Drops every pin and mapping (pins first: a mapping's release waits for its pinned pages).
     func releaseAll() {
         let (pins, mappings) = state.withLock { state in
-            defer { state.pins = [:]; state.mappings = [] }
-            return (Array(state.pins.values), state.mappings)
+            let taken = (Array(state.pins.values), state.mappings)
+            state.pins = [:]
+            state.mappings = []
+            return taken
         }
         for pin in pins { pin.release() }
         withExtendedLifetime(mappings) {}

@@ -24,12 +24,13 @@ enum CError {
 
     /// Static texts for `userswap_strerror`, indexed by code; never freed.
     // Unsafe: written once at initialization, then only read.
-    nonisolated(unsafe) static let names: [UnsafePointer<CChar>] = ([
-        "success", "invalid argument", "out of memory: no frame of the budget can be freed",
-        "no space left on the swap devices", "swap device I/O error", "no such file or directory",
-        "permission denied", "swap file in use", "not a usable swap file",
-        "not supported by this kernel", "bad value in the environment",
-    ] as [String]).map { UnsafePointer(strdup($0)!) }
+    nonisolated(unsafe) static let names: [UnsafePointer<CChar>] =
+        ([
+            "success", "invalid argument", "out of memory: no frame of the budget can be freed",
+            "no space left on the swap devices", "swap device I/O error", "no such file or directory",
+            "permission denied", "swap file in use", "not a usable swap file",
+            "not supported by this kernel", "bad value in the environment",
+        ] as [String]).map { UnsafePointer(strdup($0)!) }
 
     // Unsafe: written once at initialization, then only read.
     nonisolated(unsafe) static let unknown = UnsafePointer(strdup("unknown error")!)

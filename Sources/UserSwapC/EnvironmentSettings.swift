@@ -21,8 +21,10 @@ struct EnvironmentSettings: Equatable {
     var temporarySwapSize: Int { swapFile == nil && redisURL == nil ? swapSize : 0 }
 
     /// The variables this reads.
-    static let names = ["USERSWAP_MEMORY", "USERSWAP_SWAP_DIR", "USERSWAP_SWAP_SIZE", "USERSWAP_SWAP_FILE",
-                        "USERSWAP_REDIS_URL", "USERSWAP_ENCRYPTION"]
+    static let names = [
+        "USERSWAP_MEMORY", "USERSWAP_SWAP_DIR", "USERSWAP_SWAP_SIZE", "USERSWAP_SWAP_FILE",
+        "USERSWAP_REDIS_URL", "USERSWAP_ENCRYPTION",
+    ]
 
     /// The process's values of `names`, those set (empty values count as unset).
     static func current() -> [String: String] {
@@ -38,14 +40,17 @@ struct EnvironmentSettings: Equatable {
         var settings = EnvironmentSettings()
         if let text = environment["USERSWAP_MEMORY"] {
             guard let bytes = parseSize(text), bytes >= 4096 else {
-                return .failure(EnvironmentError("USERSWAP_MEMORY=\(text) is not a size of at least 4K; write it as 256M, 1.5G or a number of bytes"))
+                return .failure(
+                    EnvironmentError("USERSWAP_MEMORY=\(text) is not a size of at least 4K; write it as 256M, 1.5G or a number of bytes"))
             }
             settings.memory = bytes
         }
         settings.swapSize = settings.memory.multipliedReportingOverflow(by: 4).overflow ? Int.max : settings.memory * 4
         if let text = environment["USERSWAP_SWAP_SIZE"] {
             guard let bytes = parseSize(text) else {
-                return .failure(EnvironmentError("USERSWAP_SWAP_SIZE=\(text) is not a size; write it as 1G, 512M, a number of bytes, or 0 for no swap file"))
+                return .failure(
+                    EnvironmentError(
+                        "USERSWAP_SWAP_SIZE=\(text) is not a size; write it as 1G, 512M, a number of bytes, or 0 for no swap file"))
             }
             settings.swapSize = bytes
         }
@@ -56,7 +61,8 @@ struct EnvironmentSettings: Equatable {
         case nil, "1", "on", "yes", "random", "randomKey": break
         case "0", "off", "no", "none": settings.flags |= UInt32(USERSWAP_SPACE_NO_ENCRYPTION)
         case let other?:
-            return .failure(EnvironmentError("USERSWAP_ENCRYPTION=\(other) is not one of: none (pages in clear), random (sealed, the default)"))
+            return .failure(
+                EnvironmentError("USERSWAP_ENCRYPTION=\(other) is not one of: none (pages in clear), random (sealed, the default)"))
         }
         return .success(settings)
     }
@@ -67,13 +73,17 @@ struct EnvironmentSettings: Equatable {
         let trimmed = text.filter { $0 != " " }
         let digits = trimmed.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
         let unit = trimmed.dropFirst(digits.count).lowercased()
-        let shifts: [String: Int] = ["": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20,
-                                     "g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40]
+        let shifts: [String: Int] = [
+            "": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20,
+            "g": 30, "gb": 30, "gib": 30, "t": 40, "tb": 40, "tib": 40,
+        ]
         guard let shift = shifts[unit], !digits.isEmpty, digits.filter({ $0 == "." }).count <= 1,
-              digits != "." else { return nil }
+            digits != "."
+        else { return nil }
         let parts = digits.split(separator: ".", omittingEmptySubsequences: false)
         guard let whole = Int(parts[0].isEmpty ? "0" : String(parts[0])),
-              whole <= Int.max >> shift else { return nil }
+            whole <= Int.max >> shift
+        else { return nil }
         var bytes = whole << shift
         if parts.count == 2, !parts[1].isEmpty {
             // The fraction exactly: digits × 2^shift / 10^n must be whole.

@@ -52,7 +52,10 @@ final class SpaceHandle: Sendable {
         }
         let (end, overflow) = start.addingReportingOverflow(UInt(length))
         guard !overflow, end <= mapping.end else {
-            throw SwapError(.invalidArgument, "\(length) bytes from \(address) run past the end of their mapping (\(mapping.region.byteCount) bytes at \(mapping.region.base))")
+            throw SwapError(
+                .invalidArgument,
+                "\(length) bytes from \(address) run past the end of their mapping (\(mapping.region.byteCount) bytes at \(mapping.region.base))"
+            )
         }
         let first = Int((start - mapping.base) / UInt(SwapPage.size))
         let last = Int((end - mapping.base + UInt(SwapPage.size) - 1) / UInt(SwapPage.size))
