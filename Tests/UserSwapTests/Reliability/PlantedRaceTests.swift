@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// The workload `scripts/tsan-planted-race` runs under ThreadSanitizer to prove that TSan sees a
@@ -21,13 +22,16 @@ import Testing
 struct PlantedRaceTests {
     static let mode = ProcessInfo.processInfo.environment["USERSWAP_PLANTED_RACE"]
 
-    @Test("the background reclaimer swaps pages out while a walker reads the device's clusters",
-          .enabled(if: mode != nil, "runs under ThreadSanitizer from scripts/tsan-planted-race (USERSWAP_PLANTED_RACE=1 or 0)"))
+    @Test(
+        "the background reclaimer swaps pages out while a walker reads the device's clusters",
+        .enabled(if: mode != nil, "runs under ThreadSanitizer from scripts/tsan-planted-race (USERSWAP_PLANTED_RACE=1 or 0)"))
     func reclaimerAgainstWalker() throws {
         let frames = 64
         let pages = 1024
-        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.memory(bytes: (1 + 4 * 512) * SwapPage.size)],
-                                        backgroundReclaim: true))
+        let space = try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.memory(bytes: (1 + 4 * 512) * SwapPage.size)],
+                backgroundReclaim: true))
         let device = space.devices[0]
         #if DEBUG
         device.walkerSkipsClusterLock.store(Self.mode == "1", ordering: .relaxed)
@@ -58,6 +62,8 @@ struct PlantedRaceTests {
         while !walkerDone.load(ordering: .acquiring) { usleep(1000) }
         #expect(device.usedPages > 0, "the background reclaimer wrote nothing out")
         #expect(walks.load(ordering: .relaxed) > 0)
-        print("planted race workload (\(Self.mode == "1" ? "planted" : "clean")): \(pages) pages written through \(frames) frames, \(device.usedPages) on the device, \(walks.load(ordering: .relaxed)) walks")
+        print(
+            "planted race workload (\(Self.mode == "1" ? "planted" : "clean")): \(pages) pages written through \(frames) frames, \(device.usedPages) on the device, \(walks.load(ordering: .relaxed)) walks"
+        )
     }
 }
