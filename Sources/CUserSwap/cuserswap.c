@@ -286,3 +286,23 @@ uint64_t cus_monotonic_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+// MARK: ThreadSanitizer
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CUS_THREAD_SANITIZER 1
+#endif
+#endif
+
+#ifdef CUS_THREAD_SANITIZER
+// The sanitizer runtime's annotation interface (compiler-rt's tsan_interface_ann).
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+
+void cus_tsan_acquire(const void *address) { __tsan_acquire((void *)address); }
+void cus_tsan_release(const void *address) { __tsan_release((void *)address); }
+#else
+void cus_tsan_acquire(const void *address) { (void)address; }
+void cus_tsan_release(const void *address) { (void)address; }
+#endif

@@ -124,6 +124,14 @@ void cus_sigbus_install(cus_fault_resolver _Nullable resolver);
 /// the signal reaches the probe of the thread that took it when no resolver takes it.
 int cus_probe_load(const volatile uint64_t *_Nonnull address, uint64_t *_Nonnull value);
 
+// MARK: ThreadSanitizer
+
+/// Tells ThreadSanitizer that the calling thread acquired / is releasing the lock at `address`
+/// (`__tsan_acquire` / `__tsan_release`), so that it orders the accesses made under a lock it
+/// does not intercept. No-ops unless this file is compiled with -fsanitize=thread.
+void cus_tsan_acquire(const void *_Nonnull address);
+void cus_tsan_release(const void *_Nonnull address);
+
 // MARK: stdio
 
 /// Line-buffers stdout so that progress reaches a pipe while a run is going (Swift 6 cannot touch

@@ -75,6 +75,7 @@ extension SwapEngine {
                     // The bit is ours. As the kernel did for synchronous devices before the seed
                     // (the swap-cache bypass), read into the private folio first and insert it
                     // only afterwards: during the read, racers see the bit and no folio.
+                    yieldPoint(.swapInPrepared)
                     guard claimWindowPage(f, claim) else {
                         discardNewFolio(f)
                         swapcacheClear(entry, count: 1 << order)
@@ -94,6 +95,12 @@ extension SwapEngine {
                     // The racers asleep on `swapcache_wq` can find the folio now.
                     swapcacheWaitQueue.wake()
                 case .exists:
+                    #if DEBUG
+                    if testHooks.legacyLoserReads.load(ordering: .relaxed) {
+                        // The planted bug: a read the bit was meant to make someone else's.
+                        try? readFolio(f, from: entry)
+                    }
+                    #endif
                     if case .hasCacheBitWaitQueue = sync {
                         swapcacheWaitQueue.startWatching()
                         let generation = swapcacheWaitQueue.generation

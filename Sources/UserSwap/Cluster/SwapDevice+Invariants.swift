@@ -10,48 +10,60 @@ extension SwapDevice {
         var usedTotal = 0
         var badTotal = 0
         var listOf = [ClusterLists.ID](repeating: ClusterLists.isolated, count: clusterCount)
-        for c in 0..<clusterCount {
-            clusters.lock(c).withLock {
-                let ci = clusters.cluster(c).pointee
-                let table = clusters.table(c)
-                var used = 0
-                for i in 0..<SwapCluster.slotCount {
-                    let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
-                    if s.isFree { continue }
-                    used += 1
-                    if s.isBad { badTotal += 1; continue }
-                    if s.isShadow && s.count == 0 {
-                        problems.append("cluster \(c) slot \(i): shadow with count 0 (a free slot must be empty)")
-                    }
-                    if s.tag == .none && s.count == 0 && !s.hasCache {
-                        problems.append("cluster \(c) slot \(i): used word \(s) holds nothing")
-                    }
+        /// Cluster `c`'s slots against its count, list and table. Caller holds its cluster lock.
+        func walkCluster(_ c: Int) {
+            let ci = clusters.cluster(c).pointee
+            let table = clusters.table(c)
+            var used = 0
+            for i in 0..<SwapCluster.slotCount {
+                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                if s.isFree { continue }
+                used += 1
+                if s.isBad { badTotal += 1; continue }
+                if s.isShadow && s.count == 0 {
+                    problems.append("cluster \(c) slot \(i): shadow with count 0 (a free slot must be empty)")
                 }
-                usedTotal += used
-                if used != Int(ci.count) {
-                    problems.append("cluster \(c): count \(ci.count) but \(used) used slots")
+                if s.tag == .none && s.count == 0 && !s.hasCache {
+                    problems.append("cluster \(c) slot \(i): used word \(s) holds nothing")
                 }
-                if !ci.hasTable && used != 0 {
-                    problems.append("cluster \(c): no table but \(used) used slots")
-                }
-                if ci.isEmpty && ci.list != ClusterLists.free && ci.list != ClusterLists.discard {
-                    problems.append("cluster \(c): empty but on \(ClusterLists.name(ci.list))")
-                }
-                if ci.isEmpty && ci.hasTable {
-                    problems.append("cluster \(c): empty but still holds its table")
-                }
-                if ci.isFull && ci.list != ClusterLists.full {
-                    problems.append("cluster \(c): full but on \(ClusterLists.name(ci.list))")
-                }
-                if !ci.isEmpty && !ci.isFull {
-                    let order = Int(ci.order)
-                    if ci.list != ClusterLists.nonfull(order) && ci.list != ClusterLists.frag(order) {
-                        problems.append("cluster \(c): partly used, order \(order), but on \(ClusterLists.name(ci.list))")
-                    }
-                }
-                listOf[c] = ci.list
             }
+            usedTotal += used
+            if used != Int(ci.count) {
+                problems.append("cluster \(c): count \(ci.count) but \(used) used slots")
+            }
+            if !ci.hasTable && used != 0 {
+                problems.append("cluster \(c): no table but \(used) used slots")
+            }
+            if ci.isEmpty && ci.list != ClusterLists.free && ci.list != ClusterLists.discard {
+                problems.append("cluster \(c): empty but on \(ClusterLists.name(ci.list))")
+            }
+            if ci.isEmpty && ci.hasTable {
+                problems.append("cluster \(c): empty but still holds its table")
+            }
+            if ci.isFull && ci.list != ClusterLists.full {
+                problems.append("cluster \(c): full but on \(ClusterLists.name(ci.list))")
+            }
+            if !ci.isEmpty && !ci.isFull {
+                let order = Int(ci.order)
+                if ci.list != ClusterLists.nonfull(order) && ci.list != ClusterLists.frag(order) {
+                    problems.append("cluster \(c): partly used, order \(order), but on \(ClusterLists.name(ci.list))")
+                }
+            }
+            listOf[c] = ci.list
         }
+        #if DEBUG
+        if walkerSkipsClusterLock.load(ordering: .relaxed) {
+            // The planted bug: the clusters read under the device lock, which does not protect
+            // their counts, instead of each one's cluster lock.
+            lists.withLock { _ in
+                for c in 0..<clusterCount { walkCluster(c) }
+            }
+        } else {
+            for c in 0..<clusterCount { clusters.lock(c).withLock { walkCluster(c) } }
+        }
+        #else
+        for c in 0..<clusterCount { clusters.lock(c).withLock { walkCluster(c) } }
+        #endif
         lists.withLock { l in
             var seen = [Bool](repeating: false, count: clusterCount)
             for id in 0..<ClusterLists.count {

@@ -57,6 +57,10 @@ public final class SwapDevice: Sendable {
     /// Tests only: runs in `allocateRunLocked` once `writeOK` passed, under the cluster lock,
     /// the window in which swapoff may find the device empty although a slot is being taken.
     let afterWriteOKLocked = TestHook()
+    /// Tests only: the invariant walker reads the clusters under the device lock instead of
+    /// each one's cluster lock, a planted lock-asymmetry race that ThreadSanitizer must report
+    /// (`scripts/tsan-planted-race`).
+    let walkerSkipsClusterLock = Atomic<Bool>(false)
     #endif
     /// Called, under the cluster lock, with the word of every swap-charged slot being freed, so
     /// the owner of the charge (a memory group) can release it. Must only do atomic arithmetic.

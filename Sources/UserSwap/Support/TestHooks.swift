@@ -13,4 +13,9 @@ final class TestHooks: Sendable {
     /// folio and uptodate: the bug the kernel's "always lock and check the swap cache folio
     /// before use" fixed. The schedule explorer must catch it.
     let skipRecheckAfterLock = Atomic<Bool>(false)
+    /// Under the legacy bypass protocols, a racer that finds the has-cache bit taken and no folio
+    /// yet reads the entry itself before backing off: the bit then no longer makes the read
+    /// exclusive (the double read the kernel's `swapcache_prepare` in the bypass path prevents).
+    /// The schedule explorer must catch it.
+    let legacyLoserReads = Atomic<Bool>(false)
 }

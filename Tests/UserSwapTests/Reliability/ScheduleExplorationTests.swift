@@ -18,8 +18,9 @@ struct ScheduleExplorationTests {
     }
 
     /// Explores up to `budget` interleavings of the threads `make` builds on a fresh space.
+    /// Stops after `maxFailures` failing interleavings.
     static func explore(
-        _ name: String, sync: SwapInSync, budget: Int,
+        _ name: String, sync: SwapInSync, budget: Int, maxFailures: Int = 3,
         setUp: (SwapSpace) throws -> Region,
         threads: @escaping (SwapSpace, Region, TestBackend, ErrorLog) -> [@Sendable () -> Void],
         check: (SwapSpace, Region, TestBackend) throws -> [String]
@@ -39,7 +40,7 @@ struct ScheduleExplorationTests {
             else { problems += try check(space, region, backend) + space.checkInvariants() }
             if !problems.isEmpty {
                 outcome.failures.append("run \(outcome.runs): \(problems.prefix(3))")
-                if outcome.failures.count >= 3 { break }
+                if outcome.failures.count >= maxFailures { break }
             }
         }
         print("schedule exploration \(name) (\(sync)): \(outcome.runs) interleavings, \(outcome.failures.count) failing")
@@ -163,5 +164,32 @@ struct ScheduleExplorationTests {
             check: { _, _, _ in [] })
         #expect(!outcome.failures.isEmpty, "the explorer missed the planted bug in \(outcome.runs) interleavings")
         print("planted bug (\(sync)) caught: \(outcome.failures.first ?? "-")")
+    }
+
+    /// Under the legacy bypass protocols the has-cache bit makes the read exclusive: a racer
+    /// that finds it taken sleeps and looks again. The planted bug
+    /// (`TestHooks.legacyLoserReads`) has that racer read the entry too before it backs off; it
+    /// shows only when the second faulter arrives while the first holds the bit and has not
+    /// inserted its folio yet. Its clean twin, the same exploration, finds nothing.
+    @Test("the planted legacy bug — a racer that reads although the has-cache bit is taken — is caught, and only with the plant",
+          arguments: [false, true])
+    func plantedLegacyDoubleRead(planted: Bool) throws {
+        let sync = bothProtocols[1]
+        let outcome = try Self.explore(
+            "legacy double read\(planted ? " (planted)" : "")", sync: sync, budget: 300, maxFailures: 1,
+            setUp: { space in
+                space.engine.testHooks.legacyLoserReads.store(planted, ordering: .relaxed)
+                return try Self.swappedPage(space)
+            },
+            threads: { _, region, _, errors in (0..<2).map { _ in Self.faulter(region, errors) } },
+            check: { _, _, backend in backend.totalReads == 1 ? [] : ["\(backend.totalReads) device reads of one entry"] })
+        if planted {
+            #expect(!outcome.failures.isEmpty, "the explorer missed the planted legacy bug in \(outcome.runs) interleavings")
+            #expect(outcome.failures.allSatisfy { $0.contains("2 device reads of one entry") }, "\(outcome.failures)")
+            print("planted legacy bug (\(sync)) caught after \(outcome.runs) interleavings: \(outcome.failures.first ?? "-")")
+        } else {
+            #expect(outcome.failures == [])
+            #expect(outcome.runs >= 5)
+        }
     }
 }

@@ -333,8 +333,8 @@ final class SpaceModelRun {
             // Frames held by a leaked folio lock explain an out-of-memory error better than
             // anything below, and the next access to one of them would wait forever.
             if strict { try checkNoLockedFolio(step) }
-            if strict && !outOfMemoryJustified(m.group) {
-                throw ModelFailure(kind: .unexpectedError, step: step, message: "out of memory at page \(page) of region \(m.serial) with only \(pinnedFrames(in: 0)) frames pinned: \(e)")
+            if strict ? !outOfMemoryJustified(m.group) : !concurrentOutOfMemoryJustified(m.group) {
+                throw ModelFailure(kind: .unexpectedError, step: step, message: "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(space.residentFrames) of \(space.frameCount) frames resident"): \(e)")
             }
             return false
         } catch let e as SwapError where e.code == .swapFull && swapOut {
@@ -468,6 +468,15 @@ final class SpaceModelRun {
             if let limit = group.memoryLimit, pinnedFrames(in: index) + 1 > limit / SwapPage.size { return true }
         }
         return groups.contains { g in g.swapLimit.map { g.swapUsage + SwapPage.size > $0 } ?? false }
+    }
+
+    /// Out of memory with other runs on the space, for the group of `g`: what a lone run allows
+    /// (its own pins fill a limit on the path or the budget, or one of its swap limits is
+    /// reached), or any swap limit on the group's path (swap-outs in flight on other threads
+    /// reserve swap nobody can observe). Its own groups are charged by its own pages only, so
+    /// another run's pins never fill them; the root group has no memory limit.
+    private func concurrentOutOfMemoryJustified(_ g: Int) -> Bool {
+        outOfMemoryJustified(g) || path(g).contains { $0.swapLimit != nil }
     }
 
     /// Swap full is allowed when a swap limit on the group's path is reached. The limit covers

@@ -57,13 +57,16 @@ struct RedisBackendTests {
         // The exit test runs in a child process that inherits the environment.
         setenv("USERSWAP_TEST_REDIS_SOCKET", server.socketPath, 1)
         setenv("USERSWAP_TEST_REDIS_PASSWORD", server.password, 1)
-        await #expect(processExitsWith: .failure) {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
             let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(
                 socketPath: String(cString: getenv("USERSWAP_TEST_REDIS_SOCKET")),
                 password: String(cString: getenv("USERSWAP_TEST_REDIS_PASSWORD"))))
             let page = Pages(1)
             try redis.read(into: page.all, atPage: 0)
         }
+        // The child dies on the transfer's precondition, not on a failed connection or setup.
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        #expect(stderr.contains("outside the device's 1..<513 (page 0 is the header)"), "the child's stderr: \(stderr)")
     }
 
     @Test("configuration from redis:// and unix:// URLs, the password from the environment, and bad settings refused")
