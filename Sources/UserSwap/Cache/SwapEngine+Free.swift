@@ -44,16 +44,19 @@ extension SwapEngine {
     /// Takes the folio cached for `entry` out of the swap cache if nothing but the cache holds
     /// its slots — mapped or not (kernel: `__try_to_reclaim_swap` with `TTRS_ANYWAY`). The
     /// folio stays in memory, dirty: it has no copy on a device any more. A folio that is busy
-    /// (locked, under writeback) is left alone. Returns true if it left the cache.
+    /// (locked, under writeback) is left alone. Returns the slots it freed (the folio's pages), 0
+    /// if it stayed.
     /// The caller may hold another folio's lock, but no page-table or cluster lock.
-    func tryToReclaimSwap(_ entry: SwapEntry) -> Bool {
-        guard let f = swapCacheGetFolio(entry) else { return false }
+    @discardableResult
+    func tryToReclaimSwap(_ entry: SwapEntry) -> Int {
+        guard let f = swapCacheGetFolio(entry) else { return 0 }
         defer { putFolio(f) }
-        guard frames.tryLock(f) else { return false }
+        guard frames.tryLock(f) else { return 0 }
         defer { frames.unlock(f) }
-        guard frames.matches(f, entry), freeSwapIfUnused(f) else { return false }
+        let nr = frames.pageCount(f)
+        guard frames.matches(f, entry), freeSwapIfUnused(f) else { return 0 }
         frames.setFlags(f, .dirty)
-        return true
+        return nr
     }
 
     /// Frees slots that only the swap cache holds, for an allocation of `1 << order` slots that
@@ -86,7 +89,7 @@ extension SwapEngine {
                         cacheOnly.append(entry)
                     }
                     guard usable, !cacheOnly.isEmpty else { continue }
-                    for entry in cacheOnly where !device.slot(entry).isFree { _ = tryToReclaimSwap(entry) }
+                    for entry in cacheOnly where !device.slot(entry).isFree { tryToReclaimSwap(entry) }
                     let nowFree = (0..<nr).filter { device.slot(SwapEntry(type: device.type, offset: first + $0)).isFree }.count
                     freed += cacheOnly.count - (nr - nowFree)
                     if (order > 0 && nowFree == nr) || freed >= budget {
@@ -100,6 +103,66 @@ extension SwapEngine {
         }
         if freed > 0 { stats.count(.slotReclaims, freed) }
         return freed > 0
+    }
+
+    /// One background pass over `device`'s full clusters (kernel: `swap_reclaim_full_clusters`
+    /// with `force`, from `swap_reclaim_work`): takes each full cluster off its list, and for each
+    /// slot that only the swap cache holds, drops the cluster lock and takes the folio out of the
+    /// cache if it is not busy (`tryToReclaimSwap`: try-lock, not under writeback, no page table
+    /// refers to the slot). Scans as many clusters as the device has clusters' worth of slots in
+    /// use, at least one; a cluster that is still off every list afterwards goes back to the list
+    /// its state calls for, a still full one to the tail of the full list.
+    ///
+    /// Holds a `users` reference on the device throughout, so swapoff cannot remove it during
+    /// the pass, and a removed device is never scanned. Returns the slots it freed.
+    /// The caller holds no lock.
+    @discardableResult
+    func reclaimFullClusters(_ device: SwapDevice) -> Int {
+        guard device.users.tryGet() else { return 0 }
+        defer { device.users.put() }
+        stats.count(.slotReclaimPasses)
+        var toScan = max(1, device.usedPages / SwapCluster.slotCount)
+        var freed = 0
+        while toScan > 0, let c = device.isolateAndLock(ClusterLists.full) {
+            toScan -= 1
+            let lock = device.clusters.lock(c)
+            let table = device.clusters.table(c)
+            var i = 0
+            while i < SwapCluster.slotCount {
+                // While the lock was dropped below, frees may have moved the cluster to a list
+                // (nonfull, or free once empty, where allocators take it): no longer ours.
+                guard device.clusters.cluster(c).pointee.list == ClusterLists.isolated else { break }
+                // Relaxed: slots change only under the cluster lock, which we hold.
+                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                if s.isFolio && s.count == 0 {
+                    let entry = SwapEntry(type: device.type, offset: c << SwapCluster.slotShift | i)
+                    lock.unlock()
+                    let nr = tryToReclaimSwap(entry)
+                    lock.lock()
+                    if nr > 0 {
+                        freed += nr
+                        i = (i & ~(nr - 1)) + nr
+                        continue
+                    }
+                }
+                i += 1
+            }
+            // Slots freed meanwhile may have moved the cluster (to nonfull, free or discard);
+            // otherwise it is still ours to put back: a still full one at the tail of the full
+            // list, directly, since `relocateAfterAllocationLocked` would count it as newly
+            // full and schedule another pass.
+            let ci = device.clusters.cluster(c)
+            if ci.pointee.list == ClusterLists.isolated {
+                if ci.pointee.isFull {
+                    device.move(c, to: ClusterLists.full)
+                } else {
+                    device.relocateAfterAllocationLocked(c, failedScan: false)
+                }
+            }
+            lock.unlock()
+        }
+        if freed > 0 { stats.count(.backgroundSlotReclaims, freed) }
+        return freed
     }
 
     /// Cache-only slots freed at once for an order-0 allocation that found none free (kernel:

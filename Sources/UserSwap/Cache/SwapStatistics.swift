@@ -91,6 +91,11 @@ public final class SwapStatistics: Sendable {
         /// Slots that only the swap cache held, freed for an allocation that found none free
         /// (kernel: `__try_to_reclaim_swap` from the allocator).
         case slotReclaims
+        /// Slots that only the swap cache held, freed by the background slot reclaimer while
+        /// swap was over half full (kernel: `swap_reclaim_work`).
+        case backgroundSlotReclaims
+        /// Passes of the background slot reclaimer over a device's full clusters.
+        case slotReclaimPasses
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)

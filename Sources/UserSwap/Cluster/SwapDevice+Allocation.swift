@@ -224,6 +224,11 @@ extension SwapDevice {
             target = ClusterLists.free
         } else if ci.pointee.isFull {
             target = ClusterLists.full
+            // Newly full: its cache-only slots are the background slot reclaimer's to look at
+            // when swap is over half full (`SlotReclaimWorker`). The kernel schedules its
+            // `si->reclaim_work` later, when the whole device fills (`swap_range_alloc`); here
+            // each filled cluster asks, so the slots come free before an allocation fails.
+            if current != ClusterLists.full { clusterFilled(self) }
         } else if failedScan || current == ClusterLists.frag(order) {
             target = ClusterLists.frag(order)
         } else {

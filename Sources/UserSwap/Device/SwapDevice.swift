@@ -67,17 +67,22 @@ public final class SwapDevice: Sendable {
     let swapUncharge: @Sendable (SwapTableSlot) -> Void
     /// The backend keeps per-slot copies and must hear of every freed slot.
     let invalidatesSlots: Bool
+    /// Called, under the cluster lock, when a cluster becomes full (moves to the full list), so
+    /// that the space can schedule a background pass over the device's full clusters (kernel:
+    /// `schedule_work(&si->reclaim_work)`). Must only take leaf locks and must not block.
+    let clusterFilled: @Sendable (SwapDevice) -> Void
 
     /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
     /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
     public convenience init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
                             discard: Bool = false, io: IOEngineChoice = .automatic) throws(SwapError) {
         try self.init(backend: backend, header: header, type: type, priority: priority, discard: discard,
-                      swapUncharge: { _ in }, io: IOEngine(backend: backend, choice: io))
+                      swapUncharge: { _ in }, clusterFilled: { _ in }, io: IOEngine(backend: backend, choice: io))
     }
 
     init(backend: any SwapBackend, header: SwapHeader?, type: Int, priority: Int, discard: Bool,
-         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void, io: IOEngine) throws(SwapError) {
+         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void,
+         clusterFilled: @escaping @Sendable (SwapDevice) -> Void, io: IOEngine) throws(SwapError) {
         self.io = io
         let pages = backend.pageCount
         guard pages >= 1 + SwapCluster.slotCount else {
@@ -92,6 +97,7 @@ public final class SwapDevice: Sendable {
         self.header = header
         discardEnabled = discard
         self.swapUncharge = swapUncharge
+        self.clusterFilled = clusterFilled
         invalidatesSlots = backend.wantsInvalidation
         clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
         hints = _UnsafeAtomicArray(count: Self.hintShards * SwapCluster.orderCount, initialValue: 0)

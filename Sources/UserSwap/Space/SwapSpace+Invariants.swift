@@ -6,8 +6,10 @@ extension SwapSpace {
     public func checkInvariants() -> [String] {
         // Readahead windows still being read are no quiet state: let them finish.
         engine.asyncReads.waitUntilIdle()
-        if let kswapd = engine.kswapd.withLock({ $0 }) { return kswapd.paused { walkInvariants() } }
-        return walkInvariants()
+        // The slot reclaimer holds a cluster off every list during its pass.
+        let walk = { self.slotReclaimer?.paused { self.walkInvariants() } ?? self.walkInvariants() }
+        if let kswapd = engine.kswapd.withLock({ $0 }) { return kswapd.paused(walk) }
+        return walk()
     }
 
     private func walkInvariants() -> [String] {

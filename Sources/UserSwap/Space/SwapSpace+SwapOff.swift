@@ -53,6 +53,9 @@ extension SwapSpace {
             throw error
         }
         engine.devices.remove(device)
+        // No pass can start on the device any more (its references are dead): forget a queued
+        // one and wait for one still finishing (kernel: `flush_work(&si->reclaim_work)`).
+        slotReclaimer?.forget(device)
     }
 
     /// A page swapoff could not read.

@@ -20,8 +20,10 @@ public final class SwapSpace: Sendable {
         /// How reclaim picks pages: frequency-ranked eviction by default (`ReclaimPolicy`);
         /// `.workingset` for the kernel's two lists with refault detection.
         public var reclaimPolicy: ReclaimPolicy
-        /// Run a background reclaimer thread (kswapd); without it, only allocating threads
-        /// reclaim.
+        /// Run the background reclaimer threads: kswapd, which frees frames before allocations
+        /// run out, and the slot reclaimer, which frees slots only the swap cache holds while
+        /// swap is over half full. Without them, only allocating threads reclaim (frames, and
+        /// slots when an allocation finds none free).
         public var backgroundReclaim: Bool
         /// How pages are protected on every device of the space but `.memory`, those added
         /// later included: sealed under a random per-space key by default (`.randomKey`);
@@ -84,6 +86,9 @@ public final class SwapSpace: Sendable {
     /// when all went as asked; programs should show these to their user.
     public let warnings: [SwapError]
     private let nextRegionID = Atomic<Int>(1)
+    /// Frees cache-only slots in the background (kernel: `si->reclaim_work`); nil without
+    /// background reclaim.
+    let slotReclaimer: SlotReclaimWorker?
 
     /// Makes a space: reserves its RAM budget (memory the kernel provides on first use) and
     /// opens its devices. Throws when a device cannot be opened or created, or when the budget
@@ -103,7 +108,14 @@ public final class SwapSpace: Sendable {
         }
         engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
                                 policy: configuration.reclaimPolicy)
-        for d in configuration.devices { try addDevice(d) }
+        slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(engine: engine) : nil
+        do {
+            for d in configuration.devices { try addDevice(d) }
+        } catch {
+            // deinit does not run for a space whose init failed: the thread must stop here.
+            slotReclaimer?.stop()
+            throw error
+        }
         if configuration.backgroundReclaim {
             let kswapd = BackgroundReclaimer(engine: engine)
             engine.kswapd.withLock { $0 = kswapd }
@@ -112,6 +124,7 @@ public final class SwapSpace: Sendable {
 
     deinit {
         engine.kswapd.withLock { $0 }?.stop()
+        slotReclaimer?.stop()
     }
 
     /// Adds a swap device (kernel: `swapon`). Returns it.
@@ -120,6 +133,8 @@ public final class SwapSpace: Sendable {
         let type = try engine.devices.nextFreeType()
         // Unowned: the engine owns its devices, so it outlives every call.
         let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.swapUncharge(slot) }
+        // Weak: a device may outlive its space (the caller keeps it after swapoff).
+        let filled: @Sendable (SwapDevice) -> Void = { [weak slotReclaimer] device in slotReclaimer?.clusterFilled(device) }
         let device: SwapDevice
         let io = { (backend: any SwapBackend) in
             IOEngine(backend: backend, choice: self.configuration.ioEngine, options: self.configuration.ioOptions,
@@ -138,21 +153,21 @@ public final class SwapSpace: Sendable {
             // through the tier: synchronously).
             let outer = try sealed(backend)
             device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, io: io(outer))
+                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
         case let .temporary(size, directory, priority, discard):
             let (header, backend) = try SwapFile.openTemporary(bytes: size, in: directory, discard: discard)
             let outer = try sealed(backend)
             device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, io: io(outer))
+                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
         case let .memory(bytes, priority):
             // Never sealed: its pages stay in this process's memory.
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: false, swapUncharge: uncharge, io: io(backend))
+                                    discard: false, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
         case let .backend(backend, priority, discard):
             let backend = try sealed(backend)
             device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, io: io(backend))
+                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
         }
         try engine.devices.add(device)
         engine.stats.noteEngine(device.io.info)
