@@ -118,12 +118,14 @@ final class SlotReclaimWorker: Sendable {
     var hasExited: Bool { state.withLock { $0.exited } }
 
     /// Stops the thread after the pass it is running, and waits for it. Queued passes are
-    /// dropped: the space is going away.
+    /// dropped: the space is going away. Only the first call waits.
     func stop() {
-        state.withLock { s in
-            s.stopping = true
+        let first = state.withLock { s in
+            defer { s.stopping = true }
             s.pending.removeAll()
+            return !s.stopping
         }
+        guard first else { return }
         wakeups.signal()
         stopped.wait()
     }

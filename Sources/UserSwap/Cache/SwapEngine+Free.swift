@@ -33,12 +33,16 @@ extension SwapEngine {
         putFolio(f)
     }
 
-    /// Whether a folio just swapped in and mapped should give its slots back now (kernel:
-    /// `should_try_to_free_swap`): when less than half of all swap is free, or its group (or an
-    /// ancestor) uses half its swap limit (`mem_cgroup_swap_full`). Otherwise the clean copy on
-    /// the device stays, so that a later swap-out of the unchanged page writes nothing.
-    func shouldFreeSwap(afterSwapIn f: Folio) -> Bool {
-        devices.isSwapFull || groups[frames.group(f)].isSwapFull
+    /// Whether a folio just swapped in from `device` and mapped should give its slots back now
+    /// (kernel: `should_try_to_free_swap`): always for a synchronous device (`SWP_SYNCHRONOUS_IO`:
+    /// the copy would sit in memory twice), else when less than half of all swap is free, or its
+    /// group (or an ancestor) uses half its swap limit (`mem_cgroup_swap_full`). Otherwise the
+    /// clean copy on the device stays, so that a later swap-out of the unchanged page writes
+    /// nothing. The kernel's other reasons have no analogue or are handled elsewhere: a write
+    /// fault frees the slot when the page is written (`Region.releaseSwapForWrite`); no region
+    /// memory is locked in RAM (`VM_LOCKED`), see docs/KERNEL-FIDELITY.md.
+    func shouldFreeSwap(afterSwapIn f: Folio, device: SwapDevice) -> Bool {
+        device.isSynchronous || devices.isSwapFull || groups[frames.group(f)].isSwapFull
     }
 
     /// Takes the folio cached for `entry` out of the swap cache if nothing but the cache holds

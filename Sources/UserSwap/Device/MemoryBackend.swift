@@ -35,6 +35,9 @@ public final class MemoryBackend: SwapBackend {
         self.mapping = _AnonymousMapping(byteCount: pageCount * SwapPage.size)
     }
 
+    /// Pages in memory: a read is a copy (the kernel's zram and brd are `SWP_SYNCHRONOUS_IO`).
+    public var isSynchronous: Bool { true }
+
     /// Pages read so far (a vectored read of 3 pages counts 3).
     public var readCount: Int { pagesRead.load(ordering: .relaxed) }
     /// Pages written so far.

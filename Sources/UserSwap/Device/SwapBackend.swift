@@ -30,6 +30,13 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// copies of its own, like a compressed pool). False by default: the engine then skips it.
     var wantsInvalidation: Bool { get }
 
+    /// Whether the backend keeps its pages in this process's memory, so that a read is a copy
+    /// that completes on the calling thread (kernel: a block device with `SWP_SYNCHRONOUS_IO`,
+    /// zram or brd). After a swap-in from such a device the slot is always freed: a clean copy
+    /// kept there would cost memory twice to save a write that is itself a copy. False by
+    /// default (a file, a remote store, a tier in front of another backend).
+    var isSynchronous: Bool { get }
+
     /// Whether every page written through this backend is sealed (encrypted and authenticated)
     /// before it is stored: an `EncryptedTier`, or a tier above one. A space's encryption does
     /// not wrap such a backend again. False by default.
@@ -73,6 +80,9 @@ extension SwapBackend {
     public var wantsInvalidation: Bool { false }
 
     public var sealsPages: Bool { false }
+
+    /// Not synchronous: the backend's pages live outside this process's memory.
+    public var isSynchronous: Bool { false }
 
     public func invalidate(page: Int) {}
 

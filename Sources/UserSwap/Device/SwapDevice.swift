@@ -67,6 +67,9 @@ public final class SwapDevice: Sendable {
     let swapUncharge: @Sendable (SwapTableSlot) -> Void
     /// The backend keeps per-slot copies and must hear of every freed slot.
     let invalidatesSlots: Bool
+    /// Reads complete on the caller, from memory (kernel: `SWP_SYNCHRONOUS_IO`; see
+    /// `SwapBackend.isSynchronous`): swap-ins always free their slots.
+    public let isSynchronous: Bool
     /// Called, under the cluster lock, when a cluster becomes full (moves to the full list), so
     /// that the space can schedule a background pass over the device's full clusters (kernel:
     /// `schedule_work(&si->reclaim_work)`). Must only take leaf locks and must not block.
@@ -99,6 +102,7 @@ public final class SwapDevice: Sendable {
         self.swapUncharge = swapUncharge
         self.clusterFilled = clusterFilled
         invalidatesSlots = backend.wantsInvalidation
+        isSynchronous = backend.isSynchronous
         clusters = try _UnsafeClusterStorage(clusterCount: clusterCount)
         hints = _UnsafeAtomicArray(count: Self.hintShards * SwapCluster.orderCount, initialValue: 0)
 

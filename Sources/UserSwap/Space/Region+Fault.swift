@@ -194,7 +194,7 @@ extension Region {
         // still finds it there instead of starting a second read (kernel phase II patch 6).
         // Keep it cached while swap has room, so a later swap-out of this clean page needs no
         // write; free the slot when swap, or the group's swap, is over half full.
-        if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
+        if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
         if readaheadHit {
             // A large folio read ahead and mapped page by page (part of its block changed)
@@ -269,7 +269,7 @@ extension Region {
             for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
             device.put(entry, count: nr)
             lock.unlock()
-            if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
+            if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
             frames.unlock(f)
             // A miss: the blocks after this one, without waiting (`readAheadLarge`).
             readAheadLarge(after: base)
@@ -335,7 +335,7 @@ extension Region {
         device.put(entry, count: nr)
         lock.unlock()
         let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
-        if engine.shouldFreeSwap(afterSwapIn: f) { engine.freeSwapIfUnused(f) }
+        if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
         frames.unlock(f)
         if before.contains(.readahead) {
             readahead.hit(nr)

@@ -109,13 +109,8 @@ public final class SwapSpace: Sendable {
         engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
                                 policy: configuration.reclaimPolicy)
         slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(engine: engine) : nil
-        do {
-            for d in configuration.devices { try addDevice(d) }
-        } catch {
-            // deinit does not run for a space whose init failed: the thread must stop here.
-            slotReclaimer?.stop()
-            throw error
-        }
+        // Every stored property is set: if a device fails, deinit runs and stops the threads.
+        for d in configuration.devices { try addDevice(d) }
         if configuration.backgroundReclaim {
             let kswapd = BackgroundReclaimer(engine: engine)
             engine.kswapd.withLock { $0 = kswapd }

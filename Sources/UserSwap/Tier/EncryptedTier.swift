@@ -97,6 +97,9 @@ public final class EncryptedTier: SwapBackend {
     /// authenticates a stale ciphertext, which nobody reads; the slot's next write replaces both).
     public var wantsInvalidation: Bool { lower.wantsInvalidation }
 
+    /// As synchronous as the backend below: opening a sealed page is CPU work on the caller.
+    public var isSynchronous: Bool { lower.isSynchronous }
+
     public func invalidate(page: Int) { lower.invalidate(page: page) }
 
     public func discard(pages: Range<Int>) throws(SwapError) { try lower.discard(pages: pages) }

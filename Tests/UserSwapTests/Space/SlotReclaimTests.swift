@@ -72,4 +72,35 @@ struct SlotReclaimTests {
         #expect(group.swapUsage == 0)
         #expect(space.checkInvariants() == [])
     }
+
+    /// Devices by whether their reads are memory copies on the caller.
+    enum DeviceKind: String, CaseIterable, CustomStringConvertible {
+        case memory, sealedMemory, testBackend, file
+        var description: String { rawValue }
+        var isSynchronous: Bool { self == .memory || self == .sealedMemory }
+    }
+
+    @Test("swap-in from a synchronous device always gives the slot back; other devices keep it while swap is mostly free",
+          arguments: DeviceKind.allCases)
+    func synchronousDeviceFrees(kind: DeviceKind) throws {
+        let slots = 1 + 4 * 512
+        let device: SwapSpace.DeviceConfiguration = switch kind {
+        case .memory: .memory(bytes: slots * SwapPage.size)
+        case .sealedMemory: .backend(MemoryBackend(pageCount: slots))
+        case .testBackend: .backend(TestBackend(pageCount: slots))
+        case .file: .temporary(size: Int64(slots * SwapPage.size))
+        }
+        let space = try SwapSpace(.init(memory: 512 * SwapPage.size, devices: [device], backgroundReclaim: false,
+                                        encryption: kind == .sealedMemory ? .randomKey : .none))
+        #expect(space.devices[0].isSynchronous == kind.isSynchronous)
+        let region = try space.makeRegion(bytes: 100 * SwapPage.size)
+        try region.advise(.random)
+        for p in 0..<100 { try region.withPage(p) { fill($0, page: p) } }
+        #expect(try region.swapOut(pages: 0..<100) == 100)
+        #expect(space.devices[0].usedPages == 100)
+        for p in 0..<100 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        // 100 of 2,047 slots: only the device kind decides.
+        #expect(space.devices[0].usedPages == (kind.isSynchronous ? 0 : 100))
+        #expect(space.checkInvariants() == [])
+    }
 }
