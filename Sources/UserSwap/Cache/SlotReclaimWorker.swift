@@ -27,8 +27,9 @@ final class SlotReclaimWorker: Sendable {
     }
 
     private let state = Mutex(State())
-    /// The space's devices, for `vm_swap_full`.
-    private let devices: SwapDeviceSet
+    /// The engine, until `stop()`: then nothing here holds it (or its devices and their files)
+    /// any more, even while the thread object lingers.
+    private let engine: Mutex<SwapEngine?>
     private let wakeups = DispatchSemaphore(value: 0)
     /// Signalled when the thread has left its loop.
     private let stopped = DispatchSemaphore(value: 0)
@@ -37,19 +38,21 @@ final class SlotReclaimWorker: Sendable {
     /// Held during each pass, so that an invariant walk can wait for a quiet moment.
     private let passLock = Mutex(())
 
-    /// Starts the thread. It holds the engine until `stop()`.
+    /// Starts the thread. It uses the engine until `stop()`.
     init(engine: SwapEngine) {
-        devices = engine.devices
-        let thread = Thread { [self] in run(engine) }
+        self.engine = Mutex(engine)
+        let thread = Thread { [self] in run() }
         thread.name = "userswap-swap-reclaim"
         thread.start()
     }
 
-    private func run(_ engine: SwapEngine) {
+    private func run() {
         while true {
             wakeups.wait()
             while let device = next() {
-                passLock.withLock { _ in engine.reclaimFullClusters(device) }
+                if let engine = engine.withLock({ $0 }) {
+                    _ = passLock.withLock { _ in engine.reclaimFullClusters(device) }
+                }
                 state.withLock { $0.running = false }
                 passes.wake()
             }
@@ -72,9 +75,9 @@ final class SlotReclaimWorker: Sendable {
 
     /// A cluster of `device` just became full: schedules a pass over the device's full clusters
     /// when swap is over half full. Called under that cluster's lock: takes only leaf locks (the
-    /// device set's and the queue's) and signals a semaphore.
+    /// worker's engine box, the device set's and the queue's) and signals a semaphore.
     func clusterFilled(_ device: SwapDevice) {
-        guard devices.isSwapFull else { return }
+        guard let devices = engine.withLock({ $0?.devices }), devices.isSwapFull else { return }
         schedule(device)
     }
 
@@ -128,5 +131,6 @@ final class SlotReclaimWorker: Sendable {
         guard first else { return }
         wakeups.signal()
         stopped.wait()
+        engine.withLock { $0 = nil }
     }
 }
