@@ -127,22 +127,20 @@ extension SwapEngine {
         stats.count(.slotReclaimPasses)
         var toScan = max(1, device.usedPages / SwapCluster.slotCount)
         var freed = 0
-        while toScan > 0, let c = device.isolateAndLock(ClusterLists.full) {
+        while toScan > 0, var g = device.isolateAndLock(ClusterLists.full) {
             toScan -= 1
-            let lock = device.clusters.lock(c)
-            let table = device.clusters.table(c)
+            let c = g.index
             var i = 0
             while i < SwapCluster.slotCount {
                 // While the lock was dropped below, frees may have moved the cluster to a list
                 // (nonfull, or free once empty, where allocators take it): no longer ours.
-                guard device.clusters.cluster(c).pointee.list == ClusterLists.isolated else { break }
-                // Relaxed: slots change only under the cluster lock, which we hold.
-                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                guard g.info.pointee.list == ClusterLists.isolated else { break }
+                let s = g.slot(i)
                 if s.isFolio && s.count == 0 {
                     let entry = SwapEntry(type: device.type, offset: c << SwapCluster.slotShift | i)
-                    lock.unlock()
+                    g.unlock()
                     let nr = tryToReclaimSwap(entry)
-                    lock.lock()
+                    g = device.clusters.lock(c)
                     if nr > 0 {
                         freed += nr
                         i = (i & ~(nr - 1)) + nr
@@ -155,15 +153,15 @@ extension SwapEngine {
             // otherwise it is still ours to put back: a still full one at the tail of the full
             // list, directly, since `relocateAfterAllocationLocked` would count it as newly
             // full and schedule another pass.
-            let ci = device.clusters.cluster(c)
+            let ci = g.info
             if ci.pointee.list == ClusterLists.isolated {
                 if ci.pointee.isFull {
-                    device.move(c, to: ClusterLists.full)
+                    device.moveLocked(g, to: ClusterLists.full)
                 } else {
-                    device.relocateAfterAllocationLocked(c, failedScan: false)
+                    device.relocateAfterAllocationLocked(g, failedScan: false)
                 }
             }
-            lock.unlock()
+            g.unlock()
         }
         if freed > 0 { stats.count(.backgroundSlotReclaims, freed) }
         return freed

@@ -50,19 +50,14 @@ extension SwapEngine {
         let nr = frames.pageCount(f)
         precondition(entry.offset & (nr - 1) == 0, "\(entry) not aligned for a \(nr)-page folio")
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
-        let c = entry.clusterIndex
-        let lock = device.clusters.lock(c)
-        lock.lock()
-        defer { lock.unlock() }
-        guard device.clusters.cluster(c).pointee.hasTable else { return .noEntry }
-        let table = device.clusters.table(c)
+        let g = device.clusters.lock(entry.clusterIndex)
+        guard g.info.pointee.hasTable else { g.unlock(); return .noEntry }
         let first = entry.slotInCluster
         var shadow: UInt64?
         for i in first..<(first + nr) {
-            // Relaxed: slots change only under the cluster lock, which we hold.
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
-            if s.isFolio { return .exists }
-            if s.isBad || s.isFree || (!alloc && s.count == 0) { return .noEntry }
+            let s = g.slot(i)
+            if s.isFolio { g.unlock(); return .exists }
+            if s.isBad || s.isFree || (!alloc && s.count == 0) { g.unlock(); return .noEntry }
             if s.isShadow && shadow == nil { shadow = s.payload }
         }
         // Publish the folio's identity before the slots, so a lockless reader that finds the
@@ -72,12 +67,13 @@ extension SwapEngine {
         frames.setFlags(f, .swapcache)
         let content = SwapTableSlot.folio(f.frame)
         for i in first..<(first + nr) {
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            let s = g.slot(i)
             // The page is coming back to memory, where its folio is charged: the swap charge
             // goes (kernel: `mem_cgroup_swapin_uncharge_swap`).
             if s.isSwapCharged { device.swapUncharge(s) }
-            table[i].store(s.replacingContent(with: content).withSwapCharged(false).raw, ordering: .releasing)
+            g.set(i, s.replacingContent(with: content).withSwapCharged(false))
         }
+        g.unlock()
         return .added(shadow: shadow)
     }
 
@@ -122,8 +118,9 @@ extension SwapEngine {
     /// (kernel: `__swap_cache_del_folio`). Does not drop the cache's references; the caller does.
     /// With `chargingSwap`, every slot that stays (its page now lives only on swap) gets the
     /// swap charge of the group `shadow` names (see `swapCacheDeleteNewFolio`).
-    /// Caller holds `f`'s folio lock and its cluster lock. Returns true if a discard is pending.
-    func swapCacheDeleteFolioLocked(_ f: Folio, device: SwapDevice, shadow: UInt64?, chargingSwap: Bool = false) -> Bool {
+    /// Caller holds `f`'s folio lock; `g` is its cluster's. Returns true if a discard is pending.
+    func swapCacheDeleteFolioLocked(_ f: Folio, _ g: borrowing ClusterGuard, device: SwapDevice, shadow: UInt64?,
+                                    chargingSwap: Bool = false) -> Bool {
         precondition(!chargingSwap || shadow != nil, "a swap charge needs a shadow naming its group")
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
@@ -131,18 +128,17 @@ extension SwapEngine {
         let entry = frames.entry(f)
         let nr = frames.pageCount(f)
         let c = entry.clusterIndex
-        assert(device.clusters.lock(c).isLocked)
-        let table = device.clusters.table(c)
+        precondition(g.index == c, "\(f) is in cluster \(c), not the locked \(g.index)")
         var freed = 0
         var charged = 0
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            let s = g.slot(i)
             precondition(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
             if s.count == 0 {
                 // Nothing maps the slot any more: the cache's hold was the last.
                 if s.isSwapCharged { swapUncharge(folio: f, slots: 1) }
-                table[i].store(0, ordering: .releasing)
-                device.slotFreedLocked(cluster: c, slot: i)
+                g.set(i, .empty)
+                device.slotFreedLocked(g, slot: i)
                 freed += 1
             } else {
                 let content = shadow.map { SwapTableSlot.shadow($0, count: 0) } ?? .empty
@@ -151,14 +147,14 @@ extension SwapEngine {
                     kept = kept.withSwapCharged(true)
                     charged += 1
                 }
-                table[i].store(kept.raw, ordering: .releasing)
+                g.set(i, kept)
             }
         }
         if charged > 0, let shadow { groups[Shadow(packed: shadow).group].chargeSwap(charged) }
         if frames.clearFlags(f, [.swapcache, .swapReserved]).contains(.swapReserved) {
             groups[frames.group(f)].unreserveSwap(nr)
         }
-        return freed > 0 && device.releaseSlotsLocked(c, count: freed)
+        return freed > 0 && device.releaseSlotsLocked(g, count: freed)
     }
 
     /// Removes the locked folio `f` from the swap cache with no shadow and drops the cache's
@@ -167,10 +163,9 @@ extension SwapEngine {
     func swapCacheDeleteFolio(_ f: Folio) {
         let entry = frames.entry(f)
         guard let device = devices.device(for: entry) else { preconditionFailure("\(f) cached on a missing device") }
-        let lock = device.clusters.lock(entry.clusterIndex)
-        lock.lock()
-        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: nil)
-        lock.unlock()
+        let g = device.clusters.lock(entry.clusterIndex)
+        let discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: nil)
+        g.unlock()
         if discard { device.issueDiscards() }
         _ = frames.put(f, UInt32(frames.pageCount(f)))
     }
@@ -187,10 +182,9 @@ extension SwapEngine {
         let group = groups[frames.group(f)]
         // Relaxed: the age is a heuristic input (see `workingsetRefault`).
         let left = shadow ?? Shadow(age: group.nonresidentAge.load(ordering: .relaxed), group: group.id, workingset: false).packed
-        let lock = device.clusters.lock(entry.clusterIndex)
-        lock.lock()
-        let discard = swapCacheDeleteFolioLocked(f, device: device, shadow: left, chargingSwap: true)
-        lock.unlock()
+        let g = device.clusters.lock(entry.clusterIndex)
+        let discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: left, chargingSwap: true)
+        g.unlock()
         if discard { device.issueDiscards() }
         _ = frames.put(f, UInt32(frames.pageCount(f)))
     }
@@ -200,17 +194,14 @@ extension SwapEngine {
     /// is swapping in, or the folio is cached); a freed slot → `.noEntry`.
     func swapcachePrepare(_ entry: SwapEntry, count nr: Int) -> SwapCacheAddResult {
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
-        return device.withClusterLocked(entry) { table in
+        return device.withClusterLocked(entry) { g in
             let first = entry.slotInCluster
             for i in first..<(first + nr) {
-                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                let s = g.slot(i)
                 if s.hasCache || s.isFolio { return .exists }
                 if s.count == 0 || s.isBad { return .noEntry }
             }
-            for i in first..<(first + nr) {
-                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
-                table[i].store(s.withHasCache(true).raw, ordering: .releasing)
-            }
+            for i in first..<(first + nr) { g.set(i, g.slot(i).withHasCache(true)) }
             return .added(shadow: nil)
         }
     }
@@ -220,24 +211,21 @@ extension SwapEngine {
     /// dropped to 0 meanwhile.
     func swapcacheClear(_ entry: SwapEntry, count nr: Int) {
         guard let device = devices.device(for: entry) else { return }
-        let c = entry.clusterIndex
-        let lock = device.clusters.lock(c)
-        lock.lock()
-        let table = device.clusters.table(c)
+        let g = device.clusters.lock(entry.clusterIndex)
         var freed = 0
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed)).withHasCache(false)
+            let s = g.slot(i).withHasCache(false)
             if s.count == 0 && !s.isFolio {
                 if s.isSwapCharged { device.swapUncharge(s) }
-                table[i].store(0, ordering: .releasing)
-                device.slotFreedLocked(cluster: c, slot: i)
+                g.set(i, .empty)
+                device.slotFreedLocked(g, slot: i)
                 freed += 1
             } else {
-                table[i].store(s.raw, ordering: .releasing)
+                g.set(i, s)
             }
         }
-        let discard = freed > 0 && device.releaseSlotsLocked(c, count: freed)
-        lock.unlock()
+        let discard = freed > 0 && device.releaseSlotsLocked(g, count: freed)
+        g.unlock()
         // Racers asleep on `swapcache_wq` may take the bit now (kernel: `swapcache_clear`, then
         // `wake_up(&swapcache_wq)`).
         swapcacheWaitQueue.wake()

@@ -38,17 +38,15 @@ extension SwapDevice {
         let h = hint.pointee.load(ordering: .relaxed)
         if h != 0 {
             let c = Int(h >> 32) - 1
-            let lock = clusters.lock(c)
-            lock.lock()
-            let ci = clusters.cluster(c)
+            let g = clusters.lock(c)
             // An empty cluster may be on the free list or waiting for discard: only the slow path
             // takes those.
-            if ci.pointee.count > 0, let run = allocateRunLocked(c, order: order, from: Int(h & 0xffff_ffff), initial: initial) {
-                relocateAfterAllocationLocked(c, failedScan: false)
-                lock.unlock()
+            if g.info.pointee.count > 0, let run = allocateRunLocked(g, order: order, from: Int(h & 0xffff_ffff), initial: initial) {
+                relocateAfterAllocationLocked(g, failedScan: false)
+                g.unlock()
                 return finish(c, run, order, hint)
             }
-            lock.unlock()
+            g.unlock()
         }
         var waiting = BoundedWait.clusterScan
         while true {
@@ -63,18 +61,20 @@ extension SwapDevice {
 
     private func allocateSlow(order: Int, initial: SwapTableSlot, hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
         for attempt in 0..<2 {
-            if let c = isolateAndLock(ClusterLists.free) {
-                let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
-                relocateAfterAllocationLocked(c, failedScan: run == nil)
-                clusters.lock(c).unlock()
+            if let g = isolateAndLock(ClusterLists.free) {
+                let c = g.index
+                let run = allocateRunLocked(g, order: order, from: 0, initial: initial)
+                relocateAfterAllocationLocked(g, failedScan: run == nil)
+                g.unlock()
                 if let run { return finish(c, run, order, hint) }
             }
             // Every cluster that fails a scan for its order is demoted to frag, so this loop
             // visits each nonfull cluster at most once.
-            while let c = isolateAndLock(ClusterLists.nonfull(order)) {
-                let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
-                relocateAfterAllocationLocked(c, failedScan: run == nil)
-                clusters.lock(c).unlock()
+            while let g = isolateAndLock(ClusterLists.nonfull(order)) {
+                let c = g.index
+                let run = allocateRunLocked(g, order: order, from: 0, initial: initial)
+                relocateAfterAllocationLocked(g, failedScan: run == nil)
+                g.unlock()
                 if let run { return finish(c, run, order, hint) }
             }
             if let found = scanRotating(ClusterLists.frag(order), order: order, initial: initial, hint: hint) {
@@ -103,16 +103,16 @@ extension SwapDevice {
     private func scanRotating(_ list: ClusterLists.ID, order: Int, initial: SwapTableSlot,
                               hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
         var budget = lists.withLock { $0.length(list) }
-        while budget > 0, let c = isolateAndLock(list) {
+        while budget > 0, let g = isolateAndLock(list) {
             budget -= 1
-            let ci = clusters.cluster(c)
-            let run = allocateRunLocked(c, order: order, from: 0, initial: initial)
-            if run != nil || ci.pointee.isFull {
-                relocateAfterAllocationLocked(c, failedScan: false)
+            let c = g.index
+            let run = allocateRunLocked(g, order: order, from: 0, initial: initial)
+            if run != nil || g.info.pointee.isFull {
+                relocateAfterAllocationLocked(g, failedScan: false)
             } else {
-                move(c, to: list)
+                moveLocked(g, to: list)
             }
-            clusters.lock(c).unlock()
+            g.unlock()
             if let run { return finish(c, run, order, hint) }
         }
         return nil
@@ -131,12 +131,10 @@ extension SwapDevice {
         Int(cus_thread_slot()) % Self.hintShards * SwapCluster.orderCount + order
     }
 
-    /// Finds a free aligned run of `1 << order` slots in cluster `c`, starting the search at
-    /// `start`, and fills it with `initial`. Returns the run's first slot; nil also once
-    /// swapoff has stopped allocation on the device. Caller holds the cluster lock and a
-    /// `users` reference.
-    func allocateRunLocked(_ c: Int, order: Int, from start: Int, initial: SwapTableSlot) -> Int? {
-        assert(clusters.lock(c).isLocked)
+    /// Finds a free aligned run of `1 << order` slots in the locked cluster, starting the
+    /// search at `start`, and fills it with `initial`. Returns the run's first slot; nil also
+    /// once swapoff has stopped allocation on the device. Caller holds a `users` reference.
+    func allocateRunLocked(_ g: borrowing ClusterGuard, order: Int, from start: Int, initial: SwapTableSlot) -> Int? {
         // Under the lock that publishes the slots: swapoff, once it sees the device empty with
         // no reference held, knows that every later look here fails (kernel:
         // `cluster_alloc_range`).
@@ -144,7 +142,7 @@ extension SwapDevice {
         #if DEBUG
         afterWriteOKLocked.run()
         #endif
-        let ci = clusters.cluster(c)
+        let ci = g.info
         guard ci.pointee.isUsable(forOrder: order) else { return nil }
         let nr = 1 << order
         guard Int(ci.pointee.count) + nr <= SwapCluster.slotCount else { return nil }
@@ -152,15 +150,11 @@ extension SwapDevice {
             ci.pointee.order = UInt8(order)
             ci.pointee.hasTable = true
         }
-        let table = clusters.table(c)
         let first = start & (SwapCluster.slotCount - 1) & ~(nr - 1)
         var run = first
         repeat {
-            if runIsFree(table, run, nr) {
-                for i in run..<(run + nr) {
-                    // Releasing: a lockless reader that sees the slot also sees what it names.
-                    table[i].store(initial.raw, ordering: .releasing)
-                }
+            if runIsFree(g, run, nr) {
+                for i in run..<(run + nr) { g.set(i, initial) }
                 ci.pointee.count += UInt16(nr)
                 // Relaxed: a counter read for statistics and checked when the device is quiet.
                 inusePages.add(nr, ordering: .relaxed)
@@ -172,25 +166,22 @@ extension SwapDevice {
     }
 
     @inline(__always)
-    private func runIsFree(_ table: UnsafeMutablePointer<Atomic<UInt64>>, _ run: Int, _ nr: Int) -> Bool {
-        for i in run..<(run + nr) {
-            // Relaxed: slots change only under the cluster lock, which we hold.
-            if table[i].load(ordering: .relaxed) != 0 { return false }
-        }
+    private func runIsFree(_ g: borrowing ClusterGuard, _ run: Int, _ nr: Int) -> Bool {
+        for i in run..<(run + nr) where !g.slot(i).isFree { return false }
         return true
     }
 
-    /// Takes the first cluster of `list` whose lock is free, off the list, and returns it with
-    /// its cluster lock held (kernel: `isolate_lock_cluster`). Uses `tryLock` because the lock
-    /// order is cluster → device and we hold the device lock here.
-    func isolateAndLock(_ list: ClusterLists.ID) -> Int? {
-        lists.withLock { l -> Int? in
+    /// Takes the first cluster of `list` whose lock is free, off the list, and returns it
+    /// locked (kernel: `isolate_lock_cluster`). Uses `tryLock` because the lock order is
+    /// cluster → device and we hold the device lock here.
+    func isolateAndLock(_ list: ClusterLists.ID) -> ClusterGuard? {
+        lists.withLock { l -> ClusterGuard? in
             var candidate = l.head(list)
             while let c = candidate {
-                if clusters.lock(c).tryLock() {
+                if let g = clusters.tryLock(c) {
                     l.remove(c, from: list)
-                    clusters.cluster(c).pointee.list = ClusterLists.isolated
-                    return c
+                    g.info.pointee.list = ClusterLists.isolated
+                    return g
                 }
                 candidate = l.successor(of: c)
             }
@@ -198,9 +189,10 @@ extension SwapDevice {
         }
     }
 
-    /// Moves cluster `c` to `list`. Caller holds the cluster lock.
-    func move(_ c: Int, to list: ClusterLists.ID) {
-        let ci = clusters.cluster(c)
+    /// Moves the locked cluster to `list`.
+    func moveLocked(_ g: borrowing ClusterGuard, to list: ClusterLists.ID) {
+        let c = g.index
+        let ci = g.info
         let current = ci.pointee.list
         guard current != list else { return }
         lists.withLock { l in
@@ -212,9 +204,9 @@ extension SwapDevice {
 
     /// Puts a cluster on the list its state calls for after an allocation attempt (kernel:
     /// `relocate_cluster`): full → full; a failed scan or an already fragmented cluster → frag;
-    /// otherwise nonfull. Caller holds the cluster lock.
-    func relocateAfterAllocationLocked(_ c: Int, failedScan: Bool) {
-        let ci = clusters.cluster(c)
+    /// otherwise nonfull.
+    func relocateAfterAllocationLocked(_ g: borrowing ClusterGuard, failedScan: Bool) {
+        let ci = g.info
         let current = ci.pointee.list
         if current == ClusterLists.discard { return }
         let order = Int(ci.pointee.order)
@@ -234,21 +226,24 @@ extension SwapDevice {
         } else {
             target = ClusterLists.nonfull(order)
         }
-        move(c, to: target)
+        moveLocked(g, to: target)
     }
 
     /// Gives back the disk space of clusters that became free, outside every lock, then returns
     /// them to the free list (kernel: `swap_do_scheduled_discard`).
     func issueDiscards() {
-        while let c = isolateAndLock(ClusterLists.discard) {
+        while let isolated = isolateAndLock(ClusterLists.discard) {
+            let c = isolated.index
             // Isolated with count 0: no allocator can take it (it is on no list and hints skip
             // empty clusters), so we can drop the lock for the I/O.
-            clusters.lock(c).unlock()
+            isolated.unlock()
             let first = c << SwapCluster.slotShift
             let pages = first..<min(first + SwapCluster.slotCount, pageCount)
             // A failed discard loses nothing: the slots are free either way.
             try? backend.discard(pages: pages)
-            clusters.lock(c).withLock { move(c, to: ClusterLists.free) }
+            let g = clusters.lock(c)
+            moveLocked(g, to: ClusterLists.free)
+            g.unlock()
         }
     }
 }

@@ -20,16 +20,16 @@ extension SwapDevice {
     /// Adds one mapping to `entry` (kernel: `swap_dup_entry_direct`). Throws `.noEntry` if the
     /// slot is free and `.countOverflow` if it already has `SwapTableSlot.maxCount` mappings.
     package func duplicate(_ entry: SwapEntry) throws(SwapError) {
-        try withClusterLocked(entry) { (table: UnsafeMutablePointer<Atomic<UInt64>>) throws(SwapError) in
+        try withClusterLocked(entry) { (g: borrowing ClusterGuard) throws(SwapError) in
             let i = entry.slotInCluster
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            let s = g.slot(i)
             guard !s.isFree, !s.isBad else {
                 throw SwapError(.noEntry, "\(entry) is not allocated")
             }
             guard s.count < SwapTableSlot.maxCount else {
                 throw SwapError(.countOverflow, "\(entry) already has \(SwapTableSlot.maxCount) mappings, the most a slot can count")
             }
-            table[i].store(s.withCount(s.count + 1).raw, ordering: .releasing)
+            g.set(i, s.withCount(s.count + 1))
         }
         // A swap-out finished its unmap: a page for a swapoff to bring back.
         progress.wake()
@@ -48,26 +48,24 @@ extension SwapDevice {
         while remaining > 0 {
             let inCluster = min(remaining, SwapCluster.slotCount - e.slotInCluster)
             let c = e.clusterIndex
-            let lock = clusters.lock(c)
-            lock.lock()
-            let table = clusters.table(c)
+            let g = clusters.lock(c)
             var freed = 0
             for i in e.slotInCluster..<(e.slotInCluster + inCluster) {
-                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                let s = g.slot(i)
                 precondition(s.count > 0 && !s.isBad, "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
                 let dropped = s.withCount(s.count - 1)
                 if dropped.count == 0 && !dropped.isFolio && !dropped.hasCache {
                     // Nothing refers to the slot: free it, shadow, charge and all.
                     if dropped.isSwapCharged { swapUncharge(dropped) }
-                    table[i].store(0, ordering: .releasing)
-                    slotFreedLocked(cluster: c, slot: i)
+                    g.set(i, .empty)
+                    slotFreedLocked(g, slot: i)
                     freed += 1
                 } else {
-                    table[i].store(dropped.raw, ordering: .releasing)
+                    g.set(i, dropped)
                 }
             }
-            if freed > 0 { discardPending = releaseSlotsLocked(c, count: freed) || discardPending }
-            lock.unlock()
+            if freed > 0 { discardPending = releaseSlotsLocked(g, count: freed) || discardPending }
+            g.unlock()
             // Slots freed, or left to the swap cache alone: a swapoff may drop them now.
             if freed < inCluster { progress.wake() }
             e = e.advanced(by: inCluster)
@@ -76,42 +74,42 @@ extension SwapDevice {
         if discardPending { issueDiscards() }
     }
 
-    /// Books `count` slots of cluster `c` as freed (their words are already 0) and moves the
+    /// Books `count` slots of the locked cluster as freed (their words are already 0) and moves the
     /// cluster to the list its new state calls for: an emptied cluster gives its table back and
     /// goes to the free list (or the discard list); a full or fragmented one becomes nonfull
     /// again, since the free may have opened an aligned run (kernel: `partial_free_cluster`).
-    /// Caller holds the cluster lock. Returns true when a discard is now pending.
-    func releaseSlotsLocked(_ c: Int, count: Int) -> Bool {
-        let ci = clusters.cluster(c)
+    /// Returns true when a discard is now pending.
+    func releaseSlotsLocked(_ g: borrowing ClusterGuard, count: Int) -> Bool {
+        let c = g.index
+        let ci = g.info
         precondition(Int(ci.pointee.count) >= count, "cluster \(c) count underflow")
         ci.pointee.count -= UInt16(count)
         // Relaxed: a counter; see `inusePages`.
         inusePages.subtract(count, ordering: .relaxed)
         progress.wake()
         if ci.pointee.isEmpty {
-            clusters.releaseTableLocked(c)
+            g.releaseTable()
             ci.pointee.hasTable = false
-            move(c, to: discardEnabled ? ClusterLists.discard : ClusterLists.free)
+            moveLocked(g, to: discardEnabled ? ClusterLists.discard : ClusterLists.free)
             return discardEnabled
         }
         let current = ci.pointee.list
         if current != ClusterLists.isolated && current != ClusterLists.nonfull(Int(ci.pointee.order)) {
-            move(c, to: ClusterLists.nonfull(Int(ci.pointee.order)))
+            moveLocked(g, to: ClusterLists.nonfull(Int(ci.pointee.order)))
         }
         return false
     }
 
-    /// Runs `body` with the cluster of `entry` locked, passing its table.
+    /// Runs `body` with the cluster of `entry` locked, passing its guard.
     @inline(__always)
     func withClusterLocked<R, E: Error>(
-        _ entry: SwapEntry, _ body: (UnsafeMutablePointer<Atomic<UInt64>>) throws(E) -> R
+        _ entry: SwapEntry, _ body: (borrowing ClusterGuard) throws(E) -> R
     ) throws(E) -> R {
         precondition(entry.type == type && entry.offset > 0 && entry.offset < pageCount,
                      "\(entry) is not a data slot of device \(type)")
-        let c = entry.clusterIndex
-        let lock = clusters.lock(c)
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(clusters.table(c))
+        let g = clusters.lock(entry.clusterIndex)
+        let result = try body(g)
+        g.unlock()
+        return result
     }
 }

@@ -13,10 +13,9 @@ extension SwapDevice {
         /// Cluster `c`'s slots against its count, list and table. Caller holds its cluster lock.
         func walkCluster(_ c: Int) {
             let ci = clusters.cluster(c).pointee
-            let table = clusters.table(c)
             var used = 0
             for i in 0..<SwapCluster.slotCount {
-                let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+                let s = clusters.loadSlot(c, i)
                 if s.isFree { continue }
                 used += 1
                 if s.isBad { badTotal += 1; continue }
@@ -59,10 +58,18 @@ extension SwapDevice {
                 for c in 0..<clusterCount { walkCluster(c) }
             }
         } else {
-            for c in 0..<clusterCount { clusters.lock(c).withLock { walkCluster(c) } }
+            for c in 0..<clusterCount {
+                let g = clusters.lock(c)
+                walkCluster(c)
+                g.unlock()
+            }
         }
         #else
-        for c in 0..<clusterCount { clusters.lock(c).withLock { walkCluster(c) } }
+        for c in 0..<clusterCount {
+            let g = clusters.lock(c)
+            walkCluster(c)
+            g.unlock()
+        }
         #endif
         lists.withLock { l in
             var seen = [Bool](repeating: false, count: clusterCount)

@@ -47,39 +47,40 @@ struct _UnsafeClusterStorage: ~Copyable {
         Syscalls.munmap(UnsafeMutableRawPointer(tables), length: tableBytes)
     }
 
-    /// The cluster lock of cluster `c` (kernel: `ci->lock`).
+    /// Locks cluster `c` (kernel: `swap_cluster_lock`, `ci->lock`), waiting for it: the guard
+    /// is the only way to write its swap table.
     @inline(__always)
-    func lock(_ c: Int) -> FutexLock {
+    func lock(_ c: Int) -> ClusterGuard {
         assert(c >= 0 && c < clusterCount)
-        return FutexLock(locks + c)
+        let word = FutexLock(locks + c)
+        word.lock()
+        return ClusterGuard(index: c, word: word, table: tables + c * SwapCluster.slotCount, info: info + c)
+    }
+
+    /// Locks cluster `c` if nobody holds it (for a caller that holds the device lock, which
+    /// ranks below the cluster lock).
+    @inline(__always)
+    func tryLock(_ c: Int) -> ClusterGuard? {
+        assert(c >= 0 && c < clusterCount)
+        let word = FutexLock(locks + c)
+        guard word.tryLock() else { return nil }
+        return ClusterGuard(index: c, word: word, table: tables + c * SwapCluster.slotCount, info: info + c)
     }
 
     /// Cluster `c`'s bookkeeping. Caller holds its cluster lock to read or write it (reading
-    /// `list` under the device lock is also allowed).
+    /// `list` under the device lock is also allowed); a `ClusterGuard` gives it as `info`.
     @inline(__always)
     func cluster(_ c: Int) -> UnsafeMutablePointer<SwapCluster> {
         assert(c >= 0 && c < clusterCount)
         return info + c
     }
 
-    /// The first slot of cluster `c`'s table. Always safe to load from; stores need the cluster
-    /// lock and `hasTable`.
+    /// Slot `i` of cluster `c`, read without the lock. Always safe (the tables live as long as
+    /// the storage); a caller that acts on it re-checks under the cluster lock or the folio lock.
     @inline(__always)
-    func table(_ c: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
-        assert(c >= 0 && c < clusterCount)
-        return tables + c * SwapCluster.slotCount
-    }
-
-    /// Gives cluster `c`'s table page back to the OS. Caller holds the cluster lock and every
-    /// slot is empty, so lockless readers that race with this see "empty" either way.
-    func releaseTableLocked(_ c: Int) {
-        let page = UnsafeMutableRawPointer(table(c))
-        do {
-            try Syscalls.madvise(page, length: SwapCluster.slotCount * 8, advice: cus_MADV_DONTNEED())
-        } catch {
-            // Only EINVAL/ENOMEM are possible on our own aligned mapping: both would be our bug.
-            preconditionFailure("madvise(DONTNEED) of a swap table failed: \(error)")
-        }
+    func loadSlot(_ c: Int, _ i: Int) -> SwapTableSlot {
+        assert(c >= 0 && c < clusterCount && i >= 0 && i < SwapCluster.slotCount)
+        return SwapTableSlot(raw: tables[c * SwapCluster.slotCount + i].load(ordering: .acquiring))
     }
 
     /// Bytes of metadata this storage adds per cluster, besides the table page.
@@ -91,3 +92,58 @@ struct _UnsafeClusterStorage: ~Copyable {
 // The pointers never change after init; what they point at is guarded per element: lock words
 // and table slots are atomics, `SwapCluster` fields by that cluster's lock.
 extension _UnsafeClusterStorage: @unchecked Sendable {}
+
+/// A held cluster lock (kernel: `swap_cluster_lock` … `swap_cluster_unlock`), and the only
+/// writer of the cluster's swap table (kernel: `__swap_table_set` with
+/// `lockdep_assert_held(&ci->lock)`): the table's memory is private to this file, so a store
+/// into a swap table compiles only through a guard, and a guard exists only while its lock is
+/// held. Functions that need the cluster lock take one `borrowing` and end in `Locked`.
+///
+/// Unlocks when it goes away; a noncopyable value may go away at its last use, so a holder
+/// that needs the lock to the end of a section says so with `unlock()`.
+struct ClusterGuard: ~Copyable {
+    /// The cluster's index in its device.
+    let index: Int
+    private let word: FutexLock
+    private let table: UnsafeMutablePointer<Atomic<UInt64>>
+    /// The cluster's bookkeeping, which this lock guards.
+    let info: UnsafeMutablePointer<SwapCluster>
+
+    fileprivate init(index: Int, word: FutexLock, table: UnsafeMutablePointer<Atomic<UInt64>>,
+                     info: UnsafeMutablePointer<SwapCluster>) {
+        self.index = index
+        self.word = word
+        self.table = table
+        self.info = info
+    }
+
+    deinit { word.unlock() }
+
+    /// Releases the lock here (the guard is consumed).
+    consuming func unlock() {}
+
+    /// Slot `i` of the table. Relaxed: every store to it happens under this lock, which we hold.
+    @inline(__always)
+    func slot(_ i: Int) -> SwapTableSlot {
+        SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+    }
+
+    /// Writes slot `i`. Releasing: a lockless reader that sees the word also sees what it
+    /// names (a folio's identity, published before its slots).
+    @inline(__always)
+    func set(_ i: Int, _ s: SwapTableSlot) {
+        table[i].store(s.raw, ordering: .releasing)
+    }
+
+    /// Gives the table's page back to the OS (every slot must be empty): lockless readers that
+    /// race with this see "empty" either way.
+    func releaseTable() {
+        let page = UnsafeMutableRawPointer(table)
+        do {
+            try Syscalls.madvise(page, length: SwapCluster.slotCount * 8, advice: cus_MADV_DONTNEED())
+        } catch {
+            // Only EINVAL/ENOMEM are possible on our own aligned mapping: both would be our bug.
+            preconditionFailure("madvise(DONTNEED) of a swap table failed: \(error)")
+        }
+    }
+}

@@ -118,8 +118,10 @@ public final class SwapDevice: Sendable {
         for c in 0..<clusterCount {
             let ci = clusters.cluster(c)
             if let slots = badPerCluster[c] {
-                let table = clusters.table(c)
-                for s in slots { table[s].store(SwapTableSlot.bad.raw, ordering: .relaxed) }
+                // Nobody else sees the device yet; the lock is the way to write its table.
+                let g = clusters.lock(c)
+                for s in slots { g.set(s, .bad) }
+                g.unlock()
                 ci.pointee.hasTable = true
                 ci.pointee.count = UInt16(slots.count)
                 ci.pointee.order = 0
@@ -132,10 +134,10 @@ public final class SwapDevice: Sendable {
         self.lists = Mutex(lists)
     }
 
-    /// Tells the backend a slot was freed, if it wants to know. Caller holds the cluster lock.
+    /// Tells the backend a slot was freed, if it wants to know.
     @inline(__always)
-    func slotFreedLocked(cluster c: Int, slot i: Int) {
-        if invalidatesSlots { backend.invalidate(page: c << SwapCluster.slotShift | i) }
+    func slotFreedLocked(_ g: borrowing ClusterGuard, slot i: Int) {
+        if invalidatesSlots { backend.invalidate(page: g.index << SwapCluster.slotShift | i) }
     }
 
     /// Slots handed out and not yet freed.
@@ -152,7 +154,7 @@ public final class SwapDevice: Sendable {
     @inline(__always)
     package func slot(_ entry: SwapEntry) -> SwapTableSlot {
         precondition(entry.type == type && entry.offset < pageCount, "\(entry) is not on device \(type)")
-        return SwapTableSlot(raw: clusters.table(entry.clusterIndex)[entry.slotInCluster].load(ordering: .acquiring))
+        return clusters.loadSlot(entry.clusterIndex, entry.slotInCluster)
     }
 
     /// Bytes of allocator metadata per slot when every cluster has its table: the 8-byte slot plus

@@ -4,17 +4,17 @@
 /// released by whoever frees the slot or brings the page back.
 extension SwapEngine {
     /// Records the swap charge of the locked folio `f`, about to leave the swap cache, on every
-    /// slot it covers. Caller holds the cluster lock. Must run *before* the folio is deleted
+    /// slot it covers; `g` is its cluster's lock. Must run *before* the folio is deleted
     /// from the cache: the delete frees slots nobody maps any more, and only a slot that
     /// carries the record gets uncharged when freed (the seed's follow-up fix).
-    func swapoutRecordLocked(_ f: Folio, device: SwapDevice) {
+    func swapoutRecordLocked(_ f: Folio, _ g: borrowing ClusterGuard) {
         let entry = frames.entry(f)
         let nr = frames.pageCount(f)
-        let table = device.clusters.table(entry.clusterIndex)
+        precondition(g.index == entry.clusterIndex, "\(f) is in cluster \(entry.clusterIndex), not the locked \(g.index)")
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+            let s = g.slot(i)
             precondition(!s.isSwapCharged, "slot \(i) charged twice")
-            table[i].store(s.withSwapCharged(true).raw, ordering: .releasing)
+            g.set(i, s.withSwapCharged(true))
         }
         groups[frames.group(f)].chargeSwap(nr)
     }

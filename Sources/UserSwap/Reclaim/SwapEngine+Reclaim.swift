@@ -213,7 +213,7 @@ extension SwapEngine {
         var needsWrite = false
         if owner != 0, let region = region(Int(owner >> 40)) {
             do {
-                let outcome = try region.shrinkLocked(f, deferringWrite: true)
+                let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
                 removed = outcome == .removed
                 needsWrite = outcome == .needsWrite
             } catch where error.code != .swapFull {

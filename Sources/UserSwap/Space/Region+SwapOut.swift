@@ -30,7 +30,7 @@ extension Region {
         frames.lock(f)
         let removed: Bool
         do {
-            removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try shrinkLocked(f) : false
+            removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try shrink(lockedFolio: f) : false
         } catch {
             frames.unlock(f)
             engine.putFolio(f)
@@ -54,7 +54,7 @@ extension Region {
         frames.lock(f)
         let outcome: (removed: Bool, wasDirty: Bool)
         do {
-            outcome = try shrinkCachedLocked(f, entry)
+            outcome = try shrinkCached(lockedFolio: f, entry: entry)
         } catch {
             frames.unlock(f)
             engine.putFolio(f)
@@ -67,7 +67,7 @@ extension Region {
     }
 
     /// `shrinkCached(_:)` with the folio locked and referenced.
-    private func shrinkCachedLocked(_ f: Folio, _ entry: SwapEntry) throws(SwapError) -> (removed: Bool, wasDirty: Bool) {
+    private func shrinkCached(lockedFolio f: Folio, entry: SwapEntry) throws(SwapError) -> (removed: Bool, wasDirty: Bool) {
         let frames = engine.frames
         let flags = frames.flags(f)
         // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
@@ -90,11 +90,11 @@ extension Region {
     /// too), and the caller unlocks and frees it. Returns false when it stays (busy, pinned, or
     /// remapped); throws when no slot is free or the write failed — in every non-true case the
     /// folio is still locked and the caller's reference still held.
-    func shrinkLocked(_ f: Folio) throws(SwapError) -> Bool {
-        try shrinkLocked(f, deferringWrite: false) == .removed
+    func shrink(lockedFolio f: Folio) throws(SwapError) -> Bool {
+        try shrink(lockedFolio: f, deferringWrite: false) == .removed
     }
 
-    /// What `shrinkLocked(_:deferringWrite:)` did with the folio.
+    /// What `shrink(lockedFolio:deferringWrite:)` did with the folio.
     enum ShrinkOutcome: Equatable {
         case removed
         case kept
@@ -103,9 +103,9 @@ extension Region {
         case needsWrite
     }
 
-    /// `shrinkLocked(_:)`, optionally stopping before the write so that reclaim can write many
+    /// `shrink(lockedFolio:)`, optionally stopping before the write so that reclaim can write many
     /// folios in one vectored call.
-    func shrinkLocked(_ f: Folio, deferringWrite: Bool) throws(SwapError) -> ShrinkOutcome {
+    func shrink(lockedFolio f: Folio, deferringWrite: Bool) throws(SwapError) -> ShrinkOutcome {
         let frames = engine.frames
         guard !frames.flags(f).contains(.writeback) else { return .kept }
         var nr = frames.pageCount(f)
@@ -245,10 +245,9 @@ extension SwapEngine {
         }
         let nr = frames.pageCount(f)
         let entry = frames.entry(f)
-        let lock = device.clusters.lock(entry.clusterIndex)
-        lock.lock()
+        let g = device.clusters.lock(entry.clusterIndex)
         guard frames.freeze(f, expected: UInt32(nr + 1)) else {
-            lock.unlock()
+            g.unlock()
             stats.count(.busyFolios)
             return false
         }
@@ -256,13 +255,13 @@ extension SwapEngine {
         let discard: Bool
         if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
             // The bug the seed's follow-up fixed, kept switchable so a test can show it leaks.
-            discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
-            recordAfterDeleteLocked(entry, nr: nr, group: frames.group(f), device: device)
+            discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
+            recordAfterDeleteLocked(entry, g, nr: nr, group: frames.group(f))
         } else {
-            swapoutRecordLocked(f, device: device)
-            discard = swapCacheDeleteFolioLocked(f, device: device, shadow: shadow)
+            swapoutRecordLocked(f, g)
+            discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
         }
-        lock.unlock()
+        g.unlock()
         if discard { device.issueDiscards() }
         stats.count(.evictions)
         groups[frames.group(f)].count(.pswpout, nr)
@@ -272,11 +271,10 @@ extension SwapEngine {
     /// The wrong order, for `TestHooks.recordSwapAfterDelete` only: charges the whole folio,
     /// marking the slots that still exist; slots the delete already freed keep their charge
     /// forever.
-    private func recordAfterDeleteLocked(_ entry: SwapEntry, nr: Int, group: Int, device: SwapDevice) {
-        let table = device.clusters.table(entry.clusterIndex)
+    private func recordAfterDeleteLocked(_ entry: SwapEntry, _ g: borrowing ClusterGuard, nr: Int, group: Int) {
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
-            let s = SwapTableSlot(raw: table[i].load(ordering: .relaxed))
-            if !s.isFree { table[i].store(s.withSwapCharged(true).raw, ordering: .releasing) }
+            let s = g.slot(i)
+            if !s.isFree { g.set(i, s.withSwapCharged(true)) }
         }
         groups[group].chargeSwap(nr)
     }

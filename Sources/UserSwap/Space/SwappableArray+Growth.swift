@@ -11,12 +11,12 @@ extension SwappableArray {
     /// error (the array is then unchanged).
     public func append(_ value: Element) throws(SwapError) {
         try writer.withLock { (state: inout WriterState) throws(SwapError) in
-            try reserveLocked(&state, count: state.count + 1)
+            try writerReserve(&state, count: state.count + 1)
             let (page, slot) = state.count.quotientAndRemainder(dividingBy: elementsPerPage)
             let pin = try pin(page: page, for: .write)
             pin.bytes.storeBytes(of: value, toByteOffset: slot * MemoryLayout<Element>.stride, as: Element.self)
             state.count += 1
-            publishLocked(&state)
+            writerPublish(&state)
         }
     }
 
@@ -29,14 +29,14 @@ extension SwappableArray {
     public func append(contentsOf newElements: some Sequence<Element>) throws(SwapError) {
         try writer.withLock { (state: inout WriterState) throws(SwapError) in
             let contiguous = newElements.withContiguousStorageIfAvailable { source in
-                Result { () throws(SwapError) in try appendLocked(&state, contiguous: source) }
+                Result { () throws(SwapError) in try writerAppend(&state, contiguous: source) }
             }
             if let contiguous { return try contiguous.get() }
-            try reserveLocked(&state, count: state.count + newElements.underestimatedCount)
+            try writerReserve(&state, count: state.count + newElements.underestimatedCount)
             var iterator = newElements.makeIterator()
             var next = iterator.next()
             while let first = next {
-                try reserveLocked(&state, count: state.count + 1)
+                try writerReserve(&state, count: state.count + 1)
                 let (page, startSlot) = state.count.quotientAndRemainder(dividingBy: elementsPerPage)
                 let pin = try pin(page: page, for: .write)
                 let elements = pin.bytes.bindMemory(to: Element.self)
@@ -50,14 +50,14 @@ extension SwappableArray {
                     next = iterator.next()
                 }
                 state.count += slot - startSlot
-                publishLocked(&state)
+                writerPublish(&state)
             }
         }
     }
 
     /// Appends `source`'s elements a page at a time.
-    private func appendLocked(_ state: inout WriterState, contiguous source: UnsafeBufferPointer<Element>) throws(SwapError) {
-        try reserveLocked(&state, count: state.count + source.count)
+    private func writerAppend(_ state: inout WriterState, contiguous source: UnsafeBufferPointer<Element>) throws(SwapError) {
+        try writerReserve(&state, count: state.count + source.count)
         var copied = 0
         while copied < source.count {
             let (page, slot) = state.count.quotientAndRemainder(dividingBy: elementsPerPage)
@@ -67,7 +67,7 @@ extension SwappableArray {
             destination.copyMemory(from: source.baseAddress! + copied, byteCount: n * MemoryLayout<Element>.stride)
             copied += n
             state.count += n
-            publishLocked(&state)
+            writerPublish(&state)
         }
     }
 
@@ -84,7 +84,7 @@ extension SwappableArray {
             let (page, slot) = (state.count - 1).quotientAndRemainder(dividingBy: elementsPerPage)
             let pin = try pin(page: page, for: .read)
             last = pin.bytes.load(fromByteOffset: slot * MemoryLayout<Element>.stride, as: Element.self)
-            shrinkLocked(&state, to: state.count - 1)
+            writerShrink(&state, to: state.count - 1)
         }
         guard let last else { fatalError("SwappableArray.removeLast() read nothing") }
         return last
@@ -100,13 +100,13 @@ extension SwappableArray {
             guard k <= state.count else {
                 throw SwapError(.outOfRange, "removeLast(\(k)) on a SwappableArray of \(state.count) elements")
             }
-            shrinkLocked(&state, to: state.count - k)
+            writerShrink(&state, to: state.count - k)
         }
     }
 
     /// Removes every element and releases every page; the capacity stays.
     public func removeAll() {
-        writer.withLock { state in shrinkLocked(&state, to: 0) }
+        writer.withLock { state in writerShrink(&state, to: 0) }
     }
 
     /// Makes room for `minimumCapacity` elements now, so that appending up to it makes no
@@ -116,20 +116,20 @@ extension SwappableArray {
             throw SwapError(.invalidArgument, "reserveCapacity(\(minimumCapacity)): a capacity cannot be negative")
         }
         try writer.withLock { (state: inout WriterState) throws(SwapError) in
-            try reserveLocked(&state, count: minimumCapacity)
+            try writerReserve(&state, count: minimumCapacity)
         }
     }
 
     /// Lowers the count to `newCount` and releases the pages no element uses any more (their
     /// frames and swap slots): a page half used keeps its data.
-    private func shrinkLocked(_ state: inout WriterState, to newCount: Int) {
+    private func writerShrink(_ state: inout WriterState, to newCount: Int) {
         assert(newCount <= state.count)
         let oldPages = (state.count + elementsPerPage - 1) / elementsPerPage
         let newPages = (newCount + elementsPerPage - 1) / elementsPerPage
         state.count = newCount
         // The count first: a reader that checked an index against the old count and pins an
         // emptied page afterwards gets a fresh page, never one that another array owns.
-        publishLocked(&state)
+        writerPublish(&state)
         var page = newPages
         while page < oldPages {
             let (k, local) = layout.locate(page: page)

@@ -168,7 +168,7 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
 
     /// Makes segments until the array holds `count` elements. Throws `.invalidArgument` beyond
     /// 16 TiB, or the space's error when a region cannot be made.
-    func reserveLocked(_ state: inout WriterState, count: Int) throws(SwapError) {
+    func writerReserve(_ state: inout WriterState, count: Int) throws(SwapError) {
         try Self.checkCapacity(count, perPage: elementsPerPage)
         let needed = layout.segments(holding: (count + elementsPerPage - 1) / elementsPerPage)
         while state.segmentCount < needed {
@@ -184,7 +184,7 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
     }
 
     /// Sets the count readers see to the writer's.
-    func publishLocked(_ state: inout WriterState) {
+    func writerPublish(_ state: inout WriterState) {
         // Releasing: the elements written below the count are visible to whoever loads it.
         publishedCount.store(state.count, ordering: .releasing)
     }

@@ -29,23 +29,32 @@ struct SwapDeviceAllocationTests {
     @Test("a page allocation that finds every cluster off its list (other threads scanning) waits for them while slots are free")
     func waitsForScanners() throws {
         let device = try makeDevice(pages: 1 + 2 * 512)
-        // Another scanner holds both clusters, locked and off the lists.
-        var held: [Int] = []
+        // Another scanner holds both clusters, locked and off the lists: each guard stays on
+        // the stack of one level of `holdingAll` until `body` has run.
         let lists = [ClusterLists.free] + (0...SwapCluster.maxOrder).flatMap { [ClusterLists.nonfull($0), ClusterLists.frag($0)] }
-        for list in lists { while let c = device.isolateAndLock(list) { held.append(c) } }
-        #expect(held.count >= 2)
+        var held = 0
+        func holdingAll(_ body: () -> Void) {
+            for list in lists {
+                guard let g = device.isolateAndLock(list) else { continue }
+                held += 1
+                holdingAll(body)
+                device.relocateAfterAllocationLocked(g, failedScan: false)
+                g.unlock()
+                return
+            }
+            body()
+        }
         let got = Mutex<SwapEntry?>(nil)
         let done = DispatchSemaphore(value: 0)
-        Thread {
-            got.withLock { $0 = device.allocateSlots(order: 0, initial: .counted(1)) }
-            done.signal()
-        }.start()
-        // Longer than a count of yields lasts on an idle core; well within the wait's bound.
-        usleep(20_000)
-        #expect(done.wait(timeout: .now()) == .timedOut, "gave up while the clusters were only being scanned")
-        for c in held {
-            device.relocateAfterAllocationLocked(c, failedScan: false)
-            device.clusters.lock(c).unlock()
+        holdingAll {
+            #expect(held >= 2)
+            Thread {
+                got.withLock { $0 = device.allocateSlots(order: 0, initial: .counted(1)) }
+                done.signal()
+            }.start()
+            // Longer than a count of yields lasts on an idle core; well within the wait's bound.
+            usleep(20_000)
+            #expect(done.wait(timeout: .now()) == .timedOut, "gave up while the clusters were only being scanned")
         }
         #expect(done.wait(timeout: .now() + 10) == .success)
         #expect(got.withLock { $0 } != nil)

@@ -64,7 +64,7 @@ final class IOUringDriver {
                 }
                 s.writesInFlight += 1
             }
-            enterLocked(slot)
+            enterUnderSubmissionLock(slot)
         }
     }
 
@@ -103,7 +103,7 @@ final class IOUringDriver {
     }
 
     /// Prepares and submits `slot`. Caller holds the submission lock.
-    private func enterLocked(_ slot: Int) {
+    private func enterUnderSubmissionLock(_ slot: Int) {
         table.claim(slot)
         let r = table.request(slot).pointee
         let v = table.vectors(slot)
@@ -143,7 +143,7 @@ final class IOUringDriver {
                 s.writesInFlight -= 1
                 while s.writesInFlight < maxWritesInFlight, let next = s.queuedWrites.pop() {
                     s.writesInFlight += 1
-                    enterLocked(next)
+                    enterUnderSubmissionLock(next)
                 }
             }
         }
