@@ -28,13 +28,13 @@ extension SwappableArray {
         }
         try checkRange(range)
         let contiguous = newElements.withContiguousStorageIfAvailable { source in
-            Result { () throws(SwapError) in try replaceLocked(range, from: source) }
+            Result { () throws(SwapError) in try writeElements(range, from: source) }
         }
         if let contiguous { return try contiguous.get() }
-        try [Element](newElements).withUnsafeBufferPointer { (source) throws(SwapError) in try replaceLocked(range, from: source) }
+        try [Element](newElements).withUnsafeBufferPointer { (source) throws(SwapError) in try writeElements(range, from: source) }
     }
 
-    private func replaceLocked(_ range: Range<Int>, from source: UnsafeBufferPointer<Element>) throws(SwapError) {
+    private func writeElements(_ range: Range<Int>, from source: UnsafeBufferPointer<Element>) throws(SwapError) {
         _ = try forEachPage(in: range, for: .write) { (start, elements) throws(Never) in
             let offset = start - range.lowerBound
             UnsafeMutableRawPointer(elements.baseAddress!)
