@@ -216,10 +216,12 @@ extension SwapEngine {
                 yieldPoint(.swapInFoundCached)
                 frames.lock(f)
                 yieldPoint(.swapInLocked)
+                #if DEBUG
                 if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {
                     // The planted bug: trust the folio found before sleeping on its lock.
                     return f
                 }
+                #endif
                 // It may have left the cache, or failed its read, while we slept.
                 guard frames.matches(f, entry) else {
                     let failed = frames.flags(f).contains(.error)

@@ -17,7 +17,8 @@ package enum YieldPoint: String, Sendable, CaseIterable {
     case blocking
 }
 
-/// What a test scheduler implements.
+#if DEBUG
+/// What a test scheduler implements (debug builds only, as is everything a test installs).
 package protocol YieldScheduler: AnyObject, Sendable {
     func reached(_ point: YieldPoint)
 }
@@ -38,6 +39,7 @@ package enum YieldPoints {
         scheduler.withLock { $0 = nil }
     }
 }
+#endif
 
 /// Marks a yield point. Never call it with a cluster lock or page-table lock held.
 @inline(__always)
