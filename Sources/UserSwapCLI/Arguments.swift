@@ -1,4 +1,5 @@
 import UserSwapRedis
+import UserSwapBench
 /// The words after the verb, sorted into positionals and options by the verb's option table
 /// (`Verb.options`), before any value is interpreted.
 struct ParsedArguments: Equatable {

@@ -1,3 +1,4 @@
+import UserSwapBench
 /// The text of `userswap help` and `userswap help VERB`, built from the same option tables the
 /// parser reads, so the two never disagree.
 enum HelpText {
@@ -127,11 +128,5 @@ enum HelpText {
         case .help:
             ["userswap help format"]
         }
-    }
-}
-
-extension String {
-    func padded(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
     }
 }

@@ -1,3 +1,5 @@
+import UserSwapBench
+
 /// The first word of a `userswap` command line.
 public enum Verb: String, CaseIterable, Sendable {
     case format

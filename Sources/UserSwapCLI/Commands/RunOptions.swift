@@ -1,4 +1,5 @@
 import UserSwap
+import UserSwapBench
 
 /// The options of `userswap run`, validated by the parser.
 public struct RunOptions: Equatable, Sendable {

@@ -1,5 +1,6 @@
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The parser as a pure function: command line in, `Invocation` or `UsageError` out.

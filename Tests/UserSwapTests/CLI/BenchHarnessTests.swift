@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The harness the scenarios are written against; runs in debug builds too (only the `bench`

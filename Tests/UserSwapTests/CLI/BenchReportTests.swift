@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The JSON contract of docs/BENCH-JSON.md: names, nesting, ratio directions.

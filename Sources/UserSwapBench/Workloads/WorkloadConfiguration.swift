@@ -202,7 +202,7 @@ struct PreparedWorkload: Workload {
 extension ReclaimPolicy {
     /// As `--param policy=` and the JSON reports spell it: `frequency`, `workingset`,
     /// `active_inactive`, `second_chance`.
-    var benchName: String {
+    package var benchName: String {
         switch self {
         case .frequency: "frequency"
         case .workingset: "workingset"
@@ -211,7 +211,7 @@ extension ReclaimPolicy {
         }
     }
 
-    init?(benchName: String) {
+    package init?(benchName: String) {
         guard let match = Self.allCases.first(where: { $0.benchName == benchName }) else { return nil }
         self = match
     }

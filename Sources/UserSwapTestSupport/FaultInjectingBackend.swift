@@ -1,4 +1,5 @@
 import Glibc
+import UserSwap
 import Synchronization
 
 /// A backend that wraps another and makes it fail on purpose, the way a failing disk does: I/O
@@ -37,6 +38,10 @@ public final class FaultInjectingBackend: SwapBackend {
         /// The device goes away: this call and every later one, discards included, fail with
         /// ENODEV until `reattach()`.
         case disappear
+        /// The transfer succeeds, but the first byte of every page it moves is inverted on the
+        /// way (into the caller's buffer for a read, onto the device for a write): the silent
+        /// corruption of a store without checksums, which only a check of the data catches.
+        case corrupt
     }
 
     public enum Trigger: Sendable, Hashable {
@@ -53,6 +58,8 @@ public final class FaultInjectingBackend: SwapBackend {
     /// What was injected, per operation.
     public enum Counter: Sendable, Hashable, CaseIterable {
         case ioErrors, noSpace, shortTransfers, latencySpikes
+        /// Transfers whose pages were silently corrupted.
+        case corruptions
         /// Calls refused because the device was gone (the call that made it go included).
         case goneCalls
     }
@@ -137,6 +144,9 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.read, pages: page ..< page + buffer.count / SwapPage.size) {
         case .transfer: try inner.read(into: buffer, atPage: page)
         case .short(let cut): try shortRead(into: [buffer], atPage: page, cut: cut)
+        case .corrupt:
+            try inner.read(into: buffer, atPage: page)
+            Self.invertFirstBytes([buffer])
         }
     }
 
@@ -144,6 +154,7 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.write, pages: page ..< page + buffer.count / SwapPage.size) {
         case .transfer: try inner.write(buffer, atPage: page)
         case .short(let cut): try tornWrite([buffer], atPage: page, cut: cut)
+        case .corrupt: try corruptWrite([buffer], atPage: page)
         }
     }
 
@@ -152,6 +163,9 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.read, pages: page ..< page + bytes / SwapPage.size) {
         case .transfer: try inner.read(into: buffers, atPage: page)
         case .short(let cut): try shortRead(into: Array(buffers), atPage: page, cut: cut)
+        case .corrupt:
+            try inner.read(into: buffers, atPage: page)
+            Self.invertFirstBytes(Array(buffers))
         }
     }
 
@@ -160,6 +174,7 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.write, pages: page ..< page + bytes / SwapPage.size) {
         case .transfer: try inner.write(buffers, atPage: page)
         case .short(let cut): try tornWrite(Array(buffers), atPage: page, cut: cut)
+        case .corrupt: try corruptWrite(Array(buffers), atPage: page)
         }
     }
 
@@ -173,7 +188,7 @@ public final class FaultInjectingBackend: SwapBackend {
 
     // MARK: Helpers
 
-    private enum Decision { case transfer, short(cut: Int) }
+    private enum Decision { case transfer, short(cut: Int), corrupt }
 
     /// Counts the call against every rule, picks the first that fires, and either throws its
     /// error, sleeps, or says how much of the transfer to do. Sleeps outside the lock.
@@ -217,7 +232,32 @@ public final class FaultInjectingBackend: SwapBackend {
         case .short(let bytes):
             let total = pages.count * SwapPage.size
             return .short(cut: min(max(bytes ?? total / 2, 0), total - 1))
+        case .corrupt:
+            return .corrupt
         }
+    }
+
+    /// Inverts the first byte of every page in `buffers` (each a whole number of pages).
+    private static func invertFirstBytes(_ buffers: [UnsafeMutableRawBufferPointer]) {
+        for b in buffers {
+            for offset in stride(from: 0, to: b.count, by: SwapPage.size) { b[offset] = ~b[offset] }
+        }
+    }
+
+    /// Writes a copy of the caller's pages with the first byte of each inverted; the caller's
+    /// buffers stay as they were, as a corrupting store leaves them.
+    private func corruptWrite(_ buffers: [UnsafeRawBufferPointer], atPage page: Int) throws(SwapError) {
+        let total = buffers.reduce(0) { $0 + $1.count }
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: SwapPage.size)
+        defer { scratch.deallocate() }
+        var offset = 0
+        for b in buffers {
+            // In bounds: the buffers' sizes add up to total = scratch.count.
+            (scratch.baseAddress! + offset).copyMemory(from: b.baseAddress!, byteCount: b.count)
+            offset += b.count
+        }
+        Self.invertFirstBytes([scratch])
+        try inner.write(UnsafeRawBufferPointer(scratch), atPage: page)
     }
 
     /// Reads the whole range from the inner backend into a scratch buffer, hands the caller the
@@ -270,6 +310,7 @@ public final class FaultInjectingBackend: SwapBackend {
         case .short: .shortTransfers
         case .latency: .latencySpikes
         case .disappear: .goneCalls
+        case .corrupt: .corruptions
         }
     }
 

@@ -2,8 +2,8 @@ import Foundation
 
 /// `userswap bench SCENARIO …`: runs the scenario once per requested protocol, prints a summary,
 /// and writes the JSON report (a single run, or a comparison of two).
-enum BenchCommand {
-    static func run(_ options: BenchOptions, console: Console) -> Int32 {
+package enum BenchCommand {
+    package static func run(_ options: BenchOptions, console: Console) -> Int32 {
         #if DEBUG
         // Debug builds run the engine 10–100× slower, with checks on every step: their numbers
         // would mislead anyone who reads them.

@@ -172,7 +172,7 @@ public struct LatencySummary: Sendable, Equatable, Encodable {
     }
 
     /// Three significant digits, no trailing zeros.
-    static func trimmed(_ value: Double) -> String {
+    package static func trimmed(_ value: Double) -> String {
         let digits = value >= 100 ? 0 : value >= 10 ? 1 : 2
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }

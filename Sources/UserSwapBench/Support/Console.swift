@@ -31,10 +31,10 @@ public struct Console: Sendable {
     }
 
     /// A line on stdout.
-    func line(_ text: String) { writeOutput(text.hasSuffix("\n") ? text : text + "\n") }
+    package func line(_ text: String) { writeOutput(text.hasSuffix("\n") ? text : text + "\n") }
 
     /// A line on stderr.
-    func errorLine(_ text: String) { writeError(text.hasSuffix("\n") ? text : text + "\n") }
+    package func errorLine(_ text: String) { writeError(text.hasSuffix("\n") ? text : text + "\n") }
 }
 
 import CUserSwap

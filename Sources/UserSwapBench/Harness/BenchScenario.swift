@@ -7,7 +7,7 @@
 /// too), and writes the reports as a comparison.
 /// A scenario that has no protocol to choose ignores `harness.swapProtocol`.
 ///
-/// To add one: write the type in `Bench/Scenarios/` and list it in `BenchRegistry.all`:
+/// To add one: write the type in `Sources/UserSwapBench/Scenarios/` and list it in `BenchRegistry.all`:
 ///
 /// ```swift
 /// enum AllocScenario: BenchScenario {
@@ -79,7 +79,7 @@ public enum BenchRegistry {
     /// The scenarios users see.
     public static var listed: [any BenchScenario.Type] { all.filter { $0.isListed } }
 
-    static var listedNames: [String] { listed.map { $0.name } }
+    package static var listedNames: [String] { listed.map { $0.name } }
 
     /// The scenario called `name`, listed or not.
     public static func scenario(named name: String) -> (any BenchScenario.Type)? {
