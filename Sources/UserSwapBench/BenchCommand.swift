@@ -1,7 +1,9 @@
 import Foundation
 
 /// `userswap bench SCENARIO …`: runs the scenario once per requested protocol, prints a summary,
-/// and writes the JSON report (a single run, or a comparison of two).
+/// and writes the JSON report (a single run, or a comparison of two). A run whose data did not
+/// verify still writes its report (`verified: false`, without comparison ratios, which would
+/// compare a broken run) and exits 1, so `make bench` stops there.
 package enum BenchCommand {
     package static func run(_ options: BenchOptions, console: Console) -> Int32 {
         #if DEBUG
@@ -10,6 +12,12 @@ package enum BenchCommand {
         console.errorLine("userswap: benchmarks need a release build: make bench")
         return ExitCode.failure
         #else
+        return exitStatus(options, console: console)
+        #endif
+    }
+
+    /// `run` without the release-build check: the status of `perform`, its error on stderr.
+    static func exitStatus(_ options: BenchOptions, console: Console) -> Int32 {
         do {
             try perform(options, console: console)
             return ExitCode.success
@@ -17,7 +25,6 @@ package enum BenchCommand {
             console.errorLine("userswap: bench \(options.scenario): \(error)")
             return ExitCode.failure
         }
-        #endif
     }
 
     /// The work of `run` without the release-build check, so tests can drive the whole path in
@@ -61,6 +68,10 @@ package enum BenchCommand {
                 console.line("wrote \(path)")
             }
         }
+        guard output.verified else {
+            let failed = reports.filter { !$0.verified }.map { $0.swapProtocol?.rawValue ?? $0.mode.rawValue }
+            throw BenchError("the data did not verify (\(failed.joined(separator: ", "))): the figures above measure a broken run; the report says verified: false and has no comparison ratios")
+        }
         return output
     }
 }
@@ -81,6 +92,14 @@ enum BenchOutput: Encodable, Equatable {
         switch self {
         case .single(let report): report.text()
         case .comparison(let comparison): comparison.text()
+        }
+    }
+
+    /// Whether every run's data verified.
+    var verified: Bool {
+        switch self {
+        case .single(let report): report.verified
+        case .comparison(let comparison): comparison.verified
         }
     }
 }

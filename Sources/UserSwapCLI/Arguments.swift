@@ -345,9 +345,29 @@ extension CommandLineTool {
             }
             options.parameters[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
         }
+        try checkParameters(options, verb: verb)
         options.showsProgress = !parsed.has("no-progress")
         options.encryption = !parsed.has("no-encryption")
         return options
+    }
+
+    /// Every `--param` against what the scenario declares for its mode: an unknown key names
+    /// the valid ones, a bad value names the values the key takes.
+    private static func checkParameters(_ options: BenchOptions, verb: Verb) throws(UsageError) {
+        guard let scenario = BenchRegistry.scenario(named: options.scenario) else { return }
+        let declared = scenario.parameters(mode: options.mode)
+        let mode = options.mode.map { " --mode \($0.rawValue)" } ?? ""
+        for (key, value) in options.parameters.sorted(by: { $0.key < $1.key }) {
+            guard let parameter = declared.first(where: { $0.key == key }) else {
+                let valid = declared.isEmpty
+                    ? "it takes no --param"
+                    : "its parameters: \(declared.map(\.key).joined(separator: ", "))"
+                throw UsageError("--param \(key): bench \(options.scenario)\(mode) has no parameter '\(key)'; \(valid)", verb: verb)
+            }
+            guard parameter.accepts(value) else {
+                throw UsageError("--param \(key)=\(RedisBackend.Configuration.redacted(value)): \(key) takes \(parameter.type)", verb: verb)
+            }
+        }
     }
 
     /// The single positional argument `verb` needs (its name from `Verb.positionals`).

@@ -41,6 +41,10 @@ enum HelpText {
             for scenario in scenarios {
                 text += "  \(scenario.name.padded(to: width))  \(scenario.summary)\n"
             }
+            text += "\nparameters (--param KEY=VALUE), by scenario:\n"
+            for scenario in scenarios {
+                text += scenarioParameters(scenario)
+            }
         }
         let examples = self.examples(verb)
         if !examples.isEmpty {
@@ -128,5 +132,23 @@ enum HelpText {
         case .help:
             ["userswap help format"]
         }
+    }
+
+    /// A scenario's `--param`s, one per line under its name (with `--mode kernel`'s apart
+    /// when they differ); nothing for a scenario that takes none.
+    static func scenarioParameters(_ scenario: any BenchScenario.Type) -> String {
+        var text = ""
+        func rows(_ parameters: [BenchParameter], heading: String) {
+            guard !parameters.isEmpty else { return }
+            text += "  \(heading):\n"
+            for p in parameters {
+                text += "    \(p.synopsis)\n        \(p.summary)\n"
+            }
+        }
+        let usual = scenario.parameters(mode: nil)
+        rows(usual, heading: scenario.name)
+        let kernel = scenario.parameters(mode: .kernel)
+        if kernel.map(\.key) != usual.map(\.key) { rows(kernel, heading: "\(scenario.name) --mode kernel") }
+        return text
     }
 }

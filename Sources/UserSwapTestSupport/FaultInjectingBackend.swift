@@ -38,10 +38,10 @@ public final class FaultInjectingBackend: SwapBackend {
         /// The device goes away: this call and every later one, discards included, fail with
         /// ENODEV until `reattach()`.
         case disappear
-        /// The transfer succeeds, but the first byte of every page it moves is inverted on the
-        /// way (into the caller's buffer for a read, onto the device for a write): the silent
+        /// The transfer succeeds, but byte `byte` (0…4095) of every page it moves is inverted on
+        /// the way (into the caller's buffer for a read, onto the device for a write): the silent
         /// corruption of a store without checksums, which only a check of the data catches.
-        case corrupt
+        case corrupt(byte: Int = 0)
     }
 
     public enum Trigger: Sendable, Hashable {
@@ -101,6 +101,7 @@ public final class FaultInjectingBackend: SwapBackend {
     /// Adds a rule: `fault` hits `operation` when `trigger` says, at most `times` times (a
     /// `.call(n)` rule fires once unless told otherwise; the others until removed).
     public func inject(_ fault: Fault, on operation: Operation, when trigger: Trigger, times: Int? = nil) {
+        if case .corrupt(let byte) = fault { precondition((0..<SwapPage.size).contains(byte), "byte \(byte) outside a page") }
         if case .probability(let p) = trigger { precondition(p >= 0 && p <= 1, "probability \(p) outside 0...1") }
         if case .call(let n) = trigger { precondition(n >= 1, "calls count from 1") }
         var limit = times
@@ -144,9 +145,9 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.read, pages: page ..< page + buffer.count / SwapPage.size) {
         case .transfer: try inner.read(into: buffer, atPage: page)
         case .short(let cut): try shortRead(into: [buffer], atPage: page, cut: cut)
-        case .corrupt:
+        case .corrupt(let byte):
             try inner.read(into: buffer, atPage: page)
-            Self.invertFirstBytes([buffer])
+            Self.invert(byte: byte, [buffer])
         }
     }
 
@@ -154,7 +155,7 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.write, pages: page ..< page + buffer.count / SwapPage.size) {
         case .transfer: try inner.write(buffer, atPage: page)
         case .short(let cut): try tornWrite([buffer], atPage: page, cut: cut)
-        case .corrupt: try corruptWrite([buffer], atPage: page)
+        case .corrupt(let byte): try corruptWrite([buffer], atPage: page, byte: byte)
         }
     }
 
@@ -163,9 +164,9 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.read, pages: page ..< page + bytes / SwapPage.size) {
         case .transfer: try inner.read(into: buffers, atPage: page)
         case .short(let cut): try shortRead(into: Array(buffers), atPage: page, cut: cut)
-        case .corrupt:
+        case .corrupt(let byte):
             try inner.read(into: buffers, atPage: page)
-            Self.invertFirstBytes(Array(buffers))
+            Self.invert(byte: byte, Array(buffers))
         }
     }
 
@@ -174,7 +175,7 @@ public final class FaultInjectingBackend: SwapBackend {
         switch try decide(.write, pages: page ..< page + bytes / SwapPage.size) {
         case .transfer: try inner.write(buffers, atPage: page)
         case .short(let cut): try tornWrite(Array(buffers), atPage: page, cut: cut)
-        case .corrupt: try corruptWrite(Array(buffers), atPage: page)
+        case .corrupt(let byte): try corruptWrite(Array(buffers), atPage: page, byte: byte)
         }
     }
 
@@ -188,7 +189,7 @@ public final class FaultInjectingBackend: SwapBackend {
 
     // MARK: Helpers
 
-    private enum Decision { case transfer, short(cut: Int), corrupt }
+    private enum Decision { case transfer, short(cut: Int), corrupt(byte: Int) }
 
     /// Counts the call against every rule, picks the first that fires, and either throws its
     /// error, sleeps, or says how much of the transfer to do. Sleeps outside the lock.
@@ -232,21 +233,21 @@ public final class FaultInjectingBackend: SwapBackend {
         case .short(let bytes):
             let total = pages.count * SwapPage.size
             return .short(cut: min(max(bytes ?? total / 2, 0), total - 1))
-        case .corrupt:
-            return .corrupt
+        case .corrupt(let byte):
+            return .corrupt(byte: byte)
         }
     }
 
-    /// Inverts the first byte of every page in `buffers` (each a whole number of pages).
-    private static func invertFirstBytes(_ buffers: [UnsafeMutableRawBufferPointer]) {
+    /// Inverts byte `byte` of every page in `buffers` (each a whole number of pages).
+    private static func invert(byte: Int, _ buffers: [UnsafeMutableRawBufferPointer]) {
         for b in buffers {
-            for offset in stride(from: 0, to: b.count, by: SwapPage.size) { b[offset] = ~b[offset] }
+            for offset in stride(from: byte, to: b.count, by: SwapPage.size) { b[offset] = ~b[offset] }
         }
     }
 
-    /// Writes a copy of the caller's pages with the first byte of each inverted; the caller's
+    /// Writes a copy of the caller's pages with byte `byte` of each inverted; the caller's
     /// buffers stay as they were, as a corrupting store leaves them.
-    private func corruptWrite(_ buffers: [UnsafeRawBufferPointer], atPage page: Int) throws(SwapError) {
+    private func corruptWrite(_ buffers: [UnsafeRawBufferPointer], atPage page: Int, byte: Int) throws(SwapError) {
         let total = buffers.reduce(0) { $0 + $1.count }
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: SwapPage.size)
         defer { scratch.deallocate() }
@@ -256,7 +257,7 @@ public final class FaultInjectingBackend: SwapBackend {
             (scratch.baseAddress! + offset).copyMemory(from: b.baseAddress!, byteCount: b.count)
             offset += b.count
         }
-        Self.invertFirstBytes([scratch])
+        Self.invert(byte: byte, [scratch])
         try inner.write(UnsafeRawBufferPointer(scratch), atPage: page)
     }
 

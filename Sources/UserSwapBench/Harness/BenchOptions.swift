@@ -41,6 +41,10 @@ public struct BenchOptions: Equatable, Sendable {
     /// `false` with `--no-encryption`: pages go to the swap device in clear (the kernel's swap,
     /// which benchmarks compare against, does not encrypt either). Sealed by default.
     public var encryption: Bool
+    #if DEBUG
+    /// Tests only (see `WorkloadConfiguration.swapReadCorruption`); no option sets it.
+    public var swapReadCorruption: Int?
+    #endif
 
     public init(
         scenario: String,

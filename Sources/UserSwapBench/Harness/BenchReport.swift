@@ -82,6 +82,10 @@ public struct BenchReport: Sendable, Equatable, Encodable {
         "device_reads", "device_writes", "verified", "machine",
     ]
 
+    /// Extras that compare this run with something else (ratios and shares): written only when
+    /// the run verified, since a broken run's speed compares nothing.
+    static let comparisonKeys: Set<String> = ["comparison", "shares", "policy_comparison"]
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: JSONKey.self)
         try container.encode(scenario, forKey: "scenario")
@@ -104,6 +108,7 @@ public struct BenchReport: Sendable, Equatable, Encodable {
         for (key, value) in extras {
             assert(!Self.contractKeys.contains(key), "extras key '\(key)' would overwrite a contract key")
             guard !Self.contractKeys.contains(key) else { continue }
+            guard verified || !Self.comparisonKeys.contains(key) else { continue }
             try container.encode(value, forKey: JSONKey(key))
         }
     }

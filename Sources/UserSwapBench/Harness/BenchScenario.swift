@@ -7,33 +7,31 @@
 /// too), and writes the reports as a comparison.
 /// A scenario that has no protocol to choose ignores `harness.swapProtocol`.
 ///
-/// To add one: write the type in `Sources/UserSwapBench/Scenarios/` and list it in `BenchRegistry.all`:
+/// To add one: write the type in `Sources/UserSwapBench/Scenarios/`, declare its `--param`s, and
+/// list it in `BenchRegistry.all`:
 ///
 /// ```swift
 /// enum AllocScenario: BenchScenario {
 ///     static let name = "alloc"
-///     static let summary = "swap-slot allocate + free, by folio order and thread count"
+///     static let summary = "swap-slot allocate + free, by thread count"
+///     static let batch = BenchParameter.integer("batch", 1...4096, default: 256, "runs held before they are freed")
+///     static func parameters(mode: BenchMode?) -> [BenchParameter] { [batch] }
 ///
 ///     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-///         let device = try makeDevice()                    // the engine's, not the harness's
-///         var results: [JSONValue] = []
-///         var widest: TimedRun?
-///         for order in [0, 2, 4, 9] {
-///             for threads in options.threads.map({ [$0] }) ?? [1, harness.machine.cores] {
-///                 let run = try harness.runTimed("order \(order) × \(threads)", threads: threads,
-///                                                limit: .seconds(harness.seconds(default: 1))) { _ in
-///                     let entry = try device.allocate(order: order)
-///                     try device.free(entry, order: order)
-///                 }
-///                 results.append(["order": JSONValue(order), "threads": JSONValue(threads),
-///                                 "ops_per_s": JSONValue(run.opsPerSecond), "latency_us": JSONValue(run.latency)])
-///                 if order == 0 { widest = run }               // the headline numbers
-///             }
-///         }
-///         var report = harness.report(widest!)             // scenario, protocol, ops, latency, RSS, machine
-///         report.extras["results"] = .array(results)
+///         let batch: Int = try options.value(Self.batch)          // the parser checked it
+///         let device = try SwapDevice(backend: MemoryBackend(pageCount: 1 << 20))
+///         let run = try harness.runTimed(
+///             "order 0", threads: harness.threads(default: 2),
+///             limit: .seconds(harness.seconds(default: 1)), opsPerCall: batch,
+///             setUp: { _ in [SwapEntry]() },
+///             operation: { (held: inout [SwapEntry]) in
+///                 held.removeAll(keepingCapacity: true)
+///                 for _ in 0..<batch { held.append(try device.allocate(order: 0)) }
+///                 for e in held { device.put(e, count: 1) }
+///             })
+///         var report = harness.report(run)    // scenario, protocol, ops, latency, RSS, machine
 ///         report.extras["metadata_bytes_per_slot"] = JSONValue(SwapDevice.metadataBytesPerSlot)
-///         report.verified = device.usedPages == 0         // everything allocated was freed
+///         report.verified = device.usedPages == 0 && device.checkInvariants().isEmpty
 ///         return report
 ///     }
 /// }
@@ -45,6 +43,9 @@ public protocol BenchScenario {
     static var summary: String { get }
     /// Whether `bench --list` and `help bench` show it; internal checks say `false`.
     static var isListed: Bool { get }
+    /// The `--param`s it understands when run in `mode` (nil: no `--mode` given). The parser
+    /// rejects any other key, and any value a parameter does not accept, as a usage error.
+    static func parameters(mode: BenchMode?) -> [BenchParameter]
     /// Runs the scenario once for `harness.swapProtocol` and returns its report. Throw a
     /// `SwapError` from the engine or a `BenchError` for anything else (a verification
     /// mismatch, a bad `--param`): the command prints it and exits with status 1.
@@ -53,6 +54,7 @@ public protocol BenchScenario {
 
 extension BenchScenario {
     public static var isListed: Bool { true }
+    public static func parameters(mode: BenchMode?) -> [BenchParameter] { [] }
 }
 
 /// Every scenario `userswap bench` knows.

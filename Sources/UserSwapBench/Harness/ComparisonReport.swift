@@ -4,7 +4,8 @@
 /// UserSwap against the kernel): throughput is ours ÷ other, latency is other ÷ ours. A ratio
 /// whose denominator is zero is left out rather than written as infinity. `ratios` compares
 /// ours with the first other run; with more than one other run (`--protocol all`),
-/// `ratios_by_baseline` compares ours with each, keyed by the other run's protocol.
+/// `ratios_by_baseline` compares ours with each, keyed by the other run's protocol. Unless every
+/// run verified its data there are no ratios at all: a broken run's speed compares nothing.
 public struct ComparisonReport: Sendable, Equatable, Encodable {
     /// `[ours, other, …]`.
     public var runs: [BenchReport]
@@ -20,12 +21,17 @@ public struct ComparisonReport: Sendable, Equatable, Encodable {
     public init(ours: BenchReport, others: [BenchReport]) {
         precondition(!others.isEmpty, "a comparison needs another run")
         runs = [ours] + others
-        ratios = Self.ratios(ours: ours, other: others[0])
+        ratios = [:]
         ratiosByBaseline = [:]
+        guard verified else { return }
+        ratios = Self.ratios(ours: ours, other: others[0])
         if others.count > 1 {
             for other in others { ratiosByBaseline[Self.name(other)] = Self.ratios(ours: ours, other: other) }
         }
     }
+
+    /// Whether every run verified its data; only then are there ratios.
+    public var verified: Bool { runs.allSatisfy(\.verified) }
 
     private static func name(_ run: BenchReport) -> String { run.swapProtocol?.rawValue ?? run.mode.rawValue }
 
@@ -47,7 +53,8 @@ public struct ComparisonReport: Sendable, Equatable, Encodable {
         var container = encoder.container(keyedBy: JSONKey.self)
         try container.encode(runs.first?.scenario ?? "", forKey: "scenario")
         try container.encode(runs, forKey: "runs")
-        try container.encode(ratios, forKey: "ratios")
+        try container.encode(verified, forKey: "verified")
+        if verified { try container.encode(ratios, forKey: "ratios") }
         if !ratiosByBaseline.isEmpty { try container.encode(ratiosByBaseline, forKey: "ratios_by_baseline") }
     }
 
@@ -58,6 +65,10 @@ public struct ComparisonReport: Sendable, Equatable, Encodable {
         let names = runs.map(Self.name)
         let order = ["ops_per_s", "p50", "p99", "p999", "max"]
         let labels = ["ops_per_s": "ops/s", "p999": "p99.9"]
+        guard verified else {
+            lines.append("no ratios: \(runs.filter { !$0.verified }.map(Self.name).joined(separator: ", ")) did not verify")
+            return lines.joined(separator: "\n")
+        }
         for (other, name) in zip(runs.dropFirst(), names.dropFirst()) {
             let r = ratiosByBaseline.isEmpty ? ratios : Self.ratios(ours: runs[0], other: other)
             let parts = order.compactMap { key in r[key].map { "\(labels[key] ?? key) ×\(LatencySummary.trimmed($0))" } }

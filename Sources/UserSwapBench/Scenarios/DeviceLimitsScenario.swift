@@ -39,12 +39,16 @@ enum DeviceLimitsScenario: BenchScenario {
 
     static let transfer = RawSequentialBandwidth.transfer
 
+    static let largeFolio = BenchParameter("large_folio", type: "size, a power of two 8K…2M", default: "64K",
+                                           "the folio size of the large-folio swap-out and swap-in") { text in
+        guard case .success(let large) = ByteSize.parse(text) else { return false }
+        return large > 4096 && large <= 2 << 20 && large & (large - 1) == 0
+    }
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [largeFolio, WorkloadBench.policy(allowingAll: false)] }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        if let unknown = options.parameters.keys.sorted().first(where: { $0 != "large_folio" && $0 != "policy" }) {
-            throw BenchError("--param \(unknown): device-limits knows large_folio, policy")
-        }
         let policy = try options.reclaimPolicy()
-        let largeText: String = try options.parameter("large_folio", default: "64K")
+        let largeText: String = try options.value(Self.largeFolio)
         guard case .success(let large) = ByteSize.parse(largeText), large > 4096, large <= 2 << 20, large & (large - 1) == 0 else {
             throw BenchError("--param large_folio=\(largeText): give a power of two from 8K to 2M")
         }
@@ -216,17 +220,27 @@ enum DeviceLimitsScenario: BenchScenario {
                                 folioSize: Int, policy: ReclaimPolicy, harness: BenchHarness) throws -> Swap {
         let pages = Int(dataBytes / 4096)
         // Its own unnamed file per run, gone when the space is.
-        let space = try SwapSpace(.init(memory: memory, devices: [.temporary(size: dataBytes * 2 + 4096, directory: folder)],
+        var device: SwapSpace.DeviceConfiguration = .temporary(size: dataBytes * 2 + 4096, directory: folder)
+        #if DEBUG
+        if let byte = harness.options.swapReadCorruption { device = .corruptingMemory(bytes: dataBytes * 2 + 4096, byte: byte) }
+        #endif
+        let space = try SwapSpace(.init(memory: memory, devices: [device],
                                         sync: harness.swapProtocol.sync(),
                                         reclaimPolicy: policy, encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
         let stats = space.statistics
         let share = (pages + threads - 1) / threads
+        // Every page is filled with its own pattern (`PagePattern`) and every page read back is
+        // checked whole, so a wrong byte anywhere in a page fails the run.
+        let seed: UInt64 = 0xD1_5C
+        let wrong = Atomic<Int>(0)
         @Sendable func write(_ page: Int) throws {
-            try region.withPage(page, for: .write) { bytes in
-                bytes.storeBytes(of: UInt64(page) | 1 << 63, toByteOffset: 0, as: UInt64.self)
-                bytes.storeBytes(of: UInt64(page), toByteOffset: 4088, as: UInt64.self)
+            try region.withPage(page, for: .write) { bytes in PagePattern.fill(bytes, page: page, version: 1, seed: seed) }
+        }
+        @Sendable func check(_ page: Int) throws {
+            try region.withPage(page, for: .read) { bytes in
+                if !PagePattern.check(UnsafeRawBufferPointer(bytes), page: page, version: 1, seed: seed) { wrong.add(1, ordering: .relaxed) }
             }
         }
         // The first budget's worth of the shares fills memory without swapping anything out:
@@ -237,7 +251,7 @@ enum DeviceLimitsScenario: BenchScenario {
             for page in (thread * share)..<min(pages, thread * share + warm) { try write(page) }
         }
         let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
-        // Each thread writes the rest of its share in order: the first and last words name the page.
+        // Each thread writes the rest of its share in order.
         let fill = try harness.runTimed("UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share - warm),
                                         setUp: { thread in thread * share + warm },
                                         operation: { page in
@@ -247,19 +261,13 @@ enum DeviceLimitsScenario: BenchScenario {
         let fillOuts = Int64(stats[.swapOuts] - before.outs)
         let fillWrites = Int64(stats[.deviceWrites] - before.writes)
         let fillDirect = Int64(stats[.directReclaims] - before.direct)
-        let wrong = Atomic<Int>(0)
         // Read back in the same order (the first pages of each share left memory first).
         try region.advise(.sequential)
         let streamBefore = (ins: stats[.swapIns], reads: stats[.deviceReads])
         let stream = try harness.runTimed("UserSwap sequential swap-in" + label, threads: threads, limit: .callsPerThread(share),
                                           setUp: { thread in thread * share },
                                           operation: { page in
-                                              if page < pages {
-                                                  try region.withPage(page, for: .read) { bytes in
-                                                      if bytes.load(fromByteOffset: 0, as: UInt64.self) != UInt64(page) | 1 << 63
-                                                          || bytes.load(fromByteOffset: 4088, as: UInt64.self) != UInt64(page) { wrong.add(1, ordering: .relaxed) }
-                                                  }
-                                              }
+                                              if page < pages { try check(page) }
                                               page += 1
                                           })
         let streamIns = Int64(stats[.swapIns] - streamBefore.ins)
@@ -269,11 +277,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let random = seconds <= 0 ? nil : try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
                                           setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
                                           operation: { generator in
-                                              let page = Int(generator.next() % UInt64(pages))
-                                              try region.withPage(page, for: .read) { bytes in
-                                                  if bytes.load(fromByteOffset: 0, as: UInt64.self) != UInt64(page) | 1 << 63
-                                                      || bytes.load(fromByteOffset: 4088, as: UInt64.self) != UInt64(page) { wrong.add(1, ordering: .relaxed) }
-                                              }
+                                              try check(Int(generator.next() % UInt64(pages)))
                                           })
         let randomIns = Int64(stats[.swapIns] - inBefore)
         // Relaxed: the workers were joined by runTimed.

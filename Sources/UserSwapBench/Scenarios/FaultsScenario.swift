@@ -20,11 +20,13 @@ enum FaultsScenario: BenchScenario {
     static let name = "faults"
     static let summary = "µs per fault on a transparent region: minor (resident), major (swapped), first touch; explicit and kernel for reference"
 
+    static let pages = BenchParameter.integer("pages", 16...1 << 20, default: 4096, "pages faulted in each phase")
+    static let device = BenchParameter.choice("device", ["file", "memory"], default: "file", "swap to a file (O_DIRECT) or to process memory")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [pages, device, WorkloadBench.faults] }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        let pages: Int = try options.parameter("pages", default: 4096)
-        guard (16...1 << 20).contains(pages) else { throw BenchError("--param pages=\(pages): give 16 to 1048576 pages") }
-        let device: String = try options.parameter("device", default: "file")
-        guard device == "file" || device == "memory" else { throw BenchError("--param device=\(device): use file or memory") }
+        let pages: Int = try options.value(Self.pages)
+        let device: String = try options.value(Self.device)
         let faults = try WorkloadBench.transparentFaults(options)
         let seed = options.seed ?? 0xfa17
         let memory = Int(options.memoryBytes ?? Int64(4 * pages * SwapPage.size))

@@ -14,11 +14,13 @@ enum PinScenario: BenchScenario {
     static let name = "pin"
     static let summary = "ns per pin + unpin of a resident page, one thread (read and write)"
 
+    static let pages = BenchParameter.integer("pages", 1...4096, default: 16, "resident pages pinned in turn")
+    static let batch = BenchParameter.integer("batch", 1...1_000_000, default: 256, "pins timed together")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [pages, batch] }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        let pages: Int = try options.parameter("pages", default: 16)
-        guard (1...4096).contains(pages) else { throw BenchError("--param pages=\(pages): give 1 to 4096 pages") }
-        let batch: Int = try options.parameter("batch", default: 256)
-        guard (1...1_000_000).contains(batch) else { throw BenchError("--param batch=\(batch): give 1 to 1000000") }
+        let pages: Int = try options.value(Self.pages)
+        let batch: Int = try options.value(Self.batch)
         let seconds = harness.seconds(default: 1)
         let seed = options.seed ?? 0x0919_0919_0919_0919
         if let threads = options.threads, threads != 1 {

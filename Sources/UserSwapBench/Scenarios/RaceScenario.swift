@@ -233,24 +233,20 @@ extension RaceScenario {
         var memory: Int?
 
         init(options: BenchOptions, harness: BenchHarness) throws {
-            pages = try options.parameter("pages", default: 64)
-            guard (1...1 << 20).contains(pages) else { throw BenchError("--param pages=\(pages): give 1 to 1048576 pages") }
+            pages = try options.value(RaceScenario.pages)
             threads = harness.threads(default: 8)
             sweep = try options.parameters["sweep"].map(RaceScenario.parseSweep) ?? [threads]
             seconds = harness.seconds(default: 2)
-            let orderName: String = try options.parameter("order", default: PageOrder.same.rawValue)
+            let orderName: String = try options.value(RaceScenario.order)
             guard let order = PageOrder(rawValue: orderName) else {
                 throw BenchError("--param order=\(orderName): use one of \(PageOrder.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             self.order = order
-            let device: String = try options.parameter("device", default: "memory")
-            guard device == "memory" || device == "file" else { throw BenchError("--param device=\(device): use memory or file") }
+            let device: String = try options.value(RaceScenario.device)
             fileDevice = device == "file"
-            let affinity: String = try options.parameter("affinity", default: "spread")
-            guard affinity == "spread" || affinity == "none" else { throw BenchError("--param affinity=\(affinity): use spread or none") }
+            let affinity: String = try options.value(RaceScenario.affinity)
             cpus = affinity == "spread" ? CPUAffinity.allowed() : []
-            let retry: Double = try options.parameter("retry_ms", default: 4)
-            guard retry >= 0 && retry <= 1000 else { throw BenchError("--param retry_ms=\(retry): give 0 to 1000 ms") }
+            let retry: Double = try options.value(RaceScenario.retry)
             sync = harness.swapProtocol.sync(tick: .microseconds(Int64(retry * 1000)))
             seed = options.seed ?? 0x5EED_5EED_5EED_5EED
             if let bytes = options.memoryBytes {
@@ -282,6 +278,17 @@ extension RaceScenario {
     }
 
     /// `"1,2,4,8,16"` → `[1, 2, 4, 8, 16]`: thread counts 1…4096, in the order given.
+    static let pages = BenchParameter.integer("pages", 1...1 << 20, default: 64, "the shared pages every thread pins")
+    static let sweep = BenchParameter("sweep", type: "thread counts 1…4096, comma-separated", default: nil,
+                                      "run once per thread count (default: --threads)") { (try? parseSweep($0)) != nil }
+    static let order = BenchParameter.choice("order", PageOrder.allCases.map(\.rawValue), default: PageOrder.same.rawValue,
+                                             "the order in which each thread pins the pages")
+    static let device = BenchParameter.choice("device", ["memory", "file"], default: "memory", "swap to process memory or a file")
+    static let affinity = BenchParameter.choice("affinity", ["spread", "none"], default: "spread",
+                                                "spread the threads over the allowed CPUs, or leave them to the scheduler")
+    static let retry = BenchParameter.number("retry_ms", 0...1000, default: 4, "the legacy protocols' tick, in milliseconds")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [pages, sweep, order, device, affinity, retry] }
+
     static func parseSweep(_ text: String) throws(BenchError) -> [Int] {
         let counts = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !counts.isEmpty, counts.allSatisfy({ $0 != nil && (1...4096).contains($0!) }) else {

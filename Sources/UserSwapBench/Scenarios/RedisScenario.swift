@@ -25,12 +25,13 @@ enum RedisScenario: BenchScenario {
     static let name = "redis"
     static let summary = "far memory on a local redis-server: backend pages/s and a 4× space over it"
 
+    static let url = BenchParameter("url", type: "redis://HOST:PORT or unix:///SOCKET", default: nil,
+                                    "the server to use (default: a private redis-server for the run)") { (try? RedisBackend.Configuration(url: $0)) != nil }
+    static let batch = BenchParameter.integer("batch", 2...512, default: 16, "pages per MSET/MGET")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [url, batch] }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        for key in options.parameters.keys where !["url", "batch"].contains(key) {
-            throw BenchError("--param \(key): redis knows url and batch")
-        }
-        let batch: Int = try options.parameter("batch", default: 16)
-        guard (2...512).contains(batch) else { throw BenchError("--param batch=\(batch): give 2 to 512 pages") }
+        let batch: Int = try options.value(Self.batch)
         let memory = Int(options.memoryBytes ?? 16 << 20)
         let data = Int(options.dataBytes ?? 64 << 20)
         guard memory >= 64 * SwapPage.size, data > memory else {

@@ -8,19 +8,21 @@ enum SelfCheckScenario: BenchScenario {
     static let isListed = false
 
     /// Steps of the xorshift sequence one call walks.
-    static let stepsPerCall = 64
+    static let steps = BenchParameter.integer("steps", 1...1 << 20, default: 64, "xorshift steps one timed call walks")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { [steps] }
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         let threads = harness.threads(default: 2)
         let seconds = harness.seconds(default: 0.2)
         let seed = options.seed ?? 0x9E37_79B9_7F4A_7C15
+        let stepsPerCall: Int = try options.value(Self.steps)
 
         let run = try harness.runTimed(
             "threads",
             threads: threads,
             limit: .seconds(seconds),
             setUp: { thread in Walker(state: seed &+ UInt64(thread) | 1) },
-            operation: { walker in walker.step(Self.stepsPerCall) },
+            operation: { walker in walker.step(stepsPerCall) },
             tearDown: { walker in
                 // Replaying the same number of steps from the seed must land on the same value.
                 var replay = Walker(state: walker.start)

@@ -35,6 +35,8 @@ enum SeqScenario: BenchScenario {
     /// `write_ratio` unless given: a read-only stream (see the type's comment).
     static let defaultWriteRatio = 0.0
 
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         var report = try WorkloadBench.run(.seq, options: options, harness: harness)
         guard harness.mode() != .kernel, try WorkloadSwap(options: options).isPlainFile else { return report }

@@ -35,29 +35,35 @@ enum TiersScenario: BenchScenario {
     static let name = "tiers"
     static let summary = "compressed and encrypted tiers: ratio and cost per kind of data; reads over memory, file, compressed, encrypted devices"
 
-    static let parameterKeys = ["data", "pool", "codec", "loads", "devices", "patterns", "pages", "theta"]
     static let defaultDevices = ["memory", "file", "compressed", "encrypted", "compressed+encrypted"]
     /// The tiers over process memory instead of a file: their CPU cost alone, whatever the
     /// disk and the page cache do.
     static let allDevices = defaultDevices + ["compressed-memory", "encrypted-memory", "compressed+encrypted-memory"]
 
+    static let data = BenchParameter.choice("data", TierData.allCases.map(\.rawValue), default: "text", "the kind of page data")
+    static let loads = BenchParameter.choice("loads", ["exclusive", "shared"], default: "exclusive",
+                                             "a load drops the pool's copy (exclusive, as zswap) or keeps it (shared)")
+    static let devices = BenchParameter.list("devices", of: allDevices, default: defaultDevices.joined(separator: ","), "the devices of part 2")
+    static let patterns = BenchParameter.list("patterns", of: ["random", "zipf"], default: "random,zipf", "the access patterns of part 2")
+    static let pages = BenchParameter.integer("pages", 1...Int.max, default: 4096, "pages of each kind written in part 1")
+    static func parameters(mode: BenchMode?) -> [BenchParameter] {
+        [data, WorkloadSwap.pool, WorkloadSwap.codec, loads, devices, patterns, pages, WorkloadBench.theta]
+    }
+
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
-            throw BenchError("--param \(unknown): tiers knows \(parameterKeys.joined(separator: ", "))")
-        }
-        let dataName: String = try options.parameter("data", default: "text")
+        let dataName: String = try options.value(Self.data)
         guard let data = TierData(rawValue: dataName) else {
             throw BenchError("--param data=\(dataName): use \(TierData.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let codecName: String = try options.parameter("codec", default: "lz4")
+        let codecName: String = try options.value(WorkloadSwap.codec)
         guard let codec = CompressionCodec(codecName) else { throw BenchError("--param codec=\(codecName): use lz4, zstd or zstd-N (N 1…19)") }
-        let loads: String = try options.parameter("loads", default: "exclusive")
+        let loads: String = try options.value(Self.loads)
         guard loads == "exclusive" || loads == "shared" else { throw BenchError("--param loads=\(loads): use exclusive or shared") }
         let devices = try list(options, "devices", default: defaultDevices, allowed: allDevices)
         let patterns = try list(options, "patterns", default: ["random", "zipf"], allowed: ["random", "zipf"])
-        let samplePages: Int = try options.parameter("pages", default: 4096)
+        let samplePages: Int = try options.value(Self.pages)
         guard samplePages >= 1 else { throw BenchError("--param pages=\(samplePages): give at least 1") }
-        let theta: Double = try options.parameter("theta", default: 0.99)
+        let theta: Double = try options.value(WorkloadBench.theta)
         let memory = Int(options.memoryBytes ?? 64 << 20)
         let dataBytes = Int(options.dataBytes ?? 256 << 20)
         let poolBytes: Int

@@ -19,25 +19,23 @@ import UserSwap
 /// transparent huge pages back the memory (default off: 4 KiB pages, as UserSwap's regions);
 /// `cgroup=optional` runs even without a limiting cgroup (the kernel then does not swap).
 extension WorkloadBench {
-    static let kernelParameterKeys = ["ops", "write_ratio", "theta", "load", "thp", "cgroup", "workingset", "repeats", "io", "reads", "writes_in_flight"]
+    static let thp = BenchParameter.choice("thp", ["on", "off"], default: "off", "transparent huge pages for the data")
+    static let cgroup = BenchParameter.choice("cgroup", ["required", "optional"], default: "required",
+                                              "whether a memory cgroup limited to the budget must hold the run")
+    /// The kernel's workingset detection cannot be turned off: `on` is the only value.
+    static let workingset = BenchParameter.choice("workingset", ["on"], default: "on", "the kernel's workingset detection (always on)")
+    /// What `--mode kernel` takes: the workload's shape and the kernel's own knobs.
+    static var kernelParameters: [BenchParameter] {
+        [ops, writeRatio, theta, load, thp, cgroup, workingset, repeats, io, reads, writesInFlight]
+    }
 
     static func runKernel(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        if let unknown = options.parameters.keys.sorted().first(where: { !kernelParameterKeys.contains($0) }) {
-            throw BenchError("--param \(unknown): \(kind.rawValue) --mode kernel knows \(kernelParameterKeys.joined(separator: ", "))")
-        }
-        if let workingset = options.parameters["workingset"], workingset != "on" {
-            throw BenchError("--param workingset=\(workingset): the kernel's workingset detection cannot be turned off; --mode kernel runs with it on")
-        }
         guard options.protocols.count == 1 else {
             throw BenchError("--protocol both: the kernel's swap has no protocol to choose; run --mode kernel once")
         }
         var configuration = try configuration(kind, options: options, harness: harness)
-        let thp: String = try options.parameter("thp", default: "off")
-        let cgroupRule: String = try options.parameter("cgroup", default: "required")
-        guard thp == "on" || thp == "off" else { throw BenchError("--param thp=\(thp): use on or off") }
-        guard cgroupRule == "required" || cgroupRule == "optional" else {
-            throw BenchError("--param cgroup=\(cgroupRule): use required or optional")
-        }
+        let thp: String = try options.value(Self.thp)
+        let cgroupRule: String = try options.value(Self.cgroup)
 
         let cgroup = MemoryCgroup.current()
         let limit = cgroup?.limitBytes

@@ -36,7 +36,48 @@ import UserSwap
 /// resolves them (`TransparentRegion.FaultService`). `--mode kernel` runs the same
 /// workload on plain memory swapped by the kernel (`WorkloadScenarios+Kernel.swift`).
 enum WorkloadBench {
-    static let parameterKeys = ["policy", "ops", "write_ratio", "theta", "load", "device", "repeats", "io", "reads", "writes_in_flight", "faults", "folio", "swap_size"] + WorkloadSwap.parameterKeys
+    /// `policy=…`: the reclaim policy; with `allowingAll`, `all` runs each.
+    static func policy(allowingAll: Bool) -> BenchParameter {
+        .choice("policy", ReclaimPolicy.allCases.map(\.benchName) + (allowingAll ? ["all"] : []), default: ReclaimPolicy.frequency.benchName,
+                "the reclaim policy" + (allowingAll ? "; all: each in turn over the same operations" : ""))
+    }
+    static let ops = BenchParameter.integer("ops", 1...Int.max, default: nil, "a fixed number of accesses instead of --seconds (open workloads)")
+    static let writeRatio = BenchParameter.number("write_ratio", 0...1, default: nil,
+                                                  "the share of accesses that write (default 0.2; seq 0)")
+    static let theta = BenchParameter("theta", type: "number above 0 and below 1", default: String(WorkloadConfiguration.defaultTheta), "Zipf's θ") { text in
+        Double(text).map { $0 > 0 && $0 < 1 } ?? false
+    }
+    static let load = BenchParameter("load", type: "number above 0, at most 0.9", default: String(WorkloadConfiguration.defaultLoadFactor), "the hash table's fill") { text in
+        Double(text).map { $0 > 0 && $0 <= 0.9 } ?? false
+    }
+    static let repeats = BenchParameter.choice("repeats", ["1", "2", "4", "8", "16", "32", "64"], default: "1",
+                                               "each page repeats its first 4096/N bytes N times (compresses to about 1/N)")
+    static let io = BenchParameter.choice("io", ["automatic", "auto", "io_uring", "thread_pool", "synchronous"], default: "automatic",
+                                          "the device's I/O engine")
+    static let reads = BenchParameter.choice("reads", ["caller", "engine"], default: "caller",
+                                             "a fault's read done by the faulting thread or submitted to the engine")
+    static let writesInFlight = BenchParameter.integer("writes_in_flight", 1...4096, default: IOEngineOptions().maxWritesInFlight,
+                                                       "write-backs in flight at once")
+    static let faults = BenchParameter("faults", type: "handler_threads|handler_threads:N|faulting_thread", default: "handler_threads",
+                                       "who resolves a transparent region's faults (handler_threads: 4 threads)") { text in
+        (try? transparentFaults(text)) != nil
+    }
+    static let folio = BenchParameter("folio", type: "size, a power of two 4K…2M", default: "4K",
+                                      "the explicit region's folio size") { text in
+        guard case .success(let size) = ByteSize.parse(text) else { return false }
+        return size >= 4096 && size <= 2 << 20 && size & (size - 1) == 0
+    }
+    static let swapSize = BenchParameter.size("swap_size", 2 << 20 ... 1 << 44, default: nil,
+                                              "the swap device's size, header included (default: twice the data and a page)")
+    static let device = BenchParameter("device", type: "file|memory|redis|redis://HOST:PORT|unix:///SOCKET", default: "file",
+                                       "where swapped pages go (also --device)") { WorkloadDevice($0) != nil }
+
+    /// What the workload scenarios take, by mode: UserSwap's knobs, or the kernel's.
+    static func parameters(mode: BenchMode?) -> [BenchParameter] {
+        if mode == .kernel { return kernelParameters }
+        return [policy(allowingAll: true), ops, writeRatio, theta, load, device, repeats, io, reads, writesInFlight, faults, folio, swapSize]
+            + WorkloadSwap.parameters
+    }
 
     /// The budget and data of a workload's benchmark when `--memory`/`--data` are not given.
     static func defaultSizes(_ kind: WorkloadKind) -> (memory: Int64, data: Int64) {
@@ -48,7 +89,10 @@ enum WorkloadBench {
 
     /// `--param faults=handler_threads[:N]|faulting_thread`: who serves a transparent region's faults.
     static func transparentFaults(_ options: BenchOptions) throws -> TransparentRegion.FaultService {
-        let text: String = try options.parameter("faults", default: "handler_threads")
+        try transparentFaults(try options.value(faults) as String)
+    }
+
+    static func transparentFaults(_ text: String) throws(BenchError) -> TransparentRegion.FaultService {
         if text == "faulting_thread" { return .faultingThread }
         let parts = text.split(separator: ":")
         if parts.first == "handler_threads" {
@@ -61,9 +105,6 @@ enum WorkloadBench {
     static func run(_ kind: WorkloadKind, options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
         let swap = try WorkloadSwap(options: options)
         if harness.mode() == .kernel { return try runKernel(kind, options: options, harness: harness) }
-        if let unknown = options.parameters.keys.sorted().first(where: { !parameterKeys.contains($0) }) {
-            throw BenchError("--param \(unknown): \(kind.rawValue) knows \(parameterKeys.joined(separator: ", "))")
-        }
         let configuration = try configuration(kind, options: options, harness: harness)
         guard options.parameters["policy"] == "all" else {
             let outcome = try runOnce(configuration, swap: swap, label: kind.rawValue, harness: harness)
@@ -91,28 +132,26 @@ enum WorkloadBench {
         let sizes = defaultSizes(kind)
         var limit = WorkloadLimit.seconds(harness.seconds(default: 5))
         if options.parameters["ops"] != nil {
-            let ops: Int = try options.parameter("ops", default: 0)
-            guard ops >= 1 else { throw BenchError("--param ops=\(ops): give at least 1") }
-            limit = .operations(ops)
+            limit = .operations(try options.value(Self.ops))
         }
         var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
             writeRatio: try options.parameter("write_ratio", default: kind == .seq ? SeqScenario.defaultWriteRatio : WorkloadConfiguration.defaultWriteRatio),
-            theta: try options.parameter("theta", default: WorkloadConfiguration.defaultTheta),
-            loadFactor: try options.parameter("load", default: WorkloadConfiguration.defaultLoadFactor),
+            theta: try options.value(Self.theta),
+            loadFactor: try options.value(Self.load),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
-        configuration.pageRepeats = try options.parameter("repeats", default: 1)
-        let io: String = try options.parameter("io", default: "automatic")
+        configuration.pageRepeats = try options.value(Self.repeats)
+        let io: String = try options.value(Self.io)
         guard let engine = IOEngineChoice(rawValue: io == "auto" ? "automatic" : io) else {
             throw BenchError("--param io=\(io): use automatic, io_uring, thread_pool or synchronous")
         }
         configuration.ioEngine = engine
-        let reads: String = try options.parameter("reads", default: "caller")
+        let reads: String = try options.value(Self.reads)
         guard reads == "caller" || reads == "engine" else { throw BenchError("--param reads=\(reads): use caller or engine") }
         configuration.ioReadsInCaller = reads == "caller"
-        let writes: Int = try options.parameter("writes_in_flight", default: IOEngineOptions().maxWritesInFlight)
+        let writes: Int = try options.value(Self.writesInFlight)
         guard writes >= 1 else { throw BenchError("--param writes_in_flight=\(writes): give at least 1") }
         configuration.ioMaxWritesInFlight = writes
         configuration.transparentFaults = try transparentFaults(options)
@@ -134,6 +173,9 @@ enum WorkloadBench {
         if options.parameters["policy"] != "all" {
             configuration.reclaimPolicy = try options.reclaimPolicy(orAlso: ["all"])
         }
+        #if DEBUG
+        configuration.swapReadCorruption = options.swapReadCorruption
+        #endif
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }
         return configuration
@@ -219,24 +261,28 @@ struct PolicyComparison {
 enum ZipfScenario: BenchScenario {
     static let name = "zipf"
     static let summary = "Zipf θ=0.99 accesses over data 4× the budget (--param policy=all: every reclaim policy over the same operations)"
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.zipf, options: options, harness: harness) }
 }
 
 enum RandomScenario: BenchScenario {
     static let name = "random"
     static let summary = "uniform random accesses over data 4× the budget"
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.random, options: options, harness: harness) }
 }
 
 enum UsememScenario: BenchScenario {
     static let name = "usemem"
     static let summary = "the kernel's usemem: write data 4× the budget, then read it all back"
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.usemem, options: options, harness: harness) }
 }
 
 enum HashTableScenario: BenchScenario {
     static let name = "hashtable"
     static let summary = "an open-addressing hash table 4× the budget: insert, then look up every key"
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.hashtable, options: options, harness: harness) }
 }
 

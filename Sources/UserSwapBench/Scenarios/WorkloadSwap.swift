@@ -47,7 +47,14 @@ public enum WorkloadDevice: Equatable, Sendable {
 /// made from `--device`, `--tier` and `--param codec=|pool=|encryption=|swap_file=`; it keeps
 /// the tiers so that their figures can be reported after the run.
 struct WorkloadSwap {
-    static let parameterKeys = ["codec", "pool", "encryption", "swap_file"]
+    static let codec = BenchParameter("codec", type: "lz4|zstd|zstd-N (N 1…19)", default: "lz4",
+                                      "the compressed tier's codec") { CompressionCodec($0) != nil }
+    static let pool = BenchParameter.size("pool", 64 << 10 ... 1 << 40, default: nil, "the compressed pool's limit (default: the budget)")
+    static let encryption = BenchParameter.choice("encryption", ["none", "randomKey", "random-key"], default: nil,
+                                                  "seal every device of the space (default randomKey, none for --device memory or --no-encryption)")
+    static let swapFile = BenchParameter.choice("swap_file", ["allocated", "written"], default: "allocated",
+                                                "the swap file's blocks only allocated, or written once when it is made")
+    static let parameters = [codec, pool, encryption, swapFile]
 
     let device: WorkloadDevice
     let tier: WorkloadTier
@@ -70,7 +77,7 @@ struct WorkloadSwap {
             throw BenchError("--tier \(tierText): use \(WorkloadTier.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self.tier = tier
-        let codecText: String = try options.parameter("codec", default: "lz4")
+        let codecText: String = try options.value(Self.codec)
         guard let codec = CompressionCodec(codecText) else { throw BenchError("--param codec=\(codecText): use lz4, zstd or zstd-N (N 1…19)") }
         self.codec = codec
         if let text = options.parameters["pool"] {
@@ -90,7 +97,7 @@ struct WorkloadSwap {
             encryption = .randomKey
         case let other: throw BenchError("--param encryption=\(other): use none or randomKey (the space seals every device)")
         }
-        switch try options.parameter("swap_file", default: "allocated") as String {
+        switch try options.value(Self.swapFile) as String {
         case "allocated": writtenOut = false
         case "written": writtenOut = true
         case let other: throw BenchError("--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)")

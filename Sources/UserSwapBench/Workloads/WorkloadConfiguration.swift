@@ -62,6 +62,12 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// so that a comparison gives UserSwap and the kernel the same swap); nil: `swapBytes`'s
     /// default.
     public var swapSizeBytes: Int64?
+    #if DEBUG
+    /// Tests only, in debug builds only: when set, the swap device is process memory that
+    /// silently inverts this byte of every page read back from it (`FaultInjectingBackend`'s
+    /// `.corrupt`), so a test can show that `run` and `bench` fail when a page is wrong.
+    public var swapReadCorruption: Int?
+    #endif
 
     public static let defaultSeed: UInt64 = 0x5EED
     public static let defaultWriteRatio = 0.2

@@ -1,5 +1,8 @@
 import Glibc
 import UserSwap
+#if DEBUG
+import UserSwapTestSupport
+#endif
 
 /// One complete workload run: a fresh space with the configuration's budget and the given swap
 /// device, the workload's phases, verification, and the space's invariant walk. `userswap run`
@@ -17,6 +20,12 @@ public enum WorkloadSession {
     ) throws -> WorkloadOutcome {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
+        var device = device
+        #if DEBUG
+        if let byte = configuration.swapReadCorruption {
+            device = .corruptingMemory(bytes: configuration.swapBytes, byte: byte)
+        }
+        #endif
         let space = try SwapSpace(.init(
             memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
             reclaimPolicy: configuration.reclaimPolicy, backgroundReclaim: configuration.backgroundReclaim,
@@ -140,3 +149,14 @@ public struct WorkloadOutcome: Sendable {
         return "VERIFICATION FAILED: \(parts.joined(separator: ", "))\(details)"
     }
 }
+
+#if DEBUG
+extension SwapSpace.DeviceConfiguration {
+    /// Tests only: `bytes` of process memory that inverts byte `byte` of every page read back.
+    static func corruptingMemory(bytes: Int64, byte: Int) -> Self {
+        let corrupting = FaultInjectingBackend(MemoryBackend(pageCount: Int(bytes) / SwapPage.size))
+        corrupting.inject(.corrupt(byte: byte), on: .read, when: .always)
+        return .backend(corrupting)
+    }
+}
+#endif

@@ -43,6 +43,10 @@ public struct RunOptions: Equatable, Sendable {
     /// `false` with `--no-encryption`: pages go to the swap file in clear. Sealed by default
     /// (`SwapSpace.Encryption.randomKey`).
     public var encryption = true
+    #if DEBUG
+    /// Tests only (see `WorkloadConfiguration.swapReadCorruption`); no option sets it.
+    public var swapReadCorruption: Int?
+    #endif
 
     /// The length of the access phase without `--ops` or `--seconds`: with populate and
     /// verification, `make run` takes 20–40 s on two cores.
@@ -59,6 +63,9 @@ public struct RunOptions: Equatable, Sendable {
             seed: seed, swapProtocol: swapProtocol)
         c.transparentFaults = transparentFaults
         c.reclaimPolicy = reclaimPolicy
+        #if DEBUG
+        c.swapReadCorruption = swapReadCorruption
+        #endif
         return c
     }
 }
