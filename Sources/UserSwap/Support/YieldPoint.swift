@@ -6,7 +6,7 @@ import Synchronization
 /// scheduler is installed.
 package enum YieldPoint: String, Sendable, CaseIterable {
     case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
-    /// Legacy protocol at the seed's parent: the has-cache bit taken, the folio not inserted yet.
+    /// Legacy protocol, the kernel just before swap-cache synchronization: the has-cache bit taken, the folio not inserted yet.
     case swapInPrepared
     case faultBeforeMap, faultMapped, faultZeroMapped
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove

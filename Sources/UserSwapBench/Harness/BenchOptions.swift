@@ -98,11 +98,11 @@ public struct BenchOptions: Equatable, Sendable {
     }
 }
 
-/// The swap-in synchronization protocol a run uses: the seed's swap cache, or one of the three
+/// The swap-in synchronization protocol a run uses: swap-cache synchronization, or one of the three
 /// has-cache-bit protocols the kernel used before it (docs/KERNEL-FIDELITY.md).
 public enum BenchProtocol: String, CaseIterable, Sendable, Encodable {
     case swapcache
-    /// The seed's parent: the folio inserted, then read; a racer finding the bit sleeps until
+    /// The kernel just before swap-cache synchronization: the folio inserted, then read; a racer finding the bit sleeps until
     /// the next tick.
     case legacy
     /// 6.12's synchronous-device bypass with `swapcache_wq`.

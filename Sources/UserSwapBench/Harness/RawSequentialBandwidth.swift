@@ -11,20 +11,18 @@ import UserSwap
 /// Two passes of each. The write that counts is the first: it writes into `fallocate`d space
 /// whose extents the file system still marks unwritten, as a fresh UserSwap swap file is
 /// (created with `fallocate`; its slots' first writes). The second pass overwrites written
-/// blocks, which ext4 does much faster (3.8 against 2.0–2.1 GiB/s here): it is reported as
-/// `sequential_overwrite_mib_per_s`, for what a swap file written out in full would allow. The
-/// read that counts is the faster pass: this virtual disk's sequential read varies from one pass
-/// to the next (1.25 to 2.46 GiB/s within minutes, seen here), and a share of the slower would
-/// flatter UserSwap.
+/// blocks, which ext4 does much faster: it is reported as `sequential_overwrite_mib_per_s`, for
+/// what a swap file written out in full would allow. The read that counts is the faster pass: a
+/// virtual disk's sequential read can vary widely from one pass to the next, and a share of the
+/// slower would flatter UserSwap.
 ///
 /// Then two more read passes whose 1 MiB transfers land in 256 scattered 4 KiB pages (one
 /// `preadv` each), as a 4 KiB swap-in stream's readahead reads land in frames anywhere in the
 /// arena, and (the file reallocated) one write pass of such transfers into unwritten extents,
-/// as a 4 KiB swap-out writes. Each page is one segment of the request, and this virtio disk
-/// serves segments at a cost of their own: reads ~1.2–1.3 GiB/s however deep the queue or
-/// large the request, where 1 MiB contiguous transfers reach 1.3–2.2; writes ~1.95 against
-/// 2.2 (128–256 pages per request, 2 or 4 threads; docs/PERFORMANCE.md). Streams of 64 KiB
-/// folios, whose pages are contiguous, are not bound by it.
+/// as a 4 KiB swap-out writes. Each page is one segment of the request, and a virtio disk serves
+/// segments at a cost of their own, whatever the queue depth or request size: these passes are
+/// the ceiling of a 4 KiB stream (figures in docs/PERFORMANCE.md). Streams of 64 KiB folios,
+/// whose pages are contiguous, are not bound by it.
 struct RawSequentialBandwidth {
     static let transfer = 1 << 20
 

@@ -4,10 +4,10 @@ import Glibc
 import Synchronization
 import UserSwap
 
-/// `userswap bench race`: the seed's claim. Many threads fault in the same swapped-out entries at
+/// `userswap bench race`: what swap-cache synchronization claims. Many threads fault in the same swapped-out entries at
 /// once; under the swap-cache protocol the losers of each race wait on the winner's folio lock
 /// for the length of one read; under the legacy has-cache-bit protocols they sleep until the next
-/// tick (`legacy`, the seed's parent, only in the short window before the insert), until woken
+/// tick (`legacy`, the kernel just before swap-cache synchronization, only in the short window before the insert), until woken
 /// or the next tick (`legacy-wq`), or a whole tick, 4 ms (`legacy-bypass`).
 /// `--protocol all` runs the four side by side, with the swap cache's ratios to each.
 ///
