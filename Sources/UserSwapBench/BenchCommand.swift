@@ -1,4 +1,5 @@
 import Foundation
+import UserSwap
 
 /// `userswap bench SCENARIO …`: runs the scenario once per requested protocol, prints a summary,
 /// and writes the JSON report (a single run, or a comparison of two). A run whose data did not
@@ -34,6 +35,13 @@ package enum BenchCommand {
         guard let scenario = BenchRegistry.scenario(named: options.scenario) else {
             // The parser checks the name; only a direct caller can get here.
             throw BenchError("unknown scenario '\(options.scenario)'")
+        }
+        // The paths it will write, before any work: a bad one fails now, in words.
+        if case .file(let path) = options.json { try PathCheck.writableFile(path, named: "--json") }
+        if let folder = options.directory {
+            try PathCheck.writableFolder(folder, named: "--dir")
+        } else {
+            try PathCheck.writableFolder(SwapFile.temporaryDirectory, named: getenv("TMPDIR") != nil ? "TMPDIR" : "the temporary folder")
         }
         if options.tier != nil || options.device != nil, WorkloadKind(rawValue: scenario.name) == nil {
             throw BenchError("--tier and --device apply to the workload scenarios (\(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", "))); \(scenario.name) chooses its own devices")

@@ -306,7 +306,8 @@ extension CommandLineTool {
             options.mode = try ArgumentParser.choice(text, option: "mode", verb: verb) as BenchMode
         }
         if let text = parsed.value("memory") {
-            options.memoryBytes = try ArgumentParser.size(text, option: "memory", verb: verb)
+            // The smallest budget any scenario takes (and `run`'s), so that 0 and 1 say the same.
+            options.memoryBytes = try ArgumentParser.size(text, option: "memory", minimum: 64 << 10, verb: verb)
         }
         if let text = parsed.value("data") {
             options.dataBytes = try ArgumentParser.size(text, option: "data", verb: verb)
@@ -373,6 +374,9 @@ extension CommandLineTool {
     /// The single positional argument `verb` needs (its name from `Verb.positionals`).
     private static func onePositional(_ parsed: ParsedArguments, verb: Verb) throws(UsageError) -> String {
         try expectPositionals(parsed, count: 1, verb: verb)
+        guard !parsed.positionals[0].isEmpty else {
+            throw UsageError("\(verb.positionals[0]) is empty; give a path", verb: verb)
+        }
         return parsed.positionals[0]
     }
 
