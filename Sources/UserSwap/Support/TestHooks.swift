@@ -5,8 +5,8 @@ import Synchronization
 /// only (`#if DEBUG`), as is every check of them: release builds carry no planted bug.
 final class TestHooks: Sendable {
     /// Record the group's swap charge *after* the folio leaves the swap cache, the order the
-    /// kernel's swap-cache synchronization series first had and then fixed: a slot freed by the delete is then charged and never
-    /// uncharged.
+    /// kernel's swap-cache synchronization series first had and then fixed: a slot freed by the
+    /// delete is then charged and never uncharged.
     let recordSwapAfterDelete = Atomic<Bool>(false)
     /// Runs in reclaim right before a folio is removed from the cache (the folio is locked).
     let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil)
