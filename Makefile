@@ -73,7 +73,8 @@ test-python:
 
 # The model-based random test at soak length: 10⁷ steps over its four cases, four models at
 # once on each space, in a release build (testable imports need -enable-testing) kept in its own
-# build directory so that it does not replace the one `make release` uses. A failure prints its
+# build directory so that it does not replace the one `make release` uses; -DDEBUG compiles in
+# the test hooks and planted bugs that release builds leave out. A failure prints its
 # seed; USERSWAP_SEED=<seed> with the same SOAK_OPS and SOAK_THREADS replays its steps (exactly
 # with SOAK_THREADS=1; with threads, the interleaving differs).
 # The transparent-region stress test runs SOAK_TRANSPARENT_OPS steps per owner thread (1500 in
@@ -83,7 +84,7 @@ SOAK_THREADS ?= 4
 SOAK_TRANSPARENT_OPS ?= 200000
 soak: bootstrap
 	USERSWAP_MODEL_OPS=$(SOAK_OPS) USERSWAP_MODEL_THREADS=$(SOAK_THREADS) USERSWAP_TRANSPARENT_OPS=$(SOAK_TRANSPARENT_OPS) \
-		$(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build/soak --filter 'ModelTests|TransparentStressTests'
+		$(SWIFT) test -c release -Xswiftc -enable-testing -Xswiftc -DDEBUG --scratch-path .build/soak --filter 'ModelTests|TransparentStressTests'
 
 # ThreadSanitizer over the concurrency suites, in its own build directory so that the
 # instrumented build does not replace the normal debug one. `-D USERSWAP_TSAN` tells TSan about

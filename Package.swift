@@ -47,6 +47,14 @@ let package = Package(
         // UserSwapRedis. The module map includes <hiredis/hiredis.h> from /usr/include and links
         // -lhiredis itself; nothing else is needed (the flag changes nothing on 64-bit Linux).
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
+        // What tests (and the benchmarks' fault scenarios) use to make the engine fail on purpose:
+        // a backend that injects I/O errors, torn transfers and silent corruption. Not part of any
+        // library product, so no client of UserSwap links it.
+        .target(
+            name: "UserSwapTestSupport",
+            dependencies: ["UserSwap"],
+            swiftSettings: swiftSettings
+        ),
         // Tiers: each plugs into the engine through the backend protocol.
         .target(
             name: "UserSwapCompression",
@@ -72,11 +80,22 @@ let package = Package(
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname", "-Xlinker", "libuserswap.so"])]
         ),
-        // The command line: argument parser, commands, the benchmark harness. A library so
-        // that tests can drive the parser as a pure function.
+        // The benchmarks: the harness, the scenarios `userswap bench` runs, the workloads (which
+        // `userswap run` runs too), and the console, size and scratch-folder plumbing the user
+        // commands share with them. Fault scenarios may use UserSwapTestSupport from here; the
+        // UserSwap library product never exports it.
+        .target(
+            name: "UserSwapBench",
+            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis",
+                           "CUserSwapProcess", "UserSwapTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The command line: argument parser, help, and the user commands (format, inspect, run,
+        // redis-clean; bench hands over to UserSwapBench). A library so that tests can drive the
+        // parser as a pure function.
         .target(
             name: "UserSwapCLI",
-            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis", "CUserSwapProcess"],
+            dependencies: ["UserSwapBench", "UserSwap", "CUserSwap", "UserSwapRedis", "CUserSwapProcess"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -86,7 +105,7 @@ let package = Package(
         ),
         .testTarget(
             name: "UserSwapTests",
-            dependencies: ["UserSwap", "UserSwapCLI", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis"],
+            dependencies: ["UserSwap", "UserSwapCLI", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis", "UserSwapTestSupport", "UserSwapBench"],
             swiftSettings: swiftSettings
         ),
     ]

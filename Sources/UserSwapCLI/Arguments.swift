@@ -1,4 +1,5 @@
 import UserSwapRedis
+import UserSwapBench
 /// The words after the verb, sorted into positionals and options by the verb's option table
 /// (`Verb.options`), before any value is interpreted.
 struct ParsedArguments: Equatable {
@@ -305,7 +306,8 @@ extension CommandLineTool {
             options.mode = try ArgumentParser.choice(text, option: "mode", verb: verb) as BenchMode
         }
         if let text = parsed.value("memory") {
-            options.memoryBytes = try ArgumentParser.size(text, option: "memory", verb: verb)
+            // The smallest budget any scenario takes (and `run`'s), so that 0 and 1 say the same.
+            options.memoryBytes = try ArgumentParser.size(text, option: "memory", minimum: 64 << 10, verb: verb)
         }
         if let text = parsed.value("data") {
             options.dataBytes = try ArgumentParser.size(text, option: "data", verb: verb)
@@ -344,14 +346,37 @@ extension CommandLineTool {
             }
             options.parameters[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
         }
+        try checkParameters(options, verb: verb)
         options.showsProgress = !parsed.has("no-progress")
         options.encryption = !parsed.has("no-encryption")
         return options
     }
 
+    /// Every `--param` against what the scenario declares for its mode: an unknown key names
+    /// the valid ones, a bad value names the values the key takes.
+    private static func checkParameters(_ options: BenchOptions, verb: Verb) throws(UsageError) {
+        guard let scenario = BenchRegistry.scenario(named: options.scenario) else { return }
+        let declared = scenario.parameters(mode: options.mode)
+        let mode = options.mode.map { " --mode \($0.rawValue)" } ?? ""
+        for (key, value) in options.parameters.sorted(by: { $0.key < $1.key }) {
+            guard let parameter = declared.first(where: { $0.key == key }) else {
+                let valid = declared.isEmpty
+                    ? "it takes no --param"
+                    : "its parameters: \(declared.map(\.key).joined(separator: ", "))"
+                throw UsageError("--param \(key): bench \(options.scenario)\(mode) has no parameter '\(key)'; \(valid)", verb: verb)
+            }
+            guard parameter.accepts(value) else {
+                throw UsageError("--param \(key)=\(RedisBackend.Configuration.redacted(value)): \(key) takes \(parameter.type)", verb: verb)
+            }
+        }
+    }
+
     /// The single positional argument `verb` needs (its name from `Verb.positionals`).
     private static func onePositional(_ parsed: ParsedArguments, verb: Verb) throws(UsageError) -> String {
         try expectPositionals(parsed, count: 1, verb: verb)
+        guard !parsed.positionals[0].isEmpty else {
+            throw UsageError("\(verb.positionals[0]) is empty; give a path", verb: verb)
+        }
         return parsed.positionals[0]
     }
 

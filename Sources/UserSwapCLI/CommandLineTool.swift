@@ -1,5 +1,6 @@
 import CUserSwap
 import UserSwap
+import UserSwapBench
 
 /// The `userswap` command: parses the command line (`parse`, a pure function), runs the verb,
 /// and turns the outcome into an exit status (`ExitCode`): 0 success, 1 failure with the error's

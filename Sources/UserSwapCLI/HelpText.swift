@@ -1,3 +1,4 @@
+import UserSwapBench
 /// The text of `userswap help` and `userswap help VERB`, built from the same option tables the
 /// parser reads, so the two never disagree.
 enum HelpText {
@@ -39,6 +40,10 @@ enum HelpText {
             let width = scenarios.map { $0.name.count }.max() ?? 0
             for scenario in scenarios {
                 text += "  \(scenario.name.padded(to: width))  \(scenario.summary)\n"
+            }
+            text += "\nparameters (--param KEY=VALUE), by scenario:\n"
+            for scenario in scenarios {
+                text += scenarioParameters(scenario)
             }
         }
         let examples = self.examples(verb)
@@ -128,10 +133,22 @@ enum HelpText {
             ["userswap help format"]
         }
     }
-}
 
-extension String {
-    func padded(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
+    /// A scenario's `--param`s, one per line under its name (with `--mode kernel`'s apart
+    /// when they differ); nothing for a scenario that takes none.
+    static func scenarioParameters(_ scenario: any BenchScenario.Type) -> String {
+        var text = ""
+        func rows(_ parameters: [BenchParameter], heading: String) {
+            guard !parameters.isEmpty else { return }
+            text += "  \(heading):\n"
+            for p in parameters {
+                text += "    \(p.synopsis)\n        \(p.summary)\n"
+            }
+        }
+        let usual = scenario.parameters(mode: nil)
+        rows(usual, heading: scenario.name)
+        let kernel = scenario.parameters(mode: .kernel)
+        if kernel.map(\.key) != usual.map(\.key) { rows(kernel, heading: "\(scenario.name) --mode kernel") }
+        return text
     }
 }

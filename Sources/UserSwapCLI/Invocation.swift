@@ -1,3 +1,5 @@
+import UserSwapBench
+
 /// What a command line asks for, fully validated: the result of `CommandLineTool.parse`.
 public enum Invocation: Equatable, Sendable {
     /// `userswap help`, `userswap help VERB`, or `-h`/`--help` anywhere. `nil`: general help.
@@ -59,10 +61,4 @@ public struct RedisCleanOptions: Equatable, Sendable {
         self.url = url
         self.namespace = namespace
     }
-}
-
-/// Where `--json` output goes.
-public enum JSONDestination: Equatable, Sendable {
-    case stdout
-    case file(String)
 }

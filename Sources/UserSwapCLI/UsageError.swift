@@ -1,3 +1,4 @@
+import UserSwapBench
 /// A command line that does not make sense: the user typed something we cannot run. Reported on
 /// stderr with the verb's usage line, and the process exits with `ExitCode.usage` (64, BSD's
 /// `EX_USAGE`).
@@ -22,13 +23,4 @@ public struct UsageError: Error, Equatable, Sendable, CustomStringConvertible {
         let more = verb.map { "run `userswap help \($0.rawValue)` for its options" } ?? "run `userswap help` for the verbs"
         return "userswap: \(message)\n\(usageLine)\n\(more)\n"
     }
-}
-
-/// The process exit statuses of `userswap`.
-public enum ExitCode {
-    public static let success: Int32 = 0
-    /// The command was understood but failed (a `SwapError`, an I/O error, a debug-build bench).
-    public static let failure: Int32 = 1
-    /// The command line was wrong (BSD `EX_USAGE`).
-    public static let usage: Int32 = 64
 }

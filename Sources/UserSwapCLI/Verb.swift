@@ -1,3 +1,5 @@
+import UserSwapBench
+
 /// The first word of a `userswap` command line.
 public enum Verb: String, CaseIterable, Sendable {
     case format
@@ -52,6 +54,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
                 OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept; an existing one must be yours, mode 0600, not a link (default: an unnamed temporary one, twice the data)"),
+                OptionSpec("dir", value: .required("DIR"), help: "folder for the unnamed swap file (default: TMPDIR, else /tmp); it must exist"),
                 OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq or legacy-bypass"),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
                 OptionSpec("policy", value: .required("P"), help: "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"),
@@ -68,7 +71,7 @@ public enum Verb: String, CaseIterable, Sendable {
             [OptionSpec("namespace", value: .required("NAMESPACE"), help: "the namespace whose keys to delete (required): letters, digits and -_.: as the run logged it")]
         case .bench:
             [
-                OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (parent folders are created); alone or `-`: to stdout"),
+                OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (its folder must exist); alone or `-`: to stdout"),
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default: the scenario's; some sweep several counts)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of each timed phase in seconds, e.g. 3 or 0.5"),
                 OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq, legacy-bypass; both (swapcache and legacy) or all, side by side, as ratios"),
@@ -78,7 +81,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("iterations", value: .required("N"), help: "timed iterations where the scenario repeats a fixed job"),
                 OptionSpec("warmup", value: .required("N"), help: "untimed warm-up iterations"),
                 OptionSpec("seed", value: .required("N"), help: "seed for the scenario's random generator, to repeat a run"),
-                OptionSpec("dir", value: .required("DIR"), help: "folder for swap files (default: a fresh temporary folder)"),
+                OptionSpec("dir", value: .required("DIR"), help: "an existing folder for swap files (default: a fresh temporary folder)"),
                 OptionSpec("tier", value: .required("T"), help: "workloads: none (default), compressed, encrypted or compressed+encrypted over the device"),
                 OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
                 OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),

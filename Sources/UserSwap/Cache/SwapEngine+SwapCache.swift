@@ -1,6 +1,6 @@
 import Synchronization
 
-/// What `swapCacheAddFolio` found (the seed's return codes).
+/// What `swapCacheAddFolio` found (`swap_cache_add_folio`'s return codes).
 enum SwapCacheAddResult: Equatable {
     /// The folio is in every slot it covers; `shadow` is the workingset shadow it replaced.
     case added(shadow: UInt64?)
@@ -190,7 +190,7 @@ extension SwapEngine {
     }
 
     /// Legacy protocol: takes the has-cache bit of every slot of a swap-in before its folio exists
-    /// (kernel before the seed: `swapcache_prepare`). The bit already set → `.exists` (someone else
+    /// (the kernel before swap-cache synchronization: `swapcache_prepare`). The bit already set → `.exists` (someone else
     /// is swapping in, or the folio is cached); a freed slot → `.noEntry`.
     func swapcachePrepare(_ entry: SwapEntry, count nr: Int) -> SwapCacheAddResult {
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }

@@ -53,7 +53,7 @@ extension SwapEngine {
             case .hasCacheBit(let tick):
                 switch swapcachePrepare(entry, count: 1 << order) {
                 case .added:
-                    // The bit is ours. At the seed's parent the folio then goes into the cache
+                    // The bit is ours. Before swap-cache synchronization the folio then goes into the cache
                     // at once, locked, and is read there: racers sleep on its lock. Only until
                     // the insert (where the kernel charged the folio) do they find no folio.
                     yieldPoint(.swapInPrepared)
@@ -62,7 +62,7 @@ extension SwapEngine {
                 case .exists:
                     if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                     // Someone holds the bit but its folio is not in yet: we cannot know who, so
-                    // sleep until the next tick and retry (the long tail the seed removes).
+                    // sleep until the next tick and retry (the long tail swap-cache synchronization removes).
                     yieldPoint(.blocking)
                     Self.sleepUntil(Self.nextTick(tick))
                     continue
@@ -72,7 +72,7 @@ extension SwapEngine {
             case .hasCacheBitWaitQueue(let tick), .hasCacheBitBypass(let tick):
                 switch swapcachePrepare(entry, count: 1 << order) {
                 case .added:
-                    // The bit is ours. As the kernel did for synchronous devices before the seed
+                    // The bit is ours. As the kernel did for synchronous devices before swap-cache synchronization
                     // (the swap-cache bypass), read into the private folio first and insert it
                     // only afterwards: during the read, racers see the bit and no folio.
                     yieldPoint(.swapInPrepared)
@@ -216,10 +216,12 @@ extension SwapEngine {
                 yieldPoint(.swapInFoundCached)
                 frames.lock(f)
                 yieldPoint(.swapInLocked)
+                #if DEBUG
                 if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {
                     // The planted bug: trust the folio found before sleeping on its lock.
                     return f
                 }
+                #endif
                 // It may have left the cache, or failed its read, while we slept.
                 guard frames.matches(f, entry) else {
                     let failed = frames.flags(f).contains(.error)

@@ -24,8 +24,10 @@ final class SwapEngine: Sendable {
     let kswapd = Mutex<BackgroundReclaimer?>(nil)
     /// Memory groups by id; group 0 is the root.
     let groups: MemoryGroupTable
+    #if DEBUG
     /// Switches that exist only to prove tests can fail (see `TestHooks`).
     let testHooks = TestHooks()
+    #endif
     /// Rotates the group global reclaim starts with. Relaxed: fairness only.
     let shrinkRotor = Atomic<Int>(0)
     /// Write-backs that failed, and the last failure: an allocation that cannot free memory

@@ -1,11 +1,11 @@
 import Glibc
-/// How concurrent swap-ins of the same entry find each other: the seed's protocol, or one of the
+/// How concurrent swap-ins of the same entry find each other: swap-cache synchronization, or one of the
 /// three the kernel used before it, kept to measure against (see docs/KERNEL-FIDELITY.md).
 public enum SwapInSync: Sendable, Equatable, CustomStringConvertible {
-    /// The seed's protocol: the swap cache is the synchronization layer. Whoever installs a folio
+    /// Swap-cache synchronization: the swap cache is the synchronization layer. Whoever installs a folio
     /// in the slot first reads it; everyone else finds that folio and sleeps on its lock.
     case swapCache
-    /// `legacy`: the kernel at the seed's parent, where no swap-in bypasses the swap cache. A
+    /// `legacy`: the kernel just before swap-cache synchronization, where no swap-in bypasses the swap cache. A
     /// has-cache bit in the slot is taken first, in its own critical section (kernel:
     /// `swapcache_prepare` setting `SWAP_HAS_CACHE`), then the locked folio is inserted and read,
     /// and racers that find the folio sleep on its lock, as with the swap cache. Only between
@@ -13,7 +13,7 @@ public enum SwapInSync: Sendable, Equatable, CustomStringConvertible {
     /// racer find the bit without a folio; it cannot tell who holds it and sleeps until the next
     /// `tick` (kernel: `schedule_timeout_uninterruptible(1)`, at most one jiffy).
     case hasCacheBit(tick: Duration)
-    /// `legacy-wq`: the kernel from 6.12 (01626a1823024) to the seed's parent for synchronous
+    /// `legacy-wq`: the kernel from 6.12 (01626a1823024) to just before swap-cache synchronization for synchronous
     /// devices (zram, pmem): the swap-cache bypass of `legacy-bypass`, but a racer that finds
     /// the bit without a folio waits on `swapcache_wq`, woken when the holder inserts its folio
     /// or gives the bit up (`swapcache_clear`), and at the next `tick` at the latest.
@@ -26,7 +26,7 @@ public enum SwapInSync: Sendable, Equatable, CustomStringConvertible {
 
     /// One jiffy at HZ=250, the kernel this models (`CONFIG_HZ=250`).
     public static let kernelTick = Duration.milliseconds(4)
-    /// The seed's parent (`hasCacheBit`) with the kernel's tick.
+    /// The kernel just before swap-cache synchronization (`hasCacheBit`) with the kernel's tick.
     public static let legacy = SwapInSync.hasCacheBit(tick: kernelTick)
     /// The 6.12 bypass with `swapcache_wq` (`hasCacheBitWaitQueue`) with the kernel's tick.
     public static let legacyWaitQueue = SwapInSync.hasCacheBitWaitQueue(tick: kernelTick)

@@ -15,9 +15,9 @@ public final class SwapStatistics: Sendable {
         case deviceWrites
         /// Swap-ins satisfied from the swap cache without I/O.
         case cacheHits
-        /// A swap-in found the slot taken by another swap-in (the seed's -EEXIST).
+        /// A swap-in found the slot taken by another swap-in (`swap_cache_add_folio`'s -EEXIST).
         case raceLosses
-        /// A swap-in found its entry freed (the seed's -ENOENT).
+        /// A swap-in found its entry freed (`swap_cache_add_folio`'s -ENOENT).
         case noEntries
         /// Legacy protocol: sleeps of a racer that found the has-cache bit but no folio.
         case legacySleeps

@@ -204,10 +204,17 @@ extension SwapFile {
     static func directoryFailure(_ errno: Errno, directory: String, path: String, bytes: Int64) -> SwapError {
         switch errno.rawValue {
         case ENOSPC, EDQUOT, EFBIG:
-            return SwapError(.diskFull, "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or choose a smaller --size", errno: errno)
+            return SwapError(.diskFull, "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or make the swap file smaller", errno: errno)
         case EACCES, EPERM, EROFS:
             return SwapError(.permissionDenied, "cannot create \(path): directory \(directory) is not writable (\(errno.message)); choose another directory or run as its owner", errno: errno)
         case ENOENT, ENOTDIR:
+            // The folder may exist and still refuse new files (procfs, sysfs answer ENOENT).
+            if let st = try? Syscalls.stat(path: directory) {
+                if st.st_mode & S_IFMT != S_IFDIR {
+                    return SwapError(.noSuchFile, "cannot create \(path): \(directory) is not a folder", errno: errno)
+                }
+                return SwapError(.noSuchFile, "cannot create \(path): the file system of \(directory) does not take new files (\(errno.message)); choose a folder on a disk", errno: errno)
+            }
             return SwapError(.noSuchFile, "cannot create \(path): directory \(directory) does not exist; create it first", errno: errno)
         default:
             return SwapError(.ioError, "cannot format \(path): \(errno.message)", errno: errno)

@@ -131,6 +131,14 @@ public struct SwapHeader: Equatable, Sendable {
     ///
     /// The checks are the kernel's (`read_swap_header` in mm/swapfile.c), plus one it leaves to
     /// `swapon`'s size check: the file must really hold every page the header claims.
+    /// The command that formats the file at `path` (now `fileBytes`) anew, at its own size when
+    /// that is large enough for a swap file, so that it works as given.
+    static func reformat(_ path: String, fileBytes: Int64) -> String {
+        let minimum = Int64(minimumPageCount * size)
+        let kib = max(fileBytes, minimum) / 1024
+        return "`userswap format \(path) --size \(kib % (1 << 20) == 0 ? "\(kib >> 20)G" : kib % 1024 == 0 ? "\(kib >> 10)M" : "\(kib)K") --force`"
+    }
+
     public static func decode(
         _ page: UnsafeRawBufferPointer, path: String, fileBytes: Int64
     ) throws(SwapError) -> SwapHeader {
@@ -140,18 +148,18 @@ public struct SwapHeader: Equatable, Sendable {
         precondition(page.count >= size, "decode needs the file's whole first page, not \(page.count) bytes")
         guard hasMagic(magic, in: page, pageSize: size) else {
             if hasMagic(oldMagic, in: page, pageSize: size) {
-                throw SwapError(.unsupportedVersion, "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2; reformat it with `userswap format \(path) --force`")
+                throw SwapError(.unsupportedVersion, "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2; reformat it with \(reformat(path, fileBytes: fileBytes))")
             }
             for other in [8192, 16384, 65536] where hasMagic(magic, in: page, pageSize: other) {
-                throw SwapError(.wrongPageSize, "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages: reformat it with `userswap format \(path) --force`")
+                throw SwapError(.wrongPageSize, "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages: reformat it with \(reformat(path, fileBytes: fileBytes))")
             }
-            throw SwapError(.notASwapFile, "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page); format it with `userswap format \(path) --force`")
+            throw SwapError(.notASwapFile, "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page); format it with \(reformat(path, fileBytes: fileBytes))")
         }
 
         let version = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.version, as: UInt32.self))
         guard version == Self.version else {
             let swapped = version.byteSwapped == Self.version ? " (it was written on a big-endian machine)" : ""
-            throw SwapError(.unsupportedVersion, "\(path) has swap header version \(version)\(swapped); only version 1 is supported: reformat it with `userswap format \(path) --force`")
+            throw SwapError(.unsupportedVersion, "\(path) has swap header version \(version)\(swapped); only version 1 is supported: reformat it with \(reformat(path, fileBytes: fileBytes))")
         }
 
         let lastPage = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.lastPage, as: UInt32.self))
@@ -161,7 +169,7 @@ public struct SwapHeader: Equatable, Sendable {
             throw SwapError(.tooSmall, "swap file \(path) is \(describe(bytes: headerBytes)); it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size")
         }
         guard headerBytes <= fileBytes else {
-            throw SwapError(.tooSmall, "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes)); reformat it with `userswap format \(path) --force`")
+            throw SwapError(.tooSmall, "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes)); reformat it with \(reformat(path, fileBytes: fileBytes))")
         }
 
         let badCount = Int(UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.badPageCount, as: UInt32.self)))

@@ -6,7 +6,7 @@ extension SwapEngine {
     /// Records the swap charge of the locked folio `f`, about to leave the swap cache, on every
     /// slot it covers; `g` is its cluster's lock. Must run *before* the folio is deleted
     /// from the cache: the delete frees slots nobody maps any more, and only a slot that
-    /// carries the record gets uncharged when freed (the seed's follow-up fix).
+    /// carries the record gets uncharged when freed (the order the kernel's swap-cache synchronization series settled on).
     func swapoutRecordLocked(_ f: Folio, _ g: borrowing ClusterGuard) {
         let entry = frames.entry(f)
         let nr = frames.pageCount(f)

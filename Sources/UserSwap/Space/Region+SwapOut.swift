@@ -240,9 +240,11 @@ extension SwapEngine {
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
         guard flags.contains(.swapcache), !flags.contains(.dirty), !flags.contains(.writeback) else { return false }
+        #if DEBUG
         if testHooks.hasBeforeRemoveMapping.load(ordering: .acquiring) {
             testHooks.beforeRemoveMapping.withLock { $0 }?()
         }
+        #endif
         let nr = frames.pageCount(f)
         let entry = frames.entry(f)
         let g = device.clusters.lock(entry.clusterIndex)
@@ -253,14 +255,20 @@ extension SwapEngine {
         }
         let shadow = workingsetEviction(f)
         let discard: Bool
+        #if DEBUG
         if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
-            // The bug the seed's follow-up fixed, kept switchable so a test can show it leaks.
+            // The planted bug (the order the kernel's swap-cache synchronization series first
+            // had), switchable in debug builds so a test can show that it leaks.
             discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
             recordAfterDeleteLocked(entry, g, nr: nr, group: frames.group(f))
         } else {
             swapoutRecordLocked(f, g)
             discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
         }
+        #else
+        swapoutRecordLocked(f, g)
+        discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
+        #endif
         g.unlock()
         if discard { device.issueDiscards() }
         stats.count(.evictions)
@@ -268,6 +276,7 @@ extension SwapEngine {
         return true
     }
 
+    #if DEBUG
     /// The wrong order, for `TestHooks.recordSwapAfterDelete` only: charges the whole folio,
     /// marking the slots that still exist; slots the delete already freed keep their charge
     /// forever.
@@ -278,4 +287,5 @@ extension SwapEngine {
         }
         groups[group].chargeSwap(nr)
     }
+    #endif
 }

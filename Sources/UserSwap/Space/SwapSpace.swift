@@ -15,7 +15,7 @@ public final class SwapSpace: Sendable {
         public var memory: Int
         /// Swap devices, added in order.
         public var devices: [DeviceConfiguration]
-        /// How concurrent swap-ins of one entry synchronize (the seed's protocol by default).
+        /// How concurrent swap-ins of one entry synchronize (swap-cache synchronization by default).
         public var sync: SwapInSync
         /// How reclaim picks pages: frequency-ranked eviction by default (`ReclaimPolicy`);
         /// `.workingset` for the kernel's two lists with refault detection.

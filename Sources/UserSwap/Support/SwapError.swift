@@ -46,7 +46,7 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         /// Nothing can be freed for a new page: every frame is pinned, or a group is at its
         /// memory limit with nothing it may swap out.
         case outOfMemory = "out-of-memory"
-        /// The swap entry was freed (or never allocated): the seed's -ENOENT.
+        /// The swap entry was freed (or never allocated): `swap_cache_add_folio`'s -ENOENT.
         case noEntry = "no-entry"
         /// The device was removed (swapoff), or its remote store does not answer.
         case deviceGone = "device-gone"

@@ -1,8 +1,9 @@
+#if DEBUG
 import Synchronization
 
 /// A place in the engine where a test can run code of its own, to hold a thread inside a race
-/// window. Each use is compiled in debug builds only (`#if DEBUG`); unarmed, it costs one
-/// relaxed load.
+/// window. Compiled in debug builds only (`#if DEBUG`, as is each use), so release builds carry
+/// no trace of it; unarmed, it costs one relaxed load.
 final class TestHook: Sendable {
     private let armed = Atomic<Bool>(false)
     private let action = Mutex<(@Sendable () -> Void)?>(nil)
@@ -27,3 +28,4 @@ final class TestHook: Sendable {
         action.withLock { $0 }?()
     }
 }
+#endif

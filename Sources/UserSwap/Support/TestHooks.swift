@@ -1,10 +1,12 @@
+#if DEBUG
 import Synchronization
 
-/// Switches that exist only so tests can prove they would catch a bug.
+/// Switches that exist only so tests can prove they would catch a bug. Compiled in debug builds
+/// only (`#if DEBUG`), as is every check of them: release builds carry no planted bug.
 final class TestHooks: Sendable {
     /// Record the group's swap charge *after* the folio leaves the swap cache, the order the
-    /// seed's follow-up patch fixed: a slot freed by the delete is then charged and never
-    /// uncharged.
+    /// kernel's swap-cache synchronization series first had and then fixed: a slot freed by the
+    /// delete is then charged and never uncharged.
     let recordSwapAfterDelete = Atomic<Bool>(false)
     /// Runs in reclaim right before a folio is removed from the cache (the folio is locked).
     let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil)
@@ -19,3 +21,4 @@ final class TestHooks: Sendable {
     /// The schedule explorer must catch it.
     let legacyLoserReads = Atomic<Bool>(false)
 }
+#endif

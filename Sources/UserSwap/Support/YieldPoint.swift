@@ -6,7 +6,7 @@ import Synchronization
 /// scheduler is installed.
 package enum YieldPoint: String, Sendable, CaseIterable {
     case swapInMissed, swapInAdded, swapInLostRace, swapInFoundCached, swapInLocked, swapInBeforeRead
-    /// Legacy protocol at the seed's parent: the has-cache bit taken, the folio not inserted yet.
+    /// Legacy protocol, the kernel just before swap-cache synchronization: the has-cache bit taken, the folio not inserted yet.
     case swapInPrepared
     case faultBeforeMap, faultMapped, faultZeroMapped
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
@@ -17,7 +17,8 @@ package enum YieldPoint: String, Sendable, CaseIterable {
     case blocking
 }
 
-/// What a test scheduler implements.
+#if DEBUG
+/// What a test scheduler implements (debug builds only, as is everything a test installs).
 package protocol YieldScheduler: AnyObject, Sendable {
     func reached(_ point: YieldPoint)
 }
@@ -38,6 +39,7 @@ package enum YieldPoints {
         scheduler.withLock { $0 = nil }
     }
 }
+#endif
 
 /// Marks a yield point. Never call it with a cluster lock or page-table lock held.
 @inline(__always)

@@ -1,4 +1,5 @@
 import UserSwap
+import UserSwapBench
 
 /// `userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]`: `SwapFile.format`, then a
 /// mkswap-like line saying what was written.

@@ -1,4 +1,5 @@
 import UserSwap
+import UserSwapBench
 
 /// `userswap inspect FILE [--json]`: `SwapFile.inspect`, as text or JSON on stdout.
 enum InspectCommand {

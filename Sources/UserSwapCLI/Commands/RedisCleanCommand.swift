@@ -1,5 +1,6 @@
 import Foundation
 import UserSwapRedis
+import UserSwapBench
 
 /// `userswap redis-clean URL --namespace N`: deletes the keys a killed run left in namespace N
 /// (`RedisBackend.removeAllPages(namespace:configuration:)`) and prints how many.

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import UserSwap
+import UserSwapBench
 
 /// `userswap run`: the main job. A workload (Zipf by default) on 1 GiB of swappable data in a
 /// 256 MiB RAM budget, swapping to an unnamed file in the temporary folder; a live progress line
@@ -11,14 +12,18 @@ enum RunCommand {
         let configuration = options.configuration
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
+        try checkPaths(options)
         #if DEBUG
         console.errorLine("userswap run: a debug build: expect 10–100× fewer operations per second than `swift build -c release`")
         #endif
+        if configuration.memoryBytes >= configuration.dataBytes {
+            console.errorLine("userswap run: note: --memory \(ByteSize.format(configuration.memoryBytes)) holds all \(ByteSize.format(configuration.dataBytes)) of --data, so nothing will be swapped; give --data above --memory to exercise swap")
+        }
         // With --json on stdout, the report goes to stderr so that stdout is only JSON.
         let toStderr = options.json == .stdout
         let say = { (text: String) in toStderr ? console.errorLine(text) : console.line(text) }
         let swapBytes = configuration.swapBytes
-        let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes) { device, where_ in
+        let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes, directory: options.directory) { device, where_ in
             let sealing = options.swap == .memory ? "" : options.encryption
                 ? ", pages sealed (XChaCha20-Poly1305, a random key in memory only)" : ", pages in clear (--no-encryption)"
             say(header(configuration, swap: where_ + sealing, mode: options.mode))
@@ -50,6 +55,34 @@ enum RunCommand {
         }
     }
 
+    /// Every path the run will write, checked before it starts (the swap file's folder and its
+    /// room, the JSON report's folder), so that a bad one fails in the first second with a
+    /// message that names the option to change, not after the run.
+    static func checkPaths(_ options: RunOptions) throws(SwapError) {
+        if case .file(let path) = options.json { try PathCheck.writableFile(path, named: "--json") }
+        let bytes = options.configuration.swapBytes
+        let folder: String
+        let named: String
+        switch options.swap {
+        case .memory:
+            return
+        case .temporaryFile:
+            folder = options.directory ?? SwapFile.temporaryDirectory
+            named = options.directory != nil ? "--dir" : getenv("TMPDIR") != nil ? "TMPDIR" : "the temporary folder"
+            try PathCheck.writableFolder(folder, named: named)
+        case .file(let path):
+            var st = stat()
+            guard stat(path, &st) != 0 else { return }  // An existing file: opening it checks it.
+            try PathCheck.writableFile(path, named: "--swap")
+            let slash = path.lastIndex(of: "/")
+            folder = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+            named = "--swap's folder"
+        }
+        if let free = PathCheck.freeBytes(folder), free < bytes {
+            throw SwapError(.diskFull, "run needs a \(ByteSize.format(bytes)) swap file (twice --data, and a page) and \(named) \(folder) has \(ByteSize.format(free)) free; give a smaller --data, or \(options.swap == .temporaryFile ? "--dir" : "--swap") on a file system with room")
+        }
+    }
+
     /// The lines before the progress: what runs, on what.
     static func header(_ c: WorkloadConfiguration, swap: String, mode: BenchMode = .explicit) -> String {
         let ratio = Double(c.dataBytes) / Double(c.memoryBytes)
@@ -72,12 +105,12 @@ enum RunCommand {
     /// has no name (`.temporary`): nothing of it is left on disk when the run ends, however it
     /// ends.
     static func withSwap<T>(
-        _ swap: RunOptions.Swap, bytes: Int64,
+        _ swap: RunOptions.Swap, bytes: Int64, directory: String? = nil,
         _ body: (SwapSpace.DeviceConfiguration, String) throws -> T
     ) throws -> T {
         switch swap {
         case .temporaryFile:
-            let folder = SwapFile.temporaryDirectory
+            let folder = directory ?? SwapFile.temporaryDirectory
             return try body(.temporary(size: bytes, directory: folder),
                             "a \(ByteSize.format(bytes)) file in \(folder) with no name (nothing is left on disk, even if the run is killed)")
         case .file(let path):
@@ -86,28 +119,6 @@ enum RunCommand {
                             exists ? "\(path) (existing swap file, kept)" : "\(path) (a new \(ByteSize.format(bytes)) file, kept)")
         case .memory:
             return try body(.memory(bytes: Int(bytes)), "\(ByteSize.format(bytes)) of process memory")
-        }
-    }
-}
-
-/// A fresh private folder (mkdtemp: mode 0700, a name nobody can guess or take first) under
-/// the temporary folder (`$TMPDIR`, else /tmp) or under `parent`, removed when the body returns
-/// or throws, and by `TerminationSignals` if SIGINT, SIGTERM or SIGHUP ends the process first.
-public enum ScratchDirectory {
-    public static func with<T>(
-        prefix: String, in parent: String? = nil, _ body: (_ path: String) throws -> T
-    ) throws -> T {
-        let base = parent ?? SwapFile.temporaryDirectory
-        var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) != nil }
-        guard made else {
-            let reason = String(cString: strerror(errno))
-            throw SwapError(.permissionDenied, "cannot make a private folder in \(base): \(reason); give a folder you can write (--dir, or TMPDIR)")
-        }
-        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        return try TerminationSignals.withCleanup({ try? FileManager.default.removeItem(atPath: path) }) {
-            try body(path)
         }
     }
 }

@@ -1,4 +1,5 @@
 import UserSwap
+import UserSwapBench
 
 /// The options of `userswap run`, validated by the parser.
 public struct RunOptions: Equatable, Sendable {
@@ -42,6 +43,12 @@ public struct RunOptions: Equatable, Sendable {
     /// `false` with `--no-encryption`: pages go to the swap file in clear. Sealed by default
     /// (`SwapSpace.Encryption.randomKey`).
     public var encryption = true
+    /// `--dir DIR`: the folder of the unnamed swap file; nil: `TMPDIR`, else /tmp.
+    public var directory: String?
+    #if DEBUG
+    /// Tests only (see `WorkloadConfiguration.swapReadCorruption`); no option sets it.
+    public var swapReadCorruption: Int?
+    #endif
 
     /// The length of the access phase without `--ops` or `--seconds`: with populate and
     /// verification, `make run` takes 20–40 s on two cores.
@@ -58,6 +65,9 @@ public struct RunOptions: Equatable, Sendable {
             seed: seed, swapProtocol: swapProtocol)
         c.transparentFaults = transparentFaults
         c.reclaimPolicy = reclaimPolicy
+        #if DEBUG
+        c.swapReadCorruption = swapReadCorruption
+        #endif
         return c
     }
 }
@@ -106,6 +116,11 @@ extension CommandLineTool {
         if let text = parsed.value("swap") {
             guard !text.isEmpty else { throw UsageError("--swap needs a file name", verb: verb) }
             options.swap = .file(text)
+        }
+        if let text = parsed.value("dir") {
+            guard !text.isEmpty else { throw UsageError("--dir needs a folder", verb: verb) }
+            guard !parsed.has("swap") else { throw UsageError("give --swap FILE or --dir DIR, not both: --dir is where the unnamed swap file goes", verb: verb) }
+            options.directory = text
         }
         if let text = parsed.value("mode") {
             guard text == "explicit" || text == "transparent" else {

@@ -1,5 +1,6 @@
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The parser as a pure function: command line in, `Invocation` or `UsageError` out.
@@ -129,13 +130,13 @@ extension CLI {
                 "bench", "_selfcheck", "--json", "out/x.json", "--threads", "8", "--seconds", "0.5",
                 "--protocol", "both", "--mode", "transparent", "--memory", "256M", "--data", "1G",
                 "--iterations", "7", "--warmup", "0", "--seed", "42", "--dir", "/var/tmp",
-                "--param", "theta=0.99", "--param", "order=3", "--no-progress",
+                "--param", "steps=32", "--no-progress",
             ])
             let expected = BenchOptions(
                 scenario: "_selfcheck", json: .file("out/x.json"), threads: 8, seconds: 0.5,
                 protocols: [.swapcache, .legacy], mode: .transparent, memoryBytes: 256 << 20,
                 dataBytes: 1 << 30, iterations: 7, warmup: 0, seed: 42, directory: "/var/tmp",
-                parameters: ["theta": "0.99", "order": "3"], showsProgress: false
+                parameters: ["steps": "32"], showsProgress: false
             )
             #expect(parsed == .success(.bench(expected)))
         }

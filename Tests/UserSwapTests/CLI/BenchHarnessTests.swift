@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The harness the scenarios are written against; runs in debug builds too (only the `bench`
@@ -153,7 +154,7 @@ extension CLI {
         @Test("the bench command writes a comparison for --protocol both")
         func benchCommandBoth() throws {
             try withTemporaryFolder { folder in
-                let path = folder + "/results/selfcheck.json"
+                let path = folder + "/selfcheck.json"
                 var options = BenchOptions(scenario: "_selfcheck", json: .file(path), threads: 1, seconds: 0.02, showsProgress: false)
                 options.protocols = [.swapcache, .legacy]
                 let captured = CapturedConsole()

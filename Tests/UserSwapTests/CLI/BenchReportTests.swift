@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
+import UserSwap
 
 extension CLI {
     /// The JSON contract of docs/BENCH-JSON.md: names, nesting, ratio directions.
@@ -134,13 +136,16 @@ extension CLI {
             #expect(ratios["p999"] == nil)
         }
 
-        @Test("JSON goes to a file whose folders are created")
+        @Test("JSON goes to a file in an existing folder; a missing folder is a typed error and is not created")
         func writesFile() throws {
             try withTemporaryFolder { folder in
-                let path = folder + "/deep/er/alloc.json"
+                let path = folder + "/alloc.json"
                 try JSONOutput.write(Self.report(), to: .file(path), console: CapturedConsole().console)
                 let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: path)))
                 #expect(json["scenario"] as? String == "race")
+                let deep = folder + "/deep/er/alloc.json"
+                #expect(throws: SwapError.self) { try JSONOutput.write(Self.report(), to: .file(deep), console: CapturedConsole().console) }
+                #expect(!FileManager.default.fileExists(atPath: folder + "/deep"))
             }
         }
 

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 /// The CLI suites live under one `CLI` namespace, so `swift test --filter CLI` runs exactly them.
 @Suite("CLI")

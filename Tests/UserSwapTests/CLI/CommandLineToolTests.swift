@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// `CommandLineTool.main` end to end, in-process: exit statuses and where the text goes.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     @Suite("device-limits scenario")

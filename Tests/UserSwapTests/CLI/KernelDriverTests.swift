@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// `bench/kernel-driver.c`, the C driver of the kernel side of `bench/kernel-compare`: it must

@@ -1,6 +1,7 @@
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// `--mode kernel`: the workloads over plain anonymous memory, and what the benchmark reads

@@ -1,5 +1,6 @@
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     @Suite("Latency histogram")

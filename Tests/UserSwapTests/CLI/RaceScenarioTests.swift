@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The untimed parts of `bench race`: the round threads, the page orders, the page pattern

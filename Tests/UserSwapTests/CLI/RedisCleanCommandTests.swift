@@ -3,6 +3,7 @@ import Glibc
 import Testing
 @testable import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 @testable import UserSwapRedis
 
 extension CLI {

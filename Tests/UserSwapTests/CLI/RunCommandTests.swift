@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// `userswap run`: its options as a pure function, and short runs in-process.

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension CLI {
     /// The built `userswap` in a child process, ended by a signal once its swap file holds data:

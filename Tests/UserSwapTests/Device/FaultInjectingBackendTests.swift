@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 @testable import UserSwap
+import UserSwapTestSupport
 
 /// The wrapper itself: each trigger fires when it says, each fault does what it says to the
 /// bytes, and the counters count it. (What the engine does with the faults is in
@@ -70,6 +71,32 @@ struct FaultInjectingBackendTests {
         #expect(a != c)
         let hits = a.filter { $0 }.count
         #expect(hits > 850 && hits < 1150, "\(hits) of 4000 at p = 0.25")
+    }
+
+    @Test("corruption succeeds silently: a read inverts one byte of each page it hands out, a write of each page it stores")
+    func corruption() throws {
+        let (flaky, memory) = makeBackend()
+        let two = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * SwapPage.size, alignment: SwapPage.size)
+        defer { two.deallocate() }
+        two.initializeMemory(as: UInt8.self, repeating: 0x5A)
+        try flaky.write(UnsafeRawBufferPointer(two), atPage: 3)
+        flaky.inject(.corrupt(), on: .read, when: .call(1))
+        try flaky.read(into: two, atPage: 3)
+        for offset in [0, SwapPage.size] {
+            #expect(two[offset] == ~0x5A && two[offset + 1] == 0x5A && two[offset + SwapPage.size - 1] == 0x5A)
+        }
+        // The device kept the right bytes; the next read is clean again.
+        try flaky.read(into: two, atPage: 3)
+        #expect(two.allSatisfy { $0 == 0x5A })
+
+        flaky.inject(.corrupt(byte: 1000), on: .write, when: .always)
+        try flaky.write(UnsafeRawBufferPointer(two), atPage: 3)
+        #expect(two.allSatisfy { $0 == 0x5A }, "the caller's buffer changed")
+        let stored = page(0)
+        defer { stored.deallocate() }
+        try memory.read(into: stored, atPage: 4)
+        #expect(stored[1000] == ~0x5A && stored.indices.allSatisfy { $0 == 1000 || stored[$0] == 0x5A })
+        #expect(flaky.injected(.corruptions, on: .read) == 1 && flaky.injected(.corruptions, on: .write) == 1)
     }
 
     @Test("a short read fills the start of the buffer and fails; the device is untouched")

@@ -3,7 +3,9 @@ import Glibc
 import Synchronization
 import Testing
 @testable import UserSwap
+import UserSwapTestSupport
 import UserSwapCLI
+@testable import UserSwapBench
 import CUserSwap
 
 /// A memory backend whose writes take a while and are counted as they finish: a device with a

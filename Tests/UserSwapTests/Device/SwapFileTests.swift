@@ -295,7 +295,7 @@ struct SwapFileKernelTests {
             try SwapFile.format(path: point + "/swap", bytes: 64 << 20)
         }
         #expect(error.code == .diskFull)
-        #expect(error.message.contains("64 MiB") && error.message.contains("smaller --size"), "\(error.message)")
+        #expect(error.message.contains("64 MiB") && error.message.contains("make the swap file smaller"), "\(error.message)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: point).isEmpty)
         // A size that fits still works there.
         try SwapFile.format(path: point + "/swap", bytes: 3 << 20)

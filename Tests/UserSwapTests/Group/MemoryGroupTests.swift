@@ -55,7 +55,7 @@ struct MemoryGroupTests {
         #expect(space.devices[0].usedPages == 0)
     }
 
-    /// The seed's follow-up fix: reclaim records the swap charge before the folio leaves the swap
+    /// The order swap-cache synchronization settled on: reclaim records the swap charge before the folio leaves the swap
     /// cache, because leaving the cache frees slots whose last mapping went away meanwhile.
     /// Here the last unmap (a discard) lands exactly between unmap and removal.
     @Test("swap charge recorded before the cache delete stays balanced when the last unmap races reclaim",

@@ -5,7 +5,8 @@ import Testing
 /// shares one `SwappableArray` between two threads in Swift 6 mode (no `nonisolated(unsafe)`),
 /// builds in release with no warning, and verifies its data when run. The same package builds
 /// the programs of `Examples/` (their sources linked in, so that one release build serves both)
-/// and runs each on small sizes: each verifies its own data.
+/// and runs each on small sizes: each verifies its own data. The library it builds in release
+/// carries nothing of the tests.
 ///
 /// It builds UserSwap's library in release from nothing (about 35 s on two busy cores), in a
 /// scratch folder of its own, so it neither reuses nor disturbs the repository's `.build`.
@@ -37,6 +38,7 @@ struct ClientPackageTests {
         let warnings = build.output.split(separator: "\n").filter { $0.contains("warning:") }
         #expect(warnings.isEmpty, "the client's build printed warnings:\n\(warnings.joined(separator: "\n"))")
         guard build.status == 0 else { return }
+        try Self.expectNoTestScaffolding(in: scratch.appendingPathComponent(".build/release/UserSwap.build"))
 
         let binary = scratch.appendingPathComponent(".build/release/Client")
         let run = try DeviceTestSupport.run(binary.path, [])
@@ -55,6 +57,28 @@ struct ClientPackageTests {
 
     /// The programs of `Examples/`, one executable target each.
     static let examples = ["Records", "KeyValueCache", "ImageBuffer", "Tenants"]
+
+    /// What only tests may see (hooks, planted bugs, the test scheduler, fault injection),
+    /// as it appears in a symbol name; a release build of the library defines none of it.
+    static let scaffoldingNames = ["testhook", "planted", "recordafterdelete", "skiprecheck", "yieldscheduler", "faultinjecting"]
+
+    /// Lists the symbols of every object file of the `UserSwap` module in a release build and
+    /// expects none to name test scaffolding (`scaffoldingNames`): hooks and planted bugs are
+    /// compiled only under `#if DEBUG`, fault injection lives in `UserSwapTestSupport`.
+    static func expectNoTestScaffolding(in objects: URL) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: objects.path).filter { $0.hasSuffix(".o") }
+        #expect(files.count > 20, "expected the module's object files in \(objects.path), found \(files)")
+        let nm = try DeviceTestSupport.run("/usr/bin/env", ["nm", "--defined-only"] + files.map { objects.appendingPathComponent($0).path })
+        try #require(nm.status == 0, "nm failed:\n\(nm.output)")
+        // Each symbol line is "ADDRESS TYPE NAME"; the lines naming the object files are not.
+        let symbols = nm.output.split(separator: "\n").compactMap { line -> Substring? in
+            let fields = line.split(separator: " ")
+            return fields.count == 3 ? fields[2] : nil
+        }
+        #expect(symbols.count > 1000, "nm listed only \(symbols.count) symbols")
+        let found = symbols.filter { line in Self.scaffoldingNames.contains { line.lowercased().contains($0) } }
+        #expect(found.isEmpty, "a release build defines test scaffolding:\n\(found.prefix(20).joined(separator: "\n"))")
+    }
 
     /// The folder holding this package's Package.swift, found from this file's path.
     static func repositoryRoot() -> URL? {

@@ -1,5 +1,6 @@
 import Testing
 import UserSwapCLI
+@testable import UserSwapBench
 @testable import UserSwap
 
 /// The policies' claims, as counts (not timings): on Zipf θ = 0.99 with a working set 4× the

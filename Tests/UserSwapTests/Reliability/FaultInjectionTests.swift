@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import UserSwap
+import UserSwapTestSupport
 
 /// What the engine does when its device fails (docs/RELIABILITY.md, *Fault injection*): a failed
 /// read is the faulter's typed error and the page stays on swap, never mapped half read; a failed

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 @testable import UserSwap
 
-/// The three has-cache-bit protocols the kernel used before the seed, told apart by what a racer
+/// The three has-cache-bit protocols the kernel used before swap-cache synchronization, told apart by what a racer
 /// does when it arrives while another thread is reading the page.
 @Suite("Legacy swap-in protocols")
 struct LegacyProtocolTests {
@@ -54,7 +54,7 @@ struct LegacyProtocolTests {
                        cacheHits: space.statistics[.cacheHits], slowestRacer: slowest.withLock { $0 })
     }
 
-    @Test("legacy (the seed's parent): the folio is in the cache during the read, racers sleep on its lock, not on a tick")
+    @Test("legacy (just before swap-cache synchronization): the folio is in the cache during the read, racers sleep on its lock, not on a tick")
     func seedsParent() throws {
         let outcome = try Self.raceDuringRead(.hasCacheBit(tick: .seconds(2)))
         #expect(outcome.reads == 1)

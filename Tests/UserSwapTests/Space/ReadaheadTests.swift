@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import UserSwap
+import UserSwapTestSupport
 
 @Suite("Readahead")
 struct ReadaheadTests {

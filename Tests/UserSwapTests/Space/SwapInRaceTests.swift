@@ -2,7 +2,7 @@ import Synchronization
 import Testing
 @testable import UserSwap
 
-/// The seed's claims, for both protocols: racing swap-ins of one entry do one read and all see
+/// What swap-cache synchronization claims, for both protocols: racing swap-ins of one entry do one read and all see
 /// the same bytes; races with free, swap-out and read errors lose nothing.
 @Suite("Swap-in races")
 struct SwapInRaceTests {

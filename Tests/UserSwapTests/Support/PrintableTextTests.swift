@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 /// Labels and paths reach a terminal only as visible text.
 @Suite("Printable text")

@@ -2,6 +2,7 @@ import Testing
 @testable import UserSwap
 import UserSwapCompression
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 /// The untimed parts of `bench tiers`: its page contents, and what they compress to.
 @Suite("Tiers scenario")

@@ -1,5 +1,6 @@
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension Workloads {
     @Suite("Page pattern and versions")

@@ -1,6 +1,7 @@
 import Testing
 import UserSwap
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 extension Workloads {
     @Suite("Workload runs")

@@ -1,5 +1,6 @@
 import Testing
 @testable import UserSwapCLI
+@testable import UserSwapBench
 
 /// The workload suites live under one `Workloads` namespace: `swift test --filter Workloads`.
 @Suite("Workloads")
