@@ -267,7 +267,7 @@ public final class RedisBackend: SwapBackend {
     }
 
     /// `pages` cut at key-group boundaries.
-    private static func groups(_ pages: Range<Int>) -> [Range<Int>] {
+    static func groups(_ pages: Range<Int>) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var start = pages.lowerBound
         while start < pages.upperBound {
@@ -278,7 +278,7 @@ public final class RedisBackend: SwapBackend {
         return result
     }
 
-    private static func describe(_ pages: Range<Int>) -> String {
+    static func describe(_ pages: Range<Int>) -> String {
         pages.count == 1 ? "\(pages.lowerBound)" : "\(pages.lowerBound)..<\(pages.upperBound)"
     }
 
