@@ -16,7 +16,7 @@ import Testing
 struct RedisClusterBackendTests {
     // MARK: Routing and round trips
 
-    @Test("pages round-trip through every master; our slots are CLUSTER KEYSLOT's; replicated(1) by default")
+    @Test("pages round-trip through every master; our slots are CLUSTER KEYSLOT's; replicated(1) by default waits for the replica")
     func roundTrip() throws {
         let cluster = try RedisClusterFixture()
         let groups = 16
@@ -85,6 +85,34 @@ struct RedisClusterBackendTests {
             guard let e = error as? SwapError else { return false }
             return e.code == .ioError && e.message.contains("page 900") && e.message.contains("older write")
         }
+
+        // .replicated(1): a write returns only once the replica has it. With the replica
+        // stopped it waits (WAIT times out, the write goes again); let go, it completes, and the
+        // replica holds the latest write.
+        let master900 = try #require(device.master(of: 900))
+        let replica = try cluster.replica(of: master900.port)
+        try cluster.signal(replica, SIGSTOP)
+        let finished = Atomic<Bool>(false)
+        let writeError = Mutex<String?>(nil)
+        let writer = Thread {
+            let page = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
+            defer { page.deallocate() }
+            fill(page, page: 900, generation: 7)
+            do { try device.write(UnsafeRawBufferPointer(page), atPage: 900) } catch { writeError.withLock { $0 = "\(error)" } }
+            finished.store(true, ordering: .releasing)
+        }
+        writer.start()
+        usleep(600_000)
+        let doneWhileStopped = finished.load(ordering: .acquiring)
+        try cluster.signal(replica, SIGCONT)
+        let resumed = ContinuousClock.now
+        while !finished.load(ordering: .acquiring) && ContinuousClock.now - resumed < .seconds(5) { usleep(5_000) }
+        #expect(!doneWhileStopped, "the write returned while its replica could not have it")
+        #expect(finished.load(ordering: .acquiring) && writeError.withLock { $0 } == nil, "\(writeError.withLock { $0 } ?? "the write did not finish")")
+        #expect(try Self.missing(900..<901, on: RedisClusterNode(host: "127.0.0.1", port: replica), device: device).isEmpty,
+                "the replica holds the page's latest write")
+        print("cluster round trip: \(pages) pages on \(device.masters.count) masters; a write with its replica stopped 600 ms returned \(Int((ContinuousClock.now - resumed) / .milliseconds(1))) ms after the replica resumed")
+
         #expect(try device.removeAllPages() == pages)
         #expect(try device.keyCount() == 0)
     }
@@ -277,15 +305,20 @@ struct RedisClusterBackendTests {
         try device.write(UnsafeRawBufferPointer(rebasing: buffer[0..<(range.count * SwapPage.size)]), atPage: range.lowerBound)
     }
 
-    /// The pages of `range` (one key group) whose latest write `node` does not hold, asked
-    /// directly (MGET, each value checked against the device's write generations).
+    /// The pages of `range` (one key group) whose latest write `node` (a master or a replica)
+    /// does not hold, asked directly (MGET, each value checked against the device's write
+    /// generations).
     static func missing(_ range: Range<Int>, on node: RedisClusterNode, device: RedisClusterBackend) throws -> Set<Int> {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
         defer { scratch.deallocate() }
         var mget = RedisCommand("MGET")
         for p in range { mget.appendKey(of: p, format: device.format) }
         let connection = try _RedisConnection(device.configuration.endpoint(node))
+        // A replica answers reads of its master's slots only after READONLY.
+        let readOnly = try connection.command(RedisCommand("READONLY"))
+        try readOnly.view.checkOK("READONLY")
         let reply = try connection.command(mget)
+        guard reply.view.elementCount == range.count else { throw SwapTestFailure("MGET on \(node) answered '\(reply.view.text)'") }
         var missed = Set<Int>()
         for (j, p) in range.enumerated() {
             let value = reply.view.element(j)
