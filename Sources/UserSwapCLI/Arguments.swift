@@ -334,7 +334,7 @@ extension CommandLineTool {
         }
         if let text = parsed.value("device") {
             guard WorkloadDevice(text) != nil else {
-                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET", verb: verb)
+                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET, redis+cluster://HOST:PORT[,HOST:PORT…]", verb: verb)
             }
             options.device = text
         }

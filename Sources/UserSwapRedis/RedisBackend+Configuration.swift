@@ -69,7 +69,8 @@ extension RedisBackend {
         /// A configuration from a URL: `redis://[[user]:password@]host[:port][/database]`
         /// (`redis://127.0.0.1:6390`, `redis://:secret@127.0.0.1/2`) or
         /// `unix://[[user]:password@]/path/to/socket[?db=N]`. Other settings keep their
-        /// defaults. `rediss://` (TLS) and `redis+cluster` are refused: not supported.
+        /// defaults. `rediss://` (TLS) is refused: not supported; a `redis+cluster://` URL is
+        /// refused with a pointer to `RedisClusterBackend`, which speaks to a cluster.
         ///
         /// The password: the URL's if it has one, else `environment["USERSWAP_REDIS_PASSWORD"]`
         /// if set, else none. Pass `ProcessInfo.processInfo.environment` to allow the variable.
@@ -139,6 +140,9 @@ extension RedisBackend {
 
         private mutating func parseTCP(_ url: String) throws(SwapError) {
             let scheme = "redis://"
+            if url.hasPrefix("redis+cluster://") {
+                throw SwapError(.invalidArgument, "'\(Self.redacted(url))' names a Redis Cluster: use RedisClusterBackend (RedisClusterBackend.Configuration(url:), or --device redis+cluster://… on the command line)")
+            }
             guard url.hasPrefix(scheme) else {
                 throw SwapError(.invalidArgument, "'\(Self.redacted(url))' is not a redis:// or unix:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
             }

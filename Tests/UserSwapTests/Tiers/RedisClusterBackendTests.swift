@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import UserSwap
+@testable import UserSwapCLI
 @testable import UserSwapRedis
 
 /// The Redis Cluster device against real clusters: each test starts its own with
@@ -127,6 +128,35 @@ struct RedisClusterBackendTests {
         #expect(e.password == "s")
         for bad in ["redis://127.0.0.1:7000", "redis+cluster://", "redis+cluster://host", "redis+cluster://h:1,h:99999", "redis+cluster://h:1,,h:2"] {
             #expect(throws: SwapError.self, "\(bad)") { try RedisClusterBackend.Configuration(url: bad) }
+        }
+    }
+
+    @Test("bench over --device redis+cluster://: verified, sealed by default, under the compressed and encrypted tiers, durability from --param; nothing left behind")
+    func benchWorkloads() throws {
+        let cluster = try RedisClusterFixture()
+        let url = "redis+cluster://:\(cluster.password)@" + cluster.seeds.joined(separator: ",")
+        for (scenario, tier, durability) in [("random", nil, nil), ("zipf", "compressed+encrypted", "primary")] as [(String, String?, String?)] {
+            var parameters = ["ops": "3000"]
+            if let durability { parameters["durability"] = durability }
+            let json = try benchReport { folder, json in
+                BenchOptions(scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20, directory: folder,
+                             tier: tier, device: url, parameters: parameters, showsProgress: false)
+            }
+            #expect(json["verified"] as? Bool == true, "\(scenario)")
+            let swap = try #require(json["swap"] as? [String: Any])
+            #expect(swap["device"] as? String == "redis+cluster://" + cluster.seeds.joined(separator: ","), "the report names the cluster without its password")
+            #expect(swap["encryption"] as? String == "randomKey", "a remote device is sealed by default")
+            let stats = try #require(swap["redis_cluster"] as? [String: Any])
+            #expect(stats["durability"] as? String == (durability == nil ? "replicated(1)" : "primary-only"))
+            #expect(stats["masters"] as? Int == 3 && (stats["pages_written"] as? Int ?? 0) > 0 && (stats["pages_read"] as? Int ?? 0) > 0, "\(stats)")
+            if tier != nil {
+                let encrypted = try #require(swap["encrypted"] as? [String: Any])
+                #expect((encrypted["sealed_pages"] as? Int ?? 0) > 0 && swap["compressed"] != nil)
+            }
+        }
+        for seed in cluster.seeds {
+            let port = try #require(RedisClusterNode(seed)).port
+            #expect(try cluster.cli(port, ["DBSIZE"]).trimmingCharacters(in: .whitespacesAndNewlines) == "0", "the runs removed their keys from \(seed)")
         }
     }
 
