@@ -20,8 +20,12 @@ final class RedisClusterFixture: Sendable {
     let password: String
     let seeds: [String]
 
+    /// The folder name's start; the pid of the test process follows.
+    static let folderPrefix = "userswap-cluster-test-"
+
     init() throws {
-        var template = Array((FileManager.default.temporaryDirectory.path + "/userswap-cluster-test-XXXXXX").utf8CString)
+        Self.stopAbandonedClusters()
+        var template = Array((FileManager.default.temporaryDirectory.path + "/\(Self.folderPrefix)\(getpid())-XXXXXX").utf8CString)
         try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) != nil })
         directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         let started = try TestProcess.run(Self.script, ["start", directory], environment: ProcessInfo.processInfo.environment)
@@ -36,6 +40,20 @@ final class RedisClusterFixture: Sendable {
 
     deinit {
         _ = try? TestProcess.run(Self.script, ["stop", directory], environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// Stops the clusters that test processes which died before their fixtures' `deinit` (a
+    /// crash, SIGKILL) left running: the nodes are daemons, not children that die with us.
+    static func stopAbandonedClusters() {
+        let base = FileManager.default.temporaryDirectory.path
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
+        for name in names where name.hasPrefix(folderPrefix) {
+            let rest = name.dropFirst(folderPrefix.count)
+            guard let dash = rest.firstIndex(of: "-"), let pid = Int32(rest[..<dash]), pid != getpid() else { continue }
+            // Still running (or its pid reused: then we cannot tell, and leave it).
+            if Glibc.kill(pid, 0) == 0 || errno == EPERM { continue }
+            _ = try? TestProcess.run(script, ["stop", base + "/" + name], environment: ProcessInfo.processInfo.environment)
+        }
     }
 
     /// A device configuration for this cluster; patient enough for a failover.
