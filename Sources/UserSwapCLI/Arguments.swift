@@ -226,7 +226,11 @@ extension CommandLineTool {
         let verb = Verb.redisClean
         let url = try onePositional(parsed, verb: verb)
         do {
-            _ = try RedisBackend.Configuration(url: url)
+            if url.hasPrefix("redis+cluster://") {
+                _ = try RedisClusterBackend.Configuration(url: url)
+            } else {
+                _ = try RedisBackend.Configuration(url: url)
+            }
         } catch {
             throw UsageError(error.message, verb: verb)
         }

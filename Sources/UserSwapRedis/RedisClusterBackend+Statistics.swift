@@ -54,8 +54,31 @@ extension RedisClusterBackend {
     /// the device. Returns the keys deleted.
     @discardableResult
     public func removeAllPages() throws(SwapError) -> Int {
+        try Self.unlinkAll(matching: format.scanPattern, router: router, namespace: namespace, cluster: cluster)
+    }
+
+    /// Deletes every key of `namespace` on the cluster `configuration` reaches: the pages a
+    /// process that was killed left there (its device's `deinit` never ran). Only for a
+    /// namespace no running process uses. Returns the keys deleted. The configuration's own
+    /// `namespace` is not used.
+    public static func removeAllPages(namespace: String, configuration: Configuration) throws(SwapError) -> Int {
+        var configuration = configuration
+        configuration.namespace = namespace
+        try configuration.validate()
+        _RedisSystem.ignoreBrokenPipes()
+        let router = RedisClusterRouter(configuration: configuration)
+        do {
+            try router.refresh()
+        } catch {
+            throw swapError(error, cluster: configuration.urlWithoutCredentials, doing: "read the cluster's slot map")
+        }
+        let format = RedisPageFormat(namespace: namespace, instance: 0)
+        return try unlinkAll(matching: format.scanPattern, router: router, namespace: namespace, cluster: configuration.urlWithoutCredentials)
+    }
+
+    /// SCAN for `pattern` on every master of the map, UNLINK each key found there.
+    private static func unlinkAll(matching pattern: String, router: RedisClusterRouter, namespace: String, cluster: String) throws(SwapError) -> Int {
         var removed = 0
-        let pattern = format.scanPattern
         for node in router.map.masters {
             do {
                 removed += try router.pool(node).perform { connection throws(RedisFailure) -> Int in
@@ -87,7 +110,7 @@ extension RedisClusterBackend {
                     return count
                 }
             } catch {
-                throw swapError(error, doing: "delete the keys of namespace '\(namespace)' on \(node)")
+                throw swapError(error, cluster: cluster, doing: "delete the keys of namespace '\(namespace)' on \(node)")
             }
         }
         return removed

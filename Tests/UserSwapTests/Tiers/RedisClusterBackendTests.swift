@@ -114,8 +114,18 @@ struct RedisClusterBackendTests {
                 "the replica holds the page's latest write")
         print("cluster round trip: \(pages) pages on \(device.masters.count) masters; a write with its replica stopped 600 ms returned \(Int((ContinuousClock.now - resumed) / .milliseconds(1))) ms after the replica resumed")
 
-        #expect(try device.removeAllPages() == pages)
+        // What a killed run leaves: `userswap redis-clean redis+cluster://… --namespace N`
+        // deletes it on every master (the password from the environment; nobody else's keys).
+        try cluster.cli(anyPort, ["-c", "SET", "someone-else", "1"])
+        let console = CapturedConsole()
+        setenv("USERSWAP_REDIS_PASSWORD", cluster.password, 1)
+        defer { unsetenv("USERSWAP_REDIS_PASSWORD") }
+        let invocation = try CommandLineTool.parse(["redis-clean", cluster.url, "--namespace", device.namespace]).get()
+        guard case .redisClean(let options) = invocation else { Issue.record("redis-clean parsed as \(invocation)"); return }
+        try RedisCleanCommand.run(options, console: console.console)
+        #expect(console.stdout.contains("removed \(pages) keys of namespace '\(device.namespace)' from \(cluster.url)"), "\(console.stdout)")
         #expect(try device.keyCount() == 0)
+        #expect(try cluster.cli(anyPort, ["-c", "EXISTS", "someone-else"]).trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
 
     @Test("redis+cluster:// URLs: seeds, password from the URL or the environment; bad ones refused")

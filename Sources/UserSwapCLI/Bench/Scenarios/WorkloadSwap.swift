@@ -177,7 +177,7 @@ struct WorkloadSwap {
             cluster.durability = durability
             let backend = try RedisClusterBackend(pageCount: swapBytes / SwapPage.size, configuration: cluster)
             defer { _ = try? backend.removeAllPages() }
-            harness.log("swapping to \(cluster.urlWithoutCredentials) (\(backend.masters.count) masters, durability \(backend.durability)) in namespace \(backend.namespace); if this run is killed, its keys stay: delete {\(backend.namespace)/* on each master")
+            harness.log("swapping to \(cluster.urlWithoutCredentials) (\(backend.masters.count) masters, durability \(backend.durability)) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(cluster.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
             let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
             var tiers = stacked
             tiers.redisCluster = backend
