@@ -31,6 +31,7 @@ import UserSwap
 public final class RedisBackend: SwapBackend {
     /// Pages in the device, header included. Page 0 is never transferred.
     public let pageCount: Int
+    /// The configuration it was made with.
     public let configuration: Configuration
     /// The namespace every key of this device starts with (`{<namespace>/…`).
     public let namespace: String

@@ -50,6 +50,7 @@ extension RedisClusterBackend {
         public var replicationTimeout: Duration
         /// Connections kept open per node at most.
         public var maxConnectionsPerNode: Int
+        /// How long a connection attempt to one node may take.
         public var connectTimeout: Duration
         /// How long one pipelined batch on one node may take.
         public var commandTimeout: Duration
@@ -63,11 +64,14 @@ extension RedisClusterBackend {
         /// How long freed slots gather before one batch of UNLINKs deletes their keys.
         public var deleteGatherDelay: Duration
 
-        public init(seeds: [String] = [], username: String? = nil, password: String? = nil, namespace: String? = nil,
-                    durability: Durability? = nil, replicationTimeout: Duration = .seconds(1),
-                    maxConnectionsPerNode: Int = 8, connectTimeout: Duration = .milliseconds(500),
-                    commandTimeout: Duration = .seconds(2), failoverTimeout: Duration = .seconds(10),
-                    retryBackoff: Duration = .milliseconds(5), deleteGatherDelay: Duration = .milliseconds(1)) {
+        /// A configuration; see each property for its default's reason.
+        public init(
+            seeds: [String] = [], username: String? = nil, password: String? = nil, namespace: String? = nil,
+            durability: Durability? = nil, replicationTimeout: Duration = .seconds(1),
+            maxConnectionsPerNode: Int = 8, connectTimeout: Duration = .milliseconds(500),
+            commandTimeout: Duration = .seconds(2), failoverTimeout: Duration = .seconds(10),
+            retryBackoff: Duration = .milliseconds(5), deleteGatherDelay: Duration = .milliseconds(1)
+        ) {
             self.seeds = seeds
             self.username = username
             self.password = password
@@ -89,7 +93,10 @@ extension RedisClusterBackend {
             self.init()
             let scheme = "redis+cluster://"
             guard url.hasPrefix(scheme) else {
-                throw SwapError(.invalidArgument, "'\(RedisBackend.Configuration.redacted(url))' is not a redis+cluster:// URL; write redis+cluster://HOST:PORT[,HOST:PORT…]")
+                throw SwapError(
+                    .invalidArgument,
+                    "'\(RedisBackend.Configuration.redacted(url))' is not a redis+cluster:// URL; write redis+cluster://HOST:PORT[,HOST:PORT…]"
+                )
             }
             var rest = Substring(url.dropFirst(scheme.count))
             if rest.hasSuffix("/") { rest = rest.dropLast() }
@@ -106,11 +113,15 @@ extension RedisClusterBackend {
             }
             for seed in rest.split(separator: ",", omittingEmptySubsequences: false) {
                 guard RedisClusterNode(seed) != nil else {
-                    throw SwapError(.invalidArgument, "'\(RedisBackend.Configuration.redacted(url))': seed '\(seed)' is not HOST:PORT (a port from 1 to 65535)")
+                    throw SwapError(
+                        .invalidArgument,
+                        "'\(RedisBackend.Configuration.redacted(url))': seed '\(seed)' is not HOST:PORT (a port from 1 to 65535)")
                 }
                 seeds.append(String(seed))
             }
-            if password == nil, let fromEnvironment = environment[RedisBackend.Configuration.passwordEnvironmentVariable], !fromEnvironment.isEmpty {
+            if password == nil, let fromEnvironment = environment[RedisBackend.Configuration.passwordEnvironmentVariable],
+                !fromEnvironment.isEmpty
+            {
                 password = fromEnvironment
             }
             try validate()
@@ -128,22 +139,25 @@ extension RedisClusterBackend {
                 throw SwapError(.invalidArgument, "Redis Cluster seed '\(seed)' is not HOST:PORT (a port from 1 to 65535)")
             }
             if let namespace, !RedisPageFormat.isValidNamespace(namespace) {
-                throw SwapError(.invalidArgument, "Redis namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)")
+                throw SwapError(
+                    .invalidArgument, "Redis namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)")
             }
             if case .replicated(let n)? = durability, n < 1 {
                 throw SwapError(.invalidArgument, "durability .replicated(\(n)): give at least 1 replica, or .primaryOnly")
             }
             guard maxConnectionsPerNode >= 1 else { throw SwapError(.invalidArgument, "maxConnectionsPerNode must be at least 1") }
             guard connectTimeout > .zero, commandTimeout > .zero, replicationTimeout > .zero, failoverTimeout > .zero else {
-                throw SwapError(.invalidArgument, "Redis Cluster timeouts must be positive: a zero timeout would let a dead node hang the engine")
+                throw SwapError(
+                    .invalidArgument, "Redis Cluster timeouts must be positive: a zero timeout would let a dead node hang the engine")
             }
             guard retryBackoff > .zero else { throw SwapError(.invalidArgument, "retryBackoff must be positive") }
         }
 
         /// How to connect to `node`.
         func endpoint(_ node: RedisClusterNode) -> RedisEndpoint {
-            RedisEndpoint(host: node.host, port: node.port, socketPath: nil, username: username, password: password, database: 0,
-                          connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+            RedisEndpoint(
+                host: node.host, port: node.port, socketPath: nil, username: username, password: password, database: 0,
+                connectTimeout: connectTimeout, commandTimeout: commandTimeout)
         }
     }
 }
@@ -157,9 +171,12 @@ extension SwapSpace.DeviceConfiguration {
     ///     try .redisCluster(seeds: ["10.0.0.2:7000", "10.0.0.3:7000"], pages: 1 + 64 * 512, password: secret),
     /// ]))
     /// ```
-    public static func redisCluster(seeds: [String], pages: Int, password: String? = nil, durability: RedisClusterBackend.Durability? = nil,
-                                    priority: Int = 0) throws(SwapError) -> Self {
-        let backend = try RedisClusterBackend(pageCount: pages, configuration: .init(seeds: seeds, password: password, durability: durability))
+    public static func redisCluster(
+        seeds: [String], pages: Int, password: String? = nil, durability: RedisClusterBackend.Durability? = nil,
+        priority: Int = 0
+    ) throws(SwapError) -> Self {
+        let backend = try RedisClusterBackend(
+            pageCount: pages, configuration: .init(seeds: seeds, password: password, durability: durability))
         return .backend(backend, priority: priority)
     }
 }

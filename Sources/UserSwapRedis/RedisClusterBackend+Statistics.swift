@@ -2,22 +2,31 @@ import UserSwap
 
 /// What the cluster device has done so far, and the namespace-wide cleanup.
 extension RedisClusterBackend {
+    /// Counters since the device was made.
     public struct Statistics: Sendable, Equatable {
+        /// Pages read.
         public var pagesRead: Int
+        /// Transfers that read pages.
         public var readCalls: Int
+        /// Pages written.
         public var pagesWritten: Int
+        /// Transfers that wrote pages.
         public var writeCalls: Int
         /// Transfers that ended in an error.
         public var failedCalls: Int
+        /// Keys of freed slots deleted.
         public var pagesDeleted: Int
+        /// Deletions given up (their keys stay, never read).
         public var deleteFailures: Int
         /// `MOVED` replies (a slot served elsewhere than the map said) and `ASK` replies (a key
         /// group caught migrating).
         public var movedRedirections: Int
+        /// `ASK` replies.
         public var askRedirections: Int
         /// `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` replies, and calls to a node that
         /// did not answer.
         public var transientRefusals: Int
+        /// Node pipelines that failed at the connection level (a dead or frozen node).
         public var connectionFailures: Int
         /// Slot maps read.
         public var mapRefreshes: Int
@@ -26,24 +35,27 @@ extension RedisClusterBackend {
         /// `WAIT`s sent (one per node per batch of writes with `.replicated`), and pages written
         /// with fewer copies than asked because their shard had no more replicas online.
         public var waits: Int
+        /// Pages written with fewer replica copies than asked (see `Durability.replicated`).
         public var degradedWrites: Int
     }
 
+    /// The counters so far.
     public var statistics: Statistics {
         // Relaxed loads: statistics, read after the transfers they count.
-        Statistics(pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
-                   pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
-                   failedCalls: failedCalls.load(ordering: .relaxed),
-                   pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
-                   deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
-                   movedRedirections: router.movedRedirections.load(ordering: .relaxed),
-                   askRedirections: router.askRedirections.load(ordering: .relaxed),
-                   transientRefusals: router.transientRefusals.load(ordering: .relaxed),
-                   connectionFailures: router.connectionFailures.load(ordering: .relaxed),
-                   mapRefreshes: router.mapRefreshes.load(ordering: .relaxed),
-                   retryRounds: router.retryRounds.load(ordering: .relaxed),
-                   waits: router.waits.load(ordering: .relaxed),
-                   degradedWrites: router.degradedWrites.load(ordering: .relaxed))
+        Statistics(
+            pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
+            pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
+            failedCalls: failedCalls.load(ordering: .relaxed),
+            pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
+            deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
+            movedRedirections: router.movedRedirections.load(ordering: .relaxed),
+            askRedirections: router.askRedirections.load(ordering: .relaxed),
+            transientRefusals: router.transientRefusals.load(ordering: .relaxed),
+            connectionFailures: router.connectionFailures.load(ordering: .relaxed),
+            mapRefreshes: router.mapRefreshes.load(ordering: .relaxed),
+            retryRounds: router.retryRounds.load(ordering: .relaxed),
+            waits: router.waits.load(ordering: .relaxed),
+            degradedWrites: router.degradedWrites.load(ordering: .relaxed))
     }
 
     /// The masters of the current slot map, `host:port`.
@@ -73,11 +85,14 @@ extension RedisClusterBackend {
             throw swapError(error, cluster: configuration.urlWithoutCredentials, doing: "read the cluster's slot map")
         }
         let format = RedisPageFormat(namespace: namespace, instance: 0)
-        return try unlinkAll(matching: format.scanPattern, router: router, namespace: namespace, cluster: configuration.urlWithoutCredentials)
+        return try unlinkAll(
+            matching: format.scanPattern, router: router, namespace: namespace, cluster: configuration.urlWithoutCredentials)
     }
 
     /// SCAN for `pattern` on every master of the map, UNLINK each key found there.
-    private static func unlinkAll(matching pattern: String, router: RedisClusterRouter, namespace: String, cluster: String) throws(SwapError) -> Int {
+    private static func unlinkAll(matching pattern: String, router: RedisClusterRouter, namespace: String, cluster: String)
+        throws(SwapError) -> Int
+    {
         var removed = 0
         for node in router.map.masters {
             do {

@@ -28,6 +28,7 @@ import UserSwap
 public final class RedisClusterBackend: SwapBackend {
     /// Pages in the device, header included. Page 0 is never transferred.
     public let pageCount: Int
+    /// The configuration it was made with.
     public let configuration: Configuration
     /// The durability in force: the configuration's, or the one picked at start.
     public let durability: Durability
@@ -71,14 +72,20 @@ public final class RedisClusterBackend: SwapBackend {
         }
         let map = router.map
         guard map.coveredSlots == RedisHashSlot.count else {
-            throw SwapError(.deviceGone, "Redis Cluster \(configuration.urlWithoutCredentials) serves \(map.coveredSlots) of its 16384 hash slots: fix the cluster (redis-cli --cluster check) before swapping to it")
+            throw SwapError(
+                .deviceGone,
+                "Redis Cluster \(configuration.urlWithoutCredentials) serves \(map.coveredSlots) of its 16384 hash slots: fix the cluster (redis-cli --cluster check) before swapping to it"
+            )
         }
         let fewest = map.shards.map(\.onlineReplicas).min() ?? 0
         switch configuration.durability {
         case nil:
             durability = fewest > 0 ? .replicated(1) : .primaryOnly
         case .replicated(let n)? where n > fewest:
-            throw SwapError(.invalidArgument, "durability .replicated(\(n)) on Redis Cluster \(configuration.urlWithoutCredentials), where a master has \(fewest) replica\(fewest == 1 ? "" : "s") online: add replicas, or ask for fewer (.primaryOnly for none)")
+            throw SwapError(
+                .invalidArgument,
+                "durability .replicated(\(n)) on Redis Cluster \(configuration.urlWithoutCredentials), where a master has \(fewest) replica\(fewest == 1 ? "" : "s") online: add replicas, or ask for fewer (.primaryOnly for none)"
+            )
         case let chosen?:
             durability = chosen
         }
@@ -128,8 +135,9 @@ public final class RedisClusterBackend: SwapBackend {
 
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard !pages.isEmpty else { return }
-        precondition(pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-                     "discard of pages \(pages) outside the device's 1..<\(pageCount)")
+        precondition(
+            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
+            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         deletions.claim(pages)
         do {
             try Self.unlink(Array(pages), router: router, format: format)
@@ -161,8 +169,10 @@ public final class RedisClusterBackend: SwapBackend {
 
     /// One request per key group of `pages`: `name` (then `multiName` for several keys) with
     /// each page's key and, when `value` is given, its value.
-    private func requests(_ pages: Range<Int>, single: String, multiple: String,
-                          value: ((Int) -> UnsafeRawBufferPointer)? = nil) -> (requests: [RedisClusterRouter.Request], groups: [Range<Int>]) {
+    private func requests(
+        _ pages: Range<Int>, single: String, multiple: String,
+        value: ((Int) -> UnsafeRawBufferPointer)? = nil
+    ) -> (requests: [RedisClusterRouter.Request], groups: [Range<Int>]) {
         let groups = RedisBackend.groups(pages)
         let requests = groups.map { group in
             var command = RedisCommand(group.count == 1 ? single : multiple)
@@ -184,15 +194,17 @@ public final class RedisClusterBackend: SwapBackend {
             try router.execute(requests, waitReplicas: 0) { i, reply throws(RedisFailure) in
                 let group = groups[i]
                 if group.count == 1 {
-                    try Self.decode(reply, page: group.lowerBound, into: destinations[group.lowerBound - pages.lowerBound],
-                                    format: format, generations: generations)
+                    try Self.decode(
+                        reply, page: group.lowerBound, into: destinations[group.lowerBound - pages.lowerBound],
+                        format: format, generations: generations)
                     return
                 }
                 guard reply.elementCount == group.count else {
                     throw .data("MGET of \(group.count) keys answered \(reply.elementCount) values")
                 }
                 for (j, p) in group.enumerated() {
-                    try Self.decode(reply.element(j), page: p, into: destinations[p - pages.lowerBound], format: format, generations: generations)
+                    try Self.decode(
+                        reply.element(j), page: p, into: destinations[p - pages.lowerBound], format: format, generations: generations)
                 }
             }
         } catch {
@@ -212,12 +224,15 @@ public final class RedisClusterBackend: SwapBackend {
         let values = UnsafeMutableRawBufferPointer.allocate(byteCount: pages.count * RedisPageFormat.valueSize, alignment: 16)
         defer { values.deallocate() }
         for (i, p) in pages.enumerated() {
-            format.encode(page: p, generation: generations.bump(p), from: sources[i],
-                          into: values.baseAddress! + i * RedisPageFormat.valueSize)
+            format.encode(
+                page: p, generation: generations.bump(p), from: sources[i],
+                into: values.baseAddress! + i * RedisPageFormat.valueSize)
         }
         let (requests, _) = self.requests(pages, single: "SET", multiple: "MSET") { p in
             // In bounds: p is in `pages`, and `values` holds one value per page of it.
-            UnsafeRawBufferPointer(rebasing: values[(p - pages.lowerBound) * RedisPageFormat.valueSize ..< (p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
+            UnsafeRawBufferPointer(
+                rebasing: values[
+                    (p - pages.lowerBound) * RedisPageFormat.valueSize..<(p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
         }
         do {
             try router.execute(requests, waitReplicas: durability.replicas) { _, reply throws(RedisFailure) in try reply.checkOK("SET") }
@@ -230,11 +245,15 @@ public final class RedisClusterBackend: SwapBackend {
     }
 
     /// Checks one GET/MGET value against the page's latest write and copies the page out of it.
-    private static func decode(_ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
-                               format: RedisPageFormat, generations: _UnsafeWriteGenerations) throws(RedisFailure) {
+    private static func decode(
+        _ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
+        format: RedisPageFormat, generations: _UnsafeWriteGenerations
+    ) throws(RedisFailure) {
         try reply.checkNotError()
         if reply.isNil {
-            throw .data("page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the cluster lost it (a master died before its replica had the page, or a node restarted empty)")
+            throw .data(
+                "page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the cluster lost it (a master died before its replica had the page, or a node restarted empty)"
+            )
         }
         guard reply.type == REDIS_REPLY_STRING else {
             throw .data("page \(page) (key \(format.key(of: page))) is not a string value (reply type \(reply.type))")
@@ -291,16 +310,20 @@ public final class RedisClusterBackend: SwapBackend {
                 throw Self.swapError(error, cluster: "\(cluster) (node \(node))", doing: "connect")
             }
             if let policy, policy.hasPrefix("allkeys") {
-                throw SwapError(.invalidArgument, "Redis Cluster node \(node) evicts keys when full (maxmemory-policy \(policy)), which would drop swapped-out pages; set maxmemory-policy noeviction on every node")
+                throw SwapError(
+                    .invalidArgument,
+                    "Redis Cluster node \(node) evicts keys when full (maxmemory-policy \(policy)), which would drop swapped-out pages; set maxmemory-policy noeviction on every node"
+                )
             }
         }
     }
 
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
         precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page ..< page + bytes / SwapPage.size
-        precondition(page >= 1 && pages.upperBound <= pageCount,
-                     "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        let pages = page..<page + bytes / SwapPage.size
+        precondition(
+            page >= 1 && pages.upperBound <= pageCount,
+            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
     }
 }

@@ -10,7 +10,8 @@ struct RedisClusterNode: Hashable, Sendable, CustomStringConvertible {
     /// `host:port` or `[v6]:port` (the form MOVED and ASK replies give).
     init?(_ text: some StringProtocol) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (1...65535).contains(port) else { return nil }
+            (1...65535).contains(port)
+        else { return nil }
         var host = text[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
         guard !host.isEmpty else { return nil }

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// Sends commands to the nodes of a Redis Cluster by hash slot: the slot map, one connection
@@ -63,8 +64,9 @@ final class RedisClusterRouter: Sendable {
         state.withLock { s in
             if let pool = s.pools[node] { return pool }
             // No retries or fail-fast window of its own: the router retries, on the current map.
-            let pool = _RedisConnectionPool(endpoint: configuration.endpoint(node), capacity: configuration.maxConnectionsPerNode,
-                                            retries: 0, backoff: configuration.retryBackoff, failFastWindow: .zero)
+            let pool = _RedisConnectionPool(
+                endpoint: configuration.endpoint(node), capacity: configuration.maxConnectionsPerNode,
+                retries: 0, backoff: configuration.retryBackoff, failFastWindow: .zero)
             s.pools[node] = pool
             return pool
         }
@@ -82,7 +84,7 @@ final class RedisClusterRouter: Sendable {
         let current = map
         var candidates = current.masters
         for seed in configuration.seeds { if let node = RedisClusterNode(seed), !candidates.contains(node) { candidates.append(node) } }
-        var last: RedisFailure = .connection("no seed node", errno: 113 /* EHOSTUNREACH */, timedOut: false, connecting: true)
+        var last: RedisFailure = .connection("no seed node", errno: EHOSTUNREACH, timedOut: false, connecting: true)
         for node in candidates {
             do {
                 let fresh = try pool(node).perform { connection throws(RedisFailure) -> RedisClusterMap in
@@ -144,8 +146,10 @@ final class RedisClusterRouter: Sendable {
     /// handled. `handle` may be called again for a request whose earlier reply it threw for only
     /// when it threw `.connection` (never: it sees replies, not connections). With
     /// `waitReplicas` > 0 the writes also wait for that many replicas (see the type's summary).
-    func execute(_ requests: [Request], waitReplicas: Int,
-                 handle: (Int, RedisReplyView) throws(RedisFailure) -> Void) throws(RedisFailure) {
+    func execute(
+        _ requests: [Request], waitReplicas: Int,
+        handle: (Int, RedisReplyView) throws(RedisFailure) -> Void
+    ) throws(RedisFailure) {
         var pending = Array(requests.indices)
         var askTargets: [Int: RedisClusterNode] = [:]
         let clock = ContinuousClock()
@@ -184,7 +188,7 @@ final class RedisClusterRouter: Sendable {
                     try pool(node).perform { connection throws(RedisFailure) in
                         // What each reply answers: a request, its ASKING, or the WAIT.
                         var commands: [RedisCommand] = []
-                        var owners: [Int] = []   // request index, -1 for ASKING, -2 for WAIT
+                        var owners: [Int] = []  // request index, -1 for ASKING, -2 for WAIT
                         for i in indices {
                             if askTargets[i] != nil {
                                 commands.append(RedisCommand("ASKING"))
@@ -212,7 +216,8 @@ final class RedisClusterRouter: Sendable {
                                 if text.hasPrefix("MOVED ") || text.hasPrefix("ASK ") {
                                     let parts = text.split(separator: " ")
                                     guard parts.count == 3, let slot = Int(parts[1]), slot >= 0, slot < RedisHashSlot.count,
-                                          let target = RedisClusterNode(parts[2]) else {
+                                        let target = RedisClusterNode(parts[2])
+                                    else {
                                         throw .server(text)
                                     }
                                     if text.hasPrefix("MOVED ") {
@@ -265,8 +270,9 @@ final class RedisClusterRouter: Sendable {
                     // Fewer replicas answered than the map promised: one may have died. Ask the
                     // cluster who is alive; the writes go again (and wait for what is left).
                     refreshOnce()
-                    last = .connection("\(node): WAIT \(wanted) answered \(acknowledged == Int.max ? "nothing" : String(acknowledged)) within \(configuration.replicationTimeout)",
-                                       errno: 110 /* ETIMEDOUT */, timedOut: true, connecting: false)
+                    last = .connection(
+                        "\(node): WAIT \(wanted) answered \(acknowledged == Int.max ? "nothing" : String(acknowledged)) within \(configuration.replicationTimeout)",
+                        errno: ETIMEDOUT, timedOut: true, connecting: false)
                     onlyRedirected = false
                     retry += indices.filter { done.contains($0) }
                 } else {

@@ -21,7 +21,8 @@ struct RedisHashSlot: Hashable, Sendable, Comparable {
         let bytes = Array(key)
         var hashed = bytes[...]
         if let open = bytes.firstIndex(of: UInt8(ascii: "{")),
-           let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+            let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
             hashed = bytes[(open + 1)..<close]
         }
         self.init(Int(Self.crc16(hashed)) & (Self.count - 1))

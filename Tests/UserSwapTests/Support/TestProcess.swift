@@ -38,7 +38,8 @@ enum TestProcess {
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = executable.hasPrefix("/")
+        let spawned =
+            executable.hasPrefix("/")
             ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
             : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
         try #require(spawned == 0, "cannot run \(executable): errno \(spawned)")

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 @testable import UserSwapCLI
 @testable import UserSwapRedis
@@ -11,9 +12,12 @@ import Testing
 /// `scripts/redis-cluster` (three masters, three replicas, loopback, a random password) and
 /// stops it at the end. They skip, saying so, only where redis-server or redis-cli is missing;
 /// `scripts/bootstrap` installs both, so in CI they run.
-@Suite("Redis Cluster device", .serialized,
-       .enabled(if: RedisClusterFixture.available,
-                "redis-server or redis-cli is not installed, so the Redis Cluster device is NOT tested: run scripts/bootstrap (apt-get install redis-server redis-tools)"))
+@Suite(
+    "Redis Cluster device", .serialized,
+    .enabled(
+        if: RedisClusterFixture.available,
+        "redis-server or redis-cli is not installed, so the Redis Cluster device is NOT tested: run scripts/bootstrap (apt-get install redis-server redis-tools)"
+    ))
 struct RedisClusterBackendTests {
     // MARK: Routing and round trips
 
@@ -34,17 +38,26 @@ struct RedisClusterBackendTests {
         let pages = groups * 512 - 1
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: pages * SwapPage.size, alignment: SwapPage.size)
         defer { buffer.deallocate() }
-        for p in 0..<pages { fill(UnsafeMutableRawBufferPointer(rebasing: buffer[(p * SwapPage.size)..<((p + 1) * SwapPage.size)]), page: 1 + p) }
+        for p in 0..<pages {
+            fill(UnsafeMutableRawBufferPointer(rebasing: buffer[(p * SwapPage.size)..<((p + 1) * SwapPage.size)]), page: 1 + p)
+        }
         for start in stride(from: 1, to: 1 + pages, by: 700) {
             let count = min(700, 1 + pages - start)
-            try device.write(UnsafeRawBufferPointer(rebasing: buffer[((start - 1) * SwapPage.size)..<((start - 1 + count) * SwapPage.size)]), atPage: start)
+            try device.write(
+                UnsafeRawBufferPointer(rebasing: buffer[((start - 1) * SwapPage.size)..<((start - 1 + count) * SwapPage.size)]),
+                atPage: start)
         }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         for start in stride(from: 1, to: 1 + pages, by: 300) {
             let count = min(300, 1 + pages - start)
-            try device.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[((start - 1) * SwapPage.size)..<((start - 1 + count) * SwapPage.size)]), atPage: start)
+            try device.read(
+                into: UnsafeMutableRawBufferPointer(
+                    rebasing: buffer[((start - 1) * SwapPage.size)..<((start - 1 + count) * SwapPage.size)]), atPage: start)
         }
-        #expect((0..<pages).allSatisfy { matches(UnsafeMutableRawBufferPointer(rebasing: buffer[($0 * SwapPage.size)..<(($0 + 1) * SwapPage.size)]), page: 1 + $0) })
+        #expect(
+            (0..<pages).allSatisfy {
+                matches(UnsafeMutableRawBufferPointer(rebasing: buffer[($0 * SwapPage.size)..<(($0 + 1) * SwapPage.size)]), page: 1 + $0)
+            })
         let one = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
         defer { one.deallocate() }
         fill(one, page: 777, generation: 3)
@@ -109,10 +122,15 @@ struct RedisClusterBackendTests {
         let resumed = ContinuousClock.now
         while !finished.load(ordering: .acquiring) && ContinuousClock.now - resumed < .seconds(5) { usleep(5_000) }
         #expect(!doneWhileStopped, "the write returned while its replica could not have it")
-        #expect(finished.load(ordering: .acquiring) && writeError.withLock { $0 } == nil, "\(writeError.withLock { $0 } ?? "the write did not finish")")
-        #expect(try Self.missing(900..<901, on: RedisClusterNode(host: "127.0.0.1", port: replica), device: device).isEmpty,
-                "the replica holds the page's latest write")
-        print("cluster round trip: \(pages) pages on \(device.masters.count) masters; a write with its replica stopped 600 ms returned \(Int((ContinuousClock.now - resumed) / .milliseconds(1))) ms after the replica resumed")
+        #expect(
+            finished.load(ordering: .acquiring) && writeError.withLock { $0 } == nil,
+            "\(writeError.withLock { $0 } ?? "the write did not finish")")
+        #expect(
+            try Self.missing(900..<901, on: RedisClusterNode(host: "127.0.0.1", port: replica), device: device).isEmpty,
+            "the replica holds the page's latest write")
+        print(
+            "cluster round trip: \(pages) pages on \(device.masters.count) masters; a write with its replica stopped 600 ms returned \(Int((ContinuousClock.now - resumed) / .milliseconds(1))) ms after the replica resumed"
+        )
 
         // What a killed run leaves: `userswap redis-clean redis+cluster://… --namespace N`
         // deletes it on every master (the password from the environment; nobody else's keys).
@@ -121,9 +139,13 @@ struct RedisClusterBackendTests {
         setenv("USERSWAP_REDIS_PASSWORD", cluster.password, 1)
         defer { unsetenv("USERSWAP_REDIS_PASSWORD") }
         let invocation = try CommandLineTool.parse(["redis-clean", cluster.url, "--namespace", device.namespace]).get()
-        guard case .redisClean(let options) = invocation else { Issue.record("redis-clean parsed as \(invocation)"); return }
+        guard case .redisClean(let options) = invocation else {
+            Issue.record("redis-clean parsed as \(invocation)")
+            return
+        }
         try RedisCleanCommand.run(options, console: console.console)
-        #expect(console.stdout.contains("removed \(pages) keys of namespace '\(device.namespace)' from \(cluster.url)"), "\(console.stdout)")
+        #expect(
+            console.stdout.contains("removed \(pages) keys of namespace '\(device.namespace)' from \(cluster.url)"), "\(console.stdout)")
         #expect(try device.keyCount() == 0)
         #expect(try cluster.cli(anyPort, ["-c", "EXISTS", "someone-else"]).trimmingCharacters(in: .whitespacesAndNewlines) == "1")
     }
@@ -136,29 +158,40 @@ struct RedisClusterBackendTests {
         #expect(c.urlWithoutCredentials == "redis+cluster://127.0.0.1:7000,[::1]:7001,node3:7002")
         let e = try RedisClusterBackend.Configuration(url: "redis+cluster://10.0.0.2:7000", environment: ["USERSWAP_REDIS_PASSWORD": "s"])
         #expect(e.password == "s")
-        for bad in ["redis://127.0.0.1:7000", "redis+cluster://", "redis+cluster://host", "redis+cluster://h:1,h:99999", "redis+cluster://h:1,,h:2"] {
+        for bad in [
+            "redis://127.0.0.1:7000", "redis+cluster://", "redis+cluster://host", "redis+cluster://h:1,h:99999", "redis+cluster://h:1,,h:2",
+        ] {
             #expect(throws: SwapError.self, "\(bad)") { try RedisClusterBackend.Configuration(url: bad) }
         }
     }
 
-    @Test("bench over --device redis+cluster://: verified, sealed by default, under the compressed and encrypted tiers, durability from --param; nothing left behind")
+    @Test(
+        "bench over --device redis+cluster://: verified, sealed by default, under the compressed and encrypted tiers, durability from --param; nothing left behind"
+    )
     func benchWorkloads() throws {
         let cluster = try RedisClusterFixture()
         let url = "redis+cluster://:\(cluster.password)@" + cluster.seeds.joined(separator: ",")
-        for (scenario, tier, durability) in [("random", nil, nil), ("zipf", "compressed+encrypted", "primary")] as [(String, String?, String?)] {
+        for (scenario, tier, durability) in [("random", nil, nil), ("zipf", "compressed+encrypted", "primary")]
+            as [(String, String?, String?)]
+        {
             var parameters = ["ops": "3000"]
             if let durability { parameters["durability"] = durability }
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20, directory: folder,
-                             tier: tier, device: url, parameters: parameters, showsProgress: false)
+                BenchOptions(
+                    scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20, directory: folder,
+                    tier: tier, device: url, parameters: parameters, showsProgress: false)
             }
             #expect(json["verified"] as? Bool == true, "\(scenario)")
             let swap = try #require(json["swap"] as? [String: Any])
-            #expect(swap["device"] as? String == "redis+cluster://" + cluster.seeds.joined(separator: ","), "the report names the cluster without its password")
+            #expect(
+                swap["device"] as? String == "redis+cluster://" + cluster.seeds.joined(separator: ","),
+                "the report names the cluster without its password")
             #expect(swap["encryption"] as? String == "randomKey", "a remote device is sealed by default")
             let stats = try #require(swap["redis_cluster"] as? [String: Any])
             #expect(stats["durability"] as? String == (durability == nil ? "replicated(1)" : "primary-only"))
-            #expect(stats["masters"] as? Int == 3 && (stats["pages_written"] as? Int ?? 0) > 0 && (stats["pages_read"] as? Int ?? 0) > 0, "\(stats)")
+            #expect(
+                stats["masters"] as? Int == 3 && (stats["pages_written"] as? Int ?? 0) > 0 && (stats["pages_read"] as? Int ?? 0) > 0,
+                "\(stats)")
             if tier != nil {
                 let encrypted = try #require(swap["encrypted"] as? [String: Any])
                 #expect((encrypted["sealed_pages"] as? Int ?? 0) > 0 && swap["compressed"] != nil)
@@ -166,7 +199,9 @@ struct RedisClusterBackendTests {
         }
         for seed in cluster.seeds {
             let port = try #require(RedisClusterNode(seed)).port
-            #expect(try cluster.cli(port, ["DBSIZE"]).trimmingCharacters(in: .whitespacesAndNewlines) == "0", "the runs removed their keys from \(seed)")
+            #expect(
+                try cluster.cli(port, ["DBSIZE"]).trimmingCharacters(in: .whitespacesAndNewlines) == "0",
+                "the runs removed their keys from \(seed)")
         }
     }
 
@@ -197,10 +232,14 @@ struct RedisClusterBackendTests {
         #expect(space.checkInvariants() == [])
         let s = device.statistics
         #expect(s.connectionFailures + s.movedRedirections + s.transientRefusals > 0, "the workload must have met the dead master")
-        print("cluster failover, .replicated(1): \(run.ops) accesses, \(run.verified) page checks, 0 wrong; pause \(run.pauseMs) ms; \(Int(run.before)) accesses/s before the kill, \(Int(run.after)) after; backend: \(s.pagesWritten) pages written, \(s.waits) WAITs, \(s.degradedWrites) degraded (no replica left), \(s.movedRedirections) MOVED, \(s.transientRefusals) refusals, \(s.connectionFailures) connection failures, \(s.mapRefreshes) map reads")
+        print(
+            "cluster failover, .replicated(1): \(run.ops) accesses, \(run.verified) page checks, 0 wrong; pause \(run.pauseMs) ms; \(Int(run.before)) accesses/s before the kill, \(Int(run.after)) after; backend: \(s.pagesWritten) pages written, \(s.waits) WAITs, \(s.degradedWrites) degraded (no replica left), \(s.movedRedirections) MOVED, \(s.transientRefusals) refusals, \(s.connectionFailures) connection failures, \(s.mapRefreshes) map reads"
+        )
     }
 
-    @Test("with .primaryOnly a master's death loses what its replica missed: each such page is a typed error, the count matches, nothing wrong")
+    @Test(
+        "with .primaryOnly a master's death loses what its replica missed: each such page is a typed error, the count matches, nothing wrong"
+    )
     func failoverPrimaryOnly() throws {
         let cluster = try RedisClusterFixture()
         let groups = 96
@@ -251,7 +290,9 @@ struct RedisClusterBackendTests {
         #expect(lost == missed, "typed errors for exactly the pages the replica missed: \(lost.count) errors, \(missed.count) missed")
         #expect(lost.allSatisfy { p in onVictim.contains { $0.contains(p) } })
         let olderWrites = missed.filter { p in onVictim.enumerated().contains { $0.offset % 4 == 0 && $0.element.contains(p) } }.count
-        print("cluster failover, .primaryOnly: \(intact) pages intact, \(lost.count) lost as typed errors (\(olderWrites) of them older writes, \(lost.count - olderWrites) missing), the promoted replica missed \(missed.count), 0 wrong")
+        print(
+            "cluster failover, .primaryOnly: \(intact) pages intact, \(lost.count) lost as typed errors (\(olderWrites) of them older writes, \(lost.count - olderWrites) missing), the promoted replica missed \(missed.count), 0 wrong"
+        )
     }
 
     @Test("half the slots of one master resharded during a run: every page verified")
@@ -260,9 +301,10 @@ struct RedisClusterBackendTests {
         // A namespace whose first key group hashes into the lower half of a master's slots
         // (`redis-cli --cluster create` gives three masters 0…5460, 5461…10922, 10923…16383),
         // the half that `--cluster reshard` moves (it takes a source's lowest slots first).
-        let namespace = try #require((0..<10_000).lazy.map { "reshard-\($0)" }.first { ns in
-            RedisHashSlot(key: RedisPageFormat(namespace: ns, instance: 1).key(of: 1)).index % 5461 < 2700
-        })
+        let namespace = try #require(
+            (0..<10_000).lazy.map { "reshard-\($0)" }.first { ns in
+                RedisHashSlot(key: RedisPageFormat(namespace: ns, instance: 1).key(of: 1)).index % 5461 < 2700
+            })
         var configuration = cluster.configuration()
         configuration.namespace = namespace
         let device = try RedisClusterBackend(pageCount: 1 + 8 * 512, configuration: configuration)
@@ -281,8 +323,12 @@ struct RedisClusterBackendTests {
             usleep(300_000)
             let began = ContinuousClock.now
             do {
-                try cluster.cli(source.port, ["--cluster", "reshard", "127.0.0.1:\(source.port)", "--cluster-from", sourceID,
-                                              "--cluster-to", targetID, "--cluster-slots", "2730", "--cluster-yes"])
+                try cluster.cli(
+                    source.port,
+                    [
+                        "--cluster", "reshard", "127.0.0.1:\(source.port)", "--cluster-from", sourceID,
+                        "--cluster-to", targetID, "--cluster-slots", "2730", "--cluster-yes",
+                    ])
             } catch {
                 reshardError.withLock { $0 = "\(error)" }
             }
@@ -296,7 +342,9 @@ struct RedisClusterBackendTests {
         let s = device.statistics
         #expect(s.movedRedirections + s.askRedirections > 0, "the run must have met the moving slots")
         #expect(device.master(of: 1) == target, "slot \(device.slot(of: 1).index) now lives on \(target)")
-        print("cluster resharding (2730 slots \(source) → \(target)): \(run.ops) accesses, \(run.verified) page checks, 0 wrong, 0 errors; \(s.movedRedirections) MOVED, \(s.askRedirections) ASK, \(s.transientRefusals) TRYAGAIN/CLUSTERDOWN, \(s.mapRefreshes) map reads; longest access \(run.pauseMs) ms")
+        print(
+            "cluster resharding (2730 slots \(source) → \(target)): \(run.ops) accesses, \(run.verified) page checks, 0 wrong, 0 errors; \(s.movedRedirections) MOVED, \(s.askRedirections) ASK, \(s.transientRefusals) TRYAGAIN/CLUSTERDOWN, \(s.mapRefreshes) map reads; longest access \(run.pauseMs) ms"
+        )
     }
 
     @Test("the whole cluster down: a typed error within the failover timeout, no hang, no bytes")
@@ -312,7 +360,11 @@ struct RedisClusterBackendTests {
             page.initializeMemory(as: UInt8.self, repeating: 0xA5)
             let start = ContinuousClock.now
             #expect {
-                if attempt == "read" { try device.read(into: page, atPage: 5) } else { try device.write(UnsafeRawBufferPointer(page), atPage: 6) }
+                if attempt == "read" {
+                    try device.read(into: page, atPage: 5)
+                } else {
+                    try device.write(UnsafeRawBufferPointer(page), atPage: 6)
+                }
             } throws: { error in
                 (error as? SwapError)?.code == .deviceGone
             }
@@ -340,7 +392,9 @@ struct RedisClusterBackendTests {
     /// Writes `range` (pages of one key group) filled for `generation`.
     static func write(_ device: RedisClusterBackend, _ range: Range<Int>, generation: Int, buffer: UnsafeMutableRawBufferPointer) throws {
         for (i, p) in range.enumerated() {
-            fill(UnsafeMutableRawBufferPointer(rebasing: buffer[(i * SwapPage.size)..<((i + 1) * SwapPage.size)]), page: p, generation: generation)
+            fill(
+                UnsafeMutableRawBufferPointer(rebasing: buffer[(i * SwapPage.size)..<((i + 1) * SwapPage.size)]), page: p,
+                generation: generation)
         }
         try device.write(UnsafeRawBufferPointer(rebasing: buffer[0..<(range.count * SwapPage.size)]), atPage: range.lowerBound)
     }
@@ -362,7 +416,10 @@ struct RedisClusterBackendTests {
         var missed = Set<Int>()
         for (j, p) in range.enumerated() {
             let value = reply.view.element(j)
-            if value.isNil || device.format.decode(page: p, generation: device.generations.current(p), value: value.bytes, into: scratch.baseAddress!) != nil {
+            if value.isNil
+                || device.format.decode(page: p, generation: device.generations.current(p), value: value.bytes, into: scratch.baseAddress!)
+                    != nil
+            {
                 missed.insert(p)
             }
         }
@@ -405,8 +462,10 @@ struct RedisClusterBackendTests {
 
     /// `threads` threads do random accesses (20 % writes) on `region` until `control` calls its
     /// stop function; `control` returns when its event happened. Every page is checked at the end.
-    static func workload(region: Region, pages: Int, threads: Int, seed: String,
-                         control: @escaping @Sendable (_ stop: @escaping @Sendable () -> Void) throws -> ContinuousClock.Instant) throws -> WorkloadRun {
+    static func workload(
+        region: Region, pages: Int, threads: Int, seed: String,
+        control: @escaping @Sendable (_ stop: @escaping @Sendable () -> Void) throws -> ContinuousClock.Instant
+    ) throws -> WorkloadRun {
         let stopped = Atomic<Bool>(false)
         let wrong = Atomic<Int>(0), verified = Atomic<Int>(0)
         let errors = Mutex([String: Int]())
@@ -440,7 +499,11 @@ struct RedisClusterBackendTests {
                         }
                     } else {
                         try region.withPage(p, for: .read) { bytes in
-                            if matches(bytes, page: p, generation: gens[p]) { verified.add(1, ordering: .relaxed) } else { wrong.add(1, ordering: .relaxed) }
+                            if matches(bytes, page: p, generation: gens[p]) {
+                                verified.add(1, ordering: .relaxed)
+                            } else {
+                                wrong.add(1, ordering: .relaxed)
+                            }
                         }
                     }
                 } catch {
@@ -455,7 +518,11 @@ struct RedisClusterBackendTests {
         let final = generations.withLock { $0 }
         for p in 0..<pages {
             _ = try region.withPage(p, for: .read) { bytes in
-                if matches(bytes, page: p, generation: final[p]) { verified.add(1, ordering: .relaxed) } else { wrong.add(1, ordering: .relaxed) }
+                if matches(bytes, page: p, generation: final[p]) {
+                    verified.add(1, ordering: .relaxed)
+                } else {
+                    wrong.add(1, ordering: .relaxed)
+                }
             }
         }
         var run = WorkloadRun()

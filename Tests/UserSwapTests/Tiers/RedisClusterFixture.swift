@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwapRedis
 
 /// A private Redis Cluster for one test: `scripts/redis-cluster start` in a fresh folder (six
@@ -57,10 +58,13 @@ final class RedisClusterFixture: Sendable {
     }
 
     /// A device configuration for this cluster; patient enough for a failover.
-    func configuration(durability: RedisClusterBackend.Durability? = nil, failoverTimeout: Duration = .seconds(15)) -> RedisClusterBackend.Configuration {
-        RedisClusterBackend.Configuration(seeds: seeds, password: password, durability: durability,
-                                          connectTimeout: .milliseconds(300), commandTimeout: .seconds(2),
-                                          failoverTimeout: failoverTimeout)
+    func configuration(durability: RedisClusterBackend.Durability? = nil, failoverTimeout: Duration = .seconds(15))
+        -> RedisClusterBackend.Configuration
+    {
+        RedisClusterBackend.Configuration(
+            seeds: seeds, password: password, durability: durability,
+            connectTimeout: .milliseconds(300), commandTimeout: .seconds(2),
+            failoverTimeout: failoverTimeout)
     }
 
     /// The pid of the node on `port`.
@@ -78,8 +82,9 @@ final class RedisClusterFixture: Sendable {
     func cli(_ port: Int, _ arguments: [String]) throws -> String {
         var environment = ProcessInfo.processInfo.environment
         environment["REDISCLI_AUTH"] = password
-        let result = try TestProcess.run("redis-cli", ["-h", "127.0.0.1", "-p", String(port), "--no-auth-warning"] + arguments,
-                                         environment: environment)
+        let result = try TestProcess.run(
+            "redis-cli", ["-h", "127.0.0.1", "-p", String(port), "--no-auth-warning"] + arguments,
+            environment: environment)
         guard result.status == 0 else { throw SwapTestFailure("redis-cli \(arguments.joined(separator: " ")) failed: \(result.output)") }
         return result.output
     }

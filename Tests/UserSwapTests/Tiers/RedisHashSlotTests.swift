@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwapRedis
 
 /// The cluster's key hashing, against the specification's vectors and the examples `CLUSTER
@@ -11,9 +12,11 @@ struct RedisHashSlotTests {
         #expect(RedisHashSlot.crc16([UInt8]()) == 0)
     }
 
-    @Test("keys map to the slots CLUSTER KEYSLOT gives", arguments: [
-        ("123456789", 12739), ("foo", 12182), ("bar", 5061), ("somekey", 11058), ("hello", 866), ("", 0),
-    ])
+    @Test(
+        "keys map to the slots CLUSTER KEYSLOT gives",
+        arguments: [
+            ("123456789", 12739), ("foo", 12182), ("bar", 5061), ("somekey", 11058), ("hello", 866), ("", 0),
+        ])
     func slots(key: String, slot: Int) {
         #expect(RedisHashSlot(key: key).index == slot)
     }
@@ -22,8 +25,8 @@ struct RedisHashSlotTests {
     func hashTags() {
         #expect(RedisHashSlot(key: "{user1000}.following") == RedisHashSlot(key: "{user1000}.followers"))
         #expect(RedisHashSlot(key: "{user1000}.following").index == 3443)
-        #expect(RedisHashSlot(key: "foo{}{bar}").index == 8363)       // `{}` is empty: the whole key
-        #expect(RedisHashSlot(key: "foo{{bar}}zap").index == 4015)    // the tag is `{bar`
+        #expect(RedisHashSlot(key: "foo{}{bar}").index == 8363)  // `{}` is empty: the whole key
+        #expect(RedisHashSlot(key: "foo{{bar}}zap").index == 4015)  // the tag is `{bar`
         #expect(RedisHashSlot(key: "foo{bar}{zap}") == RedisHashSlot(key: "bar"))
         #expect(RedisHashSlot(key: "foo{bar") == RedisHashSlot(key: "foo{bar"))
         #expect(RedisHashSlot(key: "foo{bar").index == Int(RedisHashSlot.crc16(Array("foo{bar".utf8))) & 16383)
