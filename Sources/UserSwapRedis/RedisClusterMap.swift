@@ -33,7 +33,8 @@ struct RedisClusterMap: Sendable {
     struct Shard: Sendable, Equatable {
         var master: RedisClusterNode
         /// Replicas the cluster does not report failed (`health` online or loading); with
-        /// `CLUSTER SLOTS`, which lists only those the master sees, every one listed.
+        /// `CLUSTER SLOTS`, which lists only those the master sees, every one listed; -1 when
+        /// not known yet (a master learned from a `MOVED`, until the map is read again).
         var onlineReplicas: Int
     }
 
@@ -55,9 +56,6 @@ struct RedisClusterMap: Sendable {
     /// Slots some node serves.
     var coveredSlots: Int { owners.lazy.filter { $0 >= 0 }.count }
 
-    /// Whether every shard has at least one live replica.
-    var hasReplicas: Bool { !shards.isEmpty && shards.allSatisfy { $0.onlineReplicas > 0 } }
-
     /// Every master.
     var masters: [RedisClusterNode] { shards.map(\.master) }
 
@@ -78,7 +76,7 @@ struct RedisClusterMap: Sendable {
         if let i = shards.firstIndex(where: { $0.master == node }) {
             owners[slot.index] = Int16(i)
         } else {
-            shards.append(Shard(master: node, onlineReplicas: 0))
+            shards.append(Shard(master: node, onlineReplicas: -1))
             owners[slot.index] = Int16(shards.count - 1)
         }
     }

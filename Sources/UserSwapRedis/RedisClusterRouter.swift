@@ -182,8 +182,10 @@ final class RedisClusterRouter: Sendable {
                 var nodeFailed = false
                 // Replicas to wait for: as many as asked, or as the shard has left (a promoted
                 // replica has none until its old master comes back); none left, no WAIT.
-                let replicasLeft = map.shard(of: requests[indices[0]].slot)?.onlineReplicas ?? 0
-                let wanted = askTargets[indices[0]] == nil ? min(waitReplicas, replicasLeft) : waitReplicas
+                // (By node, not by slot: an ASK target is a master whose shard serves other slots.)
+                // A node the map does not know yet (learned from a MOVED) waits for them all.
+                let replicasLeft = map.shards.first { $0.master == node }?.onlineReplicas ?? -1
+                let wanted = replicasLeft < 0 ? waitReplicas : min(waitReplicas, replicasLeft)
                 do {
                     try pool(node).perform { connection throws(RedisFailure) in
                         // What each reply answers: a request, its ASKING, or the WAIT.
