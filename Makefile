@@ -95,7 +95,7 @@ soak: bootstrap
 # The concurrent model runs TSAN_MODEL_OPS steps in all (4 threads, both protocols).
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
 # accesses, but cannot know that a window page's two views are one memory.
-TSAN_SUITES := SwapInRaceTests|EngineThreadLifetimeTests|ReadaheadTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|SlotReclaimWorkerTests|LegacyProtocolTests|SwappableArrayTests|ModelTests/concurrentModels|FaultInjectionTests|CompressedTierTests|SpaceEncryptionTests|RedisBackendTests/spaceUnderReclaim|RedisBackendTests/concurrentThreads|ScheduleExplorationTests
+TSAN_SUITES := SwapInRaceTests|EngineThreadLifetimeTests|ReadaheadTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|SlotReclaimWorkerTests|LegacyProtocolTests|SwappableArrayTests|ModelTests/concurrentModels|FaultInjectionTests|CompressedTierTests|SpaceEncryptionTests|RedisBackendTests/spaceUnderReclaim|RedisBackendTests/concurrentThreads|ScheduleExplorationTests|RedisClusterBackendTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 TSAN_MODEL_OPS ?= 20000
 tsan: bootstrap
@@ -145,6 +145,9 @@ bench:
 	$(RELEASE_BIN) bench faults --param faults=faulting_thread --json $(RESULTS)/faults-faulting-thread.json
 	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
 	bench/io-engines --reps 1 --scenarios "random seq zipf" --out $(RESULTS) --tag quick
+	@# Far memory side by side: random and zipf over the swap file, one Redis server, and a
+	@# 3-master Redis Cluster without and with a replica's copy per write (docs/REDIS-CLUSTER.md).
+	bench/redis-cluster --out $(RESULTS)
 	@# UserSwap against the kernel's own swap (root only): every comparison gives every side the
 	@# same swap and the same memory for data (a cgroup of the budget + the side's own baseline),
 	@# runs three rounds in rotating order and reports medians and ranges (bench/kernel-compare).

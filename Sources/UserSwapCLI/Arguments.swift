@@ -227,7 +227,11 @@ extension CommandLineTool {
         let verb = Verb.redisClean
         let url = try onePositional(parsed, verb: verb)
         do {
-            _ = try RedisBackend.Configuration(url: url)
+            if url.hasPrefix("redis+cluster://") {
+                _ = try RedisClusterBackend.Configuration(url: url)
+            } else {
+                _ = try RedisBackend.Configuration(url: url)
+            }
         } catch {
             throw UsageError(error.message, verb: verb)
         }
@@ -336,7 +340,7 @@ extension CommandLineTool {
         }
         if let text = parsed.value("device") {
             guard WorkloadDevice(text) != nil else {
-                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET", verb: verb)
+                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET, redis+cluster://HOST:PORT[,HOST:PORT…]", verb: verb)
             }
             options.device = text
         }

@@ -101,8 +101,9 @@ enum HelpText {
             it was killed (a run that ends normally deletes its own). Runs log their namespace
             when they swap to a server of yours; the private server of --device redis dies with
             its run and needs no cleaning. Use it only for a namespace no running process uses.
-            URL is redis://HOST:PORT[/DB] or unix:///SOCKET; a password comes from
-            USERSWAP_REDIS_PASSWORD (a password in the URL shows in ps).
+            URL is redis://HOST:PORT[/DB], unix:///SOCKET or redis+cluster://HOST:PORT[,…]
+            (every master of the cluster); a password comes from USERSWAP_REDIS_PASSWORD (a
+            password in the URL shows in ps).
             """
         case .help:
             "Shows the verbs, or one verb's options."

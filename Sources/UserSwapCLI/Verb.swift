@@ -83,7 +83,7 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("seed", value: .required("N"), help: "seed for the scenario's random generator, to repeat a run"),
                 OptionSpec("dir", value: .required("DIR"), help: "an existing folder for swap files (default: a fresh temporary folder)"),
                 OptionSpec("tier", value: .required("T"), help: "workloads: none (default), compressed, encrypted or compressed+encrypted over the device"),
-                OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
+                OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT, unix:///SOCKET or redis+cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster; --param durability=primary|replicated) (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
                 OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
                 OptionSpec("no-encryption", help: "swap devices get pages in clear (default: sealed under a random per-space key); for comparisons with the kernel's swap"),

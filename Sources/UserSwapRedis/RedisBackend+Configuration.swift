@@ -8,6 +8,7 @@ extension RedisBackend {
         /// network. A space seals its pages by default, so values are ciphertext, but keys,
         /// sizes and timing are visible (and everything, with `encryption: .none`).
         public var host: String
+        /// The server's TCP port.
         public var port: Int
         /// A unix socket to connect to instead of `host` and `port` (the private server's).
         public var socketPath: String?
@@ -33,6 +34,7 @@ extension RedisBackend {
         /// closed, or a server still loading its data; the pause before each doubles, starting
         /// at `retryBackoff`. The defaults (3, 10 ms) ride over a restart of about 70 ms.
         public var retries: Int
+        /// The first pause before a retry (it doubles each time).
         public var retryBackoff: Duration
         /// After a call found the server not answering (once its retries are spent), calls fail
         /// at once for this long instead of each waiting out a timeout; then one call tries
@@ -41,6 +43,7 @@ extension RedisBackend {
         /// How long freed slots gather before one batch of UNLINKs deletes their keys.
         public var deleteGatherDelay: Duration
 
+        /// A configuration; see each property for its default's reason.
         public init(host: String = "127.0.0.1", port: Int = 6379, socketPath: String? = nil, username: String? = nil, password: String? = nil,
                     database: Int = 0, namespace: String? = nil, maxConnections: Int = 16,
                     connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(2),
@@ -69,7 +72,8 @@ extension RedisBackend {
         /// A configuration from a URL: `redis://[[user]:password@]host[:port][/database]`
         /// (`redis://127.0.0.1:6390`, `redis://:secret@127.0.0.1/2`) or
         /// `unix://[[user]:password@]/path/to/socket[?db=N]`. Other settings keep their
-        /// defaults. `rediss://` (TLS) and `redis+cluster` are refused: not supported.
+        /// defaults. `rediss://` (TLS) is refused: not supported; a `redis+cluster://` URL is
+        /// refused with a pointer to `RedisClusterBackend`, which speaks to a cluster.
         ///
         /// The password: the URL's if it has one, else `environment["USERSWAP_REDIS_PASSWORD"]`
         /// if set, else none. Pass `ProcessInfo.processInfo.environment` to allow the variable.
@@ -139,6 +143,9 @@ extension RedisBackend {
 
         private mutating func parseTCP(_ url: String) throws(SwapError) {
             let scheme = "redis://"
+            if url.hasPrefix("redis+cluster://") {
+                throw SwapError(.invalidArgument, "'\(Self.redacted(url))' names a Redis Cluster: use RedisClusterBackend (RedisClusterBackend.Configuration(url:), or --device redis+cluster://… on the command line)")
+            }
             guard url.hasPrefix(scheme) else {
                 throw SwapError(.invalidArgument, "'\(Self.redacted(url))' is not a redis:// or unix:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
             }

@@ -4,24 +4,31 @@ import UserSwap
 extension RedisBackend {
     /// What the backend has done so far.
     public struct Statistics: Sendable, Equatable {
+        /// Pages read.
         public var pagesRead: Int
+        /// Transfers that read pages.
         public var readCalls: Int
+        /// Pages written.
         public var pagesWritten: Int
+        /// Transfers that wrote pages.
         public var writeCalls: Int
         /// Transfers that ended in an error.
         public var failedCalls: Int
         /// Keys of freed slots deleted, and deletions given up (their keys stay, unread).
         public var pagesDeleted: Int
+        /// Deletions given up (their keys stay, never read).
         public var deleteFailures: Int
         /// Freed slots whose keys are not deleted yet.
         public var deletionsPending: Int
         /// Connections opened (the first, and every reconnect), and connection-level failures.
         public var connectionsOpened: Int
+        /// Connection-level failures.
         public var connectionFailures: Int
         /// Attempts repeated after a retriable failure.
         public var retries: Int
     }
 
+    /// The counters so far.
     public var statistics: Statistics {
         // Relaxed loads: statistics, read after the transfers they count.
         Statistics(pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
@@ -38,10 +45,13 @@ extension RedisBackend {
     /// The server's view: keys in the selected database (ours and anybody else's) and the
     /// memory it uses (`INFO memory`'s `used_memory`).
     public struct ServerStatus: Sendable, Equatable {
+        /// Keys in the selected database.
         public var keys: Int
+        /// `INFO memory`'s `used_memory`.
         public var usedMemoryBytes: Int
     }
 
+    /// Asks the server for its key count and memory use (`DBSIZE`, `INFO memory`).
     public func serverStatus() throws(SwapError) -> ServerStatus {
         do {
             return try pool.perform { connection throws(RedisFailure) in

@@ -31,6 +31,7 @@ import UserSwap
 public final class RedisBackend: SwapBackend {
     /// Pages in the device, header included. Page 0 is never transferred.
     public let pageCount: Int
+    /// The configuration it was made with.
     public let configuration: Configuration
     /// The namespace every key of this device starts with (`{<namespace>/…`).
     public let namespace: String
@@ -267,7 +268,7 @@ public final class RedisBackend: SwapBackend {
     }
 
     /// `pages` cut at key-group boundaries.
-    private static func groups(_ pages: Range<Int>) -> [Range<Int>] {
+    static func groups(_ pages: Range<Int>) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var start = pages.lowerBound
         while start < pages.upperBound {
@@ -278,7 +279,7 @@ public final class RedisBackend: SwapBackend {
         return result
     }
 
-    private static func describe(_ pages: Range<Int>) -> String {
+    static func describe(_ pages: Range<Int>) -> String {
         pages.count == 1 ? "\(pages.lowerBound)" : "\(pages.lowerBound)..<\(pages.upperBound)"
     }
 

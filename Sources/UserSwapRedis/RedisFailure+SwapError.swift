@@ -38,6 +38,36 @@ extension RedisBackend {
     }
 }
 
+extension RedisClusterBackend {
+    /// The engine error for a failure met while doing `what`, naming the cluster.
+    func swapError(_ failure: RedisFailure, doing what: String) -> SwapError {
+        Self.swapError(failure, cluster: cluster, doing: what, failoverTimeout: configuration.failoverTimeout)
+    }
+
+    /// The same, for the cluster named `cluster`; `failoverTimeout` is how long the call kept
+    /// trying.
+    static func swapError(_ failure: RedisFailure, cluster: String, doing what: String, failoverTimeout: Duration? = nil) -> SwapError {
+        let at = "Redis Cluster \(cluster)"
+        let tried = failoverTimeout.map { " for \($0)" } ?? ""
+        switch failure {
+        case let .connection(detail, errno, _, _):
+            return SwapError(.deviceGone, "\(at) did not serve the request\(tried): \(detail) (while trying to \(what)); check that its nodes run and that a replica can take over a dead master (scripts/redis-cluster status DIR, redis-cli --cluster check)",
+                             errno: Errno(rawValue: errno))
+        case let .server(message):
+            if RedisClusterRouter.isTransient(message) {
+                return SwapError(.deviceGone, "\(at) did not serve the request\(tried): \(message) (while trying to \(what)); the cluster is down or without a master for the page's slot: check it (redis-cli --cluster check), or raise failoverTimeout",
+                                 errno: .timedOut)
+            }
+            if message.hasPrefix("CROSSSLOT") || message.hasPrefix("MOVED") || message.hasPrefix("ASK") {
+                return SwapError(.ioError, "\(at) refused to \(what): \(message)", errno: .ioError)
+            }
+            return RedisBackend.swapError(failure, server: cluster, doing: what)
+        case .data, .poolExhausted:
+            return RedisBackend.swapError(failure, server: cluster, doing: what)
+        }
+    }
+}
+
 /// The few C library calls the backend makes outside hiredis (the test server's process
 /// handling lives with it, in `RedisServerProcess`).
 enum _RedisSystem {

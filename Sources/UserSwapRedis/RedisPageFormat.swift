@@ -25,7 +25,11 @@ import UserSwap
 ///   another backend, an earlier run with the same namespace on a server that persisted its data,
 ///   or a second process misconfigured onto our namespace, carries another number and is refused
 ///   as stale instead of being returned as our page.
-/// - *page offset*: catches a value stored under the wrong key.
+/// - *page offset*: catches a value stored under the wrong key. Its low 40 bits are the page,
+///   its high 24 bits the page's *write generation*: 0 on a single server; on a cluster
+///   (`RedisClusterBackend`) a counter per page, bumped by every write and kept in our memory,
+///   so that an older value of the page (one a replica still held when its master died before
+///   passing on the newer one) is refused as lost instead of returned as the page.
 /// - *checksum*: a 64-bit multiply-rotate hash of the page (four independent lanes, so it costs
 ///   ~0.3 µs per page, well under a round trip), seeded with instance and offset; it catches a
 ///   value changed behind our back (`SETRANGE`, a buggy proxy).
@@ -35,10 +39,12 @@ import UserSwap
 /// space's encryption (on by default): the page is ciphertext and its AEAD tag stays in our
 /// memory, under a key the server never sees, so a forged or replayed value fails
 /// authentication above this backend. Nor does the trailer catch an older value this same
-/// instance wrote for the same page. That would
-/// need a version per slot kept in memory (8 bytes per page); the engine never reads a slot's
+/// instance wrote for the same page on a single server,
+/// where it would need a lost write without a lost server: the engine never reads a slot's
 /// previous contents (the swap table says what is current), and a freed slot's key is deleted
-/// before the slot can be written again (see `RedisDeletionQueue`), so we did not pay for it.
+/// before the slot can be written again (see `RedisDeletionQueue`). On a cluster, where a
+/// failover can bring back an older value, the write generation catches it (4 bytes per page of
+/// memory; it wraps after 2²⁴ writes of one page, far beyond any replication lag).
 ///
 /// The trailer costs nothing in server memory: a 4096-byte string already takes jemalloc's
 /// 5120-byte size class (its header pushes it past 4096), and 4128 bytes fit the same class.
@@ -51,6 +57,12 @@ struct RedisPageFormat: Sendable {
     static let groupPages = 512
     static let magic: UInt32 = 0x5052_5355    // "USRP" little-endian
     static let version: UInt32 = 1
+    /// Bits of the page-offset field that hold the page; the rest hold the write generation.
+    static let pageBits = 40
+    /// Pages a device in this format may have.
+    static let maxPages = 1 << pageBits
+    /// Write generations wrap at this.
+    static let generationLimit: UInt32 = 1 << 24
 
     let namespace: String
     let instance: UInt64
@@ -101,21 +113,28 @@ struct RedisPageFormat: Sendable {
 
     // MARK: Values
 
+    /// The page-offset field of `page` written with `generation`.
+    static func offsetField(page: Int, generation: UInt32) -> UInt64 {
+        precondition(page >= 0 && page < maxPages && generation < generationLimit)
+        return UInt64(page) | UInt64(generation) << UInt64(pageBits)
+    }
+
     /// Writes the value of `page` into `value` (`valueSize` bytes): the page's bytes, then the
-    /// trailer.
-    func encode(page: Int, from source: UnsafeRawPointer, into value: UnsafeMutableRawPointer) {
+    /// trailer. `generation` is the page's write generation (0 on a single server).
+    func encode(page: Int, generation: UInt32 = 0, from source: UnsafeRawPointer, into value: UnsafeMutableRawPointer) {
         value.copyMemory(from: source, byteCount: Self.pageSize)
         let t = value + Self.pageSize
         t.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
         t.storeBytes(of: Self.version.littleEndian, toByteOffset: 4, as: UInt32.self)
         t.storeBytes(of: instance.littleEndian, toByteOffset: 8, as: UInt64.self)
-        t.storeBytes(of: UInt64(page).littleEndian, toByteOffset: 16, as: UInt64.self)
+        t.storeBytes(of: Self.offsetField(page: page, generation: generation).littleEndian, toByteOffset: 16, as: UInt64.self)
         t.storeBytes(of: checksum(page: page, UnsafeRawPointer(value)).littleEndian, toByteOffset: 24, as: UInt64.self)
     }
 
-    /// Checks that `value` is what this device wrote for `page` and copies the page out of it;
-    /// otherwise says what is wrong with it (and copies nothing).
-    func decode(page: Int, value: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) -> String? {
+    /// Checks that `value` is what this device wrote for `page` (its latest write, generation
+    /// `generation`) and copies the page out of it; otherwise says what is wrong with it (and
+    /// copies nothing).
+    func decode(page: Int, generation: UInt32 = 0, value: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) -> String? {
         guard value.count == Self.valueSize, let v = value.baseAddress else {
             return "its value is \(value.count) bytes, not the \(Self.valueSize) of a UserSwap page: something else wrote the key"
         }
@@ -129,9 +148,14 @@ struct RedisPageFormat: Sendable {
         guard instance == self.instance else {
             return "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'"
         }
-        let stored = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        let field = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        let stored = field & (UInt64(Self.maxPages) - 1)
         guard stored == UInt64(page) else {
             return "its value holds page \(stored), not page \(page)"
+        }
+        let storedGeneration = UInt32(field >> UInt64(Self.pageBits))
+        guard storedGeneration == generation else {
+            return "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)"
         }
         let sum = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         guard sum == checksum(page: page, v) else {

@@ -19,7 +19,8 @@ import UserSwap
 /// - With `--tier compressed|encrypted|compressed+encrypted` (`WorkloadSwap`): `codec=lz4|zstd|zstd-N`
 ///   and `pool=SIZE` (the compressed pool, default the budget); `encryption=none|randomKey`
 ///   seals every device of the space (`SwapSpace.Configuration.encryption`). `--device redis`
-///   starts a private `redis-server` for the run; `--device redis://HOST:PORT` uses that one.
+///   starts a private `redis-server` for the run; `--device redis://HOST:PORT` uses that one;
+///   `--device redis+cluster://HOST:PORT,…` a Redis Cluster, with `durability=primary|replicated`.
 ///   The report's `swap` object holds the device, the tier and each tier's figures.
 /// - `io=automatic|io_uring|thread_pool|synchronous`: the device's I/O engine (default automatic:
 ///   io_uring for a file, falling back to the thread pool; the calling thread for memory).

@@ -1,3 +1,4 @@
+import Foundation
 import UserSwap
 import UserSwapCompression
 import UserSwapEncryption
@@ -20,6 +21,9 @@ public enum WorkloadDevice: Equatable, Sendable {
     case memory
     /// A Redis server: the one at `url`, or a private `redis-server` the run starts and stops.
     case redis(url: String?)
+    /// A Redis Cluster reached through the seeds of `url` (`redis+cluster://HOST:PORT,…`;
+    /// `scripts/redis-cluster start DIR` prints one).
+    case redisCluster(url: String)
 
     public init?(_ text: String) {
         switch text {
@@ -27,6 +31,10 @@ public enum WorkloadDevice: Equatable, Sendable {
         case "memory": self = .memory
         case "redis": self = .redis(url: nil)
         default:
+            if text.hasPrefix("redis+cluster://") {
+                self = .redisCluster(url: text)
+                return
+            }
             guard text.hasPrefix("redis://") || text.hasPrefix("unix://") else { return nil }
             self = .redis(url: text)
         }
@@ -39,6 +47,8 @@ public enum WorkloadDevice: Equatable, Sendable {
         case .memory: "memory"
         case .redis(let url):
             url.map { (try? RedisBackend.Configuration(url: $0))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted($0) } ?? "redis"
+        case .redisCluster(let url):
+            (try? RedisClusterBackend.Configuration(url: url))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted(url)
         }
     }
 }
@@ -54,7 +64,9 @@ struct WorkloadSwap {
                                                   "seal every device of the space (default randomKey, none for --device memory or --no-encryption)")
     static let swapFile = BenchParameter.choice("swap_file", ["allocated", "written"], default: "allocated",
                                                 "the swap file's blocks only allocated, or written once when it is made")
-    static let parameters = [codec, pool, encryption, swapFile]
+    static let durability = BenchParameter.choice("durability", ["primary", "replicated"], default: nil,
+                                                  "--device redis+cluster://: a write counts once a replica has it (replicated, the default with replicas) or at once (primary)")
+    static let parameters = [codec, pool, encryption, swapFile, durability]
 
     let device: WorkloadDevice
     let tier: WorkloadTier
@@ -65,11 +77,14 @@ struct WorkloadSwap {
     /// `--param swap_file=written`: the swap file written out in full when it is made
     /// (`SwapFile.format(writeOut:)`); `allocated` (the default) only allocates its blocks.
     let writtenOut: Bool
+    /// `--param durability=primary|replicated` for `--device redis+cluster://…` (default: the
+    /// device's, replicated when every master has a replica).
+    let durability: RedisClusterBackend.Durability?
 
     init(options: BenchOptions) throws {
         let deviceText = options.device ?? options.parameters["device"] ?? "file"
         guard let device = WorkloadDevice(deviceText) else {
-            throw BenchError("--device \(RedisBackend.Configuration.redacted(deviceText)): use file, memory, redis, redis://HOST:PORT or unix:///PATH")
+            throw BenchError("--device \(RedisBackend.Configuration.redacted(deviceText)): use file, memory, redis, redis://HOST:PORT, unix:///PATH or redis+cluster://HOST:PORT[,HOST:PORT…]")
         }
         self.device = device
         let tierText = options.tier ?? "none"
@@ -103,6 +118,15 @@ struct WorkloadSwap {
         case let other: throw BenchError("--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)")
         }
         if writtenOut && device != .file { throw BenchError("--param swap_file=written is for --device file") }
+        switch options.parameters["durability"] {
+        case nil: durability = nil
+        case "primary"?: durability = .primaryOnly
+        case "replicated"?: durability = .replicated(1)
+        case let other?: throw BenchError("--param durability=\(other): use primary or replicated (one replica's copy before a write counts)")
+        }
+        if durability != nil {
+            guard case .redisCluster = device else { throw BenchError("--param durability is for --device redis+cluster://…") }
+        }
         if tier != .none || (options.parameters["encryption"] ?? "none") != "none" || device != .file || writtenOut, options.mode == .kernel {
             throw BenchError("--tier, --device and --param encryption are UserSwap's; --mode kernel swaps where the machine does")
         }
@@ -153,6 +177,20 @@ struct WorkloadSwap {
             var tiers = stacked
             tiers.redis = backend
             return try body(.backend(top), tiers)
+        case .redisCluster(let url):
+            var cluster = try RedisClusterBackend.Configuration(url: url, environment: ProcessInfo.processInfo.environment)
+            if (try? RedisClusterBackend.Configuration(url: url))?.password != nil {
+                harness.log("warning: the password in the Redis URL is visible to every user of this machine (ps, /proc); give it in \(RedisBackend.Configuration.passwordEnvironmentVariable)")
+            }
+            cluster.maxConnectionsPerNode = max(configuration.threads, 2) * 2
+            cluster.durability = durability
+            let backend = try RedisClusterBackend(pageCount: swapBytes / SwapPage.size, configuration: cluster)
+            defer { _ = try? backend.removeAllPages() }
+            harness.log("swapping to \(cluster.urlWithoutCredentials) (\(backend.masters.count) masters, durability \(backend.durability)) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(cluster.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
+            let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
+            var tiers = stacked
+            tiers.redisCluster = backend
+            return try body(.backend(top), tiers)
         }
     }
 
@@ -181,6 +219,7 @@ struct WorkloadSwap {
         var compressed: CompressedTier?
         var encrypted: EncryptedTier?
         var redis: RedisBackend?
+        var redisCluster: RedisClusterBackend?
     }
 
     /// The run's swap in the report: what it was, and each tier's figures at the end of the run.
@@ -212,6 +251,15 @@ struct WorkloadSwap {
             object["redis"] = ["pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
                                "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
                                "failed_calls": JSONValue(r.failedCalls), "retries": JSONValue(r.retries)]
+        }
+        if let cluster = tiers.redisCluster {
+            let r = cluster.statistics
+            object["redis_cluster"] = ["durability": .string(cluster.durability.description), "masters": JSONValue(cluster.masters.count),
+                                       "pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
+                                       "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
+                                       "waits": JSONValue(r.waits), "degraded_writes": JSONValue(r.degradedWrites),
+                                       "moved": JSONValue(r.movedRedirections), "ask": JSONValue(r.askRedirections),
+                                       "failed_calls": JSONValue(r.failedCalls), "retry_rounds": JSONValue(r.retryRounds)]
         }
         return .object(object)
     }

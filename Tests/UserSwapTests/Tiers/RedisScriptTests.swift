@@ -7,45 +7,15 @@ import Testing
 @Suite("scripts/redis: private files, careful kills")
 struct RedisScriptTests {
     /// The script, found from this file's place in the repository.
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/redis").path
+    static let script = TestProcess.repository + "/scripts/redis"
 
     /// Runs `scripts/redis ARGS` with TMPDIR = `tmpdir` and no other place to keep its files.
-    /// Spawned with every signal unblocked and at its default (posix_spawn): the test runner's
-    /// threads block signals, and a redis-server that inherited that mask would ignore the
-    /// SIGTERM of `stop`.
     static func run(_ arguments: [String], tmpdir: String) throws -> (status: Int32, output: String) {
         var environment = ProcessInfo.processInfo.environment
         environment["TMPDIR"] = tmpdir
         environment["XDG_RUNTIME_DIR"] = nil
         environment["USERSWAP_REDIS_DIR"] = nil
-        let log = tmpdir + ".script-output"
-        defer { unlink(log) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([script] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, script, &actions, &attributes, argv, envp)
-        try #require(spawned == 0, "cannot run \(script): errno \(spawned)")
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
-        // WIFEXITED / WEXITSTATUS, which Glibc's module leaves out.
-        return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+        return try TestProcess.run(script, arguments, environment: environment)
     }
 
     /// A private test folder (mkdtemp), removed afterwards.
