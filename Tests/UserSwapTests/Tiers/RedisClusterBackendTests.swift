@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 
 @testable import UserSwap
+@testable import UserSwapBench
 @testable import UserSwapCLI
 @testable import UserSwapRedis
 
