@@ -3,7 +3,7 @@ import PackageDescription
 
 /// One settings array for every Swift target: Swift 6 language mode everywhere.
 let swiftSettings: [SwiftSetting] = [
-    .swiftLanguageMode(.v6),
+    .swiftLanguageMode(.v6)
 ]
 
 let package = Package(
@@ -86,8 +86,10 @@ let package = Package(
         // UserSwap library product never exports it.
         .target(
             name: "UserSwapBench",
-            dependencies: ["UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis",
-                           "CUserSwapProcess", "UserSwapTestSupport"],
+            dependencies: [
+                "UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis",
+                "CUserSwapProcess", "UserSwapTestSupport",
+            ],
             swiftSettings: swiftSettings
         ),
         // The command line: argument parser, help, and the user commands (format, inspect, run,
@@ -105,7 +107,10 @@ let package = Package(
         ),
         .testTarget(
             name: "UserSwapTests",
-            dependencies: ["UserSwap", "UserSwapCLI", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis", "UserSwapTestSupport", "UserSwapBench"],
+            dependencies: [
+                "UserSwap", "UserSwapCLI", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis", "UserSwapTestSupport",
+                "UserSwapBench",
+            ],
             swiftSettings: swiftSettings
         ),
     ]

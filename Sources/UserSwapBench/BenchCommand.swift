@@ -44,7 +44,9 @@ package enum BenchCommand {
             try PathCheck.writableFolder(SwapFile.temporaryDirectory, named: getenv("TMPDIR") != nil ? "TMPDIR" : "the temporary folder")
         }
         if options.tier != nil || options.device != nil, WorkloadKind(rawValue: scenario.name) == nil {
-            throw BenchError("--tier and --device apply to the workload scenarios (\(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", "))); \(scenario.name) chooses its own devices")
+            throw BenchError(
+                "--tier and --device apply to the workload scenarios (\(WorkloadKind.allCases.map(\.rawValue).joined(separator: ", "))); \(scenario.name) chooses its own devices"
+            )
         }
         var resultsDirectory: String?
         if case .file(let path) = options.json {
@@ -56,10 +58,12 @@ package enum BenchCommand {
         for swapProtocol in options.protocols {
             // Peak RSS per run, not per process, when the kernel lets us reset it.
             ResidentMemory.resetPeak()
-            let harness = BenchHarness(scenario: scenario.name, options: options, swapProtocol: swapProtocol, machine: machine, console: console)
+            let harness = BenchHarness(
+                scenario: scenario.name, options: options, swapProtocol: swapProtocol, machine: machine, console: console)
             reports.append(try scenario.run(options: options, harness: harness))
         }
-        let output: BenchOutput = reports.count >= 2
+        let output: BenchOutput =
+            reports.count >= 2
             ? .comparison(ComparisonReport(ours: reports[0], others: Array(reports.dropFirst())))
             : .single(reports[0])
 
@@ -78,7 +82,9 @@ package enum BenchCommand {
         }
         guard output.verified else {
             let failed = reports.filter { !$0.verified }.map { $0.swapProtocol?.rawValue ?? $0.mode.rawValue }
-            throw BenchError("the data did not verify (\(failed.joined(separator: ", "))): the figures above measure a broken run; the report says verified: false and has no comparison ratios")
+            throw BenchError(
+                "the data did not verify (\(failed.joined(separator: ", "))): the figures above measure a broken run; the report says verified: false and has no comparison ratios"
+            )
         }
         return output
     }

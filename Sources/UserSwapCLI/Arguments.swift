@@ -1,5 +1,6 @@
-import UserSwapRedis
 import UserSwapBench
+import UserSwapRedis
+
 /// The words after the verb, sorted into positionals and options by the verb's option table
 /// (`Verb.options`), before any value is interpreted.
 struct ParsedArguments: Equatable {
@@ -96,7 +97,8 @@ enum ArgumentParser {
         let known = verb.options.map(\.name)
         var message = "unknown option '--\(name)' for '\(verb.rawValue)'"
         if let guess = known.min(by: { editDistance($0, name) < editDistance($1, name) }),
-           editDistance(guess, name) <= 2 {
+            editDistance(guess, name) <= 2
+        {
             message += "; did you mean --\(guess)?"
         } else if known.isEmpty {
             message += "; it takes no options"
@@ -236,7 +238,9 @@ extension CommandLineTool {
             throw UsageError(error.message, verb: verb)
         }
         guard let namespace = parsed.value("namespace") else {
-            throw UsageError("redis-clean needs --namespace NAMESPACE: the one the killed run logged (it deletes only that namespace's keys)", verb: verb)
+            throw UsageError(
+                "redis-clean needs --namespace NAMESPACE: the one the killed run logged (it deletes only that namespace's keys)", verb: verb
+            )
         }
         guard RedisBackend.isValidNamespace(namespace) else {
             throw UsageError("--namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)", verb: verb)
@@ -250,7 +254,9 @@ extension CommandLineTool {
             return .help(nil)
         case 1:
             guard let verb = Verb(rawValue: parsed.positionals[0]) else {
-                throw UsageError("no help for '\(parsed.positionals[0])': it is not a verb; verbs: \(Verb.allCases.map(\.rawValue).joined(separator: ", "))", verb: .help)
+                throw UsageError(
+                    "no help for '\(parsed.positionals[0])': it is not a verb; verbs: \(Verb.allCases.map(\.rawValue).joined(separator: ", "))",
+                    verb: .help)
             }
             return .help(verb)
         default:
@@ -266,8 +272,9 @@ extension CommandLineTool {
         }
         // Zero and small sizes pass: the library says how large a swap file must be.
         let bytes = try ArgumentParser.size(sizeText, option: "size", minimum: 0, verb: verb)
-        return FormatOptions(path: path, bytes: bytes, label: parsed.value("label") ?? "", force: parsed.has("force"),
-                             writeOut: parsed.has("write-out"))
+        return FormatOptions(
+            path: path, bytes: bytes, label: parsed.value("label") ?? "", force: parsed.has("force"),
+            writeOut: parsed.has("write-out"))
     }
 
     private static func parseBench(_ parsed: ParsedArguments) throws(UsageError) -> BenchOptions {
@@ -280,11 +287,14 @@ extension CommandLineTool {
             parsed.values["json"] = [nil]
         }
         guard !parsed.positionals.isEmpty else {
-            throw UsageError("bench needs a scenario: \(BenchRegistry.listedNames.joined(separator: ", ").orIfEmpty("none is written yet"))", verb: verb)
+            throw UsageError(
+                "bench needs a scenario: \(BenchRegistry.listedNames.joined(separator: ", ").orIfEmpty("none is written yet"))", verb: verb)
         }
         let name = try onePositional(parsed, verb: verb)
         guard BenchRegistry.scenario(named: name) != nil else {
-            throw UsageError("unknown scenario '\(name)'; scenarios: \(BenchRegistry.listedNames.joined(separator: ", ").orIfEmpty("none is written yet"))", verb: verb)
+            throw UsageError(
+                "unknown scenario '\(name)'; scenarios: \(BenchRegistry.listedNames.joined(separator: ", ").orIfEmpty("none is written yet"))",
+                verb: verb)
         }
         var options = BenchOptions(scenario: name)
         if parsed.has("json") {
@@ -334,13 +344,16 @@ extension CommandLineTool {
         }
         if let text = parsed.value("tier") {
             guard WorkloadTier(rawValue: text) != nil else {
-                throw UsageError("--tier '\(text)' is not one of: \(WorkloadTier.allCases.map(\.rawValue).joined(separator: ", "))", verb: verb)
+                throw UsageError(
+                    "--tier '\(text)' is not one of: \(WorkloadTier.allCases.map(\.rawValue).joined(separator: ", "))", verb: verb)
             }
             options.tier = text
         }
         if let text = parsed.value("device") {
             guard WorkloadDevice(text) != nil else {
-                throw UsageError("--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET, redis+cluster://HOST:PORT[,HOST:PORT…]", verb: verb)
+                throw UsageError(
+                    "--device '\(RedisBackend.Configuration.redacted(text))' is not one of: file, memory, redis, redis://HOST:PORT, unix:///SOCKET, redis+cluster://HOST:PORT[,HOST:PORT…]",
+                    verb: verb)
             }
             options.device = text
         }
@@ -364,7 +377,8 @@ extension CommandLineTool {
         let mode = options.mode.map { " --mode \($0.rawValue)" } ?? ""
         for (key, value) in options.parameters.sorted(by: { $0.key < $1.key }) {
             guard let parameter = declared.first(where: { $0.key == key }) else {
-                let valid = declared.isEmpty
+                let valid =
+                    declared.isEmpty
                     ? "it takes no --param"
                     : "its parameters: \(declared.map(\.key).joined(separator: ", "))"
                 throw UsageError("--param \(key): bench \(options.scenario)\(mode) has no parameter '\(key)'; \(valid)", verb: verb)

@@ -1,4 +1,5 @@
 import UserSwapBench
+
 /// The text of `userswap help` and `userswap help VERB`, built from the same option tables the
 /// parser reads, so the two never disagree.
 enum HelpText {
@@ -6,18 +7,18 @@ enum HelpText {
         let width = Verb.allCases.map(\.rawValue.count).max() ?? 0
         let verbs = Verb.allCases.map { "  \($0.rawValue.padded(to: width))  \($0.summary)" }
         return """
-        userswap: swappable memory for Swift programs (a user-space swap with Linux's swap-table design)
+            userswap: swappable memory for Swift programs (a user-space swap with Linux's swap-table design)
 
-        \(CommandLineTool.usageLine)
+            \(CommandLineTool.usageLine)
 
-        verbs:
-        \(verbs.joined(separator: "\n"))
+            verbs:
+            \(verbs.joined(separator: "\n"))
 
-        Sizes take binary suffixes: 4096, 64K, 256M, 1.5G, 2T (1K = 1024 bytes).
-        Run `userswap help VERB` or `userswap VERB --help` for a verb's options.
-        Exit status: 0 success, 1 failure, 64 usage error.
+            Sizes take binary suffixes: 4096, 64K, 256M, 1.5G, 2T (1K = 1024 bytes).
+            Run `userswap help VERB` or `userswap VERB --help` for a verb's options.
+            Exit status: 0 success, 1 failure, 64 usage error.
 
-        """
+            """
     }
 
     static func verb(_ verb: Verb) -> String {

@@ -1,4 +1,5 @@
 import UserSwapBench
+
 /// A command line that does not make sense: the user typed something we cannot run. Reported on
 /// stderr with the verb's usage line, and the process exits with `ExitCode.usage` (64, BSD's
 /// `EX_USAGE`).

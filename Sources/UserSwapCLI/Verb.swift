@@ -14,8 +14,10 @@ public enum Verb: String, CaseIterable, Sendable {
         switch self {
         case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]"
         case .inspect: "usage: userswap inspect FILE [--json]"
-        case .run: "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
-        case .bench: "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
+        case .run:
+            "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
+        case .bench:
+            "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
         case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
         case .help: "usage: userswap help [VERB]"
         }
@@ -41,7 +43,11 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("size", value: .required("SIZE"), help: "size of the file, e.g. 256M, 1.5G, 1073741824 (required)"),
                 OptionSpec("label", value: .required("LABEL"), help: "a label stored in the header (at most 16 bytes)"),
                 OptionSpec("force", help: "overwrite FILE if it exists"),
-                OptionSpec("write-out", help: "write every block once (zeros): swap-out then overwrites written blocks, faster on ext4 and xfs; costs one write of SIZE now"),
+                OptionSpec(
+                    "write-out",
+                    help:
+                        "write every block once (zeros): swap-out then overwrites written blocks, faster on ext4 and xfs; costs one write of SIZE now"
+                ),
             ]
         case .inspect:
             [OptionSpec("json", help: "print the report as JSON on stdout")]
@@ -53,28 +59,56 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default 2)"),
                 OptionSpec("ops", value: .required("N"), help: "accesses in the timed phase, over all threads (zipf, random, seq)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of the timed phase (default 20; zipf, random, seq)"),
-                OptionSpec("swap", value: .required("FILE"), help: "swap file, created if missing and kept; an existing one must be yours, mode 0600, not a link (default: an unnamed temporary one, twice the data)"),
-                OptionSpec("dir", value: .required("DIR"), help: "folder for the unnamed swap file (default: TMPDIR, else /tmp); it must exist"),
-                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq or legacy-bypass"),
-                OptionSpec("mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
-                OptionSpec("policy", value: .required("P"), help: "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"),
-                OptionSpec("faults", value: .required("F"), help: "transparent mode: handler-threads (default) or faulting-thread (faster; syscalls into unmapped pages get EFAULT)"),
+                OptionSpec(
+                    "swap", value: .required("FILE"),
+                    help:
+                        "swap file, created if missing and kept; an existing one must be yours, mode 0600, not a link (default: an unnamed temporary one, twice the data)"
+                ),
+                OptionSpec(
+                    "dir", value: .required("DIR"), help: "folder for the unnamed swap file (default: TMPDIR, else /tmp); it must exist"),
+                OptionSpec(
+                    "protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq or legacy-bypass"),
+                OptionSpec(
+                    "mode", value: .required("M"), help: "explicit (default: pins) or transparent (plain loads and stores, userfaultfd)"),
+                OptionSpec(
+                    "policy", value: .required("P"),
+                    help:
+                        "reclaim policy: frequency (default: evicts the least used), workingset (the kernel's lists), active-inactive, second-chance"
+                ),
+                OptionSpec(
+                    "faults", value: .required("F"),
+                    help: "transparent mode: handler-threads (default) or faulting-thread (faster; syscalls into unmapped pages get EFAULT)"
+                ),
                 OptionSpec("write-ratio", value: .required("R"), help: "fraction of accesses that write (default 0.2; zipf, random, seq)"),
                 OptionSpec("seed", value: .required("N"), help: "seed of the access sequences and page patterns, to repeat a run"),
                 OptionSpec("json", value: .optional("FILE"), help: "also write the report as JSON to FILE; alone or `-`: to stdout"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
-                OptionSpec("no-encryption", help: "write pages to the swap file in clear (default: sealed with XChaCha20-Poly1305 under a random key that lives only in this process)"),
+                OptionSpec(
+                    "no-encryption",
+                    help:
+                        "write pages to the swap file in clear (default: sealed with XChaCha20-Poly1305 under a random key that lives only in this process)"
+                ),
             ]
         case .help:
             []
         case .redisClean:
-            [OptionSpec("namespace", value: .required("NAMESPACE"), help: "the namespace whose keys to delete (required): letters, digits and -_.: as the run logged it")]
+            [
+                OptionSpec(
+                    "namespace", value: .required("NAMESPACE"),
+                    help: "the namespace whose keys to delete (required): letters, digits and -_.: as the run logged it")
+            ]
         case .bench:
             [
-                OptionSpec("json", value: .optional("FILE"), help: "write the JSON report to FILE (its folder must exist); alone or `-`: to stdout"),
+                OptionSpec(
+                    "json", value: .optional("FILE"), help: "write the JSON report to FILE (its folder must exist); alone or `-`: to stdout"
+                ),
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default: the scenario's; some sweep several counts)"),
                 OptionSpec("seconds", value: .required("S"), help: "length of each timed phase in seconds, e.g. 3 or 0.5"),
-                OptionSpec("protocol", value: .required("P"), help: "swap-in protocol: swapcache (default), legacy, legacy-wq, legacy-bypass; both (swapcache and legacy) or all, side by side, as ratios"),
+                OptionSpec(
+                    "protocol", value: .required("P"),
+                    help:
+                        "swap-in protocol: swapcache (default), legacy, legacy-wq, legacy-bypass; both (swapcache and legacy) or all, side by side, as ratios"
+                ),
                 OptionSpec("mode", value: .required("M"), help: "explicit (default), transparent or kernel"),
                 OptionSpec("memory", value: .required("SIZE"), help: "RAM budget, e.g. 256M"),
                 OptionSpec("data", value: .required("SIZE"), help: "working set, e.g. 1G"),
@@ -82,11 +116,21 @@ public enum Verb: String, CaseIterable, Sendable {
                 OptionSpec("warmup", value: .required("N"), help: "untimed warm-up iterations"),
                 OptionSpec("seed", value: .required("N"), help: "seed for the scenario's random generator, to repeat a run"),
                 OptionSpec("dir", value: .required("DIR"), help: "an existing folder for swap files (default: a fresh temporary folder)"),
-                OptionSpec("tier", value: .required("T"), help: "workloads: none (default), compressed, encrypted or compressed+encrypted over the device"),
-                OptionSpec("device", value: .required("D"), help: "workloads: file (default), memory, redis (a private server), redis://HOST:PORT, unix:///SOCKET or redis+cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster; --param durability=primary|replicated) (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"),
+                OptionSpec(
+                    "tier", value: .required("T"),
+                    help: "workloads: none (default), compressed, encrypted or compressed+encrypted over the device"),
+                OptionSpec(
+                    "device", value: .required("D"),
+                    help:
+                        "workloads: file (default), memory, redis (a private server), redis://HOST:PORT, unix:///SOCKET or redis+cluster://HOST:PORT[,HOST:PORT…] (a Redis Cluster; --param durability=primary|replicated) (the password from USERSWAP_REDIS_PASSWORD: a password in the URL shows in ps)"
+                ),
                 OptionSpec("param", value: .required("KEY=VALUE"), repeatable: true, help: "a scenario-specific setting; may be repeated"),
                 OptionSpec("no-progress", help: "draw no progress bar or progress lines"),
-                OptionSpec("no-encryption", help: "swap devices get pages in clear (default: sealed under a random per-space key); for comparisons with the kernel's swap"),
+                OptionSpec(
+                    "no-encryption",
+                    help:
+                        "swap devices get pages in clear (default: sealed under a random per-space key); for comparisons with the kernel's swap"
+                ),
                 OptionSpec("list", help: "list the scenarios, one per line, and exit"),
             ]
         }

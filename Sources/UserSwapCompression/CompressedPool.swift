@@ -247,7 +247,9 @@ struct CompressedPool {
         }
         if charged != bytes { problems.append("pool charged \(bytes) bytes, entries add up to \(charged)") }
         if compressed != compressedPages { problems.append("\(compressedPages) compressed pages counted, \(compressed) in the pool") }
-        if compressedBytes != self.compressedBytes { problems.append("\(self.compressedBytes) compressed bytes counted, \(compressedBytes) in the pool") }
+        if compressedBytes != self.compressedBytes {
+            problems.append("\(self.compressedBytes) compressed bytes counted, \(compressedBytes) in the pool")
+        }
         if same != sameFilledPages { problems.append("\(sameFilledPages) same-filled pages counted, \(same) in the pool") }
         if bytes > limit { problems.append("pool at \(bytes) bytes, over its limit of \(limit)") }
         let queued = Set(lru.items.map { $0.sequence })

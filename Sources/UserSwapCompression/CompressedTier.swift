@@ -64,11 +64,14 @@ public final class CompressedTier: SwapBackend {
     ///     of a page by default (zram's `huge_class_size` is about that, zswap rejects only what
     ///     does not shrink at all).
     ///   - exclusiveLoads: drop an entry when the engine loads it (default, as zswap).
-    public init(lower: any SwapBackend, poolBytes: Int, codec: CompressionCodec = .lz4,
-                rejectAbove: Int = SwapPage.size * 3 / 4, exclusiveLoads: Bool = true) {
+    public init(
+        lower: any SwapBackend, poolBytes: Int, codec: CompressionCodec = .lz4,
+        rejectAbove: Int = SwapPage.size * 3 / 4, exclusiveLoads: Bool = true
+    ) {
         precondition(poolBytes >= 0, "a pool limit of \(poolBytes) bytes")
-        precondition(rejectAbove > 0 && rejectAbove < SwapPage.size,
-                     "rejectAbove \(rejectAbove) must be between 1 and \(SwapPage.size - 1) bytes")
+        precondition(
+            rejectAbove > 0 && rejectAbove < SwapPage.size,
+            "rejectAbove \(rejectAbove) must be between 1 and \(SwapPage.size - 1) bytes")
         self.lower = lower
         self.codec = codec
         self.rejectAbove = rejectAbove
@@ -96,7 +99,8 @@ public final class CompressedTier: SwapBackend {
         try load(Self.pages(of: buffer), at: page, consume: exclusiveLoads)
     }
 
-    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool {
+    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool
+    {
         try load(buffers.flatMap(Self.pages(of:)), at: page, consume: exclusiveLoads)
     }
 
@@ -140,20 +144,21 @@ public final class CompressedTier: SwapBackend {
     static func pages(of buffer: UnsafeMutableRawBufferPointer) -> [UnsafeMutableRawBufferPointer] {
         precondition(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
         return stride(from: 0, to: buffer.count, by: SwapPage.size).map {
-            UnsafeMutableRawBufferPointer(rebasing: buffer[$0 ..< $0 + SwapPage.size])
+            UnsafeMutableRawBufferPointer(rebasing: buffer[$0..<$0 + SwapPage.size])
         }
     }
 
     static func pages(of buffer: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
         precondition(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
         return stride(from: 0, to: buffer.count, by: SwapPage.size).map {
-            UnsafeRawBufferPointer(rebasing: buffer[$0 ..< $0 + SwapPage.size])
+            UnsafeRawBufferPointer(rebasing: buffer[$0..<$0 + SwapPage.size])
         }
     }
 
     private func checkRange(_ first: Int, _ count: Int) {
-        precondition(first >= 1 && first + count <= pageCount,
-                     "transfer of pages \(first)..<\(first + count) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        precondition(
+            first >= 1 && first + count <= pageCount,
+            "transfer of pages \(first)..<\(first + count) outside the device's 1..<\(pageCount) (page 0 is the header)")
     }
 
     /// Loads pages `first…` into `pages`: from the pool where it has them, from the lower device
@@ -194,7 +199,7 @@ public final class CompressedTier: SwapBackend {
                 continue
             }
             let end = nextHit < hits.count ? hits[nextHit].index : pages.count
-            lowerConsumed = try readLower(pages[index ..< end], at: first + index, consume: consume) || lowerConsumed
+            lowerConsumed = try readLower(pages[index..<end], at: first + index, consume: consume) || lowerConsumed
             counters.lowerReads.add(end - index, ordering: .relaxed)
             index = end
         }
@@ -303,7 +308,9 @@ public final class CompressedTier: SwapBackend {
         for decision in decisions {
             switch decision {
             case .reject: counters.rejects.add(1, ordering: .relaxed)
-            case .keep(.sameFilled): counters.stores.add(1, ordering: .relaxed); counters.sameFilledStores.add(1, ordering: .relaxed)
+            case .keep(.sameFilled):
+                counters.stores.add(1, ordering: .relaxed)
+                counters.sameFilledStores.add(1, ordering: .relaxed)
             case .keep(.compressed(let data)):
                 counters.stores.add(1, ordering: .relaxed)
                 counters.compressedBytesIn.add(SwapPage.size, ordering: .relaxed)
@@ -317,13 +324,16 @@ public final class CompressedTier: SwapBackend {
     private func writeRejects(_ pages: [UnsafeRawBufferPointer], _ decisions: [Classified], at first: Int) throws(SwapError) {
         var index = 0
         while index < pages.count {
-            guard case .reject = decisions[index] else { index += 1; continue }
+            guard case .reject = decisions[index] else {
+                index += 1
+                continue
+            }
             var end = index + 1
             while end < pages.count, case .reject = decisions[end] { end += 1 }
             if end - index == 1 {
                 try lower.write(pages[index], atPage: first + index)
             } else {
-                try Array(pages[index ..< end]).withUnsafeBufferPointer { (buffers) throws(SwapError) in
+                try Array(pages[index..<end]).withUnsafeBufferPointer { (buffers) throws(SwapError) in
                     try lower.write(buffers, atPage: first + index)
                 }
             }

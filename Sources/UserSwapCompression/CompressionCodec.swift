@@ -28,8 +28,14 @@ public enum CompressionCodec: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses `lz4`, `zstd` or `zstd-N` (as `description` prints them); nil for anything else.
     public init?(_ text: String) {
-        if text == "lz4" { self = .lz4; return }
-        if text == "zstd" { self = .zstd; return }
+        if text == "lz4" {
+            self = .lz4
+            return
+        }
+        if text == "zstd" {
+            self = .zstd
+            return
+        }
         guard text.hasPrefix("zstd-"), let level = Int32(text.dropFirst(5)), (1...19).contains(level) else { return nil }
         self = .zstd(level: level)
     }
@@ -74,8 +80,9 @@ final class _PageCodec: Sendable {
         switch codec {
         case .lz4:
             // Returns 0 when the output would not fit in `destination.count` bytes.
-            let n = LZ4_compress_default(src.assumingMemoryBound(to: CChar.self), dst.assumingMemoryBound(to: CChar.self),
-                                         Int32(source.count), Int32(destination.count))
+            let n = LZ4_compress_default(
+                src.assumingMemoryBound(to: CChar.self), dst.assumingMemoryBound(to: CChar.self),
+                Int32(source.count), Int32(destination.count))
             return n > 0 ? Int(n) : nil
         case .zstd(let level):
             let context = takeContext(compressionContexts) { ZSTD_createCCtx() }
@@ -94,8 +101,9 @@ final class _PageCodec: Sendable {
         guard let src = source.baseAddress, let dst = destination.baseAddress else { return false }
         switch codec {
         case .lz4:
-            let n = LZ4_decompress_safe(src.assumingMemoryBound(to: CChar.self), dst.assumingMemoryBound(to: CChar.self),
-                                        Int32(source.count), Int32(destination.count))
+            let n = LZ4_decompress_safe(
+                src.assumingMemoryBound(to: CChar.self), dst.assumingMemoryBound(to: CChar.self),
+                Int32(source.count), Int32(destination.count))
             return n == Int32(destination.count)
         case .zstd:
             let context = takeContext(decompressionContexts) { ZSTD_createDCtx() }

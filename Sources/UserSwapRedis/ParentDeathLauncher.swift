@@ -59,8 +59,9 @@ final class ParentDeathLauncher: Sendable {
         done.wait()
         let pid = result.withLock { $0 }
         guard pid > 0 else {
-            throw SwapError(.ioError, "cannot start \(path): fork failed (\(String(cString: strerror(-pid))))",
-                            errno: Errno(rawValue: -pid))
+            throw SwapError(
+                .ioError, "cannot start \(path): fork failed (\(String(cString: strerror(-pid))))",
+                errno: Errno(rawValue: -pid))
         }
         return pid
     }

@@ -44,11 +44,13 @@ extension RedisBackend {
         public var deleteGatherDelay: Duration
 
         /// A configuration; see each property for its default's reason.
-        public init(host: String = "127.0.0.1", port: Int = 6379, socketPath: String? = nil, username: String? = nil, password: String? = nil,
-                    database: Int = 0, namespace: String? = nil, maxConnections: Int = 16,
-                    connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(2),
-                    retries: Int = 3, retryBackoff: Duration = .milliseconds(10),
-                    failFastWindow: Duration = .milliseconds(500), deleteGatherDelay: Duration = .milliseconds(1)) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 6379, socketPath: String? = nil, username: String? = nil, password: String? = nil,
+            database: Int = 0, namespace: String? = nil, maxConnections: Int = 16,
+            connectTimeout: Duration = .seconds(1), commandTimeout: Duration = .seconds(2),
+            retries: Int = 3, retryBackoff: Duration = .milliseconds(10),
+            failFastWindow: Duration = .milliseconds(500), deleteGatherDelay: Duration = .milliseconds(1)
+        ) {
             self.host = host
             self.port = port
             self.socketPath = socketPath
@@ -136,7 +138,8 @@ extension RedisBackend {
                 rest = rest[rest.index(after: at)...]
             }
             guard rest.hasPrefix("/") else {
-                throw SwapError(.invalidArgument, "'\(Self.redacted(url))': give the socket's absolute path, as in unix:///run/redis/redis.sock")
+                throw SwapError(
+                    .invalidArgument, "'\(Self.redacted(url))': give the socket's absolute path, as in unix:///run/redis/redis.sock")
             }
             socketPath = String(rest)
         }
@@ -144,10 +147,16 @@ extension RedisBackend {
         private mutating func parseTCP(_ url: String) throws(SwapError) {
             let scheme = "redis://"
             if url.hasPrefix("redis+cluster://") {
-                throw SwapError(.invalidArgument, "'\(Self.redacted(url))' names a Redis Cluster: use RedisClusterBackend (RedisClusterBackend.Configuration(url:), or --device redis+cluster://… on the command line)")
+                throw SwapError(
+                    .invalidArgument,
+                    "'\(Self.redacted(url))' names a Redis Cluster: use RedisClusterBackend (RedisClusterBackend.Configuration(url:), or --device redis+cluster://… on the command line)"
+                )
             }
             guard url.hasPrefix(scheme) else {
-                throw SwapError(.invalidArgument, "'\(Self.redacted(url))' is not a redis:// or unix:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)")
+                throw SwapError(
+                    .invalidArgument,
+                    "'\(Self.redacted(url))' is not a redis:// or unix:// URL; write redis://127.0.0.1:6379 (TLS, rediss://, is not supported)"
+                )
             }
             var rest = Substring(url.dropFirst(scheme.count))
             takeCredentials(&rest)
@@ -175,7 +184,8 @@ extension RedisBackend {
             } else if let colon = rest.lastIndex(of: ":") {
                 hostPart = rest[..<colon]
                 guard let p = Int(rest[rest.index(after: colon)...]) else {
-                    throw SwapError(.invalidArgument, "'\(Self.redacted(url))': port '\(rest[rest.index(after: colon)...])' is not a number")
+                    throw SwapError(
+                        .invalidArgument, "'\(Self.redacted(url))': port '\(rest[rest.index(after: colon)...])' is not a number")
                 }
                 port = p
             }
@@ -206,7 +216,8 @@ extension RedisBackend {
             }
             guard database >= 0 else { throw SwapError(.invalidArgument, "Redis database \(database) is negative") }
             if let namespace, !RedisPageFormat.isValidNamespace(namespace) {
-                throw SwapError(.invalidArgument, "Redis namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)")
+                throw SwapError(
+                    .invalidArgument, "Redis namespace '\(namespace)' may use only letters, digits and -_.: (1 to 100 characters)")
             }
             guard maxConnections >= 1 else { throw SwapError(.invalidArgument, "maxConnections must be at least 1") }
             guard retries >= 0 else { throw SwapError(.invalidArgument, "retries must not be negative") }
@@ -217,8 +228,9 @@ extension RedisBackend {
         }
 
         var endpoint: RedisEndpoint {
-            RedisEndpoint(host: host, port: port, socketPath: socketPath, username: username, password: password, database: database,
-                          connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+            RedisEndpoint(
+                host: host, port: port, socketPath: socketPath, username: username, password: password, database: database,
+                connectTimeout: connectTimeout, commandTimeout: commandTimeout)
         }
 
         /// `userswap-<pid>-<8 random hex digits>`.

@@ -31,15 +31,16 @@ extension RedisBackend {
     /// The counters so far.
     public var statistics: Statistics {
         // Relaxed loads: statistics, read after the transfers they count.
-        Statistics(pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
-                   pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
-                   failedCalls: failedCalls.load(ordering: .relaxed),
-                   pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
-                   deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
-                   deletionsPending: deletions.outstandingCount,
-                   connectionsOpened: pool.connectionsOpened.load(ordering: .relaxed),
-                   connectionFailures: pool.connectionFailures.load(ordering: .relaxed),
-                   retries: pool.retriesDone.load(ordering: .relaxed))
+        Statistics(
+            pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
+            pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
+            failedCalls: failedCalls.load(ordering: .relaxed),
+            pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
+            deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
+            deletionsPending: deletions.outstandingCount,
+            connectionsOpened: pool.connectionsOpened.load(ordering: .relaxed),
+            connectionFailures: pool.connectionFailures.load(ordering: .relaxed),
+            retries: pool.retriesDone.load(ordering: .relaxed))
     }
 
     /// The server's view: keys in the selected database (ours and anybody else's) and the

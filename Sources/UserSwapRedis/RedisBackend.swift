@@ -64,9 +64,10 @@ public final class RedisBackend: SwapBackend {
         namespace = configuration.namespace ?? Configuration.uniqueNamespace()
         endpoint = configuration.endpoint
         format = RedisPageFormat(namespace: namespace, instance: UInt64.random(in: 1...UInt64.max))
-        pool = _RedisConnectionPool(endpoint: endpoint, capacity: configuration.maxConnections,
-                                    retries: configuration.retries, backoff: configuration.retryBackoff,
-                                    failFastWindow: configuration.failFastWindow)
+        pool = _RedisConnectionPool(
+            endpoint: endpoint, capacity: configuration.maxConnections,
+            retries: configuration.retries, backoff: configuration.retryBackoff,
+            failFastWindow: configuration.failFastWindow)
         deletions = RedisDeletionQueue(gatherDelay: configuration.deleteGatherDelay)
 
         try checkServer()
@@ -132,8 +133,9 @@ public final class RedisBackend: SwapBackend {
     /// device was added with discard on; per-slot invalidation already covers the rest).
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard !pages.isEmpty else { return }
-        precondition(pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-                     "discard of pages \(pages) outside the device's 1..<\(pageCount)")
+        precondition(
+            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
+            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         deletions.claim(pages)
         do {
             try Self.unlink(Array(pages), pool: pool, format: format)
@@ -207,7 +209,9 @@ public final class RedisBackend: SwapBackend {
         defer { values.deallocate() }
         func value(_ p: Int) -> UnsafeRawBufferPointer {
             // In bounds: p is in `pages`, and `values` holds one value per page of it.
-            UnsafeRawBufferPointer(rebasing: values[(p - pages.lowerBound) * RedisPageFormat.valueSize ..< (p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
+            UnsafeRawBufferPointer(
+                rebasing: values[
+                    (p - pages.lowerBound) * RedisPageFormat.valueSize..<(p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
         }
         for (i, p) in pages.enumerated() {
             format.encode(page: p, from: sources[i], into: values.baseAddress! + i * RedisPageFormat.valueSize)
@@ -234,11 +238,15 @@ public final class RedisBackend: SwapBackend {
     }
 
     /// Checks one GET/MGET value and copies the page out of it.
-    private static func decode(_ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
-                               format: RedisPageFormat) throws(RedisFailure) {
+    private static func decode(
+        _ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
+        format: RedisPageFormat
+    ) throws(RedisFailure) {
         try reply.checkNotError()
         if reply.isNil {
-            throw .data("page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the server lost it (restarted without persistence, flushed, evicted or deleted)")
+            throw .data(
+                "page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the server lost it (restarted without persistence, flushed, evicted or deleted)"
+            )
         }
         guard reply.type == REDIS_REPLY_STRING else {
             throw .data("page \(page) (key \(format.key(of: page))) is not a string value (reply type \(reply.type))")
@@ -303,16 +311,20 @@ public final class RedisBackend: SwapBackend {
             throw swapError(error, doing: "connect")
         }
         if let policy, policy.hasPrefix("allkeys") {
-            throw SwapError(.invalidArgument, "Redis at \(server) evicts keys when full (maxmemory-policy \(policy)), which would drop swapped-out pages; set maxmemory-policy noeviction (or a volatile-* policy: our keys have no expiry)")
+            throw SwapError(
+                .invalidArgument,
+                "Redis at \(server) evicts keys when full (maxmemory-policy \(policy)), which would drop swapped-out pages; set maxmemory-policy noeviction (or a volatile-* policy: our keys have no expiry)"
+            )
         }
     }
 
     /// The pages a transfer of `bytes` at `page` covers; the same contract as the other backends.
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
         precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page ..< page + bytes / SwapPage.size
-        precondition(page >= 1 && pages.upperBound <= pageCount,
-                     "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        let pages = page..<page + bytes / SwapPage.size
+        precondition(
+            page >= 1 && pages.upperBound <= pageCount,
+            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
     }
 }

@@ -157,7 +157,8 @@ final class _RedisConnection {
     /// Connects, sets the command timeout, authenticates and selects the database.
     init(_ endpoint: RedisEndpoint) throws(RedisFailure) {
         self.endpoint = endpoint
-        let connected = endpoint.socketPath.map { redisConnectUnixWithTimeout($0, Self.timeval(endpoint.connectTimeout)) }
+        let connected =
+            endpoint.socketPath.map { redisConnectUnixWithTimeout($0, Self.timeval(endpoint.connectTimeout)) }
             ?? redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(endpoint.connectTimeout))
         guard let c = connected else {
             throw .connection("cannot allocate a hiredis context", errno: ENOMEM, timedOut: false, connecting: true)
@@ -237,8 +238,10 @@ final class _RedisConnection {
         return Self.failure(of: context, errno: saved, connecting: false, timeout: endpoint.commandTimeout)
     }
 
-    private static func failure(of c: UnsafeMutablePointer<redisContext>, errno saved: Int32, connecting: Bool,
-                                timeout: Duration) -> RedisFailure {
+    private static func failure(
+        of c: UnsafeMutablePointer<redisContext>, errno saved: Int32, connecting: Bool,
+        timeout: Duration
+    ) -> RedisFailure {
         let text = withUnsafeBytes(of: c.pointee.errstr) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let kind = c.pointee.err
         var code = saved

@@ -112,11 +112,12 @@ final class _RedisConnectionPool: Sendable {
                 d = (current.failure, current.at, now + failFastWindow)
                 return nil
             }
-            guard case let .connection(detail, errno, timedOut, connecting) = current.failure else { return current.failure }
+            guard case .connection(let detail, let errno, let timedOut, let connecting) = current.failure else { return current.failure }
             let ago = Int((now - current.at) / .milliseconds(1))
             let left = Int((current.until - now) / .milliseconds(1))
-            return .connection("\(detail) (\(ago) ms ago; calls fail at once for \(left) ms more, then one tries again)",
-                               errno: errno, timedOut: timedOut, connecting: connecting)
+            return .connection(
+                "\(detail) (\(ago) ms ago; calls fail at once for \(left) ms more, then one tries again)",
+                errno: errno, timedOut: timedOut, connecting: connecting)
         }
     }
 

@@ -13,27 +13,38 @@ extension RedisBackend {
     static func swapError(_ failure: RedisFailure, server: String, doing what: String) -> SwapError {
         let at = "Redis at \(server)"
         switch failure {
-        case let .connection(detail, errno, _, _):
-            return SwapError(.deviceGone, "\(at) is not answering: \(detail) (while trying to \(what)); check that redis-server runs there (scripts/redis start) and that host and port are right",
-                             errno: Errno(rawValue: errno))
-        case let .server(message):
+        case .connection(let detail, let errno, _, _):
+            return SwapError(
+                .deviceGone,
+                "\(at) is not answering: \(detail) (while trying to \(what)); check that redis-server runs there (scripts/redis start) and that host and port are right",
+                errno: Errno(rawValue: errno))
+        case .server(let message):
             if message.hasPrefix("OOM") {
-                return SwapError(.diskFull, "\(at) is full and refused to \(what): \(message); raise its maxmemory or give the space another device",
-                                 errno: .noSpace)
+                return SwapError(
+                    .diskFull, "\(at) is full and refused to \(what): \(message); raise its maxmemory or give the space another device",
+                    errno: .noSpace)
             }
             if message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") || message.hasPrefix("NOPERM") {
-                return SwapError(.permissionDenied, "\(at) refused to \(what): \(message); give the right username and password (configuration or redis://user:password@host:port)",
-                                 errno: .permissionDenied)
+                return SwapError(
+                    .permissionDenied,
+                    "\(at) refused to \(what): \(message); give the right username and password (configuration or redis://user:password@host:port)",
+                    errno: .permissionDenied)
             }
-            if message.hasPrefix("MOVED") || message.hasPrefix("ASK") || message.hasPrefix("CROSSSLOT") || message.hasPrefix("CLUSTERDOWN") {
-                return SwapError(.invalidArgument, "\(at) is a Redis Cluster node (\(message)); this backend speaks to one server: point it at a standalone server, or at a cluster proxy that routes by hash tag")
+            if message.hasPrefix("MOVED") || message.hasPrefix("ASK") || message.hasPrefix("CROSSSLOT") || message.hasPrefix("CLUSTERDOWN")
+            {
+                return SwapError(
+                    .invalidArgument,
+                    "\(at) is a Redis Cluster node (\(message)); this backend speaks to one server: point it at a standalone server, or at a cluster proxy that routes by hash tag"
+                )
             }
             return SwapError(.ioError, "\(at) failed to \(what): \(message)", errno: .ioError)
-        case let .data(detail):
+        case .data(let detail):
             return SwapError(.ioError, "\(at) could not \(what): \(detail)", errno: .ioError)
-        case let .poolExhausted(capacity):
-            return SwapError(.ioError, "\(at): all \(capacity) connections stayed busy while trying to \(what); the server is too slow for the load, or raise maxConnections",
-                             errno: .timedOut)
+        case .poolExhausted(let capacity):
+            return SwapError(
+                .ioError,
+                "\(at): all \(capacity) connections stayed busy while trying to \(what); the server is too slow for the load, or raise maxConnections",
+                errno: .timedOut)
         }
     }
 }
@@ -50,13 +61,17 @@ extension RedisClusterBackend {
         let at = "Redis Cluster \(cluster)"
         let tried = failoverTimeout.map { " for \($0)" } ?? ""
         switch failure {
-        case let .connection(detail, errno, _, _):
-            return SwapError(.deviceGone, "\(at) did not serve the request\(tried): \(detail) (while trying to \(what)); check that its nodes run and that a replica can take over a dead master (scripts/redis-cluster status DIR, redis-cli --cluster check)",
-                             errno: Errno(rawValue: errno))
-        case let .server(message):
+        case .connection(let detail, let errno, _, _):
+            return SwapError(
+                .deviceGone,
+                "\(at) did not serve the request\(tried): \(detail) (while trying to \(what)); check that its nodes run and that a replica can take over a dead master (scripts/redis-cluster status DIR, redis-cli --cluster check)",
+                errno: Errno(rawValue: errno))
+        case .server(let message):
             if RedisClusterRouter.isTransient(message) {
-                return SwapError(.deviceGone, "\(at) did not serve the request\(tried): \(message) (while trying to \(what)); the cluster is down or without a master for the page's slot: check it (redis-cli --cluster check), or raise failoverTimeout",
-                                 errno: .timedOut)
+                return SwapError(
+                    .deviceGone,
+                    "\(at) did not serve the request\(tried): \(message) (while trying to \(what)); the cluster is down or without a master for the page's slot: check it (redis-cli --cluster check), or raise failoverTimeout",
+                    errno: .timedOut)
             }
             if message.hasPrefix("CROSSSLOT") || message.hasPrefix("MOVED") || message.hasPrefix("ASK") {
                 return SwapError(.ioError, "\(at) refused to \(what): \(message)", errno: .ioError)

@@ -55,7 +55,7 @@ struct RedisPageFormat: Sendable {
     /// Pages per key group: the engine's swap cluster (`SwapCluster.slotCount`, internal to the
     /// engine, so repeated here; a different value would only cost cluster-mode locality).
     static let groupPages = 512
-    static let magic: UInt32 = 0x5052_5355    // "USRP" little-endian
+    static let magic: UInt32 = 0x5052_5355  // "USRP" little-endian
     static let version: UInt32 = 1
     /// Bits of the page-offset field that hold the page; the rest hold the write generation.
     static let pageBits = 40
@@ -72,10 +72,11 @@ struct RedisPageFormat: Sendable {
     /// Characters a namespace may use: no glob characters (the SCAN pattern is built from it), no
     /// braces (they would move the hash tag), no spaces.
     static func isValidNamespace(_ namespace: String) -> Bool {
-        !namespace.isEmpty && namespace.utf8.count <= 100 && namespace.utf8.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-                || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
-        }
+        !namespace.isEmpty && namespace.utf8.count <= 100
+            && namespace.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                    || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: ":")
+            }
     }
 
     init(namespace: String, instance: UInt64) {
@@ -146,7 +147,8 @@ struct RedisPageFormat: Sendable {
         }
         let instance = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard instance == self.instance else {
-            return "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'"
+            return
+                "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'"
         }
         let field = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         let stored = field & (UInt64(Self.maxPages) - 1)
@@ -155,7 +157,8 @@ struct RedisPageFormat: Sendable {
         }
         let storedGeneration = UInt32(field >> UInt64(Self.pageBits))
         guard storedGeneration == generation else {
-            return "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)"
+            return
+                "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)"
         }
         let sum = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         guard sum == checksum(page: page, v) else {

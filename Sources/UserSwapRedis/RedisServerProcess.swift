@@ -111,8 +111,13 @@ public final class RedisServerProcess: Sendable {
     }
 
     private func signalAndReap(_ signal: Int32) {
-        guard let pid = child.withLock({ c in defer { c = nil }; return c }) else { return }
-        _ = Glibc.kill(pid, SIGCONT)   // a paused server must run to die of SIGTERM
+        guard
+            let pid = child.withLock({ c in
+                defer { c = nil }
+                return c
+            })
+        else { return }
+        _ = Glibc.kill(pid, SIGCONT)  // a paused server must run to die of SIGTERM
         _ = Glibc.kill(pid, signal)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -148,18 +153,23 @@ public final class RedisServerProcess: Sendable {
         // The log: created here, in our folder, never followed through a link.
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard log >= 0 else {
-            throw SwapError(.ioError, "cannot create the redis-server log \(logPath): \(String(cString: strerror(errno)))", errno: Errno(rawValue: errno))
+            throw SwapError(
+                .ioError, "cannot create the redis-server log \(logPath): \(String(cString: strerror(errno)))",
+                errno: Errno(rawValue: errno))
         }
         defer { close(log) }
         var pipeEnds: [Int32] = [0, 0]
         let piped = pipeEnds.withUnsafeMutableBufferPointer { cus_pipe_cloexec($0.baseAddress!) }
         guard piped == 0 else {
-            throw SwapError(.ioError, "cannot make a pipe for redis-server's configuration: \(String(cString: strerror(-piped)))", errno: Errno(rawValue: -piped))
+            throw SwapError(
+                .ioError, "cannot make a pipe for redis-server's configuration: \(String(cString: strerror(-piped)))",
+                errno: Errno(rawValue: -piped))
         }
         let pid: pid_t
         do {
-            pid = try ParentDeathLauncher.shared.spawn(executable, arguments: ["-"] + arguments,
-                                                       stdin: pipeEnds[0], stdout: log, stderr: log)
+            pid = try ParentDeathLauncher.shared.spawn(
+                executable, arguments: ["-"] + arguments,
+                stdin: pipeEnds[0], stdout: log, stderr: log)
         } catch {
             close(pipeEnds[0])
             close(pipeEnds[1])
@@ -172,8 +182,9 @@ public final class RedisServerProcess: Sendable {
         _ = text.withUnsafeBytes { write(pipeEnds[1], $0.baseAddress, $0.count) }
         close(pipeEnds[1])
 
-        let endpoint = RedisEndpoint(host: "", port: 0, socketPath: socketPath, username: nil, password: password,
-                                     database: 0, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1))
+        let endpoint = RedisEndpoint(
+            host: "", port: 0, socketPath: socketPath, username: nil, password: password,
+            database: 0, connectTimeout: .milliseconds(200), commandTimeout: .seconds(1))
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             var status: Int32 = 0
@@ -183,7 +194,8 @@ public final class RedisServerProcess: Sendable {
             }
             // Our socket, our password: only the server we started can answer.
             if let connection = try? _RedisConnection(endpoint),
-               let pong = try? connection.command(RedisCommand("PING")), pong.view.text == "PONG" {
+                let pong = try? connection.command(RedisCommand("PING")), pong.view.text == "PONG"
+            {
                 return
             }
             usleep(20_000)
@@ -211,8 +223,10 @@ public final class RedisServerProcess: Sendable {
         if base.utf8.count > 60 { base = "/tmp" }
         var template = Array("\(base)/\(folderPrefix)\(getpid())-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw SwapError(.ioError, "cannot make a private folder for redis-server in \(base): \(String(cString: strerror(errno))); set TMPDIR to a writable folder",
-                            errno: Errno(rawValue: errno))
+            throw SwapError(
+                .ioError,
+                "cannot make a private folder for redis-server in \(base): \(String(cString: strerror(errno))); set TMPDIR to a writable folder",
+                errno: Errno(rawValue: errno))
         }
         return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
@@ -252,8 +266,9 @@ public final class RedisServerProcess: Sendable {
         var bytes = [UInt8](repeating: 0, count: 32)
         let result = bytes.withUnsafeMutableBytes { cus_getrandom($0.baseAddress!, $0.count) }
         guard result == 0 else {
-            throw SwapError(.ioError, "getrandom failed: \(String(cString: strerror(-result))); cannot make a password for redis-server",
-                            errno: Errno(rawValue: -result))
+            throw SwapError(
+                .ioError, "getrandom failed: \(String(cString: strerror(-result))); cannot make a password for redis-server",
+                errno: Errno(rawValue: -result))
         }
         return bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }

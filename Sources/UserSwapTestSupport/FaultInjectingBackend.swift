@@ -1,6 +1,6 @@
 import Glibc
-import UserSwap
 import Synchronization
+import UserSwap
 
 /// A backend that wraps another and makes it fail on purpose, the way a failing disk does: I/O
 /// errors, a full disk, short and torn transfers, latency spikes, and a device that goes away.
@@ -142,7 +142,7 @@ public final class FaultInjectingBackend: SwapBackend {
     // MARK: Transfers
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
-        switch try decide(.read, pages: page ..< page + buffer.count / SwapPage.size) {
+        switch try decide(.read, pages: page..<page + buffer.count / SwapPage.size) {
         case .transfer: try inner.read(into: buffer, atPage: page)
         case .short(let cut): try shortRead(into: [buffer], atPage: page, cut: cut)
         case .corrupt(let byte):
@@ -152,7 +152,7 @@ public final class FaultInjectingBackend: SwapBackend {
     }
 
     public func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError) {
-        switch try decide(.write, pages: page ..< page + buffer.count / SwapPage.size) {
+        switch try decide(.write, pages: page..<page + buffer.count / SwapPage.size) {
         case .transfer: try inner.write(buffer, atPage: page)
         case .short(let cut): try tornWrite([buffer], atPage: page, cut: cut)
         case .corrupt(let byte): try corruptWrite([buffer], atPage: page, byte: byte)
@@ -161,7 +161,7 @@ public final class FaultInjectingBackend: SwapBackend {
 
     public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let bytes = buffers.reduce(0) { $0 + $1.count }
-        switch try decide(.read, pages: page ..< page + bytes / SwapPage.size) {
+        switch try decide(.read, pages: page..<page + bytes / SwapPage.size) {
         case .transfer: try inner.read(into: buffers, atPage: page)
         case .short(let cut): try shortRead(into: Array(buffers), atPage: page, cut: cut)
         case .corrupt(let byte):
@@ -172,7 +172,7 @@ public final class FaultInjectingBackend: SwapBackend {
 
     public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let bytes = buffers.reduce(0) { $0 + $1.count }
-        switch try decide(.write, pages: page ..< page + bytes / SwapPage.size) {
+        switch try decide(.write, pages: page..<page + bytes / SwapPage.size) {
         case .transfer: try inner.write(buffers, atPage: page)
         case .short(let cut): try tornWrite(Array(buffers), atPage: page, cut: cut)
         case .corrupt(let byte): try corruptWrite(Array(buffers), atPage: page, byte: byte)
@@ -276,7 +276,7 @@ public final class FaultInjectingBackend: SwapBackend {
             b.baseAddress!.copyMemory(from: scratch.baseAddress! + offset, byteCount: n)
             offset += b.count
         }
-        throw Self.error(.ioError, "read (short, \(cut) of \(total) bytes)", page ..< page + total / SwapPage.size)
+        throw Self.error(.ioError, "read (short, \(cut) of \(total) bytes)", page..<page + total / SwapPage.size)
     }
 
     /// A torn write: the device gets the caller's bytes up to `cut` and keeps its old bytes after
@@ -294,7 +294,7 @@ public final class FaultInjectingBackend: SwapBackend {
             offset += b.count
         }
         try inner.write(UnsafeRawBufferPointer(scratch), atPage: page)
-        throw Self.error(.ioError, "write (torn, \(cut) of \(total) bytes)", page ..< page + total / SwapPage.size)
+        throw Self.error(.ioError, "write (torn, \(cut) of \(total) bytes)", page..<page + total / SwapPage.size)
     }
 
     private func count(_ c: Counter, on op: Operation) {

@@ -1,4 +1,4 @@
-import UserSwapCLI
 import Glibc
+import UserSwapCLI
 
 exit(CommandLineTool.main(Array(CommandLine.arguments.dropFirst())))

@@ -6,7 +6,7 @@ import UserSwap
 
 let small = CommandLine.arguments.contains("--small")
 let width = small ? 1024 : 8192
-let height = small ? 768 : 8192                      // 3 MiB or 256 MiB of RGBA pixels
+let height = small ? 768 : 8192  // 3 MiB or 256 MiB of RGBA pixels
 let budget = small ? 1 << 20 : 64 << 20
 let bytes = width * height * 4
 
@@ -34,5 +34,6 @@ guard wrong == 0, stats[.majorFaults] > 0, image.lastFaultError == nil else {
     print("FAILED: \(wrong) wrong pixels; \(stats[.majorFaults]) major faults; \(String(describing: image.lastFaultError))")
     exit(1)
 }
-print("ImageBuffer: verified a \(width)×\(height) image (\(bytes >> 10) KiB) in a \(budget >> 10) KiB budget; "
-      + "\(stats[.majorFaults]) major faults, \(stats[.minorFaults]) minor, \(stats[.swapOuts]) pages swapped out")
+print(
+    "ImageBuffer: verified a \(width)×\(height) image (\(bytes >> 10) KiB) in a \(budget >> 10) KiB budget; "
+        + "\(stats[.majorFaults]) major faults, \(stats[.minorFaults]) minor, \(stats[.swapOuts]) pages swapped out")

@@ -17,7 +17,7 @@ struct Value: Equatable {
 
 /// One slot of the table: 64 bytes, so that 64 slots fill a page.
 struct Slot {
-    var key: UInt64 = 0          // 0: empty
+    var key: UInt64 = 0  // 0: empty
     var tag: UInt64 = 0
     var value = Value(for: 0, generation: 0)
 }
@@ -29,7 +29,7 @@ final class SwappableCache: Sendable {
 
     init(capacity: Int, in space: SwapSpace) throws(SwapError) {
         var size = 1
-        while size < capacity * 2 { size <<= 1 }     // at most half full
+        while size < capacity * 2 { size <<= 1 }  // at most half full
         slots = try SwappableArray<Slot>(repeating: Slot(), count: size, in: space)
         mask = size - 1
     }
@@ -60,7 +60,7 @@ final class SwappableCache: Sendable {
 }
 
 let small = CommandLine.arguments.contains("--small")
-let keys = small ? 20_000 : 4_000_000                 // table: 2.5 MiB or 512 MiB
+let keys = small ? 20_000 : 4_000_000  // table: 2.5 MiB or 512 MiB
 let budget = small ? 512 << 10 : 48 << 20
 let space = try SwapSpace(.init(memory: budget, devices: [.temporary(size: Int64(keys) * 64 * 4 + (8 << 20))]))
 let cache = try SwappableCache(capacity: keys, in: space)
@@ -86,5 +86,6 @@ guard wrong == 0, stats[.swapIns] > 0 else {
     print("FAILED: \(wrong) wrong lookups; \(stats[.swapIns]) swap-ins")
     exit(1)
 }
-print("KeyValueCache: verified \(keys) keys and 1000 misses; table of \(cache.slots.count) slots "
-      + "(\((cache.slots.count * 64) >> 10) KiB) in a \(budget >> 10) KiB budget; \(stats[.swapIns]) swap-ins")
+print(
+    "KeyValueCache: verified \(keys) keys and 1000 misses; table of \(cache.slots.count) slots "
+        + "(\((cache.slots.count * 64) >> 10) KiB) in a \(budget >> 10) KiB budget; \(stats[.swapIns]) swap-ins")

@@ -26,8 +26,8 @@ struct Record: Equatable {
 }
 
 let small = CommandLine.arguments.contains("--small")
-let count = small ? 40_000 : 8_000_000              // 2.5 MiB or 512 MiB of records
-let budget = small ? 512 << 10 : 64 << 20           // a fifth or an eighth of the data
+let count = small ? 40_000 : 8_000_000  // 2.5 MiB or 512 MiB of records
+let budget = small ? 512 << 10 : 64 << 20  // a fifth or an eighth of the data
 let space = try SwapSpace(.init(memory: budget, devices: [.temporary(size: Int64(count) * 64 * 2)]))
 let records = try SwappableArray<Record>(count: 0, in: space)
 try records.reserveCapacity(count)
@@ -67,7 +67,8 @@ guard failures.load(ordering: .relaxed) == 0, checked == count, stats[.swapIns] 
     print("FAILED: \(failures.load(ordering: .relaxed)) wrong records of \(checked); \(stats[.swapIns]) swap-ins")
     exit(1)
 }
-print("Records: verified \(checked) records (\(mebibytes(count * 64)) in a \(mebibytes(budget)) budget); "
-      + "\(stats[.swapOuts]) pages swapped out, \(stats[.swapIns]) swapped in")
+print(
+    "Records: verified \(checked) records (\(mebibytes(count * 64)) in a \(mebibytes(budget)) budget); "
+        + "\(stats[.swapOuts]) pages swapped out, \(stats[.swapIns]) swapped in")
 
 func mebibytes(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }

@@ -4,7 +4,7 @@ import Foundation
 import UserSwap
 
 let small = CommandLine.arguments.contains("--small")
-let unit = small ? 256 << 10 : 32 << 20               // the quiet tenant's working set
+let unit = small ? 256 << 10 : 32 << 20  // the quiet tenant's working set
 let space = try SwapSpace(.init(memory: unit * 4, devices: [.temporary(size: Int64(unit) * 32)]))
 let quiet = try space.makeGroup(name: "quiet", memoryLimit: unit * 2)
 let busy = try space.makeGroup(name: "busy", memoryLimit: unit * 2, swapLimit: unit * 16)
@@ -30,5 +30,6 @@ let checks: [(String, Bool)] = [
 ]
 for (what, ok) in checks where !ok { print("FAILED: \(what)") }
 guard checks.allSatisfy(\.1) else { exit(1) }
-print("Tenants: verified both tenants' data; busy peaked at \(busy.memoryPeak >> 10) KiB of its \((unit * 2) >> 10) KiB limit and swapped "
-      + "\(busy[.pswpout]) pages; quiet kept its \((quietData.count * 8) >> 10) KiB in RAM")
+print(
+    "Tenants: verified both tenants' data; busy peaked at \(busy.memoryPeak >> 10) KiB of its \((unit * 2) >> 10) KiB limit and swapped "
+        + "\(busy[.pswpout]) pages; quiet kept its \((quietData.count * 8) >> 10) KiB in RAM")

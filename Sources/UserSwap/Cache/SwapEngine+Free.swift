@@ -25,7 +25,8 @@ extension SwapEngine {
         guard slot.isFolio && slot.count == 0, let f = swapCacheGetFolio(entry) else { return }
         if frames.tryLock(f) {
             if frames.matches(f, entry) && !frames.flags(f).contains(.writeback)
-                && frames.refcount(f) == frames.pageCount(f) + 1 {
+                && frames.refcount(f) == frames.pageCount(f) + 1
+            {
                 freeSwapIfUnused(f)
             }
             frames.unlock(f)
@@ -89,7 +90,10 @@ extension SwapEngine {
                         let entry = SwapEntry(type: device.type, offset: first + i)
                         let s = device.slot(entry)
                         if s.isFree { continue }
-                        guard s.isFolio && s.count == 0 else { usable = false; break }
+                        guard s.isFolio && s.count == 0 else {
+                            usable = false
+                            break
+                        }
                         cacheOnly.append(entry)
                     }
                     guard usable, !cacheOnly.isEmpty else { continue }

@@ -51,13 +51,22 @@ extension SwapEngine {
         precondition(entry.offset & (nr - 1) == 0, "\(entry) not aligned for a \(nr)-page folio")
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
         let g = device.clusters.lock(entry.clusterIndex)
-        guard g.info.pointee.hasTable else { g.unlock(); return .noEntry }
+        guard g.info.pointee.hasTable else {
+            g.unlock()
+            return .noEntry
+        }
         let first = entry.slotInCluster
         var shadow: UInt64?
         for i in first..<(first + nr) {
             let s = g.slot(i)
-            if s.isFolio { g.unlock(); return .exists }
-            if s.isBad || s.isFree || (!alloc && s.count == 0) { g.unlock(); return .noEntry }
+            if s.isFolio {
+                g.unlock()
+                return .exists
+            }
+            if s.isBad || s.isFree || (!alloc && s.count == 0) {
+                g.unlock()
+                return .noEntry
+            }
             if s.isShadow && shadow == nil { shadow = s.payload }
         }
         // Publish the folio's identity before the slots, so a lockless reader that finds the
@@ -119,8 +128,10 @@ extension SwapEngine {
     /// With `chargingSwap`, every slot that stays (its page now lives only on swap) gets the
     /// swap charge of the group `shadow` names (see `swapCacheDeleteNewFolio`).
     /// Caller holds `f`'s folio lock; `g` is its cluster's. Returns true if a discard is pending.
-    func swapCacheDeleteFolioLocked(_ f: Folio, _ g: borrowing ClusterGuard, device: SwapDevice, shadow: UInt64?,
-                                    chargingSwap: Bool = false) -> Bool {
+    func swapCacheDeleteFolioLocked(
+        _ f: Folio, _ g: borrowing ClusterGuard, device: SwapDevice, shadow: UInt64?,
+        chargingSwap: Bool = false
+    ) -> Bool {
         precondition(!chargingSwap || shadow != nil, "a swap charge needs a shadow naming its group")
         assert(frames.isLocked(f))
         let flags = frames.flags(f)

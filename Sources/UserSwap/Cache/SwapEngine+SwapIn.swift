@@ -1,4 +1,6 @@
 import CUserSwap
+import Glibc
+
 /// What one attempt at bringing an entry into the swap cache produced.
 enum SwapCacheAllocation {
     /// A folio was already cached: a reference is held, the folio is not locked.
@@ -30,9 +32,11 @@ extension SwapEngine {
     /// discarded and the slot given to another page, whose data must not land in this page.
     ///
     /// `mayReclaim: false` makes the allocation fail instead of reclaiming (`allocateFolio`).
-    func swapCacheAllocFolio(_ entry: SwapEntry, order: Int = 0, group: Int = 0,
-                             placement: FramePlacement = .arena,
-                             claim: ((Folio) -> Bool)? = nil, mayReclaim: Bool = true) throws(SwapError) -> SwapCacheAllocation {
+    func swapCacheAllocFolio(
+        _ entry: SwapEntry, order: Int = 0, group: Int = 0,
+        placement: FramePlacement = .arena,
+        claim: ((Folio) -> Bool)? = nil, mayReclaim: Bool = true
+    ) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
             // A large folio never adopts a cached one: the cached folio may be a smaller one
@@ -143,7 +147,10 @@ extension SwapEngine {
                 discardNewFolio(f)
                 stats.count(.raceLosses)
                 yieldPoint(.swapInLostRace)
-                if order > 0 { stats.count(.largeFallbacks); return .fallback }
+                if order > 0 {
+                    stats.count(.largeFallbacks)
+                    return .fallback
+                }
                 // Look the winner up; if it already left the cache, we try again.
                 continue
             case .noEntry:
@@ -194,8 +201,10 @@ extension SwapEngine {
     /// Brings `entry` into memory and returns its folio locked, uptodate, matching `entry`, with
     /// a reference for the caller; nil if the entry was freed meanwhile (the caller re-checks its
     /// page table). Exactly one racer reads; the others sleep on the folio lock.
-    func swapIn(_ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena,
-                claim: ((Folio) -> Bool)? = nil) throws(SwapError) -> Folio? {
+    func swapIn(
+        _ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena,
+        claim: ((Folio) -> Bool)? = nil
+    ) throws(SwapError) -> Folio? {
         while true {
             switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement, claim: claim) {
             case .allocated(let f, let shadow):
@@ -246,7 +255,10 @@ extension SwapEngine {
     /// one); true for a folio in the arena.
     private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
         guard !frames.placement(f).isArena else { return true }
-        guard let claim else { claimPlacement(f); return true }
+        guard let claim else {
+            claimPlacement(f)
+            return true
+        }
         return claim(f)
     }
 
@@ -264,7 +276,10 @@ extension SwapEngine {
     private func loseHasCacheRace(_ f: Folio, _ entry: SwapEntry, order: Int) -> SwapCacheAllocation? {
         discardNewFolio(f)
         stats.count(.raceLosses)
-        if order > 0 { stats.count(.largeFallbacks); return .fallback }
+        if order > 0 {
+            stats.count(.largeFallbacks)
+            return .fallback
+        }
         if let cached = swapCacheGetFolio(entry) {
             stats.count(.cacheHits)
             return .cached(cached)
@@ -297,5 +312,3 @@ extension SwapEngine {
         while nanosleep(&request, &remaining) != 0 { request = remaining }
     }
 }
-
-import Glibc

@@ -89,7 +89,10 @@ final class SwapEngine: Sendable {
             }
             idle += 1
             if idle >= 3 {
-                throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)")
+                throw SwapError(
+                    .outOfMemory,
+                    "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)"
+                )
             }
         }
         var head = pool.allocate(order: order)
@@ -116,10 +119,16 @@ final class SwapEngine: Sendable {
             }
             guard head != nil else {
                 owner.unchargeMemory(nr)
-                if let failure = lastWriteFailure.withLock({ e in defer { e = nil }; return e }) {
+                if let failure = lastWriteFailure.withLock({ e in
+                    defer { e = nil }
+                    return e
+                }) {
                     throw SwapError(failure.code, "no free frame, and swapping out failed: \(failure.message)", errno: failure.errno)
                 }
-                throw SwapError(.outOfMemory, "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full); raise --memory or add swap")
+                throw SwapError(
+                    .outOfMemory,
+                    "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full); raise --memory or add swap"
+                )
             }
         }
         if pool.freeFrames < watermarks.low { wakeBackgroundReclaim() }
@@ -134,8 +143,9 @@ final class SwapEngine: Sendable {
     /// be out of the swap cache, unlocked and not under writeback.
     func freeFolio(_ f: Folio) {
         let flags = frames.flags(f)
-        precondition(!flags.contains(.swapcache) && !flags.contains(.locked) && !flags.contains(.writeback),
-                     "freeing \(f) in state \(flags)")
+        precondition(
+            !flags.contains(.swapcache) && !flags.contains(.locked) && !flags.contains(.writeback),
+            "freeing \(f) in state \(flags)")
         assert(frames.refcount(f) == 0)
         let group = groups[frames.group(f)]
         if flags.contains(.lru) { group.lru.remove(f) }

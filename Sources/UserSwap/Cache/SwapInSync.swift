@@ -1,4 +1,5 @@
 import Glibc
+
 /// How concurrent swap-ins of the same entry find each other: swap-cache synchronization, or one of the
 /// three the kernel used before it, kept to measure against (see docs/KERNEL-FIDELITY.md).
 public enum SwapInSync: Sendable, Equatable, CustomStringConvertible {

@@ -75,7 +75,10 @@ struct ClusterLists: ~Copyable {
     func members(_ list: ID) -> [Int] {
         var out: [Int] = []
         var c = head(list)
-        while let x = c { out.append(x); c = successor(of: x) }
+        while let x = c {
+            out.append(x)
+            c = successor(of: x)
+        }
         return out
     }
 

@@ -100,8 +100,10 @@ extension SwapDevice {
 
     /// Scans each cluster of `list` once (taking it off the head and putting it back at the
     /// tail when it cannot serve), so concurrent scanners do not trip over each other.
-    private func scanRotating(_ list: ClusterLists.ID, order: Int, initial: SwapTableSlot,
-                              hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
+    private func scanRotating(
+        _ list: ClusterLists.ID, order: Int, initial: SwapTableSlot,
+        hint: UnsafeMutablePointer<Atomic<UInt64>>
+    ) -> SwapEntry? {
         var budget = lists.withLock { $0.length(list) }
         while budget > 0, let g = isolateAndLock(list) {
             budget -= 1

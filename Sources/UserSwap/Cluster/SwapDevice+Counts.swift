@@ -9,7 +9,8 @@ extension SwapDevice {
     /// with a folio instead. Throws `.swapFull` when no run of that order is free.
     package func allocate(order: Int = 0) throws(SwapError) -> SwapEntry {
         guard let entry = allocateSlots(order: order, initial: .counted(1)) else {
-            throw SwapError(.swapFull, "swap device \(type) has no free run of \(1 << order) slots (\(freePages) of \(usablePages) slots free)")
+            throw SwapError(
+                .swapFull, "swap device \(type) has no free run of \(1 << order) slots (\(freePages) of \(usablePages) slots free)")
         }
         return entry
     }
@@ -52,7 +53,9 @@ extension SwapDevice {
             var freed = 0
             for i in e.slotInCluster..<(e.slotInCluster + inCluster) {
                 let s = g.slot(i)
-                precondition(s.count > 0 && !s.isBad, "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
+                precondition(
+                    s.count > 0 && !s.isBad,
+                    "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
                 let dropped = s.withCount(s.count - 1)
                 if dropped.count == 0 && !dropped.isFolio && !dropped.hasCache {
                     // Nothing refers to the slot: free it, shadow, charge and all.
@@ -105,8 +108,9 @@ extension SwapDevice {
     func withClusterLocked<R, E: Error>(
         _ entry: SwapEntry, _ body: (borrowing ClusterGuard) throws(E) -> R
     ) throws(E) -> R {
-        precondition(entry.type == type && entry.offset > 0 && entry.offset < pageCount,
-                     "\(entry) is not a data slot of device \(type)")
+        precondition(
+            entry.type == type && entry.offset > 0 && entry.offset < pageCount,
+            "\(entry) is not a data slot of device \(type)")
         let g = clusters.lock(entry.clusterIndex)
         let result = try body(g)
         g.unlock()

@@ -18,7 +18,10 @@ extension SwapDevice {
                 let s = clusters.loadSlot(c, i)
                 if s.isFree { continue }
                 used += 1
-                if s.isBad { badTotal += 1; continue }
+                if s.isBad {
+                    badTotal += 1
+                    continue
+                }
                 if s.isShadow && s.count == 0 {
                     problems.append("cluster \(c) slot \(i): shadow with count 0 (a free slot must be empty)")
                 }
@@ -76,13 +79,16 @@ extension SwapDevice {
             for id in 0..<ClusterLists.count {
                 let members = l.members(ClusterLists.ID(id))
                 if members.count != l.length(ClusterLists.ID(id)) {
-                    problems.append("list \(ClusterLists.name(ClusterLists.ID(id))): length \(l.length(ClusterLists.ID(id))) but \(members.count) members")
+                    problems.append(
+                        "list \(ClusterLists.name(ClusterLists.ID(id))): length \(l.length(ClusterLists.ID(id))) but \(members.count) members"
+                    )
                 }
                 for c in members {
                     if seen[c] { problems.append("cluster \(c) is on two lists") }
                     seen[c] = true
                     if listOf[c] != ClusterLists.ID(id) {
-                        problems.append("cluster \(c) is on \(ClusterLists.name(ClusterLists.ID(id))) but says \(ClusterLists.name(listOf[c]))")
+                        problems.append(
+                            "cluster \(c) is on \(ClusterLists.name(ClusterLists.ID(id))) but says \(ClusterLists.name(listOf[c]))")
                     }
                 }
             }

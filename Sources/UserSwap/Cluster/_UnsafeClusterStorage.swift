@@ -24,8 +24,9 @@ struct _UnsafeClusterStorage: ~Copyable {
         self.clusterCount = clusterCount
         tableBytes = clusterCount * SwapCluster.slotCount * MemoryLayout<UInt64>.stride
         do {
-            let base = try Syscalls.mmap(length: tableBytes, protection: PROT_READ | PROT_WRITE,
-                                         flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
+            let base = try Syscalls.mmap(
+                length: tableBytes, protection: PROT_READ | PROT_WRITE,
+                flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
             // Sound: fresh anonymous memory is zero, which is the bit pattern of Atomic(0).
             tables = base.bindMemory(to: Atomic<UInt64>.self, capacity: clusterCount * SwapCluster.slotCount)
         } catch {
@@ -109,8 +110,10 @@ struct ClusterGuard: ~Copyable {
     /// The cluster's bookkeeping, which this lock guards.
     let info: UnsafeMutablePointer<SwapCluster>
 
-    fileprivate init(index: Int, word: FutexLock, table: UnsafeMutablePointer<Atomic<UInt64>>,
-                     info: UnsafeMutablePointer<SwapCluster>) {
+    fileprivate init(
+        index: Int, word: FutexLock, table: UnsafeMutablePointer<Atomic<UInt64>>,
+        info: UnsafeMutablePointer<SwapCluster>
+    ) {
         self.index = index
         self.word = word
         self.table = table

@@ -37,8 +37,10 @@ public final class FileBackend: SwapBackend {
     /// Takes over `descriptor`, which the caller has opened read-write, locked with `flock`, and
     /// whose first page decoded as `header`, and `direct`, the same file reopened with `O_DIRECT`
     /// (see `SwapFile.openDirect`), if the file system allows it.
-    init(adopting descriptor: consuming FileDescriptor, direct: consuming FileDescriptor?, path: String,
-         header: SwapHeader, discard: Bool) {
+    init(
+        adopting descriptor: consuming FileDescriptor, direct: consuming FileDescriptor?, path: String,
+        header: SwapHeader, discard: Bool
+    ) {
         self.descriptor = descriptor
         self.path = path
         self.header = header
@@ -56,7 +58,8 @@ public final class FileBackend: SwapBackend {
     @inline(__always)
     private func fd(for address: UnsafeRawPointer?, count: Int) -> Int32 {
         guard directFD >= 0, let address, Int(bitPattern: address) & (SwapPage.size - 1) == 0,
-              count & (SwapPage.size - 1) == 0 else { return descriptor.rawValue }
+            count & (SwapPage.size - 1) == 0
+        else { return descriptor.rawValue }
         return directFD
     }
 
@@ -136,7 +139,8 @@ public final class FileBackend: SwapBackend {
                     let count = min(iov.count - first, Syscalls.iovMax)
                     // In bounds: first < iov.count, and count ≤ iov.count - first.
                     let start = UnsafePointer(iov.baseAddress! + first)
-                    let done = writing
+                    let done =
+                        writing
                         ? try Syscalls.pwritev(fd, start, count: count, offset: offset)
                         : try Syscalls.preadv(fd, start, count: count, offset: offset)
                     // End of file inside the device is a truncated file (reads), and a write that
@@ -174,12 +178,14 @@ public final class FileBackend: SwapBackend {
     /// until it is formatted again; that is why discard is opt-in.
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard discardsPages, !pages.isEmpty else { return }
-        precondition(pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-                     "discard of pages \(pages) outside the device's 1..<\(pageCount)")
+        precondition(
+            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
+            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         do throws(Errno) {
-            try Syscalls.punchHole(descriptor.rawValue, offset: Self.offset(of: pages.lowerBound),
-                                   length: Int64(pages.count) * Int64(SwapPage.size))
-        } catch where error == .notSupported {
+            try Syscalls.punchHole(
+                descriptor.rawValue, offset: Self.offset(of: pages.lowerBound),
+                length: Int64(pages.count) * Int64(SwapPage.size))
+        } catch  where error == .notSupported {
             // Relaxed: see `discardsPages`; nothing else is published with the flag.
             discardUnsupported.store(true, ordering: .relaxed)
         } catch {
@@ -195,9 +201,10 @@ public final class FileBackend: SwapBackend {
     /// never the header, never past the end) is checked here, at the device's edge.
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
         precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page ..< page + bytes / SwapPage.size
-        precondition(page >= 1 && pages.upperBound <= pageCount,
-                     "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        let pages = page..<page + bytes / SwapPage.size
+        precondition(
+            page >= 1 && pages.upperBound <= pageCount,
+            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
     }
 
@@ -206,14 +213,22 @@ public final class FileBackend: SwapBackend {
         let what = "\(writing ? "write" : "read") pages \(pages.lowerBound)..<\(pages.upperBound) of swap file \(path)"
         switch errno.rawValue {
         case ENOSPC, EDQUOT, EFBIG:
-            return SwapError(.diskFull, "cannot \(what): its file system is full; free space on it (the swap file was not preallocated, or was punched by discard)", errno: errno)
+            return SwapError(
+                .diskFull,
+                "cannot \(what): its file system is full; free space on it (the swap file was not preallocated, or was punched by discard)",
+                errno: errno)
         case ETXTBSY:
-            return SwapError(.fileInUse, "cannot \(what): the kernel is using it as swap (swapon); run `swapoff \(path)` first", errno: errno)
+            return SwapError(
+                .fileInUse, "cannot \(what): the kernel is using it as swap (swapon); run `swapoff \(path)` first", errno: errno)
         case EIO where !writing:
             // FileDescriptor reports end of file as EIO; say so when the file has shrunk.
             if let size = try? Syscalls.fstat(descriptor.rawValue).st_size,
-               Int64(size) < Self.offset(of: pages.upperBound) {
-                return SwapError(.ioError, "cannot \(what): the file was truncated to \(SwapHeader.describe(bytes: Int64(size))) but its header describes \(pageCount) pages; the data in it is lost", errno: errno)
+                Int64(size) < Self.offset(of: pages.upperBound)
+            {
+                return SwapError(
+                    .ioError,
+                    "cannot \(what): the file was truncated to \(SwapHeader.describe(bytes: Int64(size))) but its header describes \(pageCount) pages; the data in it is lost",
+                    errno: errno)
             }
             return SwapError(.ioError, "cannot \(what): \(errno.message); the disk may be failing", errno: errno)
         default:

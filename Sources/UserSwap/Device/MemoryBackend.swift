@@ -99,19 +99,20 @@ public final class MemoryBackend: SwapBackend {
     /// pages at the edges are zeroed in place instead), so neighbouring swap pages are untouched.
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard !pages.isEmpty else { return }
-        precondition(pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-                     "discard of pages \(pages) outside the device's 1..<\(pageCount)")
+        precondition(
+            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
+            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         let start = pages.lowerBound * SwapPage.size
         let end = pages.upperBound * SwapPage.size
         let systemPage = Syscalls.pageSize
         let alignedStart = (start + systemPage - 1) / systemPage * systemPage
         let alignedEnd = end / systemPage * systemPage
         if alignedStart < alignedEnd {
-            mapping.zero(start ..< alignedStart)
-            mapping.release(alignedStart ..< alignedEnd)
-            mapping.zero(alignedEnd ..< end)
+            mapping.zero(start..<alignedStart)
+            mapping.release(alignedStart..<alignedEnd)
+            mapping.zero(alignedEnd..<end)
         } else {
-            mapping.zero(start ..< end)
+            mapping.zero(start..<end)
         }
         pagesDiscarded.add(pages.count, ordering: .relaxed)
     }
@@ -138,9 +139,10 @@ public final class MemoryBackend: SwapBackend {
     /// The pages a transfer of `bytes` at `page` covers; the same contract as `FileBackend`.
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
         precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page ..< page + bytes / SwapPage.size
-        precondition(page >= 1 && pages.upperBound <= pageCount,
-                     "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        let pages = page..<page + bytes / SwapPage.size
+        precondition(
+            page >= 1 && pages.upperBound <= pageCount,
+            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
     }
 }
@@ -154,8 +156,9 @@ struct _AnonymousMapping: ~Copyable {
 
     init(byteCount: Int) {
         do throws(Errno) {
-            base = try Syscalls.mmap(length: byteCount, protection: PROT_READ | PROT_WRITE,
-                                     flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
+            base = try Syscalls.mmap(
+                length: byteCount, protection: PROT_READ | PROT_WRITE,
+                flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
         } catch {
             preconditionFailure("cannot map \(SwapHeader.describe(bytes: Int64(byteCount))) for a memory swap device: \(error)")
         }

@@ -24,8 +24,9 @@ struct StagedSwapFile: ~Copyable {
         Self.register(temporary)
         do throws(Errno) {
             // O_EXCL|O_NOFOLLOW: a name someone planted (a link, a file) is never opened.
-            descriptor = FileDescriptor(adopting: try Syscalls.open(
-                temporary, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
+            descriptor = FileDescriptor(
+                adopting: try Syscalls.open(
+                    temporary, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
         } catch {
             Self.unregister(temporary)
             throw SwapFile.directoryFailure(error, directory: directory, path: path, bytes: bytes)
@@ -73,7 +74,7 @@ struct StagedSwapFile: ~Copyable {
             case (let temporary?, false):
                 do throws(Errno) {
                     try Syscalls.renameNoReplace(temporary, path)
-                } catch where error == .invalidArgument || error.rawValue == ENOSYS {
+                } catch  where error == .invalidArgument || error.rawValue == ENOSYS {
                     // A file system without RENAME_NOREPLACE: link(2) fails on a taken name too.
                     try Syscalls.link(temporary, path)
                     try? Syscalls.unlink(temporary)
@@ -85,7 +86,10 @@ struct StagedSwapFile: ~Copyable {
             }
         } catch {
             if error == .fileExists {
-                throw SwapError(.fileExists, "\(path) was created by another process while it was being formatted and was left as it is; pass --force to overwrite it, or choose another path", errno: error)
+                throw SwapError(
+                    .fileExists,
+                    "\(path) was created by another process while it was being formatted and was left as it is; pass --force to overwrite it, or choose another path",
+                    errno: error)
             }
             throw SwapError.file(path, error, doing: "name the new swap file")
         }

@@ -91,7 +91,8 @@ extension SwapBackend {
         return false
     }
 
-    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool {
+    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool
+    {
         try read(into: buffers, atPage: page)
         return false
     }

@@ -77,19 +77,27 @@ public final class SwapDevice: Sendable {
 
     /// Creates a device over `backend`, marking the header slot, `badPages` and the slots past
     /// the end of the last cluster as never allocatable (kernel: `setup_clusters`).
-    public convenience init(backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
-                            discard: Bool = false, io: IOEngineChoice = .automatic) throws(SwapError) {
-        try self.init(backend: backend, header: header, type: type, priority: priority, discard: discard,
-                      swapUncharge: { _ in }, clusterFilled: { _ in }, io: IOEngine(backend: backend, choice: io))
+    public convenience init(
+        backend: any SwapBackend, header: SwapHeader? = nil, type: Int = 0, priority: Int = 0,
+        discard: Bool = false, io: IOEngineChoice = .automatic
+    ) throws(SwapError) {
+        try self.init(
+            backend: backend, header: header, type: type, priority: priority, discard: discard,
+            swapUncharge: { _ in }, clusterFilled: { _ in }, io: IOEngine(backend: backend, choice: io))
     }
 
-    init(backend: any SwapBackend, header: SwapHeader?, type: Int, priority: Int, discard: Bool,
-         swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void,
-         clusterFilled: @escaping @Sendable (SwapDevice) -> Void, io: IOEngine) throws(SwapError) {
+    init(
+        backend: any SwapBackend, header: SwapHeader?, type: Int, priority: Int, discard: Bool,
+        swapUncharge: @escaping @Sendable (SwapTableSlot) -> Void,
+        clusterFilled: @escaping @Sendable (SwapDevice) -> Void, io: IOEngine
+    ) throws(SwapError) {
         self.io = io
         let pages = backend.pageCount
         guard pages >= 1 + SwapCluster.slotCount else {
-            throw SwapError(.tooSmall, "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header")
+            throw SwapError(
+                .tooSmall,
+                "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header"
+            )
         }
         precondition(type >= 0 && type < SwapEntry.maxDevices)
         pageCount = pages

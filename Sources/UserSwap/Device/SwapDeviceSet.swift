@@ -102,7 +102,9 @@ package final class SwapDeviceSet: Sendable {
     public func allocate(order: Int = 0) throws(SwapError) -> SwapEntry {
         guard let entry = allocateSlots(order: order, initial: .counted(1)) else {
             let free = devices.reduce(0) { $0 + $1.freePages }
-            throw SwapError(.swapFull, "no swap device has a free run of \(1 << order) slots (\(free) slots free in all); add a device or make one larger")
+            throw SwapError(
+                .swapFull,
+                "no swap device has a free run of \(1 << order) slots (\(free) slots free in all); add a device or make one larger")
         }
         return entry
     }

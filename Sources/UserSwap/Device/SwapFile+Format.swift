@@ -80,10 +80,16 @@ extension SwapFile {
         let pageCount = max(0, bytes) / Int64(SwapPage.size)
         let minimum = Int64(SwapHeader.minimumPageCount * SwapPage.size)
         guard pageCount >= Int64(SwapHeader.minimumPageCount) else {
-            throw SwapError(.tooSmall, "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header: use --size \(minimum / 1024)K or more")
+            throw SwapError(
+                .tooSmall,
+                "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header: use --size \(minimum / 1024)K or more"
+            )
         }
         guard pageCount <= Int64(SwapHeader.maxPageCount) else {
-            throw SwapError(.invalidArgument, "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB: choose a smaller --size")
+            throw SwapError(
+                .invalidArgument,
+                "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB: choose a smaller --size"
+            )
         }
         try SwapHeader.validate(pageCount: Int(pageCount), label: label)
         return (SwapHeader(pageCount: Int(pageCount), label: label), pageCount * Int64(SwapPage.size))
@@ -111,16 +117,23 @@ extension SwapFile {
         }
         switch status.st_mode & S_IFMT {
         case S_IFDIR:
-            throw SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it, such as \(path.hasSuffix("/") ? path : path + "/")swapfile")
+            throw SwapError(
+                .isDirectory,
+                "\(path) is a directory; give the path of a swap file inside it, such as \(path.hasSuffix("/") ? path : path + "/")swapfile"
+            )
         case S_IFLNK:
             guard force else {
-                throw SwapError(.fileExists, "\(path) already exists as a symbolic link; pass --force to replace the link itself (what it points to is left alone), or give another path")
+                throw SwapError(
+                    .fileExists,
+                    "\(path) already exists as a symbolic link; pass --force to replace the link itself (what it points to is left alone), or give another path"
+                )
             }
             return nil
         case S_IFREG:
             break
         default:
-            throw SwapError(.invalidArgument, "\(path) exists and is not a regular file; UserSwap formats regular files only: give another path")
+            throw SwapError(
+                .invalidArgument, "\(path) exists and is not a regular file; UserSwap formats regular files only: give another path")
         }
         if isKernelSwap(status) { throw kernelInUse(path) }
         guard force else {
@@ -148,7 +161,7 @@ extension SwapFile {
                 try Syscalls.fallocate(descriptor.rawValue, offset: 0, length: bytes)
                 // Allocated first, so that a disk too small fails at once, not after a long write.
                 if writeOut { try writeZeros(descriptor, bytes: bytes) }
-            } catch where error == .notSupported {
+            } catch  where error == .notSupported {
                 // A file system without fallocate (some FUSE, NFSv3): write the zeros ourselves.
                 try writeZeros(descriptor, bytes: bytes)
             }
@@ -204,16 +217,25 @@ extension SwapFile {
     static func directoryFailure(_ errno: Errno, directory: String, path: String, bytes: Int64) -> SwapError {
         switch errno.rawValue {
         case ENOSPC, EDQUOT, EFBIG:
-            return SwapError(.diskFull, "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or make the swap file smaller", errno: errno)
+            return SwapError(
+                .diskFull,
+                "cannot format \(path): \(SwapHeader.describe(bytes: bytes)) does not fit in the free space of its file system; free space or make the swap file smaller",
+                errno: errno)
         case EACCES, EPERM, EROFS:
-            return SwapError(.permissionDenied, "cannot create \(path): directory \(directory) is not writable (\(errno.message)); choose another directory or run as its owner", errno: errno)
+            return SwapError(
+                .permissionDenied,
+                "cannot create \(path): directory \(directory) is not writable (\(errno.message)); choose another directory or run as its owner",
+                errno: errno)
         case ENOENT, ENOTDIR:
             // The folder may exist and still refuse new files (procfs, sysfs answer ENOENT).
             if let st = try? Syscalls.stat(path: directory) {
                 if st.st_mode & S_IFMT != S_IFDIR {
                     return SwapError(.noSuchFile, "cannot create \(path): \(directory) is not a folder", errno: errno)
                 }
-                return SwapError(.noSuchFile, "cannot create \(path): the file system of \(directory) does not take new files (\(errno.message)); choose a folder on a disk", errno: errno)
+                return SwapError(
+                    .noSuchFile,
+                    "cannot create \(path): the file system of \(directory) does not take new files (\(errno.message)); choose a folder on a disk",
+                    errno: errno)
             }
             return SwapError(.noSuchFile, "cannot create \(path): directory \(directory) does not exist; create it first", errno: errno)
         default:

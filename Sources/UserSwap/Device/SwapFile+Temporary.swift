@@ -44,9 +44,10 @@ extension SwapFile {
         if staging == .automatic {
             do throws(Errno) {
                 // O_EXCL: the file can never be linked into a folder (linkat refuses it).
-                return FileDescriptor(adopting: try Syscalls.open(
-                    folder, flags: O_RDWR | O_EXCL | Syscalls.temporaryFileFlag, mode: 0o600))
-            } catch where error == .notSupported || error == .isDirectory || error == .invalidArgument {
+                return FileDescriptor(
+                    adopting: try Syscalls.open(
+                        folder, flags: O_RDWR | O_EXCL | Syscalls.temporaryFileFlag, mode: 0o600))
+            } catch  where error == .notSupported || error == .isDirectory || error == .invalidArgument {
                 // The file system (EOPNOTSUPP) or the kernel (EISDIR) lacks O_TMPFILE: below.
             } catch {
                 throw directoryFailure(error, directory: folder, path: name, bytes: bytes)
@@ -56,8 +57,9 @@ extension SwapFile {
             let scratch = try Syscalls.makeTemporaryDirectory(prefix: folder + "/.userswap-")
             defer { try? Syscalls.rmdir(scratch) }
             let path = scratch + "/swap"
-            let descriptor = FileDescriptor(adopting: try Syscalls.open(
-                path, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
+            let descriptor = FileDescriptor(
+                adopting: try Syscalls.open(
+                    path, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
             try Syscalls.unlink(path)
             return descriptor
         } catch {

@@ -61,17 +61,27 @@ public enum SwapFile {
     static func checkPrivate(_ status: stat, path: String) throws(SwapError) {
         guard status.st_mode & S_IFMT == S_IFREG else {
             if status.st_mode & S_IFMT == S_IFDIR {
-                throw SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)")
+                throw SwapError(
+                    .isDirectory,
+                    "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)"
+                )
             }
-            throw SwapError(.invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
+            throw SwapError(
+                .invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
         }
         let me = Syscalls.effectiveUserID
         guard status.st_uid == me else {
-            throw SwapError(.notOwner, "\(path) belongs to user \(status.st_uid), not to you (user \(me)); swap holds your memory, so it must be your own file: make one with `userswap format FILE --size 1G`, or, if this file is yours, `chown \(me) \(path)` as root")
+            throw SwapError(
+                .notOwner,
+                "\(path) belongs to user \(status.st_uid), not to you (user \(me)); swap holds your memory, so it must be your own file: make one with `userswap format FILE --size 1G`, or, if this file is yours, `chown \(me) \(path)` as root"
+            )
         }
         let mode = status.st_mode & 0o7777
         guard mode & 0o077 == 0 else {
-            throw SwapError(.unsafePermissions, "\(path) has mode \(octal(mode)): its group or others can read or write it, and swap holds your memory in clear; run `chmod 600 \(path)`")
+            throw SwapError(
+                .unsafePermissions,
+                "\(path) has mode \(octal(mode)): its group or others can read or write it, and swap holds your memory in clear; run `chmod 600 \(path)`"
+            )
         }
     }
 
@@ -100,7 +110,10 @@ public enum SwapFile {
             throw SwapError.file(path, error, doing: "examine")
         }
         guard first.st_dev == second.st_dev, first.st_ino == second.st_ino else {
-            throw SwapError(.fileChanged, "\(path) changed while it was being opened (its two descriptors name different files): someone may be replacing it; make sure only you can write to its folder, then try again")
+            throw SwapError(
+                .fileChanged,
+                "\(path) changed while it was being opened (its two descriptors name different files): someone may be replacing it; make sure only you can write to its folder, then try again"
+            )
         }
     }
 
@@ -157,9 +170,10 @@ public enum SwapFile {
         var text: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = (try? chunk.withUnsafeMutableBytes { buffer in
-                try Syscalls.pread(raw, buffer, offset: Int64(text.count))
-            }) ?? 0
+            let n =
+                (try? chunk.withUnsafeMutableBytes { buffer in
+                    try Syscalls.pread(raw, buffer, offset: Int64(text.count))
+                }) ?? 0
             if n <= 0 { break }
             text += chunk[..<n]
         }
@@ -176,7 +190,8 @@ public enum SwapFile {
         var i = 0
         while i < field.count {
             if field[i] == UInt8(ascii: "\\"), i + 3 < field.count,
-               let value = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                let value = UInt8(String(decoding: field[(i + 1)...(i + 3)], as: UTF8.self), radix: 8)
+            {
                 bytes.append(value)
                 i += 4
             } else {
@@ -194,17 +209,25 @@ public enum SwapFile {
     }
 
     static func lockedElsewhere(_ path: String) -> SwapError {
-        SwapError(.fileInUse, "\(path) is in use by another UserSwap device (it is locked); stop that process or close the device first", errno: .wouldBlock)
+        SwapError(
+            .fileInUse, "\(path) is in use by another UserSwap device (it is locked); stop that process or close the device first",
+            errno: .wouldBlock)
     }
 
     private static func openFailure(_ errno: Errno, path: String) -> SwapError {
         if errno.rawValue == ETXTBSY { return kernelInUse(path) }
         if errno == .isDirectory {
-            return SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)", errno: errno)
+            return SwapError(
+                .isDirectory,
+                "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)",
+                errno: errno)
         }
         if errno.rawValue == ELOOP {
             // O_NOFOLLOW met a symbolic link as the last component.
-            return SwapError(.symbolicLink, "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link and make a file with `userswap format \(path) --size 1G`", errno: errno)
+            return SwapError(
+                .symbolicLink,
+                "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link and make a file with `userswap format \(path) --size 1G`",
+                errno: errno)
         }
         return SwapError.file(path, errno, doing: "open")
     }

@@ -106,7 +106,8 @@ extension SwapFileReport {
             let more = badPages.count > 16 ? ", … (\(badPages.count - 16) more)" : ""
             lines.append(("bad pages", "\(badPages.count): \(shown)\(more)"))
         }
-        lines.append(("in use", inUseByKernel ? "yes, by the kernel (swapon); `swapoff \(path)` before using it here" : "not by the kernel"))
+        lines.append(
+            ("in use", inUseByKernel ? "yes, by the kernel (swapon); `swapoff \(path)` before using it here" : "not by the kernel"))
         let width = lines.map(\.0.count).max() ?? 0
         return lines.map { name, value in
             name + String(repeating: " ", count: width - name.count + 2) + value

@@ -71,7 +71,8 @@ public struct SwapHeader: Equatable, Sendable {
     /// goes through `validate(pageCount:label:badPages:)` first, which also asks for the
     /// header and one whole cluster, and says what is wrong.
     public init(pageCount: Int, label: String = "", badPages: [UInt32] = [], uuid: [UInt8]? = nil) {
-        precondition((1...Self.maxPageCount).contains(pageCount), "a swap header describes 1...\(Self.maxPageCount) pages, not \(pageCount)")
+        precondition(
+            (1...Self.maxPageCount).contains(pageCount), "a swap header describes 1...\(Self.maxPageCount) pages, not \(pageCount)")
         precondition(label.utf8.count <= Self.maxLabelBytes, "label \"\(label)\" is longer than \(Self.maxLabelBytes) bytes")
         precondition(uuid == nil || uuid!.count == 16, "a UUID is 16 bytes")
         let lastPage = UInt32(pageCount - 1)
@@ -88,13 +89,20 @@ public struct SwapHeader: Equatable, Sendable {
     /// label over 16 bytes or more pages than a header describes, `.badPageListOutOfRange`.
     public static func validate(pageCount: Int, label: String = "", badPages: [UInt32] = []) throws(SwapError) {
         guard pageCount >= minimumPageCount else {
-            throw SwapError(.tooSmall, "a swap file of \(pageCount) pages (\(describe(bytes: Int64(max(0, pageCount)) * Int64(size)))) is too small; it needs at least one cluster (2 MiB) after the header: \(minimumPageCount) pages")
+            throw SwapError(
+                .tooSmall,
+                "a swap file of \(pageCount) pages (\(describe(bytes: Int64(max(0, pageCount)) * Int64(size)))) is too small; it needs at least one cluster (2 MiB) after the header: \(minimumPageCount) pages"
+            )
         }
         guard pageCount <= maxPageCount else {
-            throw SwapError(.invalidArgument, "a swap file of \(pageCount) pages is too large; a swap header describes at most \(maxPageCount) pages (16 TiB)")
+            throw SwapError(
+                .invalidArgument,
+                "a swap file of \(pageCount) pages is too large; a swap header describes at most \(maxPageCount) pages (16 TiB)")
         }
         guard label.utf8.count <= maxLabelBytes else {
-            throw SwapError(.invalidArgument, "label \"\(label)\" is \(label.utf8.count) bytes; a swap label holds at most \(maxLabelBytes) bytes of UTF-8")
+            throw SwapError(
+                .invalidArgument,
+                "label \"\(label)\" is \(label.utf8.count) bytes; a swap label holds at most \(maxLabelBytes) bytes of UTF-8")
         }
         try checkBadPages(badPages, count: badPages.count, lastPage: UInt32(pageCount - 1), path: "the new swap file")
     }
@@ -124,6 +132,15 @@ public struct SwapHeader: Equatable, Sendable {
         return page
     }
 
+    /// The command that formats the file at `path` (now `fileBytes`) anew, at its own size when
+    /// that is large enough for a swap file, so that it works as given.
+    static func reformat(_ path: String, fileBytes: Int64) -> String {
+        let minimum = Int64(minimumPageCount * size)
+        let kib = max(fileBytes, minimum) / 1024
+        return
+            "`userswap format \(path) --size \(kib % (1 << 20) == 0 ? "\(kib >> 20)G" : kib % 1024 == 0 ? "\(kib >> 10)M" : "\(kib)K") --force`"
+    }
+
     /// Reads and validates the header at the start of the file at `path`, whose size is
     /// `fileBytes`. `page` is the start of the file: its first 4096 bytes at least (unless the
     /// file is smaller, which is `.notASwapFile`), and up to 64 KiB so that a header written for a larger page size is recognised
@@ -131,45 +148,58 @@ public struct SwapHeader: Equatable, Sendable {
     ///
     /// The checks are the kernel's (`read_swap_header` in mm/swapfile.c), plus one it leaves to
     /// `swapon`'s size check: the file must really hold every page the header claims.
-    /// The command that formats the file at `path` (now `fileBytes`) anew, at its own size when
-    /// that is large enough for a swap file, so that it works as given.
-    static func reformat(_ path: String, fileBytes: Int64) -> String {
-        let minimum = Int64(minimumPageCount * size)
-        let kib = max(fileBytes, minimum) / 1024
-        return "`userswap format \(path) --size \(kib % (1 << 20) == 0 ? "\(kib >> 20)G" : kib % 1024 == 0 ? "\(kib >> 10)M" : "\(kib)K") --force`"
-    }
-
     public static func decode(
         _ page: UnsafeRawBufferPointer, path: String, fileBytes: Int64
     ) throws(SwapError) -> SwapHeader {
         guard fileBytes >= Int64(size) else {
-            throw SwapError(.notASwapFile, "\(path) is \(describe(bytes: fileBytes)), smaller than one 4 KiB header page; it is not a swap file (make one with `userswap format \(path) --size 1G`)")
+            throw SwapError(
+                .notASwapFile,
+                "\(path) is \(describe(bytes: fileBytes)), smaller than one 4 KiB header page; it is not a swap file (make one with `userswap format \(path) --size 1G`)"
+            )
         }
         precondition(page.count >= size, "decode needs the file's whole first page, not \(page.count) bytes")
         guard hasMagic(magic, in: page, pageSize: size) else {
             if hasMagic(oldMagic, in: page, pageSize: size) {
-                throw SwapError(.unsupportedVersion, "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2; reformat it with \(reformat(path, fileBytes: fileBytes))")
+                throw SwapError(
+                    .unsupportedVersion,
+                    "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2; reformat it with \(reformat(path, fileBytes: fileBytes))"
+                )
             }
             for other in [8192, 16384, 65536] where hasMagic(magic, in: page, pageSize: other) {
-                throw SwapError(.wrongPageSize, "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages: reformat it with \(reformat(path, fileBytes: fileBytes))")
+                throw SwapError(
+                    .wrongPageSize,
+                    "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages: reformat it with \(reformat(path, fileBytes: fileBytes))"
+                )
             }
-            throw SwapError(.notASwapFile, "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page); format it with \(reformat(path, fileBytes: fileBytes))")
+            throw SwapError(
+                .notASwapFile,
+                "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page); format it with \(reformat(path, fileBytes: fileBytes))"
+            )
         }
 
         let version = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.version, as: UInt32.self))
         guard version == Self.version else {
             let swapped = version.byteSwapped == Self.version ? " (it was written on a big-endian machine)" : ""
-            throw SwapError(.unsupportedVersion, "\(path) has swap header version \(version)\(swapped); only version 1 is supported: reformat it with \(reformat(path, fileBytes: fileBytes))")
+            throw SwapError(
+                .unsupportedVersion,
+                "\(path) has swap header version \(version)\(swapped); only version 1 is supported: reformat it with \(reformat(path, fileBytes: fileBytes))"
+            )
         }
 
         let lastPage = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.lastPage, as: UInt32.self))
         let pageCount = Int64(lastPage) + 1
         let headerBytes = pageCount * Int64(size)
         guard pageCount >= Int64(minimumPageCount) else {
-            throw SwapError(.tooSmall, "swap file \(path) is \(describe(bytes: headerBytes)); it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size")
+            throw SwapError(
+                .tooSmall,
+                "swap file \(path) is \(describe(bytes: headerBytes)); it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size"
+            )
         }
         guard headerBytes <= fileBytes else {
-            throw SwapError(.tooSmall, "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes)); reformat it with \(reformat(path, fileBytes: fileBytes))")
+            throw SwapError(
+                .tooSmall,
+                "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes)); reformat it with \(reformat(path, fileBytes: fileBytes))"
+            )
         }
 
         let badCount = Int(UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.badPageCount, as: UInt32.self)))
@@ -181,8 +211,8 @@ public struct SwapHeader: Equatable, Sendable {
         }
         try checkBadPages(badPages, count: badCount, lastPage: lastPage, path: path)
 
-        let uuid = Array(page[Offset.uuid ..< Offset.uuid + 16])
-        let labelBytes = page[Offset.label ..< Offset.label + maxLabelBytes].prefix { $0 != 0 }
+        let uuid = Array(page[Offset.uuid..<Offset.uuid + 16])
+        let labelBytes = page[Offset.label..<Offset.label + maxLabelBytes].prefix { $0 != 0 }
         let label = String(decoding: labelBytes, as: UTF8.self)
         return SwapHeader(lastPage: lastPage, badPages: badPages, uuid: uuid, label: label)
     }
@@ -196,14 +226,15 @@ public struct SwapHeader: Equatable, Sendable {
             throw SwapError(.badPageListOutOfRange, "\(path) lists \(count) bad pages; the header has room for at most \(maxBadPages)")
         }
         for bad in badPages where bad == 0 || bad > lastPage {
-            throw SwapError(.badPageListOutOfRange, "\(path) lists bad page \(bad), outside the pages 1...\(lastPage) after the header; reformat it")
+            throw SwapError(
+                .badPageListOutOfRange, "\(path) lists bad page \(bad), outside the pages 1...\(lastPage) after the header; reformat it")
         }
     }
 
     /// Whether `signature` ends the first `pageSize` bytes of `page`.
     private static func hasMagic(_ signature: [UInt8], in page: UnsafeRawBufferPointer, pageSize: Int) -> Bool {
         guard page.count >= pageSize else { return false }
-        return page[(pageSize - signature.count) ..< pageSize].elementsEqual(signature)
+        return page[(pageSize - signature.count)..<pageSize].elementsEqual(signature)
     }
 
     /// A random (version 4, RFC 9562) UUID, as `mkswap` gives a new swap file.

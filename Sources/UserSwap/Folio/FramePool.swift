@@ -23,9 +23,10 @@ package final class FramePool: Sendable {
 
     init(frameCount: Int) {
         self.frameCount = frameCount
-        var s = State(free: Array(repeating: [], count: SwapCluster.orderCount),
-                      freeOrder: Array(repeating: -1, count: frameCount),
-                      position: Array(repeating: -1, count: frameCount), freeFrames: 0)
+        var s = State(
+            free: Array(repeating: [], count: SwapCluster.orderCount),
+            freeOrder: Array(repeating: -1, count: frameCount),
+            position: Array(repeating: -1, count: frameCount), freeFrames: 0)
         // Cut [0, frameCount) into the largest aligned blocks that fit.
         var frame = 0
         while frame < frameCount {

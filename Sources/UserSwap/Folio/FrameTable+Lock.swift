@@ -27,8 +27,9 @@ extension FrameTable {
         let word = storage.flags(f.frame)
         var old = word.pointee.load(ordering: .relaxed)
         while old & FolioFlags.locked.rawValue == 0 {
-            let (done, now) = word.pointee.compareExchange(expected: old, desired: old | FolioFlags.locked.rawValue,
-                                                           ordering: .acquiring)
+            let (done, now) = word.pointee.compareExchange(
+                expected: old, desired: old | FolioFlags.locked.rawValue,
+                ordering: .acquiring)
             if done { return true }
             old = now
         }

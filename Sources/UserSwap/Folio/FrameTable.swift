@@ -73,8 +73,9 @@ package final class FrameTable: Sendable {
         while old != 0 {
             // Sequentially consistent: pairs with the unmap in swap-out (store PTE, then read the
             // refcount) so that a pin and an unmap never both miss each other.
-            let (done, now) = rc.pointee.compareExchange(expected: old, desired: old + 1,
-                                                         ordering: .sequentiallyConsistent)
+            let (done, now) = rc.pointee.compareExchange(
+                expected: old, desired: old + 1,
+                ordering: .sequentiallyConsistent)
             if done { return true }
             old = now
         }
@@ -93,8 +94,10 @@ package final class FrameTable: Sendable {
     /// `folio_ref_freeze`); a racing `tryGet` then fails.
     @inline(__always)
     func freeze(_ f: Folio, expected: UInt32) -> Bool {
-        storage.refcount(f.frame).pointee.compareExchange(expected: expected, desired: 0,
-                                                          ordering: .sequentiallyConsistent).exchanged
+        storage.refcount(f.frame).pointee.compareExchange(
+            expected: expected, desired: 0,
+            ordering: .sequentiallyConsistent
+        ).exchanged
     }
 
     /// Sets the count of a folio nobody else can see yet (just allocated).
@@ -211,18 +214,45 @@ struct _UnsafeFrameTableStorage: ~Copyable {
     }
 
     deinit {
-        for p in [entries, metas, owners, placements] { p.deinitialize(count: count); p.deallocate() }
-        for p in [flagWords, refcounts, useWords] { p.deinitialize(count: count); p.deallocate() }
+        for p in [entries, metas, owners, placements] {
+            p.deinitialize(count: count)
+            p.deallocate()
+        }
+        for p in [flagWords, refcounts, useWords] {
+            p.deinitialize(count: count)
+            p.deallocate()
+        }
     }
 
-    @inline(__always) func flags(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> { check(f); return flagWords + Int(f) }
-    @inline(__always) func refcount(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> { check(f); return refcounts + Int(f) }
-    @inline(__always) func entry(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return entries + Int(f) }
-    @inline(__always) func meta(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return metas + Int(f) }
-    @inline(__always) func owner(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return owners + Int(f) }
-    @inline(__always) func placement(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> { check(f); return placements + Int(f) }
+    @inline(__always) func flags(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        check(f)
+        return flagWords + Int(f)
+    }
+    @inline(__always) func refcount(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        check(f)
+        return refcounts + Int(f)
+    }
+    @inline(__always) func entry(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        check(f)
+        return entries + Int(f)
+    }
+    @inline(__always) func meta(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        check(f)
+        return metas + Int(f)
+    }
+    @inline(__always) func owner(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        check(f)
+        return owners + Int(f)
+    }
+    @inline(__always) func placement(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        check(f)
+        return placements + Int(f)
+    }
 
-    @inline(__always) func uses(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> { check(f); return useWords + Int(f) }
+    @inline(__always) func uses(_ f: UInt32) -> UnsafeMutablePointer<Atomic<UInt32>> {
+        check(f)
+        return useWords + Int(f)
+    }
 
     @inline(__always) private func check(_ f: UInt32) { assert(Int(f) < count, "frame \(f) out of range") }
 }

@@ -83,7 +83,10 @@ final class FrameWindow: @unchecked Sendable {
         let word = owners[page]
         while true {
             let current = word.pointee.load(ordering: .acquiring)
-            if current == Self.releasing { sched_yield(); continue }
+            if current == Self.releasing {
+                sched_yield()
+                continue
+            }
             if word.pointee.compareExchange(expected: current, desired: frame + 1, ordering: .acquiringAndReleasing).exchanged { return }
         }
     }
@@ -92,7 +95,9 @@ final class FrameWindow: @unchecked Sendable {
     /// the application's view.
     func release(_ page: Int, frame: UInt32) {
         let word = owners[page]
-        guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else { return }
+        guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
         installed[page].pointee.store(0, ordering: .relaxed)
         if retiring.load(ordering: .relaxed) {
             word.pointee.store(0, ordering: .releasing)

@@ -23,8 +23,9 @@ final class MemoryGroupTable: Sendable {
         guard id < Self.capacity else {
             throw SwapError(.invalidArgument, "a space holds at most \(Self.capacity) memory groups")
         }
-        let group = MemoryGroup(id: id, name: name, parent: parent ?? root, frames: frames,
-                                memoryLimit: memoryLimit, swapLimit: swapLimit)
+        let group = MemoryGroup(
+            id: id, name: name, parent: parent ?? root, frames: frames,
+            memoryLimit: memoryLimit, swapLimit: swapLimit)
         publish(group)
         return group
     }

@@ -29,8 +29,10 @@ final class LRUVec: Sendable {
 
     init(frames: FrameTable) {
         self.frames = frames
-        state = Mutex(State(next: Array(repeating: Self.none, count: frames.frameCount),
-                            prev: Array(repeating: Self.none, count: frames.frameCount)))
+        state = Mutex(
+            State(
+                next: Array(repeating: Self.none, count: frames.frameCount),
+                prev: Array(repeating: Self.none, count: frames.frameCount)))
     }
 
     /// Pages on `list`.

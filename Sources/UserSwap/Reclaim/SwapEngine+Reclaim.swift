@@ -72,7 +72,10 @@ extension SwapEngine {
     func shrinkSubtree(_ group: MemoryGroup, target: Int) -> Int {
         let members = groups.list.filter { g in
             var a: MemoryGroup? = g
-            while let x = a { if x === group { return true }; a = x.parent }
+            while let x = a {
+                if x === group { return true }
+                a = x.parent
+            }
             return false
         }
         var freed = 0
@@ -216,7 +219,7 @@ extension SwapEngine {
                 let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
                 removed = outcome == .removed
                 needsWrite = outcome == .needsWrite
-            } catch where error.code != .swapFull {
+            } catch  where error.code != .swapFull {
                 // The device failed a write: the folio stays dirty in memory. Remember why, so
                 // that reclaim stops hammering the device and an allocation that finds nothing
                 // else to free reports the device's error.
@@ -259,7 +262,8 @@ extension SwapEngine {
     private func shrinkUnmapped(_ f: Folio) -> (removed: Bool, needsWrite: Bool) {
         let flags = frames.flags(f)
         guard flags.contains(.swapcache), !flags.contains(.writeback),
-              let device = devices.device(for: frames.entry(f)) else { return (false, false) }
+            let device = devices.device(for: frames.entry(f))
+        else { return (false, false) }
         if flags.contains(.dirty) { return (false, true) }
         if removeMapping(f, device: device) { return (true, false) }
         freeSwapIfUnused(f)

@@ -58,8 +58,10 @@ extension SwapEngine {
     /// `scratch` and `victims` are the caller's buffers (no allocation per batch).
     /// `all`: after a pass that freed nothing (its victims pinned or busy), every folio of the
     /// batch is a victim, so that a few pinned, least used folios cannot make a group look full.
-    func rankByUse(_ batch: inout [Folio], group: MemoryGroup, all: Bool, kept: inout [Folio],
-                   scratch: inout [UInt64], victims: inout [Folio]) {
+    func rankByUse(
+        _ batch: inout [Folio], group: MemoryGroup, all: Bool, kept: inout [Folio],
+        scratch: inout [UInt64], victims: inout [Folio]
+    ) {
         let epoch = useEpoch(group)
         scratch.removeAll(keepingCapacity: true)
         for (i, f) in batch.enumerated() {

@@ -49,8 +49,10 @@ extension SwapEngine {
         let age = group.nonresidentAge.wrappingAdd(UInt64(frames.pageCount(f)), ordering: .relaxed).oldValue
         let flags = frames.flags(f)
         let uses = policy == .frequency ? frames.uses(f).count(at: age / useHalfLife(group)) : 0
-        return Shadow(age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active),
-                      uses: uses).packed
+        return Shadow(
+            age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active),
+            uses: uses
+        ).packed
     }
 
     /// Pages evicted from `group` (and activations) since the page that left `shadow` was

@@ -130,7 +130,8 @@ extension Region {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
         guard base + nr <= pageCount, (0..<nr).allSatisfy({ pte(base + $0).isNone }),
-              let f = try? engine.allocateFolio(order: folioOrder, group: group) else { return false }
+            let f = try? engine.allocateFolio(order: folioOrder, group: group)
+        else { return false }
         engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
         let lock = ptl(base)

@@ -223,7 +223,8 @@ extension Region {
     /// read throws, as the fault's own would; if this did not read the page, the fault does.
     func readAheadWithFault(at page: Int, entry: SwapEntry) throws(SwapError) -> Range<Int>? {
         guard !engine.sync.readsBeforeInsert, let device = engine.devices.device(for: entry),
-              !device.slot(entry).isFolio else { return nil }
+            !device.slot(entry).isFolio
+        else { return nil }
         let window = readahead.window(for: page)
         let end = min(pageCount, page + window)
         guard window > 1 else { return end..<end }
@@ -267,8 +268,10 @@ extension Region {
     /// With `.demand`, the first page is the fault's own: not marked, not counted as read
     /// ahead, put on the LRU as a swap-in is (active if its shadow says so), and only its run
     /// of consecutive slots is read; `demandRunEnd` is set to the first page not taken.
-    private func readIntoCache(_ pages: Range<Int>, mode: ReadMode, trigger: Int?, order: Int = 0,
-                               demandRunEnd: inout Int) throws(SwapError) -> Int {
+    private func readIntoCache(
+        _ pages: Range<Int>, mode: ReadMode, trigger: Int?, order: Int = 0,
+        demandRunEnd: inout Int
+    ) throws(SwapError) -> Int {
         let demand = mode == .demand
         // Pages per folio read.
         let nr = 1 << order
@@ -339,20 +342,27 @@ extension Region {
                 }
                 entry = e
             }
-            let breaks = run.count == IORequestTable.maxVectors
+            let breaks =
+                run.count == IORequestTable.maxVectors
                 || run.last.map { $0.entry.type != entry.type || $0.entry.offset + nr != entry.offset } ?? false
             if demand && breaks { break scan }
             if breaks { flush() }
             // Readahead never waits for memory: it stops at the min watermark, leaving the
             // rest to faults (the watermarks keep a window's worth above it for readahead, and
             // the allocation wakes the background reclaimer below the low one).
-            guard engine.pool.freeFrames >= engine.watermarks.min + nr else { flush(); break }
+            guard engine.pool.freeFrames >= engine.watermarks.min + nr else {
+                flush()
+                break
+            }
             // Nor does a window read without waiting reclaim its group's pages to make room, or
             // take more than half the room left: its folios stay locked, off the LRU, until the
             // read completes, and a window holding the group's last frames so would leave the
             // group's faults nothing to reclaim (they then wait for it: `allocateFolio`).
             if mode == .async {
-                guard groupRoom >= nr else { flush(); break }
+                guard groupRoom >= nr else {
+                    flush()
+                    break
+                }
                 groupRoom -= nr
             }
             let f: Folio
@@ -361,8 +371,9 @@ extension Region {
             do {
                 // A large folio also needs a free run of frames: with none (fragmented free
                 // memory above the watermark), stop rather than reclaim to make one.
-                outcome = try engine.swapCacheAllocFolio(entry, order: order, group: group, placement: placement(page),
-                                                         claim: windowClaim(page, entry), mayReclaim: order == 0)
+                outcome = try engine.swapCacheAllocFolio(
+                    entry, order: order, group: group, placement: placement(page),
+                    claim: windowClaim(page, entry), mayReclaim: order == 0)
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 flush()

@@ -73,7 +73,8 @@ extension Region {
         // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
         // present-page path's).
         guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f) == 0,
-              let device = engine.devices.device(for: frames.entry(f)) else { return (false, false) }
+            let device = engine.devices.device(for: frames.entry(f))
+        else { return (false, false) }
         let dirty = flags.contains(.dirty)
         if dirty { try engine.writeback(f, device: device) }
         guard engine.removeMapping(f, device: device) else { return (false, false) }
@@ -115,7 +116,9 @@ extension Region {
             if engine.folioAllocSwap(f) == nil {
                 guard nr > 1, engine.splitFolio(f) else {
                     let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
-                    throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
+                    throw SwapError(
+                        .swapFull,
+                        "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
                 }
                 nr = 1
                 guard engine.folioAllocSwap(f) != nil else {
@@ -169,8 +172,11 @@ extension Region {
         var mapped = 0
         for i in 0..<nr {
             let p = pte(base + i)
-            if p == .present(frame: f.frame + UInt32(i)) { mapped += 1 }
-            else if p != .swap(entry.advanced(by: i)) && !p.isNone { return false }
+            if p == .present(frame: f.frame + UInt32(i)) {
+                mapped += 1
+            } else if p != .swap(entry.advanced(by: i)) && !p.isNone {
+                return false
+            }
         }
         guard mapped > 0 else { return false }
         // Store the swap entries first, then read the refcount; a pinner takes its reference

@@ -121,7 +121,10 @@ public final class Region: Sendable {
         let lock = ptl(page)
         lock.lock()
         let old = pte(page)
-        if old.isNone { lock.unlock(); return }
+        if old.isNone {
+            lock.unlock()
+            return
+        }
         setPTE(page, .none)
         if old.isSwap {
             let entry = old.swapEntry

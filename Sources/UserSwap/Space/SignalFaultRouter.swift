@@ -44,10 +44,12 @@ final class SignalFaultRouter: Sendable {
         let range = resolver.appRange
         let start = UInt(bitPattern: range.baseAddress), end = start + UInt(range.count)
         let slot = changing.withLock { (_: inout Void) -> Int? in
-            guard let free = (0..<Self.capacity).first(where: {
-                starts[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
-                    && resolvers[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
-            }) else { return nil }
+            guard
+                let free = (0..<Self.capacity).first(where: {
+                    starts[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
+                        && resolvers[$0].pointee.load(ordering: .sequentiallyConsistent) == 0
+                })
+            else { return nil }
             resolvers[free].pointee.store(UInt(bitPattern: Unmanaged.passRetained(resolver).toOpaque()), ordering: .sequentiallyConsistent)
             ends[free].pointee.store(end, ordering: .sequentiallyConsistent)
             starts[free].pointee.store(start, ordering: .sequentiallyConsistent)
@@ -87,7 +89,7 @@ final class SignalFaultRouter: Sendable {
             users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
             defer { users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent) }
             guard starts[slot].pointee.load(ordering: .sequentiallyConsistent) == start,
-                  let opaque = UnsafeRawPointer(bitPattern: resolvers[slot].pointee.load(ordering: .sequentiallyConsistent))
+                let opaque = UnsafeRawPointer(bitPattern: resolvers[slot].pointee.load(ordering: .sequentiallyConsistent))
             else { return false }
             let resolver = Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).takeUnretainedValue()
             let page = Int((a - start) >> UInt(SwapPage.shift))

@@ -42,7 +42,10 @@ extension SwapSpace {
             let nr = frames.pageCount(f)
             // A free frame may still name the head of a folio it once belonged to: step by one
             // unless this frame heads a live folio.
-            guard f.frame == frame, frames.refcount(f) > 0 else { frame += 1; continue }
+            guard f.frame == frame, frames.refcount(f) > 0 else {
+                frame += 1
+                continue
+            }
             defer { frame += UInt32(nr) }
             busy += nr
             let placement = frames.placement(f)
@@ -51,7 +54,9 @@ extension SwapSpace {
                 // A folio whose bytes are a window page owns that page (no quiet folio is a
                 // racer that lost its insert).
                 if engine.windows[placement.windowSlot].owner(placement.page) != f.frame + 1 {
-                    problems.append("\(f) lives at page \(placement.page) of window \(placement.windowSlot), which another frame owns (\(engine.windows[placement.windowSlot].owner(placement.page)))")
+                    problems.append(
+                        "\(f) lives at page \(placement.page) of window \(placement.windowSlot), which another frame owns (\(engine.windows[placement.windowSlot].owner(placement.page)))"
+                    )
                 }
             }
             let flags = frames.flags(f)
@@ -66,7 +71,8 @@ extension SwapSpace {
             }
             let entry = frames.entry(f)
             guard let device = engine.devices.device(for: entry) else {
-                problems.append("\(f) cached for \(entry) on a missing device"); continue
+                problems.append("\(f) cached for \(entry) on a missing device")
+                continue
             }
             for i in 0..<nr {
                 let s = device.slot(entry.advanced(by: i))
@@ -100,7 +106,8 @@ extension SwapSpace {
                 guard pte.isPresent else { continue }
                 let f = frames.folio(containing: pte.frame)
                 if frames.placement(f) != FramePlacement(window: window, page: page) {
-                    problems.append("page \(page) of transparent region \(region.id) maps \(f), whose bytes are elsewhere (\(frames.placement(f).raw))")
+                    problems.append(
+                        "page \(page) of transparent region \(region.id) maps \(f), whose bytes are elsewhere (\(frames.placement(f).raw))")
                 }
             }
         }
@@ -120,7 +127,10 @@ extension SwapSpace {
         var swap = [Int](repeating: 0, count: all.count)
         func addUp(_ counts: inout [Int], _ id: Int, _ n: Int) {
             var g: MemoryGroup? = engine.groups[id]
-            while let group = g { counts[group.id] += n; g = group.parent }
+            while let group = g {
+                counts[group.id] += n
+                g = group.parent
+            }
         }
         var frame: UInt32 = 0
         while Int(frame) < frames.frameCount {
@@ -138,7 +148,10 @@ extension SwapSpace {
             for offset in 1..<device.pageCount {
                 let s = device.slot(SwapEntry(type: device.type, offset: offset))
                 guard s.isSwapCharged else { continue }
-                if !s.isShadow { problems.append("slot \(offset) of device \(device.type) is charged but holds \(s)"); continue }
+                if !s.isShadow {
+                    problems.append("slot \(offset) of device \(device.type) is charged but holds \(s)")
+                    continue
+                }
                 addUp(&swap, Shadow(packed: s.payload).group, 1)
             }
         }
@@ -152,7 +165,9 @@ extension SwapSpace {
                 if !s.isSwapCharged {
                     problems.append("page \(page) of region \(region.id) lives only on swap at \(pte.swapEntry), charged to no group: \(s)")
                 } else if s.isShadow && Shadow(packed: s.payload).group != region.group {
-                    problems.append("page \(page) of region \(region.id) (group \(region.group)) is charged to group \(Shadow(packed: s.payload).group)")
+                    problems.append(
+                        "page \(page) of region \(region.id) (group \(region.group)) is charged to group \(Shadow(packed: s.payload).group)"
+                    )
                 }
             }
         }

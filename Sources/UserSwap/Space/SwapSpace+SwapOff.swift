@@ -78,8 +78,10 @@ extension SwapSpace {
     private static func unreadable(_ unread: [UnreadPage], device: SwapDevice) -> SwapError {
         let named = unread.prefix(8).map { "region \($0.region) page \($0.page) (\($0.entry))" }.joined(separator: ", ")
         let more = unread.count > 8 ? " and \(unread.count - 8) more" : ""
-        return SwapError(.ioError, "swapoff of device \(device.type) could not read \(unread.count) pages: \(named)\(more) (\(unread[0].error.message)); they are still on the device, which stays in service: retry swapoff, or discard those pages first",
-                         errno: unread[0].error.errno)
+        return SwapError(
+            .ioError,
+            "swapoff of device \(device.type) could not read \(unread.count) pages: \(named)\(more) (\(unread[0].error.message)); they are still on the device, which stays in service: retry swapoff, or discard those pages first",
+            errno: unread[0].error.errno)
     }
 
     /// Brings back every page on `device` that a region maps, then drops cached folios whose
@@ -96,7 +98,7 @@ extension SwapSpace {
                 let pin: Pin
                 do {
                     pin = try region.pin(page, for: .read)
-                } catch where error.code == .ioError {
+                } catch  where error.code == .ioError {
                     pass.unread.append(UnreadPage(region: region.id, page: page, entry: pte.swapEntry, error: error))
                     continue
                 }

@@ -36,10 +36,12 @@ public final class SwapSpace: Sendable {
 
         /// A configuration with `memory` bytes of RAM for pages (at least one 4 KiB page) and
         /// `devices`; every other setting has the default a program should start from.
-        public init(memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
-                    reclaimPolicy: ReclaimPolicy = .frequency,
-                    backgroundReclaim: Bool = true, encryption: Encryption = .randomKey,
-                    ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()) {
+        public init(
+            memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
+            reclaimPolicy: ReclaimPolicy = .frequency,
+            backgroundReclaim: Bool = true, encryption: Encryption = .randomKey,
+            ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()
+        ) {
             self.ioEngine = ioEngine
             self.ioOptions = ioOptions
             self.memory = memory
@@ -106,8 +108,9 @@ public final class SwapSpace: Sendable {
             sealer = nil
             warnings = []
         }
-        engine = try SwapEngine(frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
-                                policy: configuration.reclaimPolicy)
+        engine = try SwapEngine(
+            frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
+            policy: configuration.reclaimPolicy)
         slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(engine: engine) : nil
         // Every stored property is set: if a device fails, deinit runs and stops the threads.
         for d in configuration.devices { try addDevice(d) }
@@ -132,37 +135,45 @@ public final class SwapSpace: Sendable {
         let filled: @Sendable (SwapDevice) -> Void = { [weak slotReclaimer] device in slotReclaimer?.clusterFilled(device) }
         let device: SwapDevice
         let io = { (backend: any SwapBackend) in
-            IOEngine(backend: backend, choice: self.configuration.ioEngine, options: self.configuration.ioOptions,
-                     stats: self.engine.stats)
+            IOEngine(
+                backend: backend, choice: self.configuration.ioEngine, options: self.configuration.ioOptions,
+                stats: self.engine.stats)
         }
         switch d {
-        case let .file(path, size, priority, discard):
+        case .file(let path, let size, let priority, let discard):
             if let size, !fileExists(path) {
                 try SwapFile.format(path: path, bytes: size)
             }
             let (header, backend) = try SwapFile.open(path: path, discard: discard)
             if let size, Int64(header.pageCount) != max(0, size) / Int64(SwapPage.size) {
-                throw SwapError(.fileExists, "\(path) exists already as a swap file of \(SwapHeader.describe(bytes: Int64(header.pageCount) * Int64(SwapPage.size))), not the \(SwapHeader.describe(bytes: size)) asked for: ask for no size to use it as it is, or remove it to have one of the new size made")
+                throw SwapError(
+                    .fileExists,
+                    "\(path) exists already as a swap file of \(SwapHeader.describe(bytes: Int64(header.pageCount) * Int64(SwapPage.size))), not the \(SwapHeader.describe(bytes: size)) asked for: ask for no size to use it as it is, or remove it to have one of the new size made"
+                )
             }
             // A sealed device's engine sees the sealing tier, not the file (so it transfers
             // through the tier: synchronously).
             let outer = try sealed(backend)
-            device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
-        case let .temporary(size, directory, priority, discard):
+            device = try SwapDevice(
+                backend: outer, header: header, type: type, priority: priority,
+                discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
+        case .temporary(let size, let directory, let priority, let discard):
             let (header, backend) = try SwapFile.openTemporary(bytes: size, in: directory, discard: discard)
             let outer = try sealed(backend)
-            device = try SwapDevice(backend: outer, header: header, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
-        case let .memory(bytes, priority):
+            device = try SwapDevice(
+                backend: outer, header: header, type: type, priority: priority,
+                discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(outer))
+        case .memory(let bytes, let priority):
             // Never sealed: its pages stay in this process's memory.
             let backend = MemoryBackend(pageCount: bytes / SwapPage.size)
-            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: false, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
-        case let .backend(backend, priority, discard):
+            device = try SwapDevice(
+                backend: backend, header: nil, type: type, priority: priority,
+                discard: false, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
+        case .backend(let backend, let priority, let discard):
             let backend = try sealed(backend)
-            device = try SwapDevice(backend: backend, header: nil, type: type, priority: priority,
-                                    discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
+            device = try SwapDevice(
+                backend: backend, header: nil, type: type, priority: priority,
+                discard: discard, swapUncharge: uncharge, clusterFilled: filled, io: io(backend))
         }
         try engine.devices.add(device)
         engine.stats.noteEngine(device.io.info)
@@ -187,13 +198,15 @@ public final class SwapSpace: Sendable {
     public func makeRegion(bytes: Int, group: MemoryGroup? = nil, folioSize: Int = SwapPage.size) throws(SwapError) -> Region {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
         guard folioSize >= SwapPage.size, folioSize <= SwapPage.size << SwapCluster.maxOrder,
-              folioSize & (folioSize - 1) == 0 else {
+            folioSize & (folioSize - 1) == 0
+        else {
             throw SwapError(.invalidArgument, "folio size \(folioSize) must be a power of two from 4K to 2M")
         }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
-        return Region(id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
-                      folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
+        return Region(
+            id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
+            folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
     }
 
     /// Creates swappable memory used through plain loads and stores (see `TransparentRegion`):
@@ -202,8 +215,10 @@ public final class SwapSpace: Sendable {
     /// thread itself (faster; kernel code touching unmapped pages then gets EFAULT). Throws
     /// `.permissionDenied` or `.unsupported` when the process may not use userfaultfd, naming what
     /// to change.
-    public func makeTransparentRegion(bytes: Int, group: MemoryGroup? = nil,
-                                      faults: TransparentRegion.FaultService = .handlerThreads(4)) throws(SwapError) -> TransparentRegion {
+    public func makeTransparentRegion(
+        bytes: Int, group: MemoryGroup? = nil,
+        faults: TransparentRegion.FaultService = .handlerThreads(4)
+    ) throws(SwapError) -> TransparentRegion {
         guard bytes > 0 else { throw SwapError(.invalidArgument, "a region needs at least one byte") }
         if case .handlerThreads(let count) = faults, count <= 0 {
             throw SwapError(.invalidArgument, "a transparent region needs at least one fault handler thread")
@@ -212,8 +227,9 @@ public final class SwapSpace: Sendable {
         guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
         let window = try engine.windows.make(pageCount: pages)
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let region = Region(id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
-                            folioOrder: 0, engine: engine, window: window)
+        let region = Region(
+            id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
+            folioOrder: 0, engine: engine, window: window)
         do {
             return try TransparentRegion(region: region, window: window, faults: faults)
         } catch {
@@ -224,10 +240,13 @@ public final class SwapSpace: Sendable {
 
     /// Creates a memory group under `parent` (the space's root group when nil), with optional
     /// limits in bytes.
-    public func makeGroup(name: String, memoryLimit: Int? = nil, swapLimit: Int? = nil,
-                          parent: MemoryGroup? = nil) throws(SwapError) -> MemoryGroup {
-        try engine.groups.make(name: name, parent: parent, frames: engine.frames,
-                               memoryLimit: memoryLimit, swapLimit: swapLimit)
+    public func makeGroup(
+        name: String, memoryLimit: Int? = nil, swapLimit: Int? = nil,
+        parent: MemoryGroup? = nil
+    ) throws(SwapError) -> MemoryGroup {
+        try engine.groups.make(
+            name: name, parent: parent, frames: engine.frames,
+            memoryLimit: memoryLimit, swapLimit: swapLimit)
     }
 
     /// The group every region belongs to unless given another; its usage covers the whole space.

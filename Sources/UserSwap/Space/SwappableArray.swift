@@ -59,8 +59,10 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
     ///
     /// Throws `.invalidArgument` for a negative count, a count beyond 16 TiB of pages, or an
     /// element type a page cannot hold.
-    public init(count: Int, in space: SwapSpace, group: MemoryGroup? = nil,
-                folioSize: Int = SwapPage.size) throws(SwapError) {
+    public init(
+        count: Int, in space: SwapSpace, group: MemoryGroup? = nil,
+        folioSize: Int = SwapPage.size
+    ) throws(SwapError) {
         let stride = MemoryLayout<Element>.stride
         guard stride > 0, stride <= SwapPage.size, MemoryLayout<Element>.alignment <= SwapPage.size else {
             throw SwapError(.invalidArgument, "a SwappableArray element must take 1 to 4096 bytes; \(Element.self) takes \(stride)")
@@ -82,8 +84,10 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
     }
 
     /// An array of `count` copies of `value` in `space` (see `init(count:in:group:folioSize:)`).
-    public convenience init(repeating value: Element, count: Int, in space: SwapSpace,
-                            group: MemoryGroup? = nil, folioSize: Int = SwapPage.size) throws(SwapError) {
+    public convenience init(
+        repeating value: Element, count: Int, in space: SwapSpace,
+        group: MemoryGroup? = nil, folioSize: Int = SwapPage.size
+    ) throws(SwapError) {
         try self.init(count: count, in: space, group: group, folioSize: folioSize)
         _ = try forEachPage(in: 0..<count, for: .write) { _, elements in elements.update(repeating: value) }
     }
@@ -175,8 +179,9 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
             let k = state.segmentCount
             // `checkCapacity` keeps the pages far below what the table's last segment reaches.
             guard k < SwappableArrayLayout.maxSegments else { fatalError("SwappableArray segment table overflow at \(count) elements") }
-            let region = try space.makeRegion(bytes: layout.pages(ofSegment: k) * SwapPage.size, group: group,
-                                              folioSize: folioSize)
+            let region = try space.makeRegion(
+                bytes: layout.pages(ofSegment: k) * SwapPage.size, group: group,
+                folioSize: folioSize)
             // Releasing: a reader that sees a count reaching into this segment sees the slot.
             segments[k].store(Unmanaged.passRetained(region), ordering: .releasing)
             state.segmentCount = k + 1
@@ -191,7 +196,10 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
 
     static func checkCapacity(_ count: Int, perPage: Int) throws(SwapError) {
         guard count <= SwappableArrayLayout.maxPages * perPage else {
-            throw SwapError(.invalidArgument, "a SwappableArray holds at most \(SwappableArrayLayout.maxPages * perPage) elements of \(Element.self) (16 TiB of pages); \(count) is too many")
+            throw SwapError(
+                .invalidArgument,
+                "a SwappableArray holds at most \(SwappableArrayLayout.maxPages * perPage) elements of \(Element.self) (16 TiB of pages); \(count) is too many"
+            )
         }
     }
 

@@ -98,8 +98,9 @@ final class TransparentFaultHandler: Sendable {
         let offset = Int(raw.address) - Int(bitPattern: window.appView)
         guard offset >= 0, offset >> SwapPage.shift < window.pageCount else { return }
         let page = offset >> SwapPage.shift
-        let fault = TransparentFaultResolver.Fault(page: page, write: raw.flags & UserFaultFD.flagWrite != 0,
-                                                   protect: raw.flags & UserFaultFD.flagWriteProtect != 0)
+        let fault = TransparentFaultResolver.Fault(
+            page: page, write: raw.flags & UserFaultFD.flagWrite != 0,
+            protect: raw.flags & UserFaultFD.flagWriteProtect != 0)
         guard !resolver.resolve(fault, wake: true) else { return }
         if raw.thread != 0 { _ = cus_tgkill(raw.thread, SIGBUS) }
         resolver.uffd.wake(window.appAddress(page), length: SwapPage.size)

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The engine's error: a stable code for programs, the system error underneath if there was one,
 /// and a message that tells the user what to do.
 public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
@@ -83,12 +85,14 @@ extension SwapError {
     static func file(_ path: String, _ errno: Errno, doing what: String) -> SwapError {
         switch errno {
         case .permissionDenied, .notPermitted:
-            SwapError(.permissionDenied, "cannot \(what) \(path): permission denied; check the file's owner and mode, or run as its owner", errno: errno)
+            SwapError(
+                .permissionDenied, "cannot \(what) \(path): permission denied; check the file's owner and mode, or run as its owner",
+                errno: errno)
         case .isDirectory:
             SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it", errno: errno)
         case .noSuchFile:
             SwapError(.noSuchFile, "\(path) does not exist; create it with `userswap format \(path) --size 1G`", errno: errno)
-        case .noSpace, Errno(rawValue: 122 /* EDQUOT */), Errno(rawValue: 27 /* EFBIG */):
+        case .noSpace, Errno(rawValue: EDQUOT), Errno(rawValue: EFBIG):
             SwapError(.diskFull, "cannot \(what) \(path): the disk is full; free space or choose a smaller --size", errno: errno)
         case .wouldBlock, .busy:
             SwapError(.fileInUse, "\(path) is in use by another process; stop it (or swapoff the file) first", errno: errno)

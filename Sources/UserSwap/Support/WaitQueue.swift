@@ -47,7 +47,10 @@ final class WaitQueue: Sendable {
             return true
         }
         guard sleeps else { return }
-        guard let deadline else { sleeper.wait(); return }
+        guard let deadline else {
+            sleeper.wait()
+            return
+        }
         let now = cus_monotonic_ns()
         let timeout = DispatchTime.now() + .nanoseconds(Int(deadline > now ? deadline - now : 0))
         if sleeper.wait(timeout: timeout) == .timedOut {

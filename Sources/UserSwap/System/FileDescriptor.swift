@@ -18,8 +18,9 @@ package struct FileDescriptor: ~Copyable, Sendable {
     static func readAll(_ rawValue: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) {
         var done = 0
         while done < buffer.count {
-            let n = try Syscalls.pread(rawValue, UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
-                                       offset: offset + Int64(done))
+            let n = try Syscalls.pread(
+                rawValue, UnsafeMutableRawBufferPointer(rebasing: buffer[done...]),
+                offset: offset + Int64(done))
             if n == 0 { throw .ioError }
             done += n
         }
@@ -34,8 +35,9 @@ package struct FileDescriptor: ~Copyable, Sendable {
     static func writeAll(_ rawValue: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) {
         var done = 0
         while done < buffer.count {
-            let n = try Syscalls.pwrite(rawValue, UnsafeRawBufferPointer(rebasing: buffer[done...]),
-                                        offset: offset + Int64(done))
+            let n = try Syscalls.pwrite(
+                rawValue, UnsafeRawBufferPointer(rebasing: buffer[done...]),
+                offset: offset + Int64(done))
             if n == 0 { throw .noSpace }
             done += n
         }

@@ -23,15 +23,21 @@ struct FutexLock {
 
     @inline(__always)
     func lock() {
-        if word.pointee.compareExchange(expected: Self.unlocked, desired: Self.locked,
-                                        ordering: .acquiring).exchanged { return }
+        if word.pointee.compareExchange(
+            expected: Self.unlocked, desired: Self.locked,
+            ordering: .acquiring
+        ).exchanged {
+            return
+        }
         lockSlow()
     }
 
     @inline(__always)
     func tryLock() -> Bool {
-        word.pointee.compareExchange(expected: Self.unlocked, desired: Self.locked,
-                                     ordering: .acquiring).exchanged
+        word.pointee.compareExchange(
+            expected: Self.unlocked, desired: Self.locked,
+            ordering: .acquiring
+        ).exchanged
     }
 
     @inline(__always)
@@ -60,8 +66,13 @@ struct FutexLock {
         // holder is usually about to leave.
         for _ in 0..<64 {
             if word.pointee.load(ordering: .relaxed) == Self.unlocked,
-               word.pointee.compareExchange(expected: Self.unlocked, desired: Self.locked,
-                                            ordering: .acquiring).exchanged { return }
+                word.pointee.compareExchange(
+                    expected: Self.unlocked, desired: Self.locked,
+                    ordering: .acquiring
+                ).exchanged
+            {
+                return
+            }
         }
         // Announce a sleeper by storing 2; whoever unlocks will wake one thread. Having taken
         // the lock this way we keep the word at 2, which may cost one spurious wake: harmless.

@@ -51,9 +51,15 @@ final class UserFaultFD: Sendable {
             let e = Errno(rawValue: -fd)
             switch e {
             case .notPermitted, .permissionDenied:
-                throw SwapError(.permissionDenied, "userfaultfd is not allowed for this process: set the sysctl vm.unprivileged_userfaultfd=1, or give the user read-write access to /dev/userfaultfd (or run with CAP_SYS_PTRACE)", errno: e)
+                throw SwapError(
+                    .permissionDenied,
+                    "userfaultfd is not allowed for this process: set the sysctl vm.unprivileged_userfaultfd=1, or give the user read-write access to /dev/userfaultfd (or run with CAP_SYS_PTRACE)",
+                    errno: e)
             default:
-                throw SwapError(.unsupported, "this kernel offers no userfaultfd (syscall and /dev/userfaultfd both failed); transparent regions need Linux 5.14 or later built with CONFIG_USERFAULTFD", errno: e)
+                throw SwapError(
+                    .unsupported,
+                    "this kernel offers no userfaultfd (syscall and /dev/userfaultfd both failed); transparent regions need Linux 5.14 or later built with CONFIG_USERFAULTFD",
+                    errno: e)
             }
         }
         let owned = FileDescriptor(adopting: fd)
@@ -69,7 +75,9 @@ final class UserFaultFD: Sendable {
             r = cus_uffd_api(fd, required, &granted, &ioctls)
         }
         guard r == 0 else {
-            throw SwapError(.unsupported, "the userfaultfd handshake failed; transparent regions need shared-memory minor faults (Linux 5.14 or later)", errno: Errno(rawValue: -r))
+            throw SwapError(
+                .unsupported, "the userfaultfd handshake failed; transparent regions need shared-memory minor faults (Linux 5.14 or later)",
+                errno: Errno(rawValue: -r))
         }
         guard granted & required == required else {
             throw SwapError(.unsupported, "this kernel's userfaultfd lacks shared-memory minor faults (Linux 5.14 or later)")

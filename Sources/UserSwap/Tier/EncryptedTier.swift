@@ -75,7 +75,8 @@ public final class EncryptedTier: SwapBackend {
         return consumed
     }
 
-    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool {
+    public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool
+    {
         let consumed = try lower.readConsuming(into: buffers, atPage: page)
         try open(Array(buffers), at: page)
         return consumed
@@ -108,10 +109,11 @@ public final class EncryptedTier: SwapBackend {
 
     /// Pages sealed, opened, and refused so far.
     public var statistics: EncryptedTierStatistics {
-        EncryptedTierStatistics(sealedPages: counters.sealed.load(ordering: .relaxed),
-                                openedPages: counters.opened.load(ordering: .relaxed),
-                                authenticationFailures: counters.failures.load(ordering: .relaxed),
-                                sideTableBytes: seals.count * Self.bytesPerPage)
+        EncryptedTierStatistics(
+            sealedPages: counters.sealed.load(ordering: .relaxed),
+            openedPages: counters.opened.load(ordering: .relaxed),
+            authenticationFailures: counters.failures.load(ordering: .relaxed),
+            sideTableBytes: seals.count * Self.bytesPerPage)
     }
 
     // MARK: Sealing
@@ -128,8 +130,9 @@ public final class EncryptedTier: SwapBackend {
         let total = buffers.reduce(0) { $0 + $1.count }
         precondition(total % SwapPage.size == 0, "a transfer of \(total) bytes is not whole pages")
         let pages = total / SwapPage.size
-        precondition(first >= 1 && first + pages <= pageCount,
-                     "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+        precondition(
+            first >= 1 && first + pages <= pageCount,
+            "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
         try withUnsafeTemporaryAllocation(byteCount: total, alignment: SwapPage.size) { (scratch) throws(SwapError) in
             var records: [SealRecord] = []
@@ -138,8 +141,8 @@ public final class EncryptedTier: SwapBackend {
             for buffer in buffers {
                 for start in stride(from: 0, to: buffer.count, by: SwapPage.size) {
                     let page = first + records.count
-                    let plain = UnsafeRawBufferPointer(rebasing: buffer[start ..< start + SwapPage.size])
-                    let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[offset ..< offset + SwapPage.size])
+                    let plain = UnsafeRawBufferPointer(rebasing: buffer[start..<start + SwapPage.size])
+                    let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[offset..<offset + SwapPage.size])
                     records.append(sealPage(plain, into: sealed, page: page))
                     offset += SwapPage.size
                 }
@@ -182,14 +185,17 @@ public final class EncryptedTier: SwapBackend {
         var page = first
         for buffer in buffers {
             for start in stride(from: 0, to: buffer.count, by: SwapPage.size) {
-                let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[start ..< start + SwapPage.size])
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + SwapPage.size])
                 guard openPage(bytes, page: page) else {
                     for b in buffers { b.initializeMemory(as: UInt8.self, repeating: 0) }
                     counters.failures.add(1, ordering: .relaxed)
                     let never = seals[page].counter == 0
-                    throw SwapError(.ioError, never
-                        ? "page \(page) failed authentication: it was never written through this encrypted tier (a read of a slot nobody wrote); its bytes are not returned"
-                        : "page \(page) failed authentication: its ciphertext on the device was changed (or belongs to another slot or an older write); its bytes are not returned")
+                    throw SwapError(
+                        .ioError,
+                        never
+                            ? "page \(page) failed authentication: it was never written through this encrypted tier (a read of a slot nobody wrote); its bytes are not returned"
+                            : "page \(page) failed authentication: its ciphertext on the device was changed (or belongs to another slot or an older write); its bytes are not returned"
+                    )
                 }
                 page += 1
             }

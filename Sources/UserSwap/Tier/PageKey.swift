@@ -26,7 +26,8 @@ final class _PageKey {
     init() throws(SwapError) {
         try Self.initializeSodium()
         guard let block = sodium_malloc(Self.byteCount) else {
-            throw SwapError(.outOfMemory, "cannot allocate the locked memory for a page key (sodium_malloc of \(Self.byteCount) bytes failed)")
+            throw SwapError(
+                .outOfMemory, "cannot allocate the locked memory for a page key (sodium_malloc of \(Self.byteCount) bytes failed)")
         }
         // Locked before the key is made, so that it is never in a page the system may swap.
         // Locking pages sodium_malloc already locked costs nothing more against the limit.
@@ -34,8 +35,10 @@ final class _PageKey {
             lockFailure = nil
         } else {
             let code = errno
-            lockFailure = SwapError(.permissionDenied, "the space's page key could not be locked in RAM (mlock: \(String(cString: strerror(code)))): the system may write it to its own swap; raise the locked-memory limit (ulimit -l, LimitMEMLOCK= in systemd) or give the process CAP_IPC_LOCK",
-                                    errno: Errno(rawValue: code))
+            lockFailure = SwapError(
+                .permissionDenied,
+                "the space's page key could not be locked in RAM (mlock: \(String(cString: strerror(code)))): the system may write it to its own swap; raise the locked-memory limit (ulimit -l, LimitMEMLOCK= in systemd) or give the process CAP_IPC_LOCK",
+                errno: Errno(rawValue: code))
         }
         let key = block.assumingMemoryBound(to: UInt8.self)
         crypto_aead_xchacha20poly1305_ietf_keygen(key)
@@ -54,7 +57,8 @@ final class _PageKey {
     /// source of randomness.
     static func initializeSodium() throws(SwapError) {
         guard sodium_init() >= 0 else {
-            throw SwapError(.ioError, "libsodium could not start (sodium_init failed: no source of randomness?); encrypted swap is unavailable")
+            throw SwapError(
+                .ioError, "libsodium could not start (sodium_init failed: no source of randomness?); encrypted swap is unavailable")
         }
     }
 

@@ -122,8 +122,9 @@ extension BenchHarness {
         opsPerCall: Int = 1,
         operation: @escaping @Sendable (_ thread: Int) throws -> Void
     ) throws -> TimedRun {
-        try runTimed(label, threads: threads, limit: limit, opsPerCall: opsPerCall,
-                     setUp: { $0 }, operation: { thread in try operation(thread) })
+        try runTimed(
+            label, threads: threads, limit: limit, opsPerCall: opsPerCall,
+            setUp: { $0 }, operation: { thread in try operation(thread) })
     }
 }
 

@@ -18,8 +18,10 @@ public struct BenchParameter: Sendable {
     /// Whether `text` is a value of `type`.
     private let accepts: @Sendable (String) -> Bool
 
-    public init(_ key: String, type: String, default defaultValue: String?, _ summary: String,
-                accepts: @escaping @Sendable (String) -> Bool) {
+    public init(
+        _ key: String, type: String, default defaultValue: String?, _ summary: String,
+        accepts: @escaping @Sendable (String) -> Bool
+    ) {
         self.key = key
         self.type = type
         self.defaultValue = defaultValue
@@ -37,15 +39,18 @@ public struct BenchParameter: Sendable {
 
     /// Decimal numbers in `range`.
     public static func number(_ key: String, _ range: ClosedRange<Double>, default value: Double?, _ summary: String) -> BenchParameter {
-        BenchParameter(key, type: "number \(LatencySummary.trimmed(range.lowerBound))…\(LatencySummary.trimmed(range.upperBound))",
-                       default: value.map { LatencySummary.trimmed($0) }, summary) {
+        BenchParameter(
+            key, type: "number \(LatencySummary.trimmed(range.lowerBound))…\(LatencySummary.trimmed(range.upperBound))",
+            default: value.map { LatencySummary.trimmed($0) }, summary
+        ) {
             Double($0).map(range.contains) ?? false
         }
     }
 
     /// Sizes with K/M/G suffixes (`64K`), from `range.lowerBound` to `range.upperBound` bytes.
     public static func size(_ key: String, _ range: ClosedRange<Int64>, default value: String?, _ summary: String) -> BenchParameter {
-        BenchParameter(key, type: "size \(ByteSize.format(range.lowerBound))…\(ByteSize.format(range.upperBound))", default: value, summary) {
+        BenchParameter(key, type: "size \(ByteSize.format(range.lowerBound))…\(ByteSize.format(range.upperBound))", default: value, summary)
+        {
             guard case .success(let bytes) = ByteSize.parse($0) else { return false }
             return range.contains(bytes)
         }

@@ -121,10 +121,10 @@ public struct BenchReport: Sendable, Equatable, Encodable {
         if let swapProtocol { context.append(swapProtocol.rawValue) }
         context.append(threads == 1 ? "1 thread" : "\(threads) threads")
         return """
-        \(scenario) (\(context.joined(separator: ", "))): \(Self.count(Double(ops))) ops in \(LatencySummary.trimmed(seconds)) s = \(Self.count(opsPerSecond)) ops/s
-          latency \(latency.text)
-          peak RSS \(ByteSize.format(peakResidentBytes)), swap-ins \(swapIns), swap-outs \(swapOuts), device reads \(deviceReads), writes \(deviceWrites), \(verified ? "verified" : "not verified")
-        """
+            \(scenario) (\(context.joined(separator: ", "))): \(Self.count(Double(ops))) ops in \(LatencySummary.trimmed(seconds)) s = \(Self.count(opsPerSecond)) ops/s
+              latency \(latency.text)
+              peak RSS \(ByteSize.format(peakResidentBytes)), swap-ins \(swapIns), swap-outs \(swapOuts), device reads \(deviceReads), writes \(deviceWrites), \(verified ? "verified" : "not verified")
+            """
     }
 
     /// 1234567 → "1.23M".

@@ -18,7 +18,10 @@ final class DirectIOFile: Sendable {
     init(path: String, bytes: Int64) throws {
         precondition(bytes > 0 && bytes % 4096 == 0)
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | cus_O_DIRECT(), 0o600)
-        guard fd >= 0 else { throw BenchError("cannot create \(path) with O_DIRECT: \(String(cString: strerror(errno))) (the file system must support direct I/O)") }
+        guard fd >= 0 else {
+            throw BenchError(
+                "cannot create \(path) with O_DIRECT: \(String(cString: strerror(errno))) (the file system must support direct I/O)")
+        }
         unlink(path)
         self.fd = fd
         self.path = path
@@ -45,14 +48,18 @@ final class DirectIOFile: Sendable {
     }
 
     /// One vectored call over `buffer`'s pages, EINTR retried.
-    private func transfer(_ buffer: ScatteredPages, at offset: Int64, _ name: String,
-                          _ call: (UnsafePointer<iovec>?, Int32, Int) -> Int) throws {
+    private func transfer(
+        _ buffer: ScatteredPages, at offset: Int64, _ name: String,
+        _ call: (UnsafePointer<iovec>?, Int32, Int) -> Int
+    ) throws {
         var n: Int
         repeat {
             n = call(buffer.vectors.baseAddress, Int32(buffer.vectors.count), Int(offset))
         } while n < 0 && errno == EINTR
         guard n == buffer.byteCount else {
-            throw BenchError("O_DIRECT \(name) of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")")
+            throw BenchError(
+                "O_DIRECT \(name) of \(path) at \(offset): \(n < 0 ? String(cString: strerror(errno)) : "\(n) of \(buffer.byteCount) bytes")"
+            )
         }
     }
 
@@ -66,7 +73,9 @@ final class DirectIOFile: Sendable {
         while done < buffer.count {
             let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, Int(offset) + done)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw BenchError("O_DIRECT read of \(path) at \(offset): \(n == 0 ? "end of file" : String(cString: strerror(errno)))") }
+            guard n > 0 else {
+                throw BenchError("O_DIRECT read of \(path) at \(offset): \(n == 0 ? "end of file" : String(cString: strerror(errno)))")
+            }
             done += n
         }
     }

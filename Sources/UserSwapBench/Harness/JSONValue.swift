@@ -33,13 +33,16 @@ extension JSONValue {
     public init(_ value: UInt64) { self = value <= UInt64(Int64.max) ? .int(Int64(value)) : .uint(value) }
     public init(_ value: Double) { self = .double(value) }
     public init(_ value: LatencySummary) {
-        self = ["p50": .double(value.p50), "p99": .double(value.p99), "p999": .double(value.p999),
-                "max": .double(value.max), "mean": .double(value.mean), "count": JSONValue(value.count)]
+        self = [
+            "p50": .double(value.p50), "p99": .double(value.p99), "p999": .double(value.p999),
+            "max": .double(value.max), "mean": .double(value.mean), "count": JSONValue(value.count),
+        ]
     }
 }
 
 extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
     public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }

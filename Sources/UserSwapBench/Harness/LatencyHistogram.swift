@@ -34,7 +34,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     @inline(__always)
     static func bucket(of value: UInt64) -> Int {
         if value < UInt64(subBucketCount) { return Int(value) }
-        let exponent = 63 - value.leadingZeroBitCount          // ≥ subBucketBits here
+        let exponent = 63 - value.leadingZeroBitCount  // ≥ subBucketBits here
         if exponent >= maxExponent { return bucketCount - 1 }
         let shift = exponent - subBucketBits
         let sub = Int(truncatingIfNeeded: (value >> UInt64(shift)) & UInt64(subBucketCount - 1))
@@ -114,9 +114,10 @@ public struct LatencyHistogram: Sendable, Equatable {
         guard count > 0 else { return [] }
         var quantiles = (0...18).map { Double($0) / 20 }
         quantiles += [0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1]
-        return .array(quantiles.map { quantile in
-            [.double(quantile), .double(Self.microseconds(value(atQuantile: quantile)))]
-        })
+        return .array(
+            quantiles.map { quantile in
+                [.double(quantile), .double(Self.microseconds(value(atQuantile: quantile)))]
+            })
     }
 
     /// The mean in nanoseconds; 0 when empty.

@@ -76,23 +76,29 @@ struct RawSequentialBandwidth {
         let share = chunks / threads
         /// One pass over the file: each thread streams its share, one transfer at a time, through
         /// a buffer of its own.
-        @Sendable func pass<Buffer>(_ label: String, buffer: @escaping @Sendable () -> Buffer,
-                                    _ body: @escaping @Sendable (Buffer, Int64) throws -> Void) throws -> TimedRun {
-            try harness.runTimed(label, threads: threads, limit: .callsPerThread(share),
-                                 setUp: { t in (buffer(), t * share) },
-                                 operation: { state in
-                                     try body(state.0, Int64(state.1) * Int64(transfer))
-                                     state.1 += 1
-                                 })
+        @Sendable func pass<Buffer>(
+            _ label: String, buffer: @escaping @Sendable () -> Buffer,
+            _ body: @escaping @Sendable (Buffer, Int64) throws -> Void
+        ) throws -> TimedRun {
+            try harness.runTimed(
+                label, threads: threads, limit: .callsPerThread(share),
+                setUp: { t in (buffer(), t * share) },
+                operation: { state in
+                    try body(state.0, Int64(state.1) * Int64(transfer))
+                    state.1 += 1
+                })
         }
         @Sendable func pass(_ label: String, _ body: @escaping @Sendable (AlignedBuffer, Int64) throws -> Void) throws -> TimedRun {
             try pass(label, buffer: { AlignedBuffer(count: transfer) }, body)
         }
-        @Sendable func scatteredPass(_ label: String, _ body: @escaping @Sendable (ScatteredPages, Int64) throws -> Void) throws -> TimedRun {
+        @Sendable func scatteredPass(_ label: String, _ body: @escaping @Sendable (ScatteredPages, Int64) throws -> Void) throws -> TimedRun
+        {
             try pass(label, buffer: { ScatteredPages(count: transfer / 4096) }, body)
         }
         let write = try pass("sequential write") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
-        let overwrite = try pass("sequential overwrite") { buffer, offset in try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset) }
+        let overwrite = try pass("sequential overwrite") { buffer, offset in
+            try file.write(UnsafeRawBufferPointer(buffer.bytes), at: offset)
+        }
         let passes = try (1...2).map { n in
             try pass("sequential read (pass \(n))") { buffer, offset in try file.read(into: buffer.bytes, at: offset) }
         }
@@ -102,9 +108,10 @@ struct RawSequentialBandwidth {
         }
         try file.reallocate()
         let scatteredWrite = try scatteredPass("sequential write, 4 KiB pages") { pages, offset in try file.write(pages, at: offset) }
-        return RawSequentialBandwidth(write: write, overwrite: overwrite, read: read, readPasses: passes.map(\.opsPerSecond),
-                                      scatteredRead: scatteredReads.max { $0.opsPerSecond < $1.opsPerSecond }!,
-                                      scatteredWrite: scatteredWrite, threads: threads)
+        return RawSequentialBandwidth(
+            write: write, overwrite: overwrite, read: read, readPasses: passes.map(\.opsPerSecond),
+            scatteredRead: scatteredReads.max { $0.opsPerSecond < $1.opsPerSecond }!,
+            scatteredWrite: scatteredWrite, threads: threads)
     }
 
     /// Measures a scratch file of `bytes` (rounded down to whole MiB, at least one) in

@@ -50,7 +50,8 @@ enum AllocScenario: BenchScenario {
         }
         progress.finish()
         let measured = Double(ResidentMemory.currentBytes() - before) / Double(pages)
-        harness.log("metadata per slot: \(SwapDevice.metadataBytesPerSlot) bytes computed, \(measured) measured (RSS delta over \(filled) slots)")
+        harness.log(
+            "metadata per slot: \(SwapDevice.metadataBytesPerSlot) bytes computed, \(measured) measured (RSS delta over \(filled) slots)")
 
         var report = harness.report(headline!)
         report.dataBytes = Int64(deviceBytes)

@@ -9,7 +9,9 @@ enum BenchRedisServer {
     static func connect(url: String?, harness: BenchHarness, missing: String) throws -> (RedisBackend.Configuration, RedisServerProcess?) {
         if let url {
             if RedisBackend.Configuration.hasPassword(url) {
-                harness.log("warning: the password in the Redis URL is visible to every user of this machine (ps, /proc); give the URL without it and the password in \(RedisBackend.Configuration.passwordEnvironmentVariable)")
+                harness.log(
+                    "warning: the password in the Redis URL is visible to every user of this machine (ps, /proc); give the URL without it and the password in \(RedisBackend.Configuration.passwordEnvironmentVariable)"
+                )
             }
             return (try RedisBackend.Configuration(url: url, environment: ProcessInfo.processInfo.environment), nil)
         }

@@ -39,8 +39,10 @@ enum DeviceLimitsScenario: BenchScenario {
 
     static let transfer = RawSequentialBandwidth.transfer
 
-    static let largeFolio = BenchParameter("large_folio", type: "size, a power of two 8K…2M", default: "64K",
-                                           "the folio size of the large-folio swap-out and swap-in") { text in
+    static let largeFolio = BenchParameter(
+        "large_folio", type: "size, a power of two 8K…2M", default: "64K",
+        "the folio size of the large-folio swap-out and swap-in"
+    ) { text in
         guard case .success(let large) = ByteSize.parse(text) else { return false }
         return large > 4096 && large <= 2 << 20 && large & (large - 1) == 0
     }
@@ -61,12 +63,14 @@ enum DeviceLimitsScenario: BenchScenario {
         let seconds = harness.seconds(default: 3)
         return try harness.withScratchDirectory { folder in
             let raw = try measureRaw(folder: folder, bytes: dataBytes, threads: threads, seconds: seconds, harness: harness)
-            let swap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
-                                           seconds: seconds, folioSize: 4096, policy: policy, harness: harness)
+            let swap = try measureUserSwap(
+                folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
+                seconds: seconds, folioSize: 4096, policy: policy, harness: harness)
             // The same streams with large folios (the kernel's mTHP swap-out): one reclaim
             // decision, one swap cache insert and one slot run per folio instead of per page.
-            let largeSwap = try measureUserSwap(folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
-                                                seconds: 0, folioSize: Int(large), policy: policy, harness: harness)
+            let largeSwap = try measureUserSwap(
+                folder: folder, memory: memory, dataBytes: dataBytes, threads: threads,
+                seconds: 0, folioSize: Int(large), policy: policy, harness: harness)
             var report = harness.report(swap.random ?? swap.stream)
             report.budgetBytes = Int64(memory)
             report.dataBytes = dataBytes
@@ -95,11 +99,16 @@ enum DeviceLimitsScenario: BenchScenario {
                 "sequential_swap_in_of_sequential_read_large_folios": JSONValue(largeReadShare),
                 "large_folio_bytes": JSONValue(Int(large)),
                 "threads": JSONValue(threads),
-                "note": "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9), and ÷ the same writes from 256 scattered 4 KiB pages each (_of_4k_page_write); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
+                "note":
+                    "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9), and ÷ the same writes from 256 scattered 4 KiB pages each (_of_4k_page_write); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
             ]
             report.extras["file_system_dir"] = .string(folder)
-            harness.log("swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s (\(trim(pageWriteShare * 100)) % of it from 4 KiB pages, \(trim(raw.sequential.scatteredWriteMiBPerSecond)) MiB/s); sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s (\(trim(pageReadShare * 100)) % of it into 4 KiB pages, \(trim(raw.sequential.scatteredReadMiBPerSecond)) MiB/s); swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads")
-            harness.log("with \(largeText) folios: swap-out \(trim(largeSwap.swapOutMiBPerSecond)) MiB/s = \(trim(largeWriteShare * 100)) % of sequential write; sequential swap-in \(trim(largeSwap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(largeReadShare * 100)) % of sequential read")
+            harness.log(
+                "swap-out \(trim(swap.swapOutMiBPerSecond)) MiB/s = \(trim(writeShare * 100)) % of sequential write \(trim(raw.sequentialWriteMiBPerSecond)) MiB/s (\(trim(pageWriteShare * 100)) % of it from 4 KiB pages, \(trim(raw.sequential.scatteredWriteMiBPerSecond)) MiB/s); sequential swap-in \(trim(swap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(sequentialReadShare * 100)) % of sequential read \(trim(raw.sequentialReadMiBPerSecond)) MiB/s (\(trim(pageReadShare * 100)) % of it into 4 KiB pages, \(trim(raw.sequential.scatteredReadMiBPerSecond)) MiB/s); swap-in \(trim(swap.swapInPerSecond))/s = \(trim(readShare * 100)) % of random read \(trim(raw.randomReadIOPS(threads: threads)))/s at \(threads) threads"
+            )
+            harness.log(
+                "with \(largeText) folios: swap-out \(trim(largeSwap.swapOutMiBPerSecond)) MiB/s = \(trim(largeWriteShare * 100)) % of sequential write; sequential swap-in \(trim(largeSwap.sequentialSwapInMiBPerSecond)) MiB/s = \(trim(largeReadShare * 100)) % of sequential read"
+            )
             return report
         }
     }
@@ -120,12 +129,16 @@ enum DeviceLimitsScenario: BenchScenario {
 
         var json: JSONValue {
             var object = sequential.json
-            object["random_read_4k"] = .array(randomReads.map { entry in
-                ["threads": JSONValue(entry.threads), "iops": JSONValue(entry.run.opsPerSecond),
-                 "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1048576), "latency_us": JSONValue(entry.run.latency)]
-            })
+            object["random_read_4k"] = .array(
+                randomReads.map { entry in
+                    [
+                        "threads": JSONValue(entry.threads), "iops": JSONValue(entry.run.opsPerSecond),
+                        "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1_048_576), "latency_us": JSONValue(entry.run.latency),
+                    ]
+                })
             object["memcpy_gib_per_s"] = JSONValue(memcpyGiBPerSecond)
-            object["io"] = "O_DIRECT pread/pwrite on a fallocated file; sequential: 1 MiB transfers by sequential_threads threads, each its own share; random reads: one blocking pread per thread (queue depth = threads)"
+            object["io"] =
+                "O_DIRECT pread/pwrite on a fallocated file; sequential: 1 MiB transfers by sequential_threads threads, each its own share; random reads: one blocking pread per thread (queue depth = threads)"
             return .object(object)
         }
     }
@@ -136,12 +149,13 @@ enum DeviceLimitsScenario: BenchScenario {
         let pages = UInt64(bytes / 4096)
         var random: [(Int, TimedRun)] = []
         for count in Set([1, threads, 32]).sorted() {
-            let run = try harness.runTimed("random 4K reads × \(count)", threads: count, limit: .seconds(seconds),
-                                           setUp: { thread in (AlignedBuffer(count: 4096), Xoshiro256StarStar(seed: 0xD15C ^ UInt64(thread))) },
-                                           operation: { state in
-                                               let page = state.1.next() % pages
-                                               try file.read(into: state.0.bytes, at: Int64(page) * 4096)
-                                           })
+            let run = try harness.runTimed(
+                "random 4K reads × \(count)", threads: count, limit: .seconds(seconds),
+                setUp: { thread in (AlignedBuffer(count: 4096), Xoshiro256StarStar(seed: 0xD15C ^ UInt64(thread))) },
+                operation: { state in
+                    let page = state.1.next() % pages
+                    try file.read(into: state.0.bytes, at: Int64(page) * 4096)
+                })
             random.append((count, run))
         }
         return Raw(sequential: sequential, randomReads: random, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
@@ -152,7 +166,7 @@ enum DeviceLimitsScenario: BenchScenario {
         let size = 64 << 20
         let source = AlignedBuffer(count: size, fill: 1)
         let target = AlignedBuffer(count: size, fill: 2)
-        memcpy(target.bytes.baseAddress!, source.bytes.baseAddress!, size)   // fault both in
+        memcpy(target.bytes.baseAddress!, source.bytes.baseAddress!, size)  // fault both in
         var copies = 0
         let start = cus_monotonic_ns()
         var elapsed: UInt64 = 0
@@ -185,14 +199,14 @@ enum DeviceLimitsScenario: BenchScenario {
         var verified: Bool
         var folioBytes: Int
 
-        var swapOutMiBPerSecond: Double { Double(fillSwapOuts) * 4096 / 1048576 / fill.seconds }
+        var swapOutMiBPerSecond: Double { Double(fillSwapOuts) * 4096 / 1_048_576 / fill.seconds }
         var swapInPerSecond: Double { random.map { Double(randomSwapIns) / $0.seconds } ?? 0 }
-        var sequentialSwapInMiBPerSecond: Double { Double(streamSwapIns) * 4096 / 1048576 / stream.seconds }
+        var sequentialSwapInMiBPerSecond: Double { Double(streamSwapIns) * 4096 / 1_048_576 / stream.seconds }
 
         var json: JSONValue {
             var fields: [String: JSONValue] = [
                 "swap_out_mib_per_s": JSONValue(swapOutMiBPerSecond),
-                "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1048576 / fill.seconds),
+                "fill_mib_per_s": JSONValue(Double(fill.ops) * 4096 / 1_048_576 / fill.seconds),
                 "fill_seconds": JSONValue(fill.seconds), "fill_swap_outs": JSONValue(fillSwapOuts),
                 "fill_device_writes": JSONValue(fillDeviceWrites), "fill_direct_reclaims": JSONValue(fillDirectReclaims),
                 "pages_per_write": JSONValue(fillDeviceWrites > 0 ? Double(fillSwapOuts) / Double(fillDeviceWrites) : 0),
@@ -216,17 +230,21 @@ enum DeviceLimitsScenario: BenchScenario {
 
     /// UserSwap's phases over a region of `folioSize` folios; the random phase is skipped when
     /// `seconds` is 0.
-    static func measureUserSwap(folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
-                                folioSize: Int, policy: ReclaimPolicy, harness: BenchHarness) throws -> Swap {
+    static func measureUserSwap(
+        folder: String, memory: Int, dataBytes: Int64, threads: Int, seconds: Double,
+        folioSize: Int, policy: ReclaimPolicy, harness: BenchHarness
+    ) throws -> Swap {
         let pages = Int(dataBytes / 4096)
         // Its own unnamed file per run, gone when the space is.
         var device: SwapSpace.DeviceConfiguration = .temporary(size: dataBytes * 2 + 4096, directory: folder)
         #if DEBUG
         if let byte = harness.options.swapReadCorruption { device = .corruptingMemory(bytes: dataBytes * 2 + 4096, byte: byte) }
         #endif
-        let space = try SwapSpace(.init(memory: memory, devices: [device],
-                                        sync: harness.swapProtocol.sync(),
-                                        reclaimPolicy: policy, encryption: harness.options.spaceEncryption))
+        let space = try SwapSpace(
+            .init(
+                memory: memory, devices: [device],
+                sync: harness.swapProtocol.sync(),
+                reclaimPolicy: policy, encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: Int(dataBytes), folioSize: folioSize)
         let label = folioSize == 4096 ? "" : " (\(folioSize >> 10) KiB folios)"
         let stats = space.statistics
@@ -240,7 +258,9 @@ enum DeviceLimitsScenario: BenchScenario {
         }
         @Sendable func check(_ page: Int) throws {
             try region.withPage(page, for: .read) { bytes in
-                if !PagePattern.check(UnsafeRawBufferPointer(bytes), page: page, version: 1, seed: seed) { wrong.add(1, ordering: .relaxed) }
+                if !PagePattern.check(UnsafeRawBufferPointer(bytes), page: page, version: 1, seed: seed) {
+                    wrong.add(1, ordering: .relaxed)
+                }
             }
         }
         // The first budget's worth of the shares fills memory without swapping anything out:
@@ -252,40 +272,48 @@ enum DeviceLimitsScenario: BenchScenario {
         }
         let before = (outs: stats[.swapOuts], writes: stats[.deviceWrites], direct: stats[.directReclaims])
         // Each thread writes the rest of its share in order.
-        let fill = try harness.runTimed("UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share - warm),
-                                        setUp: { thread in thread * share + warm },
-                                        operation: { page in
-                                            if page < pages { try write(page) }
-                                            page += 1
-                                        })
+        let fill = try harness.runTimed(
+            "UserSwap sequential swap-out" + label, threads: threads, limit: .callsPerThread(share - warm),
+            setUp: { thread in thread * share + warm },
+            operation: { page in
+                if page < pages { try write(page) }
+                page += 1
+            })
         let fillOuts = Int64(stats[.swapOuts] - before.outs)
         let fillWrites = Int64(stats[.deviceWrites] - before.writes)
         let fillDirect = Int64(stats[.directReclaims] - before.direct)
         // Read back in the same order (the first pages of each share left memory first).
         try region.advise(.sequential)
         let streamBefore = (ins: stats[.swapIns], reads: stats[.deviceReads])
-        let stream = try harness.runTimed("UserSwap sequential swap-in" + label, threads: threads, limit: .callsPerThread(share),
-                                          setUp: { thread in thread * share },
-                                          operation: { page in
-                                              if page < pages { try check(page) }
-                                              page += 1
-                                          })
+        let stream = try harness.runTimed(
+            "UserSwap sequential swap-in" + label, threads: threads, limit: .callsPerThread(share),
+            setUp: { thread in thread * share },
+            operation: { page in
+                if page < pages { try check(page) }
+                page += 1
+            })
         let streamIns = Int64(stats[.swapIns] - streamBefore.ins)
         let streamReads = Int64(stats[.deviceReads] - streamBefore.reads)
         try region.advise(.random)
         let inBefore = stats[.swapIns]
-        let random = seconds <= 0 ? nil : try harness.runTimed("UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
-                                          setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
-                                          operation: { generator in
-                                              try check(Int(generator.next() % UInt64(pages)))
-                                          })
+        let random =
+            seconds <= 0
+            ? nil
+            : try harness.runTimed(
+                "UserSwap random swap-in", threads: threads, limit: .seconds(seconds),
+                setUp: { thread in Xoshiro256StarStar(seed: 0x5A1D ^ UInt64(thread)) },
+                operation: { generator in
+                    try check(Int(generator.next() % UInt64(pages)))
+                })
         let randomIns = Int64(stats[.swapIns] - inBefore)
         // Relaxed: the workers were joined by runTimed.
         let mismatches = wrong.load(ordering: .relaxed)
         if mismatches > 0 { harness.log("\(mismatches) pages read back wrong") }
-        return Swap(fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts, fillDeviceWrites: fillWrites, fillDirectReclaims: fillDirect, randomSwapIns: randomIns,
-                    swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
-                    deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
-                    verified: mismatches == 0 && space.checkInvariants().isEmpty, folioBytes: folioSize)
+        return Swap(
+            fill: fill, stream: stream, streamSwapIns: streamIns, streamDeviceReads: streamReads, random: random, fillSwapOuts: fillOuts,
+            fillDeviceWrites: fillWrites, fillDirectReclaims: fillDirect, randomSwapIns: randomIns,
+            swapIns: Int64(stats[.swapIns]), swapOuts: Int64(stats[.swapOuts]),
+            deviceReads: Int64(stats[.deviceReads]), deviceWrites: Int64(stats[.deviceWrites]),
+            verified: mismatches == 0 && space.checkInvariants().isEmpty, folioBytes: folioSize)
     }
 }

@@ -18,10 +18,12 @@ import UserSwap
 /// folder, read with O_DIRECT), `faults=handler_threads|faulting_thread` (who resolves them).
 enum FaultsScenario: BenchScenario {
     static let name = "faults"
-    static let summary = "µs per fault on a transparent region: minor (resident), major (swapped), first touch; explicit and kernel for reference"
+    static let summary =
+        "µs per fault on a transparent region: minor (resident), major (swapped), first touch; explicit and kernel for reference"
 
     static let pages = BenchParameter.integer("pages", 16...1 << 20, default: 4096, "pages faulted in each phase")
-    static let device = BenchParameter.choice("device", ["file", "memory"], default: "file", "swap to a file (O_DIRECT) or to process memory")
+    static let device = BenchParameter.choice(
+        "device", ["file", "memory"], default: "file", "swap to a file (O_DIRECT) or to process memory")
     static func parameters(mode: BenchMode?) -> [BenchParameter] { [pages, device, WorkloadBench.faults] }
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
@@ -32,7 +34,8 @@ enum FaultsScenario: BenchScenario {
         let memory = Int(options.memoryBytes ?? Int64(4 * pages * SwapPage.size))
         let swapBytes = Int64(4 * pages * SwapPage.size)
         return try harness.withScratchDirectory { folder in
-            let swap: SwapSpace.DeviceConfiguration = device == "memory"
+            let swap: SwapSpace.DeviceConfiguration =
+                device == "memory"
                 ? .memory(bytes: Int(swapBytes)) : .temporary(size: swapBytes, directory: folder)
             let space = try SwapSpace(.init(memory: memory, devices: [swap], encryption: options.spaceEncryption))
             var order = Array(0..<pages)
@@ -73,8 +76,9 @@ enum FaultsScenario: BenchScenario {
             }
 
             let problems = space.checkInvariants()
-            let run = TimedRun(threads: 1, calls: Int64(pages), ops: Int64(pages), seconds: Double(major.sum) / 1e9,
-                               histogram: major, opsPerThread: [Int64(pages)])
+            let run = TimedRun(
+                threads: 1, calls: Int64(pages), ops: Int64(pages), seconds: Double(major.sum) / 1e9,
+                histogram: major, opsPerThread: [Int64(pages)])
             var report = harness.report(run, mode: .transparent)
             report.fill(from: space, budget: Int64(memory), data: Int64(pages * SwapPage.size))
             report.verified = intact && problems.isEmpty && region.lastFaultError == nil
@@ -89,9 +93,13 @@ enum FaultsScenario: BenchScenario {
             report.extras["handles_kernel_faults"] = .bool(region.handlesKernelFaults)
             report.extras["transparent_counters"] = .object(transparentCounters.filter { $0.value != 0 }.mapValues { JSONValue($0) })
             if !problems.isEmpty { report.extras["invariant_problems"] = .array(problems.prefix(10).map { .string($0) }) }
-            for (label, h) in [("minor", minor), ("major", major), ("first touch", firstTouch),
-                               ("explicit major", explicitMajor), ("kernel first touch", kernelFirstTouch)] {
-                harness.log("\(label): p50 \(LatencySummary.format(Double(h.value(atQuantile: 0.5)) / 1000)), p99 \(LatencySummary.format(Double(h.value(atQuantile: 0.99)) / 1000))")
+            for (label, h) in [
+                ("minor", minor), ("major", major), ("first touch", firstTouch),
+                ("explicit major", explicitMajor), ("kernel first touch", kernelFirstTouch),
+            ] {
+                harness.log(
+                    "\(label): p50 \(LatencySummary.format(Double(h.value(atQuantile: 0.5)) / 1000)), p99 \(LatencySummary.format(Double(h.value(atQuantile: 0.99)) / 1000))"
+                )
             }
             return report
         }
@@ -124,8 +132,10 @@ enum FaultsScenario: BenchScenario {
     }
 
     static func microseconds(_ h: LatencyHistogram) -> JSONValue {
-        ["p50": JSONValue(Double(h.value(atQuantile: 0.5)) / 1000),
-         "p99": JSONValue(Double(h.value(atQuantile: 0.99)) / 1000),
-         "mean": JSONValue((h.mean / 100).rounded() / 10)]
+        [
+            "p50": JSONValue(Double(h.value(atQuantile: 0.5)) / 1000),
+            "p99": JSONValue(Double(h.value(atQuantile: 0.99)) / 1000),
+            "mean": JSONValue((h.mean / 100).rounded() / 10),
+        ]
     }
 }

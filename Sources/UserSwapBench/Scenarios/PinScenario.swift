@@ -53,15 +53,17 @@ enum PinScenario: BenchScenario {
         // Pins must not have moved, changed or leaked anything.
         var intact = true
         for page in 0..<pages {
-            intact = try region.withPage(page, for: .read) {
-                RaceScenario.Pattern.matches(UnsafeRawBufferPointer($0), page: page, seed: seed)
-            } && region.state(ofPage: page) == .resident && intact
+            intact =
+                try region.withPage(page, for: .read) {
+                    RaceScenario.Pattern.matches(UnsafeRawBufferPointer($0), page: page, seed: seed)
+                } && region.state(ofPage: page) == .resident && intact
         }
         let problems = space.checkInvariants()
 
         var report = harness.report(read)
         report.fill(from: space, budget: Int64(memory), data: Int64(pages * SwapPage.size))
-        report.verified = intact && problems.isEmpty && space.residentFrames == pages
+        report.verified =
+            intact && problems.isEmpty && space.residentFrames == pages
             && read.histogram.count == UInt64(read.ops) && write.histogram.count == UInt64(write.ops)
         report.extras["pin_ns"] = nanoseconds(read)
         report.extras["pin_write_ns"] = nanoseconds(write)
@@ -70,16 +72,21 @@ enum PinScenario: BenchScenario {
         report.extras["batch"] = JSONValue(batch)
         if !problems.isEmpty { report.extras["invariant_problems"] = .array(problems.prefix(10).map { .string($0) }) }
         if !report.verified {
-            harness.log("NOT verified: pages intact \(intact), \(space.residentFrames) frames resident for \(pages) pages, invariants \(problems.prefix(3))")
+            harness.log(
+                "NOT verified: pages intact \(intact), \(space.residentFrames) frames resident for \(pages) pages, invariants \(problems.prefix(3))"
+            )
         }
-        harness.log("pin+unpin: read p50 \(read.histogram.value(atQuantile: 0.5)) ns, write p50 \(write.histogram.value(atQuantile: 0.5)) ns")
+        harness.log(
+            "pin+unpin: read p50 \(read.histogram.value(atQuantile: 0.5)) ns, write p50 \(write.histogram.value(atQuantile: 0.5)) ns")
         return report
     }
 
     /// `{"p50": …, "p99": …, "mean": …}` in nanoseconds, per docs/BENCH-JSON.md's `pin_ns`.
     static func nanoseconds(_ run: TimedRun) -> JSONValue {
-        ["p50": JSONValue(run.histogram.value(atQuantile: 0.5)),
-         "p99": JSONValue(run.histogram.value(atQuantile: 0.99)),
-         "mean": .double((run.histogram.mean * 10).rounded() / 10)]
+        [
+            "p50": JSONValue(run.histogram.value(atQuantile: 0.5)),
+            "p99": JSONValue(run.histogram.value(atQuantile: 0.99)),
+            "mean": .double((run.histogram.mean * 10).rounded() / 10),
+        ]
     }
 }

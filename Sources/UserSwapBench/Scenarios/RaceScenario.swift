@@ -40,13 +40,15 @@ enum RaceScenario: BenchScenario {
         return try config.withDevices(harness) { makeDevice in
             var measured: [(threads: Int, result: Measurement)] = []
             for threads in config.sweep {
-                let result = try measure(threads: threads, until: .seconds(config.seconds), config: config,
-                                         device: makeDevice(), harness: harness)
+                let result = try measure(
+                    threads: threads, until: .seconds(config.seconds), config: config,
+                    device: makeDevice(), harness: harness)
                 measured.append((threads, result))
             }
             let headline = measured.first { $0.threads == headlineThreads }!.result
-            let baseline = try measure(threads: 1, until: .rounds(headline.rounds), config: config,
-                                       device: makeDevice(), harness: harness)
+            let baseline = try measure(
+                threads: 1, until: .rounds(headline.rounds), config: config,
+                device: makeDevice(), harness: harness)
 
             var report = harness.report(headline.run)
             report.budgetBytes = Int64(config.memoryBytes(threads: headlineThreads))
@@ -64,7 +66,8 @@ enum RaceScenario: BenchScenario {
             report.extras["pages"] = JSONValue(config.pages)
             report.extras["order"] = .string(config.order.rawValue)
             report.extras["device"] = .string(config.fileDevice ? "file" : "memory")
-            report.extras["affinity"] = .string(config.cpus.isEmpty ? "none" : "spread over CPUs \(config.cpus.map(String.init).joined(separator: ","))")
+            report.extras["affinity"] = .string(
+                config.cpus.isEmpty ? "none" : "spread over CPUs \(config.cpus.map(String.init).joined(separator: ","))")
             report.extras["start_delay_us"] = JSONValue(headline.startDelay)
             report.extras["swapin_latency_us"] = JSONValue(headline.swapIns)
             report.extras["baseline_1thread_swapin_latency_us"] = JSONValue(baseline.swapIns)
@@ -74,13 +77,16 @@ enum RaceScenario: BenchScenario {
                 report.extras["p999_vs_1thread"] = JSONValue(headline.run.latency.p999 / baseline.run.latency.p999)
             }
             if options.parameters["sweep"] != nil {
-                report.extras["results"] = .array(measured.map { threads, result in
-                    ["threads": JSONValue(threads), "ops_per_s": JSONValue(result.run.opsPerSecond),
-                     "latency_us": JSONValue(result.run.latency), "swapin_latency_us": JSONValue(result.swapIns),
-                     "rounds": JSONValue(result.rounds), "device_writes": JSONValue(result.counters[.deviceWrites] ?? 0),
-                     "legacy_sleeps": JSONValue(result.counters[.legacySleeps] ?? 0),
-                     "race_losses": JSONValue(result.counters[.raceLosses] ?? 0)]
-                })
+                report.extras["results"] = .array(
+                    measured.map { threads, result in
+                        [
+                            "threads": JSONValue(threads), "ops_per_s": JSONValue(result.run.opsPerSecond),
+                            "latency_us": JSONValue(result.run.latency), "swapin_latency_us": JSONValue(result.swapIns),
+                            "rounds": JSONValue(result.rounds), "device_writes": JSONValue(result.counters[.deviceWrites] ?? 0),
+                            "legacy_sleeps": JSONValue(result.counters[.legacySleeps] ?? 0),
+                            "race_losses": JSONValue(result.counters[.raceLosses] ?? 0),
+                        ]
+                    })
             }
             // What went wrong, when something did: the counts, and the walker's first complaints.
             let mismatches = all.reduce(0) { $0 + $1.mismatches }
@@ -90,7 +96,9 @@ enum RaceScenario: BenchScenario {
             if shortfalls > 0 { report.extras["swap_out_shortfalls"] = JSONValue(shortfalls) }
             if !problems.isEmpty { report.extras["invariant_problems"] = .array(problems.prefix(10).map { .string($0) }) }
             if !report.verified {
-                harness.log("NOT verified: \(mismatches) page mismatches, \(shortfalls) rounds with pages left in memory, \(problems.count) invariant problems \(problems.prefix(3))")
+                harness.log(
+                    "NOT verified: \(mismatches) page mismatches, \(shortfalls) rounds with pages left in memory, \(problems.count) invariant problems \(problems.prefix(3))"
+                )
             }
             return report
         }
@@ -140,8 +148,10 @@ enum RaceScenario: BenchScenario {
         threads: Int, until limit: Limit, config: Configuration, device: SwapSpace.DeviceConfiguration,
         harness: BenchHarness
     ) throws -> Measurement {
-        let space = try SwapSpace(.init(memory: config.memoryBytes(threads: threads), devices: [device], sync: config.sync,
-                                        encryption: harness.options.spaceEncryption))
+        let space = try SwapSpace(
+            .init(
+                memory: config.memoryBytes(threads: threads), devices: [device], sync: config.sync,
+                encryption: harness.options.spaceEncryption))
         let region = try space.makeRegion(bytes: config.pages * SwapPage.size)
         // Every pin must race for its own entry: readahead would bring the set in ahead of the
         // threads and turn the race into cache hits.
@@ -196,8 +206,9 @@ enum RaceScenario: BenchScenario {
         let states = workers.finish()
         let histogram = LatencyHistogram.merged(states.map(\.histogram))
         let pins = states.reduce(0) { $0 + $1.pins }
-        let run = TimedRun(threads: threads, calls: pins, ops: pins, seconds: Double(pinPhaseNs) / 1e9,
-                           histogram: histogram, opsPerThread: states.map(\.pins))
+        let run = TimedRun(
+            threads: threads, calls: pins, ops: pins, seconds: Double(pinPhaseNs) / 1e9,
+            histogram: histogram, opsPerThread: states.map(\.pins))
         progress.finish(detail: "\(rounds) rounds, p99.9 \(LatencySummary.format(run.latency.p999))")
         var counters: [SwapStatistics.Counter: Int] = [:]
         for counter in SwapStatistics.Counter.allCases { counters[counter] = space.statistics[counter] }
@@ -253,7 +264,9 @@ extension RaceScenario {
                 memory = Int(bytes)
                 let needed = (pages + sweep.max()!) * SwapPage.size
                 guard Int(bytes) >= needed else {
-                    throw BenchError("--memory \(ByteSize.format(bytes)) cannot hold the \(pages) shared pages plus one frame per racing thread; give at least \(ByteSize.format(Int64(needed)))")
+                    throw BenchError(
+                        "--memory \(ByteSize.format(bytes)) cannot hold the \(pages) shared pages plus one frame per racing thread; give at least \(ByteSize.format(Int64(needed)))"
+                    )
                 }
             }
         }
@@ -279,13 +292,17 @@ extension RaceScenario {
 
     /// `"1,2,4,8,16"` → `[1, 2, 4, 8, 16]`: thread counts 1…4096, in the order given.
     static let pages = BenchParameter.integer("pages", 1...1 << 20, default: 64, "the shared pages every thread pins")
-    static let sweep = BenchParameter("sweep", type: "thread counts 1…4096, comma-separated", default: nil,
-                                      "run once per thread count (default: --threads)") { (try? parseSweep($0)) != nil }
-    static let order = BenchParameter.choice("order", PageOrder.allCases.map(\.rawValue), default: PageOrder.same.rawValue,
-                                             "the order in which each thread pins the pages")
+    static let sweep = BenchParameter(
+        "sweep", type: "thread counts 1…4096, comma-separated", default: nil,
+        "run once per thread count (default: --threads)"
+    ) { (try? parseSweep($0)) != nil }
+    static let order = BenchParameter.choice(
+        "order", PageOrder.allCases.map(\.rawValue), default: PageOrder.same.rawValue,
+        "the order in which each thread pins the pages")
     static let device = BenchParameter.choice("device", ["memory", "file"], default: "memory", "swap to process memory or a file")
-    static let affinity = BenchParameter.choice("affinity", ["spread", "none"], default: "spread",
-                                                "spread the threads over the allowed CPUs, or leave them to the scheduler")
+    static let affinity = BenchParameter.choice(
+        "affinity", ["spread", "none"], default: "spread",
+        "spread the threads over the allowed CPUs, or leave them to the scheduler")
     static let retry = BenchParameter.number("retry_ms", 0...1000, default: 4, "the legacy protocols' tick, in milliseconds")
     static func parameters(mode: BenchMode?) -> [BenchParameter] { [pages, sweep, order, device, affinity, retry] }
 
@@ -419,7 +436,7 @@ extension RaceScenario {
         /// Runs one round on every thread. Rethrows the first error any round threw (this one
         /// or an earlier one); the other threads still finish the round.
         func runRound() throws {
-            precondition(!stopping.load(ordering: .relaxed), "a round after finish()") // Relaxed: only the controller writes it.
+            precondition(!stopping.load(ordering: .relaxed), "a round after finish()")  // Relaxed: only the controller writes it.
             openGate()
             waitForWorkers()
             if let error = firstError.withLock({ $0 }) { throw error }

@@ -25,8 +25,10 @@ enum RedisScenario: BenchScenario {
     static let name = "redis"
     static let summary = "far memory on a local redis-server: backend pages/s and a 4× space over it"
 
-    static let url = BenchParameter("url", type: "redis://HOST:PORT or unix:///SOCKET", default: nil,
-                                    "the server to use (default: a private redis-server for the run)") { (try? RedisBackend.Configuration(url: $0)) != nil }
+    static let url = BenchParameter(
+        "url", type: "redis://HOST:PORT or unix:///SOCKET", default: nil,
+        "the server to use (default: a private redis-server for the run)"
+    ) { (try? RedisBackend.Configuration(url: $0)) != nil }
     static let batch = BenchParameter.integer("batch", 2...512, default: 16, "pages per MSET/MGET")
     static func parameters(mode: BenchMode?) -> [BenchParameter] { [url, batch] }
 
@@ -62,9 +64,10 @@ enum RedisScenario: BenchScenario {
             for (pagesPerCall, operation) in [(1, "write"), (1, "read"), (batch, "write"), (batch, "read")] {
                 if operation == "write" { stored = 0 }
                 for t in counts {
-                    let run = try backendPhase(operation, pagesPerCall: pagesPerCall, threads: t, dataPages: dataPages,
-                                               stored: stored, backend: backend, buffers: buffers, seed: seed,
-                                               seconds: seconds, harness: harness)
+                    let run = try backendPhase(
+                        operation, pagesPerCall: pagesPerCall, threads: t, dataPages: dataPages,
+                        stored: stored, backend: backend, buffers: buffers, seed: seed,
+                        seconds: seconds, harness: harness)
                     if operation == "write" && pagesPerCall == 1 {
                         let status = try backend.serverStatus()
                         if status.keys > empty.keys {
@@ -78,11 +81,16 @@ enum RedisScenario: BenchScenario {
                         stored = max(stored, min(runs, Int(run.opsPerThread.min() ?? 0) * t))
                     }
                     let pagesPerSecond = Double(run.calls * Int64(pagesPerCall)) / run.seconds
-                    phases.append(["operation": .string(operation), "pages_per_call": JSONValue(pagesPerCall),
-                                   "command": .string(pagesPerCall == 1 ? (operation == "write" ? "SET" : "GET") : (operation == "write" ? "MSET" : "MGET")),
-                                   "threads": JSONValue(t), "pages_per_s": JSONValue(pagesPerSecond.rounded()),
-                                   "latency_us": JSONValue(run.latency)])
-                    harness.log("backend \(operation) \(pagesPerCall) page\(pagesPerCall == 1 ? "" : "s")/call × \(t) thread\(t == 1 ? "" : "s"): \(BenchReport.count(pagesPerSecond)) pages/s, p50 \(run.latency.p50) µs, p99 \(run.latency.p99) µs per call")
+                    phases.append([
+                        "operation": .string(operation), "pages_per_call": JSONValue(pagesPerCall),
+                        "command": .string(
+                            pagesPerCall == 1 ? (operation == "write" ? "SET" : "GET") : (operation == "write" ? "MSET" : "MGET")),
+                        "threads": JSONValue(t), "pages_per_s": JSONValue(pagesPerSecond.rounded()),
+                        "latency_us": JSONValue(run.latency),
+                    ])
+                    harness.log(
+                        "backend \(operation) \(pagesPerCall) page\(pagesPerCall == 1 ? "" : "s")/call × \(t) thread\(t == 1 ? "" : "s"): \(BenchReport.count(pagesPerSecond)) pages/s, p50 \(run.latency.p50) µs, p99 \(run.latency.p99) µs per call"
+                    )
                 }
             }
             if buffers.mismatches.load(ordering: .relaxed) > 0 {
@@ -93,8 +101,10 @@ enum RedisScenario: BenchScenario {
         // 2. A space over the backend.
         let backend = try RedisBackend(pageCount: 1 + 2 * dataPages, configuration: configuration)
         let sync: SwapInSync = harness.swapProtocol.sync()
-        let space = try SwapSpace(.init(memory: memory, devices: [.backend(backend)], sync: sync,
-                                        encryption: options.spaceEncryption))
+        let space = try SwapSpace(
+            .init(
+                memory: memory, devices: [.backend(backend)], sync: sync,
+                encryption: options.spaceEncryption))
         let region = try space.makeRegion(bytes: data)
         let fillStart = ContinuousClock.now
         let progress = harness.progress("fill")
@@ -106,8 +116,10 @@ enum RedisScenario: BenchScenario {
         progress.finish(detail: "\(BenchReport.count(Double(dataPages) / fillSeconds)) pages/s")
 
         let wrong = Atomic<Int>(0)
-        let access = try harness.runTimed("random reads × \(threads)", threads: threads, limit: .seconds(seconds),
-                                          setUp: { t in SplitMix(seed: seed ^ UInt64(t + 1)) }) { random in
+        let access = try harness.runTimed(
+            "random reads × \(threads)", threads: threads, limit: .seconds(seconds),
+            setUp: { t in SplitMix(seed: seed ^ UInt64(t + 1)) }
+        ) { random in
             let page = Int(random.next() % UInt64(dataPages))
             try region.withPage(page, for: .read) { bytes in
                 if !RaceScenario.Pattern.matches(UnsafeRawBufferPointer(bytes), page: page, seed: seed) {
@@ -117,9 +129,10 @@ enum RedisScenario: BenchScenario {
         }
         var intact = wrong.load(ordering: .relaxed) == 0
         for page in 0..<dataPages {
-            intact = try region.withPage(page, for: .read) {
-                RaceScenario.Pattern.matches(UnsafeRawBufferPointer($0), page: page, seed: seed)
-            } && intact
+            intact =
+                try region.withPage(page, for: .read) {
+                    RaceScenario.Pattern.matches(UnsafeRawBufferPointer($0), page: page, seed: seed)
+                } && intact
         }
         let problems = space.checkInvariants()
 
@@ -132,13 +145,18 @@ enum RedisScenario: BenchScenario {
         report.extras["redis_server"] = .string(backend.server)
         report.extras["batch"] = JSONValue(batch)
         let stats = backend.statistics
-        report.extras["backend_statistics"] = ["pages_read": JSONValue(stats.pagesRead), "pages_written": JSONValue(stats.pagesWritten),
-                                               "pages_deleted": JSONValue(stats.pagesDeleted), "connections": JSONValue(stats.connectionsOpened),
-                                               "retries": JSONValue(stats.retries)]
+        report.extras["backend_statistics"] = [
+            "pages_read": JSONValue(stats.pagesRead), "pages_written": JSONValue(stats.pagesWritten),
+            "pages_deleted": JSONValue(stats.pagesDeleted), "connections": JSONValue(stats.connectionsOpened),
+            "retries": JSONValue(stats.retries),
+        ]
         if !problems.isEmpty { report.extras["invariant_problems"] = .array(problems.prefix(10).map { .string($0) }) }
-        harness.log("space: fill \(BenchReport.count(Double(dataPages) / fillSeconds)) pages/s; random reads \(BenchReport.count(access.opsPerSecond))/s, p99 \(access.latency.p99) µs; \(Int(bytesPerPage)) server bytes per page")
+        harness.log(
+            "space: fill \(BenchReport.count(Double(dataPages) / fillSeconds)) pages/s; random reads \(BenchReport.count(access.opsPerSecond))/s, p99 \(access.latency.p99) µs; \(Int(bytesPerPage)) server bytes per page"
+        )
         if !report.verified {
-            harness.log("NOT verified: \(wrong.load(ordering: .relaxed)) wrong reads, pages intact \(intact), invariants \(problems.prefix(3))")
+            harness.log(
+                "NOT verified: \(wrong.load(ordering: .relaxed)) wrong reads, pages intact \(intact), invariants \(problems.prefix(3))")
         }
         return report
     }
@@ -146,13 +164,17 @@ enum RedisScenario: BenchScenario {
     /// One timed phase of the backend alone. Writes cover the device in order (each thread its
     /// own stripe of `pagesPerCall`-page runs); reads pick random runs among the first `stored`,
     /// which the write phases stored, and check the first page of each.
-    private static func backendPhase(_ operation: String, pagesPerCall: Int, threads: Int, dataPages: Int,
-                                     stored: Int, backend: RedisBackend, buffers: PageBuffers, seed: UInt64, seconds: Double,
-                                     harness: BenchHarness) throws -> TimedRun {
+    private static func backendPhase(
+        _ operation: String, pagesPerCall: Int, threads: Int, dataPages: Int,
+        stored: Int, backend: RedisBackend, buffers: PageBuffers, seed: UInt64, seconds: Double,
+        harness: BenchHarness
+    ) throws -> TimedRun {
         let runs = (dataPages - 1) / pagesPerCall
         let label = "\(operation) \(pagesPerCall == 1 ? "1 page" : "\(pagesPerCall) pages") × \(threads)"
-        return try harness.runTimed(label, threads: threads, limit: .seconds(seconds),
-                                    setUp: { t in (t, 0, SplitMix(seed: seed &+ UInt64(t))) }) { state in
+        return try harness.runTimed(
+            label, threads: threads, limit: .seconds(seconds),
+            setUp: { t in (t, 0, SplitMix(seed: seed &+ UInt64(t))) }
+        ) { state in
             let bytes = buffers.buffer(state.0, pages: pagesPerCall)
             if operation == "write" {
                 let run = (state.1 * threads + state.0) % runs
@@ -188,7 +210,8 @@ private final class PageBuffers: Sendable {
     }
 
     func buffer(_ thread: Int, pages: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(rebasing: memory.bytes[(thread * pagesPerThread * SwapPage.size)..<((thread * pagesPerThread + pages) * SwapPage.size)])
+        UnsafeMutableRawBufferPointer(
+            rebasing: memory.bytes[(thread * pagesPerThread * SwapPage.size)..<((thread * pagesPerThread + pages) * SwapPage.size)])
     }
 
     func page(_ thread: Int, _ i: Int) -> UnsafeMutableRawBufferPointer {

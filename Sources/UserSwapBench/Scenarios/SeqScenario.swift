@@ -30,7 +30,8 @@ import UserSwap
 /// `--mode kernel` runs the same stream on memory the kernel swaps (no raw comparison).
 enum SeqScenario: BenchScenario {
     static let name = "seq"
-    static let summary = "read-only sequential stream over data 4× the budget; swap-in MiB/s as a share of the disk's raw sequential read (same run)"
+    static let summary =
+        "read-only sequential stream over data 4× the budget; swap-in MiB/s as a share of the disk's raw sequential read (same run)"
 
     /// `write_ratio` unless given: a read-only stream (see the type's comment).
     static let defaultWriteRatio = 0.0
@@ -42,22 +43,26 @@ enum SeqScenario: BenchScenario {
         guard harness.mode() != .kernel, try WorkloadSwap(options: options).isPlainFile else { return report }
         let seconds = report.seconds
         let swapIns = report.swapIns
-        let streamMiBPerSecond = seconds > 0 ? Double(swapIns) * 4096 / 1048576 / seconds : 0
+        let streamMiBPerSecond = seconds > 0 ? Double(swapIns) * 4096 / 1_048_576 / seconds : 0
         let raw = try harness.withScratchDirectory { folder in
             try RawSequentialBandwidth.measure(folder: folder, bytes: report.dataBytes, threads: report.threads, harness: harness)
         }
         let share = raw.readMiBPerSecond > 0 ? streamMiBPerSecond / raw.readMiBPerSecond : 0
         let pageShare = raw.scatteredReadMiBPerSecond > 0 ? streamMiBPerSecond / raw.scatteredReadMiBPerSecond : 0
         var rawJSON = raw.json
-        rawJSON["io"] = "O_DIRECT pread/pwrite on a fallocated scratch file of the data's size in the swap file's folder, as many threads as the stream, each its own share"
+        rawJSON["io"] =
+            "O_DIRECT pread/pwrite on a fallocated scratch file of the data's size in the swap file's folder, as many threads as the stream, each its own share"
         report.extras["raw"] = .object(rawJSON)
         report.extras["seq_swap_in_mib_per_s"] = JSONValue(streamMiBPerSecond)
         report.extras["shares"] = [
             "sequential_swap_in_of_sequential_read": JSONValue(share),
             "sequential_swap_in_of_4k_page_read": JSONValue(pageShare),
-            "note": "UserSwap's sequential stream: pages swapped in during the timed accesses × 4 KiB ÷ their time, ÷ raw O_DIRECT 1 MiB sequential reads of the same file system by as many threads, same run (goal ≥ 0.8); _of_4k_page_read: ÷ the same reads into 256 scattered 4 KiB pages each, the requests a 4 KiB stream makes",
+            "note":
+                "UserSwap's sequential stream: pages swapped in during the timed accesses × 4 KiB ÷ their time, ÷ raw O_DIRECT 1 MiB sequential reads of the same file system by as many threads, same run (goal ≥ 0.8); _of_4k_page_read: ÷ the same reads into 256 scattered 4 KiB pages each, the requests a 4 KiB stream makes",
         ]
-        harness.log("swap-in \(trim(streamMiBPerSecond)) MiB/s = \(trim(share * 100)) % of sequential read \(trim(raw.readMiBPerSecond)) MiB/s (raw O_DIRECT 1 MiB, same file system, same run), \(trim(pageShare * 100)) % of the same read into scattered 4 KiB pages (\(trim(raw.scatteredReadMiBPerSecond)) MiB/s)")
+        harness.log(
+            "swap-in \(trim(streamMiBPerSecond)) MiB/s = \(trim(share * 100)) % of sequential read \(trim(raw.readMiBPerSecond)) MiB/s (raw O_DIRECT 1 MiB, same file system, same run), \(trim(pageShare * 100)) % of the same read into scattered 4 KiB pages (\(trim(raw.scatteredReadMiBPerSecond)) MiB/s)"
+        )
         return report
     }
 

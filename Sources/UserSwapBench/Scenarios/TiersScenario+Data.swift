@@ -34,7 +34,7 @@ enum TierData: String, CaseIterable, Sendable {
 
     /// The 256 template pages of `kind`, 1 MiB in all (empty for kinds without templates).
     static func templates(_ kind: TierData, seed: UInt64) -> [UInt8] {
-        var random = Xoshiro256StarStar(seed: seed ^ 0x7469_6572_7364_6174)   // "tiersdat"
+        var random = Xoshiro256StarStar(seed: seed ^ 0x7469_6572_7364_6174)  // "tiersdat"
         var bytes = [UInt8](repeating: 0, count: templateCount * SwapPage.size)
         switch kind {
         case .text:
@@ -74,7 +74,12 @@ enum TierData: String, CaseIterable, Sendable {
         var i = start
         let end = start + SwapPage.size
         var startOfSentence = true
-        func put(_ b: UInt8) { if i < end { bytes[i] = b; i += 1 } }
+        func put(_ b: UInt8) {
+            if i < end {
+                bytes[i] = b
+                i += 1
+            }
+        }
         while i < end {
             var word = Array(vocabulary[wordRank(&random)].utf8)
             if random.next(below: 100) == 0 { word = Array(String(random.next(below: 100_000)).utf8) }
@@ -82,9 +87,13 @@ enum TierData: String, CaseIterable, Sendable {
             startOfSentence = false
             for b in word { put(b) }
             switch random.next(below: 20) {
-            case 0, 1: put(0x2E); startOfSentence = true     // "."
+            case 0, 1:
+                put(0x2E)
+                startOfSentence = true  // "."
                 if random.next(below: 5) == 0 { put(0x0A) } else { put(0x20) }
-            case 2: put(0x2C); put(0x20)                       // ", "
+            case 2:
+                put(0x2C)
+                put(0x20)  // ", "
             default: put(0x20)
             }
         }
@@ -175,7 +184,8 @@ struct TierPageSource: Sendable {
             PagePattern.fill(bytes, page: page, version: version, seed: seed)
         case let kind:
             templates[kind]!.withUnsafeBytes { all in
-                bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[template(page) * SwapPage.size ..< (template(page) + 1) * SwapPage.size]))
+                bytes.copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: all[template(page) * SwapPage.size..<(template(page) + 1) * SwapPage.size]))
             }
             bytes.storeBytes(of: UInt64(page), toByteOffset: 0, as: UInt64.self)
             bytes.storeBytes(of: UInt64(version), toByteOffset: 8, as: UInt64.self)
@@ -192,9 +202,10 @@ struct TierPageSource: Sendable {
             return PagePattern.check(bytes, page: page, version: version, seed: seed)
         case let kind:
             guard bytes.load(fromByteOffset: 0, as: UInt64.self) == UInt64(page),
-                  bytes.load(fromByteOffset: 8, as: UInt64.self) == UInt64(version) else { return false }
+                bytes.load(fromByteOffset: 8, as: UInt64.self) == UInt64(version)
+            else { return false }
             return templates[kind]!.withUnsafeBytes { all in
-                let t = UnsafeRawBufferPointer(rebasing: all[template(page) * SwapPage.size + 16 ..< (template(page) + 1) * SwapPage.size])
+                let t = UnsafeRawBufferPointer(rebasing: all[template(page) * SwapPage.size + 16..<(template(page) + 1) * SwapPage.size])
                 return memcmp(bytes.baseAddress! + 16, t.baseAddress!, t.count) == 0
             }
         }

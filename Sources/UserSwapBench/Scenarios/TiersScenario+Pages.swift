@@ -66,7 +66,9 @@ enum TierPageBench {
                     "verified": .bool(wrong == 0),
                 ])
                 let ratioText = footprint > 0 ? LatencySummary.trimmed(Double(count * SwapPage.size) / Double(footprint)) : "∞"
-                harness.log("\(kind.rawValue) \(codec): ratio \(ratioText) over all pages, \(s.stores) kept / \(s.rejects) rejected, store \(LatencySummary.trimmed(store)) µs, load \(LatencySummary.trimmed(load)) µs per page; pool charged \(before.poolBytes / count) B per page")
+                harness.log(
+                    "\(kind.rawValue) \(codec): ratio \(ratioText) over all pages, \(s.stores) kept / \(s.rejects) rejected, store \(LatencySummary.trimmed(store)) µs, load \(LatencySummary.trimmed(load)) µs per page; pool charged \(before.poolBytes / count) B per page"
+                )
                 step += 1
                 progress.update(step / steps)
             }
@@ -90,7 +92,9 @@ enum TierPageBench {
         for i in 0..<count where !source.matches(UnsafeRawBufferPointer(out.page(i)), page: 1 + i, version: 1) { wrong += 1 }
         verified = verified && wrong == 0
         progress.finish(detail: "done")
-        harness.log("encryption: seal \(LatencySummary.trimmed(seal)) µs, open \(LatencySummary.trimmed(open)) µs per page (memory device alone: write \(LatencySummary.trimmed(memoryWrite)) µs, read \(LatencySummary.trimmed(memoryRead)) µs)")
+        harness.log(
+            "encryption: seal \(LatencySummary.trimmed(seal)) µs, open \(LatencySummary.trimmed(open)) µs per page (memory device alone: write \(LatencySummary.trimmed(memoryWrite)) µs, read \(LatencySummary.trimmed(memoryRead)) µs)"
+        )
         let encryption: JSONValue = [
             "cipher": "XChaCha20-Poly1305 (libsodium), one page per seal",
             "seal_us_per_page": JSONValue(seal), "open_us_per_page": JSONValue(open),
@@ -100,10 +104,12 @@ enum TierPageBench {
             "side_table_bytes_per_page": JSONValue(EncryptedTier.bytesPerPage),
             "verified": .bool(wrong == 0),
         ]
-        let pool: JSONValue = ["data": "text", "codec": "lz4", "pages": JSONValue(count),
-                               "resident_bytes_per_page": JSONValue(footprint.resident),
-                               "charged_bytes_per_page": JSONValue(footprint.charged),
-                               "entry_overhead_charged": JSONValue(CompressedTier.entryOverhead)]
+        let pool: JSONValue = [
+            "data": "text", "codec": "lz4", "pages": JSONValue(count),
+            "resident_bytes_per_page": JSONValue(footprint.resident),
+            "charged_bytes_per_page": JSONValue(footprint.charged),
+            "entry_overhead_charged": JSONValue(CompressedTier.entryOverhead),
+        ]
         return Result(pages: .array(rows), encryption: encryption, pool: pool, verified: verified)
     }
 
@@ -149,6 +155,6 @@ final class PageBuffer {
     deinit { bytes.deallocate() }
 
     func page(_ index: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(rebasing: bytes[index * SwapPage.size ..< (index + 1) * SwapPage.size])
+        UnsafeMutableRawBufferPointer(rebasing: bytes[index * SwapPage.size..<(index + 1) * SwapPage.size])
     }
 }

@@ -33,7 +33,8 @@ import UserSwapEncryption
 /// default 4096), `theta=T`.
 enum TiersScenario: BenchScenario {
     static let name = "tiers"
-    static let summary = "compressed and encrypted tiers: ratio and cost per kind of data; reads over memory, file, compressed, encrypted devices"
+    static let summary =
+        "compressed and encrypted tiers: ratio and cost per kind of data; reads over memory, file, compressed, encrypted devices"
 
     static let defaultDevices = ["memory", "file", "compressed", "encrypted", "compressed+encrypted"]
     /// The tiers over process memory instead of a file: their CPU cost alone, whatever the
@@ -41,9 +42,11 @@ enum TiersScenario: BenchScenario {
     static let allDevices = defaultDevices + ["compressed-memory", "encrypted-memory", "compressed+encrypted-memory"]
 
     static let data = BenchParameter.choice("data", TierData.allCases.map(\.rawValue), default: "text", "the kind of page data")
-    static let loads = BenchParameter.choice("loads", ["exclusive", "shared"], default: "exclusive",
-                                             "a load drops the pool's copy (exclusive, as zswap) or keeps it (shared)")
-    static let devices = BenchParameter.list("devices", of: allDevices, default: defaultDevices.joined(separator: ","), "the devices of part 2")
+    static let loads = BenchParameter.choice(
+        "loads", ["exclusive", "shared"], default: "exclusive",
+        "a load drops the pool's copy (exclusive, as zswap) or keeps it (shared)")
+    static let devices = BenchParameter.list(
+        "devices", of: allDevices, default: defaultDevices.joined(separator: ","), "the devices of part 2")
     static let patterns = BenchParameter.list("patterns", of: ["random", "zipf"], default: "random,zipf", "the access patterns of part 2")
     static let pages = BenchParameter.integer("pages", 1...Int.max, default: 4096, "pages of each kind written in part 1")
     static func parameters(mode: BenchMode?) -> [BenchParameter] {
@@ -56,7 +59,9 @@ enum TiersScenario: BenchScenario {
             throw BenchError("--param data=\(dataName): use \(TierData.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let codecName: String = try options.value(WorkloadSwap.codec)
-        guard let codec = CompressionCodec(codecName) else { throw BenchError("--param codec=\(codecName): use lz4, zstd or zstd-N (N 1…19)") }
+        guard let codec = CompressionCodec(codecName) else {
+            throw BenchError("--param codec=\(codecName): use lz4, zstd or zstd-N (N 1…19)")
+        }
         let loads: String = try options.value(Self.loads)
         guard loads == "exclusive" || loads == "shared" else { throw BenchError("--param loads=\(loads): use exclusive or shared") }
         let devices = try list(options, "devices", default: defaultDevices, allowed: allDevices)
@@ -83,8 +88,9 @@ enum TiersScenario: BenchScenario {
         // Part 2: spaces.
         var runs: [TierSpaceRun] = []
         for device in devices {
-            let setup = TierSpaceSetup(device: device, memory: memory, dataBytes: dataBytes, poolBytes: poolBytes,
-                                       codec: codec, exclusiveLoads: loads == "exclusive", source: source, patterns: patterns, theta: theta, seed: seed)
+            let setup = TierSpaceSetup(
+                device: device, memory: memory, dataBytes: dataBytes, poolBytes: poolBytes,
+                codec: codec, exclusiveLoads: loads == "exclusive", source: source, patterns: patterns, theta: theta, seed: seed)
             runs += try harness.withScratchDirectory { folder in try setup.run(folder: folder, harness: harness) }
         }
 
@@ -109,7 +115,9 @@ enum TiersScenario: BenchScenario {
         report.extras["pool_footprint"] = pageResults.pool
         report.extras["device_runs"] = .array(runs.map(\.json))
         report.extras["comparison"] = comparison(runs)
-        for run in runs where !run.verified { harness.log("NOT verified: \(run.device) \(run.pattern): \(run.problems.prefix(3).joined(separator: "; "))") }
+        for run in runs where !run.verified {
+            harness.log("NOT verified: \(run.device) \(run.pattern): \(run.problems.prefix(3).joined(separator: "; "))")
+        }
         return report
     }
 
@@ -128,13 +136,15 @@ enum TiersScenario: BenchScenario {
         var object: [String: JSONValue] = [:]
         for run in runs {
             guard let file = runs.first(where: { $0.device == "file" && $0.pattern == run.pattern }), run.device != "file",
-                  file.timed.opsPerSecond > 0, run.timed.latency.p99 > 0 else { continue }
+                file.timed.opsPerSecond > 0, run.timed.latency.p99 > 0
+            else { continue }
             object["\(run.device) \(run.pattern)"] = [
                 "ops_per_s": JSONValue(run.timed.opsPerSecond / file.timed.opsPerSecond),
                 "p99": JSONValue(file.timed.latency.p99 / run.timed.latency.p99),
             ]
         }
-        object["note"] = "each device ÷ the plain swap file on the same pattern: ops_per_s = device ÷ file, p99 = file ÷ device (above 1: the device is better)"
+        object["note"] =
+            "each device ÷ the plain swap file on the same pattern: ops_per_s = device ÷ file, p99 = file ÷ device (above 1: the device is better)"
         return .object(object)
     }
 }
@@ -182,9 +192,11 @@ struct TierSpaceSetup {
             configuration = .backend(lower)
         }
         let sync: SwapInSync = harness.swapProtocol.sync()
-        let space = try SwapSpace(.init(memory: memory, devices: [configuration], sync: sync,
-                                        // Each device row stacks its own tiers, the encrypted one included.
-                                        encryption: .none))
+        let space = try SwapSpace(
+            .init(
+                memory: memory, devices: [configuration], sync: sync,
+                // Each device row stacks its own tiers, the encrypted one included.
+                encryption: .none))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         let threads = harness.threads(default: 2)
         let failures = Atomic<Int>(0)
@@ -192,17 +204,20 @@ struct TierSpaceSetup {
 
         func snapshot(_ label: String, _ timed: TimedRun, verified: Bool = true) -> TierSpaceRun {
             let s = space.statistics
-            return TierSpaceRun(device: device, pattern: label, timed: timed,
-                                swapIns: Int64(s[.swapIns]), swapOuts: Int64(s[.swapOuts]),
-                                deviceReads: Int64(s[.deviceReads]), deviceWrites: Int64(s[.deviceWrites]),
-                                compressed: compressed?.statistics, encrypted: encrypted?.statistics,
-                                verified: verified, problems: [])
+            return TierSpaceRun(
+                device: device, pattern: label, timed: timed,
+                swapIns: Int64(s[.swapIns]), swapOuts: Int64(s[.swapOuts]),
+                deviceReads: Int64(s[.deviceReads]), deviceWrites: Int64(s[.deviceWrites]),
+                compressed: compressed?.statistics, encrypted: encrypted?.statistics,
+                verified: verified, problems: [])
         }
 
         // Populate: each thread writes its share once (timed: the swap-out side of each device).
         let perThread = (pages + threads - 1) / threads
-        let populate = try harness.runTimed("\(device) populate", threads: threads, limit: .callsPerThread(perThread),
-                                            setUp: { thread in thread }) { page in
+        let populate = try harness.runTimed(
+            "\(device) populate", threads: threads, limit: .callsPerThread(perThread),
+            setUp: { thread in thread }
+        ) { page in
             if page < pages {
                 try region.withPage(page, for: .write) { source.fill($0, page: page, version: 1) }
             }
@@ -214,8 +229,10 @@ struct TierSpaceSetup {
 
         for pattern in patterns {
             let sampler = pattern == "zipf" ? ZipfSampler(count: pages, theta: theta, seed: seed) : nil
-            let timed = try harness.runTimed("\(device) \(pattern)", threads: threads, limit: .seconds(harness.seconds(default: 2)),
-                                             setUp: { thread in Xoshiro256StarStar(seed: seed, thread: thread) }) { random in
+            let timed = try harness.runTimed(
+                "\(device) \(pattern)", threads: threads, limit: .seconds(harness.seconds(default: 2)),
+                setUp: { thread in Xoshiro256StarStar(seed: seed, thread: thread) }
+            ) { random in
                 let page = sampler?.page(using: &random) ?? random.next(below: pages)
                 try region.withPage(page, for: .read) { bytes in
                     if !source.matches(UnsafeRawBufferPointer(bytes), page: page, version: 1) { failures.add(1, ordering: .relaxed) }
@@ -245,7 +262,9 @@ struct TierSpaceSetup {
             runs[index].problems = problems
         }
         if let c = compressed?.statistics {
-            harness.log("\(device): pool \(c.storedPages) pages in \(c.poolBytes >> 10) KiB (peak \(c.peakPoolBytes >> 10) KiB), ratio \(c.cumulativeCompressionRatio.map { LatencySummary.trimmed($0) } ?? "n/a"), \(c.rejects) rejects, \(c.writeBacks) write-backs, \(c.loads) loads")
+            harness.log(
+                "\(device): pool \(c.storedPages) pages in \(c.poolBytes >> 10) KiB (peak \(c.peakPoolBytes >> 10) KiB), ratio \(c.cumulativeCompressionRatio.map { LatencySummary.trimmed($0) } ?? "n/a"), \(c.rejects) rejects, \(c.writeBacks) write-backs, \(c.loads) loads"
+            )
         }
         return runs
     }
@@ -293,9 +312,11 @@ struct TierSpaceRun {
             ]
         }
         if let e = encrypted {
-            object["encrypted"] = ["sealed_pages": JSONValue(e.sealedPages), "opened_pages": JSONValue(e.openedPages),
-                                   "authentication_failures": JSONValue(e.authenticationFailures),
-                                   "side_table_bytes": JSONValue(e.sideTableBytes)]
+            object["encrypted"] = [
+                "sealed_pages": JSONValue(e.sealedPages), "opened_pages": JSONValue(e.openedPages),
+                "authentication_failures": JSONValue(e.authenticationFailures),
+                "side_table_bytes": JSONValue(e.sideTableBytes),
+            ]
         }
         return .object(object)
     }

@@ -20,8 +20,9 @@ import UserSwap
 /// `cgroup=optional` runs even without a limiting cgroup (the kernel then does not swap).
 extension WorkloadBench {
     static let thp = BenchParameter.choice("thp", ["on", "off"], default: "off", "transparent huge pages for the data")
-    static let cgroup = BenchParameter.choice("cgroup", ["required", "optional"], default: "required",
-                                              "whether a memory cgroup limited to the budget must hold the run")
+    static let cgroup = BenchParameter.choice(
+        "cgroup", ["required", "optional"], default: "required",
+        "whether a memory cgroup limited to the budget must hold the run")
     /// The kernel's workingset detection cannot be turned off: `on` is the only value.
     static let workingset = BenchParameter.choice("workingset", ["on"], default: "on", "the kernel's workingset detection (always on)")
     /// What `--mode kernel` takes: the workload's shape and the kernel's own knobs.
@@ -41,7 +42,8 @@ extension WorkloadBench {
         let limit = cgroup?.limitBytes
         if limit == nil && cgroupRule == "required" {
             let place = cgroup.map { "its memory cgroup \($0.path) (v\($0.version.rawValue)) has no limit" } ?? "it is in no memory cgroup"
-            throw BenchError("""
+            throw BenchError(
+                """
                 --mode kernel needs a memory cgroup limited to the budget, or the kernel will not swap \
                 \(ByteSize.format(configuration.dataBytes)) of data, and \(place). Run it through \
                 bench/kernel-compare (as root), which makes the cgroup and a swap file, or give \
@@ -50,7 +52,9 @@ extension WorkloadBench {
         }
         let swaps = Self.swapDevices()
         if limit != nil && swaps.isEmpty {
-            throw BenchError("no swap is on (/proc/swaps lists none): the cgroup would kill the run when it reaches its limit; bench/kernel-compare turns a swap file on")
+            throw BenchError(
+                "no swap is on (/proc/swaps lists none): the cgroup would kill the run when it reaches its limit; bench/kernel-compare turns a swap file on"
+            )
         }
         if let limit {
             if let asked = options.memoryBytes, asked != limit {
@@ -61,7 +65,9 @@ extension WorkloadBench {
         if let cgroup, let swapLimit = cgroup.swapLimitBytes, swapLimit < configuration.dataBytes {
             harness.log("warning: cgroup \(cgroup.path) may use only \(ByteSize.format(swapLimit)) of swap, less than the data")
         }
-        harness.log("kernel's swap: \(ByteSize.format(configuration.dataBytes)) of anonymous memory, \(cgroup.map { "cgroup \($0.path) (v\($0.version.rawValue))" } ?? "no cgroup"), limit \(limit.map { ByteSize.format($0) } ?? "none"), swap on \(swaps.isEmpty ? "no device" : swaps.map(\.path).joined(separator: ", "))")
+        harness.log(
+            "kernel's swap: \(ByteSize.format(configuration.dataBytes)) of anonymous memory, \(cgroup.map { "cgroup \($0.path) (v\($0.version.rawValue))" } ?? "no cgroup"), limit \(limit.map { ByteSize.format($0) } ?? "none"), swap on \(swaps.isEmpty ? "no device" : swaps.map(\.path).joined(separator: ", "))"
+        )
 
         let run = try WorkloadSession.runOnKernelSwap(
             configuration, cgroup: cgroup, hugePages: thp == "on", console: harness.console,
@@ -92,8 +98,15 @@ extension WorkloadBench {
             "machine_swap_outs": JSONValue(run.measured.machineSwapOuts),
             "major_faults_total": JSONValue(run.total.majorFaults),
             "transparent_huge_pages": .bool(thp),
-            "swap_devices": .array(swaps.map { ["path": .string($0.path), "type": .string($0.type), "size_bytes": JSONValue($0.sizeBytes), "priority": JSONValue($0.priority)] }),
-            "note": "swap_ins/swap_outs and device_reads/device_writes are pages read from and written to swap (pswpin/pswpout), readahead included; major_faults counts the faults that waited for a read",
+            "swap_devices": .array(
+                swaps.map {
+                    [
+                        "path": .string($0.path), "type": .string($0.type), "size_bytes": JSONValue($0.sizeBytes),
+                        "priority": JSONValue($0.priority),
+                    ]
+                }),
+            "note":
+                "swap_ins/swap_outs and device_reads/device_writes are pages read from and written to swap (pswpin/pswpout), readahead included; major_faults counts the faults that waited for a read",
         ]
         if let cluster = Self.procNumber("/proc/sys/vm/page-cluster") { facts["page_cluster"] = JSONValue(cluster) }
         if let swappiness = Self.procNumber("/proc/sys/vm/swappiness") { facts["vm_swappiness"] = JSONValue(swappiness) }

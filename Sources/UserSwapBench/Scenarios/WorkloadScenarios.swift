@@ -39,44 +39,64 @@ import UserSwap
 enum WorkloadBench {
     /// `policy=…`: the reclaim policy; with `allowingAll`, `all` runs each.
     static func policy(allowingAll: Bool) -> BenchParameter {
-        .choice("policy", ReclaimPolicy.allCases.map(\.benchName) + (allowingAll ? ["all"] : []), default: ReclaimPolicy.frequency.benchName,
-                "the reclaim policy" + (allowingAll ? "; all: each in turn over the same operations" : ""))
+        .choice(
+            "policy", ReclaimPolicy.allCases.map(\.benchName) + (allowingAll ? ["all"] : []), default: ReclaimPolicy.frequency.benchName,
+            "the reclaim policy" + (allowingAll ? "; all: each in turn over the same operations" : ""))
     }
-    static let ops = BenchParameter.integer("ops", 1...Int.max, default: nil, "a fixed number of accesses instead of --seconds (open workloads)")
-    static let writeRatio = BenchParameter.number("write_ratio", 0...1, default: nil,
-                                                  "the share of accesses that write (default 0.2; seq 0)")
-    static let theta = BenchParameter("theta", type: "number above 0 and below 1", default: String(WorkloadConfiguration.defaultTheta), "Zipf's θ") { text in
+    static let ops = BenchParameter.integer(
+        "ops", 1...Int.max, default: nil, "a fixed number of accesses instead of --seconds (open workloads)")
+    static let writeRatio = BenchParameter.number(
+        "write_ratio", 0...1, default: nil,
+        "the share of accesses that write (default 0.2; seq 0)")
+    static let theta = BenchParameter(
+        "theta", type: "number above 0 and below 1", default: String(WorkloadConfiguration.defaultTheta), "Zipf's θ"
+    ) { text in
         Double(text).map { $0 > 0 && $0 < 1 } ?? false
     }
-    static let load = BenchParameter("load", type: "number above 0, at most 0.9", default: String(WorkloadConfiguration.defaultLoadFactor), "the hash table's fill") { text in
+    static let load = BenchParameter(
+        "load", type: "number above 0, at most 0.9", default: String(WorkloadConfiguration.defaultLoadFactor), "the hash table's fill"
+    ) { text in
         Double(text).map { $0 > 0 && $0 <= 0.9 } ?? false
     }
-    static let repeats = BenchParameter.choice("repeats", ["1", "2", "4", "8", "16", "32", "64"], default: "1",
-                                               "each page repeats its first 4096/N bytes N times (compresses to about 1/N)")
-    static let io = BenchParameter.choice("io", ["automatic", "auto", "io_uring", "thread_pool", "synchronous"], default: "automatic",
-                                          "the device's I/O engine")
-    static let reads = BenchParameter.choice("reads", ["caller", "engine"], default: "caller",
-                                             "a fault's read done by the faulting thread or submitted to the engine")
-    static let writesInFlight = BenchParameter.integer("writes_in_flight", 1...4096, default: IOEngineOptions().maxWritesInFlight,
-                                                       "write-backs in flight at once")
-    static let faults = BenchParameter("faults", type: "handler_threads|handler_threads:N|faulting_thread", default: "handler_threads",
-                                       "who resolves a transparent region's faults (handler_threads: 4 threads)") { text in
+    static let repeats = BenchParameter.choice(
+        "repeats", ["1", "2", "4", "8", "16", "32", "64"], default: "1",
+        "each page repeats its first 4096/N bytes N times (compresses to about 1/N)")
+    static let io = BenchParameter.choice(
+        "io", ["automatic", "auto", "io_uring", "thread_pool", "synchronous"], default: "automatic",
+        "the device's I/O engine")
+    static let reads = BenchParameter.choice(
+        "reads", ["caller", "engine"], default: "caller",
+        "a fault's read done by the faulting thread or submitted to the engine")
+    static let writesInFlight = BenchParameter.integer(
+        "writes_in_flight", 1...4096, default: IOEngineOptions().maxWritesInFlight,
+        "write-backs in flight at once")
+    static let faults = BenchParameter(
+        "faults", type: "handler_threads|handler_threads:N|faulting_thread", default: "handler_threads",
+        "who resolves a transparent region's faults (handler_threads: 4 threads)"
+    ) { text in
         (try? transparentFaults(text)) != nil
     }
-    static let folio = BenchParameter("folio", type: "size, a power of two 4K…2M", default: "4K",
-                                      "the explicit region's folio size") { text in
+    static let folio = BenchParameter(
+        "folio", type: "size, a power of two 4K…2M", default: "4K",
+        "the explicit region's folio size"
+    ) { text in
         guard case .success(let size) = ByteSize.parse(text) else { return false }
         return size >= 4096 && size <= 2 << 20 && size & (size - 1) == 0
     }
-    static let swapSize = BenchParameter.size("swap_size", 2 << 20 ... 1 << 44, default: nil,
-                                              "the swap device's size, header included (default: twice the data and a page)")
-    static let device = BenchParameter("device", type: "file|memory|redis|redis://HOST:PORT|unix:///SOCKET", default: "file",
-                                       "where swapped pages go (also --device)") { WorkloadDevice($0) != nil }
+    static let swapSize = BenchParameter.size(
+        "swap_size", 2 << 20...1 << 44, default: nil,
+        "the swap device's size, header included (default: twice the data and a page)")
+    static let device = BenchParameter(
+        "device", type: "file|memory|redis|redis://HOST:PORT|unix:///SOCKET", default: "file",
+        "where swapped pages go (also --device)"
+    ) { WorkloadDevice($0) != nil }
 
     /// What the workload scenarios take, by mode: UserSwap's knobs, or the kernel's.
     static func parameters(mode: BenchMode?) -> [BenchParameter] {
         if mode == .kernel { return kernelParameters }
-        return [policy(allowingAll: true), ops, writeRatio, theta, load, device, repeats, io, reads, writesInFlight, faults, folio, swapSize]
+        return [
+            policy(allowingAll: true), ops, writeRatio, theta, load, device, repeats, io, reads, writesInFlight, faults, folio, swapSize,
+        ]
             + WorkloadSwap.parameters
     }
 
@@ -86,7 +106,6 @@ enum WorkloadBench {
         // 4×, so the table is half the others' size to stay within ~20 s.
         kind == .hashtable ? (32 << 20, 128 << 20) : (64 << 20, 256 << 20)
     }
-
 
     /// `--param faults=handler_threads[:N]|faulting_thread`: who serves a transparent region's faults.
     static func transparentFaults(_ options: BenchOptions) throws -> TransparentRegion.FaultService {
@@ -138,7 +157,8 @@ enum WorkloadBench {
         var configuration = WorkloadConfiguration(
             kind: kind, memoryBytes: options.memoryBytes ?? sizes.memory, dataBytes: options.dataBytes ?? sizes.data,
             threads: harness.threads(default: 2), limit: limit,
-            writeRatio: try options.parameter("write_ratio", default: kind == .seq ? SeqScenario.defaultWriteRatio : WorkloadConfiguration.defaultWriteRatio),
+            writeRatio: try options.parameter(
+                "write_ratio", default: kind == .seq ? SeqScenario.defaultWriteRatio : WorkloadConfiguration.defaultWriteRatio),
             theta: try options.value(Self.theta),
             loadFactor: try options.value(Self.load),
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
@@ -161,7 +181,8 @@ enum WorkloadBench {
                 throw BenchError("--param folio=\(text): a size, a power of two from 4K to 2M (e.g. 64K)")
             }
             guard harness.mode() == .explicit || size == Int64(SwapPage.size) else {
-                throw BenchError("--param folio=\(text) is for the explicit API: transparent regions and the kernel's memory use 4 KiB pages here")
+                throw BenchError(
+                    "--param folio=\(text) is for the explicit API: transparent regions and the kernel's memory use 4 KiB pages here")
             }
             configuration.folioBytes = Int(size)
         }
@@ -185,13 +206,16 @@ enum WorkloadBench {
     /// One run on a fresh swap device (`swap`: a file in the scratch folder, removed
     /// afterwards, process memory or Redis, with its tiers); the swap's figures go in the
     /// outcome's `swapReport`.
-    static func runOnce(_ configuration: WorkloadConfiguration, swap: WorkloadSwap, label: String, harness: BenchHarness) throws -> WorkloadOutcome {
+    static func runOnce(_ configuration: WorkloadConfiguration, swap: WorkloadSwap, label: String, harness: BenchHarness) throws
+        -> WorkloadOutcome
+    {
         let outcome = try swap.with(configuration, harness: harness) { device, tiers in
             var figures: JSONValue = .null
-            var outcome = try WorkloadSession.run(configuration, device: device, encryption: swap.encryption,
-                                                  console: harness.console, showsProgress: harness.options.showsProgress,
-                                                  label: label, transparent: harness.mode() == .transparent,
-                                                  inspect: { space in figures = swap.json(tiers, space: space) })
+            var outcome = try WorkloadSession.run(
+                configuration, device: device, encryption: swap.encryption,
+                console: harness.console, showsProgress: harness.options.showsProgress,
+                label: label, transparent: harness.mode() == .transparent,
+                inspect: { space in figures = swap.json(tiers, space: space) })
             outcome.swapReport = figures
             if let line = swap.summary(tiers) { harness.log(line) }
             return outcome
@@ -243,7 +267,8 @@ struct PolicyComparison {
             object[policy.benchName] = .object(side)
         }
         object["same_ops"] = .bool(Set(outcomes.map { $0.1.measured.ops }).count == 1)
-        object["note"] = "each policy over the same operations per thread and seed; swap_ins_ratio = swap-ins of workingset (the kernel's lists with refault activation) ÷ this policy's: above 1 means fewer swap-ins than the kernel's policy"
+        object["note"] =
+            "each policy over the same operations per thread and seed; swap_ins_ratio = swap-ins of workingset (the kernel's lists with refault activation) ÷ this policy's: above 1 means fewer swap-ins than the kernel's policy"
         return .object(object)
     }
 
@@ -263,28 +288,36 @@ enum ZipfScenario: BenchScenario {
     static let name = "zipf"
     static let summary = "Zipf θ=0.99 accesses over data 4× the budget (--param policy=all: every reclaim policy over the same operations)"
     static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
-    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.zipf, options: options, harness: harness) }
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        try WorkloadBench.run(.zipf, options: options, harness: harness)
+    }
 }
 
 enum RandomScenario: BenchScenario {
     static let name = "random"
     static let summary = "uniform random accesses over data 4× the budget"
     static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
-    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.random, options: options, harness: harness) }
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        try WorkloadBench.run(.random, options: options, harness: harness)
+    }
 }
 
 enum UsememScenario: BenchScenario {
     static let name = "usemem"
     static let summary = "the kernel's usemem: write data 4× the budget, then read it all back"
     static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
-    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.usemem, options: options, harness: harness) }
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        try WorkloadBench.run(.usemem, options: options, harness: harness)
+    }
 }
 
 enum HashTableScenario: BenchScenario {
     static let name = "hashtable"
     static let summary = "an open-addressing hash table 4× the budget: insert, then look up every key"
     static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) }
-    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport { try WorkloadBench.run(.hashtable, options: options, harness: harness) }
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        try WorkloadBench.run(.hashtable, options: options, harness: harness)
+    }
 }
 
 extension TransparentRegion.FaultService {

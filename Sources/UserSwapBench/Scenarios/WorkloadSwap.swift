@@ -46,7 +46,8 @@ public enum WorkloadDevice: Equatable, Sendable {
         case .file: "file"
         case .memory: "memory"
         case .redis(let url):
-            url.map { (try? RedisBackend.Configuration(url: $0))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted($0) } ?? "redis"
+            url.map { (try? RedisBackend.Configuration(url: $0))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted($0) }
+                ?? "redis"
         case .redisCluster(let url):
             (try? RedisClusterBackend.Configuration(url: url))?.urlWithoutCredentials ?? RedisBackend.Configuration.redacted(url)
         }
@@ -57,15 +58,20 @@ public enum WorkloadDevice: Equatable, Sendable {
 /// made from `--device`, `--tier` and `--param codec=|pool=|encryption=|swap_file=`; it keeps
 /// the tiers so that their figures can be reported after the run.
 struct WorkloadSwap {
-    static let codec = BenchParameter("codec", type: "lz4|zstd|zstd-N (N 1…19)", default: "lz4",
-                                      "the compressed tier's codec") { CompressionCodec($0) != nil }
-    static let pool = BenchParameter.size("pool", 64 << 10 ... 1 << 40, default: nil, "the compressed pool's limit (default: the budget)")
-    static let encryption = BenchParameter.choice("encryption", ["none", "randomKey", "random-key"], default: nil,
-                                                  "seal every device of the space (default randomKey, none for --device memory or --no-encryption)")
-    static let swapFile = BenchParameter.choice("swap_file", ["allocated", "written"], default: "allocated",
-                                                "the swap file's blocks only allocated, or written once when it is made")
-    static let durability = BenchParameter.choice("durability", ["primary", "replicated"], default: nil,
-                                                  "--device redis+cluster://: a write counts once a replica has it (replicated, the default with replicas) or at once (primary)")
+    static let codec = BenchParameter(
+        "codec", type: "lz4|zstd|zstd-N (N 1…19)", default: "lz4",
+        "the compressed tier's codec"
+    ) { CompressionCodec($0) != nil }
+    static let pool = BenchParameter.size("pool", 64 << 10...1 << 40, default: nil, "the compressed pool's limit (default: the budget)")
+    static let encryption = BenchParameter.choice(
+        "encryption", ["none", "randomKey", "random-key"], default: nil,
+        "seal every device of the space (default randomKey, none for --device memory or --no-encryption)")
+    static let swapFile = BenchParameter.choice(
+        "swap_file", ["allocated", "written"], default: "allocated",
+        "the swap file's blocks only allocated, or written once when it is made")
+    static let durability = BenchParameter.choice(
+        "durability", ["primary", "replicated"], default: nil,
+        "--device redis+cluster://: a write counts once a replica has it (replicated, the default with replicas) or at once (primary)")
     static let parameters = [codec, pool, encryption, swapFile, durability]
 
     let device: WorkloadDevice
@@ -84,7 +90,9 @@ struct WorkloadSwap {
     init(options: BenchOptions) throws {
         let deviceText = options.device ?? options.parameters["device"] ?? "file"
         guard let device = WorkloadDevice(deviceText) else {
-            throw BenchError("--device \(RedisBackend.Configuration.redacted(deviceText)): use file, memory, redis, redis://HOST:PORT, unix:///PATH or redis+cluster://HOST:PORT[,HOST:PORT…]")
+            throw BenchError(
+                "--device \(RedisBackend.Configuration.redacted(deviceText)): use file, memory, redis, redis://HOST:PORT, unix:///PATH or redis+cluster://HOST:PORT[,HOST:PORT…]"
+            )
         }
         self.device = device
         let tierText = options.tier ?? "none"
@@ -93,7 +101,9 @@ struct WorkloadSwap {
         }
         self.tier = tier
         let codecText: String = try options.value(Self.codec)
-        guard let codec = CompressionCodec(codecText) else { throw BenchError("--param codec=\(codecText): use lz4, zstd or zstd-N (N 1…19)") }
+        guard let codec = CompressionCodec(codecText) else {
+            throw BenchError("--param codec=\(codecText): use lz4, zstd or zstd-N (N 1…19)")
+        }
         self.codec = codec
         if let text = options.parameters["pool"] {
             guard case .success(let size) = ByteSize.parse(text) else { throw BenchError("--param pool=\(text): a size, e.g. 64M") }
@@ -115,19 +125,24 @@ struct WorkloadSwap {
         switch try options.value(Self.swapFile) as String {
         case "allocated": writtenOut = false
         case "written": writtenOut = true
-        case let other: throw BenchError("--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)")
+        case let other:
+            throw BenchError(
+                "--param swap_file=\(other): use allocated (fallocate only, the default) or written (every block written once when the file is made)"
+            )
         }
         if writtenOut && device != .file { throw BenchError("--param swap_file=written is for --device file") }
         switch options.parameters["durability"] {
         case nil: durability = nil
         case "primary"?: durability = .primaryOnly
         case "replicated"?: durability = .replicated(1)
-        case let other?: throw BenchError("--param durability=\(other): use primary or replicated (one replica's copy before a write counts)")
+        case let other?:
+            throw BenchError("--param durability=\(other): use primary or replicated (one replica's copy before a write counts)")
         }
         if durability != nil {
             guard case .redisCluster = device else { throw BenchError("--param durability is for --device redis+cluster://…") }
         }
-        if tier != .none || (options.parameters["encryption"] ?? "none") != "none" || device != .file || writtenOut, options.mode == .kernel {
+        if tier != .none || (options.parameters["encryption"] ?? "none") != "none" || device != .file || writtenOut, options.mode == .kernel
+        {
             throw BenchError("--tier, --device and --param encryption are UserSwap's; --mode kernel swaps where the machine does")
         }
     }
@@ -139,8 +154,10 @@ struct WorkloadSwap {
     /// Runs `body` with the device configuration for a space of `configuration`, in a scratch
     /// folder (`harness`) or against a Redis server started for it; everything made is removed
     /// afterwards. `body` gets the tiers made, for their statistics.
-    func with<T>(_ configuration: WorkloadConfiguration, harness: BenchHarness,
-                 _ body: (SwapSpace.DeviceConfiguration, Tiers) throws -> T) throws -> T {
+    func with<T>(
+        _ configuration: WorkloadConfiguration, harness: BenchHarness,
+        _ body: (SwapSpace.DeviceConfiguration, Tiers) throws -> T
+    ) throws -> T {
         let swapBytes = Int(configuration.swapBytes)
         switch device {
         case .file:
@@ -163,7 +180,8 @@ struct WorkloadSwap {
         case .redis(let url):
             var (redis, server) = try BenchRedisServer.connect(
                 url: url, harness: harness,
-                missing: "--device redis: redis-server is not installed (scripts/bootstrap installs it); or give --device redis://HOST:PORT")
+                missing: "--device redis: redis-server is not installed (scripts/bootstrap installs it); or give --device redis://HOST:PORT"
+            )
             defer { server?.kill() }
             redis.maxConnections = max(configuration.threads, 2) * 2
             let backend = try RedisBackend(pageCount: swapBytes / SwapPage.size, configuration: redis)
@@ -171,7 +189,9 @@ struct WorkloadSwap {
             defer { _ = try? backend.removeAllPages() }
             if server == nil {
                 // A server of the user's keeps what a killed run swapped there: say how to remove it.
-                harness.log("swapping to \(redis.urlWithoutCredentials) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(redis.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
+                harness.log(
+                    "swapping to \(redis.urlWithoutCredentials) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(redis.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages"
+                )
             }
             let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
             var tiers = stacked
@@ -180,13 +200,17 @@ struct WorkloadSwap {
         case .redisCluster(let url):
             var cluster = try RedisClusterBackend.Configuration(url: url, environment: ProcessInfo.processInfo.environment)
             if (try? RedisClusterBackend.Configuration(url: url))?.password != nil {
-                harness.log("warning: the password in the Redis URL is visible to every user of this machine (ps, /proc); give it in \(RedisBackend.Configuration.passwordEnvironmentVariable)")
+                harness.log(
+                    "warning: the password in the Redis URL is visible to every user of this machine (ps, /proc); give it in \(RedisBackend.Configuration.passwordEnvironmentVariable)"
+                )
             }
             cluster.maxConnectionsPerNode = max(configuration.threads, 2) * 2
             cluster.durability = durability
             let backend = try RedisClusterBackend(pageCount: swapBytes / SwapPage.size, configuration: cluster)
             defer { _ = try? backend.removeAllPages() }
-            harness.log("swapping to \(cluster.urlWithoutCredentials) (\(backend.masters.count) masters, durability \(backend.durability)) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(cluster.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages")
+            harness.log(
+                "swapping to \(cluster.urlWithoutCredentials) (\(backend.masters.count) masters, durability \(backend.durability)) in namespace \(backend.namespace); if this run is killed, `userswap redis-clean \(cluster.urlWithoutCredentials) --namespace \(backend.namespace)` removes its pages"
+            )
             let (top, stacked) = try stack(over: backend, budget: configuration.memoryBytes)
             var tiers = stacked
             tiers.redisCluster = backend
@@ -224,8 +248,10 @@ struct WorkloadSwap {
 
     /// The run's swap in the report: what it was, and each tier's figures at the end of the run.
     func json(_ tiers: Tiers, space: SwapSpace?) -> JSONValue {
-        var object: [String: JSONValue] = ["device": .string(device.name), "tier": .string(tier.rawValue),
-                                           "encryption": .string(encryption.name)]
+        var object: [String: JSONValue] = [
+            "device": .string(device.name), "tier": .string(tier.rawValue),
+            "encryption": .string(encryption.name),
+        ]
         if device == .file { object["swap_file"] = .string(writtenOut ? "written" : "allocated") }
         if let c = tiers.compressed?.statistics {
             object["codec"] = .string("\(codec)")
@@ -243,23 +269,29 @@ struct WorkloadSwap {
         if let space { sealed += space.devices.compactMap { $0.backend as? EncryptedTier } }
         if !sealed.isEmpty {
             let e = sealed.map(\.statistics)
-            object["encrypted"] = ["sealed_pages": JSONValue(e.reduce(0) { $0 + $1.sealedPages }),
-                                   "opened_pages": JSONValue(e.reduce(0) { $0 + $1.openedPages }),
-                                   "authentication_failures": JSONValue(e.reduce(0) { $0 + $1.authenticationFailures })]
+            object["encrypted"] = [
+                "sealed_pages": JSONValue(e.reduce(0) { $0 + $1.sealedPages }),
+                "opened_pages": JSONValue(e.reduce(0) { $0 + $1.openedPages }),
+                "authentication_failures": JSONValue(e.reduce(0) { $0 + $1.authenticationFailures }),
+            ]
         }
         if let r = tiers.redis?.statistics {
-            object["redis"] = ["pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
-                               "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
-                               "failed_calls": JSONValue(r.failedCalls), "retries": JSONValue(r.retries)]
+            object["redis"] = [
+                "pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
+                "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
+                "failed_calls": JSONValue(r.failedCalls), "retries": JSONValue(r.retries),
+            ]
         }
         if let cluster = tiers.redisCluster {
             let r = cluster.statistics
-            object["redis_cluster"] = ["durability": .string(cluster.durability.description), "masters": JSONValue(cluster.masters.count),
-                                       "pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
-                                       "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
-                                       "waits": JSONValue(r.waits), "degraded_writes": JSONValue(r.degradedWrites),
-                                       "moved": JSONValue(r.movedRedirections), "ask": JSONValue(r.askRedirections),
-                                       "failed_calls": JSONValue(r.failedCalls), "retry_rounds": JSONValue(r.retryRounds)]
+            object["redis_cluster"] = [
+                "durability": .string(cluster.durability.description), "masters": JSONValue(cluster.masters.count),
+                "pages_read": JSONValue(r.pagesRead), "read_calls": JSONValue(r.readCalls),
+                "pages_written": JSONValue(r.pagesWritten), "write_calls": JSONValue(r.writeCalls),
+                "waits": JSONValue(r.waits), "degraded_writes": JSONValue(r.degradedWrites),
+                "moved": JSONValue(r.movedRedirections), "ask": JSONValue(r.askRedirections),
+                "failed_calls": JSONValue(r.failedCalls), "retry_rounds": JSONValue(r.retryRounds),
+            ]
         }
         return .object(object)
     }
@@ -267,6 +299,7 @@ struct WorkloadSwap {
     /// One line for the log.
     func summary(_ tiers: Tiers) -> String? {
         guard let c = tiers.compressed?.statistics else { return nil }
-        return "compressed tier (\(codec)): \(c.storedPages) pages in \(c.poolBytes >> 10) KiB (peak \(c.peakPoolBytes >> 10) KiB), ratio \(c.cumulativeCompressionRatio.map { LatencySummary.trimmed($0) } ?? "n/a"), \(c.sameFilledStores) same-filled, \(c.rejects) rejects, \(c.writeBacks) write-backs, \(c.loads) loads"
+        return
+            "compressed tier (\(codec)): \(c.storedPages) pages in \(c.poolBytes >> 10) KiB (peak \(c.peakPoolBytes >> 10) KiB), ratio \(c.cumulativeCompressionRatio.map { LatencySummary.trimmed($0) } ?? "n/a"), \(c.sameFilledStores) same-filled, \(c.rejects) rejects, \(c.writeBacks) write-backs, \(c.loads) loads"
     }
 }

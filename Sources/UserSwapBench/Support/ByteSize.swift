@@ -21,8 +21,8 @@ public enum ByteSize {
         // Accepted numbers: "12", "1.5", ".5"; not "", ".", "5." or "1.2.3".
         let parts = number.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count <= 2,
-              parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              parts.count == 1 ? !parts[0].isEmpty : !parts[1].isEmpty
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+            parts.count == 1 ? !parts[0].isEmpty : !parts[1].isEmpty
         else { return .failure(.notANumber(text)) }
         guard let whole = parts[0].isEmpty ? 0 : Int64(parts[0]) else { return .failure(.tooLarge(text)) }
 

@@ -1,3 +1,4 @@
+import CUserSwap
 import Foundation
 
 /// Where the command's output goes. `standard` is the process's stdout and stderr; tests pass
@@ -36,5 +37,3 @@ public struct Console: Sendable {
     /// A line on stderr.
     package func errorLine(_ text: String) { writeError(text.hasSuffix("\n") ? text : text + "\n") }
 }
-
-import CUserSwap

@@ -22,7 +22,8 @@ package enum PathCheck {
         }
         guard access(path, W_OK | X_OK) == 0 else {
             let errno = Errno(rawValue: Glibc.errno)
-            throw SwapError(.permissionDenied, "\(what) \(path) is not writable (\(errno.message)); give a folder you can write", errno: errno)
+            throw SwapError(
+                .permissionDenied, "\(what) \(path) is not writable (\(errno.message)); give a folder you can write", errno: errno)
         }
         // access(2) says yes to root everywhere, and to anyone on a file system that then
         // refuses new files (procfs, a read-only mount): make one, and remove it at once.
@@ -30,7 +31,8 @@ package enum PathCheck {
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
             let errno = Errno(rawValue: Glibc.errno)
-            throw SwapError(.permissionDenied, "\(what) \(path) takes no new files (\(errno.message)); give a folder on a writable disk", errno: errno)
+            throw SwapError(
+                .permissionDenied, "\(what) \(path) takes no new files (\(errno.message)); give a folder on a writable disk", errno: errno)
         }
         close(fd)
         template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }

@@ -14,7 +14,8 @@ public enum ScratchDirectory {
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) != nil }
         guard made else {
             let reason = String(cString: strerror(errno))
-            throw SwapError(.permissionDenied, "cannot make a private folder in \(base): \(reason); give a folder you can write (--dir, or TMPDIR)")
+            throw SwapError(
+                .permissionDenied, "cannot make a private folder in \(base): \(reason); give a folder you can write (--dir, or TMPDIR)")
         }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -64,7 +64,9 @@ public enum TerminationSignals {
             // SA_RESTART: the workers' blocking calls go on until the watcher ends the process.
             action.sa_flags = SA_RESTART
             guard sigaction(signal, nil, &previous) == 0 else { continue }
-            if signal == SIGHUP, unsafeBitCast(previous.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) {
+            if signal == SIGHUP,
+                unsafeBitCast(previous.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+            {
                 continue
             }
             sigaction(signal, &action, nil)

@@ -39,10 +39,14 @@ public struct PagedHashTableWorkload<Store: PageStore>: Workload {
         let table = table, keys = keyCount, seed = seed, ledger = readChecks
         return [
             WorkloadPhase("insert", measured: true, length: .steps(keys)) { thread, threads in
-                KeyWalker(table: table, keys: WorkloadPhase.share(of: keys, thread: thread, threads: threads), seed: seed, inserts: true, ledger: ledger)
+                KeyWalker(
+                    table: table, keys: WorkloadPhase.share(of: keys, thread: thread, threads: threads), seed: seed, inserts: true,
+                    ledger: ledger)
             },
             WorkloadPhase("lookup", measured: true, length: .steps(keys)) { thread, threads in
-                KeyWalker(table: table, keys: WorkloadPhase.share(of: keys, thread: thread, threads: threads), seed: seed, inserts: false, ledger: ledger)
+                KeyWalker(
+                    table: table, keys: WorkloadPhase.share(of: keys, thread: thread, threads: threads), seed: seed, inserts: false,
+                    ledger: ledger)
             },
         ]
     }
@@ -50,8 +54,9 @@ public struct PagedHashTableWorkload<Store: PageStore>: Workload {
     public func verificationPhase() -> WorkloadPhase {
         let table = table, verification = verification, found = recordsFound
         return WorkloadPhase("verify", measured: false, length: .steps(table.pageCount)) { thread, threads in
-            Scanner(table: table, next: WorkloadPhase.share(of: table.pageCount, thread: thread, threads: threads).lowerBound,
-                    verification: verification, found: found)
+            Scanner(
+                table: table, next: WorkloadPhase.share(of: table.pageCount, thread: thread, threads: threads).lowerBound,
+                verification: verification, found: found)
         }
     }
 

@@ -37,10 +37,11 @@ public struct PageAccessWorkload<Store: PageStore, Pattern: AccessPattern>: Work
                 Populator(store: store, pages: WorkloadPhase.share(of: store.pageCount, thread: thread, threads: threads))
             },
             WorkloadPhase("access", measured: true, length: .open) { thread, threads in
-                Accessor(store: store, pattern: pattern,
-                         cursor: pattern.makeCursor(thread: thread, threads: threads, pages: store.pageCount),
-                         random: Xoshiro256StarStar(seed: seed, thread: thread),
-                         threshold: threshold, writesAlways: writesAlways)
+                Accessor(
+                    store: store, pattern: pattern,
+                    cursor: pattern.makeCursor(thread: thread, threads: threads, pages: store.pageCount),
+                    random: Xoshiro256StarStar(seed: seed, thread: thread),
+                    threshold: threshold, writesAlways: writesAlways)
             },
         ]
     }

@@ -49,7 +49,8 @@ public enum PagePattern {
         let mask = period - 1
         var differences: UInt64 = 0
         for index in 0..<Self.words {
-            differences |= start.load(fromByteOffset: index * 8, as: UInt64.self) ^ (base &+ UInt64(truncatingIfNeeded: index & mask) &* step)
+            differences |=
+                start.load(fromByteOffset: index * 8, as: UInt64.self) ^ (base &+ UInt64(truncatingIfNeeded: index & mask) &* step)
         }
         return differences == 0
     }

@@ -48,8 +48,11 @@ public final class PageVersions {
             // Relaxed: only a look; the compare-exchange below orders.
             let seen = word.pointee.load(ordering: .relaxed)
             if seen & Self.lockBit == 0,
-               word.pointee.compareExchange(expected: seen, desired: seen | Self.lockBit,
-                                            successOrdering: .acquiring, failureOrdering: .relaxed).exchanged {
+                word.pointee.compareExchange(
+                    expected: seen, desired: seen | Self.lockBit,
+                    successOrdering: .acquiring, failureOrdering: .relaxed
+                ).exchanged
+            {
                 return seen
             }
             tries += 1

@@ -146,7 +146,8 @@ public final class PagedHashTable<Store: PageStore>: Sendable {
                     continue
                 }
                 full += 1
-                for word in 1..<Self.recordWords where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != Self.valueWord(key, word, seed: seed) {
+                for word in 1..<Self.recordWords
+                where records.load(fromByteOffset: offset + word * 8, as: UInt64.self) != Self.valueWord(key, word, seed: seed) {
                     problems.append("page \(page) record \(index): key \(String(key, radix: 16)) has a wrong value word \(word)")
                     break
                 }

@@ -48,14 +48,17 @@ public final class PatternedPages<Store: PageStore>: Sendable {
         let (matches, version, first) = try store.withPage(page, for: .read) { bytes in
             let version = versions.lock(page)
             let bytes = UnsafeRawBufferPointer(bytes)
-            let matches = fully
+            let matches =
+                fully
                 ? PagePattern.check(bytes, page: page, version: version, seed: seed, period: period)
                 : PagePattern.quickCheck(bytes, page: page, version: version, seed: seed, period: period)
             versions.unlock(page, version: version)
             return (matches, version, matches ? 0 : bytes.load(fromByteOffset: 0, as: UInt64.self))
         }
         if !matches {
-            ledger.mismatch("page \(page): expected version \(version), first word \(String(first, radix: 16)) (\(version == 0 ? "should be zero" : "expected \(String(PagePattern.base(page: page, version: version, seed: seed), radix: 16))"))")
+            ledger.mismatch(
+                "page \(page): expected version \(version), first word \(String(first, radix: 16)) (\(version == 0 ? "should be zero" : "expected \(String(PagePattern.base(page: page, version: version, seed: seed), radix: 16))"))"
+            )
         }
         return matches
     }

@@ -56,8 +56,10 @@ public struct WorkloadPhase: Sendable {
     /// everything it calls (the access pattern, the page store's `withPage`) are specialized
     /// together, with no dynamic dispatch per step — provided the phase is made where the
     /// worker's type is known, which `PreparedWorkload` sees to.
-    public init<Worker: WorkloadWorker & SendableMetatype>(_ name: String, measured: Bool, length: Length,
-                                        makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker) {
+    public init<Worker: WorkloadWorker & SendableMetatype>(
+        _ name: String, measured: Bool, length: Length,
+        makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker
+    ) {
         self.name = name
         self.measured = measured
         self.length = length
@@ -67,7 +69,7 @@ public struct WorkloadPhase: Sendable {
     /// Thread `thread`'s contiguous share of `total` steps: the same split the driver uses.
     public static func share(of total: Int, thread: Int, threads: Int) -> Range<Int> {
         precondition(thread >= 0 && thread < threads && total >= 0)
-        return total * thread / threads ..< total * (thread + 1) / threads
+        return total * thread / threads..<total * (thread + 1) / threads
     }
 }
 

@@ -133,7 +133,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
             problems.append("a folio is a power of two from 4K to 2M, not \(ByteSize.format(Int64(folioBytes)))")
         }
         if let swapSizeBytes, swapSizeBytes < (4 << 20) + 4096 || swapSizeBytes % 4096 != 0 {
-            problems.append("a swap size is a whole number of 4 KiB pages, at least 4M + 4K (two clusters and the header), not \(ByteSize.format(swapSizeBytes))")
+            problems.append(
+                "a swap size is a whole number of 4 KiB pages, at least 4M + 4K (two clusters and the header), not \(ByteSize.format(swapSizeBytes))"
+            )
         }
         if !(1...64).contains(pageRepeats) || pageRepeats & (pageRepeats - 1) != 0 {
             problems.append("page repeats are a power of two from 1 to 64, not \(pageRepeats)")
@@ -159,13 +161,17 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         switch kind {
         case .zipf:
             let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
-            return PreparedWorkload(PageAccessWorkload(store: store, pattern: ZipfPattern(pages: pages, theta: theta, seed: seed), writeRatio: writeRatio, seed: seed))
+            return PreparedWorkload(
+                PageAccessWorkload(
+                    store: store, pattern: ZipfPattern(pages: pages, theta: theta, seed: seed), writeRatio: writeRatio, seed: seed))
         case .random:
             let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
-            return PreparedWorkload(PageAccessWorkload(store: store, pattern: RandomPattern(pages: pages), writeRatio: writeRatio, seed: seed))
+            return PreparedWorkload(
+                PageAccessWorkload(store: store, pattern: RandomPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .seq:
             let store = PatternedPages(store: try makeStore(pages), seed: seed, period: period)
-            return PreparedWorkload(PageAccessWorkload(store: store, pattern: SequentialPattern(pages: pages), writeRatio: writeRatio, seed: seed))
+            return PreparedWorkload(
+                PageAccessWorkload(store: store, pattern: SequentialPattern(pages: pages), writeRatio: writeRatio, seed: seed))
         case .usemem:
             return PreparedWorkload(UsememWorkload(store: PatternedPages(store: try makeStore(pages), seed: seed, period: period)))
         case .hashtable:

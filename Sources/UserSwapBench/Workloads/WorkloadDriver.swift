@@ -94,18 +94,22 @@ public final class WorkloadDriver {
                 rate = Double(steps - window.steps) / (Double(now &- window.ns) / 1e9)
                 window = (now, steps)
             }
-            let fraction: Double = if let seconds {
-                Double(now &- startNs) / 1e9 / seconds
-            } else if let totalSteps, totalSteps > 0 {
-                Double(steps) / Double(totalSteps)
-            } else {
-                0
-            }
+            let fraction: Double =
+                if let seconds {
+                    Double(now &- startNs) / 1e9 / seconds
+                } else if let totalSteps, totalSteps > 0 {
+                    Double(steps) / Double(totalSteps)
+                } else {
+                    0
+                }
             if showsProgress {
                 let now = probe.counters()
-                progress.update(fraction, detail: Self.progressDetail(
-                    opsPerSecond: rate, residentFrames: resident,
-                    swapIns: (now[.swapIns] ?? 0) - (before[.swapIns] ?? 0), swapOuts: (now[.swapOuts] ?? 0) - (before[.swapOuts] ?? 0)))
+                progress.update(
+                    fraction,
+                    detail: Self.progressDetail(
+                        opsPerSecond: rate, residentFrames: resident,
+                        swapIns: (now[.swapIns] ?? 0) - (before[.swapIns] ?? 0), swapOuts: (now[.swapOuts] ?? 0) - (before[.swapOuts] ?? 0))
+                )
             }
         }
         phasePeak = max(phasePeak, probe.residentPages)

@@ -27,19 +27,24 @@ extension WorkloadOutcome {
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)
         report.extras["reclaim_policy"] = .string(configuration.reclaimPolicy.benchName)
         if let ioEngine {
-            report.extras["io_engine"] = ["kind": .string(ioEngine.kind.rawValue), "reason": .string(ioEngine.reason),
-                                          "fault_reads": .string(configuration.ioReadsInCaller ? "caller" : "engine"),
-                                          "max_writes_in_flight": JSONValue(configuration.ioMaxWritesInFlight)]
+            report.extras["io_engine"] = [
+                "kind": .string(ioEngine.kind.rawValue), "reason": .string(ioEngine.reason),
+                "fault_reads": .string(configuration.ioReadsInCaller ? "caller" : "engine"),
+                "max_writes_in_flight": JSONValue(configuration.ioMaxWritesInFlight),
+            ]
         }
         report.extras["peak_resident_frames_bytes"] = JSONValue(Int64(peakResidentFrames) * 4096)
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)
-        report.extras["phases"] = .array((phases + [verification]).map { phase in
-            ["name": .string(phase.name), "measured": .bool(phase.measured), "ops": JSONValue(phase.run.ops),
-             "seconds": JSONValue(phase.run.seconds), "ops_per_s": JSONValue(phase.run.opsPerSecond),
-             "latency_us": JSONValue(phase.run.latency),
-             "swap_ins": JSONValue(phase.counters[.swapIns] ?? 0), "swap_outs": JSONValue(phase.counters[.swapOuts] ?? 0)]
-        })
+        report.extras["phases"] = .array(
+            (phases + [verification]).map { phase in
+                [
+                    "name": .string(phase.name), "measured": .bool(phase.measured), "ops": JSONValue(phase.run.ops),
+                    "seconds": JSONValue(phase.run.seconds), "ops_per_s": JSONValue(phase.run.opsPerSecond),
+                    "latency_us": JSONValue(phase.run.latency),
+                    "swap_ins": JSONValue(phase.counters[.swapIns] ?? 0), "swap_outs": JSONValue(phase.counters[.swapOuts] ?? 0),
+                ]
+            })
         report.extras["reads_checked"] = JSONValue(readsChecked)
         report.extras["verified_units"] = JSONValue(verifiedUnits)
         report.extras["verified_unit"] = .string(verifiedUnit)
@@ -61,16 +66,26 @@ extension WorkloadOutcome {
         func n(_ counter: SwapStatistics.Counter) -> Int { c[counter] ?? 0 }
         var lines: [String] = []
         for phase in phases + [verification] {
-            lines.append("  \(phase.name.padded(to: 9)) \(BenchReport.count(Double(phase.run.ops))) ops in \(LatencySummary.trimmed(phase.run.seconds)) s (\(BenchReport.count(phase.run.opsPerSecond)) ops/s), swap-ins \(phase.counters[.swapIns] ?? 0), swap-outs \(phase.counters[.swapOuts] ?? 0)\(phase.measured ? "" : ", not measured")")
+            lines.append(
+                "  \(phase.name.padded(to: 9)) \(BenchReport.count(Double(phase.run.ops))) ops in \(LatencySummary.trimmed(phase.run.seconds)) s (\(BenchReport.count(phase.run.opsPerSecond)) ops/s), swap-ins \(phase.counters[.swapIns] ?? 0), swap-outs \(phase.counters[.swapOuts] ?? 0)\(phase.measured ? "" : ", not measured")"
+            )
         }
         let measuredNames = phases.filter(\.measured).map(\.name).joined(separator: " + ")
-        lines.append("result (\(measuredNames)): \(BenchReport.count(run.opsPerSecond)) operations/s: \(run.ops) in \(LatencySummary.trimmed(run.seconds)) s on \(run.threads == 1 ? "1 thread" : "\(run.threads) threads")")
+        lines.append(
+            "result (\(measuredNames)): \(BenchReport.count(run.opsPerSecond)) operations/s: \(run.ops) in \(LatencySummary.trimmed(run.seconds)) s on \(run.threads == 1 ? "1 thread" : "\(run.threads) threads")"
+        )
         lines.append("  latency per operation: \(run.latency.text), mean \(LatencySummary.format(run.latency.mean))")
-        lines.append("  swap-ins \(n(.swapIns)), swap-outs \(n(.swapOuts)) (device reads \(n(.deviceReads)), writes \(n(.deviceWrites))); swap-cache hits \(n(.cacheHits)), clean drops \(n(.cleanDrops))")
+        lines.append(
+            "  swap-ins \(n(.swapIns)), swap-outs \(n(.swapOuts)) (device reads \(n(.deviceReads)), writes \(n(.deviceWrites))); swap-cache hits \(n(.cacheHits)), clean drops \(n(.cleanDrops))"
+        )
         if let ioEngine { lines.append("  I/O engine \(ioEngine)") }
         lines.append("  refaults \(n(.refaults)), activations \(n(.activations)), restores \(n(.restores)), evictions \(n(.evictions))")
-        lines.append("  reclaim: scanned \(n(.reclaimScanned)), freed \(n(.reclaimFreed)), second chances \(n(.reclaimActivated)), direct reclaims \(n(.directReclaims)), background wake-ups \(n(.kswapdWakeups))")
-        lines.append("  peak resident \(ByteSize.format(Int64(peakResidentFrames) * 4096)) of the \(ByteSize.format(Int64(frameCount) * 4096)) budget (frames high-water, sampled); process RSS peak \(ByteSize.format(processPeakRSS))")
+        lines.append(
+            "  reclaim: scanned \(n(.reclaimScanned)), freed \(n(.reclaimFreed)), second chances \(n(.reclaimActivated)), direct reclaims \(n(.directReclaims)), background wake-ups \(n(.kswapdWakeups))"
+        )
+        lines.append(
+            "  peak resident \(ByteSize.format(Int64(peakResidentFrames) * 4096)) of the \(ByteSize.format(Int64(frameCount) * 4096)) budget (frames high-water, sampled); process RSS peak \(ByteSize.format(processPeakRSS))"
+        )
         lines.append(verificationLine)
         return lines.joined(separator: "\n")
     }

@@ -1,5 +1,6 @@
 import Glibc
 import UserSwap
+
 #if DEBUG
 import UserSwapTestSupport
 #endif
@@ -26,16 +27,20 @@ public enum WorkloadSession {
             device = .corruptingMemory(bytes: configuration.swapBytes, byte: byte)
         }
         #endif
-        let space = try SwapSpace(.init(
-            memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
-            reclaimPolicy: configuration.reclaimPolicy, backgroundReclaim: configuration.backgroundReclaim,
-            encryption: encryption,
-            ioEngine: configuration.ioEngine, ioOptions: IOEngineOptions(maxWritesInFlight: configuration.ioMaxWritesInFlight,
-                                                                 readsInCaller: configuration.ioReadsInCaller)))
+        let space = try SwapSpace(
+            .init(
+                memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
+                reclaimPolicy: configuration.reclaimPolicy, backgroundReclaim: configuration.backgroundReclaim,
+                encryption: encryption,
+                ioEngine: configuration.ioEngine,
+                ioOptions: IOEngineOptions(
+                    maxWritesInFlight: configuration.ioMaxWritesInFlight,
+                    readsInCaller: configuration.ioReadsInCaller)))
         for warning in space.warnings { console.errorLine("userswap: warning: \(warning.message)") }
         let workload = try configuration.makeWorkload(in: space, transparent: transparent)
-        let driver = WorkloadDriver(space: space, threads: configuration.threads, console: console,
-                                    showsProgress: showsProgress, label: label)
+        let driver = WorkloadDriver(
+            space: space, threads: configuration.threads, console: console,
+            showsProgress: showsProgress, label: label)
         var phases: [WorkloadDriver.PhaseOutcome] = []
         for phase in workload.phases {
             phases.append(try driver.run(phase, limit: configuration.limit))
@@ -111,7 +116,9 @@ public struct WorkloadOutcome: Sendable {
             ops: runs.reduce(0) { $0 + $1.ops },
             seconds: runs.reduce(0) { $0 + $1.seconds },
             histogram: LatencyHistogram.merged(runs.map(\.histogram)),
-            opsPerThread: (0..<threads).map { thread in runs.reduce(0) { $0 + (thread < $1.opsPerThread.count ? $1.opsPerThread[thread] : 0) } })
+            opsPerThread: (0..<threads).map { thread in
+                runs.reduce(0) { $0 + (thread < $1.opsPerThread.count ? $1.opsPerThread[thread] : 0) }
+            })
     }
 
     /// Each counter's change over the measured phases.

@@ -17,20 +17,26 @@ enum RunCommand {
         console.errorLine("userswap run: a debug build: expect 10–100× fewer operations per second than `swift build -c release`")
         #endif
         if configuration.memoryBytes >= configuration.dataBytes {
-            console.errorLine("userswap run: note: --memory \(ByteSize.format(configuration.memoryBytes)) holds all \(ByteSize.format(configuration.dataBytes)) of --data, so nothing will be swapped; give --data above --memory to exercise swap")
+            console.errorLine(
+                "userswap run: note: --memory \(ByteSize.format(configuration.memoryBytes)) holds all \(ByteSize.format(configuration.dataBytes)) of --data, so nothing will be swapped; give --data above --memory to exercise swap"
+            )
         }
         // With --json on stdout, the report goes to stderr so that stdout is only JSON.
         let toStderr = options.json == .stdout
         let say = { (text: String) in toStderr ? console.errorLine(text) : console.line(text) }
         let swapBytes = configuration.swapBytes
-        let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes, directory: options.directory) { device, where_ in
-            let sealing = options.swap == .memory ? "" : options.encryption
-                ? ", pages sealed (XChaCha20-Poly1305, a random key in memory only)" : ", pages in clear (--no-encryption)"
-            say(header(configuration, swap: where_ + sealing, mode: options.mode))
-            return try WorkloadSession.run(configuration, device: device, encryption: options.encryption ? .randomKey : .none,
-                                           console: console,
-                                           showsProgress: options.showsProgress, label: "run",
-                                           transparent: options.mode == .transparent)
+        let outcome: WorkloadOutcome = try withSwap(options.swap, bytes: swapBytes, directory: options.directory) { device, location in
+            let sealing =
+                options.swap == .memory
+                ? ""
+                : options.encryption
+                    ? ", pages sealed (XChaCha20-Poly1305, a random key in memory only)" : ", pages in clear (--no-encryption)"
+            say(header(configuration, swap: location + sealing, mode: options.mode))
+            return try WorkloadSession.run(
+                configuration, device: device, encryption: options.encryption ? .randomKey : .none,
+                console: console,
+                showsProgress: options.showsProgress, label: "run",
+                transparent: options.mode == .transparent)
         }
         let rss = ResidentMemory.peakBytes()
         say(outcome.summary)
@@ -79,7 +85,10 @@ enum RunCommand {
             named = "--swap's folder"
         }
         if let free = PathCheck.freeBytes(folder), free < bytes {
-            throw SwapError(.diskFull, "run needs a \(ByteSize.format(bytes)) swap file (twice --data, and a page) and \(named) \(folder) has \(ByteSize.format(free)) free; give a smaller --data, or \(options.swap == .temporaryFile ? "--dir" : "--swap") on a file system with room")
+            throw SwapError(
+                .diskFull,
+                "run needs a \(ByteSize.format(bytes)) swap file (twice --data, and a page) and \(named) \(folder) has \(ByteSize.format(free)) free; give a smaller --data, or \(options.swap == .temporaryFile ? "--dir" : "--swap") on a file system with room"
+            )
         }
     }
 
@@ -95,10 +104,10 @@ enum RunCommand {
             }
         }
         return """
-        userswap run: \(c.kind.rawValue), \(ByteSize.format(c.dataBytes)) of data in a \(ByteSize.format(c.memoryBytes)) RAM budget (\(LatencySummary.trimmed(ratio))×), \(c.threads == 1 ? "1 thread" : "\(c.threads) threads")\(limit)
-          \(mode == .transparent ? "transparent region (plain loads and stores, faults served by \(c.transparentFaults == .faultingThread ? "the faulting thread" : "handler threads")), " : "")\(c.swapProtocol.rawValue) protocol, reclaim policy \(c.reclaimPolicy.benchName), seed \(c.seed)
-          swap: \(swap)
-        """
+            userswap run: \(c.kind.rawValue), \(ByteSize.format(c.dataBytes)) of data in a \(ByteSize.format(c.memoryBytes)) RAM budget (\(LatencySummary.trimmed(ratio))×), \(c.threads == 1 ? "1 thread" : "\(c.threads) threads")\(limit)
+              \(mode == .transparent ? "transparent region (plain loads and stores, faults served by \(c.transparentFaults == .faultingThread ? "the faulting thread" : "handler threads")), " : "")\(c.swapProtocol.rawValue) protocol, reclaim policy \(c.reclaimPolicy.benchName), seed \(c.seed)
+              swap: \(swap)
+            """
     }
 
     /// Runs `body` with the swap device `swap` names, described in words. The default swap file
@@ -111,12 +120,14 @@ enum RunCommand {
         switch swap {
         case .temporaryFile:
             let folder = directory ?? SwapFile.temporaryDirectory
-            return try body(.temporary(size: bytes, directory: folder),
-                            "a \(ByteSize.format(bytes)) file in \(folder) with no name (nothing is left on disk, even if the run is killed)")
+            return try body(
+                .temporary(size: bytes, directory: folder),
+                "a \(ByteSize.format(bytes)) file in \(folder) with no name (nothing is left on disk, even if the run is killed)")
         case .file(let path):
             let exists = FileManager.default.fileExists(atPath: path)
-            return try body(.file(path: path, size: bytes),
-                            exists ? "\(path) (existing swap file, kept)" : "\(path) (a new \(ByteSize.format(bytes)) file, kept)")
+            return try body(
+                .file(path: path, size: bytes),
+                exists ? "\(path) (existing swap file, kept)" : "\(path) (a new \(ByteSize.format(bytes)) file, kept)")
         case .memory:
             return try body(.memory(bytes: Int(bytes)), "\(ByteSize.format(bytes)) of process memory")
         }

@@ -110,7 +110,8 @@ extension CommandLineTool {
         }
         if !options.workload.isOpen {
             for option in ["ops", "seconds", "write-ratio"] where parsed.has(option) {
-                throw UsageError("--\(option) does not apply to \(options.workload.rawValue): it is a fixed job whose length follows --data", verb: verb)
+                throw UsageError(
+                    "--\(option) does not apply to \(options.workload.rawValue): it is a fixed job whose length follows --data", verb: verb)
             }
         }
         if let text = parsed.value("swap") {
@@ -119,7 +120,9 @@ extension CommandLineTool {
         }
         if let text = parsed.value("dir") {
             guard !text.isEmpty else { throw UsageError("--dir needs a folder", verb: verb) }
-            guard !parsed.has("swap") else { throw UsageError("give --swap FILE or --dir DIR, not both: --dir is where the unnamed swap file goes", verb: verb) }
+            guard !parsed.has("swap") else {
+                throw UsageError("give --swap FILE or --dir DIR, not both: --dir is where the unnamed swap file goes", verb: verb)
+            }
             options.directory = text
         }
         if let text = parsed.value("mode") {

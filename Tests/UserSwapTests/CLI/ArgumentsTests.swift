@@ -1,6 +1,7 @@
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The parser as a pure function: command line in, `Invocation` or `UsageError` out.
@@ -87,7 +88,9 @@ extension CLI {
         @Test("inspect takes one file and an optional --json flag")
         func inspect() throws {
             #expect(CommandLineTool.parse(["inspect", "swap.img"]) == .success(.inspect(InspectOptions(path: "swap.img"))))
-            #expect(CommandLineTool.parse(["inspect", "--json", "swap.img"]) == .success(.inspect(InspectOptions(path: "swap.img", json: true))))
+            #expect(
+                CommandLineTool.parse(["inspect", "--json", "swap.img"]) == .success(.inspect(InspectOptions(path: "swap.img", json: true)))
+            )
             #expect(try #require(usageError(["inspect"])).message == "missing FILE")
             #expect(try #require(usageError(["inspect", "a", "b"])).message == "unexpected argument 'b'")
         }
@@ -141,12 +144,14 @@ extension CLI {
             #expect(parsed == .success(.bench(expected)))
         }
 
-        @Test("bench --json alone, before an option, or as - goes to stdout", arguments: [
-            ["bench", "_selfcheck", "--json"],
-            ["bench", "_selfcheck", "--json", "--threads", "1"],
-            ["bench", "_selfcheck", "--json", "-"],
-            ["bench", "--json", "_selfcheck"],
-        ])
+        @Test(
+            "bench --json alone, before an option, or as - goes to stdout",
+            arguments: [
+                ["bench", "_selfcheck", "--json"],
+                ["bench", "_selfcheck", "--json", "--threads", "1"],
+                ["bench", "_selfcheck", "--json", "-"],
+                ["bench", "--json", "_selfcheck"],
+            ])
         func benchJSONToStdout(arguments: [String]) throws {
             guard case .success(.bench(let options)) = CommandLineTool.parse(arguments) else {
                 Issue.record("\(arguments) did not parse as bench")
@@ -189,8 +194,9 @@ extension CLI {
 
         @Test("the last of a repeated option wins")
         func lastWins() {
-            #expect(CommandLineTool.parse(["format", "x", "--size", "1G", "--size", "2G"])
-                == .success(.format(FormatOptions(path: "x", bytes: 2 << 30))))
+            #expect(
+                CommandLineTool.parse(["format", "x", "--size", "1G", "--size", "2G"])
+                    == .success(.format(FormatOptions(path: "x", bytes: 2 << 30))))
         }
 
         @Test("sizes read back in binary units")

@@ -1,8 +1,10 @@
 import Foundation
+import Synchronization
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The harness the scenarios are written against; runs in debug builds too (only the `bench`
@@ -10,8 +12,9 @@ extension CLI {
     @Suite("Bench harness")
     struct BenchHarnessTests {
         static func harness(_ options: BenchOptions = BenchOptions(scenario: "_selfcheck", showsProgress: false)) -> BenchHarness {
-            BenchHarness(scenario: options.scenario, options: options, swapProtocol: .swapcache,
-                         machine: BenchReportTests.machine, console: CapturedConsole().console)
+            BenchHarness(
+                scenario: options.scenario, options: options, swapProtocol: .swapcache,
+                machine: BenchReportTests.machine, console: CapturedConsole().console)
         }
 
         @Test("the workload benchmarks take the explicit region's folio size as a --param; bad sizes and other modes are refused")
@@ -32,12 +35,14 @@ extension CLI {
 
         @Test("the workload benchmarks take the I/O engine, where faults read, and the write limit as --params")
         func ioParameters() throws {
-            let options = BenchOptions(scenario: "random", parameters: ["io": "thread_pool", "reads": "engine", "writes_in_flight": "4"],
-                                       showsProgress: false)
+            let options = BenchOptions(
+                scenario: "random", parameters: ["io": "thread_pool", "reads": "engine", "writes_in_flight": "4"],
+                showsProgress: false)
             let c = try WorkloadBench.configuration(.random, options: options, harness: Self.harness(options))
             #expect(c.ioEngine == .threadPool && !c.ioReadsInCaller && c.ioMaxWritesInFlight == 4)
-            let defaults = try WorkloadBench.configuration(.random, options: BenchOptions(scenario: "random", showsProgress: false),
-                                                           harness: Self.harness())
+            let defaults = try WorkloadBench.configuration(
+                .random, options: BenchOptions(scenario: "random", showsProgress: false),
+                harness: Self.harness())
             #expect(defaults.ioEngine == .automatic && defaults.ioReadsInCaller && defaults.ioMaxWritesInFlight == 2)
             for bad in [["io": "aio"], ["reads": "kernel"], ["writes_in_flight": "0"]] {
                 let o = BenchOptions(scenario: "random", parameters: bad, showsProgress: false)
@@ -47,8 +52,9 @@ extension CLI {
 
         @Test("the workload benchmarks take the reclaim policy as a --param; all runs each over the same operations")
         func policyParameter() throws {
-            let defaults = try WorkloadBench.configuration(.zipf, options: BenchOptions(scenario: "zipf", showsProgress: false),
-                                                           harness: Self.harness())
+            let defaults = try WorkloadBench.configuration(
+                .zipf, options: BenchOptions(scenario: "zipf", showsProgress: false),
+                harness: Self.harness())
             #expect(defaults.reclaimPolicy == .frequency)
             for policy in ReclaimPolicy.allCases {
                 let o = BenchOptions(scenario: "zipf", parameters: ["policy": policy.benchName], showsProgress: false)
@@ -58,16 +64,21 @@ extension CLI {
             #expect(throws: BenchError.self) { try WorkloadBench.configuration(.zipf, options: bad, harness: Self.harness(bad)) }
 
             // policy=all: four runs on a memory device, the later ones replaying the first's operations.
-            let all = BenchOptions(scenario: "zipf", memoryBytes: 1 << 20, dataBytes: 4 << 20,
-                                   parameters: ["policy": "all", "device": "memory", "ops": "20000"], showsProgress: false)
+            let all = BenchOptions(
+                scenario: "zipf", memoryBytes: 1 << 20, dataBytes: 4 << 20,
+                parameters: ["policy": "all", "device": "memory", "ops": "20000"], showsProgress: false)
             let report = try WorkloadBench.run(.zipf, options: all, harness: Self.harness(all))
             #expect(report.verified)
             guard case .object(let comparison)? = report.extras["policy_comparison"] else {
-                Issue.record("no policy_comparison in \(report.extras.keys.sorted())"); return
+                Issue.record("no policy_comparison in \(report.extras.keys.sorted())")
+                return
             }
             #expect(Set(comparison.keys).isSuperset(of: ReclaimPolicy.allCases.map(\.benchName)))
             #expect(comparison["same_ops"] == .bool(true))
-            guard case .object(let kernel)? = comparison["workingset"] else { Issue.record("no workingset side"); return }
+            guard case .object(let kernel)? = comparison["workingset"] else {
+                Issue.record("no workingset side")
+                return
+            }
             #expect(kernel["swap_ins_ratio"] == JSONValue(1.0))
         }
 
@@ -187,5 +198,3 @@ final class Counter: Sendable {
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
-
-import Synchronization

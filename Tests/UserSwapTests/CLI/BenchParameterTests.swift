@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
-@testable import UserSwapBench
 import UserSwap
+
+@testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The scenarios' declared `--param`s: the parser checks every one before anything runs, and
@@ -13,8 +14,10 @@ extension CLI {
         func unknownKey() throws {
             let result = runTool(["bench", "zipf", "--param", "thetta=0.5"])
             #expect(result.status == ExitCode.usage)
-            #expect(result.stderr.contains("--param thetta: bench zipf has no parameter 'thetta'; its parameters: policy, ops, write_ratio, theta,"),
-                    "\(result.stderr)")
+            #expect(
+                result.stderr.contains(
+                    "--param thetta: bench zipf has no parameter 'thetta'; its parameters: policy, ops, write_ratio, theta,"),
+                "\(result.stderr)")
             #expect(result.stderr.contains("usage: userswap bench"))
             let none = try #require(usageError(["bench", "alloc", "--param", "pages=4"]))
             #expect(none.message == "--param pages: bench alloc has no parameter 'pages'; it takes no --param")
@@ -33,9 +36,15 @@ extension CLI {
             (["zipf", "codec=gzip"], "--param codec=gzip: codec takes lz4|zstd|zstd-N (N 1…19)"),
             (["race", "sweep=1,0"], "--param sweep=1,0: sweep takes thread counts 1…4096, comma-separated"),
             (["race", "retry_ms=2000"], "--param retry_ms=2000: retry_ms takes number 0…1000"),
-            (["tiers", "devices=memory,tape"], "--param devices=memory,tape: devices takes comma-separated: memory,file,compressed,encrypted,compressed+encrypted,compressed-memory,encrypted-memory,compressed+encrypted-memory"),
+            (
+                ["tiers", "devices=memory,tape"],
+                "--param devices=memory,tape: devices takes comma-separated: memory,file,compressed,encrypted,compressed+encrypted,compressed-memory,encrypted-memory,compressed+encrypted-memory"
+            ),
             (["random", "swap_size=lots"], "--param swap_size=lots: swap_size takes size 2 MiB…16 TiB"),
-            (["zipf", "faults=handler_threads:0"], "--param faults=handler_threads:0: faults takes handler_threads|handler_threads:N|faulting_thread"),
+            (
+                ["zipf", "faults=handler_threads:0"],
+                "--param faults=handler_threads:0: faults takes handler_threads|handler_threads:N|faulting_thread"
+            ),
         ]
 
         @Test("a value the parameter does not take is a usage error naming the values it takes", arguments: badValues)
@@ -48,13 +57,16 @@ extension CLI {
 
         @Test("good values parse and reach the scenario as given")
         func goodValues() throws {
-            let parsed = CommandLineTool.parse(["bench", "zipf", "--param", "theta=0.8", "--param", "folio=64K", "--param", "policy=all",
-                                                "--param", "faults=handler_threads:2", "--param", "codec=zstd-3"])
+            let parsed = CommandLineTool.parse([
+                "bench", "zipf", "--param", "theta=0.8", "--param", "folio=64K", "--param", "policy=all",
+                "--param", "faults=handler_threads:2", "--param", "codec=zstd-3",
+            ])
             guard case .success(.bench(let options)) = parsed else {
                 Issue.record("did not parse: \(parsed)")
                 return
             }
-            #expect(options.parameters == ["theta": "0.8", "folio": "64K", "policy": "all", "faults": "handler_threads:2", "codec": "zstd-3"])
+            #expect(
+                options.parameters == ["theta": "0.8", "folio": "64K", "policy": "all", "faults": "handler_threads:2", "codec": "zstd-3"])
             #expect(try options.value(WorkloadBench.theta) as Double == 0.8)
             // Not given: the declared default.
             #expect(try options.value(WorkloadBench.repeats) as Int == 1)
@@ -68,7 +80,9 @@ extension CLI {
                     let parameters = scenario.parameters(mode: mode)
                     #expect(Set(parameters.map(\.key)).count == parameters.count, "\(scenario.name): a key declared twice")
                     for p in parameters {
-                        if let value = p.defaultValue { #expect(p.accepts(value), "\(scenario.name) \(p.key): default \(value) is not a \(p.type)") }
+                        if let value = p.defaultValue {
+                            #expect(p.accepts(value), "\(scenario.name) \(p.key): default \(value) is not a \(p.type)")
+                        }
                     }
                 }
             }

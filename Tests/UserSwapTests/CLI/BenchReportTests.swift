@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
-@testable import UserSwapBench
 import UserSwap
+
+@testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The JSON contract of docs/BENCH-JSON.md: names, nesting, ratio directions.
@@ -89,7 +90,8 @@ extension CLI {
         @Test("comparison ratios: throughput is ours ÷ other, latency is other ÷ ours")
         func ratioDirections() throws {
             let ours = Self.report(ops: 2_000_000, seconds: 2, latency: LatencySummary(p50: 1, p99: 5, p999: 10, max: 100))
-            let other = Self.report(protocol: .legacy, ops: 1_000_000, seconds: 2, latency: LatencySummary(p50: 2, p99: 20, p999: 40, max: 4_000))
+            let other = Self.report(
+                protocol: .legacy, ops: 1_000_000, seconds: 2, latency: LatencySummary(p50: 2, p99: 20, p999: 40, max: 4_000))
             let comparison = ComparisonReport(ours: ours, other: other)
             #expect(comparison.ratios == ["ops_per_s": 2, "p50": 2, "p99": 4, "p999": 4, "max": 40])
 
@@ -105,8 +107,9 @@ extension CLI {
         func ratiosByBaseline() throws {
             let ours = Self.report(ops: 2_000_000, seconds: 2, latency: LatencySummary(p50: 1, p99: 5, p999: 10, max: 100))
             let others = [(BenchProtocol.legacy, 1.0), (.legacyWQ, 2.0), (.legacyBypass, 4.0)].map { p, slower in
-                Self.report(protocol: p, ops: Int64(2_000_000 / slower), seconds: 2,
-                            latency: LatencySummary(p50: slower, p99: 5 * slower, p999: 10 * slower, max: 100 * slower))
+                Self.report(
+                    protocol: p, ops: Int64(2_000_000 / slower), seconds: 2,
+                    latency: LatencySummary(p50: slower, p99: 5 * slower, p999: 10 * slower, max: 100 * slower))
             }
             let comparison = ComparisonReport(ours: ours, others: others)
             #expect(comparison.ratios == ComparisonReport.ratios(ours: ours, other: others[0]))
@@ -119,7 +122,9 @@ extension CLI {
             #expect(Set(byBaseline.keys) == ["legacy", "legacy-wq", "legacy-bypass"])
             #expect(byBaseline["legacy"]?["p999"] == 1)
             let text = comparison.text()
-            #expect(text.contains("swapcache vs legacy: ") && text.contains("swapcache vs legacy-wq: ") && text.contains("swapcache vs legacy-bypass: "))
+            #expect(
+                text.contains("swapcache vs legacy: ") && text.contains("swapcache vs legacy-wq: ")
+                    && text.contains("swapcache vs legacy-bypass: "))
             // Two runs keep the two-run shape.
             let pair = try jsonObject(JSONOutput.encode(ComparisonReport(ours: ours, other: others[0])))
             #expect(pair["ratios_by_baseline"] == nil)

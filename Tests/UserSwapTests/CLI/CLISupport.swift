@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 /// The CLI suites live under one `CLI` namespace, so `swift test --filter CLI` runs exactly them.
 @Suite("CLI")
@@ -50,8 +51,10 @@ func withTemporaryFolder<T>(_ body: (String) throws -> T) throws -> T {
 
 /// Runs one benchmark in a fresh temporary folder and returns its JSON report. `options` gets the
 /// folder (for `directory:`, the swap files' place) and the report's destination (for `json:`).
-func benchReport(_ options: (_ folder: String, _ json: JSONDestination) -> BenchOptions,
-                 sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+func benchReport(
+    _ options: (_ folder: String, _ json: JSONDestination) -> BenchOptions,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws -> [String: Any] {
     try withTemporaryFolder { folder in
         let path = folder + "/report.json"
         try BenchCommand.perform(options(folder, .file(path)), console: CapturedConsole().console)

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// `CommandLineTool.main` end to end, in-process: exit statuses and where the text goes.

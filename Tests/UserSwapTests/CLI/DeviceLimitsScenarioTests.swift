@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     @Suite("device-limits scenario")
@@ -9,8 +10,9 @@ extension CLI {
         @Test("a short run measures the raw file and UserSwap and writes their shares")
         func shortRun() throws {
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: "device-limits", json: json, threads: 2, seconds: 0.2,
-                             memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
+                BenchOptions(
+                    scenario: "device-limits", json: json, threads: 2, seconds: 0.2,
+                    memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
             }
             #expect(json["scenario"] as? String == "device-limits" && json["verified"] as? Bool == true)
             let raw = try #require(json["raw"] as? [String: Any])
@@ -29,12 +31,15 @@ extension CLI {
             #expect(shares["swap_in_of_random_read_iops"] as? Double ?? 0 > 0)
         }
 
-        @Test("with 256 KiB folios the streams run to the end: an allocation waits out the background reclaimer's batch (a spurious out-of-memory before)")
+        @Test(
+            "with 256 KiB folios the streams run to the end: an allocation waits out the background reclaimer's batch (a spurious out-of-memory before)"
+        )
         func largeFolios() throws {
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: "device-limits", json: json, threads: 2, seconds: 0.2,
-                             memoryBytes: 16 << 20, dataBytes: 64 << 20, directory: folder,
-                             parameters: ["large_folio": "256K"], showsProgress: false)
+                BenchOptions(
+                    scenario: "device-limits", json: json, threads: 2, seconds: 0.2,
+                    memoryBytes: 16 << 20, dataBytes: 64 << 20, directory: folder,
+                    parameters: ["large_folio": "256K"], showsProgress: false)
             }
             #expect(json["verified"] as? Bool == true)
             let large = try #require(json["userswap_large_folios"] as? [String: Any])

@@ -1,9 +1,10 @@
 import Foundation
 import Glibc
 import Testing
-@testable import UserSwapCLI
-@testable import UserSwapBench
 import UserSwap
+
+@testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The commands check the paths and sizes they are given before they work, and say what to
@@ -29,7 +30,9 @@ extension CLI {
             let result = runTool(["format", "/proc/userswap-test.swap", "--size", "4M"])
             #expect(result.status == ExitCode.failure)
             #expect(!result.stderr.contains("does not exist"), "\(result.stderr)")
-            #expect(result.stderr.contains("/proc does not take new files") || result.stderr.contains("/proc is not writable"), "\(result.stderr)")
+            #expect(
+                result.stderr.contains("/proc does not take new files") || result.stderr.contains("/proc is not writable"),
+                "\(result.stderr)")
         }
 
         @Test("inspect of a file that is not a swap file suggests a format command that works as given")
@@ -113,7 +116,9 @@ extension CLI {
             }
             let proc = Self.run(["--json", "/proc/userswap-test.json"])
             #expect(proc.status == ExitCode.failure)
-            #expect(!proc.stderr.contains("NSCocoaErrorDomain") && proc.stderr.contains("--json /proc/userswap-test.json: folder /proc"), "\(proc.stderr)")
+            #expect(
+                !proc.stderr.contains("NSCocoaErrorDomain") && proc.stderr.contains("--json /proc/userswap-test.json: folder /proc"),
+                "\(proc.stderr)")
             #expect(!proc.stdout.contains("userswap run: zipf"), "the run started")
         }
 
@@ -122,12 +127,14 @@ extension CLI {
             try withTemporaryFolder { folder in
                 let missing = folder + "/none"
                 #expect(throws: SwapError.self) {
-                    try BenchCommand.perform(BenchOptions(scenario: "_selfcheck", directory: missing, showsProgress: false),
-                                             console: CapturedConsole().console)
+                    try BenchCommand.perform(
+                        BenchOptions(scenario: "_selfcheck", directory: missing, showsProgress: false),
+                        console: CapturedConsole().console)
                 }
                 #expect(throws: SwapError.self) {
-                    try BenchCommand.perform(BenchOptions(scenario: "_selfcheck", json: .file(missing + "/r.json"), showsProgress: false),
-                                             console: CapturedConsole().console)
+                    try BenchCommand.perform(
+                        BenchOptions(scenario: "_selfcheck", json: .file(missing + "/r.json"), showsProgress: false),
+                        console: CapturedConsole().console)
                 }
                 #expect(!FileManager.default.fileExists(atPath: missing))
             }

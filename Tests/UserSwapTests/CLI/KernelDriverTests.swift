@@ -3,8 +3,9 @@ import Foundation
 import Synchronization
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// `bench/kernel-driver.c`, the C driver of the kernel side of `bench/kernel-compare`: it must
@@ -12,9 +13,11 @@ extension CLI {
     /// `cc` (warnings are errors) and holds it against the Swift workload: the pages each thread
     /// touches and whether it writes them, for the same seed and threads; the words a write
     /// stores; and the report of a short real run.
-    @Suite("Kernel driver (C)",
-           .enabled(if: KernelDriver.compiler != nil,
-                    "no C compiler (cc) on PATH, so bench/kernel-driver.c is NOT tested: install one (apt-get install gcc)"))
+    @Suite(
+        "Kernel driver (C)",
+        .enabled(
+            if: KernelDriver.compiler != nil,
+            "no C compiler (cc) on PATH, so bench/kernel-driver.c is NOT tested: install one (apt-get install gcc)"))
     struct KernelDriverTests {
         /// Data size, threads, seed, write ratio and θ of one cross-check.
         struct Case: CustomStringConvertible {
@@ -39,23 +42,28 @@ extension CLI {
             Case(data: "8K", threads: 4, seed: 0, writeRatio: 0, theta: 0.99),
         ]
 
-        @Test("each thread's first 200 accesses are the Swift workload's, page and write decision",
-              arguments: [WorkloadKind.random, .zipf, .seq])
+        @Test(
+            "each thread's first 200 accesses are the Swift workload's, page and write decision",
+            arguments: [WorkloadKind.random, .zipf, .seq])
         func sameAccesses(kind: WorkloadKind) throws {
             try withTemporaryFolder { folder in
                 let driver = try KernelDriver.build(in: folder)
                 for one in Self.cases {
-                    let result = try KernelDriver.run(driver, [
-                        kind.rawValue, "--data", one.data, "--threads", "\(one.threads)", "--seed", "\(one.seed)",
-                        "--param", "write_ratio=\(one.writeRatio)", "--param", "theta=\(one.theta)", "--dump-pages", "200",
-                    ])
+                    let result = try KernelDriver.run(
+                        driver,
+                        [
+                            kind.rawValue, "--data", one.data, "--threads", "\(one.threads)", "--seed", "\(one.seed)",
+                            "--param", "write_ratio=\(one.writeRatio)", "--param", "theta=\(one.theta)", "--dump-pages", "200",
+                        ])
                     try #require(result.status == 0, "kernel-driver --dump-pages failed (\(one)): \(result.stderr)")
                     let c = try KernelDriver.parseDump(result.stdout, threads: one.threads)
                     let swift = try KernelDriver.swiftAccesses(kind: kind, one, count: 200)
                     for thread in 0..<one.threads {
                         let first = (0..<min(c[thread].count, swift[thread].count)).first { c[thread][$0] != swift[thread][$0] }
-                        #expect(c[thread].count == 200 && first == nil,
-                                "\(kind.rawValue), \(one), thread \(thread): C and Swift part at access \(first.map(String.init) ?? "-") (C \(first.map { "\(c[thread][$0])" } ?? "-"), Swift \(first.map { "\(swift[thread][$0])" } ?? "-"))")
+                        #expect(
+                            c[thread].count == 200 && first == nil,
+                            "\(kind.rawValue), \(one), thread \(thread): C and Swift part at access \(first.map(String.init) ?? "-") (C \(first.map { "\(c[thread][$0])" } ?? "-"), Swift \(first.map { "\(swift[thread][$0])" } ?? "-"))"
+                        )
                     }
                 }
             }
@@ -66,9 +74,11 @@ extension CLI {
             try withTemporaryFolder { folder in
                 let driver = try KernelDriver.build(in: folder)
                 for (seed, page, version, repeats) in [(UInt64(24301), 0, UInt32(1), 1), (7, 262_143, 2, 4), (.max, 5, 0x7FFF_FFFF, 64)] {
-                    let result = try KernelDriver.run(driver, [
-                        "--dump-fill", "\(page):\(version)", "--seed", "\(seed)", "--param", "repeats=\(repeats)",
-                    ])
+                    let result = try KernelDriver.run(
+                        driver,
+                        [
+                            "--dump-fill", "\(page):\(version)", "--seed", "\(seed)", "--param", "repeats=\(repeats)",
+                        ])
                     try #require(result.status == 0, "kernel-driver --dump-fill failed: \(result.stderr)")
                     let words = result.stdout.split(separator: "\n").compactMap { UInt64($0, radix: 16) }
                     let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
@@ -85,15 +95,19 @@ extension CLI {
             try withTemporaryFolder { folder in
                 let driver = try KernelDriver.build(in: folder)
                 let json = folder + "/report.json"
-                let result = try KernelDriver.run(driver, [
-                    kind.rawValue, "--data", "8M", "--threads", "2", "--seconds", "0.2", "--param", "write_ratio=0.3",
-                    "--param", "repeats=4", "--memory", "4M", "--json", json,
-                ])
+                let result = try KernelDriver.run(
+                    driver,
+                    [
+                        kind.rawValue, "--data", "8M", "--threads", "2", "--seconds", "0.2", "--param", "write_ratio=0.3",
+                        "--param", "repeats=4", "--memory", "4M", "--json", json,
+                    ])
                 try #require(result.status == 0, "kernel-driver \(kind.rawValue) failed: \(result.stderr)")
                 let report = try jsonObject(Data(contentsOf: URL(fileURLWithPath: json)))
-                for key in ["scenario", "mode", "driver", "threads", "ops", "seconds", "ops_per_s", "latency_us", "budget_bytes",
-                            "data_bytes", "peak_resident_bytes", "swap_ins", "swap_outs", "device_reads", "device_writes",
-                            "major_faults", "verified", "machine", "populate_seconds", "swap_bytes"] {
+                for key in [
+                    "scenario", "mode", "driver", "threads", "ops", "seconds", "ops_per_s", "latency_us", "budget_bytes",
+                    "data_bytes", "peak_resident_bytes", "swap_ins", "swap_outs", "device_reads", "device_writes",
+                    "major_faults", "verified", "machine", "populate_seconds", "swap_bytes",
+                ] {
                     #expect(report[key] != nil, "the report has no \(key)")
                 }
                 #expect(report["scenario"] as? String == kind.rawValue)
@@ -126,11 +140,14 @@ extension CLI {
             try withTemporaryFolder { folder in
                 let driver = try KernelDriver.build(in: folder)
                 let json = folder + "/report.json"
-                let result = try KernelDriver.run(driver, ["zipf", "--data", "1M", "--threads", "3", "--param", "ops=1001", "--json", json])
+                let result = try KernelDriver.run(
+                    driver, ["zipf", "--data", "1M", "--threads", "3", "--param", "ops=1001", "--json", json])
                 try #require(result.status == 0, "kernel-driver zipf --param ops failed: \(result.stderr)")
                 let report = try jsonObject(Data(contentsOf: URL(fileURLWithPath: json)))
                 #expect(report["ops"] as? Int == 1001)
-                #expect(report["ops_per_thread"] as? [Int] == (0..<3).map { WorkloadLimit.operations(1001).operations(thread: $0, threads: 3) ?? -1 })
+                #expect(
+                    report["ops_per_thread"] as? [Int]
+                        == (0..<3).map { WorkloadLimit.operations(1001).operations(thread: $0, threads: 3) ?? -1 })
                 #expect(report["verified"] as? Bool == true)
             }
         }
@@ -226,8 +243,9 @@ enum KernelDriver {
     /// over a store that records what they touch.
     static func swiftAccesses(kind: WorkloadKind, _ one: CLI.KernelDriverTests.Case, count: Int) throws -> [[Access]] {
         let dataBytes = try ByteSize.parse(one.data).get()
-        var configuration = WorkloadConfiguration(kind: kind, memoryBytes: 64 << 20, dataBytes: dataBytes, threads: one.threads,
-                                                  limit: .operations(count), writeRatio: one.writeRatio, theta: one.theta, seed: one.seed)
+        var configuration = WorkloadConfiguration(
+            kind: kind, memoryBytes: 64 << 20, dataBytes: dataBytes, threads: one.threads,
+            limit: .operations(count), writeRatio: one.writeRatio, theta: one.theta, seed: one.seed)
         configuration.pageRepeats = 1
         var recorder: RecordingPageStore?
         let workload = try configuration.makeWorkload { pages in

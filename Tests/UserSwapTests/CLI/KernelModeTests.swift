@@ -1,7 +1,8 @@
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// `--mode kernel`: the workloads over plain anonymous memory, and what the benchmark reads
@@ -24,10 +25,11 @@ extension CLI {
         @Test("on a hybrid machine the v1 memory hierarchy comes first, then the unified one")
         func hybridCandidates() {
             let found = MemoryCgroup.candidates(procSelfCgroup: Self.hybridCgroup, mounts: Self.hybridMounts)
-            #expect(found == [
-                MemoryCgroup(version: .v1, path: "/userswap-compare-123", directory: "/sys/fs/cgroup/memory/userswap-compare-123"),
-                MemoryCgroup(version: .v2, path: "/", directory: "/sys/fs/cgroup/unified"),
-            ])
+            #expect(
+                found == [
+                    MemoryCgroup(version: .v1, path: "/userswap-compare-123", directory: "/sys/fs/cgroup/memory/userswap-compare-123"),
+                    MemoryCgroup(version: .v2, path: "/", directory: "/sys/fs/cgroup/unified"),
+                ])
             #expect(found[0].files.limit == "memory.limit_in_bytes")
             #expect(found[0].files.peak == "memory.max_usage_in_bytes")
         }
@@ -37,8 +39,12 @@ extension CLI {
             let found = MemoryCgroup.candidates(
                 procSelfCgroup: "0::/system.slice/userswap-compare-7:x\n",
                 mounts: "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n")
-            #expect(found == [MemoryCgroup(version: .v2, path: "/system.slice/userswap-compare-7:x",
-                                           directory: "/sys/fs/cgroup/system.slice/userswap-compare-7:x")])
+            #expect(
+                found == [
+                    MemoryCgroup(
+                        version: .v2, path: "/system.slice/userswap-compare-7:x",
+                        directory: "/sys/fs/cgroup/system.slice/userswap-compare-7:x")
+                ])
             #expect(found[0].files.limit == "memory.max")
             #expect(found[0].files.peak == "memory.peak")
         }
@@ -49,9 +55,11 @@ extension CLI {
             #expect(found.isEmpty)
         }
 
-        @Test("limits: bytes; 'max' and v1's page-rounded LONG_MAX are unlimited", arguments: [
-            ("67108864\n", Int64?.some(67_108_864)), ("max\n", nil), ("9223372036854771712\n", nil), ("garbage", nil),
-        ])
+        @Test(
+            "limits: bytes; 'max' and v1's page-rounded LONG_MAX are unlimited",
+            arguments: [
+                ("67108864\n", Int64?.some(67_108_864)), ("max\n", nil), ("9223372036854771712\n", nil), ("garbage", nil),
+            ])
         func limits(text: String, expected: Int64?) {
             #expect(MemoryCgroup.limit(text) == expected)
         }
@@ -97,10 +105,12 @@ extension CLI {
 
         @Test("every workload runs on plain anonymous memory and verifies", arguments: WorkloadKind.allCases)
         func anonymousMemory(kind: WorkloadKind) throws {
-            let configuration = WorkloadConfiguration(kind: kind, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2,
-                                                      limit: .operations(20_000), seed: 11)
-            let run = try WorkloadSession.runOnKernelSwap(configuration, cgroup: nil, console: Workloads.quiet,
-                                                          showsProgress: false, label: "test")
+            let configuration = WorkloadConfiguration(
+                kind: kind, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2,
+                limit: .operations(20_000), seed: 11)
+            let run = try WorkloadSession.runOnKernelSwap(
+                configuration, cgroup: nil, console: Workloads.quiet,
+                showsProgress: false, label: "test")
             let outcome = run.outcome
             print("\(kind) on anonymous memory: \(outcome.measured.ops) ops, \(outcome.verificationLine)")
             #expect(outcome.verified, "\(outcome.verificationLine)")

@@ -1,6 +1,7 @@
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     @Suite("Latency histogram")

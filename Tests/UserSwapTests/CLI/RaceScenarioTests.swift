@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The untimed parts of `bench race`: the round threads, the page orders, the page pattern
@@ -43,7 +44,9 @@ extension CLI {
 
         @Test("an error in one thread's round is rethrown after the round, and stays")
         func errors() {
-            let workers = RaceScenario.RoundThreads<Int>(threads: 4, name: "test") { _ in 0 } round: { count, thread, _ in
+            let workers = RaceScenario.RoundThreads<Int>(threads: 4, name: "test") { _ in
+                0
+            } round: { count, thread, _ in
                 count += 1
                 if thread == 2 && count == 3 { throw BenchError("thread 2 failed") }
             }

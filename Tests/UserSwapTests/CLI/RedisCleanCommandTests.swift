@@ -1,16 +1,19 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
-@testable import UserSwapCLI
 @testable import UserSwapBench
+@testable import UserSwapCLI
 @testable import UserSwapRedis
 
 extension CLI {
     /// `userswap redis-clean URL --namespace N` against a real server (`RedisServerProcess`).
     @Suite("redis-clean", .serialized)
     struct RedisCleanCommandTests {
-        @Test("deletes every key of the namespace, prints the count, and leaves other namespaces and keys alone", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
+        @Test(
+            "deletes every key of the namespace, prints the count, and leaves other namespaces and keys alone",
+            .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func cleans() throws {
             let server = try RedisServerProcess()
             // A run that was killed: its backend wrote pages and never deleted them.
@@ -22,8 +25,8 @@ extension CLI {
             let pages = UnsafeMutableRawBufferPointer.allocate(byteCount: 600 * SwapPage.size, alignment: SwapPage.size)
             defer { pages.deallocate() }
             pages.initializeMemory(as: UInt8.self, repeating: 7)
-            try killed.write(UnsafeRawBufferPointer(pages), atPage: 1)    // 600 keys over two key groups
-            try alive.write(UnsafeRawBufferPointer(rebasing: pages[0 ..< 3 * SwapPage.size]), atPage: 1)
+            try killed.write(UnsafeRawBufferPointer(pages), atPage: 1)  // 600 keys over two key groups
+            try alive.write(UnsafeRawBufferPointer(rebasing: pages[0..<3 * SwapPage.size]), atPage: 1)
             #expect(try killed.serverStatus().keys == 603)
 
             setenv("USERSWAP_REDIS_PASSWORD", server.password, 1)
@@ -39,7 +42,9 @@ extension CLI {
             #expect(![first.stdout, first.stderr, again.stdout, again.stderr].joined().contains(server.password))
         }
 
-        @Test("without the password, or with no server there: exit 1 with a typed error that says what to do", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
+        @Test(
+            "without the password, or with no server there: exit 1 with a typed error that says what to do",
+            .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func failures() throws {
             let server = try RedisServerProcess()
             unsetenv("USERSWAP_REDIS_PASSWORD")
@@ -56,7 +61,9 @@ extension CLI {
             #expect(missing.message.hasPrefix("redis-clean needs --namespace"))
             #expect(missing.exitCode == 64)
             #expect(try #require(usageError(["redis-clean", "redis://127.0.0.1", "--namespace", "*"])).message.contains("only letters"))
-            #expect(try #require(usageError(["redis-clean", "http://x", "--namespace", "n"])).message.contains("is not a redis:// or unix:// URL"))
+            #expect(
+                try #require(usageError(["redis-clean", "http://x", "--namespace", "n"])).message.contains(
+                    "is not a redis:// or unix:// URL"))
             #expect(usageError(["redis-clean", "--namespace", "n"]) != nil)
             let status = runTool(["redis-clean", "redis://127.0.0.1:6379"])
             #expect(status.status == 64 && status.stderr.contains("usage: userswap redis-clean URL --namespace NAMESPACE"))

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// `userswap run`: its options as a pure function, and short runs in-process.
@@ -96,7 +97,10 @@ extension CLI {
         func help() {
             let result = runTool(["help", "run"])
             #expect(result.status == 0)
-            for word in ["--workload", "--memory", "--data", "--ops", "--seconds", "--swap", "--write-ratio", "--protocol", "--policy", "hashtable", "usemem"] {
+            for word in [
+                "--workload", "--memory", "--data", "--ops", "--seconds", "--swap", "--write-ratio", "--protocol", "--policy", "hashtable",
+                "usemem",
+            ] {
                 #expect(result.stdout.contains(word), "help lacks \(word)")
             }
         }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     @Suite("seq scenario")
@@ -9,9 +10,10 @@ extension CLI {
         @Test("a stream over 64 KiB folios reads whole folios ahead, every page checked, and says its folio size")
         func largeFolios() throws {
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: "seq", json: json, threads: 2, seconds: 0.3,
-                             memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder,
-                             parameters: ["folio": "64K"], showsProgress: false)
+                BenchOptions(
+                    scenario: "seq", json: json, threads: 2, seconds: 0.3,
+                    memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder,
+                    parameters: ["folio": "64K"], showsProgress: false)
             }
             #expect(json["verified"] as? Bool == true && json["folio_bytes"] as? Int == 64 << 10)
             let counters = try #require(json["counters"] as? [String: Any])
@@ -26,8 +28,9 @@ extension CLI {
         @Test("a short run streams read-only and reports its swap-in as a share of the raw sequential read")
         func share() throws {
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: "seq", json: json, threads: 2, seconds: 0.3,
-                             memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
+                BenchOptions(
+                    scenario: "seq", json: json, threads: 2, seconds: 0.3,
+                    memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, showsProgress: false)
             }
             #expect(json["scenario"] as? String == "seq" && json["verified"] as? Bool == true)
             #expect(json["write_ratio"] as? Double == 0)
@@ -50,9 +53,10 @@ extension CLI {
         @Test("without a plain swap file there is no disk to compare with: no share")
         func noShareOverMemory() throws {
             let json = try benchReport { folder, json in
-                BenchOptions(scenario: "seq", json: json, threads: 2, seconds: 0.2,
-                             memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, device: "memory",
-                             parameters: ["write_ratio": "0.2"], showsProgress: false)
+                BenchOptions(
+                    scenario: "seq", json: json, threads: 2, seconds: 0.2,
+                    memoryBytes: 4 << 20, dataBytes: 16 << 20, directory: folder, device: "memory",
+                    parameters: ["write_ratio": "0.2"], showsProgress: false)
             }
             #expect(json["verified"] as? Bool == true && json["write_ratio"] as? Double == 0.2)
             #expect(json["shares"] == nil && json["raw"] == nil)

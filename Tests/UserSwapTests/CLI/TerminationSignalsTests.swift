@@ -2,8 +2,9 @@ import Foundation
 import Glibc
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// The built `userswap` in a child process, ended by a signal once its swap file holds data:
@@ -60,8 +61,10 @@ extension CLI {
 
         /// Starts `userswap ARGS` with TMPDIR = `folder`, waits until `ready` says so (at most
         /// `seconds`), sends `signal`, and returns how the child ended and what it printed.
-        static func runAndSignal(_ arguments: [String], tmpdir folder: String, signal: Int32, seconds: Double = 120,
-                                 ready: (Int32) -> Bool) throws -> (reason: Process.TerminationReason, status: Int32, output: String) {
+        static func runAndSignal(
+            _ arguments: [String], tmpdir folder: String, signal: Int32, seconds: Double = 120,
+            ready: (Int32) -> Bool
+        ) throws -> (reason: Process.TerminationReason, status: Int32, output: String) {
             let path = try #require(executable, "the userswap executable is not built beside the tests")
             let process = Process()
             process.executableURL = URL(fileURLWithPath: path)
@@ -79,7 +82,10 @@ extension CLI {
             let deadline = Date().addingTimeInterval(seconds)
             var isReady = false
             while process.isRunning && Date() < deadline {
-                if ready(process.processIdentifier) { isReady = true; break }
+                if ready(process.processIdentifier) {
+                    isReady = true
+                    break
+                }
                 usleep(20_000)
             }
             let output = { String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self) }
@@ -102,8 +108,9 @@ extension CLI {
             return (process.terminationReason, process.terminationStatus, output())
         }
 
-        @Test("userswap run killed once its swap file holds data leaves nothing under TMPDIR",
-              arguments: [SIGINT, SIGTERM, SIGHUP, SIGKILL])
+        @Test(
+            "userswap run killed once its swap file holds data leaves nothing under TMPDIR",
+            arguments: [SIGINT, SIGTERM, SIGHUP, SIGKILL])
         func run(signal: Int32) throws {
             try Self.withFolder { folder in
                 let ended = try Self.runAndSignal(
@@ -123,18 +130,24 @@ extension CLI {
             }
         }
 
-        @Test("userswap format killed while it writes its file out leaves nothing in the target folder",
-              arguments: [SIGINT, SIGKILL])
+        @Test(
+            "userswap format killed while it writes its file out leaves nothing in the target folder",
+            arguments: [SIGINT, SIGKILL])
         func format(signal: Int32) throws {
             try Self.withFolder { folder in
                 let target = folder + "/swap"
-                let ended = try Self.runAndSignal(["format", target, "--size", "4G", "--write-out"],
-                                                  tmpdir: folder, signal: signal) { pid in
+                let ended = try Self.runAndSignal(
+                    ["format", target, "--size", "4G", "--write-out"],
+                    tmpdir: folder, signal: signal
+                ) { pid in
                     // The new file is open (unnamed) and its write-out has begun.
-                    Self.openFiles(of: pid, under: folder).contains { Self.holdsData($0) == false && {
-                        var st = stat()
-                        return stat($0, &st) == 0 && st.st_blocks > 0
-                    }($0) }
+                    Self.openFiles(of: pid, under: folder).contains {
+                        Self.holdsData($0) == false
+                            && {
+                                var st = stat()
+                                return stat($0, &st) == 0 && st.st_blocks > 0
+                            }($0)
+                    }
                 }
                 if signal == SIGKILL {
                     #expect(ended.reason == .uncaughtSignal && ended.status == SIGKILL, "\(ended)")
@@ -174,7 +187,8 @@ extension CLI {
             #expect(Invocation.run(RunOptions()).makesFiles)
             #expect(Invocation.format(FormatOptions(path: "x", bytes: 1)).makesFiles)
             #expect(!Invocation.listScenarios.makesFiles && !Invocation.help(nil).makesFiles)
-            #expect(TerminationSignals.exitStatus(for: SIGINT) == 130 && TerminationSignals.exitStatus(for: SIGTERM) == 143
+            #expect(
+                TerminationSignals.exitStatus(for: SIGINT) == 130 && TerminationSignals.exitStatus(for: SIGTERM) == 143
                     && TerminationSignals.exitStatus(for: SIGHUP) == 129)
         }
     }

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// A run whose pages come back wrong fails: `run` and `bench` exit 1, and `bench` writes its
@@ -46,9 +47,10 @@ extension CLI {
         func benchFails() throws {
             for corrupt in [false, true] {
                 try withTemporaryFolder { folder in
-                    var options = BenchOptions(scenario: "random", threads: 1, protocols: [.swapcache, .legacy],
-                                               memoryBytes: 1 << 20, dataBytes: 4 << 20, device: "memory",
-                                               parameters: ["ops": "2000"])
+                    var options = BenchOptions(
+                        scenario: "random", threads: 1, protocols: [.swapcache, .legacy],
+                        memoryBytes: 1 << 20, dataBytes: 4 << 20, device: "memory",
+                        parameters: ["ops": "2000"])
                     options.swapReadCorruption = corrupt ? 100 : nil
                     let result = try Self.bench(options, in: folder)
                     let runs = try #require(result.json["runs"] as? [[String: Any]])
@@ -71,8 +73,9 @@ extension CLI {
         @Test("device-limits checks whole pages: one byte wrong in the middle of each page read back fails it, without shares")
         func deviceLimitsWholePages() throws {
             try withTemporaryFolder { folder in
-                var options = BenchOptions(scenario: "device-limits", threads: 2, seconds: 0.1,
-                                           memoryBytes: 4 << 20, dataBytes: 16 << 20)
+                var options = BenchOptions(
+                    scenario: "device-limits", threads: 2, seconds: 0.1,
+                    memoryBytes: 4 << 20, dataBytes: 16 << 20)
                 // In clear: a sealed page that was changed fails its authentication instead.
                 options.encryption = false
                 options.swapReadCorruption = 2048

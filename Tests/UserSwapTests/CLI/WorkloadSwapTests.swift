@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
-@testable import UserSwapBench
 import UserSwapRedis
+
+@testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension CLI {
     /// `userswap bench zipf|random|… --tier … --device …`: parsing, and short real runs.
@@ -10,22 +11,30 @@ extension CLI {
     struct WorkloadSwapTests {
         @Test("--tier and --device parse into BenchOptions; bad values are usage errors")
         func parsing() throws {
-            guard case .success(.bench(let options)) = CommandLineTool.parse(
-                ["bench", "zipf", "--tier", "compressed+encrypted", "--device", "redis://127.0.0.1:6390"]) else {
+            guard
+                case .success(.bench(let options)) = CommandLineTool.parse(
+                    ["bench", "zipf", "--tier", "compressed+encrypted", "--device", "redis://127.0.0.1:6390"])
+            else {
                 Issue.record("did not parse")
                 return
             }
             #expect(options.tier == "compressed+encrypted" && options.device == "redis://127.0.0.1:6390")
             #expect(WorkloadDevice("redis") == .redis(url: nil))
             #expect(WorkloadDevice("memory") == .memory && WorkloadDevice("disk") == nil)
-            #expect(try #require(usageError(["bench", "zipf", "--tier", "zipped"])).message.hasPrefix("--tier 'zipped' is not one of: none, compressed"))
+            #expect(
+                try #require(usageError(["bench", "zipf", "--tier", "zipped"])).message.hasPrefix(
+                    "--tier 'zipped' is not one of: none, compressed"))
             #expect(try #require(usageError(["bench", "zipf", "--device", "tape"])).message.hasPrefix("--device 'tape' is not one of"))
         }
 
         @Test("a tier with --mode kernel, or an unknown encryption, is refused")
         func refusals() {
-            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel, tier: "compressed")) }
-            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["encryption": "rot13"])) }
+            #expect(throws: BenchError.self) {
+                try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel, tier: "compressed"))
+            }
+            #expect(throws: BenchError.self) {
+                try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["encryption": "rot13"]))
+            }
             #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["codec": "gzip"])) }
             #expect(throws: BenchError.self) {
                 try BenchCommand.perform(BenchOptions(scenario: "alloc", tier: "compressed"), console: CapturedConsole().console)
@@ -38,8 +47,12 @@ extension CLI {
             #expect(json["verified"] as? Bool == true && json["swap_outs"] as? Int ?? 0 > 0)
             let swap = try #require(json["swap"] as? [String: Any])
             #expect(swap["swap_file"] as? String == "written" && swap["device"] as? String == "file")
-            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["swap_file": "zeroed"])) }
-            #expect(throws: BenchError.self) { try WorkloadSwap(options: BenchOptions(scenario: "zipf", device: "memory", parameters: ["swap_file": "written"])) }
+            #expect(throws: BenchError.self) {
+                try WorkloadSwap(options: BenchOptions(scenario: "zipf", parameters: ["swap_file": "zeroed"]))
+            }
+            #expect(throws: BenchError.self) {
+                try WorkloadSwap(options: BenchOptions(scenario: "zipf", device: "memory", parameters: ["swap_file": "written"]))
+            }
         }
 
         @Test("--param swap_size sets the swap device's size and the report says it; the default is twice the data and a page")
@@ -49,7 +62,8 @@ extension CLI {
             #expect(sized["swap_bytes"] as? Int == 12 << 20)
             let standard = try Self.run("random")
             #expect(standard["swap_bytes"] as? Int == 2 * (4 << 20) + 4096)
-            var configuration = WorkloadConfiguration(kind: .random, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 1, limit: .operations(1))
+            var configuration = WorkloadConfiguration(
+                kind: .random, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 1, limit: .operations(1))
             configuration.swapSizeBytes = 2 << 20
             #expect(configuration.problems().contains { $0.hasPrefix("a swap size is a whole number of 4 KiB pages, at least 4M + 4K") })
             configuration.swapSizeBytes = (8 << 20) + 100
@@ -58,18 +72,22 @@ extension CLI {
         }
 
         /// Runs `scenario` with tiny sizes and returns its JSON object.
-        static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws -> [String: Any] {
+        static func run(_ scenario: String, tier: String? = nil, device: String? = nil, parameters: [String: String] = [:]) throws
+            -> [String: Any]
+        {
             var parameters = parameters
             parameters["ops"] = "3000"
             return try benchReport { folder, json in
-                BenchOptions(scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20,
-                             dataBytes: 4 << 20, directory: folder, tier: tier, device: device,
-                             parameters: parameters, showsProgress: false)
+                BenchOptions(
+                    scenario: scenario, json: json, threads: 2, memoryBytes: 1 << 20,
+                    dataBytes: 4 << 20, directory: folder, tier: tier, device: device,
+                    parameters: parameters, showsProgress: false)
             }
         }
 
-        @Test("zipf and random through a compressed tier over a file and over memory report the pool's figures",
-              arguments: [("zipf", "file"), ("random", "memory"), ("seq", "memory")])
+        @Test(
+            "zipf and random through a compressed tier over a file and over memory report the pool's figures",
+            arguments: [("zipf", "file"), ("random", "memory"), ("seq", "memory")])
         func compressed(scenario: String, device: String) throws {
             let json = try Self.run(scenario, tier: "compressed", device: device)
             #expect(json["verified"] as? Bool == true)
@@ -111,17 +129,21 @@ extension CLI {
             #expect(tierSealed["sealed_pages"] as? Int ?? 0 > 500 && tierSealed["authentication_failures"] as? Int == 0)
         }
 
-        @Test("a Redis password never reaches the report, the log or an error; the URL without it takes it from USERSWAP_REDIS_PASSWORD", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
+        @Test(
+            "a Redis password never reaches the report, the log or an error; the URL without it takes it from USERSWAP_REDIS_PASSWORD",
+            .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func redisPasswordNotPrinted() throws {
             let server = try RedisServerProcess()
             func bench(_ device: String) throws -> (json: String, log: String) {
                 let captured = CapturedConsole()
                 let json = try withTemporaryFolder { folder in
                     let path = folder + "/report.json"
-                    try BenchCommand.perform(BenchOptions(scenario: "random", json: .file(path), threads: 2, memoryBytes: 1 << 20,
-                                                          dataBytes: 4 << 20, directory: folder, device: device,
-                                                          parameters: ["ops": "2000"], showsProgress: true),
-                                             console: captured.console)
+                    try BenchCommand.perform(
+                        BenchOptions(
+                            scenario: "random", json: .file(path), threads: 2, memoryBytes: 1 << 20,
+                            dataBytes: 4 << 20, directory: folder, device: device,
+                            parameters: ["ops": "2000"], showsProgress: true),
+                        console: captured.console)
                     return try String(contentsOfFile: path, encoding: .utf8)
                 }
                 return (json, captured.stdout + captured.stderr)
@@ -153,14 +175,16 @@ extension CLI {
             let counts = try #require(swap["encrypted"] as? [String: Any])
             #expect(counts["sealed_pages"] as? Int ?? 0 > 500 && counts["authentication_failures"] as? Int == 0)
             let clear = try benchReport { folder, json in
-                BenchOptions(scenario: "random", json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20,
-                             directory: folder, parameters: ["ops": "3000"], showsProgress: false, encryption: false)
+                BenchOptions(
+                    scenario: "random", json: json, threads: 2, memoryBytes: 1 << 20, dataBytes: 4 << 20,
+                    directory: folder, parameters: ["ops": "3000"], showsProgress: false, encryption: false)
             }
             let clearSwap = try #require(clear["swap"] as? [String: Any])
             #expect(clearSwap["encryption"] as? String == "none" && clearSwap["encrypted"] == nil && clear["verified"] as? Bool == true)
             guard case .success(.bench(let bench)) = CommandLineTool.parse(["bench", "zipf", "--no-encryption"]),
-                  case .success(.run(let run)) = CommandLineTool.parse(["run", "--no-encryption"]),
-                  case .success(.run(let runDefault)) = CommandLineTool.parse(["run"]) else {
+                case .success(.run(let run)) = CommandLineTool.parse(["run", "--no-encryption"]),
+                case .success(.run(let runDefault)) = CommandLineTool.parse(["run"])
+            else {
                 Issue.record("--no-encryption did not parse")
                 return
             }
@@ -172,7 +196,9 @@ extension CLI {
             #expect(try WorkloadSwap(options: BenchOptions(scenario: "zipf", mode: .kernel)).encryption.name == "none")
         }
 
-        @Test("--device redis starts a private server and swaps through it", .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
+        @Test(
+            "--device redis starts a private server and swaps through it",
+            .enabled(if: RedisServerProcess.executable != nil, "no redis-server binary (scripts/bootstrap installs it)"))
         func redis() throws {
             let json = try Self.run("random", device: "redis")
             #expect(json["verified"] as? Bool == true)

@@ -1,7 +1,8 @@
-import Foundation
 import Dispatch
+import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// A device over memory with `clusters` clusters (plus the header page's cluster share).
@@ -127,8 +128,8 @@ struct SwapDeviceAllocationTests {
     func randomAgainstReferenceSet() throws {
         var rng = SeededRandom.fromEnvironment("allocator random")
         let device = try makeDevice(pages: 1 + 16 * 512 - 37, badPages: [1000, 1001, 4097])
-        var live: [(SwapEntry, Int)] = []          // entry, order
-        var used = Set<Int>()                      // the reference: every slot in use
+        var live: [(SwapEntry, Int)] = []  // entry, order
+        var used = Set<Int>()  // the reference: every slot in use
         var fullErrors = 0
         for step in 0..<100_000 {
             if live.isEmpty || Int.random(in: 0..<100, using: &rng) < 55 {
@@ -138,7 +139,10 @@ struct SwapDeviceAllocationTests {
                     #expect(e.offset % (1 << order) == 0)
                     for i in 0..<(1 << order) {
                         let (ok, _) = used.insert(e.offset + i)
-                        if !ok { Issue.record("step \(step): slot \(e.offset + i) handed out twice (seed \(rng.seed))"); return }
+                        if !ok {
+                            Issue.record("step \(step): slot \(e.offset + i) handed out twice (seed \(rng.seed))")
+                            return
+                        }
                     }
                     live.append((e, order))
                 } catch {
@@ -155,7 +159,10 @@ struct SwapDeviceAllocationTests {
             if step % 20_000 == 0 {
                 #expect(device.usedPages == used.count)
                 let problems = device.checkInvariants()
-                if !problems.isEmpty { Issue.record("step \(step), seed \(rng.seed): \(problems.prefix(5))"); return }
+                if !problems.isEmpty {
+                    Issue.record("step \(step), seed \(rng.seed): \(problems.prefix(5))")
+                    return
+                }
             }
         }
         #expect(device.usedPages == used.count)
@@ -167,7 +174,7 @@ struct SwapDeviceAllocationTests {
     func concurrentAllocation(order: Int) throws {
         let device = try makeDevice(pages: 1 + 32 * 512)
         let threads = 8
-        let owners = Mutex([Int: Int]())          // slot → thread, checked at every allocation
+        let owners = Mutex([Int: Int]())  // slot → thread, checked at every allocation
         let clashes = Atomic<Int>(0)
         let allocations = Atomic<Int>(0)
         DispatchQueue.concurrentPerform(iterations: threads) { t in

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 @Suite("Swap counts")
@@ -54,7 +55,7 @@ struct SwapDeviceCountsTests {
         var entries: [SwapEntry] = []
         while let e = try? device.allocate() { entries.append(e) }
         entries.sort()
-        device.put(entries[500], count: 30)   // slots 501...530: crosses from cluster 0 to 1
+        device.put(entries[500], count: 30)  // slots 501...530: crosses from cluster 0 to 1
         #expect(device.usedPages == entries.count - 30)
         #expect(device.slot(entries[499]).count == 1 && device.slot(entries[530]).count == 1)
         #expect(device.checkInvariants() == [])

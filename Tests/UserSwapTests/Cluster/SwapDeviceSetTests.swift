@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 @Suite("Devices with priorities")

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 @Suite("Swap table slot encoding")
@@ -11,8 +12,9 @@ struct SwapTableSlotTests {
         #expect(!SwapTableSlot.folio(0).isFree, "a folio at frame 0 with count 0 still holds the slot")
     }
 
-    @Test("folio frame and count round-trip at their limits",
-          arguments: [UInt32(0), 1, 0x7fff_ffff, .max], [0, 1, 62, SwapTableSlot.maxCount])
+    @Test(
+        "folio frame and count round-trip at their limits",
+        arguments: [UInt32(0), 1, 0x7fff_ffff, .max], [0, 1, 62, SwapTableSlot.maxCount])
     func folioRoundTrip(frame: UInt32, count: Int) {
         let s = SwapTableSlot.folio(frame, count: count)
         #expect(s.tag == .folio)
@@ -22,8 +24,9 @@ struct SwapTableSlotTests {
         #expect(!s.hasCache && !s.isZeroFilled)
     }
 
-    @Test("shadow payload and count round-trip at their limits",
-          arguments: [UInt64(0), 1, 12345, SwapTableSlot.maxPayload], [1, SwapTableSlot.maxCount])
+    @Test(
+        "shadow payload and count round-trip at their limits",
+        arguments: [UInt64(0), 1, 12345, SwapTableSlot.maxPayload], [1, SwapTableSlot.maxCount])
     func shadowRoundTrip(value: UInt64, count: Int) {
         let s = SwapTableSlot.shadow(value, count: count)
         #expect(s.tag == .shadow)
@@ -78,8 +81,9 @@ struct SwapTableSlotTests {
 
 @Suite("Swap entries")
 struct SwapEntryTests {
-    @Test("type and offset round-trip at their limits",
-          arguments: [0, 1, SwapEntry.maxDevices - 1], [0, 1, 511, 512, 1 << 40, Int(SwapEntry.offsetMask)])
+    @Test(
+        "type and offset round-trip at their limits",
+        arguments: [0, 1, SwapEntry.maxDevices - 1], [0, 1, 511, 512, 1 << 40, Int(SwapEntry.offsetMask)])
     func roundTrip(type: Int, offset: Int) {
         let e = SwapEntry(type: type, offset: offset)
         #expect(e.type == type && e.offset == offset)

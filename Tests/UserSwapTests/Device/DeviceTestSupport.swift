@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 
 /// A fresh directory under the system's temporary directory, removed (with everything in it)

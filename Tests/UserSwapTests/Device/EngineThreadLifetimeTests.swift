@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import UserSwap
 
 /// When an owner of engine threads goes away, what the threads used goes with it at once: a
@@ -31,8 +32,10 @@ struct EngineThreadLifetimeTests {
             do {
                 let backend = MemoryBackend(pageCount: 1 + 512)
                 released = backend
-                let space = try SwapSpace(.init(memory: 16 * SwapPage.size, devices: [.backend(backend)],
-                                                encryption: .none, ioEngine: .threadPool))
+                let space = try SwapSpace(
+                    .init(
+                        memory: 16 * SwapPage.size, devices: [.backend(backend)],
+                        encryption: .none, ioEngine: .threadPool))
                 let region = try space.makeRegion(bytes: 64 * SwapPage.size)
                 for page in 0..<64 { try region.withPage(page, for: .write) { $0.storeBytes(of: page, as: Int.self) } }
             }

@@ -1,7 +1,8 @@
 import Glibc
 import Testing
-@testable import UserSwap
 import UserSwapTestSupport
+
+@testable import UserSwap
 
 /// The wrapper itself: each trigger fires when it says, each fault does what it says to the
 /// bytes, and the counters count it. (What the engine does with the faults is in
@@ -46,8 +47,10 @@ struct FaultInjectingBackendTests {
         flaky.inject(.noSpace, on: .write, when: .pages(10..<12), times: 3)
         var outcomes: [SwapError.Code?] = []
         for start in [8, 9, 10, 11, 12, 10, 10] {
-            do { try flaky.write(UnsafeRawBufferPointer(buffer), atPage: start); outcomes.append(nil) }
-            catch { outcomes.append(error.code) }
+            do {
+                try flaky.write(UnsafeRawBufferPointer(buffer), atPage: start)
+                outcomes.append(nil)
+            } catch { outcomes.append(error.code) }
         }
         // 8..<10 misses, 9..<11, 10..<12 and 11..<13 overlap, then the limit of 3 is used up.
         #expect(outcomes == [nil, .diskFull, .diskFull, .diskFull, nil, nil, nil])
@@ -103,7 +106,10 @@ struct FaultInjectingBackendTests {
     func shortRead() throws {
         let (flaky, memory) = makeBackend()
         let new = page(0xAB), old = page(0x11)
-        defer { new.deallocate(); old.deallocate() }
+        defer {
+            new.deallocate()
+            old.deallocate()
+        }
         try memory.write(UnsafeRawBufferPointer(new), atPage: 5)
         flaky.inject(.short(bytes: 100), on: .read, when: .call(1))
         #expect(throws: SwapError.self) { try flaky.read(into: old, atPage: 5) }
@@ -111,7 +117,10 @@ struct FaultInjectingBackendTests {
         #expect(flaky.injected(.shortTransfers, on: .read) == 1)
         // Vectored: half of two pages is the whole first buffer.
         let a = page(0), b = page(0)
-        defer { a.deallocate(); b.deallocate() }
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
         try memory.write(UnsafeRawBufferPointer(new), atPage: 6)
         flaky.inject(.short(), on: .read, when: .call(1))
         let buffers = [a, b]
@@ -125,7 +134,11 @@ struct FaultInjectingBackendTests {
     func tornWrite() throws {
         let (flaky, memory) = makeBackend()
         let old = page(0x11), new = page(0xCD), check = page(0)
-        defer { old.deallocate(); new.deallocate(); check.deallocate() }
+        defer {
+            old.deallocate()
+            new.deallocate()
+            check.deallocate()
+        }
         try memory.write(UnsafeRawBufferPointer(old), atPage: 3)
         flaky.inject(.short(bytes: 1000), on: .write, when: .call(1))
         #expect(throws: SwapError(.ioError, "", errno: .ioError)) { try flaky.write(UnsafeRawBufferPointer(new), atPage: 3) }
@@ -142,7 +155,10 @@ struct FaultInjectingBackendTests {
     func disappear() throws {
         let (flaky, _) = makeBackend()
         let data = page(0x5A), check = page(0)
-        defer { data.deallocate(); check.deallocate() }
+        defer {
+            data.deallocate()
+            check.deallocate()
+        }
         try flaky.write(UnsafeRawBufferPointer(data), atPage: 2)
         flaky.inject(.disappear, on: .read, when: .call(2))
         try flaky.read(into: check, atPage: 2)

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("File backend")
@@ -92,10 +93,12 @@ struct FileBackendTests {
         let backend = device.backend
         let count = Syscalls.iovMax + 77
         #expect(count < 4095)
-        try vectoredRoundTrip(backend, sizes: Array(repeating: 1, count: count),
-                              readSizes: [count / 2, count - count / 2], at: 2, seed: 4)
-        try vectoredRoundTrip(backend, sizes: [count / 3, count - count / 3],
-                              readSizes: Array(repeating: 1, count: count), at: 3, seed: 5)
+        try vectoredRoundTrip(
+            backend, sizes: Array(repeating: 1, count: count),
+            readSizes: [count / 2, count - count / 2], at: 2, seed: 4)
+        try vectoredRoundTrip(
+            backend, sizes: [count / 3, count - count / 3],
+            readSizes: Array(repeating: 1, count: count), at: 3, seed: 5)
     }
 
     @Test("reading past the end of a truncated file is an I/O error, not zeros")
@@ -120,8 +123,10 @@ struct FileBackendTests {
             try run.withUnsafeMutableBytes { try backend.read(into: $0, atPage: 598) }
         }
         // So does a vectored read whose last iovec crosses the end.
-        let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 64),
-                       UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * SwapPage.size, alignment: 64)]
+        let buffers = [
+            UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 64),
+            UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * SwapPage.size, alignment: 64),
+        ]
         defer { buffers.forEach { $0.deallocate() } }
         #expect(throws: SwapError(.ioError, "", errno: .ioError)) {
             try buffers.withUnsafeBufferPointer { try backend.read(into: $0, atPage: 598) }

@@ -1,12 +1,13 @@
+import CUserSwap
 import Foundation
 import Glibc
 import Synchronization
 import Testing
-@testable import UserSwap
-import UserSwapTestSupport
 import UserSwapCLI
+import UserSwapTestSupport
+
+@testable import UserSwap
 @testable import UserSwapBench
-import CUserSwap
 
 /// A memory backend whose writes take a while and are counted as they finish: a device with a
 /// real write queue.
@@ -141,8 +142,9 @@ struct IOEngineTests {
     @Test("a read submitted while 1,000 write-backs are queued completes before they do (thread pool)")
     func readOvertakesWritesInPool() throws {
         let backend = SlowWriteBackend(pageCount: 1 + 2048, writeMicros: 200)
-        let engine = IOEngine(backend: backend, choice: .threadPool,
-                              options: IOEngineOptions(slots: 1100, workers: 4, maxWritesInFlight: 2, readsInCaller: false))
+        let engine = IOEngine(
+            backend: backend, choice: .threadPool,
+            options: IOEngineOptions(slots: 1100, workers: 4, maxWritesInFlight: 2, readsInCaller: false))
         let pages = AlignedPages(2)
         pages.fill(0, with: 7)
         try backend.memory.write(UnsafeRawBufferPointer(pages.page(0)), atPage: 2000)
@@ -155,7 +157,9 @@ struct IOEngineTests {
         _ = try engine.read(into: pages.page(0), atPage: 2000)
         let readNs = cus_monotonic_ns() - start
         let doneWhenReadDone = backend.writesDone.load(ordering: .relaxed)
-        print("read done after \(readNs / 1000) µs; writes done: \(doneBeforeRead) of 1000 when it was submitted, \(doneWhenReadDone) when it completed")
+        print(
+            "read done after \(readNs / 1000) µs; writes done: \(doneBeforeRead) of 1000 when it was submitted, \(doneWhenReadDone) when it completed"
+        )
         #expect(pages.holds(0, 7))
         // The writes already running (2) and those that finish while the read's worker is
         // scheduled (200 µs each: a few, dozens on a loaded machine) — not the ~1,000 queued
@@ -169,8 +173,9 @@ struct IOEngineTests {
     @Test("a read submitted while 1,000 write-backs are queued completes before they do (io_uring, swap file)")
     func readOvertakesWritesInRing() throws {
         try Self.withSwapFile(pages: 1 + 2048) { file in
-            let engine = IOEngine(backend: file, choice: .ioUring,
-                                  options: IOEngineOptions(slots: 1100, maxWritesInFlight: 2, readsInCaller: false))
+            let engine = IOEngine(
+                backend: file, choice: .ioUring,
+                options: IOEngineOptions(slots: 1100, maxWritesInFlight: 2, readsInCaller: false))
             guard engine.info.kind == .ioUring else {
                 try Test.cancel("io_uring unavailable here (\(engine.info.reason))")
             }
@@ -231,13 +236,16 @@ struct IOEngineTests {
         }
     }
 
-    @Test("a space over a swap file with each engine, 4× its budget, 3 threads: every page intact, invariants hold",
-          arguments: [IOEngineChoice.ioUring, .threadPool, .synchronous])
+    @Test(
+        "a space over a swap file with each engine, 4× its budget, 3 threads: every page intact, invariants hold",
+        arguments: [IOEngineChoice.ioUring, .threadPool, .synchronous])
     func space(choice: IOEngineChoice) throws {
         try ScratchDirectory.with(prefix: "userswap-io-space") { folder in
             // The engines on the file itself: a sealed file goes through its tier (thread pool).
-            let space = try SwapSpace(.init(memory: 1 << 20, devices: [.file(path: folder + "/swap0", size: 16 << 20)],
-                                            encryption: .none, ioEngine: choice, ioOptions: IOEngineOptions(readsInCaller: false)))
+            let space = try SwapSpace(
+                .init(
+                    memory: 1 << 20, devices: [.file(path: folder + "/swap0", size: 16 << 20)],
+                    encryption: .none, ioEngine: choice, ioOptions: IOEngineOptions(readsInCaller: false)))
             let engine = space.statistics.ioEngine
             if choice == .ioUring, engine?.kind != .ioUring {
                 try Test.cancel("io_uring unavailable here (\(engine?.reason ?? "no engine"))")
@@ -251,8 +259,11 @@ struct IOEngineTests {
                     for round in 0..<2 {
                         for p in stride(from: t, to: pages, by: 3) {
                             try region.withPage(p) { b in
-                                if round == 0 { b.storeBytes(of: UInt64(p) * 31, as: UInt64.self) }
-                                else if b.load(as: UInt64.self) != UInt64(p) * 31 { failures.add(1, ordering: .relaxed) }
+                                if round == 0 {
+                                    b.storeBytes(of: UInt64(p) * 31, as: UInt64.self)
+                                } else if b.load(as: UInt64.self) != UInt64(p) * 31 {
+                                    failures.add(1, ordering: .relaxed)
+                                }
                             }
                         }
                     }

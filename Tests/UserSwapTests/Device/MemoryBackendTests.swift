@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Memory backend")
@@ -34,7 +35,10 @@ struct MemoryBackendTests {
 
         let a = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * SwapPage.size, alignment: 64)
         let b = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 64)
-        defer { a.deallocate(); b.deallocate() }
+        defer {
+            a.deallocate()
+            b.deallocate()
+        }
         a.initializeMemory(as: UInt8.self, repeating: 1)
         b.initializeMemory(as: UInt8.self, repeating: 2)
         try [UnsafeRawBufferPointer(a), UnsafeRawBufferPointer(b)].withUnsafeBufferPointer {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// `format` never replaces a file by surprise and never leaves its temporary file behind: the
@@ -21,8 +22,9 @@ struct SwapFileFormatTests {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     }
 
-    @Test("without force, a file that appears after the check survives, and nothing else is left",
-          arguments: [SwapFile.Staging.automatic, .named])
+    @Test(
+        "without force, a file that appears after the check survives, and nothing else is left",
+        arguments: [SwapFile.Staging.automatic, .named])
     func raceWithoutForce(staging: SwapFile.Staging) throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -43,8 +45,9 @@ struct SwapFileFormatTests {
         #expect(StagedSwapFile.registered.isEmpty)
     }
 
-    @Test("with force, a file that appears after the check is replaced in one step by a whole swap file",
-          arguments: [SwapFile.Staging.automatic, .named])
+    @Test(
+        "with force, a file that appears after the check is replaced in one step by a whole swap file",
+        arguments: [SwapFile.Staging.automatic, .named])
     func raceWithForce(staging: SwapFile.Staging) throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -133,15 +136,17 @@ struct SwapFileFormatTests {
         #expect(scratch.listing() == ["dangling", "swap", "target"])
     }
 
-    @Test("a failed format leaves nothing, staged named or not",
-          arguments: [SwapFile.Staging.automatic, .named])
+    @Test(
+        "a failed format leaves nothing, staged named or not",
+        arguments: [SwapFile.Staging.automatic, .named])
     func failureLeavesNothing(staging: SwapFile.Staging) throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
         // 16 TiB of blocks do not fit: fallocate fails after the file exists.
         let error = try #require(throws: SwapError.self) {
-            try SwapFile.format(path: scratch.file("swap"), bytes: (16 << 40) - 4096, label: "", force: false,
-                                writeOut: false, staging: staging)
+            try SwapFile.format(
+                path: scratch.file("swap"), bytes: (16 << 40) - 4096, label: "", force: false,
+                writeOut: false, staging: staging)
         }
         #expect(error.code == .diskFull, "\(error)")
         #expect(scratch.listing() == [])

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 
 /// Temporary swap files have no name by the time a page reaches them: nothing to open by a
@@ -14,8 +15,9 @@ struct SwapFileTemporaryTests {
             .filter { $0.hasPrefix(directory + "/") }
     }
 
-    @Test("a space on a .temporary device swaps pages out and back while its folder stays empty",
-          arguments: [SwapFile.Staging.automatic, .named])
+    @Test(
+        "a space on a .temporary device swaps pages out and back while its folder stays empty",
+        arguments: [SwapFile.Staging.automatic, .named])
     func temporaryDevice(staging: SwapFile.Staging) throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -25,7 +27,8 @@ struct SwapFileTemporaryTests {
             if staging == .automatic {
                 device = .temporary(size: 4 << 20, directory: scratch.path)
             } else {
-                let (_, backend) = try SwapFile.openTemporary(bytes: 4 << 20, in: scratch.path, writeOut: false, discard: false, staging: .named)
+                let (_, backend) = try SwapFile.openTemporary(
+                    bytes: 4 << 20, in: scratch.path, writeOut: false, discard: false, staging: .named)
                 device = .backend(backend)
             }
             #expect(scratch.listing() == [], "the swap file has a name: \(scratch.listing())")

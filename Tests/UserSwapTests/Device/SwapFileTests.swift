@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 
 @Suite("Swap files: format, open, inspect")
@@ -89,17 +90,19 @@ struct SwapFileTests {
         var testDescription: String { name }
     }
 
-    @Test("bad input fails with its code and changes nothing on disk", arguments: [
-        BadInput(name: "too small", code: .tooSmall, target: "swap", bytes: 12 << 10),
-        BadInput(name: "one page short of a cluster", code: .tooSmall, target: "swap", bytes: 512 * 4096 + 4095),
-        BadInput(name: "negative size", code: .tooSmall, target: "swap", bytes: -1),
-        BadInput(name: "label over 16 bytes", code: .invalidArgument, target: "swap", bytes: 4 << 20, label: "seventeen-bytes!!"),
-        BadInput(name: "path is a directory", code: .isDirectory, target: "", bytes: 4 << 20, force: true),
-        BadInput(name: "path is a subdirectory", code: .isDirectory, target: "sub", bytes: 4 << 20, force: true),
-        BadInput(name: "file exists", code: .fileExists, target: "existing", bytes: 4 << 20),
-        BadInput(name: "directory missing", code: .noSuchFile, target: "missing/swap", bytes: 4 << 20),
-        BadInput(name: "over 16 TiB", code: .invalidArgument, target: "swap", bytes: 1 << 45),
-    ])
+    @Test(
+        "bad input fails with its code and changes nothing on disk",
+        arguments: [
+            BadInput(name: "too small", code: .tooSmall, target: "swap", bytes: 12 << 10),
+            BadInput(name: "one page short of a cluster", code: .tooSmall, target: "swap", bytes: 512 * 4096 + 4095),
+            BadInput(name: "negative size", code: .tooSmall, target: "swap", bytes: -1),
+            BadInput(name: "label over 16 bytes", code: .invalidArgument, target: "swap", bytes: 4 << 20, label: "seventeen-bytes!!"),
+            BadInput(name: "path is a directory", code: .isDirectory, target: "", bytes: 4 << 20, force: true),
+            BadInput(name: "path is a subdirectory", code: .isDirectory, target: "sub", bytes: 4 << 20, force: true),
+            BadInput(name: "file exists", code: .fileExists, target: "existing", bytes: 4 << 20),
+            BadInput(name: "directory missing", code: .noSuchFile, target: "missing/swap", bytes: 4 << 20),
+            BadInput(name: "over 16 TiB", code: .invalidArgument, target: "swap", bytes: 1 << 45),
+        ])
     func badInput(_ input: BadInput) throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -122,7 +125,9 @@ struct SwapFileTests {
     @Test("the too-small message says how much is needed")
     func tooSmallMessage() throws {
         let error = try #require(throws: SwapError.self) { try SwapFile.format(path: "/x", bytes: 12 << 10) }
-        #expect(error.message == "swap file /x would be 12 KiB; it needs at least one cluster (2 MiB) after the header: use --size 2052K or more")
+        #expect(
+            error.message
+                == "swap file /x would be 12 KiB; it needs at least one cluster (2 MiB) after the header: use --size 2052K or more")
     }
 
     @Test("format --force will not replace a file another UserSwap device holds")
@@ -164,8 +169,9 @@ struct SwapFileTests {
         #expect(throws: SwapError(.invalidArgument, "")) { try SwapFile.open(path: scratch.file("fifo")) }
     }
 
-    @Test("a file made by util-linux mkswap opens with its UUID, label and size",
-          .enabled(if: DeviceTestSupport.isExecutable("/usr/sbin/mkswap"), "mkswap (util-linux) is not installed"))
+    @Test(
+        "a file made by util-linux mkswap opens with its UUID, label and size",
+        .enabled(if: DeviceTestSupport.isExecutable("/usr/sbin/mkswap"), "mkswap (util-linux) is not installed"))
     func acceptsMkswap() throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -184,8 +190,9 @@ struct SwapFileTests {
         try DeviceTestSupport.pattern(page: 9).withUnsafeBytes { try backend.write($0, atPage: 2047) }
     }
 
-    @Test("blkid recognises a file we format as swap with our UUID and label",
-          .enabled(if: DeviceTestSupport.isExecutable("/usr/sbin/blkid"), "blkid (util-linux) is not installed"))
+    @Test(
+        "blkid recognises a file we format as swap with our UUID and label",
+        .enabled(if: DeviceTestSupport.isExecutable("/usr/sbin/blkid"), "blkid (util-linux) is not installed"))
     func blkidReadsOurs() throws {
         let scratch = try DeviceScratchDirectory()
         defer { withExtendedLifetime(scratch) {} }
@@ -224,7 +231,8 @@ struct SwapFileKernelTests {
         let reference = scratch.file("reference")
         try DeviceTestSupport.write([UInt8](repeating: 0, count: 4 << 20), to: reference)
         guard try DeviceTestSupport.run("/usr/sbin/mkswap", [reference]).status == 0,
-              try DeviceTestSupport.run("/usr/sbin/swapon", [reference]).status == 0 else { return false }
+            try DeviceTestSupport.run("/usr/sbin/swapon", [reference]).status == 0
+        else { return false }
         try DeviceTestSupport.run("/usr/sbin/swapoff", [reference])
         return true
     }
@@ -235,7 +243,8 @@ struct SwapFileKernelTests {
         for path in SwapFile.kernelSwapPaths() where path.contains("/userswap-device-") {
             let parts = path.split(separator: "/").first { $0.hasPrefix("userswap-device-") }?.split(separator: "-")
             guard let pid = parts.flatMap({ $0.count > 2 ? Int32($0[2]) : nil }),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+                kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
             _ = try? DeviceTestSupport.run("/usr/sbin/swapoff", [path])
             try? FileManager.default.removeItem(atPath: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]))
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 @Suite("Swap header (mkswap v1 layout)")
@@ -32,13 +33,15 @@ struct SwapHeaderTests {
         var testDescription: String { "\(pageCount) pages, \(badPageCount) bad, label \"\(label)\"" }
     }
 
-    @Test("encoding then decoding gives back every field, at the limits of each", arguments: [
-        Limits(pageCount: SwapHeader.minimumPageCount, badPageCount: 0, label: ""),
-        Limits(pageCount: SwapHeader.minimumPageCount, badPageCount: SwapHeader.maxBadPages, label: "sixteen-bytes-ok"),
-        Limits(pageCount: SwapHeader.maxPageCount, badPageCount: SwapHeader.maxBadPages, label: "ünïcødé-16by"),
-        Limits(pageCount: SwapHeader.maxPageCount, badPageCount: 1, label: "a"),
-        Limits(pageCount: 262_144, badPageCount: 3, label: "swap"),
-    ])
+    @Test(
+        "encoding then decoding gives back every field, at the limits of each",
+        arguments: [
+            Limits(pageCount: SwapHeader.minimumPageCount, badPageCount: 0, label: ""),
+            Limits(pageCount: SwapHeader.minimumPageCount, badPageCount: SwapHeader.maxBadPages, label: "sixteen-bytes-ok"),
+            Limits(pageCount: SwapHeader.maxPageCount, badPageCount: SwapHeader.maxBadPages, label: "ünïcødé-16by"),
+            Limits(pageCount: SwapHeader.maxPageCount, badPageCount: 1, label: "a"),
+            Limits(pageCount: 262_144, badPageCount: 3, label: "swap"),
+        ])
     func roundTrip(_ limits: Limits) throws {
         #expect(limits.label.utf8.count <= 16)
         // Spread the bad pages from the first page after the header to the very last.
@@ -112,7 +115,9 @@ struct SwapHeaderTests {
         }
         #expect(try decode(page).label == "abcdefghijklmnop")
         let short = try patched { page in
-            page[1052] = UInt8(ascii: "x"); page[1053] = 0; page[1054] = UInt8(ascii: "y")
+            page[1052] = UInt8(ascii: "x")
+            page[1053] = 0
+            page[1054] = UInt8(ascii: "y")
         }
         #expect(try decode(short).label == "x")
     }
@@ -160,7 +165,9 @@ struct SwapHeaderTests {
         let page = try patched { store(2, at: 1028, in: &$0) }
         let error = try #require(throws: SwapError.self) { try decode(page) }
         #expect(error.code == .tooSmall)
-        #expect(error.message == "swap file /x is 12 KiB; it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size")
+        #expect(
+            error.message
+                == "swap file /x is 12 KiB; it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size")
         let smallest = try patched { store(512, at: 1028, in: &$0) }
         #expect(try decode(smallest).pageCount == 513)
     }
@@ -175,13 +182,15 @@ struct SwapHeaderTests {
         #expect(try decode(page, fileBytes: 1025 * 4096 + 17).pageCount == 1024, "extra bytes at the end are fine")
     }
 
-    @Test("the bad-page list must fit and name pages after the header", arguments: [
-        (count: UInt32(638), entry: UInt32(5)),
-        (count: UInt32.max, entry: UInt32(5)),
-        (count: UInt32(1), entry: UInt32(0)),
-        (count: UInt32(1), entry: UInt32(1024)),
-        (count: UInt32(1), entry: UInt32.max),
-    ])
+    @Test(
+        "the bad-page list must fit and name pages after the header",
+        arguments: [
+            (count: UInt32(638), entry: UInt32(5)),
+            (count: UInt32.max, entry: UInt32(5)),
+            (count: UInt32(1), entry: UInt32(0)),
+            (count: UInt32(1), entry: UInt32(1024)),
+            (count: UInt32(1), entry: UInt32.max),
+        ])
     func badPageList(count: UInt32, entry: UInt32) throws {
         let page = try patched { page in
             store(count, at: 1032, in: &page)
@@ -196,10 +205,12 @@ struct SwapHeaderTests {
         #expect(try decode(fine).badPages == [1023])
     }
 
-    @Test("sizes in messages are exact where they can be copied into --size", arguments: [
-        (100, "100 bytes"), (12288, "12 KiB"), (2_101_248, "2052 KiB"),
-        (64 << 20, "64 MiB"), (1 << 40, "1 TiB"), (1_610_612_736 + 4096, "1.5 GiB"),
-    ] as [(Int64, String)])
+    @Test(
+        "sizes in messages are exact where they can be copied into --size",
+        arguments: [
+            (100, "100 bytes"), (12288, "12 KiB"), (2_101_248, "2052 KiB"),
+            (64 << 20, "64 MiB"), (1 << 40, "1 TiB"), (1_610_612_736 + 4096, "1.5 GiB"),
+        ] as [(Int64, String)])
     func describeBytes(bytes: Int64, text: String) {
         #expect(SwapHeader.describe(bytes: bytes) == text)
     }

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Memory groups")
@@ -32,7 +33,10 @@ struct MemoryGroupTests {
         let region = try space.makeRegion(bytes: 64 * SwapPage.size, group: group)
         var failure: SwapError?
         for p in 0..<64 {
-            do { try region.withPage(p) { fill($0, page: p) } } catch { failure = error as? SwapError; break }
+            do { try region.withPage(p) { fill($0, page: p) } } catch {
+                failure = error as? SwapError
+                break
+            }
         }
         #expect(failure?.code == .outOfMemory)
         #expect(group.swapUsage <= 8 * SwapPage.size && group.memoryUsage <= 16 * SwapPage.size)
@@ -58,8 +62,9 @@ struct MemoryGroupTests {
     /// The order swap-cache synchronization settled on: reclaim records the swap charge before the folio leaves the swap
     /// cache, because leaving the cache frees slots whose last mapping went away meanwhile.
     /// Here the last unmap (a discard) lands exactly between unmap and removal.
-    @Test("swap charge recorded before the cache delete stays balanced when the last unmap races reclaim",
-          arguments: [false, true])
+    @Test(
+        "swap charge recorded before the cache delete stays balanced when the last unmap races reclaim",
+        arguments: [false, true])
     func recordBeforeDelete(buggyOrder: Bool) throws {
         let (space, _) = try makeSpace(memoryPages: 16)
         let group = try space.makeGroup(name: "g")
@@ -82,8 +87,9 @@ struct MemoryGroupTests {
         }
     }
 
-    @Test("racing discards against reclaim keep swap accounting balanced (and the buggy order does not)",
-          arguments: [false, true])
+    @Test(
+        "racing discards against reclaim keep swap accounting balanced (and the buggy order does not)",
+        arguments: [false, true])
     func racingLastUnmap(buggyOrder: Bool) throws {
         let (space, _) = try makeSpace(memoryPages: 64)
         let group = try space.makeGroup(name: "g")
@@ -96,8 +102,7 @@ struct MemoryGroupTests {
         for round in 0..<rounds {
             for p in 0..<8 { try region.withPage(p) { fill($0, page: p, generation: round) } }
             runThreads(3) { t in
-                if t == 0 { _ = try? region.swapOut(pages: 0..<8) }
-                else { try? region.discard(pages: (t - 1) * 4..<(t * 4)) }
+                if t == 0 { _ = try? region.swapOut(pages: 0..<8) } else { try? region.discard(pages: (t - 1) * 4..<(t * 4)) }
             }
             try region.discard(pages: 0..<8)
             raced += 1
@@ -127,8 +132,9 @@ struct MemoryGroupTests {
     /// The insert of a new folio releases the slot's swap charge (the page is coming back to
     /// memory); when its read fails the folio leaves the cache again and the page lives only on
     /// swap: the charge, and the shadow that names its group, must come back with it.
-    @Test("a swap-in whose read fails gives its pages their swap charge back",
-          arguments: bothProtocols, FailedRead.allCases)
+    @Test(
+        "a swap-in whose read fails gives its pages their swap charge back",
+        arguments: bothProtocols, FailedRead.allCases)
     func failedReadKeepsSwapCharge(sync: SwapInSync, path: FailedRead) throws {
         let pages = 8
         let (space, backend) = try makeSpace(memoryPages: 32, sync: sync)
@@ -140,8 +146,7 @@ struct MemoryGroupTests {
         if path == .faultWithWindow { try region.advise(.sequential) } else { try region.advise(.random) }
         backend.failReads.store(1, ordering: .relaxed)
         do {
-            if path == .prefetch { try region.prefetch(pages: 0..<pages) }
-            else { try region.withPage(0, for: .read) { _ in } }
+            if path == .prefetch { try region.prefetch(pages: 0..<pages) } else { try region.withPage(0, for: .read) { _ in } }
             // Only the legacy protocol's prefetch, which reads before it inserts, keeps an
             // error to itself (best effort), and it released no charge.
             #expect(path == .prefetch && sync != .swapCache, "the failed read was reported")

@@ -12,8 +12,9 @@ import Testing
 /// scratch folder of its own, so it neither reuses nor disturbs the repository's `.build`.
 @Suite("A client package builds without warnings and runs")
 struct ClientPackageTests {
-    @Test("a package depending on UserSwap by path builds in release with zero warnings and verifies its data",
-          .timeLimit(.minutes(10)))
+    @Test(
+        "a package depending on UserSwap by path builds in release with zero warnings and verifies its data",
+        .timeLimit(.minutes(10)))
     func clientPackage() throws {
         let root = try #require(Self.repositoryRoot(), "no Package.swift of UserSwap above \(#filePath)")
         let swift = try #require(Self.swiftExecutable(), "no swift on PATH nor at /opt/swift/usr/bin/swift")
@@ -28,12 +29,17 @@ struct ClientPackageTests {
             .write(to: scratch.appendingPathComponent("Package.swift"), atomically: true, encoding: .utf8)
         try Self.program.write(to: sources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
         for example in Self.examples {
-            try files.createSymbolicLink(at: scratch.appendingPathComponent("Sources/\(example)"),
-                                         withDestinationURL: root.appendingPathComponent("Examples/Sources/\(example)"))
+            try files.createSymbolicLink(
+                at: scratch.appendingPathComponent("Sources/\(example)"),
+                withDestinationURL: root.appendingPathComponent("Examples/Sources/\(example)"))
         }
 
-        let build = try DeviceTestSupport.run(swift.path, ["build", "-c", "release", "--package-path", scratch.path,
-                                         "--scratch-path", scratch.appendingPathComponent(".build").path])
+        let build = try DeviceTestSupport.run(
+            swift.path,
+            [
+                "build", "-c", "release", "--package-path", scratch.path,
+                "--scratch-path", scratch.appendingPathComponent(".build").path,
+            ])
         #expect(build.status == 0, "swift build failed:\n\(build.output)")
         let warnings = build.output.split(separator: "\n").filter { $0.contains("warning:") }
         #expect(warnings.isEmpty, "the client's build printed warnings:\n\(warnings.joined(separator: "\n"))")
@@ -68,7 +74,8 @@ struct ClientPackageTests {
     static func expectNoTestScaffolding(in objects: URL) throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: objects.path).filter { $0.hasSuffix(".o") }
         #expect(files.count > 20, "expected the module's object files in \(objects.path), found \(files)")
-        let nm = try DeviceTestSupport.run("/usr/bin/env", ["nm", "--defined-only"] + files.map { objects.appendingPathComponent($0).path })
+        let nm = try DeviceTestSupport.run(
+            "/usr/bin/env", ["nm", "--defined-only"] + files.map { objects.appendingPathComponent($0).path })
         try #require(nm.status == 0, "nm failed:\n\(nm.output)")
         // Each symbol line is "ADDRESS TYPE NAME"; the lines naming the object files are not.
         let symbols = nm.output.split(separator: "\n").compactMap { line -> Substring? in

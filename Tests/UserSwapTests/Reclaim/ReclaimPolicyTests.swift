@@ -1,7 +1,8 @@
 import Testing
 import UserSwapCLI
-@testable import UserSwapBench
+
 @testable import UserSwap
+@testable import UserSwapBench
 
 /// The policies' claims, as counts (not timings): on Zipf θ = 0.99 with a working set 4× the
 /// budget, the kernel's two-list policy with refault activation swaps in less than plain second
@@ -11,8 +12,10 @@ import UserSwapCLI
 struct ReclaimPolicyTests {
     static func swapIns(_ policy: ReclaimPolicy, frames: Int = 512, accesses: Int = 300_000) throws -> Int {
         let backend = TestBackend(pageCount: 1 + 8 * 512)
-        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(backend)],
-                                        reclaimPolicy: policy, backgroundReclaim: false, encryption: .none))
+        let space = try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.backend(backend)],
+                reclaimPolicy: policy, backgroundReclaim: false, encryption: .none))
         let pages = 4 * frames
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
@@ -27,10 +30,13 @@ struct ReclaimPolicyTests {
         return space.statistics[.swapIns] - before
     }
 
-    @Test("on Zipf at 4× the budget, frequency ranking swaps in less than the kernel's policy, which swaps in less than plain second chance")
+    @Test(
+        "on Zipf at 4× the budget, frequency ranking swaps in less than the kernel's policy, which swaps in less than plain second chance")
     func policiesOnZipf() throws {
         let counts = try ReclaimPolicy.allCases.map { ($0, try Self.swapIns($0)) }
-        print("reclaim policies on zipf 0.99, 4× budget, 300k accesses: " + counts.map { "\($0.0.rawValue) \($0.1) swap-ins" }.joined(separator: ", "))
+        print(
+            "reclaim policies on zipf 0.99, 4× budget, 300k accesses: "
+                + counts.map { "\($0.0.rawValue) \($0.1) swap-ins" }.joined(separator: ", "))
         let of = Dictionary(uniqueKeysWithValues: counts)
         #expect(of[.workingset]! < of[.secondChance]!)
         #expect(of[.workingset]! < of[.activeInactive]!, "refault activation itself saves swap-ins")

@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Reclaim under a RAM budget")
@@ -9,8 +10,8 @@ struct ReclaimStressTests {
     func stress(sync: SwapInSync) throws {
         let frames = 256
         let threads = 6
-        let ownPages = 4 * frames             // written by their owner, read back by it
-        let sharedPages = 64                  // written once, read by everyone at once
+        let ownPages = 4 * frames  // written by their owner, read back by it
+        let sharedPages = 64  // written once, read by everyone at once
         let opsPerThread = 6_000
         let (space, _) = try makeSpace(memoryPages: frames, swapPages: 1 + 12 * 512, sync: sync, backgroundReclaim: true)
         let own = try space.makeRegion(bytes: ownPages * SwapPage.size)
@@ -44,8 +45,11 @@ struct ReclaimStressTests {
                     if roll < 3 {
                         let p = Int.random(in: 0..<sharedPages, using: &local)
                         try shared.withPage(p, for: .read) { bytes in
-                            if matches(bytes, page: p, generation: 7) { verified.add(1, ordering: .relaxed) }
-                            else { failures.add(1, ordering: .relaxed) }
+                            if matches(bytes, page: p, generation: 7) {
+                                verified.add(1, ordering: .relaxed)
+                            } else {
+                                failures.add(1, ordering: .relaxed)
+                            }
                         }
                         continue
                     }
@@ -81,7 +85,9 @@ struct ReclaimStressTests {
         #expect(maxResident.load(ordering: .relaxed) <= frames)
         #expect(space.statistics[.swapOuts] > frames, "the workload must really swap")
         #expect(space.checkInvariants() == [])
-        print("reclaim stress (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, max resident \(maxResident.load(ordering: .relaxed))/\(frames) frames, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]), direct reclaims \(space.statistics[.directReclaims]), kswapd wake-ups \(space.statistics[.kswapdWakeups])")
+        print(
+            "reclaim stress (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, max resident \(maxResident.load(ordering: .relaxed))/\(frames) frames, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]), direct reclaims \(space.statistics[.directReclaims]), kswapd wake-ups \(space.statistics[.kswapdWakeups])"
+        )
     }
 
     @Test("reclaim gets through a budget of recently touched pages instead of giving up")
@@ -136,8 +142,10 @@ struct ReclaimStressTests {
 
     @Test("shadows round-trip age, group, workingset bit and use count")
     func shadowEncoding() {
-        for (age, group, ws, uses) in [(UInt64(0), 0, false, 0), (Shadow.ageMask, 1023, true, UseCount.maxCount),
-                                       (12345, 7, true, 9), (1 << 37, 512, false, 1)] {
+        for (age, group, ws, uses) in [
+            (UInt64(0), 0, false, 0), (Shadow.ageMask, 1023, true, UseCount.maxCount),
+            (12345, 7, true, 9), (1 << 37, 512, false, 1),
+        ] {
             let s = Shadow(age: age, group: group, workingset: ws, uses: uses)
             #expect(Shadow(packed: s.packed) == s)
             #expect(s.packed <= SwapTableSlot.maxPayload)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 /// Refault detection (kernel: `mm/workingset.c`): the clock ages by pages, and every insert that

@@ -1,8 +1,9 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import UserSwap
 import UserSwapTestSupport
+
+@testable import UserSwap
 
 /// What the engine does when its device fails (docs/RELIABILITY.md, *Fault injection*): a failed
 /// read is the faulter's typed error and the page stays on swap, never mapped half read; a failed
@@ -14,15 +15,20 @@ struct FaultInjectionTests {
     /// A space over a fault-injecting memory device, with no background reclaimer unless asked.
     /// `io` picks the device's I/O engine: the thread pool runs every transfer (fault reads
     /// too) on its workers, so the faults arrive through its completions.
-    private func makeFaultySpace(memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync,
-                                 seed: UInt64 = 1, backgroundReclaim: Bool = false,
-                                 io: IOEngineChoice = .automatic)
-        throws -> (SwapSpace, FaultInjectingBackend, MemoryBackend) {
+    private func makeFaultySpace(
+        memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync,
+        seed: UInt64 = 1, backgroundReclaim: Bool = false,
+        io: IOEngineChoice = .automatic
+    )
+        throws -> (SwapSpace, FaultInjectingBackend, MemoryBackend)
+    {
         let memory = MemoryBackend(pageCount: swapPages)
         let flaky = FaultInjectingBackend(memory, seed: seed)
-        let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(flaky)], sync: sync,
-                                        backgroundReclaim: backgroundReclaim, encryption: .none, ioEngine: io,
-                                        ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
+        let space = try SwapSpace(
+            .init(
+                memory: memoryPages * SwapPage.size, devices: [.backend(flaky)], sync: sync,
+                backgroundReclaim: backgroundReclaim, encryption: .none, ioEngine: io,
+                ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
         return (space, flaky, memory)
     }
 
@@ -67,8 +73,9 @@ struct FaultInjectionTests {
 
     // MARK: Reads
 
-    @Test("a failed read is the caller's typed error; the page stays swapped and reads right later",
-          arguments: bothProtocols, ReadFault.allCases)
+    @Test(
+        "a failed read is the caller's typed error; the page stays swapped and reads right later",
+        arguments: bothProtocols, ReadFault.allCases)
     func failedRead(sync: SwapInSync, fault: ReadFault) throws {
         let (space, flaky, _) = try makeFaultySpace(memoryPages: 16, sync: sync)
         let region = try space.makeRegion(bytes: 4 * SwapPage.size)
@@ -88,7 +95,7 @@ struct FaultInjectionTests {
             #expect(region.state(ofPage: 2) == .swapped && region.pte(2) == .swap(swapEntry))
             #expect(space.residentFrames == 0)
             #expect(space.checkInvariants() == [])
-            if fault != .goneThenBack { break }   // the others fail once; a gone device every time
+            if fault != .goneThenBack { break }  // the others fail once; a gone device every time
         }
         let failures = fault == .goneThenBack ? 2 : 1
         #expect(space.statistics[.readErrors] == failures)
@@ -102,8 +109,9 @@ struct FaultInjectionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("racing readers of pages whose reads fail short or slow never see a partial page",
-          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    @Test(
+        "racing readers of pages whose reads fail short or slow never see a partial page",
+        arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
     func racingShortReads(sync: SwapInSync, io: IOEngineChoice) throws {
         var rng = SeededRandom.fromEnvironment("racing short reads \(sync)")
         let (space, flaky, _) = try makeFaultySpace(memoryPages: 64, sync: sync, seed: rng.next(), io: io)
@@ -158,13 +166,16 @@ struct FaultInjectionTests {
         #expect(space.statistics[.readErrors] == injected)
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         #expect(space.checkInvariants() == [])
-        print("racing short reads (\(sync)): \(good.load(ordering: .relaxed)) good reads, \(errors.load(ordering: .relaxed)) typed errors from \(injected) injected read faults (\(flaky.injected(.shortTransfers, on: .read)) short), \(flaky.injected(.latencySpikes, on: .read) + flaky.injected(.latencySpikes, on: .write)) latency spikes")
+        print(
+            "racing short reads (\(sync)): \(good.load(ordering: .relaxed)) good reads, \(errors.load(ordering: .relaxed)) typed errors from \(injected) injected read faults (\(flaky.injected(.shortTransfers, on: .read)) short), \(flaky.injected(.latencySpikes, on: .read) + flaky.injected(.latencySpikes, on: .write)) latency spikes"
+        )
     }
 
     // MARK: Writes
 
-    @Test("a failed or torn write keeps the page dirty in memory with its bytes; swap-out after an access writes it again",
-          arguments: bothProtocols, WriteFault.allCases)
+    @Test(
+        "a failed or torn write keeps the page dirty in memory with its bytes; swap-out after an access writes it again",
+        arguments: bothProtocols, WriteFault.allCases)
     func failedWrite(sync: SwapInSync, fault: WriteFault) throws {
         let (space, flaky, memory) = try makeFaultySpace(memoryPages: 16, sync: sync)
         let region = try space.makeRegion(bytes: 4 * SwapPage.size)
@@ -200,8 +211,9 @@ struct FaultInjectionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("after a failed write, swapping the same page out again writes it and frees its frame",
-          arguments: bothProtocols)
+    @Test(
+        "after a failed write, swapping the same page out again writes it and frees its frame",
+        arguments: bothProtocols)
     func failedWriteRetriedBySwapOut(sync: SwapInSync) throws {
         let (space, flaky, memory) = try makeFaultySpace(memoryPages: 16, sync: sync)
         let region = try space.makeRegion(bytes: SwapPage.size)
@@ -233,8 +245,9 @@ struct FaultInjectionTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("reclaim under a budget with failing and torn writes loses no page, counts every error, and any access it fails can be retried",
-          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    @Test(
+        "reclaim under a budget with failing and torn writes loses no page, counts every error, and any access it fails can be retried",
+        arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
     func reclaimWithFailingWrites(sync: SwapInSync, io: IOEngineChoice) throws {
         var rng = SeededRandom.fromEnvironment("reclaim with failing writes \(sync)")
         let frames = 32
@@ -275,18 +288,24 @@ struct FaultInjectionTests {
             }
         }
         flaky.removeAllFaults()
-        for p in 0..<pages { try retrying { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: round)) } }; verified += 1 }
+        for p in 0..<pages {
+            try retrying { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: round)) } }
+            verified += 1
+        }
         #expect(injected() >= 20)
         #expect(space.statistics[.writeErrors] == injected())
         #expect(space.residentFrames <= frames)
         #expect(space.checkInvariants() == [])
-        print("reclaim with failing writes (\(sync)): \(verified) pages verified in \(round) rounds; \(injected()) write faults injected (\(flaky.injected(.shortTransfers, on: .write)) torn), \(space.statistics[.writeErrors]) counted, \(space.statistics[.swapOuts]) pages written; \(surfaced) accesses got the device's error and were retried")
+        print(
+            "reclaim with failing writes (\(sync)): \(verified) pages verified in \(round) rounds; \(injected()) write faults injected (\(flaky.injected(.shortTransfers, on: .write)) torn), \(space.statistics[.writeErrors]) counted, \(space.statistics[.swapOuts]) pages written; \(surfaced) accesses got the device's error and were retried"
+        )
     }
 
     // MARK: A device that goes away
 
-    @Test("a device that goes away gives typed errors, no hang and no crash; back, it has every page",
-          arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
+    @Test(
+        "a device that goes away gives typed errors, no hang and no crash; back, it has every page",
+        arguments: bothProtocols, [IOEngineChoice.automatic, .threadPool])
     func disappearingDevice(sync: SwapInSync, io: IOEngineChoice) throws {
         let frames = 16
         let (space, flaky, _) = try makeFaultySpace(memoryPages: frames, sync: sync, backgroundReclaim: true, io: io)
@@ -322,7 +341,13 @@ struct FaultInjectionTests {
         var written = 0
         var failure: SwapError?
         for p in 0..<(2 * frames) {
-            do { try fresh.withPage(p) { fill($0, page: 1000 + p) }; written += 1 } catch { failure = error as? SwapError; break }
+            do {
+                try fresh.withPage(p) { fill($0, page: 1000 + p) }
+                written += 1
+            } catch {
+                failure = error as? SwapError
+                break
+            }
         }
         #expect(failure?.code == .ioError || failure?.code == .deviceGone)
         #expect(failure?.message.contains("swapping out failed") == true)
@@ -342,7 +367,9 @@ struct FaultInjectionTests {
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         for p in 0..<written { try fresh.withPage(p, for: .read) { #expect(matches($0, page: 1000 + p)) } }
         #expect(space.checkInvariants() == [])
-        print("gone device (\(sync)): \(refused) accesses refused with ENODEV, \(written) new pages, then \(failure.map { "\($0.code)" } ?? "no error"); the device refused \(flaky.injected(.goneCalls, on: .read)) reads and \(flaky.injected(.goneCalls, on: .write)) writes, in \(elapsed)")
+        print(
+            "gone device (\(sync)): \(refused) accesses refused with ENODEV, \(written) new pages, then \(failure.map { "\($0.code)" } ?? "no error"); the device refused \(flaky.injected(.goneCalls, on: .read)) reads and \(flaky.injected(.goneCalls, on: .write)) writes, in \(elapsed)"
+        )
     }
 
     @Test("a region on a gone device can still be discarded and destroyed", arguments: bothProtocols)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// Model-based random testing: seeded random sequences of region operations (create, destroy,
@@ -23,9 +24,11 @@ struct ModelTests {
         var testDescription: String { "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")" }
     }
 
-    static let cases = [Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
-                        Case(sync: .swapCache, index: 1), Case(sync: bothProtocols[1], index: 1),
-                        Case(sync: .swapCache, index: 2, io: .threadPool)]
+    static let cases = [
+        Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
+        Case(sync: .swapCache, index: 1), Case(sync: bothProtocols[1], index: 1),
+        Case(sync: .swapCache, index: 2, io: .threadPool),
+    ]
 
     /// The I/O engine of the spaces the current case makes.
     @TaskLocal static var io: IOEngineChoice = .automatic
@@ -83,7 +86,8 @@ struct ModelTests {
         let seeds = (0..<threads).map { _ in rng.next() }
         let outcome = runConcurrently(seeds: seeds, steps: steps / threads, sync: sync)
         if let (thread, failure) = outcome.failure {
-            Issue.record("model \(name), thread \(thread) of \(threads), seed \(rng.seed) (replay with USERSWAP_SEED=\(rng.seed)): \(failure)")
+            Issue.record(
+                "model \(name), thread \(thread) of \(threads), seed \(rng.seed) (replay with USERSWAP_SEED=\(rng.seed)): \(failure)")
             // Try the thread's steps alone: if they fail there too, shrink them.
             let ops = Array(Self.ops(seed: seeds[thread], count: failure.step + 1))
             if let alone = run(ops, sync: sync).failure {
@@ -104,8 +108,9 @@ struct ModelTests {
     /// 1.6 per step), and skipped few because of out-of-memory errors.
     static func expectVerified(_ verified: Int, outOfMemory: Int, steps: Int, seed: UInt64) {
         #expect(verified >= steps / 2, "only \(verified) pages verified in \(steps) steps (seed \(seed))")
-        #expect(Double(outOfMemory) <= maxOutOfMemoryShare * Double(steps),
-                "\(outOfMemory) out-of-memory errors in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %")
+        #expect(
+            Double(outOfMemory) <= maxOutOfMemoryShare * Double(steps),
+            "\(outOfMemory) out-of-memory errors in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %")
     }
 
     @Test("a model that forgets discards is caught, and its failing run shrinks to a few steps")
@@ -114,7 +119,10 @@ struct ModelTests {
         // Steps the honest model passes (up to an engine bug, if the steps meet one), without
         // group limits, so that the sabotage is what fails.
         var ops = Array(Self.ops(seed: rng.next(), count: 20_000)).filter {
-            switch $0 { case .memoryLimit, .swapLimit: false; default: true }
+            switch $0 {
+            case .memoryLimit, .swapLimit: false
+            default: true
+            }
         }
         if let honest = Self.run(ops, sync: .swapCache).failure {
             // An engine bug, not the sabotage: report it (with the seed) rather than testing
@@ -123,10 +131,12 @@ struct ModelTests {
             ops = Array(ops[..<honest.step])
         }
         guard let failure = Self.run(ops, sync: .swapCache, sabotage: true).failure, failure.kind == .wrongBytes else {
-            Issue.record("a model that forgets discards went unnoticed for \(ops.count) steps"); return
+            Issue.record("a model that forgets discards went unnoticed for \(ops.count) steps")
+            return
         }
-        let short = Self.shrink(Array(ops[...failure.step]), kind: failure.kind, sync: .swapCache, sabotage: true,
-                                budget: .seconds(30))
+        let short = Self.shrink(
+            Array(ops[...failure.step]), kind: failure.kind, sync: .swapCache, sabotage: true,
+            budget: .seconds(30))
         #expect(Self.run(short, sync: .swapCache, sabotage: true).failure != nil)
         #expect(Self.run(short, sync: .swapCache).failure == nil, "the honest model passes the same steps")
         #expect(short.count <= 6, "\(short)")
@@ -200,9 +210,11 @@ struct ModelTests {
     static func makeSpace(sync: SwapInSync, models: Int) throws -> SwapSpace {
         let frames = 24 + 16 * models
         let devicePages = 1 + 512 * max(2, models)
-        return try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.memory(bytes: devicePages * SwapPage.size)],
-                                   sync: sync, backgroundReclaim: models > 1, ioEngine: io,
-                                   ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
+        return try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.memory(bytes: devicePages * SwapPage.size)],
+                sync: sync, backgroundReclaim: models > 1, ioEngine: io,
+                ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
     }
 
     /// Runs `ops` on a fresh space with one strict model, checking invariants every
@@ -239,7 +251,8 @@ struct ModelTests {
         let s = space.statistics
         outcome.verified = model.verifiedPages
         outcome.outOfMemory = model.outOfMemory
-        outcome.summary = "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full"
+        outcome.summary =
+            "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full"
         return outcome
     }
 
@@ -281,7 +294,10 @@ struct ModelTests {
                 // Quiet now but for the background reclaimer, which is paused for the look: a
                 // folio still locked is leaked.
                 let leaked: ModelFailure? = space.engine.kswapd.withLock({ $0 })!.paused {
-                    do throws(ModelFailure) { try models[0].checkNoLockedFolio(done - 1); return nil } catch { return error }
+                    do throws(ModelFailure) {
+                        try models[0].checkNoLockedFolio(done - 1)
+                        return nil
+                    } catch { return error }
                 }
                 do throws(ModelFailure) {
                     if let leaked { throw leaked }
@@ -305,8 +321,10 @@ struct ModelTests {
         let verified = models.reduce(0) { $0 + $1.verifiedPages }
         let oom = models.reduce(0) { $0 + $1.outOfMemory }
         let swapFull = models.reduce(0) { $0 + $1.swapFull }
-        let summary = "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory, \(swapFull) allowed swap-full"
-        return ConcurrentOutcome(failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom, summary: summary)
+        let summary =
+            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory, \(swapFull) allowed swap-full"
+        return ConcurrentOutcome(
+            failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom, summary: summary)
     }
 
     struct ConcurrentOutcome {
@@ -333,7 +351,9 @@ struct ModelTests {
         for g in groups where g.memoryUsage != 0 || g.swapUsage != 0 {
             left.append("group \(g.name) charged \(g.memoryUsage) B memory, \(g.swapUsage) B swap")
         }
-        if !left.isEmpty { throw ModelFailure(kind: .leak, step: step, message: "after dropping everything: " + left.joined(separator: ", ")) }
+        if !left.isEmpty {
+            throw ModelFailure(kind: .leak, step: step, message: "after dropping everything: " + left.joined(separator: ", "))
+        }
     }
 
     // MARK: Shrinking
@@ -341,8 +361,10 @@ struct ModelTests {
     /// Delta debugging (Zeller's ddmin, complements only): removes chunks of steps while the run
     /// still fails the same way, halving the chunk size when no chunk can go, and cuts each
     /// failing candidate after the step that failed. Stops at `budget`.
-    static func shrink(_ ops: [ModelOp], kind: ModelFailure.Kind, sync: SwapInSync, sabotage: Bool = false,
-                       budget: Duration) -> [ModelOp] {
+    static func shrink(
+        _ ops: [ModelOp], kind: ModelFailure.Kind, sync: SwapInSync, sabotage: Bool = false,
+        budget: Duration
+    ) -> [ModelOp] {
         let deadline = ContinuousClock.now + budget
         var current = ops
         var n = 2
@@ -355,7 +377,7 @@ struct ModelTests {
             var reduced = false
             for start in stride(from: 0, to: current.count, by: chunk) where ContinuousClock.now < deadline {
                 var candidate = current
-                candidate.removeSubrange(start ..< min(start + chunk, current.count))
+                candidate.removeSubrange(start..<min(start + chunk, current.count))
                 if let shorter = failing(candidate) {
                     current = shorter
                     n = max(n - 1, 2)
@@ -377,7 +399,8 @@ struct ModelTests {
         let short = shrink(ops, kind: failure.kind, sync: sync, budget: budget)
         let again = run(short, sync: sync).failure
         let listing = short.map { "    .\($0)," }.joined(separator: "\n")
-        Issue.record("""
+        Issue.record(
+            """
             model (\(sync)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(failure)
             shrunk from \(ops.count) to \(short.count) steps, which fail with: \(again.map(String.init(describing:)) ?? "nothing (flaky)")
             [

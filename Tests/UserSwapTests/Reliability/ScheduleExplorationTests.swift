@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// Forces interleavings of the swap-in, swap-out and free paths at their yield points and checks,
@@ -36,8 +37,11 @@ struct ScheduleExplorationTests {
             explorer.record(log)
             outcome.runs += 1
             var problems = errors.all
-            if !finished { problems.append("threads hung") }
-            else { problems += try check(space, region, backend) + space.checkInvariants() }
+            if !finished {
+                problems.append("threads hung")
+            } else {
+                problems += try check(space, region, backend) + space.checkInvariants()
+            }
             if !problems.isEmpty {
                 outcome.failures.append("run \(outcome.runs): \(problems.prefix(3))")
                 if outcome.failures.count >= maxFailures { break }
@@ -86,19 +90,21 @@ struct ScheduleExplorationTests {
                 try region.withPage(0) { fill($0, page: 0) }
                 return region
             },
-            threads: { _, region, _, errors in [
-                {
-                    do {
-                        try region.withPage(0, for: .read) { bytes in
-                            if !matches(bytes, page: 0) && !bytes.allSatisfy({ $0 == 0 }) {
-                                errors.add("wrong bytes mapped")
+            threads: { _, region, _, errors in
+                [
+                    {
+                        do {
+                            try region.withPage(0, for: .read) { bytes in
+                                if !matches(bytes, page: 0) && !bytes.allSatisfy({ $0 == 0 }) {
+                                    errors.add("wrong bytes mapped")
+                                }
                             }
-                        }
-                    } catch { errors.add("unexpected error \(error)") }
-                },
-                { _ = try? region.swapOut(pages: 0..<1) },
-                { try? region.discard(pages: 0..<1) },
-            ] },
+                        } catch { errors.add("unexpected error \(error)") }
+                    },
+                    { _ = try? region.swapOut(pages: 0..<1) },
+                    { try? region.discard(pages: 0..<1) },
+                ]
+            },
             check: { space, region, _ in
                 try region.discard(pages: 0..<1)
                 return space.devices[0].usedPages == 0 && space.residentFrames == 0 ? [] : ["leaked slots or frames"]
@@ -115,11 +121,13 @@ struct ScheduleExplorationTests {
         let outcome = try Self.explore(
             "first touch/discard", sync: .swapCache, budget: 300,
             setUp: { space in try space.makeRegion(bytes: 2 * SwapPage.size) },
-            threads: { _, region, _, errors in [
-                { do { _ = try region.withPage(0, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
-                { try? region.discard(pages: 0..<1) },
-                { do { _ = try region.withPage(1, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
-            ] },
+            threads: { _, region, _, errors in
+                [
+                    { do { _ = try region.withPage(0, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
+                    { try? region.discard(pages: 0..<1) },
+                    { do { _ = try region.withPage(1, for: .write) { _ in } } catch { errors.add("unexpected error \(error)") } },
+                ]
+            },
             check: { space, region, _ in
                 try region.discard(pages: 0..<2)
                 return space.residentFrames == 0 ? [] : ["\(space.residentFrames) frames leaked"]
@@ -171,8 +179,9 @@ struct ScheduleExplorationTests {
     /// (`TestHooks.legacyLoserReads`) has that racer read the entry too before it backs off; it
     /// shows only when the second faulter arrives while the first holds the bit and has not
     /// inserted its folio yet. Its clean twin, the same exploration, finds nothing.
-    @Test("the planted legacy bug — a racer that reads although the has-cache bit is taken — is caught, and only with the plant",
-          arguments: [false, true])
+    @Test(
+        "the planted legacy bug — a racer that reads although the has-cache bit is taken — is caught, and only with the plant",
+        arguments: [false, true])
     func plantedLegacyDoubleRead(planted: Bool) throws {
         let sync = bothProtocols[1]
         let outcome = try Self.explore(

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import UserSwap
 
 /// One step of a model run. Parameters are raw numbers interpreted when the step runs (a slot
@@ -61,20 +62,20 @@ enum ModelOp: Equatable, Sendable, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case let .create(s, n, g): "create(slot: \(s), pages: \(n), group: \(g))"
-        case let .destroy(s): "destroy(slot: \(s))"
-        case let .write(s, p): "write(slot: \(s), page: \(p))"
-        case let .read(s, p): "read(slot: \(s), page: \(p))"
-        case let .pin(s, p, w): "pin(slot: \(s), page: \(p), write: \(w))"
-        case let .writePinned(i): "writePinned(index: \(i))"
-        case let .unpin(i): "unpin(index: \(i))"
-        case let .swapOut(s, p, n): "swapOut(slot: \(s), page: \(p), count: \(n))"
-        case let .discard(s, p, n): "discard(slot: \(s), page: \(p), count: \(n))"
-        case let .memoryLimit(g, n): "memoryLimit(group: \(g), pages: \(n.map(String.init) ?? "nil"))"
-        case let .swapLimit(g, n): "swapLimit(group: \(g), pages: \(n.map(String.init) ?? "nil"))"
-        case let .verify(s): "verify(slot: \(s))"
-        case let .readShared(p): "readShared(page: \(p))"
-        case let .swapOutShared(p, n): "swapOutShared(page: \(p), count: \(n))"
+        case .create(let s, let n, let g): "create(slot: \(s), pages: \(n), group: \(g))"
+        case .destroy(let s): "destroy(slot: \(s))"
+        case .write(let s, let p): "write(slot: \(s), page: \(p))"
+        case .read(let s, let p): "read(slot: \(s), page: \(p))"
+        case .pin(let s, let p, let w): "pin(slot: \(s), page: \(p), write: \(w))"
+        case .writePinned(let i): "writePinned(index: \(i))"
+        case .unpin(let i): "unpin(index: \(i))"
+        case .swapOut(let s, let p, let n): "swapOut(slot: \(s), page: \(p), count: \(n))"
+        case .discard(let s, let p, let n): "discard(slot: \(s), page: \(p), count: \(n))"
+        case .memoryLimit(let g, let n): "memoryLimit(group: \(g), pages: \(n.map(String.init) ?? "nil"))"
+        case .swapLimit(let g, let n): "swapLimit(group: \(g), pages: \(n.map(String.init) ?? "nil"))"
+        case .verify(let s): "verify(slot: \(s))"
+        case .readShared(let p): "readShared(page: \(p))"
+        case .swapOutShared(let p, let n): "swapOutShared(page: \(p), count: \(n))"
         }
     }
 }
@@ -177,17 +178,19 @@ final class SpaceModelRun {
     /// Runs `op` on the space and the model, then checks the space against the model.
     func apply(_ op: ModelOp, step: Int) throws(ModelFailure) {
         switch op {
-        case let .create(s, pages, g):
+        case .create(let s, let pages, let g):
             drop(slot: s)
             let region: Region
-            do { region = try space.makeRegion(bytes: pages * SwapPage.size, group: g == 0 ? nil : groups[g]) }
-            catch { throw ModelFailure(kind: .unexpectedError, step: step, message: "makeRegion: \(error)") }
-            slots[s] = RegionModel(region: region, serial: nextSerial, group: g,
-                                   generation: Array(repeating: 0, count: pages), mapped: Array(repeating: false, count: pages))
+            do { region = try space.makeRegion(bytes: pages * SwapPage.size, group: g == 0 ? nil : groups[g]) } catch {
+                throw ModelFailure(kind: .unexpectedError, step: step, message: "makeRegion: \(error)")
+            }
+            slots[s] = RegionModel(
+                region: region, serial: nextSerial, group: g,
+                generation: Array(repeating: 0, count: pages), mapped: Array(repeating: false, count: pages))
             nextSerial += 1
-        case let .destroy(s):
+        case .destroy(let s):
             drop(slot: s)
-        case let .write(s, p):
+        case .write(let s, let p):
             guard let m = slots[s] else { return }
             let page = p % m.region.pageCount
             let g = nextGeneration
@@ -198,11 +201,11 @@ final class SpaceModelRun {
                 slots[s]!.mapped[page] = true
                 try expectResident(step, s, page)
             }
-        case let .read(s, p):
+        case .read(let s, let p):
             guard let m = slots[s] else { return }
             let page = p % m.region.pageCount
             try read(step, s, page)
-        case let .pin(s, p, write):
+        case .pin(let s, let p, let write):
             guard let m = slots[s], pins.count < ModelOp.maxPins else { return }
             let page = p % m.region.pageCount
             var held: HeldPin?
@@ -214,7 +217,7 @@ final class SpaceModelRun {
             try check(step, held.bytes, m, page, what: "a new pin")
             pins.append(held)
             try expectResident(step, s, page)
-        case let .writePinned(i):
+        case .writePinned(let i):
             let writable = pins.filter(\.write)
             guard !writable.isEmpty else { return }
             let held = writable[i % writable.count]
@@ -227,42 +230,47 @@ final class SpaceModelRun {
                 // A stale pin: its folio is nobody's page any more; scribbling on it must not show.
                 Self.fill(held.bytes, UInt64(truncatingIfNeeded: g) &* 0xdead_beef)
             }
-        case let .unpin(i):
+        case .unpin(let i):
             guard !pins.isEmpty else { return }
             let held = pins.remove(at: i % pins.count)
             held.pin = nil
-        case let .swapOut(s, p, n):
+        case .swapOut(let s, let p, let n):
             guard let m = slots[s] else { return }
-            let range = (p % m.region.pageCount) ..< min(m.region.pageCount, p % m.region.pageCount + n)
+            let range = (p % m.region.pageCount)..<min(m.region.pageCount, p % m.region.pageCount + n)
             let candidates = range.filter { m.region.state(ofPage: $0) == .resident && !isPinned(m.serial, $0) }
             var freed = 0
             _ = try access(step, m, range.lowerBound, swapOut: true) { freed = try m.region.swapOut(pages: range) }
             if strict && freed != candidates.count && !(freed < candidates.count && swapFullJustified(m.group)) {
-                throw ModelFailure(kind: .impossibleState, step: step, message: "swapOut(\(range)) freed \(freed) of \(candidates.count) unpinned resident pages")
+                throw ModelFailure(
+                    kind: .impossibleState, step: step,
+                    message: "swapOut(\(range)) freed \(freed) of \(candidates.count) unpinned resident pages")
             }
             if strict && freed == candidates.count {
                 for page in candidates where m.region.state(ofPage: page) != .swapped {
-                    throw ModelFailure(kind: .impossibleState, step: step, message: "page \(page) of slot \(s) is \(m.region.state(ofPage: page)) right after its swap-out")
+                    throw ModelFailure(
+                        kind: .impossibleState, step: step,
+                        message: "page \(page) of slot \(s) is \(m.region.state(ofPage: page)) right after its swap-out")
                 }
             }
-        case let .discard(s, p, n):
+        case .discard(let s, let p, let n):
             guard let m = slots[s] else { return }
-            let range = (p % m.region.pageCount) ..< min(m.region.pageCount, p % m.region.pageCount + n)
-            do { try m.region.discard(pages: range) }
-            catch { throw ModelFailure(kind: .unexpectedError, step: step, message: "discard(\(range)): \(error)") }
+            let range = (p % m.region.pageCount)..<min(m.region.pageCount, p % m.region.pageCount + n)
+            do { try m.region.discard(pages: range) } catch {
+                throw ModelFailure(kind: .unexpectedError, step: step, message: "discard(\(range)): \(error)")
+            }
             for page in range {
                 if !forgetDiscards { slots[s]!.generation[page] = 0 }
                 slots[s]!.mapped[page] = false
                 for held in pins where held.serial == m.serial && held.page == page { held.live = false }
             }
-        case let .memoryLimit(g, pages):
+        case .memoryLimit(let g, let pages):
             groups[g].memoryLimit = pages.map { $0 * SwapPage.size }
-        case let .swapLimit(g, pages):
+        case .swapLimit(let g, let pages):
             groups[g].swapLimit = pages.map { $0 * SwapPage.size }
-        case let .verify(s):
+        case .verify(let s):
             guard let m = slots[s] else { return }
             for page in 0..<m.region.pageCount { try read(step, s, page) }
-        case let .readShared(p):
+        case .readShared(let p):
             let page = p % shared.pageCount
             var seen: ModelFailure?
             let model = Self.sharedModel(shared)
@@ -272,8 +280,8 @@ final class SpaceModelRun {
                 }
             }
             if let seen { throw seen }
-        case let .swapOutShared(p, n):
-            let range = (p % shared.pageCount) ..< min(shared.pageCount, p % shared.pageCount + n)
+        case .swapOutShared(let p, let n):
+            let range = (p % shared.pageCount)..<min(shared.pageCount, p % shared.pageCount + n)
             _ = try access(step, Self.sharedModel(shared), range.lowerBound, swapOut: true) { try shared.swapOut(pages: range) }
         }
         try checkStates(step)
@@ -293,15 +301,19 @@ final class SpaceModelRun {
         while Int(frame) < frames.frameCount {
             let f = frames.folio(containing: frame)
             // A free frame may still name an old folio head: step by one unless it heads a live one.
-            guard f.frame == frame, frames.refcount(f) > 0 else { frame += 1; continue }
+            guard f.frame == frame, frames.refcount(f) > 0 else {
+                frame += 1
+                continue
+            }
             frame += UInt32(frames.pageCount(f))
             let flags = frames.flags(f)
             guard flags.contains(.locked) || flags.contains(.writeback) else { continue }
             stuck.append("\(f) \(flags) refs \(frames.refcount(f)) owner \(frames.owner(f))")
         }
         guard !stuck.isEmpty else { return }
-        throw ModelFailure(kind: .lockedFolio, step: step,
-                           message: "\(stuck.count) folio(s) locked between steps: " + stuck.prefix(4).joined(separator: "; "))
+        throw ModelFailure(
+            kind: .lockedFolio, step: step,
+            message: "\(stuck.count) folio(s) locked between steps: " + stuck.prefix(4).joined(separator: "; "))
     }
 
     /// Reads one page and checks it.
@@ -323,8 +335,10 @@ final class SpaceModelRun {
     /// Runs an access; returns false if it failed with an error the model allows at this point
     /// (out of memory with the group's frames pinned, swap full at a swap limit), throws a
     /// failure for any other error.
-    private func access(_ step: Int, _ m: RegionModel, _ page: Int, swapOut: Bool = false,
-                        _ body: () throws -> Void) throws(ModelFailure) -> Bool {
+    private func access(
+        _ step: Int, _ m: RegionModel, _ page: Int, swapOut: Bool = false,
+        _ body: () throws -> Void
+    ) throws(ModelFailure) -> Bool {
         do {
             try body()
             return true
@@ -334,15 +348,25 @@ final class SpaceModelRun {
             // anything below, and the next access to one of them would wait forever.
             if strict { try checkNoLockedFolio(step) }
             if strict ? !outOfMemoryJustified(m.group) : !concurrentOutOfMemoryJustified(m.group) {
-                throw ModelFailure(kind: .unexpectedError, step: step, message: "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(space.residentFrames) of \(space.frameCount) frames resident"): \(e)")
+                throw ModelFailure(
+                    kind: .unexpectedError, step: step,
+                    message:
+                        "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(space.residentFrames) of \(space.frameCount) frames resident"): \(e)"
+                )
             }
             return false
         } catch let e as SwapError where e.code == .swapFull && swapOut {
             swapFull += 1
             if !swapFullJustified(m.group) {
-                let limits = path(m.group).map { g in "\(g.name.isEmpty ? "root" : g.name) \(g.swapUsage / SwapPage.size)/\(g.swapLimit.map { String($0 / SwapPage.size) } ?? "-")" }
+                let limits = path(m.group).map { g in
+                    "\(g.name.isEmpty ? "root" : g.name) \(g.swapUsage / SwapPage.size)/\(g.swapLimit.map { String($0 / SwapPage.size) } ?? "-")"
+                }
                 let free = space.devices.map { "\($0.freePages) of \($0.usablePages)" }
-                throw ModelFailure(kind: .unexpectedError, step: step, message: "swap full with no swap limit reached (swap pages charged/limit: \(limits.joined(separator: ", ")); free slots: \(free.joined(separator: ", "))): \(e)")
+                throw ModelFailure(
+                    kind: .unexpectedError, step: step,
+                    message:
+                        "swap full with no swap limit reached (swap pages charged/limit: \(limits.joined(separator: ", ")); free slots: \(free.joined(separator: ", "))): \(e)"
+                )
             }
             return false
         } catch let e as ModelFailure {
@@ -362,7 +386,7 @@ final class SpaceModelRun {
         var z = UInt64(m.serial) << 40 ^ UInt64(page) << 24 ^ UInt64(generation)
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return (z ^ (z >> 31)) | 1   // never zero
+        return (z ^ (z >> 31)) | 1  // never zero
     }
 
     /// Fills a page with `tag` by doubling copies (libc, so it is fast in a debug build too).
@@ -377,15 +401,21 @@ final class SpaceModelRun {
         }
     }
 
-    private func check(_ step: Int, _ bytes: UnsafeMutableRawBufferPointer, _ m: RegionModel, _ page: Int,
-                       what: String) throws(ModelFailure) {
+    private func check(
+        _ step: Int, _ bytes: UnsafeMutableRawBufferPointer, _ m: RegionModel, _ page: Int,
+        what: String
+    ) throws(ModelFailure) {
         verifiedPages += 1
         let g = m.generation[page]
         if g != 0 { Self.fill(expected, Self.tag(m, page, g)) }
         let ok = memcmp(bytes.baseAddress!, (g == 0 ? zeros : expected).baseAddress!, SwapPage.size) == 0
         if !ok {
             let word = bytes.load(as: UInt64.self)
-            throw ModelFailure(kind: .wrongBytes, step: step, message: "\(what) of page \(page) of region \(m.serial) (slot region, \(m.region.pageCount) pages) expected generation \(g), first word \(String(word, radix: 16))")
+            throw ModelFailure(
+                kind: .wrongBytes, step: step,
+                message:
+                    "\(what) of page \(page) of region \(m.serial) (slot region, \(m.region.pageCount) pages) expected generation \(g), first word \(String(word, radix: 16))"
+            )
         }
     }
 
@@ -417,7 +447,11 @@ final class SpaceModelRun {
                     retries += 1
                 }
                 if !ok {
-                    throw ModelFailure(kind: .impossibleState, step: step, message: "page \(page) of slot \(s) is \(state); the model has it \(m.mapped[page] ? "mapped" : "unmapped")\(isPinned(m.serial, page) ? " and pinned" : "")")
+                    throw ModelFailure(
+                        kind: .impossibleState, step: step,
+                        message:
+                            "page \(page) of slot \(s) is \(state); the model has it \(m.mapped[page] ? "mapped" : "unmapped")\(isPinned(m.serial, page) ? " and pinned" : "")"
+                    )
                 }
             }
         }
@@ -447,7 +481,10 @@ final class SpaceModelRun {
 
     private func isAncestor(_ a: Int, of g: Int) -> Bool {
         var x: MemoryGroup? = groups[g]
-        while let y = x { if y === groups[a] { return true }; x = y.parent }
+        while let y = x {
+            if y === groups[a] { return true }
+            x = y.parent
+        }
         return false
     }
 
@@ -455,7 +492,10 @@ final class SpaceModelRun {
     private func path(_ g: Int) -> [MemoryGroup] {
         var out: [MemoryGroup] = []
         var x: MemoryGroup? = groups[g]
-        while let y = x { out.append(y); x = y.parent }
+        while let y = x {
+            out.append(y)
+            x = y.parent
+        }
         return out
     }
 
@@ -497,8 +537,9 @@ final class SpaceModelRun {
 
     /// The model of the shared region: serial 0, every page at generation 1, root group.
     static func sharedModel(_ region: Region) -> RegionModel {
-        RegionModel(region: region, serial: 0, group: 0, generation: Array(repeating: 1, count: region.pageCount),
-                    mapped: Array(repeating: true, count: region.pageCount))
+        RegionModel(
+            region: region, serial: 0, group: 0, generation: Array(repeating: 1, count: region.pageCount),
+            mapped: Array(repeating: true, count: region.pageCount))
     }
 
     /// Makes the shared region of a space and writes every page of it.
@@ -513,7 +554,10 @@ final class SpaceModelRun {
 
     /// Reads back every page, then drops every pin and region and lifts the limits.
     func finish(step: Int) throws(ModelFailure) {
-        for g in groups.dropFirst() { g.memoryLimit = nil; g.swapLimit = nil }
+        for g in groups.dropFirst() {
+            g.memoryLimit = nil
+            g.swapLimit = nil
+        }
         for page in 0..<shared.pageCount { try apply(.readShared(page: page), step: step) }
         for s in slots.indices where slots[s] != nil {
             for page in 0..<slots[s]!.region.pageCount { try read(step, s, page) }

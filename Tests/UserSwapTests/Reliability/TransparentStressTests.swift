@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// Randomized stress of a transparent region against an exact reference model: owner threads
@@ -70,15 +71,17 @@ struct TransparentStressTests {
         }
     }
 
-    @Test("plain stores and loads, pins and discards racing swap-out, deactivation and reclaim match a model",
-          arguments: cases)
+    @Test(
+        "plain stores and loads, pins and discards racing swap-out, deactivation and reclaim match a model",
+        arguments: cases)
     func stress(_ c: Case) throws {
         let sync = c.sync
         let steps = max(1, ModelTests.environment("USERSWAP_TRANSPARENT_OPS", default: 1500))
         var rng = SeededRandom.fromEnvironment("transparent stress (\(c)), \(Self.owners)×\(steps) steps")
         let seed = rng.seed
-        let (space, backend) = try makeSpace(memoryPages: Self.memoryPages, swapPages: 1 + 2 * 512, sync: sync,
-                                             backgroundReclaim: true)
+        let (space, backend) = try makeSpace(
+            memoryPages: Self.memoryPages, swapPages: 1 + 2 * 512, sync: sync,
+            backgroundReclaim: true)
         // In a group, its limit (half the budget) is what makes reclaim run.
         let group = c.grouped ? try space.makeGroup(name: "tenant", memoryLimit: Self.memoryPages / 2 * SwapPage.size) : nil
         let region = try space.makeTransparentRegion(bytes: Self.pages * SwapPage.size, group: group, faults: c.faults)
@@ -98,12 +101,14 @@ struct TransparentStressTests {
                 var r = SeededRandom(seed: seeds[t])
                 do {
                     if t < Self.owners {
-                        try Self.owner(t, steps: steps, rng: &r, region: region, base: base, model: model,
-                                       counts: counts)
+                        try Self.owner(
+                            t, steps: steps, rng: &r, region: region, base: base, model: model,
+                            counts: counts)
                         ownersDone.add(1, ordering: .releasing)
                     } else {
-                        try Self.disturber(rng: &r, region: region, backend: backend, counts: counts,
-                                           done: { ownersDone.load(ordering: .acquiring) == Self.owners })
+                        try Self.disturber(
+                            rng: &r, region: region, backend: backend, counts: counts,
+                            done: { ownersDone.load(ordering: .acquiring) == Self.owners })
                     }
                 } catch {
                     counts.failures.withLock { $0.append("thread \(t): \(error)") }
@@ -126,7 +131,11 @@ struct TransparentStressTests {
         var wrong = 0
         for w in 0..<words where all[w] != model[w] {
             if wrong < 5 {
-                counts.failures.withLock { $0.append("page \(w / Self.wordsPerPage) word \(w % Self.wordsPerPage): \(String(all[w], radix: 16)), expected \(String(model[w], radix: 16)) at the end") }
+                counts.failures.withLock {
+                    $0.append(
+                        "page \(w / Self.wordsPerPage) word \(w % Self.wordsPerPage): \(String(all[w], radix: 16)), expected \(String(model[w], radix: 16)) at the end"
+                    )
+                }
             }
             wrong += 1
         }
@@ -135,10 +144,14 @@ struct TransparentStressTests {
             counts.failures.withLock { $0.append("the group's peak \(group.memoryPeak) exceeds its limit") }
         }
         let found = counts.failures.withLock { $0 }
-        #expect(found.isEmpty && wrong == 0 && problems.isEmpty && region.lastFaultError == nil,
-                "transparent stress (\(c)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(wrong) wrong words at the end; \(found.prefix(8)); invariants: \(problems.prefix(5)); fault error: \(String(describing: region.lastFaultError))")
+        #expect(
+            found.isEmpty && wrong == 0 && problems.isEmpty && region.lastFaultError == nil,
+            "transparent stress (\(c)) failed with seed \(seed) (replay with USERSWAP_SEED=\(seed)): \(wrong) wrong words at the end; \(found.prefix(8)); invariants: \(problems.prefix(5)); fault error: \(String(describing: region.lastFaultError))"
+        )
         let s = space.statistics
-        print("transparent stress (\(c)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins (\(counts.pinsRefused.load(ordering: .relaxed)) refused for memory), \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations, \(counts.prefetches.load(ordering: .relaxed)) prefetches; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead")
+        print(
+            "transparent stress (\(c)), seed \(seed): verified \(counts.loads.load(ordering: .relaxed)) loads and \(words) words at the end; \(counts.stores.load(ordering: .relaxed)) stores, \(counts.pins.load(ordering: .relaxed)) pins (\(counts.pinsRefused.load(ordering: .relaxed)) refused for memory), \(counts.discards.load(ordering: .relaxed)) discards, \(counts.swapOuts.load(ordering: .relaxed)) pages swapped out explicitly, \(counts.deactivations.load(ordering: .relaxed)) deactivations, \(counts.prefetches.load(ordering: .relaxed)) prefetches; \(s[.majorFaults]) major, \(s[.minorFaults]) minor, \(s[.writeProtectFaults]) write-protect faults, \(s[.swapIns]) swap-ins, \(s[.cleanDrops]) clean drops, \(s[.readaheadPages]) read ahead"
+        )
     }
 
     /// The word `t` stores at `word` in step `step`: never zero, distinct per thread and step.
@@ -168,14 +181,18 @@ struct TransparentStressTests {
         Int.random(in: 0..<(pages / 2 / owners), using: &rng) * owners + t
     }
 
-    static func owner(_ t: Int, steps: Int, rng: inout SeededRandom, region: TransparentRegion, base: UInt,
-                      model: UnsafeMutablePointer<UInt64>, counts: Counts) throws {
+    static func owner(
+        _ t: Int, steps: Int, rng: inout SeededRandom, region: TransparentRegion, base: UInt,
+        model: UnsafeMutablePointer<UInt64>, counts: Counts
+    ) throws {
         let memory = UnsafeMutablePointer<UInt64>(bitPattern: base)!
         func check(_ w: Int, _ got: UInt64, _ how: String, _ step: Int) {
             counts.loads.add(1, ordering: .relaxed)
             guard got != model[w] else { return }
             counts.failures.withLock {
-                $0.append("owner \(t) step \(step): \(how) of page \(w / wordsPerPage) word \(w % wordsPerPage) read \(String(got, radix: 16)), expected \(String(model[w], radix: 16))")
+                $0.append(
+                    "owner \(t) step \(step): \(how) of page \(w / wordsPerPage) word \(w % wordsPerPage) read \(String(got, radix: 16)), expected \(String(model[w], radix: 16))"
+                )
             }
         }
         for step in 0..<steps {
@@ -224,8 +241,10 @@ struct TransparentStressTests {
 
     /// Swaps out, deactivates, prefetches and pins any pages (without changing data) until the owners are done;
     /// now and then slows device reads to widen the windows of in-flight swap-ins.
-    static func disturber(rng: inout SeededRandom, region: TransparentRegion, backend: TestBackend, counts: Counts,
-                          done: () -> Bool) throws {
+    static func disturber(
+        rng: inout SeededRandom, region: TransparentRegion, backend: TestBackend, counts: Counts,
+        done: () -> Bool
+    ) throws {
         while !done() {
             let start = Int.random(in: 0..<pages, using: &rng)
             let range = start..<min(pages, start + Int.random(in: 1...8, using: &rng))
@@ -243,8 +262,9 @@ struct TransparentStressTests {
                 try region.advise(.willNeed, pages: range)
                 counts.prefetches.add(1, ordering: .relaxed)
             case 86..<92:
-                backend.readDelayMicros.store(Bool.random(using: &rng) ? 0 : Int.random(in: 50...500, using: &rng),
-                                              ordering: .relaxed)
+                backend.readDelayMicros.store(
+                    Bool.random(using: &rng) ? 0 : Int.random(in: 50...500, using: &rng),
+                    ordering: .relaxed)
             default:
                 usleep(UInt32.random(in: 10...200, using: &rng))
             }

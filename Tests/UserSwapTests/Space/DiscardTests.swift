@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 
 @Suite("Discard on swap files")
@@ -13,15 +14,18 @@ struct DiscardTests {
     /// Fills 2048 pages through a 64-frame space on a 16 MiB swap file, frees them all, and
     /// returns the file's allocated bytes after format and after the frees.
     static func allocatedAroundFrees(discard: Bool?) throws -> (full: Int, after: Int) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("userswap-discard-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "userswap-discard-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        ).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/swap0"
-        let device: SwapSpace.DeviceConfiguration = if let discard {
-            .file(path: path, size: 16 << 20, discard: discard)
-        } else {
-            .file(path: path, size: 16 << 20)
-        }
+        let device: SwapSpace.DeviceConfiguration =
+            if let discard {
+                .file(path: path, size: 16 << 20, discard: discard)
+            } else {
+                .file(path: path, size: 16 << 20)
+            }
         let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [device], backgroundReclaim: false))
         let full = Self.allocatedBytes(path)
         #expect(full >= 16 << 20, "format allocates every block up front")

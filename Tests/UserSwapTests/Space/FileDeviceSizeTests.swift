@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import UserSwap
 
 /// `.file(path:size:)` on a file that exists: the size asked for is checked, not ignored.

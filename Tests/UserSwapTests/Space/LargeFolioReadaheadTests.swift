@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Large-folio readahead")
@@ -11,11 +12,13 @@ struct LargeFolioReadaheadTests {
     /// A 64 KiB-folio region of `blocks` blocks written and swapped out in order, so each block
     /// is one aligned run of slots and the blocks' runs are consecutive.
     static func swapped(_ blocks: Int, sync: SwapInSync = .swapCache, ioEngine: IOEngineChoice? = nil)
-        throws -> (SwapSpace, Region, TestBackend) {
+        throws -> (SwapSpace, Region, TestBackend)
+    {
         let pages = blocks * nr
         let backend = TestBackend(pageCount: 1 + 4 * 512)
-        var config = SwapSpace.Configuration(memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                             backgroundReclaim: false, encryption: .none)
+        var config = SwapSpace.Configuration(
+            memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
+            backgroundReclaim: false, encryption: .none)
         if let ioEngine { config.ioEngine = ioEngine }
         let space = try SwapSpace(config)
         let region = try space.makeRegion(bytes: pages * SwapPage.size, folioSize: nr * SwapPage.size)
@@ -26,8 +29,9 @@ struct LargeFolioReadaheadTests {
         return (space, region, backend)
     }
 
-    @Test("a sequential read of a 64 KiB-folio region reads ahead whole blocks: fewer device reads than blocks, each page once",
-          arguments: bothProtocols)
+    @Test(
+        "a sequential read of a 64 KiB-folio region reads ahead whole blocks: fewer device reads than blocks, each page once",
+        arguments: bothProtocols)
     func sequential(sync: SwapInSync) throws {
         let blocks = 64
         let (space, region, backend) = try Self.swapped(blocks, sync: sync)
@@ -47,7 +51,9 @@ struct LargeFolioReadaheadTests {
             #expect(reads <= blocks)
         }
         #expect(space.statistics[.splitFallbacks] == 0 && space.statistics[.largeFallbacks] == 0)
-        print("large-folio readahead (\(sync)): \(reads) device reads for \(blocks) blocks, read ahead \(space.statistics[.readaheadPages]) pages, hits \(space.statistics[.readaheadHits])")
+        print(
+            "large-folio readahead (\(sync)): \(reads) device reads for \(blocks) blocks, read ahead \(space.statistics[.readaheadPages]) pages, hits \(space.statistics[.readaheadHits])"
+        )
         #expect(space.checkInvariants() == [])
     }
 
@@ -169,7 +175,9 @@ struct LargeFolioReadaheadTests {
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         space.engine.asyncReads.waitUntilIdle()
         #expect(space.checkInvariants() == [])
-        print("large-folio racing streams (\(sync)): checked \(checked.load(ordering: .relaxed)) pages, read ahead \(space.statistics[.readaheadPages]), hits \(space.statistics[.readaheadHits]), wasted \(space.statistics[.readaheadWasted]), large fallbacks \(space.statistics[.largeFallbacks])")
+        print(
+            "large-folio racing streams (\(sync)): checked \(checked.load(ordering: .relaxed)) pages, read ahead \(space.statistics[.readaheadPages]), hits \(space.statistics[.readaheadHits]), wasted \(space.statistics[.readaheadWasted]), large fallbacks \(space.statistics[.largeFallbacks])"
+        )
     }
 
     @Test("with free frames but no free run of a block's size, large readahead stops instead of reclaiming")

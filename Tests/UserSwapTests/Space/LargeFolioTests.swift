@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Large folios")
@@ -45,15 +46,18 @@ struct LargeFolioTests {
             var local = SeededRandom(seed: UInt64(t) &+ 99)
             for _ in 0..<1500 {
                 let p = Int.random(in: 0..<512, using: &local)
-                do { try region.withPage(p, for: .read) { if !matches($0, page: p) { wrong.add(1, ordering: .relaxed) } } }
-                catch { wrong.add(1, ordering: .relaxed) }
+                do { try region.withPage(p, for: .read) { if !matches($0, page: p) { wrong.add(1, ordering: .relaxed) } } } catch {
+                    wrong.add(1, ordering: .relaxed)
+                }
             }
         }
         #expect(wrong.load(ordering: .relaxed) == 0)
         #expect(space.residentFrames <= 128)
         for p in 0..<512 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         #expect(space.checkInvariants() == [])
-        print("large folios under reclaim (\(sync)): swap-ins \(space.statistics[.swapIns]), splits \(space.statistics[.splitFallbacks]), large fallbacks \(space.statistics[.largeFallbacks])")
+        print(
+            "large folios under reclaim (\(sync)): swap-ins \(space.statistics[.swapIns]), splits \(space.statistics[.splitFallbacks]), large fallbacks \(space.statistics[.largeFallbacks])"
+        )
     }
 
     @Test("writing one page of a large folio keeps the rest intact through swap")

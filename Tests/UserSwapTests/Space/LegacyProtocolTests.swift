@@ -2,6 +2,7 @@ import CUserSwap
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// The three has-cache-bit protocols the kernel used before swap-cache synchronization, told apart by what a racer
@@ -50,11 +51,14 @@ struct LegacyProtocolTests {
         }
         #expect(wrong.load(ordering: .relaxed) == 0)
         #expect(space.checkInvariants() == [])
-        return Outcome(reads: backend.totalReads, sleeps: space.statistics[.legacySleeps],
-                       cacheHits: space.statistics[.cacheHits], slowestRacer: slowest.withLock { $0 })
+        return Outcome(
+            reads: backend.totalReads, sleeps: space.statistics[.legacySleeps],
+            cacheHits: space.statistics[.cacheHits], slowestRacer: slowest.withLock { $0 })
     }
 
-    @Test("legacy (just before swap-cache synchronization): the folio is in the cache during the read, racers sleep on its lock, not on a tick")
+    @Test(
+        "legacy (just before swap-cache synchronization): the folio is in the cache during the read, racers sleep on its lock, not on a tick"
+    )
     func seedsParent() throws {
         let outcome = try Self.raceDuringRead(.hasCacheBit(tick: .seconds(2)))
         #expect(outcome.reads == 1)

@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import UserSwap
 import UserSwapTestSupport
+
+@testable import UserSwap
 
 @Suite("Readahead")
 struct ReadaheadTests {
@@ -95,16 +96,19 @@ struct ReadaheadTests {
     /// flight while the faulting thread goes on), over `backend`, with `pages` written and
     /// swapped out in order (consecutive slots).
     static func swappedAsync(_ pages: Int, over backend: any SwapBackend, sync: SwapInSync = .swapCache) throws -> (SwapSpace, Region) {
-        let space = try SwapSpace(.init(memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                        backgroundReclaim: false, encryption: .none, ioEngine: .threadPool))
+        let space = try SwapSpace(
+            .init(
+                memory: 4 * pages * SwapPage.size, devices: [.backend(backend)], sync: sync,
+                backgroundReclaim: false, encryption: .none, ioEngine: .threadPool))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
         try region.swapOut(pages: 0..<pages)
         return (space, region)
     }
 
-    @Test("the first use of a window's trigger page submits the next window without waiting; its pages read nothing more",
-          arguments: bothProtocols)
+    @Test(
+        "the first use of a window's trigger page submits the next window without waiting; its pages read nothing more",
+        arguments: bothProtocols)
     func asyncWindow(sync: SwapInSync) throws {
         let backend = TestBackend(pageCount: 1 + 4 * 512)
         let (space, region) = try Self.swappedAsync(512, over: backend, sync: sync)
@@ -163,7 +167,11 @@ struct ReadaheadTests {
         // Nothing of the window stayed in the cache: the data is on the device only.
         for p in 256..<512 {
             #expect(region.state(ofPage: p) == .swapped)
-            #expect(space.engine.swapCacheGetFolio(region.pte(p).swapEntry).map { space.engine.putFolio($0); return true } == nil)
+            #expect(
+                space.engine.swapCacheGetFolio(region.pte(p).swapEntry).map {
+                    space.engine.putFolio($0)
+                    return true
+                } == nil)
         }
         // The device still fails: the fault's own read gets the typed error.
         flaky.inject(.ioError, on: .read, when: .always)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 @Suite("Regions: pages in memory and on swap")
@@ -75,7 +76,7 @@ struct RegionTests {
         let region = try space.makeRegion(bytes: 4 * SwapPage.size)
         for p in 0..<4 { try region.withPage(p) { fill($0, page: p) } }
         try region.swapOut(pages: 0..<2)
-        try region.withPage(0, for: .read) { _ in }           // cached and mapped again
+        try region.withPage(0, for: .read) { _ in }  // cached and mapped again
         try region.discard(pages: 0..<4)
         #expect(space.residentFrames == 0 && space.devices[0].usedPages == 0)
         try region.withPage(1, for: .read) { page in #expect(page.allSatisfy { $0 == 0 }) }
@@ -109,7 +110,10 @@ struct RegionTests {
         // Swap full (512 slots): the next new page has nowhere to go.
         var failure: SwapError?
         for p in 400..<600 {
-            do { try region.withPage(p) { fill($0, page: p) } } catch { failure = error as? SwapError; break }
+            do { try region.withPage(p) { fill($0, page: p) } } catch {
+                failure = error as? SwapError
+                break
+            }
         }
         #expect(failure?.code == .outOfMemory)
         #expect(space.checkInvariants() == [])

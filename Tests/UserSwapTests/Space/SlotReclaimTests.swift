@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UserSwap
 
 /// Slots that only the swap cache holds (clean copies of pages in memory): reclaimed by the
@@ -12,8 +13,9 @@ struct SlotReclaimTests {
         var description: String { rawValue }
     }
 
-    @Test("a device full of clean cached pages still takes a swap-out: the allocator reclaims their slots",
-          arguments: bothProtocols, Owner.allCases)
+    @Test(
+        "a device full of clean cached pages still takes a swap-out: the allocator reclaims their slots",
+        arguments: bothProtocols, Owner.allCases)
     func fullOfCleanCachedPages(sync: SwapInSync, owner: Owner) throws {
         let (space, _) = try makeSpace(memoryPages: 1024, swapPages: 1 + 512, sync: sync)
         let device = space.devices[0]
@@ -80,18 +82,22 @@ struct SlotReclaimTests {
         var isSynchronous: Bool { self == .memory || self == .sealedMemory }
     }
 
-    @Test("swap-in from a synchronous device always gives the slot back; other devices keep it while swap is mostly free",
-          arguments: DeviceKind.allCases)
+    @Test(
+        "swap-in from a synchronous device always gives the slot back; other devices keep it while swap is mostly free",
+        arguments: DeviceKind.allCases)
     func synchronousDeviceFrees(kind: DeviceKind) throws {
         let slots = 1 + 4 * 512
-        let device: SwapSpace.DeviceConfiguration = switch kind {
-        case .memory: .memory(bytes: slots * SwapPage.size)
-        case .sealedMemory: .backend(MemoryBackend(pageCount: slots))
-        case .testBackend: .backend(TestBackend(pageCount: slots))
-        case .file: .temporary(size: Int64(slots * SwapPage.size))
-        }
-        let space = try SwapSpace(.init(memory: 512 * SwapPage.size, devices: [device], backgroundReclaim: false,
-                                        encryption: kind == .sealedMemory ? .randomKey : .none))
+        let device: SwapSpace.DeviceConfiguration =
+            switch kind {
+            case .memory: .memory(bytes: slots * SwapPage.size)
+            case .sealedMemory: .backend(MemoryBackend(pageCount: slots))
+            case .testBackend: .backend(TestBackend(pageCount: slots))
+            case .file: .temporary(size: Int64(slots * SwapPage.size))
+            }
+        let space = try SwapSpace(
+            .init(
+                memory: 512 * SwapPage.size, devices: [device], backgroundReclaim: false,
+                encryption: kind == .sealedMemory ? .randomKey : .none))
         #expect(space.devices[0].isSynchronous == kind.isSynchronous)
         let region = try space.makeRegion(bytes: 100 * SwapPage.size)
         try region.advise(.random)

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// The background slot reclaimer: while swap is over half full, each cluster that fills sends a
@@ -13,8 +14,9 @@ struct SlotReclaimWorkerTests {
         var description: String { rawValue }
     }
 
-    @Test("clean cached pages fill swap past half: the worker frees their slots before any allocation fails",
-          arguments: bothProtocols, Owner.allCases)
+    @Test(
+        "clean cached pages fill swap past half: the worker frees their slots before any allocation fails",
+        arguments: bothProtocols, Owner.allCases)
     func workerFreesBeforeAllocationsFail(sync: SwapInSync, owner: Owner) throws {
         // 2,048 usable slots; memory holds every page, so only swap fills.
         let (space, _) = try makeSpace(memoryPages: 4096, swapPages: 1 + 4 * 512, sync: sync, backgroundReclaim: true)
@@ -88,8 +90,9 @@ struct SlotReclaimWorkerTests {
         #expect(worker.hasExited)
     }
 
-    @Test("swapoff races passes over the device it removes: nothing lost, no pass once it is gone",
-          arguments: bothProtocols)
+    @Test(
+        "swapoff races passes over the device it removes: nothing lost, no pass once it is gone",
+        arguments: bothProtocols)
     func swapOffRacesWorker(sync: SwapInSync) throws {
         let (space, _) = try makeSpace(memoryPages: 2048, swapPages: 1 + 4 * 512, sync: sync, backgroundReclaim: true)
         let worker = try #require(space.slotReclaimer)
@@ -122,7 +125,10 @@ struct SlotReclaimWorkerTests {
                     worker.schedule(device)
                     do { try space.swapOff(device) } catch { failure.withLock { $0 = $0 ?? (error as? SwapError) } }
                 case 1:
-                    while !done.load(ordering: .acquiring) { worker.schedule(device); sched_yield() }
+                    while !done.load(ordering: .acquiring) {
+                        worker.schedule(device)
+                        sched_yield()
+                    }
                 default:
                     // Each thread owns the pages p with p % 2 == t - 2: reads check, writes bump
                     // the generation, swap-outs keep slots coming and going on the device.
@@ -166,6 +172,8 @@ struct SlotReclaimWorkerTests {
             let g = generations[p].pointee.load(ordering: .relaxed)
             try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: g)) }
         }
-        print("slot reclaimer vs swapoff (\(sync)): \(rounds) swapoffs, \(checks.load(ordering: .relaxed)) page checks, 0 wrong, \(space.statistics[.slotReclaimPasses]) passes, \(space.statistics[.backgroundSlotReclaims]) slots freed in the background")
+        print(
+            "slot reclaimer vs swapoff (\(sync)): \(rounds) swapoffs, \(checks.load(ordering: .relaxed)) page checks, 0 wrong, \(space.statistics[.slotReclaimPasses]) passes, \(space.statistics[.backgroundSlotReclaims]) slots freed in the background"
+        )
     }
 }

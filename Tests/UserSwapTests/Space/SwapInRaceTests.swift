@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// What swap-cache synchronization claims, for both protocols: racing swap-ins of one entry do one read and all see
@@ -13,7 +14,7 @@ struct SwapInRaceTests {
         // Room for every page plus one new folio per racing thread: reclaim must not interfere.
         let (space, backend) = try makeSpace(memoryPages: pages + 2 * threads + 16, sync: sync)
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
-        backend.readDelayMicros.store(100, ordering: .relaxed)   // widen the race window
+        backend.readDelayMicros.store(100, ordering: .relaxed)  // widen the race window
         let verified = Atomic<Int>(0)
         let bad = Atomic<Int>(0)
         for round in 0..<5 {
@@ -22,11 +23,14 @@ struct SwapInRaceTests {
             backend.resetReads()
             runThreads(threads) { t in
                 for k in 0..<pages {
-                    let p = (k + t) % 4 == 0 ? k : pages - 1 - k   // two orders: collide from both ends
+                    let p = (k + t) % 4 == 0 ? k : pages - 1 - k  // two orders: collide from both ends
                     do {
                         try region.withPage(p, for: .read) { bytes in
-                            if matches(bytes, page: p, generation: round) { verified.add(1, ordering: .relaxed) }
-                            else { bad.add(1, ordering: .relaxed) }
+                            if matches(bytes, page: p, generation: round) {
+                                verified.add(1, ordering: .relaxed)
+                            } else {
+                                bad.add(1, ordering: .relaxed)
+                            }
                         }
                     } catch { bad.add(1, ordering: .relaxed) }
                 }
@@ -37,7 +41,9 @@ struct SwapInRaceTests {
         #expect(bad.load(ordering: .relaxed) == 0)
         #expect(verified.load(ordering: .relaxed) == 5 * pages * threads)
         #expect(space.checkInvariants() == [])
-        print("exactly one read (\(sync)): \(verified.load(ordering: .relaxed)) page checks by \(threads) threads, \(space.statistics[.raceLosses]) lost inserts, \(space.statistics[.cacheHits]) cache hits, \(space.statistics[.legacySleeps]) legacy sleeps")
+        print(
+            "exactly one read (\(sync)): \(verified.load(ordering: .relaxed)) page checks by \(threads) threads, \(space.statistics[.raceLosses]) lost inserts, \(space.statistics[.cacheHits]) cache hits, \(space.statistics[.legacySleeps]) legacy sleeps"
+        )
     }
 
     @Test("a swap-in racing with the free of its entry gets no-entry and reads nothing freed", arguments: allProtocols)
@@ -51,7 +57,10 @@ struct SwapInRaceTests {
         device.put(entry)
         #expect(device.slot(entry).isFree)
         let outcome = try engine.swapCacheAllocFolio(entry)
-        guard case .noEntry = outcome else { Issue.record("expected noEntry, got \(outcome)"); return }
+        guard case .noEntry = outcome else {
+            Issue.record("expected noEntry, got \(outcome)")
+            return
+        }
         #expect(backend.totalReads == 0)
         #expect(space.residentFrames == 0, "the loser's new folio went back to the pool")
         #expect(space.statistics[.noEntries] == 1)
@@ -126,7 +135,9 @@ struct SwapInRaceTests {
         #expect(checks.load(ordering: .relaxed) >= 6 * 400)
         #expect(space.statistics[.evictions] >= 50, "the race hardly happened")
         #expect(space.checkInvariants() == [])
-        print("fault vs swap-out (\(sync)): \(checks.load(ordering: .relaxed)) checks, \(space.statistics[.evictions]) evictions, \(space.statistics[.swapIns]) swap-ins, \(space.statistics[.busyFolios]) busy")
+        print(
+            "fault vs swap-out (\(sync)): \(checks.load(ordering: .relaxed)) checks, \(space.statistics[.evictions]) evictions, \(space.statistics[.swapIns]) swap-ins, \(space.statistics[.busyFolios]) busy"
+        )
     }
 
     @Test("a large swap-in that meets a small cached folio falls back to order 0", arguments: allProtocols)
@@ -139,14 +150,19 @@ struct SwapInRaceTests {
         // The pages went out one by one to consecutive slots; find the aligned run of 4.
         let entries = (0..<16).map { region.pte($0).swapEntry }
         guard let start = entries.firstIndex(where: { $0.offset % 4 == 0 }), start + 4 <= 16,
-              (0..<4).allSatisfy({ entries[start + $0].offset == entries[start].offset + $0 }) else {
-            Issue.record("slots not consecutive: \(entries)"); return
+            (0..<4).allSatisfy({ entries[start + $0].offset == entries[start].offset + $0 })
+        else {
+            Issue.record("slots not consecutive: \(entries)")
+            return
         }
         // A small folio for the second page of the run is cached (an order-0 swap-in).
         try region.withPage(start + 1, for: .read) { #expect(matches($0, page: start + 1)) }
         let readsBefore = backend.totalReads
         let outcome = try engine.swapCacheAllocFolio(entries[start], order: 2)
-        guard case .fallback = outcome else { Issue.record("expected fallback, got \(outcome)"); return }
+        guard case .fallback = outcome else {
+            Issue.record("expected fallback, got \(outcome)")
+            return
+        }
         #expect(backend.totalReads == readsBefore, "the large attempt read nothing")
         #expect(space.statistics[.largeFallbacks] == 1)
         // Order 0 then works for every page of the run.

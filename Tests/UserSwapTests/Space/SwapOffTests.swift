@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 @Suite("Swap devices at run time")
@@ -76,8 +77,9 @@ struct SwapOffTests {
     /// held in the window while swapoff finds the device empty must not leave a slot on a
     /// device swapoff removed: before the cluster lock, it moves on to the next device; under
     /// it, swapoff waits for it (the device's user reference) and then for its slot to go.
-    @Test("an allocation held while swapoff finds the device empty leaves no slot on the removed device",
-          arguments: AllocationWindow.allCases)
+    @Test(
+        "an allocation held while swapoff finds the device empty leaves no slot on the removed device",
+        arguments: AllocationWindow.allCases)
     func allocationRacingSwapOff(window: AllocationWindow) throws {
         let (space, _) = try makeSpace(memoryPages: 16)
         let second = try space.swapOn(.memory(bytes: (1 + 512) * SwapPage.size, priority: -1))
@@ -169,7 +171,8 @@ struct SwapOffTests {
         backend.failReads.store(2, ordering: .relaxed)
         let result = Result { () throws(SwapError) in try space.swapOff(device) }
         guard case .failure(let error) = result else {
-            Issue.record("swapoff succeeded although two pages could not be read"); return
+            Issue.record("swapoff succeeded although two pages could not be read")
+            return
         }
         #expect(error.code == .ioError)
         #expect(error.message.contains("could not read 2 pages"), "\(error)")

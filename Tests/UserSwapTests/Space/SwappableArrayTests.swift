@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// A record whose stride (24 bytes) does not divide a page: 170 per page, 16 bytes unused.
@@ -26,9 +27,9 @@ struct SwappableArrayTests {
         let (space, _) = try makeSpace(memoryPages: 8)
         let array = try SwappableArray<UInt64>(count: 0, in: space)
         #expect(array.isEmpty && array.capacity == 512 && array.regions.count == 1)
-        for i in 0..<3000 { try array.append(value(i)) }                      // element by element
-        try array.append(contentsOf: (3000..<9000).map(value))                 // contiguous
-        try array.append(contentsOf: (9000..<20_000).lazy.map(value))          // any sequence
+        for i in 0..<3000 { try array.append(value(i)) }  // element by element
+        try array.append(contentsOf: (3000..<9000).map(value))  // contiguous
+        try array.append(contentsOf: (9000..<20_000).lazy.map(value))  // any sequence
         #expect(array.count == 20_000)
         // 1 + 16 + 32 pages hold 40: three segments.
         #expect(array.regions.count == 3 && array.capacity == 49 * 512)
@@ -50,7 +51,7 @@ struct SwappableArrayTests {
         #expect(array.capacity >= 170 * 100)
         try array.append(contentsOf: (10..<17_000).map(Record.init))
         #expect(array.regions.count == regions)
-        #expect(try array.element(at: 0).id == 0 && array.element(at: 0).a == 0)   // made zero
+        #expect(try array.element(at: 0).id == 0 && array.element(at: 0).a == 0)  // made zero
         #expect(try array.element(at: 16_999) == Record(16_999))
     }
 
@@ -60,7 +61,7 @@ struct SwappableArrayTests {
         let array = try SwappableArray<UInt64>(count: 0, in: space)
         try array.append(contentsOf: (0..<5000).map(value))
         #expect(try array.removeLast() == value(4999))
-        try array.removeLast(4999 - 1024 - 100)                                // 1124 left: 3 pages
+        try array.removeLast(4999 - 1024 - 100)  // 1124 left: 3 pages
         #expect(array.count == 1124)
         #expect(try array.element(at: 1123) == value(1123))
         #expect(throws: SwapError(.outOfRange, "")) { try array.element(at: 1124) }
@@ -82,7 +83,7 @@ struct SwappableArrayTests {
     func pageWise() throws {
         let (space, _) = try makeSpace(memoryPages: 4)
         let array = try SwappableArray<Record>(count: 0, in: space)
-        try array.append(contentsOf: (0..<2000).map(Record.init))              // 12 pages of 170
+        try array.append(contentsOf: (0..<2000).map(Record.init))  // 12 pages of 170
         let elementWise = try (0..<2000).map { i throws(SwapError) in try array.element(at: i) }
         #expect(Array(array) == elementWise)
         #expect(array.reduce(0) { $0 + $1.id } == Int64(1999 * 2000 / 2))
@@ -103,7 +104,10 @@ struct SwappableArrayTests {
         struct Stop: Error {}
         var pages = 0
         #expect(throws: Stop.self) {
-            try array.withElements(in: 0..<2000) { _, _ in pages += 1; if pages == 2 { throw Stop() } }
+            try array.withElements(in: 0..<2000) { _, _ in
+                pages += 1
+                if pages == 2 { throw Stop() }
+            }
         }
         #expect(pages == 2)
         let filled = try SwappableArray(repeating: Record(3), count: 400, in: space)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import UserSwap
 
 /// Bulk copies in and out of a `SwappableArray`, and `SwappableBytes` as a blob store.
@@ -16,10 +17,13 @@ struct SwappableBytesTests {
         let bytes = try SwappableBytes(count: 0, in: space)
         var ranges: [Range<Int>] = []
         for n in 0..<60 {
-            let size = 1 + (n * 2_711) % 9_000                  // from 1 byte to two pages and more
+            let size = 1 + (n * 2_711) % 9_000  // from 1 byte to two pages and more
             let start = bytes.count
-            if n % 2 == 0 { try bytes.append(contentsOf: Self.blob(n, size)) }
-            else { try bytes.append(contentsOf: Data(Self.blob(n, size))) }
+            if n % 2 == 0 {
+                try bytes.append(contentsOf: Self.blob(n, size))
+            } else {
+                try bytes.append(contentsOf: Data(Self.blob(n, size)))
+            }
             ranges.append(start..<bytes.count)
         }
         #expect(space.statistics[.swapOuts] > 0, "the blobs must leave memory for the test to mean anything")
@@ -35,14 +39,19 @@ struct SwappableBytesTests {
     func replaceInPlace() throws {
         let (space, _) = try makeSpace(memoryPages: 4)
         let words = try SwappableArray<UInt64>(repeating: 0, count: 5_000, in: space)
-        try words.replaceElements(from: 100, with: (0..<1_500).map { UInt64($0) &+ 7 })        // an Array
+        try words.replaceElements(from: 100, with: (0..<1_500).map { UInt64($0) &+ 7 })  // an Array
         try words.replaceElements(from: 3_000, with: (0..<700).lazy.map { UInt64($0) &* 3 })  // lazily mapped
         #expect(words.count == 5_000)
         let all = try words.elements(in: 0..<5_000)
         for i in 0..<5_000 {
-            let expected: UInt64 = (100..<1_600).contains(i) ? UInt64(i - 100) &+ 7
+            let expected: UInt64 =
+                (100..<1_600).contains(i)
+                ? UInt64(i - 100) &+ 7
                 : (3_000..<3_700).contains(i) ? UInt64(i - 3_000) &* 3 : 0
-            if all[i] != expected { Issue.record("element \(i) is \(all[i]), not \(expected)"); break }
+            if all[i] != expected {
+                Issue.record("element \(i) is \(all[i]), not \(expected)")
+                break
+            }
         }
     }
 

@@ -2,6 +2,7 @@ import CUserSwap
 import Foundation
 import Synchronization
 import Testing
+
 @testable import UserSwap
 
 /// Transparent regions: plain loads and stores, served through userfaultfd by the same engine.
@@ -180,14 +181,19 @@ struct TransparentRegionTests {
         let (space, _) = try makeSpace(memoryPages: 16)
         let region = try space.makeTransparentRegion(bytes: 8 * SwapPage.size)
         guard region.handlesKernelFaults else {
-            try Test.cancel("the region's userfaultfd serves user-mode faults only: kernel faults need root (CAP_SYS_PTRACE) or vm.unprivileged_userfaultfd=1")
+            try Test.cancel(
+                "the region's userfaultfd serves user-mode faults only: kernel faults need root (CAP_SYS_PTRACE) or vm.unprivileged_userfaultfd=1"
+            )
         }
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for p in 0..<8 { words[p * 512] = 1 }
         try region.swapOut(pages: 0..<8)
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
         let message = Array(repeating: UInt8(0xab), count: 3 * SwapPage.size)
         let writeEnd = fds[1]
         let writer = Thread { _ = message.withUnsafeBytes { write(writeEnd, $0.baseAddress, $0.count) } }
@@ -213,7 +219,10 @@ struct TransparentRegionTests {
         try region.swapOut(pages: 0..<8)
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
         let message = Array(repeating: UInt8(0xab), count: SwapPage.size)
         #expect(message.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) } == SwapPage.size)
         #expect(read(fds[0], region.base + SwapPage.size, SwapPage.size) == -1 && errno == EFAULT)
@@ -279,7 +288,9 @@ struct TransparentRegionTests {
         }
     }
 
-    @Test("a read into a window page still in flight when the page is discarded and touched again does not land on the new data", arguments: services)
+    @Test(
+        "a read into a window page still in flight when the page is discarded and touched again does not land on the new data",
+        arguments: services)
     func discardDuringReadIntoWindow(faults: TransparentRegion.FaultService) throws {
         let (space, backend) = try makeSpace(memoryPages: 32)
         let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults)
@@ -361,15 +372,17 @@ struct TransparentRegionTests {
         #expect(space.statistics[.faultRetries] >= 2 && space.statistics[.faultErrors] == 0)
     }
 
-    @Test("regions made and released on several threads at once keep their pages apart",
-          arguments: [TransparentRegion.FaultService.handlerThreads(1), .faultingThread])
+    @Test(
+        "regions made and released on several threads at once keep their pages apart",
+        arguments: [TransparentRegion.FaultService.handlerThreads(1), .faultingThread])
     func concurrentRegions(faults: TransparentRegion.FaultService) throws {
         let (space, _) = try makeSpace(memoryPages: 64)
         let bad = Atomic<Int>(0)
         runThreads(6) { t in
             for round in 0..<3 {
                 guard let region = try? space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: faults) else {
-                    bad.add(1, ordering: .relaxed); return
+                    bad.add(1, ordering: .relaxed)
+                    return
                 }
                 let words = region.base.assumingMemoryBound(to: UInt64.self)
                 for p in 0..<4 { words[p * 512] = UInt64(t * 100 + round * 10 + p) }

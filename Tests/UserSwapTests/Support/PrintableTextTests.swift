@@ -1,14 +1,16 @@
 import Foundation
 import Testing
+
 @testable import UserSwap
-@testable import UserSwapCLI
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 /// Labels and paths reach a terminal only as visible text.
 @Suite("Printable text")
 struct PrintableTextTests {
-    @Test("controls and other non-printables become escapes; letters of every script pass",
-          arguments: [
+    @Test(
+        "controls and other non-printables become escapes; letters of every script pass",
+        arguments: [
             ("plain label", "plain label"),
             ("\u{1B}[2J\u{1B}]0;t\u{07}", "\\u{1B}[2J\\u{1B}]0;t\\u{7}"),
             ("a\nb\rc\td\\e", "a\\nb\\rc\\td\\\\e"),
@@ -16,7 +18,7 @@ struct PrintableTextTests {
             ("abc\u{202E}fdp.exe", "abc\\u{202E}fdp.exe"),
             ("x\u{2028}y\u{E000}z\u{00A0}", "x\\u{2028}y\\u{E000}z\\u{A0}"),
             ("é 日本 😀", "é 日本 😀"),
-          ])
+        ])
     func escapes(input: String, expected: String) {
         #expect(PrintableText.escaped(input) == expected)
     }

@@ -1,6 +1,7 @@
 import CUserSwap
 import Foundation
 import Synchronization
+
 @testable import UserSwap
 
 /// A cooperative scheduler for the engine's yield points: the test's threads run one at a time
@@ -11,7 +12,7 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
     enum Status: Equatable { case starting, waiting(YieldPoint), running, blocked, done }
 
     private struct State {
-        var ids: [UInt32: Int] = [:]        // thread slot → test thread index
+        var ids: [UInt32: Int] = [:]  // thread slot → test thread index
         var status: [Status]
         var trace: [String] = []
     }
@@ -27,7 +28,10 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
 
     /// Called by test thread `i` before its work: waits for its first turn.
     func enter(_ i: Int) {
-        state.withLock { $0.ids[cus_thread_slot()] = i; $0.status[i] = .waiting(.swapInMissed) }
+        state.withLock {
+            $0.ids[cus_thread_slot()] = i
+            $0.status[i] = .waiting(.swapInMissed)
+        }
         events.signal()
         semaphores[i].wait()
     }
@@ -62,11 +66,17 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
             while true {
                 let (anyRunning, ready, allDone) = state.withLock { s -> (Bool, [Int], Bool) in
                     let running = s.status.contains(.running) || s.status.contains(.starting)
-                    let ready = s.status.indices.filter { if case .waiting = s.status[$0] { return true }; return false }
+                    let ready = s.status.indices.filter {
+                        if case .waiting = s.status[$0] { return true }
+                        return false
+                    }
                     return (running, ready, s.status.allSatisfy { $0 == .done })
                 }
                 if allDone { return true }
-                if !anyRunning && !ready.isEmpty { runnable = ready; break }
+                if !anyRunning && !ready.isEmpty {
+                    runnable = ready
+                    break
+                }
                 if events.wait(timeout: .now() + .milliseconds(50)) == .timedOut {
                     waited += 50
                     if waited > 10_000 { return false }

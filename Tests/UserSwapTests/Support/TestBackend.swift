@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+
 @testable import UserSwap
 
 /// A memory backend that counts reads per page, can slow reads down to widen race windows, and
@@ -72,11 +73,15 @@ func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 /// Without a background reclaimer unless asked: tests that count reads and writes must not have
 /// a thread evicting pages behind their back. Without encryption: the tests look at the engine's
 /// own traffic on the device they gave it (sealing is tested in the Tiers suites).
-func makeSpace(memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync = .swapCache,
-               policy: ReclaimPolicy = .frequency, backgroundReclaim: Bool = false) throws -> (SwapSpace, TestBackend) {
+func makeSpace(
+    memoryPages: Int, swapPages: Int = 1 + 4 * 512, sync: SwapInSync = .swapCache,
+    policy: ReclaimPolicy = .frequency, backgroundReclaim: Bool = false
+) throws -> (SwapSpace, TestBackend) {
     let backend = TestBackend(pageCount: swapPages)
-    let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(backend)], sync: sync,
-                                    reclaimPolicy: policy, backgroundReclaim: backgroundReclaim, encryption: .none))
+    let space = try SwapSpace(
+        .init(
+            memory: memoryPages * SwapPage.size, devices: [.backend(backend)], sync: sync,
+            reclaimPolicy: policy, backgroundReclaim: backgroundReclaim, encryption: .none))
     return (space, backend)
 }
 
@@ -99,5 +104,8 @@ func matches(_ bytes: UnsafeMutableRawBufferPointer, page: Int, generation: Int 
 let bothProtocols: [SwapInSync] = [.swapCache, .hasCacheBitBypass(retryAfter: .microseconds(200))]
 
 /// Every swap-in protocol, the legacy ones with a short tick.
-let allProtocols: [SwapInSync] = bothProtocols + [.hasCacheBit(tick: .microseconds(200)),
-                                                  .hasCacheBitWaitQueue(tick: .microseconds(200))]
+let allProtocols: [SwapInSync] =
+    bothProtocols + [
+        .hasCacheBit(tick: .microseconds(200)),
+        .hasCacheBitWaitQueue(tick: .microseconds(200)),
+    ]

@@ -1,8 +1,9 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import UserSwap
 import UserSwapCompression
+
+@testable import UserSwap
 
 @Suite("Compressed tier")
 struct CompressedTierTests {
@@ -57,7 +58,7 @@ struct CompressedTierTests {
     @Test("zero and same-filled pages are kept as one word, uncompressed and free of charge")
     func sameFilled() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 0)   // no room for anything compressed
+        let tier = CompressedTier(lower: lower, poolBytes: 0)  // no room for anything compressed
         let words: [UInt64] = [0, 0xFFFF_FFFF_FFFF_FFFF, 0x0102_0304_0506_0708, 42]
         try withPageBuffer { page in
             for (i, word) in words.enumerated() {
@@ -87,12 +88,16 @@ struct CompressedTierTests {
         let count = 8
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count * SwapPage.size, alignment: SwapPage.size)
         defer { buffer.deallocate() }
-        func page(_ i: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: buffer[i * SwapPage.size ..< (i + 1) * SwapPage.size]) }
+        func page(_ i: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[i * SwapPage.size..<(i + 1) * SwapPage.size])
+        }
         for i in 0..<count { TierPages.mixed(page(i), page: 100 + i, generation: 1) }
         try tier.write(UnsafeRawBufferPointer(buffer), atPage: 100)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
-        let halves = [UnsafeMutableRawBufferPointer(rebasing: buffer[..<(3 * SwapPage.size)]),
-                      UnsafeMutableRawBufferPointer(rebasing: buffer[(3 * SwapPage.size)...])]
+        let halves = [
+            UnsafeMutableRawBufferPointer(rebasing: buffer[..<(3 * SwapPage.size)]),
+            UnsafeMutableRawBufferPointer(rebasing: buffer[(3 * SwapPage.size)...]),
+        ]
         let consumed = try halves.withUnsafeBufferPointer { try tier.readConsuming(into: $0, atPage: 100) }
         #expect(consumed)
         for i in 0..<count { #expect(TierPages.isMixed(page(i), page: 100 + i, generation: 1), "page \(100 + i)") }
@@ -180,7 +185,7 @@ struct CompressedTierTests {
             try tier.write(UnsafeRawBufferPointer(page), atPage: 6)
         }
         tier.invalidate(page: 6)
-        tier.invalidate(page: 7)   // nothing there: nothing happens
+        tier.invalidate(page: 7)  // nothing there: nothing happens
         let s = tier.statistics
         #expect(s.storedPages == 0 && s.poolBytes == 0 && s.invalidations == 1)
         #expect(tier.checkInvariants() == [])
@@ -238,13 +243,19 @@ struct CompressedTierTests {
                             page.initializeMemory(as: UInt8.self, repeating: 0)
                             let consumed = try tier.readConsuming(into: page, atPage: p)
                             held[i] = consumed
-                            if TierPages.isMixed(page, page: p, generation: g) { checks.add(1, ordering: .relaxed) }
-                            else { failures.add(1, ordering: .relaxed) }
+                            if TierPages.isMixed(page, page: p, generation: g) {
+                                checks.add(1, ordering: .relaxed)
+                            } else {
+                                failures.add(1, ordering: .relaxed)
+                            }
                         case 8:
                             guard let g = generation[i], !held[i] else { continue }
                             try tier.read(into: page, atPage: p)
-                            if TierPages.isMixed(page, page: p, generation: g) { checks.add(1, ordering: .relaxed) }
-                            else { failures.add(1, ordering: .relaxed) }
+                            if TierPages.isMixed(page, page: p, generation: g) {
+                                checks.add(1, ordering: .relaxed)
+                            } else {
+                                failures.add(1, ordering: .relaxed)
+                            }
                         default:
                             tier.invalidate(page: p)
                             generation[i] = nil
@@ -263,19 +274,25 @@ struct CompressedTierTests {
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(s.writeBacks > 100, "write-backs must really race the transfers (\(s.writeBacks))")
         #expect(tier.checkInvariants() == [])
-        print("compressed tier direct races: \(checks.load(ordering: .relaxed)) page checks, \(s.writeBacks) write-backs, \(s.writeBackWaits) waits for a write-back, \(s.loads) loads, \(s.rejects) rejects, \(s.invalidations) invalidations")
+        print(
+            "compressed tier direct races: \(checks.load(ordering: .relaxed)) page checks, \(s.writeBacks) write-backs, \(s.writeBackWaits) waits for a write-back, \(s.loads) loads, \(s.rejects) rejects, \(s.invalidations) invalidations"
+        )
     }
 
     // MARK: Under a swap space
 
     /// A space whose only device is a compressed tier over a memory device.
-    static func makeSpace(memoryPages: Int, swapPages: Int = 1 + 8 * 512, poolBytes: Int, exclusiveLoads: Bool = true,
-                          sync: SwapInSync = .swapCache, backgroundReclaim: Bool = false) throws -> (SwapSpace, CompressedTier, SlowBackend) {
+    static func makeSpace(
+        memoryPages: Int, swapPages: Int = 1 + 8 * 512, poolBytes: Int, exclusiveLoads: Bool = true,
+        sync: SwapInSync = .swapCache, backgroundReclaim: Bool = false
+    ) throws -> (SwapSpace, CompressedTier, SlowBackend) {
         let lower = SlowBackend(pageCount: swapPages)
         let tier = CompressedTier(lower: lower, poolBytes: poolBytes, exclusiveLoads: exclusiveLoads)
-        let space = try SwapSpace(.init(memory: memoryPages * SwapPage.size, devices: [.backend(tier)], sync: sync,
-                                        // The pool's own behaviour: a sealing tier above it would hand it ciphertext.
-                                        backgroundReclaim: backgroundReclaim, encryption: .none))
+        let space = try SwapSpace(
+            .init(
+                memory: memoryPages * SwapPage.size, devices: [.backend(tier)], sync: sync,
+                // The pool's own behaviour: a sealing tier above it would hand it ciphertext.
+                backgroundReclaim: backgroundReclaim, encryption: .none))
         return (space, tier, lower)
     }
 
@@ -326,7 +343,7 @@ struct CompressedTierTests {
         let threads = 4
         let ownPages = 4 * frames
         let sharedPages = 32
-        let poolBytes = 32 * (100 + CompressedTier.entryOverhead)   // about 32 text pages: the rest is written back
+        let poolBytes = 32 * (100 + CompressedTier.entryOverhead)  // about 32 text pages: the rest is written back
         let (space, tier, lower) = try Self.makeSpace(memoryPages: frames, poolBytes: poolBytes, sync: sync, backgroundReclaim: true)
         let own = try space.makeRegion(bytes: ownPages * SwapPage.size)
         let shared = try space.makeRegion(bytes: sharedPages * SwapPage.size)
@@ -349,16 +366,19 @@ struct CompressedTierTests {
                 return
             }
             var local = SeededRandom(seed: seeds[t])
-            var gens = [Int](repeating: 0, count: ownPages)       // 0: a zero page
-            var lastGens = [Int](repeating: 0, count: ownPages)   // never reused after a discard
+            var gens = [Int](repeating: 0, count: ownPages)  // 0: a zero page
+            var lastGens = [Int](repeating: 0, count: ownPages)  // never reused after a discard
             for _ in 0..<2_500 {
                 let roll = Int.random(in: 0..<20, using: &local)
                 do {
                     if roll < 5 {
                         let p = Int.random(in: 0..<sharedPages, using: &local)
                         try shared.withPage(p, for: .read) { bytes in
-                            if TierPages.isMixed(bytes, page: 10_000 + p, generation: 7) { verified.add(1, ordering: .relaxed) }
-                            else { failures.add(1, ordering: .relaxed) }
+                            if TierPages.isMixed(bytes, page: 10_000 + p, generation: 7) {
+                                verified.add(1, ordering: .relaxed)
+                            } else {
+                                failures.add(1, ordering: .relaxed)
+                            }
                         }
                         continue
                     }
@@ -373,7 +393,7 @@ struct CompressedTierTests {
                             if ok { verified.add(1, ordering: .relaxed) } else { failures.add(1, ordering: .relaxed) }
                         }
                     } else {
-                        try own.discard(pages: p ..< p + 1)
+                        try own.discard(pages: p..<p + 1)
                         gens[p] = 0
                     }
                 } catch {
@@ -400,6 +420,8 @@ struct CompressedTierTests {
         #expect(lower.memory.writeCount == s.lowerWrites)
         #expect(space.checkInvariants() == [])
         #expect(tier.checkInvariants() == [])
-        print("compressed tier reclaim stress (\(sync)): \(verified.load(ordering: .relaxed)) page checks, swap-outs \(space.statistics[.swapOuts]), swap-ins \(space.statistics[.swapIns]); tier: \(s.stores) stores (\(s.sameFilledStores) same-filled), \(s.rejects) rejects, \(s.writeBacks) write-backs, \(s.writeBackWaits) write-back waits, \(s.loads) loads, \(s.invalidations) invalidations, peak pool \(s.peakPoolBytes)/\(poolBytes) bytes, ratio \(s.cumulativeCompressionRatio ?? 0)")
+        print(
+            "compressed tier reclaim stress (\(sync)): \(verified.load(ordering: .relaxed)) page checks, swap-outs \(space.statistics[.swapOuts]), swap-ins \(space.statistics[.swapIns]); tier: \(s.stores) stores (\(s.sameFilledStores) same-filled), \(s.rejects) rejects, \(s.writeBacks) write-backs, \(s.writeBackWaits) write-back waits, \(s.loads) loads, \(s.invalidations) invalidations, peak pool \(s.peakPoolBytes)/\(poolBytes) bytes, ratio \(s.cumulativeCompressionRatio ?? 0)"
+        )
     }
 }

@@ -1,9 +1,10 @@
 import Glibc
 import Synchronization
 import Testing
-@testable import UserSwap
 import UserSwapCompression
 import UserSwapEncryption
+
+@testable import UserSwap
 
 @Suite("Encrypted tier")
 struct EncryptedTierTests {
@@ -57,9 +58,14 @@ struct EncryptedTierTests {
         let count = 6
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count * SwapPage.size, alignment: SwapPage.size)
         defer { buffer.deallocate() }
-        func page(_ i: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: buffer[i * SwapPage.size ..< (i + 1) * SwapPage.size]) }
+        func page(_ i: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[i * SwapPage.size..<(i + 1) * SwapPage.size])
+        }
         for i in 0..<count { TierPages.text(page(i), page: 40 + i) }
-        let pieces = [UnsafeRawBufferPointer(rebasing: buffer[..<(2 * SwapPage.size)]), UnsafeRawBufferPointer(rebasing: buffer[(2 * SwapPage.size)...])]
+        let pieces = [
+            UnsafeRawBufferPointer(rebasing: buffer[..<(2 * SwapPage.size)]),
+            UnsafeRawBufferPointer(rebasing: buffer[(2 * SwapPage.size)...]),
+        ]
         try pieces.withUnsafeBufferPointer { try tier.write($0, atPage: 40) }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         try tier.read(into: buffer, atPage: 40)
@@ -122,7 +128,7 @@ struct EncryptedTierTests {
             let two = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * SwapPage.size, alignment: SwapPage.size)
             defer { two.deallocate() }
             two.initializeMemory(as: UInt8.self, repeating: 0x77)
-            #expect(throws: SwapError.self) { try tier.read(into: two, atPage: 1) }   // pages 1 and 2 (replayed)
+            #expect(throws: SwapError.self) { try tier.read(into: two, atPage: 1) }  // pages 1 and 2 (replayed)
             #expect(two.allSatisfy { $0 == 0 })
         }
         #expect(tier.statistics.authenticationFailures == 5)
@@ -158,8 +164,11 @@ struct EncryptedTierTests {
         // Nothing in the clear on the file: no page of the data shows up in it.
         let contents = try #require(DeviceTestSupport.contents(path))
         let sentence = Array("the quick brown fox jumps over the lazy dog".utf8)
-        #expect(!contents.indices.dropLast(sentence.count).contains { contents[$0] == sentence[0] && Array(contents[$0 ..< $0 + sentence.count]) == sentence },
-                "plaintext found in the swap file")
+        #expect(
+            !contents.indices.dropLast(sentence.count).contains {
+                contents[$0] == sentence[0] && Array(contents[$0..<$0 + sentence.count]) == sentence
+            },
+            "plaintext found in the swap file")
     }
 
     @Test("compressed over encrypted over a file: pages are compressed in memory and sealed on the way out")
@@ -205,8 +214,11 @@ struct EncryptedTierTests {
                         try region.withPage(p, for: .write) { TierPages.mixed($0, page: p, generation: gens[p]) }
                     } else {
                         try region.withPage(p, for: .read) { bytes in
-                            if TierPages.isMixed(bytes, page: p, generation: gens[p]) { verified.add(1, ordering: .relaxed) }
-                            else { failures.add(1, ordering: .relaxed) }
+                            if TierPages.isMixed(bytes, page: p, generation: gens[p]) {
+                                verified.add(1, ordering: .relaxed)
+                            } else {
+                                failures.add(1, ordering: .relaxed)
+                            }
                         }
                     }
                 } catch {
@@ -218,13 +230,18 @@ struct EncryptedTierTests {
         let final = generations.withLock { $0 }
         for p in 0..<pages {
             try region.withPage(p, for: .read) { bytes in
-                if TierPages.isMixed(bytes, page: p, generation: final[p]) { verified.add(1, ordering: .relaxed) }
-                else { failures.add(1, ordering: .relaxed) }
+                if TierPages.isMixed(bytes, page: p, generation: final[p]) {
+                    verified.add(1, ordering: .relaxed)
+                } else {
+                    failures.add(1, ordering: .relaxed)
+                }
             }
         }
         #expect(failures.load(ordering: .relaxed) == 0)
         #expect(space.statistics[.swapIns] > pages / 2, "the workload must really swap")
         #expect(space.checkInvariants() == [])
-        print("\(name): \(verified.load(ordering: .relaxed)) page checks, swap-outs \(space.statistics[.swapOuts]), swap-ins \(space.statistics[.swapIns])")
+        print(
+            "\(name): \(verified.load(ordering: .relaxed)) page checks, swap-outs \(space.statistics[.swapOuts]), swap-ins \(space.statistics[.swapIns])"
+        )
     }
 }

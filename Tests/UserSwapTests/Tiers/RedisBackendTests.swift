@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
+
 @testable import UserSwap
 @testable import UserSwapRedis
 
@@ -10,9 +11,11 @@ import Testing
 /// (`RedisServerProcess`: a unix socket in a private folder, a random password, no persistence)
 /// and kills it at the end. They skip, saying so, only where no
 /// `redis-server` binary exists; `scripts/bootstrap` installs one, so in CI they run.
-@Suite("Redis backend", .serialized,
-       .enabled(if: RedisServerProcess.executable != nil,
-                "redis-server is not installed, so the Redis backend is NOT tested: run scripts/bootstrap (apt-get install redis-server)"))
+@Suite(
+    "Redis backend", .serialized,
+    .enabled(
+        if: RedisServerProcess.executable != nil,
+        "redis-server is not installed, so the Redis backend is NOT tested: run scripts/bootstrap (apt-get install redis-server)"))
 struct RedisBackendTests {
     // MARK: Transfers
 
@@ -58,9 +61,11 @@ struct RedisBackendTests {
         setenv("USERSWAP_TEST_REDIS_SOCKET", server.socketPath, 1)
         setenv("USERSWAP_TEST_REDIS_PASSWORD", server.password, 1)
         let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
-            let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(
-                socketPath: String(cString: getenv("USERSWAP_TEST_REDIS_SOCKET")),
-                password: String(cString: getenv("USERSWAP_TEST_REDIS_PASSWORD"))))
+            let redis = try RedisBackend(
+                pageCount: 1 + 512,
+                configuration: .init(
+                    socketPath: String(cString: getenv("USERSWAP_TEST_REDIS_SOCKET")),
+                    password: String(cString: getenv("USERSWAP_TEST_REDIS_PASSWORD"))))
             let page = Pages(1)
             try redis.read(into: page.all, atPage: 0)
         }
@@ -88,8 +93,10 @@ struct RedisBackendTests {
         #expect(try RedisBackend.Configuration(url: "redis://:in-url@127.0.0.1", environment: environment).password == "in-url")
         #expect(try RedisBackend.Configuration(url: "unix:///x.sock", environment: environment).password == "from-env")
         #expect(try RedisBackend.Configuration(url: "redis://127.0.0.1").password == nil)
-        for bad in ["rediss://127.0.0.1", "redis://127.0.0.1:http", "redis://127.0.0.1:0", "http://x", "unix://relative.sock",
-                    "unix:///x.sock?timeout=3"] {
+        for bad in [
+            "rediss://127.0.0.1", "redis://127.0.0.1:http", "redis://127.0.0.1:0", "http://x", "unix://relative.sock",
+            "unix:///x.sock?timeout=3",
+        ] {
             #expect(throws: SwapError.self, "\(bad)") { _ = try RedisBackend.Configuration(url: bad) }
         }
         // A URL that does not parse is named without its password.
@@ -115,7 +122,10 @@ struct RedisBackendTests {
         }
         func readError(_ p: Int) -> SwapError? {
             page[0].initializeMemory(as: UInt8.self, repeating: 0xAB)
-            do { try redis.read(into: page.all, atPage: p); return nil } catch { return error }
+            do {
+                try redis.read(into: page.all, atPage: p)
+                return nil
+            } catch { return error }
         }
         // Never written.
         let missing = readError(9)
@@ -133,7 +143,8 @@ struct RedisBackendTests {
         _ = try raw.command("COPY", redis.format.key(of: 5), redis.format.key(of: 4), "REPLACE")
         #expect(readError(4)?.message.contains("holds page 5") == true)
         // Another device instance (an earlier run) with the same namespace wrote page 6.
-        let other = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: server.password, namespace: redis.namespace))
+        let other = try RedisBackend(
+            pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: server.password, namespace: redis.namespace))
         fill(page[0], page: 6, generation: 9)
         try other.write(UnsafeRawBufferPointer(page.all), atPage: 6)
         let stale = readError(6)
@@ -165,8 +176,11 @@ struct RedisBackendTests {
     func frozenServer() throws {
         let server = try RedisServerProcess()
         let window = Duration.milliseconds(400)
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(
-            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(300), failFastWindow: window))
+        let redis = try RedisBackend(
+            pageCount: 1 + 512,
+            configuration: .init(
+                socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300),
+                commandTimeout: .milliseconds(300), failFastWindow: window))
         let page = Pages(1)
         fill(page[0], page: 1)
         try redis.write(UnsafeRawBufferPointer(page.all), atPage: 1)
@@ -175,8 +189,11 @@ struct RedisBackendTests {
         func attempt(_ operation: String) -> (SwapError?, Duration) {
             let start = ContinuousClock.now
             do {
-                if operation == "write" { try redis.write(UnsafeRawBufferPointer(page.all), atPage: 2) }
-                else { try redis.read(into: page.all, atPage: 1) }
+                if operation == "write" {
+                    try redis.write(UnsafeRawBufferPointer(page.all), atPage: 2)
+                } else {
+                    try redis.read(into: page.all, atPage: 1)
+                }
                 return (nil, ContinuousClock.now - start)
             } catch {
                 return (error, ContinuousClock.now - start)
@@ -195,7 +212,8 @@ struct RedisBackendTests {
         usleep(UInt32(450_000))
         let (probe, probed) = attempt("read")
         #expect(probe?.code == .deviceGone && probed >= .milliseconds(250), "the probe: \(String(describing: probe)) after \(probed)")
-        print("frozen server: \(first.map { "\($0)" } ?? "no error") after \(waited); then \(instant) inside the window; the probe \(probed)")
+        print(
+            "frozen server: \(first.map { "\($0)" } ?? "no error") after \(waited); then \(instant) inside the window; the probe \(probed)")
         server.resume()
         usleep(UInt32(450_000))
         try redis.read(into: page.all, atPage: 1)
@@ -206,11 +224,16 @@ struct RedisBackendTests {
     @Test("a frozen server under reclaim: an access that needs a frame gets a typed error within seconds", arguments: bothProtocols)
     func frozenServerUnderReclaim(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(
-            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(200), commandTimeout: .milliseconds(200)))
+        let redis = try RedisBackend(
+            pageCount: 1 + 4 * 512,
+            configuration: .init(
+                socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(200),
+                commandTimeout: .milliseconds(200)))
         let frames = 64
-        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
-                                        backgroundReclaim: false))
+        let space = try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
+                backgroundReclaim: false))
         let pages = 4 * frames
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
@@ -237,7 +260,9 @@ struct RedisBackendTests {
             try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: generation)) }
         }
         #expect(space.checkInvariants() == [])
-        print("frozen server under reclaim (\(sync)): \(codes), slowest access \(slowest), \(space.statistics[.writeErrors]) write errors, backend failed calls \(redis.statistics.failedCalls)")
+        print(
+            "frozen server under reclaim (\(sync)): \(codes), slowest access \(slowest), \(space.statistics[.writeErrors]) write errors, backend failed calls \(redis.statistics.failedCalls)"
+        )
     }
 
     @Test("AUTH: the private server refuses a backend without its password or with a wrong one, accepts one with it")
@@ -247,11 +272,15 @@ struct RedisBackendTests {
         do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath)) } catch { caught = error }
         #expect(caught?.code == .permissionDenied && caught?.message.contains("NOAUTH") == true, "\(String(describing: caught))")
         caught = nil
-        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: "wrong")) } catch { caught = error }
+        do { _ = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: "wrong")) } catch {
+            caught = error
+        }
         #expect(caught?.code == .permissionDenied)
         // The password from the environment, the URL without it (as `ps` would show it).
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: try .init(
-            url: "unix://\(server.socketPath)", environment: ["USERSWAP_REDIS_PASSWORD": server.password]))
+        let redis = try RedisBackend(
+            pageCount: 1 + 512,
+            configuration: try .init(
+                url: "unix://\(server.socketPath)", environment: ["USERSWAP_REDIS_PASSWORD": server.password]))
         let page = Pages(1)
         fill(page[0], page: 3)
         try redis.write(UnsafeRawBufferPointer(page.all), atPage: 3)
@@ -275,7 +304,13 @@ struct RedisBackendTests {
         caught = nil
         for p in 1..<redis.pageCount {
             fill(page[0], page: p)
-            do { try redis.write(UnsafeRawBufferPointer(page.all), atPage: p); written += 1 } catch { caught = error; break }
+            do {
+                try redis.write(UnsafeRawBufferPointer(page.all), atPage: p)
+                written += 1
+            } catch {
+                caught = error
+                break
+            }
         }
         #expect(caught?.code == .diskFull, "\(String(describing: caught))")
         #expect(written > 100 && written < 1024)
@@ -315,14 +350,18 @@ struct RedisBackendTests {
         #expect(try redis.serverStatus().keys == 0)
         #expect(redis.statistics.pagesDeleted >= full)
         #expect(space.checkInvariants() == [])
-        print("freed pages: \(full) keys with the region written, \(half) after freeing half, 0 at the end; \(redis.statistics.pagesDeleted) keys deleted")
+        print(
+            "freed pages: \(full) keys with the region written, \(half) after freeing half, 0 at the end; \(redis.statistics.pagesDeleted) keys deleted"
+        )
     }
 
     @Test("a slot freed and written again at once keeps its new value (the UNLINK goes first)")
     func deleteThenRewrite() throws {
         let server = try RedisServerProcess()
         // A long gathering delay: deletions are still pending (or in flight) at the rewrite.
-        let redis = try RedisBackend(pageCount: 1 + 512, configuration: .init(socketPath: server.socketPath, password: server.password, deleteGatherDelay: .milliseconds(5)))
+        let redis = try RedisBackend(
+            pageCount: 1 + 512,
+            configuration: .init(socketPath: server.socketPath, password: server.password, deleteGatherDelay: .milliseconds(5)))
         let page = Pages(1)
         var rng = SeededRandom.fromEnvironment("redis delete then rewrite")
         for round in 0..<200 {
@@ -330,7 +369,7 @@ struct RedisBackendTests {
             fill(page[0], page: p, generation: round)
             try redis.write(UnsafeRawBufferPointer(page.all), atPage: p)
             redis.invalidate(page: p)
-            if round % 3 == 0 { usleep(UInt32(rng.next() % 6000)) }   // sometimes let the deleter take it
+            if round % 3 == 0 { usleep(UInt32(rng.next() % 6000)) }  // sometimes let the deleter take it
             fill(page[0], page: p, generation: round + 1000)
             try redis.write(UnsafeRawBufferPointer(page.all), atPage: p)
             if round % 10 == 0 { redis.flushDeletions() }
@@ -347,13 +386,16 @@ struct RedisBackendTests {
     @Test("a space over Redis, 4× its budget, several threads: nothing lost, invariants hold", arguments: bothProtocols)
     func spaceUnderReclaim(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 12 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 8))
+        let redis = try RedisBackend(
+            pageCount: 1 + 12 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 8))
         let frames = 256
         let threads = 4
         let ownPages = 4 * frames
         let opsPerThread = 3_000
-        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
-                                        backgroundReclaim: true))
+        let space = try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
+                backgroundReclaim: true))
         let own = try space.makeRegion(bytes: ownPages * SwapPage.size)
         let generations = Mutex([Int](repeating: -1, count: ownPages))
         let failures = Atomic<Int>(0), verified = Atomic<Int>(0)
@@ -397,21 +439,29 @@ struct RedisBackendTests {
         #expect(try redis.serverStatus().keys == space.devices[0].usedPages, "a key per used slot, no more")
         let s = redis.statistics
         #expect(s.connectionsOpened >= 2 && s.connectionsOpened <= 8, "threads share a pool of connections")
-        print("redis reclaim (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]); backend: \(s.pagesRead) pages read in \(s.readCalls) calls, \(s.pagesWritten) written in \(s.writeCalls), \(s.pagesDeleted) deleted, \(s.connectionsOpened) connections")
+        print(
+            "redis reclaim (\(sync)): \(threads * opsPerThread) operations, \(verified.load(ordering: .relaxed)) page checks, swap-ins \(space.statistics[.swapIns]), swap-outs \(space.statistics[.swapOuts]); backend: \(s.pagesRead) pages read in \(s.readCalls) calls, \(s.pagesWritten) written in \(s.writeCalls), \(s.pagesDeleted) deleted, \(s.connectionsOpened) connections"
+        )
     }
 
-    @Test("killing the server mid-run: typed errors in bounded time, never wrong bytes; after a restart the lost pages stay errors and new ones work",
-          arguments: bothProtocols)
+    @Test(
+        "killing the server mid-run: typed errors in bounded time, never wrong bytes; after a restart the lost pages stay errors and new ones work",
+        arguments: bothProtocols)
     func serverDiesMidRun(sync: SwapInSync) throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(
-            socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300), commandTimeout: .milliseconds(500),
-            retries: 1, retryBackoff: .milliseconds(5), failFastWindow: .milliseconds(100)))
+        let redis = try RedisBackend(
+            pageCount: 1 + 4 * 512,
+            configuration: .init(
+                socketPath: server.socketPath, password: server.password, connectTimeout: .milliseconds(300),
+                commandTimeout: .milliseconds(500),
+                retries: 1, retryBackoff: .milliseconds(5), failFastWindow: .milliseconds(100)))
         let frames = 64
         let threads = 4
         let pages = 4 * frames
-        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
-                                        backgroundReclaim: false))
+        let space = try SwapSpace(
+            .init(
+                memory: frames * SwapPage.size, devices: [.backend(redis)], sync: sync,
+                backgroundReclaim: false))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
 
@@ -442,8 +492,11 @@ struct RedisBackendTests {
                         }
                     } else {
                         _ = try region.withPage(p, for: .read) { bytes in
-                            if matches(bytes, page: p, generation: gens[p]) { good.add(1, ordering: .relaxed) }
-                            else { wrong.add(1, ordering: .relaxed) }
+                            if matches(bytes, page: p, generation: gens[p]) {
+                                good.add(1, ordering: .relaxed)
+                            } else {
+                                wrong.add(1, ordering: .relaxed)
+                            }
                         }
                     }
                 } catch let e as SwapError {
@@ -488,13 +541,16 @@ struct RedisBackendTests {
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p, generation: 50)) } }
         #expect(space.statistics[.swapIns] > 0)
         #expect(space.checkInvariants() == [])
-        print("server dies (\(sync)): \(good.load(ordering: .relaxed)) good accesses, typed errors \(counted), slowest access \(slowestNs.load(ordering: .relaxed) / 1_000_000) ms; after restart \(lost) pages lost (typed errors), \(intact) intact")
+        print(
+            "server dies (\(sync)): \(good.load(ordering: .relaxed)) good accesses, typed errors \(counted), slowest access \(slowestNs.load(ordering: .relaxed) / 1_000_000) ms; after restart \(lost) pages lost (typed errors), \(intact) intact"
+        )
     }
 
     @Test("threads share the pool: concurrent round trips on several connections, all correct")
     func concurrentThreads() throws {
         let server = try RedisServerProcess()
-        let redis = try RedisBackend(pageCount: 1 + 4 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 4))
+        let redis = try RedisBackend(
+            pageCount: 1 + 4 * 512, configuration: .init(socketPath: server.socketPath, password: server.password, maxConnections: 4))
         let wrong = Atomic<Int>(0)
         runThreads(8) { t in
             let page = Pages(2)
@@ -503,8 +559,9 @@ struct RedisBackendTests {
                 fill(page[0], page: p, generation: t)
                 fill(page[1], page: p + 1, generation: t)
                 do {
-                    if i % 2 == 0 { try redis.write(UnsafeRawBufferPointer(page.all), atPage: p) }
-                    else {
+                    if i % 2 == 0 {
+                        try redis.write(UnsafeRawBufferPointer(page.all), atPage: p)
+                    } else {
                         try redis.write(UnsafeRawBufferPointer(page.slice(0..<1)), atPage: p)
                         try redis.write(UnsafeRawBufferPointer(page.slice(1..<2)), atPage: p + 1)
                     }
@@ -556,11 +613,17 @@ private final class Pages {
 private struct Raw {
     let connection: _RedisConnection
     init(_ server: RedisServerProcess) throws {
-        connection = try _RedisConnection(RedisEndpoint(host: "", port: 0, socketPath: server.socketPath, username: nil, password: server.password,
-                                                        database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(2)))
+        connection = try _RedisConnection(
+            RedisEndpoint(
+                host: "", port: 0, socketPath: server.socketPath, username: nil, password: server.password,
+                database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(2)))
     }
 
-    struct Answer { var type: Int32; var text: String; var integer: Int64 }
+    struct Answer {
+        var type: Int32
+        var text: String
+        var integer: Int64
+    }
 
     func command(_ name: String, _ arguments: String...) throws -> Answer {
         var c = RedisCommand(name)

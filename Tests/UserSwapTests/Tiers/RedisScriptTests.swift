@@ -30,14 +30,18 @@ struct RedisScriptTests {
     /// The folder the script uses under `tmpdir`.
     static func privateFolder(_ tmpdir: String) -> String { "\(tmpdir)/userswap-redis-\(geteuid())" }
 
-    @Test("start keeps the pid and log in a 0700 folder of the user's; stop kills the server it started",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server"), "redis-server is not installed (scripts/bootstrap installs it)"))
+    @Test(
+        "start keeps the pid and log in a 0700 folder of the user's; stop kills the server it started",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server"),
+            "redis-server is not installed (scripts/bootstrap installs it)"))
     func startAndStop() throws {
         try Self.withFolder { tmpdir in
             let started = try Self.run(["start"], tmpdir: tmpdir)
             defer { _ = try? Self.run(["stop"], tmpdir: tmpdir) }
             try #require(started.status == 0, "\(started.output)")
-            let port = try #require(started.output.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
+            let port = try #require(
+                started.output.split(separator: ":").last.map { String($0).trimmingCharacters(in: .whitespacesAndNewlines) })
             let folder = Self.privateFolder(tmpdir)
             var st = stat()
             #expect(lstat(folder, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o777 == 0o700 && st.st_uid == geteuid())
@@ -59,10 +63,15 @@ struct RedisScriptTests {
             victim.executableURL = URL(fileURLWithPath: "/bin/sleep")
             victim.arguments = ["30"]
             try victim.run()
-            defer { kill(victim.processIdentifier, SIGKILL); victim.waitUntilExit() }
+            defer {
+                kill(victim.processIdentifier, SIGKILL)
+                victim.waitUntilExit()
+            }
             try "\(victim.processIdentifier)\n".write(toFile: folder + "/redis-6999.pid", atomically: true, encoding: .utf8)
             let stopped = try Self.run(["stop", "6999"], tmpdir: tmpdir)
-            #expect(stopped.output.contains("is not our redis-server on port 6999") && stopped.output.contains("not killed"), "\(stopped.output)")
+            #expect(
+                stopped.output.contains("is not our redis-server on port 6999") && stopped.output.contains("not killed"),
+                "\(stopped.output)")
             #expect(victim.isRunning, "the script killed a process that was not its server")
             #expect(!FileManager.default.fileExists(atPath: folder + "/redis-6999.pid"), "the stale pid file stays")
             // A pid file holding something other than a number.

@@ -1,15 +1,18 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 @testable import UserSwapRedis
 
 /// The private `redis-server` as another user of the machine would try it: it must listen on no
 /// TCP port, refuse a client without its password, keep the password out of its command line,
 /// keep its files in a folder only we can enter, and die with the process that started it.
-@Suite("Private redis-server", .serialized,
-       .enabled(if: RedisServerProcess.executable != nil,
-                "redis-server is not installed, so the private server is NOT tested: run scripts/bootstrap (apt-get install redis-server)"))
+@Suite(
+    "Private redis-server", .serialized,
+    .enabled(
+        if: RedisServerProcess.executable != nil,
+        "redis-server is not installed, so the private server is NOT tested: run scripts/bootstrap (apt-get install redis-server)"))
 struct RedisServerProcessTests {
     @Test("no TCP listener: none of the server's sockets is in /proc/net/tcp or tcp6; its unix socket is")
     func noTCPListener() throws {
@@ -28,8 +31,10 @@ struct RedisServerProcessTests {
     func passwordRequired() throws {
         let server = try RedisServerProcess()
         // hiredis straight to the socket, no AUTH.
-        let bare = try _RedisConnection(RedisEndpoint(host: "", port: 0, socketPath: server.socketPath, username: nil,
-                                                      password: nil, database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(2)))
+        let bare = try _RedisConnection(
+            RedisEndpoint(
+                host: "", port: 0, socketPath: server.socketPath, username: nil,
+                password: nil, database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(2)))
         let reply = try bare.command(RedisCommand("PING"))
         #expect(reply.view.isError && reply.view.text.hasPrefix("NOAUTH"), "PING without AUTH answered '\(reply.view.text)'")
         // redis-cli, as another program would.
@@ -125,7 +130,8 @@ struct RedisServerProcessTests {
         var inodes = Set<String>()
         for fd in fds {
             guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-                  target.hasPrefix("socket:[") else { continue }
+                target.hasPrefix("socket:[")
+            else { continue }
             inodes.insert(String(target.dropFirst("socket:[".count).dropLast()))
         }
         return inodes
@@ -135,16 +141,18 @@ struct RedisServerProcessTests {
     static func inodes(inTable path: String) -> Set<String> {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         let column = path.hasSuffix("unix") ? 6 : 9
-        return Set(text.split(separator: "\n").dropFirst().compactMap { line in
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            return fields.count > column ? String(fields[column]) : nil
-        })
+        return Set(
+            text.split(separator: "\n").dropFirst().compactMap { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count > column ? String(fields[column]) : nil
+            })
     }
 
     /// True once `pid` no longer runs: gone, or a zombie nobody reaped yet.
     static func isGone(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
+            let close = stat.lastIndex(of: ")")
+        else { return true }
         return stat[stat.index(close, offsetBy: 2)] == "Z"
     }
 }

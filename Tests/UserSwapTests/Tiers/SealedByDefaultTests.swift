@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+
 @testable import UserSwap
 @testable import UserSwapRedis
 
@@ -44,9 +45,10 @@ struct SealedByDefaultTests {
         for encryption in [SwapSpace.Encryption.randomKey, .none] {
             let scratch = try DeviceScratchDirectory()
             let path = scratch.file("swap0")
-            var configuration = SwapSpace.Configuration(memory: 32 * SwapPage.size,
-                                                        devices: [.file(path: path, size: Int64((1 + 512) * SwapPage.size))],
-                                                        backgroundReclaim: false)
+            var configuration = SwapSpace.Configuration(
+                memory: 32 * SwapPage.size,
+                devices: [.file(path: path, size: Int64((1 + 512) * SwapPage.size))],
+                backgroundReclaim: false)
             if encryption.name == "none" { configuration.encryption = .none }
             let space = try SwapSpace(configuration)
             #expect(space.configuration.encryption.name == encryption.name)
@@ -65,14 +67,17 @@ struct SealedByDefaultTests {
         }
     }
 
-    @Test("no Redis value holds a swapped page's bytes by default; with encryption .none they do",
-          .enabled(if: RedisServerProcess.executable != nil, "redis-server is not installed: run scripts/bootstrap"))
+    @Test(
+        "no Redis value holds a swapped page's bytes by default; with encryption .none they do",
+        .enabled(if: RedisServerProcess.executable != nil, "redis-server is not installed: run scripts/bootstrap"))
     func redisValues() throws {
         for sealed in [true, false] {
             let server = try RedisServerProcess()
             let redis = try RedisBackend(pageCount: 1 + 512, configuration: server.configuration)
-            let space = try SwapSpace(.init(memory: 32 * SwapPage.size, devices: [.backend(redis)], backgroundReclaim: false,
-                                            encryption: sealed ? .randomKey : .none))
+            let space = try SwapSpace(
+                .init(
+                    memory: 32 * SwapPage.size, devices: [.backend(redis)], backgroundReclaim: false,
+                    encryption: sealed ? .randomKey : .none))
             let region = try space.makeRegion(bytes: 128 * SwapPage.size)
             try Self.fill(region, pages: 128)
             _ = try region.swapOut(pages: 0..<128)
@@ -88,14 +93,17 @@ struct SealedByDefaultTests {
         }
     }
 
-    @Test("forged pages on Redis, with valid trailers, are a typed error when sealed (accepted in clear without encryption)",
-          .enabled(if: RedisServerProcess.executable != nil, "redis-server is not installed: run scripts/bootstrap"))
+    @Test(
+        "forged pages on Redis, with valid trailers, are a typed error when sealed (accepted in clear without encryption)",
+        .enabled(if: RedisServerProcess.executable != nil, "redis-server is not installed: run scripts/bootstrap"))
     func forgedPages() throws {
         for sealed in [true, false] {
             let server = try RedisServerProcess()
             let redis = try RedisBackend(pageCount: 1 + 512, configuration: server.configuration)
-            let space = try SwapSpace(.init(memory: 32 * SwapPage.size, devices: [.backend(redis)], backgroundReclaim: false,
-                                            encryption: sealed ? .randomKey : .none))
+            let space = try SwapSpace(
+                .init(
+                    memory: 32 * SwapPage.size, devices: [.backend(redis)], backgroundReclaim: false,
+                    encryption: sealed ? .randomKey : .none))
             let region = try space.makeRegion(bytes: 64 * SwapPage.size)
             try Self.fill(region, pages: 64)
             _ = try region.swapOut(pages: 0..<64)
@@ -147,10 +155,13 @@ struct SealedByDefaultTests {
             var none = rlimit(rlim_cur: 0, rlim_max: 0)
             guard setrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &none) == 0 else { exit(10) }
             if geteuid() == 0 { guard setgid(65534) == 0, setuid(65534) == 0 else { exit(11) } }
-            let space = try SwapSpace(.init(memory: 16 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1 + 512))],
-                                            backgroundReclaim: false))
+            let space = try SwapSpace(
+                .init(
+                    memory: 16 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1 + 512))],
+                    backgroundReclaim: false))
             guard space.warnings.count == 1, space.warnings[0].code == .permissionDenied,
-                  space.warnings[0].message.contains("ulimit -l") else { exit(12) }
+                space.warnings[0].message.contains("ulimit -l")
+            else { exit(12) }
             // Still sealed, and working.
             guard space.devices[0].backend is EncryptedTier else { exit(13) }
             let region = try space.makeRegion(bytes: 32 * SwapPage.size)
@@ -158,8 +169,10 @@ struct SealedByDefaultTests {
             _ = try region.swapOut(pages: 0..<32)
             for p in 0..<32 { try region.withPage(p, for: .read) { if $0.load(as: UInt64.self) != UInt64(p) { exit(14) } } }
             // No key, nothing to lock.
-            let clear = try SwapSpace(.init(memory: 16 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1 + 512))],
-                                            backgroundReclaim: false, encryption: .none))
+            let clear = try SwapSpace(
+                .init(
+                    memory: 16 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1 + 512))],
+                    backgroundReclaim: false, encryption: .none))
             guard clear.warnings.isEmpty else { exit(15) }
         }
         // With the limits this process has, the key is locked: no warning.
@@ -171,8 +184,10 @@ struct SealedByDefaultTests {
 
     /// A plain authenticated connection to `server`.
     static func connect(_ server: RedisServerProcess) throws -> _RedisConnection {
-        try _RedisConnection(RedisEndpoint(host: "", port: 0, socketPath: server.socketPath, username: nil, password: server.password,
-                                           database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(5)))
+        try _RedisConnection(
+            RedisEndpoint(
+                host: "", port: 0, socketPath: server.socketPath, username: nil, password: server.password,
+                database: 0, connectTimeout: .seconds(1), commandTimeout: .seconds(5)))
     }
 
     /// Every key on `server` with its value.
@@ -202,7 +217,8 @@ struct SealedByDefaultTests {
     /// The device page of a key `{namespace/group}slot`.
     static func page(ofKey key: String) -> Int? {
         guard let slash = key.lastIndex(of: "/"), let close = key.lastIndex(of: "}"),
-              let group = Int(key[key.index(after: slash)..<close]), let slot = Int(key[key.index(after: close)...]) else { return nil }
+            let group = Int(key[key.index(after: slash)..<close]), let slot = Int(key[key.index(after: close)...])
+        else { return nil }
         return group * RedisPageFormat.groupPages + slot
     }
 }

@@ -1,7 +1,8 @@
 import Testing
+import UserSwapCompression
+
 @testable import UserSwap
 @testable import UserSwapEncryption
-import UserSwapCompression
 
 /// `SwapSpace.Configuration.encryption`: one setting (on by default) seals every device of a
 /// space but `.memory`.
@@ -9,13 +10,17 @@ import UserSwapCompression
 struct SpaceEncryptionTests {
     @Test("by default every device but .memory is sealed; .none uses devices as given; a tier that seals is not sealed again")
     func sealedByDefault() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size,
-                                        devices: [.memory(bytes: 4 << 20), .backend(MemoryBackend(pageCount: 1024))]))
+        let space = try SwapSpace(
+            .init(
+                memory: 64 * SwapPage.size,
+                devices: [.memory(bytes: 4 << 20), .backend(MemoryBackend(pageCount: 1024))]))
         #expect(space.configuration.encryption.name == "randomKey" && space.warnings.isEmpty)
         #expect(space.devices.contains { $0.backend is MemoryBackend }, ".memory keeps its pages in the process: not sealed")
         #expect(space.devices.contains { $0.backend is EncryptedTier }, "any other backend is sealed")
-        let clear = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
-                                        encryption: .none))
+        let clear = try SwapSpace(
+            .init(
+                memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
+                encryption: .none))
         #expect(clear.devices[0].backend is MemoryBackend)
         let tier = try EncryptedTier(lower: MemoryBackend(pageCount: 1024))
         let given = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(tier)]))
@@ -30,13 +35,17 @@ struct SpaceEncryptionTests {
         #expect(!plainPool.sealsPages && wrapped.devices[0].backend is EncryptedTier)
     }
 
-    @Test("randomKey seals a swap file under reclaim (4× the budget), both protocols: nothing lost, no plaintext in the file", arguments: bothProtocols)
+    @Test(
+        "randomKey seals a swap file under reclaim (4× the budget), both protocols: nothing lost, no plaintext in the file",
+        arguments: bothProtocols)
     func sealsFile(sync: SwapInSync) throws {
         let scratch = try DeviceScratchDirectory()
         let path = scratch.file("swap0")
-        let space = try SwapSpace(.init(memory: 128 * SwapPage.size,
-                                        devices: [.file(path: path, size: Int64((1 + 4 * 512) * SwapPage.size))],
-                                        sync: sync, backgroundReclaim: true, encryption: .randomKey))
+        let space = try SwapSpace(
+            .init(
+                memory: 128 * SwapPage.size,
+                devices: [.file(path: path, size: Int64((1 + 4 * 512) * SwapPage.size))],
+                sync: sync, backgroundReclaim: true, encryption: .randomKey))
         let tier = try #require(space.devices[0].backend as? EncryptedTier)
         #expect(tier.lower is FileBackend)
         try EncryptedTierTests.stress(space: space, pages: 512, name: "space encryption \(sync)")
@@ -44,14 +53,19 @@ struct SpaceEncryptionTests {
         #expect(s.sealedPages > 128 && s.openedPages > 0 && s.authenticationFailures == 0)
         let contents = try #require(DeviceTestSupport.contents(path))
         let sentence = Array("the quick brown fox jumps over the lazy dog".utf8)
-        #expect(!contents.indices.dropLast(sentence.count).contains { contents[$0] == sentence[0] && Array(contents[$0 ..< $0 + sentence.count]) == sentence },
-                "plaintext found in the swap file")
+        #expect(
+            !contents.indices.dropLast(sentence.count).contains {
+                contents[$0] == sentence[0] && Array(contents[$0..<$0 + sentence.count]) == sentence
+            },
+            "plaintext found in the swap file")
     }
 
     @Test("a device added by swapOn is sealed too, and pages move to it and back intact")
     func swapOnIsSealed() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
-                                        backgroundReclaim: false, encryption: .randomKey))
+        let space = try SwapSpace(
+            .init(
+                memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
+                backgroundReclaim: false, encryption: .randomKey))
         let added = try space.swapOn(.backend(MemoryBackend(pageCount: 1024), priority: 10))
         let tier = try #require(added.backend as? EncryptedTier)
         let region = try space.makeRegion(bytes: 256 * SwapPage.size)
@@ -66,8 +80,10 @@ struct SpaceEncryptionTests {
 
     @Test("a page changed on the device is a typed error when it is swapped in, never its bytes")
     func tamperedPageIsTypedError() throws {
-        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
-                                        backgroundReclaim: false, encryption: .randomKey))
+        let space = try SwapSpace(
+            .init(
+                memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))],
+                backgroundReclaim: false, encryption: .randomKey))
         let tier = try #require(space.devices[0].backend as? EncryptedTier)
         let region = try space.makeRegion(bytes: 32 * SwapPage.size)
         for p in 0..<32 { try region.withPage(p) { TierPages.text($0, page: p) } }
@@ -93,15 +109,20 @@ struct SpaceEncryptionTests {
 
     @Test("one key per space: the devices of a space share it, another space has its own")
     func keyPerSpace() throws {
-        let a = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024)), .backend(MemoryBackend(pageCount: 1024))],
-                                    encryption: .randomKey))
-        let b = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))], encryption: .randomKey))
+        let a = try SwapSpace(
+            .init(
+                memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024)), .backend(MemoryBackend(pageCount: 1024))],
+                encryption: .randomKey))
+        let b = try SwapSpace(
+            .init(memory: 64 * SwapPage.size, devices: [.backend(MemoryBackend(pageCount: 1024))], encryption: .randomKey))
         let a0 = try #require(a.devices[0].backend as? EncryptedTier)
         let a1 = try #require(a.devices[1].backend as? EncryptedTier)
         let b0 = try #require(b.devices[0].backend as? EncryptedTier)
         #expect(a0.key === a1.key)
         #expect(a0.key !== b0.key)
-        #expect(!UnsafeBufferPointer(start: a0.key.bytes, count: 32).elementsEqual(UnsafeBufferPointer(start: b0.key.bytes, count: 32)), "two spaces drew the same key")
+        #expect(
+            !UnsafeBufferPointer(start: a0.key.bytes, count: 32).elementsEqual(UnsafeBufferPointer(start: b0.key.bytes, count: 32)),
+            "two spaces drew the same key")
         try withPageBuffer { page in
             TierPages.text(page, page: 5)
             try b0.write(UnsafeRawBufferPointer(page), atPage: 5)

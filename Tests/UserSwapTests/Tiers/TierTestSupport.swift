@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+
 @testable import UserSwap
 
 /// Page contents for the tier tests.

@@ -1,8 +1,9 @@
 import Testing
-@testable import UserSwap
 import UserSwapCompression
-@testable import UserSwapCLI
+
+@testable import UserSwap
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 /// The untimed parts of `bench tiers`: its page contents, and what they compress to.
 @Suite("Tiers scenario")

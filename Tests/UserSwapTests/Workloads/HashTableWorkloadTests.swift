@@ -1,20 +1,25 @@
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension Workloads {
     @Suite("Swappable hash table")
     struct HashTableWorkloadTests {
-        @Test("a table 8× the budget, filled by two threads, finds every key with its value", arguments: [BenchProtocol.swapcache, .legacy])
+        @Test(
+            "a table 8× the budget, filled by two threads, finds every key with its value", arguments: [BenchProtocol.swapcache, .legacy])
         func swapsAndVerifies(swapProtocol: BenchProtocol) throws {
             let configuration = WorkloadConfiguration(
                 kind: .hashtable, memoryBytes: 1 << 20, dataBytes: 8 << 20, threads: 2, limit: .operations(0),
                 seed: 7, swapProtocol: swapProtocol)
-            let outcome = try WorkloadSession.run(configuration, device: .memory(bytes: Int(configuration.swapBytes)),
-                                                  console: Workloads.quiet, showsProgress: false, label: "test")
+            let outcome = try WorkloadSession.run(
+                configuration, device: .memory(bytes: Int(configuration.swapBytes)),
+                console: Workloads.quiet, showsProgress: false, label: "test")
             let keys = (8 << 20) / SwappableHashTable.recordBytes / 2
-            print("hashtable \(swapProtocol): \(outcome.readsChecked) lookups, \(outcome.totals[.swapIns] ?? 0) swap-ins, \(outcome.verifiedUnits) pages scanned")
+            print(
+                "hashtable \(swapProtocol): \(outcome.readsChecked) lookups, \(outcome.totals[.swapIns] ?? 0) swap-ins, \(outcome.verifiedUnits) pages scanned"
+            )
             #expect(outcome.verified, "\(outcome.verificationLine)")
             #expect(outcome.readsChecked == keys)
             #expect(outcome.verifiedUnits == 2048)

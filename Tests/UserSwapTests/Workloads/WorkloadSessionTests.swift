@@ -1,7 +1,8 @@
 import Testing
 import UserSwap
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension Workloads {
     @Suite("Workload runs")
@@ -12,8 +13,9 @@ extension Workloads {
         func verifies(kind: WorkloadKind) throws {
             let configuration = WorkloadConfiguration(
                 kind: kind, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2, limit: .operations(20_000), seed: 11)
-            let outcome = try WorkloadSession.run(configuration, device: .memory(bytes: Int(configuration.swapBytes)),
-                                                  console: Workloads.quiet, showsProgress: false, label: "test")
+            let outcome = try WorkloadSession.run(
+                configuration, device: .memory(bytes: Int(configuration.swapBytes)),
+                console: Workloads.quiet, showsProgress: false, label: "test")
             print("\(kind): \(outcome.measured.ops) ops, \(outcome.totals[.swapIns] ?? 0) swap-ins, \(outcome.verificationLine)")
             #expect(outcome.verified, "\(outcome.verificationLine)")
             #expect((outcome.totals[.swapOuts] ?? 0) > 0)
@@ -26,14 +28,17 @@ extension Workloads {
 
         @Test("a replay with the same per-thread counts does the same operations")
         func replay() throws {
-            let first = WorkloadConfiguration(kind: .zipf, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2,
-                                              limit: .operations(10_001), seed: 5)
-            let a = try WorkloadSession.run(first, device: .memory(bytes: Int(first.swapBytes)),
-                                            console: Workloads.quiet, showsProgress: false, label: "test")
+            let first = WorkloadConfiguration(
+                kind: .zipf, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2,
+                limit: .operations(10_001), seed: 5)
+            let a = try WorkloadSession.run(
+                first, device: .memory(bytes: Int(first.swapBytes)),
+                console: Workloads.quiet, showsProgress: false, label: "test")
             var second = first
             second.limit = .operationsPerThread(a.openOpsPerThread)
-            let b = try WorkloadSession.run(second, device: .memory(bytes: Int(second.swapBytes)),
-                                            console: Workloads.quiet, showsProgress: false, label: "test")
+            let b = try WorkloadSession.run(
+                second, device: .memory(bytes: Int(second.swapBytes)),
+                console: Workloads.quiet, showsProgress: false, label: "test")
             #expect(a.openOpsPerThread == [5000, 5001])
             #expect(b.openOpsPerThread == a.openOpsPerThread)
         }

@@ -1,6 +1,7 @@
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 /// The workload suites live under one `Workloads` namespace: `swift test --filter Workloads`.
 @Suite("Workloads")

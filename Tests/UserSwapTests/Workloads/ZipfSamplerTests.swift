@@ -1,7 +1,8 @@
 import Foundation
 import Testing
-@testable import UserSwapCLI
+
 @testable import UserSwapBench
+@testable import UserSwapCLI
 
 extension Workloads {
     @Suite("Zipf sampler and generators")
@@ -25,8 +26,9 @@ extension Workloads {
                 // Five standard deviations of a binomial proportion: fails by chance once in
                 // millions of seeds, and at once if the law is off by a few percent.
                 let tolerance = 5 * (expected * (1 - expected) / Double(samples)).squareRoot()
-                #expect(abs(observed - expected) <= tolerance,
-                        "rank \(rank + 1) of \(count): observed \(observed), expected \(expected) ± \(tolerance), seed \(Self.seed)")
+                #expect(
+                    abs(observed - expected) <= tolerance,
+                    "rank \(rank + 1) of \(count): observed \(observed), expected \(expected) ± \(tolerance), seed \(Self.seed)")
             }
         }
 

@@ -29,8 +29,10 @@ package final class IOEngine: Sendable {
     /// An engine for `backend`. With `.automatic`, a `FileBackend` gets io_uring when the kernel
     /// allows it and the thread pool otherwise (the reason says which error ruled io_uring out);
     /// other backends get the calling thread.
-    public convenience init(backend: any SwapBackend, choice: IOEngineChoice = .automatic,
-                            options: IOEngineOptions = IOEngineOptions()) {
+    public convenience init(
+        backend: any SwapBackend, choice: IOEngineChoice = .automatic,
+        options: IOEngineOptions = IOEngineOptions()
+    ) {
         self.init(backend: backend, choice: choice, options: options, stats: nil)
     }
 
@@ -106,9 +108,10 @@ package final class IOEngine: Sendable {
     public func submitWrite(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) -> IOTicket {
         stats?.count(.ioWrites)
         // Sound: the same layout; a write only reads through these pointers.
-        let mutable = UnsafeRawPointer(buffers.baseAddress).map {
-            UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UnsafeMutableRawBufferPointer.self), count: buffers.count)
-        } ?? UnsafeBufferPointer(start: nil, count: 0)
+        let mutable =
+            UnsafeRawPointer(buffers.baseAddress).map {
+                UnsafeBufferPointer(start: $0.assumingMemoryBound(to: UnsafeMutableRawBufferPointer.self), count: buffers.count)
+            } ?? UnsafeBufferPointer(start: nil, count: 0)
         return submit(write: true, mutable, page)
     }
 
@@ -141,7 +144,8 @@ package final class IOEngine: Sendable {
                 }
                 return IOTicket(slot: -1)
             }
-            let consumed = buffers.count == 1
+            let consumed =
+                buffers.count == 1
                 ? try backend.readConsuming(into: buffers[0], atPage: page)
                 : try backend.readConsuming(into: buffers, atPage: page)
             return IOTicket(slot: -1, consumed: consumed)

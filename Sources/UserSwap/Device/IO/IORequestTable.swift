@@ -158,10 +158,18 @@ final class IORequestTable {
             if s == Self.done { return }
             // A short spin: a pool worker on a memory backend finishes in a microsecond or two;
             // a disk read takes tens, better slept through.
-            if spins < 64 { spins += 1; continue }
+            if spins < 64 {
+                spins += 1
+                continue
+            }
             if s == Self.pending,
-               !states[slot].pointee.compareExchange(expected: Self.pending, desired: Self.pendingWithWaiter,
-                                                     ordering: .relaxed).exchanged { continue }
+                !states[slot].pointee.compareExchange(
+                    expected: Self.pending, desired: Self.pendingWithWaiter,
+                    ordering: .relaxed
+                ).exchanged
+            {
+                continue
+            }
             yieldPoint(.blocking)
             _ = cus_futex_wait(rawWord(slot), Self.pendingWithWaiter, -1)
         }
@@ -174,8 +182,10 @@ final class IORequestTable {
         let s = states[slot].pointee.load(ordering: .acquiring)
         if s == Self.pendingWithWaiter { return true }
         guard s == Self.pending || s == Self.kicked else { return false }
-        return states[slot].pointee.compareExchange(expected: s, desired: Self.pendingWithWaiter,
-                                                    ordering: .sequentiallyConsistent).exchanged
+        return states[slot].pointee.compareExchange(
+            expected: s, desired: Self.pendingWithWaiter,
+            ordering: .sequentiallyConsistent
+        ).exchanged
     }
 
     /// Sleeps while `slot` is pending with its waiter marked (returns at once if it changed).
@@ -190,8 +200,11 @@ final class IORequestTable {
     func kickOneWaiter() -> Bool {
         for slot in 0..<count {
             if states[slot].pointee.load(ordering: .sequentiallyConsistent) == Self.pendingWithWaiter,
-               states[slot].pointee.compareExchange(expected: Self.pendingWithWaiter, desired: Self.kicked,
-                                                    ordering: .sequentiallyConsistent).exchanged {
+                states[slot].pointee.compareExchange(
+                    expected: Self.pendingWithWaiter, desired: Self.kicked,
+                    ordering: .sequentiallyConsistent
+                ).exchanged
+            {
                 _ = cus_futex_wake(rawWord(slot), Int32.max)
                 return true
             }

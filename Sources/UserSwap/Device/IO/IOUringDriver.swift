@@ -91,7 +91,7 @@ final class IOUringDriver {
             let completion: (tag: UInt64, result: Int32)
             do {
                 completion = try ring.wait()
-            } catch where error == .interrupted {
+            } catch  where error == .interrupted {
                 continue
             } catch {
                 preconditionFailure("io_uring wait failed: \(error): a UserSwap bug")
@@ -110,8 +110,9 @@ final class IOUringDriver {
         var aligned = true
         for i in 0..<r.vectorCount where Int(bitPattern: v[i].iov_base) & (SwapPage.size - 1) != 0 { aligned = false }
         let fd = file.descriptor(aligned: aligned)
-        let prepared = ring.prepare(write: r.write, fd: fd, vectors: v, count: r.vectorCount,
-                                    offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
+        let prepared = ring.prepare(
+            write: r.write, fd: fd, vectors: v, count: r.vectorCount,
+            offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
         // The queue is empty between calls (each submits what it prepared), so it is never full.
         precondition(prepared, "io_uring submission queue full")
         // Once prepared, the entry is in the ring for the kernel to take at the next enter,
@@ -150,7 +151,7 @@ final class IOUringDriver {
         if Int(result) == r.pointee.bytes {
             // Done. A file never consumes its copy.
         } else if result < 0 {
-            let pages = r.pointee.page ..< r.pointee.page + r.pointee.bytes / SwapPage.size
+            let pages = r.pointee.page..<r.pointee.page + r.pointee.bytes / SwapPage.size
             r.pointee.error = file.failure(Errno(rawValue: -result), writing: write, pages: pages)
         } else {
             // Short (end of file, a signal): let pread/pwrite loop over the rest, or say why not.

@@ -60,7 +60,8 @@ struct _AnonymousMapping: ~Copyable {
     init(bytes: Int, hugePages: Bool) throws(WorkloadError) {
         precondition(bytes > 0 && bytes % 4096 == 0)
         guard let address = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              address != UnsafeMutableRawPointer(bitPattern: -1) else {
+            address != UnsafeMutableRawPointer(bitPattern: -1)
+        else {
             throw WorkloadError("cannot map \(ByteSize.format(Int64(bytes))) of anonymous memory: \(String(cString: strerror(errno)))")
         }
         base = address

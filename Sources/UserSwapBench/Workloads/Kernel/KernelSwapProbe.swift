@@ -71,8 +71,9 @@ public struct KernelSample: Sendable, Equatable {
         // getrusage(RUSAGE_SELF) cannot fail with a valid pointer.
         _ = getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         let vmstat = vmstat()
-        return KernelSample(majorFaults: Int64(usage.ru_majflt), machineSwapIns: vmstat["pswpin"] ?? 0,
-                            machineSwapOuts: vmstat["pswpout"] ?? 0)
+        return KernelSample(
+            majorFaults: Int64(usage.ru_majflt), machineSwapIns: vmstat["pswpin"] ?? 0,
+            machineSwapOuts: vmstat["pswpout"] ?? 0)
     }
 
     static func vmstat() -> [String: Int64] {
@@ -80,13 +81,15 @@ public struct KernelSample: Sendable, Equatable {
     }
 
     public static func - (after: KernelSample, before: KernelSample) -> KernelSample {
-        KernelSample(majorFaults: after.majorFaults - before.majorFaults,
-                     machineSwapIns: after.machineSwapIns - before.machineSwapIns,
-                     machineSwapOuts: after.machineSwapOuts - before.machineSwapOuts)
+        KernelSample(
+            majorFaults: after.majorFaults - before.majorFaults,
+            machineSwapIns: after.machineSwapIns - before.machineSwapIns,
+            machineSwapOuts: after.machineSwapOuts - before.machineSwapOuts)
     }
 
     public static func + (a: KernelSample, b: KernelSample) -> KernelSample {
-        KernelSample(majorFaults: a.majorFaults + b.majorFaults, machineSwapIns: a.machineSwapIns + b.machineSwapIns,
-                     machineSwapOuts: a.machineSwapOuts + b.machineSwapOuts)
+        KernelSample(
+            majorFaults: a.majorFaults + b.majorFaults, machineSwapIns: a.machineSwapIns + b.machineSwapIns,
+            machineSwapOuts: a.machineSwapOuts + b.machineSwapOuts)
     }
 }

@@ -60,7 +60,8 @@ public struct MemoryCgroup: Sendable, Equatable {
     /// The memory cgroup of this process, or nil when there is none with a memory controller.
     public static func current() -> MemoryCgroup? {
         guard let cgroups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-              let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return nil }
+            let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        else { return nil }
         return candidates(procSelfCgroup: cgroups, mounts: mounts).first { cgroup in
             FileManager.default.fileExists(atPath: cgroup.directory + "/" + cgroup.files.limit)
         }

@@ -28,8 +28,9 @@ extension WorkloadSession {
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let probe = KernelSwapProbe(cgroup: cgroup)
         let workload = try configuration.makeWorkload { pages in try AnonymousPageStore(pages: pages, hugePages: hugePages) }
-        let driver = WorkloadDriver(probe: probe, threads: configuration.threads, console: console,
-                                    showsProgress: showsProgress, label: label)
+        let driver = WorkloadDriver(
+            probe: probe, threads: configuration.threads, console: console,
+            showsProgress: showsProgress, label: label)
         let start = KernelSample.now()
         var measured = KernelSample()
         var phases: [WorkloadDriver.PhaseOutcome] = []
@@ -48,7 +49,8 @@ extension WorkloadSession {
             verificationMismatches: workload.verification.mismatches,
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
             invariantProblems: [])
-        return KernelRun(outcome: outcome, cgroup: cgroup, swapCounterSource: probe.swapCounterSource,
-                         measured: measured, total: KernelSample.now() - start)
+        return KernelRun(
+            outcome: outcome, cgroup: cgroup, swapCounterSource: probe.swapCounterSource,
+            measured: measured, total: KernelSample.now() - start)
     }
 }
