@@ -59,7 +59,7 @@ struct ModelTests {
             }
             print("model \(c.testDescription): \(outcome.steps) steps in \(ContinuousClock.now - start); \(outcome.summary)")
             if outcome.failure == nil {
-                Self.expectVerified(outcome.verified, outOfMemory: outcome.outOfMemory, steps: outcome.steps, seed: rng.seed)
+                Self.expectVerified(outcome.verified, unexplainedOutOfMemory: outcome.unexplainedOutOfMemory, steps: outcome.steps, seed: rng.seed)
             }
         } else {
             Self.concurrentCase(c.testDescription, sync: c.sync, steps: steps, threads: threads, rng: &rng)
@@ -96,21 +96,24 @@ struct ModelTests {
                 print("model \(name): thread \(thread)'s \(ops.count) steps pass when run alone: the failure needs the other threads")
             }
         } else {
-            expectVerified(outcome.verified, outOfMemory: outcome.outOfMemory, steps: outcome.steps, seed: rng.seed)
+            expectVerified(outcome.verified, unexplainedOutOfMemory: outcome.unexplainedOutOfMemory, steps: outcome.steps, seed: rng.seed)
         }
         print("model \(name): \(outcome.steps) steps on \(threads) threads in \(ContinuousClock.now - start); \(outcome.summary)")
     }
 
-    /// Out-of-memory errors at most this share of the steps: each one skips a comparison.
+    /// Unexplained out-of-memory errors at most this share of the steps: each one skips a
+    /// comparison on the strength of other runs' state, which no model can check.
     static let maxOutOfMemoryShare = 0.05
 
     /// A run that passed compared enough pages: at least one per two steps (runs verify about
-    /// 1.6 per step), and skipped few because of out-of-memory errors.
-    static func expectVerified(_ verified: Int, outOfMemory: Int, steps: Int, seed: UInt64) {
+    /// 1.6 per step), and skipped few because of out-of-memory errors its own state does not
+    /// explain. (Errors its own pins or swap limits explain are what the model expects: a seed
+    /// that pins a small group full meets hundreds of them, and each is checked.)
+    static func expectVerified(_ verified: Int, unexplainedOutOfMemory: Int, steps: Int, seed: UInt64) {
         #expect(verified >= steps / 2, "only \(verified) pages verified in \(steps) steps (seed \(seed))")
         #expect(
-            Double(outOfMemory) <= maxOutOfMemoryShare * Double(steps),
-            "\(outOfMemory) out-of-memory errors in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %")
+            Double(unexplainedOutOfMemory) <= maxOutOfMemoryShare * Double(steps),
+            "\(unexplainedOutOfMemory) out-of-memory errors that the runs' own pins and limits do not explain in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %")
     }
 
     @Test("a model that forgets discards is caught, and its failing run shrinks to a few steps")
@@ -201,6 +204,7 @@ struct ModelTests {
         var steps = 0
         var verified = 0
         var outOfMemory = 0
+        var unexplainedOutOfMemory = 0
         var summary = ""
     }
 
@@ -251,6 +255,7 @@ struct ModelTests {
         let s = space.statistics
         outcome.verified = model.verifiedPages
         outcome.outOfMemory = model.outOfMemory
+        outcome.unexplainedOutOfMemory = model.unexplainedOutOfMemory
         outcome.summary =
             "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full"
         return outcome
@@ -320,11 +325,12 @@ struct ModelTests {
         let s = space.statistics
         let verified = models.reduce(0) { $0 + $1.verifiedPages }
         let oom = models.reduce(0) { $0 + $1.outOfMemory }
+        let unexplained = models.reduce(0) { $0 + $1.unexplainedOutOfMemory }
         let swapFull = models.reduce(0) { $0 + $1.swapFull }
         let summary =
-            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory, \(swapFull) allowed swap-full"
+            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the run's own state), \(swapFull) allowed swap-full"
         return ConcurrentOutcome(
-            failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom, summary: summary)
+            failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom, unexplainedOutOfMemory: unexplained, summary: summary)
     }
 
     struct ConcurrentOutcome {
@@ -332,6 +338,7 @@ struct ModelTests {
         var steps = 0
         var verified = 0
         var outOfMemory = 0
+        var unexplainedOutOfMemory = 0
         var summary = ""
     }
 
