@@ -59,7 +59,8 @@ struct ModelTests {
             }
             print("model \(c.testDescription): \(outcome.steps) steps in \(ContinuousClock.now - start); \(outcome.summary)")
             if outcome.failure == nil {
-                Self.expectVerified(outcome.verified, unexplainedOutOfMemory: outcome.unexplainedOutOfMemory, steps: outcome.steps, seed: rng.seed)
+                Self.expectVerified(
+                    outcome.verified, unexplainedOutOfMemory: outcome.unexplainedOutOfMemory, steps: outcome.steps, seed: rng.seed)
             }
         } else {
             Self.concurrentCase(c.testDescription, sync: c.sync, steps: steps, threads: threads, rng: &rng)
@@ -113,7 +114,8 @@ struct ModelTests {
         #expect(verified >= steps / 2, "only \(verified) pages verified in \(steps) steps (seed \(seed))")
         #expect(
             Double(unexplainedOutOfMemory) <= maxOutOfMemoryShare * Double(steps),
-            "\(unexplainedOutOfMemory) out-of-memory errors that the runs' own pins and limits do not explain in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %")
+            "\(unexplainedOutOfMemory) out-of-memory errors that the runs' own pins and limits do not explain in \(steps) steps (seed \(seed)): more than \(Int(maxOutOfMemoryShare * 100)) %"
+        )
     }
 
     @Test("a model that forgets discards is caught, and its failing run shrinks to a few steps")
@@ -330,7 +332,8 @@ struct ModelTests {
         let summary =
             "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the run's own state), \(swapFull) allowed swap-full"
         return ConcurrentOutcome(
-            failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom, unexplainedOutOfMemory: unexplained, summary: summary)
+            failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom,
+            unexplainedOutOfMemory: unexplained, summary: summary)
     }
 
     struct ConcurrentOutcome {
