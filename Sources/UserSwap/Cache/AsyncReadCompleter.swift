@@ -3,7 +3,7 @@ import Synchronization
 
 /// Finishes the reads of asynchronous readahead windows, which no faulting thread waits for
 /// (kernel: the bio completion of an async readahead, `end_swap_bio_read` → `folio_end_read`).
-/// One thread per engine, started at the first async window, takes the submitted runs in
+/// One thread per swap cache, started at the first async window, takes the submitted runs in
 /// submission order, waits for each on its device's I/O engine (for io_uring it takes the
 /// reaper role like any waiter), and completes it: uptodate or `.error` (out of the cache, the
 /// data left on the device), on the LRU as read ahead, unlocked, put. A fault on one of those
@@ -13,14 +13,14 @@ import Synchronization
 /// queue costs no syscall; a run behind a slow one waits a little longer, never forever (every
 /// submitted request is completed, see `IORequestTable.wait`).
 ///
-/// Lifetime: each queued run holds its engine (and, through `SubmittedRead`, its device), so a
-/// space, region or device released with reads in flight stays valid until they finish; the
-/// thread holds only this object and stops when the engine goes (`stop`, from the engine's
+/// Lifetime: each queued run holds its swap cache (and, through `SubmittedRead`, its device), so
+/// a space, region or device released with reads in flight stays valid until they finish; the
+/// thread holds only this object and stops when the cache goes (`stop`, from the cache's
 /// `deinit`, possibly on this very thread as it drops a run's last reference).
 final class AsyncReadCompleter: Sendable {
     /// A submitted run and what completing it needs.
     struct Pending: Sendable {
-        let engine: SwapEngine
+        let cache: SwapCache
         let run: [RunFolio]
         let read: SubmittedRead
         /// The folio of the run that starts the next window when first used.
@@ -69,8 +69,8 @@ final class AsyncReadCompleter: Sendable {
         while outstanding > 0 { usleep(100) }
     }
 
-    /// Lets the thread exit once the queue is empty. Called by the engine's `deinit`: no run
-    /// can be queued after it (each would hold the engine).
+    /// Lets the thread exit once the queue is empty. Called by the cache's `deinit`: no run
+    /// can be queued after it (each would hold the cache).
     func stop() {
         let running = state.withLock { s in
             s.stopping = true
@@ -87,7 +87,7 @@ final class AsyncReadCompleter: Sendable {
                 if state.withLock({ $0.stopping && $0.queue.isEmpty }) { return }
                 continue
             }
-            next.engine.completeReadahead(next.run, next.read, trigger: next.trigger)
+            next.cache.completeReadahead(next.run, next.read, trigger: next.trigger)
             pending.subtract(1, ordering: .releasing)
         }
     }

@@ -27,9 +27,9 @@ final class SlotReclaimWorker: Sendable {
     }
 
     private let state = Mutex(State())
-    /// The engine, until `stop()`: then nothing here holds it (or its devices and their files)
+    /// The swap cache, until `stop()`: then nothing here holds it (or its devices and their files)
     /// any more, even while the thread object lingers.
-    private let engine: Mutex<SwapEngine?>
+    private let cache: Mutex<SwapCache?>
     private let wakeups = DispatchSemaphore(value: 0)
     /// Signalled when the thread has left its loop.
     private let stopped = DispatchSemaphore(value: 0)
@@ -38,9 +38,9 @@ final class SlotReclaimWorker: Sendable {
     /// Held during each pass, so that an invariant walk can wait for a quiet moment.
     private let passLock = Mutex(())
 
-    /// Starts the thread. It uses the engine until `stop()`.
-    init(engine: SwapEngine) {
-        self.engine = Mutex(engine)
+    /// Starts the thread. It uses the swap cache until `stop()`.
+    init(cache: SwapCache) {
+        self.cache = Mutex(cache)
         let thread = Thread { [self] in run() }
         thread.name = "userswap-swap-reclaim"
         thread.start()
@@ -50,8 +50,8 @@ final class SlotReclaimWorker: Sendable {
         while true {
             wakeups.wait()
             while let device = next() {
-                if let engine = engine.withLock({ $0 }) {
-                    _ = passLock.withLock { _ in engine.reclaimFullClusters(device) }
+                if let cache = cache.withLock({ $0 }) {
+                    _ = passLock.withLock { _ in cache.reclaimFullClusters(device) }
                 }
                 state.withLock { $0.running = false }
                 passes.wake()
@@ -75,9 +75,9 @@ final class SlotReclaimWorker: Sendable {
 
     /// A cluster of `device` just became full: schedules a pass over the device's full clusters
     /// when swap is over half full. Called under that cluster's lock: takes only leaf locks (the
-    /// worker's engine box, the device set's and the queue's) and signals a semaphore.
+    /// worker's cache box, the device set's and the queue's) and signals a semaphore.
     func clusterFilled(_ device: SwapDevice) {
-        guard let devices = engine.withLock({ $0?.devices }), devices.isSwapFull else { return }
+        guard let devices = cache.withLock({ $0?.devices }), devices.isSwapFull else { return }
         schedule(device)
     }
 
@@ -131,6 +131,6 @@ final class SlotReclaimWorker: Sendable {
         guard first else { return }
         wakeups.signal()
         stopped.wait()
-        engine.withLock { $0 = nil }
+        cache.withLock { $0 = nil }
     }
 }

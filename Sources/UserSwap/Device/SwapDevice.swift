@@ -44,7 +44,7 @@ public final class SwapDevice: Sendable {
     /// checks it under the cluster lock of the slots it takes, holding a `users` reference.
     let writeOK = Atomic<Bool>(true)
     /// Where the next reclaim of cache-only slots starts looking, a cluster index (see
-    /// `SwapEngine.reclaimCacheOnlySlots`). Relaxed everywhere: only spreads the scans.
+    /// `SwapCache.reclaimCacheOnlySlots`). Relaxed everywhere: only spreads the scans.
     let reclaimCursor = Atomic<Int>(0)
     /// Wakes swapoff when the device changes: slots freed, mapping counts changed.
     let progress = WaitQueue()

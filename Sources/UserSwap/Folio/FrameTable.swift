@@ -117,7 +117,7 @@ package final class FrameTable: Sendable {
 
     /// log2 of the folio's pages.
     @inline(__always)
-    public func order(_ f: Folio) -> Int { Int(storage.meta(f.frame).pointee.load(ordering: .acquiring) >> 32 & 0xff) }
+    public func order(_ f: Folio) -> Int { Int(storage.meta(f.frame).pointee.load(ordering: .acquiring) >> Meta.orderShift & 0xff) }
 
     @inline(__always)
     public func pageCount(_ f: Folio) -> Int { 1 << order(f) }
@@ -130,22 +130,35 @@ package final class FrameTable: Sendable {
 
     /// The memory group charged for the folio.
     @inline(__always)
-    public func group(_ f: Folio) -> Int { Int(storage.meta(f.frame).pointee.load(ordering: .acquiring) >> 40 & 0xffff) }
+    public func group(_ f: Folio) -> Int { Int(storage.meta(f.frame).pointee.load(ordering: .acquiring) >> Meta.groupShift & 0xffff) }
+
+    /// The layout of a frame's `meta` word (not the reverse-map word, `ReverseMapKey`, which
+    /// has its own):
+    /// ```
+    ///  63      56 55          40 39     32 31                      0
+    /// +----------+--------------+---------+-------------------------+
+    /// |    0     |  group id    |  order  |       head frame        |
+    /// +----------+--------------+---------+-------------------------+
+    /// ```
+    private enum Meta {
+        static let orderShift: UInt64 = 32
+        static let groupShift: UInt64 = 40
+    }
 
     /// Records head, order and group on every frame of a new folio.
     func initializeMeta(_ f: Folio, order: Int, group: Int) {
-        let word = UInt64(group) << 40 | UInt64(order) << 32 | UInt64(f.frame)
+        let word = UInt64(group) << Meta.groupShift | UInt64(order) << Meta.orderShift | UInt64(f.frame)
         for i in 0..<(1 << order) {
             storage.meta(f.frame + UInt32(i)).pointee.store(word, ordering: .releasing)
         }
     }
 
-    /// The region page that maps the folio (reverse map), packed by the space.
+    /// The region page that maps the folio (the reverse map's key), `.none` when unmapped.
     @inline(__always)
-    func owner(_ f: Folio) -> UInt64 { storage.owner(f.frame).pointee.load(ordering: .acquiring) }
+    func owner(_ f: Folio) -> ReverseMapKey { ReverseMapKey(raw: storage.owner(f.frame).pointee.load(ordering: .acquiring)) }
 
     @inline(__always)
-    func setOwner(_ f: Folio, _ value: UInt64) { storage.owner(f.frame).pointee.store(value, ordering: .releasing) }
+    func setOwner(_ f: Folio, _ value: ReverseMapKey) { storage.owner(f.frame).pointee.store(value.raw, ordering: .releasing) }
 
     /// Where the folio's bytes live; set by the allocator's caller before anyone else sees it.
     @inline(__always)

@@ -4,8 +4,9 @@ import Synchronization
 /// group) without a lock: ids index an array of atomic references. Groups live as long as the
 /// space (ids are not reused), so a looked-up group is never freed under its user.
 final class MemoryGroupTable: Sendable {
-    /// Ids fit the 10-bit group field of a shadow.
-    static let capacity = 1 << Shadow.groupBits
+    /// Bits of a group id: the group field of a shadow (`Shadow.groupBits`) holds one.
+    static let idBits = 10
+    static let capacity = 1 << idBits
 
     private let slots = _UnsafeAtomicArray<UInt>(count: MemoryGroupTable.capacity, initialValue: 0)
     /// Strong references, which keep every group alive.

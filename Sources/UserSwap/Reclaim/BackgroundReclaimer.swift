@@ -12,30 +12,32 @@ final class BackgroundReclaimer: Sendable {
     /// Held during each reclaim pass, so that an invariant walk can wait for a quiet moment.
     private let passLock = Mutex(())
 
-    /// Starts the thread. It uses the engine until `stop()`, whose caller keeps the engine alive
-    /// until then; the thread holds it only unowned, and reports that it stopped after it let go
-    /// (a thread holding the engine past `stop()` would release the devices on its own time).
-    init(engine: SwapEngine) {
+    /// Starts the thread. It uses the reclaimer until `stop()`, whose caller keeps the reclaimer
+    /// alive until then; the thread holds it only unowned, and reports that it stopped after it
+    /// let go (a thread holding the reclaimer past `stop()` would release the devices on its own
+    /// time).
+    init(reclaimer: Reclaimer) {
         let stopped = self.stopped
-        let thread = Thread { [unowned self, unowned engine] in
-            self.run(engine)
+        let thread = Thread { [unowned self, unowned reclaimer] in
+            self.run(reclaimer)
             stopped.signal()
         }
         thread.name = "userswap-kswapd"
         thread.start()
     }
 
-    private func run(_ engine: SwapEngine) {
+    private func run(_ reclaimer: Reclaimer) {
+        let pool = reclaimer.allocator.pool, watermarks = reclaimer.allocator.watermarks
         while true {
             wakeups.wait()
             if stopping.load(ordering: .acquiring) { break }
             pending.store(false, ordering: .releasing)
-            engine.stats.count(.kswapdWakeups)
-            while engine.pool.freeFrames < engine.watermarks.high && !stopping.load(ordering: .relaxed) {
+            reclaimer.stats.count(.kswapdWakeups)
+            while pool.freeFrames < watermarks.high && !stopping.load(ordering: .relaxed) {
                 // One batch past the high watermark, so that a pass is at least two batches and
                 // the first one's write-back overlaps the second one's scan.
-                let target = engine.watermarks.high - engine.pool.freeFrames + SwapEngine.backgroundBatch
-                let freed = passLock.withLock { _ in engine.shrink(target: target, batchSize: SwapEngine.backgroundBatch) }
+                let target = watermarks.high - pool.freeFrames + Reclaimer.backgroundBatch
+                let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: Reclaimer.backgroundBatch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
                     // of spinning; the next allocation below the low watermark wakes us again.

@@ -21,7 +21,7 @@ public struct Pin: ~Copyable {
     }
 
     deinit {
-        engine.putFolio(folio)
+        engine.allocator.putFolio(folio)
     }
 }
 

@@ -11,7 +11,7 @@ extension Region {
 
     /// `pin(_:for:)`; a transparent region's fault handler passes `marksReferenced: false`, since
     /// for those pages the application's mapping is the reference bit (see
-    /// `SwapEngine.deactivateInWindow`), and counting the fault too would give every page two
+    /// `Reclaimer.deactivateInWindow`), and counting the fault too would give every page two
     /// second chances.
     func pin(_ page: Int, for access: PageAccess, marksReferenced: Bool) throws(SwapError) -> Pin {
         try checkPage(page)
@@ -33,11 +33,11 @@ extension Region {
                         let used: FolioFlags = marksReferenced ? .referenced : []
                         frames.markFlags(f, access == .write ? used.union(.dirty) : used)
                         if marksReferenced { frames.noteUse(f) }
-                        let start = window?.engineAddress(page) ?? engine.arena.address(pte.frame)
+                        let start = window?.engineAddress(page) ?? engine.allocator.arena.address(pte.frame)
                         let bytes = UnsafeMutableRawBufferPointer(start: start, count: SwapPage.size)
                         return Pin(bytes: bytes, page: page, engine: engine, folio: f)
                     }
-                    engine.putFolio(f)
+                    engine.allocator.putFolio(f)
                 }
                 continue
             }
@@ -62,10 +62,10 @@ extension Region {
     /// one page otherwise.
     private func faultZero(_ page: Int) throws(SwapError) {
         if folioOrder > 0, faultZeroLarge(page) { return }
-        let f = try engine.allocateFolio(order: 0, group: group)
-        engine.place(f, placement(page))
+        let f = try engine.allocator.allocateFolio(order: 0, group: group)
+        engine.allocator.place(f, placement(page))
         // A window page is zeroed only by the folio that wins the page (under the lock below).
-        if window == nil { engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
+        if window == nil { engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
         // A window page may still belong to a folio reading into it: a swap-in of the page's old
         // entry, racing the discard that made the page untouched. Take the page while holding
@@ -75,9 +75,9 @@ extension Region {
             if let previous {
                 // A copy of a discarded page left in the cache for nobody: it must not outlive
                 // its window page's new owner there.
-                if engine.frames.flags(previous).contains(.swapcache) { engine.freeSwapIfUnused(previous) }
+                if engine.frames.flags(previous).contains(.swapcache) { engine.cache.freeSwapIfUnused(previous) }
                 engine.frames.unlock(previous)
-                engine.putFolio(previous)
+                engine.allocator.putFolio(previous)
             }
         }
         let lock = ptl(page)
@@ -85,7 +85,7 @@ extension Region {
             lock.lock()
             guard pte(page).isNone else {
                 lock.unlock()
-                engine.putFolio(f)
+                engine.allocator.putFolio(f)
                 return
             }
             if let window {
@@ -94,7 +94,7 @@ extension Region {
                     lock.unlock()
                     if let p = previous {
                         engine.frames.unlock(p)
-                        engine.putFolio(p)
+                        engine.allocator.putFolio(p)
                         previous = nil
                     }
                     let o = Folio(frame: current - 1)
@@ -107,8 +107,8 @@ extension Region {
                     }
                     continue
                 }
-                engine.claimPlacement(f)
-                engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+                engine.allocator.claimPlacement(f)
+                engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
             }
             // The mapping takes a reference of its own; ours keeps the folio until it is on
             // the LRU: once the lock drops, a discard may unmap and put it at any moment.
@@ -119,8 +119,8 @@ extension Region {
             yieldPoint(.faultZeroMapped)
             // New anonymous pages start on the inactive list (as in the kernel since 5.9): they
             // must be touched again to count as part of the workingset.
-            engine.lru(f).add(f, to: .inactive)
-            engine.putFolio(f)
+            engine.allocator.lru(f).add(f, to: .inactive)
+            engine.allocator.putFolio(f)
             engine.stats.count(.zeroFills)
             return
         }
@@ -130,15 +130,15 @@ extension Region {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
         guard base + nr <= pageCount, (0..<nr).allSatisfy({ pte(base + $0).isNone }),
-            let f = try? engine.allocateFolio(order: folioOrder, group: group)
+            let f = try? engine.allocator.allocateFolio(order: folioOrder, group: group)
         else { return false }
-        engine.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+        engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
         let lock = ptl(base)
         lock.lock()
         guard (0..<nr).allSatisfy({ pte(base + $0).isNone }) else {
             lock.unlock()
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             return false
         }
         // One reference per mapped page, and ours until the folio is on the LRU (a discard
@@ -147,8 +147,8 @@ extension Region {
         engine.frames.setOwner(f, owner(base))
         for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
         lock.unlock()
-        engine.lru(f).add(f, to: .inactive)
-        engine.putFolio(f)
+        engine.allocator.lru(f).add(f, to: .inactive)
+        engine.allocator.putFolio(f)
         engine.stats.count(.zeroFills, nr)
         return true
     }
@@ -161,7 +161,9 @@ extension Region {
         // A miss with a readahead window reads the page together with the run that follows it.
         let windowRest = try readAheadWithFault(at: page, entry: entry)
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else { return }
+        guard let f = try engine.cache.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else {
+            return
+        }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
@@ -175,9 +177,9 @@ extension Region {
             // the clean cached copy: a later swap-out then needs no write.
             let now = self.pte(page)
             lock.unlock()
-            if !now.isPresent || frames.folio(containing: now.frame) != f { engine.freeSwapIfUnused(f) }
+            if !now.isPresent || frames.folio(containing: now.frame) != f { engine.cache.freeSwapIfUnused(f) }
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             return
         }
         guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
@@ -195,7 +197,7 @@ extension Region {
         // still finds it there instead of starting a second read (kernel phase II patch 6).
         // Keep it cached while swap has room, so a later swap-out of this clean page needs no
         // write; free the slot when swap, or the group's swap, is over half full.
-        if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
+        if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
         if readaheadHit {
             // A large folio read ahead and mapped page by page (part of its block changed)
@@ -224,7 +226,7 @@ extension Region {
         var lookedAgain = false
         while true {
             guard let entry = largeSwapRun(at: base) else { return false }
-            if let cached = engine.swapCacheGetFolio(entry) {
+            if let cached = engine.cache.swapCacheGetFolio(entry) {
                 switch try mapCachedBlock(cached, base: base, entry: entry) {
                 case .mapped: return true
                 case .fallback: return false
@@ -232,7 +234,7 @@ extension Region {
                 }
             }
             let f: Folio, shadow: UInt64?
-            switch try engine.swapCacheAllocFolio(entry, order: folioOrder, group: group) {
+            switch try engine.cache.swapCacheAllocFolio(entry, order: folioOrder, group: group) {
             case .allocated(let new, let s):
                 (f, shadow) = (new, s)
             case .fallback where !lookedAgain:
@@ -244,15 +246,15 @@ extension Region {
                 return false
             }
             do {
-                try engine.swapReadFolio(f, shadow: shadow)
+                try engine.cache.swapReadFolio(f, shadow: shadow)
             } catch {
                 frames.unlock(f)
-                engine.putFolio(f)
+                engine.allocator.putFolio(f)
                 throw error
             }
             engine.groups[group].count(.pswpin, nr)
-            let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
-            engine.lru(f).add(f, to: activate ? .active : .inactive)
+            let activate = shadow.map { engine.workingset.refault(f, shadow: $0) } ?? false
+            engine.allocator.lru(f).add(f, to: activate ? .active : .inactive)
             guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
             let lock = ptl(base)
             lock.lock()
@@ -260,9 +262,9 @@ extension Region {
                 // Part of the block changed while we read: the pages fault in one by one and find
                 // this folio in the cache.
                 lock.unlock()
-                engine.freeSwapIfUnused(f)
+                engine.cache.freeSwapIfUnused(f)
                 frames.unlock(f)
-                engine.putFolio(f)
+                engine.allocator.putFolio(f)
                 return false
             }
             frames.get(f, UInt32(nr - 1))
@@ -270,7 +272,7 @@ extension Region {
             for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
             device.put(entry, count: nr)
             lock.unlock()
-            if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
+            if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
             frames.unlock(f)
             // A miss: the blocks after this one, without waiting (`readAheadLarge`).
             readAheadLarge(after: base)
@@ -298,7 +300,7 @@ extension Region {
         let frames = engine.frames
         // A smaller folio (the block came back page by page) cannot map the block whole.
         guard frames.pageCount(f) == nr, frames.entry(f) == entry else {
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             return .fallback
         }
         // Its read may still be in flight (async readahead): wait for it on the folio lock.
@@ -307,7 +309,7 @@ extension Region {
         guard frames.matches(f, entry), frames.entry(f) == entry, frames.pageCount(f) == nr else {
             let failed = frames.flags(f).contains(.error)
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             if failed {
                 throw SwapError(.ioError, "reading \(entry) failed; the pages are still on the device and a later access retries")
             }
@@ -326,7 +328,7 @@ extension Region {
             // stays for them.
             lock.unlock()
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             return .fallback
         }
         // Our reference becomes one of the mapping's.
@@ -336,7 +338,7 @@ extension Region {
         device.put(entry, count: nr)
         lock.unlock()
         let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
-        if engine.shouldFreeSwap(afterSwapIn: f, device: device) { engine.freeSwapIfUnused(f) }
+        if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
         if before.contains(.readahead) {
             readahead.hit(nr)
@@ -353,13 +355,13 @@ extension Region {
         let frames = engine.frames
         frames.lock(f)
         frames.waitWriteback(f)
-        if frames.flags(f).contains(.swapcache) { engine.freeSwapIfUnused(f) }
+        if frames.flags(f).contains(.swapcache) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
     }
 
     /// For a transparent region: lets a new folio for `entry` take `page`'s window page, under
     /// the page-table lock, only while the page still refers to `entry` (see
-    /// `SwapEngine.swapCacheAllocFolio`). Nil for an explicit region.
+    /// `SwapCache.swapCacheAllocFolio`). Nil for an explicit region.
     func windowClaim(_ page: Int, _ entry: SwapEntry) -> ((Folio) -> Bool)? {
         guard window != nil else { return nil }
         return { [self] f in
@@ -367,12 +369,12 @@ extension Region {
             lock.lock()
             defer { lock.unlock() }
             guard pte(page) == .swap(entry) else { return false }
-            engine.claimPlacement(f)
+            engine.allocator.claimPlacement(f)
             return true
         }
     }
 
     /// The reverse-map word of `page` of this region.
     @inline(__always)
-    func owner(_ page: Int) -> UInt64 { UInt64(id) << 40 | UInt64(page) }
+    func owner(_ page: Int) -> ReverseMapKey { ReverseMapKey(region: id, page: page) }
 }

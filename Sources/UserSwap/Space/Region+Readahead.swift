@@ -293,7 +293,7 @@ extension Region {
         func flush() {
             guard !run.isEmpty else { return }
             do {
-                inFlight.append((run, try engine.submitReadRun(run)))
+                inFlight.append((run, try engine.cache.submitReadRun(run)))
             } catch {
                 failure = failure ?? error
                 finish(run)
@@ -308,17 +308,17 @@ extension Region {
             if demandFolio == f {
                 demandRead = true
                 engine.groups[group].count(.pswpin)
-                let activate = shadow.map { engine.workingsetRefault(f, shadow: $0) } ?? false
-                engine.lru(f).add(f, to: activate ? .active : .inactive)
+                let activate = shadow.map { engine.workingset.refault(f, shadow: $0) } ?? false
+                engine.allocator.lru(f).add(f, to: activate ? .active : .inactive)
             } else {
-                engine.settleReadahead(f, trigger: f == triggerFolio, shadow: shadow)
+                engine.cache.settleReadahead(f, trigger: f == triggerFolio, shadow: shadow)
             }
         }
         func finish(_ run: [RunFolio]) {
             for r in run {
                 if frames.flags(r.folio).contains(.uptodate) { settle(r.folio, shadow: r.shadow) }
                 frames.unlock(r.folio)
-                engine.putFolio(r.folio)
+                engine.allocator.putFolio(r.folio)
             }
         }
 
@@ -350,7 +350,7 @@ extension Region {
             // Readahead never waits for memory: it stops at the min watermark, leaving the
             // rest to faults (the watermarks keep a window's worth above it for readahead, and
             // the allocation wakes the background reclaimer below the low one).
-            guard engine.pool.freeFrames >= engine.watermarks.min + nr else {
+            guard engine.allocator.pool.freeFrames >= engine.allocator.watermarks.min + nr else {
                 flush()
                 break
             }
@@ -371,7 +371,7 @@ extension Region {
             do {
                 // A large folio also needs a free run of frames: with none (fragmented free
                 // memory above the watermark), stop rather than reclaim to make one.
-                outcome = try engine.swapCacheAllocFolio(
+                outcome = try engine.cache.swapCacheAllocFolio(
                     entry, order: order, group: group, placement: placement(page),
                     claim: windowClaim(page, entry), mayReclaim: order == 0)
             } catch {
@@ -387,7 +387,7 @@ extension Region {
                 if page == trigger { triggerFolio = new }
             case .cached(let other):
                 // Already in memory (or being read by someone else): nothing to do.
-                engine.putFolio(other)
+                engine.allocator.putFolio(other)
                 flush()
                 if demand { break scan }
                 continue
@@ -400,7 +400,7 @@ extension Region {
                 // The legacy protocol reads before it inserts: nothing left to do but mark it.
                 settle(f, shadow: replaced)
                 frames.unlock(f)
-                engine.putFolio(f)
+                engine.allocator.putFolio(f)
                 read += nr
                 continue
             }
@@ -413,12 +413,12 @@ extension Region {
             if mode == .async && !submitted.device.io.isDone(submitted.ticket) {
                 // Finished by the completer; the folios stay locked until then.
                 let t = triggerFolio.flatMap { t in done.contains { $0.folio == t } ? t : nil }
-                engine.asyncReads.enqueue(.init(engine: engine, run: done, read: submitted, trigger: t))
+                engine.cache.asyncReads.enqueue(.init(cache: engine.cache, run: done, read: submitted, trigger: t))
                 submittedAsync += done.count * nr
                 continue
             }
             do {
-                try engine.finishReadRun(done, submitted)
+                try engine.cache.finishReadRun(done, submitted)
                 read += done.count * nr
             } catch {
                 failure = failure ?? error

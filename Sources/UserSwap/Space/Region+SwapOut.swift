@@ -33,11 +33,11 @@ extension Region {
             removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try shrink(lockedFolio: f) : false
         } catch {
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             throw error
         }
         frames.unlock(f)
-        if removed { engine.freeFolio(f) } else { engine.putFolio(f) }
+        if removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
         return removed
     }
 
@@ -50,19 +50,19 @@ extension Region {
     /// stays cached and dirty, as before).
     private func shrinkCached(_ entry: SwapEntry) throws(SwapError) -> Bool {
         let frames = engine.frames
-        guard let f = engine.swapCacheGetFolio(entry) else { return false }
+        guard let f = engine.cache.swapCacheGetFolio(entry) else { return false }
         frames.lock(f)
         let outcome: (removed: Bool, wasDirty: Bool)
         do {
             outcome = try shrinkCached(lockedFolio: f, entry: entry)
         } catch {
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
             throw error
         }
         frames.unlock(f)
         // Taken out of the cache, its references (ours too) are gone: free it.
-        if outcome.removed { engine.freeFolio(f) } else { engine.putFolio(f) }
+        if outcome.removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
         return outcome.removed && outcome.wasDirty
     }
 
@@ -72,12 +72,12 @@ extension Region {
         let flags = frames.flags(f)
         // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
         // present-page path's).
-        guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f) == 0,
+        guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f).isNone,
             let device = engine.devices.device(for: frames.entry(f))
         else { return (false, false) }
         let dirty = flags.contains(.dirty)
-        if dirty { try engine.writeback(f, device: device) }
-        guard engine.removeMapping(f, device: device) else { return (false, false) }
+        if dirty { try engine.reclaimer.writeback(f, device: device) }
+        guard engine.reclaimer.removeMapping(f, device: device) else { return (false, false) }
         if !dirty { engine.stats.count(.cleanDrops) }
         return (true, dirty)
     }
@@ -95,33 +95,25 @@ extension Region {
         try shrink(lockedFolio: f, deferringWrite: false) == .removed
     }
 
-    /// What `shrink(lockedFolio:deferringWrite:)` did with the folio.
-    enum ShrinkOutcome: Equatable {
-        case removed
-        case kept
-        /// Unmapped and in the swap cache, dirty: the caller writes it (in a batch), still
-        /// holding the folio lock and its reference.
-        case needsWrite
-    }
-
     /// `shrink(lockedFolio:)`, optionally stopping before the write so that reclaim can write many
     /// folios in one vectored call.
     func shrink(lockedFolio f: Folio, deferringWrite: Bool) throws(SwapError) -> ShrinkOutcome {
         let frames = engine.frames
         guard !frames.flags(f).contains(.writeback) else { return .kept }
         var nr = frames.pageCount(f)
-        let base = Int(frames.owner(f) & (1 << 40 - 1))
-        guard frames.owner(f) >> 40 == UInt64(id), base + nr <= pageCount else { return .kept }
+        let key = frames.owner(f)
+        let base = key.page
+        guard key.region == id, base + nr <= pageCount else { return .kept }
         if !frames.flags(f).contains(.swapcache) {
-            if engine.folioAllocSwap(f) == nil {
-                guard nr > 1, engine.splitFolio(f) else {
+            if engine.cache.folioAllocSwap(f) == nil {
+                guard nr > 1, engine.reclaimer.splitFolio(f) else {
                     let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
                     throw SwapError(
                         .swapFull,
                         "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
                 }
                 nr = 1
-                guard engine.folioAllocSwap(f) != nil else {
+                guard engine.cache.folioAllocSwap(f) != nil else {
                     throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id); add a swap device or make it larger")
                 }
             }
@@ -135,7 +127,7 @@ extension Region {
             engine.stats.count(.busyFolios)
             // The pages were discarded under us after we gave the folio slots: nothing maps
             // them, so the folio must not stay cached for nobody.
-            engine.freeSwapIfUnused(f)
+            engine.cache.freeSwapIfUnused(f)
             return .kept
         }
         // The application's view too, before the data is written: a store after this faults
@@ -145,13 +137,13 @@ extension Region {
         let wasDirty = frames.flags(f).contains(.dirty)
         if wasDirty && deferringWrite { return .needsWrite }
         if wasDirty {
-            try engine.writeback(f, device: device)
+            try engine.reclaimer.writeback(f, device: device)
         }
         yieldPoint(.swapOutBeforeRemove)
-        guard engine.removeMapping(f, device: device) else {
+        guard engine.reclaimer.removeMapping(f, device: device) else {
             // A transient reference (a lookup racing with the last unmap of the page) kept the
             // folio; if nothing maps its slots any more, it must not linger in the cache.
-            engine.freeSwapIfUnused(f)
+            engine.cache.freeSwapIfUnused(f)
             return .kept
         }
         if !wasDirty { engine.stats.count(.cleanDrops) }
@@ -198,100 +190,12 @@ extension Region {
                 preconditionFailure("a cached slot could not take its first mapping: \(error)")
             }
         }
-        frames.setOwner(f, 0)
+        frames.setOwner(f, .none)
         // The mappings' references: we still hold ours, so this is never the last.
         _ = frames.put(f, UInt32(mapped))
         return true
     }
 }
 
-/// The write-back and removal steps of reclaim (kernel: `pageout`, `__remove_mapping`).
-extension SwapEngine {
-    /// Writes the locked, dirty, cached folio to its slots. The folio lock is dropped during the
-    /// I/O (the writeback flag keeps it in the cache meanwhile) and held again on return, also
-    /// when the write fails: the folio is then dirty again, its data safe in memory.
-    func writeback(_ f: Folio, device: SwapDevice) throws(SwapError) {
-        assert(frames.isLocked(f))
-        let entry = frames.entry(f)
-        frames.clearFlags(f, .dirty)
-        frames.startWriteback(f)
-        frames.unlock(f)
-        var failure: SwapError?
-        do {
-            var buffer = UnsafeRawBufferPointer(bytes(f))
-            try withUnsafePointer(to: &buffer) { p throws(SwapError) in
-                try device.io.write(UnsafeBufferPointer(start: p, count: 1), atPage: entry.offset)
-            }
-            stats.count(.deviceWrites)
-            stats.count(.swapOuts, frames.pageCount(f))
-        } catch {
-            frames.setFlags(f, .dirty)
-            stats.count(.writeErrors)
-            failure = error
-        }
-        frames.endWriteback(f)
-        frames.lock(f)
-        if let failure { throw failure }
-    }
-
-    /// Takes a clean, locked, cached folio out of memory, leaving a workingset shadow in its
-    /// slots, if nobody but the cache and the caller references it (kernel: `__remove_mapping`):
-    /// the references are frozen to zero under the cluster lock so a concurrent lookup fails to
-    /// take one and reads the entry from the device instead. Only then is the shadow taken,
-    /// which ages the group's clock by the folio's pages (`workingsetEviction`): a folio that
-    /// stays evicts nothing. The group's swap charge is recorded first, then the folio leaves
-    /// the cache (see `swapoutRecordLocked`). Returns true when the folio left the cache; its
-    /// references are then gone and the caller frees it after unlocking.
-    func removeMapping(_ f: Folio, device: SwapDevice) -> Bool {
-        assert(frames.isLocked(f))
-        let flags = frames.flags(f)
-        guard flags.contains(.swapcache), !flags.contains(.dirty), !flags.contains(.writeback) else { return false }
-        #if DEBUG
-        if testHooks.hasBeforeRemoveMapping.load(ordering: .acquiring) {
-            testHooks.beforeRemoveMapping.withLock { $0 }?()
-        }
-        #endif
-        let nr = frames.pageCount(f)
-        let entry = frames.entry(f)
-        let g = device.clusters.lock(entry.clusterIndex)
-        guard frames.freeze(f, expected: UInt32(nr + 1)) else {
-            g.unlock()
-            stats.count(.busyFolios)
-            return false
-        }
-        let shadow = workingsetEviction(f)
-        let discard: Bool
-        #if DEBUG
-        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
-            // The planted bug (the order the kernel's swap-cache synchronization series first
-            // had), switchable in debug builds so a test can show that it leaks.
-            discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
-            recordAfterDeleteLocked(entry, g, nr: nr, group: frames.group(f))
-        } else {
-            swapoutRecordLocked(f, g)
-            discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
-        }
-        #else
-        swapoutRecordLocked(f, g)
-        discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)
-        #endif
-        g.unlock()
-        if discard { device.issueDiscards() }
-        stats.count(.evictions)
-        groups[frames.group(f)].count(.pswpout, nr)
-        return true
-    }
-
-    #if DEBUG
-    /// The wrong order, for `TestHooks.recordSwapAfterDelete` only: charges the whole folio,
-    /// marking the slots that still exist; slots the delete already freed keep their charge
-    /// forever.
-    private func recordAfterDeleteLocked(_ entry: SwapEntry, _ g: borrowing ClusterGuard, nr: Int, group: Int) {
-        for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
-            let s = g.slot(i)
-            if !s.isFree { g.set(i, s.withSwapCharged(true)) }
-        }
-        groups[group].chargeSwap(nr)
-    }
-    #endif
-}
+/// Reclaim finds a region through the reverse map and swaps out the folios it maps.
+extension Region: ReverseMapping {}

@@ -42,11 +42,11 @@ public final class Region: Sendable {
         ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
         ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
         precondition(id < 1 << 23, "region ids wrapped")
-        engine.regions.withLock { $0[id] = WeakRegion(region: self) }
+        engine.reverseMap.insert(self)
     }
 
     deinit {
-        engine.regions.withLock { _ = $0.removeValue(forKey: id) }
+        engine.reverseMap.remove(id: id)
         discardAll()
     }
 
@@ -136,7 +136,7 @@ public final class Region: Sendable {
             lock.unlock()
             yieldPoint(.zapBeforeCacheReclaim)
             // A slot held only by the cache now: drop that folio too, if nobody is using it.
-            engine.reclaimCacheOnly(entry)
+            engine.cache.reclaimCacheOnly(entry)
             return
         }
         lock.unlock()
@@ -148,9 +148,9 @@ public final class Region: Sendable {
             // The folio may only stay for the cache now. Take it out while we still hold the
             // mapping's reference, so it cannot be freed under us.
             engine.frames.lock(f)
-            if engine.frames.flags(f).contains(.swapcache) { engine.freeSwapIfUnused(f) }
+            if engine.frames.flags(f).contains(.swapcache) { engine.cache.freeSwapIfUnused(f) }
             engine.frames.unlock(f)
         }
-        engine.putFolio(f)
+        engine.allocator.putFolio(f)
     }
 }

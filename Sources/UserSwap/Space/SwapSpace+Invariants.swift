@@ -5,10 +5,10 @@ extension SwapSpace {
     /// reclaimer is held between passes meanwhile; other threads must be quiet.
     public func checkInvariants() -> [String] {
         // Readahead windows still being read are no quiet state: let them finish.
-        engine.asyncReads.waitUntilIdle()
+        engine.cache.asyncReads.waitUntilIdle()
         // The slot reclaimer holds a cluster off every list during its pass.
         let walk = { self.slotReclaimer?.paused { self.walkInvariants() } ?? self.walkInvariants() }
-        if let kswapd = engine.kswapd.withLock({ $0 }) { return kswapd.paused(walk) }
+        if let kswapd = engine.reclaimer.kswapd.withLock({ $0 }) { return kswapd.paused(walk) }
         return walk()
     }
 
@@ -53,9 +53,9 @@ extension SwapSpace {
                 placed[placement.windowSlot, default: 0] += 1
                 // A folio whose bytes are a window page owns that page (no quiet folio is a
                 // racer that lost its insert).
-                if engine.windows[placement.windowSlot].owner(placement.page) != f.frame + 1 {
+                if engine.allocator.windows[placement.windowSlot].owner(placement.page) != f.frame + 1 {
                     problems.append(
-                        "\(f) lives at page \(placement.page) of window \(placement.windowSlot), which another frame owns (\(engine.windows[placement.windowSlot].owner(placement.page)))"
+                        "\(f) lives at page \(placement.page) of window \(placement.windowSlot), which another frame owns (\(engine.allocator.windows[placement.windowSlot].owner(placement.page)))"
                     )
                 }
             }
@@ -94,7 +94,7 @@ extension SwapSpace {
     private func checkWindows(placed: [Int: Int]) -> [String] {
         var problems: [String] = []
         let frames = engine.frames
-        let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
+        let regions = engine.reverseMap.all.compactMap { $0 as? Region }
         for region in regions {
             guard let window = region.window else { continue }
             let live = window.liveFolios.load(ordering: .acquiring)
@@ -155,7 +155,7 @@ extension SwapSpace {
                 addUp(&swap, Shadow(packed: s.payload).group, 1)
             }
         }
-        let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
+        let regions = engine.reverseMap.all.compactMap { $0 as? Region }
         for region in regions {
             for page in 0..<region.pageCount {
                 let pte = region.pte(page)

@@ -90,7 +90,7 @@ extension SwapSpace {
     private func unuse(_ device: SwapDevice) throws(SwapError) -> UnusePass {
         var pass = UnusePass()
         let frames = engine.frames
-        let regions = engine.regions.withLock { $0.values.compactMap(\.region) }
+        let regions = engine.reverseMap.all.compactMap { $0 as? Region }
         for region in regions {
             for page in 0..<region.pageCount {
                 let pte = region.pte(page)
@@ -106,7 +106,7 @@ extension SwapSpace {
                 frames.lock(f)
                 if frames.flags(f).contains(.swapcache) && frames.entry(f).type == device.type {
                     frames.waitWriteback(f)
-                    engine.freeSwapIfUnused(f)
+                    engine.cache.freeSwapIfUnused(f)
                 }
                 frames.unlock(f)
                 _ = consume pin
@@ -116,14 +116,14 @@ extension SwapSpace {
         // Folios still cached on the device with no mapping left (cache-only slots).
         for offset in 1..<device.pageCount {
             let entry = SwapEntry(type: device.type, offset: offset)
-            guard device.slot(entry).isFolio, let f = engine.swapCacheGetFolio(entry) else { continue }
+            guard device.slot(entry).isFolio, let f = engine.cache.swapCacheGetFolio(entry) else { continue }
             frames.lock(f)
             if frames.matches(f, entry) {
                 frames.waitWriteback(f)
-                if engine.freeSwapIfUnused(f) { pass.broughtBack += 1 }
+                if engine.cache.freeSwapIfUnused(f) { pass.broughtBack += 1 }
             }
             frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
         }
         return pass
     }

@@ -110,18 +110,20 @@ public final class SwapSpace: Sendable {
         }
         engine = try SwapEngine(
             frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
-            policy: configuration.reclaimPolicy)
-        slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(engine: engine) : nil
+            policy: configuration.reclaimPolicy,
+            // Two of the largest readahead windows (see `Watermarks`).
+            readaheadReserve: 2 * ReadaheadState.maxWindow)
+        slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(cache: engine.cache) : nil
         // Every stored property is set: if a device fails, deinit runs and stops the threads.
         for d in configuration.devices { try addDevice(d) }
         if configuration.backgroundReclaim {
-            let kswapd = BackgroundReclaimer(engine: engine)
-            engine.kswapd.withLock { $0 = kswapd }
+            let kswapd = BackgroundReclaimer(reclaimer: engine.reclaimer)
+            engine.reclaimer.kswapd.withLock { $0 = kswapd }
         }
     }
 
     deinit {
-        engine.kswapd.withLock { $0 }?.stop()
+        engine.reclaimer.kswapd.withLock { $0 }?.stop()
         slotReclaimer?.stop()
     }
 
@@ -130,7 +132,7 @@ public final class SwapSpace: Sendable {
     public func addDevice(_ d: DeviceConfiguration) throws(SwapError) -> SwapDevice {
         let type = try engine.devices.nextFreeType()
         // Unowned: the engine owns its devices, so it outlives every call.
-        let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.swapUncharge(slot) }
+        let uncharge: @Sendable (SwapTableSlot) -> Void = { [unowned engine] slot in engine.cache.swapUncharge(slot) }
         // Weak: a device may outlive its space (the caller keeps it after swapoff).
         let filled: @Sendable (SwapDevice) -> Void = { [weak slotReclaimer] device in slotReclaimer?.clusterFilled(device) }
         let device: SwapDevice
@@ -225,7 +227,7 @@ public final class SwapSpace: Sendable {
         }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
-        let window = try engine.windows.make(pageCount: pages)
+        let window = try engine.allocator.windows.make(pageCount: pages)
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
         let region = Region(
             id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
@@ -233,7 +235,7 @@ public final class SwapSpace: Sendable {
         do {
             return try TransparentRegion(region: region, window: window, faults: faults)
         } catch {
-            engine.windows.remove(window)
+            engine.allocator.windows.remove(window)
             throw error
         }
     }
@@ -262,7 +264,7 @@ public final class SwapSpace: Sendable {
     public var frameCount: Int { engine.frames.frameCount }
 
     /// Frames holding pages now.
-    public var residentFrames: Int { engine.pool.frameCount - engine.pool.freeFrames }
+    public var residentFrames: Int { engine.allocator.pool.frameCount - engine.allocator.pool.freeFrames }
 
     /// The protocol swap-ins use.
     public var sync: SwapInSync { engine.sync }

@@ -89,7 +89,7 @@ final class TransparentFaultHandler: Sendable {
         do {
             n = try resolver.uffd.readFaults(into: buffer, max: 1)
         } catch {
-            resolver.noteError(error)
+            resolver.noteError(SwapError(error))
             return
         }
         guard n == 1 else { return }

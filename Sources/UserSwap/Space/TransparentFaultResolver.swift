@@ -34,7 +34,11 @@ final class TransparentFaultResolver: Sendable {
         writeProtectUsable = Atomic(uffd.supportsWriteProtect)
         var modes: UserFaultFD.Modes = [.missing, .minor]
         if uffd.supportsWriteProtect { modes.insert(.writeProtect) }
-        try uffd.register(appRange, modes: modes)
+        do {
+            try uffd.register(appRange, modes: modes)
+        } catch {
+            throw SwapError(error)
+        }
     }
 
     var appRange: UnsafeMutableRawBufferPointer {

@@ -46,6 +46,16 @@ public final class TransparentRegion: @unchecked Sendable {
         case faultingThread
     }
 
+    /// A userfaultfd for the region's faults (queued, or SIGBUS to the faulting thread with
+    /// `signals`); its failure as the engine's error.
+    private static func openUserFaultFD(signals: Bool) throws(SwapError) -> UserFaultFD {
+        do {
+            return try UserFaultFD(signals: signals)
+        } catch {
+            throw SwapError(error)
+        }
+    }
+
     init(region: Region, window: FrameWindow, faults: FaultService) throws(SwapError) {
         self.region = region
         self.window = window
@@ -54,11 +64,11 @@ public final class TransparentRegion: @unchecked Sendable {
         pageCount = region.pageCount
         switch faults {
         case .handlerThreads(let count):
-            resolver = try TransparentFaultResolver(region: region, window: window, uffd: UserFaultFD())
+            resolver = try TransparentFaultResolver(region: region, window: window, uffd: Self.openUserFaultFD(signals: false))
             handler = try TransparentFaultHandler(resolver: resolver, threads: count)
             routerSlot = nil
         case .faultingThread:
-            resolver = try TransparentFaultResolver(region: region, window: window, uffd: UserFaultFD(signals: true))
+            resolver = try TransparentFaultResolver(region: region, window: window, uffd: Self.openUserFaultFD(signals: true))
             handler = nil
             routerSlot = try SignalFaultRouter.shared.add(resolver)
         }
@@ -75,7 +85,7 @@ public final class TransparentRegion: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while window.liveFolios.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(1000) }
         guard window.liveFolios.load(ordering: .acquiring) == 0 else { return }
-        region.engine.windows.remove(window)
+        region.engine.allocator.windows.remove(window)
         // A thread woken from its last fault may not have run yet to finish its access: the
         // mapping stays a moment longer (its RAM is no longer counted in the budget).
         let window = window

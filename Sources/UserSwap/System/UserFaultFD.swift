@@ -38,7 +38,7 @@ final class UserFaultFD: Sendable {
     /// With `signals`, faults are not queued: the faulting thread gets SIGBUS
     /// (`UFFD_FEATURE_SIGBUS`, required then). Kernel code cannot take a signal for its fault,
     /// so such a descriptor is opened for user-mode faults only, which needs no privilege.
-    init(signals: Bool = false) throws(SwapError) {
+    init(signals: Bool = false) throws(Failure) {
         var viaDevice: Int32 = 0
         var fd = cus_uffd_open(signals ? 1 : 0, &viaDevice)
         var kernelFaults = !signals
@@ -50,16 +50,8 @@ final class UserFaultFD: Sendable {
         guard fd >= 0 else {
             let e = Errno(rawValue: -fd)
             switch e {
-            case .notPermitted, .permissionDenied:
-                throw SwapError(
-                    .permissionDenied,
-                    "userfaultfd is not allowed for this process: set the sysctl vm.unprivileged_userfaultfd=1, or give the user read-write access to /dev/userfaultfd (or run with CAP_SYS_PTRACE)",
-                    errno: e)
-            default:
-                throw SwapError(
-                    .unsupported,
-                    "this kernel offers no userfaultfd (syscall and /dev/userfaultfd both failed); transparent regions need Linux 5.14 or later built with CONFIG_USERFAULTFD",
-                    errno: e)
+            case .notPermitted, .permissionDenied: throw Failure(.notPermitted, errno: e)
+            default: throw Failure(.unavailable, errno: e)
             }
         }
         let owned = FileDescriptor(adopting: fd)
@@ -75,12 +67,10 @@ final class UserFaultFD: Sendable {
             r = cus_uffd_api(fd, required, &granted, &ioctls)
         }
         guard r == 0 else {
-            throw SwapError(
-                .unsupported, "the userfaultfd handshake failed; transparent regions need shared-memory minor faults (Linux 5.14 or later)",
-                errno: Errno(rawValue: -r))
+            throw Failure(.handshakeFailed, errno: Errno(rawValue: -r))
         }
         guard granted & required == required else {
-            throw SwapError(.unsupported, "this kernel's userfaultfd lacks shared-memory minor faults (Linux 5.14 or later)")
+            throw Failure(.featuresMissing)
         }
         features = granted
         descriptor = owned
@@ -92,11 +82,11 @@ final class UserFaultFD: Sendable {
     /// copy of every page read back in).
     var supportsWriteProtect: Bool { features & Self.featureWriteProtectShmem != 0 }
 
-    func register(_ range: UnsafeMutableRawBufferPointer, modes: Modes) throws(SwapError) {
+    func register(_ range: UnsafeMutableRawBufferPointer, modes: Modes) throws(Failure) {
         var ioctls: UInt64 = 0
         let r = cus_uffd_register(fd, UInt64(UInt(bitPattern: range.baseAddress)), UInt64(range.count), modes.rawValue, &ioctls)
         guard r == 0 else {
-            throw SwapError(.unsupported, "cannot register \(range.count) bytes with userfaultfd", errno: Errno(rawValue: -r))
+            throw Failure(.registerFailed(bytes: range.count), errno: Errno(rawValue: -r))
         }
     }
 
@@ -132,11 +122,11 @@ final class UserFaultFD: Sendable {
     }
 
     /// Reads pending faults into `buffer`; 0 when none is pending.
-    func readFaults(into buffer: UnsafeMutablePointer<cus_uffd_fault>, max: Int) throws(SwapError) -> Int {
+    func readFaults(into buffer: UnsafeMutablePointer<cus_uffd_fault>, max: Int) throws(Failure) -> Int {
         let r = cus_uffd_read_faults(fd, buffer, Int32(max))
         if r >= 0 { return Int(r) }
         if r == -EAGAIN || r == -EINTR { return 0 }
-        throw SwapError(.ioError, "reading the userfaultfd failed", errno: Errno(rawValue: -r))
+        throw Failure(.readFailed, errno: Errno(rawValue: -r))
     }
 
     private static func resolution(_ r: Int32) -> Resolution {

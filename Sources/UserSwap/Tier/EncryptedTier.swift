@@ -247,3 +247,8 @@ private final class Counters: Sendable {
     let opened = Atomic<Int>(0)
     let failures = Atomic<Int>(0)
 }
+
+/// Sealing is CPU work before a file's pwrite: pool workers run it (`IOEngine`).
+extension EncryptedTier: FileBackedTransfers {
+    var isFileBacked: Bool { lower is FileBackend }
+}

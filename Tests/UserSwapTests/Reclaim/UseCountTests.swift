@@ -30,7 +30,7 @@ struct UseCountTests {
         for n in 1...20 {
             try region.withPage(1, for: n % 2 == 0 ? .write : .read) { _ in }
             let f = engine.frames.folio(containing: region.pte(1).frame)
-            #expect(engine.frames.uses(f).count(at: engine.useEpoch(engine.groups[0])) == min(n, UseCount.maxCount))
+            #expect(engine.frames.uses(f).count(at: engine.allocator.useEpoch(engine.groups[0])) == min(n, UseCount.maxCount))
         }
     }
 
@@ -45,25 +45,25 @@ struct UseCountTests {
         try region.withPage(0, for: .read) { _ in }
         try #require(region.pte(0).isPresent)
         let f = engine.frames.folio(containing: region.pte(0).frame)
-        engine.frames.setUses(f, UseCount(count: 8, epoch: engine.useEpoch(group)))
+        engine.frames.setUses(f, UseCount(count: 8, epoch: engine.allocator.useEpoch(group)))
         try region.swapOut(pages: 0..<1)
         let slot = space.devices[0].slot(region.pte(0).swapEntry)
         #expect(slot.isShadow)
         #expect(Shadow(packed: slot.payload).uses == 8)
         try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
         let back = engine.frames.folio(containing: region.pte(0).frame)
-        #expect(engine.frames.uses(back).count(at: engine.useEpoch(group)) == 8 + 1, "its 8, and the read that brought it back")
+        #expect(engine.frames.uses(back).count(at: engine.allocator.useEpoch(group)) == 8 + 1, "its 8, and the read that brought it back")
 
         // Out again, and two half-lives of evictions go by before it comes back: 9 → 2, plus one.
         try region.swapOut(pages: 0..<1)
         let evictedAt = Shadow(packed: space.devices[0].slot(region.pte(0).swapEntry).payload).age
-        let halfLife = engine.useHalfLife(group)
+        let halfLife = engine.allocator.useHalfLife(group)
         while group.nonresidentAge.load(ordering: .relaxed) - evictedAt < 2 * halfLife {
             for p in 1..<96 { try region.withPage(p, for: .read) { _ in } }
         }
         #expect(group.nonresidentAge.load(ordering: .relaxed) - evictedAt < 3 * halfLife - 64)
         try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
         let again = engine.frames.folio(containing: region.pte(0).frame)
-        #expect(engine.frames.uses(again).count(at: engine.useEpoch(group)) == (9 >> 2) + 1)
+        #expect(engine.frames.uses(again).count(at: engine.allocator.useEpoch(group)) == (9 >> 2) + 1)
     }
 }

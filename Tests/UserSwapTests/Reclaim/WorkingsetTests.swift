@@ -18,7 +18,7 @@ struct WorkingsetTests {
         #expect(space.rootGroup.nonresidentAge.load(ordering: .relaxed) == start + 32)
         let first = space.devices[0].slot(region.pte(0).swapEntry)
         try #require(first.isShadow)
-        let distance = space.engine.refaultDistance(Shadow(packed: first.payload), group: space.rootGroup)
+        let distance = space.engine.workingset.refaultDistance(Shadow(packed: first.payload), group: space.rootGroup)
         // The clock read at its eviction, before its own 16 pages aged it (kernel:
         // `workingset_eviction`): its own pages and the second folio's 16 since.
         #expect(distance == 32, "pages evicted since the first folio left, its own included")
@@ -36,7 +36,7 @@ struct WorkingsetTests {
         for p in 0..<64 { try region.withPage(p) { fill($0, page: p) } }
         try region.swapOut(pages: 0..<64)
         try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         let read = space.statistics[.swapIns]
         #expect(read > 1, "the fault read a window ahead")
         #expect(space.statistics[.readaheadPages] == read - 1)

@@ -38,8 +38,8 @@ struct FaultInjectionTests {
         let engine = space.engine
         let pte = region.pte(page)
         if pte.isPresent { return engine.frames.flags(engine.frames.folio(containing: pte.frame)) }
-        guard pte.isSwap, let f = engine.swapCacheGetFolio(pte.swapEntry) else { return nil }
-        defer { engine.putFolio(f) }
+        guard pte.isSwap, let f = engine.cache.swapCacheGetFolio(pte.swapEntry) else { return nil }
+        defer { engine.allocator.putFolio(f) }
         return engine.frames.flags(f)
     }
 
@@ -238,7 +238,7 @@ struct FaultInjectionTests {
         // Reclaim finds the dirty, unmapped folio on its LRU list; two passes age it through the
         // second chance its first touch gave it.
         var freed = 0
-        for _ in 0..<4 where freed == 0 { freed += space.engine.shrink(target: 1) }
+        for _ in 0..<4 where freed == 0 { freed += space.engine.reclaimer.shrink(target: 1) }
         #expect(freed == 1 && space.residentFrames == 0)
         #expect(flaky.calls(.write) == 2 && space.statistics[.swapOuts] == 1, "the torn write, then the retry")
         try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }

@@ -300,7 +300,7 @@ struct ModelTests {
             if failures.withLock({ $0.isEmpty }) {
                 // Quiet now but for the background reclaimer, which is paused for the look: a
                 // folio still locked is leaked.
-                let leaked: ModelFailure? = space.engine.kswapd.withLock({ $0 })!.paused {
+                let leaked: ModelFailure? = space.engine.reclaimer.kswapd.withLock({ $0 })!.paused {
                     do throws(ModelFailure) {
                         try models[0].checkNoLockedFolio(done - 1)
                         return nil

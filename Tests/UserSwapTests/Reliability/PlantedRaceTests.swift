@@ -52,8 +52,8 @@ struct PlantedRaceTests {
         for p in 0..<pages {
             // Leave reclaim to the background reclaimer: wait for it rather than reclaim here
             // (an allocation reclaims itself only when no frame is free).
-            while engine.pool.freeFrames < 2 {
-                engine.wakeBackgroundReclaim()
+            while engine.allocator.pool.freeFrames < 2 {
+                engine.reclaimer.wakeBackgroundReclaim()
                 usleep(100)
             }
             try region.withPage(p, for: .write) { fill($0, page: p) }

@@ -297,7 +297,7 @@ final class SpaceModelRun {
     func checkNoLockedFolio(_ step: Int) throws(ModelFailure) {
         // Asynchronous readahead windows hold their folios locked until their read completes:
         // that is a read in flight, not a leak.
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         let frames = space.engine.frames
         var frame: UInt32 = 0
         var stuck: [String] = []

@@ -113,7 +113,7 @@ struct LargeFolioReadaheadTests {
         #expect(backend.totalReads == blocks * Self.nr && backend.maxReadsOfOnePage == 1)
         #expect(space.statistics[.readaheadAsyncWindows] >= 3)
         #expect(backend.memory.readCallCount < blocks / 4, "\(backend.memory.readCallCount) read calls for \(blocks) blocks")
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.checkInvariants() == [])
     }
 
@@ -124,12 +124,12 @@ struct LargeFolioReadaheadTests {
         try region.withPage(0, for: .read) { _ in }
         // Blocks 1…16 are read ahead (window 256 pages), asynchronously: a miss waits only for
         // its own block. Block 1 is the trigger.
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.statistics[.readaheadPages] == 256)
         backend.readDelayMicros.store(50_000, ordering: .relaxed)
         backend.failReads.store(1, ordering: .relaxed)
         try region.withPage(16, for: .read) { _ in }
-        #expect(space.engine.asyncReads.outstanding == 1)
+        #expect(space.engine.cache.asyncReads.outstanding == 1)
         do {
             try region.withPage(16 * 20, for: .read) { _ in }
             Issue.record("the fault on a block whose read failed succeeded")
@@ -139,7 +139,7 @@ struct LargeFolioReadaheadTests {
         backend.readDelayMicros.store(0, ordering: .relaxed)
         #expect(region.state(ofPage: 16 * 20) == .swapped)
         for p in 32..<512 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.checkInvariants() == [])
     }
 
@@ -173,7 +173,7 @@ struct LargeFolioReadaheadTests {
         }
         #expect(wrong.load(ordering: .relaxed) == 0, "seed 2027+thread")
         for p in 0..<pages { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.checkInvariants() == [])
         print(
             "large-folio racing streams (\(sync)): checked \(checked.load(ordering: .relaxed)) pages, read ahead \(space.statistics[.readaheadPages]), hits \(space.statistics[.readaheadHits]), wasted \(space.statistics[.readaheadWasted]), large fallbacks \(space.statistics[.largeFallbacks])"
@@ -185,18 +185,18 @@ struct LargeFolioReadaheadTests {
         let (space, _) = try makeSpace(memoryPages: 256)
         let engine = space.engine
         // Take every frame one page at a time, then free every other one: plenty free, no run of 2.
-        let filler = try space.makeRegion(bytes: engine.pool.freeFrames * SwapPage.size)
+        let filler = try space.makeRegion(bytes: engine.allocator.pool.freeFrames * SwapPage.size)
         for p in 0..<filler.pageCount { try filler.withPage(p) { fill($0, page: p) } }
-        #expect(engine.pool.freeFrames == 0)
+        #expect(engine.allocator.pool.freeFrames == 0)
         for p in stride(from: 0, to: filler.pageCount, by: 2) { try filler.discard(pages: p..<(p + 1)) }
-        #expect(engine.pool.freeFrames >= engine.watermarks.min + Self.nr)
+        #expect(engine.allocator.pool.freeFrames >= engine.allocator.watermarks.min + Self.nr)
         let reclaims = space.statistics[.directReclaims], resident = space.residentFrames
-        #expect(throws: SwapError.self) { _ = try engine.allocateFolio(order: 4, mayReclaim: false) }
+        #expect(throws: SwapError.self) { _ = try engine.allocator.allocateFolio(order: 4, mayReclaim: false) }
         #expect(space.statistics[.directReclaims] == reclaims && space.residentFrames == resident, "nothing reclaimed")
         // A fault may reclaim for its own block.
-        let f = try engine.allocateFolio(order: 4)
+        let f = try engine.allocator.allocateFolio(order: 4)
         #expect(space.statistics[.directReclaims] == reclaims + 1)
-        engine.putFolio(f)
+        engine.allocator.putFolio(f)
         #expect(space.checkInvariants() == [])
     }
 }

@@ -14,7 +14,7 @@ struct LegacyProtocolTests {
         let tick: UInt64 = 4_000_000
         for _ in 0..<1000 {
             let before = cus_monotonic_ns()
-            let deadline = SwapEngine.nextTick(.nanoseconds(Int64(tick)))
+            let deadline = SwapCache.nextTick(.nanoseconds(Int64(tick)))
             let after = cus_monotonic_ns()
             #expect(deadline % tick == 0)
             #expect(deadline > before && deadline <= after + tick)

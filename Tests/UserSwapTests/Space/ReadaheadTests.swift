@@ -86,7 +86,7 @@ struct ReadaheadTests {
         let (space, region, _) = try Self.swapped(64)
         try region.prefetch(pages: 0..<64)
         // Push everything out: the prefetched folios are reclaimed unused.
-        _ = space.engine.shrink(target: 1000)
+        _ = space.engine.reclaimer.shrink(target: 1000)
         #expect(space.statistics[.readaheadWasted] == 64)
     }
 
@@ -126,7 +126,7 @@ struct ReadaheadTests {
         #expect(space.statistics[.readaheadAsyncWindows] == (sync == .swapCache ? 1 : 0))
         if sync == .swapCache {
             // Submitted, not waited for: its read is still sleeping in the backend.
-            #expect(space.engine.asyncReads.outstanding == 1)
+            #expect(space.engine.cache.asyncReads.outstanding == 1)
             #expect(backend.memory.readCallCount == 1)
         }
         // Page 256 is in that window: its fault waits for the read in flight, and reads nothing.
@@ -162,14 +162,14 @@ struct ReadaheadTests {
         flaky.inject(.ioError, on: .read, when: .call(1))
         try region.withPage(1, for: .read) { #expect(matches($0, page: 1)) }
         #expect(space.statistics[.readaheadAsyncWindows] == 1)
-        space.engine.asyncReads.waitUntilIdle()
+        space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.statistics[.readErrors] == 1)
         // Nothing of the window stayed in the cache: the data is on the device only.
         for p in 256..<512 {
             #expect(region.state(ofPage: p) == .swapped)
             #expect(
-                space.engine.swapCacheGetFolio(region.pte(p).swapEntry).map {
-                    space.engine.putFolio($0)
+                space.engine.cache.swapCacheGetFolio(region.pte(p).swapEntry).map {
+                    space.engine.allocator.putFolio($0)
                     return true
                 } == nil)
         }
@@ -195,7 +195,7 @@ struct ReadaheadTests {
         backend.readDelayMicros.store(50_000, ordering: .relaxed)
         backend.failReads.store(1, ordering: .relaxed)
         try region.withPage(1, for: .read) { _ in }
-        #expect(space.engine.asyncReads.outstanding == 1)
+        #expect(space.engine.cache.asyncReads.outstanding == 1)
         // Page 256 is being read: the fault sleeps on its folio lock, then sees the read fail.
         do {
             try region.withPage(256, for: .read) { _ in }
@@ -212,20 +212,20 @@ struct ReadaheadTests {
     @Test("releasing a region, then its space, with async reads in flight neither hangs nor leaks")
     func asyncTeardown() throws {
         let backend = TestBackend(pageCount: 1 + 4 * 512)
-        weak var engine: SwapEngine?
+        weak var cache: SwapCache?
         do {
             let (space, region) = try Self.swappedAsync(512, over: backend)
-            engine = space.engine
+            cache = space.engine.cache
             let device = space.devices[0]
             try region.advise(.sequential)
             try region.withPage(0, for: .read) { _ in }
             backend.readDelayMicros.store(100_000, ordering: .relaxed)
             try region.withPage(1, for: .read) { _ in }
-            #expect(space.engine.asyncReads.outstanding == 1)
+            #expect(space.engine.cache.asyncReads.outstanding == 1)
             // The region goes while its window is read: the completer frees the folios whose
             // pages are gone once their read is over.
             _ = consume region
-            space.engine.asyncReads.waitUntilIdle()
+            space.engine.cache.asyncReads.waitUntilIdle()
             #expect(space.residentFrames == 0 && device.usedPages == 0)
             #expect(space.checkInvariants() == [])
             // Again, but the whole space goes with a read in flight.
@@ -237,11 +237,11 @@ struct ReadaheadTests {
             try region2.withPage(0, for: .read) { _ in }
             backend.readDelayMicros.store(100_000, ordering: .relaxed)
             try region2.withPage(1, for: .read) { _ in }
-            #expect(space.engine.asyncReads.outstanding == 1)
+            #expect(space.engine.cache.asyncReads.outstanding == 1)
         }
-        // The engine lives until the read is finished, then goes (with its completer thread).
+        // The swap cache lives until the read is finished, then goes (with its completer thread).
         let deadline = ContinuousClock.now + .seconds(10)
-        while engine != nil && ContinuousClock.now < deadline { usleep(1000) }
-        #expect(engine == nil, "the engine outlived its space and its reads by 10 s")
+        while cache != nil && ContinuousClock.now < deadline { usleep(1000) }
+        #expect(cache == nil, "the swap cache outlived its space and its reads by 10 s")
     }
 }

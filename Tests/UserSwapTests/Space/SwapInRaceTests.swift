@@ -56,7 +56,7 @@ struct SwapInRaceTests {
         let entry = try device.allocate()
         device.put(entry)
         #expect(device.slot(entry).isFree)
-        let outcome = try engine.swapCacheAllocFolio(entry)
+        let outcome = try engine.cache.swapCacheAllocFolio(entry)
         guard case .noEntry = outcome else {
             Issue.record("expected noEntry, got \(outcome)")
             return
@@ -158,7 +158,7 @@ struct SwapInRaceTests {
         // A small folio for the second page of the run is cached (an order-0 swap-in).
         try region.withPage(start + 1, for: .read) { #expect(matches($0, page: start + 1)) }
         let readsBefore = backend.totalReads
-        let outcome = try engine.swapCacheAllocFolio(entries[start], order: 2)
+        let outcome = try engine.cache.swapCacheAllocFolio(entries[start], order: 2)
         guard case .fallback = outcome else {
             Issue.record("expected fallback, got \(outcome)")
             return
@@ -172,11 +172,11 @@ struct SwapInRaceTests {
         // And a large insert that wins goes into all four slots or none.
         try region.swapOut(pages: 0..<16)
         let clean = entries[start]
-        if case .allocated(let f, let shadow) = try engine.swapCacheAllocFolio(clean, order: 2) {
+        if case .allocated(let f, let shadow) = try engine.cache.swapCacheAllocFolio(clean, order: 2) {
             for i in 0..<4 { #expect(space.devices[0].slot(clean.advanced(by: i)).frame == f.frame) }
-            try engine.swapReadFolio(f, shadow: shadow)
+            try engine.cache.swapReadFolio(f, shadow: shadow)
             engine.frames.unlock(f)
-            engine.putFolio(f)
+            engine.allocator.putFolio(f)
         } else {
             Issue.record("the large insert into four free-of-folio slots should win")
         }

@@ -53,7 +53,7 @@ package final class IOEngine: Sendable {
         case .automatic:
             if file != nil {
                 (kind, reason) = (.ioUring, "automatic: swap file")
-            } else if let sealed = backend as? EncryptedTier, sealed.lower is FileBackend {
+            } else if let tier = backend as? any FileBackedTransfers, tier.isFileBacked {
                 // The tier seals in memory, then writes with pwrite: on pool workers, so that a
                 // write-back neither blocks reclaim nor waits behind a fault's read.
                 (kind, reason) = (.threadPool, "automatic: sealed swap file")

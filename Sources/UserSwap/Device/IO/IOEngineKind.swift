@@ -1,13 +1,3 @@
-/// Which I/O engine moves a device's pages, and how it was chosen.
-public enum IOEngineKind: String, Sendable, CaseIterable {
-    /// Requests go to the kernel through an io_uring (liburing); a completion thread finishes them.
-    case ioUring = "io_uring"
-    /// Requests go to a few worker threads that call the backend (pread/pwrite for a file).
-    case threadPool = "thread_pool"
-    /// The calling thread does the transfer itself (memory and tier backends, or when asked).
-    case synchronous
-}
-
 /// What a space asks for; `automatic` is the default.
 public enum IOEngineChoice: String, Sendable, CaseIterable {
     /// io_uring for a swap file, falling back to the thread pool when the kernel refuses it
@@ -23,14 +13,12 @@ public enum IOEngineChoice: String, Sendable, CaseIterable {
     case synchronous
 }
 
-/// The engine a device got and why: shown in `SwapStatistics.ioEngine` and the bench JSON.
-public struct IOEngineInfo: Sendable, Equatable, CustomStringConvertible {
-    /// The engine.
-    public let kind: IOEngineKind
-    /// Why this engine: "asked for", "automatic: swap file", or the error that ruled io_uring out.
-    public let reason: String
-
-    public var description: String { "\(kind.rawValue) (\(reason))" }
+/// A backend whose transfers do CPU work and then block on a swap file (a tier that seals
+/// pages over one): the automatic choice gives it pool workers, so that a write-back neither
+/// blocks reclaim nor waits behind a fault's read.
+protocol FileBackedTransfers: SwapBackend {
+    /// Whether the file is there (the tier may sit over another backend).
+    var isFileBacked: Bool { get }
 }
 
 /// Sizes of an I/O engine.

@@ -13,7 +13,7 @@ enum SwapCacheAddResult: Equatable {
 /// The swap cache (kernel: `mm/swap_state.c`): the swap table slots that hold folios, and the
 /// synchronization layer of swap-in. The table word is the published state; the cluster lock
 /// serializes changes to it; the folio lock is held across I/O.
-extension SwapEngine {
+extension SwapCache {
     /// The folio cached for `entry`, with a reference taken, or nil (kernel:
     /// `swap_cache_get_folio`). Lockless. The folio is not locked: the caller locks it and
     /// re-checks `frames.matches(folio, entry)`, because it may leave the cache in between.
@@ -29,7 +29,7 @@ extension SwapEngine {
             }
             if frames.matches(f, entry) { return f }
             // Freed and reused for something else between our load and our reference.
-            putFolio(f)
+            allocator.putFolio(f)
         }
     }
 

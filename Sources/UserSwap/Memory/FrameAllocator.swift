@@ -1,61 +1,52 @@
 import Glibc
 import Synchronization
 
-/// The engine's shared state: what the kernel keeps in `mm/` globals. Devices and their swap
-/// tables, the frame arena and frame table, the free frame pool, the LRU lists, the swap-in
-/// protocol and the counters. The swap cache (`SwapEngine+SwapCache.swift`, kernel
-/// `swap_state.c`), the swap-in loop (`SwapEngine+SwapIn.swift`) and reclaim
-/// (`Reclaim/SwapEngine+Reclaim.swift`, kernel `vmscan.c`) are extensions on it.
-final class SwapEngine: Sendable {
-    let devices: SwapDeviceSet
+/// The frame allocator (kernel: the page allocator with its memcg charge, `mm/page_alloc.c`):
+/// the RAM budget as frames — the arena that holds their bytes, the frame table, the buddy pool,
+/// the windows of transparent regions — and the watermarks that wake the background reclaimer.
+/// It allocates folios charged to a memory group and frees them.
+///
+/// When no frame is free, or a group is at its limit, it reclaims through one seam,
+/// `DirectReclaim`, which the reclaimer implements: the one call that goes up the layers (the
+/// kernel's `__alloc_pages_direct_reclaim`).
+final class FrameAllocator: Sendable {
     let frames: FrameTable
     let arena: _UnsafeFrameArena
     let pool: FramePool
-    let sync: SwapInSync
-    let stats = SwapStatistics()
-    /// How reclaim picks pages.
-    let policy: ReclaimPolicy
-    /// Activate refaulting pages whose refault distance is short.
-    var workingsetDetection: Bool { policy == .workingset }
-    let watermarks: Watermarks
-    /// Regions by id, for the reverse map (folio → the page that maps it).
-    let regions = Mutex<[Int: WeakRegion]>([:])
-    /// Wakes the background reclaimer; set once the space started it.
-    let kswapd = Mutex<BackgroundReclaimer?>(nil)
-    /// Memory groups by id; group 0 is the root.
-    let groups: MemoryGroupTable
-    #if DEBUG
-    /// Switches that exist only to prove tests can fail (see `TestHooks`).
-    let testHooks = TestHooks()
-    #endif
-    /// Rotates the group global reclaim starts with. Relaxed: fairness only.
-    let shrinkRotor = Atomic<Int>(0)
-    /// Write-backs that failed, and the last failure: an allocation that cannot free memory
-    /// reports it instead of a plain out-of-memory.
-    let writeFailures = Atomic<Int>(0)
-    let lastWriteFailure = Mutex<SwapError?>(nil)
     /// The memory of transparent regions (see `FrameWindow`).
     let windows = FrameWindowTable()
-    /// Finishes asynchronous readahead windows (see `Region+Readahead.swift`).
-    let asyncReads = AsyncReadCompleter()
-    /// Racers of the legacy wait-queue protocol, asleep until a has-cache bit's holder inserts
-    /// its folio or gives the bit up (kernel 6.12: `swapcache_wq`).
-    let swapcacheWaitQueue = WaitQueue()
+    let watermarks: Watermarks
+    /// Memory groups by id; group 0 is the root. Every folio is charged to one.
+    let groups: MemoryGroupTable
+    let stats: SwapStatistics
+    /// The reclaimer behind `DirectReclaim`, set once by the engine that composes the two,
+    /// before any allocation; read without a lock.
+    private let reclaimer = AtomicLazyReference<DirectReclaimLink>()
 
-    init(frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset) throws(SwapError) {
-        self.devices = devices
-        self.sync = sync
-        self.policy = policy
+    /// An allocator of `frameCount` frames; `readaheadReserve` frames are kept above the
+    /// watermarks for readahead windows (see `Watermarks`).
+    init(frameCount: Int, readaheadReserve: Int, stats: SwapStatistics) throws(SwapError) {
+        self.stats = stats
         frames = FrameTable(frameCount: frameCount)
         arena = try _UnsafeFrameArena(frameCount: frameCount)
         pool = FramePool(frameCount: frameCount)
         groups = MemoryGroupTable(frames: frames)
-        watermarks = Watermarks(frames: frameCount)
+        watermarks = Watermarks(frames: frameCount, readaheadReserve: readaheadReserve)
     }
 
-    deinit {
-        // Every queued readahead run holds the engine: none is left when this runs.
-        asyncReads.stop()
+    /// Connects the reclaimer that frees frames when none is free (the seam).
+    func connect(_ reclaim: any DirectReclaim) {
+        let link = DirectReclaimLink(reclaim)
+        precondition(reclaimer.storeIfNil(link) === link, "the frame allocator has its reclaimer already")
+    }
+
+    /// The reclaimer, while it exists.
+    @inline(__always)
+    private var reclaim: (any DirectReclaim)? { reclaimer.load()?.reclaim }
+
+    /// Asks the background reclaimer to run (a no-op before it starts).
+    func wakeBackgroundReclaim() {
+        reclaim?.wakeBackgroundReclaim()
     }
 
     /// Takes a folio of `1 << order` frames with one reference (the caller's), no flags, charged
@@ -76,12 +67,12 @@ final class SwapEngine: Sendable {
                 throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
             }
             limited.count(.limitReclaims)
-            if shrinkSubtree(limited, target: max(32, 2 * nr)) > 0 {
+            if (reclaim?.reclaimForGroup(limited, target: max(32, 2 * nr)) ?? 0) > 0 {
                 // Racing allocations may take what we freed: try again, as direct reclaim does.
                 idle = 0
                 continue
             }
-            if (reclaimInProgress || asyncReads.outstanding > 0) && waiting.pause() {
+            if (reclaim?.othersMayFree ?? false) && waiting.pause() {
                 // Another reclaimer holds the group's candidates off the lists; its frees
                 // uncharge the group. Or readahead windows are being read: their folios go on
                 // the lists, reclaimable, when the reads complete.
@@ -107,9 +98,9 @@ final class SwapEngine: Sendable {
             var waiting = BoundedWait.reclaim
             while head == nil && idle < 3 {
                 wakeBackgroundReclaim()
-                let freed = shrink(target: max(32, 2 * nr), batchSize: directBatch)
+                let freed = reclaim?.reclaimForAllocation(target: max(32, 2 * nr)) ?? 0
                 head = pool.allocate(order: order)
-                if head == nil && freed == 0 && (reclaimInProgress || asyncReads.outstanding > 0) && waiting.pause() {
+                if head == nil && freed == 0 && (reclaim?.othersMayFree ?? false) && waiting.pause() {
                     // Another reclaimer holds the candidates; its frees are ours to take. Or
                     // readahead reads in flight hold them: reclaimable once complete.
                     head = pool.allocate(order: order)
@@ -119,10 +110,7 @@ final class SwapEngine: Sendable {
             }
             guard head != nil else {
                 owner.unchargeMemory(nr)
-                if let failure = lastWriteFailure.withLock({ e in
-                    defer { e = nil }
-                    return e
-                }) {
+                if let failure = reclaim?.takeWriteFailure() {
                     throw SwapError(failure.code, "no free frame, and swapping out failed: \(failure.message)", errno: failure.errno)
                 }
                 throw SwapError(
@@ -150,7 +138,7 @@ final class SwapEngine: Sendable {
         let group = groups[frames.group(f)]
         if flags.contains(.lru) { group.lru.remove(f) }
         if flags.contains(.readahead) { stats.count(.readaheadWasted, 1 << frames.order(f)) }
-        frames.setOwner(f, 0)
+        frames.setOwner(f, .none)
         let placement = frames.placement(f)
         if !placement.isArena {
             let window = windows[placement.windowSlot]
@@ -196,38 +184,5 @@ final class SwapEngine: Sendable {
     func claimPlacement(_ f: Folio) {
         let placement = frames.placement(f)
         if !placement.isArena { windows[placement.windowSlot].claim(placement.page, frame: f.frame) }
-    }
-
-    /// The region with `id`, if it still exists.
-    func region(_ id: Int) -> Region? {
-        regions.withLock { $0[id]?.region }
-    }
-
-    func wakeBackgroundReclaim() {
-        kswapd.withLock { $0 }?.wake()
-    }
-}
-
-/// A weak reference to a region, for the reverse map: reclaim must not keep regions alive.
-struct WeakRegion: Sendable {
-    weak var region: Region?
-}
-
-/// Free-frame thresholds (kernel: `WMARK_MIN/LOW/HIGH`): below `low` the background reclaimer
-/// wakes; it reclaims until `high`; below `min` allocating threads reclaim themselves first.
-struct Watermarks: Sendable {
-    let min: Int
-    let low: Int
-    let high: Int
-
-    /// min is 1/128 of the budget (at least one frame), low and high 5/4 and 3/2 of min, as the
-    /// kernel spaces them, plus a readahead reserve above both: two of the largest windows (at
-    /// most 1/32 of the budget), so that readahead, which stops at min rather than reclaim,
-    /// finds a whole window free while the background reclaimer keeps up.
-    init(frames: Int) {
-        min = Swift.max(1, frames / 128)
-        let reserve = Swift.min(2 * ReadaheadState.maxWindow, frames / 32)
-        low = min + min / 4 + reserve
-        high = min + min / 2 + reserve
     }
 }

@@ -1,54 +1,37 @@
 import Synchronization
 
-/// Refault detection (kernel: `mm/workingset.c`). When reclaim evicts a folio it leaves a
-/// shadow in its swap slot: the group, the value of the group's nonresident-age clock at
-/// eviction, and whether the folio was part of the workingset. When the page faults back in,
-/// the refault distance — how many evictions and activations happened since — tells whether
-/// the page would have stayed resident had the active list been that much bigger: then it is
-/// activated at once instead of starting over on the inactive list.
-struct Shadow: Equatable {
-    static let ageBits = 38
-    static let groupBits = 10
-    static let usesBits = 4
-    static let ageMask: UInt64 = (1 << UInt64(ageBits)) - 1
+/// Refault detection (kernel: `mm/workingset.c`): the shadow an evicted folio leaves in its
+/// slot, and the decision a refault takes from it. Below the swap cache, which calls it on
+/// every insert that replaces a shadow, and beside reclaim, which calls it on every eviction.
+final class Workingset: Sendable {
+    let frames: FrameTable
+    let groups: MemoryGroupTable
+    let stats: SwapStatistics
+    let allocator: FrameAllocator
+    /// Activate refaulting pages whose refault distance is short (the `.workingset` policy).
+    let activatesRefaults: Bool
+    /// Keep use counts in shadows, and give a refaulting page its count back (the `.frequency`
+    /// policy, see `UseCount`).
+    let keepsUseCounts: Bool
 
-    var age: UInt64
-    var group: Int
-    var workingset: Bool
-    /// The folio's use count at eviction (`UseCount`), for the `.frequency` policy.
-    var uses: Int
-
-    init(age: UInt64, group: Int, workingset: Bool, uses: Int = 0) {
-        self.age = age & Self.ageMask
-        self.group = group
-        self.workingset = workingset
-        self.uses = min(uses, UseCount.maxCount)
+    init(allocator: FrameAllocator, activatesRefaults: Bool, keepsUseCounts: Bool) {
+        self.allocator = allocator
+        frames = allocator.frames
+        groups = allocator.groups
+        stats = allocator.stats
+        self.activatesRefaults = activatesRefaults
+        self.keepsUseCounts = keepsUseCounts
     }
 
-    /// The 53-bit slot payload: uses, workingset, group, age (high to low).
-    var packed: UInt64 {
-        UInt64(uses) << UInt64(Self.ageBits + Self.groupBits + 1)
-            | (workingset ? 1 << UInt64(Self.ageBits + Self.groupBits) : 0) | UInt64(group) << UInt64(Self.ageBits) | age
-    }
-
-    init(packed: UInt64) {
-        age = packed & Self.ageMask
-        group = Int(packed >> UInt64(Self.ageBits)) & ((1 << Self.groupBits) - 1)
-        workingset = packed >> UInt64(Self.ageBits + Self.groupBits) & 1 == 1
-        uses = Int(packed >> UInt64(Self.ageBits + Self.groupBits + 1)) & ((1 << Self.usesBits) - 1)
-    }
-}
-
-extension SwapEngine {
     /// The shadow to leave for a folio being evicted now; ages its group's clock by the
     /// folio's pages (kernel: `workingset_eviction` with `workingset_age_nonresident(lruvec,
     /// folio_nr_pages(folio))`), so that a refault distance counts pages evicted, whatever
     /// their folios' sizes. Call it only once the eviction is certain (the refcount frozen).
-    func workingsetEviction(_ f: Folio) -> UInt64 {
+    func eviction(_ f: Folio) -> UInt64 {
         let group = groups[frames.group(f)]
         let age = group.nonresidentAge.wrappingAdd(UInt64(frames.pageCount(f)), ordering: .relaxed).oldValue
         let flags = frames.flags(f)
-        let uses = policy == .frequency ? frames.uses(f).count(at: age / useHalfLife(group)) : 0
+        let uses = keepsUseCounts ? frames.uses(f).count(at: age / allocator.useHalfLife(group)) : 0
         return Shadow(
             age: age, group: group.id, workingset: flags.contains(.workingset) || flags.contains(.active),
             uses: uses
@@ -69,7 +52,7 @@ extension SwapEngine {
     /// carries no information. `demand` is false for a page read ahead: a refault all the
     /// same, but not a use, so the frequency policy does not give it back the use count it
     /// left with (a page a scan read ahead would otherwise rank with the pages in use).
-    func workingsetRefault(_ f: Folio, shadow packed: UInt64, demand: Bool = true) -> Bool {
+    func refault(_ f: Folio, shadow packed: UInt64, demand: Bool = true) -> Bool {
         let shadow = Shadow(packed: packed)
         guard let group = groups.ifPresent(shadow.group) else { return false }
         stats.count(.refaults)
@@ -80,16 +63,16 @@ extension SwapEngine {
             stats.count(.restores)
             group.count(.workingsetRestore)
         }
-        if policy == .frequency {
+        if keepsUseCounts {
             guard demand else { return false }
             // The count the page left with, halved once per half-life it spent on the device: a
             // page that keeps coming back ranks as used as it was. This use is counted by the pin
             // that the fault serves.
-            let halvings = distance / useHalfLife(group)
-            startUses(f, group: group, count: halvings >= 4 ? 0 : shadow.uses >> Int(halvings))
+            let halvings = distance / allocator.useHalfLife(group)
+            allocator.startUses(f, group: group, count: halvings >= 4 ? 0 : shadow.uses >> Int(halvings))
             return false
         }
-        guard workingsetDetection, distance <= UInt64(group.lru.pages(.active)) else { return false }
+        guard activatesRefaults, distance <= UInt64(group.lru.pages(.active)) else { return false }
         stats.count(.activations)
         group.count(.workingsetActivate)
         // An activation ages the nonresident clock too (kernel: `workingset_age_nonresident`).

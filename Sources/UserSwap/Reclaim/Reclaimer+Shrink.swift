@@ -2,7 +2,7 @@
 /// list; a folio referenced since it was last looked at gets a second chance on the active
 /// list; the others are swapped out. The active list ages into the inactive one so that the
 /// inactive list stays at least as long as the active one.
-extension SwapEngine {
+extension Reclaimer {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
     /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
@@ -54,7 +54,7 @@ extension SwapEngine {
         return freed
     }
 
-    /// Records a failed write-back; see `SwapEngine.reclaimFailure`.
+    /// Records a failed write-back; an allocation that finds nothing to reclaim reports it (`takeWriteFailure`).
     func noteWriteFailure(_ error: SwapError) {
         writeFailures.add(1, ordering: .relaxed)
         lastWriteFailure.withLock { $0 = error }
@@ -137,7 +137,7 @@ extension SwapEngine {
             for f in batch {
                 freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back)
             }
-            back.flush(lru, engine: self)
+            back.flush(lru, allocator: allocator)
             // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
             // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
             lru.isolated.subtract(isolatedCount - writes.count, ordering: .relaxed)
@@ -192,7 +192,7 @@ extension SwapEngine {
             frames.setFlags(f, .workingset)
             back.inactive.append(f)
         }
-        back.flush(lru, engine: self)
+        back.flush(lru, allocator: allocator)
         lru.isolated.subtract(batch.count, ordering: .relaxed)
     }
 
@@ -214,7 +214,7 @@ extension SwapEngine {
         let owner = frames.owner(f)
         var removed = false
         var needsWrite = false
-        if owner != 0, let region = region(Int(owner >> 40)) {
+        if let region = reverseMap.mapping(owner) {
             do {
                 let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
                 removed = outcome == .removed
@@ -225,7 +225,7 @@ extension SwapEngine {
                 // else to free reports the device's error.
                 noteWriteFailure(error)
             } catch {}
-            if !removed && !needsWrite && frames.owner(f) == 0 { (removed, needsWrite) = shrinkUnmapped(f) }
+            if !removed && !needsWrite && frames.owner(f).isNone { (removed, needsWrite) = shrinkUnmapped(f) }
             if needsWrite { startDeferredWrite(f) }
             // Unlock before the region reference goes: dropping the last one runs its deinit,
             // which locks folios.
@@ -240,7 +240,7 @@ extension SwapEngine {
             return 0
         }
         if removed {
-            freeFolio(f)
+            allocator.freeFolio(f)
             return nr
         }
         return putBack(f, to: .inactive, &back)
@@ -266,7 +266,7 @@ extension SwapEngine {
         else { return (false, false) }
         if flags.contains(.dirty) { return (false, true) }
         if removeMapping(f, device: device) { return (true, false) }
-        freeSwapIfUnused(f)
+        cache.freeSwapIfUnused(f)
         return (false, false)
     }
 
@@ -322,17 +322,17 @@ extension SwapEngine {
             var removed = false
             if let device = devices.device(for: frames.entry(f)), !frames.flags(f).contains(.dirty) {
                 removed = removeMapping(f, device: device)
-                if !removed { freeSwapIfUnused(f) }
+                if !removed { cache.freeSwapIfUnused(f) }
             }
             frames.unlock(f)
             if removed {
-                freeFolio(f)
+                allocator.freeFolio(f)
                 freed += nr
             } else {
                 _ = putBack(f, to: .inactive, &back)
             }
         }
-        back.flush(lru, engine: self)
+        back.flush(lru, allocator: allocator)
         // Relaxed: a hint, as above.
         lru.isolated.subtract(w.sorted.count, ordering: .relaxed)
         return freed
@@ -343,7 +343,7 @@ extension SwapEngine {
     private func submitRun(_ run: ArraySlice<Folio>) -> (run: ArraySlice<Folio>, device: SwapDevice, ticket: IOTicket)? {
         let first = frames.entry(run[run.startIndex])
         guard let device = devices.device(for: first) else { return nil }
-        let buffers = run.map { UnsafeRawBufferPointer(bytes($0)) }
+        let buffers = run.map { UnsafeRawBufferPointer(allocator.bytes($0)) }
         let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitWrite(b, atPage: first.offset) }
         return (run, device, ticket)
     }
@@ -365,10 +365,10 @@ extension SwapEngine {
     /// because of us and someone else's reference, e.g. a pin on a discarded page: then it just
     /// goes).
     private func putBack(_ f: Folio, to list: LRUVec.List, _ back: inout LRUPutBack) -> Int {
-        if frames.owner(f) != 0 || frames.flags(f).contains(.swapcache) {
+        if !frames.owner(f).isNone || frames.flags(f).contains(.swapcache) {
             if list == .active { back.active.append(f) } else { back.inactive.append(f) }
         } else {
-            putFolio(f)
+            allocator.putFolio(f)
         }
         return 0
     }
@@ -381,11 +381,11 @@ struct LRUPutBack {
     var active: [Folio] = []
     var inactive: [Folio] = []
 
-    mutating func flush(_ lru: LRUVec, engine: SwapEngine) {
+    mutating func flush(_ lru: LRUVec, allocator: FrameAllocator) {
         lru.add(active, to: .active)
         lru.add(inactive, to: .inactive)
-        for f in active { engine.putFolio(f) }
-        for f in inactive { engine.putFolio(f) }
+        for f in active { allocator.putFolio(f) }
+        for f in inactive { allocator.putFolio(f) }
         active.removeAll(keepingCapacity: true)
         inactive.removeAll(keepingCapacity: true)
     }

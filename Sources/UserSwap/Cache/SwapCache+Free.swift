@@ -1,6 +1,6 @@
 /// Taking folios out of the swap cache when nothing maps their slots any more (kernel:
 /// `folio_free_swap`, `__try_to_reclaim_swap`).
-extension SwapEngine {
+extension SwapCache {
     /// Removes the locked folio `f` from the swap cache if none of its slots is referenced by a
     /// page table and it is not being written, freeing its slots (kernel: `folio_free_swap`).
     /// Returns true if it did.
@@ -31,7 +31,7 @@ extension SwapEngine {
             }
             frames.unlock(f)
         }
-        putFolio(f)
+        allocator.putFolio(f)
     }
 
     /// Whether a folio just swapped in from `device` and mapped should give its slots back now
@@ -55,7 +55,7 @@ extension SwapEngine {
     @discardableResult
     func tryToReclaimSwap(_ entry: SwapEntry) -> Int {
         guard let f = swapCacheGetFolio(entry) else { return 0 }
-        defer { putFolio(f) }
+        defer { allocator.putFolio(f) }
         guard frames.tryLock(f) else { return 0 }
         defer { frames.unlock(f) }
         let nr = frames.pageCount(f)

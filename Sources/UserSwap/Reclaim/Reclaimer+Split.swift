@@ -1,6 +1,6 @@
 /// Splitting a large folio into single pages (kernel: `split_folio`), the fallback when swap has
 /// no run of slots for the whole folio.
-extension SwapEngine {
+extension Reclaimer {
     /// Splits the locked folio `f`, not in the swap cache, into
     /// single-page folios, if nobody but its page-table mappings and the caller holds it. The
     /// first page stays locked with the caller's reference; the others go on the inactive list.
@@ -11,7 +11,7 @@ extension SwapEngine {
         let flags = frames.flags(f)
         precondition(nr > 1 && !flags.contains(.swapcache), "cannot split \(f) in state \(flags)")
         let owner = frames.owner(f)
-        guard owner != 0 else { return false }
+        guard !owner.isNone else { return false }
         // Every page mapped once, plus the caller: freeze so no lookup or pin slips in.
         guard frames.freeze(f, expected: UInt32(nr + 1)) else { return false }
         let group = frames.group(f)
@@ -20,12 +20,12 @@ extension SwapEngine {
         for i in 0..<nr {
             let page = Folio(frame: f.frame + UInt32(i))
             frames.initializeMeta(page, order: 0, group: group)
-            frames.setOwner(page, owner + UInt64(i))
+            frames.setOwner(page, owner.advanced(by: i))
             if i > 0 {
                 frames.setUses(page, uses)
                 frames.setFlags(page, inherited)
                 frames.initializeRefcount(page, 1)
-                lru(page).add(page, to: .inactive)
+                allocator.lru(page).add(page, to: .inactive)
             }
         }
         frames.initializeRefcount(f, 2)

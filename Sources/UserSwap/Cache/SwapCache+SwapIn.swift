@@ -15,7 +15,7 @@ enum SwapCacheAllocation {
 
 /// The swap-in synchronizer (kernel: `__swap_cache_prepare_and_add`, `swap_cache_alloc_folio`,
 /// `swap_read_folio`).
-extension SwapEngine {
+extension SwapCache {
     /// Finds the folio cached for `entry` or inserts a new one, according to the space's
     /// protocol. Under the swap-cache protocol the loop never sleeps: a racer that loses the
     /// insert finds the winner's folio and the caller waits on its lock; a lost race against a
@@ -46,8 +46,8 @@ extension SwapEngine {
                 return .cached(f)
             }
             yieldPoint(.swapInMissed)
-            let f = try allocateFolio(order: order, group: group, mayReclaim: mayReclaim)
-            place(f, placement)
+            let f = try allocator.allocateFolio(order: order, group: group, mayReclaim: mayReclaim)
+            allocator.place(f, placement)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
             let result: SwapCacheAddResult
@@ -186,7 +186,7 @@ extension SwapEngine {
             throw SwapError(.deviceGone, "the device of \(entry) was removed")
         }
         do {
-            let consumed = try device.io.read(into: bytes(f), atPage: entry.offset)
+            let consumed = try device.io.read(into: allocator.bytes(f), atPage: entry.offset)
             // The backend no longer holds the data: the folio is its only copy.
             if consumed { frames.setFlags(f, .dirty) }
         } catch {
@@ -212,14 +212,14 @@ extension SwapEngine {
                     try swapReadFolio(f, shadow: shadow)
                 } catch {
                     frames.unlock(f)
-                    putFolio(f)
+                    allocator.putFolio(f)
                     throw error
                 }
                 // On the LRU from now on, so reclaim sees it even if nobody maps it; straight to
                 // the active list if it was evicted only a short refault distance ago.
                 groups[group].count(.pswpin)
-                let activate = shadow.map { workingsetRefault(f, shadow: $0) } ?? false
-                lru(f).add(f, to: activate ? .active : .inactive)
+                let activate = shadow.map { workingset.refault(f, shadow: $0) } ?? false
+                allocator.lru(f).add(f, to: activate ? .active : .inactive)
                 return f
             case .cached(let f):
                 yieldPoint(.swapInFoundCached)
@@ -235,7 +235,7 @@ extension SwapEngine {
                 guard frames.matches(f, entry) else {
                     let failed = frames.flags(f).contains(.error)
                     frames.unlock(f)
-                    putFolio(f)
+                    allocator.putFolio(f)
                     if failed {
                         throw SwapError(.ioError, "reading \(entry) failed; the page is still on the device and a later access retries")
                     }
@@ -256,7 +256,7 @@ extension SwapEngine {
     private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
         guard !frames.placement(f).isArena else { return true }
         guard let claim else {
-            claimPlacement(f)
+            allocator.claimPlacement(f)
             return true
         }
         return claim(f)
@@ -266,7 +266,7 @@ extension SwapEngine {
     private func discardNewFolio(_ f: Folio) {
         frames.clearFlags(f, .swapbacked)
         frames.unlock(f)
-        putFolio(f)
+        allocator.putFolio(f)
     }
 
     /// A has-cache-bit racer that found the bit taken: gives up its new folio and returns what

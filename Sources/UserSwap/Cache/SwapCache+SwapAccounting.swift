@@ -2,7 +2,7 @@
 /// page's swap is charged to its group when the page leaves memory and lives only on swap; the
 /// charge is recorded in the slot (`SwapTableSlot.isSwapCharged`, the group in the shadow) and
 /// released by whoever frees the slot or brings the page back.
-extension SwapEngine {
+extension SwapCache {
     /// Records the swap charge of the locked folio `f`, about to leave the swap cache, on every
     /// slot it covers; `g` is its cluster's lock. Must run *before* the folio is deleted
     /// from the cache: the delete frees slots nobody maps any more, and only a slot that

@@ -1,6 +1,6 @@
 /// Reading runs of consecutive slots into cached folios: one vectored request per run, waited
 /// for by the reader or, for asynchronous readahead, by `AsyncReadCompleter`.
-extension SwapEngine {
+extension SwapCache {
     /// Reads locked, cached folios whose slots are consecutive on one device in one vectored
     /// call. On failure every folio of the run leaves the cache again, marked with `.error`,
     /// and its slots keep their data on the device, their shadow and their swap charge.
@@ -15,7 +15,7 @@ extension SwapEngine {
         guard let device = devices.device(for: first) else {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
-        let buffers = run.map { bytes($0.folio) }
+        let buffers = run.map { allocator.bytes($0.folio) }
         let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
         return SubmittedRead(device: device, ticket: ticket)
     }
@@ -54,7 +54,7 @@ extension SwapEngine {
         for r in run {
             if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger, shadow: r.shadow) }
             frames.unlock(r.folio)
-            putFolio(r.folio)
+            allocator.putFolio(r.folio)
         }
         // A page discarded while its read was in flight (its region released, say) left its
         // slot to the cache alone, and the discard could not take the locked folio out: drop
@@ -70,8 +70,8 @@ extension SwapEngine {
     /// otherwise. Caller holds the folio lock.
     func settleReadahead(_ f: Folio, trigger: Bool, shadow: UInt64?) {
         frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
-        let activate = shadow.map { workingsetRefault(f, shadow: $0, demand: false) } ?? false
-        lru(f).add(f, to: activate ? .active : .inactive)
+        let activate = shadow.map { workingset.refault(f, shadow: $0, demand: false) } ?? false
+        allocator.lru(f).add(f, to: activate ? .active : .inactive)
     }
 }
 

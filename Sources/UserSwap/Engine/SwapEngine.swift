@@ -1,0 +1,45 @@
+/// The engine of a space: the layers composed, nothing more (docs/DESIGN.md, *Layers*).
+///
+/// From the bottom: the frame allocator (frames, pool, arena, windows, watermarks, memory
+/// groups), the workingset (shadows and refaults), the swap cache (devices, swap-in, reads,
+/// slot freeing), the reverse map (folio → region) and reclaim (LRU policy, background
+/// reclaimer, pageout). Each owner uses only the ones below it; the allocator reaches reclaim
+/// only through `DirectReclaim`, connected here.
+final class SwapEngine: Sendable {
+    let allocator: FrameAllocator
+    let workingset: Workingset
+    let cache: SwapCache
+    let reverseMap: ReverseMap
+    let reclaimer: Reclaimer
+    #if DEBUG
+    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    let testHooks = TestHooks()
+    #endif
+
+    /// The tables every layer shares, for the layers above the engine.
+    var frames: FrameTable { allocator.frames }
+    var groups: MemoryGroupTable { allocator.groups }
+    var stats: SwapStatistics { allocator.stats }
+    var devices: SwapDeviceSet { cache.devices }
+    var sync: SwapInSync { cache.sync }
+
+    /// An engine of `frameCount` frames over `devices`; `readaheadReserve` frames are kept free
+    /// above the watermarks for readahead windows (`Watermarks`).
+    init(
+        frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset,
+        readaheadReserve: Int
+    ) throws(SwapError) {
+        allocator = try FrameAllocator(frameCount: frameCount, readaheadReserve: readaheadReserve, stats: SwapStatistics())
+        workingset = Workingset(
+            allocator: allocator, activatesRefaults: policy == .workingset, keepsUseCounts: policy == .frequency)
+        reverseMap = ReverseMap()
+        #if DEBUG
+        cache = SwapCache(devices: devices, sync: sync, allocator: allocator, workingset: workingset, testHooks: testHooks)
+        reclaimer = Reclaimer(policy: policy, cache: cache, reverseMap: reverseMap, testHooks: testHooks)
+        #else
+        cache = SwapCache(devices: devices, sync: sync, allocator: allocator, workingset: workingset)
+        reclaimer = Reclaimer(policy: policy, cache: cache, reverseMap: reverseMap)
+        #endif
+        allocator.connect(reclaimer)
+    }
+}

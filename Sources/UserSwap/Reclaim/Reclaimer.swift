@@ -1,0 +1,87 @@
+import Synchronization
+
+/// Reclaim (kernel: `mm/vmscan.c`, anonymous pages): the policy that picks folios from the LRU
+/// lists of the memory groups, the background reclaimer, and pageout — unmapping through the
+/// reverse map, write-back, and removal from the swap cache with a workingset shadow left.
+///
+/// Above the swap cache and the frame allocator, which it uses; the allocator calls back only
+/// through `DirectReclaim`, which this implements.
+final class Reclaimer: Sendable {
+    /// How reclaim picks pages.
+    let policy: ReclaimPolicy
+    let allocator: FrameAllocator
+    let cache: SwapCache
+    let workingset: Workingset
+    let reverseMap: ReverseMap
+    let frames: FrameTable
+    let groups: MemoryGroupTable
+    let devices: SwapDeviceSet
+    let windows: FrameWindowTable
+    let stats: SwapStatistics
+    /// Wakes the background reclaimer; set once the space started it.
+    let kswapd = Mutex<BackgroundReclaimer?>(nil)
+    /// Rotates the group global reclaim starts with. Relaxed: fairness only.
+    let shrinkRotor = Atomic<Int>(0)
+    /// Write-backs that failed, and the last failure: an allocation that cannot free memory
+    /// reports it instead of a plain out-of-memory.
+    let writeFailures = Atomic<Int>(0)
+    let lastWriteFailure = Mutex<SwapError?>(nil)
+    #if DEBUG
+    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    let testHooks: TestHooks
+    #endif
+
+    #if DEBUG
+    init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap, testHooks: TestHooks) {
+        self.testHooks = testHooks
+        self.policy = policy
+        self.cache = cache
+        self.reverseMap = reverseMap
+        allocator = cache.allocator
+        workingset = cache.workingset
+        frames = cache.frames
+        groups = cache.groups
+        devices = cache.devices
+        windows = cache.allocator.windows
+        stats = cache.stats
+    }
+    #else
+    init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap) {
+        self.policy = policy
+        self.cache = cache
+        self.reverseMap = reverseMap
+        allocator = cache.allocator
+        workingset = cache.workingset
+        frames = cache.frames
+        groups = cache.groups
+        devices = cache.devices
+        windows = cache.allocator.windows
+        stats = cache.stats
+    }
+    #endif
+
+    /// Asks the background reclaimer to run (a no-op before the space started it).
+    func wakeBackgroundReclaim() {
+        kswapd.withLock { $0 }?.wake()
+    }
+}
+
+/// The allocator's way into reclaim.
+extension Reclaimer: DirectReclaim {
+    func reclaimForGroup(_ group: MemoryGroup, target: Int) -> Int {
+        shrinkSubtree(group, target: target)
+    }
+
+    func reclaimForAllocation(target: Int) -> Int {
+        shrink(target: target, batchSize: directBatch)
+    }
+
+    var othersMayFree: Bool { reclaimInProgress || cache.asyncReads.outstanding > 0 }
+
+    func takeWriteFailure() -> SwapError? {
+        lastWriteFailure.withLock { e in
+            defer { e = nil }
+            return e
+        }
+    }
+}
