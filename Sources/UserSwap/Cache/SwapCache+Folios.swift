@@ -173,7 +173,7 @@ extension SwapCache {
     /// its slots have count 0, or data is lost.
     func swapCacheDeleteFolio(_ f: Folio) {
         let entry = frames.entry(f)
-        guard let device = devices.device(for: entry) else { preconditionFailure("\(f) cached on a missing device") }
+        let device = devices.device(mappedBy: entry)
         let g = device.clusters.lock(entry.clusterIndex)
         let discard = swapCacheDeleteFolioLocked(f, g, device: device, shadow: nil)
         g.unlock()
@@ -189,7 +189,7 @@ extension SwapCache {
     /// of the folio's group at its current age stands in. Drops the cache's references.
     func swapCacheDeleteNewFolio(_ f: Folio, shadow: UInt64?) {
         let entry = frames.entry(f)
-        guard let device = devices.device(for: entry) else { preconditionFailure("\(f) cached on a missing device") }
+        let device = devices.device(mappedBy: entry)
         let group = groups[frames.group(f)]
         // Relaxed: the age is a heuristic input (see `workingsetRefault`).
         let left = shadow ?? Shadow(age: group.nonresidentAge.load(ordering: .relaxed), group: group.id, workingset: false).packed

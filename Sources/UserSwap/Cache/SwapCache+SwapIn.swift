@@ -231,24 +231,37 @@ extension SwapCache {
                     return f
                 }
                 #endif
-                // It may have left the cache, or failed its read, while we slept.
-                guard frames.matches(f, entry) else {
-                    let failed = frames.flags(f).contains(.error)
-                    frames.unlock(f)
-                    allocator.putFolio(f)
-                    if failed {
-                        throw SwapError(.ioError, "reading \(entry) failed; the page is still on the device and a later access retries")
-                    }
-                    continue
-                }
-                guard frames.flags(f).contains(.uptodate) else {
-                    preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
-                }
+                guard try recheckLocked(f, entry) else { continue }
                 return f
             case .noEntry, .fallback:
                 return nil
             }
         }
+    }
+
+    /// Re-checks `f`, found cached for `entry` and then locked by the caller (with its
+    /// reference): while the caller slept on the lock, a racer may have taken it out of the
+    /// cache, or its read may have failed (kernel: "always lock and check the swap cache folio
+    /// before use"). True: still the entry's folio — with `pages`, a folio of that many pages
+    /// starting at `entry` — and uptodate. False: it left the cache; now unlocked and put, and
+    /// the caller looks again. Throws the read's error when the read failed (the data is still
+    /// on the device).
+    func recheckLocked(_ f: Folio, _ entry: SwapEntry, pages: Int? = nil) throws(SwapError) -> Bool {
+        assert(frames.isLocked(f))
+        guard frames.matches(f, entry), pages.map({ frames.entry(f) == entry && frames.pageCount(f) == $0 }) ?? true else {
+            let failed = frames.flags(f).contains(.error)
+            frames.unlock(f)
+            allocator.putFolio(f)
+            if failed {
+                let what = pages == nil ? "the page is" : "the pages are"
+                throw SwapError(.ioError, "reading \(entry) failed; \(what) still on the device and a later access retries")
+            }
+            return false
+        }
+        guard frames.flags(f).contains(.uptodate) else {
+            preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
+        }
+        return true
     }
 
     /// Claims the window page of a placed folio through `claim` (or unconditionally without

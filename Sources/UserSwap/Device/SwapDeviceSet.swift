@@ -69,6 +69,14 @@ package final class SwapDeviceSet: Sendable {
     /// Every device, highest priority first.
     public var devices: [SwapDevice] { state.withLock { $0.groups.flatMap { $0 } } }
 
+    /// The device of `entry`, which a page table or the swap cache refers to. Such an entry keeps
+    /// its device: swapoff brings every page back and empties the cache before it removes one,
+    /// so a miss is a broken invariant.
+    func device(mappedBy entry: SwapEntry) -> SwapDevice {
+        guard let device = device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+        return device
+    }
+
     /// Whether less than half of all swap is free (kernel: `vm_swap_full`): from then on a slot
     /// that only the swap cache holds is worth more free than as a clean copy of a page in
     /// memory, so swap-ins free their slots and the allocator reclaims cache-only slots.

@@ -134,19 +134,12 @@ extension Region {
         else { return false }
         engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
-        let lock = ptl(base)
-        lock.lock()
-        guard (0..<nr).allSatisfy({ pte(base + $0).isNone }) else {
-            lock.unlock()
+        // One reference per mapped page, and ours until the folio is on the LRU (a discard
+        // may unmap it as soon as the lock drops).
+        guard mapBlock(f, at: base, references: UInt32(nr), ifEvery: { _ in .none }) else {
             engine.allocator.putFolio(f)
             return false
         }
-        // One reference per mapped page, and ours until the folio is on the LRU (a discard
-        // may unmap it as soon as the lock drops).
-        engine.frames.get(f, UInt32(nr))
-        engine.frames.setOwner(f, owner(base))
-        for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
-        lock.unlock()
         engine.allocator.lru(f).add(f, to: .inactive)
         engine.allocator.putFolio(f)
         engine.stats.count(.zeroFills, nr)
@@ -182,7 +175,7 @@ extension Region {
             engine.allocator.putFolio(f)
             return
         }
-        guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+        let device = engine.devices.device(mappedBy: entry)
         let sub = entry.offset - frames.entry(f).offset
         // The reverse map names the folio's first page (a large folio comes back page by page
         // when its block was not swapped in whole).
@@ -255,23 +248,16 @@ extension Region {
             engine.groups[group].count(.pswpin, nr)
             let activate = shadow.map { engine.workingset.refault(f, shadow: $0) } ?? false
             engine.allocator.lru(f).add(f, to: activate ? .active : .inactive)
-            guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
-            let lock = ptl(base)
-            lock.lock()
-            guard (0..<nr).allSatisfy({ pte(base + $0) == .swap(entry.advanced(by: $0)) }) else {
+            let device = engine.devices.device(mappedBy: entry)
+            // Our reference becomes one of the mapping's.
+            guard mapSwappedBlock(f, at: base, entry: entry, device: device) else {
                 // Part of the block changed while we read: the pages fault in one by one and find
                 // this folio in the cache.
-                lock.unlock()
                 engine.cache.freeSwapIfUnused(f)
                 frames.unlock(f)
                 engine.allocator.putFolio(f)
                 return false
             }
-            frames.get(f, UInt32(nr - 1))
-            frames.setOwner(f, owner(base))
-            for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
-            device.put(entry, count: nr)
-            lock.unlock()
             if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
             frames.unlock(f)
             // A miss: the blocks after this one, without waiting (`readAheadLarge`).
@@ -305,38 +291,18 @@ extension Region {
         }
         // Its read may still be in flight (async readahead): wait for it on the folio lock.
         frames.lock(f)
-        // It may have left the cache, or failed its read, while we slept.
-        guard frames.matches(f, entry), frames.entry(f) == entry, frames.pageCount(f) == nr else {
-            let failed = frames.flags(f).contains(.error)
-            frames.unlock(f)
-            engine.allocator.putFolio(f)
-            if failed {
-                throw SwapError(.ioError, "reading \(entry) failed; the pages are still on the device and a later access retries")
-            }
-            return .retry
-        }
-        guard frames.flags(f).contains(.uptodate) else {
-            preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
-        }
+        guard try engine.cache.recheckLocked(f, entry, pages: nr) else { return .retry }
         engine.stats.count(.cacheHits)
-        guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
-        let lock = ptl(base)
-        lock.lock()
-        guard (0..<nr).allSatisfy({ pte(base + $0) == .swap(entry.advanced(by: $0)) }) else {
+        let device = engine.devices.device(mappedBy: entry)
+        // Our reference becomes one of the mapping's.
+        guard mapSwappedBlock(f, at: base, entry: entry, device: device) else {
             // A page of the block was mapped (by a racer, page by page) or discarded meanwhile:
             // the rest fault in one by one and find the folio in the cache. Its readahead mark
             // stays for them.
-            lock.unlock()
             frames.unlock(f)
             engine.allocator.putFolio(f)
             return .fallback
         }
-        // Our reference becomes one of the mapping's.
-        frames.get(f, UInt32(nr - 1))
-        frames.setOwner(f, owner(base))
-        for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
-        device.put(entry, count: nr)
-        lock.unlock()
         let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
         if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
@@ -371,6 +337,40 @@ extension Region {
             guard pte(page) == .swap(entry) else { return false }
             engine.allocator.claimPlacement(f)
             return true
+        }
+    }
+
+    /// Maps every page of the block of `f` at `base` (page `base + i` to frame `f.frame + i`)
+    /// under the block's page-table lock, if each page still holds `expected(i)`: takes
+    /// `references` on the folio for the mappings, names `base` in its reverse-map key, and
+    /// runs `underLock` before the lock drops. Returns false, changing nothing, if a page
+    /// changed. The block lies under one page-table lock (at most 512 pages, aligned).
+    private func mapBlock(
+        _ f: Folio, at base: Int, references: UInt32, ifEvery expected: (Int) -> PageTableEntry,
+        underLock: () -> Void = {}
+    ) -> Bool {
+        let frames = engine.frames
+        let nr = frames.pageCount(f)
+        assert(base % nr == 0 && nr <= Self.pagesPerPTL, "block of \(nr) pages at \(base) spans page-table locks")
+        let lock = ptl(base)
+        lock.lock()
+        defer { lock.unlock() }
+        guard (0..<nr).allSatisfy({ pte(base + $0) == expected($0) }) else { return false }
+        frames.get(f, references)
+        frames.setOwner(f, owner(base))
+        for i in 0..<nr { setPTE(base + i, .present(frame: f.frame + UInt32(i))) }
+        underLock()
+        return true
+    }
+
+    /// `mapBlock` for a large folio swapped in for the run at `entry`: maps the block if every
+    /// page still refers to its slot, the caller's reference becoming one of the mappings', and
+    /// drops the page table's references to the slots under the lock (the cache still holds
+    /// them).
+    private func mapSwappedBlock(_ f: Folio, at base: Int, entry: SwapEntry, device: SwapDevice) -> Bool {
+        let nr = engine.frames.pageCount(f)
+        return mapBlock(f, at: base, references: UInt32(nr - 1), ifEvery: { .swap(entry.advanced(by: $0)) }) {
+            device.put(entry, count: nr)
         }
     }
 

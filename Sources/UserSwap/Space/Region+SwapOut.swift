@@ -121,7 +121,7 @@ extension Region {
             frames.setFlags(f, .dirty)
         }
         let entry = frames.entry(f)
-        guard let device = engine.devices.device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+        let device = engine.devices.device(mappedBy: entry)
         yieldPoint(.swapOutAllocated)
         guard unmap(base, f, entry, device: device) else {
             engine.stats.count(.busyFolios)

@@ -128,9 +128,7 @@ public final class Region: Sendable {
         setPTE(page, .none)
         if old.isSwap {
             let entry = old.swapEntry
-            guard let device = engine.devices.device(for: entry) else {
-                preconditionFailure("\(entry) names a removed device")
-            }
+            let device = engine.devices.device(mappedBy: entry)
             // The page table's reference to the slot goes under the PTL, as the kernel does.
             device.put(entry)
             lock.unlock()
