@@ -88,7 +88,7 @@ let package = Package(
             name: "UserSwapBench",
             dependencies: [
                 "UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis",
-                "CUserSwapProcess", "UserSwapTestSupport",
+                "CUserSwapProcess", "CUserSwapURing", "UserSwapTestSupport",
             ],
             swiftSettings: swiftSettings
         ),

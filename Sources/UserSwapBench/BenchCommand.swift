@@ -60,7 +60,10 @@ package enum BenchCommand {
             ResidentMemory.resetPeak()
             let harness = BenchHarness(
                 scenario: scenario.name, options: options, swapProtocol: swapProtocol, machine: machine, console: console)
-            reports.append(try scenario.run(options: options, harness: harness))
+            var report = try scenario.run(options: options, harness: harness)
+            // Every report says what `top` saw (the workloads wrote it with their sampled peak).
+            report.addProcessMemory()
+            reports.append(report)
         }
         let output: BenchOutput =
             reports.count >= 2

@@ -13,6 +13,9 @@ final class DirectIOFile: Sendable {
     let path: String
     let bytes: Int64
     private let fd: Int32
+    /// The descriptor, for requests submitted elsewhere (an io_uring: `RawRandomReads`); valid
+    /// while this object lives.
+    var descriptor: Int32 { fd }
 
     /// Creates `path` with `bytes` allocated (`fallocate`, as a swap file is).
     init(path: String, bytes: Int64) throws {

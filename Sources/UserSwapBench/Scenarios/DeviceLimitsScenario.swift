@@ -12,6 +12,9 @@ import UserSwap
 /// - 4 KiB random reads for `--seconds` (3) at queue depth 1 (1 thread), at the workload's
 ///   `--threads` (2), and at depth 32 (32 threads doing `pread`: blocking I/O, one request in
 ///   flight per thread, which is what UserSwap's faulting threads do);
+/// - 4 KiB random reads for `--seconds` at queue depths 1, 2 and 32 on one io_uring
+///   (`RawRandomReads`): what one fault in flight, two faulting threads, and a batched or
+///   asynchronous swap-in can get from the disk;
 /// - `memcpy` of 64 MiB buffers, 1 thread, GiB/s.
 ///
 /// UserSwap, on a swap file in the same folder, `--memory` (64M) of budget, `--data` of pages:
@@ -95,12 +98,13 @@ enum DeviceLimitsScenario: BenchScenario {
                 "sequential_swap_in_of_sequential_read": JSONValue(sequentialReadShare),
                 "sequential_swap_in_of_4k_page_read": JSONValue(pageReadShare),
                 "swap_in_of_random_read_iops": JSONValue(readShare),
+                "swap_in_of_random_read_iops_io_uring_depth_32": JSONValue(swap.swapInPerSecond / raw.ringReadIOPS(depth: 32)),
                 "swap_out_of_sequential_write_large_folios": JSONValue(largeWriteShare),
                 "sequential_swap_in_of_sequential_read_large_folios": JSONValue(largeReadShare),
                 "large_folio_bytes": JSONValue(Int(large)),
                 "threads": JSONValue(threads),
                 "note":
-                    "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9), and ÷ the same writes from 256 scattered 4 KiB pages each (_of_4k_page_write); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
+                    "UserSwap's sequential swap-out (MiB/s written to its swap file) ÷ raw O_DIRECT 1 MiB sequential writes (goal ≥ 0.9), and ÷ the same writes from 256 scattered 4 KiB pages each (_of_4k_page_write); UserSwap's sequential swap-in (MiB/s read from its swap file by a read-only stream, advise(.sequential)) ÷ raw O_DIRECT 1 MiB sequential reads (goal ≥ 0.8), and ÷ the same reads into 256 scattered 4 KiB pages each (_of_4k_page_read: the requests a 4 KiB stream makes); UserSwap's random swap-ins/s ÷ raw O_DIRECT 4 KiB random reads/s at the same thread count (goal ≥ 0.8), and ÷ the raw reads at queue depth 32 on io_uring (_io_uring_depth_32: how far faults are from the disk's deep-queue limit); *_large_folios: the same streams over a region of large_folio_bytes folios (userswap_large_folios); same file system, same run",
             ]
             report.extras["file_system_dir"] = .string(folder)
             harness.log(
@@ -121,11 +125,14 @@ enum DeviceLimitsScenario: BenchScenario {
         var sequential: RawSequentialBandwidth
         /// Random 4 KiB reads by thread count.
         var randomReads: [(threads: Int, run: TimedRun)]
+        /// Random 4 KiB reads by queue depth on one io_uring.
+        var ringReads: [RawRandomReads]
         var memcpyGiBPerSecond: Double
 
         var sequentialWriteMiBPerSecond: Double { sequential.writeMiBPerSecond }
         var sequentialReadMiBPerSecond: Double { sequential.readMiBPerSecond }
         func randomReadIOPS(threads: Int) -> Double { randomReads.first { $0.threads == threads }?.run.opsPerSecond ?? 0 }
+        func ringReadIOPS(depth: Int) -> Double { ringReads.first { $0.depth == depth }?.iops ?? 0 }
 
         var json: JSONValue {
             var object = sequential.json
@@ -136,6 +143,8 @@ enum DeviceLimitsScenario: BenchScenario {
                         "mib_per_s": JSONValue(entry.run.opsPerSecond * 4096 / 1_048_576), "latency_us": JSONValue(entry.run.latency),
                     ]
                 })
+            object["random_read_4k_io_uring"] = .array(ringReads.map(\.json))
+            object["random_read_4k_io_uring_note"] = .string(RawRandomReads.note)
             object["memcpy_gib_per_s"] = JSONValue(memcpyGiBPerSecond)
             object["io"] =
                 "O_DIRECT pread/pwrite on a fallocated file; sequential: 1 MiB transfers by sequential_threads threads, each its own share; random reads: one blocking pread per thread (queue depth = threads)"
@@ -158,7 +167,11 @@ enum DeviceLimitsScenario: BenchScenario {
                 })
             random.append((count, run))
         }
-        return Raw(sequential: sequential, randomReads: random, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
+        // The file was written whole by the sequential passes (the last into reallocated
+        // extents), so every read reaches the disk.
+        let ring = try RawRandomReads.measure(file, depths: RawRandomReads.standardDepths, seconds: seconds, seed: 0xD15C, harness: harness)
+        return Raw(
+            sequential: sequential, randomReads: random, ringReads: ring, memcpyGiBPerSecond: memcpyRate(seconds: min(seconds, 1)))
     }
 
     /// GiB/s of `memcpy` between two 64 MiB buffers (larger than any cache), one thread.

@@ -20,10 +20,35 @@ public protocol PageStore: Sendable {
     /// without holding it across a fault. `.write` says that `body` may change the bytes.
     func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(Failure) -> R
 
+    /// Asks for `pages` (ascending, no repeats) to be brought in ahead of their accesses, as a
+    /// program that knows its next accesses would (`multiget`): a region reads them into its
+    /// swap cache, plain memory gets `madvise(MADV_WILLNEED)`. Each run of consecutive pages is
+    /// one request (`forEachRun`).
+    func prefetch(_ pages: [Int]) throws(Failure)
+
     /// Whether `page` was certainly never touched (it reads as zeroes and holds no memory).
     /// Verification skips such pages so that it does not fault them in; a store that cannot
     /// tell answers `false`.
     func isUntouched(_ page: Int) -> Bool
+}
+
+extension PageStore {
+    /// Calls `body` with each run of consecutive pages of `pages` (ascending, no repeats), in
+    /// order: `[3, 4, 5, 9]` is `3..<6`, then `9..<10`.
+    @inline(__always)
+    public static func forEachRun<E: Error>(_ pages: [Int], _ body: (Range<Int>) throws(E) -> Void) throws(E) {
+        var index = 0
+        while index < pages.count {
+            let start = pages[index]
+            var end = start + 1
+            index += 1
+            while index < pages.count && pages[index] == end {
+                end += 1
+                index += 1
+            }
+            try body(start..<end)
+        }
+    }
 }
 
 /// A UserSwap region: each access pins the page (faulting it in through the engine) for the
@@ -46,6 +71,17 @@ public struct RegionPageStore: PageStore {
     public func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(SwapError) -> R {
         let pin = try region.pin(page, for: access)
         return body(pin.bytes)
+    }
+
+    /// With what the explicit API has today: `Region.prefetch(pages:)` on each run of
+    /// consecutive pages, which reads the run into the swap cache and waits for it, so a batch
+    /// of scattered pages is read one run after another (one read in flight per thread, as
+    /// faults). This is the one place a batched swap-in that submits every read at once slots
+    /// in.
+    public func prefetch(_ pages: [Int]) throws(SwapError) {
+        try Self.forEachRun(pages) { (run) throws(SwapError) in
+            _ = try region.prefetch(pages: run)
+        }
     }
 
     public func isUntouched(_ page: Int) -> Bool {

@@ -34,6 +34,13 @@ public final class TransparentPageStore: PageStore {
         return body(UnsafeMutableRawBufferPointer(start: start, count: 4096))
     }
 
+    /// `advise(.willNeed)` on each run of consecutive pages (as `madvise(MADV_WILLNEED)` on the
+    /// region's memory): the pages are read into the swap cache, and their faults find them
+    /// there. Advice, as the kernel's: a failure leaves the pages for their faults to read.
+    public func prefetch(_ pages: [Int]) {
+        Self.forEachRun(pages) { run in _ = try? region.advise(.willNeed, pages: run) }
+    }
+
     public func isUntouched(_ page: Int) -> Bool {
         region.state(ofPage: page) == .untouched
     }

@@ -46,6 +46,11 @@ public struct WorkloadPhase: Sendable {
     /// Whether its operations count in the report (populate and verify do not).
     public let measured: Bool
     public let length: Length
+    /// Operations one step does (a batch of lookups: `multiget`); 1 for most phases. The
+    /// driver counts `opsPerStep` operations per step, turns an operation limit into steps
+    /// (rounded up), and records each step's time ÷ `opsPerStep` as every one of its operations'
+    /// latency, keeping the steps' own times beside (`PhaseOutcome.stepLatency`).
+    public let opsPerStep: Int
     /// Called on each worker thread, before the phase's clock starts: makes the thread's worker
     /// and wraps it with the driver's timing loop.
     let prepare: @Sendable (_ thread: Int, _ threads: Int) -> PreparedWorker
@@ -57,13 +62,16 @@ public struct WorkloadPhase: Sendable {
     /// together, with no dynamic dispatch per step — provided the phase is made where the
     /// worker's type is known, which `PreparedWorkload` sees to.
     public init<Worker: WorkloadWorker & SendableMetatype>(
-        _ name: String, measured: Bool, length: Length,
+        _ name: String, measured: Bool, length: Length, opsPerStep: Int = 1,
         makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker
     ) {
+        precondition(opsPerStep >= 1)
+        precondition(opsPerStep == 1 || length == .open, "a fixed job counts steps: batches are for open phases")
         self.name = name
         self.measured = measured
         self.length = length
-        prepare = { thread, threads in PreparedWorker(makeWorker(thread, threads)) }
+        self.opsPerStep = opsPerStep
+        prepare = { thread, threads in PreparedWorker(makeWorker(thread, threads), opsPerStep: opsPerStep) }
     }
 
     /// Thread `thread`'s contiguous share of `total` steps: the same split the driver uses.

@@ -22,6 +22,9 @@ public final class WorkloadDriver {
     let label: String
     /// The most frames seen in use at once, over every phase so far (sampled).
     public private(set) var peakResidentFrames = 0
+    /// The process's memory at the sample with the largest resident set, over every phase so
+    /// far: what `top` showed at its largest, split into anon, file and shmem.
+    public private(set) var peakProcessMemory: ProcessMemory?
 
     public convenience init(space: SwapSpace, threads: Int, console: Console, showsProgress: Bool, label: String) {
         self.init(probe: SpaceProbe(space: space), threads: threads, console: console, showsProgress: showsProgress, label: label)
@@ -45,6 +48,9 @@ public final class WorkloadDriver {
         public let counters: [SwapStatistics.Counter: Int]
         /// The most frames in use at once during the phase (sampled).
         public let peakResidentFrames: Int
+        /// The latency of a whole step when a step is several operations (a batch); nil when
+        /// it is one (`run.latency` is then the step's).
+        public var stepLatency: LatencySummary? = nil
     }
 
     /// Runs `phase` on every thread; open phases last until `limit`. Rethrows the first error a
@@ -54,7 +60,9 @@ public final class WorkloadDriver {
         let quotas: [Int?] = (0..<threads).map { thread in
             switch phase.length {
             case .steps(let total): WorkloadPhase.share(of: total, thread: thread, threads: threads).count
-            case .open: limit.operations(thread: thread, threads: threads)
+            case .open:
+                // A batch of operations per step: enough steps to do at least the thread's share.
+                limit.operations(thread: thread, threads: threads).map { ($0 + phase.opsPerStep - 1) / phase.opsPerStep }
             }
         }
         let seconds: Double? = if case .open = phase.length, case .seconds(let s) = limit { s } else { nil }
@@ -87,11 +95,12 @@ public final class WorkloadDriver {
             }
             let resident = probe.residentPages
             phasePeak = max(phasePeak, resident)
+            sampleProcessMemory()
             let now = cus_monotonic_ns()
             // Relaxed: a display counter.
             let steps = shared.progressSteps.load(ordering: .relaxed)
             if now &- window.ns >= 1_000_000_000 {
-                rate = Double(steps - window.steps) / (Double(now &- window.ns) / 1e9)
+                rate = Double((steps - window.steps) * phase.opsPerStep) / (Double(now &- window.ns) / 1e9)
                 window = (now, steps)
             }
             let fraction: Double =
@@ -113,6 +122,7 @@ public final class WorkloadDriver {
             }
         }
         phasePeak = max(phasePeak, probe.residentPages)
+        sampleProcessMemory()
         peakResidentFrames = max(peakResidentFrames, phasePeak)
         if let error = shared.firstError.withLock({ $0 }) {
             progress.finish(detail: "failed")
@@ -121,16 +131,25 @@ public final class WorkloadDriver {
         let outcomes = shared.results.withLock { $0 }.map { $0! }
         let endNs = outcomes.map(\.endNs).max() ?? startNs
         let steps = outcomes.reduce(Int64(0)) { $0 + $1.steps }
+        let perStep = Int64(phase.opsPerStep)
         let run = TimedRun(
-            threads: threads, calls: steps, ops: steps, seconds: Double(endNs &- startNs) / 1e9,
+            threads: threads, calls: steps, ops: steps * perStep, seconds: Double(endNs &- startNs) / 1e9,
             histogram: LatencyHistogram.merged(outcomes.map(\.histogram)),
-            opsPerThread: outcomes.map(\.steps)
+            opsPerThread: outcomes.map { $0.steps * perStep }
         )
         let after = probe.counters()
         var delta: [SwapStatistics.Counter: Int] = [:]
         for counter in SwapStatistics.Counter.allCases { delta[counter] = after[counter, default: 0] - before[counter, default: 0] }
         progress.finish(detail: "\(BenchReport.count(run.opsPerSecond)) ops/s")
-        return PhaseOutcome(name: phase.name, measured: phase.measured, run: run, counters: delta, peakResidentFrames: phasePeak)
+        var outcome = PhaseOutcome(name: phase.name, measured: phase.measured, run: run, counters: delta, peakResidentFrames: phasePeak)
+        if perStep > 1 { outcome.stepLatency = LatencyHistogram.merged(outcomes.compactMap(\.stepHistogram)).summary }
+        return outcome
+    }
+
+    /// Keeps the process's memory if its resident set is the largest seen.
+    private func sampleProcessMemory() {
+        guard let now = ProcessMemory.now() else { return }
+        if now.rssBytes > peakProcessMemory?.rssBytes ?? -1 { peakProcessMemory = now }
     }
 
     /// The live part of a progress line: "201k ops/s, resident 255 MiB, swap-ins 1.2M, swap-outs 1.3M".
@@ -177,9 +196,9 @@ public struct SpaceProbe: WorkloadProbe {
 struct PreparedWorker {
     let drive: (_ shared: DriverShared, _ quota: Int, _ deadline: UInt64) throws -> DriverShared.Outcome
 
-    init<Worker: WorkloadWorker>(_ worker: Worker) {
+    init<Worker: WorkloadWorker>(_ worker: Worker, opsPerStep: Int = 1) {
         var worker = worker
-        drive = { shared, quota, deadline in try shared.drive(&worker, quota: quota, deadline: deadline) }
+        drive = { shared, quota, deadline in try shared.drive(&worker, quota: quota, deadline: deadline, opsPerStep: opsPerStep) }
     }
 }
 
@@ -187,6 +206,8 @@ struct PreparedWorker {
 final class DriverShared: Sendable {
     struct Outcome: Sendable {
         var histogram: LatencyHistogram
+        /// Each step's own time, when a step is several operations.
+        var stepHistogram: LatencyHistogram?
         var steps: Int64
         var endNs: UInt64
     }
@@ -225,15 +246,22 @@ final class DriverShared: Sendable {
     }
 
     /// The loop, specialized per worker type (by `PreparedWorker`, where the type is known).
-    func drive<W: WorkloadWorker>(_ worker: inout W, quota: Int, deadline: UInt64) throws -> Outcome {
+    func drive<W: WorkloadWorker>(_ worker: inout W, quota: Int, deadline: UInt64, opsPerStep: Int = 1) throws -> Outcome {
         var histogram = LatencyHistogram()
+        var stepHistogram: LatencyHistogram? = opsPerStep > 1 ? LatencyHistogram() : nil
         var steps = 0
         var before = cus_monotonic_ns()
         // Relaxed: a stop seen one step late costs one step.
         while steps < quota, !stop.load(ordering: .relaxed) {
             try worker.step()
             let after = cus_monotonic_ns()
-            histogram.record(after &- before)
+            if opsPerStep == 1 {
+                histogram.record(after &- before)
+            } else {
+                // As `runTimed` with `opsPerCall`: each operation of the batch gets its share.
+                histogram.record((after &- before) / UInt64(opsPerStep), times: UInt64(opsPerStep))
+                stepHistogram?.record(after &- before)
+            }
             before = after
             steps += 1
             if steps & 255 == 0 {
@@ -243,6 +271,6 @@ final class DriverShared: Sendable {
             if after >= deadline { break }
         }
         worker.finish()
-        return Outcome(histogram: histogram, steps: Int64(steps), endNs: before)
+        return Outcome(histogram: histogram, stepHistogram: stepHistogram, steps: Int64(steps), endNs: before)
     }
 }

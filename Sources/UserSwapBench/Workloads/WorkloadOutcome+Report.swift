@@ -34,6 +34,7 @@ extension WorkloadOutcome {
             ]
         }
         report.extras["peak_resident_frames_bytes"] = JSONValue(Int64(peakResidentFrames) * 4096)
+        report.addProcessMemory(sampledPeak: processMemoryAtPeak)
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)
         report.extras["phases"] = .array(
@@ -61,6 +62,9 @@ extension WorkloadOutcome {
     /// The report `userswap run` prints after its phases: throughput, latency, swap traffic,
     /// reclaim, memory, and the verification line. `processPeakRSS` is VmHWM in bytes.
     public func text(processPeakRSS: Int64) -> String {
+        let split = processMemoryAtPeak.map {
+            " (at the largest sample: anon \(ByteSize.format($0.anonBytes)), file \(ByteSize.format($0.fileBytes)), shmem \(ByteSize.format($0.shmemBytes)))"
+        }
         let run = measured
         let c = counters
         func n(_ counter: SwapStatistics.Counter) -> Int { c[counter] ?? 0 }
@@ -84,7 +88,7 @@ extension WorkloadOutcome {
             "  reclaim: scanned \(n(.reclaimScanned)), freed \(n(.reclaimFreed)), second chances \(n(.reclaimActivated)), direct reclaims \(n(.directReclaims)), background wake-ups \(n(.kswapdWakeups))"
         )
         lines.append(
-            "  peak resident \(ByteSize.format(Int64(peakResidentFrames) * 4096)) of the \(ByteSize.format(Int64(frameCount) * 4096)) budget (frames high-water, sampled); process RSS peak \(ByteSize.format(processPeakRSS))"
+            "  peak resident \(ByteSize.format(Int64(peakResidentFrames) * 4096)) of the \(ByteSize.format(Int64(frameCount) * 4096)) budget (frames high-water, sampled); process RSS peak \(ByteSize.format(processPeakRSS))\(split ?? "")"
         )
         lines.append(verificationLine)
         return lines.joined(separator: "\n")

@@ -48,7 +48,7 @@ public enum WorkloadSession {
         let verify = try driver.run(workload.verificationPhase(), limit: configuration.limit)
         let invariants = quietInvariants(space)
         inspect(space)
-        return WorkloadOutcome(
+        var outcome = WorkloadOutcome(
             configuration: configuration, summary: workload.summary, phases: phases, verification: verify,
             totals: WorkloadDriver.counters(space), peakResidentFrames: driver.peakResidentFrames,
             frameCount: space.frameCount,
@@ -57,6 +57,8 @@ public enum WorkloadSession {
             verificationMismatches: workload.verification.mismatches,
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
             invariantProblems: invariants, ioEngine: space.statistics.ioEngine)
+        outcome.processMemoryAtPeak = driver.peakProcessMemory
+        return outcome
     }
 }
 
@@ -100,6 +102,9 @@ public struct WorkloadOutcome: Sendable {
     /// The first failures, in words (empty when all matched).
     public let failures: [String]
     public let invariantProblems: [String]
+    /// The process's memory at the sample with the largest resident set
+    /// (`WorkloadDriver.peakProcessMemory`).
+    public var processMemoryAtPeak: ProcessMemory? = nil
     /// The benchmark's swap beyond a plain file: device, tier, encryption and their figures
     /// (`WorkloadSwap.json`), reported under `swap`.
     public var swapReport: JSONValue? = nil

@@ -286,6 +286,9 @@ final class RecordingPageStore: PageStore {
         return body(scratch)
     }
 
+    /// Records nothing: the patterns the tests replay never prefetch.
+    func prefetch(_ pages: [Int]) {}
+
     func isUntouched(_ page: Int) -> Bool { false }
 }
 

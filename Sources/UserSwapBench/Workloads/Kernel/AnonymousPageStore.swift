@@ -40,6 +40,17 @@ public final class AnonymousPageStore: PageStore {
         return body(UnsafeMutableRawBufferPointer(start: start, count: 4096))
     }
 
+    /// `madvise(MADV_WILLNEED)` on each run of consecutive pages: for swapped-out anonymous
+    /// memory the kernel starts the reads (`swapin_readahead` per page, without waiting) and
+    /// returns, so one thread has a whole batch of reads in flight. Advice: its result is not
+    /// checked, since a failure only leaves the pages for their faults.
+    public func prefetch(_ pages: [Int]) {
+        Self.forEachRun(pages) { run in
+            precondition(run.lowerBound >= 0 && run.upperBound <= pageCount, "pages \(run) outside 0..<\(pageCount)")
+            _ = madvise(mapping.base + run.lowerBound * 4096, run.count * 4096, MADV_WILLNEED)
+        }
+    }
+
     /// The kernel knows (`mincore`), but asking costs a system call per page: answer "maybe".
     public func isUntouched(_ page: Int) -> Bool { false }
 }

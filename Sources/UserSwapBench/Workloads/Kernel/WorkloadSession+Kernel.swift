@@ -40,7 +40,7 @@ extension WorkloadSession {
             if phase.measured { measured = measured + (KernelSample.now() - before) }
         }
         let verify = try driver.run(workload.verificationPhase(), limit: configuration.limit)
-        let outcome = WorkloadOutcome(
+        var outcome = WorkloadOutcome(
             configuration: configuration, summary: workload.summary, phases: phases, verification: verify,
             totals: probe.counters(), peakResidentFrames: driver.peakResidentFrames,
             frameCount: Int(configuration.memoryBytes / 4096),
@@ -49,6 +49,7 @@ extension WorkloadSession {
             verificationMismatches: workload.verification.mismatches,
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
             invariantProblems: [])
+        outcome.processMemoryAtPeak = driver.peakProcessMemory
         return KernelRun(
             outcome: outcome, cgroup: cgroup, swapCounterSource: probe.swapCounterSource,
             measured: measured, total: KernelSample.now() - start)
