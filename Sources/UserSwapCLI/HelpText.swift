@@ -82,9 +82,11 @@ enum HelpText {
             back and checked (exit status 1 if one is wrong).
 
             Workloads: zipf (a few hot pages take most accesses), random (uniform), seq (sequential,
-            wrapping), usemem (the kernel test: write all the data, then read it all back) and
+            wrapping), usemem (the kernel test: write all the data, then read it all back),
             hashtable (an open-addressing table of UInt64 keys the size of --data, half full:
-            insert every key, then look each up). usemem and hashtable are fixed jobs.
+            insert every key, then look each up) and multiget (the same table filled in page order,
+            then random keys looked up in batches of 32, each batch's pages prefetched first).
+            usemem and hashtable are fixed jobs.
             """
         case .bench:
             """

@@ -15,7 +15,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .format: "usage: userswap format FILE --size SIZE [--label LABEL] [--force] [--write-out]"
         case .inspect: "usage: userswap inspect FILE [--json]"
         case .run:
-            "usage: userswap run [--workload zipf|random|seq|usemem|hashtable] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
+            "usage: userswap run [--workload zipf|random|seq|usemem|hashtable|multiget] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
         case .bench:
             "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
         case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
@@ -53,7 +53,7 @@ public enum Verb: String, CaseIterable, Sendable {
             [OptionSpec("json", help: "print the report as JSON on stdout")]
         case .run:
             [
-                OptionSpec("workload", value: .required("W"), help: "zipf (default), random, seq, usemem or hashtable"),
+                OptionSpec("workload", value: .required("W"), help: "zipf (default), random, seq, usemem, hashtable or multiget"),
                 OptionSpec("memory", value: .required("SIZE"), help: "RAM budget (default 256M)"),
                 OptionSpec("data", value: .required("SIZE"), help: "the workload's data (default 1G): larger than the budget, so it swaps"),
                 OptionSpec("threads", value: .required("N"), help: "worker threads (default 2)"),

@@ -72,6 +72,7 @@ public enum BenchRegistry {
             SeqScenario.self,
             UsememScenario.self,
             HashTableScenario.self,
+            MultigetScenario.self,
             TiersScenario.self,
             RedisScenario.self,
             DeviceLimitsScenario.self,

@@ -1,6 +1,6 @@
 import UserSwap
 
-/// `userswap bench zipf|random|seq|usemem|hashtable`: the workloads of `userswap run`
+/// `userswap bench zipf|random|seq|usemem|hashtable|multiget`: the workloads of `userswap run`
 /// (`Workloads/`), sized to finish in seconds (64 MiB of budget, 256 MiB of data: 4× over;
 /// the hash table 32 MiB and 128 MiB), on a swap file in a scratch folder, two threads, 5 s of
 /// accesses for the open workloads. Every run ends with the workload's full verification.
@@ -164,6 +164,10 @@ enum WorkloadBench {
             seed: options.seed ?? WorkloadConfiguration.defaultSeed,
             swapProtocol: harness.swapProtocol)
         configuration.pageRepeats = try options.value(Self.repeats)
+        if kind == .multiget {
+            configuration.batch = try options.value(MultigetScenario.batch)
+            configuration.prefetch = (try options.value(MultigetScenario.prefetch) as String) == "on"
+        }
         let io: String = try options.value(Self.io)
         guard let engine = IOEngineChoice(rawValue: io == "auto" ? "automatic" : io) else {
             throw BenchError("--param io=\(io): use automatic, io_uring, thread_pool or synchronous")

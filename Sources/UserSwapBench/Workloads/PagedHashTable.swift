@@ -45,6 +45,11 @@ public final class PagedHashTable<Store: PageStore>: Sendable {
         Int(truncatingIfNeeded: SplitMix64.mix(key ^ seed).multipliedFullWidth(by: UInt64(capacity)).high)
     }
 
+    /// The page of `key`'s home slot: the page its lookup reads first (and, but for a probe that
+    /// runs off the page's end, the only one).
+    @inline(__always)
+    public func homePage(_ key: UInt64) -> Int { home(key) / Self.recordsPerPage }
+
     /// Value word `index` (1…7) of `key`'s record; word 1 is never zero.
     @inline(__always)
     static func valueWord(_ key: UInt64, _ index: Int, seed: UInt64) -> UInt64 {

@@ -24,4 +24,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// The inverse of `mix`: `mix(unmix(x)) == x` for every `x`. Each step undoes one of
+    /// `mix`'s, last first: an xor-shift by `s` is undone by xoring the shifts by `s`, `2s`, …
+    /// below 64, a multiply by the constant's inverse modulo 2^64.
+    @inline(__always)
+    public static func unmix(_ value: UInt64) -> UInt64 {
+        var z = value
+        z = z ^ (z >> 31) ^ (z >> 62)
+        z = z &* 0x3196_42B2_D24D_8EC3
+        z = z ^ (z >> 27) ^ (z >> 54)
+        z = z &* 0x96DE_1B17_3F11_9089
+        return z ^ (z >> 30) ^ (z >> 60)
+    }
 }

@@ -7,12 +7,13 @@ public enum WorkloadKind: String, CaseIterable, Sendable, Equatable {
     case seq
     case usemem
     case hashtable
+    case multiget
 
     /// Whether the workload runs until a limit (`--ops`, `--seconds`) and mixes reads and
     /// writes (`--write-ratio`); `usemem` and `hashtable` are fixed jobs sized by the data.
     public var isOpen: Bool {
         switch self {
-        case .zipf, .random, .seq: true
+        case .zipf, .random, .seq, .multiget: true
         case .usemem, .hashtable: false
         }
     }
@@ -35,6 +36,10 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     public var theta: Double
     /// Hash table fill, 0…0.9.
     public var loadFactor: Double
+    /// `multiget`: keys per batch, and whether each batch's pages are prefetched before its
+    /// lookups (`--param batch=`, `--param prefetch=on|off` in the benchmarks).
+    public var batch = 32
+    public var prefetch = true
     public var seed: UInt64
     public var swapProtocol: BenchProtocol
     /// How reclaim picks pages (`--param policy=…` in the benchmarks).
@@ -129,6 +134,7 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         if !(theta > 0 && theta < 1) { problems.append("Zipf's θ must be above 0 and below 1, not \(theta)") }
         if !(loadFactor > 0 && loadFactor <= 0.9) { problems.append("a load factor is above 0 and at most 0.9, not \(loadFactor)") }
         if threads < 1 { problems.append("a run needs at least one thread") }
+        if !(1...4096).contains(batch) { problems.append("a batch is 1 to 4096 keys, not \(batch)") }
         if folioBytes < SwapPage.size || folioBytes > 2 << 20 || folioBytes & (folioBytes - 1) != 0 {
             problems.append("a folio is a power of two from 4K to 2M, not \(ByteSize.format(Int64(folioBytes)))")
         }
@@ -177,6 +183,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
         case .hashtable:
             let table = PagedHashTable(store: try makeStore(pages), seed: seed)
             return PreparedWorkload(PagedHashTableWorkload(table: table, loadFactor: loadFactor, seed: seed))
+        case .multiget:
+            let table = PagedHashTable(store: try makeStore(pages), seed: seed)
+            return PreparedWorkload(MultigetWorkload(table: table, loadFactor: loadFactor, batch: batch, prefetches: prefetch, seed: seed))
         }
     }
 }

@@ -19,11 +19,23 @@ extension WorkloadOutcome {
         report.extras["workload_summary"] = .string(summary)
         report.extras["seed"] = JSONValue(configuration.seed)
         if let swapReport { report.extras["swap"] = swapReport }
-        if configuration.kind.isOpen { report.extras["write_ratio"] = JSONValue(configuration.writeRatio) }
+        if configuration.kind.isOpen {
+            // multiget only reads.
+            report.extras["write_ratio"] = JSONValue(configuration.kind == .multiget ? 0 : configuration.writeRatio)
+        }
         report.extras["page_repeats"] = JSONValue(configuration.pageRepeats)
         report.extras["folio_bytes"] = JSONValue(configuration.folioBytes)
         if configuration.kind == .zipf { report.extras["theta"] = JSONValue(configuration.theta) }
-        if configuration.kind == .hashtable { report.extras["load_factor"] = JSONValue(configuration.loadFactor) }
+        if configuration.kind == .hashtable || configuration.kind == .multiget {
+            report.extras["load_factor"] = JSONValue(configuration.loadFactor)
+        }
+        if configuration.kind == .multiget {
+            report.extras["batch"] = JSONValue(configuration.batch)
+            report.extras["prefetch"] = .bool(configuration.prefetch)
+            if let batchLatency = phases.first(where: \.measured)?.stepLatency {
+                report.extras["batch_latency_us"] = JSONValue(batchLatency)
+            }
+        }
         report.extras["workingset_detection"] = .bool(configuration.workingsetDetection)
         report.extras["reclaim_policy"] = .string(configuration.reclaimPolicy.benchName)
         if let ioEngine {
@@ -35,6 +47,14 @@ extension WorkloadOutcome {
         }
         report.extras["peak_resident_frames_bytes"] = JSONValue(Int64(peakResidentFrames) * 4096)
         report.addProcessMemory(sampledPeak: processMemoryAtPeak)
+        if !processMemoryStages.isEmpty {
+            report.extras["rss_stages"] = .array(
+                processMemoryStages.map { name, memory in
+                    guard case .object(var fields) = memory.splitJSON else { return .null }
+                    fields["stage"] = .string(name)
+                    return .object(fields)
+                })
+        }
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)
         report.extras["phases"] = .array(

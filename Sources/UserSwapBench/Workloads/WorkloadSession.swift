@@ -27,6 +27,11 @@ public enum WorkloadSession {
             device = .corruptingMemory(bytes: configuration.swapBytes, byte: byte)
         }
         #endif
+        // What the process holds before the space, once the space is made, and once the
+        // workload's memory and bookkeeping are: where a fixed overhead comes from.
+        var stages: [(String, ProcessMemory)] = []
+        func stage(_ name: String) { if let now = ProcessMemory.now() { stages.append((name, now)) } }
+        stage("before the space")
         let space = try SwapSpace(
             .init(
                 memory: Int(configuration.memoryBytes), devices: [device], sync: configuration.sync,
@@ -37,7 +42,9 @@ public enum WorkloadSession {
                     maxWritesInFlight: configuration.ioMaxWritesInFlight,
                     readsInCaller: configuration.ioReadsInCaller)))
         for warning in space.warnings { console.errorLine("userswap: warning: \(warning.message)") }
+        stage("space made")
         let workload = try configuration.makeWorkload(in: space, transparent: transparent)
+        stage("workload made")
         let driver = WorkloadDriver(
             space: space, threads: configuration.threads, console: console,
             showsProgress: showsProgress, label: label)
@@ -58,6 +65,7 @@ public enum WorkloadSession {
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
             invariantProblems: invariants, ioEngine: space.statistics.ioEngine)
         outcome.processMemoryAtPeak = driver.peakProcessMemory
+        outcome.processMemoryStages = stages
         return outcome
     }
 }
@@ -105,6 +113,9 @@ public struct WorkloadOutcome: Sendable {
     /// The process's memory at the sample with the largest resident set
     /// (`WorkloadDriver.peakProcessMemory`).
     public var processMemoryAtPeak: ProcessMemory? = nil
+    /// The process's memory at named points of the run's set-up ("before the space", "space
+    /// made", "workload made"), for the report's `rss_stages`.
+    public var processMemoryStages: [(String, ProcessMemory)] = []
     /// The benchmark's swap beyond a plain file: device, tier, encryption and their figures
     /// (`WorkloadSwap.json`), reported under `swap`.
     public var swapReport: JSONValue? = nil

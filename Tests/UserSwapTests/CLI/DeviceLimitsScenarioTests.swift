@@ -20,6 +20,17 @@ extension CLI {
             #expect(raw["memcpy_gib_per_s"] as? Double ?? 0 > 0.1)
             let random = try #require(raw["random_read_4k"] as? [[String: Any]])
             #expect(random.compactMap { $0["threads"] as? Int } == [1, 2, 32])
+            // The same disk at queue depths 1, 2 and 32 on one io_uring, each read timed.
+            let ring = try #require(raw["random_read_4k_io_uring"] as? [[String: Any]])
+            #expect(ring.compactMap { $0["depth"] as? Int } == [1, 2, 32])
+            for depth in ring {
+                let latency = try #require(depth["latency_us"] as? [String: Any])
+                #expect(depth["iops"] as? Double ?? 0 > 0 && latency["count"] as? Int == depth["reads"] as? Int)
+            }
+            // What `top` sees, beside the budget.
+            #expect(json["peak_rss_bytes"] as? Int ?? 0 > 0)
+            let split = try #require(json["rss_bytes"] as? [String: Any])
+            #expect(split["anon"] as? Int ?? 0 > 0 && split["file"] as? Int ?? 0 > 0)
             let swap = try #require(json["userswap"] as? [String: Any])
             // 16M of data in 4M: the 12M beyond the budget leave through the file, less what is
             // still under write-back when the clock stops (a debug build's reclaim lags: 2,912

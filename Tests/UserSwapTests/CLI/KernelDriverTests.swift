@@ -286,8 +286,12 @@ final class RecordingPageStore: PageStore {
         return body(scratch)
     }
 
-    /// Records nothing: the patterns the tests replay never prefetch.
-    func prefetch(_ pages: [Int]) {}
+    /// Each prefetch's pages, in order, and how many accesses came before it.
+    var prefetches: [(pages: [Int], afterAccesses: Int)] = []
+
+    func prefetch(_ pages: [Int]) {
+        prefetches.append((pages, accesses.count))
+    }
 
     func isUntouched(_ page: Int) -> Bool { false }
 }

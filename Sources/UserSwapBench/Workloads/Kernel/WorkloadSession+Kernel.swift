@@ -27,7 +27,9 @@ extension WorkloadSession {
         let problems = configuration.problems()
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         let probe = KernelSwapProbe(cgroup: cgroup)
+        let before = ProcessMemory.now()
         let workload = try configuration.makeWorkload { pages in try AnonymousPageStore(pages: pages, hugePages: hugePages) }
+        let made = ProcessMemory.now()
         let driver = WorkloadDriver(
             probe: probe, threads: configuration.threads, console: console,
             showsProgress: showsProgress, label: label)
@@ -50,6 +52,9 @@ extension WorkloadSession {
             failures: workload.readChecks.failures + workload.verification.failures + workload.finalProblems(),
             invariantProblems: [])
         outcome.processMemoryAtPeak = driver.peakProcessMemory
+        outcome.processMemoryStages = [("before the space", before), ("workload made", made)].compactMap { name, memory in
+            memory.map { (name, $0) }
+        }
         return KernelRun(
             outcome: outcome, cgroup: cgroup, swapCounterSource: probe.swapCounterSource,
             measured: measured, total: KernelSample.now() - start)

@@ -1,0 +1,76 @@
+import UserSwap
+
+/// `userswap bench multiget`: the hash table looked up in batches (`MultigetWorkload`), data 4×
+/// the budget (64 MiB and 256 MiB unless `--memory`/`--data` say otherwise), and in the same
+/// run the raw 4 KiB random-read IOPS of the disk under the swap files at queue depths 1, 2 and
+/// 32 (`RawRandomReads`, on a scratch file in `--dir`), so that the swap-ins per second can be
+/// read as a share of what the disk does at each depth.
+///
+/// Parameters besides the workloads' own: `batch=B` (keys per batch, default 32),
+/// `prefetch=on|off` (default on: each batch's pages are prefetched before its lookups; off:
+/// the lookups fault them one by one), `raw=on|off` (the raw reads; default on, except in
+/// `--mode kernel`, whose comparison measures them on the UserSwap side of the same run).
+///
+/// How each side prefetches (`prefetch_method` in the report) is not the same, and the report
+/// says so: the kernel's `madvise(MADV_WILLNEED)` starts every read of the batch and returns;
+/// the explicit API's `Region.prefetch(pages:)` takes a contiguous range and waits for its
+/// read, so a batch of scattered pages is read one page after another
+/// (`RegionPageStore.prefetch`, the one place a batched swap-in will replace).
+enum MultigetScenario: BenchScenario {
+    static let name = "multiget"
+    static let summary =
+        "the hash table looked up in batches of B keys (hash all, prefetch all their pages, read each), data 4× the budget, beside the disk's raw random-read IOPS at depths 1, 2 and 32"
+
+    static let batch = BenchParameter.integer("batch", 1...4096, default: 32, "keys looked up per batch")
+    static let prefetch = BenchParameter.choice(
+        "prefetch", ["on", "off"], default: "on", "prefetch each batch's pages before its lookups (kernel: MADV_WILLNEED)")
+    static let raw = BenchParameter.choice(
+        "raw", ["on", "off"], default: nil, "measure the disk's raw random-read IOPS at depths 1, 2, 32 in the same run (default on; off in --mode kernel)")
+
+    static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) + [batch, prefetch, raw] }
+
+    /// How a batch's pages are brought in, by mode, for the report.
+    static func prefetchMethod(_ mode: BenchMode, prefetching: Bool) -> String {
+        guard prefetching else { return "none: each lookup faults (or pins) its page when it reads it" }
+        return switch mode {
+        case .kernel: "madvise(MADV_WILLNEED) on each run of consecutive pages of the batch: the kernel starts the reads and returns"
+        case .transparent: "TransparentRegion.advise(.willNeed) on each run of consecutive pages of the batch (reads and waits, one run after another)"
+        default: "Region.prefetch(pages:) on each run of consecutive pages of the batch (reads and waits, one run after another)"
+        }
+    }
+
+    static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
+        let mode = harness.mode()
+        let measuresRaw = (options.parameters["raw"] ?? (mode == .kernel ? "off" : "on")) == "on"
+        let seconds = harness.seconds(default: 5)
+        // Before the workload, in a folder of its own on the same file system as the swap file.
+        let raw: [RawRandomReads] =
+            measuresRaw
+            ? try harness.withScratchDirectory { folder in
+                let file = try RawRandomReads.writtenScratchFile(folder: folder, bytes: 256 << 20)
+                return try RawRandomReads.measure(
+                    file, depths: RawRandomReads.standardDepths, seconds: min(2, max(0.5, seconds / 3)), seed: 0x4D47, harness: harness)
+            } : []
+        var report = try WorkloadBench.run(.multiget, options: options, harness: harness)
+        let prefetching = (try options.value(Self.prefetch) as String) == "on"
+        report.extras["prefetch_method"] = .string(prefetchMethod(mode, prefetching: prefetching))
+        if !raw.isEmpty {
+            report.extras["raw"] = [
+                "random_read_4k_io_uring": .array(raw.map(\.json)), "note": .string(RawRandomReads.note),
+            ]
+            let swapInsPerSecond = report.seconds > 0 ? Double(report.swapIns) / report.seconds : 0
+            var shares: [String: JSONValue] = [
+                "swap_ins_per_s": JSONValue(swapInsPerSecond),
+                "note":
+                    "swap-ins per second of the timed phase ÷ the raw O_DIRECT 4 KiB random reads per second at each queue depth on io_uring, same file system, same run (before the workload)",
+            ]
+            for reads in raw { shares["swap_in_of_random_read_iops_depth_\(reads.depth)"] = JSONValue(swapInsPerSecond / reads.iops) }
+            report.extras["shares"] = .object(shares)
+            let depth32 = raw.first { $0.depth == 32 }?.iops ?? 0
+            harness.log(
+                "swap-ins \(LatencySummary.trimmed(swapInsPerSecond))/s = \(LatencySummary.trimmed(depth32 > 0 ? swapInsPerSecond / depth32 * 100 : 0)) % of the raw depth-32 IOPS (\(LatencySummary.trimmed(depth32)))"
+            )
+        }
+        return report
+    }
+}
