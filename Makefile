@@ -125,11 +125,12 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc pin race faults zipf random seq usemem hashtable tiers device-limits; do \
+	for s in alloc pin race faults zipf random seq usemem hashtable multiget tiers device-limits; do \
 		case $$s in \
 			race) args="--protocol all --threads 8" ;; \
 			zipf) args="--param policy=all" ;; \
 			tiers) args="--seconds 1 --param devices=memory,file,compressed,encrypted" ;; \
+			multiget) args="--param batch=32" ;; \
 			*) args="" ;; \
 		esac; \
 		if printf '%s\n' "$$scenarios" | grep -qx "$$s"; then \
@@ -148,6 +149,9 @@ bench:
 	@# Far memory side by side: random and zipf over the swap file, one Redis server, and a
 	@# 3-master Redis Cluster without and with a replica's copy per write (docs/REDIS-CLUSTER.md).
 	bench/redis-cluster --out $(RESULTS)
+	@# multiget (batches of 32 keys) against the kernel with and without MADV_WILLNEED on each
+	@# batch, beside the disk's raw random-read IOPS at depths 1, 2 and 32 measured in each
+	@# UserSwap run; the explicit API prefetches with what it has (docs/PERFORMANCE.md).
 	@# UserSwap against the kernel's own swap (root only): every comparison gives every side the
 	@# same swap and the same memory for data (a cgroup of the budget + the side's own baseline),
 	@# runs three rounds in rotating order and reports medians and ranges (bench/kernel-compare).
@@ -158,6 +162,7 @@ bench:
 		compare --scenario random --transparent --json $(RESULTS)/kernel-compare-random.json; \
 		compare --scenario random --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-random-1G-read.json; \
 		compare --scenario zipf --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-zipf-1G-read.json; \
+		compare --scenario multiget --data 1G --memory 256M --param batch=32 --json $(RESULTS)/kernel-compare-multiget-1G.json; \
 		for m in 32M 128M; do \
 			compare --scenario zipf --memory $$m --no-c-driver --json $(RESULTS)/kernel-compare-zipf-budget-$$m.json; \
 		done; \

@@ -23,6 +23,13 @@
  *     counts against the memory cgroup;
  *   - verify: every page read back and checked in full, each thread its share.
  *
+ * multiget (MultigetWorkload): the data is PagedHashTable's open-addressing table of 64-byte
+ * records; populate inserts the keys (their home slots rise with their index, so each thread
+ * streams through its share of the pages), access looks up batches of --param batch keys drawn
+ * as the Swift side draws them, with madvise(MADV_WILLNEED) on each run of consecutive home
+ * pages of a batch before its lookups (--param prefetch=off: without), and verify scans every
+ * page. An access-phase op is one key; a batch's time is shared out over its keys.
+ *
  * It reads the swap traffic of the access phase (pswpin/pswpout) from the memory cgroup it runs
  * in (v1 or v2, found as MemoryCgroup finds it), else from /proc/vmstat, and writes a JSON report
  * in the shape of the Swift kernel-mode report, with "driver": "c".
@@ -145,8 +152,8 @@ static inline uint64_t xoshiro_below(struct xoshiro *r, uint64_t bound) {
 /* ------------------------------------------------------------------------------------------ */
 /* Access patterns (RandomPattern, ZipfPattern + ZipfSampler, SequentialPattern).              */
 
-enum scenario { SCENARIO_RANDOM, SCENARIO_ZIPF, SCENARIO_SEQ };
-static const char *const scenario_names[] = {"random", "zipf", "seq"};
+enum scenario { SCENARIO_RANDOM, SCENARIO_ZIPF, SCENARIO_SEQ, SCENARIO_MULTIGET };
+static const char *const scenario_names[] = {"random", "zipf", "seq", "multiget"};
 
 /*
  * ZipfSampler: Gray et al.'s method as YCSB uses it, with ζ(n, θ) summed once (from the small
@@ -322,6 +329,15 @@ static inline void histogram_record(struct histogram *h, uint64_t ns) {
     if (ns > h->maximum) h->maximum = ns;
 }
 
+/* `times` values of `ns` each (a batch timed as a whole, per key: LatencyHistogram.record(_:times:)). */
+static inline void histogram_record_times(struct histogram *h, uint64_t ns, uint64_t times) {
+    h->counts[histogram_bucket(ns)] += times;
+    h->count += times;
+    h->sum += ns * times;
+    if (ns < h->minimum) h->minimum = ns;
+    if (ns > h->maximum) h->maximum = ns;
+}
+
 static void histogram_merge(struct histogram *into, const struct histogram *other) {
     for (int i = 0; i < BUCKETS; i++) into->counts[i] += other->counts[i];
     into->count += other->count;
@@ -373,6 +389,9 @@ struct options {
     int64_t dump_pages; /* > 0: print the access sequence and exit */
     int64_t dump_fill_page;
     uint32_t dump_fill_version; /* ≠ 0: print one page's words and exit */
+    double load;        /* multiget: the table's fill (load=, default 0.5) */
+    int batch;          /* multiget: keys per batch (batch=, default 32) */
+    bool prefetch;      /* multiget: MADV_WILLNEED on a batch's pages first (prefetch=on, the default) */
 };
 
 /* What every thread shares. Written before the threads start, read-only afterwards (except
@@ -386,6 +405,8 @@ struct run {
     struct zipf zipf;
     uint64_t threshold;         /* a write when a draw is below it... */
     bool writes_always;         /* ...or always, for a write ratio of 1 */
+    int64_t capacity;           /* multiget: records in the table (pages × 64) */
+    int64_t keys;               /* multiget: keys inserted (capacity × load) */
     pthread_barrier_t ready, go;
     uint64_t start_ns;          /* written by the main thread between `ready` and `go` */
     atomic_int mismatches_shown;
@@ -404,6 +425,9 @@ struct worker {
     struct xoshiro random;
     int64_t cursor;             /* seq: the next page; populate, verify: the next page too */
     uint64_t reads, writes, mismatches;
+    uint64_t records;           /* multiget verify: full records found */
+    uint64_t *batch_keys;       /* multiget access: the batch's keys and their home pages */
+    int64_t *batch_pages;
 };
 
 enum { PHASE_POPULATE, PHASE_ACCESS, PHASE_VERIFY };
@@ -485,6 +509,158 @@ static inline bool page_read(struct run *run, int64_t page, bool fully) {
     return matches;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The hash table of multiget (PagedHashTable, MultigetWorkload).                               */
+
+#define RECORD_WORDS 8
+#define RECORDS_PER_PAGE (PAGE_BYTES / (RECORD_WORDS * 8))
+
+/* SplitMix64.unmix: the inverse of splitmix_mix, its steps undone last first. */
+static inline uint64_t splitmix_unmix(uint64_t z) {
+    z = z ^ (z >> 31) ^ (z >> 62);
+    z *= UINT64_C(0x319642B2D24D8EC3);
+    z = z ^ (z >> 27) ^ (z >> 54);
+    z *= UINT64_C(0x96DE1B173F119089);
+    return z ^ (z >> 30) ^ (z >> 60);
+}
+
+/* PagedHashTable.home: the key's hash mapped onto 0..<capacity by a multiply. */
+static inline int64_t table_home(const struct run *run, uint64_t key) {
+    return (int64_t)(((unsigned __int128)splitmix_mix(key ^ run->options->seed) * (uint64_t)run->capacity) >> 64);
+}
+
+/* PagedHashTable.valueWord: word `index` (1...7) of the key's record, never zero. */
+static inline uint64_t table_value_word(uint64_t key, int index, uint64_t seed) {
+    return splitmix_mix((key + (uint64_t)index * SPLITMIX_INCREMENT) ^ seed) | 1;
+}
+
+/* MultigetWorkload.key: the key whose hash lies in slice `index` of `count` equal slices. */
+static inline uint64_t multiget_key(int64_t index, int64_t count, uint64_t seed) {
+    uint64_t slice = UINT64_MAX / (uint64_t)count;
+    uint64_t hash = (uint64_t)index * slice + splitmix_mix((uint64_t)index ^ seed ^ UINT64_C(0x6D756C74)) % slice;
+    return splitmix_unmix(hash) ^ seed;
+}
+
+/* PagedHashTable.insert: linear probing from the home slot, page by page under each page's
+ * lock (the version word), the page faulted in before the lock. False when the table is full. */
+static bool table_insert(struct run *run, uint64_t key) {
+    uint64_t seed = run->options->seed;
+    int64_t slot = table_home(run, key), probed = 0;
+    for (;;) {
+        int64_t page = slot / RECORDS_PER_PAGE;
+        uint64_t *records = touch_page(run, page);
+        _Atomic uint32_t *lock = &run->versions[page];
+        uint32_t version = version_lock(lock);
+        for (int64_t i = slot % RECORDS_PER_PAGE; i < RECORDS_PER_PAGE; i++) {
+            uint64_t *r = records + i * RECORD_WORDS;
+            if (r[1] != 0) continue;
+            r[0] = key;
+            for (int w = 1; w < RECORD_WORDS; w++) r[w] = table_value_word(key, w, seed);
+            version_unlock(lock, version_successor(version));
+            return true;
+        }
+        version_unlock(lock, version);
+        probed += RECORDS_PER_PAGE;
+        if (probed > run->capacity + RECORDS_PER_PAGE) return false;
+        slot = (page + 1) % run->pages * RECORDS_PER_PAGE;
+    }
+}
+
+/* PagedHashTable.lookup: true when the key is there with every value word as it must be. */
+static bool table_lookup(struct run *run, uint64_t key) {
+    uint64_t seed = run->options->seed;
+    int64_t slot = table_home(run, key), probed = 0;
+    while (probed <= run->capacity) {
+        int64_t page = slot / RECORDS_PER_PAGE;
+        uint64_t *records = touch_page(run, page);
+        _Atomic uint32_t *lock = &run->versions[page];
+        uint32_t version = version_lock(lock);
+        int found = -1; /* -1: not on this page; 0: missing or corrupt; 1: found */
+        for (int64_t i = slot % RECORDS_PER_PAGE; i < RECORDS_PER_PAGE && found < 0; i++) {
+            const uint64_t *r = records + i * RECORD_WORDS;
+            if (r[1] == 0) found = 0;
+            else if (r[0] == key) {
+                found = 1;
+                for (int w = 1; w < RECORD_WORDS; w++)
+                    if (r[w] != table_value_word(key, w, seed)) found = 0;
+            }
+        }
+        version_unlock(lock, version);
+        if (found >= 0) return found == 1;
+        probed += RECORDS_PER_PAGE;
+        slot = (page + 1) % run->pages * RECORDS_PER_PAGE;
+    }
+    return false;
+}
+
+/* PagedHashTable.scan: the page's full records, each checked; false if one is wrong. */
+static bool table_scan(struct run *run, int64_t page, uint64_t *full) {
+    uint64_t seed = run->options->seed;
+    uint64_t *records = touch_page(run, page);
+    _Atomic uint32_t *lock = &run->versions[page];
+    uint32_t version = version_lock(lock);
+    bool good = true;
+    for (int64_t i = 0; i < RECORDS_PER_PAGE; i++) {
+        const uint64_t *r = records + i * RECORD_WORDS;
+        if (r[1] == 0) {
+            for (int w = 0; w < RECORD_WORDS; w++) good = good && r[w] == 0;
+            continue;
+        }
+        (*full)++;
+        for (int w = 1; w < RECORD_WORDS; w++) good = good && r[w] == table_value_word(r[0], w, seed);
+    }
+    version_unlock(lock, version);
+    return good;
+}
+
+static int compare_pages(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* One batch (MultigetWorkload.BatchReader.step): hash every key, MADV_WILLNEED on each run of
+ * consecutive home pages (sorted, without repeats), then look each key up. */
+static inline void multiget_step(struct run *run, struct worker *w) {
+    const struct options *o = run->options;
+    int n = o->batch;
+    for (int i = 0; i < n; i++) {
+        w->batch_keys[i] = multiget_key((int64_t)xoshiro_below(&w->random, (uint64_t)run->keys), run->keys, o->seed);
+        w->batch_pages[i] = table_home(run, w->batch_keys[i]) / RECORDS_PER_PAGE;
+    }
+    if (o->prefetch) {
+        qsort(w->batch_pages, (size_t)n, sizeof *w->batch_pages, compare_pages);
+        for (int i = 0; i < n;) {
+            int64_t start = w->batch_pages[i], end = start + 1;
+            while (++i < n && w->batch_pages[i] <= end) {
+                if (w->batch_pages[i] == end) end++;
+            }
+            /* Advice: a failure only leaves the pages to their faults. */
+            (void)madvise(run->memory + (size_t)start * PAGE_BYTES, (size_t)(end - start) * PAGE_BYTES, MADV_WILLNEED);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!table_lookup(run, w->batch_keys[i])) {
+            w->mismatches++;
+            if (atomic_fetch_add_explicit(&run->mismatches_shown, 1, memory_order_relaxed) < 8)
+                fprintf(stderr, "%s: key %llx: missing or damaged\n", program, (unsigned long long)w->batch_keys[i]);
+        }
+        w->reads++;
+    }
+}
+
+static inline void multiget_populate_step(struct run *run, struct worker *w) {
+    if (!table_insert(run, multiget_key(w->cursor++, run->keys, run->options->seed))) {
+        fprintf(stderr, "%s: the hash table is full (%lld records): lower the load factor\n", program, (long long)run->capacity);
+        exit(1);
+    }
+    w->writes++;
+}
+
+static inline void multiget_verify_step(struct run *run, struct worker *w) {
+    if (!table_scan(run, w->cursor++, &w->records)) w->mismatches++;
+    w->reads++;
+}
+
 /* One step of each phase: the work WorkloadDriver times. */
 static inline void populate_step(struct run *run, struct worker *w) {
     page_write(run, w->cursor++);
@@ -514,12 +690,13 @@ static inline void verify_step(struct run *run, struct worker *w) {
  * each worker type.
  */
 static inline __attribute__((always_inline)) void drive(struct run *run, struct worker *w, uint64_t deadline,
-                                                        void (*step)(struct run *, struct worker *)) {
+                                                        void (*step)(struct run *, struct worker *), uint64_t ops_per_step) {
     uint64_t steps = 0, before = monotonic_ns();
     while ((int64_t)steps < w->quota) {
         step(run, w);
         uint64_t after = monotonic_ns();
-        histogram_record(&w->histogram, after - before);
+        if (ops_per_step == 1) histogram_record(&w->histogram, after - before);
+        else histogram_record_times(&w->histogram, (after - before) / ops_per_step, ops_per_step);
         before = after;
         steps++;
         if (after >= deadline) break;
@@ -534,23 +711,45 @@ static void *worker_main(void *argument) {
     const struct options *o = run->options;
     /* The worker's setup is untimed, before the phase's clock starts. */
     histogram_init(&w->histogram);
+    bool multiget = o->scenario == SCENARIO_MULTIGET;
     if (w->phase == PHASE_ACCESS) {
         start_access(run, w);
-        /* WorkloadLimit: the clock, or a share of --param ops. */
+        /* WorkloadLimit: the clock, or a share of --param ops (multiget: in whole batches). */
         w->quota = o->ops > 0 ? share_start(o->ops, w->index + 1, o->threads) - share_start(o->ops, w->index, o->threads)
                               : INT64_MAX;
+        if (multiget) {
+            if (w->quota != INT64_MAX) w->quota = (w->quota + o->batch - 1) / o->batch;
+            w->batch_keys = malloc((size_t)o->batch * sizeof *w->batch_keys);
+            w->batch_pages = malloc((size_t)o->batch * sizeof *w->batch_pages);
+            if (!w->batch_keys || !w->batch_pages) {
+                fprintf(stderr, "%s: out of memory for a batch of %d keys\n", program, o->batch);
+                exit(1);
+            }
+        }
     } else {
-        w->cursor = share_start(run->pages, w->index, o->threads);
-        w->quota = share_start(run->pages, w->index + 1, o->threads) - w->cursor;
+        /* multiget's populate inserts a share of the keys; every other one is a share of pages. */
+        int64_t total = multiget && w->phase == PHASE_POPULATE ? run->keys : run->pages;
+        w->cursor = share_start(total, w->index, o->threads);
+        w->quota = share_start(total, w->index + 1, o->threads) - w->cursor;
     }
     pthread_barrier_wait(&run->ready);
     pthread_barrier_wait(&run->go);
     /* The barrier orders the main thread's write of start_ns before this read. */
     uint64_t deadline = w->phase == PHASE_ACCESS && o->ops == 0 ? run->start_ns + (uint64_t)(o->seconds * 1e9) : UINT64_MAX;
+    if (multiget) {
+        switch (w->phase) {
+        case PHASE_POPULATE: drive(run, w, deadline, multiget_populate_step, 1); break;
+        case PHASE_ACCESS: drive(run, w, deadline, multiget_step, (uint64_t)o->batch); break;
+        default: drive(run, w, deadline, multiget_verify_step, 1); break;
+        }
+        free(w->batch_keys);
+        free(w->batch_pages);
+        return NULL;
+    }
     switch (w->phase) {
-    case PHASE_POPULATE: drive(run, w, deadline, populate_step); break;
-    case PHASE_ACCESS: drive(run, w, deadline, access_step); break;
-    default: drive(run, w, deadline, verify_step); break;
+    case PHASE_POPULATE: drive(run, w, deadline, populate_step, 1); break;
+    case PHASE_ACCESS: drive(run, w, deadline, access_step, 1); break;
+    default: drive(run, w, deadline, verify_step, 1); break;
     }
     return NULL;
 }
@@ -558,7 +757,7 @@ static void *worker_main(void *argument) {
 /* What one phase did, summed over its threads. */
 struct phase_result {
     struct histogram histogram;
-    uint64_t ops, reads, writes, mismatches;
+    uint64_t ops, reads, writes, mismatches, records;
     uint64_t ops_per_thread[4096];
     double seconds;
 };
@@ -587,13 +786,16 @@ static bool run_phase(struct run *run, int phase, struct phase_result *result) {
     pthread_barrier_wait(&run->go);
     uint64_t end = start;
     histogram_init(&result->histogram);
-    result->ops = result->reads = result->writes = result->mismatches = 0;
+    result->ops = result->reads = result->writes = result->mismatches = result->records = 0;
+    /* multiget's access steps are batches: its ops are keys. */
+    uint64_t per_step = phase == PHASE_ACCESS && run->options->scenario == SCENARIO_MULTIGET ? (uint64_t)run->options->batch : 1;
     for (int t = 0; t < threads; t++) {
         pthread_join(workers[t].thread, NULL);
         struct worker *w = &workers[t];
         histogram_merge(&result->histogram, &w->histogram);
-        result->ops += w->steps;
-        result->ops_per_thread[t] = w->steps;
+        result->ops += w->steps * per_step;
+        result->ops_per_thread[t] = w->steps * per_step;
+        result->records += w->records;
         result->reads += w->reads;
         result->writes += w->writes;
         result->mismatches += w->mismatches;
@@ -800,8 +1002,9 @@ static int64_t swap_bytes(void) {
 /* The command line.                                                                            */
 
 static void usage_line(FILE *to) {
-    fprintf(to, "usage: %s random|zipf|seq --data SIZE [--threads N] [--seconds S] [--seed N]\n"
+    fprintf(to, "usage: %s random|zipf|seq|multiget --data SIZE [--threads N] [--seconds S] [--seed N]\n"
                 "       [--param write_ratio=R] [--param theta=T] [--param repeats=N] [--json FILE]\n"
+                "       [--param batch=B] [--param prefetch=on|off] [--param load=F]\n"
                 "       [--memory SIZE] [--dump-pages N] [--dump-fill PAGE:VERSION]\n", program);
 }
 
@@ -820,7 +1023,10 @@ static void help(void) {
            "  --param repeats=N  each page repeats its first 4096/N bytes N times (1...64, default 1)\n"
            "  --param ops=N      N accesses over all threads instead of --seconds\n"
            "  --param thp=on|off transparent huge pages for the data (default off: 4 KiB pages)\n"
-           "  --param cgroup=, workingset=on, load=, io=, reads=, writes_in_flight=\n"
+           "  --param batch=B    multiget: keys per batch, 1...4096 (default 32)\n"
+           "  --param prefetch=on|off  multiget: MADV_WILLNEED on a batch's pages first (default on)\n"
+           "  --param load=F     multiget: the hash table's fill, above 0, at most 0.9 (default 0.5)\n"
+           "  --param cgroup=, workingset=on, io=, reads=, writes_in_flight=, raw=\n"
            "                     accepted as the Swift kernel mode accepts them; nothing to do here\n"
            "  --json FILE        write the report there\n"
            "  --memory SIZE      the budget to report when no cgroup limit is found (informational)\n"
@@ -902,7 +1108,8 @@ static bool parse_double(const char *text, double *value) {
 
 static struct options parse_options(int argc, char **argv) {
     struct options o = {.data_bytes = 256 << 20, .memory_bytes = -1, .threads = 2, .seconds = 5,
-                        .seed = 24301, .write_ratio = -1, .theta = 0.99, .repeats = 1};
+                        .seed = 24301, .write_ratio = -1, .theta = 0.99, .repeats = 1,
+                        .load = 0.5, .batch = 32, .prefetch = true};
     bool have_scenario = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -915,7 +1122,8 @@ static struct options parse_options(int argc, char **argv) {
             if (!strcmp(arg, "random")) o.scenario = SCENARIO_RANDOM;
             else if (!strcmp(arg, "zipf")) o.scenario = SCENARIO_ZIPF;
             else if (!strcmp(arg, "seq")) o.scenario = SCENARIO_SEQ;
-            else usage_error("unknown scenario '%s'; use random, zipf or seq", arg);
+            else if (!strcmp(arg, "multiget")) o.scenario = SCENARIO_MULTIGET;
+            else usage_error("unknown scenario '%s'; use random, zipf, seq or multiget", arg);
             have_scenario = true;
             continue;
         }
@@ -991,22 +1199,32 @@ static struct options parse_options(int argc, char **argv) {
             } else if (key == 10 && !strncmp(value, "workingset", key)) {
                 if (strcmp(v, "on") != 0)
                     usage_error("--param workingset=%s: the kernel's workingset detection cannot be turned off", v);
-            } else if ((key == 6 && !strncmp(value, "cgroup", key)) || (key == 4 && !strncmp(value, "load", key)) ||
+            } else if (key == 5 && !strncmp(value, "batch", key)) {
+                if (!parse_integer(v, 1, 4096, &n)) usage_error("--param batch=%s: give 1 to 4096 keys", v);
+                o.batch = (int)n;
+            } else if (key == 8 && !strncmp(value, "prefetch", key)) {
+                if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) usage_error("--param prefetch=%s: use on or off", v);
+                o.prefetch = !strcmp(v, "on");
+            } else if (key == 4 && !strncmp(value, "load", key)) {
+                if (!parse_double(v, &o.load) || !(o.load > 0 && o.load <= 0.9))
+                    usage_error("--param load=%s: a load factor is above 0 and at most 0.9", v);
+            } else if ((key == 6 && !strncmp(value, "cgroup", key)) || (key == 3 && !strncmp(value, "raw", key)) ||
                        (key == 2 && !strncmp(value, "io", key)) || (key == 5 && !strncmp(value, "reads", key)) ||
                        (key == 16 && !strncmp(value, "writes_in_flight", key))) {
                 /* The Swift kernel mode takes these too: the cgroup rule (this driver runs with or
                  * without a limit, saying so), and knobs of the hash table and of UserSwap's engine. */
             } else {
-                usage_error("--param '%s': this driver knows write_ratio, theta, repeats, ops and thp "
-                            "(and accepts cgroup, workingset, load, io, reads, writes_in_flight)", value);
+                usage_error("--param '%s': this driver knows write_ratio, theta, repeats, ops, thp, batch, prefetch "
+                            "and load (and accepts cgroup, workingset, io, reads, writes_in_flight, raw)", value);
             }
         } else {
             usage_error("unknown option %s", name);
         }
     }
-    if (!have_scenario && !o.dump_fill_version) usage_error("needs a scenario: random, zipf or seq");
-    /* The Swift bench's defaults: 20 % writes, none for seq (SeqScenario.defaultWriteRatio). */
-    if (o.write_ratio < 0) o.write_ratio = o.scenario == SCENARIO_SEQ ? 0 : 0.2;
+    if (!have_scenario && !o.dump_fill_version) usage_error("needs a scenario: random, zipf, seq or multiget");
+    /* The Swift bench's defaults: 20 % writes, none for seq (SeqScenario.defaultWriteRatio);
+     * multiget only reads. */
+    if (o.write_ratio < 0 || o.scenario == SCENARIO_MULTIGET) o.write_ratio = o.scenario == SCENARIO_SEQ || o.scenario == SCENARIO_MULTIGET ? 0 : 0.2;
     int64_t pages = (o.data_bytes + PAGE_BYTES - 1) / PAGE_BYTES;
     if (pages < 2) usage_error("--data of %lld bytes is less than two pages; give at least 8K", (long long)o.data_bytes);
     if (pages > (INT64_C(1) << 31)) usage_error("--data of %lld bytes is more than 2^31 pages (8 TiB)", (long long)o.data_bytes);
@@ -1076,12 +1294,18 @@ static bool write_json(const struct report *r) {
     fprintf(out, "  \"populate_seconds\": %.9f,\n  \"verify_seconds\": %.9f,\n", r->populate->seconds, r->verify->seconds);
     fprintf(out, "  \"seed\": %llu,\n  \"write_ratio\": %.17g,\n", (unsigned long long)o->seed, o->write_ratio);
     if (o->scenario == SCENARIO_ZIPF) fprintf(out, "  \"theta\": %.17g,\n", o->theta);
+    if (o->scenario == SCENARIO_MULTIGET)
+        fprintf(out, "  \"batch\": %d,\n  \"prefetch\": %s,\n  \"load_factor\": %.17g,\n  \"records_found\": %llu,\n"
+                     "  \"prefetch_method\": \"%s\",\n", o->batch, o->prefetch ? "true" : "false", o->load,
+                (unsigned long long)r->verify->records,
+                o->prefetch ? "madvise(MADV_WILLNEED) on each run of consecutive pages of the batch (C driver)" : "none");
     fprintf(out, "  \"page_repeats\": %d,\n  \"ops_per_thread\": [", o->repeats);
     for (int t = 0; t < o->threads; t++) fprintf(out, "%s%llu", t ? ", " : "", (unsigned long long)a->ops_per_thread[t]);
     fprintf(out, "],\n  \"reads_checked\": %llu,\n  \"read_mismatches\": %llu,\n", (unsigned long long)a->reads,
             (unsigned long long)a->mismatches);
-    fprintf(out, "  \"verified_units\": %llu,\n  \"verified_unit\": \"pages\",\n  \"verify_mismatches\": %llu,\n",
-            (unsigned long long)r->verify->reads, (unsigned long long)r->verify->mismatches);
+    fprintf(out, "  \"verified_units\": %llu,\n  \"verified_unit\": \"%s\",\n  \"verify_mismatches\": %llu,\n",
+            (unsigned long long)r->verify->reads, o->scenario == SCENARIO_MULTIGET ? "pages of the table" : "pages",
+            (unsigned long long)r->verify->mismatches);
     fprintf(out, "  \"swap_bytes\": %lld,\n  \"swap_counter_source\": \"%s\",\n", (long long)r->swap_bytes, r->swap_source);
     if (r->cgroup->version) {
         fprintf(out, "  \"cgroup\": {\"version\": %d, \"path\": \"", r->cgroup->version);
@@ -1144,6 +1368,9 @@ int main(int argc, char **argv) {
     run.writes_always = o.write_ratio >= 1;
     run.threshold = run.writes_always ? UINT64_MAX : (uint64_t)(o.write_ratio * 0x1p64);
     if (o.scenario == SCENARIO_ZIPF) run.zipf = zipf_make(run.pages, o.theta, o.seed);
+    run.capacity = run.pages * RECORDS_PER_PAGE;
+    run.keys = (int64_t)((double)run.capacity * o.load);
+    if (run.keys < 1) run.keys = 1;
     if (o.dump_pages > 0) {
         dump_pages(&run);
         return fflush(stdout) == 0 ? 0 : 1;
@@ -1223,7 +1450,8 @@ int main(int argc, char **argv) {
         .budget = limit >= 0 ? limit : (o.memory_bytes >= 0 ? o.memory_bytes : 0), .limit = limit,
         .swap_ins = after.ins - before.ins, .swap_outs = after.outs - before.outs, .major_faults = faults,
         .swap_bytes = swap_bytes(),
-        .verified = access_phase.mismatches == 0 && verify.mismatches == 0 && verify.reads == (uint64_t)run.pages,
+        .verified = access_phase.mismatches == 0 && verify.mismatches == 0 && verify.reads == (uint64_t)run.pages &&
+                    (o.scenario != SCENARIO_MULTIGET || verify.records == (uint64_t)run.keys),
     };
 #ifdef KERNEL_DRIVER_USERSWAP
     r.swap_bytes = (int64_t)stats_after.swap_total;

@@ -135,6 +135,37 @@ extension CLI {
             }
         }
 
+        @Test("multiget: the hash table filled, looked up in whole batches with MADV_WILLNEED, and scanned; as many keys as the Swift side looks up", arguments: ["on", "off"])
+        func multiget(prefetch: String) throws {
+            try withTemporaryFolder { folder in
+                let driver = try KernelDriver.build(in: folder)
+                let json = folder + "/report.json"
+                let result = try KernelDriver.run(
+                    driver,
+                    [
+                        "multiget", "--data", "4M", "--threads", "2", "--param", "ops=1000", "--param", "batch=8",
+                        "--param", "prefetch=\(prefetch)", "--json", json,
+                    ])
+                try #require(result.status == 0, "kernel-driver multiget failed: \(result.stderr)")
+                let report = try jsonObject(Data(contentsOf: URL(fileURLWithPath: json)))
+                #expect(report["verified"] as? Bool == true)
+                #expect(report["batch"] as? Int == 8 && report["prefetch"] as? Bool == (prefetch == "on"))
+                // 500 keys per thread are 63 batches of 8, as the Swift driver rounds them.
+                var configuration = WorkloadConfiguration(
+                    kind: .multiget, memoryBytes: 1 << 20, dataBytes: 4 << 20, threads: 2, limit: .operations(1000), seed: 24301)
+                configuration.batch = 8
+                configuration.prefetch = prefetch == "on"
+                let swift = try WorkloadSession.runOnKernelSwap(
+                    configuration, cgroup: nil, console: Workloads.quiet, showsProgress: false, label: "test")
+                #expect(report["ops"] as? Int == Int(swift.outcome.measured.ops))
+                #expect(report["ops"] as? Int == 2 * 63 * 8 && report["reads_checked"] as? Int == 2 * 63 * 8)
+                #expect(report["records_found"] as? Int == 1024 * 64 / 2)
+                #expect(report["verified_units"] as? Int == 1024)
+                let latency = try #require(report["latency_us"] as? [String: Any])
+                #expect(latency["count"] as? Int == 2 * 63 * 8)
+            }
+        }
+
         @Test("--param ops=N makes exactly N accesses, split over the threads as the Swift driver splits them")
         func fixedOperations() throws {
             try withTemporaryFolder { folder in
