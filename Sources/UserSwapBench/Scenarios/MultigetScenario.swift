@@ -25,7 +25,8 @@ enum MultigetScenario: BenchScenario {
     static let prefetch = BenchParameter.choice(
         "prefetch", ["on", "off"], default: "on", "prefetch each batch's pages before its lookups (kernel: MADV_WILLNEED)")
     static let raw = BenchParameter.choice(
-        "raw", ["on", "off"], default: nil, "measure the disk's raw random-read IOPS at depths 1, 2, 32 in the same run (default on; off in --mode kernel)")
+        "raw", ["on", "off"], default: nil,
+        "measure the disk's raw random-read IOPS at depths 1, 2, 32 in the same run (default on; off in --mode kernel)")
 
     static func parameters(mode: BenchMode?) -> [BenchParameter] { WorkloadBench.parameters(mode: mode) + [batch, prefetch, raw] }
 
@@ -34,7 +35,8 @@ enum MultigetScenario: BenchScenario {
         guard prefetching else { return "none: each lookup faults (or pins) its page when it reads it" }
         return switch mode {
         case .kernel: "madvise(MADV_WILLNEED) on each run of consecutive pages of the batch: the kernel starts the reads and returns"
-        case .transparent: "TransparentRegion.advise(.willNeed) on each run of consecutive pages of the batch (reads and waits, one run after another)"
+        case .transparent:
+            "TransparentRegion.advise(.willNeed) on each run of consecutive pages of the batch (reads and waits, one run after another)"
         default: "Region.prefetch(pages:) on each run of consecutive pages of the batch (reads and waits, one run after another)"
         }
     }

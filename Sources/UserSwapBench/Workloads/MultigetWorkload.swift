@@ -59,7 +59,8 @@ public struct MultigetWorkload<Store: PageStore>: Workload {
         let table = table, keys = keyCount, seed = seed, ledger = readChecks, batch = batch, prefetches = prefetches
         return [
             WorkloadPhase("fill", measured: false, length: .steps(keys)) { thread, threads in
-                Filler(table: table, next: WorkloadPhase.share(of: keys, thread: thread, threads: threads).lowerBound, keys: keys, seed: seed)
+                Filler(
+                    table: table, next: WorkloadPhase.share(of: keys, thread: thread, threads: threads).lowerBound, keys: keys, seed: seed)
             },
             WorkloadPhase("multiget", measured: true, length: .open, opsPerStep: batch) { thread, threads in
                 BatchReader(

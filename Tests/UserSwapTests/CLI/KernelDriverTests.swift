@@ -135,7 +135,9 @@ extension CLI {
             }
         }
 
-        @Test("multiget: the hash table filled, looked up in whole batches with MADV_WILLNEED, and scanned; as many keys as the Swift side looks up", arguments: ["on", "off"])
+        @Test(
+            "multiget: the hash table filled, looked up in whole batches with MADV_WILLNEED, and scanned; as many keys as the Swift side looks up",
+            arguments: ["on", "off"])
         func multiget(prefetch: String) throws {
             try withTemporaryFolder { folder in
                 let driver = try KernelDriver.build(in: folder)

@@ -36,7 +36,9 @@ extension Workloads {
             #expect(runs.isEmpty)
         }
 
-        @Test("a batch prefetches its keys' home pages, sorted and once each, before its first lookup; without prefetch it does not", arguments: [true, false])
+        @Test(
+            "a batch prefetches its keys' home pages, sorted and once each, before its first lookup; without prefetch it does not",
+            arguments: [true, false])
         func prefetchesBeforeLookups(prefetches: Bool) throws {
             let store = RecordingPageStore(pageCount: 256)
             let table = PagedHashTable(store: store, seed: 9)
