@@ -21,7 +21,8 @@ extension Workloads {
             #expect((outcome.totals[.swapOuts] ?? 0) > 0)
             #expect(outcome.verifiedUnits > 0)
             if kind.isOpen {
-                #expect(outcome.measured.ops == 20_000)
+                // multiget looks keys up in whole batches of 32: 10,000 per thread are 313 batches.
+                #expect(outcome.measured.ops == (kind == .multiget ? 2 * 313 * 32 : 20_000))
                 #expect(outcome.readsChecked > 0)
             }
         }
