@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint clib install test-c test-python
+.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint clib preload install test-c test-python test-exec
 
 all: build
 
@@ -48,12 +48,23 @@ USERSWAP_VERSION := $(shell sed -n 's/^\#define USERSWAP_VERSION_MAJOR //p' incl
 clib: bootstrap
 	$(SWIFT) build -c release --product UserSwapC -Xswiftc -static-stdlib -Xlinker -L$(SWIFT_STATIC_LIBS) \
 		--scratch-path $(CLIB_BUILD)
+	$(MAKE) preload
+
+# libuserswap-preload.so, the LD_PRELOAD library of `userswap exec` (docs/EXEC.md): C over
+# libuserswap.so (found beside it: run path $$ORIGIN) and mimalloc (loaded at run time).
+PRELOAD := $(CLIB_BUILD)/release/libuserswap-preload.so
+preload:
+	ln -sf libUserSwapC.so $(CLIB_BUILD)/release/libuserswap.so
+	cc -std=gnu11 -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden -Iinclude \
+		-o $(PRELOAD) Sources/UserSwapPreload/userswap_preload.c \
+		-L$(CLIB_BUILD)/release -luserswap -ldl -pthread -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete
 
 # Installs the library, its header and its pkg-config file under PREFIX (DESTDIR for packaging).
 PREFIX ?= /usr/local
 install: clib
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 -s $(CLIB_BUILD)/release/libUserSwapC.so $(DESTDIR)$(PREFIX)/lib/libuserswap.so
+	install -m 755 -s $(PRELOAD) $(DESTDIR)$(PREFIX)/lib/libuserswap-preload.so
 	install -m 644 include/userswap.h $(DESTDIR)$(PREFIX)/include/userswap.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(USERSWAP_VERSION)|' include/userswap.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/userswap.pc

@@ -201,8 +201,11 @@ extension CommandLineTool {
             }
             throw UsageError("unknown verb '\(first)'; verbs: \(Verb.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if verb == .exec { return .exec(try parseExec(arguments.dropFirst())) }
         let parsed = try ArgumentParser.split(arguments.dropFirst(), for: verb)
         switch verb {
+        case .exec:
+            preconditionFailure("exec is parsed above")
         case .help:
             return try parseHelp(parsed)
         case .format:
@@ -387,6 +390,41 @@ extension CommandLineTool {
                 throw UsageError("--param \(key)=\(RedisBackend.Configuration.redacted(value)): \(key) takes \(parameter.type)", verb: verb)
             }
         }
+    }
+
+    /// `exec [options] [--] CMD ARGS…`: the options end at `--` or at the first word that is not
+    /// an option or its value; every word from there on is the command's, its options included.
+    static func parseExec(_ words: ArraySlice<String>) throws(UsageError) -> ExecOptions {
+        let verb = Verb.exec
+        var end = words.startIndex
+        while end < words.endIndex, words[end] != "--", words[end].hasPrefix("--") {
+            let word = words[end]
+            end += 1
+            let name = word.dropFirst(2).prefix { $0 != "=" }
+            if !word.contains("="), let spec = verb.options.first(where: { $0.name == name }), spec.value != .none { end += 1 }
+        }
+        let parsed = try ArgumentParser.split(words[words.startIndex..<min(end, words.endIndex)], for: verb)
+        var command = Array(words[min(end, words.endIndex)...])
+        if command.first == "--" { command.removeFirst() }
+        guard let program = command.first, !program.isEmpty else {
+            throw UsageError("missing CMD: the program to run, after --", verb: verb)
+        }
+        var options = ExecOptions(command: command)
+        if let text = parsed.value("memory") { options.memoryBytes = try ArgumentParser.size(text, option: "memory", minimum: 4 << 20, verb: verb) }
+        if let text = parsed.value("swap-size") {
+            options.swapBytes = try ArgumentParser.size(text, option: "swap-size", minimum: 4 << 20, verb: verb)
+        }
+        if parsed.has("swap-dir") && parsed.has("device") {
+            throw UsageError("--swap-dir and --device both say where to swap; give one", verb: verb)
+        }
+        if let directory = parsed.value("swap-dir") { options.swap = .temporaryFile(directory: directory) }
+        if let device = parsed.value("device") {
+            options.swap = device.hasPrefix("redis://") || device.hasPrefix("unix://") ? .redis(device) : .file(device)
+        }
+        options.reportPath = parsed.value("report")
+        options.quiet = parsed.has("quiet")
+        options.noEncryption = parsed.has("no-encryption")
+        return options
     }
 
     /// The single positional argument `verb` needs (its name from `Verb.positionals`).

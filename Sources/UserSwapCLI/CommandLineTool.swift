@@ -44,6 +44,8 @@ public enum CommandLineTool {
                 try InspectCommand.run(options, console: console)
             case .run(let options):
                 try RunCommand.run(options, console: console)
+            case .exec(let options):
+                try ExecCommand.run(options, console: console)
             case .listScenarios:
                 for scenario in BenchRegistry.listed {
                     console.line(scenario.name)

@@ -88,6 +88,18 @@ enum HelpText {
             then random keys looked up in batches of 32, each batch's pages prefetched first).
             usemem and hashtable are fixed jobs.
             """
+        case .exec:
+            """
+            Runs CMD, unmodified, with its heap (malloc and its family, and large anonymous mmap
+            calls) in UserSwap's memory: at most --memory of it in RAM, the rest in a swap file
+            of yours, gone from the disk at once. No root and no swapon: the program's own
+            userfaultfd serves it. The program keeps this process's id and exit status; at exit
+            a line on stderr gives the peak RSS, swap-ins and -outs, faults and the engine's CPU
+            time (--report FILE: as JSON). Statically linked programs and runtimes with their own
+            heap (Go, the JVM) are refused. A child made by fork may exec, but not use the heap
+            without exec (it is stopped, with a message); programs it runs start without the
+            preload library. docs/EXEC.md says more.
+            """
         case .bench:
             """
             Runs a benchmark scenario: warm-up, timed phases, latency histograms. Prints a summary;
@@ -124,6 +136,11 @@ enum HelpText {
                 "userswap run",
                 "userswap run --workload hashtable --memory 64M --data 256M",
                 "userswap run --workload random --seconds 5 --threads 4 --json run.json",
+            ]
+        case .exec:
+            [
+                "userswap exec --memory 512M -- python3 job.py",
+                "userswap exec --memory 1G --swap-dir /var/tmp --report run.json -- sort -S 4G big.txt -o sorted.txt",
             ]
         case .bench:
             [

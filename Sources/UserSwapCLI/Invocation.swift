@@ -7,6 +7,7 @@ public enum Invocation: Equatable, Sendable {
     case format(FormatOptions)
     case inspect(InspectOptions)
     case run(RunOptions)
+    case exec(ExecOptions)
     case bench(BenchOptions)
     case redisClean(RedisCleanOptions)
     /// `userswap bench --list`.
@@ -17,7 +18,7 @@ public enum Invocation: Equatable, Sendable {
     public var makesFiles: Bool {
         switch self {
         case .format, .run, .bench: true
-        case .help, .inspect, .listScenarios, .redisClean: false
+        case .help, .inspect, .listScenarios, .redisClean, .exec: false
         }
     }
 }

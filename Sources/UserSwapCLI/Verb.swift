@@ -5,6 +5,7 @@ public enum Verb: String, CaseIterable, Sendable {
     case format
     case inspect
     case run
+    case exec
     case bench
     case redisClean = "redis-clean"
     case help
@@ -16,6 +17,8 @@ public enum Verb: String, CaseIterable, Sendable {
         case .inspect: "usage: userswap inspect FILE [--json]"
         case .run:
             "usage: userswap run [--workload zipf|random|seq|usemem|hashtable|multiget] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
+        case .exec:
+            "usage: userswap exec [--memory SIZE] [--swap-size SIZE] [--swap-dir DIR | --device FILE|URL] [--report FILE] [--quiet] -- CMD ARGS…"
         case .bench:
             "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
         case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
@@ -29,6 +32,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .format: "create a swap file (like mkswap)"
         case .inspect: "print a swap file's header and check it"
         case .run: "the main job: a workload on swappable data larger than its RAM budget, verified"
+        case .exec: "run an unmodified program with its heap under a RAM budget, swapping to a file of yours (no root)"
         case .bench: "run a benchmark scenario (release builds only)"
         case .redisClean: "delete the pages a killed process left on a Redis server (one namespace)"
         case .help: "show help for userswap or one verb"
@@ -89,6 +93,24 @@ public enum Verb: String, CaseIterable, Sendable {
                         "write pages to the swap file in clear (default: sealed with XChaCha20-Poly1305 under a random key that lives only in this process)"
                 ),
             ]
+        case .exec:
+            [
+                OptionSpec("memory", value: .required("SIZE"), help: "RAM budget of the program's heap (default 256M)"),
+                OptionSpec(
+                    "swap-size", value: .required("SIZE"),
+                    help: "swap behind the budget (default 8 × memory); the heap holds at most memory + swap"),
+                OptionSpec(
+                    "swap-dir", value: .required("DIR"),
+                    help: "folder for the unnamed swap file (default: TMPDIR, else /tmp); the file is gone from the disk at once"),
+                OptionSpec(
+                    "device", value: .required("D"),
+                    help:
+                        "a named swap file (created if missing, kept), or redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD)"
+                ),
+                OptionSpec("report", value: .required("FILE"), help: "write a JSON report at exit (docs/BENCH-JSON.md's keys)"),
+                OptionSpec("quiet", help: "no summary line on stderr at exit"),
+                OptionSpec("no-encryption", help: "write pages to swap in clear (default: sealed under a random key in RAM only)"),
+            ]
         case .help:
             []
         case .redisClean:
@@ -143,6 +165,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .bench: ["SCENARIO"]
         case .redisClean: ["URL"]
         case .run: []
+        case .exec: ["CMD"]
         case .help: ["VERB"]
         }
     }
