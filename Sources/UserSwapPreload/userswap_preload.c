@@ -36,6 +36,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <mimalloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +327,195 @@ EXPORT int munmap(void *address, size_t length) {
     return real_munmap(address, length);
 }
 
+/* ---- System calls into the heap, without privilege ------------------------------------------
+ *
+ * An unprivileged process (no vm.unprivileged_userfaultfd=1, no access to /dev/userfaultfd) gets
+ * a userfaultfd for faults of user code only: a read(2) into a heap page that is not mapped
+ * fails with EFAULT instead of waiting for the page. Then the calls that move bytes between a
+ * descriptor and memory touch their buffer's heap pages from user code first (a store for
+ * reads, a load for writes), in chunks small against the budget, and try again if reclaim took a
+ * page back in between. glibc's own calls (stdio's buffers) are not covered. */
+
+static bool touch_for_syscalls;
+/* Bytes a call moves at once when it has to touch first. */
+#define TOUCH_CHUNK ((size_t)1 << 20)
+#define TOUCH_ATTEMPTS 16
+
+static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_write)(int, const void *, size_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
+static ssize_t (*real_readv)(int, const struct iovec *, int);
+static ssize_t (*real_writev)(int, const struct iovec *, int);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+
+static void resolve_io(void) {
+    *(void **)&real_read = dlsym(RTLD_NEXT, "read");
+    *(void **)&real_write = dlsym(RTLD_NEXT, "write");
+    *(void **)&real_pread = dlsym(RTLD_NEXT, "pread64");
+    *(void **)&real_pwrite = dlsym(RTLD_NEXT, "pwrite64");
+    *(void **)&real_readv = dlsym(RTLD_NEXT, "readv");
+    *(void **)&real_writev = dlsym(RTLD_NEXT, "writev");
+    *(void **)&real_recvfrom = dlsym(RTLD_NEXT, "recvfrom");
+    *(void **)&real_sendto = dlsym(RTLD_NEXT, "sendto");
+}
+
+/* Whether [buffer, buffer + length) reaches into the heap, so that a call must touch it. */
+static inline bool needs_touch(const void *buffer, size_t length) {
+    uintptr_t start = (uintptr_t)buffer;
+    return touch_for_syscalls && length > 0 && start < heap_high && start + length > heap_low &&
+           atomic_load_explicit(&state, memory_order_relaxed) == HEAP_READY;
+}
+
+/* Maps the heap pages of the range from user code: for writing (`store`, an atomic or of 0 that
+ * changes no byte another thread writes) or for reading. */
+static void touch(const void *buffer, size_t length, bool store) {
+    uintptr_t start = (uintptr_t)buffer, end = start + length;
+    if (start < heap_low) start = heap_low;
+    if (end > heap_high) end = heap_high;
+    for (uintptr_t page = start & ~(uintptr_t)4095; page < end; page += 4096) {
+        uintptr_t at = page < start ? start : page;
+        if (store) __atomic_fetch_or((unsigned char *)at, 0, __ATOMIC_RELAXED);
+        else (void)*(volatile const unsigned char *)at;
+    }
+}
+
+/* One chunk of a read or write: touched, then tried until it does not fail with EFAULT. */
+#define TOUCHED_CALL(result, buffer, length, store, call)                               \
+    do {                                                                                \
+        for (int attempt = 0;; attempt++) {                                             \
+            touch(buffer, length, store);                                               \
+            result = call;                                                              \
+            if (result >= 0 || errno != EFAULT || attempt == TOUCH_ATTEMPTS) break;     \
+        }                                                                               \
+    } while (0)
+
+static bool is_regular_file(int fd) {
+    struct stat info;
+    return fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
+}
+
+/* A read or write of `length` bytes in chunks: on a regular file all of it (as one call would
+ * move), elsewhere the first chunk (a short count, as a pipe or socket may give). `offset` < 0:
+ * at the file position. */
+static ssize_t chunked(int fd, void *buffer, size_t length, off_t offset, bool reading) {
+    bool whole = length > TOUCH_CHUNK && is_regular_file(fd);
+    size_t done = 0;
+    while (done < length) {
+        size_t part = length - done < TOUCH_CHUNK ? length - done : TOUCH_CHUNK;
+        char *at = (char *)buffer + done;
+        ssize_t moved;
+        if (reading) {
+            if (offset < 0) TOUCHED_CALL(moved, at, part, true, real_read(fd, at, part));
+            else TOUCHED_CALL(moved, at, part, true, real_pread(fd, at, part, offset + (off_t)done));
+        } else {
+            if (offset < 0) TOUCHED_CALL(moved, at, part, false, real_write(fd, at, part));
+            else TOUCHED_CALL(moved, at, part, false, real_pwrite(fd, at, part, offset + (off_t)done));
+        }
+        if (moved < 0) return done > 0 ? (ssize_t)done : -1;
+        done += (size_t)moved;
+        if ((size_t)moved < part || !whole) break;
+    }
+    return (ssize_t)done;
+}
+
+EXPORT ssize_t read(int fd, void *buffer, size_t length) {
+    if (real_read == NULL) resolve_io();
+    if (!needs_touch(buffer, length)) return real_read(fd, buffer, length);
+    return chunked(fd, buffer, length, -1, true);
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buffer, size_t length, size_t size) {
+    if (length > size) abort();
+    return read(fd, buffer, length);
+}
+
+EXPORT ssize_t write(int fd, const void *buffer, size_t length) {
+    if (real_write == NULL) resolve_io();
+    if (!needs_touch(buffer, length)) return real_write(fd, buffer, length);
+    return chunked(fd, (void *)buffer, length, -1, false);
+}
+
+EXPORT ssize_t pread64(int fd, void *buffer, size_t length, off_t offset) {
+    if (real_pread == NULL) resolve_io();
+    if (!needs_touch(buffer, length) || offset < 0) return real_pread(fd, buffer, length, offset);
+    return chunked(fd, buffer, length, offset, true);
+}
+
+EXPORT ssize_t pread(int fd, void *buffer, size_t length, off_t offset) { return pread64(fd, buffer, length, offset); }
+
+EXPORT ssize_t __pread64_chk(int fd, void *buffer, size_t length, off_t offset, size_t size) {
+    if (length > size) abort();
+    return pread64(fd, buffer, length, offset);
+}
+
+EXPORT ssize_t __pread_chk(int fd, void *buffer, size_t length, off_t offset, size_t size) {
+    return __pread64_chk(fd, buffer, length, offset, size);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buffer, size_t length, off_t offset) {
+    if (real_pwrite == NULL) resolve_io();
+    if (!needs_touch(buffer, length) || offset < 0) return real_pwrite(fd, buffer, length, offset);
+    return chunked(fd, (void *)buffer, length, offset, false);
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buffer, size_t length, off_t offset) { return pwrite64(fd, buffer, length, offset); }
+
+static ssize_t vectored(int fd, const struct iovec *vector, int count, bool reading) {
+    bool any = false;
+    for (int i = 0; i < count && !any; i++) any = needs_touch(vector[i].iov_base, vector[i].iov_len);
+    if (!any) return reading ? real_readv(fd, vector, count) : real_writev(fd, vector, count);
+    ssize_t result;
+    for (int attempt = 0;; attempt++) {
+        for (int i = 0; i < count; i++) touch(vector[i].iov_base, vector[i].iov_len, reading);
+        result = reading ? real_readv(fd, vector, count) : real_writev(fd, vector, count);
+        if (result >= 0 || errno != EFAULT || attempt == TOUCH_ATTEMPTS) return result;
+    }
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *vector, int count) {
+    if (real_readv == NULL) resolve_io();
+    return vectored(fd, vector, count, true);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *vector, int count) {
+    if (real_writev == NULL) resolve_io();
+    return vectored(fd, vector, count, false);
+}
+
+EXPORT ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr *address, socklen_t *size) {
+    if (real_recvfrom == NULL) resolve_io();
+    if (!needs_touch(buffer, length)) return real_recvfrom(fd, buffer, length, flags, address, size);
+    ssize_t result;
+    size_t part = length < TOUCH_CHUNK ? length : TOUCH_CHUNK;
+    TOUCHED_CALL(result, buffer, part, true, real_recvfrom(fd, buffer, part, flags, address, size));
+    return result;
+}
+
+EXPORT ssize_t recv(int fd, void *buffer, size_t length, int flags) { return recvfrom(fd, buffer, length, flags, NULL, NULL); }
+
+EXPORT ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struct sockaddr *address, socklen_t size) {
+    if (real_sendto == NULL) resolve_io();
+    if (!needs_touch(buffer, length)) return real_sendto(fd, buffer, length, flags, address, size);
+    ssize_t result;
+    size_t part = length < TOUCH_CHUNK ? length : TOUCH_CHUNK;
+    TOUCHED_CALL(result, buffer, part, false, real_sendto(fd, buffer, part, flags, address, size));
+    return result;
+}
+
+EXPORT ssize_t send(int fd, const void *buffer, size_t length, int flags) { return sendto(fd, buffer, length, flags, NULL, 0); }
+
+/* Whether this process may have faults of kernel code served by a userfaultfd (as the engine
+ * asks for: the system call, else /dev/userfaultfd). */
+static bool kernel_faults_allowed(void) {
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+}
+
 /* ---- Engine threads ----------------------------------------------------------------------- */
 
 struct engine_start {
@@ -460,6 +653,10 @@ __attribute__((constructor)) static void preload_start(void) {
     engine_depth++;
     clock_gettime(CLOCK_MONOTONIC, &started);
     real_malloc_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    /* glibc's allocator now serves the engine alone: a fixed trim threshold (which also stops
+     * the mmap threshold from growing to 32 MiB) returns its freed I/O buffers to the kernel,
+     * instead of keeping megabytes of them outside the budget. */
+    mallopt(M_TRIM_THRESHOLD, 128 << 10);
     report_path = copy_string(getenv("USERSWAP_EXEC_REPORT"));
     command_name = copy_string(getenv("USERSWAP_EXEC_COMMAND"));
     const char *quiet_value = getenv("USERSWAP_EXEC_QUIET");
@@ -486,6 +683,8 @@ __attribute__((constructor)) static void preload_start(void) {
     heap_low = low;
     heap_high = low + heap_bytes;
 
+    resolve_io();
+    touch_for_syscalls = !kernel_faults_allowed();
     if (pthread_atfork(NULL, NULL, after_fork_in_child) != 0) start_failed("pthread_atfork failed", "");
     leave_environment();
     atomic_store_explicit(&state, HEAP_READY, memory_order_release);
