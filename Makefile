@@ -36,7 +36,7 @@ run: release
 # installation, and the Python module's.
 test: build
 	$(SWIFT) test
-	$(MAKE) test-c test-python
+	$(MAKE) test-c test-python test-exec
 
 # libuserswap.so for C, C++ and Python: a release build of the UserSwapC product with the Swift
 # runtime linked in (-static-stdlib; its symbols stay hidden), so that the installed library
@@ -81,6 +81,14 @@ test-python:
 	$(MAKE) install PREFIX=$(SCRATCH_PREFIX)
 	scripts/bootstrap --python
 	USERSWAP_LIBRARY=$(SCRATCH_PREFIX)/lib/libuserswap.so $(PYTHON) -m pytest -q python/tests
+
+# `userswap exec` (tests/exec/run): unmodified programs (a C program, python3 as the user
+# nobody, sort, sqlite3) under the CLI of `make build` with the preload library of the scratch
+# installation, each compared with a plain run; about two minutes.
+test-exec: build
+	$(MAKE) install PREFIX=$(SCRATCH_PREFIX)
+	scripts/bootstrap --python
+	$(PYTHON) tests/exec/run $(CURDIR)/.build/debug/userswap $(SCRATCH_PREFIX)/lib/libuserswap-preload.so
 
 # The model-based random test at soak length: 10⁷ steps over its four cases, four models at
 # once on each space, in a release build (testable imports need -enable-testing) kept in its own

@@ -166,7 +166,9 @@ __attribute__((noreturn)) static void stop_forked_child(void) {
 }
 
 static void heap_full(size_t size) {
-    if (atomic_exchange(&heap_full_reported, 1) == 0) {
+    /* A request larger than the whole heap is the program's to handle (sort -S 1G asks, then
+     * halves its buffer): said nothing. */
+    if (size < heap_high - heap_low && atomic_exchange(&heap_full_reported, 1) == 0) {
         say_number("userswap exec: the heap is full (a request of ", (unsigned long)size, " bytes failed; ");
         say_number("", (unsigned long)((heap_high - heap_low) >> 20),
                    " MiB of budget and swap): give more swap with --swap-size\n");
@@ -308,6 +310,11 @@ EXPORT void *mmap(void *address, size_t length, int protection, int flags, int f
         return MAP_FAILED;
     }
     return real_mmap(address, length, protection, flags, fd, offset);
+}
+
+/* The name programs built with _FILE_OFFSET_BITS=64 call (CPython among them). */
+EXPORT void *mmap64(void *address, size_t length, int protection, int flags, int fd, off_t offset) {
+    return mmap(address, length, protection, flags, fd, offset);
 }
 
 EXPORT int munmap(void *address, size_t length) {
