@@ -410,7 +410,9 @@ extension CommandLineTool {
             throw UsageError("missing CMD: the program to run, after --", verb: verb)
         }
         var options = ExecOptions(command: command)
-        if let text = parsed.value("memory") { options.memoryBytes = try ArgumentParser.size(text, option: "memory", minimum: 4 << 20, verb: verb) }
+        if let text = parsed.value("memory") {
+            options.memoryBytes = try ArgumentParser.size(text, option: "memory", minimum: 4 << 20, verb: verb)
+        }
         if let text = parsed.value("swap-size") {
             options.swapBytes = try ArgumentParser.size(text, option: "swap-size", minimum: 4 << 20, verb: verb)
         }

@@ -16,6 +16,7 @@ public struct ExecOptions: Equatable, Sendable {
     public var memoryBytes: Int64 = 256 << 20
     /// `--swap-size`: the swap behind it; the heap holds at most budget + swap. Nil: 8 × memory.
     public var swapBytes: Int64?
+    /// `--swap-dir` or `--device`: where the heap swaps to.
     public var swap: Swap = .temporaryFile(directory: nil)
     /// `--report FILE`: a JSON report at exit.
     public var reportPath: String?
@@ -26,6 +27,7 @@ public struct ExecOptions: Equatable, Sendable {
     /// The program and its arguments (after `--`).
     public var command: [String]
 
+    /// The defaults, running `command`.
     public init(command: [String]) {
         self.command = command
     }

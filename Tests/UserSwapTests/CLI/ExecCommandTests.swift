@@ -27,7 +27,9 @@ extension CLI {
             expected.memoryBytes = 32 << 20
             expected.quiet = true
             expected.swapBytes = 1 << 30
-            #expect(CommandLineTool.parse(["exec", "--memory=32M", "--quiet", "--swap-size", "1G", "sort", "-S", "1G", "big.txt"]) == .success(.exec(expected)))
+            #expect(
+                CommandLineTool.parse(["exec", "--memory=32M", "--quiet", "--swap-size", "1G", "sort", "-S", "1G", "big.txt"])
+                    == .success(.exec(expected)))
             #expect(expected.effectiveSwapBytes == 1 << 30)
             #expect(ExecOptions(command: ["x"]).effectiveSwapBytes == 8 * (256 << 20))
         }
@@ -42,10 +44,12 @@ extension CLI {
             #expect(CommandLineTool.parse(["exec", "--device", "redis://10.0.0.2:6379", "true"]) == .success(.exec(redis)))
         }
 
-        @Test("a missing command, --swap-dir with --device, and a tiny budget are usage errors", arguments: [
-            ["exec", "--memory", "64M"], ["exec", "--memory", "64M", "--"],
-            ["exec", "--swap-dir", "/tmp", "--device", "f", "--", "true"], ["exec", "--memory", "1K", "--", "true"],
-        ])
+        @Test(
+            "a missing command, --swap-dir with --device, and a tiny budget are usage errors",
+            arguments: [
+                ["exec", "--memory", "64M"], ["exec", "--memory", "64M", "--"],
+                ["exec", "--swap-dir", "/tmp", "--device", "f", "--", "true"], ["exec", "--memory", "1K", "--", "true"],
+            ])
         func usageErrors(arguments: [String]) throws {
             let error = try #require(usageError(arguments))
             #expect(error.verb == .exec)
