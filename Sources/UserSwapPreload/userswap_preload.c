@@ -189,10 +189,15 @@ EXPORT void *malloc(size_t size) {
 
 EXPORT void *calloc(size_t count, size_t size) {
     if (!use_heap()) return __libc_calloc(count, size);
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
     in_mimalloc++;
     void *pointer = mi.calloc(count, size);
     in_mimalloc--;
-    if (pointer == NULL) heap_full(count * size);
+    if (pointer == NULL) heap_full(bytes);
     return pointer;
 }
 
@@ -319,7 +324,7 @@ EXPORT void *mmap64(void *address, size_t length, int protection, int flags, int
 
 EXPORT int munmap(void *address, size_t length) {
     if (real_munmap == NULL) real_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
-    if (address != NULL && in_region(address)) {
+    if (address != NULL && in_region(address) && engine_depth == 0 && in_mimalloc == 0) {
         /* Only a whole block the mmap above gave: the region itself must stay mapped. */
         if (atomic_load_explicit(&state, memory_order_relaxed) == HEAP_CHILD) return 0;
         if (!in_heap(address) || ((uintptr_t)address & 4095) != 0 || mi.usable_size(address) < length) {
@@ -521,6 +526,32 @@ static bool kernel_faults_allowed(void) {
     if (fd < 0) return false;
     close(fd);
     return true;
+}
+
+/* MADV_DONTNEED and MADV_REMOVE on anonymous memory make its pages read as zeroes; in the heap
+ * (a shared mapping) the kernel would only unmap them and keep their bytes, so the program's
+ * own calls on whole heap pages free them through the engine instead (MADV_FREE, which allows
+ * either, too). The engine's own calls go to the kernel. */
+EXPORT int madvise(void *address, size_t length, int advice) {
+    static int (*real_madvise)(void *, size_t, int);
+    if (real_madvise == NULL) *(void **)&real_madvise = dlsym(RTLD_NEXT, "madvise");
+    if ((advice == MADV_DONTNEED || advice == MADV_REMOVE || advice == MADV_FREE) && engine_depth == 0 &&
+        in_mimalloc == 0 && length > 0 && in_heap(address) && atomic_load_explicit(&state, memory_order_relaxed) == HEAP_READY) {
+        uintptr_t start = (uintptr_t)address, end = start + ((length + 4095) & ~(size_t)4095);
+        if ((start & 4095) != 0 || end > heap_high) {
+            errno = EINVAL;
+            return -1;
+        }
+        engine_depth++;
+        int result = userswap_discard(space, address, end - start);
+        engine_depth--;
+        if (result != USERSWAP_OK) {
+            errno = EINVAL;
+            return -1;
+        }
+        return 0;
+    }
+    return real_madvise(address, length, advice);
 }
 
 /* ---- Engine threads ----------------------------------------------------------------------- */

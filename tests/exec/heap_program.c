@@ -5,7 +5,8 @@
  *   heap_program MIB [THREADS]   fills MIB MiB of malloc'd blocks from THREADS threads (4), with
  *                                realloc, calloc and aligned blocks among them; reads a file
  *                                with read(2) into the first blocks (long swapped out by then);
- *                                runs a child with fork + exec and one with posix_spawn; checks
+ *                                maps 8 MiB (mmap, madvise MADV_DONTNEED, munmap); runs a
+ *                                child with fork + exec and one with posix_spawn; checks
  *                                every byte and prints checksums
  *   heap_program fork-touch      mallocs a block, forks, and the child reads the block without
  *                                exec (under userswap exec it is stopped with a message)
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +156,22 @@ static void read_into_heap(uint64_t *sum) {
     close(fd);
 }
 
+/* A large anonymous mapping (served from the heap under userswap exec): zero-filled, and zero
+ * again after MADV_DONTNEED, as the kernel's anonymous memory is. */
+static void map_and_discard(void) {
+    size_t length = 8 * BLOCK;
+    unsigned char *map = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) fail("mmap");
+    size_t nonzero = 0;
+    for (size_t i = 0; i < length; i += 4096) nonzero += map[i] != 0;
+    memset(map, 0xAA, length);
+    if (madvise(map + BLOCK, 2 * BLOCK, MADV_DONTNEED) != 0) fail("madvise");
+    size_t zero = 0;
+    for (size_t i = 0; i < length; i++) zero += map[i] == 0;
+    if (munmap(map, length) != 0) fail("munmap");
+    printf("mmap: %zu nonzero pages at first; %zu zero bytes after MADV_DONTNEED of %zu\n", nonzero, zero, 2 * BLOCK);
+}
+
 static void run_children(const char *self) {
     fflush(stdout);
     pid_t pid = fork();
@@ -212,6 +230,7 @@ int main(int argc, char **argv) {
     uint64_t sum = 0, read_sum = 0;
     run_threads(fill, NULL);
     read_into_heap(&read_sum);
+    map_and_discard();
     run_children(argv[0]);
     run_threads(check, &sum);
     printf("blocks %zu, threads %d\n", block_count, thread_count);
