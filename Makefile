@@ -165,6 +165,11 @@ bench:
 	$(RELEASE_BIN) bench faults --param faults=faulting_thread --json $(RESULTS)/faults-faulting-thread.json
 	@# The I/O engines side by side (one interleaved round: synchronous, io_uring, thread pool).
 	bench/io-engines --reps 1 --scenarios "random seq zipf" --out $(RESULTS) --tag quick
+	@# Unmodified programs under userswap exec against the kernel's route (each in a memory
+	@# cgroup of the same budget with a swap file; root): bench/results/exec-kernel.json.
+	$(MAKE) clib
+	scripts/bootstrap --python
+	$(PYTHON) tests/exec/run --kernel $(RESULTS) $(CURDIR)/$(RELEASE_BIN) $(CURDIR)/$(PRELOAD)
 	@# Far memory side by side: random and zipf over the swap file, one Redis server, and a
 	@# 3-master Redis Cluster without and with a replica's copy per write (docs/REDIS-CLUSTER.md).
 	bench/redis-cluster --out $(RESULTS)

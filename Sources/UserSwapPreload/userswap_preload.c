@@ -746,6 +746,24 @@ static unsigned long status_kib(const char *name) {
     return 0;
 }
 
+/* Pss (each page counted once, though the budget's pages are mapped twice) and its anonymous
+ * and shared-memory part, in KiB, from /proc/self/smaps_rollup. */
+static void pss_kib(unsigned long *all, unsigned long *anon_shmem) {
+    *all = *anon_shmem = 0;
+    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char text[4096];
+    ssize_t length = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (length <= 0) return;
+    text[length] = 0;
+    for (char *line = text; line != NULL && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "Pss:", 4) == 0) *all = strtoul(line + 4, NULL, 10);
+        else if (strncmp(line, "Pss_Anon:", 9) == 0) *anon_shmem += strtoul(line + 9, NULL, 10);
+        else if (strncmp(line, "Pss_Shmem:", 10) == 0) *anon_shmem += strtoul(line + 10, NULL, 10);
+    }
+}
+
 static double engine_cpu_seconds(void) {
     double total = 0;
     int count = atomic_load(&engine_thread_count);
@@ -778,6 +796,8 @@ __attribute__((destructor)) static void preload_exit(void) {
     userswap_stats_get(space, &stats);
     unsigned long peak_kib = status_kib("VmHWM");
     double engine_seconds = engine_cpu_seconds();
+    unsigned long pss_all, pss_data;
+    pss_kib(&pss_all, &pss_data);
     if (!quiet) {
         char line[512];
         snprintf(line, sizeof line,
@@ -813,10 +833,12 @@ __attribute__((destructor)) static void preload_exit(void) {
             json_string(file, command_name);
             fprintf(file,
                     ", \"heap_bytes\": %llu, \"swap_bytes\": %llu, \"major_faults\": %llu, \"minor_faults\": %llu, "
-                    "\"write_faults\": %llu, \"fault_errors\": %llu, \"engine_cpu_seconds\": %.6f}\n",
+                    "\"write_faults\": %llu, \"fault_errors\": %llu, \"engine_cpu_seconds\": %.6f, "
+                    "\"pss_at_exit_bytes\": %llu, \"pss_anon_shmem_at_exit_bytes\": %llu}\n",
                     (unsigned long long)(heap_high - heap_low), (unsigned long long)stats.swap_total,
                     (unsigned long long)stats.major_faults, (unsigned long long)stats.minor_faults,
-                    (unsigned long long)stats.write_faults, (unsigned long long)stats.fault_errors, engine_seconds);
+                    (unsigned long long)stats.write_faults, (unsigned long long)stats.fault_errors, engine_seconds,
+                    (unsigned long long)pss_all << 10, (unsigned long long)pss_data << 10);
             fclose(file);
         }
     }
