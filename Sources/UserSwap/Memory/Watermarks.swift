@@ -7,7 +7,7 @@ struct Watermarks: Sendable {
 
     /// min is 1/128 of the budget (at least one frame), low and high 5/4 and 3/2 of min, as the
     /// kernel spaces them, plus a readahead reserve above both: `readaheadReserve` frames (the
-    /// engine passes two of the largest readahead windows), at most 1/32 of the budget, so that
+    /// space passes two of the largest readahead windows), at most 1/32 of the budget, so that
     /// readahead, which stops at min rather than reclaim, finds a whole window free while the
     /// background reclaimer keeps up.
     init(frames: Int, readaheadReserve: Int) {
