@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import UserSwap
 
 /// The machine a report was measured on: the `machine` object of the JSON contract (`cores`,
 /// `memory_bytes`, `kernel`, `date`), plus the CPU model and the disk under the results folder
@@ -85,7 +86,7 @@ public struct DiskInfo: Sendable, Equatable, Encodable {
     /// symbolic links; a folder that does not exist yet is looked up by its nearest existing
     /// parent). `nil` when /proc/mounts cannot be read.
     public static func holding(_ path: String) -> DiskInfo? {
-        guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return nil }
+        guard let mounts = ProcFile.text("/proc/mounts") else { return nil }
         var url = URL(fileURLWithPath: path).standardizedFileURL
         while !FileManager.default.fileExists(atPath: url.path), url.path != "/" {
             url.deleteLastPathComponent()
@@ -112,7 +113,7 @@ public struct DiskInfo: Sendable, Equatable, Encodable {
 enum ProcFiles {
     /// The text after `key:` on the first line that starts with it, trimmed.
     static func field(_ key: String, in path: String) -> String? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let text = ProcFile.text(path) else { return nil }
         return field(key, inText: text)
     }
 

@@ -1,3 +1,5 @@
+import UserSwap
+
 /// The process's memory as `top` and `ps` show it, from one read of /proc/self/status: the
 /// resident set (`VmRSS`, top's RES) split as the kernel counts it into anonymous memory
 /// (`RssAnon`), file pages (`RssFile`: the binary, its libraries) and shared memory
@@ -29,7 +31,7 @@ public struct ProcessMemory: Sendable, Equatable {
 
     /// Now; nil when /proc/self/status cannot be read.
     public static func now() -> ProcessMemory? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        guard let text = ProcFile.text("/proc/self/status") else { return nil }
         return parse(status: text)
     }
 

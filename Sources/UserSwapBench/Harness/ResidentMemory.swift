@@ -1,4 +1,5 @@
 import Foundation
+import UserSwap
 
 /// What the process holds in RAM, from /proc/self/status: the `peak_resident_bytes` of a report
 /// is measured here, never taken from the configuration.
@@ -30,6 +31,6 @@ public enum ResidentMemory {
     }
 
     private static func readStatus() -> String? {
-        try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        ProcFile.text("/proc/self/status")
     }
 }

@@ -131,7 +131,7 @@ extension WorkloadBench {
 
     /// The swap devices the kernel uses now.
     static func swapDevices() -> [SwapDeviceLine] {
-        (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)).map(parseSwaps) ?? []
+        ProcFile.text("/proc/swaps").map(parseSwaps) ?? []
     }
 
     /// /proc/swaps: a header, then `Filename Type Size(KiB) Used(KiB) Priority` per device.
@@ -144,6 +144,6 @@ extension WorkloadBench {
     }
 
     static func procNumber(_ path: String) -> Int? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingWhitespace()) }
+        ProcFile.text(path).flatMap { Int($0.trimmingWhitespace()) }
     }
 }

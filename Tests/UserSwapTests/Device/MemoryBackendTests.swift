@@ -78,7 +78,7 @@ struct MemoryBackendTests {
 
     /// Resident set size of this process, from /proc/self/statm.
     private func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        guard let text = ProcFile.text("/proc/self/statm") else { return 0 }
         let fields = text.split(separator: " ")
         return (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE)))
     }

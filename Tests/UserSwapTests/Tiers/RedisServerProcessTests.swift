@@ -139,7 +139,7 @@ struct RedisServerProcessTests {
 
     /// The inode column of a /proc/net table (tcp, tcp6: the 10th field; unix: the 7th).
     static func inodes(inTable path: String) -> Set<String> {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let text = ProcFile.text(path) else { return [] }
         let column = path.hasSuffix("unix") ? 6 : 9
         return Set(
             text.split(separator: "\n").dropFirst().compactMap { line in
@@ -150,7 +150,7 @@ struct RedisServerProcessTests {
 
     /// True once `pid` no longer runs: gone, or a zombie nobody reaped yet.
     static func isGone(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let stat = ProcFile.text("/proc/\(pid)/stat"),
             let close = stat.lastIndex(of: ")")
         else { return true }
         return stat[stat.index(close, offsetBy: 2)] == "Z"

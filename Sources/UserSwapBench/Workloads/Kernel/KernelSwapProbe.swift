@@ -77,7 +77,7 @@ public struct KernelSample: Sendable, Equatable {
     }
 
     static func vmstat() -> [String: Int64] {
-        (try? String(contentsOfFile: "/proc/vmstat", encoding: .utf8)).map(MemoryCgroup.stat) ?? [:]
+        ProcFile.text("/proc/vmstat").map(MemoryCgroup.stat) ?? [:]
     }
 
     public static func - (after: KernelSample, before: KernelSample) -> KernelSample {

@@ -1,4 +1,5 @@
 import Foundation
+import UserSwap
 
 /// The memory cgroup a process runs in, v1 or v2: what limits the RAM of a `--mode kernel`
 /// run, and where the kernel counts its swap traffic, its peak and its usage.
@@ -59,8 +60,8 @@ public struct MemoryCgroup: Sendable, Equatable {
 
     /// The memory cgroup of this process, or nil when there is none with a memory controller.
     public static func current() -> MemoryCgroup? {
-        guard let cgroups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-            let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        guard let cgroups = ProcFile.text("/proc/self/cgroup"),
+            let mounts = ProcFile.text("/proc/mounts")
         else { return nil }
         return candidates(procSelfCgroup: cgroups, mounts: mounts).first { cgroup in
             FileManager.default.fileExists(atPath: cgroup.directory + "/" + cgroup.files.limit)
@@ -107,7 +108,7 @@ public struct MemoryCgroup: Sendable, Equatable {
     }
 
     private func read(_ file: String) -> String? {
-        try? String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+        ProcFile.text(directory + "/" + file)
     }
 
     /// A limit file's value: a number of bytes, or nil for "max" (v2) or the huge page-rounded
