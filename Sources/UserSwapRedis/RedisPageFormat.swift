@@ -167,7 +167,8 @@ struct RedisPageFormat: Sendable {
         let instance = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard instance == self.instance else {
             return .invalid(
-                "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'")
+                "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'"
+            )
         }
         let field = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         let stored = field & (UInt64(Self.maxPages) - 1)
@@ -177,7 +178,8 @@ struct RedisPageFormat: Sendable {
         let storedGeneration = UInt32(field >> UInt64(Self.pageBits))
         guard storedGeneration == generation else {
             return .olderWrite(
-                "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)")
+                "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)"
+            )
         }
         let sum = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         guard sum == checksum(page: page, v) else {

@@ -20,7 +20,9 @@ struct SwapErrorRemedyTests {
             #expect(!cli.contains("SwapFile") && !cli.contains("SwapSpace") && !cli.contains("userswap_"), "\(cli)")
             #expect(!c.contains("--") && !c.contains("SwapFile") && !c.contains("SwapSpace") && !c.contains("userswap format"), "\(c)")
         }
-        #expect(SwapError.Remedy.reformat(path: "/x", bytes: 3 << 20).text(for: .commandLine) == "reformat it with `userswap format /x --size 3M --force`")
+        #expect(
+            SwapError.Remedy.reformat(path: "/x", bytes: 3 << 20).text(for: .commandLine)
+                == "reformat it with `userswap format /x --size 3M --force`")
         #expect(
             SwapError.Remedy.reformat(path: "/x", bytes: 3 << 20).text(for: .library)
                 == "reformat it with `SwapFile.format(path: \"/x\", bytes: 3145728, force: true)` (everything in it is lost)")
@@ -52,18 +54,25 @@ struct SwapErrorRemedyTests {
         #expect(errors.map(\.code) == [.fileExists, .noSuchFile, .tooSmall, .notASwapFile, .outOfMemory])
         for error in errors {
             #expect(error.remedy != nil, "\(error)")
-            #expect(!error.message.contains("--") && !error.message.contains("userswap "), "a library error names no command-line option: \(error.message)")
+            #expect(
+                !error.message.contains("--") && !error.message.contains("userswap "),
+                "a library error names no command-line option: \(error.message)")
             let cli = error.message(for: .commandLine)
             #expect(cli.contains("--") && !cli.contains("SwapFile.") && !cli.contains("SwapSpace."), "\(cli)")
-            #expect(error.description(for: .c).contains("userswap_") || error.remedy == .smallerSwapFile || error.code == .tooSmall || error.code == .fileExists, "\(error.description(for: .c))")
+            #expect(
+                error.description(for: .c).contains("userswap_") || error.remedy == .smallerSwapFile || error.code == .tooSmall
+                    || error.code == .fileExists, "\(error.description(for: .c))")
         }
-        #expect(errors[4].message.contains("SwapSpace.Configuration.memory") && errors[4].message(for: .commandLine).contains("raise --memory"))
+        #expect(
+            errors[4].message.contains("SwapSpace.Configuration.memory") && errors[4].message(for: .commandLine).contains("raise --memory"))
     }
 
     @Test("an error wrapped with more context keeps its remedy")
     func context() {
         let error = SwapError(.fileExists, "/x already exists", remedy: .replaceExisting).adding(context: "--swap ")
         #expect(error.remedy == .replaceExisting)
-        #expect(error.message(for: .commandLine) == "--swap /x already exists; pass --force to replace it (everything in it is lost), or give another path")
+        #expect(
+            error.message(for: .commandLine)
+                == "--swap /x already exists; pass --force to replace it (everything in it is lost), or give another path")
     }
 }

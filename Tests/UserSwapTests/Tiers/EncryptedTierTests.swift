@@ -143,7 +143,7 @@ struct EncryptedTierTests {
             try first.write(UnsafeRawBufferPointer(page), atPage: 9)
         }
         let second = try EncryptedTier(lower: lower)
-        try withPageBuffer { page in
+        _ = withPageBuffer { page in
             #expect(throws: SwapError.self) { try second.read(into: page, atPage: 9) }
         }
     }
@@ -213,7 +213,7 @@ struct EncryptedTierTests {
                         gens[p] += 1
                         try region.withPage(p, for: .write) { TierPages.mixed($0, page: p, generation: gens[p]) }
                     } else {
-                        try region.withPage(p, for: .read) { bytes in
+                        _ = try region.withPage(p, for: .read) { bytes in
                             if TierPages.isMixed(bytes, page: p, generation: gens[p]) {
                                 verified.add(1, ordering: .relaxed)
                             } else {
@@ -229,7 +229,7 @@ struct EncryptedTierTests {
         }
         let final = generations.withLock { $0 }
         for p in 0..<pages {
-            try region.withPage(p, for: .read) { bytes in
+            _ = try region.withPage(p, for: .read) { bytes in
                 if TierPages.isMixed(bytes, page: p, generation: final[p]) {
                     verified.add(1, ordering: .relaxed)
                 } else {

@@ -428,7 +428,8 @@ struct RedisClusterBackendTests {
         }
         let after = device.statistics
         #expect(wrong == 0, "a read returned bytes that were not the page's latest write")
-        #expect(lost == missed, "typed errors for exactly the pages the serving masters lack: \(lost.count) errors, \(missed.count) missing")
+        #expect(
+            lost == missed, "typed errors for exactly the pages the serving masters lack: \(lost.count) errors, \(missed.count) missing")
         #expect(lost.allSatisfy { p in onA.contains { $0.contains(p) } }, "only the node restarted before a failover loses pages")
         #expect(onB.allSatisfy { r in r.allSatisfy { !lost.contains($0) } }, "B's pages come from the replica that took over")
         #expect(after.lostPages - before.lostPages == lost.count, "the device counts each lost page")
@@ -663,7 +664,7 @@ struct RedisClusterBackendTests {
                             fill(bytes, page: p, generation: gens[p])
                         }
                     } else {
-                        try region.withPage(p, for: .read) { bytes in
+                        _ = try region.withPage(p, for: .read) { bytes in
                             if matches(bytes, page: p, generation: gens[p]) {
                                 verified.add(1, ordering: .relaxed)
                             } else {
