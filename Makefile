@@ -144,7 +144,7 @@ bench:
 	$(SWIFT) build -c release
 	@mkdir -p $(RESULTS)
 	@scenarios="$$($(RELEASE_BIN) bench --list)"; \
-	for s in alloc pin race faults zipf random seq usemem hashtable multiget tiers device-limits; do \
+	for s in alloc pin race faults zipf random seq usemem hashtable multiget tiers device-limits array; do \
 		case $$s in \
 			race) args="--protocol all --threads 8" ;; \
 			zipf) args="--param policy=all" ;; \

@@ -23,7 +23,8 @@ package enum BenchCommand {
             try perform(options, console: console)
             return ExitCode.success
         } catch {
-            console.errorLine("userswap: bench \(options.scenario): \(error)")
+            let text = (error as? SwapError)?.description(for: .commandLine) ?? "\(error)"
+            console.errorLine("userswap: bench \(options.scenario): \(text)")
             return ExitCode.failure
         }
     }

@@ -42,7 +42,7 @@ enum CError {
             try body()
             return Int32(USERSWAP_OK.rawValue)
         } catch {
-            LastError.set(error.description)
+            LastError.set(error.description(for: .c))
             return Int32(code(error).rawValue)
         }
     }

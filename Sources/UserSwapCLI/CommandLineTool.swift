@@ -57,7 +57,7 @@ public enum CommandLineTool {
             }
             return ExitCode.success
         } catch let error as SwapError {
-            console.errorLine("userswap: \(error.description)")
+            console.errorLine("userswap: \(error.description(for: .commandLine))")
         } catch let error as BenchError {
             console.errorLine("userswap: \(error.description)")
         } catch let error as WorkloadError {

@@ -2,41 +2,32 @@ import UserSwap
 
 /// What the backend and its server can tell, and the namespace-wide cleanup.
 extension RedisBackend {
-    /// What the backend has done so far.
+    /// What the backend has done so far: the transfers (`statistics.pagesRead`, … are
+    /// `transfers.pagesRead`, …) and the server connections.
+    @dynamicMemberLookup
     public struct Statistics: Sendable, Equatable {
-        /// Pages read.
-        public var pagesRead: Int
-        /// Transfers that read pages.
-        public var readCalls: Int
-        /// Pages written.
-        public var pagesWritten: Int
-        /// Transfers that wrote pages.
-        public var writeCalls: Int
-        /// Transfers that ended in an error.
-        public var failedCalls: Int
-        /// Keys of freed slots deleted, and deletions given up (their keys stay, unread).
-        public var pagesDeleted: Int
-        /// Deletions given up (their keys stay, never read).
-        public var deleteFailures: Int
+        /// Pages read and written, failed transfers, lost pages, deleted keys.
+        public var transfers: RedisTransferStatistics
         /// Freed slots whose keys are not deleted yet.
         public var deletionsPending: Int
-        /// Connections opened (the first, and every reconnect), and connection-level failures.
+        /// Connections opened (the first, and every reconnect).
         public var connectionsOpened: Int
         /// Connection-level failures.
         public var connectionFailures: Int
         /// Attempts repeated after a retriable failure.
         public var retries: Int
+
+        /// A transfer counter (`statistics.pagesRead`).
+        public subscript<Value>(dynamicMember counter: KeyPath<RedisTransferStatistics, Value>) -> Value {
+            transfers[keyPath: counter]
+        }
     }
 
     /// The counters so far.
     public var statistics: Statistics {
         // Relaxed loads: statistics, read after the transfers they count.
         Statistics(
-            pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
-            pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
-            failedCalls: failedCalls.load(ordering: .relaxed),
-            pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
-            deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
+            transfers: counters.snapshot(deletions: deletions),
             deletionsPending: deletions.outstandingCount,
             connectionsOpened: pool.connectionsOpened.load(ordering: .relaxed),
             connectionFailures: pool.connectionFailures.load(ordering: .relaxed),
@@ -115,29 +106,13 @@ extension RedisBackend {
 
     /// SCAN for `pattern`, UNLINK each batch found; the number of keys deleted.
     private static func unlinkAll(matching pattern: String, on connection: _RedisConnection) throws(RedisFailure) -> Int {
-        var cursor = "0"
-        var removed = 0
-        repeat {
-            var scan = RedisCommand("SCAN")
-            scan.append(cursor)
-            scan.append("MATCH")
-            scan.append(pattern)
-            scan.append("COUNT")
-            scan.append("1000")
-            let reply = try connection.command(scan)
-            let r = reply.view
-            try r.checkNotError()
-            guard r.elementCount == 2 else { throw .data("SCAN answered \(r.elementCount) elements instead of 2") }
-            cursor = r.element(0).text
-            let keys = r.element(1)
-            if keys.elementCount > 0 {
-                var unlink = RedisCommand("UNLINK")
-                for i in 0..<keys.elementCount { unlink.append(keys.element(i).text) }
-                let answer = try connection.command(unlink)
-                try answer.view.checkNotError()
-                removed += Int(answer.view.integer)
-            }
-        } while cursor != "0"
-        return removed
+        try connection.scan(matching: pattern) { keys throws(RedisFailure) -> Int in
+            guard keys.elementCount > 0 else { return 0 }
+            var unlink = RedisCommand("UNLINK")
+            for i in 0..<keys.elementCount { unlink.append(keys.element(i).text) }
+            let answer = try connection.command(unlink)
+            try answer.view.checkNotError()
+            return Int(answer.view.integer)
+        }
     }
 }

@@ -28,7 +28,7 @@ import UserSwap
 /// The process ignores SIGPIPE from the first backend on (hiredis writes to sockets with
 /// `write`, and a server that goes away would otherwise kill the process), unless the program
 /// installed a handler of its own.
-public final class RedisBackend: SwapBackend {
+public final class RedisBackend: SwapBackend, RedisPageDevice {
     /// Pages in the device, header included. Page 0 is never transferred.
     public let pageCount: Int
     /// The configuration it was made with.
@@ -43,13 +43,8 @@ public final class RedisBackend: SwapBackend {
     let pool: _RedisConnectionPool
     let deletions: RedisDeletionQueue
 
-    // Statistics (`RedisBackend+Statistics.swift`); relaxed, read after the transfers they
-    // count have returned.
-    let pagesRead = Atomic<Int>(0)
-    let readCalls = Atomic<Int>(0)
-    let pagesWritten = Atomic<Int>(0)
-    let writeCalls = Atomic<Int>(0)
-    let failedCalls = Atomic<Int>(0)
+    /// Transfer counters (`RedisBackend+Statistics.swift`).
+    let counters = RedisTransferCounters()
 
     /// Connects to the server (one PING), so that a wrong address fails here rather than at the
     /// first swap-out, and refuses a server that would evict our keys.
@@ -81,94 +76,22 @@ public final class RedisBackend: SwapBackend {
         deletions.stop(timeout: configuration.commandTimeout * 2 + configuration.connectTimeout)
     }
 
-    // MARK: Transfers
-
-    public func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffer.count, atPage: page)
-        guard let base = buffer.baseAddress else { return }
-        try readPages(pages, into: (0..<pages.count).map { base + $0 * SwapPage.size })
-    }
-
-    public func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffer.count, atPage: page)
-        guard let base = buffer.baseAddress else { return }
-        try writePages(pages, from: (0..<pages.count).map { base + $0 * SwapPage.size })
-    }
-
-    public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        let starts = Self.pageStarts(buffers.lazy.map { UnsafeRawBufferPointer($0) }, pages: pages.count, "read")
-        try readPages(pages, into: starts.map { UnsafeMutableRawPointer(mutating: $0) })
-    }
-
-    public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        try writePages(pages, from: Self.pageStarts(buffers, pages: pages.count, "write"))
-    }
-
-    /// The start of every page of a vectored transfer's buffers, in order.
-    private static func pageStarts(_ buffers: some Sequence<UnsafeRawBufferPointer>, pages: Int, _ what: String) -> [UnsafeRawPointer] {
-        var starts: [UnsafeRawPointer] = []
-        starts.reserveCapacity(pages)
-        for b in buffers {
-            precondition(b.count % SwapPage.size == 0, "a vectored \(what) buffer of \(b.count) bytes is not whole pages")
-            guard let base = b.baseAddress else { continue }
-            for i in 0..<b.count / SwapPage.size { starts.append(base + i * SwapPage.size) }
-        }
-        return starts
-    }
-
-    // MARK: Freed slots
-
-    /// Every freed slot's key is deleted, so the server's memory follows the device's use.
-    public var wantsInvalidation: Bool { true }
-
-    /// Queues the deletion of `page`'s key. Called under the engine's cluster lock: no I/O here.
-    public func invalidate(page: Int) {
-        assert(page >= 1 && page < pageCount, "invalidate of page \(page) outside the device's 1..<\(pageCount)")
-        deletions.add(page)
-    }
-
-    /// Deletes the keys of `pages` now (the engine calls this for a freed cluster only when the
-    /// device was added with discard on; per-slot invalidation already covers the rest).
-    public func discard(pages: Range<Int>) throws(SwapError) {
-        guard !pages.isEmpty else { return }
-        precondition(
-            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
-        deletions.claim(pages)
-        do {
-            try Self.unlink(Array(pages), pool: pool, format: format)
-        } catch {
-            throw swapError(error, doing: "delete device pages \(pages)")
-        }
-    }
-
-    /// Sends the deletions still queued and returns when they are answered (tests, and a
-    /// program that wants the server's memory back at once).
-    public func flushDeletions() {
-        deletions.flush { pages throws(RedisFailure) in try Self.unlink(pages, pool: pool, format: format) }
-        deletions.waitUntilIdle()
-    }
-
     // MARK: Helpers
 
     /// Reads `pages` into `destinations` (one pointer per page): GET for one page, else one MGET
     /// per key group, pipelined.
-    private func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
+    func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
         precondition(destinations.count == pages.count)
-        guard !pages.isEmpty else { return }
-        let format = self.format
         do {
             if pages.count == 1 {
                 var get = RedisCommand("GET")
                 get.appendKey(of: pages.lowerBound, format: format)
                 try pool.perform { connection throws(RedisFailure) in
                     let reply = try connection.command(get)
-                    try Self.decode(reply.view, page: pages.lowerBound, into: destinations[0], format: format)
+                    try decode(reply.view, page: pages.lowerBound, into: destinations[0], whyLost: Self.whyLost)
                 }
             } else {
-                let groups = Self.groups(pages)
+                let groups = RedisPageFormat.groups(pages)
                 let commands = groups.map { group in
                     var mget = RedisCommand("MGET")
                     for p in group { mget.appendKey(of: p, format: format) }
@@ -182,45 +105,33 @@ public final class RedisBackend: SwapBackend {
                             throw .data("MGET of \(group.count) keys answered \(reply.elementCount) values")
                         }
                         for (j, p) in group.enumerated() {
-                            try Self.decode(reply.element(j), page: p, into: destinations[p - pages.lowerBound], format: format)
+                            try decode(reply.element(j), page: p, into: destinations[p - pages.lowerBound], whyLost: Self.whyLost)
                         }
                     }
                 }
             }
         } catch {
-            failedCalls.add(1, ordering: .relaxed)
-            throw swapError(error, doing: "read device pages \(Self.describe(pages))")
+            throw swapError(error, doing: "read device pages \(RedisPageFormat.describe(pages))")
         }
-        readCalls.add(1, ordering: .relaxed)
-        pagesRead.add(pages.count, ordering: .relaxed)
     }
+
+    /// How one server loses a value, for the message of a read that finds none.
+    static let whyLost = "the server lost it (restarted without persistence, flushed, evicted or deleted)"
 
     /// Writes `pages` from `sources`: SET for one page, else one MSET per key group, pipelined.
     /// Returns only when the server acknowledged every value: until then the engine keeps the
     /// folio (under writeback) in memory.
-    private func writePages(_ pages: Range<Int>, from sources: [UnsafeRawPointer]) throws(SwapError) {
-        precondition(sources.count == pages.count)
-        guard !pages.isEmpty else { return }
+    func writePages(_ pages: Range<Int>, from sources: [UnsafeRawPointer]) throws(SwapError) {
         // Before taking a connection: a pending UNLINK of these pages must be answered first,
         // and the deleter needs a connection to send it.
         deletions.claim(pages)
-        let format = self.format
-        let values = UnsafeMutableRawBufferPointer.allocate(byteCount: pages.count * RedisPageFormat.valueSize, alignment: 16)
+        let values = encodeValues(pages, from: sources)
         defer { values.deallocate() }
-        func value(_ p: Int) -> UnsafeRawBufferPointer {
-            // In bounds: p is in `pages`, and `values` holds one value per page of it.
-            UnsafeRawBufferPointer(
-                rebasing: values[
-                    (p - pages.lowerBound) * RedisPageFormat.valueSize..<(p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
-        }
-        for (i, p) in pages.enumerated() {
-            format.encode(page: p, from: sources[i], into: values.baseAddress! + i * RedisPageFormat.valueSize)
-        }
-        let commands: [RedisCommand] = Self.groups(pages).map { group in
+        let commands: [RedisCommand] = RedisPageFormat.groups(pages).map { group in
             var command = RedisCommand(group.count == 1 ? "SET" : "MSET")
             for p in group {
                 command.appendKey(of: p, format: format)
-                command.appendExternal(value(p))
+                command.appendExternal(Self.value(of: p, in: values, pages: pages))
             }
             return command
         }
@@ -230,65 +141,21 @@ public final class RedisBackend: SwapBackend {
                 try connection.pipeline(commands) { _, reply throws(RedisFailure) in try reply.checkOK("SET") }
             }
         } catch {
-            failedCalls.add(1, ordering: .relaxed)
-            throw swapError(error, doing: "write device pages \(Self.describe(pages))")
+            throw swapError(error, doing: "write device pages \(RedisPageFormat.describe(pages))")
         }
-        writeCalls.add(1, ordering: .relaxed)
-        pagesWritten.add(pages.count, ordering: .relaxed)
     }
 
-    /// Checks one GET/MGET value and copies the page out of it.
-    private static func decode(
-        _ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
-        format: RedisPageFormat
-    ) throws(RedisFailure) {
-        try reply.checkNotError()
-        if reply.isNil {
-            throw .data(
-                "page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the server lost it (restarted without persistence, flushed, evicted or deleted)"
-            )
-        }
-        guard reply.type == REDIS_REPLY_STRING else {
-            throw .data("page \(page) (key \(format.key(of: page))) is not a string value (reply type \(reply.type))")
-        }
-        if let problem = format.decode(page: page, value: reply.bytes, into: destination) {
-            throw .data("page \(page) (key \(format.key(of: page))): \(problem)")
-        }
+    /// Deletes the keys of `pages` now.
+    func unlink(_ pages: [Int]) throws(RedisFailure) {
+        try Self.unlink(pages, pool: pool, format: format)
     }
 
     /// UNLINKs the keys of `pages`: one command per key group, pipelined.
     static func unlink(_ pages: [Int], pool: _RedisConnectionPool, format: RedisPageFormat) throws(RedisFailure) {
-        let sorted = pages.sorted()
-        var commands: [RedisCommand] = []
-        var i = 0
-        while i < sorted.count {
-            let group = RedisPageFormat.group(of: sorted[i])
-            var unlink = RedisCommand("UNLINK")
-            while i < sorted.count, RedisPageFormat.group(of: sorted[i]) == group {
-                unlink.appendKey(of: sorted[i], format: format)
-                i += 1
-            }
-            commands.append(unlink)
-        }
+        let commands = format.unlinkCommands(pages).map(\.command)
         try pool.perform { connection throws(RedisFailure) in
             try connection.pipeline(commands) { _, reply throws(RedisFailure) in try reply.checkNotError() }
         }
-    }
-
-    /// `pages` cut at key-group boundaries.
-    static func groups(_ pages: Range<Int>) -> [Range<Int>] {
-        var result: [Range<Int>] = []
-        var start = pages.lowerBound
-        while start < pages.upperBound {
-            let end = min(pages.upperBound, (RedisPageFormat.group(of: start) + 1) * RedisPageFormat.groupPages)
-            result.append(start..<end)
-            start = end
-        }
-        return result
-    }
-
-    static func describe(_ pages: Range<Int>) -> String {
-        pages.count == 1 ? "\(pages.lowerBound)" : "\(pages.lowerBound)..<\(pages.upperBound)"
     }
 
     /// PING, then the eviction policy: a server that may evict any key (`allkeys-*`) would drop
@@ -316,15 +183,5 @@ public final class RedisBackend: SwapBackend {
                 "Redis at \(server) evicts keys when full (maxmemory-policy \(policy)), which would drop swapped-out pages; set maxmemory-policy noeviction (or a volatile-* policy: our keys have no expiry)"
             )
         }
-    }
-
-    /// The pages a transfer of `bytes` at `page` covers; the same contract as the other backends.
-    private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page..<page + bytes / SwapPage.size
-        precondition(
-            page >= 1 && pages.upperBound <= pageCount,
-            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        return pages
     }
 }

@@ -2,26 +2,15 @@ import UserSwap
 
 /// What the cluster device has done so far, and the namespace-wide cleanup.
 extension RedisClusterBackend {
-    /// Counters since the device was made.
+    /// Counters since the device was made: the transfers (`statistics.pagesRead`, … are
+    /// `transfers.pagesRead`, …) and the routing.
+    @dynamicMemberLookup
     public struct Statistics: Sendable, Equatable {
-        /// Pages read.
-        public var pagesRead: Int
-        /// Transfers that read pages.
-        public var readCalls: Int
-        /// Pages written.
-        public var pagesWritten: Int
-        /// Transfers that wrote pages.
-        public var writeCalls: Int
-        /// Transfers that ended in an error.
-        public var failedCalls: Int
-        /// Keys of freed slots deleted.
-        public var pagesDeleted: Int
-        /// Deletions given up (their keys stay, never read).
-        public var deleteFailures: Int
-        /// `MOVED` replies (a slot served elsewhere than the map said) and `ASK` replies (a key
-        /// group caught migrating).
+        /// Pages read and written, failed transfers, lost pages, deleted keys.
+        public var transfers: RedisTransferStatistics
+        /// `MOVED` replies (a slot served elsewhere than the map said).
         public var movedRedirections: Int
-        /// `ASK` replies.
+        /// `ASK` replies (a key group caught migrating).
         public var askRedirections: Int
         /// `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` replies, and calls to a node that
         /// did not answer.
@@ -32,22 +21,23 @@ extension RedisClusterBackend {
         public var mapRefreshes: Int
         /// Rounds of a call sent again (after a redirection, a refusal or a dead node).
         public var retryRounds: Int
-        /// `WAIT`s sent (one per node per batch of writes with `.replicated`), and pages written
-        /// with fewer copies than asked because their shard had no more replicas online.
+        /// `WAIT`s sent (one per node per batch of writes with `.replicated`).
         public var waits: Int
-        /// Pages written with fewer replica copies than asked (see `Durability.replicated`).
+        /// Pages written with fewer replica copies than asked, because their shard had no more
+        /// replicas online (see `Durability.replicated`).
         public var degradedWrites: Int
+
+        /// A transfer counter (`statistics.pagesRead`).
+        public subscript<Value>(dynamicMember counter: KeyPath<RedisTransferStatistics, Value>) -> Value {
+            transfers[keyPath: counter]
+        }
     }
 
     /// The counters so far.
     public var statistics: Statistics {
         // Relaxed loads: statistics, read after the transfers they count.
         Statistics(
-            pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
-            pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
-            failedCalls: failedCalls.load(ordering: .relaxed),
-            pagesDeleted: deletions.pagesDeleted.load(ordering: .relaxed),
-            deleteFailures: deletions.deleteFailures.load(ordering: .relaxed),
+            transfers: counters.snapshot(deletions: deletions),
             movedRedirections: router.movedRedirections.load(ordering: .relaxed),
             askRedirections: router.askRedirections.load(ordering: .relaxed),
             transientRefusals: router.transientRefusals.load(ordering: .relaxed),
@@ -97,32 +87,20 @@ extension RedisClusterBackend {
         for node in router.map.masters {
             do {
                 removed += try router.pool(node).perform { connection throws(RedisFailure) -> Int in
-                    var cursor = "0"
-                    var count = 0
-                    repeat {
-                        var scan = RedisCommand("SCAN")
-                        scan.append(cursor)
-                        scan.append("MATCH")
-                        scan.append(pattern)
-                        scan.append("COUNT")
-                        scan.append("1000")
-                        let reply = try connection.command(scan)
-                        let r = reply.view
-                        try r.checkNotError()
-                        guard r.elementCount == 2 else { throw .data("SCAN answered \(r.elementCount) elements instead of 2") }
-                        cursor = r.element(0).text
-                        let keys = r.element(1)
+                    try connection.scan(matching: pattern) { keys throws(RedisFailure) -> Int in
+                        // One UNLINK per key: keys found together may sit in different slots.
                         let unlinks = (0..<keys.elementCount).map { i in
                             var unlink = RedisCommand("UNLINK")
                             unlink.append(keys.element(i).text)
                             return unlink
                         }
+                        var count = 0
                         try connection.pipeline(unlinks) { _, answer throws(RedisFailure) in
                             try answer.checkNotError()
                             count += Int(answer.integer)
                         }
-                    } while cursor != "0"
-                    return count
+                        return count
+                    }
                 }
             } catch {
                 throw swapError(error, cluster: cluster, doing: "delete the keys of namespace '\(namespace)' on \(node)")
@@ -137,21 +115,7 @@ extension RedisClusterBackend {
         for node in router.map.masters {
             do {
                 total += try router.pool(node).perform { connection throws(RedisFailure) -> Int in
-                    var cursor = "0"
-                    var count = 0
-                    repeat {
-                        var scan = RedisCommand("SCAN")
-                        scan.append(cursor)
-                        scan.append("MATCH")
-                        scan.append(format.scanPattern)
-                        scan.append("COUNT")
-                        scan.append("1000")
-                        let reply = try connection.command(scan)
-                        try reply.view.checkNotError()
-                        cursor = reply.view.element(0).text
-                        count += reply.view.element(1).elementCount
-                    } while cursor != "0"
-                    return count
+                    try connection.scan(matching: format.scanPattern) { keys throws(RedisFailure) -> Int in keys.elementCount }
                 }
             } catch {
                 throw swapError(error, doing: "count the keys of namespace '\(namespace)' on \(node)")

@@ -25,7 +25,7 @@ import UserSwap
 ///   the page within `failoverTimeout`, `ioError` when the page's latest write is gone (missing,
 ///   or an older write) or its value is corrupt, `diskFull` when a node is out of memory.
 ///   A read never returns anything but the latest bytes this device wrote for the page.
-public final class RedisClusterBackend: SwapBackend {
+public final class RedisClusterBackend: SwapBackend, RedisPageDevice {
     /// Pages in the device, header included. Page 0 is never transferred.
     public let pageCount: Int
     /// The configuration it was made with.
@@ -42,13 +42,8 @@ public final class RedisClusterBackend: SwapBackend {
     let generations: _UnsafeWriteGenerations
     let deletions: RedisDeletionQueue
 
-    // Statistics (`RedisClusterBackend+Statistics.swift`); relaxed, read after the transfers
-    // they count have returned.
-    let pagesRead = Atomic<Int>(0)
-    let readCalls = Atomic<Int>(0)
-    let pagesWritten = Atomic<Int>(0)
-    let writeCalls = Atomic<Int>(0)
-    let failedCalls = Atomic<Int>(0)
+    /// Transfer counters (`RedisClusterBackend+Statistics.swift`).
+    let counters = RedisTransferCounters()
 
     /// Reads the slot map from the seeds (so a wrong address fails here), picks the durability,
     /// and refuses masters that would evict our keys.
@@ -98,61 +93,6 @@ public final class RedisClusterBackend: SwapBackend {
         deletions.stop(timeout: configuration.commandTimeout * 2 + configuration.connectTimeout)
     }
 
-    // MARK: Transfers
-
-    public func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffer.count, atPage: page)
-        guard let base = buffer.baseAddress else { return }
-        try readPages(pages, into: (0..<pages.count).map { base + $0 * SwapPage.size })
-    }
-
-    public func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffer.count, atPage: page)
-        guard let base = buffer.baseAddress else { return }
-        try writePages(pages, from: (0..<pages.count).map { base + $0 * SwapPage.size })
-    }
-
-    public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        let starts = Self.pageStarts(buffers.lazy.map { UnsafeRawBufferPointer($0) }, pages: pages.count, "read")
-        try readPages(pages, into: starts.map { UnsafeMutableRawPointer(mutating: $0) })
-    }
-
-    public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
-        let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
-        try writePages(pages, from: Self.pageStarts(buffers, pages: pages.count, "write"))
-    }
-
-    // MARK: Freed slots
-
-    public var wantsInvalidation: Bool { true }
-
-    /// Queues the deletion of `page`'s key. Called under the engine's cluster lock: no I/O here.
-    public func invalidate(page: Int) {
-        assert(page >= 1 && page < pageCount, "invalidate of page \(page) outside the device's 1..<\(pageCount)")
-        deletions.add(page)
-    }
-
-    public func discard(pages: Range<Int>) throws(SwapError) {
-        guard !pages.isEmpty else { return }
-        precondition(
-            pages.lowerBound >= 1 && pages.upperBound <= pageCount,
-            "discard of pages \(pages) outside the device's 1..<\(pageCount)")
-        deletions.claim(pages)
-        do {
-            try Self.unlink(Array(pages), router: router, format: format)
-        } catch {
-            throw swapError(error, doing: "delete device pages \(pages)")
-        }
-    }
-
-    /// Sends the deletions still queued and returns when they are answered.
-    public func flushDeletions() {
-        let router = self.router, format = self.format
-        deletions.flush { pages throws(RedisFailure) in try Self.unlink(pages, router: router, format: format) }
-        deletions.waitUntilIdle()
-    }
-
     // MARK: Routing
 
     /// The hash slot of `page`'s key (every page of one key group has the same).
@@ -173,7 +113,7 @@ public final class RedisClusterBackend: SwapBackend {
         _ pages: Range<Int>, single: String, multiple: String,
         value: ((Int) -> UnsafeRawBufferPointer)? = nil
     ) -> (requests: [RedisClusterRouter.Request], groups: [Range<Int>]) {
-        let groups = RedisBackend.groups(pages)
+        let groups = RedisPageFormat.groups(pages)
         let requests = groups.map { group in
             var command = RedisCommand(group.count == 1 ? single : multiple)
             for p in group {
@@ -185,112 +125,63 @@ public final class RedisClusterBackend: SwapBackend {
         return (requests, groups)
     }
 
-    private func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
+    /// Reads `pages` into `destinations`: one GET or MGET per key group, pipelined per node;
+    /// each value checked against the page's latest write generation.
+    func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
         precondition(destinations.count == pages.count)
-        guard !pages.isEmpty else { return }
-        let format = self.format, generations = self.generations
+        let generations = self.generations
         let (requests, groups) = self.requests(pages, single: "GET", multiple: "MGET")
         do {
             try router.execute(requests, waitReplicas: 0) { i, reply throws(RedisFailure) in
                 let group = groups[i]
                 if group.count == 1 {
-                    try Self.decode(
-                        reply, page: group.lowerBound, into: destinations[group.lowerBound - pages.lowerBound],
-                        format: format, generations: generations)
+                    try decode(
+                        reply, page: group.lowerBound, generation: generations.current(group.lowerBound),
+                        into: destinations[group.lowerBound - pages.lowerBound], whyLost: Self.whyLost)
                     return
                 }
                 guard reply.elementCount == group.count else {
                     throw .data("MGET of \(group.count) keys answered \(reply.elementCount) values")
                 }
                 for (j, p) in group.enumerated() {
-                    try Self.decode(
-                        reply.element(j), page: p, into: destinations[p - pages.lowerBound], format: format, generations: generations)
+                    try decode(
+                        reply.element(j), page: p, generation: generations.current(p), into: destinations[p - pages.lowerBound],
+                        whyLost: Self.whyLost)
                 }
             }
         } catch {
-            failedCalls.add(1, ordering: .relaxed)
-            throw swapError(error, doing: "read device pages \(RedisBackend.describe(pages))")
+            throw swapError(error, doing: "read device pages \(RedisPageFormat.describe(pages))")
         }
-        readCalls.add(1, ordering: .relaxed)
-        pagesRead.add(pages.count, ordering: .relaxed)
     }
+
+    /// How a cluster loses a value, for the message of a read that finds none.
+    static let whyLost = "the cluster lost it (a master died before its replica had the page, or a node restarted empty)"
 
     /// Writes `pages`; returns when their masters acknowledged them and, with `.replicated(n)`,
     /// `n` replicas of each too: until then the engine keeps the folio in memory.
-    private func writePages(_ pages: Range<Int>, from sources: [UnsafeRawPointer]) throws(SwapError) {
-        precondition(sources.count == pages.count)
-        guard !pages.isEmpty else { return }
+    func writePages(_ pages: Range<Int>, from sources: [UnsafeRawPointer]) throws(SwapError) {
         deletions.claim(pages)
-        let values = UnsafeMutableRawBufferPointer.allocate(byteCount: pages.count * RedisPageFormat.valueSize, alignment: 16)
+        let values = encodeValues(pages, from: sources) { generations.bump($0) }
         defer { values.deallocate() }
-        for (i, p) in pages.enumerated() {
-            format.encode(
-                page: p, generation: generations.bump(p), from: sources[i],
-                into: values.baseAddress! + i * RedisPageFormat.valueSize)
-        }
-        let (requests, _) = self.requests(pages, single: "SET", multiple: "MSET") { p in
-            // In bounds: p is in `pages`, and `values` holds one value per page of it.
-            UnsafeRawBufferPointer(
-                rebasing: values[
-                    (p - pages.lowerBound) * RedisPageFormat.valueSize..<(p - pages.lowerBound + 1) * RedisPageFormat.valueSize])
-        }
+        let (requests, _) = self.requests(pages, single: "SET", multiple: "MSET") { p in Self.value(of: p, in: values, pages: pages) }
         do {
             try router.execute(requests, waitReplicas: durability.replicas) { _, reply throws(RedisFailure) in try reply.checkOK("SET") }
         } catch {
-            failedCalls.add(1, ordering: .relaxed)
-            throw swapError(error, doing: "write device pages \(RedisBackend.describe(pages))")
+            throw swapError(error, doing: "write device pages \(RedisPageFormat.describe(pages))")
         }
-        writeCalls.add(1, ordering: .relaxed)
-        pagesWritten.add(pages.count, ordering: .relaxed)
     }
 
-    /// Checks one GET/MGET value against the page's latest write and copies the page out of it.
-    private static func decode(
-        _ reply: RedisReplyView, page: Int, into destination: UnsafeMutableRawPointer,
-        format: RedisPageFormat, generations: _UnsafeWriteGenerations
-    ) throws(RedisFailure) {
-        try reply.checkNotError()
-        if reply.isNil {
-            throw .data(
-                "page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: the cluster lost it (a master died before its replica had the page, or a node restarted empty)"
-            )
-        }
-        guard reply.type == REDIS_REPLY_STRING else {
-            throw .data("page \(page) (key \(format.key(of: page))) is not a string value (reply type \(reply.type))")
-        }
-        if let problem = format.decode(page: page, generation: generations.current(page), value: reply.bytes, into: destination) {
-            throw .data("page \(page) (key \(format.key(of: page))): \(problem)")
-        }
+    /// Deletes the keys of `pages` now.
+    func unlink(_ pages: [Int]) throws(RedisFailure) {
+        try Self.unlink(pages, router: router, format: format)
     }
 
     /// UNLINKs the keys of `pages`: one command per key group, pipelined per node.
     static func unlink(_ pages: [Int], router: RedisClusterRouter, format: RedisPageFormat) throws(RedisFailure) {
-        let sorted = pages.sorted()
-        var requests: [RedisClusterRouter.Request] = []
-        var i = 0
-        while i < sorted.count {
-            let group = RedisPageFormat.group(of: sorted[i])
-            var unlink = RedisCommand("UNLINK")
-            let slot = RedisHashSlot(key: format.key(of: sorted[i]))
-            while i < sorted.count, RedisPageFormat.group(of: sorted[i]) == group {
-                unlink.appendKey(of: sorted[i], format: format)
-                i += 1
-            }
-            requests.append(.init(slot: slot, command: unlink))
+        let requests = format.unlinkCommands(pages).map { page, command in
+            RedisClusterRouter.Request(slot: RedisHashSlot(key: format.key(of: page)), command: command)
         }
         try router.execute(requests, waitReplicas: 0) { _, reply throws(RedisFailure) in try reply.checkNotError() }
-    }
-
-    /// The start of every page of a vectored transfer's buffers, in order.
-    private static func pageStarts(_ buffers: some Sequence<UnsafeRawBufferPointer>, pages: Int, _ what: String) -> [UnsafeRawPointer] {
-        var starts: [UnsafeRawPointer] = []
-        starts.reserveCapacity(pages)
-        for b in buffers {
-            precondition(b.count % SwapPage.size == 0, "a vectored \(what) buffer of \(b.count) bytes is not whole pages")
-            guard let base = b.baseAddress else { continue }
-            for i in 0..<b.count / SwapPage.size { starts.append(base + i * SwapPage.size) }
-        }
-        return starts
     }
 
     /// Every master's eviction policy: one that may evict any key would drop swapped-out pages.
@@ -316,14 +207,5 @@ public final class RedisClusterBackend: SwapBackend {
                 )
             }
         }
-    }
-
-    private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page..<page + bytes / SwapPage.size
-        precondition(
-            page >= 1 && pages.upperBound <= pageCount,
-            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        return pages
     }
 }

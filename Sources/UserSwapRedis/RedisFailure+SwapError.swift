@@ -16,7 +16,7 @@ extension RedisBackend {
         case .connection(let detail, let errno, _, _):
             return SwapError(
                 .deviceGone,
-                "\(at) is not answering: \(detail) (while trying to \(what)); check that redis-server runs there (scripts/redis start) and that host and port are right",
+                "\(at) is not answering: \(detail) (while trying to \(what)); check that redis-server runs there and that the configuration's host and port (or socket path) are right",
                 errno: Errno(rawValue: errno))
         case .server(let message):
             if message.hasPrefix("OOM") {
@@ -64,13 +64,13 @@ extension RedisClusterBackend {
         case .connection(let detail, let errno, _, _):
             return SwapError(
                 .deviceGone,
-                "\(at) did not serve the request\(tried): \(detail) (while trying to \(what)); check that its nodes run and that a replica can take over a dead master (scripts/redis-cluster status DIR, redis-cli --cluster check)",
+                "\(at) did not serve the request\(tried): \(detail) (while trying to \(what)); check that its nodes run and that a replica can take over a dead master (redis-cli --cluster check HOST:PORT)",
                 errno: Errno(rawValue: errno))
         case .server(let message):
             if RedisClusterRouter.isTransient(message) {
                 return SwapError(
                     .deviceGone,
-                    "\(at) did not serve the request\(tried): \(message) (while trying to \(what)); the cluster is down or without a master for the page's slot: check it (redis-cli --cluster check), or raise failoverTimeout",
+                    "\(at) did not serve the request\(tried): \(message) (while trying to \(what)); the cluster is down or without a master for the page's slot: check it (redis-cli --cluster check HOST:PORT), or raise the configuration's failoverTimeout",
                     errno: .timedOut)
             }
             if message.hasPrefix("CROSSSLOT") || message.hasPrefix("MOVED") || message.hasPrefix("ASK") {

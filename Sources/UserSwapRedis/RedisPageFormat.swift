@@ -136,36 +136,57 @@ struct RedisPageFormat: Sendable {
     /// `generation`) and copies the page out of it; otherwise says what is wrong with it (and
     /// copies nothing).
     func decode(page: Int, generation: UInt32 = 0, value: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) -> String? {
+        switch check(page: page, generation: generation, value: value, into: destination) {
+        case .intact: nil
+        case .olderWrite(let problem), .invalid(let problem): problem
+        }
+    }
+
+    /// What `check` found in a value.
+    enum Check: Equatable {
+        /// The page's latest write: copied out.
+        case intact
+        /// The page, but an older write of it: the latest write is lost.
+        case olderWrite(String)
+        /// Not a value this device wrote for the page (wrong size, format, instance, page or
+        /// checksum).
+        case invalid(String)
+    }
+
+    /// `decode`, telling an older write of the page from a value that is not the page at all.
+    func check(page: Int, generation: UInt32 = 0, value: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer) -> Check {
         guard value.count == Self.valueSize, let v = value.baseAddress else {
-            return "its value is \(value.count) bytes, not the \(Self.valueSize) of a UserSwap page: something else wrote the key"
+            return .invalid("its value is \(value.count) bytes, not the \(Self.valueSize) of a UserSwap page: something else wrote the key")
         }
         let t = v + Self.pageSize
         let magic = UInt32(littleEndian: t.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         let version = UInt32(littleEndian: t.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         guard magic == Self.magic, version == Self.version else {
-            return "its value is not a UserSwap page (magic \(hex(UInt64(magic))), version \(version))"
+            return .invalid("its value is not a UserSwap page (magic \(hex(UInt64(magic))), version \(version))")
         }
         let instance = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         guard instance == self.instance else {
-            return
+            return .invalid(
                 "its value is stale: written by another device instance (\(hex(instance)), this one is \(hex(self.instance))), an earlier run or another process using namespace '\(namespace)'"
+            )
         }
         let field = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         let stored = field & (UInt64(Self.maxPages) - 1)
         guard stored == UInt64(page) else {
-            return "its value holds page \(stored), not page \(page)"
+            return .invalid("its value holds page \(stored), not page \(page)")
         }
         let storedGeneration = UInt32(field >> UInt64(Self.pageBits))
         guard storedGeneration == generation else {
-            return
+            return .olderWrite(
                 "its value is an older write of the page (write \(storedGeneration), the latest is \(generation)): the node that answered lost the latest write (a failover to a replica that had not received it)"
+            )
         }
         let sum = UInt64(littleEndian: t.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
         guard sum == checksum(page: page, v) else {
-            return "its value fails the page checksum: it was changed after it was written"
+            return .invalid("its value fails the page checksum: it was changed after it was written")
         }
         destination.copyMemory(from: v, byteCount: Self.pageSize)
-        return nil
+        return .intact
     }
 
     /// The page checksum: four lanes of `acc = rotl(acc + w·P2, 31)·P1` over the page's 512

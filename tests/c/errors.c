@@ -237,6 +237,9 @@ int main(int argc, char **argv) {
     space = space_of(1 << 20, 0);
     EXPECT(userswap_add_file_device(space, path_in("missing/swap"), 0, 0), USERSWAP_ENOENT);
     EXPECT(userswap_add_file_device(space, path_in("absent.swap"), 0, 0), USERSWAP_ENOENT);
+    /* The message says what to do in C's terms: the call that creates the file, no command-line option. */
+    check(strstr(userswap_last_error(), "userswap_add_file_device") != NULL && strstr(userswap_last_error(), "--") == NULL,
+          "a missing swap file's message names userswap_add_file_device and no command-line option");
     EXPECT(userswap_add_temporary_device(space, path_in("no-such-directory"), 4 << 20, 0), USERSWAP_ENOENT);
     int fd = open(path_in("garbage.swap"), O_CREAT | O_TRUNC | O_WRONLY, 0600);
     char junk[4096];
@@ -244,6 +247,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 1024; i++) check(write(fd, junk, sizeof junk) == sizeof junk, "write the garbage file");
     close(fd);
     EXPECT(userswap_add_file_device(space, path_in("garbage.swap"), 0, 0), USERSWAP_EFORMAT);
+    check(strstr(userswap_last_error(), "userswap format") == NULL && strstr(userswap_last_error(), "SwapFile") == NULL,
+          "a file that is not a swap file: the message names neither the command line nor the Swift API");
     chmod(path_in("garbage.swap"), 0644);
     EXPECT(userswap_add_file_device(space, path_in("garbage.swap"), 0, 0), USERSWAP_EACCES);
     unlink(path_in("garbage.swap"));

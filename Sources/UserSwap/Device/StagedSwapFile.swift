@@ -88,8 +88,8 @@ struct StagedSwapFile: ~Copyable {
             if error == .fileExists {
                 throw SwapError(
                     .fileExists,
-                    "\(path) was created by another process while it was being formatted and was left as it is; pass --force to overwrite it, or choose another path",
-                    errno: error)
+                    "\(path) was created by another process while it was being formatted and was left as it is",
+                    remedy: .replaceExisting, errno: error)
             }
             throw SwapError.file(path, error, doing: "name the new swap file")
         }

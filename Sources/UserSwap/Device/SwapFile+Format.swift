@@ -82,14 +82,14 @@ extension SwapFile {
         guard pageCount >= Int64(SwapHeader.minimumPageCount) else {
             throw SwapError(
                 .tooSmall,
-                "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header: use --size \(minimum / 1024)K or more"
-            )
+                "swap file \(path) would be \(SwapHeader.describe(bytes: max(0, bytes))); it needs at least one cluster (2 MiB) after the header",
+                remedy: .largerSwapFile(atLeast: minimum))
         }
         guard pageCount <= Int64(SwapHeader.maxPageCount) else {
             throw SwapError(
                 .invalidArgument,
-                "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB: choose a smaller --size"
-            )
+                "swap file \(path) would be \(SwapHeader.describe(bytes: bytes)); a swap header can describe at most 16 TiB",
+                remedy: .smallerSwapFile)
         }
         try SwapHeader.validate(pageCount: Int(pageCount), label: label)
         return (SwapHeader(pageCount: Int(pageCount), label: label), pageCount * Int64(SwapPage.size))
@@ -125,8 +125,8 @@ extension SwapFile {
             guard force else {
                 throw SwapError(
                     .fileExists,
-                    "\(path) already exists as a symbolic link; pass --force to replace the link itself (what it points to is left alone), or give another path"
-                )
+                    "\(path) already exists as a symbolic link (replacing it replaces the link itself, never what it points to)",
+                    remedy: .replaceExisting)
             }
             return nil
         case S_IFREG:
@@ -137,7 +137,7 @@ extension SwapFile {
         }
         if isKernelSwap(status) { throw kernelInUse(path) }
         guard force else {
-            throw SwapError(.fileExists, "\(path) already exists; pass --force to overwrite it (everything in it is lost)")
+            throw SwapError(.fileExists, "\(path) already exists", remedy: .replaceExisting)
         }
         // A file we cannot even read cannot be locked by us either; nothing to protect then.
         guard let fd = try? Syscalls.open(path, flags: O_RDONLY | O_NOFOLLOW | O_NOCTTY) else { return nil }

@@ -63,18 +63,18 @@ public enum SwapFile {
             if status.st_mode & S_IFMT == S_IFDIR {
                 throw SwapError(
                     .isDirectory,
-                    "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)"
-                )
+                    "\(path) is a directory; give the path of a swap file inside it",
+                    remedy: .makeSwapFile(path: (path.hasSuffix("/") ? path : path + "/") + "swapfile"))
             }
             throw SwapError(
-                .invalidArgument, "\(path) is not a regular file; UserSwap swaps to files (make one with `userswap format FILE --size 1G`)")
+                .invalidArgument, "\(path) is not a regular file; UserSwap swaps to regular files", remedy: .makeSwapFile(path: "FILE"))
         }
         let me = Syscalls.effectiveUserID
         guard status.st_uid == me else {
             throw SwapError(
                 .notOwner,
-                "\(path) belongs to user \(status.st_uid), not to you (user \(me)); swap holds your memory, so it must be your own file: make one with `userswap format FILE --size 1G`, or, if this file is yours, `chown \(me) \(path)` as root"
-            )
+                "\(path) belongs to user \(status.st_uid), not to you (user \(me)); swap holds your memory, so it must be your own file (if this one is yours: `chown \(me) \(path)` as root)",
+                remedy: .makeSwapFile(path: "FILE"))
         }
         let mode = status.st_mode & 0o7777
         guard mode & 0o077 == 0 else {
@@ -219,15 +219,15 @@ public enum SwapFile {
         if errno == .isDirectory {
             return SwapError(
                 .isDirectory,
-                "\(path) is a directory; give the path of a swap file inside it (make one with `userswap format \(path)/swapfile --size 1G`)",
-                errno: errno)
+                "\(path) is a directory; give the path of a swap file inside it",
+                remedy: .makeSwapFile(path: (path.hasSuffix("/") ? path : path + "/") + "swapfile"), errno: errno)
         }
         if errno.rawValue == ELOOP {
             // O_NOFOLLOW met a symbolic link as the last component.
             return SwapError(
                 .symbolicLink,
-                "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link and make a file with `userswap format \(path) --size 1G`",
-                errno: errno)
+                "\(path) is a symbolic link; UserSwap does not follow links to swap files (a link in a shared folder can point anywhere): give the file's own path (`readlink -f \(path)`), or remove the link",
+                remedy: .makeSwapFile(path: path), errno: errno)
         }
         return SwapError.file(path, errno, doing: "open")
     }

@@ -132,13 +132,10 @@ public struct SwapHeader: Equatable, Sendable {
         return page
     }
 
-    /// The command that formats the file at `path` (now `fileBytes`) anew, at its own size when
+    /// The remedy that formats the file at `path` (now `fileBytes`) anew, at its own size when
     /// that is large enough for a swap file, so that it works as given.
-    static func reformat(_ path: String, fileBytes: Int64) -> String {
-        let minimum = Int64(minimumPageCount * size)
-        let kib = max(fileBytes, minimum) / 1024
-        return
-            "`userswap format \(path) --size \(kib % (1 << 20) == 0 ? "\(kib >> 20)G" : kib % 1024 == 0 ? "\(kib >> 10)M" : "\(kib)K") --force`"
+    static func reformat(_ path: String, fileBytes: Int64) -> SwapError.Remedy {
+        .reformat(path: path, bytes: max(fileBytes, Int64(minimumPageCount * size)) / 1024 * 1024)
     }
 
     /// Reads and validates the header at the start of the file at `path`, whose size is
@@ -154,27 +151,27 @@ public struct SwapHeader: Equatable, Sendable {
         guard fileBytes >= Int64(size) else {
             throw SwapError(
                 .notASwapFile,
-                "\(path) is \(describe(bytes: fileBytes)), smaller than one 4 KiB header page; it is not a swap file (make one with `userswap format \(path) --size 1G`)"
-            )
+                "\(path) is \(describe(bytes: fileBytes)), smaller than one 4 KiB header page: it is not a swap file",
+                remedy: reformat(path, fileBytes: fileBytes))
         }
         precondition(page.count >= size, "decode needs the file's whole first page, not \(page.count) bytes")
         guard hasMagic(magic, in: page, pageSize: size) else {
             if hasMagic(oldMagic, in: page, pageSize: size) {
                 throw SwapError(
                     .unsupportedVersion,
-                    "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2; reformat it with \(reformat(path, fileBytes: fileBytes))"
-                )
+                    "\(path) is a version 0 (SWAP-SPACE) swap file from before Linux 2.2",
+                    remedy: reformat(path, fileBytes: fileBytes))
             }
             for other in [8192, 16384, 65536] where hasMagic(magic, in: page, pageSize: other) {
                 throw SwapError(
                     .wrongPageSize,
-                    "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages: reformat it with \(reformat(path, fileBytes: fileBytes))"
-                )
+                    "\(path) was formatted for \(other / 1024) KiB pages; UserSwap uses 4 KiB pages",
+                    remedy: reformat(path, fileBytes: fileBytes))
             }
             throw SwapError(
                 .notASwapFile,
-                "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page); format it with \(reformat(path, fileBytes: fileBytes))"
-            )
+                "\(path) is not a swap file (no SWAPSPACE2 signature at the end of its first page)",
+                remedy: reformat(path, fileBytes: fileBytes))
         }
 
         let version = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.version, as: UInt32.self))
@@ -182,8 +179,8 @@ public struct SwapHeader: Equatable, Sendable {
             let swapped = version.byteSwapped == Self.version ? " (it was written on a big-endian machine)" : ""
             throw SwapError(
                 .unsupportedVersion,
-                "\(path) has swap header version \(version)\(swapped); only version 1 is supported: reformat it with \(reformat(path, fileBytes: fileBytes))"
-            )
+                "\(path) has swap header version \(version)\(swapped); only version 1 is supported",
+                remedy: reformat(path, fileBytes: fileBytes))
         }
 
         let lastPage = UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.lastPage, as: UInt32.self))
@@ -192,14 +189,14 @@ public struct SwapHeader: Equatable, Sendable {
         guard pageCount >= Int64(minimumPageCount) else {
             throw SwapError(
                 .tooSmall,
-                "swap file \(path) is \(describe(bytes: headerBytes)); it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size"
-            )
+                "swap file \(path) is \(describe(bytes: headerBytes)); it needs at least one cluster (2 MiB) after the header",
+                remedy: reformat(path, fileBytes: fileBytes))
         }
         guard headerBytes <= fileBytes else {
             throw SwapError(
                 .tooSmall,
-                "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes)); reformat it with \(reformat(path, fileBytes: fileBytes))"
-            )
+                "swap file \(path) is truncated: its header describes \(pageCount) pages (\(describe(bytes: headerBytes))) but the file holds only \(describe(bytes: fileBytes))",
+                remedy: reformat(path, fileBytes: fileBytes))
         }
 
         let badCount = Int(UInt32(littleEndian: page.loadUnaligned(fromByteOffset: Offset.badPageCount, as: UInt32.self)))
@@ -227,7 +224,8 @@ public struct SwapHeader: Equatable, Sendable {
         }
         for bad in badPages where bad == 0 || bad > lastPage {
             throw SwapError(
-                .badPageListOutOfRange, "\(path) lists bad page \(bad), outside the pages 1...\(lastPage) after the header; reformat it")
+                .badPageListOutOfRange, "\(path) lists bad page \(bad), outside the pages 1...\(lastPage) after the header",
+                remedy: .reformat(path: path, bytes: (Int64(lastPage) + 1) * Int64(size)))
         }
     }
 

@@ -111,12 +111,12 @@ final class FrameAllocator: Sendable {
             guard head != nil else {
                 owner.unchargeMemory(nr)
                 if let failure = reclaim?.takeWriteFailure() {
-                    throw SwapError(failure.code, "no free frame, and swapping out failed: \(failure.message)", errno: failure.errno)
+                    throw failure.adding(context: "no free frame, and swapping out failed: ")
                 }
                 throw SwapError(
                     .outOfMemory,
-                    "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full); raise --memory or add swap"
-                )
+                    "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full)",
+                    remedy: .moreMemoryOrSwap)
             }
         }
         if pool.freeFrames < watermarks.low { wakeBackgroundReclaim() }

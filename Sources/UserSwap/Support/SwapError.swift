@@ -62,8 +62,13 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
     public let code: Code
     /// The system error underneath, when a system call failed.
     public let errno: Errno?
-    /// What happened and what to do, for people.
+    /// What happened and what to do, for people (the remedy in a Swift program's terms:
+    /// `message(for:)` gives it in the command line's or the C library's).
     public let message: String
+    /// What to do about it, when the message offers a remedy (`SwapError+Remedy.swift`).
+    public internal(set) var remedy: Remedy?
+    /// What happened, without the remedy (set with `remedy`).
+    var problem: String?
 
     /// An error of `code` with `message`, and the system error underneath if any.
     public init(_ code: Code, _ message: String, errno: Errno? = nil) {
@@ -78,6 +83,12 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
     }
 
     public static func == (a: SwapError, b: SwapError) -> Bool { a.code == b.code && a.errno == b.errno }
+
+    /// The same error with `context` before what happened; the remedy is kept.
+    public func adding(context: String) -> SwapError {
+        guard let remedy, let problem else { return SwapError(code, context + message, errno: errno) }
+        return SwapError(code, context + problem, remedy: remedy, errno: errno)
+    }
 }
 
 extension SwapError {
@@ -91,13 +102,13 @@ extension SwapError {
         case .isDirectory:
             SwapError(.isDirectory, "\(path) is a directory; give the path of a swap file inside it", errno: errno)
         case .noSuchFile:
-            SwapError(.noSuchFile, "\(path) does not exist; create it with `userswap format \(path) --size 1G`", errno: errno)
+            SwapError(.noSuchFile, "\(path) does not exist", remedy: .makeSwapFile(path: path), errno: errno)
         case .noSpace, Errno(rawValue: EDQUOT), Errno(rawValue: EFBIG):
-            SwapError(.diskFull, "cannot \(what) \(path): the disk is full; free space or choose a smaller --size", errno: errno)
+            SwapError(.diskFull, "cannot \(what) \(path): the disk is full", remedy: .smallerSwapFile, errno: errno)
         case .wouldBlock, .busy:
             SwapError(.fileInUse, "\(path) is in use by another process; stop it (or swapoff the file) first", errno: errno)
         case .fileExists:
-            SwapError(.fileExists, "\(path) already exists; pass --force to overwrite it", errno: errno)
+            SwapError(.fileExists, "\(path) already exists", remedy: .replaceExisting, errno: errno)
         default:
             SwapError(.ioError, "cannot \(what) \(path): \(errno.message)", errno: errno)
         }

@@ -123,9 +123,18 @@ public final class EncryptedTier: SwapBackend {
         (nonceSalt.0, nonceSalt.1, counter.littleEndian)
     }
 
-    /// Seals `buffers` (whole pages, for pages `first…`) into one scratch buffer, writes it to
-    /// the lower device in one call, and only then records the new counters and tags: if the
-    /// write fails, the records still match what the device holds.
+    /// Pages sealed and written together at most: the scratch buffer's size. A write of more
+    /// pages goes down in runs of this many. Bounded because the scratch is heap memory beside
+    /// the budget: a whole swap cluster (2 MiB) per writing thread stayed resident in the
+    /// allocator's per-thread arenas after the write (11 MiB above the budget for a NumPy sort
+    /// of 128 MiB in 16 MiB), where 256 KiB runs keep a quarter of a MiB per thread at most.
+    static let scratchPages = 64
+
+    /// Seals `buffers` (whole pages, for pages `first…`) into a scratch buffer, a run of at most
+    /// `scratchPages` at a time, writes each run to the lower device in one call, and only then
+    /// records its new counters and tags: if a write fails, the records still match what the
+    /// device holds (the runs before it written and recorded, the failed one and those after
+    /// it neither).
     private func seal(_ buffers: [UnsafeRawBufferPointer], at first: Int) throws(SwapError) {
         let total = buffers.reduce(0) { $0 + $1.count }
         precondition(total % SwapPage.size == 0, "a transfer of \(total) bytes is not whole pages")
@@ -133,24 +142,31 @@ public final class EncryptedTier: SwapBackend {
         precondition(
             first >= 1 && first + pages <= pageCount,
             "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
-        try withUnsafeTemporaryAllocation(byteCount: total, alignment: SwapPage.size) { (scratch) throws(SwapError) in
-            var records: [SealRecord] = []
-            records.reserveCapacity(pages)
-            var offset = 0
-            for buffer in buffers {
-                for start in stride(from: 0, to: buffer.count, by: SwapPage.size) {
-                    let page = first + records.count
-                    let plain = UnsafeRawBufferPointer(rebasing: buffer[start..<start + SwapPage.size])
-                    let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[offset..<offset + SwapPage.size])
-                    records.append(sealPage(plain, into: sealed, page: page))
-                    offset += SwapPage.size
-                }
-            }
-            try lower.write(UnsafeRawBufferPointer(scratch), atPage: first)
-            for (index, record) in records.enumerated() { seals[first + index] = record }
+        var plains: [UnsafeRawPointer] = []
+        plains.reserveCapacity(pages)
+        for buffer in buffers where buffer.count > 0 {
+            for start in stride(from: 0, to: buffer.count, by: SwapPage.size) { plains.append(buffer.baseAddress! + start) }
         }
-        counters.sealed.add(pages, ordering: .relaxed)
+        let runPages = min(pages, Self.scratchPages)
+        guard runPages > 0 else { return }
+        // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
+        try withUnsafeTemporaryAllocation(byteCount: runPages * SwapPage.size, alignment: SwapPage.size) {
+            (scratch) throws(SwapError) in
+            var records: [SealRecord] = []
+            records.reserveCapacity(runPages)
+            for runStart in stride(from: 0, to: pages, by: runPages) {
+                let count = min(runPages, pages - runStart)
+                records.removeAll(keepingCapacity: true)
+                for i in 0..<count {
+                    let plain = UnsafeRawBufferPointer(start: plains[runStart + i], count: SwapPage.size)
+                    let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[(i * SwapPage.size)..<((i + 1) * SwapPage.size)])
+                    records.append(sealPage(plain, into: sealed, page: first + runStart + i))
+                }
+                try lower.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(count * SwapPage.size)]), atPage: first + runStart)
+                for (index, record) in records.enumerated() { seals[first + runStart + index] = record }
+                counters.sealed.add(count, ordering: .relaxed)
+            }
+        }
     }
 
     /// Encrypts one page into `sealed` and returns its record.

@@ -76,6 +76,7 @@ public enum BenchRegistry {
             TiersScenario.self,
             RedisScenario.self,
             DeviceLimitsScenario.self,
+            ArrayScenario.self,
         ]
     }
 

@@ -51,7 +51,7 @@ package enum PathCheck {
         do throws(SwapError) {
             try writableFolder(folder, named: "folder")
         } catch {
-            throw SwapError(error.code, "\(what) \(path): \(error.message)", errno: error.errno)
+            throw error.adding(context: "\(what) \(path): ")
         }
     }
 

@@ -35,7 +35,7 @@ extension CLI {
             #expect(format.stderr.isEmpty)
         }
 
-        @Test("a failing verb exits 1 with the SwapError's description on stderr")
+        @Test("a failing verb exits 1 with the SwapError's description, in the command line's terms, on stderr")
         func failure() throws {
             try withTemporaryFolder { folder in
                 let missing = folder + "/missing"
@@ -44,7 +44,8 @@ extension CLI {
                     _ = try SwapFile.inspect(path: missing)
                     Issue.record("inspecting a missing file succeeded")
                 } catch {
-                    expected = error.description
+                    expected = error.description(for: .commandLine)
+                    #expect(expected.contains("`userswap format \(missing) --size 1G`") && !error.description.contains("userswap format"))
                 }
                 let result = runTool(["inspect", missing])
                 #expect(result.status == 1)

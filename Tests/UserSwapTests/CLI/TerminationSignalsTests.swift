@@ -73,7 +73,7 @@ extension CLI {
             environment["TMPDIR"] = folder
             process.environment = environment
             let log = folder + ".log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            #expect(FileManager.default.createFile(atPath: log, contents: nil))
             defer { try? FileManager.default.removeItem(atPath: log) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             process.standardOutput = handle
@@ -163,7 +163,7 @@ extension CLI {
             let made = try ScratchDirectory.with(prefix: "userswap-scratch-test") { path in
                 var st = stat()
                 #expect(lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_mode & 0o777 == 0o700)
-                FileManager.default.createFile(atPath: path + "/file", contents: Data([1]))
+                #expect(FileManager.default.createFile(atPath: path + "/file", contents: Data([1])))
                 return path
             }
             #expect(!FileManager.default.fileExists(atPath: made))

@@ -124,7 +124,7 @@ struct FaultInjectingBackendTests {
         try memory.write(UnsafeRawBufferPointer(new), atPage: 6)
         flaky.inject(.short(), on: .read, when: .call(1))
         let buffers = [a, b]
-        buffers.withUnsafeBufferPointer { list in
+        _ = buffers.withUnsafeBufferPointer { list in
             #expect(throws: SwapError.self) { try flaky.read(into: list, atPage: 5) }
         }
         #expect(a.allSatisfy { $0 == 0xAB } && b.allSatisfy { $0 == 0 })

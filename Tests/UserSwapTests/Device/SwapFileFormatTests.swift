@@ -39,7 +39,9 @@ struct SwapFileFormatTests {
             }
         }
         #expect(error.code == .fileExists, "\(error)")
-        #expect(error.message.contains("left as it is") && error.message.contains("--force"), "\(error)")
+        #expect(
+            error.message.contains("left as it is") && error.message.contains("force: true")
+                && error.message(for: .commandLine).contains("--force"), "\(error)")
         #expect(DeviceTestSupport.contents(path) == theirs, "the file that appeared was replaced")
         #expect(scratch.listing() == ["swap"], "a temporary file was left behind")
         #expect(StagedSwapFile.registered.isEmpty)
@@ -74,7 +76,7 @@ struct SwapFileFormatTests {
         let path = scratch.file("swap")
         let seen = Locked<[String]?>(nil)
         let directory = scratch.path
-        try Self.withBeforeInstall({ target in
+        _ = try Self.withBeforeInstall({ target in
             guard target == path else { return }
             seen.set(Self.listing(directory))
         }) {
@@ -120,7 +122,9 @@ struct SwapFileFormatTests {
         let link = scratch.file("swap")
         #expect(symlink(target, link) == 0)
         let error = try #require(throws: SwapError.self) { try SwapFile.format(path: link, bytes: 4 << 20) }
-        #expect(error.code == .fileExists && error.message.contains("symbolic link") && error.message.contains("--force"), "\(error)")
+        #expect(
+            error.code == .fileExists && error.message.contains("symbolic link") && error.message.contains("force: true")
+                && error.message(for: .commandLine).contains("--force"), "\(error)")
         #expect(DeviceTestSupport.contents(target) == precious)
 
         // A dangling link is still a name taken: refused too.

@@ -73,7 +73,9 @@ struct SwapFileTemporaryTests {
             #expect(error.code == .noSuchFile && error.message.contains("create it first"), "\(error)")
         }
         let small = try #require(throws: SwapError.self) { try SwapFile.openTemporary(bytes: 64 << 10, in: scratch.path) }
-        #expect(small.code == .tooSmall && small.message.contains("--size"), "\(small)")
+        #expect(
+            small.code == .tooSmall && small.message.contains("2101248 bytes or more")
+                && small.message(for: .commandLine).contains("--size 2052K"), "\(small)")
         #expect(scratch.listing() == [])
     }
 

@@ -70,7 +70,8 @@ struct SwapFileTests {
 
         let error = try #require(throws: SwapError.self) { try SwapFile.format(path: path, bytes: 4 << 20) }
         #expect(error.code == .fileExists)
-        #expect(error.message.contains("--force"))
+        #expect(error.message.contains("`force: true`") && !error.message.contains("--force"))
+        #expect(error.message(for: .commandLine).contains("pass --force"))
         #expect(DeviceTestSupport.contents(path) == old)
         #expect(scratch.listing() == ["swap"])
 
@@ -127,7 +128,10 @@ struct SwapFileTests {
         let error = try #require(throws: SwapError.self) { try SwapFile.format(path: "/x", bytes: 12 << 10) }
         #expect(
             error.message
-                == "swap file /x would be 12 KiB; it needs at least one cluster (2 MiB) after the header: use --size 2052K or more")
+                == "swap file /x would be 12 KiB; it needs at least one cluster (2 MiB) after the header; ask for 2101248 bytes or more")
+        #expect(
+            error.message(for: .commandLine)
+                == "swap file /x would be 12 KiB; it needs at least one cluster (2 MiB) after the header; use --size 2052K or more")
     }
 
     @Test("format --force will not replace a file another UserSwap device holds")

@@ -166,8 +166,10 @@ struct SwapHeaderTests {
         let error = try #require(throws: SwapError.self) { try decode(page) }
         #expect(error.code == .tooSmall)
         #expect(
-            error.message
-                == "swap file /x is 12 KiB; it needs at least one cluster (2 MiB) after the header: reformat it with a larger --size")
+            error.message(for: .commandLine).hasPrefix(
+                "swap file /x is 12 KiB; it needs at least one cluster (2 MiB) after the header; reformat it with `userswap format /x --size "
+            ))
+        #expect(error.message.contains("SwapFile.format(path: \"/x\", bytes: ") && !error.message.contains("--"), "\(error.message)")
         let smallest = try patched { store(512, at: 1028, in: &$0) }
         #expect(try decode(smallest).pageCount == 513)
     }

@@ -44,7 +44,7 @@ struct ReclaimStressTests {
                 do {
                     if roll < 3 {
                         let p = Int.random(in: 0..<sharedPages, using: &local)
-                        try shared.withPage(p, for: .read) { bytes in
+                        _ = try shared.withPage(p, for: .read) { bytes in
                             if matches(bytes, page: p, generation: 7) {
                                 verified.add(1, ordering: .relaxed)
                             } else {

@@ -104,7 +104,7 @@ struct RegionTests {
         // Every frame pinned: nothing can be reclaimed.
         let a = try region.pin(0)
         let b = try region.pin(1)
-        #expect(throws: SwapError(.outOfMemory, "")) { try region.pin(2) }
+        #expect(throws: SwapError(.outOfMemory, "")) { _ = try region.pin(2) }
         _ = consume a
         _ = consume b
         // Swap full (512 slots): the next new page has nowhere to go.
@@ -123,8 +123,8 @@ struct RegionTests {
     func outOfRange() throws {
         let (space, _) = try makeSpace(memoryPages: 2)
         let region = try space.makeRegion(bytes: SwapPage.size)
-        #expect(throws: SwapError(.outOfRange, "")) { try region.pin(1) }
-        #expect(throws: SwapError(.outOfRange, "")) { try region.pin(-1) }
+        #expect(throws: SwapError(.outOfRange, "")) { _ = try region.pin(1) }
+        #expect(throws: SwapError(.outOfRange, "")) { _ = try region.pin(-1) }
     }
 
     @Test("SwappableArray stores values across swap-out")

@@ -25,7 +25,7 @@ struct SwapInRaceTests {
                 for k in 0..<pages {
                     let p = (k + t) % 4 == 0 ? k : pages - 1 - k  // two orders: collide from both ends
                     do {
-                        try region.withPage(p, for: .read) { bytes in
+                        _ = try region.withPage(p, for: .read) { bytes in
                             if matches(bytes, page: p, generation: round) {
                                 verified.add(1, ordering: .relaxed)
                             } else {

@@ -373,7 +373,7 @@ struct CompressedTierTests {
                 do {
                     if roll < 5 {
                         let p = Int.random(in: 0..<sharedPages, using: &local)
-                        try shared.withPage(p, for: .read) { bytes in
+                        _ = try shared.withPage(p, for: .read) { bytes in
                             if TierPages.isMixed(bytes, page: 10_000 + p, generation: 7) {
                                 verified.add(1, ordering: .relaxed)
                             } else {

@@ -77,6 +77,32 @@ struct EncryptedTierTests {
         }
     }
 
+    @Test("a write of a whole swap cluster goes down in runs of the scratch buffer's size, in pieces across runs, and reads back")
+    func longWriteInRuns() throws {
+        let lower = MemoryBackend(pageCount: 1 + 1024)
+        let tier = try EncryptedTier(lower: lower)
+        let count = 512
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count * SwapPage.size, alignment: SwapPage.size)
+        defer { buffer.deallocate() }
+        func page(_ i: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[i * SwapPage.size..<(i + 1) * SwapPage.size])
+        }
+        for i in 0..<count { TierPages.text(page(i), page: 100 + i) }
+        // Pieces whose edges fall inside runs: 100 pages, then 1, then the rest.
+        let pieces = [
+            UnsafeRawBufferPointer(rebasing: buffer[..<(100 * SwapPage.size)]),
+            UnsafeRawBufferPointer(rebasing: buffer[(100 * SwapPage.size)..<(101 * SwapPage.size)]),
+            UnsafeRawBufferPointer(rebasing: buffer[(101 * SwapPage.size)...]),
+        ]
+        try pieces.withUnsafeBufferPointer { try tier.write($0, atPage: 100) }
+        // The scratch holds 64 pages (256 KiB): 512 pages are 8 writes below, not one 2 MiB one.
+        #expect(lower.writeCallCount == count / EncryptedTier.scratchPages && lower.writeCount == count)
+        #expect(tier.statistics.sealedPages == count)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        try tier.read(into: buffer, atPage: 100)
+        #expect((0..<count).allSatisfy { TierPages.isText(page($0), page: 100 + $0) })
+    }
+
     @Test("a flipped bit, a moved page or an older copy fails authentication and returns nothing")
     func tamperDetection() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
@@ -143,7 +169,7 @@ struct EncryptedTierTests {
             try first.write(UnsafeRawBufferPointer(page), atPage: 9)
         }
         let second = try EncryptedTier(lower: lower)
-        try withPageBuffer { page in
+        _ = withPageBuffer { page in
             #expect(throws: SwapError.self) { try second.read(into: page, atPage: 9) }
         }
     }
@@ -213,7 +239,7 @@ struct EncryptedTierTests {
                         gens[p] += 1
                         try region.withPage(p, for: .write) { TierPages.mixed($0, page: p, generation: gens[p]) }
                     } else {
-                        try region.withPage(p, for: .read) { bytes in
+                        _ = try region.withPage(p, for: .read) { bytes in
                             if TierPages.isMixed(bytes, page: p, generation: gens[p]) {
                                 verified.add(1, ordering: .relaxed)
                             } else {
@@ -229,7 +255,7 @@ struct EncryptedTierTests {
         }
         let final = generations.withLock { $0 }
         for p in 0..<pages {
-            try region.withPage(p, for: .read) { bytes in
+            _ = try region.withPage(p, for: .read) { bytes in
                 if TierPages.isMixed(bytes, page: p, generation: final[p]) {
                     verified.add(1, ordering: .relaxed)
                 } else {

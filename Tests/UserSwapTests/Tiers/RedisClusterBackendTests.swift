@@ -376,9 +376,174 @@ struct RedisClusterBackendTests {
         }
     }
 
+    @Test(
+        "masters restarted empty: each page comes back from the replica that took over, or as a typed error naming it (counted), never wrong"
+    )
+    func nodesRestartedEmpty() throws {
+        let cluster = try RedisClusterFixture()
+        let groups = 24
+        let device = try RedisClusterBackend(pageCount: groups * 512, configuration: cluster.configuration(durability: .replicated(1)))
+        let all = (0..<groups).map { g in max(1, g * 512)..<((g + 1) * 512) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 512 * SwapPage.size, alignment: SwapPage.size)
+        defer { buffer.deallocate() }
+        for r in all { try Self.write(device, r, generation: 2, buffer: buffer) }
+        let masters = try device.masters.map { try #require(RedisClusterNode($0)).port }
+        // A: killed and started again at once, before the cluster notices (node timeout 1 s): it
+        // comes back a master of its slots with no data, and its replica resyncs from it.
+        // B: killed, its replica promoted, then started again: it rejoins as that replica's
+        // replica, and its pages are served by the node that took over.
+        let a = try #require(device.master(of: 1)).port
+        let b = try #require(masters.first { $0 != a })
+        let aNode = RedisClusterNode(host: "127.0.0.1", port: a), bNode = RedisClusterNode(host: "127.0.0.1", port: b)
+        let onA = all.filter { device.master(of: $0.lowerBound) == aNode }
+        let onB = all.filter { device.master(of: $0.lowerBound) == bNode }
+        try #require(!onA.isEmpty && !onB.isEmpty)
+        let bReplica = try cluster.replica(of: b)
+        try cluster.signal(a, SIGKILL)
+        try cluster.startNode(a)
+        try cluster.waitUntilOK(a)
+        try cluster.signal(b, SIGKILL)
+        try cluster.waitUntilMaster(bReplica)
+        try cluster.startNode(b)
+        try cluster.waitUntilReplica(b)
+        let aReplica = try cluster.replica(of: a)
+        try cluster.waitUntilReplica(aReplica)
+
+        // What the serving masters really hold, asked directly; then every page through the device.
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
+        defer { scratch.deallocate() }
+        try device.router.refresh()
+        var missed = Set<Int>()
+        for r in all { missed.formUnion(try Self.missing(r, on: try #require(device.master(of: r.lowerBound)), device: device)) }
+        let before = device.statistics
+        var lost = Set<Int>(), wrong = 0, intact = 0
+        for r in all {
+            for p in r {
+                switch Self.readOutcome(device, page: p, into: scratch) {
+                case .intact: intact += 1
+                case .wrong: wrong += 1
+                case .lost: lost.insert(p)
+                }
+            }
+        }
+        let after = device.statistics
+        #expect(wrong == 0, "a read returned bytes that were not the page's latest write")
+        #expect(
+            lost == missed, "typed errors for exactly the pages the serving masters lack: \(lost.count) errors, \(missed.count) missing")
+        #expect(lost.allSatisfy { p in onA.contains { $0.contains(p) } }, "only the node restarted before a failover loses pages")
+        #expect(onB.allSatisfy { r in r.allSatisfy { !lost.contains($0) } }, "B's pages come from the replica that took over")
+        #expect(after.lostPages - before.lostPages == lost.count, "the device counts each lost page")
+        #expect(after.failedCalls - before.failedCalls == lost.count, "each lost page failed its read")
+        // The device goes on: the lost pages written again read back.
+        for r in onA { try Self.write(device, r, generation: 2, buffer: buffer) }
+        #expect(onA.allSatisfy { r in r.allSatisfy { Self.readOutcome(device, page: $0, into: scratch) == .intact } })
+        print(
+            "masters restarted empty: \(intact) pages intact (B's \(onB.reduce(0) { $0 + $1.count }) from its promoted replica), \(lost.count) lost as typed errors (A's \(onA.reduce(0) { $0 + $1.count }); its replica resynced from the empty master), counted \(after.lostPages - before.lostPages), 0 wrong; written again, all read back"
+        )
+    }
+
+    @Test(
+        "a master paused (CLIENT PAUSE ALL): a short pause is waited out, a long one is a typed error within the failover timeout; the other masters serve on"
+    )
+    func pausedMaster() throws {
+        let cluster = try RedisClusterFixture()
+        var configuration = cluster.configuration(durability: .replicated(1), failoverTimeout: .seconds(1))
+        configuration.commandTimeout = .milliseconds(300)
+        let device = try RedisClusterBackend(pageCount: 1 + 16 * 512, configuration: configuration)
+        let victim = try #require(device.master(of: 1))
+        let elsewhere = try #require((1..<16).map { $0 * 512 }.first { device.master(of: $0) != victim })
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
+        defer { page.deallocate() }
+        for p in [1, 2, elsewhere] {
+            fill(page, page: p, generation: 2)
+            try device.write(UnsafeRawBufferPointer(page), atPage: p)
+        }
+        func timed(_ body: () throws -> Void) rethrows -> Duration {
+            let start = ContinuousClock.now
+            try body()
+            return ContinuousClock.now - start
+        }
+
+        // 400 ms, shorter than the failover timeout: the read waits it out.
+        try cluster.cli(victim.port, ["CLIENT", "PAUSE", "400", "ALL"])
+        let short = timed { #expect(Self.readOutcome(device, page: 1, into: page) == .intact) }
+        #expect(short < .milliseconds(1500), "a 400 ms pause held a read \(short)")
+
+        // 3 s: the paused node's pages fail with deviceGone once the failover timeout (1 s) has
+        // passed, no later than the attempt under way then (a command timeout, 300 ms, and a
+        // backoff of at most 200 ms) and some slack for a loaded machine; the buffer is left
+        // alone; the other masters answer as before.
+        try cluster.cli(victim.port, ["CLIENT", "PAUSE", "3000", "ALL"])
+        let pausedAt = ContinuousClock.now
+        let other = timed { #expect(Self.readOutcome(device, page: elsewhere, into: page) == .intact) }
+        #expect(other < .milliseconds(500), "a read on a master that is not paused took \(other)")
+        var outcomes: [String: Duration] = [:]
+        for attempt in ["read", "write"] {
+            page.initializeMemory(as: UInt8.self, repeating: 0xA5)
+            outcomes[attempt] = timed {
+                #expect {
+                    if attempt == "read" {
+                        try device.read(into: page, atPage: 1)
+                    } else {
+                        try device.write(UnsafeRawBufferPointer(page), atPage: 1)
+                    }
+                } throws: { error in
+                    let e = error as? SwapError
+                    return e?.code == .deviceGone && e?.message.contains("device pages 1") == true
+                }
+            }
+            #expect(page.allSatisfy { $0 == 0xA5 }, "a failed \(attempt) leaves the buffer alone")
+            let took = outcomes[attempt]!
+            #expect(took >= .milliseconds(900) && took < .milliseconds(2500), "\(attempt) failed after \(took): failover timeout 1 s")
+        }
+        // Once the pause is over the node serves again (page 2: the failed write of page 1
+        // made its older value stale on purpose).
+        let left = .milliseconds(3200) - (ContinuousClock.now - pausedAt)
+        if left > .zero { usleep(UInt32(left / .microseconds(1))) }
+        #expect(Self.readOutcome(device, page: 2, into: page) == .intact)
+        let s = device.statistics
+        #expect(s.connectionFailures > 0 && s.failedCalls == 2 && s.lostPages == 0, "\(s)")
+        print(
+            "paused master: a 400 ms pause held a read \(short); under a 3 s pause the other masters answered in \(other), the paused one's read failed after \(outcomes["read"]!), its write after \(outcomes["write"]!) (deviceGone); \(s.connectionFailures) connection failures"
+        )
+    }
+
+    @Test(
+        "a master cut off past the node timeout (SIGSTOP) under a workload: its replica takes over, the old master returns as a replica; nothing wrong or lost"
+    )
+    func partitionedMaster() throws {
+        let cluster = try RedisClusterFixture()
+        let device = try RedisClusterBackend(pageCount: 1 + 8 * 512, configuration: cluster.configuration(durability: .replicated(1)))
+        let frames = 256, pages = 4 * frames
+        let space = try SwapSpace(.init(memory: frames * SwapPage.size, devices: [.backend(device)], backgroundReclaim: true))
+        let region = try space.makeRegion(bytes: pages * SwapPage.size)
+        for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
+        let victim = try Self.busiestMaster(device, cluster)
+        let replica = try cluster.replica(of: victim)
+        let run = try Self.workload(region: region, pages: pages, threads: 2, seed: "cluster partition") { stop in
+            usleep(1_000_000)
+            let cutAt = ContinuousClock.now
+            try cluster.signal(victim, SIGSTOP)
+            try cluster.waitUntilMaster(replica)
+            try cluster.signal(victim, SIGCONT)
+            try cluster.waitUntilReplica(victim)
+            usleep(1_000_000)
+            stop()
+            return cutAt
+        }
+        #expect(run.wrong == 0, "an access saw bytes that were not the page's")
+        #expect(run.errors.isEmpty, "with .replicated(1) no access may fail: \(run.errors)")
+        #expect(space.checkInvariants() == [])
+        let s = device.statistics
+        #expect(s.lostPages == 0 && s.connectionFailures + s.movedRedirections + s.transientRefusals > 0, "\(s)")
+        print(
+            "partitioned master: \(run.ops) accesses, \(run.verified) page checks, 0 wrong, 0 errors; pause \(run.pauseMs) ms; \(Int(run.before)) accesses/s before the cut, \(Int(run.after)) after; \(s.connectionFailures) connection failures, \(s.movedRedirections) MOVED, \(s.transientRefusals) refusals, \(s.degradedWrites) degraded writes"
+        )
+    }
+
     // MARK: Helpers
 
-    enum ReadOutcome { case intact, wrong, lost }
+    enum ReadOutcome: Equatable { case intact, wrong, lost }
 
     /// Reads `page` (latest write: generation 2): intact, wrong bytes, or a typed error naming it.
     static func readOutcome(_ device: RedisClusterBackend, page: Int, into scratch: UnsafeMutableRawBufferPointer) -> ReadOutcome {
@@ -499,7 +664,7 @@ struct RedisClusterBackendTests {
                             fill(bytes, page: p, generation: gens[p])
                         }
                     } else {
-                        try region.withPage(p, for: .read) { bytes in
+                        _ = try region.withPage(p, for: .read) { bytes in
                             if matches(bytes, page: p, generation: gens[p]) {
                                 verified.add(1, ordering: .relaxed)
                             } else {

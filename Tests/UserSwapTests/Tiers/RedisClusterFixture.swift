@@ -77,6 +77,26 @@ final class RedisClusterFixture: Sendable {
         try #require(Glibc.kill(try pid(port), signal) == 0, "cannot signal node \(port)")
     }
 
+    /// Starts node `port` again after it was killed (`scripts/redis-cluster start-node`): with
+    /// no data (the test cluster keeps none on disk), with its own cluster configuration.
+    func startNode(_ port: Int) throws {
+        let started = try TestProcess.run(
+            Self.script, ["start-node", directory, String(port)], environment: ProcessInfo.processInfo.environment)
+        guard started.status == 0 else { throw SwapTestFailure("scripts/redis-cluster start-node failed: \(started.output)") }
+    }
+
+    /// Waits until node `port` is a replica whose link to its master is up.
+    func waitUntilReplica(_ port: Int, timeout: Duration = .seconds(20)) throws {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < timeout {
+            if let info = try? cli(port, ["INFO", "replication"]), info.contains("role:slave"), info.contains("master_link_status:up") {
+                return
+            }
+            usleep(50_000)
+        }
+        throw SwapTestFailure("node \(port) did not become a replica with its link up within \(timeout)")
+    }
+
     /// `redis-cli ARGS` against node `port` (the password through the environment).
     @discardableResult
     func cli(_ port: Int, _ arguments: [String]) throws -> String {

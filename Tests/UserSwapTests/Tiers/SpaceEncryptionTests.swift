@@ -97,7 +97,7 @@ struct SpaceEncryptionTests {
         var refused = 0
         for p in 0..<32 {
             do {
-                try region.withPage(p, for: .read) { _ in Issue.record("page \(p) was returned after tampering") }
+                _ = try region.withPage(p, for: .read) { _ in Issue.record("page \(p) was returned after tampering") }
             } catch let error as SwapError {
                 #expect(error.code == .ioError && error.message.contains("failed authentication"), "\(error)")
                 refused += 1

@@ -11,7 +11,7 @@ struct TiersScenarioTests {
     @Test("every kind of page data checks its own page and version, and nothing else", arguments: TierData.allCases)
     func pagesCheck(data: TierData) throws {
         let source = TierPageSource(data, seed: 42)
-        try withPageBuffer { page in
+        withPageBuffer { page in
             for p in [1, 2, 3, 4, 257, 1000] {
                 source.fill(page, page: p, version: 3)
                 #expect(source.matches(UnsafeRawBufferPointer(page), page: p, version: 3))
