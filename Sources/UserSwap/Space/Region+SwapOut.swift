@@ -151,8 +151,7 @@ extension Region {
         if !owner.swapFits(nr) {
             return SwapError(
                 .swapFull,
-                "no swap for page \(page) of region \(id): memory group \(owner.name) is at its swap limit (\(owner.swapUsage) bytes in use); raise the limit or free some of its pages"
-            )
+                "no swap for page \(page) of region \(id): memory group \(owner.name) is at its swap limit (\(owner.swapUsage) bytes in use); raise the limit or free some of its pages")
         }
         let devices = engine.devices.devices
         let serving = devices.filter { $0.writeOK.load(ordering: .acquiring) }
