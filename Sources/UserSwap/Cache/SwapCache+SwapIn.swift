@@ -29,10 +29,7 @@ extension SwapCache {
     /// the has-cache bit), so a racer that loses never touches the page. `claim` does that under
     /// the page's page-table lock and refuses when the page no longer refers to `entry`: the
     /// caller read its page-table entry without a lock, and meanwhile the page may have been
-    /// discarded and the slot given to another page, whose data must not land in this page —
-    /// and, in any region, whose swap must not stay cached in a folio charged to the caller's
-    /// group (the slot's page would later go out through it, its swap charged to that group).
-    /// A refused folio leaves the cache unread, the slot's shadow and charge put back.
+    /// discarded and the slot given to another page, whose data must not land in this page.
     ///
     /// `mayReclaim: false` makes the allocation fail instead of reclaiming (`allocateFolio`).
     func swapCacheAllocFolio(
@@ -267,11 +264,12 @@ extension SwapCache {
         return true
     }
 
-    /// Claims the new folio for the caller's page through `claim` (which also claims a placed
-    /// folio's window page), or unconditionally without one.
+    /// Claims the window page of a placed folio through `claim` (or unconditionally without
+    /// one); true for a folio in the arena.
     private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
+        guard !frames.placement(f).isArena else { return true }
         guard let claim else {
-            if !frames.placement(f).isArena { allocator.claimPlacement(f) }
+            allocator.claimPlacement(f)
             return true
         }
         return claim(f)

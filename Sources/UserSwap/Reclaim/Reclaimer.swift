@@ -84,5 +84,4 @@ extension Reclaimer: DirectReclaim {
             return e
         }
     }
-    var swapExhausted: (slots: Int, devices: Int)? { devices.exhausted }
 }
