@@ -469,11 +469,12 @@ struct RedisClusterBackendTests {
         let short = timed { #expect(Self.readOutcome(device, page: 1, into: page) == .intact) }
         #expect(short < .milliseconds(1500), "a 400 ms pause held a read \(short)")
 
-        // 3 s: the paused node's pages fail with deviceGone once the failover timeout (1 s) has
+        // 6 s: the paused node's pages fail with deviceGone once the failover timeout (1 s) has
         // passed, no later than the attempt under way then (a command timeout, 300 ms, and a
         // backoff of at most 200 ms) and some slack for a loaded machine; the buffer is left
-        // alone; the other masters answer as before.
-        try cluster.cli(victim.port, ["CLIENT", "PAUSE", "3000", "ALL"])
+        // alone; the other masters answer as before. The pause outlasts both failed calls
+        // with room to spare: a call that starts as it ends would succeed.
+        try cluster.cli(victim.port, ["CLIENT", "PAUSE", "6000", "ALL"])
         let pausedAt = ContinuousClock.now
         let other = timed { #expect(Self.readOutcome(device, page: elsewhere, into: page) == .intact) }
         #expect(other < .milliseconds(500), "a read on a master that is not paused took \(other)")
@@ -498,13 +499,13 @@ struct RedisClusterBackendTests {
         }
         // Once the pause is over the node serves again (page 2: the failed write of page 1
         // made its older value stale on purpose).
-        let left = .milliseconds(3200) - (ContinuousClock.now - pausedAt)
+        let left = .milliseconds(6200) - (ContinuousClock.now - pausedAt)
         if left > .zero { usleep(UInt32(left / .microseconds(1))) }
         #expect(Self.readOutcome(device, page: 2, into: page) == .intact)
         let s = device.statistics
         #expect(s.connectionFailures > 0 && s.failedCalls == 2 && s.lostPages == 0, "\(s)")
         print(
-            "paused master: a 400 ms pause held a read \(short); under a 3 s pause the other masters answered in \(other), the paused one's read failed after \(outcomes["read"]!), its write after \(outcomes["write"]!) (deviceGone); \(s.connectionFailures) connection failures"
+            "paused master: a 400 ms pause held a read \(short); under a 6 s pause the other masters answered in \(other), the paused one's read failed after \(outcomes["read"]!), its write after \(outcomes["write"]!) (deviceGone); \(s.connectionFailures) connection failures"
         )
     }
 
