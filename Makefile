@@ -180,6 +180,8 @@ bench:
 	@# same swap and the same memory for data (a cgroup of the budget + the side's own baseline),
 	@# runs three rounds in rotating order and reports medians and ranges (bench/kernel-compare).
 	@# Beside the kernel driven by the Swift harness, the C driver (bench/kernel-driver.c).
+	@# The C driver also over libuserswap's `userswap_map` (plain memory, UMap-style) against the
+	@# same C driver over anonymous memory (kernel-compare-clib-*.json, docs/C-AND-PYTHON.md).
 	@if [ "$$(id -u)" -eq 0 ]; then \
 		compare() { echo "== bench/kernel-compare $$*"; bench/kernel-compare --no-progress "$$@" || exit 1; }; \
 		compare --scenario zipf --transparent --json $(RESULTS)/kernel-compare-zipf.json; \
@@ -187,6 +189,10 @@ bench:
 		compare --scenario random --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-random-1G-read.json; \
 		compare --scenario zipf --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-zipf-1G-read.json; \
 		compare --scenario multiget --data 1G --memory 256M --param batch=32 --json $(RESULTS)/kernel-compare-multiget-1G.json; \
+		$(MAKE) --no-print-directory install PREFIX=$(SCRATCH_PREFIX) >/dev/null || exit 1; \
+		for s in random zipf; do \
+			compare --scenario $$s --c-library $(SCRATCH_PREFIX) --json $(RESULTS)/kernel-compare-clib-$$s.json; \
+		done; \
 		for m in 32M 128M; do \
 			compare --scenario zipf --memory $$m --no-c-driver --json $(RESULTS)/kernel-compare-zipf-budget-$$m.json; \
 		done; \

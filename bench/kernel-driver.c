@@ -1454,7 +1454,9 @@ int main(int argc, char **argv) {
                     (o.scenario != SCENARIO_MULTIGET || verify.records == (uint64_t)run.keys),
     };
 #ifdef KERNEL_DRIVER_USERSWAP
-    r.swap_bytes = (int64_t)stats_after.swap_total;
+    /* The library counts a swap file's slots; the file has a header page beside them, which
+     * the other sides' `swap_bytes` include. */
+    r.swap_bytes = stats_after.swap_total > 0 ? (int64_t)stats_after.swap_total + PAGE_BYTES : 0;
 #endif
     /* The cgroup's peak when the cgroup is limited (the run's own), else the process's VmHWM. */
     r.peak = limit >= 0 && cgroup_peak(&cgroup) >= 0 ? cgroup_peak(&cgroup) : peak_rss();
