@@ -204,10 +204,11 @@ struct KillTests {
     /// server (sealed pages, the default).
     static func childOverRedis() throws {
         let environment = ProcessInfo.processInfo.environment
+        let socket: String = try #require(environment["USERSWAP_KILL_TEST_SOCKET"])
+        let namespace: String = try #require(environment["USERSWAP_KILL_TEST_NAMESPACE"])
         var configuration = RedisBackend.Configuration(
-            socketPath: try #require(environment["USERSWAP_KILL_TEST_SOCKET"]),
-            password: environment[RedisBackend.Configuration.passwordEnvironmentVariable])
-        configuration.namespace = try #require(environment["USERSWAP_KILL_TEST_NAMESPACE"])
+            socketPath: socket, password: environment[RedisBackend.Configuration.passwordEnvironmentVariable])
+        configuration.namespace = namespace
         let backend = try RedisBackend(pageCount: 1 + 4 * 512, configuration: configuration)
         let space = try SwapSpace(.init(memory: budgetPages * SwapPage.size, devices: [.backend(backend)]))
         let region = try space.makeRegion(bytes: regionPages * SwapPage.size)

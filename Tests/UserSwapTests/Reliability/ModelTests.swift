@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 import Testing
+import UserSwapCompression
+import UserSwapTestSupport
 
 @testable import UserSwap
 
@@ -21,17 +23,30 @@ struct ModelTests {
         let index: Int
         /// The device's I/O engine; the thread pool runs every transfer on its workers.
         var io: IOEngineChoice = .automatic
-        var testDescription: String { "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")" }
+        var device: ModelDevice = .memory
+        var policy: ReclaimPolicy = .frequency
+        var testDescription: String {
+            "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")\(device == .memory ? "" : " \(device.rawValue)")"
+                + (policy == .frequency ? "" : " \(policy)")
+        }
+        var setup: ModelSetup { ModelSetup(io: io, device: device, policy: policy) }
     }
 
+    /// Every protocol, on every kind of device and under every reclaim policy, at least once.
     static let cases = [
         Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
         Case(sync: .swapCache, index: 1), Case(sync: bothProtocols[1], index: 1),
         Case(sync: .swapCache, index: 2, io: .threadPool),
+        Case(sync: .swapCache, index: 3, io: .ioUring, device: .file, policy: .workingset),
+        Case(sync: allProtocols[3], index: 4, io: .threadPool, device: .sealedFile, policy: .activeInactive),
+        Case(sync: .swapCache, index: 5, device: .compressed, policy: .secondChance),
+        Case(sync: allProtocols[2], index: 6, device: .compressed, policy: .workingset),
+        Case(sync: .swapCache, index: 7, device: .faulty),
+        Case(sync: bothProtocols[1], index: 8, device: .faulty, policy: .activeInactive),
     ]
 
-    /// The I/O engine of the spaces the current case makes.
-    @TaskLocal static var io: IOEngineChoice = .automatic
+    /// The device, engine and policy of the spaces the current case makes.
+    @TaskLocal static var setup = ModelSetup()
 
     /// Steps between invariant walks.
     static let invariantEvery = 500
@@ -42,7 +57,7 @@ struct ModelTests {
 
     @Test("random operations on a space match a reference model step by step", arguments: cases)
     func model(_ c: Case) throws {
-        try Self.$io.withValue(c.io) { try modelCase(c) }
+        try Self.$setup.withValue(c.setup) { try modelCase(c) }
     }
 
     private func modelCase(_ c: Case) throws {
@@ -70,16 +85,27 @@ struct ModelTests {
     /// Several models, one per thread, on one space with the background reclaimer on: every
     /// read is still compared with the reading run's own model, and out-of-memory errors are
     /// excused only where that run's limits can explain them (`SpaceModelRun`). In all
-    /// `USERSWAP_MODEL_CONCURRENT_OPS` steps (default 2·10⁵, split over the protocols) on
+    /// `USERSWAP_MODEL_CONCURRENT_OPS` steps (default 2·10⁵, split over the cases) on
     /// `USERSWAP_MODEL_CONCURRENT_THREADS` threads (default 4).
-    @Test("several models at once on one space with its background reclaimer match their reference models", arguments: bothProtocols)
-    func concurrentModels(sync: SwapInSync) throws {
+    @Test(
+        "several models at once on one space with its background reclaimer match their reference models",
+        arguments: concurrentCases)
+    func concurrentModels(_ c: Case) throws {
         let total = Self.environment("USERSWAP_MODEL_CONCURRENT_OPS", default: 200_000)
         let threads = max(2, Self.environment("USERSWAP_MODEL_CONCURRENT_THREADS", default: 4))
-        let steps = max(threads, total / bothProtocols.count)
-        var rng = SeededRandom.fromEnvironment("concurrent models \(sync), \(steps) steps, \(threads) threads")
-        Self.concurrentCase("\(sync) concurrent", sync: sync, steps: steps, threads: threads, rng: &rng)
+        let steps = max(threads, total / Self.concurrentCases.count)
+        var rng = SeededRandom.fromEnvironment("concurrent models \(c.testDescription), \(steps) steps, \(threads) threads")
+        Self.$setup.withValue(c.setup) {
+            Self.concurrentCase("\(c.testDescription) concurrent", sync: c.sync, steps: steps, threads: threads, rng: &rng)
+        }
     }
+
+    /// The concurrent cases: both protocols on memory, a file on io_uring, a faulty device.
+    static let concurrentCases = [
+        Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
+        Case(sync: .swapCache, index: 1, io: .ioUring, device: .file, policy: .workingset),
+        Case(sync: allProtocols[3], index: 2, device: .faulty),
+    ]
 
     /// Runs `steps` steps in all on `threads` models at once and records what fails.
     static func concurrentCase(_ name: String, sync: SwapInSync, steps: Int, threads: Int, rng: inout SeededRandom) {
@@ -216,11 +242,36 @@ struct ModelTests {
     static func makeSpace(sync: SwapInSync, models: Int) throws -> SwapSpace {
         let frames = 24 + 16 * models
         let devicePages = 1 + 512 * max(2, models)
+        let bytes = devicePages * SwapPage.size
+        let device: SwapSpace.DeviceConfiguration
+        var encryption = SwapSpace.Encryption.randomKey
+        switch setup.device {
+        case .memory:
+            device = .memory(bytes: bytes)
+        case .file:
+            device = .temporary(size: Int64(bytes))
+            encryption = .none
+        case .sealedFile:
+            device = .temporary(size: Int64(bytes))
+        case .compressed:
+            // A pool of 16 pages' worth: most stores meet a full pool and write an entry back.
+            device = .backend(CompressedTier(lower: MemoryBackend(pageCount: devicePages), poolBytes: 16 * SwapPage.size))
+            encryption = .none
+        case .faulty:
+            let faults = FaultInjectingBackend(MemoryBackend(pageCount: devicePages), seed: 0x5eed)
+            faults.inject(.ioError, on: .read, when: .probability(0.01))
+            faults.inject(.short(), on: .read, when: .probability(0.005))
+            faults.inject(.ioError, on: .write, when: .probability(0.01))
+            faults.inject(.noSpace, on: .write, when: .probability(0.01))
+            faults.inject(.short(), on: .write, when: .probability(0.01))
+            device = .backend(faults)
+            encryption = .none
+        }
         return try SwapSpace(
             .init(
-                memory: frames * SwapPage.size, devices: [.memory(bytes: devicePages * SwapPage.size)],
-                sync: sync, backgroundReclaim: models > 1, ioEngine: io,
-                ioOptions: IOEngineOptions(readsInCaller: io != .threadPool)))
+                memory: frames * SwapPage.size, devices: [device], sync: sync, reclaimPolicy: setup.policy,
+                backgroundReclaim: models > 1, encryption: encryption, ioEngine: setup.io,
+                ioOptions: IOEngineOptions(readsInCaller: setup.io != .threadPool)))
     }
 
     /// Runs `ops` on a fresh space with one strict model, checking invariants every
@@ -256,10 +307,14 @@ struct ModelTests {
         }
         let s = space.statistics
         outcome.verified = model.verifiedPages
+        if let faults = model.faults, outcome.failure == nil {
+            #expect(faults.injectedTotal > 0 && model.injectedErrors > 0, "a faulty device injected nothing the model saw")
+        }
         outcome.outOfMemory = model.outOfMemory
         outcome.unexplainedOutOfMemory = model.unexplainedOutOfMemory
         outcome.summary =
-            "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full"
+            "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full, \(model.deviceToggles) swapons/swapoffs"
+            + (model.faults.map { ", \(model.injectedErrors) accesses failed by \($0.injectedTotal) injected faults" } ?? "")
         return outcome
     }
 
@@ -330,7 +385,10 @@ struct ModelTests {
         let unexplained = models.reduce(0) { $0 + $1.unexplainedOutOfMemory }
         let swapFull = models.reduce(0) { $0 + $1.swapFull }
         let summary =
-            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the run's own state), \(swapFull) allowed swap-full"
+            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the run's own state), \(swapFull) allowed swap-full, \(models.reduce(0) { $0 + $1.deviceToggles }) swapons/swapoffs"
+            + (models[0].faults.map {
+                ", \(models.reduce(0) { $0 + $1.injectedErrors }) accesses failed by \($0.injectedTotal) injected faults"
+            } ?? "")
         return ConcurrentOutcome(
             failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom,
             unexplainedOutOfMemory: unexplained, summary: summary)
@@ -464,4 +522,26 @@ final class Generators: Sendable {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// The swap device a model case runs on.
+enum ModelDevice: String, Sendable {
+    /// Pages in this process's memory, sealed (a space's default encryption).
+    case memory
+    /// An unnamed swap file, pages in clear (sealed files run on the thread pool).
+    case file
+    /// The same file, pages sealed.
+    case sealedFile = "sealed-file"
+    /// A compressed tier with a small pool over memory, pages in clear so that they compress.
+    case compressed
+    /// Memory that fails about 1 % of reads and 3 % of writes (EIO, ENOSPC, short transfers):
+    /// the model expects the failed accesses' typed errors and every page right afterwards.
+    case faulty
+}
+
+/// What the spaces of a model case are made of.
+struct ModelSetup: Sendable {
+    var io: IOEngineChoice = .automatic
+    var device: ModelDevice = .memory
+    var policy: ReclaimPolicy = .frequency
 }
