@@ -25,11 +25,12 @@ struct ModelTests {
         var io: IOEngineChoice = .automatic
         var device: ModelDevice = .memory
         var policy: ReclaimPolicy = .frequency
+        var folioPages = 1
         var testDescription: String {
             "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")\(device == .memory ? "" : " \(device.rawValue)")"
-                + (policy == .frequency ? "" : " \(policy)")
+                + (policy == .frequency ? "" : " \(policy)") + (folioPages == 1 ? "" : " \(folioPages * 4) KiB folios")
         }
-        var setup: ModelSetup { ModelSetup(io: io, device: device, policy: policy) }
+        var setup: ModelSetup { ModelSetup(io: io, device: device, policy: policy, folioPages: folioPages) }
     }
 
     /// Every protocol, on every kind of device and under every reclaim policy, at least once.
@@ -285,7 +286,9 @@ struct ModelTests {
         do {
             space = try makeSpace(sync: sync, models: 1)
             shared = try SpaceModelRun.makeShared(space)
-            model = try SpaceModelRun(space: space, shared: shared!, name: "", strict: true, forgetDiscards: sabotage)
+            model = try SpaceModelRun(
+                space: space, shared: shared!, name: "", strict: true, forgetDiscards: sabotage,
+                folioSize: setup.folioPages * SwapPage.size)
         } catch {
             outcome.failure = ModelFailure(kind: .unexpectedError, step: 0, message: "setup: \(error)")
             return outcome
@@ -329,7 +332,10 @@ struct ModelTests {
         do {
             space = try makeSpace(sync: sync, models: threads)
             shared = try SpaceModelRun.makeShared(space)
-            models = try (0..<threads).map { try SpaceModelRun(space: space, shared: shared!, name: "t\($0)/", strict: false) }
+            models = try (0..<threads).map {
+                try SpaceModelRun(
+                    space: space, shared: shared!, name: "t\($0)/", strict: false, folioSize: setup.folioPages * SwapPage.size)
+            }
         } catch {
             return ConcurrentOutcome(failure: (0, ModelFailure(kind: .unexpectedError, step: 0, message: "setup: \(error)")))
         }
@@ -544,4 +550,7 @@ struct ModelSetup: Sendable {
     var io: IOEngineChoice = .automatic
     var device: ModelDevice = .memory
     var policy: ReclaimPolicy = .frequency
+    /// Pages per folio of the runs' regions: large folios, which fall back to single pages when
+    /// no run of free frames or slots is found.
+    var folioPages = 1
 }

@@ -174,6 +174,8 @@ final class SpaceModelRun {
     let faults: FaultInjectingBackend?
     /// The space swaps to a compressed tier, which drops its copy of a page it loads.
     let exclusiveLoads: Bool
+    /// The folio size of this run's regions (the shared one has single pages).
+    let folioSize: Int
     /// Accesses that failed with an injected I/O error, and swapoffs refused.
     private(set) var injectedErrors = 0
     private(set) var deviceToggles = 0
@@ -185,8 +187,12 @@ final class SpaceModelRun {
     /// shrinker catch a mismatch.
     let forgetDiscards: Bool
 
-    init(space: SwapSpace, shared: Region, name: String, strict: Bool, forgetDiscards: Bool = false) throws {
+    init(
+        space: SwapSpace, shared: Region, name: String, strict: Bool, forgetDiscards: Bool = false,
+        folioSize: Int = SwapPage.size
+    ) throws {
         self.space = space
+        self.folioSize = folioSize
         self.shared = shared
         self.strict = strict
         self.forgetDiscards = forgetDiscards
@@ -212,7 +218,9 @@ final class SpaceModelRun {
         case .create(let s, let pages, let g):
             drop(slot: s)
             let region: Region
-            do { region = try space.makeRegion(bytes: pages * SwapPage.size, group: g == 0 ? nil : groups[g]) } catch {
+            do {
+                region = try space.makeRegion(bytes: pages * SwapPage.size, group: g == 0 ? nil : groups[g], folioSize: folioSize)
+            } catch {
                 throw ModelFailure(kind: .unexpectedError, step: step, message: "makeRegion: \(error)")
             }
             slots[s] = RegionModel(
@@ -229,7 +237,7 @@ final class SpaceModelRun {
             if done {
                 nextGeneration += 1
                 slots[s]!.generation[page] = g
-                slots[s]!.mapped[page] = true
+                markMapped(s, page)
                 try expectResident(step, s, page)
             }
         case .read(let s, let p):
@@ -244,7 +252,7 @@ final class SpaceModelRun {
                 held = HeldPin(try m.region.pin(page, for: write ? .write : .read), serial: m.serial, group: m.group, write: write)
             }
             guard let held else { return }
-            slots[s]!.mapped[page] = true
+            markMapped(s, page)
             try check(step, held.bytes, m, page, what: "a new pin")
             pins.append(held)
             try expectResident(step, s, page)
@@ -375,8 +383,22 @@ final class SpaceModelRun {
         }
         if let seen { throw seen }
         if done {
-            slots[s]!.mapped[page] = true
+            markMapped(s, page)
             try expectResident(step, s, page)
+        }
+    }
+
+    /// The page is mapped after an access; with large folios, so may be the other pages of its
+    /// folio (an access maps the whole folio, zeros where never written, unless memory or swap
+    /// was too fragmented and it fell back to a single page): those the region shows mapped.
+    private func markMapped(_ s: Int, _ page: Int) {
+        slots[s]!.mapped[page] = true
+        let perFolio = folioSize / SwapPage.size
+        guard perFolio > 1 else { return }
+        let region = slots[s]!.region
+        let first = page / perFolio * perFolio
+        for q in first..<min(region.pageCount, first + perFolio) where !slots[s]!.mapped[q] {
+            if region.state(ofPage: q) != .untouched { slots[s]!.mapped[q] = true }
         }
     }
 
