@@ -566,12 +566,14 @@ final class SpaceModelRun {
 
     /// Frames the held pins keep in `group` and the groups nested in it (root: all of this run's).
     private func pinnedFrames(in group: Int) -> Int {
+        // A pin holds its whole folio: with large folios, every frame of it.
+        let perFolio = folioSize / SwapPage.size
         var live = Set<Int>()
         var stale = 0
         for held in pins where group == 0 || isAncestor(group, of: held.group) {
-            if held.live { live.insert(held.serial << 12 | held.page) } else { stale += 1 }
+            if held.live { live.insert(held.serial << 12 | held.page / perFolio) } else { stale += 1 }
         }
-        return live.count + stale
+        return (live.count + stale) * perFolio
     }
 
     private func isAncestor(_ a: Int, of g: Int) -> Bool {
@@ -597,10 +599,12 @@ final class SpaceModelRun {
     /// Out of memory is allowed when pins fill a limit or the budget, or when a swap limit
     /// is reached (reclaim then cannot move pages out).
     private func outOfMemoryJustified(_ g: Int) -> Bool {
-        if pinnedFrames(in: 0) + 1 > space.frameCount { return true }
+        // The access needs a folio's frames (a large one, or one page after a fallback).
+        let needed = folioSize / SwapPage.size
+        if pinnedFrames(in: 0) + needed > space.frameCount { return true }
         for group in path(g) {
             let index = groups.firstIndex { $0 === group }!
-            if let limit = group.memoryLimit, pinnedFrames(in: index) + 1 > limit / SwapPage.size { return true }
+            if let limit = group.memoryLimit, pinnedFrames(in: index) + needed > limit / SwapPage.size { return true }
         }
         return groups.contains { g in g.swapLimit.map { g.swapUsage + SwapPage.size > $0 } ?? false }
     }
