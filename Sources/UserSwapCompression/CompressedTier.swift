@@ -122,6 +122,13 @@ public final class CompressedTier: SwapBackend {
     /// process through this tier is sealed (the pool itself stays in memory).
     public var sealsPages: Bool { lower.sealsPages }
 
+    /// As synchronous as the device below (kernel: `SWP_SYNCHRONOUS_IO` is the swap device's
+    /// flag, which zswap in front of it leaves as it is): over a memory device every load is a
+    /// decompression or a copy on the caller — UserSwap's zram — and a swap-in frees its slot,
+    /// as zram's does; over a file a pool miss waits for the disk, and the slot's clean copy is
+    /// worth keeping.
+    public var isSynchronous: Bool { lower.isSynchronous }
+
     /// Drops the pool's copy of a freed slot (kernel: `zswap_invalidate`). Called under the
     /// slot's cluster lock: one dictionary removal under the pool lock; the payload is released
     /// after the pool lock is (the array's free happens when `released` goes out of scope).

@@ -10,7 +10,7 @@ import Synchronization
 /// all swap is free (`SwapDeviceSet.isSwapFull`, the kernel's `vm_swap_full`); a device already
 /// scheduled is not queued twice (`schedule_work` on a pending work item). Each pass scans as
 /// many full clusters as the device has clusters' worth of slots in use (the kernel's
-/// `force` pass) and leaves busy folios alone.
+/// `force` pass) and skips busy folios, then comes back to them once they are let go.
 ///
 /// Lifetime: a pass holds a `users` reference on its device, so a swapoff that found the device
 /// empty waits for the pass before it removes the device, and once the device is removed no
@@ -50,9 +50,7 @@ final class SlotReclaimWorker: Sendable {
         while true {
             wakeups.wait()
             while let device = next() {
-                if let cache = cache.withLock({ $0 }) {
-                    _ = passLock.withLock { _ in cache.reclaimFullClusters(device) }
-                }
+                if let cache = cache.withLock({ $0 }) { pass(device, cache) }
                 state.withLock { $0.running = false }
                 passes.wake()
             }
@@ -61,6 +59,21 @@ final class SlotReclaimWorker: Sendable {
         state.withLock { $0.exited = true }
         passes.wake()
         stopped.signal()
+    }
+
+    /// One pass over `device`'s full clusters, then the slots it skipped: a folio that was
+    /// locked or under writeback during the pass (a swap-out or a fault in progress) may hold
+    /// its slots for the cache alone right after — a swap-out that gave up, a page mapped
+    /// again — and nothing else would bring the worker back to them until another cluster
+    /// fills. So the worker sleeps until each such folio is let go (its lock, its writeback:
+    /// no timer) and tries it once more. The kernel's pass does not come back; its allocator
+    /// reclaims the rest when it finds no slot, as UserSwap's does too.
+    private func pass(_ device: SwapDevice, _ cache: SwapCache) {
+        let pass = passLock.withLock { _ in cache.reclaimFullClusters(device) }
+        guard !pass.busy.isEmpty else { return }
+        // Outside the pass lock: the folios' holders may be waiting for an invariant walk.
+        for entry in pass.busy { cache.waitUntilIdle(entry) }
+        _ = passLock.withLock { _ in cache.reclaimSkipped(pass.busy, on: device) }
     }
 
     /// Takes the next device off the queue and marks a pass running; nil when the queue is

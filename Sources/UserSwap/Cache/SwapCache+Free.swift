@@ -46,6 +46,21 @@ extension SwapCache {
         device.isSynchronous || devices.isSwapFull || groups[frames.group(f)].isSwapFull
     }
 
+    /// What `reclaimSwap` did with the folio cached for a slot (kernel: the sign of
+    /// `__try_to_reclaim_swap`'s result, with a busy folio told apart from one that stays).
+    enum SwapReclaim: Equatable {
+        /// No folio is cached for the slot (any more).
+        case noFolio
+        /// The folio left the cache: its `pages` slots are free.
+        case freed(pages: Int)
+        /// The folio is locked or under writeback and stays; once let go, its `pages` slots may
+        /// be cache-only (a swap-out that gave up, a page mapped again meanwhile).
+        case busy(pages: Int)
+        /// The folio stays: a page table refers to one of its `pages` slots, or it no longer
+        /// covers the slot.
+        case kept(pages: Int)
+    }
+
     /// Takes the folio cached for `entry` out of the swap cache if nothing but the cache holds
     /// its slots — mapped or not (kernel: `__try_to_reclaim_swap` with `TTRS_ANYWAY`). The
     /// folio stays in memory, dirty: it has no copy on a device any more. A folio that is busy
@@ -54,14 +69,39 @@ extension SwapCache {
     /// The caller may hold another folio's lock, but no page-table or cluster lock.
     @discardableResult
     func tryToReclaimSwap(_ entry: SwapEntry) -> Int {
-        guard let f = swapCacheGetFolio(entry) else { return 0 }
+        if case .freed(let pages) = reclaimSwap(entry) { return pages }
+        return 0
+    }
+
+    /// `tryToReclaimSwap`, saying why a folio stayed. Never waits: a folio whose lock is taken
+    /// is `.busy`.
+    /// The caller may hold another folio's lock, but no page-table or cluster lock.
+    func reclaimSwap(_ entry: SwapEntry) -> SwapReclaim {
+        guard let f = swapCacheGetFolio(entry) else { return .noFolio }
         defer { allocator.putFolio(f) }
-        guard frames.tryLock(f) else { return 0 }
+        // Read before the lock, as the kernel does: only the size of the step past a busy folio.
+        let unlockedPages = frames.pageCount(f)
+        guard frames.tryLock(f) else { return .busy(pages: unlockedPages) }
         defer { frames.unlock(f) }
         let nr = frames.pageCount(f)
-        guard frames.matches(f, entry), freeSwapIfUnused(f) else { return 0 }
+        // Split or reused for another entry between the lookup and the lock.
+        guard frames.matches(f, entry) else { return .kept(pages: 1) }
+        if frames.flags(f).contains(.writeback) { return .busy(pages: nr) }
+        guard freeSwapIfUnused(f) else { return .kept(pages: nr) }
         frames.setFlags(f, .dirty)
-        return nr
+        return .freed(pages: nr)
+    }
+
+    /// Sleeps until the folio cached for `entry`, if any, is neither locked nor under writeback
+    /// (kernel: `folio_lock`, `folio_wait_writeback`): the events after which a folio a pass
+    /// skipped may be cache-only. Returns at once when no folio is cached.
+    /// The caller holds no lock: the folio's holder may be waiting for any of them.
+    func waitUntilIdle(_ entry: SwapEntry) {
+        guard let f = swapCacheGetFolio(entry) else { return }
+        frames.lock(f)
+        frames.unlock(f)
+        frames.waitWriteback(f)
+        allocator.putFolio(f)
     }
 
     /// Frees slots that only the swap cache holds, for an allocation of `1 << order` slots that
@@ -113,24 +153,34 @@ extension SwapCache {
         return freed > 0
     }
 
+    /// What one background pass over a device's full clusters did.
+    struct FullClusterPass {
+        /// Slots freed.
+        var freed = 0
+        /// The first slot of each busy folio the pass skipped (locked, under writeback), at most
+        /// `slotReclaimBatch`: slots that may be cache-only once let go.
+        var busy: [SwapEntry] = []
+    }
+
     /// One background pass over `device`'s full clusters (kernel: `swap_reclaim_full_clusters`
     /// with `force`, from `swap_reclaim_work`): takes each full cluster off its list, and for each
     /// slot that only the swap cache holds, drops the cluster lock and takes the folio out of the
-    /// cache if it is not busy (`tryToReclaimSwap`: try-lock, not under writeback, no page table
-    /// refers to the slot). Scans as many clusters as the device has clusters' worth of slots in
-    /// use, at least one; a cluster that is still off every list afterwards goes back to the list
-    /// its state calls for, a still full one to the tail of the full list.
+    /// cache if it is not busy (`reclaimSwap`: try-lock, not under writeback, no page table
+    /// refers to the slot), stepping over the whole folio either way. Scans as many clusters as
+    /// the device has clusters' worth of slots in use, at least one; a cluster that is still off
+    /// every list afterwards goes back to the list its state calls for, a still full one to the
+    /// tail of the full list. Busy folios are remembered (`FullClusterPass.busy`) for
+    /// `reclaimSkipped`.
     ///
     /// Holds a `users` reference on the device throughout, so swapoff cannot remove it during
-    /// the pass, and a removed device is never scanned. Returns the slots it freed.
+    /// the pass, and a removed device is never scanned.
     /// The caller holds no lock.
-    @discardableResult
-    func reclaimFullClusters(_ device: SwapDevice) -> Int {
-        guard device.users.tryGet() else { return 0 }
+    func reclaimFullClusters(_ device: SwapDevice) -> FullClusterPass {
+        var pass = FullClusterPass()
+        guard device.users.tryGet() else { return pass }
         defer { device.users.put() }
         stats.count(.slotReclaimPasses)
         var toScan = max(1, device.usedPages / SwapCluster.slotCount)
-        var freed = 0
         while toScan > 0, var g = device.isolateAndLock(ClusterLists.full) {
             toScan -= 1
             let c = g.index
@@ -143,13 +193,23 @@ extension SwapCache {
                 if s.isFolio && s.count == 0 {
                     let entry = SwapEntry(type: device.type, offset: c << SwapCluster.slotShift | i)
                     g.unlock()
-                    let nr = tryToReclaimSwap(entry)
+                    let outcome = reclaimSwap(entry)
                     g = device.clusters.lock(c)
-                    if nr > 0 {
-                        freed += nr
-                        i = (i & ~(nr - 1)) + nr
-                        continue
+                    let step: Int
+                    switch outcome {
+                    case .noFolio: step = 1
+                    case .freed(let nr):
+                        pass.freed += nr
+                        step = nr
+                    case .kept(let nr): step = nr
+                    case .busy(let nr):
+                        if pass.busy.count < Self.slotReclaimBatch { pass.busy.append(entry) }
+                        step = nr
                     }
+                    // Past the folio (a large one is aligned to its size), as the kernel steps by
+                    // the folio's pages whether or not it was reclaimed.
+                    i = (i & ~(step - 1)) + step
+                    continue
                 }
                 i += 1
             }
@@ -166,6 +226,29 @@ extension SwapCache {
                 }
             }
             g.unlock()
+        }
+        if pass.freed > 0 { stats.count(.backgroundSlotReclaims, pass.freed) }
+        if !pass.busy.isEmpty { stats.count(.slotReclaimBusy, pass.busy.count) }
+        return pass
+    }
+
+    /// Comes back to the slots a pass skipped because their folios were busy, once the caller
+    /// has waited for each folio to be let go (`waitUntilIdle`): frees those that are cache-only
+    /// now. Part of the pass, which swap over half full asked for: like the pass (and the
+    /// kernel's forced one) it does not look at the fullness again, which its own frees lower.
+    /// One try each: a folio busy again is left to the next pass (a cluster that fills) or to
+    /// an allocation that finds no slot.
+    /// Holds a `users` reference on the device, as the pass does. Returns the slots it freed.
+    /// The caller holds no lock.
+    @discardableResult
+    func reclaimSkipped(_ entries: [SwapEntry], on device: SwapDevice) -> Int {
+        guard device.users.tryGet() else { return 0 }
+        defer { device.users.put() }
+        var freed = 0
+        for entry in entries {
+            let s = device.slot(entry)
+            guard s.isFolio && s.count == 0 else { continue }
+            if case .freed(let nr) = reclaimSwap(entry) { freed += nr }
         }
         if freed > 0 { stats.count(.backgroundSlotReclaims, freed) }
         return freed

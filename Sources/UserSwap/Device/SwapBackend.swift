@@ -34,7 +34,7 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// that completes on the calling thread (kernel: a block device with `SWP_SYNCHRONOUS_IO`,
     /// zram or brd). After a swap-in from such a device the slot is always freed: a clean copy
     /// kept there would cost memory twice to save a write that is itself a copy. False by
-    /// default (a file, a remote store, a tier in front of another backend).
+    /// default (a file, a remote store); a tier is as synchronous as the backend below it.
     var isSynchronous: Bool { get }
 
     /// Whether every page written through this backend is sealed (encrypted and authenticated)

@@ -96,6 +96,9 @@ public final class SwapStatistics: Sendable {
         case backgroundSlotReclaims
         /// Passes of the background slot reclaimer over a device's full clusters.
         case slotReclaimPasses
+        /// Folios whose slots only the swap cache held that a background pass found busy (locked
+        /// or under writeback) and came back to once they were let go.
+        case slotReclaimBusy
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)

@@ -27,7 +27,9 @@ import UserSwapEncryption
 /// Parameters: `data=text|numeric|floats|random|zero|pattern|mixed`, `pool=SIZE` (the
 /// compressed pool, default the budget), `codec=lz4|zstd|zstd-N`, `loads=exclusive|shared`
 /// (whether a load drops the pool's copy, as zswap, or keeps it so that a page only read
-/// leaves memory again without being compressed again), `devices=…` (comma-separated; the
+/// leaves memory again without being compressed again; over a file only: over memory the
+/// device is synchronous, and the swap-in frees the slot and the pool's copy with it, as zram
+/// does), `devices=…` (comma-separated; the
 /// default is memory,file,compressed,encrypted,compressed+encrypted; also compressed-memory,
 /// encrypted-memory, compressed+encrypted-memory), `patterns=random,zipf`, `pages=N` (part 1,
 /// default 4096), `theta=T`.

@@ -1,4 +1,5 @@
 import Testing
+import UserSwapCompression
 
 @testable import UserSwap
 
@@ -77,9 +78,9 @@ struct SlotReclaimTests {
 
     /// Devices by whether their reads are memory copies on the caller.
     enum DeviceKind: String, CaseIterable, CustomStringConvertible {
-        case memory, sealedMemory, testBackend, file
+        case memory, sealedMemory, compressedMemory, testBackend, file, compressedFile
         var description: String { rawValue }
-        var isSynchronous: Bool { self == .memory || self == .sealedMemory }
+        var isSynchronous: Bool { self == .memory || self == .sealedMemory || self == .compressedMemory }
     }
 
     @Test(
@@ -91,8 +92,11 @@ struct SlotReclaimTests {
             switch kind {
             case .memory: .memory(bytes: slots * SwapPage.size)
             case .sealedMemory: .backend(MemoryBackend(pageCount: slots))
+            case .compressedMemory: .backend(CompressedTier(lower: MemoryBackend(pageCount: slots), poolBytes: 1 << 20))
             case .testBackend: .backend(TestBackend(pageCount: slots))
             case .file: .temporary(size: Int64(slots * SwapPage.size))
+            case .compressedFile:
+                .backend(CompressedTier(lower: try SwapFile.openTemporary(bytes: Int64(slots * SwapPage.size)).backend, poolBytes: 1 << 20))
             }
         let space = try SwapSpace(
             .init(

@@ -65,6 +65,59 @@ struct SlotReclaimWorkerTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test(
+        "a cache-only slot whose folio is busy during a pass is freed once the folio is let go, with no cluster filling",
+        arguments: bothProtocols)
+    func busyFolioFreedOnceLetGo(sync: SwapInSync) throws {
+        let (space, _) = try makeSpace(memoryPages: 4096, swapPages: 1 + 4 * 512, sync: sync, backgroundReclaim: true)
+        let device = space.devices[0]
+        let worker = try #require(space.slotReclaimer)
+        let frames = space.engine.frames
+        let cached = try space.makeRegion(bytes: 1200 * SwapPage.size)
+        try cached.advise(.random)
+        for p in 0..<1200 { try cached.withPage(p) { fill($0, page: p) } }
+        #expect(try cached.swapOut(pages: 0..<1200) == 1200)
+        // Read back: swap-ins free their slots down to half full; the rest stay cache-only, in
+        // at least one full cluster (1,024 slots over three clusters and the header).
+        for p in 0..<1200 { try cached.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        worker.flush()
+        let full = try #require(device.lists.withLock { $0.members(ClusterLists.full) }.first)
+        let entry = try #require(
+            (0..<SwapCluster.slotCount).lazy.map { SwapEntry(type: device.type, offset: full << SwapCluster.slotShift | $0) }
+                .first {
+                    let s = device.slot($0)
+                    return s.isFolio && s.count == 0
+                })
+        // Busy, as a folio a swap-out or a fault holds: locked while a pass looks at it.
+        let f = try #require(space.engine.cache.swapCacheGetFolio(entry))
+        frames.lock(f)
+        // Past half full, then a pass (one may already have run when a cluster filled).
+        let fresh = try space.makeRegion(bytes: 100 * SwapPage.size)
+        for p in 0..<100 { try fresh.withPage(p) { fill($0, page: p, generation: 2) } }
+        #expect(try fresh.swapOut(pages: 0..<100) == 100)
+        #expect(space.statistics[.slotReclaims] == 0, "no allocation found swap full")
+        worker.schedule(device)
+        // Until a pass has found the folio busy: a generous deadline for a loaded machine.
+        let start = ContinuousClock.now
+        while space.statistics[.slotReclaimBusy] == 0 && ContinuousClock.now - start < .seconds(120) { usleep(1000) }
+        #expect(space.statistics[.slotReclaimBusy] > 0, "no pass found the locked folio busy")
+        #expect(device.slot(entry).isFolio, "the locked folio's slot was freed")
+        let freedByPasses = space.statistics[.backgroundSlotReclaims]
+        #expect(freedByPasses >= 511, "the rest of the full cluster at least; the passes freed \(freedByPasses) slots")
+
+        // Let go: nothing fills a cluster or asks for a slot from here on, yet the slot comes free.
+        frames.unlock(f)
+        space.engine.allocator.putFolio(f)
+        worker.flush()
+        #expect(device.slot(entry).isFree, "the slot of the folio let go is still \(device.slot(entry))")
+        #expect(space.statistics[.backgroundSlotReclaims] >= freedByPasses + 1)
+        #expect(space.statistics[.slotReclaims] == 0)
+        #expect(space.checkInvariants() == [])
+        for p in 0..<1200 { try cached.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        for p in 0..<100 { try fresh.withPage(p, for: .read) { #expect(matches($0, page: p, generation: 2)) } }
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("while swap is at most half full, a filled cluster schedules no pass")
     func noPassBelowHalf() throws {
         let (space, _) = try makeSpace(memoryPages: 2048, swapPages: 1 + 4 * 512, backgroundReclaim: true)
