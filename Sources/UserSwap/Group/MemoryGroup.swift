@@ -83,6 +83,10 @@ public final class MemoryGroup: Sendable {
     public var memoryUsage: Int { memoryPages.load(ordering: .relaxed) * SwapPage.size }
     /// Bytes of swap charged (kernel: `memory.swap.current`).
     public var swapUsage: Int { swapPages.load(ordering: .relaxed) * SwapPage.size }
+    /// Bytes of swap reserved by folios that have slots and are still in memory: swap-outs in
+    /// flight, and dirty pages whose write failed (they leave memory once a write succeeds).
+    /// The swap limit counts them with `swapUsage`.
+    var swapReservedUsage: Int { swapReservedPages.load(ordering: .relaxed) * SwapPage.size }
     /// The most bytes of memory charged at once since the group was made.
     public var memoryPeak: Int { memoryPeakPages.load(ordering: .relaxed) * SwapPage.size }
     /// The most bytes of swap charged at once since the group was made.

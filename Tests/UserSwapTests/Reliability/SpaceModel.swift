@@ -606,7 +606,9 @@ final class SpaceModelRun {
             let index = groups.firstIndex { $0 === group }!
             if let limit = group.memoryLimit, pinnedFrames(in: index) + needed > limit / SwapPage.size { return true }
         }
-        return groups.contains { g in g.swapLimit.map { g.swapUsage + SwapPage.size > $0 } ?? false }
+        // Reserved swap counts: a lone model has none in flight between steps, but a dirty page
+        // whose write failed (a faulty device) keeps its reservation until a write succeeds.
+        return groups.contains { g in g.swapLimit.map { g.swapUsage + g.swapReservedUsage + SwapPage.size > $0 } ?? false }
     }
 
     /// Out of memory with other runs on the space, for the group of `g`: what a lone run allows
@@ -626,7 +628,7 @@ final class SpaceModelRun {
     private func swapFullJustified(_ g: Int) -> Bool {
         path(g).contains { g in
             guard let limit = g.swapLimit else { return false }
-            return !strict || g.swapUsage + SwapPage.size > limit
+            return !strict || g.swapUsage + g.swapReservedUsage + SwapPage.size > limit
         }
     }
 
