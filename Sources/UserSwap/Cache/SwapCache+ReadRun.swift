@@ -20,6 +20,32 @@ extension SwapCache {
         return SubmittedRead(device: device, ticket: ticket)
     }
 
+    /// Submits the reads of several runs (see `readRun`) without waiting, those of one device
+    /// together (`IOEngine.submitReads`: one `io_uring_enter` for all of them). Returns each
+    /// run's submitted read, in order, or the error that kept it from being submitted (its
+    /// device is gone). The folios stay locked until `finishReadRun`, which every submitted run
+    /// must get.
+    func submitReadRuns(_ runs: [[RunFolio]]) -> [Result<SubmittedRead, SwapError>] {
+        var results = [Result<SubmittedRead, SwapError>?](repeating: nil, count: runs.count)
+        // Runs by device type, in order (a batch rarely spans more than one device).
+        var byType: [(type: Int, runs: [Int])] = []
+        for (i, run) in runs.enumerated() {
+            let type = Int(run[0].entry.type)
+            if let k = byType.firstIndex(where: { $0.type == type }) { byType[k].runs.append(i) } else { byType.append((type, [i])) }
+        }
+        for (_, indices) in byType {
+            let first = runs[indices[0]][0].entry
+            guard let device = devices.device(for: first) else {
+                for i in indices { results[i] = .failure(SwapError(.deviceGone, "the device of \(first) was removed")) }
+                continue
+            }
+            let tickets = device.io.submitReads(
+                indices.map { i in (buffers: runs[i].map { allocator.bytes($0.folio) }, page: runs[i][0].entry.offset) })
+            for (i, ticket) in zip(indices, tickets) { results[i] = .success(SubmittedRead(device: device, ticket: ticket)) }
+        }
+        return results.map { $0! }
+    }
+
     /// Waits for a submitted run and marks its folios uptodate, or takes them out of the cache
     /// with `.error` if the read failed.
     func finishReadRun(_ run: [RunFolio], _ submitted: SubmittedRead) throws(SwapError) {
