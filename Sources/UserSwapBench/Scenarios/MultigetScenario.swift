@@ -36,7 +36,8 @@ enum MultigetScenario: BenchScenario {
         case .kernel: "madvise(MADV_WILLNEED) on each run of consecutive pages of the batch: the kernel starts the reads and returns"
         case .transparent:
             "TransparentRegion.prefetch(pages:) on the whole batch: every read submitted at once, nothing waited for"
-        default: "Region.prefetch(pages:) on the whole batch: every read submitted at once (io_uring: one io_uring_enter), nothing waited for"
+        default:
+            "Region.prefetch(pages:) on the whole batch: every read submitted at once (io_uring: one io_uring_enter), nothing waited for"
         }
     }
 

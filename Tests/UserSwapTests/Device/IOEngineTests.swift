@@ -139,7 +139,9 @@ struct IOEngineTests {
         }
     }
 
-    @Test("a batch of reads is one hand-off to the driver; requests past the free slots are done by the caller", arguments: IOEngineChoice.allCases)
+    @Test(
+        "a batch of reads is one hand-off to the driver; requests past the free slots are done by the caller",
+        arguments: IOEngineChoice.allCases)
     func batchedReads(choice: IOEngineChoice) throws {
         try Self.withSwapFile(pages: 1 + 512) { file in
             let stats = SwapStatistics()
