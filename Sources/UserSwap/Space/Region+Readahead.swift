@@ -84,7 +84,8 @@ extension Region {
     /// The batch takes frames like any swap-in, reclaiming other pages when memory is full, but
     /// never its own: a batch larger than about half the memory its group may use prefetches
     /// what fits and leaves the rest to their pins. Returns the pages it started to read.
-    /// Throws `.outOfRange` (before reading anything) for a page outside the region.
+    /// Throws `.outOfRange` (before reading anything) for a page outside the region, and a
+    /// read's error only when nothing of the batch could be read.
     @discardableResult
     public func prefetch(pages: some Sequence<Int>) throws(SwapError) -> Int {
         var list: [Int] = []
