@@ -69,7 +69,7 @@ extension SwapCache {
     /// puts its folios on the LRU as read ahead (`trigger` marked as its window's trigger),
     /// unlocks and puts them. A failed read leaves the data on the device (`finishReadRun`):
     /// the fault that needs a page reads it again and gets its own error.
-    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?) {
+    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?, prefetched: Bool) {
         var read = 0
         do {
             try finishReadRun(run, submitted)
@@ -78,7 +78,9 @@ extension SwapCache {
             // Counted in `readErrors`; nobody to tell.
         }
         for r in run {
-            if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger, shadow: r.shadow) }
+            if frames.flags(r.folio).contains(.uptodate) {
+                settleReadahead(r.folio, trigger: r.folio == trigger, prefetched: prefetched, shadow: r.shadow)
+            }
             frames.unlock(r.folio)
             allocator.putFolio(r.folio)
         }
@@ -90,12 +92,15 @@ extension SwapCache {
     }
 
     /// Puts an uptodate folio read ahead on the LRU, marked as read ahead (and as its
-    /// window's trigger). Its insert replaced `shadow`, if any: a refault like any other
+    /// window's trigger, or as prefetched). Its insert replaced `shadow`, if any: a refault like any other
     /// (kernel: `__swap_cache_prepare_and_add` calls `workingset_refault` for every insert),
     /// so it goes to the active list when its refault distance says so, the inactive one
     /// otherwise. Caller holds the folio lock.
-    func settleReadahead(_ f: Folio, trigger: Bool, shadow: UInt64?) {
-        frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
+    func settleReadahead(_ f: Folio, trigger: Bool, prefetched: Bool = false, shadow: UInt64?) {
+        var marks: FolioFlags = .readahead
+        if trigger { marks.insert(.readaheadTrigger) }
+        if prefetched { marks.insert(.prefetched) }
+        frames.setFlags(f, marks)
         let activate = shadow.map { workingset.refault(f, shadow: $0, demand: false) } ?? false
         allocator.lru(f).add(f, to: activate ? .active : .inactive)
     }

@@ -159,7 +159,7 @@ extension Region {
         }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
-        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
@@ -292,7 +292,7 @@ extension Region {
             engine.allocator.putFolio(f)
             return .fallback
         }
-        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
         if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
         // A block read ahead counts a hit for all its pages; its trigger's, the next window.

@@ -75,7 +75,7 @@ extension Region {
                 let activate = shadow.map { engine.workingset.refault(f, shadow: $0) } ?? false
                 engine.allocator.lru(f).add(f, to: activate ? .active : .inactive)
             } else {
-                engine.cache.settleReadahead(f, trigger: f == triggerFolio, shadow: shadow)
+                engine.cache.settleReadahead(f, trigger: f == triggerFolio, prefetched: mode == .prefetch, shadow: shadow)
             }
         }
         func finish(_ run: [RunFolio]) {
@@ -185,7 +185,8 @@ extension Region {
                 if !waits && !submitted.device.io.isDone(submitted.ticket) {
                     // Finished by the completer; the folios stay locked until then.
                     let t = triggerFolio.flatMap { t in done.contains { $0.folio == t } ? t : nil }
-                    engine.cache.asyncReads.enqueue(.init(cache: engine.cache, run: done, read: submitted, trigger: t))
+                    engine.cache.asyncReads.enqueue(
+                        .init(cache: engine.cache, run: done, read: submitted, trigger: t, prefetched: mode == .prefetch))
                     submittedAsync += done.count * nr
                     continue
                 }

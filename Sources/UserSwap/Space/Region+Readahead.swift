@@ -145,8 +145,10 @@ extension Region {
         case .mapped(let page, let folioPages, let block, let flags, let rest):
             if flags.contains(.readahead) {
                 // A large folio read ahead and mapped page by page (part of its block changed)
-                // counts its pages once, at its first use, as a whole-block hit does.
-                readahead.hit(folioPages)
+                // counts its pages once, at its first use, as a whole-block hit does. A page the
+                // application prefetched says nothing of the access pattern: its use does not
+                // widen the next window.
+                if !flags.contains(.prefetched) { readahead.hit(folioPages) }
                 engine.stats.count(.readaheadHits, folioPages)
                 guard flags.contains(.readaheadTrigger) else { return ReadaheadOutcome() }
                 return ReadaheadOutcome(pages: nextWindow(after: page))

@@ -83,6 +83,24 @@ struct PrefetchTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("using prefetched pages counts readahead hits but does not widen a later fault's window")
+    func prefetchedHitsDoNotWiden() throws {
+        let backend = TestBackend(pageCount: 1 + 4 * 512)
+        let (space, region) = try Self.scattered(256, over: backend)
+        let chosen = Array(stride(from: 0, to: 128, by: 4))
+        #expect(try region.prefetch(pages: chosen) == 32)
+        space.engine.cache.asyncReads.waitUntilIdle()
+        for p in chosen { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(space.statistics[.readaheadHits] == 32)
+        let readAhead = space.statistics[.readaheadPages]
+        // A miss away from everything before it: a window of one page, as after random faults.
+        try region.withPage(200, for: .read) { #expect(matches($0, page: 200)) }
+        space.engine.cache.asyncReads.waitUntilIdle()
+        #expect(
+            space.statistics[.readaheadPages] == readAhead, "the miss read \(space.statistics[.readaheadPages] - readAhead) pages ahead")
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("pins racing a batch in flight get the right bytes, and no page is read twice")
     func pinsRaceTheBatch() throws {
         let backend = TestBackend(pageCount: 1 + 4 * 512)
