@@ -118,7 +118,7 @@ typedef enum userswap_advice {
     USERSWAP_ADVICE_NORMAL = 0,     /* adaptive readahead (the default) */
     USERSWAP_ADVICE_SEQUENTIAL = 1, /* read ahead the largest window on every miss */
     USERSWAP_ADVICE_RANDOM = 2,     /* never read ahead */
-    USERSWAP_ADVICE_WILLNEED = 3,   /* read the range in now (userswap_prefetch) */
+    USERSWAP_ADVICE_WILLNEED = 3,   /* start reading the range in (userswap_prefetch) */
     USERSWAP_ADVICE_DONTNEED = 4    /* swap the range out now, keeping its data */
 } userswap_advice;
 
@@ -266,12 +266,14 @@ int userswap_unpin(userswap_page_pin *pin);
 
 /* Applies `advice` to the pages of [addr, addr + length) (widened to whole pages), all in one
  * mapping of `space`. NORMAL, SEQUENTIAL and RANDOM set the readahead policy of the whole
- * mapping; WILLNEED reads the range in now; DONTNEED swaps it out now, keeping its data.
+ * mapping; WILLNEED starts reading the range in; DONTNEED swaps it out now, keeping its data.
  * Errors: EINVAL (NULL, a range not inside one mapping, an unknown advice), EIO, ENOSPC. */
 int userswap_advise(userswap_space *space, void *addr, size_t length, int advice);
 
-/* Reads the swapped pages of [addr, addr + length) into RAM now, ahead of their use
- * (USERSWAP_ADVICE_WILLNEED). Errors: as userswap_advise. */
+/* Starts reading the swapped pages of [addr, addr + length) into RAM ahead of their use, all
+ * their reads submitted together, and returns without waiting (USERSWAP_ADVICE_WILLNEED): an
+ * access to one of them waits only for its own read, if it is still in flight. Errors: as
+ * userswap_advise (a failed read is reported by the access that needs the page). */
 int userswap_prefetch(userswap_space *space, void *addr, size_t length);
 
 /* Frees the pages of [addr, addr + length) (whole pages only: addr and length are multiples of

@@ -34,7 +34,7 @@ class _BufferMethods:
 
     def advise(self, advice, offset=0, length=None):
         """Readahead advice for the bytes [offset, offset + length) (all by default): "normal",
-        "sequential", "random" (the buffer's readahead policy), "willneed" (read them in now),
+        "sequential", "random" (the buffer's readahead policy), "willneed" (start reading them in),
         "dontneed" (swap them out now, keeping their data)."""
         if advice not in L.ADVICE:
             raise ValueError("advice %r is not one of %s" % (advice, ", ".join(L.ADVICE)))
@@ -42,7 +42,8 @@ class _BufferMethods:
         L.check(L.lib.userswap_advise(self._space._live_handle(), address, length, L.ADVICE[advice]))
 
     def prefetch(self, offset=0, length=None):
-        """Reads the swapped pages of [offset, offset + length) into RAM now."""
+        """Starts reading the swapped pages of [offset, offset + length) into RAM, all at once, and
+        returns without waiting: an access waits only for its own page's read."""
         address, length = self._range(offset, length)
         L.check(L.lib.userswap_prefetch(self._space._live_handle(), address, length))
 

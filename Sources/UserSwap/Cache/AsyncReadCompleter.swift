@@ -25,6 +25,8 @@ final class AsyncReadCompleter: Sendable {
         let read: SubmittedRead
         /// The folio of the run that starts the next window when first used.
         let trigger: Folio?
+        /// The run was prefetched by the application (`FolioFlags.prefetched`).
+        let prefetched: Bool
     }
 
     /// The queue and the thread's state; all of it behind `state`.
@@ -87,7 +89,7 @@ final class AsyncReadCompleter: Sendable {
                 if state.withLock({ $0.stopping && $0.queue.isEmpty }) { return }
                 continue
             }
-            next.cache.completeReadahead(next.run, next.read, trigger: next.trigger)
+            next.cache.completeReadahead(next.run, next.read, trigger: next.trigger, prefetched: next.prefetched)
             pending.subtract(1, ordering: .releasing)
         }
     }

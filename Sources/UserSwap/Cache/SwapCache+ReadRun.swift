@@ -20,6 +20,32 @@ extension SwapCache {
         return SubmittedRead(device: device, ticket: ticket)
     }
 
+    /// Submits the reads of several runs (see `readRun`) without waiting, those of one device
+    /// together (`IOEngine.submitReads`: one `io_uring_enter` for all of them). Returns each
+    /// run's submitted read, in order, or the error that kept it from being submitted (its
+    /// device is gone). The folios stay locked until `finishReadRun`, which every submitted run
+    /// must get.
+    func submitReadRuns(_ runs: [[RunFolio]]) -> [Result<SubmittedRead, SwapError>] {
+        var results = [Result<SubmittedRead, SwapError>?](repeating: nil, count: runs.count)
+        // Runs by device type, in order (a batch rarely spans more than one device).
+        var byType: [(type: Int, runs: [Int])] = []
+        for (i, run) in runs.enumerated() {
+            let type = Int(run[0].entry.type)
+            if let k = byType.firstIndex(where: { $0.type == type }) { byType[k].runs.append(i) } else { byType.append((type, [i])) }
+        }
+        for (_, indices) in byType {
+            let first = runs[indices[0]][0].entry
+            guard let device = devices.device(for: first) else {
+                for i in indices { results[i] = .failure(SwapError(.deviceGone, "the device of \(first) was removed")) }
+                continue
+            }
+            let tickets = device.io.submitReads(
+                indices.map { i in (buffers: runs[i].map { allocator.bytes($0.folio) }, page: runs[i][0].entry.offset) })
+            for (i, ticket) in zip(indices, tickets) { results[i] = .success(SubmittedRead(device: device, ticket: ticket)) }
+        }
+        return results.map { $0! }
+    }
+
     /// Waits for a submitted run and marks its folios uptodate, or takes them out of the cache
     /// with `.error` if the read failed.
     func finishReadRun(_ run: [RunFolio], _ submitted: SubmittedRead) throws(SwapError) {
@@ -43,7 +69,7 @@ extension SwapCache {
     /// puts its folios on the LRU as read ahead (`trigger` marked as its window's trigger),
     /// unlocks and puts them. A failed read leaves the data on the device (`finishReadRun`):
     /// the fault that needs a page reads it again and gets its own error.
-    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?) {
+    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?, prefetched: Bool) {
         var read = 0
         do {
             try finishReadRun(run, submitted)
@@ -52,7 +78,9 @@ extension SwapCache {
             // Counted in `readErrors`; nobody to tell.
         }
         for r in run {
-            if frames.flags(r.folio).contains(.uptodate) { settleReadahead(r.folio, trigger: r.folio == trigger, shadow: r.shadow) }
+            if frames.flags(r.folio).contains(.uptodate) {
+                settleReadahead(r.folio, trigger: r.folio == trigger, prefetched: prefetched, shadow: r.shadow)
+            }
             frames.unlock(r.folio)
             allocator.putFolio(r.folio)
         }
@@ -64,12 +92,15 @@ extension SwapCache {
     }
 
     /// Puts an uptodate folio read ahead on the LRU, marked as read ahead (and as its
-    /// window's trigger). Its insert replaced `shadow`, if any: a refault like any other
+    /// window's trigger, or as prefetched). Its insert replaced `shadow`, if any: a refault like any other
     /// (kernel: `__swap_cache_prepare_and_add` calls `workingset_refault` for every insert),
     /// so it goes to the active list when its refault distance says so, the inactive one
     /// otherwise. Caller holds the folio lock.
-    func settleReadahead(_ f: Folio, trigger: Bool, shadow: UInt64?) {
-        frames.setFlags(f, trigger ? [.readahead, .readaheadTrigger] : .readahead)
+    func settleReadahead(_ f: Folio, trigger: Bool, prefetched: Bool = false, shadow: UInt64?) {
+        var marks: FolioFlags = .readahead
+        if trigger { marks.insert(.readaheadTrigger) }
+        if prefetched { marks.insert(.prefetched) }
+        frames.setFlags(f, marks)
         let activate = shadow.map { workingset.refault(f, shadow: $0, demand: false) } ?? false
         allocator.lru(f).add(f, to: activate ? .active : .inactive)
     }

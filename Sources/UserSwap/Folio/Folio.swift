@@ -54,4 +54,11 @@ package struct FolioFlags: OptionSet, Sendable, Hashable {
     /// window without waiting for it (kernel: `PG_readahead` as file readahead's async marker;
     /// swap's own `PG_readahead` is our `readahead`).
     public static let readaheadTrigger = FolioFlags(rawValue: 1 << 16)
+    /// Read ahead because the application asked (`Region.prefetch(pages:)`), not by a fault's
+    /// window: its use counts as a readahead hit but does not widen the next window (the
+    /// kernel's `MADV_WILLNEED` pages carry no `PG_readahead` either).
+    public static let prefetched = FolioFlags(rawValue: 1 << 17)
+
+    /// Every mark of a folio read ahead, cleared together at its first use.
+    static let readaheadMarks: FolioFlags = [.readahead, .readaheadTrigger, .prefetched]
 }

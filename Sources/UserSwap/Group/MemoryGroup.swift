@@ -147,6 +147,18 @@ public final class MemoryGroup: Sendable {
         }
     }
 
+    /// Pages of memory this group may hold at most: the smallest of its and its ancestors'
+    /// memory limits (a look: limits may change).
+    func memoryCapacity() -> Int {
+        var capacity = Int.max
+        var g: MemoryGroup? = self
+        while let group = g {
+            capacity = min(capacity, group.memoryLimitPages.load(ordering: .relaxed))
+            g = group.parent
+        }
+        return capacity
+    }
+
     /// Pages of memory that fit under this group's and its ancestors' memory limits now,
     /// without reclaim (a look: racing charges may take the room).
     func memoryRoom() -> Int {

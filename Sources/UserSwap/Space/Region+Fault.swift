@@ -152,15 +152,14 @@ extension Region {
         if folioOrder > 0, try swapInLarge(page) { return }
         let entry = pte.swapEntry
         // A miss with a readahead window reads the page together with the run that follows it.
-        let windowRest = try readAheadWithFault(at: page, entry: entry)
+        let windowRest = try readAhead(.fault(page: page, entry: entry)).rest
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
         guard let f = try engine.cache.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else {
             return
         }
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
-        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
-        let readaheadHit = before.contains(.readahead)
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
@@ -192,18 +191,8 @@ extension Region {
         // write; free the slot when swap, or the group's swap, is over half full.
         if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
-        if readaheadHit {
-            // A large folio read ahead and mapped page by page (part of its block changed)
-            // counts its pages once, at its first use, as a whole-block hit does.
-            readahead.hit(frames.pageCount(f))
-            engine.stats.count(.readaheadHits, frames.pageCount(f))
-            // The first use of a window's trigger page: the next window, without waiting.
-            if before.contains(.readaheadTrigger) { readAheadAsync(after: page) }
-        } else if let windowRest {
-            readAhead(windowRest, fault: page)
-        } else {
-            readAhead(after: page)
-        }
+        // A hit counts (a trigger's submits the next window); a miss reads the rest of its window.
+        _ = try? readAhead(.mapped(page: page, folioPages: frames.pageCount(f), flags: before, rest: windowRest))
     }
 
     /// Swaps in the whole aligned block holding `page` as one large folio, when its pages went
@@ -260,8 +249,8 @@ extension Region {
             }
             if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
             frames.unlock(f)
-            // A miss: the blocks after this one, without waiting (`readAheadLarge`).
-            readAheadLarge(after: base)
+            // A miss: the blocks after this one, without waiting.
+            _ = try? readAhead(.mapped(page: base, folioPages: nr, block: true, flags: []))
             return true
         }
     }
@@ -303,15 +292,11 @@ extension Region {
             engine.allocator.putFolio(f)
             return .fallback
         }
-        let before = frames.clearFlags(f, [.readahead, .readaheadTrigger])
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
         if engine.cache.shouldFreeSwap(afterSwapIn: f, device: device) { engine.cache.freeSwapIfUnused(f) }
         frames.unlock(f)
-        if before.contains(.readahead) {
-            readahead.hit(nr)
-            engine.stats.count(.readaheadHits, nr)
-            // The first use of a window's trigger block: the next window, without waiting.
-            if before.contains(.readaheadTrigger) { readAheadAsync(after: base) }
-        }
+        // A block read ahead counts a hit for all its pages; its trigger's, the next window.
+        if before.contains(.readahead) { _ = try? readAhead(.mapped(page: base, folioPages: nr, block: true, flags: before)) }
         return .mapped
     }
 

@@ -149,6 +149,14 @@ public final class TransparentRegion: @unchecked Sendable {
         }
     }
 
+    /// Starts bringing `pages` (any order, duplicates allowed) into memory without waiting,
+    /// their reads submitted together, as for an explicit region (`Region.prefetch(pages:)`):
+    /// their faults then find them in the swap cache. Returns the pages it started to read.
+    @discardableResult
+    public func prefetch(pages: some Sequence<Int>) throws(SwapError) -> Int {
+        try region.prefetch(pages: pages)
+    }
+
     /// Readahead advice, as for an explicit region (`Region.advise(_:pages:)`).
     public func advise(_ advice: Region.Advice, pages: Range<Int>? = nil) throws(SwapError) {
         try region.advise(advice, pages: pages)

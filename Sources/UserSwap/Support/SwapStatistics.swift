@@ -84,6 +84,10 @@ public final class SwapStatistics: Sendable {
         case ioReads
         /// Write requests submitted to an I/O engine.
         case ioWrites
+        /// Hand-offs of requests to an I/O engine's driver: one `io_uring_enter`, or one push
+        /// onto the thread pool's queues. A batch of reads (`Region.prefetch(pages:)`, a
+        /// readahead window) is one; a request the caller transferred itself is none.
+        case ioSubmissions
         /// Writes that waited in an engine's queue because `maxWritesInFlight` were running.
         case ioWritesThrottled
         /// Requests the caller transferred itself because every request slot was in use.

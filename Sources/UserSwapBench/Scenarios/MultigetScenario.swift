@@ -11,11 +11,10 @@ import UserSwap
 /// the lookups fault them one by one), `raw=on|off` (the raw reads; default on, except in
 /// `--mode kernel`, whose comparison measures them on the UserSwap side of the same run).
 ///
-/// How each side prefetches (`prefetch_method` in the report) is not the same, and the report
-/// says so: the kernel's `madvise(MADV_WILLNEED)` starts every read of the batch and returns;
-/// the explicit API's `Region.prefetch(pages:)` takes a contiguous range and waits for its
-/// read, so a batch of scattered pages is read one page after another
-/// (`RegionPageStore.prefetch`, the one place a batched swap-in will replace).
+/// How each side prefetches is in the report (`prefetch_method`): the kernel's
+/// `madvise(MADV_WILLNEED)` on each run of consecutive pages starts every read of the batch and
+/// returns; UserSwap's `prefetch(pages:)` takes the whole batch, submits every read at once and
+/// returns.
 enum MultigetScenario: BenchScenario {
     static let name = "multiget"
     static let summary =
@@ -36,8 +35,9 @@ enum MultigetScenario: BenchScenario {
         return switch mode {
         case .kernel: "madvise(MADV_WILLNEED) on each run of consecutive pages of the batch: the kernel starts the reads and returns"
         case .transparent:
-            "TransparentRegion.advise(.willNeed) on each run of consecutive pages of the batch (reads and waits, one run after another)"
-        default: "Region.prefetch(pages:) on each run of consecutive pages of the batch (reads and waits, one run after another)"
+            "TransparentRegion.prefetch(pages:) on the whole batch: every read submitted at once, nothing waited for"
+        default:
+            "Region.prefetch(pages:) on the whole batch: every read submitted at once (io_uring: one io_uring_enter), nothing waited for"
         }
     }
 

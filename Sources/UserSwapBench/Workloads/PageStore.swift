@@ -21,9 +21,9 @@ public protocol PageStore: Sendable {
     func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) throws(Failure) -> R
 
     /// Asks for `pages` (ascending, no repeats) to be brought in ahead of their accesses, as a
-    /// program that knows its next accesses would (`multiget`): a region reads them into its
-    /// swap cache, plain memory gets `madvise(MADV_WILLNEED)`. Each run of consecutive pages is
-    /// one request (`forEachRun`).
+    /// program that knows its next accesses would (`multiget`): a region submits all their
+    /// reads into its swap cache at once and returns, plain memory gets
+    /// `madvise(MADV_WILLNEED)` on each run of consecutive pages (`forEachRun`).
     func prefetch(_ pages: [Int]) throws(Failure)
 
     /// Whether `page` was certainly never touched (it reads as zeroes and holds no memory).
@@ -73,15 +73,11 @@ public struct RegionPageStore: PageStore {
         return body(pin.bytes)
     }
 
-    /// With what the explicit API has today: `Region.prefetch(pages:)` on each run of
-    /// consecutive pages, which reads the run into the swap cache and waits for it, so a batch
-    /// of scattered pages is read one run after another (one read in flight per thread, as
-    /// faults). This is the one place a batched swap-in that submits every read at once slots
-    /// in.
+    /// `Region.prefetch(pages:)` on the whole batch: every read submitted to the device at once
+    /// (io_uring: one `io_uring_enter`), nothing waited for; each lookup's pin then waits only
+    /// for its own page's read, if it is still in flight.
     public func prefetch(_ pages: [Int]) throws(SwapError) {
-        try Self.forEachRun(pages) { (run) throws(SwapError) in
-            _ = try region.prefetch(pages: run)
-        }
+        try region.prefetch(pages: pages)
     }
 
     public func isUntouched(_ page: Int) -> Bool {

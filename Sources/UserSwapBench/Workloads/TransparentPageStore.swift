@@ -34,11 +34,12 @@ public final class TransparentPageStore: PageStore {
         return body(UnsafeMutableRawBufferPointer(start: start, count: 4096))
     }
 
-    /// `advise(.willNeed)` on each run of consecutive pages (as `madvise(MADV_WILLNEED)` on the
-    /// region's memory): the pages are read into the swap cache, and their faults find them
-    /// there. Advice, as the kernel's: a failure leaves the pages for their faults to read.
+    /// `TransparentRegion.prefetch(pages:)` on the whole batch (as `madvise(MADV_WILLNEED)` on
+    /// the region's memory): every read submitted at once into the swap cache, and their
+    /// faults find the pages there. Advice, as the kernel's: a failure leaves the pages for
+    /// their faults to read.
     public func prefetch(_ pages: [Int]) {
-        Self.forEachRun(pages) { run in _ = try? region.advise(.willNeed, pages: run) }
+        _ = try? region.prefetch(pages: pages)
     }
 
     public func isUntouched(_ page: Int) -> Bool {

@@ -139,6 +139,44 @@ struct IOEngineTests {
         }
     }
 
+    @Test(
+        "a batch of reads is one hand-off to the driver; requests past the free slots are done by the caller",
+        arguments: IOEngineChoice.allCases)
+    func batchedReads(choice: IOEngineChoice) throws {
+        try Self.withSwapFile(pages: 1 + 512) { file in
+            let stats = SwapStatistics()
+            let engine = IOEngine(backend: file, choice: choice, options: IOEngineOptions(slots: 16, readsInCaller: false), stats: stats)
+            let pages = 256
+            let out = AlignedPages(pages)
+            for i in 0..<pages { out.fill(i, with: UInt64(i) << 32 | 0x5EED) }
+            _ = try (0..<pages).map { UnsafeRawBufferPointer(out.page($0)) }.withUnsafeBufferPointer { b in
+                try engine.wait(engine.submitWrite(UnsafeBufferPointer(rebasing: b[0..<pages]), atPage: 1))
+            }
+            let submissions = stats[.ioSubmissions]
+            // 24 requests of 1 to 3 pages at scattered places, more than the 16 slots.
+            let back = AlignedPages(pages)
+            var requests: [(buffers: [UnsafeMutableRawBufferPointer], page: Int)] = []
+            var next = 0
+            for r in 0..<24 {
+                let n = 1 + r % 3
+                requests.append(((next..<next + n).map { back.page($0) }, page: 1 + (r * 37) % 200))
+                next += n
+            }
+            let tickets = engine.submitReads(requests)
+            for t in tickets { try engine.wait(t) }
+            var k = 0
+            for (r, request) in requests.enumerated() {
+                for i in 0..<request.buffers.count {
+                    #expect(back.holds(k, UInt64(request.page - 1 + i) << 32 | 0x5EED), "request \(r) page \(i)")
+                    k += 1
+                }
+            }
+            let handOffs = stats[.ioSubmissions] - submissions
+            #expect(handOffs == (engine.info.kind == .synchronous ? 0 : 1), "\(handOffs) hand-offs for one batch")
+            if engine.info.kind != .synchronous { #expect(stats[.ioInline] == 24 - 16) }
+        }
+    }
+
     @Test("a read submitted while 1,000 write-backs are queued completes before they do (thread pool)")
     func readOvertakesWritesInPool() throws {
         let backend = SlowWriteBackend(pageCount: 1 + 2048, writeMicros: 200)

@@ -121,12 +121,51 @@ package final class IOEngine: Sendable {
             return inlineTransfer(write: write, buffers, page)
         }
         table.fill(slot, write: write, page: page, buffers: buffers)
+        stats?.count(.ioSubmissions)
         switch driver {
         case .inline: preconditionFailure("an inline engine has no request table")
         case .pool(let p): p.submit(slot)
         case .ring(let r): r.submit(slot)
         }
         return IOTicket(slot: slot)
+    }
+
+    /// Submits several reads at once, each of consecutive device pages from its `page` into its
+    /// `buffers`, and returns their tickets in the same order: one hand-off to the driver for
+    /// all of them (io_uring: one `io_uring_enter`; the thread pool: one push onto its queue),
+    /// where `submitRead` per request is one each. A request that gets no free slot is
+    /// transferred by the caller, as in `submitRead`.
+    public func submitReads(_ requests: [(buffers: [UnsafeMutableRawBufferPointer], page: Int)]) -> [IOTicket] {
+        stats?.count(.ioReads, requests.count)
+        var tickets: [IOTicket] = []
+        tickets.reserveCapacity(requests.count)
+        var slots: [Int] = []
+        slots.reserveCapacity(requests.count)
+        // Fill every slot first (a request without one is done here, now), then hand them over.
+        var inline: [Int] = []
+        for (i, r) in requests.enumerated() {
+            guard let table, !r.buffers.isEmpty, r.buffers.count <= IORequestTable.maxVectors, let slot = table.acquire() else {
+                tickets.append(IOTicket(slot: -1))
+                inline.append(i)
+                continue
+            }
+            r.buffers.withUnsafeBufferPointer { table.fill(slot, write: false, page: r.page, buffers: $0) }
+            slots.append(slot)
+            tickets.append(IOTicket(slot: slot))
+        }
+        if !slots.isEmpty {
+            stats?.count(.ioSubmissions)
+            switch driver {
+            case .inline: preconditionFailure("an inline engine has no request table")
+            case .pool(let p): p.submit(slots)
+            case .ring(let r): r.submit(slots)
+            }
+        }
+        // After the hand-off, so that the device works on the others meanwhile.
+        for i in inline {
+            tickets[i] = requests[i].buffers.withUnsafeBufferPointer { inlineTransfer(write: false, $0, requests[i].page) }
+        }
+        return tickets
     }
 
     /// The transfer done by the caller: the synchronous engine, or no free slot.

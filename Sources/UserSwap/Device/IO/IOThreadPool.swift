@@ -70,6 +70,18 @@ final class IOThreadPool {
         signal(all: false)
     }
 
+    /// Queues the filled read requests in `slots` at once, and wakes as many workers as they
+    /// can use.
+    func submit(_ slots: [Int]) {
+        queues.withLock { q in
+            for slot in slots {
+                assert(!table.request(slot).pointee.write, "a batch holds reads only")
+                q.reads.push(slot)
+            }
+        }
+        signal(all: slots.count > 1)
+    }
+
     /// Stops the workers once every queued request is done, and waits for them.
     func shutdown() {
         queues.withLock { $0.stopping = true }

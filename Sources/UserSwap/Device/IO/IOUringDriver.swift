@@ -68,6 +68,17 @@ final class IOUringDriver {
         }
     }
 
+    /// Submits the filled read requests in `slots` with one `io_uring_enter`.
+    func submit(_ slots: [Int]) {
+        state.withLock { _ in
+            for slot in slots {
+                assert(!table.request(slot).pointee.write, "a batch holds reads only")
+                prepareUnderSubmissionLock(slot)
+            }
+            enterUnderSubmissionLock()
+        }
+    }
+
     /// Waits until `slot` is done, reaping completions when nobody else does.
     func wait(_ slot: Int) {
         while !table.isDone(slot) {
@@ -104,6 +115,12 @@ final class IOUringDriver {
 
     /// Prepares and submits `slot`. Caller holds the submission lock.
     private func enterUnderSubmissionLock(_ slot: Int) {
+        prepareUnderSubmissionLock(slot)
+        enterUnderSubmissionLock()
+    }
+
+    /// Puts `slot`'s request into the submission queue. Caller holds the submission lock.
+    private func prepareUnderSubmissionLock(_ slot: Int) {
         table.claim(slot)
         let r = table.request(slot).pointee
         let v = table.vectors(slot)
@@ -113,8 +130,14 @@ final class IOUringDriver {
         let prepared = ring.prepare(
             write: r.write, fd: fd, vectors: v, count: r.vectorCount,
             offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
-        // The queue is empty between calls (each submits what it prepared), so it is never full.
+        // The queue is empty between calls (each submits what it prepared), and a batch holds
+        // at most one entry per request slot, fewer than the queue's entries: never full.
         precondition(prepared, "io_uring submission queue full")
+    }
+
+    /// Hands every prepared entry to the kernel (one `io_uring_enter`). Caller holds the
+    /// submission lock.
+    private func enterUnderSubmissionLock() {
         // Once prepared, the entry is in the ring for the kernel to take at the next enter,
         // failed or not: so a failure (EAGAIN: the kernel is short of request memory) is
         // retried, never answered by doing the transfer here too (it would then run twice).
