@@ -27,25 +27,10 @@ final class Reclaimer: Sendable {
     let writeFailures = Atomic<Int>(0)
     let lastWriteFailure = Mutex<SwapError?>(nil)
     #if DEBUG
-    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    /// Switches that exist only to prove tests can fail (see `TestHooks`): the cache's.
     let testHooks: TestHooks
     #endif
 
-    #if DEBUG
-    init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap, testHooks: TestHooks) {
-        self.testHooks = testHooks
-        self.policy = policy
-        self.cache = cache
-        self.reverseMap = reverseMap
-        allocator = cache.allocator
-        workingset = cache.workingset
-        frames = cache.frames
-        groups = cache.groups
-        devices = cache.devices
-        windows = cache.allocator.windows
-        stats = cache.stats
-    }
-    #else
     init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap) {
         self.policy = policy
         self.cache = cache
@@ -57,8 +42,10 @@ final class Reclaimer: Sendable {
         devices = cache.devices
         windows = cache.allocator.windows
         stats = cache.stats
+        #if DEBUG
+        testHooks = cache.testHooks
+        #endif
     }
-    #endif
 
     /// Asks the background reclaimer to run (a no-op before the space started it).
     func wakeBackgroundReclaim() {
