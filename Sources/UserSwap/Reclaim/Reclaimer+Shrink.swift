@@ -216,7 +216,7 @@ extension Reclaimer {
         var needsWrite = false
         if let region = reverseMap.mapping(owner) {
             do {
-                let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
+                let outcome = try pageout(lockedFolio: f, mappedBy: region, deferringWrite: true)
                 removed = outcome == .removed
                 needsWrite = outcome == .needsWrite
             } catch  where error.code != .swapFull {
