@@ -34,7 +34,7 @@ final class AsyncReadCompleter: Sendable {
         var stopping = false
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .asyncReads)
     /// Runs queued and not finished yet (the one being finished included). Released after a run
     /// is finished and acquired by `outstanding`, so one who sees it drop sees the run's folios
     /// as the completer left them; the increment is relaxed (the queue's mutex follows).

@@ -12,7 +12,7 @@ package final class SwapDeviceSet: Sendable {
         var groups: [[SwapDevice]] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .deviceSet)
     /// Bumped on every allocation to rotate among equal priorities. Relaxed everywhere: it only
     /// spreads load; any interleaving is correct.
     private let rotor = Atomic<Int>(0)

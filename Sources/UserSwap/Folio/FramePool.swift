@@ -36,7 +36,7 @@ package final class FramePool: Sendable {
             frame += 1 << order
         }
         s.freeFrames = frameCount
-        state = Mutex(s)
+        state = Mutex(s, rank: .framePool)
         freeCount = Atomic(frameCount)
     }
 

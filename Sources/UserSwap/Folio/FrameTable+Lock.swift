@@ -14,10 +14,13 @@ extension FrameTable {
     /// How long a folio-lock waiter spins before it sleeps.
     static let spinNanoseconds: UInt64 = 20_000
 
-    /// Takes the folio lock, sleeping while someone else holds it. Never call with a cluster lock
-    /// or a page-table lock held (lock order: folio → page table → cluster).
+    /// Takes the folio lock, sleeping while someone else holds it. Never call with a lock of
+    /// lower rank held (`LockRank.folio`: a page-table or cluster lock, for instance).
     @inline(__always)
     public func lock(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if !tryLock(f) { waitBit(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue, take: true) }
     }
 
@@ -45,6 +48,9 @@ extension FrameTable {
 
     /// Sleeps until the folio is unlocked, without taking the lock (kernel: `folio_wait_locked`).
     public func waitUnlocked(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if flags(f).contains(.locked) {
             waitBit(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue, take: false)
         }
@@ -77,6 +83,9 @@ extension FrameTable {
 
     /// Sleeps until writeback of the folio ends (kernel: `folio_wait_writeback`).
     public func waitWriteback(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if flags(f).contains(.writeback) {
             waitBit(f, FolioFlags.writeback.rawValue, FolioFlags.writebackWaiters.rawValue, take: false)
         }

@@ -10,7 +10,7 @@ final class BackgroundReclaimer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
     /// Held during each reclaim pass, so that an invariant walk can wait for a quiet moment.
-    private let passLock = Mutex(())
+    private let passLock = Mutex((), rank: .backgroundReclaimPass)
 
     /// Starts the thread. It uses the reclaimer until `stop()`, whose caller keeps the reclaimer
     /// alive until then; the thread holds it only unowned, and reports that it stopped after it

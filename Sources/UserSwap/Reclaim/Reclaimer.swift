@@ -19,13 +19,13 @@ final class Reclaimer: Sendable {
     let windows: FrameWindowTable
     let stats: SwapStatistics
     /// Wakes the background reclaimer; set once the space started it.
-    let kswapd = Mutex<BackgroundReclaimer?>(nil)
+    let kswapd = Mutex<BackgroundReclaimer?>(nil, rank: .backgroundReclaimerHandle)
     /// Rotates the group global reclaim starts with. Relaxed: fairness only.
     let shrinkRotor = Atomic<Int>(0)
     /// Write-backs that failed, and the last failure: an allocation that cannot free memory
     /// reports it instead of a plain out-of-memory.
     let writeFailures = Atomic<Int>(0)
-    let lastWriteFailure = Mutex<SwapError?>(nil)
+    let lastWriteFailure = Mutex<SwapError?>(nil, rank: .lastError)
     #if DEBUG
     /// Switches that exist only to prove tests can fail (see `TestHooks`): the cache's.
     let testHooks: TestHooks

@@ -27,7 +27,7 @@ final class SignalFaultRouter: Sendable {
     private let users: _UnsafeAtomicArray<Int>
     /// Slots at and above it are free: lookups stop there.
     private let inUse = Atomic<Int>(0)
-    private let changing = Mutex<Void>(())
+    private let changing = Mutex<Void>((), rank: .signalRouter)
 
     private init() {
         starts = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)

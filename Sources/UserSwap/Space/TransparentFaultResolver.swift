@@ -17,7 +17,7 @@ final class TransparentFaultResolver: Sendable {
     /// Cleared for good if the kernel refuses a write-protected continue.
     private let writeProtectUsable: Atomic<Bool>
     /// The last fault that could not be resolved (its thread got SIGBUS).
-    let lastError = Mutex<SwapError?>(nil)
+    let lastError = Mutex<SwapError?>(nil, rank: .lastError)
 
     /// One fault: a page not mapped (`write` when a store made it), or a store to a page mapped
     /// read-only under write protection.

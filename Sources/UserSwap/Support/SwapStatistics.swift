@@ -99,7 +99,7 @@ public final class SwapStatistics: Sendable {
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)
-    private let engines = Mutex<[IOEngineInfo]>([])
+    private let engines = Mutex<[IOEngineInfo]>([], rank: .registry)
 
     init() {}
 

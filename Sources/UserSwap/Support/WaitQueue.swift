@@ -19,7 +19,7 @@ final class WaitQueue: Sendable {
     }
 
     private let watchers = Atomic<Int>(0)
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .waitQueue)
 
     init() {}
 

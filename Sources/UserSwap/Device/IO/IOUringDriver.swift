@@ -46,7 +46,7 @@ final class IOUringDriver {
         // Every request holds a slot, so at most `table.count` entries are ever in the kernel,
         // and the completion queue (twice the entries) cannot overflow.
         ring = try IORing(entries: max(8, table.count))
-        state = Mutex(State(queuedWrites: IOSlotQueue(capacity: table.count)))
+        state = Mutex(State(queuedWrites: IOSlotQueue(capacity: table.count)), rank: .ioSubmission)
         scratch = IOTransfer.makeScratch()
     }
 
