@@ -46,7 +46,7 @@ final class AsyncReadCompleter: Sendable {
 
     /// Queues a submitted run for completion.
     func enqueue(_ pending: Pending) {
-        self.pending.add(1, ordering: .relaxed)
+        self.pending.add(1, ordering: .relaxed)  // Relaxed: the queue's mutex, taken next, orders it
         let start = state.withLock { s in
             s.queue.append(pending)
             defer { s.started = true }

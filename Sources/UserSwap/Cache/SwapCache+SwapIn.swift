@@ -100,7 +100,7 @@ extension SwapCache {
                     swapcacheWaitQueue.wake()
                 case .exists:
                     #if DEBUG
-                    if testHooks.legacyLoserReads.load(ordering: .relaxed) {
+                    if testHooks.legacyLoserReads.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
                         // The planted bug: a read the bit was meant to make someone else's.
                         try? readFolio(f, from: entry)
                     }
@@ -226,7 +226,7 @@ extension SwapCache {
                 frames.lock(f)
                 yieldPoint(.swapInLocked)
                 #if DEBUG
-                if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {
+                if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
                     // The planted bug: trust the folio found before sleeping on its lock.
                     return f
                 }

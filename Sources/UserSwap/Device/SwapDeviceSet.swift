@@ -96,6 +96,7 @@ package final class SwapDeviceSet: Sendable {
     /// Allocates `1 << order` slots filled with `initial` on the best device that has them.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
         let groups = state.withLock { $0.groups }
+        // Relaxed: fairness only
         let turn = Int(UInt(bitPattern: rotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(SwapEntry.maxDevices * 64))
         for group in groups {
             for k in 0..<group.count {

@@ -28,7 +28,7 @@ extension FrameTable {
     @inline(__always)
     public func tryLock(_ f: Folio) -> Bool {
         let word = storage.flags(f.frame)
-        var old = word.pointee.load(ordering: .relaxed)
+        var old = word.pointee.load(ordering: .relaxed)  // Relaxed: a peek; the compare-exchange below acquires
         while old & FolioFlags.locked.rawValue == 0 {
             let (done, now) = word.pointee.compareExchange(
                 expected: old, desired: old | FolioFlags.locked.rawValue,
@@ -113,6 +113,7 @@ extension FrameTable {
             spins += 1
             if spins & 15 != 0 || cus_monotonic_ns() - spinStart < Self.spinNanoseconds { continue }
             if old & waitersBit == 0 {
+                // Relaxed: only announces a sleeper; the futex wait re-checks the word, the lock is taken acquiring
                 if !word.pointee.compareExchange(expected: old, desired: old | waitersBit, ordering: .relaxed).exchanged {
                     continue
                 }

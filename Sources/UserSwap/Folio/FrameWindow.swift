@@ -98,7 +98,9 @@ final class FrameWindow: @unchecked Sendable {
         guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else {
             return
         }
+        // Relaxed: the owner exchange above orders it; `deactivate` only reads it as a hint
         installed[page].pointee.store(0, ordering: .relaxed)
+        // Relaxed: a flag that orders nothing; a release racing with `retire` may punch its page either way
         if retiring.load(ordering: .relaxed) {
             word.pointee.store(0, ordering: .releasing)
             return

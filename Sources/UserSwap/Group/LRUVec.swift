@@ -99,7 +99,7 @@ final class LRUVec: Sendable {
                     Self.unlink(&s, frame, list, pages: frames.pageCount(f))
                     frames.clearFlags(f, [.lru, .active])
                     out.append(f)
-                    isolated.add(1, ordering: .relaxed)
+                    isolated.add(1, ordering: .relaxed)  // Relaxed: a hint (see `isolated`); the LRU lock orders the lists
                 }
                 frame = before
             }

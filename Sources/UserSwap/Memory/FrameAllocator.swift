@@ -175,6 +175,7 @@ final class FrameAllocator: Sendable {
     func place(_ f: Folio, _ placement: FramePlacement) {
         guard !placement.isArena else { return }
         precondition(frames.order(f) == 0, "window placement is per page")
+        // Relaxed: counted before anyone else sees the folio; the free releases
         windows[placement.windowSlot].liveFolios.add(1, ordering: .relaxed)
         frames.setPlacement(f, placement)
     }

@@ -33,6 +33,7 @@ final class BackgroundReclaimer: Sendable {
             if stopping.load(ordering: .acquiring) { break }
             pending.store(false, ordering: .releasing)
             reclaimer.stats.count(.kswapdWakeups)
+            // Relaxed: ends the pass early; the loop above re-reads it acquiring
             while pool.freeFrames < watermarks.high && !stopping.load(ordering: .relaxed) {
                 // One batch past the high watermark, so that a pass is at least two batches and
                 // the first one's write-back overlaps the second one's scan.

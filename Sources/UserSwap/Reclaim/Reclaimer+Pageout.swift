@@ -141,7 +141,7 @@ extension Reclaimer {
         let shadow = workingset.eviction(f)
         let discard: Bool
         #if DEBUG
-        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
+        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
             // The planted bug (the order the kernel's swap-cache synchronization series first
             // had), switchable in debug builds so a test can show that it leaks.
             discard = cache.swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)

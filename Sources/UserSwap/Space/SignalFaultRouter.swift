@@ -53,6 +53,7 @@ final class SignalFaultRouter: Sendable {
             resolvers[free].pointee.store(UInt(bitPattern: Unmanaged.passRetained(resolver).toOpaque()), ordering: .sequentiallyConsistent)
             ends[free].pointee.store(end, ordering: .sequentiallyConsistent)
             starts[free].pointee.store(start, ordering: .sequentiallyConsistent)
+            // Relaxed: written only under `changing`, which we hold
             if free >= inUse.load(ordering: .relaxed) { inUse.store(free + 1, ordering: .sequentiallyConsistent) }
             return free
         }

@@ -85,6 +85,7 @@ final class TransparentFaultResolver: Sendable {
     private func resolveOnce(_ fault: Fault, wake: Bool) throws(SwapError) -> Bool {
         let address = window.appAddress(fault.page)
         let write = fault.write || fault.protect
+        // Relaxed: a one-way switch; a stale true costs one refused attempt, handled below
         let tracking = writeProtectUsable.load(ordering: .relaxed)
         let outcome: UserFaultFD.Resolution
         do {
@@ -103,7 +104,7 @@ final class TransparentFaultResolver: Sendable {
                 if case .failed(let e) = r, e == .invalidArgument && readOnly {
                     // A kernel without write-protected continue: track dirtiness by mapping
                     // every page writable.
-                    writeProtectUsable.store(false, ordering: .relaxed)
+                    writeProtectUsable.store(false, ordering: .relaxed)  // Relaxed: a one-way switch that orders nothing else
                     return false
                 }
                 if r == .alreadyMapped && write && tracking {

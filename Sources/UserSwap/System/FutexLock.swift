@@ -87,7 +87,7 @@ struct FutexLock {
         // A short spin first: cluster critical sections are a few dozen instructions, so the
         // holder is usually about to leave.
         for _ in 0..<64 {
-            if word.pointee.load(ordering: .relaxed) == Self.unlocked,
+            if word.pointee.load(ordering: .relaxed) == Self.unlocked,  // Relaxed: a peek; the compare-exchange acquires
                 word.pointee.compareExchange(
                     expected: Self.unlocked, desired: Self.locked,
                     ordering: .acquiring

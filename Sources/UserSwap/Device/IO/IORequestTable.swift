@@ -165,7 +165,7 @@ final class IORequestTable {
             if s == Self.pending,
                 !states[slot].pointee.compareExchange(
                     expected: Self.pending, desired: Self.pendingWithWaiter,
-                    ordering: .relaxed
+                    ordering: .relaxed  // Relaxed: only announces a waiter; the state is re-read acquiring after the wait
                 ).exchanged
             {
                 continue
