@@ -291,7 +291,7 @@ extension Region {
         }
         // Its read may still be in flight (async readahead): wait for it on the folio lock.
         frames.lock(f)
-        guard try engine.cache.recheckLocked(f, entry, pages: nr) else { return .retry }
+        guard try engine.cache.recheck(lockedFolio: f, entry, pages: nr) else { return .retry }
         engine.stats.count(.cacheHits)
         let device = engine.devices.device(mappedBy: entry)
         // Our reference becomes one of the mapping's.
