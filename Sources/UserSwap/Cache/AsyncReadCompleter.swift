@@ -41,6 +41,8 @@ final class AsyncReadCompleter: Sendable {
     private let pending = Atomic<Int>(0)
     /// One signal per queued run, and one to stop.
     private let work = DispatchSemaphore(value: 0)
+    /// Woken when the last outstanding run is finished (`waitUntilIdle`).
+    private let idle = WaitQueue()
 
     init() {}
 
@@ -63,10 +65,16 @@ final class AsyncReadCompleter: Sendable {
     /// Runs queued and not finished yet.
     var outstanding: Int { pending.load(ordering: .acquiring) }
 
-    /// Waits until every queued run is finished (for a quiet space: the invariant walker,
-    /// tests). Polls: nothing on a hot path waits here.
+    /// Sleeps until every queued run is finished (for a quiet space: the invariant walker,
+    /// tests), woken by the completer when it finishes the last one.
     func waitUntilIdle() {
-        while outstanding > 0 { usleep(100) }
+        idle.startWatching()
+        defer { idle.stopWatching() }
+        while true {
+            let generation = idle.generation
+            if outstanding == 0 { return }
+            idle.wait(after: generation)
+        }
     }
 
     /// Lets the thread exit once the queue is empty. Called by the cache's `deinit`: no run
@@ -88,7 +96,7 @@ final class AsyncReadCompleter: Sendable {
                 continue
             }
             next.cache.completeReadahead(next.run, next.read, trigger: next.trigger)
-            pending.subtract(1, ordering: .releasing)
+            if pending.subtract(1, ordering: .releasing).newValue == 0 { idle.wake() }
         }
     }
 }

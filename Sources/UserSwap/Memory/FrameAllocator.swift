@@ -144,7 +144,7 @@ final class FrameAllocator: Sendable {
             let window = windows[placement.windowSlot]
             window.release(placement.page, frame: f.frame)
             frames.setPlacement(f, .arena)
-            window.liveFolios.subtract(1, ordering: .releasing)
+            window.folioFreed()
         }
         frames.clearFlags(f, FolioFlags(rawValue: .max))
         let order = frames.order(f)

@@ -41,7 +41,9 @@ final class BackgroundReclaimer: Sendable {
                 let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: Reclaimer.backgroundBatch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
-                    // of spinning; the next allocation below the low watermark wakes us again.
+                    // of spinning; the next allocation below the low watermark wakes us again. A
+                    // backoff on purpose: no one event says pages became reclaimable (an unpin,
+                    // a freed slot, a new device).
                     usleep(1000)
                     break
                 }

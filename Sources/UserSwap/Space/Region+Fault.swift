@@ -102,7 +102,8 @@ extension Region {
                         engine.frames.lock(o)
                         previous = o
                     } else {
-                        // Being freed: its release gives the page back in a moment.
+                        // Being freed: its release gives the page back in a moment (one madvise,
+                        // never blocking: a yield, as in `FrameWindow.claim`).
                         sched_yield()
                     }
                     continue

@@ -68,6 +68,8 @@ final class SignalFaultRouter: Sendable {
     /// not touched again).
     func remove(_ slot: Int) {
         starts[slot].pointee.store(0, ordering: .sequentiallyConsistent)
+        // A poll on purpose: the users are SIGBUS handlers, which may not take a lock or signal
+        // a semaphore; they leave within one fault's resolution, and removal is rare.
         while users[slot].pointee.load(ordering: .sequentiallyConsistent) != 0 { usleep(100) }
         changing.withLock { _ in
             let bits = resolvers[slot].pointee.exchange(0, ordering: .sequentiallyConsistent)

@@ -76,6 +76,8 @@ final class TransparentFaultResolver: Sendable {
                 attempt += 1
                 guard attempt < (error.code == .outOfMemory ? 25 : 6) else { throw error }
                 region.engine.stats.count(.faultRetries)
+                // A backoff on purpose: memory or the device was short; reclaim or the device
+                // recovers in its own time, and no one event says when.
                 usleep(UInt32(min(1000 << attempt, 50_000)))
             }
         }
