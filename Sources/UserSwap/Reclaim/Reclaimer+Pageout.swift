@@ -27,7 +27,8 @@ extension Reclaimer {
                     let free = devices.devices.reduce(0) { $0 + $1.freePages }
                     throw SwapError(
                         .swapFull,
-                        "no swap slot left for page \(base) of region \(mapping.id) (\(free) slots free); add a swap device or make it larger")
+                        "no swap slot left for page \(base) of region \(mapping.id) (\(free) slots free); add a swap device or make it larger"
+                    )
                 }
                 nr = 1
                 guard cache.folioAllocSwap(f) != nil else {

@@ -30,7 +30,8 @@ extension Region {
         frames.lock(f)
         let removed: Bool
         do {
-            removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false) == .removed : false
+            let stillMapped = frames.folio(containing: pte.frame) == f && self.pte(page) == pte
+            removed = stillMapped ? try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false) == .removed : false
         } catch {
             frames.unlock(f)
             engine.allocator.putFolio(f)

@@ -44,7 +44,9 @@ struct LockOrderTests {
             exit(0)
         }
         let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
-        #expect(stderr.contains("taking the folio lock (rank 150) while holding the page-table lock (rank 140)"), "the child's stderr: \(stderr)")
+        #expect(
+            stderr.contains("taking the folio lock (rank 150) while holding the page-table lock (rank 140)"),
+            "the child's stderr: \(stderr)")
     }
 
     @Test("locks taken in the table's order pass; a tryLock against it passes and is recorded")
