@@ -48,6 +48,10 @@ uint32_t cus_thread_slot(void) {
 
 int32_t cus_gettid(void) { return (int32_t)syscall(SYS_gettid); }
 
+static __thread uint64_t thread_held_locks[65];
+
+uint64_t *cus_thread_held_locks(void) { return thread_held_locks; }
+
 int cus_open(const char *path, int flags, uint32_t mode) {
     int r = open(path, flags, (mode_t)mode);
     return r < 0 ? -errno : r;

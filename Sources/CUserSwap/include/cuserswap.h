@@ -29,6 +29,10 @@ int cus_futex_wake(uint32_t *_Nonnull word, int count);
 uint32_t cus_thread_slot(void);
 /// The kernel's id of the calling thread.
 int32_t cus_gettid(void);
+/// The calling thread's record of the locks it holds, for the debug-build lock-order check
+/// (Sources/UserSwap/Support/LockOrder.swift, which gives the words their meaning): 65 words of
+/// C thread-local storage, zero at thread start, which Swift cannot declare.
+uint64_t *_Nonnull cus_thread_held_locks(void);
 
 // MARK: files
 

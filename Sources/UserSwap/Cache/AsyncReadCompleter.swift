@@ -36,19 +36,21 @@ final class AsyncReadCompleter: Sendable {
         var stopping = false
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .asyncReads)
     /// Runs queued and not finished yet (the one being finished included). Released after a run
     /// is finished and acquired by `outstanding`, so one who sees it drop sees the run's folios
     /// as the completer left them; the increment is relaxed (the queue's mutex follows).
     private let pending = Atomic<Int>(0)
     /// One signal per queued run, and one to stop.
     private let work = DispatchSemaphore(value: 0)
+    /// Woken when the last outstanding run is finished (`waitUntilIdle`).
+    private let idle = WaitQueue()
 
     init() {}
 
     /// Queues a submitted run for completion.
     func enqueue(_ pending: Pending) {
-        self.pending.add(1, ordering: .relaxed)
+        self.pending.add(1, ordering: .relaxed)  // Relaxed: the queue's mutex, taken next, orders it
         let start = state.withLock { s in
             s.queue.append(pending)
             defer { s.started = true }
@@ -65,10 +67,16 @@ final class AsyncReadCompleter: Sendable {
     /// Runs queued and not finished yet.
     var outstanding: Int { pending.load(ordering: .acquiring) }
 
-    /// Waits until every queued run is finished (for a quiet space: the invariant walker,
-    /// tests). Polls: nothing on a hot path waits here.
+    /// Sleeps until every queued run is finished (for a quiet space: the invariant walker,
+    /// tests), woken by the completer when it finishes the last one.
     func waitUntilIdle() {
-        while outstanding > 0 { usleep(100) }
+        idle.startWatching()
+        defer { idle.stopWatching() }
+        while true {
+            let generation = idle.generation
+            if outstanding == 0 { return }
+            idle.wait(after: generation)
+        }
     }
 
     /// Lets the thread exit once the queue is empty. Called by the cache's `deinit`: no run
@@ -90,7 +98,7 @@ final class AsyncReadCompleter: Sendable {
                 continue
             }
             next.cache.completeReadahead(next.run, next.read, trigger: next.trigger, prefetched: next.prefetched)
-            pending.subtract(1, ordering: .releasing)
+            if pending.subtract(1, ordering: .releasing).newValue == 0 { idle.wake() }
         }
     }
 }

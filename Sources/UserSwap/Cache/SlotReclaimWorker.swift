@@ -26,7 +26,7 @@ final class SlotReclaimWorker: Sendable {
         var exited = false
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .slotReclaimer)
     /// The swap cache, until `stop()`: then nothing here holds it (or its devices and their files)
     /// any more, even while the thread object lingers.
     private let cache: Mutex<SwapCache?>
@@ -36,11 +36,11 @@ final class SlotReclaimWorker: Sendable {
     /// Woken after every pass and when the thread exits, for `flush`.
     private let passes = WaitQueue()
     /// Held during each pass, so that an invariant walk can wait for a quiet moment.
-    private let passLock = Mutex(())
+    private let passLock = Mutex((), rank: .slotReclaimPass)
 
     /// Starts the thread. It uses the swap cache until `stop()`.
     init(cache: SwapCache) {
-        self.cache = Mutex(cache)
+        self.cache = Mutex(cache, rank: .slotReclaimer)
         let thread = Thread { [self] in run() }
         thread.name = "userswap-swap-reclaim"
         thread.start()

@@ -205,7 +205,7 @@ extension SwapCache {
     /// is swapping in, or the folio is cached); a freed slot → `.noEntry`.
     func swapcachePrepare(_ entry: SwapEntry, count nr: Int) -> SwapCacheAddResult {
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
-        return device.withClusterLocked(entry) { g in
+        return device.withClusterLock(entry) { g in
             let first = entry.slotInCluster
             for i in first..<(first + nr) {
                 let s = g.slot(i)

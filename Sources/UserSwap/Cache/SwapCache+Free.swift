@@ -116,6 +116,7 @@ extension SwapCache {
         let budget = order == 0 ? Self.slotReclaimBatch : nr
         var freed = 0
         for device in devices.devices {
+            // Relaxed: where to start scanning, a hint; the slots are re-checked under their locks
             let start = device.reclaimCursor.load(ordering: .relaxed)
             for k in 0..<device.clusterCount {
                 let c = (start + k) % device.clusterCount

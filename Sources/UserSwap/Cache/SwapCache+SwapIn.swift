@@ -100,7 +100,7 @@ extension SwapCache {
                     swapcacheWaitQueue.wake()
                 case .exists:
                     #if DEBUG
-                    if testHooks.legacyLoserReads.load(ordering: .relaxed) {
+                    if testHooks.legacyLoserReads.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
                         // The planted bug: a read the bit was meant to make someone else's.
                         try? readFolio(f, from: entry)
                     }
@@ -226,12 +226,12 @@ extension SwapCache {
                 frames.lock(f)
                 yieldPoint(.swapInLocked)
                 #if DEBUG
-                if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {
+                if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
                     // The planted bug: trust the folio found before sleeping on its lock.
                     return f
                 }
                 #endif
-                guard try recheckLocked(f, entry) else { continue }
+                guard try recheck(lockedFolio: f, entry) else { continue }
                 return f
             case .noEntry, .fallback:
                 return nil
@@ -246,7 +246,7 @@ extension SwapCache {
     /// starting at `entry` — and uptodate. False: it left the cache; now unlocked and put, and
     /// the caller looks again. Throws the read's error when the read failed (the data is still
     /// on the device).
-    func recheckLocked(_ f: Folio, _ entry: SwapEntry, pages: Int? = nil) throws(SwapError) -> Bool {
+    func recheck(lockedFolio f: Folio, _ entry: SwapEntry, pages: Int? = nil) throws(SwapError) -> Bool {
         assert(frames.isLocked(f))
         guard frames.matches(f, entry), pages.map({ frames.entry(f) == entry && frames.pageCount(f) == $0 }) ?? true else {
             let failed = frames.flags(f).contains(.error)

@@ -21,22 +21,11 @@ final class SwapCache: Sendable {
     /// its folio or gives the bit up (kernel 6.12: `swapcache_wq`).
     let swapcacheWaitQueue = WaitQueue()
     #if DEBUG
-    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    /// Switches that exist only to prove tests can fail (see `TestHooks`); the engine and
+    /// reclaim share these.
     let testHooks: TestHooks
     #endif
 
-    #if DEBUG
-    init(devices: SwapDeviceSet, sync: SwapInSync, allocator: FrameAllocator, workingset: Workingset, testHooks: TestHooks) {
-        self.testHooks = testHooks
-        self.devices = devices
-        self.sync = sync
-        self.allocator = allocator
-        self.workingset = workingset
-        frames = allocator.frames
-        groups = allocator.groups
-        stats = allocator.stats
-    }
-    #else
     init(devices: SwapDeviceSet, sync: SwapInSync, allocator: FrameAllocator, workingset: Workingset) {
         self.devices = devices
         self.sync = sync
@@ -45,8 +34,10 @@ final class SwapCache: Sendable {
         frames = allocator.frames
         groups = allocator.groups
         stats = allocator.stats
+        #if DEBUG
+        testHooks = TestHooks()
+        #endif
     }
-    #endif
 
     deinit {
         // Every queued readahead run holds the cache: none is left when this runs.

@@ -53,7 +53,7 @@ struct _UnsafeClusterStorage: ~Copyable {
     @inline(__always)
     func lock(_ c: Int) -> ClusterGuard {
         assert(c >= 0 && c < clusterCount)
-        let word = FutexLock(locks + c)
+        let word = FutexLock(locks + c, rank: .cluster)
         word.lock()
         return ClusterGuard(index: c, word: word, table: tables + c * SwapCluster.slotCount, info: info + c)
     }
@@ -63,7 +63,7 @@ struct _UnsafeClusterStorage: ~Copyable {
     @inline(__always)
     func tryLock(_ c: Int) -> ClusterGuard? {
         assert(c >= 0 && c < clusterCount)
-        let word = FutexLock(locks + c)
+        let word = FutexLock(locks + c, rank: .cluster)
         guard word.tryLock() else { return nil }
         return ClusterGuard(index: c, word: word, table: tables + c * SwapCluster.slotCount, info: info + c)
     }

@@ -39,23 +39,23 @@ public final class MemoryBackend: SwapBackend {
     public var isSynchronous: Bool { true }
 
     /// Pages read so far (a vectored read of 3 pages counts 3).
-    public var readCount: Int { pagesRead.load(ordering: .relaxed) }
+    public var readCount: Int { pagesRead.load(ordering: .relaxed) }  // Relaxed: a statistic
     /// Pages written so far.
-    public var writeCount: Int { pagesWritten.load(ordering: .relaxed) }
+    public var writeCount: Int { pagesWritten.load(ordering: .relaxed) }  // Relaxed: a statistic
     /// Read calls so far (a vectored read counts once).
-    public var readCallCount: Int { readCalls.load(ordering: .relaxed) }
+    public var readCallCount: Int { readCalls.load(ordering: .relaxed) }  // Relaxed: a statistic
     /// Write calls so far (a vectored write counts once).
-    public var writeCallCount: Int { writeCalls.load(ordering: .relaxed) }
+    public var writeCallCount: Int { writeCalls.load(ordering: .relaxed) }  // Relaxed: a statistic
     /// Pages discarded so far.
-    public var discardCount: Int { pagesDiscarded.load(ordering: .relaxed) }
+    public var discardCount: Int { pagesDiscarded.load(ordering: .relaxed) }  // Relaxed: a statistic
 
     /// Sets every counter back to zero, between the phases of a test.
     public func resetCounters() {
-        pagesRead.store(0, ordering: .relaxed)
-        readCalls.store(0, ordering: .relaxed)
-        pagesWritten.store(0, ordering: .relaxed)
-        writeCalls.store(0, ordering: .relaxed)
-        pagesDiscarded.store(0, ordering: .relaxed)
+        pagesRead.store(0, ordering: .relaxed)  // Relaxed: statistics, reset between test phases with no I/O in flight
+        readCalls.store(0, ordering: .relaxed)  // Relaxed: as above
+        pagesWritten.store(0, ordering: .relaxed)  // Relaxed: as above
+        writeCalls.store(0, ordering: .relaxed)  // Relaxed: as above
+        pagesDiscarded.store(0, ordering: .relaxed)  // Relaxed: as above
     }
 
     // MARK: Transfers
@@ -114,7 +114,7 @@ public final class MemoryBackend: SwapBackend {
         } else {
             mapping.zero(start..<end)
         }
-        pagesDiscarded.add(pages.count, ordering: .relaxed)
+        pagesDiscarded.add(pages.count, ordering: .relaxed)  // Relaxed: a statistic
     }
 
     // MARK: Helpers
@@ -132,8 +132,8 @@ public final class MemoryBackend: SwapBackend {
     }
 
     private func count(_ pages: Int, pages counter: borrowing Atomic<Int>, calls: borrowing Atomic<Int>) {
-        counter.add(pages, ordering: .relaxed)
-        calls.add(1, ordering: .relaxed)
+        counter.add(pages, ordering: .relaxed)  // Relaxed: a statistic
+        calls.add(1, ordering: .relaxed)  // Relaxed: a statistic
     }
 
     /// The pages a transfer of `bytes` at `page` covers; the same contract as `FileBackend`.

@@ -106,7 +106,7 @@ struct StagedSwapFile: ~Copyable {
     // MARK: Names to remove on a signal
 
     /// Hidden names of files this process is formatting now.
-    private static let names = Mutex<Set<String>>([])
+    private static let names = Mutex<Set<String>>([], rank: .registry)
 
     private static func register(_ path: String) { _ = names.withLock { $0.insert(path) } }
     private static func unregister(_ path: String) { _ = names.withLock { $0.remove(path) } }

@@ -174,8 +174,8 @@ extension SwapDevice {
     }
 
     /// Takes the first cluster of `list` whose lock is free, off the list, and returns it
-    /// locked (kernel: `isolate_lock_cluster`). Uses `tryLock` because the lock order is
-    /// cluster → device and we hold the device lock here.
+    /// locked (kernel: `isolate_lock_cluster`). Uses `tryLock` because we hold the device
+    /// lock here, which ranks below the cluster lock (`LockRank`).
     func isolateAndLock(_ list: ClusterLists.ID) -> ClusterGuard? {
         lists.withLock { l -> ClusterGuard? in
             var candidate = l.head(list)

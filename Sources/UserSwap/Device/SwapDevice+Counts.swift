@@ -21,7 +21,7 @@ extension SwapDevice {
     /// Adds one mapping to `entry` (kernel: `swap_dup_entry_direct`). Throws `.noEntry` if the
     /// slot is free and `.countOverflow` if it already has `SwapTableSlot.maxCount` mappings.
     package func duplicate(_ entry: SwapEntry) throws(SwapError) {
-        try withClusterLocked(entry) { (g: borrowing ClusterGuard) throws(SwapError) in
+        try withClusterLock(entry) { (g: borrowing ClusterGuard) throws(SwapError) in
             let i = entry.slotInCluster
             let s = g.slot(i)
             guard !s.isFree, !s.isBad else {
@@ -105,7 +105,7 @@ extension SwapDevice {
 
     /// Runs `body` with the cluster of `entry` locked, passing its guard.
     @inline(__always)
-    func withClusterLocked<R, E: Error>(
+    func withClusterLock<R, E: Error>(
         _ entry: SwapEntry, _ body: (borrowing ClusterGuard) throws(E) -> R
     ) throws(E) -> R {
         precondition(

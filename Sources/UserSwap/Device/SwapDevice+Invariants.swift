@@ -54,7 +54,7 @@ extension SwapDevice {
             listOf[c] = ci.list
         }
         #if DEBUG
-        if walkerSkipsClusterLock.load(ordering: .relaxed) {
+        if walkerSkipsClusterLock.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the walk starts
             // The planted bug: the clusters read under the device lock, which does not protect
             // their counts, instead of each one's cluster lock.
             lists.withLock { _ in

@@ -6,8 +6,8 @@ import Synchronization
 /// This file holds the device's state and setup; allocation is in `SwapDevice+Allocation.swift`,
 /// swap counts in `SwapDevice+Counts.swift`, the invariant walker in `SwapDevice+Invariants.swift`.
 ///
-/// Lock order: cluster lock → device lock (`lists`). The device lock is never held while waiting
-/// for a cluster lock (clusters are taken with `tryLock` from under it).
+/// The device lock (`lists`) ranks below the cluster lock (`LockRank`, Support/LockOrder.swift):
+/// from under it, clusters are taken only with `tryLock`.
 public final class SwapDevice: Sendable {
     /// Pages of the device, header included (kernel: `si->max`).
     public let pageCount: Int
@@ -139,7 +139,7 @@ public final class SwapDevice: Sendable {
             }
             lists.append(c, to: ci.pointee.list)
         }
-        self.lists = Mutex(lists)
+        self.lists = Mutex(lists, rank: .device)
     }
 
     /// Tells the backend a slot was freed, if it wants to know.

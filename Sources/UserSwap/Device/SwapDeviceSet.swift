@@ -12,7 +12,7 @@ package final class SwapDeviceSet: Sendable {
         var groups: [[SwapDevice]] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .deviceSet)
     /// Bumped on every allocation to rotate among equal priorities. Relaxed everywhere: it only
     /// spreads load; any interleaving is correct.
     private let rotor = Atomic<Int>(0)
@@ -96,6 +96,7 @@ package final class SwapDeviceSet: Sendable {
     /// Allocates `1 << order` slots filled with `initial` on the best device that has them.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
         let groups = state.withLock { $0.groups }
+        // Relaxed: fairness only
         let turn = Int(UInt(bitPattern: rotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(SwapEntry.maxDevices * 64))
         for group in groups {
             for k in 0..<group.count {

@@ -98,7 +98,7 @@ extension SwapFile {
     #if DEBUG
     /// Runs after the new file is complete and before it takes its name, with the target path,
     /// so a test can create a file there after the check.
-    static let beforeInstall = Mutex<(@Sendable (String) -> Void)?>(nil)
+    static let beforeInstall = Mutex<(@Sendable (String) -> Void)?>(nil, rank: .testHook)
     #endif
 
     // MARK: Formatting steps

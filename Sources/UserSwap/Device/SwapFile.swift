@@ -120,7 +120,7 @@ public enum SwapFile {
     #if DEBUG
     /// Runs between the two opens of a swap file, with its path, so a test can rename another
     /// file over the path there.
-    static let beforeDirectOpen = Mutex<(@Sendable (String) -> Void)?>(nil)
+    static let beforeDirectOpen = Mutex<(@Sendable (String) -> Void)?>(nil, rank: .testHook)
     #endif
 
     /// `mode` as four octal digits (`0644`).

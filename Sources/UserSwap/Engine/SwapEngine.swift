@@ -12,8 +12,9 @@ final class SwapEngine: Sendable {
     let reverseMap: ReverseMap
     let reclaimer: Reclaimer
     #if DEBUG
-    /// Switches that exist only to prove tests can fail (see `TestHooks`).
-    let testHooks = TestHooks()
+    /// Switches that exist only to prove tests can fail (see `TestHooks`): the cache's, which
+    /// reclaim shares.
+    var testHooks: TestHooks { cache.testHooks }
     #endif
 
     /// The tables every layer shares, for the layers above the engine.
@@ -33,13 +34,8 @@ final class SwapEngine: Sendable {
         workingset = Workingset(
             allocator: allocator, activatesRefaults: policy == .workingset, keepsUseCounts: policy == .frequency)
         reverseMap = ReverseMap()
-        #if DEBUG
-        cache = SwapCache(devices: devices, sync: sync, allocator: allocator, workingset: workingset, testHooks: testHooks)
-        reclaimer = Reclaimer(policy: policy, cache: cache, reverseMap: reverseMap, testHooks: testHooks)
-        #else
         cache = SwapCache(devices: devices, sync: sync, allocator: allocator, workingset: workingset)
         reclaimer = Reclaimer(policy: policy, cache: cache, reverseMap: reverseMap)
-        #endif
         allocator.connect(reclaimer)
     }
 }

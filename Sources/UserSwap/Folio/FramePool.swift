@@ -36,7 +36,7 @@ package final class FramePool: Sendable {
             frame += 1 << order
         }
         s.freeFrames = frameCount
-        state = Mutex(s)
+        state = Mutex(s, rank: .framePool)
         freeCount = Atomic(frameCount)
     }
 
@@ -60,7 +60,7 @@ package final class FramePool: Sendable {
             }
             s.freeFrames -= 1 << order
             // Inside the lock, so that readers never see more frames in use than exist.
-            freeCount.subtract(1 << order, ordering: .relaxed)
+            freeCount.subtract(1 << order, ordering: .relaxed)  // Relaxed: a lockless reader only estimates; the lock orders the lists
             return head
         }
         return frame
@@ -80,7 +80,7 @@ package final class FramePool: Sendable {
             }
             Self.push(&s, UInt32(frame), k)
             s.freeFrames += 1 << order
-            freeCount.add(1 << order, ordering: .relaxed)
+            freeCount.add(1 << order, ordering: .relaxed)  // Relaxed: as in `allocate`
         }
     }
 

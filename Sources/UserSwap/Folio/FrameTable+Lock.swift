@@ -14,10 +14,13 @@ extension FrameTable {
     /// How long a folio-lock waiter spins before it sleeps.
     static let spinNanoseconds: UInt64 = 20_000
 
-    /// Takes the folio lock, sleeping while someone else holds it. Never call with a cluster lock
-    /// or a page-table lock held (lock order: folio → page table → cluster).
+    /// Takes the folio lock, sleeping while someone else holds it. Never call with a lock of
+    /// lower rank held (`LockRank.folio`: a page-table or cluster lock, for instance).
     @inline(__always)
     public func lock(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if !tryLock(f) { waitBit(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue, take: true) }
     }
 
@@ -25,7 +28,7 @@ extension FrameTable {
     @inline(__always)
     public func tryLock(_ f: Folio) -> Bool {
         let word = storage.flags(f.frame)
-        var old = word.pointee.load(ordering: .relaxed)
+        var old = word.pointee.load(ordering: .relaxed)  // Relaxed: a peek; the compare-exchange below acquires
         while old & FolioFlags.locked.rawValue == 0 {
             let (done, now) = word.pointee.compareExchange(
                 expected: old, desired: old | FolioFlags.locked.rawValue,
@@ -45,6 +48,9 @@ extension FrameTable {
 
     /// Sleeps until the folio is unlocked, without taking the lock (kernel: `folio_wait_locked`).
     public func waitUnlocked(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if flags(f).contains(.locked) {
             waitBit(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue, take: false)
         }
@@ -77,6 +83,9 @@ extension FrameTable {
 
     /// Sleeps until writeback of the folio ends (kernel: `folio_wait_writeback`).
     public func waitWriteback(_ f: Folio) {
+        #if DEBUG
+        LockOrder.check(taking: .folio)
+        #endif
         if flags(f).contains(.writeback) {
             waitBit(f, FolioFlags.writeback.rawValue, FolioFlags.writebackWaiters.rawValue, take: false)
         }
@@ -104,6 +113,7 @@ extension FrameTable {
             spins += 1
             if spins & 15 != 0 || cus_monotonic_ns() - spinStart < Self.spinNanoseconds { continue }
             if old & waitersBit == 0 {
+                // Relaxed: only announces a sleeper; the futex wait re-checks the word, the lock is taken acquiring
                 if !word.pointee.compareExchange(expected: old, desired: old | waitersBit, ordering: .relaxed).exchanged {
                     continue
                 }

@@ -61,6 +61,7 @@ package final class FrameTable: Sendable {
     /// keeps the folio alive).
     @inline(__always)
     func get(_ f: Folio, _ n: UInt32 = 1) {
+        // Relaxed: the caller holds a reference already (kernel: `folio_get`)
         let old = storage.refcount(f.frame).pointee.wrappingAdd(n, ordering: .relaxed).oldValue
         precondition(old > 0, "get on a free \(f)")
     }
@@ -69,7 +70,7 @@ package final class FrameTable: Sendable {
     @inline(__always)
     func tryGet(_ f: Folio) -> Bool {
         let rc = storage.refcount(f.frame)
-        var old = rc.pointee.load(ordering: .relaxed)
+        var old = rc.pointee.load(ordering: .relaxed)  // Relaxed: a peek; the compare-exchange below orders
         while old != 0 {
             // Sequentially consistent: pairs with the unmap in swap-out (store PTE, then read the
             // refcount) so that a pin and an unmap never both miss each other.
@@ -173,6 +174,7 @@ package final class FrameTable: Sendable {
     func uses(_ f: Folio) -> UseCount { UseCount(raw: storage.uses(f.frame).pointee.load(ordering: .relaxed)) }
 
     @inline(__always)
+    // Relaxed: a ranking hint (see `uses`)
     func setUses(_ f: Folio, _ value: UseCount) { storage.uses(f.frame).pointee.store(value.raw, ordering: .relaxed) }
 
     /// Counts one use of a pinned folio, up to the maximum: a load and, below it, a store. A
@@ -181,8 +183,8 @@ package final class FrameTable: Sendable {
     @inline(__always)
     func noteUse(_ f: Folio) {
         let word = storage.uses(f.frame)
-        let raw = word.pointee.load(ordering: .relaxed)
-        if Int(raw & 0xff) < UseCount.maxCount { word.pointee.store(raw + 1, ordering: .relaxed) }
+        let raw = word.pointee.load(ordering: .relaxed)  // Relaxed: a ranking hint; a racing pin may lose an increment
+        if Int(raw & 0xff) < UseCount.maxCount { word.pointee.store(raw + 1, ordering: .relaxed) }  // Relaxed: a ranking hint
     }
 
     /// Whether `f` is in the swap cache and covers `entry` (kernel: `folio_matches_swap_entry`).

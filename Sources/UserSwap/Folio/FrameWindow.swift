@@ -32,6 +32,8 @@ final class FrameWindow: @unchecked Sendable {
     private let installed: _UnsafeAtomicArray<UInt32>
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
+    /// Woken when the last live folio is freed (`waitUntilDrained`).
+    private let drained = WaitQueue()
     /// Set when its region is released: freed folios leave their page's memory in place, so a
     /// thread that was still finishing an access at release reads what it should (the views go
     /// a moment later, with the window).
@@ -84,6 +86,8 @@ final class FrameWindow: @unchecked Sendable {
         while true {
             let current = word.pointee.load(ordering: .acquiring)
             if current == Self.releasing {
+                // A yield on purpose: the releaser is inside one madvise and never blocks; a
+                // futex here would cost every release a wake-up check.
                 sched_yield()
                 continue
             }
@@ -98,7 +102,9 @@ final class FrameWindow: @unchecked Sendable {
         guard word.pointee.compareExchange(expected: frame + 1, desired: Self.releasing, ordering: .acquiringAndReleasing).exchanged else {
             return
         }
+        // Relaxed: the owner exchange above orders it; `deactivate` only reads it as a hint
         installed[page].pointee.store(0, ordering: .relaxed)
+        // Relaxed: a flag that orders nothing; a release racing with `retire` may punch its page either way
         if retiring.load(ordering: .relaxed) {
             word.pointee.store(0, ordering: .releasing)
             return
@@ -109,6 +115,25 @@ final class FrameWindow: @unchecked Sendable {
             preconditionFailure("cannot punch out page \(page) of a transparent region: \(error)")
         }
         word.pointee.store(0, ordering: .releasing)
+    }
+
+    /// Counts a folio placed here as freed (its page released first); wakes a
+    /// `waitUntilDrained` when it was the last.
+    func folioFreed() {
+        if liveFolios.subtract(1, ordering: .releasing).newValue == 0 { drained.wake() }
+    }
+
+    /// Sleeps until no folio placed here is live, at most `timeoutNanoseconds`; true if none is.
+    func waitUntilDrained(timeoutNanoseconds: UInt64) -> Bool {
+        let deadline = cus_monotonic_ns() + timeoutNanoseconds
+        drained.startWatching()
+        defer { drained.stopWatching() }
+        while true {
+            let generation = drained.generation
+            if liveFolios.load(ordering: .acquiring) == 0 { return true }
+            if cus_monotonic_ns() >= deadline { return false }
+            drained.wait(after: generation, deadline: deadline)
+        }
     }
 
     /// Stops giving page memory back page by page: the whole window goes at once when it is

@@ -7,7 +7,7 @@ final class FrameWindowTable: Sendable {
 
     private let slots = _UnsafeAtomicArray<UInt>(count: FrameWindowTable.capacity, initialValue: 0)
     /// Strong references to the windows in the table, and which slots are taken.
-    private let windows = Mutex<[Int: FrameWindow]>([:])
+    private let windows = Mutex<[Int: FrameWindow]>([:], rank: .windowTable)
 
     /// Creates a window of `pageCount` pages in a free slot (under the lock, so two regions made
     /// at once never pick the same slot).

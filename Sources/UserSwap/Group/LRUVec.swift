@@ -5,8 +5,8 @@ import Synchronization
 ///
 /// The lists are threaded through two per-frame link arrays, so adding or removing a folio
 /// allocates nothing. One lock (the kernel's `lru_lock`) protects lists, links, counts and the
-/// folios' `.lru` and `.active` flags. Lock order: it is taken with no other lock held except a
-/// folio lock.
+/// folios' `.lru` and `.active` flags; its place in the lock order is `LockRank.lru`
+/// (Support/LockOrder.swift).
 final class LRUVec: Sendable {
     private struct State: ~Copyable {
         var next: [UInt32]
@@ -32,7 +32,8 @@ final class LRUVec: Sendable {
         state = Mutex(
             State(
                 next: Array(repeating: Self.none, count: frames.frameCount),
-                prev: Array(repeating: Self.none, count: frames.frameCount)))
+                prev: Array(repeating: Self.none, count: frames.frameCount)),
+            rank: .lru)
     }
 
     /// Pages on `list`.
@@ -98,7 +99,7 @@ final class LRUVec: Sendable {
                     Self.unlink(&s, frame, list, pages: frames.pageCount(f))
                     frames.clearFlags(f, [.lru, .active])
                     out.append(f)
-                    isolated.add(1, ordering: .relaxed)
+                    isolated.add(1, ordering: .relaxed)  // Relaxed: a hint (see `isolated`); the LRU lock orders the lists
                 }
                 frame = before
             }

@@ -66,31 +66,33 @@ public final class MemoryGroup: Sendable {
     /// The most memory the group's pages may occupy; nil for no limit. Lowering it below the
     /// usage makes the group's next allocations reclaim its own pages first.
     public var memoryLimit: Int? {
-        get { Self.bytes(memoryLimitPages.load(ordering: .relaxed)) }
+        get { Self.bytes(memoryLimitPages.load(ordering: .relaxed)) }  // Relaxed: a setting; a racing charge sees the old or the new limit
+        // Relaxed: a setting, read at the next charge
         set { memoryLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
     }
 
     /// The memory limit in pages (`Int.max / page size` for none).
-    var memoryLimitPageCount: Int { memoryLimitPages.load(ordering: .relaxed) }
+    var memoryLimitPageCount: Int { memoryLimitPages.load(ordering: .relaxed) }  // Relaxed: a setting; see `memoryLimit`
 
     /// The most swap the group's pages may occupy; nil for no limit.
     public var swapLimit: Int? {
-        get { Self.bytes(swapLimitPages.load(ordering: .relaxed)) }
+        get { Self.bytes(swapLimitPages.load(ordering: .relaxed)) }  // Relaxed: a setting; a racing charge sees the old or the new limit
+        // Relaxed: a setting, read at the next charge
         set { swapLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
     }
 
     /// Bytes of memory charged (kernel: `memory.current`).
-    public var memoryUsage: Int { memoryPages.load(ordering: .relaxed) * SwapPage.size }
+    public var memoryUsage: Int { memoryPages.load(ordering: .relaxed) * SwapPage.size }  // Relaxed: a statistic
     /// Bytes of swap charged (kernel: `memory.swap.current`).
-    public var swapUsage: Int { swapPages.load(ordering: .relaxed) * SwapPage.size }
+    public var swapUsage: Int { swapPages.load(ordering: .relaxed) * SwapPage.size }  // Relaxed: a statistic
     /// Bytes of swap reserved by folios that have slots and are still in memory: swap-outs in
     /// flight, and dirty pages whose write failed (they leave memory once a write succeeds).
     /// The swap limit counts them with `swapUsage`.
-    var swapReservedUsage: Int { swapReservedPages.load(ordering: .relaxed) * SwapPage.size }
+    var swapReservedUsage: Int { swapReservedPages.load(ordering: .relaxed) * SwapPage.size }  // Relaxed: a statistic
     /// The most bytes of memory charged at once since the group was made.
-    public var memoryPeak: Int { memoryPeakPages.load(ordering: .relaxed) * SwapPage.size }
+    public var memoryPeak: Int { memoryPeakPages.load(ordering: .relaxed) * SwapPage.size }  // Relaxed: a statistic
     /// The most bytes of swap charged at once since the group was made.
-    public var swapPeak: Int { swapPeakPages.load(ordering: .relaxed) * SwapPage.size }
+    public var swapPeak: Int { swapPeakPages.load(ordering: .relaxed) * SwapPage.size }  // Relaxed: a statistic
 
     /// The `memory.stat` counters, plus `anon` (resident bytes), `swap` and the LRU sizes.
     public var stat: [String: Int] {
@@ -103,7 +105,7 @@ public final class MemoryGroup: Sendable {
     }
 
     /// One of the group's counters (it includes its descendants').
-    public subscript(_ s: Stat) -> Int { Int(counters[s.rawValue].pointee.load(ordering: .relaxed)) }
+    public subscript(_ s: Stat) -> Int { Int(counters[s.rawValue].pointee.load(ordering: .relaxed)) }  // Relaxed: a statistic
 
     func count(_ s: Stat, _ n: Int = 1) {
         var g: MemoryGroup? = self
@@ -121,13 +123,14 @@ public final class MemoryGroup: Sendable {
     func tryChargeMemory(_ pages: Int) -> MemoryGroup? {
         var g: MemoryGroup? = self
         while let group = g {
+            // Relaxed: a counter; the read-modify-write alone keeps it exact, and it guards no other memory
             let now = group.memoryPages.wrappingAdd(pages, ordering: .relaxed).newValue
-            if now > group.memoryLimitPages.load(ordering: .relaxed) {
+            if now > group.memoryLimitPages.load(ordering: .relaxed) {  // Relaxed: a setting
                 // Undo this level and every level below it.
-                group.memoryPages.wrappingSubtract(pages, ordering: .relaxed)
+                group.memoryPages.wrappingSubtract(pages, ordering: .relaxed)  // Relaxed: a counter (see above)
                 var undo: MemoryGroup? = self
                 while let u = undo, u !== group {
-                    u.memoryPages.wrappingSubtract(pages, ordering: .relaxed)
+                    u.memoryPages.wrappingSubtract(pages, ordering: .relaxed)  // Relaxed: a counter (see above)
                     undo = u.parent
                 }
                 return group
@@ -141,6 +144,7 @@ public final class MemoryGroup: Sendable {
     func unchargeMemory(_ pages: Int) {
         var g: MemoryGroup? = self
         while let group = g {
+            // Relaxed: a counter; the read-modify-write keeps it exact
             let old = group.memoryPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
             precondition(old >= pages, "group \(group.name) memory uncharged below zero")
             g = group.parent
@@ -153,7 +157,7 @@ public final class MemoryGroup: Sendable {
         var capacity = Int.max
         var g: MemoryGroup? = self
         while let group = g {
-            capacity = min(capacity, group.memoryLimitPages.load(ordering: .relaxed))
+            capacity = min(capacity, group.memoryLimitPages.load(ordering: .relaxed))  // Relaxed: a setting, a look
             g = group.parent
         }
         return capacity
@@ -165,6 +169,7 @@ public final class MemoryGroup: Sendable {
         var room = Int.max
         var g: MemoryGroup? = self
         while let group = g {
+            // Relaxed: a look (racing charges may take the room)
             room = min(room, max(0, group.memoryLimitPages.load(ordering: .relaxed) - group.memoryPages.load(ordering: .relaxed)))
             g = group.parent
         }
@@ -175,8 +180,9 @@ public final class MemoryGroup: Sendable {
     func swapFits(_ pages: Int) -> Bool {
         var g: MemoryGroup? = self
         while let group = g {
+            // Relaxed: a look; a racing reservation may overshoot by one folio
             let used = group.swapPages.load(ordering: .relaxed) + group.swapReservedPages.load(ordering: .relaxed)
-            if used + pages > group.swapLimitPages.load(ordering: .relaxed) { return false }
+            if used + pages > group.swapLimitPages.load(ordering: .relaxed) { return false }  // Relaxed: a setting
             g = group.parent
         }
         return true
@@ -188,7 +194,8 @@ public final class MemoryGroup: Sendable {
     var isSwapFull: Bool {
         var g: MemoryGroup? = self
         while let group = g {
-            let limit = group.swapLimitPages.load(ordering: .relaxed)
+            let limit = group.swapLimitPages.load(ordering: .relaxed)  // Relaxed: a heuristic (whether to keep clean copies on swap)
+            // Relaxed: a heuristic
             if limit < Int.max / SwapPage.size && group.swapPages.load(ordering: .relaxed) * 2 >= limit { return true }
             g = group.parent
         }
@@ -201,7 +208,7 @@ public final class MemoryGroup: Sendable {
         guard swapFits(pages) else { return false }
         var g: MemoryGroup? = self
         while let group = g {
-            group.swapReservedPages.wrappingAdd(pages, ordering: .relaxed)
+            group.swapReservedPages.wrappingAdd(pages, ordering: .relaxed)  // Relaxed: a counter; the read-modify-write keeps it exact
             g = group.parent
         }
         return true
@@ -210,7 +217,7 @@ public final class MemoryGroup: Sendable {
     func unreserveSwap(_ pages: Int) {
         var g: MemoryGroup? = self
         while let group = g {
-            group.swapReservedPages.wrappingSubtract(pages, ordering: .relaxed)
+            group.swapReservedPages.wrappingSubtract(pages, ordering: .relaxed)  // Relaxed: a counter
             g = group.parent
         }
     }
@@ -220,6 +227,7 @@ public final class MemoryGroup: Sendable {
     func chargeSwap(_ pages: Int) {
         var g: MemoryGroup? = self
         while let group = g {
+            // Relaxed: a counter; the read-modify-write keeps it exact
             let now = group.swapPages.wrappingAdd(pages, ordering: .relaxed).newValue
             Self.raise(group.swapPeakPages, to: now)
             g = group.parent
@@ -229,15 +237,16 @@ public final class MemoryGroup: Sendable {
     func unchargeSwap(_ pages: Int) {
         var g: MemoryGroup? = self
         while let group = g {
-            let old = group.swapPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
+            let old = group.swapPages.wrappingSubtract(pages, ordering: .relaxed).oldValue  // Relaxed: a counter
             precondition(old >= pages, "group \(group.name) swap uncharged below zero")
             g = group.parent
         }
     }
 
     private static func raise(_ peak: borrowing Atomic<Int>, to value: Int) {
-        var old = peak.load(ordering: .relaxed)
+        var old = peak.load(ordering: .relaxed)  // Relaxed: a statistic (the peak)
         while value > old {
+            // Relaxed: a statistic; the exchange keeps the maximum
             let (done, now) = peak.compareExchange(expected: old, desired: value, ordering: .relaxed)
             if done { return }
             old = now

@@ -10,7 +10,7 @@ final class MemoryGroupTable: Sendable {
 
     private let slots = _UnsafeAtomicArray<UInt>(count: MemoryGroupTable.capacity, initialValue: 0)
     /// Strong references, which keep every group alive.
-    private let all = Mutex<[MemoryGroup]>([])
+    private let all = Mutex<[MemoryGroup]>([], rank: .groupTable)
     let root: MemoryGroup
 
     init(frames: FrameTable) {

@@ -144,7 +144,7 @@ final class FrameAllocator: Sendable {
             let window = windows[placement.windowSlot]
             window.release(placement.page, frame: f.frame)
             frames.setPlacement(f, .arena)
-            window.liveFolios.subtract(1, ordering: .releasing)
+            window.folioFreed()
         }
         frames.clearFlags(f, FolioFlags(rawValue: .max))
         let order = frames.order(f)
@@ -175,6 +175,7 @@ final class FrameAllocator: Sendable {
     func place(_ f: Folio, _ placement: FramePlacement) {
         guard !placement.isArena else { return }
         precondition(frames.order(f) == 0, "window placement is per page")
+        // Relaxed: counted before anyone else sees the folio; the free releases
         windows[placement.windowSlot].liveFolios.add(1, ordering: .relaxed)
         frames.setPlacement(f, placement)
     }

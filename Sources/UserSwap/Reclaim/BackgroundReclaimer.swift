@@ -10,7 +10,7 @@ final class BackgroundReclaimer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
     /// Held during each reclaim pass, so that an invariant walk can wait for a quiet moment.
-    private let passLock = Mutex(())
+    private let passLock = Mutex((), rank: .backgroundReclaimPass)
 
     /// Starts the thread. It uses the reclaimer until `stop()`, whose caller keeps the reclaimer
     /// alive until then; the thread holds it only unowned, and reports that it stopped after it
@@ -33,6 +33,7 @@ final class BackgroundReclaimer: Sendable {
             if stopping.load(ordering: .acquiring) { break }
             pending.store(false, ordering: .releasing)
             reclaimer.stats.count(.kswapdWakeups)
+            // Relaxed: ends the pass early; the loop above re-reads it acquiring
             while pool.freeFrames < watermarks.high && !stopping.load(ordering: .relaxed) {
                 // One batch past the high watermark, so that a pass is at least two batches and
                 // the first one's write-back overlaps the second one's scan.
@@ -40,7 +41,9 @@ final class BackgroundReclaimer: Sendable {
                 let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: Reclaimer.backgroundBatch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
-                    // of spinning; the next allocation below the low watermark wakes us again.
+                    // of spinning; the next allocation below the low watermark wakes us again. A
+                    // backoff on purpose: no one event says pages became reclaimable (an unpin,
+                    // a freed slot, a new device).
                     usleep(1000)
                     break
                 }

@@ -1,5 +1,92 @@
-/// The write-back and removal steps of reclaim (kernel: `pageout`, `__remove_mapping`).
+/// Pageout of one folio (kernel: the anonymous half of `shrink_folio_list`): slots and the swap
+/// cache (`folio_alloc_swap`), unmapping through the reverse map (`try_to_unmap`), the write
+/// (`pageout`) and removal from the cache (`__remove_mapping`).
 extension Reclaimer {
+    /// Swaps out folio `f`, whose first page `mapping` maps (its owner key names it). Caller
+    /// holds `f`'s lock and one reference. A large folio goes out as one run of slots; when no
+    /// device has such a run it is split and its first page goes out alone (the others stay on
+    /// the LRU for the next pass). With `deferringWrite`, a dirty folio stops before its write
+    /// (`.needsWrite`) so that reclaim can write many folios in one vectored call.
+    ///
+    /// `.removed`: the folio left memory, its references are all gone (the caller's too), and
+    /// the caller unlocks and frees it. Otherwise — kept (busy, pinned, remapped), needing a
+    /// write, or thrown (no slot free, the write failed) — the folio is still locked and the
+    /// caller's reference still held.
+    func pageout(
+        lockedFolio f: Folio, mappedBy mapping: any ReverseMapping, deferringWrite: Bool
+    ) throws(SwapError) -> ShrinkOutcome {
+        assert(frames.isLocked(f))
+        guard !frames.flags(f).contains(.writeback) else { return .kept }
+        var nr = frames.pageCount(f)
+        let key = frames.owner(f)
+        let base = key.page
+        guard key.region == mapping.id, base + nr <= mapping.pageCount else { return .kept }
+        if !frames.flags(f).contains(.swapcache) {
+            if cache.folioAllocSwap(f) == nil {
+                guard nr > 1, splitFolio(f) else {
+                    let free = devices.devices.reduce(0) { $0 + $1.freePages }
+                    throw SwapError(
+                        .swapFull,
+                        "no swap slot left for page \(base) of region \(mapping.id) (\(free) slots free); add a swap device or make it larger"
+                    )
+                }
+                nr = 1
+                guard cache.folioAllocSwap(f) != nil else {
+                    throw SwapError(
+                        .swapFull, "no swap slot left for page \(base) of region \(mapping.id); add a swap device or make it larger")
+                }
+            }
+            // The device has no copy yet.
+            frames.setFlags(f, .dirty)
+        }
+        let entry = frames.entry(f)
+        let device = devices.device(mappedBy: entry)
+        yieldPoint(.swapOutAllocated)
+        guard mapping.unmap(lockedFolio: f, base: base, entry: entry, device: device) else {
+            stats.count(.busyFolios)
+            // The pages were discarded under us after we gave the folio slots: nothing maps
+            // them, so the folio must not stay cached for nobody.
+            cache.freeSwapIfUnused(f)
+            return .kept
+        }
+        yieldPoint(.swapOutUnmapped)
+        let wasDirty = frames.flags(f).contains(.dirty)
+        if wasDirty && deferringWrite { return .needsWrite }
+        if wasDirty {
+            try writeback(f, device: device)
+        }
+        yieldPoint(.swapOutBeforeRemove)
+        guard removeMapping(f, device: device) else {
+            // A transient reference (a lookup racing with the last unmap of the page) kept the
+            // folio; if nothing maps its slots any more, it must not linger in the cache.
+            cache.freeSwapIfUnused(f)
+            return .kept
+        }
+        if !wasDirty { stats.count(.cleanDrops) }
+        return .removed
+    }
+
+    /// Pageout of a locked, referenced folio that caches `entry` and that no page maps: a
+    /// readahead copy nobody used, or a page whose write failed after it was unmapped (it stayed
+    /// cached, dirty, so that no data was lost). Writes it if it is dirty, then takes it out of
+    /// the cache. `removed`: it left (the caller unlocks and frees it); `wasDirty`: memory held
+    /// the only copy of its data. Throws the device's error if the write fails again (the folio
+    /// then stays cached and dirty, as before).
+    func pageoutCached(lockedFolio f: Folio, entry: SwapEntry) throws(SwapError) -> (removed: Bool, wasDirty: Bool) {
+        assert(frames.isLocked(f))
+        let flags = frames.flags(f)
+        // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
+        // present-page path's).
+        guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f).isNone,
+            let device = devices.device(for: frames.entry(f))
+        else { return (false, false) }
+        let dirty = flags.contains(.dirty)
+        if dirty { try writeback(f, device: device) }
+        guard removeMapping(f, device: device) else { return (false, false) }
+        if !dirty { stats.count(.cleanDrops) }
+        return (true, dirty)
+    }
+
     /// Writes the locked, dirty, cached folio to its slots. The folio lock is dropped during the
     /// I/O (the writeback flag keeps it in the cache meanwhile) and held again on return, also
     /// when the write fails: the folio is then dirty again, its data safe in memory.
@@ -55,7 +142,7 @@ extension Reclaimer {
         let shadow = workingset.eviction(f)
         let discard: Bool
         #if DEBUG
-        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {
+        if testHooks.recordSwapAfterDelete.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
             // The planted bug (the order the kernel's swap-cache synchronization series first
             // had), switchable in debug builds so a test can show that it leaks.
             discard = cache.swapCacheDeleteFolioLocked(f, g, device: device, shadow: shadow)

@@ -40,6 +40,7 @@ extension Reclaimer {
     @discardableResult
     func shrink(target: Int, batchSize: Int = reclaimBatch) -> Int {
         let all = groups.list
+        // Relaxed: fairness only
         let start = Int(UInt(bitPattern: shrinkRotor.wrappingAdd(1, ordering: .relaxed).oldValue) % UInt(all.count))
         var freed = 0
         var progress = true
@@ -56,14 +57,14 @@ extension Reclaimer {
 
     /// Records a failed write-back; an allocation that finds nothing to reclaim reports it (`takeWriteFailure`).
     func noteWriteFailure(_ error: SwapError) {
-        writeFailures.add(1, ordering: .relaxed)
+        writeFailures.add(1, ordering: .relaxed)  // Relaxed: a count; a pass only asks whether it changed
         lastWriteFailure.withLock { $0 = error }
     }
 
     /// Whether some reclaimer holds folios off the LRU lists right now: an allocation that
     /// found nothing to reclaim may succeed once they are done.
     var reclaimInProgress: Bool {
-        groups.list.contains { $0.lru.isolated.load(ordering: .relaxed) > 0 }
+        groups.list.contains { $0.lru.isolated.load(ordering: .relaxed) > 0 }  // Relaxed: a hint (see `LRUVec.isolated`)
     }
 
     /// Reclaims up to `target` frames from a group and the groups nested in it, when it hits
@@ -127,7 +128,7 @@ extension Reclaimer {
                 continue
             }
             var freedNow = 0
-            let failuresBefore = writeFailures.load(ordering: .relaxed)
+            let failuresBefore = writeFailures.load(ordering: .relaxed)  // Relaxed: a count, compared below
             var writes: [Folio] = []
             // In region and page order, so that a region's neighbouring pages take consecutive
             // slots: the LRU interleaves the pages of threads (and regions) that fault side by
@@ -150,7 +151,7 @@ extension Reclaimer {
             inFlight = submitted
             // A device that fails writes fails the next ones too: stop this pass rather than
             // retrying every dirty folio of the list against it.
-            if writeFailures.load(ordering: .relaxed) != failuresBefore { failed = true }
+            if writeFailures.load(ordering: .relaxed) != failuresBefore { failed = true }  // Relaxed: a heuristic to stop early
             // Pages under write-back count as progress: they are freed when it ends.
             let progress = freedNow + submitted.pages
             group.count(.pgscan, isolatedCount)
@@ -193,7 +194,7 @@ extension Reclaimer {
             back.inactive.append(f)
         }
         back.flush(lru, allocator: allocator)
-        lru.isolated.subtract(batch.count, ordering: .relaxed)
+        lru.isolated.subtract(batch.count, ordering: .relaxed)  // Relaxed: a hint (see `LRUVec.isolated`)
     }
 
     /// Tries to free one isolated folio (caller's isolation reference). Returns the frames freed.
@@ -216,7 +217,7 @@ extension Reclaimer {
         var needsWrite = false
         if let region = reverseMap.mapping(owner) {
             do {
-                let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
+                let outcome = try pageout(lockedFolio: f, mappedBy: region, deferringWrite: true)
                 removed = outcome == .removed
                 needsWrite = outcome == .needsWrite
             } catch  where error.code != .swapFull {

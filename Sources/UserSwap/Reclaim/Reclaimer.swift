@@ -19,33 +19,18 @@ final class Reclaimer: Sendable {
     let windows: FrameWindowTable
     let stats: SwapStatistics
     /// Wakes the background reclaimer; set once the space started it.
-    let kswapd = Mutex<BackgroundReclaimer?>(nil)
+    let kswapd = Mutex<BackgroundReclaimer?>(nil, rank: .backgroundReclaimerHandle)
     /// Rotates the group global reclaim starts with. Relaxed: fairness only.
     let shrinkRotor = Atomic<Int>(0)
     /// Write-backs that failed, and the last failure: an allocation that cannot free memory
     /// reports it instead of a plain out-of-memory.
     let writeFailures = Atomic<Int>(0)
-    let lastWriteFailure = Mutex<SwapError?>(nil)
+    let lastWriteFailure = Mutex<SwapError?>(nil, rank: .lastError)
     #if DEBUG
-    /// Switches that exist only to prove tests can fail (see `TestHooks`).
+    /// Switches that exist only to prove tests can fail (see `TestHooks`): the cache's.
     let testHooks: TestHooks
     #endif
 
-    #if DEBUG
-    init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap, testHooks: TestHooks) {
-        self.testHooks = testHooks
-        self.policy = policy
-        self.cache = cache
-        self.reverseMap = reverseMap
-        allocator = cache.allocator
-        workingset = cache.workingset
-        frames = cache.frames
-        groups = cache.groups
-        devices = cache.devices
-        windows = cache.allocator.windows
-        stats = cache.stats
-    }
-    #else
     init(policy: ReclaimPolicy, cache: SwapCache, reverseMap: ReverseMap) {
         self.policy = policy
         self.cache = cache
@@ -57,8 +42,10 @@ final class Reclaimer: Sendable {
         devices = cache.devices
         windows = cache.allocator.windows
         stats = cache.stats
+        #if DEBUG
+        testHooks = cache.testHooks
+        #endif
     }
-    #endif
 
     /// Asks the background reclaimer to run (a no-op before the space started it).
     func wakeBackgroundReclaim() {

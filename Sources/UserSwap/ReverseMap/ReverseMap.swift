@@ -7,7 +7,7 @@ import Synchronization
 /// Mappings register themselves when made and leave when they go; the map holds them weakly,
 /// so reclaim never keeps a region alive.
 final class ReverseMap: Sendable {
-    private let mappings = Mutex<[Int: WeakMapping]>([:])
+    private let mappings = Mutex<[Int: WeakMapping]>([:], rank: .reverseMap)
 
     init() {}
 

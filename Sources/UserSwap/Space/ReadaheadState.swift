@@ -28,21 +28,21 @@ final class ReadaheadState: Sendable {
     let advice = Atomic<UInt8>(Region.Advice.normal.rawValue)
 
     /// Counts `pages` read ahead and used (a large folio mapped whole counts all its pages).
-    func hit(_ pages: Int = 1) { hits.add(pages, ordering: .relaxed) }
+    func hit(_ pages: Int = 1) { hits.add(pages, ordering: .relaxed) }  // Relaxed: a heuristic
 
     /// The window for a missing fault at `page` (kernel: `__swapin_nr_pages`): hits + 2 rounded
     /// up to a power of two; with no hits, 2 only if the fault is next to the previous one, else
     /// 1 (no readahead); capped; never shrinking faster than half the previous window. `stride`
     /// is the distance between neighbouring faults: a large-folio region faults once per block.
     func window(for page: Int, stride: Int = 1) -> Int {
-        switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {
+        switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {  // Relaxed: advice, a heuristic
         case .sequential: return Self.maxWindow
         case .random: return 1
         default: break
         }
-        let previous = last.load(ordering: .relaxed)
+        let previous = last.load(ordering: .relaxed)  // Relaxed: a heuristic; a racing fault sizes its own window
         let previousPage = Int(previous >> 16), previousWindow = Int(previous & 0xffff)
-        let used = hits.exchange(0, ordering: .relaxed)
+        let used = hits.exchange(0, ordering: .relaxed)  // Relaxed: a heuristic
         var pages = used + 2
         if pages == 2 {
             if page != previousPage + stride && page != previousPage - stride { pages = 1 }
@@ -51,7 +51,7 @@ final class ReadaheadState: Sendable {
         }
         pages = min(pages, Self.maxWindow)
         pages = max(pages, previousWindow / 2)
-        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)
+        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)  // Relaxed: a heuristic
         return pages
     }
 
@@ -59,16 +59,16 @@ final class ReadaheadState: Sendable {
     /// `get_next_ra_size`): four times the last window while it is small, then twice, capped;
     /// 0 for no readahead.
     func asyncWindow(at page: Int) -> Int {
-        switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {
+        switch Region.Advice(rawValue: advice.load(ordering: .relaxed)) {  // Relaxed: advice, a heuristic
         case .sequential:
-            last.store(UInt64(page) << 16 | UInt64(Self.maxWindow), ordering: .relaxed)
+            last.store(UInt64(page) << 16 | UInt64(Self.maxWindow), ordering: .relaxed)  // Relaxed: a heuristic
             return Self.maxWindow
         case .random: return 0
         default: break
         }
-        let previous = Int(last.load(ordering: .relaxed) & 0xffff)
+        let previous = Int(last.load(ordering: .relaxed) & 0xffff)  // Relaxed: a heuristic
         let pages = Swift.min(Self.maxWindow, Swift.max(4, previous < Self.maxWindow / 16 ? 4 * previous : 2 * previous))
-        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)
+        last.store(UInt64(page) << 16 | UInt64(pages), ordering: .relaxed)  // Relaxed: a heuristic
         return pages
     }
 }

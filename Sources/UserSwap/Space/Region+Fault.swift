@@ -102,7 +102,8 @@ extension Region {
                         engine.frames.lock(o)
                         previous = o
                     } else {
-                        // Being freed: its release gives the page back in a moment.
+                        // Being freed: its release gives the page back in a moment (one madvise,
+                        // never blocking: a yield, as in `FrameWindow.claim`).
                         sched_yield()
                     }
                     continue
@@ -280,7 +281,7 @@ extension Region {
         }
         // Its read may still be in flight (async readahead): wait for it on the folio lock.
         frames.lock(f)
-        guard try engine.cache.recheckLocked(f, entry, pages: nr) else { return .retry }
+        guard try engine.cache.recheck(lockedFolio: f, entry, pages: nr) else { return .retry }
         engine.stats.count(.cacheHits)
         let device = engine.devices.device(mappedBy: entry)
         // Our reference becomes one of the mapping's.

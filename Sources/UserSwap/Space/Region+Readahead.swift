@@ -53,6 +53,7 @@ extension Region {
     public func advise(_ advice: Advice, pages: Range<Int>? = nil) throws(SwapError) {
         let range = pages ?? 0..<pageCount
         switch advice {
+        // Relaxed: advice, read by the next fault
         case .normal, .sequential, .random: readahead.advice.store(advice.rawValue, ordering: .relaxed)
         case .willNeed: try prefetch(pages: range)
         case .dontNeed: try swapOut(pages: range)

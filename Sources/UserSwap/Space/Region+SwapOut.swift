@@ -1,6 +1,6 @@
-/// Pushing pages out to swap (kernel: the anonymous half of `shrink_folio_list`): allocate slots
-/// and insert into the swap cache, unmap, write back if dirty, then remove from the cache. Reclaim
-/// drives this under the budget; `swapOut(pages:)` drives it explicitly.
+/// Pushing pages out to swap explicitly (`swapOut(pages:)`), through reclaim's pageout
+/// (`Reclaimer+Pageout.swift`), and the region's part of it: unmapping a folio's pages
+/// (kernel: `try_to_unmap_one`), which reclaim reaches through `ReverseMapping`.
 extension Region {
     /// Moves the resident pages of `pages` to swap and frees their frames. Pinned pages and
     /// pages someone is faulting in are skipped (they are busy). Returns how many were freed.
@@ -30,7 +30,8 @@ extension Region {
         frames.lock(f)
         let removed: Bool
         do {
-            removed = frames.folio(containing: pte.frame) == f && self.pte(page) == pte ? try shrink(lockedFolio: f) : false
+            let stillMapped = frames.folio(containing: pte.frame) == f && self.pte(page) == pte
+            removed = stillMapped ? try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false) == .removed : false
         } catch {
             frames.unlock(f)
             engine.allocator.putFolio(f)
@@ -54,7 +55,7 @@ extension Region {
         frames.lock(f)
         let outcome: (removed: Bool, wasDirty: Bool)
         do {
-            outcome = try shrinkCached(lockedFolio: f, entry: entry)
+            outcome = try engine.reclaimer.pageoutCached(lockedFolio: f, entry: entry)
         } catch {
             frames.unlock(f)
             engine.allocator.putFolio(f)
@@ -66,96 +67,17 @@ extension Region {
         return outcome.removed && outcome.wasDirty
     }
 
-    /// `shrinkCached(_:)` with the folio locked and referenced.
-    private func shrinkCached(lockedFolio f: Folio, entry: SwapEntry) throws(SwapError) -> (removed: Bool, wasDirty: Bool) {
-        let frames = engine.frames
-        let flags = frames.flags(f)
-        // Still this entry's copy, not under write, and mapped by nobody (a mapped folio is the
-        // present-page path's).
-        guard frames.matches(f, entry), !flags.contains(.writeback), frames.owner(f).isNone,
-            let device = engine.devices.device(for: frames.entry(f))
-        else { return (false, false) }
-        let dirty = flags.contains(.dirty)
-        if dirty { try engine.reclaimer.writeback(f, device: device) }
-        guard engine.reclaimer.removeMapping(f, device: device) else { return (false, false) }
-        if !dirty { engine.stats.count(.cleanDrops) }
-        return (true, dirty)
+    /// `ReverseMapping.unmap(lockedFolio:base:entry:device:)`: the page-table entries, then
+    /// the application's view of a transparent region (a store after this faults and waits for
+    /// the folio). Pages already swapped (a large folio partly faulted back) stay as they are.
+    func unmap(lockedFolio f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool {
+        guard unmapPageTable(f, base: base, entry: entry, device: device) else { return false }
+        if let window { for i in 0..<engine.frames.pageCount(f) { window.unmapFromApp(base + i) } }
+        return true
     }
 
-    /// Swaps out folio `f`, whose first page is mapped by this region (its reverse map). Caller
-    /// holds `f`'s lock and one reference. A large folio goes out as one run of slots; when no
-    /// device has such a run it is split and its first page goes out alone (the others stay on
-    /// the LRU for the next pass).
-    ///
-    /// Returns true when the folio left memory: its references are then all gone (the caller's
-    /// too), and the caller unlocks and frees it. Returns false when it stays (busy, pinned, or
-    /// remapped); throws when no slot is free or the write failed — in every non-true case the
-    /// folio is still locked and the caller's reference still held.
-    func shrink(lockedFolio f: Folio) throws(SwapError) -> Bool {
-        try shrink(lockedFolio: f, deferringWrite: false) == .removed
-    }
-
-    /// `shrink(lockedFolio:)`, optionally stopping before the write so that reclaim can write many
-    /// folios in one vectored call.
-    func shrink(lockedFolio f: Folio, deferringWrite: Bool) throws(SwapError) -> ShrinkOutcome {
-        let frames = engine.frames
-        guard !frames.flags(f).contains(.writeback) else { return .kept }
-        var nr = frames.pageCount(f)
-        let key = frames.owner(f)
-        let base = key.page
-        guard key.region == id, base + nr <= pageCount else { return .kept }
-        if !frames.flags(f).contains(.swapcache) {
-            if engine.cache.folioAllocSwap(f) == nil {
-                guard nr > 1, engine.reclaimer.splitFolio(f) else {
-                    let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
-                    throw SwapError(
-                        .swapFull,
-                        "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
-                }
-                nr = 1
-                guard engine.cache.folioAllocSwap(f) != nil else {
-                    throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id); add a swap device or make it larger")
-                }
-            }
-            // The device has no copy yet.
-            frames.setFlags(f, .dirty)
-        }
-        let entry = frames.entry(f)
-        let device = engine.devices.device(mappedBy: entry)
-        yieldPoint(.swapOutAllocated)
-        guard unmap(base, f, entry, device: device) else {
-            engine.stats.count(.busyFolios)
-            // The pages were discarded under us after we gave the folio slots: nothing maps
-            // them, so the folio must not stay cached for nobody.
-            engine.cache.freeSwapIfUnused(f)
-            return .kept
-        }
-        // The application's view too, before the data is written: a store after this faults
-        // and waits for the folio (transparent regions).
-        if let window { for i in 0..<nr { window.unmapFromApp(base + i) } }
-        yieldPoint(.swapOutUnmapped)
-        let wasDirty = frames.flags(f).contains(.dirty)
-        if wasDirty && deferringWrite { return .needsWrite }
-        if wasDirty {
-            try engine.reclaimer.writeback(f, device: device)
-        }
-        yieldPoint(.swapOutBeforeRemove)
-        guard engine.reclaimer.removeMapping(f, device: device) else {
-            // A transient reference (a lookup racing with the last unmap of the page) kept the
-            // folio; if nothing maps its slots any more, it must not linger in the cache.
-            engine.cache.freeSwapIfUnused(f)
-            return .kept
-        }
-        if !wasDirty { engine.stats.count(.cleanDrops) }
-        return .removed
-    }
-
-    /// Replaces every present entry of the folio's pages with its swap entry and moves each
-    /// mapping's reference from the folio to its slot (kernel: `try_to_unmap_one` with
-    /// `folio_dup_swap`). Pages already swapped (a large folio partly faulted back) stay as they
-    /// are. Fails, changing nothing, if a page maps something else, or if anyone but the
-    /// mappings, the cache and the caller holds the folio (a pin). Caller holds the folio lock.
-    private func unmap(_ base: Int, _ f: Folio, _ entry: SwapEntry, device: SwapDevice) -> Bool {
+    /// The page-table half of `unmap(lockedFolio:base:entry:device:)`.
+    private func unmapPageTable(_ f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool {
         let frames = engine.frames
         let nr = frames.pageCount(f)
         let lock = ptl(base)

@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// Its page table holds one atomic `PageTableEntry` per page. Changes take the page-table lock
 /// of the page's 512-page block (split like the kernel's PTL); the pin fast path only reads.
-/// Lock order: folio lock → page-table lock → cluster lock.
+/// The page-table lock's place in the lock order: `LockRank.pageTable` (Support/LockOrder.swift).
 ///
 /// Access: `pin(_:)` returns a `Pin` that keeps the page resident; `withPage(_:_:)` runs a
 /// closure on it; `swapOut(pages:)` pushes pages to swap explicitly (reclaim does it under a
@@ -72,7 +72,7 @@ public final class Region: Sendable {
     /// The page-table lock covering `page`. A block of up to 512 aligned pages (the largest
     /// folio) is always under one lock.
     @inline(__always)
-    func ptl(_ page: Int) -> FutexLock { FutexLock(ptls[page / Self.pagesPerPTL]) }
+    func ptl(_ page: Int) -> FutexLock { FutexLock(ptls[page / Self.pagesPerPTL], rank: .pageTable) }
 
     @inline(__always)
     func checkPage(_ page: Int) throws(SwapError) {

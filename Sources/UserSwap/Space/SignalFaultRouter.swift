@@ -27,7 +27,7 @@ final class SignalFaultRouter: Sendable {
     private let users: _UnsafeAtomicArray<Int>
     /// Slots at and above it are free: lookups stop there.
     private let inUse = Atomic<Int>(0)
-    private let changing = Mutex<Void>(())
+    private let changing = Mutex<Void>((), rank: .signalRouter)
 
     private init() {
         starts = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
@@ -53,6 +53,7 @@ final class SignalFaultRouter: Sendable {
             resolvers[free].pointee.store(UInt(bitPattern: Unmanaged.passRetained(resolver).toOpaque()), ordering: .sequentiallyConsistent)
             ends[free].pointee.store(end, ordering: .sequentiallyConsistent)
             starts[free].pointee.store(start, ordering: .sequentiallyConsistent)
+            // Relaxed: written only under `changing`, which we hold
             if free >= inUse.load(ordering: .relaxed) { inUse.store(free + 1, ordering: .sequentiallyConsistent) }
             return free
         }
@@ -67,6 +68,8 @@ final class SignalFaultRouter: Sendable {
     /// not touched again).
     func remove(_ slot: Int) {
         starts[slot].pointee.store(0, ordering: .sequentiallyConsistent)
+        // A poll on purpose: the users are SIGBUS handlers, which may not take a lock or signal
+        // a semaphore; they leave within one fault's resolution, and removal is rare.
         while users[slot].pointee.load(ordering: .sequentiallyConsistent) != 0 { usleep(100) }
         changing.withLock { _ in
             let bits = resolvers[slot].pointee.exchange(0, ordering: .sequentiallyConsistent)

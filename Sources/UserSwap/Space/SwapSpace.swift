@@ -205,7 +205,7 @@ public final class SwapSpace: Sendable {
             throw SwapError(.invalidArgument, "folio size \(folioSize) must be a power of two from 4K to 2M")
         }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
-        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue  // Relaxed: the read-modify-write alone makes ids unique
         return Region(
             id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
             folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
@@ -228,7 +228,7 @@ public final class SwapSpace: Sendable {
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
         let window = try engine.allocator.windows.make(pageCount: pages)
-        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue  // Relaxed: the read-modify-write alone makes ids unique
         let region = Region(
             id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
             folioOrder: 0, engine: engine, window: window)

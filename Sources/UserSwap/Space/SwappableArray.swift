@@ -80,7 +80,7 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
         let first = try space.makeRegion(bytes: layout.firstPages * SwapPage.size, group: group, folioSize: folioSize)
         segments = InlineArray { k in Atomic(k == 0 ? Unmanaged.passRetained(first) : nil) }
         publishedCount = Atomic(count)
-        writer = Mutex(WriterState(count: count, segmentCount: 1))
+        writer = Mutex(WriterState(count: count, segmentCount: 1), rank: .swappableArrayWriter)
     }
 
     /// An array of `count` copies of `value` in `space` (see `init(count:in:group:folioSize:)`).

@@ -17,7 +17,7 @@ final class TransparentFaultResolver: Sendable {
     /// Cleared for good if the kernel refuses a write-protected continue.
     private let writeProtectUsable: Atomic<Bool>
     /// The last fault that could not be resolved (its thread got SIGBUS).
-    let lastError = Mutex<SwapError?>(nil)
+    let lastError = Mutex<SwapError?>(nil, rank: .lastError)
 
     /// One fault: a page not mapped (`write` when a store made it), or a store to a page mapped
     /// read-only under write protection.
@@ -76,6 +76,8 @@ final class TransparentFaultResolver: Sendable {
                 attempt += 1
                 guard attempt < (error.code == .outOfMemory ? 25 : 6) else { throw error }
                 region.engine.stats.count(.faultRetries)
+                // A backoff on purpose: memory or the device was short; reclaim or the device
+                // recovers in its own time, and no one event says when.
                 usleep(UInt32(min(1000 << attempt, 50_000)))
             }
         }
@@ -85,6 +87,7 @@ final class TransparentFaultResolver: Sendable {
     private func resolveOnce(_ fault: Fault, wake: Bool) throws(SwapError) -> Bool {
         let address = window.appAddress(fault.page)
         let write = fault.write || fault.protect
+        // Relaxed: a one-way switch; a stale true costs one refused attempt, handled below
         let tracking = writeProtectUsable.load(ordering: .relaxed)
         let outcome: UserFaultFD.Resolution
         do {
@@ -103,7 +106,7 @@ final class TransparentFaultResolver: Sendable {
                 if case .failed(let e) = r, e == .invalidArgument && readOnly {
                     // A kernel without write-protected continue: track dirtiness by mapping
                     // every page writable.
-                    writeProtectUsable.store(false, ordering: .relaxed)
+                    writeProtectUsable.store(false, ordering: .relaxed)  // Relaxed: a one-way switch that orders nothing else
                     return false
                 }
                 if r == .alreadyMapped && write && tracking {

@@ -81,10 +81,9 @@ public final class TransparentRegion: @unchecked Sendable {
         window.retire()
         region.discardAll()
         // Folios still busy elsewhere (a write-back finishing) are freed within moments; the
-        // window must outlive them. If one never goes (a pin leaked), keep the window mapped.
-        let deadline = Date().addingTimeInterval(10)
-        while window.liveFolios.load(ordering: .acquiring) > 0 && Date() < deadline { usleep(1000) }
-        guard window.liveFolios.load(ordering: .acquiring) == 0 else { return }
+        // window must outlive them: sleep until the last is freed. If one never goes (a pin
+        // leaked), keep the window mapped.
+        guard window.waitUntilDrained(timeoutNanoseconds: 10_000_000_000) else { return }
         region.engine.allocator.windows.remove(window)
         // A thread woken from its last fault may not have run yet to finish its access: the
         // mapping stays a moment longer (its RAM is no longer counted in the budget).

@@ -15,13 +15,34 @@ import Synchronization
 ///
 /// Every module of the package names it `Mutex` (a typealias in each module shadows the
 /// toolchain's), so code writes `Mutex` and `withLock` as usual.
+///
+/// In debug builds a mutex made with a rank (`init(_:rank:)`, every one of the engine's:
+/// `LockRank`) also records its owner and checks the lock order as it is taken.
 package struct AnnotatedMutex<Value: ~Copyable>: ~Copyable {
     @usableFromInline
     let base: Synchronization.Mutex<Value>
+    #if DEBUG
+    /// Where it sits in the lock order; nil for a mutex outside the engine's order.
+    @usableFromInline
+    let rank: LockRank?
+    #endif
 
+    /// A mutex outside the engine's lock order (other modules' own locks).
     @inlinable
     package init(_ initialValue: consuming sending Value) {
         base = Synchronization.Mutex(initialValue)
+        #if DEBUG
+        rank = nil
+        #endif
+    }
+
+    /// A mutex of the engine, at `rank` in the lock order (`LockRank`).
+    @inlinable
+    package init(_ initialValue: consuming sending Value, rank: LockRank) {
+        base = Synchronization.Mutex(initialValue)
+        #if DEBUG
+        self.rank = rank
+        #endif
     }
 
     /// Runs `body` with the value, holding the lock (`Synchronization.Mutex.withLock`).
@@ -29,15 +50,27 @@ package struct AnnotatedMutex<Value: ~Copyable>: ~Copyable {
     package borrowing func withLock<Result: ~Copyable, E: Error>(
         _ body: (inout sending Value) throws(E) -> sending Result
     ) throws(E) -> sending Result {
-        #if USERSWAP_TSAN
+        #if USERSWAP_TSAN || DEBUG
         // Sound: the mutex is non-copyable and address-only (the toolchain's is raw storage), so
         // a borrow of it is its storage, which stays put while it is borrowed. The address is
         // taken outside the lock: taking the value's would be an access TSan sees before the
         // acquire.
         let address = withUnsafePointer(to: self) { UnsafeRawPointer($0) }
+        #endif
+        #if DEBUG
+        let rank = rank
+        if let rank { LockOrder.check(taking: rank) }
+        #endif
+        #if USERSWAP_TSAN || DEBUG
         return try base.withLock { (value: inout sending Value) throws(E) -> sending Result in
+            #if USERSWAP_TSAN
             cus_tsan_acquire(address)
             defer { cus_tsan_release(address) }
+            #endif
+            #if DEBUG
+            if let rank { LockOrder.acquired(rank, address) }
+            defer { if rank != nil { LockOrder.released(address) } }
+            #endif
             return try body(&value)
         }
         #else

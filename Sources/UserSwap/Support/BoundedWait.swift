@@ -9,7 +9,10 @@ import Glibc
 /// and 256 KiB folios).
 ///
 /// Yields first (the holder is usually about to finish), then sleeps in short steps; gives up
-/// once `limitNanoseconds` have passed since the first pause.
+/// once `limitNanoseconds` have passed since the first pause. A poll on purpose: what it waits
+/// for is any of several threads (reclaimers, readers, scanners) letting go, and its point is
+/// the bound, after which the caller reports out of memory or swap; a wait queue woken by every
+/// reclaim batch and every scan would put a check on those paths for a rare wait.
 struct BoundedWait {
     /// For an allocation waiting on reclaimers or reads in flight.
     static let reclaim = BoundedWait(limitNanoseconds: 2_000_000_000)

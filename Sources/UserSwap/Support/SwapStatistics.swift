@@ -106,17 +106,17 @@ public final class SwapStatistics: Sendable {
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)
-    private let engines = Mutex<[IOEngineInfo]>([])
+    private let engines = Mutex<[IOEngineInfo]>([], rank: .registry)
 
     init() {}
 
     @inline(__always)
     func count(_ c: Counter, _ n: Int = 1) {
-        counters[c.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)
+        counters[c.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)  // Relaxed: a statistic
     }
 
     /// The count of `c` so far.
-    public subscript(_ c: Counter) -> Int { Int(counters[c.rawValue].pointee.load(ordering: .relaxed)) }
+    public subscript(_ c: Counter) -> Int { Int(counters[c.rawValue].pointee.load(ordering: .relaxed)) }  // Relaxed: a statistic
 
     /// The I/O engine of each device added to the space, in the order they were added: which
     /// engine and why (`io_uring`, or the thread pool with the error that ruled io_uring out).

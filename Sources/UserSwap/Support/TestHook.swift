@@ -6,7 +6,7 @@ import Synchronization
 /// no trace of it; unarmed, it costs one relaxed load.
 final class TestHook: Sendable {
     private let armed = Atomic<Bool>(false)
-    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+    private let action = Mutex<(@Sendable () -> Void)?>(nil, rank: .testHook)
 
     init() {}
 

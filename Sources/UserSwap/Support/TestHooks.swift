@@ -9,7 +9,7 @@ final class TestHooks: Sendable {
     /// delete is then charged and never uncharged.
     let recordSwapAfterDelete = Atomic<Bool>(false)
     /// Runs in reclaim right before a folio is removed from the cache (the folio is locked).
-    let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil)
+    let beforeRemoveMapping = Mutex<(@Sendable () -> Void)?>(nil, rank: .testHook)
     let hasBeforeRemoveMapping = Atomic<Bool>(false)
     /// Skip the re-check, after sleeping on a cached folio's lock, that it still is the entry's
     /// folio and uptodate: the bug the kernel's "always lock and check the swap cache folio

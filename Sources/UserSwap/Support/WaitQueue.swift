@@ -19,7 +19,7 @@ final class WaitQueue: Sendable {
     }
 
     private let watchers = Atomic<Int>(0)
-    private let state = Mutex(State())
+    private let state = Mutex(State(), rank: .waitQueue)
 
     init() {}
 
@@ -68,7 +68,7 @@ final class WaitQueue: Sendable {
         // The change's stores before the watcher count: pairs with the watcher registering
         // before its look (see the type's comment).
         atomicMemoryFence(ordering: .sequentiallyConsistent)
-        guard watchers.load(ordering: .relaxed) > 0 else { return }
+        guard watchers.load(ordering: .relaxed) > 0 else { return }  // Relaxed: ordered by the fence above
         state.withLock { s in
             s.generation &+= 1
             for sleeper in s.sleepers { sleeper.signal() }

@@ -26,7 +26,7 @@ package protocol YieldScheduler: AnyObject, Sendable {
 /// The installed scheduler, if any (tests only).
 package enum YieldPoints {
     static let installed = Atomic<Bool>(false)
-    static let scheduler = Mutex<(any YieldScheduler)?>(nil)
+    static let scheduler = Mutex<(any YieldScheduler)?>(nil, rank: .testHook)
 
     /// Installs `scheduler` for every engine in the process until `uninstall()`.
     public static func install(_ s: any YieldScheduler) {

@@ -10,12 +10,21 @@ import Synchronization
 /// `futex_wake` syscall only when the word says someone may be asleep, so an uncontended
 /// lock/unlock pair is two atomic operations.
 ///
-/// Holders keep it short: never across I/O or a wait on another lock of lower rank.
+/// Holders keep it short: never across I/O or a wait on another lock of lower rank. In debug
+/// builds it records its owner and checks the lock order (`LockOrder`) at its `rank`.
 struct FutexLock {
     let word: UnsafeMutablePointer<Atomic<UInt32>>
+    #if DEBUG
+    let rank: LockRank
+    #endif
 
     @inline(__always)
-    init(_ word: UnsafeMutablePointer<Atomic<UInt32>>) { self.word = word }
+    init(_ word: UnsafeMutablePointer<Atomic<UInt32>>, rank: LockRank) {
+        self.word = word
+        #if DEBUG
+        self.rank = rank
+        #endif
+    }
 
     private static let unlocked: UInt32 = 0
     private static let locked: UInt32 = 1
@@ -23,6 +32,10 @@ struct FutexLock {
 
     @inline(__always)
     func lock() {
+        #if DEBUG
+        LockOrder.check(taking: rank)
+        defer { LockOrder.acquired(rank, word) }
+        #endif
         if word.pointee.compareExchange(
             expected: Self.unlocked, desired: Self.locked,
             ordering: .acquiring
@@ -32,16 +45,25 @@ struct FutexLock {
         lockSlow()
     }
 
+    /// Takes the lock if it is free. Not checked against the lock order (it cannot wait), but
+    /// recorded, in debug builds, once taken.
     @inline(__always)
     func tryLock() -> Bool {
-        word.pointee.compareExchange(
+        let taken = word.pointee.compareExchange(
             expected: Self.unlocked, desired: Self.locked,
             ordering: .acquiring
         ).exchanged
+        #if DEBUG
+        if taken { LockOrder.acquired(rank, word) }
+        #endif
+        return taken
     }
 
     @inline(__always)
     func unlock() {
+        #if DEBUG
+        LockOrder.released(word)
+        #endif
         if word.pointee.exchange(Self.unlocked, ordering: .releasing) == Self.contended {
             _ = cus_futex_wake(rawWord, 1)
         }
@@ -65,7 +87,7 @@ struct FutexLock {
         // A short spin first: cluster critical sections are a few dozen instructions, so the
         // holder is usually about to leave.
         for _ in 0..<64 {
-            if word.pointee.load(ordering: .relaxed) == Self.unlocked,
+            if word.pointee.load(ordering: .relaxed) == Self.unlocked,  // Relaxed: a peek; the compare-exchange acquires
                 word.pointee.compareExchange(
                     expected: Self.unlocked, desired: Self.locked,
                     ordering: .acquiring

@@ -110,9 +110,9 @@ public final class EncryptedTier: SwapBackend {
     /// Pages sealed, opened, and refused so far.
     public var statistics: EncryptedTierStatistics {
         EncryptedTierStatistics(
-            sealedPages: counters.sealed.load(ordering: .relaxed),
-            openedPages: counters.opened.load(ordering: .relaxed),
-            authenticationFailures: counters.failures.load(ordering: .relaxed),
+            sealedPages: counters.sealed.load(ordering: .relaxed),  // Relaxed: a statistic
+            openedPages: counters.opened.load(ordering: .relaxed),  // Relaxed: a statistic
+            authenticationFailures: counters.failures.load(ordering: .relaxed),  // Relaxed: a statistic
             sideTableBytes: seals.count * Self.bytesPerPage)
     }
 
@@ -164,7 +164,7 @@ public final class EncryptedTier: SwapBackend {
                 }
                 try lower.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(count * SwapPage.size)]), atPage: first + runStart)
                 for (index, record) in records.enumerated() { seals[first + runStart + index] = record }
-                counters.sealed.add(count, ordering: .relaxed)
+                counters.sealed.add(count, ordering: .relaxed)  // Relaxed: a statistic
             }
         }
     }
@@ -204,7 +204,7 @@ public final class EncryptedTier: SwapBackend {
                 let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + SwapPage.size])
                 guard openPage(bytes, page: page) else {
                     for b in buffers { b.initializeMemory(as: UInt8.self, repeating: 0) }
-                    counters.failures.add(1, ordering: .relaxed)
+                    counters.failures.add(1, ordering: .relaxed)  // Relaxed: a statistic
                     let never = seals[page].counter == 0
                     throw SwapError(
                         .ioError,
@@ -216,7 +216,7 @@ public final class EncryptedTier: SwapBackend {
                 page += 1
             }
         }
-        counters.opened.add(page - first, ordering: .relaxed)
+        counters.opened.add(page - first, ordering: .relaxed)  // Relaxed: a statistic
     }
 
     /// Authenticates and decrypts one page in place; false if it fails (libsodium then leaves

@@ -29,6 +29,7 @@ final class Workingset: Sendable {
     /// their folios' sizes. Call it only once the eviction is certain (the refcount frozen).
     func eviction(_ f: Folio) -> UInt64 {
         let group = groups[frames.group(f)]
+        // Relaxed: a clock; the read-modify-write keeps it exact, and a shadow orders nothing else
         let age = group.nonresidentAge.wrappingAdd(UInt64(frames.pageCount(f)), ordering: .relaxed).oldValue
         let flags = frames.flags(f)
         let uses = keepsUseCounts ? frames.uses(f).count(at: age / allocator.useHalfLife(group)) : 0
@@ -76,7 +77,7 @@ final class Workingset: Sendable {
         stats.count(.activations)
         group.count(.workingsetActivate)
         // An activation ages the nonresident clock too (kernel: `workingset_age_nonresident`).
-        group.nonresidentAge.wrappingAdd(1, ordering: .relaxed)
+        group.nonresidentAge.wrappingAdd(1, ordering: .relaxed)  // Relaxed: a clock, as in `eviction`
         return true
     }
 }

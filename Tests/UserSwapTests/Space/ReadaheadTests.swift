@@ -209,6 +209,25 @@ struct ReadaheadTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("waiting for idle sleeps until the async read in flight is finished, and wakes then", .timeLimit(.minutes(1)))
+    func waitUntilIdleWakes() throws {
+        let backend = TestBackend(pageCount: 1 + 4 * 512)
+        let (space, region) = try Self.swappedAsync(512, over: backend)
+        try region.advise(.sequential)
+        try region.withPage(0, for: .read) { _ in }
+        backend.readDelayMicros.store(200_000, ordering: .relaxed)
+        try region.withPage(1, for: .read) { _ in }
+        #expect(space.engine.cache.asyncReads.outstanding == 1)
+        let start = ContinuousClock.now
+        space.engine.cache.asyncReads.waitUntilIdle()
+        let waited = ContinuousClock.now - start
+        backend.readDelayMicros.store(0, ordering: .relaxed)
+        // Asleep while the read took its 200 ms, woken by the completer when it finished.
+        #expect(space.engine.cache.asyncReads.outstanding == 0)
+        #expect(waited >= .milliseconds(100) && waited < .seconds(20), "waited \(waited)")
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("releasing a region, then its space, with async reads in flight neither hangs nor leaks")
     func asyncTeardown() throws {
         let backend = TestBackend(pageCount: 1 + 4 * 512)

@@ -58,7 +58,7 @@ final class IORequestTable {
         vectorStorage.initialize(repeating: iovec(), count: count * Self.maxVectors)
         let stack = UnsafeMutablePointer<Int32>.allocate(capacity: count)
         for i in 0..<count { stack[i] = Int32(count - 1 - i) }
-        freeSlots = Mutex(FreeStack(storage: stack, top: count))
+        freeSlots = Mutex(FreeStack(storage: stack, top: count), rank: .ioRequestSlots)
     }
 
     deinit {
@@ -165,7 +165,7 @@ final class IORequestTable {
             if s == Self.pending,
                 !states[slot].pointee.compareExchange(
                     expected: Self.pending, desired: Self.pendingWithWaiter,
-                    ordering: .relaxed
+                    ordering: .relaxed  // Relaxed: only announces a waiter; the state is re-read acquiring after the wait
                 ).exchanged
             {
                 continue

@@ -33,7 +33,7 @@ final class IOThreadPool {
         self.stats = stats
         maxWritesInFlight = options.maxWritesInFlight
         workers = options.workers
-        queues = Mutex(Queues(reads: IOSlotQueue(capacity: table.count), writes: IOSlotQueue(capacity: table.count)))
+        queues = Mutex(Queues(reads: IOSlotQueue(capacity: table.count), writes: IOSlotQueue(capacity: table.count)), rank: .ioSubmission)
         work = .allocate(capacity: 1)
         work.initialize(to: Atomic(0))
         for i in 0..<workers {

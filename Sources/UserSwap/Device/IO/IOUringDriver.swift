@@ -46,7 +46,7 @@ final class IOUringDriver {
         // Every request holds a slot, so at most `table.count` entries are ever in the kernel,
         // and the completion queue (twice the entries) cannot overflow.
         ring = try IORing(entries: max(8, table.count))
-        state = Mutex(State(queuedWrites: IOSlotQueue(capacity: table.count)))
+        state = Mutex(State(queuedWrites: IOSlotQueue(capacity: table.count)), rank: .ioSubmission)
         scratch = IOTransfer.makeScratch()
     }
 
@@ -141,6 +141,7 @@ final class IOUringDriver {
         // Once prepared, the entry is in the ring for the kernel to take at the next enter,
         // failed or not: so a failure (EAGAIN: the kernel is short of request memory) is
         // retried, never answered by doing the transfer here too (it would then run twice).
+        // A backoff on purpose: no event says when the kernel has request memory again.
         var delay: UInt32 = 50
         var waited: UInt32 = 0
         while true {
