@@ -106,16 +106,9 @@ extension Region {
         guard key.region == id, base + nr <= pageCount else { return .kept }
         if !frames.flags(f).contains(.swapcache) {
             if engine.cache.folioAllocSwap(f) == nil {
-                guard nr > 1, engine.reclaimer.splitFolio(f) else {
-                    let free = engine.devices.devices.reduce(0) { $0 + $1.freePages }
-                    throw SwapError(
-                        .swapFull,
-                        "no swap slot left for page \(base) of region \(id) (\(free) slots free); add a swap device or make it larger")
-                }
+                guard nr > 1, engine.reclaimer.splitFolio(f) else { throw noSwapSlot(base, pages: nr) }
                 nr = 1
-                guard engine.cache.folioAllocSwap(f) != nil else {
-                    throw SwapError(.swapFull, "no swap slot left for page \(base) of region \(id); add a swap device or make it larger")
-                }
+                guard engine.cache.folioAllocSwap(f) != nil else { throw noSwapSlot(base, pages: 1) }
             }
             // The device has no copy yet.
             frames.setFlags(f, .dirty)
@@ -148,6 +141,26 @@ extension Region {
         }
         if !wasDirty { engine.stats.count(.cleanDrops) }
         return .removed
+    }
+
+    /// The error of a swap-out that got no slots for the `nr` pages at `page`: the group's swap
+    /// limit when that refused, else the slots free on the devices that take new pages — a
+    /// device being removed (swapoff) takes none, so its free slots do not count.
+    private func noSwapSlot(_ page: Int, pages nr: Int) -> SwapError {
+        let owner = engine.groups[group]
+        if !owner.swapFits(nr) {
+            return SwapError(
+                .swapFull,
+                "no swap for page \(page) of region \(id): memory group \(owner.name) is at its swap limit (\(owner.swapUsage) bytes in use); raise the limit or free some of its pages"
+            )
+        }
+        let devices = engine.devices.devices
+        let serving = devices.filter { $0.writeOK.load(ordering: .acquiring) }
+        var held = "\(serving.reduce(0) { $0 + $1.freePages }) slots free on the \(serving.count) device(s) in service"
+        if serving.count < devices.count {
+            held += "; \(devices.count - serving.count) device(s) being removed by swapoff take no new pages"
+        }
+        return SwapError(.swapFull, "no swap slot left for page \(page) of region \(id) (\(held)); add a swap device or make it larger")
     }
 
     /// Replaces every present entry of the folio's pages with its swap entry and moves each
