@@ -70,7 +70,7 @@ extension SwapCache {
                     if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                     // Someone holds the bit but its folio is not in yet: we cannot know who, so
                     // sleep until the next tick and retry (the long tail swap-cache synchronization removes).
-                    yieldPoint(.blocking)
+                    yieldPoint(.swapInRetry)
                     Self.sleepUntil(Self.nextTick(tick))
                     continue
                 case .noEntry:
@@ -120,13 +120,13 @@ extension SwapCache {
                         // Asleep on `swapcache_wq` until the holder inserts its folio or gives
                         // the bit up, one tick at most (kernel 6.12: `add_wait_queue`,
                         // `schedule_timeout_uninterruptible(1)`).
-                        yieldPoint(.blocking)
+                        yieldPoint(.swapInRetry)
                         swapcacheWaitQueue.wait(after: generation, deadline: Self.nextTick(tick))
                         swapcacheWaitQueue.stopWatching()
                     } else {
                         if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                         // Nothing wakes us: sleep a whole tick and retry.
-                        yieldPoint(.blocking)
+                        yieldPoint(.swapInRetry)
                         sleep(tick)
                     }
                     continue
