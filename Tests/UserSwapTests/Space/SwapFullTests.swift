@@ -54,6 +54,16 @@ struct SwapFullTests {
         try Self.storePastSwap(memoryPages: 16, swapPages: 1 + 512, faults: faults, backgroundReclaim: backgroundReclaim, limit: 3)
     }
 
+    /// Swap full at a size where reclaim has thousands of folios on its lists and a failed
+    /// swap-out could look at thousands of slots: memory and swap full must still end in a signal
+    /// within seconds, not a reclaim pass that rescans every slot for every folio.
+    @Test(
+        "a store into full swap gets SIGBUS within seconds with 2,048 frames over 8,192 slots",
+        arguments: TransparentRegionTests.services)
+    func storeIntoFullSwapAtScale(faults: TransparentRegion.FaultService) throws {
+        try Self.storePastSwap(memoryPages: 2048, swapPages: 1 + 8192, faults: faults, backgroundReclaim: true, limit: 3)
+    }
+
     /// Stores one word into page after page of a transparent region until a store gets a
     /// signal; expects SIGBUS for swap full within `limit` seconds, and every page stored
     /// before it intact.
