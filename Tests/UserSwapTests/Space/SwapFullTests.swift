@@ -58,10 +58,10 @@ struct SwapFullTests {
     /// swap-out could look at thousands of slots: memory and swap full must still end in a signal
     /// within seconds, not a reclaim pass that rescans every slot for every folio.
     @Test(
-        "a store into full swap gets SIGBUS within seconds with 2,048 frames over 8,192 slots",
+        "a store into full swap gets SIGBUS within seconds with 512 frames over 2,048 slots",
         arguments: TransparentRegionTests.services)
     func storeIntoFullSwapAtScale(faults: TransparentRegion.FaultService) throws {
-        try Self.storePastSwap(memoryPages: 2048, swapPages: 1 + 8192, faults: faults, backgroundReclaim: true, limit: 3)
+        try Self.storePastSwap(memoryPages: 512, swapPages: 1 + 2048, faults: faults, backgroundReclaim: true, limit: 3)
     }
 
     /// Stores one word into page after page of a transparent region until a store gets a
