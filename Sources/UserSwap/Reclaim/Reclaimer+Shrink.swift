@@ -235,7 +235,7 @@ extension Reclaimer {
                 let outcome = try region.shrink(lockedFolio: f, deferringWrite: true)
                 removed = outcome == .removed
                 needsWrite = outcome == .needsWrite
-            } catch where error.code != .swapFull {
+            } catch  where error.code != .swapFull {
                 // The device failed a write: the folio stays dirty in memory. Remember why, so
                 // that reclaim stops hammering the device and an allocation that finds nothing
                 // else to free reports the device's error.
