@@ -258,7 +258,8 @@ int userswap_unmap(userswap_space *space, void *addr);
  * is never swapped out and `*page` is valid; the caller releases the pin with userswap_unpin
  * (before unmapping the mapping; destroying the space releases its pins). `writable`: 1 if the caller will write (the
  * page's copy on swap becomes stale), 0 to read only. Errors: EINVAL (NULL, `addr` not in a
- * mapping of this space), ENOMEM (no frame can be freed: all pinned, or swap full), EIO. */
+ * mapping of this space), ENOMEM (no frame can be freed: all pinned), ENOSPC (memory and every
+ * swap slot are full), EIO. */
 int userswap_pin(userswap_space *space, const void *addr, int writable, userswap_page_pin **pin, void **page);
 
 /* Releases a pin made by userswap_pin. NULL is allowed and does nothing. Always succeeds. */

@@ -281,6 +281,16 @@ int cus_probe_load(const volatile uint64_t *address, uint64_t *value) {
     return signal;
 }
 
+int cus_probe_store(volatile uint64_t *address, uint64_t value) {
+    cus_sigbus_install(NULL);
+    sigjmp_buf jump;
+    cus_probe_jump = &jump;
+    int signal = sigsetjmp(jump, 1);
+    if (signal == 0) *address = value;
+    cus_probe_jump = NULL;
+    return signal;
+}
+
 void cus_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 int cus_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }
 int cus_stderr_is_tty(void) { return isatty(STDERR_FILENO); }

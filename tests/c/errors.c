@@ -206,7 +206,7 @@ int main(int argc, char **argv) {
     EXPECT(userswap_unmap(space, memory), USERSWAP_EINVAL);
 
     /* ENOSPC: asked to swap out more than the swap file holds. (When reclaim finds swap full, a
-     * pin gets ENOMEM: no frame can be freed. A plain store gets SIGBUS.) */
+     * pin gets ENOSPC too. A plain store gets SIGBUS.) */
     OK(userswap_space_destroy(space));
     space = space_of(8 << 20, 4 << 20);
     uint8_t *big;

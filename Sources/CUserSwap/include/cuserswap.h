@@ -127,6 +127,9 @@ void cus_sigbus_install(cus_fault_resolver _Nullable resolver);
 /// (a transparent page that could not be brought in) instead of dying. For tests and probes:
 /// the signal reaches the probe of the thread that took it when no resolver takes it.
 int cus_probe_load(const volatile uint64_t *_Nonnull address, uint64_t *_Nonnull value);
+/// Stores `value` at `address`, returning 0, or SIGBUS if the store raised it (as
+/// `cus_probe_load`).
+int cus_probe_store(volatile uint64_t *_Nonnull address, uint64_t value);
 
 // MARK: ThreadSanitizer
 

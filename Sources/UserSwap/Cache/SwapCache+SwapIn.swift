@@ -29,7 +29,10 @@ extension SwapCache {
     /// the has-cache bit), so a racer that loses never touches the page. `claim` does that under
     /// the page's page-table lock and refuses when the page no longer refers to `entry`: the
     /// caller read its page-table entry without a lock, and meanwhile the page may have been
-    /// discarded and the slot given to another page, whose data must not land in this page.
+    /// discarded and the slot given to another page, whose data must not land in this page —
+    /// and, in any region, whose swap must not stay cached in a folio charged to the caller's
+    /// group (the slot's page would later go out through it, its swap charged to that group).
+    /// A refused folio leaves the cache unread, the slot's shadow and charge put back.
     ///
     /// `mayReclaim: false` makes the allocation fail instead of reclaiming (`allocateFolio`).
     func swapCacheAllocFolio(
@@ -67,7 +70,7 @@ extension SwapCache {
                     if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                     // Someone holds the bit but its folio is not in yet: we cannot know who, so
                     // sleep until the next tick and retry (the long tail swap-cache synchronization removes).
-                    yieldPoint(.blocking)
+                    yieldPoint(.swapInRetry)
                     Self.sleepUntil(Self.nextTick(tick))
                     continue
                 case .noEntry:
@@ -117,13 +120,13 @@ extension SwapCache {
                         // Asleep on `swapcache_wq` until the holder inserts its folio or gives
                         // the bit up, one tick at most (kernel 6.12: `add_wait_queue`,
                         // `schedule_timeout_uninterruptible(1)`).
-                        yieldPoint(.blocking)
+                        yieldPoint(.swapInRetry)
                         swapcacheWaitQueue.wait(after: generation, deadline: Self.nextTick(tick))
                         swapcacheWaitQueue.stopWatching()
                     } else {
                         if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                         // Nothing wakes us: sleep a whole tick and retry.
-                        yieldPoint(.blocking)
+                        yieldPoint(.swapInRetry)
                         sleep(tick)
                     }
                     continue
@@ -264,12 +267,11 @@ extension SwapCache {
         return true
     }
 
-    /// Claims the window page of a placed folio through `claim` (or unconditionally without
-    /// one); true for a folio in the arena.
+    /// Claims the new folio for the caller's page through `claim` (which also claims a placed
+    /// folio's window page), or unconditionally without one.
     private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
-        guard !frames.placement(f).isArena else { return true }
         guard let claim else {
-            allocator.claimPlacement(f)
+            if !frames.placement(f).isArena { allocator.claimPlacement(f) }
             return true
         }
         return claim(f)

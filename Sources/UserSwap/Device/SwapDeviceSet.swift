@@ -93,6 +93,15 @@ package final class SwapDeviceSet: Sendable {
         }
     }
 
+    /// When swap is what stops reclaim: the devices that take new pages (none being removed by
+    /// swapoff) exist and have no free slot. Nil while a slot is free, or with no device at
+    /// all (memory alone is then full: out of memory, not swap full).
+    var exhausted: (slots: Int, devices: Int)? {
+        let serving = devices.filter { $0.writeOK.load(ordering: .acquiring) }
+        guard !serving.isEmpty, serving.allSatisfy({ $0.freePages == 0 }) else { return nil }
+        return (serving.reduce(0) { $0 + $1.usablePages }, serving.count)
+    }
+
     /// Allocates `1 << order` slots filled with `initial` on the best device that has them.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
         let groups = state.withLock { $0.groups }

@@ -20,6 +20,10 @@ protocol DirectReclaim: AnyObject, Sendable {
     /// The last write-back failure not reported yet, cleared: an allocation that cannot free
     /// memory reports it instead of a plain out-of-memory.
     func takeWriteFailure() -> SwapError?
+    /// When swap is what stops reclaim: every slot of the devices that take new pages is in
+    /// use (`SwapDeviceSet.exhausted`). An allocation that cannot free memory then reports
+    /// swap full, not out of memory.
+    var swapExhausted: (slots: Int, devices: Int)? { get }
 }
 
 /// The allocator's link to its reclaimer: weak, because the reclaimer holds the allocator.

@@ -51,8 +51,9 @@ final class FrameAllocator: Sendable {
 
     /// Takes a folio of `1 << order` frames with one reference (the caller's), no flags, charged
     /// to `group`. A group at its memory limit reclaims its own pages first; when no frame is
-    /// free the calling thread reclaims (direct reclaim). Throws `.outOfMemory` only when nothing
-    /// can be reclaimed: every page pinned, or swap full.
+    /// free the calling thread reclaims (direct reclaim). Throws when nothing can be reclaimed:
+    /// `.swapFull` when every slot of every device is in use, else `.outOfMemory` (every page
+    /// pinned, a swap limit reached).
     /// `mayReclaim: false` (readahead of large folios, which never waits for memory) throws
     /// `.outOfMemory` at once instead of reclaiming: at the group's limit, or when the pool has
     /// no free run of `1 << order` frames.
@@ -79,6 +80,12 @@ final class FrameAllocator: Sendable {
                 continue
             }
             idle += 1
+            if idle >= 3, let full = reclaim?.swapExhausted {
+                throw SwapError(
+                    .swapFull,
+                    "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and swap is full (all \(full.slots) slots of \(full.devices) device(s) in use): nothing in it can be swapped out; add swap or raise the limit"
+                )
+            }
             if idle >= 3 {
                 throw SwapError(
                     .outOfMemory,
@@ -112,6 +119,12 @@ final class FrameAllocator: Sendable {
                 owner.unchargeMemory(nr)
                 if let failure = reclaim?.takeWriteFailure() {
                     throw failure.adding(context: "no free frame, and swapping out failed: ")
+                }
+                if let full = reclaim?.swapExhausted {
+                    throw SwapError(
+                        .swapFull,
+                        "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and so is swap (all \(full.slots) slots of \(full.devices) device(s) in use); add swap or raise --memory"
+                    )
                 }
                 throw SwapError(
                     .outOfMemory,

@@ -23,18 +23,15 @@ extension Reclaimer {
         guard key.region == mapping.id, base + nr <= mapping.pageCount else { return .kept }
         if !frames.flags(f).contains(.swapcache) {
             if cache.folioAllocSwap(f) == nil {
-                guard nr > 1, splitFolio(f) else {
-                    let free = devices.devices.reduce(0) { $0 + $1.freePages }
-                    throw SwapError(
-                        .swapFull,
-                        "no swap slot left for page \(base) of region \(mapping.id) (\(free) slots free); add a swap device or make it larger"
-                    )
+                guard nr > 1 else { throw noSwapSlot(f, base, region: mapping.id, pages: 1) }
+                // A large folio that cannot be split (a pin holds it) is kept, as the kernel keeps
+                // a folio `split_folio_to_list` refuses: it is busy, and swap is not full.
+                guard splitFolio(f) else {
+                    stats.count(.busyFolios)
+                    return .kept
                 }
                 nr = 1
-                guard cache.folioAllocSwap(f) != nil else {
-                    throw SwapError(
-                        .swapFull, "no swap slot left for page \(base) of region \(mapping.id); add a swap device or make it larger")
-                }
+                guard cache.folioAllocSwap(f) != nil else { throw noSwapSlot(f, base, region: mapping.id, pages: 1) }
             }
             // The device has no copy yet.
             frames.setFlags(f, .dirty)
@@ -174,4 +171,24 @@ extension Reclaimer {
         groups[group].chargeSwap(nr)
     }
     #endif
+
+    /// The error of a swap-out that got no slots for the `nr` pages of `f` at `page`: the
+    /// group's swap limit when that refused, else the slots free on the devices that take new
+    /// pages — a device being removed (swapoff) takes none, so its free slots do not count.
+    private func noSwapSlot(_ f: Folio, _ page: Int, region: Int, pages nr: Int) -> SwapError {
+        let owner = groups[frames.group(f)]
+        if !owner.swapFits(nr) {
+            return SwapError(
+                .swapFull,
+                "no swap for page \(page) of region \(region): memory group \(owner.name) is at its swap limit (\(owner.swapUsage) bytes in use); raise the limit or free some of its pages"
+            )
+        }
+        let all = devices.devices
+        let serving = all.filter { $0.writeOK.load(ordering: .acquiring) }
+        var held = "\(serving.reduce(0) { $0 + $1.freePages }) slots free on the \(serving.count) device(s) in service"
+        if serving.count < all.count {
+            held += "; \(all.count - serving.count) device(s) being removed by swapoff take no new pages"
+        }
+        return SwapError(.swapFull, "no swap slot left for page \(page) of region \(region) (\(held)); add a swap device or make it larger")
+    }
 }

@@ -130,13 +130,14 @@ extension Reclaimer {
             var freedNow = 0
             let failuresBefore = writeFailures.load(ordering: .relaxed)  // Relaxed: a count, compared below
             var writes: [Folio] = []
+            var noSlots = false
             // In region and page order, so that a region's neighbouring pages take consecutive
             // slots: the LRU interleaves the pages of threads (and regions) that fault side by
             // side, and slots handed out in LRU order would scatter every sequential stream
             // over the device, one page per read for its readahead.
             batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
-                freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back)
+                freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back, noSlots: &noSlots)
             }
             back.flush(lru, allocator: allocator)
             // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
@@ -162,6 +163,12 @@ extension Reclaimer {
             freed += freedNow
             idlePasses = progress == 0 ? idlePasses + 1 : 0
             if freed + submitted.pages >= target { break }
+            // No slot free on any device that takes pages, and a whole batch freed nothing:
+            // the batches behind it would fail the same way, each folio after a scan of every
+            // slot, and an allocation waiting for this pass would hang (kernel:
+            // `can_reclaim_anon_pages` skips the anonymous lists when no swap is free). Stop;
+            // the allocation reports swap full.
+            if progress == 0 && devices.exhausted != nil { break }
         }
         if let last = inFlight {
             let written = finishWrites(last, lru: lru)
@@ -202,7 +209,11 @@ extension Reclaimer {
     /// unlocked, still holding the isolation reference: `submitWrites`/`finishWrites` finish it.
     /// A folio that stays goes to `back`, for the caller to return to the lists in one go.
     /// `ranked`: the `.frequency` policy chose it already (`rankByUse`); no second chance.
-    private func shrinkFolio(_ f: Folio, ranked: Bool, writes: inout [Folio], back: inout LRUPutBack) -> Int {
+    /// `noSlots`: set once a swap-out of this batch found no slot on any device; the batch's
+    /// later folios that would need a new slot then stay, without a scan of every slot each.
+    private func shrinkFolio(
+        _ f: Folio, ranked: Bool, writes: inout [Folio], back: inout LRUPutBack, noSlots: inout Bool
+    ) -> Int {
         stats.count(.reclaimScanned)
         if !ranked, frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
             // Second chance: touched since reclaim last saw it. With one list (plain second
@@ -211,6 +222,11 @@ extension Reclaimer {
             return putBack(f, to: policy == .secondChance ? .inactive : .active, &back)
         }
         guard frames.tryLock(f) else { return putBack(f, to: .inactive, &back) }
+        if noSlots && !frames.flags(f).contains(.swapcache) {
+            // Needs a slot, and the last look found none: swap is still full.
+            frames.unlock(f)
+            return putBack(f, to: .inactive, &back)
+        }
         let nr = frames.pageCount(f)
         let owner = frames.owner(f)
         var removed = false
@@ -225,7 +241,11 @@ extension Reclaimer {
                 // that reclaim stops hammering the device and an allocation that finds nothing
                 // else to free reports the device's error.
                 noteWriteFailure(error)
-            } catch {}
+            } catch {
+                // No slot: the group's swap limit (other groups' folios may still go), or no
+                // device has a free slot left (nobody's can).
+                if devices.exhausted != nil { noSlots = true }
+            }
             if !removed && !needsWrite && frames.owner(f).isNone { (removed, needsWrite) = shrinkUnmapped(f) }
             if needsWrite { startDeferredWrite(f) }
             // Unlock before the region reference goes: dropping the last one runs its deinit,

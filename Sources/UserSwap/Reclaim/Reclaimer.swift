@@ -71,4 +71,5 @@ extension Reclaimer: DirectReclaim {
             return e
         }
     }
+    var swapExhausted: (slots: Int, devices: Int)? { devices.exhausted }
 }

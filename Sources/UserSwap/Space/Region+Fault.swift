@@ -155,7 +155,7 @@ extension Region {
         // A miss with a readahead window reads the page together with the run that follows it.
         let windowRest = try readAhead(.fault(page: page, entry: entry)).rest
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.cache.swapIn(entry, group: group, placement: placement(page), claim: windowClaim(page, entry)) else {
+        guard let f = try engine.cache.swapIn(entry, group: group, placement: placement(page), claim: entryClaim(page, entry)) else {
             return
         }
         yieldPoint(.faultBeforeMap)
@@ -217,7 +217,7 @@ extension Region {
                 }
             }
             let f: Folio, shadow: UInt64?
-            switch try engine.cache.swapCacheAllocFolio(entry, order: folioOrder, group: group) {
+            switch try engine.cache.swapCacheAllocFolio(entry, order: folioOrder, group: group, claim: entryClaim(base, entry, pages: nr)) {
             case .allocated(let new, let s):
                 (f, shadow) = (new, s)
             case .fallback where !lookedAgain:
@@ -311,17 +311,16 @@ extension Region {
         frames.unlock(f)
     }
 
-    /// For a transparent region: lets a new folio for `entry` take `page`'s window page, under
-    /// the page-table lock, only while the page still refers to `entry` (see
-    /// `SwapCache.swapCacheAllocFolio`). Nil for an explicit region.
-    func windowClaim(_ page: Int, _ entry: SwapEntry) -> ((Folio) -> Bool)? {
-        guard window != nil else { return nil }
-        return { [self] f in
+    /// Lets a new folio for `entry` (the `nr` pages from `page` on) be read for this region,
+    /// under the page-table lock, only while the pages still refer to `entry`; a transparent
+    /// region's folio takes its window page there (see `SwapCache.swapCacheAllocFolio`).
+    func entryClaim(_ page: Int, _ entry: SwapEntry, pages nr: Int = 1) -> (Folio) -> Bool {
+        { [self] f in
             let lock = ptl(page)
             lock.lock()
             defer { lock.unlock() }
-            guard pte(page) == .swap(entry) else { return false }
-            engine.allocator.claimPlacement(f)
+            for i in 0..<nr where pte(page + i) != .swap(entry.advanced(by: i)) { return false }
+            if window != nil { engine.allocator.claimPlacement(f) }
             return true
         }
     }

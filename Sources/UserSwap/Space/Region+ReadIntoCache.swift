@@ -141,7 +141,7 @@ extension Region {
                 // memory above the watermark), stop rather than reclaim to make one.
                 outcome = try engine.cache.swapCacheAllocFolio(
                     entry, order: order, group: group, placement: placement(page),
-                    claim: windowClaim(page, entry), mayReclaim: order == 0)
+                    claim: entryClaim(page, entry, pages: nr), mayReclaim: order == 0)
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 break scan

@@ -12,8 +12,13 @@ package enum YieldPoint: String, Sendable, CaseIterable {
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
     case zapCleared, zapBeforeCacheReclaim
     case swapOffBeforeUnuse
-    /// A thread is about to sleep on a folio lock or a legacy retry: a scheduler must run
-    /// someone else.
+    /// Legacy protocols: a racer found the has-cache bit taken and no folio, and is about to
+    /// sleep a tick (or until woken) before it looks again. The sleep ends by itself, so it is
+    /// an ordinary yield point; a scheduler runs another thread first, as the sleep lets the
+    /// bit's holder run.
+    case swapInRetry
+    /// A thread is about to sleep on a folio lock or an I/O completion, which only another
+    /// thread can end: a scheduler must run someone else.
     case blocking
 }
 

@@ -107,7 +107,7 @@ struct RegionTests {
         #expect(throws: SwapError(.outOfMemory, "")) { _ = try region.pin(2) }
         _ = consume a
         _ = consume b
-        // Swap full (512 slots): the next new page has nowhere to go.
+        // Swap full (512 slots): the next new page has nowhere to go, and the error says so.
         var failure: SwapError?
         for p in 400..<600 {
             do { try region.withPage(p) { fill($0, page: p) } } catch {
@@ -115,7 +115,7 @@ struct RegionTests {
                 break
             }
         }
-        #expect(failure?.code == .outOfMemory)
+        #expect(failure?.code == .swapFull)
         #expect(space.checkInvariants() == [])
     }
 

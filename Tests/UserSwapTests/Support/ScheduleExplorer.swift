@@ -8,6 +8,15 @@ import Synchronization
 /// and switch only at yield points, in an order chosen by the explorer, so an interleaving can be
 /// forced and replayed. A thread about to sleep on a folio lock announces it (`.blocking`) and
 /// the scheduler runs another; it pauses again at its next yield point.
+///
+/// A legacy racer about to sleep a tick before it looks again (`.swapInRetry`) pauses there like
+/// at any yield point, and is not picked again until another thread has taken a step (unless
+/// nobody else can run): its sleep is what lets the bit's holder run. The sleep itself happens
+/// while the scheduler waits for the racer, so how late the scheduler wakes never decides what
+/// a run does. (Announced as `.blocking`, the racer raced the scheduler: on a loaded machine
+/// it was back before the scheduler looked, was picked again by the default first choice while
+/// the holder stayed paused, and every run became a long retry loop that depth-first search
+/// then branched on.)
 final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
     enum Status: Equatable { case starting, waiting(YieldPoint), running, blocked, done }
 
@@ -15,15 +24,21 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
         var ids: [UInt32: Int] = [:]  // thread slot → test thread index
         var status: [Status]
         var trace: [String] = []
+        /// Threads paused at a retry point that wait for another thread's step.
+        var retrying: Set<Int> = []
     }
 
     private let state: Mutex<State>
     private let semaphores: [DispatchSemaphore]
     private let events = DispatchSemaphore(value: 0)
+    /// Tests of the scheduler itself: a delay before every look at the threads' states, the way
+    /// a loaded machine wakes the scheduler late.
+    private let lag: Duration
 
-    init(threads: Int) {
+    init(threads: Int, lag: Duration = .zero) {
         state = Mutex(State(status: Array(repeating: .starting, count: threads)))
         semaphores = (0..<threads).map { _ in DispatchSemaphore(value: 0) }
+        self.lag = lag
     }
 
     /// Called by test thread `i` before its work: waits for its first turn.
@@ -51,6 +66,7 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
         state.withLock { s in
             s.status[i] = .waiting(point)
             s.trace.append("\(i):\(point.rawValue)")
+            if point == .swapInRetry { s.retrying.insert(i) }
         }
         events.signal()
         semaphores[i].wait()
@@ -64,13 +80,16 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
             var waited = 0
             var runnable: [Int] = []
             while true {
+                if lag > .zero { Thread.sleep(forTimeInterval: Double(lag.components.seconds) + Double(lag.components.attoseconds) / 1e18) }
                 let (anyRunning, ready, allDone) = state.withLock { s -> (Bool, [Int], Bool) in
                     let running = s.status.contains(.running) || s.status.contains(.starting)
-                    let ready = s.status.indices.filter {
+                    let waiting = s.status.indices.filter {
                         if case .waiting = s.status[$0] { return true }
                         return false
                     }
-                    return (running, ready, s.status.allSatisfy { $0 == .done })
+                    // A retrying thread waits for another's step, unless nobody else can run.
+                    let others = waiting.filter { !s.retrying.contains($0) }
+                    return (running, others.isEmpty ? waiting : others, s.status.allSatisfy { $0 == .done })
                 }
                 if allDone { return true }
                 if !anyRunning && !ready.isEmpty {
@@ -83,7 +102,11 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
                 }
             }
             let pick = choose(runnable)
-            state.withLock { $0.status[pick] = .running }
+            state.withLock { s in
+                s.status[pick] = .running
+                // Another thread's step ends every retrying thread's wait.
+                if s.retrying.contains(pick) { s.retrying.remove(pick) } else { s.retrying.removeAll() }
+            }
             semaphores[pick].signal()
         }
     }
@@ -134,8 +157,9 @@ final class DecisionLog: @unchecked Sendable {
 }
 
 /// Runs `threads` bodies under a controlled scheduler with `choose`; returns false on a hang.
-func runControlled(_ threads: [@Sendable () -> Void], choose: @escaping ([Int]) -> Int) -> Bool {
-    let scheduler = ControlledScheduler(threads: threads.count)
+/// `lag` delays the scheduler before each look at the threads (tests of its determinism).
+func runControlled(_ threads: [@Sendable () -> Void], lag: Duration = .zero, choose: @escaping ([Int]) -> Int) -> Bool {
+    let scheduler = ControlledScheduler(threads: threads.count, lag: lag)
     YieldPoints.install(scheduler)
     defer { YieldPoints.uninstall() }
     let done = DispatchSemaphore(value: 0)
