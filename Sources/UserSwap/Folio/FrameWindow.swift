@@ -106,7 +106,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
         } catch {
-            preconditionFailure("cannot punch out page \(page) of a transparent region: \(error)")
+            trap("cannot punch out page \(page) of a transparent region: \(error)")
         }
         word.pointee.store(0, ordering: .releasing)
     }
@@ -134,7 +134,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
         } catch {
-            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+            trap("cannot unmap page \(page) of a transparent region: \(error)")
         }
     }
 
@@ -146,7 +146,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
         } catch {
-            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+            trap("cannot unmap page \(page) of a transparent region: \(error)")
         }
         return true
     }

@@ -138,7 +138,7 @@ public final class MemoryGroup: Sendable {
         var g: MemoryGroup? = self
         while let group = g {
             let old = group.memoryPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
-            precondition(old >= pages, "group \(group.name) memory uncharged below zero")
+            require(old >= pages, "group \(group.name) memory uncharged below zero")
             g = group.parent
         }
     }
@@ -214,7 +214,7 @@ public final class MemoryGroup: Sendable {
         var g: MemoryGroup? = self
         while let group = g {
             let old = group.swapPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
-            precondition(old >= pages, "group \(group.name) swap uncharged below zero")
+            require(old >= pages, "group \(group.name) swap uncharged below zero")
             g = group.parent
         }
     }

@@ -37,7 +37,7 @@ final class FrameAllocator: Sendable {
     /// Connects the reclaimer that frees frames when none is free (the seam).
     func connect(_ reclaim: any DirectReclaim) {
         let link = DirectReclaimLink(reclaim)
-        precondition(reclaimer.storeIfNil(link) === link, "the frame allocator has its reclaimer already")
+        require(reclaimer.storeIfNil(link) === link, "the frame allocator has its reclaimer already")
     }
 
     /// The reclaimer, while it exists.
@@ -131,7 +131,7 @@ final class FrameAllocator: Sendable {
     /// be out of the swap cache, unlocked and not under writeback.
     func freeFolio(_ f: Folio) {
         let flags = frames.flags(f)
-        precondition(
+        require(
             !flags.contains(.swapcache) && !flags.contains(.locked) && !flags.contains(.writeback),
             "freeing \(f) in state \(flags)")
         assert(frames.refcount(f) == 0)
@@ -174,7 +174,7 @@ final class FrameAllocator: Sendable {
     /// written only after it claims the window page (see `FrameWindow.claim`).
     func place(_ f: Folio, _ placement: FramePlacement) {
         guard !placement.isArena else { return }
-        precondition(frames.order(f) == 0, "window placement is per page")
+        require(frames.order(f) == 0, "window placement is per page")
         windows[placement.windowSlot].liveFolios.add(1, ordering: .relaxed)
         frames.setPlacement(f, placement)
     }

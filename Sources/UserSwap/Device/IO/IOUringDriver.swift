@@ -94,7 +94,7 @@ final class IOUringDriver {
             } catch  where error == .interrupted {
                 continue
             } catch {
-                preconditionFailure("io_uring wait failed: \(error): a UserSwap bug")
+                trap("io_uring wait failed: \(error): a UserSwap bug")
             }
             finish(Int(completion.tag), result: completion.result)
             // Take whatever else is ready without another system call.
@@ -114,7 +114,7 @@ final class IOUringDriver {
             write: r.write, fd: fd, vectors: v, count: r.vectorCount,
             offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
         // The queue is empty between calls (each submits what it prepared), so it is never full.
-        precondition(prepared, "io_uring submission queue full")
+        require(prepared, "io_uring submission queue full")
         // Once prepared, the entry is in the ring for the kernel to take at the next enter,
         // failed or not: so a failure (EAGAIN: the kernel is short of request memory) is
         // retried, never answered by doing the transfer here too (it would then run twice).
@@ -125,7 +125,7 @@ final class IOUringDriver {
                 _ = try ring.submit()
                 return
             } catch {
-                precondition(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
+                require(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
                 usleep(delay)
                 waited += delay
                 delay = min(delay * 2, 100_000)
