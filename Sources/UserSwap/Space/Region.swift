@@ -27,12 +27,15 @@ public final class Region: Sendable {
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>
     static let pagesPerPTL = 512
+    /// Region ids are below it: a reverse-map key keeps 24 bits for one, and ids are never
+    /// reused, so a space makes at most `idLimit - 1` regions in its life.
+    static let idLimit = 1 << 23
     /// Where the pages of a transparent region live (nil for an explicit region, whose folios
     /// live in arena frames).
     let window: FrameWindow?
 
     init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) {
-        precondition(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
+        require(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
         self.window = window
         self.id = id
         self.pageCount = pageCount
@@ -41,7 +44,7 @@ public final class Region: Sendable {
         self.engine = engine
         ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
         ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
-        precondition(id < 1 << 23, "region ids wrapped")
+        require(id < Self.idLimit, "region id \(id) is beyond what a reverse-map key holds")
         engine.reverseMap.insert(self)
     }
 
