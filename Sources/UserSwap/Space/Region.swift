@@ -34,7 +34,9 @@ public final class Region: Sendable {
     /// live in arena frames).
     let window: FrameWindow?
 
-    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) {
+    /// Throws `.outOfMemory` when the system will not allocate the page table (8 bytes a page:
+    /// 32 GiB for 16 TiB); it costs RAM only as its entries are written.
+    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) throws(SwapError) {
         require(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
         self.window = window
         self.id = id
@@ -42,8 +44,16 @@ public final class Region: Sendable {
         self.group = group
         self.folioOrder = folioOrder
         self.engine = engine
-        ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
-        ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
+        guard let ptes = _UnsafeAtomicArray<UInt64>(zeroedCount: pageCount),
+            let ptls = _UnsafeAtomicArray<UInt32>(zeroedCount: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL)
+        else {
+            throw SwapError(
+                .outOfMemory,
+                "a region of \(SwapHeader.describe(bytes: Int64(pageCount) * Int64(SwapPage.size))) needs a page table of \(SwapHeader.describe(bytes: Int64(pageCount) * 8)), which the system will not allocate; make it smaller (a few regions or arrays instead of one)"
+            )
+        }
+        self.ptes = ptes
+        self.ptls = ptls
         require(id < Self.idLimit, "region id \(id) is beyond what a reverse-map key holds")
         engine.reverseMap.insert(self)
     }

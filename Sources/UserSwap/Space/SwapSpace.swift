@@ -208,7 +208,7 @@ public final class SwapSpace: Sendable {
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue
         guard id < Region.idLimit else { throw Self.regionIDsUsedUp() }
-        return Region(
+        return try Region(
             id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
             folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
     }
@@ -244,10 +244,10 @@ public final class SwapSpace: Sendable {
             engine.allocator.windows.remove(window)
             throw Self.regionIDsUsedUp()
         }
-        let region = Region(
-            id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
-            folioOrder: 0, engine: engine, window: window)
         do {
+            let region = try Region(
+                id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
+                folioOrder: 0, engine: engine, window: window)
             return try TransparentRegion(region: region, window: window, faults: faults)
         } catch {
             engine.allocator.windows.remove(window)

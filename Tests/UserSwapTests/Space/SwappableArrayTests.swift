@@ -155,6 +155,30 @@ struct SwappableArrayTests {
         do { _ = try SwappableArray<Int>(count: -5, in: space) } catch { #expect(error.message.contains("-5")) }
     }
 
+    @Test("an array of 16 TiB throws .outOfMemory when the system will not allocate its page table")
+    func pageTableTooLarge() throws {
+        let (space, _) = try makeSpace(memoryPages: 4)
+        // The largest count accepted: 2^32 pages, a 32 GiB page table. Where the system grants
+        // it (it is calloc'd: memory only for entries written), the array must work at its ends;
+        // where it does not (this test's machines: less RAM and swap than 32 GiB, the kernel's
+        // heuristic overcommit refuses it), the error must say what to do, not crash.
+        let count = SwappableArrayLayout.maxPages * SwapPage.size
+        do {
+            let array = try SwappableArray<UInt8>(count: count, in: space)
+            print("a 16 TiB array was made: the system granted its 32 GiB page table")
+            array[count - 1] = 7
+            #expect(array[count - 1] == 7 && array[0] == 0)
+        } catch {
+            #expect(error.code == .outOfMemory && error.message.contains("page table"), "\(error)")
+            #expect(error.message.contains("16 TiB") && error.message.contains("32 GiB"), "\(error.message)")
+        }
+        // The space is unharmed, and a large sparse array (16 GiB: a 32 MiB page table) costs
+        // only what it touches.
+        let array = try SwappableArray<UInt8>(count: 1 << 34, in: space)
+        array[(1 << 34) - 1] = 9
+        #expect(array[(1 << 34) - 1] == 9 && array[1 << 33] == 0)
+    }
+
     @Test("two threads share one array: one appends while the other reads, then both write")
     func concurrent() throws {
         let (space, _) = try makeSpace(memoryPages: 8, backgroundReclaim: true)
