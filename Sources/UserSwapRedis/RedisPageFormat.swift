@@ -116,7 +116,9 @@ struct RedisPageFormat: Sendable {
 
     /// The page-offset field of `page` written with `generation`.
     static func offsetField(page: Int, generation: UInt32) -> UInt64 {
-        require(page >= 0 && page < maxPages && generation < generationLimit, "page \(page) (generation \(generation)) outside 0..<\(maxPages) (generations below \(generationLimit))")
+        require(
+            page >= 0 && page < maxPages && generation < generationLimit,
+            "page \(page) (generation \(generation)) outside 0..<\(maxPages) (generations below \(generationLimit))")
         return UInt64(page) | UInt64(generation) << UInt64(pageBits)
     }
 

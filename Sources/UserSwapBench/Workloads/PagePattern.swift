@@ -21,7 +21,9 @@ public enum PagePattern {
     /// Writes version `version` (≥ 1) of `page` into `bytes` (4 KiB).
     @inline(__always)
     public static func fill(_ bytes: UnsafeMutableRawBufferPointer, page: Int, version: UInt32, seed: UInt64, period: Int = words) {
-        require(bytes.count == 4096 && version != 0, "a pattern fills one 4096-byte page with a version above 0, not \(bytes.count) bytes with version \(version)")
+        require(
+            bytes.count == 4096 && version != 0,
+            "a pattern fills one 4096-byte page with a version above 0, not \(bytes.count) bytes with version \(version)")
         let base = base(page: page, version: version, seed: seed)
         // Raw stores: the page's memory is untyped (the engine zero-fills it as bytes).
         let start = bytes.baseAddress!

@@ -259,7 +259,9 @@ struct SwappableArrayTests {
                 }
             }
         }
-        print("reads racing removal: \(good.load(ordering: .relaxed)) right, \(removed.load(ordering: .relaxed)) out of range, \(wrong.load(ordering: .relaxed)) wrong")
+        print(
+            "reads racing removal: \(good.load(ordering: .relaxed)) right, \(removed.load(ordering: .relaxed)) out of range, \(wrong.load(ordering: .relaxed)) wrong"
+        )
         #expect(wrong.load(ordering: .relaxed) == 0, "a read returned what the array never held (zeros of a released page)")
         #expect(errors.load(ordering: .relaxed) == 0)
         #expect(good.load(ordering: .relaxed) > 0 && removed.load(ordering: .relaxed) > 0, "the reads did not race the removals")
