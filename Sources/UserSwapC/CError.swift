@@ -60,7 +60,7 @@ enum LastError {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
         let made = pthread_key_create(&key) { free($0) }
-        precondition(made == 0, "pthread_key_create: \(made)")
+        require(made == 0, "pthread_key_create: \(made)")
         return key
     }()
 

@@ -1,3 +1,4 @@
+import UserSwap
 import UserSwapBench
 import UserSwapRedis
 
@@ -205,7 +206,7 @@ extension CommandLineTool {
         let parsed = try ArgumentParser.split(arguments.dropFirst(), for: verb)
         switch verb {
         case .exec:
-            preconditionFailure("exec is parsed above")
+            trap("exec is parsed above")
         case .help:
             return try parseHelp(parsed)
         case .format:

@@ -1,4 +1,5 @@
 import Dispatch
+import UserSwap
 
 /// What the pool keeps for one page.
 enum PoolPayload: Sendable {
@@ -139,7 +140,7 @@ struct CompressedPool {
     mutating func consumeLocked(_ page: Int, sequence: UInt64) -> (consumed: Bool, released: PoolPayload?) {
         guard let entry = entries[page] else { return (false, nil) }
         // Only the engine stores this page, and it does not while it loads it.
-        precondition(entry.sequence == sequence, "page \(page) was stored again during its load")
+        require(entry.sequence == sequence, "page \(page) was stored again during its load")
         return (true, removeLocked(page))
     }
 
@@ -191,7 +192,7 @@ struct CompressedPool {
     /// young end of the LRU, so that a later write-back tries again.
     mutating func finishWriteBackLocked(_ victim: WriteBackVictim, written: Bool) -> (waiters: Int, released: PoolPayload?) {
         guard var entry = entries[victim.page], entry.sequence == victim.sequence, entry.writeBack === victim.ticket else {
-            preconditionFailure("pool entry of page \(victim.page) changed during its write-back")
+            trap("pool entry of page \(victim.page) changed during its write-back")
         }
         let waiters = victim.ticket.waiters
         if written || entry.dropped {

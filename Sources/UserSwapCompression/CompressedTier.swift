@@ -4,7 +4,7 @@ import UserSwap
 /// UserSwap's zswap: a pool of compressed pages in memory in front of a swap device.
 ///
 /// A tier is a `SwapBackend` that wraps another (`lower`, the device below it) and is used like
-/// any device: `SwapSpace(.init(memory: …, devices: [.backend(CompressedTier(lower: file, poolBytes: 64 << 20))]))`.
+/// any device: `SwapSpace(.init(memory: …, devices: [.backend(try CompressedTier(lower: file, poolBytes: 64 << 20))]))`.
 /// The engine allocates slots on it as usual; the tier only decides where each page's bytes go
 /// (kernel: `zswap_store` / `zswap_load` / `zswap_invalidate`, `mm/zswap.c`):
 ///
@@ -64,14 +64,22 @@ public final class CompressedTier: SwapBackend {
     ///     of a page by default (zram's `huge_class_size` is about that, zswap rejects only what
     ///     does not shrink at all).
     ///   - exclusiveLoads: drop an entry when the engine loads it (default, as zswap).
+    ///
+    /// Throws `.invalidArgument` for a negative `poolBytes`, a `rejectAbove` outside
+    /// `1..<4096`, or a Zstandard level outside `1...19`.
     public init(
         lower: any SwapBackend, poolBytes: Int, codec: CompressionCodec = .lz4,
         rejectAbove: Int = SwapPage.size * 3 / 4, exclusiveLoads: Bool = true
-    ) {
-        precondition(poolBytes >= 0, "a pool limit of \(poolBytes) bytes")
-        precondition(
-            rejectAbove > 0 && rejectAbove < SwapPage.size,
-            "rejectAbove \(rejectAbove) must be between 1 and \(SwapPage.size - 1) bytes")
+    ) throws(SwapError) {
+        guard poolBytes >= 0 else {
+            throw SwapError(.invalidArgument, "a compressed pool of \(poolBytes) bytes; give 0 or more")
+        }
+        guard rejectAbove > 0 && rejectAbove < SwapPage.size else {
+            throw SwapError(.invalidArgument, "rejectAbove \(rejectAbove) must be between 1 and \(SwapPage.size - 1) bytes")
+        }
+        if case .zstd(let level) = codec, !(1...19).contains(level) {
+            throw SwapError(.invalidArgument, "Zstandard level \(level) is outside 1...19; 3 is a good start")
+        }
         self.lower = lower
         self.codec = codec
         self.rejectAbove = rejectAbove
@@ -149,21 +157,21 @@ public final class CompressedTier: SwapBackend {
 
     /// `buffer` cut into 4 KiB pages.
     static func pages(of buffer: UnsafeMutableRawBufferPointer) -> [UnsafeMutableRawBufferPointer] {
-        precondition(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
+        require(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
         return stride(from: 0, to: buffer.count, by: SwapPage.size).map {
             UnsafeMutableRawBufferPointer(rebasing: buffer[$0..<$0 + SwapPage.size])
         }
     }
 
     static func pages(of buffer: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
-        precondition(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
+        require(buffer.count % SwapPage.size == 0, "a transfer of \(buffer.count) bytes is not whole pages")
         return stride(from: 0, to: buffer.count, by: SwapPage.size).map {
             UnsafeRawBufferPointer(rebasing: buffer[$0..<$0 + SwapPage.size])
         }
     }
 
     private func checkRange(_ first: Int, _ count: Int) {
-        precondition(
+        require(
             first >= 1 && first + count <= pageCount,
             "transfer of pages \(first)..<\(first + count) outside the device's 1..<\(pageCount) (page 0 is the header)")
     }
@@ -250,7 +258,7 @@ public final class CompressedTier: SwapBackend {
         case .compressed(let data):
             let ok = data.withUnsafeBytes { compressor.decompress($0, into: destination) }
             guard ok else {
-                preconditionFailure("compressed page \(page) (\(data.count) bytes of \(codec)) does not decompress: pool memory is corrupt")
+                trap("compressed page \(page) (\(data.count) bytes of \(codec)) does not decompress: pool memory is corrupt")
             }
         }
     }

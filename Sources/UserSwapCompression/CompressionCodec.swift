@@ -59,7 +59,7 @@ final class _PageCodec: Sendable {
 
     init(_ codec: CompressionCodec) {
         if case .zstd(let level) = codec {
-            precondition((1...19).contains(level), "zstd level \(level) is outside 1…19")
+            require((1...19).contains(level), "zstd level \(level) is outside 1…19")
         }
         self.codec = codec
     }
@@ -118,7 +118,7 @@ final class _PageCodec: Sendable {
     private func takeContext(_ list: borrowing Mutex<[ZstdContext]>, make: () -> OpaquePointer?) -> ZstdContext {
         if let context = list.withLock({ $0.popLast() }) { return context }
         guard let pointer = make() else {
-            preconditionFailure("Zstandard could not allocate a context: out of memory")
+            trap("Zstandard could not allocate a context: out of memory")
         }
         return ZstdContext(pointer: pointer)
     }

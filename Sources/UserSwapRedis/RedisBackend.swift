@@ -81,7 +81,7 @@ public final class RedisBackend: SwapBackend, RedisPageDevice {
     /// Reads `pages` into `destinations` (one pointer per page): GET for one page, else one MGET
     /// per key group, pipelined.
     func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
-        precondition(destinations.count == pages.count)
+        require(destinations.count == pages.count, "\(destinations.count) destinations for \(pages.count) pages")
         do {
             if pages.count == 1 {
                 var get = RedisCommand("GET")

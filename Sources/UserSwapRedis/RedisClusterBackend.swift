@@ -128,7 +128,7 @@ public final class RedisClusterBackend: SwapBackend, RedisPageDevice {
     /// Reads `pages` into `destinations`: one GET or MGET per key group, pipelined per node;
     /// each value checked against the page's latest write generation.
     func readPages(_ pages: Range<Int>, into destinations: [UnsafeMutableRawPointer]) throws(SwapError) {
-        precondition(destinations.count == pages.count)
+        require(destinations.count == pages.count, "\(destinations.count) destinations for \(pages.count) pages")
         let generations = self.generations
         let (requests, groups) = self.requests(pages, single: "GET", multiple: "MGET")
         do {

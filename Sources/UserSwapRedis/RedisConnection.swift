@@ -1,5 +1,6 @@
 import CHiredis
 import Glibc
+import UserSwap
 
 /// What went wrong talking to Redis, before it becomes a `SwapError` (`RedisFailure+SwapError`).
 enum RedisFailure: Error, Sendable {
@@ -109,7 +110,7 @@ struct RedisReplyView {
     var elementCount: Int { type == REDIS_REPLY_ARRAY ? raw.pointee.elements : 0 }
 
     func element(_ i: Int) -> RedisReplyView {
-        precondition(i >= 0 && i < elementCount, "reply element \(i) of \(elementCount)")
+        require(i >= 0 && i < elementCount, "reply element \(i) of \(elementCount)")
         // In bounds (checked above); hiredis never stores a null element in an array.
         return RedisReplyView(raw: UnsafePointer(raw.pointee.element[i]!))
     }
@@ -196,7 +197,7 @@ final class _RedisConnection {
 
     /// Sends one command and waits for its reply (an error reply is a reply, not a failure).
     func command(_ command: RedisCommand) throws(RedisFailure) -> _RedisReply {
-        precondition(!isBroken, "a broken Redis connection was used again")
+        require(!isBroken, "a broken Redis connection was used again")
         let reply = command.withArgv { argc, argv, lengths in redisCommandArgv(context, argc, argv, lengths) }
         guard let reply else { throw fail() }
         return _RedisReply(taking: reply)
@@ -205,14 +206,14 @@ final class _RedisConnection {
     /// Queues a command in the output buffer without sending it (pipelining): the next
     /// `nextReply()` sends everything queued, then reads one reply.
     func append(_ command: RedisCommand) throws(RedisFailure) {
-        precondition(!isBroken, "a broken Redis connection was used again")
+        require(!isBroken, "a broken Redis connection was used again")
         let status = command.withArgv { argc, argv, lengths in redisAppendCommandArgv(context, argc, argv, lengths) }
         guard status == REDIS_OK else { throw fail() }
     }
 
     /// The reply to the oldest command appended and not yet answered.
     func nextReply() throws(RedisFailure) -> _RedisReply {
-        precondition(!isBroken, "a broken Redis connection was used again")
+        require(!isBroken, "a broken Redis connection was used again")
         var reply: UnsafeMutableRawPointer?
         guard redisGetReply(context, &reply) == REDIS_OK, let reply else { throw fail() }
         return _RedisReply(taking: reply)

@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import UserSwap
 
 /// Where and how to connect: the part of `RedisBackend.Configuration` a connection needs.
 struct RedisEndpoint: Sendable {
@@ -61,7 +62,7 @@ final class _RedisConnectionPool: Sendable {
     let connectionFailures = Atomic<Int>(0)
 
     init(endpoint: RedisEndpoint, capacity: Int, retries: Int, backoff: Duration, failFastWindow: Duration) {
-        precondition(capacity >= 1 && retries >= 0)
+        require(capacity >= 1 && retries >= 0, "a pool of \(capacity) connections with \(retries) retries; at least 1 and 0")
         self.endpoint = endpoint
         self.capacity = capacity
         self.retries = retries

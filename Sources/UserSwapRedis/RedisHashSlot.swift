@@ -1,3 +1,5 @@
+import UserSwap
+
 /// A Redis Cluster hash slot: which of the 16384 slots a key belongs to, as the cluster
 /// specification defines it (`keyHashSlot()` in Redis's `cluster.c`): CRC16 (XMODEM: polynomial
 /// 0x1021, initial value 0, no reflection) of the key, or of its hash tag (the bytes between
@@ -12,7 +14,7 @@ struct RedisHashSlot: Hashable, Sendable, Comparable {
     let index: Int
 
     init(_ index: Int) {
-        precondition(index >= 0 && index < Self.count, "hash slot \(index) outside 0..<16384")
+        require(index >= 0 && index < Self.count, "hash slot \(index) outside 0..<16384")
         self.index = index
     }
 

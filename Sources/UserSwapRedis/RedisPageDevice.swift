@@ -78,9 +78,9 @@ extension RedisPageDevice {
 
     /// The pages a transfer of `bytes` at `page` covers; the same contract as the other backends.
     func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
+        require(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
         let pages = page..<page + bytes / SwapPage.size
-        precondition(
+        require(
             page >= 1 && pages.upperBound <= pageCount,
             "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
@@ -91,7 +91,7 @@ extension RedisPageDevice {
         var starts: [UnsafeRawPointer] = []
         starts.reserveCapacity(pages)
         for b in buffers {
-            precondition(b.count % SwapPage.size == 0, "a vectored \(what) buffer of \(b.count) bytes is not whole pages")
+            require(b.count % SwapPage.size == 0, "a vectored \(what) buffer of \(b.count) bytes is not whole pages")
             guard let base = b.baseAddress else { continue }
             for i in 0..<b.count / SwapPage.size { starts.append(base + i * SwapPage.size) }
         }
@@ -104,7 +104,7 @@ extension RedisPageDevice {
     func encodeValues(
         _ pages: Range<Int>, from sources: [UnsafeRawPointer], generation: (Int) -> UInt32 = { _ in 0 }
     ) -> UnsafeMutableRawBufferPointer {
-        precondition(sources.count == pages.count)
+        require(sources.count == pages.count, "\(sources.count) sources for \(pages.count) pages")
         let values = UnsafeMutableRawBufferPointer.allocate(byteCount: pages.count * RedisPageFormat.valueSize, alignment: 16)
         for (i, p) in pages.enumerated() {
             // In bounds: `values` holds one value per page of `pages`.
@@ -115,7 +115,7 @@ extension RedisPageDevice {
 
     /// The value of page `p` in `values` made by `encodeValues(pages, …)`.
     static func value(of p: Int, in values: UnsafeMutableRawBufferPointer, pages: Range<Int>) -> UnsafeRawBufferPointer {
-        precondition(pages.contains(p))
+        require(pages.contains(p), "page \(p) outside the pages \(pages) of the request")
         let offset = (p - pages.lowerBound) * RedisPageFormat.valueSize
         return UnsafeRawBufferPointer(rebasing: values[offset..<offset + RedisPageFormat.valueSize])
     }
@@ -160,7 +160,7 @@ extension RedisPageDevice {
     /// device was added with discard on; per-slot invalidation already covers the rest).
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard !pages.isEmpty else { return }
-        precondition(
+        require(
             pages.lowerBound >= 1 && pages.upperBound <= pageCount,
             "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         deletions.claim(pages)

@@ -80,7 +80,7 @@ struct RedisPageFormat: Sendable {
     }
 
     init(namespace: String, instance: UInt64) {
-        precondition(Self.isValidNamespace(namespace), "namespace '\(namespace)' was not validated")
+        require(Self.isValidNamespace(namespace), "namespace '\(namespace)' was not validated")
         self.namespace = namespace
         self.instance = instance
         prefix = Array("{\(namespace)/".utf8)
@@ -116,7 +116,9 @@ struct RedisPageFormat: Sendable {
 
     /// The page-offset field of `page` written with `generation`.
     static func offsetField(page: Int, generation: UInt32) -> UInt64 {
-        precondition(page >= 0 && page < maxPages && generation < generationLimit)
+        require(
+            page >= 0 && page < maxPages && generation < generationLimit,
+            "page \(page) (generation \(generation)) outside 0..<\(maxPages) (generations below \(generationLimit))")
         return UInt64(page) | UInt64(generation) << UInt64(pageBits)
     }
 

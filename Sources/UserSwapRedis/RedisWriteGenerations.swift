@@ -1,4 +1,5 @@
 import Synchronization
+import UserSwap
 
 /// The write generation of every page of a cluster device (see `RedisPageFormat`): bumped
 /// before each write of the page is sent, expected in the value each read finds. 4 bytes per
@@ -13,7 +14,7 @@ final class _UnsafeWriteGenerations {
     let count: Int
 
     init(count: Int) {
-        precondition(count >= 0)
+        require(count >= 0, "generations for \(count) pages")
         self.count = count
         storage = .allocate(capacity: max(count, 1))
         for i in 0..<count { (storage + i).initialize(to: Atomic(0)) }
@@ -26,14 +27,14 @@ final class _UnsafeWriteGenerations {
 
     /// The generation of `page`'s latest write.
     func current(_ page: Int) -> UInt32 {
-        precondition(page >= 0 && page < count)
+        require(page >= 0 && page < count, "page \(page) outside 0..<\(count)")
         // In bounds (checked above); relaxed: see the type's summary.
         return storage[page].load(ordering: .relaxed)
     }
 
     /// The generation the next write of `page` carries, recorded as its latest.
     func bump(_ page: Int) -> UInt32 {
-        precondition(page >= 0 && page < count)
+        require(page >= 0 && page < count, "page \(page) outside 0..<\(count)")
         let next = (storage[page].load(ordering: .relaxed) &+ 1) % RedisPageFormat.generationLimit
         // One writer per page at a time (the engine writes a slot from one thread): a plain
         // store after the load is enough.

@@ -101,9 +101,9 @@ public final class FaultInjectingBackend: SwapBackend {
     /// Adds a rule: `fault` hits `operation` when `trigger` says, at most `times` times (a
     /// `.call(n)` rule fires once unless told otherwise; the others until removed).
     public func inject(_ fault: Fault, on operation: Operation, when trigger: Trigger, times: Int? = nil) {
-        if case .corrupt(let byte) = fault { precondition((0..<SwapPage.size).contains(byte), "byte \(byte) outside a page") }
-        if case .probability(let p) = trigger { precondition(p >= 0 && p <= 1, "probability \(p) outside 0...1") }
-        if case .call(let n) = trigger { precondition(n >= 1, "calls count from 1") }
+        if case .corrupt(let byte) = fault { require((0..<SwapPage.size).contains(byte), "byte \(byte) outside a page") }
+        if case .probability(let p) = trigger { require(p >= 0 && p <= 1, "probability \(p) outside 0...1") }
+        if case .call(let n) = trigger { require(n >= 1, "calls count from 1") }
         var limit = times
         if case .call = trigger, limit == nil { limit = 1 }
         state.withLock { $0.rules.append(Rule(fault: fault, operation: operation, trigger: trigger, remaining: limit)) }

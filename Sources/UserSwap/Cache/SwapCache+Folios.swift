@@ -48,7 +48,7 @@ extension SwapCache {
     func swapCacheAddFolio(_ f: Folio, _ entry: SwapEntry, alloc: Bool) -> SwapCacheAddResult {
         assert(frames.isLocked(f), "adding an unlocked \(f) to the swap cache")
         let nr = frames.pageCount(f)
-        precondition(entry.offset & (nr - 1) == 0, "\(entry) not aligned for a \(nr)-page folio")
+        require(entry.offset & (nr - 1) == 0, "\(entry) not aligned for a \(nr)-page folio")
         guard let device = devices.device(for: entry), entry.offset + nr <= device.pageCount else { return .noEntry }
         let g = device.clusters.lock(entry.clusterIndex)
         guard g.info.pointee.hasTable else {
@@ -93,7 +93,7 @@ extension SwapCache {
     /// the folio's size.
     func folioAllocSwap(_ f: Folio) -> SwapEntry? {
         assert(frames.isLocked(f))
-        precondition(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
+        require(!frames.flags(f).contains(.swapcache), "\(f) already has swap")
         let nr = frames.pageCount(f)
         // When no device has a free run and swap is over half full, slots that only the swap
         // cache holds are reclaimed for it (kernel: `cluster_reclaim_range` with
@@ -132,19 +132,19 @@ extension SwapCache {
         _ f: Folio, _ g: borrowing ClusterGuard, device: SwapDevice, shadow: UInt64?,
         chargingSwap: Bool = false
     ) -> Bool {
-        precondition(!chargingSwap || shadow != nil, "a swap charge needs a shadow naming its group")
+        require(!chargingSwap || shadow != nil, "a swap charge needs a shadow naming its group")
         assert(frames.isLocked(f))
         let flags = frames.flags(f)
-        precondition(flags.contains(.swapcache) && !flags.contains(.writeback), "deleting \(f) in state \(flags)")
+        require(flags.contains(.swapcache) && !flags.contains(.writeback), "deleting \(f) in state \(flags)")
         let entry = frames.entry(f)
         let nr = frames.pageCount(f)
         let c = entry.clusterIndex
-        precondition(g.index == c, "\(f) is in cluster \(c), not the locked \(g.index)")
+        require(g.index == c, "\(f) is in cluster \(c), not the locked \(g.index)")
         var freed = 0
         var charged = 0
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
             let s = g.slot(i)
-            precondition(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
+            require(s.isFolio && s.frame == f.frame, "slot \(i) of cluster \(c) is \(s), not \(f)")
             if s.count == 0 {
                 // Nothing maps the slot any more: the cache's hold was the last.
                 if s.isSwapCharged { swapUncharge(folio: f, slots: 1) }

@@ -10,10 +10,10 @@ extension SwapCache {
     func swapoutRecordLocked(_ f: Folio, _ g: borrowing ClusterGuard) {
         let entry = frames.entry(f)
         let nr = frames.pageCount(f)
-        precondition(g.index == entry.clusterIndex, "\(f) is in cluster \(entry.clusterIndex), not the locked \(g.index)")
+        require(g.index == entry.clusterIndex, "\(f) is in cluster \(entry.clusterIndex), not the locked \(g.index)")
         for i in entry.slotInCluster..<(entry.slotInCluster + nr) {
             let s = g.slot(i)
-            precondition(!s.isSwapCharged, "slot \(i) charged twice")
+            require(!s.isSwapCharged, "slot \(i) charged twice")
             g.set(i, s.withSwapCharged(true))
         }
         groups[frames.group(f)].chargeSwap(nr)
@@ -26,7 +26,7 @@ extension SwapCache {
 
     /// Releases the swap charge of one freed slot, whose shadow names the group.
     func swapUncharge(_ slot: SwapTableSlot) {
-        precondition(slot.isShadow, "a charged slot without a shadow: \(slot)")
+        require(slot.isShadow, "a charged slot without a shadow: \(slot)")
         groups[Shadow(packed: slot.payload).group].unchargeSwap(1)
     }
 }

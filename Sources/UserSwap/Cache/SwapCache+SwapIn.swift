@@ -65,7 +65,7 @@ extension SwapCache {
                     // the insert (where the kernel charged the folio) do they find no folio.
                     yieldPoint(.swapInPrepared)
                     result = swapCacheAddFolio(f, entry, alloc: true)
-                    precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
+                    require(result != .exists && result != .noEntry, "legacy insert failed after prepare")
                 case .exists:
                     if let cached = loseHasCacheRace(f, entry, order: order) { return cached }
                     // Someone holds the bit but its folio is not in yet: we cannot know who, so
@@ -98,7 +98,7 @@ extension SwapCache {
                     }
                     // Nobody else can insert while we hold the bit, so the insert cannot fail.
                     result = swapCacheAddFolio(f, entry, alloc: true)
-                    precondition(result != .exists && result != .noEntry, "legacy insert failed after prepare")
+                    require(result != .exists && result != .noEntry, "legacy insert failed after prepare")
                     // The racers asleep on `swapcache_wq` can find the folio now.
                     swapcacheWaitQueue.wake()
                 case .exists:
@@ -262,7 +262,7 @@ extension SwapCache {
             return false
         }
         guard frames.flags(f).contains(.uptodate) else {
-            preconditionFailure("\(f) in the swap cache, unlocked, but not uptodate")
+            trap("\(f) in the swap cache, unlocked, but not uptodate")
         }
         return true
     }

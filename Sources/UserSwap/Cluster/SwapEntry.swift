@@ -14,8 +14,8 @@ package struct SwapEntry: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     @inline(__always)
     public init(type: Int, offset: Int) {
-        precondition(type >= 0 && type < Self.maxDevices, "swap type \(type) out of range")
-        precondition(offset >= 0 && UInt64(offset) <= Self.offsetMask, "swap offset \(offset) out of range")
+        require(type >= 0 && type < Self.maxDevices, "swap type \(type) out of range")
+        require(offset >= 0 && UInt64(offset) <= Self.offsetMask, "swap offset \(offset) out of range")
         raw = UInt64(type) << Self.offsetBits | UInt64(offset)
     }
 

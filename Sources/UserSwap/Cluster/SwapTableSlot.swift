@@ -55,7 +55,7 @@ package struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
     /// A slot that remembers an evicted page's workingset info.
     @inline(__always)
     public static func shadow(_ value: UInt64, count: Int) -> SwapTableSlot {
-        precondition(value <= maxPayload, "shadow does not fit the slot")
+        require(value <= maxPayload, "shadow does not fit the slot")
         return SwapTableSlot(raw: Tag.shadow.rawValue | value << payloadShift | UInt64(count) << countShift)
     }
 
@@ -81,7 +81,7 @@ package struct SwapTableSlot: Hashable, Sendable, CustomStringConvertible {
     /// The same slot with another count.
     @inline(__always)
     public func withCount(_ count: Int) -> SwapTableSlot {
-        precondition(count >= 0 && count <= Self.maxCount, "swap count \(count) out of range")
+        require(count >= 0 && count <= Self.maxCount, "swap count \(count) out of range")
         return SwapTableSlot(raw: raw & ~(UInt64(0x3f) << Self.countShift) | UInt64(count) << Self.countShift)
     }
 

@@ -20,7 +20,7 @@ struct _UnsafeClusterStorage: ~Copyable {
     private let tableBytes: Int
 
     init(clusterCount: Int) throws(SwapError) {
-        precondition(clusterCount > 0)
+        require(clusterCount > 0, "cluster storage needs at least one cluster, not \(clusterCount)")
         self.clusterCount = clusterCount
         tableBytes = clusterCount * SwapCluster.slotCount * MemoryLayout<UInt64>.stride
         do {
@@ -146,7 +146,7 @@ struct ClusterGuard: ~Copyable {
             try Syscalls.madvise(page, length: SwapCluster.slotCount * 8, advice: cus_MADV_DONTNEED())
         } catch {
             // Only EINVAL/ENOMEM are possible on our own aligned mapping: both would be our bug.
-            preconditionFailure("madvise(DONTNEED) of a swap table failed: \(error)")
+            trap("madvise(DONTNEED) of a swap table failed: \(error)")
         }
     }
 }

@@ -105,7 +105,7 @@ public final class FileBackend: SwapBackend {
         let pages = checkedRange(bytes: bytes, atPage: page)
         guard !pages.isEmpty else { return }
         var vectors = buffers.map { buffer in
-            precondition(buffer.count % SwapPage.size == 0, "a vectored read buffer of \(buffer.count) bytes is not whole pages")
+            require(buffer.count % SwapPage.size == 0, "a vectored read buffer of \(buffer.count) bytes is not whole pages")
             return iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
         }
         try transferVectored(&vectors, pages: pages, writing: false)
@@ -117,7 +117,7 @@ public final class FileBackend: SwapBackend {
         let pages = checkedRange(bytes: bytes, atPage: page)
         guard !pages.isEmpty else { return }
         var vectors = buffers.map { buffer in
-            precondition(buffer.count % SwapPage.size == 0, "a vectored write buffer of \(buffer.count) bytes is not whole pages")
+            require(buffer.count % SwapPage.size == 0, "a vectored write buffer of \(buffer.count) bytes is not whole pages")
             // pwritev only reads through iov_base; iovec has one pointer type for both ways.
             return iovec(iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress), iov_len: buffer.count)
         }
@@ -178,7 +178,7 @@ public final class FileBackend: SwapBackend {
     /// until it is formatted again; that is why discard is opt-in.
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard discardsPages, !pages.isEmpty else { return }
-        precondition(
+        require(
             pages.lowerBound >= 1 && pages.upperBound <= pageCount,
             "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         do throws(Errno) {
@@ -200,9 +200,9 @@ public final class FileBackend: SwapBackend {
     /// The pages a transfer of `bytes` at `page` covers. The engine's contract (whole pages,
     /// never the header, never past the end) is checked here, at the device's edge.
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
+        require(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
         let pages = page..<page + bytes / SwapPage.size
-        precondition(
+        require(
             page >= 1 && pages.upperBound <= pageCount,
             "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages

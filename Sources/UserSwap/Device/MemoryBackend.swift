@@ -30,7 +30,7 @@ public final class MemoryBackend: SwapBackend {
     /// Traps if the address space cannot be reserved: with MAP_NORESERVE only a size beyond the
     /// process's address-space limit fails, which is a configuration bug in the test or benchmark.
     public init(pageCount: Int) {
-        precondition(pageCount >= 1, "a memory device needs at least its header page")
+        require(pageCount >= 1, "a memory device needs at least its header page")
         self.pageCount = pageCount
         self.mapping = _AnonymousMapping(byteCount: pageCount * SwapPage.size)
     }
@@ -76,7 +76,7 @@ public final class MemoryBackend: SwapBackend {
         let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
         var next = pages.lowerBound
         for buffer in buffers {
-            precondition(buffer.count % SwapPage.size == 0, "a vectored read buffer of \(buffer.count) bytes is not whole pages")
+            require(buffer.count % SwapPage.size == 0, "a vectored read buffer of \(buffer.count) bytes is not whole pages")
             copyOut(into: buffer, from: next)
             next += buffer.count / SwapPage.size
         }
@@ -87,7 +87,7 @@ public final class MemoryBackend: SwapBackend {
         let pages = checkedRange(bytes: buffers.reduce(0) { $0 + $1.count }, atPage: page)
         var next = pages.lowerBound
         for buffer in buffers {
-            precondition(buffer.count % SwapPage.size == 0, "a vectored write buffer of \(buffer.count) bytes is not whole pages")
+            require(buffer.count % SwapPage.size == 0, "a vectored write buffer of \(buffer.count) bytes is not whole pages")
             copyIn(buffer, at: next)
             next += buffer.count / SwapPage.size
         }
@@ -99,7 +99,7 @@ public final class MemoryBackend: SwapBackend {
     /// pages at the edges are zeroed in place instead), so neighbouring swap pages are untouched.
     public func discard(pages: Range<Int>) throws(SwapError) {
         guard !pages.isEmpty else { return }
-        precondition(
+        require(
             pages.lowerBound >= 1 && pages.upperBound <= pageCount,
             "discard of pages \(pages) outside the device's 1..<\(pageCount)")
         let start = pages.lowerBound * SwapPage.size
@@ -138,9 +138,9 @@ public final class MemoryBackend: SwapBackend {
 
     /// The pages a transfer of `bytes` at `page` covers; the same contract as `FileBackend`.
     private func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        precondition(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
+        require(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
         let pages = page..<page + bytes / SwapPage.size
-        precondition(
+        require(
             page >= 1 && pages.upperBound <= pageCount,
             "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         return pages
@@ -160,7 +160,7 @@ struct _AnonymousMapping: ~Copyable {
                 length: byteCount, protection: PROT_READ | PROT_WRITE,
                 flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
         } catch {
-            preconditionFailure("cannot map \(SwapHeader.describe(bytes: Int64(byteCount))) for a memory swap device: \(error)")
+            trap("cannot map \(SwapHeader.describe(bytes: Int64(byteCount))) for a memory swap device: \(error)")
         }
         self.byteCount = byteCount
     }
@@ -170,20 +170,22 @@ struct _AnonymousMapping: ~Copyable {
     /// Fills `bytes` (offsets into the mapping) with zeros.
     func zero(_ bytes: Range<Int>) {
         guard !bytes.isEmpty else { return }
-        precondition(bytes.lowerBound >= 0 && bytes.upperBound <= byteCount)
+        require(bytes.lowerBound >= 0 && bytes.upperBound <= byteCount, "zeroing bytes \(bytes) of a \(byteCount)-byte mapping")
         (base + bytes.lowerBound).initializeMemory(as: UInt8.self, repeating: 0, count: bytes.count)
     }
 
     /// Drops the memory behind `bytes` (system-page aligned); a private anonymous mapping reads
     /// zeros there afterwards.
     func release(_ bytes: Range<Int>) {
-        precondition(bytes.lowerBound >= 0 && bytes.upperBound <= byteCount)
-        precondition(bytes.lowerBound % Syscalls.pageSize == 0 && bytes.upperBound % Syscalls.pageSize == 0)
+        require(bytes.lowerBound >= 0 && bytes.upperBound <= byteCount, "releasing bytes \(bytes) of a \(byteCount)-byte mapping")
+        require(
+            bytes.lowerBound % Syscalls.pageSize == 0 && bytes.upperBound % Syscalls.pageSize == 0,
+            "releasing bytes \(bytes): not aligned to \(Syscalls.pageSize)-byte system pages")
         do throws(Errno) {
             try Syscalls.madvise(base + bytes.lowerBound, length: bytes.count, advice: cus_MADV_DONTNEED())
         } catch {
             // MADV_DONTNEED on our own aligned private mapping cannot fail but for our bug.
-            preconditionFailure("madvise(MADV_DONTNEED) failed: \(error)")
+            trap("madvise(MADV_DONTNEED) failed: \(error)")
         }
     }
 }

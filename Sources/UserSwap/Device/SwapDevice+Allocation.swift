@@ -23,8 +23,8 @@ extension SwapDevice {
     /// locks, a thread preempted after the check took a slot on a device swapoff had found empty
     /// and removed.
     func allocateSlots(order: Int, initial: SwapTableSlot) -> SwapEntry? {
-        precondition(order >= 0 && order <= SwapCluster.maxOrder, "order \(order) out of range")
-        precondition(!initial.isFree && !initial.isBad)
+        require(order >= 0 && order <= SwapCluster.maxOrder, "order \(order) out of range")
+        require(!initial.isFree && !initial.isBad, "slots allocated as \(initial), a free or bad slot")
         // Not worth a reference: a device being removed fails here at once, the rest below.
         guard writeOK.load(ordering: .acquiring), users.tryGet() else { return nil }
         defer { users.put() }

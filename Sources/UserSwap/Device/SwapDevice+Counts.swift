@@ -53,7 +53,7 @@ extension SwapDevice {
             var freed = 0
             for i in e.slotInCluster..<(e.slotInCluster + inCluster) {
                 let s = g.slot(i)
-                precondition(
+                require(
                     s.count > 0 && !s.isBad,
                     "swap count underflow at \(SwapEntry(type: type, offset: c << SwapCluster.slotShift | i)): \(s)")
                 let dropped = s.withCount(s.count - 1)
@@ -85,7 +85,7 @@ extension SwapDevice {
     func releaseSlotsLocked(_ g: borrowing ClusterGuard, count: Int) -> Bool {
         let c = g.index
         let ci = g.info
-        precondition(Int(ci.pointee.count) >= count, "cluster \(c) count underflow")
+        require(Int(ci.pointee.count) >= count, "cluster \(c) count underflow")
         ci.pointee.count -= UInt16(count)
         // Relaxed: a counter; see `inusePages`.
         inusePages.subtract(count, ordering: .relaxed)
@@ -108,7 +108,7 @@ extension SwapDevice {
     func withClusterLock<R, E: Error>(
         _ entry: SwapEntry, _ body: (borrowing ClusterGuard) throws(E) -> R
     ) throws(E) -> R {
-        precondition(
+        require(
             entry.type == type && entry.offset > 0 && entry.offset < pageCount,
             "\(entry) is not a data slot of device \(type)")
         let g = clusters.lock(entry.clusterIndex)

@@ -99,7 +99,7 @@ public final class SwapDevice: Sendable {
                 "a swap device of \(pages) pages is too small; it needs at least one cluster (\(SwapCluster.slotCount) pages, 2 MiB) after the header"
             )
         }
-        precondition(type >= 0 && type < SwapEntry.maxDevices)
+        require(type >= 0 && type < SwapEntry.maxDevices, "swap type \(type) outside 0..<\(SwapEntry.maxDevices)")
         pageCount = pages
         clusterCount = (pages + SwapCluster.slotCount - 1) / SwapCluster.slotCount
         self.type = type
@@ -161,7 +161,7 @@ public final class SwapDevice: Sendable {
     /// re-check under the cluster lock (or, for a folio, after taking the folio lock).
     @inline(__always)
     package func slot(_ entry: SwapEntry) -> SwapTableSlot {
-        precondition(entry.type == type && entry.offset < pageCount, "\(entry) is not on device \(type)")
+        require(entry.type == type && entry.offset < pageCount, "\(entry) is not on device \(type)")
         return clusters.loadSlot(entry.clusterIndex, entry.slotInCluster)
     }
 

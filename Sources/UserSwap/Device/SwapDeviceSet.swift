@@ -73,7 +73,7 @@ package final class SwapDeviceSet: Sendable {
     /// its device: swapoff brings every page back and empties the cache before it removes one,
     /// so a miss is a broken invariant.
     func device(mappedBy entry: SwapEntry) -> SwapDevice {
-        guard let device = device(for: entry) else { preconditionFailure("\(entry) names a removed device") }
+        guard let device = device(for: entry) else { trap("\(entry) names a removed device") }
         return device
     }
 

@@ -39,7 +39,7 @@ final class SwapDeviceUsers: Sendable {
     @inline(__always)
     func put() {
         let now = word.wrappingSubtract(1, ordering: .releasing).newValue
-        precondition(now & (Self.dead - 1) != Self.dead - 1, "swap device reference dropped twice")
+        require(now & (Self.dead - 1) != Self.dead - 1, "swap device reference dropped twice")
         if now == Self.dead { drained.signal() }
     }
 
@@ -48,7 +48,7 @@ final class SwapDeviceUsers: Sendable {
     /// is visible to the caller.
     func kill() {
         let old = word.wrappingAdd(Self.dead, ordering: .acquiringAndReleasing).oldValue
-        precondition(old & Self.dead == 0, "swap device references killed twice")
+        require(old & Self.dead == 0, "swap device references killed twice")
         if old != 0 { drained.wait() }
     }
 
@@ -56,6 +56,6 @@ final class SwapDeviceUsers: Sendable {
     /// found the device still in use after all.
     func revive() {
         let old = word.wrappingSubtract(Self.dead, ordering: .releasing).oldValue
-        precondition(old == Self.dead, "swap device revived while references were held or alive")
+        require(old == Self.dead, "swap device revived while references were held or alive")
     }
 }

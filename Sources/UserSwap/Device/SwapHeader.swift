@@ -71,15 +71,15 @@ public struct SwapHeader: Equatable, Sendable {
     /// goes through `validate(pageCount:label:badPages:)` first, which also asks for the
     /// header and one whole cluster, and says what is wrong.
     public init(pageCount: Int, label: String = "", badPages: [UInt32] = [], uuid: [UInt8]? = nil) {
-        precondition(
+        require(
             (1...Self.maxPageCount).contains(pageCount), "a swap header describes 1...\(Self.maxPageCount) pages, not \(pageCount)")
-        precondition(label.utf8.count <= Self.maxLabelBytes, "label \"\(label)\" is longer than \(Self.maxLabelBytes) bytes")
-        precondition(uuid == nil || uuid!.count == 16, "a UUID is 16 bytes")
+        require(label.utf8.count <= Self.maxLabelBytes, "label \"\(label)\" is longer than \(Self.maxLabelBytes) bytes")
+        require(uuid == nil || uuid!.count == 16, "a UUID is 16 bytes")
         let lastPage = UInt32(pageCount - 1)
         do throws(SwapError) {
             try Self.checkBadPages(badPages, count: badPages.count, lastPage: lastPage, path: "a new swap header")
         } catch {
-            preconditionFailure(error.message)
+            trap(error.message)
         }
         self.init(lastPage: lastPage, badPages: badPages, uuid: uuid ?? Self.randomUUID(), label: label)
     }
@@ -154,7 +154,7 @@ public struct SwapHeader: Equatable, Sendable {
                 "\(path) is \(describe(bytes: fileBytes)), smaller than one 4 KiB header page: it is not a swap file",
                 remedy: reformat(path, fileBytes: fileBytes))
         }
-        precondition(page.count >= size, "decode needs the file's whole first page, not \(page.count) bytes")
+        require(page.count >= size, "decode needs the file's whole first page, not \(page.count) bytes")
         guard hasMagic(magic, in: page, pageSize: size) else {
             if hasMagic(oldMagic, in: page, pageSize: size) {
                 throw SwapError(

@@ -43,7 +43,7 @@ extension FrameTable {
     @inline(__always)
     public func unlock(_ f: Folio) {
         let wasSet = clearBitAndWake(f, FolioFlags.locked.rawValue, FolioFlags.waiters.rawValue)
-        precondition(wasSet, "unlock of unlocked \(f)")
+        require(wasSet, "unlock of unlocked \(f)")
     }
 
     /// Sleeps until the folio is unlocked, without taking the lock (kernel: `folio_wait_locked`).
@@ -63,13 +63,13 @@ extension FrameTable {
     func startWriteback(_ f: Folio) {
         assert(isLocked(f))
         let old = setFlags(f, .writeback)
-        precondition(!old.contains(.writeback), "\(f) already under writeback")
+        require(!old.contains(.writeback), "\(f) already under writeback")
     }
 
     /// Ends writeback and wakes whoever waits for it (kernel: `folio_end_writeback`).
     func endWriteback(_ f: Folio) {
         let wasSet = clearBitAndWake(f, FolioFlags.writeback.rawValue, FolioFlags.writebackWaiters.rawValue)
-        precondition(wasSet, "\(f) was not under writeback")
+        require(wasSet, "\(f) was not under writeback")
     }
 
     /// Clears `bit` and its waiters bit in one atomic step and wakes the sleepers only if the

@@ -63,7 +63,7 @@ package final class FrameTable: Sendable {
     func get(_ f: Folio, _ n: UInt32 = 1) {
         // Relaxed: the caller holds a reference already (kernel: `folio_get`)
         let old = storage.refcount(f.frame).pointee.wrappingAdd(n, ordering: .relaxed).oldValue
-        precondition(old > 0, "get on a free \(f)")
+        require(old > 0, "get on a free \(f)")
     }
 
     /// Takes a reference unless the folio is free or being freed (kernel: `folio_try_get`).
@@ -87,7 +87,7 @@ package final class FrameTable: Sendable {
     @inline(__always)
     func put(_ f: Folio, _ n: UInt32 = 1) -> Bool {
         let old = storage.refcount(f.frame).pointee.wrappingSubtract(n, ordering: .acquiringAndReleasing).oldValue
-        precondition(old >= n, "refcount underflow on \(f)")
+        require(old >= n, "refcount underflow on \(f)")
         return old == n
     }
 

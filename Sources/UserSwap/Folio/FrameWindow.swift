@@ -63,8 +63,19 @@ final class FrameWindow: @unchecked Sendable {
         }
         engineView = engine!
         memfd = owned
-        owners = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
-        installed = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
+        // Zero pages, as the region's page table: RAM only for the pages a fault reaches.
+        guard let owners = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
+            let installed = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount)
+        else {
+            Syscalls.munmap(engineView, length: bytes)
+            Syscalls.munmap(appView, length: bytes)
+            throw SwapError(
+                .outOfMemory,
+                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 8)) of page state, which the system will not allocate; make it smaller"
+            )
+        }
+        self.owners = owners
+        self.installed = installed
     }
 
     deinit {
@@ -112,7 +123,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
         } catch {
-            preconditionFailure("cannot punch out page \(page) of a transparent region: \(error)")
+            trap("cannot punch out page \(page) of a transparent region: \(error)")
         }
         word.pointee.store(0, ordering: .releasing)
     }
@@ -159,7 +170,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
         } catch {
-            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+            trap("cannot unmap page \(page) of a transparent region: \(error)")
         }
     }
 
@@ -171,7 +182,7 @@ final class FrameWindow: @unchecked Sendable {
         do {
             try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
         } catch {
-            preconditionFailure("cannot unmap page \(page) of a transparent region: \(error)")
+            trap("cannot unmap page \(page) of a transparent region: \(error)")
         }
         return true
     }

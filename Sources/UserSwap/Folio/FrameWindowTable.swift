@@ -31,7 +31,7 @@ final class FrameWindowTable: Sendable {
 
     /// Takes `window` out; its folios must all be freed.
     func remove(_ window: FrameWindow) {
-        precondition(window.liveFolios.load(ordering: .acquiring) == 0, "removing a frame window with live folios")
+        require(window.liveFolios.load(ordering: .acquiring) == 0, "removing a frame window with live folios")
         slots[window.slot].pointee.store(0, ordering: .releasing)
         windows.withLock { _ = $0.removeValue(forKey: window.slot) }
     }
@@ -40,7 +40,7 @@ final class FrameWindowTable: Sendable {
     @inline(__always)
     subscript(slot: Int) -> FrameWindow {
         let bits = slots[slot].pointee.load(ordering: .acquiring)
-        guard let raw = UnsafeRawPointer(bitPattern: bits) else { preconditionFailure("no frame window \(slot)") }
+        guard let raw = UnsafeRawPointer(bitPattern: bits) else { trap("no frame window \(slot)") }
         // Sound: `windows` holds a strong reference while the slot is set.
         return Unmanaged<FrameWindow>.fromOpaque(raw).takeUnretainedValue()
     }

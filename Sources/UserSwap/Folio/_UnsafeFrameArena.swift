@@ -10,7 +10,7 @@ struct _UnsafeFrameArena: ~Copyable {
     private let bytes: Int
 
     init(frameCount: Int) throws(SwapError) {
-        precondition(frameCount > 0)
+        require(frameCount > 0, "a frame arena needs at least one frame, not \(frameCount)")
         self.frameCount = frameCount
         bytes = frameCount * SwapPage.size
         let fd: Int32

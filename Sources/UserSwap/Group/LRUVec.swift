@@ -42,7 +42,7 @@ final class LRUVec: Sendable {
     /// Puts a folio that is on no list at the head of `list` (kernel: `folio_add_lru`).
     func add(_ f: Folio, to list: List) {
         state.withLock { s in
-            precondition(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
+            require(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
             Self.link(&s, f.frame, list, pages: frames.pageCount(f))
             frames.setFlags(f, list == .active ? [.lru, .active] : .lru)
             if list == .inactive { frames.clearFlags(f, .active) }
@@ -55,7 +55,7 @@ final class LRUVec: Sendable {
         guard !folios.isEmpty else { return }
         state.withLock { s in
             for f in folios {
-                precondition(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
+                require(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
                 Self.link(&s, f.frame, list, pages: frames.pageCount(f))
                 frames.setFlags(f, list == .active ? [.lru, .active] : .lru)
                 if list == .inactive { frames.clearFlags(f, .active) }

@@ -146,7 +146,7 @@ public final class MemoryGroup: Sendable {
         while let group = g {
             // Relaxed: a counter; the read-modify-write keeps it exact
             let old = group.memoryPages.wrappingSubtract(pages, ordering: .relaxed).oldValue
-            precondition(old >= pages, "group \(group.name) memory uncharged below zero")
+            require(old >= pages, "group \(group.name) memory uncharged below zero")
             g = group.parent
         }
     }
@@ -238,7 +238,7 @@ public final class MemoryGroup: Sendable {
         var g: MemoryGroup? = self
         while let group = g {
             let old = group.swapPages.wrappingSubtract(pages, ordering: .relaxed).oldValue  // Relaxed: a counter
-            precondition(old >= pages, "group \(group.name) swap uncharged below zero")
+            require(old >= pages, "group \(group.name) swap uncharged below zero")
             g = group.parent
         }
     }

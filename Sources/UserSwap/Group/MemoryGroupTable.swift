@@ -40,7 +40,7 @@ final class MemoryGroupTable: Sendable {
     @inline(__always)
     subscript(id: Int) -> MemoryGroup {
         let bits = slots[id].pointee.load(ordering: .acquiring)
-        guard let raw = UnsafeRawPointer(bitPattern: bits) else { preconditionFailure("no memory group \(id)") }
+        guard let raw = UnsafeRawPointer(bitPattern: bits) else { trap("no memory group \(id)") }
         // Sound: `all` holds a strong reference for the table's lifetime.
         return Unmanaged<MemoryGroup>.fromOpaque(raw).takeUnretainedValue()
     }

@@ -37,7 +37,7 @@ final class FrameAllocator: Sendable {
     /// Connects the reclaimer that frees frames when none is free (the seam).
     func connect(_ reclaim: any DirectReclaim) {
         let link = DirectReclaimLink(reclaim)
-        precondition(reclaimer.storeIfNil(link) === link, "the frame allocator has its reclaimer already")
+        require(reclaimer.storeIfNil(link) === link, "the frame allocator has its reclaimer already")
     }
 
     /// The reclaimer, while it exists.
@@ -144,7 +144,7 @@ final class FrameAllocator: Sendable {
     /// be out of the swap cache, unlocked and not under writeback.
     func freeFolio(_ f: Folio) {
         let flags = frames.flags(f)
-        precondition(
+        require(
             !flags.contains(.swapcache) && !flags.contains(.locked) && !flags.contains(.writeback),
             "freeing \(f) in state \(flags)")
         assert(frames.refcount(f) == 0)
@@ -187,7 +187,7 @@ final class FrameAllocator: Sendable {
     /// written only after it claims the window page (see `FrameWindow.claim`).
     func place(_ f: Folio, _ placement: FramePlacement) {
         guard !placement.isArena else { return }
-        precondition(frames.order(f) == 0, "window placement is per page")
+        require(frames.order(f) == 0, "window placement is per page")
         // Relaxed: counted before anyone else sees the folio; the free releases
         windows[placement.windowSlot].liveFolios.add(1, ordering: .relaxed)
         frames.setPlacement(f, placement)

@@ -9,7 +9,7 @@ extension Reclaimer {
         assert(frames.isLocked(f))
         let nr = frames.pageCount(f)
         let flags = frames.flags(f)
-        precondition(nr > 1 && !flags.contains(.swapcache), "cannot split \(f) in state \(flags)")
+        require(nr > 1 && !flags.contains(.swapcache), "cannot split \(f) in state \(flags)")
         let owner = frames.owner(f)
         guard !owner.isNone else { return false }
         // Every page mapped once, plus the caller: freeze so no lookup or pin slips in.

@@ -109,7 +109,7 @@ extension Region {
             do {
                 try device.duplicate(entry.advanced(by: i))
             } catch {
-                preconditionFailure("a cached slot could not take its first mapping: \(error)")
+                trap("a cached slot could not take its first mapping: \(error)")
             }
         }
         frames.setOwner(f, .none)

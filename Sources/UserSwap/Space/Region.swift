@@ -27,21 +27,34 @@ public final class Region: Sendable {
     /// Page-table locks, one per 512 pages.
     let ptls: _UnsafeAtomicArray<UInt32>
     static let pagesPerPTL = 512
+    /// Region ids are below it: a reverse-map key keeps 24 bits for one, and ids are never
+    /// reused, so a space makes at most `idLimit - 1` regions in its life.
+    static let idLimit = 1 << 23
     /// Where the pages of a transparent region live (nil for an explicit region, whose folios
     /// live in arena frames).
     let window: FrameWindow?
 
-    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) {
-        precondition(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
+    /// Throws `.outOfMemory` when the system will not allocate the page table (8 bytes a page:
+    /// 32 GiB for 16 TiB); it costs RAM only as its entries are written.
+    init(id: Int, pageCount: Int, group: Int, folioOrder: Int, engine: SwapEngine, window: FrameWindow? = nil) throws(SwapError) {
+        require(window == nil || folioOrder == 0, "transparent regions use 4 KiB folios")
         self.window = window
         self.id = id
         self.pageCount = pageCount
         self.group = group
         self.folioOrder = folioOrder
         self.engine = engine
-        ptes = _UnsafeAtomicArray(count: pageCount, initialValue: 0)
-        ptls = _UnsafeAtomicArray(count: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL, initialValue: 0)
-        precondition(id < 1 << 23, "region ids wrapped")
+        guard let ptes = _UnsafeAtomicArray<UInt64>(zeroedCount: pageCount),
+            let ptls = _UnsafeAtomicArray<UInt32>(zeroedCount: (pageCount + Self.pagesPerPTL - 1) / Self.pagesPerPTL)
+        else {
+            throw SwapError(
+                .outOfMemory,
+                "a region of \(SwapHeader.describe(bytes: Int64(pageCount) * Int64(SwapPage.size))) needs a page table of \(SwapHeader.describe(bytes: Int64(pageCount) * 8)), which the system will not allocate; make it smaller (a few regions or arrays instead of one)"
+            )
+        }
+        self.ptes = ptes
+        self.ptls = ptls
+        require(id < Self.idLimit, "region id \(id) is beyond what a reverse-map key holds")
         engine.reverseMap.insert(self)
     }
 

@@ -87,7 +87,7 @@ public final class SwapSpace: Sendable {
     /// could not be locked in RAM (`SwapError(.permissionDenied)` saying how to fix it). Empty
     /// when all went as asked; programs should show these to their user.
     public let warnings: [SwapError]
-    private let nextRegionID = Atomic<Int>(1)
+    let nextRegionID = Atomic<Int>(1)
     /// Frees cache-only slots in the background (kernel: `si->reclaim_work`); nil without
     /// background reclaim.
     let slotReclaimer: SlotReclaimWorker?
@@ -100,6 +100,7 @@ public final class SwapSpace: Sendable {
         guard frames >= 1 else {
             throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
         }
+        try configuration.ioOptions.validate()
         self.configuration = configuration
         if let made = try configuration.encryption.makeSealer?() {
             sealer = made.0
@@ -206,9 +207,19 @@ public final class SwapSpace: Sendable {
         }
         let pages = (bytes + SwapPage.size - 1) / SwapPage.size
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue  // Relaxed: the read-modify-write alone makes ids unique
-        return Region(
+        guard id < Region.idLimit else { throw Self.regionIDsUsedUp() }
+        return try Region(
             id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
             folioOrder: (folioSize / SwapPage.size).trailingZeroBitCount, engine: engine)
+    }
+
+    /// The error of a space that has made all the regions it can: region ids are never reused,
+    /// and a reverse-map key holds 23 bits of one.
+    static func regionIDsUsedUp() -> SwapError {
+        SwapError(
+            .outOfMemory,
+            "this space has made \(Region.idLimit - 1) regions, the most one space makes (region ids are not reused); keep regions and arrays longer, or make a new SwapSpace"
+        )
     }
 
     /// Creates swappable memory used through plain loads and stores (see `TransparentRegion`):
@@ -229,10 +240,14 @@ public final class SwapSpace: Sendable {
         guard pages < 1 << 32 else { throw SwapError(.invalidArgument, "a transparent region holds at most 16 TiB") }
         let window = try engine.allocator.windows.make(pageCount: pages)
         let id = nextRegionID.wrappingAdd(1, ordering: .relaxed).oldValue  // Relaxed: the read-modify-write alone makes ids unique
-        let region = Region(
-            id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
-            folioOrder: 0, engine: engine, window: window)
+        guard id < Region.idLimit else {
+            engine.allocator.windows.remove(window)
+            throw Self.regionIDsUsedUp()
+        }
         do {
+            let region = try Region(
+                id: id, pageCount: pages, group: (group ?? engine.groups.root).id,
+                folioOrder: 0, engine: engine, window: window)
             return try TransparentRegion(region: region, window: window, faults: faults)
         } catch {
             engine.allocator.windows.remove(window)

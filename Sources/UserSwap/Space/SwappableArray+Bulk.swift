@@ -5,8 +5,13 @@ import Foundation
 /// element-at-a-time loop. `SwappableBytes` is the byte-buffer spelling of the same type.
 extension SwappableArray {
     /// A copy of the elements in `range`. Throws `.outOfRange` for a range outside
-    /// `0..<count`, or the swap device's error.
+    /// `0..<count` (also when a removal racing the copy took elements of it: the copy is
+    /// checked against the count as `element(at:)` is), or the swap device's error.
     public func elements(in range: Range<Int>) throws(SwapError) -> [Element] {
+        try readChecked { () throws(SwapError) in try copyElements(in: range) }
+    }
+
+    private func copyElements(in range: Range<Int>) throws(SwapError) -> [Element] {
         try checkRange(range)
         return try [Element](unsafeUninitializedCapacity: range.count) { (buffer, initialized) throws(SwapError) in
             _ = try forEachPage(in: range, for: .read) { (start, elements) throws(Never) in
@@ -51,6 +56,10 @@ public typealias SwappableBytes = SwappableArray<UInt8>
 extension SwappableArray where Element == UInt8 {
     /// The bytes in `range` as `Data`. Throws as `elements(in:)`.
     public func data(in range: Range<Int>) throws(SwapError) -> Data {
+        try readChecked { () throws(SwapError) in try copyData(in: range) }
+    }
+
+    private func copyData(in range: Range<Int>) throws(SwapError) -> Data {
         try checkRange(range)
         var data = Data(count: range.count)
         var failure: SwapError?

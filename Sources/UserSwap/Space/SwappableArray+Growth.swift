@@ -130,6 +130,11 @@ extension SwappableArray {
         // The count first: a reader that checked an index against the old count and pins an
         // emptied page afterwards gets a fresh page, never one that another array owns.
         writerPublish(&state)
+        // Then the removal generation, before any page goes: a reader that read from a released
+        // page sees the bump after its read and checks again (`readChecked(_:)`).
+        // Sequentially consistent: ordered before the page releases that follow (the seqlock
+        // writer's fence), not only after the count.
+        removals.add(1, ordering: .sequentiallyConsistent)
         var page = newPages
         while page < oldPages {
             let (k, local) = layout.locate(page: page)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Page-wise access: each page's elements as one buffer under one pin, for bulk reads, bulk
 /// writes and iteration. A page pinned once serves all its elements (up to 4096 / stride), where
 /// the subscript pins it again for each.
@@ -8,14 +10,31 @@ extension SwappableArray {
     ///
     /// Throws `SwapError` (`.outOfRange` for a range outside `0..<count`, or the swap device's
     /// error), or whatever `body` throws; either stops the walk.
+    ///
+    /// Removing elements of `range` while `body` reads them in place is a race `body` cannot
+    /// be protected from: it may see zeros where they were. When that happens (a removal ran
+    /// during the walk and `range` now reaches past the count), `withElements` throws
+    /// `.outOfRange` after the walk, so that what `body` gathered is not taken as the array's.
+    /// `elements(in:)` copies instead and never returns such zeros.
     public func withElements<E: Error>(
         in range: Range<Int>, _ body: (_ startIndex: Int, _ elements: UnsafeBufferPointer<Element>) throws(E) -> Void
     ) throws {
+        // Acquiring: pairs with the bump in `writerShrink` (see `removals`).
+        let before = removals.load(ordering: .acquiring)
         try checkRange(range)
         let stopped = try forEachPage(in: range, for: .read) { (start, elements) throws(E) in
             try body(start, UnsafeBufferPointer(elements))
         }
         if let stopped { throw stopped }
+        // The reads above are ordered before the second load (the seqlock reader's fence).
+        atomicMemoryFence(ordering: .acquiring)
+        // Relaxed: the fence orders it after the reads.
+        if removals.load(ordering: .relaxed) != before, range.upperBound > count {
+            throw SwapError(
+                .outOfRange,
+                "elements of \(range) were removed while withElements read them (the SwappableArray has \(count) now); what the closure saw of them may be zeros"
+            )
+        }
     }
 
     /// `withElements(in:_:)` for writing: the buffer's elements are the array's, and the pages
@@ -84,27 +103,35 @@ extension SwappableArray {
             return page[position]
         }
 
-        /// Copies the next page's elements into `page` under one pin; false at the end.
+        /// Copies the next page's elements into `page` under one pin; false at the end. The
+        /// copy is checked against the count as `element(at:)` is (`readChecked(_:)`): a removal
+        /// racing it shortens the iteration, never hands out zeros.
         @usableFromInline
         mutating func fetchPage() -> Bool {
-            // Stop early rather than trap if the array shrank below the starting count.
-            end = Swift.min(end, array.count)
-            guard nextIndex < end else { return false }
-            let pageEnd = Swift.min(end, (nextIndex / array.elementsPerPage + 1) * array.elementsPerPage)
+            let (array, start, oldEnd) = (self.array, nextIndex, end)
             var copy = page
             page = []
-            copy.removeAll(keepingCapacity: true)
+            var newEnd = oldEnd
             do {
-                _ = try array.forEachPage(in: nextIndex..<pageEnd, for: .read) { _, elements in
-                    copy.append(contentsOf: elements)
+                newEnd = try array.readChecked { () throws(SwapError) -> Int in
+                    copy.removeAll(keepingCapacity: true)
+                    // Stop early rather than trap if the array shrank below the starting count.
+                    let end = Swift.min(oldEnd, array.count)
+                    guard start < end else { return end }
+                    let pageEnd = Swift.min(end, (start / array.elementsPerPage + 1) * array.elementsPerPage)
+                    _ = try array.forEachPage(in: start..<pageEnd, for: .read) { _, elements in
+                        copy.append(contentsOf: elements)
+                    }
+                    return end
                 }
             } catch {
-                fatalError("SwappableArray iteration reading elements \(nextIndex)..<\(pageEnd): \(error)")
+                fatalError("SwappableArray iteration reading elements from \(start): \(error)")
             }
+            end = newEnd
             page = copy
-            nextIndex = pageEnd
+            nextIndex = start + copy.count
             position = 0
-            return true
+            return !copy.isEmpty
         }
     }
 }

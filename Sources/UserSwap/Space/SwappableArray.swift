@@ -41,6 +41,18 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
     /// The element count readers see: stored (releasing) under `writer` after the elements
     /// below it are written, loaded (acquiring) by readers without the lock.
     let publishedCount: Atomic<Int>
+    /// Removals so far: bumped (releasing) by a removal after it publishes the smaller count and
+    /// before it releases the emptied pages. A reader loads it (acquiring) before checking an
+    /// index against the count and again after reading: unchanged, the element it read was
+    /// below the count all along; changed, a removal may have released the page under it (a
+    /// released page reads as zeros), so the reader checks the index again (see
+    /// `readChecked(_:)`).
+    let removals = Atomic<Int>(0)
+    #if DEBUG
+    /// Runs in `element(at:)` between the index check and the read: a test removes the element
+    /// there, in the race window.
+    let afterIndexCheck = TestHook()
+    #endif
     /// Serializes what changes the count or the segments (append, remove, reserve); element reads
     /// and writes do not take it. Held across pinning a page (which may swap it in) and making
     /// a region: only other writers of this array ever wait for it, and they must wait for the
@@ -128,14 +140,42 @@ public final class SwappableArray<Element: BitwiseCopyable>: RandomAccessCollect
     }
 
     /// Reads element `i`, or throws `.outOfRange` or the swap device's error.
+    ///
+    /// A read racing a removal (`removeLast`, `removeAll`) returns the element as it was or
+    /// throws `.outOfRange`: the index is checked against the count under the same removal
+    /// generation as the read (`removals`), so the zeros of a page a removal released are never
+    /// returned as an element.
     public func element(at i: Int) throws(SwapError) -> Element {
-        try checkIndex(i)
-        let (page, slot) = i.quotientAndRemainder(dividingBy: elementsPerPage)
-        let pin = try pin(page: page, for: .read)
-        return pin.bytes.load(fromByteOffset: slot * MemoryLayout<Element>.stride, as: Element.self)
+        try readChecked { () throws(SwapError) in
+            try checkIndex(i)
+            #if DEBUG
+            afterIndexCheck.run()
+            #endif
+            let (page, slot) = i.quotientAndRemainder(dividingBy: elementsPerPage)
+            let pin = try pin(page: page, for: .read)
+            return pin.bytes.load(fromByteOffset: slot * MemoryLayout<Element>.stride, as: Element.self)
+        }
     }
 
-    /// Writes element `i`, or throws `.outOfRange` or the swap device's error.
+    /// Runs `read` (which checks its indices against the count, then reads) until no removal
+    /// ran during it, and returns what it read: then every element it read was below the count
+    /// from its check to its read, so none came from a page a removal released.
+    @inline(__always)
+    func readChecked<T>(_ read: () throws(SwapError) -> T) throws(SwapError) -> T {
+        while true {
+            // Acquiring: pairs with the releasing bump in `writerShrink`; a reader that sees
+            // the bump sees the smaller count published before it.
+            let before = removals.load(ordering: .acquiring)
+            let value = try read()
+            // The reads above are ordered before the second load (the seqlock reader's fence).
+            atomicMemoryFence(ordering: .acquiring)
+            // Relaxed: the fence orders it after the reads.
+            if removals.load(ordering: .relaxed) == before { return value }
+        }
+    }
+
+    /// Writes element `i`, or throws `.outOfRange` or the swap device's error. A write racing
+    /// the removal of element `i` may be lost with the element.
     public func setElement(_ value: Element, at i: Int) throws(SwapError) {
         try checkIndex(i)
         let (page, slot) = i.quotientAndRemainder(dividingBy: elementsPerPage)

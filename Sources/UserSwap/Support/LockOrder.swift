@@ -120,7 +120,7 @@ package enum LockOrder {
         for i in 1...count {
             let raw = UInt8(truncatingIfNeeded: held[i])
             guard raw <= rank.rawValue, let other = LockRank(rawValue: raw) else { continue }
-            preconditionFailure(
+            trap(
                 "lock order: taking the \(rank.name) (rank \(rank.rawValue)) while holding the \(other.name) "
                     + "(rank \(other.rawValue)) at 0x\(String(held[i] >> 8, radix: 16)); a lock is taken only under "
                     + "locks of higher rank (Support/LockOrder.swift)")
@@ -143,7 +143,7 @@ package enum LockOrder {
     package static func released(_ lock: UnsafeRawPointer) {
         let held = cus_thread_held_locks()
         let count = Int(held[0])
-        precondition(count > 0, "lock order: released the lock at \(lock), which this thread does not hold")
+        require(count > 0, "lock order: released the lock at \(lock), which this thread does not hold")
         let key = UInt64(UInt(bitPattern: lock))
         let recorded = min(count, capacity)
         var i = recorded
@@ -153,7 +153,7 @@ package enum LockOrder {
             for j in i..<recorded { held[j] = held[j + 1] }
             held[recorded] = 0
         } else {
-            precondition(count > capacity, "lock order: released the lock at \(lock), which this thread does not hold")
+            require(count > capacity, "lock order: released the lock at \(lock), which this thread does not hold")
         }
         held[0] -= 1
     }

@@ -46,7 +46,8 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         /// A slot already has the most mappings its count field can hold.
         case countOverflow = "count-overflow"
         /// Nothing can be freed for a new page: every frame is pinned, or a group is at its
-        /// memory limit with nothing it may swap out.
+        /// memory limit with nothing it may swap out. Also: a region's page table cannot be
+        /// allocated, or a space has made all the regions it can.
         case outOfMemory = "out-of-memory"
         /// The swap entry was freed (or never allocated): `swap_cache_add_folio`'s -ENOENT.
         case noEntry = "no-entry"

@@ -36,7 +36,7 @@ enum Syscalls {
 
     @inline(__always)
     static func check(_ e: Errno) throws(Errno) -> Never {
-        if e.isUnacceptable { preconditionFailure("unacceptable errno \(e): a UserSwap bug") }
+        if e.isUnacceptable { trap("unacceptable errno \(e): a UserSwap bug") }
         throw e
     }
 
@@ -183,7 +183,7 @@ enum Syscalls {
 
     static func munmap(_ base: UnsafeMutableRawPointer, length: Int) {
         let r = Glibc.munmap(base, length)
-        precondition(r == 0, "munmap failed: \(Errno.current): a UserSwap bug")
+        require(r == 0, "munmap failed: \(Errno.current): a UserSwap bug")
     }
 
     static func madvise(_ base: UnsafeMutableRawPointer, length: Int, advice: Int32) throws(Errno) {

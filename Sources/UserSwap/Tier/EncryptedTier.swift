@@ -137,9 +137,9 @@ public final class EncryptedTier: SwapBackend {
     /// it neither).
     private func seal(_ buffers: [UnsafeRawBufferPointer], at first: Int) throws(SwapError) {
         let total = buffers.reduce(0) { $0 + $1.count }
-        precondition(total % SwapPage.size == 0, "a transfer of \(total) bytes is not whole pages")
+        require(total % SwapPage.size == 0, "a transfer of \(total) bytes is not whole pages")
         let pages = total / SwapPage.size
-        precondition(
+        require(
             first >= 1 && first + pages <= pageCount,
             "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
         var plains: [UnsafeRawPointer] = []
@@ -190,7 +190,7 @@ public final class EncryptedTier: SwapBackend {
             }
         }
         // It fails only for messages over 256 GiB.
-        precondition(result == 0, "crypto_aead_xchacha20poly1305_ietf_encrypt_detached failed for one page")
+        require(result == 0, "crypto_aead_xchacha20poly1305_ietf_encrypt_detached failed for one page")
         return record
     }
 

@@ -25,10 +25,10 @@ struct _SealTable: ~Copyable {
     let count: Int
 
     init(count: Int) {
-        precondition(count >= 1)
+        require(count >= 1, "a seal table needs at least one page, not \(count)")
         guard let block = calloc(count, MemoryLayout<SealRecord>.stride) else {
             // As any allocation failure in Swift: nothing sensible to do but stop.
-            preconditionFailure("cannot allocate \(count * MemoryLayout<SealRecord>.stride) bytes for the seal table of \(count) pages")
+            trap("cannot allocate \(count * MemoryLayout<SealRecord>.stride) bytes for the seal table of \(count) pages")
         }
         // calloc's zero bytes are a valid `SealRecord.empty` for every page.
         records = block.bindMemory(to: SealRecord.self, capacity: count)
@@ -39,11 +39,11 @@ struct _SealTable: ~Copyable {
 
     subscript(page: Int) -> SealRecord {
         get {
-            precondition(page >= 0 && page < count, "seal record of page \(page) outside 0..<\(count)")
+            require(page >= 0 && page < count, "seal record of page \(page) outside 0..<\(count)")
             return records[page]
         }
         nonmutating set {
-            precondition(page >= 0 && page < count, "seal record of page \(page) outside 0..<\(count)")
+            require(page >= 0 && page < count, "seal record of page \(page) outside 0..<\(count)")
             records[page] = newValue
         }
     }

@@ -1,4 +1,5 @@
 import CUserSwap
+import UserSwap
 
 /// The times of N iterations of a fixed job, after warm-up: min, median and p90, as the house
 /// style asks for jobs that are timed whole rather than per operation.
@@ -7,7 +8,7 @@ public struct IterationTimings: Sendable, Equatable {
     public let samples: [Double]
 
     public init(samples: [Double]) {
-        precondition(!samples.isEmpty, "timings need at least one iteration")
+        require(!samples.isEmpty, "timings need at least one iteration")
         self.samples = samples
     }
 
@@ -41,7 +42,7 @@ public struct IterationTimings: Sendable, Equatable {
     public static func measure(
         warmup: Int, iterations: Int, progress: ProgressReporter? = nil, _ body: () throws -> Void
     ) rethrows -> IterationTimings {
-        precondition(warmup >= 0 && iterations >= 1, "at least one timed iteration")
+        require(warmup >= 0 && iterations >= 1, "at least one timed iteration")
         for _ in 0..<warmup { try body() }
         var samples: [Double] = []
         samples.reserveCapacity(iterations)

@@ -2,6 +2,7 @@ import CUserSwap
 import Dispatch
 import Foundation
 import Synchronization
+import UserSwap
 
 /// How long each thread of `runTimed` keeps calling its operation.
 public enum TimedLimit: Sendable, Equatable {
@@ -63,8 +64,8 @@ extension BenchHarness {
         operation: @escaping @Sendable (_ state: inout State) throws -> Void,
         tearDown: (@Sendable (_ state: inout State) throws -> Void)? = nil
     ) throws -> TimedRun {
-        precondition(threads >= 1, "runTimed needs at least one thread")
-        precondition(opsPerCall >= 1, "opsPerCall counts operations in one call")
+        require(threads >= 1, "runTimed needs at least one thread")
+        require(opsPerCall >= 1, "opsPerCall counts operations in one call")
         let shared = TimedRunShared(threads: threads)
         let progress = self.progress(label)
 

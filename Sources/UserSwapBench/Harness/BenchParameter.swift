@@ -84,7 +84,7 @@ extension BenchOptions {
     /// its reader (a default that is not a `T`, or no default to fall back on).
     public func value<T: LosslessStringConvertible>(_ parameter: BenchParameter) throws(BenchError) -> T {
         guard let text = parameters[parameter.key] ?? parameter.defaultValue else {
-            preconditionFailure("--param \(parameter.key) has no default; read it with `parameters[key]`")
+            trap("--param \(parameter.key) has no default; read it with `parameters[key]`")
         }
         guard let parsed = T(text) else {
             throw BenchError("--param \(parameter.key)=\(text): '\(text)' is not a valid \(T.self) (\(parameter.type))")

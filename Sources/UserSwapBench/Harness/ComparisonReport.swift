@@ -1,3 +1,5 @@
+import UserSwap
+
 /// Runs side by side: `{"runs": [ours, other, …], "ratios": {…}}` (docs/BENCH-JSON.md).
 ///
 /// Every ratio is oriented so that bigger is better for "ours" (the swap-cache protocol, or
@@ -19,7 +21,7 @@ public struct ComparisonReport: Sendable, Equatable, Encodable {
     }
 
     public init(ours: BenchReport, others: [BenchReport]) {
-        precondition(!others.isEmpty, "a comparison needs another run")
+        require(!others.isEmpty, "a comparison needs another run")
         runs = [ours] + others
         ratios = [:]
         ratiosByBaseline = [:]

@@ -19,7 +19,7 @@ final class DirectIOFile: Sendable {
 
     /// Creates `path` with `bytes` allocated (`fallocate`, as a swap file is).
     init(path: String, bytes: Int64) throws {
-        precondition(bytes > 0 && bytes % 4096 == 0)
+        require(bytes > 0 && bytes % 4096 == 0, "a direct-I/O file of \(bytes) bytes: whole 4 KiB pages, at least one")
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | cus_O_DIRECT(), 0o600)
         guard fd >= 0 else {
             throw BenchError(

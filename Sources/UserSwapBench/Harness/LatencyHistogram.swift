@@ -1,3 +1,5 @@
+import UserSwap
+
 /// A latency histogram with log-linear buckets (HdrHistogram's layout): values below 64 ns are
 /// counted exactly; above, each power of two is split into 64 equal buckets, so a bucket is at
 /// most 1/64 (1.6 %) of its values wide and the reported midpoint is within 0.8 % of any value
@@ -91,7 +93,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     /// the midpoint of the bucket that holds the value of rank ⌈quantile × count⌉, clamped to the
     /// exact minimum and maximum. `value(atQuantile: 1)` is the exact maximum; 0 when empty.
     public func value(atQuantile quantile: Double) -> UInt64 {
-        precondition((0...1).contains(quantile), "a quantile is between 0 and 1")
+        require((0...1).contains(quantile), "a quantile is between 0 and 1")
         guard count > 0 else { return 0 }
         if quantile >= 1 { return maximum }
         let rank = Swift.max(1, UInt64((quantile * Double(count)).rounded(.up)))

@@ -1,6 +1,7 @@
 import CUserSwap
 import CUserSwapURing
 import Glibc
+import UserSwap
 
 /// The raw 4 KiB random-read IOPS of the disk under the swap files at a given queue depth:
 /// one thread keeps `depth` `O_DIRECT` reads of random 4 KiB-aligned offsets of a
@@ -49,7 +50,7 @@ struct RawRandomReads {
 
     /// One depth: `depth` reads in flight for `seconds`.
     static func measure(_ file: DirectIOFile, depth: Int, seconds: Double, seed: UInt64) throws -> TimedRun {
-        precondition(depth >= 1 && seconds > 0)
+        require(depth >= 1 && seconds > 0, "depth \(depth) for \(seconds) s: at least 1, more than 0 s")
         let pages = UInt64(file.bytes / 4096)
         var ring: OpaquePointer?
         let created = cus_ring_create(UInt32(max(depth, 2)), &ring)
@@ -71,7 +72,7 @@ struct RawRandomReads {
             let offset = Int64(generator.next() % pages) * 4096
             let result = cus_ring_prep_rw(ring, 0, file.descriptor, vectors.baseAddress! + slot, 1, offset, UInt64(slot))
             // The ring has an entry per slot and every slot has at most one request: never full.
-            precondition(result == 0, "io_uring submission queue full with \(depth) entries for \(depth) requests")
+            require(result == 0, "io_uring submission queue full with \(depth) entries for \(depth) requests")
         }
         func submit() throws {
             var result: Int32

@@ -324,7 +324,7 @@ extension RaceScenario {
 
         /// Every page once, in this order's sequence for `thread`.
         func pages(thread: Int, threads: Int, pages: Int) -> [Int] {
-            precondition(thread >= 0 && thread < threads && pages >= 0)
+            require(thread >= 0 && thread < threads && pages >= 0, "thread \(thread) of \(threads) over \(pages) pages")
             switch self {
             case .same:
                 return Array(0..<pages)
@@ -400,7 +400,7 @@ extension RaceScenario {
             setUp: @escaping @Sendable (_ thread: Int) -> State,
             round: @escaping @Sendable (_ state: inout State, _ thread: Int, _ opened: UInt64) throws -> Void
         ) {
-            precondition(threads >= 1, "a round needs at least one thread")
+            require(threads >= 1, "a round needs at least one thread")
             self.threads = threads
             self.spinNanoseconds = spinNanoseconds
             words = .allocate(capacity: 2)
@@ -436,7 +436,7 @@ extension RaceScenario {
         /// Runs one round on every thread. Rethrows the first error any round threw (this one
         /// or an earlier one); the other threads still finish the round.
         func runRound() throws {
-            precondition(!stopping.load(ordering: .relaxed), "a round after finish()")  // Relaxed: only the controller writes it.
+            require(!stopping.load(ordering: .relaxed), "a round after finish()")  // Relaxed: only the controller writes it.
             openGate()
             waitForWorkers()
             if let error = firstError.withLock({ $0 }) { throw error }

@@ -1,3 +1,5 @@
+import UserSwap
+
 /// An internal scenario that checks the harness itself, not the engine: threads that each walk
 /// a known pseudo-random sequence, timed by `runTimed`, plus a `measure` of a fixed job. It
 /// verifies that every thread's sequence ends where it must and that the histogram counted every
@@ -35,7 +37,7 @@ enum SelfCheckScenario: BenchScenario {
         let timings = harness.measure("iterations", warmup: 1, iterations: 5) {
             var walker = Walker(state: seed)
             walker.step(10_000)
-            precondition(walker.state != 0, "xorshift never reaches zero")
+            require(walker.state != 0, "xorshift never reaches zero")
         }
 
         var report = harness.report(run)

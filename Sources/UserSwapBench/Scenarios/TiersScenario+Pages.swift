@@ -33,7 +33,7 @@ enum TierPageBench {
             let pages = PageBuffer(count: count)
             for i in 0..<count { source.fill(pages.page(i), page: 1 + i, version: 1) }
             for codec in codecs {
-                let tier = CompressedTier(lower: MemoryBackend(pageCount: 1 + count), poolBytes: Int.max / 2, codec: codec)
+                let tier = try CompressedTier(lower: MemoryBackend(pageCount: 1 + count), poolBytes: Int.max / 2, codec: codec)
                 let out = PageBuffer(count: count)
                 // A first pass fills the pool (and touches the memory below); the second,
                 // timed, replaces every entry: the steady state of a running pool.
@@ -119,7 +119,7 @@ enum TierPageBench {
     static func poolFootprint(count: Int, seed: UInt64) throws -> (resident: Double, charged: Double) {
         let source = TierPageSource(.text, seed: seed)
         let page = PageBuffer(count: 1)
-        let tier = CompressedTier(lower: MemoryBackend(pageCount: 1 + count), poolBytes: Int.max / 2)
+        let tier = try CompressedTier(lower: MemoryBackend(pageCount: 1 + count), poolBytes: Int.max / 2)
         let before = ResidentMemory.currentBytes()
         for i in 0..<count {
             source.fill(page.page(0), page: 1 + i, version: 1)

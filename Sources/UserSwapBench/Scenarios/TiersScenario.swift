@@ -188,7 +188,7 @@ struct TierSpaceSetup {
                 lower = encrypted!
             }
             if device.contains("compressed") {
-                compressed = CompressedTier(lower: lower, poolBytes: poolBytes, codec: codec, exclusiveLoads: exclusiveLoads)
+                compressed = try CompressedTier(lower: lower, poolBytes: poolBytes, codec: codec, exclusiveLoads: exclusiveLoads)
                 lower = compressed!
             }
             configuration = .backend(lower)

@@ -231,7 +231,7 @@ struct WorkloadSwap {
             top = sealed
         }
         if tier == .compressed || tier == .compressedEncrypted {
-            let pool = CompressedTier(lower: top, poolBytes: poolBytes ?? Int(budget), codec: codec)
+            let pool = try CompressedTier(lower: top, poolBytes: poolBytes ?? Int(budget), codec: codec)
             tiers.compressed = pool
             top = pool
         }

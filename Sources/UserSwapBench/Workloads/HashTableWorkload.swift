@@ -1,4 +1,5 @@
 import Synchronization
+import UserSwap
 
 /// `hashtable`: a `PagedHashTable` the size of the data, filled to `loadFactor` with distinct
 /// keys by all threads at once (each inserts its share), then every key looked up and its value
@@ -17,7 +18,7 @@ public struct PagedHashTableWorkload<Store: PageStore>: Workload {
     let recordsFound = VerificationLedger()
 
     public init(table: PagedHashTable<Store>, loadFactor: Double, seed: UInt64) {
-        precondition(loadFactor > 0 && loadFactor <= 0.9, "an open-addressing table needs room: load factor 0…0.9")
+        require(loadFactor > 0 && loadFactor <= 0.9, "an open-addressing table needs room: load factor 0…0.9")
         self.table = table
         keyCount = max(1, Int(Double(table.capacity) * loadFactor))
         self.seed = seed

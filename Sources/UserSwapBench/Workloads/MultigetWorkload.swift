@@ -1,4 +1,5 @@
 import Synchronization
+import UserSwap
 
 /// `multiget`: the hash table (`PagedHashTable`, as `hashtable` uses it) looked up in batches of
 /// `batch` keys, as a cache server answers a multi-key GET: hash every key of the batch, ask the
@@ -30,8 +31,8 @@ public struct MultigetWorkload<Store: PageStore>: Workload {
     let recordsFound = VerificationLedger()
 
     public init(table: PagedHashTable<Store>, loadFactor: Double, batch: Int, prefetches: Bool, seed: UInt64) {
-        precondition(loadFactor > 0 && loadFactor <= 0.9, "an open-addressing table needs room: load factor 0…0.9")
-        precondition(batch >= 1)
+        require(loadFactor > 0 && loadFactor <= 0.9, "an open-addressing table needs room: load factor 0…0.9")
+        require(batch >= 1, "a batch of \(batch) keys; at least 1")
         self.table = table
         keyCount = max(1, Int(Double(table.capacity) * loadFactor))
         self.batch = batch

@@ -1,3 +1,5 @@
+import UserSwap
+
 /// The `random`, `seq` and `zipf` workloads: populate every page once (a write each, untimed,
 /// so that the data really is `pages` large and most of it starts out on swap), then access
 /// pages in the pattern's order until the run's limit, writing a fraction `writeRatio` of them
@@ -11,7 +13,7 @@ public struct PageAccessWorkload<Store: PageStore, Pattern: AccessPattern>: Work
     public let seed: UInt64
 
     public init(store: PatternedPages<Store>, pattern: Pattern, writeRatio: Double, seed: UInt64) {
-        precondition((0...1).contains(writeRatio), "a write ratio is between 0 and 1")
+        require((0...1).contains(writeRatio), "a write ratio is between 0 and 1")
         self.store = store
         self.pattern = pattern
         self.writeRatio = writeRatio

@@ -1,3 +1,5 @@
+import UserSwap
+
 /// The content of a page written by a workload: 512 words that depend on the run's seed, the
 /// page's index and the version of the write, so a page read from the wrong slot, an older write
 /// of the same page, or a copy torn by a bad swap-out all fail the check.
@@ -19,7 +21,9 @@ public enum PagePattern {
     /// Writes version `version` (≥ 1) of `page` into `bytes` (4 KiB).
     @inline(__always)
     public static func fill(_ bytes: UnsafeMutableRawBufferPointer, page: Int, version: UInt32, seed: UInt64, period: Int = words) {
-        precondition(bytes.count == 4096 && version != 0)
+        require(
+            bytes.count == 4096 && version != 0,
+            "a pattern fills one 4096-byte page with a version above 0, not \(bytes.count) bytes with version \(version)")
         let base = base(page: page, version: version, seed: seed)
         // Raw stores: the page's memory is untyped (the engine zero-fills it as bytes).
         let start = bytes.baseAddress!
@@ -42,7 +46,7 @@ public enum PagePattern {
 
     /// Checks every word: what the final verification checks.
     public static func check(_ bytes: UnsafeRawBufferPointer, page: Int, version: UInt32, seed: UInt64, period: Int = words) -> Bool {
-        precondition(bytes.count == 4096)
+        require(bytes.count == 4096, "a pattern checks one 4096-byte page, not \(bytes.count) bytes")
         let start = bytes.baseAddress!
         let base = version == 0 ? 0 : base(page: page, version: version, seed: seed)
         let step = version == 0 ? 0 : Self.step

@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import UserSwap
 
 /// One 32-bit word per page, outside the swappable memory: the version of the page's latest
 /// write (bits 0–30), and a lock bit (bit 31) held while a thread reads or writes the page's
@@ -21,7 +22,7 @@ public final class PageVersions {
     static let versionMask: UInt32 = lockBit - 1
 
     public init(count: Int) {
-        precondition(count >= 0)
+        require(count >= 0, "versions of \(count) pages")
         self.count = count
         words = .allocate(capacity: max(1, count))
         for index in 0..<count { (words + index).initialize(to: Atomic(0)) }
@@ -34,7 +35,7 @@ public final class PageVersions {
 
     @inline(__always)
     private func word(_ page: Int) -> UnsafeMutablePointer<Atomic<UInt32>> {
-        precondition(page >= 0 && page < count, "page \(page) outside 0..<\(count)")
+        require(page >= 0 && page < count, "page \(page) outside 0..<\(count)")
         return words + page
     }
 
@@ -65,7 +66,7 @@ public final class PageVersions {
     /// under the lock to the next holder.
     @inline(__always)
     public func unlock(_ page: Int, version: UInt32) {
-        precondition(version & Self.lockBit == 0, "a version has 31 bits")
+        require(version & Self.lockBit == 0, "a version has 31 bits")
         let word = word(page)
         assert(word.pointee.load(ordering: .relaxed) & Self.lockBit != 0, "unlocking page \(page), which is not locked")
         word.pointee.store(version, ordering: .releasing)

@@ -29,7 +29,7 @@ public final class PagedHashTable<Store: PageStore>: Sendable {
 
     /// A table over every page of `store`.
     public init(store: Store, seed: UInt64) {
-        precondition(store.pageCount >= 1)
+        require(store.pageCount >= 1, "a hash table needs at least one page")
         self.store = store
         locks = PageVersions(count: store.pageCount)
         capacity = store.pageCount * Self.recordsPerPage

@@ -20,8 +20,8 @@ public final class PatternedPages<Store: PageStore>: Sendable {
     public let verification = VerificationLedger()
 
     public init(store: Store, seed: UInt64, period: Int = PagePattern.words) {
-        precondition(store.pageCount >= 1)
-        precondition(period >= 1 && period <= PagePattern.words && period & (period - 1) == 0, "period \(period)")
+        require(store.pageCount >= 1, "patterned pages need at least one page")
+        require(period >= 1 && period <= PagePattern.words && period & (period - 1) == 0, "period \(period)")
         self.period = period
         self.store = store
         versions = PageVersions(count: store.pageCount)
@@ -86,7 +86,7 @@ public final class PatternedPages<Store: PageStore>: Sendable {
         }
 
         mutating func step() throws {
-            precondition(next < end, "the driver steps each share exactly")
+            require(next < end, "the driver steps each share exactly")
             let page = next
             next += 1
             // Between phases nobody holds a lock: the version is the latest write's.

@@ -1,10 +1,12 @@
+import UserSwap
+
 /// `random`: every page equally likely, independently. The worst case for any cache: with data
 /// 4× the budget, three accesses in four miss, whatever reclaim does.
 public struct RandomPattern: AccessPattern {
     public let pages: Int
 
     public init(pages: Int) {
-        precondition(pages >= 1)
+        require(pages >= 1, "a random pattern over \(pages) pages; at least 1")
         self.pages = pages
     }
 

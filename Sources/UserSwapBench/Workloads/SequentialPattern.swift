@@ -1,3 +1,5 @@
+import UserSwap
+
 /// `seq`: each thread walks the pages in order from its own starting point (thread t at
 /// t × pages ÷ threads) and wraps around at the end. LRU's pathological case: with data larger
 /// than the budget, the page needed next is always the one evicted longest ago, so every access
@@ -6,7 +8,7 @@ public struct SequentialPattern: AccessPattern {
     public let pages: Int
 
     public init(pages: Int) {
-        precondition(pages >= 1)
+        require(pages >= 1, "a sequential pattern over \(pages) pages; at least 1")
         self.pages = pages
     }
 

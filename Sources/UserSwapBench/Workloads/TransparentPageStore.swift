@@ -20,7 +20,7 @@ public final class TransparentPageStore: PageStore {
 
     @inline(__always)
     public func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
-        precondition(page >= 0 && page < pageCount, "page \(page) outside 0..<\(pageCount)")
+        require(page >= 0 && page < pageCount, "page \(page) outside 0..<\(pageCount)")
         let start = base + page * 4096
         // Fault the page in before `body` takes the workload's page lock, as a pin does (see
         // `AnonymousPageStore`). A write touches with a compare-and-exchange of the word with

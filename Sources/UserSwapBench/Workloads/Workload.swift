@@ -1,4 +1,5 @@
 import Synchronization
+import UserSwap
 
 /// A program that uses swappable memory the way real ones do, in phases (populate, access,
 /// look up, …), each run on every thread by `WorkloadDriver`, followed by a verification phase
@@ -65,8 +66,8 @@ public struct WorkloadPhase: Sendable {
         _ name: String, measured: Bool, length: Length, opsPerStep: Int = 1,
         makeWorker: @escaping @Sendable (_ thread: Int, _ threads: Int) -> Worker
     ) {
-        precondition(opsPerStep >= 1)
-        precondition(opsPerStep == 1 || length == .open, "a fixed job counts steps: batches are for open phases")
+        require(opsPerStep >= 1, "\(opsPerStep) operations per step; at least 1")
+        require(opsPerStep == 1 || length == .open, "a fixed job counts steps: batches are for open phases")
         self.name = name
         self.measured = measured
         self.length = length
@@ -76,7 +77,7 @@ public struct WorkloadPhase: Sendable {
 
     /// Thread `thread`'s contiguous share of `total` steps: the same split the driver uses.
     public static func share(of total: Int, thread: Int, threads: Int) -> Range<Int> {
-        precondition(thread >= 0 && thread < threads && total >= 0)
+        require(thread >= 0 && thread < threads && total >= 0, "thread \(thread) of \(threads), total \(total)")
         return total * thread / threads..<total * (thread + 1) / threads
     }
 }

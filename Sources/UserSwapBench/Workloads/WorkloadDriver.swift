@@ -31,7 +31,7 @@ public final class WorkloadDriver {
     }
 
     public init(probe: any WorkloadProbe, threads: Int, console: Console, showsProgress: Bool, label: String) {
-        precondition(threads >= 1)
+        require(threads >= 1, "a driver of \(threads) threads; at least 1")
         self.probe = probe
         self.threads = threads
         self.console = console

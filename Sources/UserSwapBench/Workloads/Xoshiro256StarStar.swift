@@ -1,3 +1,5 @@
+import UserSwap
+
 /// xoshiro256** (Blackman and Vigna, 2018): the workloads' generator. Four words of state, a
 /// handful of shifts, rotates and one multiply per number (~1 ns), a period of 2^256 − 1, and
 /// no weakness a workload could notice. One per thread, seeded from the run's seed and the
@@ -47,7 +49,7 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
     /// on the common path, no modulo bias).
     @inline(__always)
     public mutating func next(below bound: Int) -> Int {
-        precondition(bound > 0, "a bound must be positive")
+        require(bound > 0, "a bound must be positive")
         return Int(truncatingIfNeeded: next(upperBound: UInt64(bound)))
     }
 

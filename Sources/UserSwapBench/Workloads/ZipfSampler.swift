@@ -1,4 +1,5 @@
 import Foundation
+import UserSwap
 
 /// Draws ranks 0..<n with Zipf's law: P(rank k) ∝ 1 / (k + 1)^θ. θ = 0.99 is YCSB's default and
 /// a fair model of how hot a few keys of a cache are.
@@ -29,8 +30,8 @@ public struct ZipfSampler: Sendable {
 
     /// A sampler over `count` ranks. `seed` chooses the scrambling.
     public init(count: Int, theta: Double = 0.99, seed: UInt64 = 0) {
-        precondition(count >= 2, "a Zipf sampler needs at least two ranks")
-        precondition(theta > 0 && theta < 1, "Gray's method needs 0 < θ < 1 (θ = 1 divides by zero)")
+        require(count >= 2, "a Zipf sampler needs at least two ranks")
+        require(theta > 0 && theta < 1, "Gray's method needs 0 < θ < 1 (θ = 1 divides by zero)")
         self.count = count
         self.theta = theta
         zetaN = Self.zeta(count, theta: theta)
@@ -54,7 +55,7 @@ public struct ZipfSampler: Sendable {
 
     /// The exact probability of `rank` under the law (what the sampler approximates).
     public func probability(ofRank rank: Int) -> Double {
-        precondition(rank >= 0 && rank < count)
+        require(rank >= 0 && rank < count, "rank \(rank) outside 0..<\(count)")
         return 1 / pow(Double(rank + 1), theta) / zetaN
     }
 
@@ -86,7 +87,7 @@ public struct AffinePermutation: Sendable, Equatable {
     public let offset: Int
 
     public init(count: Int, seed: UInt64) {
-        precondition(count >= 1 && count <= 1 << 31, "a permutation of at most 2^31 pages (a·x must fit in 63 bits)")
+        require(count >= 1 && count <= 1 << 31, "a permutation of at most 2^31 pages (a·x must fit in 63 bits)")
         self.count = count
         var a = max(1, Int(Double(count) * 0.6180339887498949)) | 1
         while Self.gcd(a, count) != 1 { a += 2 }

@@ -28,6 +28,9 @@ struct ClientPackageTests {
         try Self.manifest(root: root.path, identity: identity)
             .write(to: scratch.appendingPathComponent("Package.swift"), atomically: true, encoding: .utf8)
         try Self.program.write(to: sources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
+        let trapSources = scratch.appendingPathComponent("Sources/Trap")
+        try files.createDirectory(at: trapSources, withIntermediateDirectories: true)
+        try Self.trapProgram.write(to: trapSources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
         for example in Self.examples {
             try files.createSymbolicLink(
                 at: scratch.appendingPathComponent("Sources/\(example)"),
@@ -51,6 +54,14 @@ struct ClientPackageTests {
         print("client package: \(run.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         #expect(run.status == 0, "the client failed:\n\(run.output)")
         #expect(run.output.contains("verified 30000 elements"), "\(run.output)")
+
+        // A trap in the release library prints its message (the standard library's precondition
+        // would stop on an illegal instruction and say nothing).
+        let trap = try DeviceTestSupport.run(scratch.appendingPathComponent(".build/release/Trap").path, [])
+        #expect(trap.status != 0, "the trapping program exited normally:\n\(trap.output)")
+        #expect(
+            trap.output.contains("Fatal error: a swap header describes 1...") && trap.output.contains("not 0"),
+            "a release-build trap did not print its message:\n\(trap.output.prefix(2000))")
 
         for example in Self.examples {
             let binary = scratch.appendingPathComponent(".build/release/\(example)")
@@ -121,6 +132,11 @@ struct ClientPackageTests {
                     dependencies: [.product(name: "UserSwap", package: "\(identity)")],
                     swiftSettings: [.swiftLanguageMode(.v6)]
                 ),
+                .executableTarget(
+                    name: "Trap",
+                    dependencies: [.product(name: "UserSwap", package: "\(identity)")],
+                    swiftSettings: [.swiftLanguageMode(.v6)]
+                ),
             ] + \(examples).map { name in
                 .executableTarget(
                     name: name,
@@ -132,6 +148,15 @@ struct ClientPackageTests {
 
         """
     }
+
+    /// Breaks a documented precondition of the library (a swap header of 0 pages): a trap.
+    static let trapProgram = """
+        import UserSwap
+
+        let pages = Int(CommandLine.arguments.count) - 1
+        print(SwapHeader(pageCount: pages).pageCount)
+
+        """
 
     /// 20,000 records of 32 bytes (625 KiB) in a 256 KiB budget: one thread appends the second
     /// half while the other reads random elements; then the main thread iterates all of them.

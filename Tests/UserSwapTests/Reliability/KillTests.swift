@@ -188,7 +188,7 @@ struct KillTests {
             let (_, file) = try SwapFile.open(path: path)
             // Sealed below the pool, so that the pool holds compressible pages and what it
             // writes back reaches the file sealed.
-            let tier = CompressedTier(lower: try EncryptedTier(lower: file), poolBytes: 64 * 1024)
+            let tier = try CompressedTier(lower: EncryptedTier(lower: file), poolBytes: 64 * 1024)
             let space = try SwapSpace(.init(memory: budget, devices: [.backend(tier)], encryption: .none))
             let region = try space.makeRegion(bytes: regionPages * SwapPage.size)
             startKiller()

@@ -256,7 +256,7 @@ struct ModelTests {
             device = .temporary(size: Int64(bytes))
         case .compressed:
             // A pool of 16 pages' worth: most stores meet a full pool and write an entry back.
-            device = .backend(CompressedTier(lower: MemoryBackend(pageCount: devicePages), poolBytes: 16 * SwapPage.size))
+            device = .backend(try CompressedTier(lower: MemoryBackend(pageCount: devicePages), poolBytes: 16 * SwapPage.size))
             encryption = .none
         case .faulty:
             let faults = FaultInjectingBackend(MemoryBackend(pageCount: devicePages), seed: 0x5eed)

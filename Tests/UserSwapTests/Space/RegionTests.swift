@@ -26,6 +26,35 @@ struct RegionTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("a space that has used up its region ids throws .outOfMemory instead of trapping")
+    func regionIDsUsedUp() throws {
+        let (space, _) = try makeSpace(memoryPages: 8)
+        // Ids are never reused: skip to the last one rather than make eight million regions.
+        space.nextRegionID.store(Region.idLimit - 1, ordering: .sequentiallyConsistent)
+        let last = try space.makeRegion(bytes: SwapPage.size)
+        #expect(last.id == Region.idLimit - 1)
+        #expect(throws: SwapError(.outOfMemory, "")) { try space.makeRegion(bytes: SwapPage.size) }
+        #expect(throws: SwapError(.outOfMemory, "")) { try SwappableArray<Int>(count: 10, in: space) }
+        let error = try #require(throws: SwapError.self) { try space.makeRegion(bytes: SwapPage.size) }
+        #expect(error.message.contains("make a new SwapSpace"), "\(error.message)")
+        try last.withPage(0) { fill($0, page: 0) }
+        try last.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
+    }
+
+    @Test("I/O engine sizes below 1 are refused by the space with a typed error")
+    func ioOptionsValidated() throws {
+        // (A worker count below 1 is raised by the initializer to one more than the writes in flight.)
+        for options in [IOEngineOptions(slots: 0), IOEngineOptions(maxWritesInFlight: 0)] {
+            let error = try #require(throws: SwapError.self) {
+                try SwapSpace(.init(memory: 1 << 20, devices: [.memory(bytes: 8 << 20)], ioOptions: options))
+            }
+            #expect(error.code == .invalidArgument && error.message.contains("at least 1"), "\(error.message)")
+        }
+        var options = IOEngineOptions()
+        options.slots = -3
+        #expect(throws: SwapError(.invalidArgument, "")) { try SwapSpace(.init(memory: 1 << 20, ioOptions: options)) }
+    }
+
     @Test("a clean page still in the swap cache swaps out again without a write")
     func cleanDropNeedsNoWrite() throws {
         let (space, backend) = try makeSpace(memoryPages: 4)

@@ -92,11 +92,12 @@ struct SlotReclaimTests {
             switch kind {
             case .memory: .memory(bytes: slots * SwapPage.size)
             case .sealedMemory: .backend(MemoryBackend(pageCount: slots))
-            case .compressedMemory: .backend(CompressedTier(lower: MemoryBackend(pageCount: slots), poolBytes: 1 << 20))
+            case .compressedMemory: .backend(try CompressedTier(lower: MemoryBackend(pageCount: slots), poolBytes: 1 << 20))
             case .testBackend: .backend(TestBackend(pageCount: slots))
             case .file: .temporary(size: Int64(slots * SwapPage.size))
             case .compressedFile:
-                .backend(CompressedTier(lower: try SwapFile.openTemporary(bytes: Int64(slots * SwapPage.size)).backend, poolBytes: 1 << 20))
+                .backend(
+                    try CompressedTier(lower: try SwapFile.openTemporary(bytes: Int64(slots * SwapPage.size)).backend, poolBytes: 1 << 20))
             }
         let space = try SwapSpace(
             .init(

@@ -155,6 +155,118 @@ struct SwappableArrayTests {
         do { _ = try SwappableArray<Int>(count: -5, in: space) } catch { #expect(error.message.contains("-5")) }
     }
 
+    @Test("an array of 16 TiB throws .outOfMemory when the system will not allocate its page table")
+    func pageTableTooLarge() throws {
+        let (space, _) = try makeSpace(memoryPages: 4)
+        // The largest count accepted: 2^32 pages, a 32 GiB page table. Where the system grants
+        // it (it is calloc'd: memory only for entries written), the array must work at its ends;
+        // where it does not (this test's machines: less RAM and swap than 32 GiB, the kernel's
+        // heuristic overcommit refuses it), the error must say what to do, not crash.
+        let count = SwappableArrayLayout.maxPages * SwapPage.size
+        do {
+            let array = try SwappableArray<UInt8>(count: count, in: space)
+            print("a 16 TiB array was made: the system granted its 32 GiB page table")
+            array[count - 1] = 7
+            #expect(array[count - 1] == 7 && array[0] == 0)
+        } catch {
+            #expect(error.code == .outOfMemory && error.message.contains("page table"), "\(error)")
+            #expect(error.message.contains("16 TiB") && error.message.contains("32 GiB"), "\(error.message)")
+        }
+        // The space is unharmed, and a large sparse array (16 GiB: a 32 MiB page table) costs
+        // only what it touches.
+        let array = try SwappableArray<UInt8>(count: 1 << 34, in: space)
+        array[(1 << 34) - 1] = 9
+        #expect(array[(1 << 34) - 1] == 9 && array[1 << 33] == 0)
+    }
+
+    @Test("an element removed between a read's index check and its read is .outOfRange, not zero")
+    func removedInReadWindow() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let array = try SwappableArray<UInt64>(count: 0, in: space)
+        let perPage = array.elementsPerPage
+        try array.append(contentsOf: (0..<2 * perPage).map(value))
+        let fired = Atomic<Bool>(false)
+        // The second page is removed (and released) right after the read checked its index.
+        array.afterIndexCheck.arm {
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            try? array.removeLast(perPage)
+        }
+        defer { array.afterIndexCheck.disarm() }
+        let result = Result { () throws(SwapError) in try array.element(at: perPage + 5) }
+        let didFire = fired.load(ordering: .relaxed)
+        #expect(didFire)
+        #expect(throws: SwapError(.outOfRange, "")) { try result.get() }
+        #expect(try array.element(at: perPage - 1) == value(perPage - 1))
+    }
+
+    @Test("reads racing removeLast return the element or throw .outOfRange, never the zeros of a released page")
+    func readsRacingRemoval() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let array = try SwappableArray<UInt64>(count: 0, in: space)
+        let perPage = array.elementsPerPage
+        try array.append(contentsOf: (0..<perPage).map(value))
+        let rounds = 3000
+        let done = Atomic<Bool>(false)
+        let good = Atomic<Int>(0)
+        let removed = Atomic<Int>(0)
+        let wrong = Atomic<Int>(0)
+        let errors = Atomic<Int>(0)
+        @Sendable func tally(_ right: Bool) {
+            if right { good.add(1, ordering: .relaxed) } else { wrong.add(1, ordering: .relaxed) }
+        }
+        // One thread fills the second page and empties it again (its page released each time);
+        // the other reads the second page's elements, through each read API, while it may go.
+        runThreads(2) { t in
+            if t == 0 {
+                defer { done.store(true, ordering: .releasing) }
+                do {
+                    for _ in 0..<rounds {
+                        try array.append(contentsOf: (perPage..<2 * perPage).map(value))
+                        try array.removeLast(perPage)
+                    }
+                } catch {
+                    errors.add(1, ordering: .relaxed)
+                }
+                return
+            }
+            var rng = SeededRandom(seed: 77)
+            var k = 0
+            while !done.load(ordering: .acquiring) {
+                let i = perPage + Int.random(in: 0..<perPage, using: &rng)
+                k += 1
+                do {
+                    switch k % 3 {
+                    case 0:
+                        let v = try array.element(at: i)
+                        tally(v == value(i))
+                    case 1:
+                        let vs = try array.elements(in: i..<i + 1)
+                        tally(vs == [value(i)])
+                    default:
+                        // Iteration stops early when the array shrinks; what it hands out is right.
+                        var j = 0
+                        var ok = true
+                        for v in array {
+                            if v != value(j) { ok = false }
+                            j += 1
+                        }
+                        tally(ok)
+                    }
+                } catch let error as SwapError where error.code == .outOfRange {
+                    removed.add(1, ordering: .relaxed)
+                } catch {
+                    errors.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        print(
+            "reads racing removal: \(good.load(ordering: .relaxed)) right, \(removed.load(ordering: .relaxed)) out of range, \(wrong.load(ordering: .relaxed)) wrong"
+        )
+        #expect(wrong.load(ordering: .relaxed) == 0, "a read returned what the array never held (zeros of a released page)")
+        #expect(errors.load(ordering: .relaxed) == 0)
+        #expect(good.load(ordering: .relaxed) > 0 && removed.load(ordering: .relaxed) > 0, "the reads did not race the removals")
+    }
+
     @Test("two threads share one array: one appends while the other reads, then both write")
     func concurrent() throws {
         let (space, _) = try makeSpace(memoryPages: 8, backgroundReclaim: true)

@@ -14,7 +14,7 @@ struct CompressedTierTests {
     @Test("text pages round-trip through the pool, compressed, without touching the device", arguments: codecs)
     func compressibleRoundTrip(codec: CompressionCodec) throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 1 << 20, codec: codec)
+        let tier = try CompressedTier(lower: lower, poolBytes: 1 << 20, codec: codec)
         try withPageBuffer { page in
             for p in 1...64 {
                 TierPages.text(page, page: p)
@@ -39,7 +39,7 @@ struct CompressedTierTests {
     @Test("random pages are rejected to the lower device and come back from it", arguments: codecs)
     func incompressibleGoesBelow(codec: CompressionCodec) throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 1 << 20, codec: codec)
+        let tier = try CompressedTier(lower: lower, poolBytes: 1 << 20, codec: codec)
         try withPageBuffer { page in
             for p in 1...16 {
                 TierPages.random(page, page: p)
@@ -55,10 +55,28 @@ struct CompressedTierTests {
         #expect(lower.writeCount == 16 && lower.readCount == 16)
     }
 
+    @Test("a negative pool, a rejectAbove outside a page or a Zstandard level outside 1...19 is a typed error")
+    func invalidArguments() throws {
+        let lower = MemoryBackend(pageCount: 1 + 16)
+        #expect(throws: SwapError(.invalidArgument, "")) { try CompressedTier(lower: lower, poolBytes: -1) }
+        for rejectAbove in [0, SwapPage.size] {
+            #expect(throws: SwapError(.invalidArgument, "")) {
+                try CompressedTier(lower: lower, poolBytes: 1 << 20, rejectAbove: rejectAbove)
+            }
+        }
+        for level: Int32 in [0, 20] {
+            let error = try #require(throws: SwapError.self) {
+                try CompressedTier(lower: lower, poolBytes: 1 << 20, codec: .zstd(level: level))
+            }
+            #expect(error.code == .invalidArgument && error.message.contains("level \(level)"), "\(error.message)")
+        }
+        _ = try CompressedTier(lower: lower, poolBytes: 0, codec: .zstd(level: 19), rejectAbove: 1)
+    }
+
     @Test("zero and same-filled pages are kept as one word, uncompressed and free of charge")
     func sameFilled() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 0)  // no room for anything compressed
+        let tier = try CompressedTier(lower: lower, poolBytes: 0)  // no room for anything compressed
         let words: [UInt64] = [0, 0xFFFF_FFFF_FFFF_FFFF, 0x0102_0304_0506_0708, 42]
         try withPageBuffer { page in
             for (i, word) in words.enumerated() {
@@ -84,7 +102,7 @@ struct CompressedTierTests {
     @Test("vectored and multi-page transfers mix pool pages and device pages in one call")
     func vectored() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 1 << 20)
+        let tier = try CompressedTier(lower: lower, poolBytes: 1 << 20)
         let count = 8
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count * SwapPage.size, alignment: SwapPage.size)
         defer { buffer.deallocate() }
@@ -110,13 +128,13 @@ struct CompressedTierTests {
     func writeBackWhenFull() throws {
         let lower = MemoryBackend(pageCount: 1 + 1024)
         // Room for about 20 text pages.
-        let probe = CompressedTier(lower: MemoryBackend(pageCount: 1 + 512), poolBytes: 1 << 20)
+        let probe = try CompressedTier(lower: MemoryBackend(pageCount: 1 + 512), poolBytes: 1 << 20)
         try withPageBuffer { page in
             TierPages.text(page, page: 1)
             try probe.write(UnsafeRawBufferPointer(page), atPage: 1)
         }
         let perPage = probe.statistics.poolBytes
-        let tier = CompressedTier(lower: lower, poolBytes: 20 * perPage + perPage / 2)
+        let tier = try CompressedTier(lower: lower, poolBytes: 20 * perPage + perPage / 2)
         try withPageBuffer { page in
             for p in 1...200 {
                 TierPages.text(page, page: p)
@@ -143,7 +161,7 @@ struct CompressedTierTests {
     @Test("a failed write-back keeps the entry in the pool, and a later one succeeds")
     func writeBackFailure() throws {
         let lower = SlowBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 1 << 20)
+        let tier = try CompressedTier(lower: lower, poolBytes: 1 << 20)
         try withPageBuffer { page in
             for p in 1...4 {
                 TierPages.text(page, page: p)
@@ -166,7 +184,7 @@ struct CompressedTierTests {
     @Test("storing a page again replaces its entry; invalidating drops it")
     func replaceAndInvalidate() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
-        let tier = CompressedTier(lower: lower, poolBytes: 1 << 20)
+        let tier = try CompressedTier(lower: lower, poolBytes: 1 << 20)
         try withPageBuffer { page in
             TierPages.text(page, page: 5, generation: 1)
             try tier.write(UnsafeRawBufferPointer(page), atPage: 5)
@@ -199,7 +217,7 @@ struct CompressedTierTests {
         lower.writeDelayMicros.store(50, ordering: .relaxed)
         lower.readDelayMicros.store(20, ordering: .relaxed)
         // Room for about 40 of the 256 pages: write-backs all the time.
-        let tier = CompressedTier(lower: lower, poolBytes: 40 * 400)
+        let tier = try CompressedTier(lower: lower, poolBytes: 40 * 400)
         var rng = SeededRandom.fromEnvironment("compressed tier direct races")
         let seeds = (0..<threads).map { _ in rng.next() }
         let failures = Atomic<Int>(0)
@@ -287,7 +305,7 @@ struct CompressedTierTests {
         sync: SwapInSync = .swapCache, backgroundReclaim: Bool = false
     ) throws -> (SwapSpace, CompressedTier, SlowBackend) {
         let lower = SlowBackend(pageCount: swapPages)
-        let tier = CompressedTier(lower: lower, poolBytes: poolBytes, exclusiveLoads: exclusiveLoads)
+        let tier = try CompressedTier(lower: lower, poolBytes: poolBytes, exclusiveLoads: exclusiveLoads)
         let space = try SwapSpace(
             .init(
                 memory: memoryPages * SwapPage.size, devices: [.backend(tier)], sync: sync,

@@ -204,7 +204,7 @@ struct EncryptedTierTests {
         try SwapFile.format(path: path, bytes: Int64((1 + 4 * 512) * SwapPage.size))
         let (_, file) = try SwapFile.open(path: path)
         let encrypted = try EncryptedTier(lower: file)
-        let compressed = CompressedTier(lower: encrypted, poolBytes: 24 * (100 + CompressedTier.entryOverhead))
+        let compressed = try CompressedTier(lower: encrypted, poolBytes: 24 * (100 + CompressedTier.entryOverhead))
         let space = try SwapSpace(.init(memory: 128 * SwapPage.size, devices: [.backend(compressed)], backgroundReclaim: true))
         try Self.stress(space: space, pages: 512, name: "compressed over encrypted file")
         let c = compressed.statistics

@@ -26,11 +26,11 @@ struct SpaceEncryptionTests {
         let given = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(tier)]))
         #expect((given.devices[0].backend as? EncryptedTier) === tier, "an EncryptedTier given by hand is not wrapped in another")
         // A pool over a sealing tier seals too: used as given, so it still compresses.
-        let pool = CompressedTier(lower: try EncryptedTier(lower: MemoryBackend(pageCount: 1024)), poolBytes: 1 << 20)
+        let pool = try CompressedTier(lower: try EncryptedTier(lower: MemoryBackend(pageCount: 1024)), poolBytes: 1 << 20)
         let stacked = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(pool)]))
         #expect(pool.sealsPages && (stacked.devices[0].backend as? CompressedTier) === pool)
         // A pool over a plain device does not: the space seals above it.
-        let plainPool = CompressedTier(lower: MemoryBackend(pageCount: 1024), poolBytes: 1 << 20)
+        let plainPool = try CompressedTier(lower: MemoryBackend(pageCount: 1024), poolBytes: 1 << 20)
         let wrapped = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(plainPool)]))
         #expect(!plainPool.sealsPages && wrapped.devices[0].backend is EncryptedTier)
     }

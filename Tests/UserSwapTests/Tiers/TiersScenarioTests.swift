@@ -26,7 +26,7 @@ struct TiersScenarioTests {
     @Test("text compresses like real prose, integers better, floats, random and the workload pattern not at all")
     func ratios() throws {
         func ratio(_ data: TierData, _ codec: CompressionCodec) throws -> (ratio: Double?, rejects: Int) {
-            let tier = CompressedTier(lower: MemoryBackend(pageCount: 1 + 64), poolBytes: 1 << 30, codec: codec)
+            let tier = try CompressedTier(lower: MemoryBackend(pageCount: 1 + 64), poolBytes: 1 << 30, codec: codec)
             let source = TierPageSource(data, seed: 7)
             try withPageBuffer { page in
                 for p in 1...64 {

@@ -37,6 +37,9 @@ package final class IOEngine: Sendable {
     }
 
     init(backend: any SwapBackend, choice: IOEngineChoice, options: IOEngineOptions, stats: SwapStatistics?) {
+        // A space checks its options first (`SwapSpace.init` throws); an engine made on its own
+        // traps, as its initializer cannot throw.
+        do throws(SwapError) { try options.validate() } catch { trap(error.message) }
         self.backend = backend
         self.options = options
         self.stats = stats
@@ -123,7 +126,7 @@ package final class IOEngine: Sendable {
         table.fill(slot, write: write, page: page, buffers: buffers)
         stats?.count(.ioSubmissions)
         switch driver {
-        case .inline: preconditionFailure("an inline engine has no request table")
+        case .inline: trap("an inline engine has no request table")
         case .pool(let p): p.submit(slot)
         case .ring(let r): r.submit(slot)
         }
@@ -156,7 +159,7 @@ package final class IOEngine: Sendable {
         if !slots.isEmpty {
             stats?.count(.ioSubmissions)
             switch driver {
-            case .inline: preconditionFailure("an inline engine has no request table")
+            case .inline: trap("an inline engine has no request table")
             case .pool(let p): p.submit(slots)
             case .ring(let r): r.submit(slots)
             }

@@ -37,12 +37,22 @@ public struct IOEngineOptions: Sendable, Equatable {
     /// waiting, and every write, still go through the engine.
     public var readsInCaller: Bool
 
-    /// Sizes for an engine; the defaults suit a local SSD.
+    /// Sizes for an engine; the defaults suit a local SSD. Each must be at least 1: a space
+    /// given less throws `.invalidArgument` (`validate()`).
     public init(slots: Int = 256, workers: Int = 4, maxWritesInFlight: Int = 2, readsInCaller: Bool = true) {
         self.readsInCaller = readsInCaller
-        precondition(slots >= 1 && workers >= 1 && maxWritesInFlight >= 1)
         self.slots = slots
         self.workers = max(workers, maxWritesInFlight + 1)
         self.maxWritesInFlight = maxWritesInFlight
+    }
+
+    /// Throws `.invalidArgument` unless every size is at least 1.
+    public func validate() throws(SwapError) {
+        guard slots >= 1, workers >= 1, maxWritesInFlight >= 1 else {
+            throw SwapError(
+                .invalidArgument,
+                "I/O engine sizes of \(slots) slots, \(workers) workers and \(maxWritesInFlight) writes in flight; give each at least 1"
+            )
+        }
     }
 }

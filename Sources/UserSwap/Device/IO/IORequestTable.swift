@@ -110,11 +110,11 @@ final class IORequestTable {
     /// Fills `slot` with a transfer of `buffers` at `page`.
     @inline(__always)
     func fill(_ slot: Int, write: Bool, page: Int, buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>) {
-        precondition(buffers.count <= Self.maxVectors)
+        require(buffers.count <= Self.maxVectors, "a request of \(buffers.count) buffers; at most \(Self.maxVectors)")
         let v = vectors(slot)
         var bytes = 0
         for i in 0..<buffers.count {
-            precondition(buffers[i].count % SwapPage.size == 0, "a transfer of \(buffers[i].count) bytes is not whole pages")
+            require(buffers[i].count % SwapPage.size == 0, "a transfer of \(buffers[i].count) bytes is not whole pages")
             v[i] = iovec(iov_base: buffers[i].baseAddress, iov_len: buffers[i].count)
             bytes += buffers[i].count
         }

@@ -16,7 +16,7 @@ struct IOSlotQueue: ~Copyable {
     var isEmpty: Bool { count == 0 }
 
     mutating func push(_ slot: Int) {
-        precondition(count < capacity, "more queued requests than request slots")
+        require(count < capacity, "more queued requests than request slots")
         storage[(head + count) % capacity] = Int32(slot)
         count += 1
     }

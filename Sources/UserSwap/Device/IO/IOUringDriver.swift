@@ -105,7 +105,7 @@ final class IOUringDriver {
             } catch  where error == .interrupted {
                 continue
             } catch {
-                preconditionFailure("io_uring wait failed: \(error): a UserSwap bug")
+                trap("io_uring wait failed: \(error): a UserSwap bug")
             }
             finish(Int(completion.tag), result: completion.result)
             // Take whatever else is ready without another system call.
@@ -132,7 +132,7 @@ final class IOUringDriver {
             offset: Int64(r.page) * Int64(SwapPage.size), tag: UInt64(slot))
         // The queue is empty between calls (each submits what it prepared), and a batch holds
         // at most one entry per request slot, fewer than the queue's entries: never full.
-        precondition(prepared, "io_uring submission queue full")
+        require(prepared, "io_uring submission queue full")
     }
 
     /// Hands every prepared entry to the kernel (one `io_uring_enter`). Caller holds the
@@ -149,7 +149,7 @@ final class IOUringDriver {
                 _ = try ring.submit()
                 return
             } catch {
-                precondition(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
+                require(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
                 usleep(delay)
                 waited += delay
                 delay = min(delay * 2, 100_000)

@@ -20,7 +20,7 @@ public final class AnonymousPageStore: PageStore {
 
     /// Maps `pages` pages. Throws `WorkloadError` when the kernel refuses the mapping.
     public init(pages: Int, hugePages: Bool = false) throws(WorkloadError) {
-        precondition(pages >= 1)
+        require(pages >= 1, "a page store of \(pages) pages; at least 1")
         pageCount = pages
         self.hugePages = hugePages
         mapping = try _AnonymousMapping(bytes: pages * 4096, hugePages: hugePages)
@@ -28,7 +28,7 @@ public final class AnonymousPageStore: PageStore {
 
     @inline(__always)
     public func withPage<R>(_ page: Int, for access: PageAccess, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
-        precondition(page >= 0 && page < pageCount, "page \(page) outside 0..<\(pageCount)")
+        require(page >= 0 && page < pageCount, "page \(page) outside 0..<\(pageCount)")
         let start = mapping.base + page * 4096
         // Fault the page in here, as a region's pin does, before `body` takes the workload's
         // page lock: a relaxed atomic load of its first word, which the optimizer must keep.
@@ -46,7 +46,7 @@ public final class AnonymousPageStore: PageStore {
     /// checked, since a failure only leaves the pages for their faults.
     public func prefetch(_ pages: [Int]) {
         Self.forEachRun(pages) { run in
-            precondition(run.lowerBound >= 0 && run.upperBound <= pageCount, "pages \(run) outside 0..<\(pageCount)")
+            require(run.lowerBound >= 0 && run.upperBound <= pageCount, "pages \(run) outside 0..<\(pageCount)")
             _ = madvise(mapping.base + run.lowerBound * 4096, run.count * 4096, MADV_WILLNEED)
         }
     }
@@ -69,7 +69,7 @@ struct _AnonymousMapping: ~Copyable {
     let bytes: Int
 
     init(bytes: Int, hugePages: Bool) throws(WorkloadError) {
-        precondition(bytes > 0 && bytes % 4096 == 0)
+        require(bytes > 0 && bytes % 4096 == 0, "a mapping of \(bytes) bytes: whole 4 KiB pages, at least one")
         guard let address = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             address != UnsafeMutableRawPointer(bitPattern: -1)
         else {
@@ -84,6 +84,6 @@ struct _AnonymousMapping: ~Copyable {
     deinit {
         // Our own mapping of our own size: munmap can only fail on our bug.
         let result = munmap(base, bytes)
-        precondition(result == 0, "munmap of \(bytes) bytes failed: \(String(cString: strerror(errno)))")
+        require(result == 0, "munmap of \(bytes) bytes failed: \(String(cString: strerror(errno)))")
     }
 }
