@@ -209,7 +209,7 @@ struct ReadaheadTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("waiting for idle sleeps until the async read in flight is finished, and wakes then", .timeLimit(.minutes(1)))
+    @Test("waiting for idle sleeps until the async read in flight is finished, and wakes then")
     func waitUntilIdleWakes() throws {
         let backend = TestBackend(pageCount: 1 + 4 * 512)
         let (space, region) = try Self.swappedAsync(512, over: backend)
@@ -218,13 +218,27 @@ struct ReadaheadTests {
         backend.readDelayMicros.store(200_000, ordering: .relaxed)
         try region.withPage(1, for: .read) { _ in }
         #expect(space.engine.cache.asyncReads.outstanding == 1)
-        let start = ContinuousClock.now
-        space.engine.cache.asyncReads.waitUntilIdle()
-        let waited = ContinuousClock.now - start
+        // The wait runs on a thread of its own, so that a lost wake-up fails this test after a
+        // bound instead of hanging the run (a time limit would also count the set-up, which a
+        // loaded machine can make slow).
+        let returned = DispatchSemaphore(value: 0)
+        let waited = Mutex<Duration?>(nil)
+        let completer = space.engine.cache.asyncReads
+        let thread = Thread {
+            let start = ContinuousClock.now
+            completer.waitUntilIdle()
+            waited.withLock { $0 = ContinuousClock.now - start }
+            returned.signal()
+        }
+        thread.start()
+        let woke = returned.wait(timeout: .now() + 60) == .success
+        #expect(woke, "waitUntilIdle still asleep 60 s after it began, the read being 200 ms")
+        guard woke else { return }
         backend.readDelayMicros.store(0, ordering: .relaxed)
         // Asleep while the read took its 200 ms, woken by the completer when it finished.
+        let slept = try #require(waited.withLock { $0 })
         #expect(space.engine.cache.asyncReads.outstanding == 0)
-        #expect(waited >= .milliseconds(100) && waited < .seconds(20), "waited \(waited)")
+        #expect(slept >= .milliseconds(100) && slept < .seconds(20), "waited \(slept)")
         #expect(space.checkInvariants() == [])
     }
 
