@@ -111,14 +111,16 @@ soak: bootstrap
 # Synchronization.Mutex is not instrumented); scripts/tsan.supp would name a false report, each
 # with why it is false — it has none (`make tsan TSAN_SUPPRESSIONS=` runs without the file). Then
 # scripts/tsan-planted-race proves that a lock-asymmetry race is reported.
-# The concurrent model runs TSAN_MODEL_OPS steps in all (4 threads, both protocols).
+# The concurrent model runs TSAN_MODEL_OPS steps in all (4 threads, its four cases).
+# allocator_may_return_null: a test asks for a page table too large to allocate and expects
+# the typed error; TSan's allocator would abort the run instead of returning null.
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
 # accesses, but cannot know that a window page's two views are one memory.
 TSAN_SUITES := SwapInRaceTests|EngineThreadLifetimeTests|ReadaheadTests|PrefetchTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|SlotReclaimWorkerTests|LegacyProtocolTests|SwappableArrayTests|ModelTests/concurrentModels|FaultInjectionTests|CompressedTierTests|SpaceEncryptionTests|RedisBackendTests/spaceUnderReclaim|RedisBackendTests/concurrentThreads|ScheduleExplorationTests|RedisClusterBackendTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 TSAN_MODEL_OPS ?= 20000
 tsan: bootstrap
-	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0" \
+	TSAN_OPTIONS="$(if $(TSAN_SUPPRESSIONS),suppressions=$(TSAN_SUPPRESSIONS) )halt_on_error=0 allocator_may_return_null=1" \
 		USERSWAP_MODEL_CONCURRENT_OPS=$(TSAN_MODEL_OPS) \
 		$(SWIFT) test --sanitize=thread -Xswiftc -DUSERSWAP_TSAN --scratch-path .build/tsan --filter '$(TSAN_SUITES)'
 	SWIFT=$(SWIFT) TSAN_SUPPRESSIONS=$(TSAN_SUPPRESSIONS) scripts/tsan-planted-race
