@@ -19,12 +19,19 @@ import Synchronization
 /// In debug builds a mutex made with a rank (`init(_:rank:)`, every one of the engine's:
 /// `LockRank`) also records its owner and checks the lock order as it is taken.
 package struct AnnotatedMutex<Value: ~Copyable>: ~Copyable {
+    #if DEBUG
+    /// Where it sits in the lock order; nil for a mutex outside the engine's order. Before
+    /// `base`, and `base` followed by a byte nobody reads: an empty value (`Mutex<Void>`) sits
+    /// at the end of `base`, and TSan would see the lock's holder writing it where another
+    /// thread reads the rank before it takes the lock (a false race, but a report).
+    @usableFromInline
+    let rank: LockRank?
+    #endif
     @usableFromInline
     let base: Synchronization.Mutex<Value>
     #if DEBUG
-    /// Where it sits in the lock order; nil for a mutex outside the engine's order.
     @usableFromInline
-    let rank: LockRank?
+    let endOfBase: UInt8 = 0
     #endif
 
     /// A mutex outside the engine's lock order (other modules' own locks).
