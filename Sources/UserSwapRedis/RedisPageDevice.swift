@@ -78,12 +78,7 @@ extension RedisPageDevice {
 
     /// The pages a transfer of `bytes` at `page` covers; the same contract as the other backends.
     func checkedRange(bytes: Int, atPage page: Int) -> Range<Int> {
-        require(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
-        let pages = page..<page + bytes / SwapPage.size
-        require(
-            page >= 1 && pages.upperBound <= pageCount,
-            "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        return pages
+        checkedTransferRange(bytes: bytes, atPage: page, pageCount: pageCount)
     }
 
     /// The start of every page of a vectored transfer's buffers, in order.

@@ -106,3 +106,15 @@ public enum SwapPage {
     /// log2 of `size`: a page index shifted left by it is a byte offset.
     public static let shift = 12
 }
+
+/// The pages a transfer of `bytes` at `page` covers on a device of `pageCount` pages. Every
+/// backend checks the engine's contract here, at the device's edge: whole pages, never the
+/// header (page 0), never past the end.
+package func checkedTransferRange(bytes: Int, atPage page: Int, pageCount: Int) -> Range<Int> {
+    require(bytes % SwapPage.size == 0, "a transfer of \(bytes) bytes is not whole pages")
+    let pages = page..<page + bytes / SwapPage.size
+    require(
+        page >= 1 && pages.upperBound <= pageCount,
+        "transfer of pages \(pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
+    return pages
+}
