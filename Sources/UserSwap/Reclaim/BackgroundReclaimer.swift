@@ -37,8 +37,9 @@ final class BackgroundReclaimer: Sendable {
             while pool.freeFrames < watermarks.high && !stopping.load(ordering: .relaxed) {
                 // One batch past the high watermark, so that a pass is at least two batches and
                 // the first one's write-back overlaps the second one's scan.
-                let target = watermarks.high - pool.freeFrames + Reclaimer.backgroundBatch
-                let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: Reclaimer.backgroundBatch) }
+                let batch = reclaimer.largeBatch
+                let target = watermarks.high - pool.freeFrames + batch
+                let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: batch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
                     // of spinning; the next allocation below the low watermark wakes us again. A

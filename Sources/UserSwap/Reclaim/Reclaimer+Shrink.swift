@@ -5,25 +5,22 @@
 extension Reclaimer {
     /// Folios isolated per batch (kernel: `SWAP_CLUSTER_MAX`).
     static let reclaimBatch = 32
-    /// Folios isolated per batch by the background reclaimer: nobody waits for it, so it takes
-    /// larger batches, whose runs of consecutive slots are longer writes now and longer
-    /// readahead reads later (a run is at most one request, `IORequestTable.maxVectors`). The
-    /// batch is sorted by region and page, so with two threads streaming each gets half of it
-    /// as one run of slots: 512 gave their readahead 180–209 pages per read where 256 gave
-    /// 112–134, and a 4 KiB fill 1,823–1,964 MiB/s where it made 1,517–1,848 (four
-    /// `device-limits` runs each, alternating; the sequential swap-in itself did not move beyond
-    /// the noise, 1,247–1,406 against 1,053–1,550 MiB/s, nor did zipf).
-    static let backgroundBatch = 512
-    /// Folios isolated per batch by an allocation that found no free frame (direct reclaim), as
-    /// many as the background reclaimer's. It waits for the batch's write, so a small batch
-    /// would keep its stall short, but its writes are its batch at most: with 32 pages (the
-    /// kernel's `SWAP_CLUSTER_MAX`) a 4 KiB fill wrote 128 KiB requests and ran at 1.1–1.3
-    /// GiB/s, with 128 at 1.6–1.7, with 256 at 1.7–1.8 on a disk that writes 1.8–2.1 GiB/s
-    /// (`bench usemem`, `device-limits`); the fill's p99.9 went from ~1.0 to ~1.5 ms (one 1 MiB
-    /// write). Faults that only read rarely get here: the background reclaimer keeps ahead of them.
-    /// At most 1/32 of the budget (a small space keeps the kernel's 32: a batch that is a large
-    /// share of memory evicts by batch, not by use).
-    var directBatch: Int { max(Self.reclaimBatch, min(512, frames.frameCount / 32)) }
+    /// Folios isolated per batch by the background reclaimer and by an allocation that found no
+    /// free frame (direct reclaim): 1/32 of the budget, at least the kernel's 32 and at most 512.
+    ///
+    /// Large batches make long writes: the batch is sorted by region and page, so its runs of
+    /// consecutive slots are one request each now (at most `IORequestTable.maxVectors`) and one
+    /// readahead read later. With two threads streaming, 512 gave their readahead 180–209 pages
+    /// per read where 256 gave 112–134, and a 4 KiB fill 1,823–1,964 MiB/s where it made
+    /// 1,517–1,848 (`device-limits`, four runs each, alternating). Direct reclaim waits for its
+    /// batch's write: with 32 pages a fill wrote 128 KiB requests and ran at 1.1–1.3 GiB/s, with
+    /// 256 at 1.7–1.8 on a disk that writes 1.8–2.1 GiB/s (`bench usemem`), its p99.9 going from
+    /// ~1.0 to ~1.5 ms (one 1 MiB write).
+    ///
+    /// A small space keeps small batches: a batch that is a large share of memory evicts by
+    /// batch, not by use, and holds every folio it isolated away from an explicit swap-out or a
+    /// pin until it is done (512 in a 256-page budget isolated the whole inactive list).
+    var largeBatch: Int { max(Self.reclaimBatch, min(512, frames.frameCount / 32)) }
     /// Whether the inactive list is short enough that the active one should age into it
     /// (kernel: `inactive_is_low`): the active list may be √(10 × GiB) times the inactive one —
     /// as long below 1 GiB, 3× at 1 GiB, 10× at 10 GiB.

@@ -60,7 +60,7 @@ extension Reclaimer: DirectReclaim {
     }
 
     func reclaimForAllocation(target: Int) -> Int {
-        shrink(target: target, batchSize: directBatch)
+        shrink(target: target, batchSize: largeBatch)
     }
 
     var othersMayFree: Bool { reclaimInProgress || cache.asyncReads.outstanding > 0 }

@@ -106,7 +106,7 @@ struct ReclaimStressTests {
         // 4,096 frames: batches of 128 pages. With the kernel's 32 the fill wrote 128 KiB
         // requests at most, and a 4 KiB fill reached 55–65 % of the disk's sequential write.
         let (space, _) = try makeSpace(memoryPages: 4096, swapPages: 1 + 40 * 512)
-        #expect(space.engine.reclaimer.directBatch == 128)
+        #expect(space.engine.reclaimer.largeBatch == 128)
         let region = try space.makeRegion(bytes: 16384 * SwapPage.size)
         for p in 0..<16384 { try region.withPage(p) { fill($0, page: p) } }
         let writes = space.statistics[.deviceWrites], pages = space.statistics[.swapOuts]
