@@ -26,7 +26,7 @@ extension Reclaimer {
                 guard nr > 1 else { throw noSwapSlot(f, base, region: mapping.id, pages: 1) }
                 // A large folio that cannot be split (a pin holds it) is kept, as the kernel keeps
                 // a folio `split_folio_to_list` refuses: it is busy, and swap is not full.
-                guard splitFolio(f) else {
+                guard splitFolio(f, mappedBy: mapping) else {
                     stats.count(.busyFolios)
                     return .kept
                 }

@@ -14,4 +14,9 @@ protocol ReverseMapping: AnyObject, Sendable {
     /// page maps something else or anyone but the mappings, the cache and the caller holds the
     /// folio (a pin). Caller holds `f`'s lock and one reference.
     func unmap(lockedFolio f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool
+
+    /// Runs `body` with the page-table lock over the locked folio `f` (first page `base`) held,
+    /// giving it which of the folio's pages map it: none of them can be mapped or unmapped until
+    /// `body` returns (a split rewrites the folio's references meanwhile).
+    func withMappedPages<R>(ofLockedFolio f: Folio, base: Int, _ body: ([Bool]) -> R) -> R
 }

@@ -217,7 +217,18 @@ extension Region {
                 }
             }
             let f: Folio, shadow: UInt64?
-            switch try engine.cache.swapCacheAllocFolio(entry, order: folioOrder, group: group, claim: entryClaim(base, entry, pages: nr)) {
+            let allocation: SwapCacheAllocation
+            do {
+                allocation = try engine.cache.swapCacheAllocFolio(
+                    entry, order: folioOrder, group: group, claim: entryClaim(base, entry, pages: nr))
+            } catch  where error.code == .outOfMemory {
+                // No free run of frames for the block (memory fragmented, or its group near its
+                // limit): the page comes back alone, as the kernel falls back to order 0 when
+                // a large folio cannot be allocated.
+                engine.stats.count(.largeFallbacks)
+                return false
+            }
+            switch allocation {
             case .allocated(let new, let s):
                 (f, shadow) = (new, s)
             case .fallback where !lookedAgain:

@@ -8,52 +8,86 @@ extension Region {
     /// used) are dropped without counting; a dirty one (its write failed earlier) is written
     /// and counts. Throws `.swapFull` when no slot is left, or a device's write error (the page
     /// then stays safely in memory, dirty).
+    ///
+    /// A large folio goes out whole when `pages` covers it; one that `pages` covers only in
+    /// part is split first, so that only the pages asked for leave (kernel: `MADV_PAGEOUT`
+    /// splits a partly covered large folio, and skips it when it cannot be split).
     @discardableResult
     public func swapOut(pages: Range<Int>) throws(SwapError) -> Int {
         guard !pages.isEmpty else { return 0 }
         try checkPage(pages.lowerBound)
         try checkPage(pages.upperBound - 1)
         var freed = 0
-        for page in pages where try shrinkPage(page) { freed += 1 }
+        var page = pages.lowerBound
+        while page < pages.upperBound {
+            let step = try shrinkPage(page, within: pages)
+            freed += step.freed
+            page = step.next
+        }
         return freed
     }
 
-    /// Swaps out the folio mapped at `page`, or the copy of a swapped page still in the swap
-    /// cache. Returns true if a page whose data only memory held left it.
-    func shrinkPage(_ page: Int) throws(SwapError) -> Bool {
+    /// Swaps out the folio mapped at `page` if `pages` covers it (splitting it first if not),
+    /// or the copy of a swapped page still in the swap cache. Returns how many pages whose data
+    /// only memory held left it, and the next page to look at.
+    private func shrinkPage(_ page: Int, within pages: Range<Int>) throws(SwapError) -> (freed: Int, next: Int) {
         let frames = engine.frames
         let pte = pte(page)
-        if pte.isSwap { return try shrinkCached(pte.swapEntry) }
-        guard pte.isPresent else { return false }
+        if pte.isSwap { return (try shrinkCached(pte.swapEntry, at: page, within: pages), page + 1) }
+        guard pte.isPresent else { return (0, page + 1) }
         let f = frames.folio(containing: pte.frame)
-        guard frames.tryGet(f) else { return false }
+        guard frames.tryGet(f) else { return (0, page + 1) }
         frames.lock(f)
-        let removed: Bool
+        guard frames.folio(containing: pte.frame) == f && self.pte(page) == pte else {
+            frames.unlock(f)
+            engine.allocator.putFolio(f)
+            return (0, page + 1)
+        }
+        let nr = frames.pageCount(f)
+        let base = page - Int(pte.frame - f.frame)
+        if nr > 1 && (base < pages.lowerBound || base + nr > pages.upperBound) {
+            // Partly covered: split, then look at the page again as a folio of its own. A
+            // folio in the swap cache, or one a pin holds, is not split: it stays, busy.
+            let split = !frames.flags(f).contains(.swapcache) && engine.reclaimer.splitFolio(f, mappedBy: self)
+            frames.unlock(f)
+            engine.allocator.putFolio(f)
+            return (0, split ? page : base + nr)
+        }
+        let outcome: ShrinkOutcome
         do {
-            let stillMapped = frames.folio(containing: pte.frame) == f && self.pte(page) == pte
-            removed = stillMapped ? try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false) == .removed : false
+            outcome = try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false)
         } catch {
             frames.unlock(f)
             engine.allocator.putFolio(f)
             throw error
         }
+        // Pageout splits a large folio it finds no run of slots for, and then takes only the
+        // head page: the others are looked at again.
+        let gone = outcome == .removed ? frames.pageCount(f) : 0
         frames.unlock(f)
-        if removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
-        return removed
+        if outcome == .removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
+        return (gone, outcome == .removed ? page + gone : base + nr)
     }
 
     /// A swapped page whose folio is still in the swap cache, mapped by nobody: a readahead
     /// copy nobody used, or a page whose write failed after it was unmapped (it stays there,
     /// dirty, so that no data is lost). Writes it if it is dirty, then takes it out of memory.
-    /// Returns true for a dirty page freed — memory held the only copy of its data, so it
-    /// counts as a page swapped out; a clean copy is dropped without counting (the page was
+    /// Returns how many pages of `pages` it took out whose data only memory held: a dirty folio's
+    /// pages count as swapped out; a clean copy is dropped without counting (the page was
     /// swapped out already). Throws the device's error if the write fails again (the folio then
     /// stays cached and dirty, as before).
-    private func shrinkCached(_ entry: SwapEntry) throws(SwapError) -> Bool {
+    private func shrinkCached(_ entry: SwapEntry, at page: Int, within pages: Range<Int>) throws(SwapError) -> Int {
         let frames = engine.frames
-        guard let f = engine.cache.swapCacheGetFolio(entry) else { return false }
+        guard let f = engine.cache.swapCacheGetFolio(entry) else { return 0 }
         frames.lock(f)
         let outcome: (removed: Bool, wasDirty: Bool)
+        // The pages of `pages` that map the folio's slots, counted before it goes.
+        let first = frames.entry(f)
+        let base = page + (first.offset - entry.offset)
+        var covered = 0
+        for i in 0..<frames.pageCount(f) where pages.contains(base + i) && pte(base + i) == .swap(first.advanced(by: i)) {
+            covered += 1
+        }
         do {
             outcome = try engine.reclaimer.pageoutCached(lockedFolio: f, entry: entry)
         } catch {
@@ -64,7 +98,7 @@ extension Region {
         frames.unlock(f)
         // Taken out of the cache, its references (ours too) are gone: free it.
         if outcome.removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
-        return outcome.removed && outcome.wasDirty
+        return outcome.removed && outcome.wasDirty ? covered : 0
     }
 
     /// `ReverseMapping.unmap(lockedFolio:base:entry:device:)`: the page-table entries, then
@@ -74,6 +108,16 @@ extension Region {
         guard unmapPageTable(f, base: base, entry: entry, device: device) else { return false }
         if let window { for i in 0..<engine.frames.pageCount(f) { window.unmapFromApp(base + i) } }
         return true
+    }
+
+    /// `ReverseMapping.withMappedPages(ofLockedFolio:base:_:)`: a folio lies under one
+    /// page-table lock, as it does in `unmap`.
+    func withMappedPages<R>(ofLockedFolio f: Folio, base: Int, _ body: ([Bool]) -> R) -> R {
+        let lock = ptl(base)
+        lock.lock()
+        defer { lock.unlock() }
+        let mapped = (0..<engine.frames.pageCount(f)).map { pte(base + $0) == .present(frame: f.frame + UInt32($0)) }
+        return body(mapped)
     }
 
     /// The page-table half of `unmap(lockedFolio:base:entry:device:)`.

@@ -44,6 +44,8 @@ struct ModelTests {
         Case(sync: allProtocols[2], index: 6, device: .compressed, policy: .workingset),
         Case(sync: .swapCache, index: 7, device: .faulty),
         Case(sync: bothProtocols[1], index: 8, device: .faulty, policy: .activeInactive),
+        Case(sync: .swapCache, index: 9, folioPages: 4),
+        Case(sync: bothProtocols[1], index: 10, io: .ioUring, device: .file, policy: .workingset, folioPages: 16),
     ]
 
     /// The device, engine and policy of the spaces the current case makes.

@@ -115,6 +115,9 @@ struct ModelFailure: Error, CustomStringConvertible {
 final class HeldPin {
     var pin: Pin?
     let bytes: UnsafeMutableRawBufferPointer
+    /// The folio the pin holds: it stays held, and cannot be split or swapped out, also once
+    /// its page is discarded.
+    let folio: Folio
     let serial: Int
     let page: Int
     let group: Int
@@ -124,6 +127,7 @@ final class HeldPin {
 
     init(_ pin: consuming Pin, serial: Int, group: Int, write: Bool) {
         bytes = pin.bytes
+        folio = pin.folio
         page = pin.page
         self.serial = serial
         self.group = group
@@ -276,7 +280,7 @@ final class SpaceModelRun {
         case .swapOut(let s, let p, let n):
             guard let m = slots[s] else { return }
             let range = (p % m.region.pageCount)..<min(m.region.pageCount, p % m.region.pageCount + n)
-            let candidates = range.filter { m.region.state(ofPage: $0) == .resident && !isPinned(m.serial, $0) }
+            let candidates = range.filter { canSwapOut(m, $0, within: range) }
             // A device that gives its copy up when a page is read (a compressed tier's exclusive
             // loads) leaves pages read ahead as the only copy, dirty in the swap cache: swap-out
             // writes those too and counts them.
@@ -446,7 +450,7 @@ final class SpaceModelRun {
                 throw ModelFailure(
                     kind: .unexpectedError, step: step,
                     message:
-                        "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(space.residentFrames) of \(space.frameCount) frames resident"): \(e)"
+                        "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(space.residentFrames) of \(space.frameCount) frames resident"); \(groupState(m.group)): \(e)"
                 )
             }
             return false
@@ -556,6 +560,23 @@ final class SpaceModelRun {
         !m.mapped[page] ? state == .untouched : isPinned(m.serial, page) ? state == .resident : state != .untouched
     }
 
+    /// Whether an explicit swap-out of `range` must take `page`: it is resident and its folio
+    /// can go — no pin holds it (a pin of a page of the folio discarded since holds it too),
+    /// and, when `range` covers it only in part, it can be split (it is not in the swap cache).
+    private func canSwapOut(_ m: RegionModel, _ page: Int, within range: Range<Int>) -> Bool {
+        guard m.region.state(ofPage: page) == .resident, !isPinned(m.serial, page) else { return false }
+        let pte = m.region.pte(page)
+        guard pte.isPresent else { return false }
+        let frames = m.region.engine.frames
+        let f = frames.folio(containing: pte.frame)
+        let nr = frames.pageCount(f)
+        for held in pins where held.folio == f { return false }
+        guard nr > 1 else { return true }
+        let base = page - Int(pte.frame - f.frame)
+        let covered = range.contains(base) && range.contains(base + nr - 1)
+        return covered || !frames.flags(f).contains(.swapcache)
+    }
+
     private func isPinned(_ serial: Int, _ page: Int) -> Bool {
         // A plain loop: `contains(where:)` is generic and slow in a debug build.
         for held in pins where held.live && held.serial == serial && held.page == page { return true }
@@ -563,6 +584,15 @@ final class SpaceModelRun {
     }
 
     private func slot(ofSerial serial: Int) -> Int? { slots.firstIndex { $0?.serial == serial } }
+
+    /// What reclaim could find in the groups on `g`'s path, for a failure's message.
+    private func groupState(_ g: Int) -> String {
+        path(g).map { group in
+            let lru = group.lru
+            return "\(group.name.isEmpty ? "root" : group.name): \(group.memoryUsage / SwapPage.size) pages charged, "
+                + "LRU \(lru.pages(.inactive)) inactive + \(lru.pages(.active)) active, \(lru.isolated.load(ordering: .relaxed)) isolated"
+        }.joined(separator: "; ") + "; free slots " + space.devices.map { "\($0.freePages) of \($0.usablePages)" }.joined(separator: ", ")
+    }
 
     /// Frames the held pins keep in `group` and the groups nested in it (root: all of this run's).
     private func pinnedFrames(in group: Int) -> Int {

@@ -23,7 +23,8 @@ struct LargeFolioReadaheadTests {
         let space = try SwapSpace(config)
         let region = try space.makeRegion(bytes: pages * SwapPage.size, folioSize: nr * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
-        #expect(try region.swapOut(pages: 0..<pages) == blocks, "one folio per block")
+        #expect(try region.swapOut(pages: 0..<pages) == pages)
+        #expect(backend.memory.writeCallCount == blocks, "one write per block")
         backend.resetReads()
         backend.memory.resetCounters()
         return (space, region, backend)

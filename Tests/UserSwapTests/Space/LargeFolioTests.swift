@@ -11,7 +11,7 @@ struct LargeFolioTests {
         let region = try space.makeRegion(bytes: 64 * SwapPage.size, folioSize: 16 * SwapPage.size)
         for p in 0..<64 { try region.withPage(p) { fill($0, page: p) } }
         #expect(space.statistics[.zeroFills] == 64)
-        #expect(try region.swapOut(pages: 0..<64) == 4, "four folios of 16 pages")
+        #expect(try region.swapOut(pages: 0..<64) == 64, "four folios of 16 pages, counted in pages")
         #expect(backend.memory.writeCallCount == 4 && backend.memory.writeCount == 64)
         for p in 0..<64 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         #expect(backend.memory.readCallCount == 4, "each folio read back in one call")
@@ -34,6 +34,48 @@ struct LargeFolioTests {
         #expect(space.statistics[.splitFallbacks] == 2)
         for p in 0..<32 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a swap-out that covers part of a large folio splits it and takes only the pages asked for", arguments: bothProtocols)
+    func partialSwapOut(sync: SwapInSync) throws {
+        let (space, backend) = try makeSpace(memoryPages: 256, sync: sync)
+        let region = try space.makeRegion(bytes: 32 * SwapPage.size, folioSize: 16 * SwapPage.size)
+        for p in 0..<32 { try region.withPage(p) { fill($0, page: p) } }
+        // Pages 14...17: the last two of the first folio, the first two of the second.
+        #expect(try region.swapOut(pages: 14..<18) == 4)
+        for p in 0..<32 {
+            #expect(region.state(ofPage: p) == ((14..<18).contains(p) ? .swapped : .resident), "page \(p)")
+        }
+        #expect(space.statistics[.splitFallbacks] == 2 && backend.memory.writeCount == 4)
+        // A whole folio still goes out in one write.
+        let writes = backend.memory.writeCallCount
+        let more = try space.makeRegion(bytes: 16 * SwapPage.size, folioSize: 16 * SwapPage.size)
+        for p in 0..<16 { try more.withPage(p) { fill($0, page: p) } }
+        #expect(try more.swapOut(pages: 0..<16) == 16 && backend.memory.writeCallCount == writes + 1)
+        for p in 0..<32 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("a pin of a discarded page still holds its large folio: no split, no swap-out of the rest")
+    func pinOfDiscardedPage() throws {
+        let (space, _) = try makeSpace(memoryPages: 256)
+        let region = try space.makeRegion(bytes: 4 * SwapPage.size, folioSize: 4 * SwapPage.size)
+        for p in 0..<4 { try region.withPage(p) { fill($0, page: p) } }
+        var pin: Pin? = try region.pin(1, for: .read)
+        try region.discard(pages: 1..<2)
+        // Three pages map the folio and the pin holds it: as many references as three mappings,
+        // the swap-out's own and a fourth page would have, which a split counting every page
+        // as mapped took for "nobody else".
+        #expect(try region.swapOut(pages: 2..<3) == 0)
+        #expect(try region.swapOut(pages: 0..<4) == 0)
+        #expect(space.statistics[.splitFallbacks] == 0)
+        pin = nil
+        #expect(try region.swapOut(pages: 2..<3) == 1)
+        #expect(try region.swapOut(pages: 0..<4) == 2)
+        for p in [0, 2, 3] { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        try region.withPage(1, for: .read) { #expect($0.allSatisfy { $0 == 0 }) }
+        #expect(space.checkInvariants() == [])
+        _ = pin
     }
 
     @Test("reclaim keeps a large-folio region within budget and loses nothing", arguments: bothProtocols)
