@@ -84,7 +84,8 @@ test-python:
 
 # `userswap exec` (tests/exec/run): unmodified programs (a C program, python3 as the user
 # nobody, sort, sqlite3) under the CLI of `make build` with the preload library of the scratch
-# installation, each compared with a plain run; about two minutes.
+# installation, each compared with a plain run, and the C program within and past group limits;
+# about two minutes.
 test-exec: build
 	$(MAKE) install PREFIX=$(SCRATCH_PREFIX)
 	scripts/bootstrap --python

@@ -44,7 +44,7 @@ extern "C" {
 
 /* The version of this interface: the library's `userswap_version()` returns the same value. */
 #define USERSWAP_VERSION_MAJOR 1
-#define USERSWAP_VERSION_MINOR 0
+#define USERSWAP_VERSION_MINOR 1
 #define USERSWAP_VERSION ((USERSWAP_VERSION_MAJOR << 16) | USERSWAP_VERSION_MINOR)
 
 /* Error codes. Their values never change meaning; new ones may be added at the end. */
@@ -125,7 +125,9 @@ typedef enum userswap_advice {
 /* Counters of a space (a snapshot: each counter exact once the operations it counts have
  * finished). Set `size` to sizeof(userswap_stats) before the call: the library fills
  * the fields that fit in it and sets `version`, so that old programs keep working when fields
- * are added at the end. Counters count since the space was made. */
+ * are added at the end. Counters count since the space was made. Version 2 added the
+ * fault_wait fields (a program built against version 1 passes the shorter size and gets the
+ * fields up to io_errors). */
 typedef struct userswap_stats {
     size_t size;                /* in: sizeof(userswap_stats) */
     uint32_t version;           /* out: USERSWAP_STATS_VERSION of the library */
@@ -145,8 +147,16 @@ typedef struct userswap_stats {
     uint64_t reclaim_scanned;   /* pages reclaim looked at */
     uint64_t reclaim_freed;     /* pages reclaim freed */
     uint64_t io_errors;         /* failed device reads and writes */
+    /* Since version 2: the wall time threads waited in faults of mapped memory, each fault from
+     * its arrival at the library (a fault handler thread reading it, or the faulting thread's
+     * signal handler) to the wake of its thread, on CLOCK_MONOTONIC. */
+    uint64_t fault_waits;       /* faults timed (major_faults + minor_faults once they finish) */
+    uint64_t fault_wait_ns;     /* the sum of their waits, in nanoseconds */
+    uint64_t fault_wait_p99_ns; /* the 99th percentile of one wait, in nanoseconds (from a
+                                 * histogram: at most 25 % above the true value); 0 without
+                                 * faults */
 } userswap_stats;
-#define USERSWAP_STATS_VERSION 1u
+#define USERSWAP_STATS_VERSION 2u
 
 /* Usage and limits of a group (what memory.current, memory.max... show for a cgroup). Set
  * `size` to sizeof(userswap_group_stats) before the call, as for userswap_stats. */

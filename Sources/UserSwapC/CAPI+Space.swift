@@ -216,7 +216,9 @@ extension SpaceHandle {
             write_faults: count(.writeProtectFaults), fault_errors: count(.faultErrors),
             readahead_pages: count(.readaheadPages), readahead_hits: count(.readaheadHits),
             reclaim_scanned: count(.reclaimScanned), reclaim_freed: count(.reclaimFreed),
-            io_errors: count(.readErrors) + count(.writeErrors))
+            io_errors: count(.readErrors) + count(.writeErrors),
+            fault_waits: count(.faultWaits), fault_wait_ns: count(.faultWaitNanoseconds),
+            fault_wait_p99_ns: UInt64(s.faultWaitTimes.percentileNanoseconds(0.99)))
     }
 
     /// Drops every pin and mapping (pins first: a mapping's release waits for its pinned pages).

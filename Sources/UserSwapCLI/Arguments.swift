@@ -424,10 +424,63 @@ extension CommandLineTool {
         if let device = parsed.value("device") {
             options.swap = device.hasPrefix("redis://") || device.hasPrefix("unix://") ? .redis(device) : .file(device)
         }
+        for case let text? in parsed.values["group-limit"] ?? [] {
+            try parseGroupLimit(text, into: &options)
+        }
+        try checkGroupLimits(options, swapSizeGiven: parsed.has("swap-size"))
         options.reportPath = parsed.value("report")
         options.quiet = parsed.has("quiet")
         options.noEncryption = parsed.has("no-encryption")
         return options
+    }
+
+    /// One `--group-limit` value: `KEY=SIZE[,KEY=SIZE]` with the keys `memory` and `swap` (or
+    /// the cgroup files' names, `memory.max` and `memory.swap.max`), and `max` for no limit, as
+    /// in those files. Later values win.
+    private static func parseGroupLimit(_ text: String, into options: inout ExecOptions) throws(UsageError) {
+        let verb = Verb.exec
+        let example = "e.g. --group-limit swap=1G or --group-limit memory=64M,swap=1G"
+        let items = text.split(separator: ",", omittingEmptySubsequences: false)
+        for item in items {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw UsageError(
+                    "--group-limit '\(text)' must be KEY=SIZE: memory=SIZE (the RAM the program's pages may hold) or swap=SIZE (the swap they may take); \(example)",
+                    verb: verb)
+            }
+            let key = String(item[..<equals]).trimmingWhitespace()
+            let value = String(item[item.index(after: equals)...]).trimmingWhitespace()
+            switch key {
+            case "memory", "memory.max":
+                options.groupMemoryBytes =
+                    value == "max" ? nil : try ArgumentParser.size(value, option: "group-limit memory", minimum: 1 << 20, verb: verb)
+            case "swap", "memory.swap.max":
+                options.groupSwapBytes =
+                    value == "max" ? nil : try ArgumentParser.size(value, option: "group-limit swap", minimum: 0, verb: verb)
+            default:
+                throw UsageError("--group-limit: no limit '\(key)'; the limits are memory and swap; \(example)", verb: verb)
+            }
+        }
+    }
+
+    /// The group's limits against the budget and the swap: a limit that can never bind is a
+    /// mistake, and the heap must hold at least one block of mimalloc's arena.
+    private static func checkGroupLimits(_ options: ExecOptions, swapSizeGiven: Bool) throws(UsageError) {
+        let verb = Verb.exec
+        if let memory = options.groupMemoryBytes, memory > options.memoryBytes {
+            throw UsageError(
+                "--group-limit memory=\(ByteSize.format(memory)) is above --memory \(ByteSize.format(options.memoryBytes)): the budget holds the program's RAM already; give a memory limit of at most the budget",
+                verb: verb)
+        }
+        if let swap = options.groupSwapBytes, swapSizeGiven, swap > options.effectiveSwapBytes {
+            throw UsageError(
+                "--group-limit swap=\(ByteSize.format(swap)) is above --swap-size \(ByteSize.format(options.effectiveSwapBytes)): the swap would be full first; give a larger --swap-size, or leave it out (it is then the swap limit)",
+                verb: verb)
+        }
+        if options.hasGroupLimit, options.heapCapacityBytes < ExecOptions.heapBlockBytes {
+            throw UsageError(
+                "--group-limit leaves the program \(ByteSize.format(options.heapCapacityBytes)) of RAM and swap; the heap needs at least \(ByteSize.format(ExecOptions.heapBlockBytes)) (one block of its allocator's arena): give larger limits",
+                verb: verb)
+        }
     }
 
     /// The single positional argument `verb` needs (its name from `Verb.positionals`).

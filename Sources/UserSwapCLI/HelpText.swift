@@ -94,11 +94,13 @@ enum HelpText {
             calls) in UserSwap's memory: at most --memory of it in RAM, the rest in a swap file
             of yours, gone from the disk at once. No root and no swapon: the program's own
             userfaultfd serves it. The program keeps this process's id and exit status; at exit
-            a line on stderr gives the peak RSS, swap-ins and -outs, faults and the engine's CPU
-            time (--report FILE: as JSON). Statically linked programs and runtimes with their own
-            heap (Go, the JVM) are refused. A child made by fork may exec, but not use the heap
-            without exec (it is stopped, with a message); programs it runs start without the
-            preload library. docs/EXEC.md says more.
+            a line on stderr gives the peak RSS, swap-ins and -outs, faults, the time the
+            program's threads waited in them, and the engine's CPU time (--report FILE: as
+            JSON). --group-limit holds the program's group to a cgroup's memory.max and
+            memory.swap.max: past them malloc fails with ENOMEM. Statically linked programs and
+            runtimes with their own heap (Go, the JVM) are refused. A child made by fork may
+            exec, but not use the heap without exec (it is stopped, with a message); programs it
+            runs start without the preload library. docs/EXEC.md says more.
             """
         case .bench:
             """
@@ -141,6 +143,7 @@ enum HelpText {
             [
                 "userswap exec --memory 512M -- python3 job.py",
                 "userswap exec --memory 1G --swap-dir /var/tmp --report run.json -- sort -S 4G big.txt -o sorted.txt",
+                "userswap exec --memory 256M --group-limit memory=128M,swap=2G -- ./job",
             ]
         case .bench:
             [

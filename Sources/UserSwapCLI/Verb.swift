@@ -18,7 +18,7 @@ public enum Verb: String, CaseIterable, Sendable {
         case .run:
             "usage: userswap run [--workload zipf|random|seq|usemem|hashtable|multiget] [--memory SIZE] [--data SIZE] [--threads N] [--ops N | --seconds S] [options]"
         case .exec:
-            "usage: userswap exec [--memory SIZE] [--swap-size SIZE] [--swap-dir DIR | --device FILE|URL] [--report FILE] [--quiet] -- CMD ARGS…"
+            "usage: userswap exec [--memory SIZE] [--swap-size SIZE] [--swap-dir DIR | --device FILE|URL] [--group-limit memory=SIZE,swap=SIZE] [--report FILE] [--quiet] -- CMD ARGS…"
         case .bench:
             "usage: userswap bench SCENARIO [--json [FILE]] [--threads N] [--seconds S] [--protocol swapcache|legacy|legacy-wq|legacy-bypass|both|all] [options]"
         case .redisClean: "usage: userswap redis-clean URL --namespace NAMESPACE"
@@ -106,6 +106,11 @@ public enum Verb: String, CaseIterable, Sendable {
                     "device", value: .required("D"),
                     help:
                         "a named swap file (created if missing, kept), or redis://HOST:PORT or unix:///SOCKET (the password from USERSWAP_REDIS_PASSWORD)"
+                ),
+                OptionSpec(
+                    "group-limit", value: .required("KEY=SIZE"), repeatable: true,
+                    help:
+                        "limits of the program's memory group, as a cgroup's: memory=SIZE (memory.max: its RAM, at most --memory) and swap=SIZE (memory.swap.max: its swap; --swap-size defaults to it), `max` for none; past them malloc fails with ENOMEM"
                 ),
                 OptionSpec("report", value: .required("FILE"), help: "write a JSON report at exit (docs/BENCH-JSON.md's keys)"),
                 OptionSpec("quiet", help: "no summary line on stderr at exit"),

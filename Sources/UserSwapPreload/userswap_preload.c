@@ -7,7 +7,10 @@
  * mimalloc as its only arena (`mi_manage_os_memory`, with `mi_option_limit_os_alloc`): the
  * program's malloc family is mimalloc's, and its memory is UserSwap's. Large private anonymous
  * `mmap` calls of the program (the arenas of CPython's small-object allocator) come from the
- * same heap.
+ * same heap. With USERSWAP_EXEC_GROUP_MEMORY or USERSWAP_EXEC_GROUP_SWAP (`--group-limit`), the
+ * region is charged to a memory group with those limits. The heap is no larger than what its
+ * pages can occupy (budget and swap, or the group's limits), so a full heap is an ENOMEM from
+ * malloc, not a fault that finds no room.
  *
  * Who allocates where. The engine (the Swift runtime, Foundation, Dispatch inside
  * libuserswap.so) calls malloc too, and must never get heap memory: a fault handler thread that
@@ -80,6 +83,10 @@ static _Atomic int state = HEAP_BOOT;
 static uintptr_t heap_low, heap_high;
 static uintptr_t region_low, region_high;
 static userswap_space *space;
+/* With USERSWAP_EXEC_GROUP_MEMORY or USERSWAP_EXEC_GROUP_SWAP (`--group-limit`): the group the
+ * heap is charged to, and its limits (USERSWAP_UNLIMITED for none). */
+static userswap_group *group;
+static uint64_t group_memory_limit = USERSWAP_UNLIMITED, group_swap_limit = USERSWAP_UNLIMITED;
 
 /* > 0 on engine threads and while this library calls the engine. */
 static __thread int engine_depth __attribute__((tls_model("initial-exec")));
@@ -170,8 +177,14 @@ static void heap_full(size_t size) {
      * halves its buffer): said nothing. */
     if (size < heap_high - heap_low && atomic_exchange(&heap_full_reported, 1) == 0) {
         say_number("userswap exec: the heap is full (a request of ", (unsigned long)size, " bytes failed; ");
-        say_number("", (unsigned long)((heap_high - heap_low) >> 20),
-                   " MiB of budget and swap): give more swap with --swap-size\n");
+        if (group != NULL) {
+            say_number("", (unsigned long)((heap_high - heap_low) >> 20),
+                       " MiB: what the program's group limits (--group-limit) leave): malloc fails with ENOMEM; "
+                       "raise --group-limit\n");
+        } else {
+            say_number("", (unsigned long)((heap_high - heap_low) >> 20),
+                       " MiB of budget and swap): give more swap with --swap-size\n");
+        }
     }
     errno = ENOMEM;
 }
@@ -651,6 +664,7 @@ static void leave_environment(void) {
     static const char *const names[] = {
         "USERSWAP_MEMORY", "USERSWAP_SWAP_DIR", "USERSWAP_SWAP_SIZE", "USERSWAP_SWAP_FILE", "USERSWAP_REDIS_URL",
         "USERSWAP_ENCRYPTION", "USERSWAP_EXEC_REPORT", "USERSWAP_EXEC_QUIET", "USERSWAP_EXEC_COMMAND",
+        "USERSWAP_EXEC_GROUP_MEMORY", "USERSWAP_EXEC_GROUP_SWAP",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unsetenv(names[i]);
 }
@@ -687,6 +701,19 @@ static void load_mimalloc(void) {
 #undef MI_SYMBOL
 }
 
+/* A group limit from the environment, in bytes as `userswap exec` writes it; unset: none. */
+static uint64_t limit_from_env(const char *name) {
+    const char *text = getenv(name);
+    if (text == NULL || *text == 0) return USERSWAP_UNLIMITED;
+    char *end;
+    errno = 0;
+    unsigned long long bytes = strtoull(text, &end, 10);
+    if (errno != 0 || *end != 0 || *text < '0' || *text > '9') start_failed(name, "is not a number of bytes");
+    return (uint64_t)bytes;
+}
+
+static uint64_t smaller(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
 __attribute__((constructor)) static void preload_start(void) {
     engine_depth++;
     clock_gettime(CLOCK_MONOTONIC, &started);
@@ -700,13 +727,26 @@ __attribute__((constructor)) static void preload_start(void) {
     const char *quiet_value = getenv("USERSWAP_EXEC_QUIET");
     quiet = quiet_value != NULL && strcmp(quiet_value, "1") == 0;
 
+    group_memory_limit = limit_from_env("USERSWAP_EXEC_GROUP_MEMORY");
+    group_swap_limit = limit_from_env("USERSWAP_EXEC_GROUP_SWAP");
+
     if (userswap_space_from_env(&space) != USERSWAP_OK) start_failed("cannot make the space", userswap_last_error());
     userswap_stats stats = {.size = sizeof stats};
     userswap_stats_get(space, &stats);
-    /* The heap holds at most the budget and the swap; its start is aligned for mimalloc. */
-    size_t heap_bytes = ((size_t)(stats.memory + stats.swap_total) + HEAP_ALIGNMENT - 1) & ~(HEAP_ALIGNMENT - 1);
+    /* The heap holds what its pages can occupy: the budget (or the group's memory limit under
+     * it) and the swap (or the group's swap limit under it), in whole blocks of mimalloc's
+     * arena, rounded down, so that a program that fills it gets ENOMEM from malloc rather than
+     * a fault that finds no room (SIGBUS). Less than one block is rounded up: then a program
+     * that fills the heap can outgrow its swap. */
+    uint64_t capacity = smaller(stats.memory, group_memory_limit) + smaller(stats.swap_total, group_swap_limit);
+    size_t heap_bytes = (size_t)capacity & ~(HEAP_ALIGNMENT - 1);
+    if (heap_bytes == 0) heap_bytes = HEAP_ALIGNMENT;
+    if (group_memory_limit != USERSWAP_UNLIMITED || group_swap_limit != USERSWAP_UNLIMITED) {
+        if (userswap_group_create(space, "exec", group_memory_limit, group_swap_limit, NULL, &group) != USERSWAP_OK)
+            start_failed("cannot make the program's memory group", userswap_last_error());
+    }
     void *base;
-    if (userswap_map(space, heap_bytes + HEAP_ALIGNMENT, 0, &base) != USERSWAP_OK)
+    if (userswap_map_group(space, group, heap_bytes + HEAP_ALIGNMENT, 0, &base) != USERSWAP_OK)
         start_failed("cannot map the heap", userswap_last_error());
     region_low = (uintptr_t)base;
     region_high = region_low + heap_bytes + HEAP_ALIGNMENT;
@@ -786,6 +826,21 @@ static void json_string(FILE *file, const char *text) {
     fputc('"', file);
 }
 
+/* "memory 16 MiB" or "memory none", then `after`. */
+static void say_limit(const char *name, uint64_t limit, const char *after) {
+    say(name);
+    if (limit == USERSWAP_UNLIMITED) say("none");
+    else if (limit % (1 << 20) == 0) say_number("", (unsigned long)(limit >> 20), " MiB");
+    else say_number("", (unsigned long)limit, " bytes");
+    say(after);
+}
+
+/* A JSON key holding a limit in bytes, or null for none. */
+static void json_limit(FILE *file, const char *key, uint64_t limit, const char *after) {
+    if (limit == USERSWAP_UNLIMITED) fprintf(file, "\"%s\": null%s", key, after);
+    else fprintf(file, "\"%s\": %llu%s", key, (unsigned long long)limit, after);
+}
+
 __attribute__((destructor)) static void preload_exit(void) {
     if (atomic_load(&state) != HEAP_READY || space == NULL) return;
     engine_depth++;
@@ -798,15 +853,30 @@ __attribute__((destructor)) static void preload_exit(void) {
     double engine_seconds = engine_cpu_seconds();
     unsigned long pss_all, pss_data;
     pss_kib(&pss_all, &pss_data);
+    /* The program's threads' wait in faults: from each fault's arrival at a handler thread to
+     * the wake of its thread. */
+    double wait_seconds = (double)stats.fault_wait_ns / 1e9;
+    double wait_mean_us = stats.fault_waits > 0 ? (double)stats.fault_wait_ns / 1e3 / (double)stats.fault_waits : 0;
+    double wait_p99_us = (double)stats.fault_wait_p99_ns / 1e3;
+    userswap_group_stats group_stats = {.size = sizeof group_stats};
+    if (group != NULL) userswap_group_stats_get(group, &group_stats);
     if (!quiet) {
-        char line[512];
+        char line[640];
         snprintf(line, sizeof line,
                  "userswap exec: %.2f s, budget %llu MiB, peak RSS %lu MiB (the budget's pages count twice), "
-                 "%llu swap-ins, %llu swap-outs, %llu faults, %.2f s of engine CPU\n",
+                 "%llu swap-ins, %llu swap-outs, %llu faults, %.2f s waiting in faults (mean %.1f us, p99 %.1f us), "
+                 "%.2f s of engine CPU\n",
                  seconds, (unsigned long long)(stats.memory >> 20), peak_kib >> 10, (unsigned long long)stats.swap_ins,
                  (unsigned long long)stats.swap_outs, (unsigned long long)(stats.major_faults + stats.minor_faults),
-                 engine_seconds);
+                 wait_seconds, wait_mean_us, wait_p99_us, engine_seconds);
         say(line);
+        if (group != NULL) {
+            snprintf(line, sizeof line, "userswap exec: the program's group: peak %llu MiB in RAM, %llu MiB on swap (limits: ",
+                     (unsigned long long)(group_stats.memory_peak >> 20), (unsigned long long)(group_stats.swap_peak >> 20));
+            say(line);
+            say_limit("memory ", group_memory_limit, ", ");
+            say_limit("swap ", group_swap_limit, ")\n");
+        }
     }
     if (report_path != NULL && *report_path) {
         FILE *file = fopen(report_path, "w");
@@ -833,12 +903,21 @@ __attribute__((destructor)) static void preload_exit(void) {
             json_string(file, command_name);
             fprintf(file,
                     ", \"heap_bytes\": %llu, \"swap_bytes\": %llu, \"major_faults\": %llu, \"minor_faults\": %llu, "
-                    "\"write_faults\": %llu, \"fault_errors\": %llu, \"engine_cpu_seconds\": %.6f, "
-                    "\"pss_at_exit_bytes\": %llu, \"pss_anon_shmem_at_exit_bytes\": %llu}\n",
+                    "\"write_faults\": %llu, \"fault_errors\": %llu, \"fault_waits\": %llu, \"fault_wait_seconds\": %.6f, "
+                    "\"fault_wait_mean_us\": %.3f, \"fault_wait_p99_us\": %.3f, \"engine_cpu_seconds\": %.6f, "
+                    "\"pss_at_exit_bytes\": %llu, \"pss_anon_shmem_at_exit_bytes\": %llu",
                     (unsigned long long)(heap_high - heap_low), (unsigned long long)stats.swap_total,
                     (unsigned long long)stats.major_faults, (unsigned long long)stats.minor_faults,
-                    (unsigned long long)stats.write_faults, (unsigned long long)stats.fault_errors, engine_seconds,
+                    (unsigned long long)stats.write_faults, (unsigned long long)stats.fault_errors,
+                    (unsigned long long)stats.fault_waits, wait_seconds, wait_mean_us, wait_p99_us, engine_seconds,
                     (unsigned long long)pss_all << 10, (unsigned long long)pss_data << 10);
+            if (group != NULL) {
+                fprintf(file, ", \"group_memory_peak_bytes\": %llu, \"group_swap_peak_bytes\": %llu, ",
+                        (unsigned long long)group_stats.memory_peak, (unsigned long long)group_stats.swap_peak);
+                json_limit(file, "group_memory_limit_bytes", group_memory_limit, ", ");
+                json_limit(file, "group_swap_limit_bytes", group_swap_limit, "");
+            }
+            fputs("}\n", file);
             fclose(file);
         }
     }

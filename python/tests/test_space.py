@@ -52,6 +52,9 @@ def test_a_buffer_is_memory_that_numpy_and_memoryview_share(space):
     stats = space.stats()
     assert stats["memory"] == 1 << 20 and stats["resident"] <= 1 << 20
     assert stats["swap_outs"] > 0 and stats["major_faults"] > 0
+    # Every fault is timed, once its thread is woken.
+    assert 0 < stats["fault_waits"] <= stats["major_faults"] + stats["minor_faults"]
+    assert stats["fault_wait_ns"] > 0 and 0 < stats["fault_wait_p99_ns"] <= stats["fault_wait_ns"]
     del view, array, buffer
 
 

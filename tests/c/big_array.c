@@ -128,9 +128,11 @@ int main(int argc, char **argv) {
     userswap_stats stats = {.size = sizeof stats};
     CHECK(userswap_stats_get(space, &stats));
     printf("big_array: %" PRIu64 " values checked; swap-ins %" PRIu64 ", swap-outs %" PRIu64 ", major faults %" PRIu64
-           ", minor %" PRIu64 ", resident %" PRIu64 " MiB of %" PRIu64 " MiB\n",
+           ", minor %" PRIu64 ", resident %" PRIu64 " MiB of %" PRIu64 " MiB; %.2f s waiting in %" PRIu64
+           " faults (mean %.1f us, p99 %.1f us)\n",
            atomic_load(&checked), stats.swap_ins, stats.swap_outs, stats.major_faults, stats.minor_faults,
-           stats.resident >> 20, stats.memory >> 20);
+           stats.resident >> 20, stats.memory >> 20, stats.fault_wait_ns / 1e9, stats.fault_waits,
+           stats.fault_waits ? stats.fault_wait_ns / 1e3 / stats.fault_waits : 0.0, stats.fault_wait_p99_ns / 1e3);
     int ok = atomic_load(&failures) == 0;
     if (stats.version != USERSWAP_STATS_VERSION || stats.memory != budget || stats.resident > stats.memory) {
         fprintf(stderr, "big_array: statistics out of bounds (version %u)\n", stats.version);
@@ -138,6 +140,13 @@ int main(int argc, char **argv) {
     }
     if (data > budget && (stats.swap_outs == 0 || stats.swap_ins == 0 || stats.major_faults == 0)) {
         fprintf(stderr, "big_array: the data is larger than the budget, yet nothing was swapped\n");
+        ok = 0;
+    }
+    /* Every fault is timed (a handler thread records its fault just after waking the thread). */
+    if (stats.fault_waits == 0 || stats.fault_waits > stats.major_faults + stats.minor_faults || stats.fault_wait_ns == 0 ||
+        stats.fault_wait_p99_ns == 0 || stats.fault_wait_p99_ns > stats.fault_wait_ns) {
+        fprintf(stderr, "big_array: fault wait times out of bounds: %" PRIu64 " faults waited %" PRIu64 " ns, p99 %" PRIu64
+                " ns\n", stats.fault_waits, stats.fault_wait_ns, stats.fault_wait_p99_ns);
         ok = 0;
     }
     CHECK(userswap_unmap(space, array));

@@ -11,6 +11,9 @@
  *   heap_program fork-touch      mallocs a block, forks, and the child reads the block without
  *                                exec (under userswap exec it is stopped with a message)
  *   heap_program child WORD      prints WORD (what the exec'd children run)
+ *   heap_program until-full MIB  fills 1 MiB blocks until MIB MiB, or until malloc fails (as
+ *                                a program that handles ENOMEM does), then checks every byte
+ *                                and prints how far it got and why it stopped
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -201,6 +204,36 @@ static void run_children(const char *self) {
     free(arguments);
 }
 
+/* Fills blocks until `limit` of them or until malloc fails; then checks them all. */
+static int until_full(size_t limit) {
+    uint64_t **kept = calloc(limit, sizeof *kept);
+    if (kept == NULL) fail("out of memory");
+    size_t filled = 0;
+    int error = 0;
+    for (; filled < limit; filled++) {
+        errno = 0;
+        uint64_t *block = malloc(BLOCK);
+        if (block == NULL) {
+            error = errno;
+            break;
+        }
+        for (size_t w = 0; w < BLOCK / 8; w++) block[w] = mix(filled * (BLOCK / 8) + w);
+        kept[filled] = block;
+    }
+    for (size_t i = 0; i < filled; i++)
+        for (size_t w = 0; w < BLOCK / 8; w++)
+            if (kept[i][w] != mix(i * (BLOCK / 8) + w)) {
+                fprintf(stderr, "heap_program: block %zu word %zu changed\n", i, w);
+                return 1;
+            }
+    if (filled < limit) printf("filled %zu MiB, then malloc failed: %s\n", filled, error == ENOMEM ? "ENOMEM" : strerror(error));
+    else printf("filled %zu MiB\n", filled);
+    printf("checked %zu MiB\n", filled);
+    for (size_t i = 0; i < filled; i++) free(kept[i]);
+    free(kept);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 3 && strcmp(argv[1], "child") == 0) {
@@ -217,8 +250,9 @@ int main(int argc, char **argv) {
         printf("child exit %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "until-full") == 0) return until_full(strtoul(argv[2], NULL, 10));
     if (argc < 2) {
-        fprintf(stderr, "usage: heap_program MIB [THREADS] | fork-touch | child WORD\n");
+        fprintf(stderr, "usage: heap_program MIB [THREADS] | fork-touch | child WORD | until-full MIB\n");
         return 64;
     }
     block_count = strtoul(argv[1], NULL, 10);

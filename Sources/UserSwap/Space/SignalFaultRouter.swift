@@ -82,7 +82,9 @@ final class SignalFaultRouter: Sendable {
     /// From the SIGBUS handler: resolves a fault at `address` if a region of ours holds it.
     /// `write` is 1 for a store, 0 for a load, -1 when unknown. False when the fault is not ours
     /// or cannot be resolved (the handler then lets the signal take its course).
+    /// The thread's wait in the fault is timed from here to the return.
     func resolve(address: UnsafeMutableRawPointer?, write: Int32) -> Bool {
+        let arrived = cus_monotonic_ns()
         let a = UInt(bitPattern: address)
         guard a != 0 else { return false }
         let count = inUse.load(ordering: .sequentiallyConsistent)
@@ -101,7 +103,9 @@ final class SignalFaultRouter: Sendable {
             // the view maps can only be a store.
             let store = write == 1 || (write < 0 && resolver.window.isInstalled(page))
             let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
-            return resolver.resolve(fault, wake: false)
+            let resolved = resolver.resolve(fault, wake: false)
+            resolver.region.engine.stats.recordFaultWait(since: arrived)
+            return resolved
         }
         return false
     }

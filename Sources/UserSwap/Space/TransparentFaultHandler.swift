@@ -83,8 +83,10 @@ final class TransparentFaultHandler: Sendable {
     }
 
     /// Reads one fault (others stay for the other threads) and resolves it; a fault that cannot
-    /// be resolved sends SIGBUS to its thread, which is then woken to take it.
+    /// be resolved sends SIGBUS to its thread, which is then woken to take it. The faulting
+    /// thread's wait is timed from here, the fault's arrival, to its wake.
     private func serveOne(_ buffer: UnsafeMutablePointer<cus_uffd_fault>) {
+        let arrived = cus_monotonic_ns()
         let n: Int
         do {
             n = try resolver.uffd.readFaults(into: buffer, max: 1)
@@ -101,8 +103,13 @@ final class TransparentFaultHandler: Sendable {
         let fault = TransparentFaultResolver.Fault(
             page: page, write: raw.flags & UserFaultFD.flagWrite != 0,
             protect: raw.flags & UserFaultFD.flagWriteProtect != 0)
-        guard !resolver.resolve(fault, wake: true) else { return }
+        let stats = resolver.region.engine.stats
+        guard !resolver.resolve(fault, wake: true) else {
+            stats.recordFaultWait(since: arrived)
+            return
+        }
         if raw.thread != 0 { _ = cus_tgkill(raw.thread, SIGBUS) }
         resolver.uffd.wake(window.appAddress(page), length: SwapPage.size)
+        stats.recordFaultWait(since: arrived)
     }
 }

@@ -1,3 +1,4 @@
+import CUserSwap
 import Synchronization
 
 /// Event counters of a space (the `pswpin`/`pswpout` family of `/proc/vmstat`). Relaxed atomics:
@@ -77,6 +78,12 @@ public final class SwapStatistics: Sendable {
         case faultRetries
         /// Transparent regions: faults that failed for good (the faulting thread got SIGBUS).
         case faultErrors
+        /// Transparent regions: faults whose wait was timed (every fault a handler thread read or
+        /// a faulting thread's SIGBUS handler took; `faultWaitTimes` says how).
+        case faultWaits
+        /// Transparent regions: the wall time program threads waited in those faults, in
+        /// nanoseconds.
+        case faultWaitNanoseconds
         /// Transparent pages unmapped from the application by reclaim to see whether they are
         /// used (the next touch is a minor fault).
         case deactivations
@@ -106,6 +113,8 @@ public final class SwapStatistics: Sendable {
     }
 
     private let counters = _UnsafeAtomicArray<UInt64>(count: Counter.allCases.count, initialValue: 0)
+    /// Faults per wait bucket (`FaultWaitTimes.bucket(of:)`).
+    private let faultWaitBuckets = _UnsafeAtomicArray<UInt64>(count: FaultWaitTimes.bucketCount, initialValue: 0)
     private let engines = Mutex<[IOEngineInfo]>([], rank: .registry)
 
     init() {}
@@ -113,6 +122,26 @@ public final class SwapStatistics: Sendable {
     @inline(__always)
     func count(_ c: Counter, _ n: Int = 1) {
         counters[c.rawValue].pointee.wrappingAdd(UInt64(n), ordering: .relaxed)  // Relaxed: a statistic
+    }
+
+    /// Counts a fault whose wait began at `start` (`cus_monotonic_ns` time) and ends now, when
+    /// its thread has been woken. Allocates nothing and takes no lock: the SIGBUS handler of a
+    /// region served on its faulting thread calls it.
+    @inline(__always)
+    func recordFaultWait(since start: UInt64) {
+        let now = cus_monotonic_ns()
+        let waited = now > start ? now - start : 0
+        count(.faultWaits)
+        counters[Counter.faultWaitNanoseconds.rawValue].pointee.wrappingAdd(waited, ordering: .relaxed)  // Relaxed: a statistic
+        faultWaitBuckets[FaultWaitTimes.bucket(of: waited)].pointee.wrappingAdd(1, ordering: .relaxed)  // Relaxed: a statistic
+    }
+
+    /// How long program threads have waited in the faults of transparent regions so far.
+    public var faultWaitTimes: FaultWaitTimes {
+        FaultWaitTimes(
+            count: self[.faultWaits], nanoseconds: self[.faultWaitNanoseconds],
+            // Relaxed: a statistic; a fault counted meanwhile may be in the count but not a bucket yet
+            buckets: (0..<FaultWaitTimes.bucketCount).map { Int(faultWaitBuckets[$0].pointee.load(ordering: .relaxed)) })
     }
 
     /// The count of `c` so far.

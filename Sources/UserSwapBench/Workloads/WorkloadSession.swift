@@ -66,6 +66,7 @@ public enum WorkloadSession {
             invariantProblems: invariants, ioEngine: space.statistics.ioEngine)
         outcome.processMemoryAtPeak = driver.peakProcessMemory
         outcome.processMemoryStages = stages
+        if transparent { outcome.faultWaitTimes = space.statistics.faultWaitTimes }
         return outcome
     }
 }
@@ -121,6 +122,9 @@ public struct WorkloadOutcome: Sendable {
     public var swapReport: JSONValue? = nil
     /// The swap device's I/O engine and why it was chosen (nil for the kernel's swap).
     public var ioEngine: IOEngineInfo? = nil
+    /// With the data in a transparent region: how long the workload's threads waited in its
+    /// faults over the whole run (set-up and verification included).
+    public var faultWaitTimes: FaultWaitTimes? = nil
 
     /// The measured phases as one timed run: their operations, time and latencies added up.
     public var measured: TimedRun {

@@ -49,6 +49,8 @@ enum ExecCommand {
         case .redis(let url): variables["USERSWAP_REDIS_URL"] = url
         }
         if let report = options.reportPath { variables["USERSWAP_EXEC_REPORT"] = absolute(report) }
+        if let bytes = options.groupMemoryBytes { variables["USERSWAP_EXEC_GROUP_MEMORY"] = String(bytes) }
+        if let bytes = options.groupSwapBytes { variables["USERSWAP_EXEC_GROUP_SWAP"] = String(bytes) }
         if options.quiet { variables["USERSWAP_EXEC_QUIET"] = "1" }
         if options.noEncryption { variables["USERSWAP_ENCRYPTION"] = "none" }
         return variables

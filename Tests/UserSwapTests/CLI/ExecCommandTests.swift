@@ -56,6 +56,54 @@ extension CLI {
             #expect(error.exitCode == 64)
         }
 
+        @Test("--group-limit sets the program's group limits, as a cgroup's files take them; later ones win")
+        func groupLimits() {
+            var expected = ExecOptions(command: ["sort", "big.txt"])
+            expected.memoryBytes = 64 << 20
+            expected.groupMemoryBytes = 32 << 20
+            expected.groupSwapBytes = 1 << 30
+            #expect(
+                CommandLineTool.parse(["exec", "--memory", "64M", "--group-limit", "memory=32M,swap=1G", "sort", "big.txt"])
+                    == .success(.exec(expected)))
+            #expect(
+                CommandLineTool.parse([
+                    "exec", "--memory", "64M", "--group-limit", "swap=2G", "--group-limit", "memory.max=32M",
+                    "--group-limit=memory.swap.max=1G", "--", "sort", "big.txt",
+                ]) == .success(.exec(expected)))
+            // The swap file is the swap limit (and its header page) unless --swap-size says otherwise.
+            #expect(expected.effectiveSwapBytes == (1 << 30) + 4096)
+            #expect(expected.heapCapacityBytes == (32 << 20) + (1 << 30))
+            expected.groupSwapBytes = nil
+            #expect(
+                CommandLineTool.parse(["exec", "--memory", "64M", "--group-limit", "memory=32M,swap=max", "sort", "big.txt"])
+                    == .success(.exec(expected)))
+            #expect(expected.effectiveSwapBytes == 8 * (64 << 20) && expected.hasGroupLimit)
+            var noSwap = ExecOptions(command: ["true"])
+            noSwap.memoryBytes = 64 << 20
+            noSwap.groupSwapBytes = 0
+            #expect(CommandLineTool.parse(["exec", "--memory", "64M", "--group-limit", "swap=0", "true"]) == .success(.exec(noSwap)))
+            #expect(noSwap.effectiveSwapBytes == 0 && noSwap.heapCapacityBytes == 64 << 20)
+        }
+
+        @Test(
+            "a --group-limit that is not KEY=SIZE, names no limit, or can never bind is a usage error that says so",
+            arguments: [
+                (["--group-limit", "1G"], "must be KEY=SIZE"),
+                (["--group-limit", "=1G"], "must be KEY=SIZE"),
+                (["--group-limit", "swap=1G,"], "must be KEY=SIZE"),
+                (["--group-limit", "swap=lots"], "--group-limit swap: "),
+                (["--group-limit", "disk=1G"], "no limit 'disk'; the limits are memory and swap"),
+                (["--group-limit", "memory=512K"], "--group-limit memory 512K is too small"),
+                (["--memory", "64M", "--group-limit", "memory=128M"], "is above --memory 64 MiB"),
+                (["--swap-size", "1G", "--group-limit", "swap=2G"], "is above --swap-size 1 GiB"),
+                (["--memory", "16M", "--group-limit", "swap=8M"], "the heap needs at least 32 MiB"),
+            ])
+        func groupLimitErrors(words: [String], message: String) throws {
+            let error = try #require(usageError(["exec"] + words + ["--", "true"]))
+            #expect(error.message.contains(message), "\(error.message)")
+            #expect(error.exitCode == 64)
+        }
+
         @Test("the environment carries the settings, with paths made absolute")
         func environment() throws {
             var options = ExecOptions(command: ["true"])
@@ -69,6 +117,11 @@ extension CLI {
             #expect(variables["USERSWAP_SWAP_FILE"] == FileManager.default.currentDirectoryPath + "/swap.img")
             #expect(variables["USERSWAP_EXEC_REPORT"] == "/tmp/r.json")
             #expect(variables["USERSWAP_ENCRYPTION"] == "none")
+            #expect(variables["USERSWAP_EXEC_GROUP_MEMORY"] == nil && variables["USERSWAP_EXEC_GROUP_SWAP"] == nil)
+            options.groupMemoryBytes = 32 << 20
+            options.groupSwapBytes = 0
+            let limited = try ExecCommand.settings(options)
+            #expect(limited["USERSWAP_EXEC_GROUP_MEMORY"] == String(32 << 20) && limited["USERSWAP_EXEC_GROUP_SWAP"] == "0")
         }
 
         @Test("a dynamically linked program passes; a missing one, a directory and a Java launcher do not")

@@ -179,6 +179,14 @@ extension CLI {
                 let json = try jsonObject(Data(contentsOf: URL(fileURLWithPath: folder + "/run.json")))
                 #expect(json["mode"] as? String == "transparent")
                 #expect((json["swap_ins"] as? Int ?? 0) > 0)
+                // The time the workload's threads waited in the region's faults.
+                #expect(captured.stdout.contains("waiting in faults (the whole run): "), "\(captured.stdout)")
+                let wait = try #require(json["fault_wait"] as? [String: Any])
+                #expect((wait["count"] as? Int ?? 0) > 0 && (wait["seconds"] as? Double ?? 0) > 0)
+                #expect((wait["p99_us"] as? Double ?? 0) > 0 && (wait["mean_us"] as? Double ?? 0) > 0)
+                let counters = try #require(json["counters_total"] as? [String: Any])
+                // Taken a moment earlier (a handler thread records a fault once it woke its thread).
+                #expect((1...(wait["count"] as? Int ?? 0)).contains(counters["faultWaits"] as? Int ?? 0))
             }
         }
     }
