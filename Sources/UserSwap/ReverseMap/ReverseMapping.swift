@@ -10,9 +10,9 @@ protocol ReverseMapping: AnyObject, Sendable {
     /// Replaces every page-table entry of the locked folio `f` (first page `base`, in the swap
     /// cache at `entry` on `device`) with its swap entry, moves each mapping's reference from the
     /// folio to its slot, clears the folio's owner key and unmaps the pages from any other view
-    /// of them (kernel: `try_to_unmap_one` with `folio_dup_swap`). Fails, changing nothing, if a
-    /// page maps something else or anyone but the mappings, the cache and the caller holds the
-    /// folio (a pin). Caller holds `f`'s lock and one reference.
+    /// of them (kernel: `try_to_unmap_one` with `folio_dup_swap`). Pages of its range that map something
+    /// else are left alone. Fails, changing nothing, if no page maps it or anyone but the
+    /// mappings, the cache and the caller holds the folio (a pin). Caller holds `f`'s lock and one reference.
     func unmap(lockedFolio f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool
 
     /// Runs `body` with the page-table lock over the locked folio `f` (first page `base`) held,

@@ -49,10 +49,13 @@ extension Region {
             // Partly covered: split, then look at the page again as a folio of its own. A
             // folio in the swap cache, or one a pin holds, is not split: it stays, busy.
             let split = !frames.flags(f).contains(.swapcache) && engine.reclaimer.splitFolio(f, mappedBy: self)
+            let next = split ? page : pastFolio(f, from: page, base: base)
             frames.unlock(f)
             engine.allocator.putFolio(f)
-            return (0, split ? page : base + nr)
+            return (0, next)
         }
+        // The pages that leave with it: a large folio may be mapped in part (pages discarded).
+        let mapped = (0..<nr).count(where: { self.pte(base + $0) == .present(frame: f.frame + UInt32($0)) })
         let outcome: ShrinkOutcome
         do {
             outcome = try engine.reclaimer.pageout(lockedFolio: f, mappedBy: self, deferringWrite: false)
@@ -62,11 +65,21 @@ extension Region {
             throw error
         }
         // Pageout splits a large folio it finds no run of slots for, and then takes only the
-        // head page: the others are looked at again.
-        let gone = outcome == .removed ? frames.pageCount(f) : 0
+        // first page (if that still maps it): the page is looked at again, a folio of its own.
+        let whole = frames.pageCount(f) == nr
+        let gone = outcome == .removed ? (whole ? mapped : 1) : 0
+        let next = whole ? pastFolio(f, from: page, base: base) : page
         frames.unlock(f)
         if outcome == .removed { engine.allocator.freeFolio(f) } else { engine.allocator.putFolio(f) }
-        return (gone, outcome == .removed ? page + gone : base + nr)
+        return (gone, next)
+    }
+
+    /// The first page after `page` that does not map the folio `f` (first page `base`): the
+    /// pages of a large folio discarded since may map folios of their own now.
+    private func pastFolio(_ f: Folio, from page: Int, base: Int) -> Int {
+        var next = page + 1
+        while next < base + engine.frames.pageCount(f) && pte(next) == .present(frame: f.frame + UInt32(next - base)) { next += 1 }
+        return next
     }
 
     /// A swapped page whose folio is still in the swap cache, mapped by nobody: a readahead
@@ -127,15 +140,9 @@ extension Region {
         let lock = ptl(base)
         lock.lock()
         defer { lock.unlock() }
-        var mapped = 0
-        for i in 0..<nr {
-            let p = pte(base + i)
-            if p == .present(frame: f.frame + UInt32(i)) {
-                mapped += 1
-            } else if p != .swap(entry.advanced(by: i)) && !p.isNone {
-                return false
-            }
-        }
+        // Pages of the folio's range that map something else (discarded since, and faulted
+        // back as folios of their own, or swapped out as such) are not this folio's mappings.
+        let mapped = (0..<nr).count(where: { pte(base + $0) == .present(frame: f.frame + UInt32($0)) })
         guard mapped > 0 else { return false }
         // Store the swap entries first, then read the refcount; a pinner takes its reference
         // first, then re-reads the entry. Sequential consistency means at least one of us sees

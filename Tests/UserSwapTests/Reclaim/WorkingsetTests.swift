@@ -12,8 +12,8 @@ struct WorkingsetTests {
         let region = try space.makeRegion(bytes: 32 * SwapPage.size, folioSize: 16 * SwapPage.size)
         for p in 0..<32 { try region.withPage(p) { fill($0, page: p) } }
         let start = space.rootGroup.nonresidentAge.load(ordering: .relaxed)
-        #expect(try region.swapOut(pages: 0..<16) == 1, "one folio")
-        #expect(try region.swapOut(pages: 16..<32) == 1, "one folio")
+        #expect(try region.swapOut(pages: 0..<16) == 16, "one folio")
+        #expect(try region.swapOut(pages: 16..<32) == 16, "one folio")
         #expect(space.statistics[.splitFallbacks] == 0, "both went out as 16-page folios")
         #expect(space.rootGroup.nonresidentAge.load(ordering: .relaxed) == start + 32)
         let first = space.devices[0].slot(region.pte(0).swapEntry)

@@ -127,17 +127,21 @@ struct LargeFolioReadaheadTests {
         // its own block. Block 1 is the trigger.
         space.engine.cache.asyncReads.waitUntilIdle()
         #expect(space.statistics[.readaheadPages] == 256)
-        backend.readDelayMicros.store(50_000, ordering: .relaxed)
+        backend.holdReads()
         backend.failReads.store(1, ordering: .relaxed)
         try region.withPage(16, for: .read) { _ in }
         #expect(space.engine.cache.asyncReads.outstanding == 1)
+        // The read goes on (and fails) a moment after the next fault starts waiting for it.
+        Thread.detachNewThread {
+            usleep(50_000)
+            backend.releaseReads()
+        }
         do {
             try region.withPage(16 * 20, for: .read) { _ in }
             Issue.record("the fault on a block whose read failed succeeded")
         } catch let e as SwapError {
             #expect(e.code == .ioError)
         }
-        backend.readDelayMicros.store(0, ordering: .relaxed)
         #expect(region.state(ofPage: 16 * 20) == .swapped)
         for p in 32..<512 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         space.engine.cache.asyncReads.waitUntilIdle()

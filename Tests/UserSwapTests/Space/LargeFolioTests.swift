@@ -71,11 +71,32 @@ struct LargeFolioTests {
         #expect(space.statistics[.splitFallbacks] == 0)
         pin = nil
         #expect(try region.swapOut(pages: 2..<3) == 1)
-        #expect(try region.swapOut(pages: 0..<4) == 2)
+        let freed = try region.swapOut(pages: 0..<4)
+        #expect(freed == 2, "\(space.statistics[.busyFolios]) busy")
         for p in [0, 2, 3] { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
         try region.withPage(1, for: .read) { #expect($0.allSatisfy { $0 == 0 }) }
         #expect(space.checkInvariants() == [])
         _ = pin
+    }
+
+    @Test("a swap-out takes a large folio mapped in part, and the small folios mapped where its pages were discarded")
+    func partlyMappedFolio() throws {
+        let (space, _) = try makeSpace(memoryPages: 256)
+        let region = try space.makeRegion(bytes: 8 * SwapPage.size, folioSize: 4 * SwapPage.size)
+        for p in 0..<8 { try region.withPage(p) { fill($0, page: p) } }
+        var pin: Pin? = try region.pin(0, for: .read)
+        try region.discard(pages: 1..<3)
+        try region.discard(pages: 4..<7)
+        // Pages 1 and 2 come back as single pages, in front of the pinned folio's page 3.
+        for p in 1..<3 { try region.withPage(p) { fill($0, page: p) } }
+        #expect(try region.swapOut(pages: 1..<8) == 3, "pages 1, 2 and 7; page 3 is the pinned folio's")
+        #expect(region.state(ofPage: 3) == .resident && region.state(ofPage: 7) == .swapped)
+        pin = nil
+        _ = pin
+        let freed = try region.swapOut(pages: 0..<4)
+        #expect(freed == 2, "\(space.statistics[.busyFolios]) busy")
+        for p in [0, 1, 2, 3, 7] { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
+        #expect(space.checkInvariants() == [])
     }
 
     @Test("reclaim keeps a large-folio region within budget and loses nothing", arguments: bothProtocols)

@@ -119,7 +119,7 @@ struct ReadaheadTests {
         try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
         #expect(backend.totalReads == 256 && space.statistics[.readaheadAsyncWindows] == 0)
         // (The legacy protocol reads ahead page by page, and synchronously: no delay for it.)
-        if sync == .swapCache { backend.readDelayMicros.store(50_000, ordering: .relaxed) }
+        if sync == .swapCache { backend.holdReads() }
         try region.withPage(1, for: .read) { #expect(matches($0, page: 1)) }
         // The legacy protocol reads each page before it inserts it: the next window is read
         // there and then, on the trigger hit, with nothing left in flight.
@@ -128,6 +128,7 @@ struct ReadaheadTests {
             // Submitted, not waited for: its read is still sleeping in the backend.
             #expect(space.engine.cache.asyncReads.outstanding == 1)
             #expect(backend.memory.readCallCount == 1)
+            backend.releaseReads()
         }
         // Page 256 is in that window: its fault waits for the read in flight, and reads nothing.
         for p in 2..<512 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }

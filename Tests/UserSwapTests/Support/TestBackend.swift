@@ -12,12 +12,36 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
     let failWrites = Atomic<Int>(0)
     /// Microseconds each read sleeps before transferring.
     let readDelayMicros = Atomic<Int>(0)
+    /// While true, reads wait before transferring until `releaseReads()`: a read kept in flight
+    /// for as long as a test needs, on a machine however loaded (a delay can run out first).
+    private let readsHeld = NSCondition()
+    nonisolated(unsafe) private var holding = false
+
+    func holdReads() {
+        readsHeld.lock()
+        holding = true
+        readsHeld.unlock()
+    }
+
+    func releaseReads() {
+        readsHeld.lock()
+        holding = false
+        readsHeld.broadcast()
+        readsHeld.unlock()
+    }
+
+    private func waitWhileHeld() {
+        readsHeld.lock()
+        while holding { readsHeld.wait() }
+        readsHeld.unlock()
+    }
 
     init(pageCount: Int) { memory = MemoryBackend(pageCount: pageCount) }
 
     var pageCount: Int { memory.pageCount }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
+        waitWhileHeld()
         let delay = readDelayMicros.load(ordering: .relaxed)
         if delay > 0 { usleep(UInt32(delay)) }
         if failReads.load(ordering: .relaxed) > 0, failReads.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
@@ -31,6 +55,7 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
 
     func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let pages = buffers.reduce(0) { $0 + $1.count / SwapPage.size }
+        waitWhileHeld()
         let delay = readDelayMicros.load(ordering: .relaxed)
         if delay > 0 { usleep(UInt32(delay)) }
         if failReads.load(ordering: .relaxed) > 0, failReads.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
