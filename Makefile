@@ -41,13 +41,14 @@ test: build
 # libuserswap.so for C, C++ and Python: a release build of the UserSwapC product with the Swift
 # runtime linked in (-static-stdlib; its symbols stay hidden), so that the installed library
 # needs no Swift toolchain at run time (docs/C-AND-PYTHON.md says why). Its own build directory:
-# the flag changes every module.
+# the flag changes every module. Bound at load (`-z now`): a fault served on the faulting thread
+# calls libc from a SIGBUS handler, where a first call must not enter the dynamic loader.
 CLIB_BUILD := .build/clib
 SWIFT_STATIC_LIBS := $(realpath $(dir $(realpath $(SWIFT)))../lib/swift_static/linux)
 USERSWAP_VERSION := $(shell sed -n 's/^\#define USERSWAP_VERSION_MAJOR //p' include/userswap.h).$(shell sed -n 's/^\#define USERSWAP_VERSION_MINOR //p' include/userswap.h)
 clib: bootstrap
 	$(SWIFT) build -c release --product UserSwapC -Xswiftc -static-stdlib -Xlinker -L$(SWIFT_STATIC_LIBS) \
-		--scratch-path $(CLIB_BUILD)
+		-Xlinker -z -Xlinker now --scratch-path $(CLIB_BUILD)
 	$(MAKE) preload
 
 # libuserswap-preload.so, the LD_PRELOAD library of `userswap exec` (docs/EXEC.md): C over

@@ -11,6 +11,9 @@ enum SwapCacheAllocation {
     case noEntry
     /// A large folio met a conflicting slot: retry with order 0 (kernel: mTHP swap-in fallback).
     case fallback
+    /// `mayReclaim: false` and no frame free (or the group at its limit): nothing was
+    /// reclaimed and no error built.
+    case noMemory
 }
 
 /// The swap-in synchronizer (kernel: `__swap_cache_prepare_and_add`, `swap_cache_alloc_folio`,
@@ -32,13 +35,16 @@ extension SwapCache {
     /// discarded and the slot given to another page, whose data must not land in this page —
     /// and, in any region, whose swap must not stay cached in a folio charged to the caller's
     /// group (the slot's page would later go out through it, its swap charged to that group).
-    /// A refused folio leaves the cache unread, the slot's shadow and charge put back.
+    /// A refused folio leaves the cache unread, the slot's shadow and charge put back. Without
+    /// a claim the folio must not be placed in a window. Not escaping: the closure's context
+    /// stays on the caller's stack (a swap-in allocates no memory for it).
     ///
-    /// `mayReclaim: false` makes the allocation fail instead of reclaiming (`allocateFolio`).
+    /// `mayReclaim: false` returns `.noMemory` instead of reclaiming when no frame is free
+    /// (`allocateFolioWithoutReclaim`).
     func swapCacheAllocFolio(
         _ entry: SwapEntry, order: Int = 0, group: Int = 0,
         placement: FramePlacement = .arena,
-        claim: ((Folio) -> Bool)? = nil, mayReclaim: Bool = true
+        claim: (Folio) -> Bool = { _ in true }, mayReclaim: Bool = true
     ) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
@@ -49,7 +55,13 @@ extension SwapCache {
                 return .cached(f)
             }
             yieldPoint(.swapInMissed)
-            let f = try allocator.allocateFolio(order: order, group: group, mayReclaim: mayReclaim)
+            let f: Folio
+            if mayReclaim {
+                f = try allocator.allocateFolio(order: order, group: group)
+            } else {
+                guard let free = allocator.allocateFolioWithoutReclaim(order: order, group: group) else { return .noMemory }
+                f = free
+            }
             allocator.place(f, placement)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
@@ -206,7 +218,7 @@ extension SwapCache {
     /// page table). Exactly one racer reads; the others sleep on the folio lock.
     func swapIn(
         _ entry: SwapEntry, group: Int = 0, placement: FramePlacement = .arena,
-        claim: ((Folio) -> Bool)? = nil
+        claim: (Folio) -> Bool = { _ in true }
     ) throws(SwapError) -> Folio? {
         while true {
             switch try swapCacheAllocFolio(entry, order: 0, group: group, placement: placement, claim: claim) {
@@ -236,7 +248,7 @@ extension SwapCache {
                 #endif
                 guard try recheck(lockedFolio: f, entry) else { continue }
                 return f
-            case .noEntry, .fallback:
+            case .noEntry, .fallback, .noMemory:
                 return nil
             }
         }
@@ -268,14 +280,9 @@ extension SwapCache {
     }
 
     /// Claims the new folio for the caller's page through `claim` (which also claims a placed
-    /// folio's window page), or unconditionally without one.
-    private func claimWindowPage(_ f: Folio, _ claim: ((Folio) -> Bool)?) -> Bool {
-        guard let claim else {
-            if !frames.placement(f).isArena { allocator.claimPlacement(f) }
-            return true
-        }
-        return claim(f)
-    }
+    /// folio's window page).
+    @inline(__always)
+    private func claimWindowPage(_ f: Folio, _ claim: (Folio) -> Bool) -> Bool { claim(f) }
 
     /// Undoes the allocation of a folio that lost the race to get into the cache.
     private func discardNewFolio(_ f: Folio) {

@@ -53,6 +53,9 @@ public final class FileBackend: SwapBackend {
     /// Whether transfers bypass the page cache.
     public var isDirect: Bool { directFD >= 0 }
 
+    /// True: a read is one `pread` (a loop over short reads) on a descriptor that stays open.
+    public var readsInSignalHandler: Bool { true }
+
     /// The descriptor for a transfer at `address` of `count` bytes: the direct one when both are
     /// page-aligned (O_DIRECT's rule; device offsets always are).
     @inline(__always)

@@ -38,6 +38,9 @@ public final class MemoryBackend: SwapBackend {
     /// Pages in memory: a read is a copy (the kernel's zram and brd are `SWP_SYNCHRONOUS_IO`).
     public var isSynchronous: Bool { true }
 
+    /// True: a read is a copy and two relaxed counters.
+    public var readsInSignalHandler: Bool { true }
+
     /// Pages read so far (a vectored read of 3 pages counts 3).
     public var readCount: Int { pagesRead.load(ordering: .relaxed) }  // Relaxed: a statistic
     /// Pages written so far.

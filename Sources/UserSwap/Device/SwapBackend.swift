@@ -42,6 +42,14 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// not wrap such a backend again. False by default.
     var sealsPages: Bool { get }
 
+    /// Whether a read (`readConsuming(into:atPage:)` of one page) may run in a signal handler
+    /// that interrupted the application anywhere: it allocates no memory (an error may, on its
+    /// way out) and takes no lock that code outside the backend could hold, or that its holder
+    /// keeps across an allocation. Faults served on the faulting thread read such a device in
+    /// their SIGBUS handler; any other device's pages are read for them by a thread of the
+    /// engine. False by default; true for a swap file (one `pread`) and for memory (a copy).
+    var readsInSignalHandler: Bool { get }
+
     /// The slot at `page` was freed: drop any copy kept for it (kernel: `zswap_invalidate`).
     /// Called with the slot's cluster lock held: it must be quick and must not call the engine.
     func invalidate(page: Int)
@@ -80,6 +88,8 @@ extension SwapBackend {
     public var wantsInvalidation: Bool { false }
 
     public var sealsPages: Bool { false }
+
+    public var readsInSignalHandler: Bool { false }
 
     /// Not synchronous: the backend's pages live outside this process's memory.
     public var isSynchronous: Bool { false }

@@ -27,6 +27,11 @@ package final class FramePool: Sendable {
             free: Array(repeating: [], count: SwapCluster.orderCount),
             freeOrder: Array(repeating: -1, count: frameCount),
             position: Array(repeating: -1, count: frameCount), freeFrames: 0)
+        // Each stack at its largest from the start (at most `frameCount >> order` blocks of an
+        // order are free at once): a push never grows it, so taking or freeing a frame
+        // allocates no memory under the lock — a fault resolved in a signal handler takes it,
+        // and may interrupt a thread inside malloc (`Region.pinInSignal`).
+        for order in 0..<SwapCluster.orderCount { s.free[order].reserveCapacity((frameCount >> order) + 1) }
         // Cut [0, frameCount) into the largest aligned blocks that fit.
         var frame = 0
         while frame < frameCount {

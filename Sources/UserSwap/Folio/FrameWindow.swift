@@ -14,7 +14,7 @@ import Synchronization
 /// At most one live folio owns a window page: the one that claimed it (`claim`) before writing
 /// its data. A folio that dies after another claimed its page (a dead copy of a discarded page)
 /// must not release the new owner's memory, so release is a compare-and-swap on the owner word.
-/// Claims happen under the page's page-table lock (see `Region.entryClaim`, `faultZero`); a
+/// Claims happen under the page's page-table lock (see `Region.claimEntry`, `faultZero`); a
 /// zero fill takes a page from a previous owner only while holding that owner's folio lock, so
 /// no read of the previous owner (a swap-in of a discarded page's entry) still writes the page.
 // The views never move while the window lives; page ownership and installation are atomics.

@@ -11,11 +11,13 @@ final class LRUVec: Sendable {
     private struct State: ~Copyable {
         var next: [UInt32]
         var prev: [UInt32]
-        /// Heads and tails, indexed by `List.rawValue`.
-        var head: [UInt32] = [LRUVec.none, LRUVec.none]
-        var tail: [UInt32] = [LRUVec.none, LRUVec.none]
+        /// Heads and tails, indexed by `List.rawValue`. Made at run time, not from literals: a
+        /// literal of constants is a static array, copied (allocated) at its first change,
+        /// which may come in a signal handler (`Region.pinInSignal`).
+        var head: [UInt32] = Array(repeating: LRUVec.none, count: 2)
+        var tail: [UInt32] = Array(repeating: LRUVec.none, count: 2)
         /// Pages (not folios) on each list.
-        var pages: [Int] = [0, 0]
+        var pages: [Int] = Array(repeating: 0, count: 2)
     }
 
     enum List: Int { case inactive = 0, active = 1 }

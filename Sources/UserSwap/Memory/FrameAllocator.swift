@@ -61,12 +61,17 @@ final class FrameAllocator: Sendable {
     func allocateFolio(order: Int, group: Int = 0, mayReclaim: Bool = true) throws(SwapError) -> Folio {
         let nr = 1 << order
         let owner = groups[group]
+        if !mayReclaim {
+            if let f = allocateFolioWithoutReclaim(order: order, group: group) { return f }
+            if let limited = owner.tryChargeMemory(nr) {
+                throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
+            }
+            owner.unchargeMemory(nr)
+            throw SwapError(.outOfMemory, "no free run of \(nr) frames; not reclaiming for readahead")
+        }
         var idle = 0
         var waiting = BoundedWait.reclaim
         while let limited = owner.tryChargeMemory(nr) {
-            guard mayReclaim else {
-                throw SwapError(.outOfMemory, "memory group \(limited.name) is at its limit; not reclaiming for readahead")
-            }
             limited.count(.limitReclaims)
             if (reclaim?.reclaimForGroup(limited, target: max(32, 2 * nr)) ?? 0) > 0 {
                 // Racing allocations may take what we freed: try again, as direct reclaim does.
@@ -94,11 +99,6 @@ final class FrameAllocator: Sendable {
             }
         }
         var head = pool.allocate(order: order)
-        if head == nil && !mayReclaim {
-            owner.unchargeMemory(nr)
-            wakeBackgroundReclaim()
-            throw SwapError(.outOfMemory, "no free run of \(nr) frames; not reclaiming for readahead")
-        }
         if head == nil {
             stats.count(.directReclaims)
             var idle = 0
@@ -132,9 +132,31 @@ final class FrameAllocator: Sendable {
                     remedy: .moreMemoryOrSwap)
             }
         }
+        return prepare(head!, order: order, owner: owner)
+    }
+
+    /// `allocateFolio` from what is free now: nil, with no error built and nothing reclaimed,
+    /// when `group` is at its limit or the pool has no free run of `1 << order` frames (the
+    /// background reclaimer is woken then). Allocates no memory and takes no lock but the
+    /// pool's, which no one holds across an allocation: what a fault resolved in a signal
+    /// handler may call (`Region.pinInSignal`).
+    func allocateFolioWithoutReclaim(order: Int, group: Int = 0) -> Folio? {
+        let nr = 1 << order
+        let owner = groups[group]
+        if owner.tryChargeMemory(nr) != nil { return nil }
+        guard let head = pool.allocate(order: order) else {
+            owner.unchargeMemory(nr)
+            wakeBackgroundReclaim()
+            return nil
+        }
+        return prepare(head, order: order, owner: owner)
+    }
+
+    /// A new folio at `head`, charged to `owner` already: its metadata, the caller's reference.
+    private func prepare(_ head: UInt32, order: Int, owner: MemoryGroup) -> Folio {
         if pool.freeFrames < watermarks.low { wakeBackgroundReclaim() }
-        let f = Folio(frame: head!)
-        frames.initializeMeta(f, order: order, group: group)
+        let f = Folio(frame: head)
+        frames.initializeMeta(f, order: order, group: owner.id)
         frames.initializeRefcount(f, 1)
         startUses(f, group: owner)
         return f

@@ -62,7 +62,12 @@ extension Region {
     /// one page otherwise.
     private func faultZero(_ page: Int) throws(SwapError) {
         if folioOrder > 0, faultZeroLarge(page) { return }
-        let f = try engine.allocator.allocateFolio(order: 0, group: group)
+        mapZeroFolio(try engine.allocator.allocateFolio(order: 0, group: group), at: page)
+    }
+
+    /// Maps the new single-page folio `f` (the caller's reference, which this consumes) zeroed
+    /// at `page` if the page is still untouched; else drops it. Allocates nothing.
+    func mapZeroFolio(_ f: Folio, at page: Int) {
         engine.allocator.place(f, placement(page))
         // A window page is zeroed only by the folio that wins the page (under the lock below).
         if window == nil { engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
@@ -155,7 +160,10 @@ extension Region {
         // A miss with a readahead window reads the page together with the run that follows it.
         let windowRest = try readAhead(.fault(page: page, entry: entry)).rest
         // Locked, uptodate, matching the entry, with our reference; nil if the entry was freed.
-        guard let f = try engine.cache.swapIn(entry, group: group, placement: placement(page), claim: entryClaim(page, entry)) else {
+        guard
+            let f = try engine.cache.swapIn(
+                entry, group: group, placement: placement(page), claim: { claimEntry($0, page: page, entry: entry) })
+        else {
             return
         }
         yieldPoint(.faultBeforeMap)
@@ -220,7 +228,7 @@ extension Region {
             let allocation: SwapCacheAllocation
             do {
                 allocation = try engine.cache.swapCacheAllocFolio(
-                    entry, order: folioOrder, group: group, claim: entryClaim(base, entry, pages: nr))
+                    entry, order: folioOrder, group: group, claim: { claimEntry($0, page: base, entry: entry, pages: nr) })
             } catch  where error.code == .outOfMemory {
                 // No free run of frames for the block (memory fragmented, or its group near its
                 // limit): the page comes back alone, as the kernel falls back to order 0 when
@@ -314,7 +322,7 @@ extension Region {
 
     /// A write to a page whose folio is still in the swap cache: the device copy goes stale, so
     /// the slot is freed (kernel: `folio_free_swap` on a write fault). Caller holds a reference.
-    private func releaseSwapForWrite(_ f: Folio) {
+    func releaseSwapForWrite(_ f: Folio) {
         let frames = engine.frames
         frames.lock(f)
         frames.waitWriteback(f)
@@ -322,18 +330,18 @@ extension Region {
         frames.unlock(f)
     }
 
-    /// Lets a new folio for `entry` (the `nr` pages from `page` on) be read for this region,
-    /// under the page-table lock, only while the pages still refer to `entry`; a transparent
-    /// region's folio takes its window page there (see `SwapCache.swapCacheAllocFolio`).
-    func entryClaim(_ page: Int, _ entry: SwapEntry, pages nr: Int = 1) -> (Folio) -> Bool {
-        { [self] f in
-            let lock = ptl(page)
-            lock.lock()
-            defer { lock.unlock() }
-            for i in 0..<nr where pte(page + i) != .swap(entry.advanced(by: i)) { return false }
-            if window != nil { engine.allocator.claimPlacement(f) }
-            return true
-        }
+    /// Lets the new folio `f` for `entry` (the `nr` pages from `page` on) be read for this
+    /// region, under the page-table lock, only while the pages still refer to `entry`; a
+    /// transparent region's folio takes its window page there (see
+    /// `SwapCache.swapCacheAllocFolio`, whose `claim` calls it from a closure that does not
+    /// escape: no allocation per swap-in).
+    func claimEntry(_ f: Folio, page: Int, entry: SwapEntry, pages nr: Int = 1) -> Bool {
+        let lock = ptl(page)
+        lock.lock()
+        defer { lock.unlock() }
+        for i in 0..<nr where pte(page + i) != .swap(entry.advanced(by: i)) { return false }
+        if window != nil { engine.allocator.claimPlacement(f) }
+        return true
     }
 
     /// Maps every page of the block of `f` at `base` (page `base + i` to frame `f.frame + i`)

@@ -141,7 +141,7 @@ extension Region {
                 // memory above the watermark), stop rather than reclaim to make one.
                 outcome = try engine.cache.swapCacheAllocFolio(
                     entry, order: order, group: group, placement: placement(page),
-                    claim: entryClaim(page, entry, pages: nr), mayReclaim: order == 0)
+                    claim: { claimEntry($0, page: page, entry: entry, pages: nr) }, mayReclaim: order == 0)
             } catch {
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 break scan
@@ -162,6 +162,9 @@ extension Region {
                 flush()
                 if demand { break scan }
                 continue
+            case .noMemory:
+                // No frame without reclaiming: read what we have and stop.
+                break scan
             }
             if frames.flags(f).contains(.uptodate) {
                 // The legacy protocol reads before it inserts: nothing left to do but mark it.

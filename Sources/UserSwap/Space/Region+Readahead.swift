@@ -173,7 +173,7 @@ extension Region {
     /// without waiting for it, past the pages already in memory or being read (the rest of this
     /// window and the windows ahead of it), up to `asyncLead` windows ahead of this one; in a
     /// large-folio region, in whole blocks from the block after `page`'s. Best effort.
-    private func nextWindow(after page: Int) -> Int {
+    func nextWindow(after page: Int) -> Int {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
         let pages = readahead.asyncWindow(at: base)

@@ -15,6 +15,10 @@ import Synchronization
 ///
 /// The table is fixed and read with atomics only, since the reader runs in a signal handler.
 /// A slot counts the handlers inside it; removing a region waits until none is.
+///
+/// The handler may have interrupted its thread anywhere, inside malloc or holding a stream's
+/// lock: it resolves what it can without allocating or taking a lock that code outside the
+/// engine may hold (`Region.pinInSignal`), and hands the rest to the threads of `handoff`.
 final class SignalFaultRouter: Sendable {
     static let shared = SignalFaultRouter()
     static let capacity = 1024
@@ -28,6 +32,8 @@ final class SignalFaultRouter: Sendable {
     /// Slots at and above it are free: lookups stop there.
     private let inUse = Atomic<Int>(0)
     private let changing = Mutex<Void>((), rank: .signalRouter)
+    /// The threads that take over what a handler cannot do.
+    private let handoff = SignalFaultHandoff(threads: 2)
 
     private init() {
         starts = _UnsafeAtomicArray(count: Self.capacity, initialValue: 0)
@@ -103,10 +109,30 @@ final class SignalFaultRouter: Sendable {
             // the view maps can only be a store.
             let store = write == 1 || (write < 0 && resolver.window.isInstalled(page))
             let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
-            let resolved = resolver.resolve(fault, wake: false)
+            let bits = UInt(bitPattern: opaque)
+            var readahead = Region.SignalReadahead.none
+            let resolved: Bool
+            if resolver.resolveInSignal(fault, readahead: &readahead) {
+                if readahead != .none { handoff.readAhead(readahead, slot: slot, resolver: bits) }
+                resolved = true
+            } else {
+                resolved = handoff.resolve(fault, slot: slot, resolver: bits)
+            }
             resolver.region.engine.stats.recordFaultWait(since: arrived)
             return resolved
         }
         return false
+    }
+
+    /// Runs `body` with the resolver in `slot` if it is still the one whose `Unmanaged` bits
+    /// are `bits`, counted as a user of the slot meanwhile (a removal waits for it).
+    func withResolver(slot: Int, bits: UInt, _ body: (TransparentFaultResolver) -> Void) {
+        users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
+        defer { users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent) }
+        guard starts[slot].pointee.load(ordering: .sequentiallyConsistent) != 0,
+            resolvers[slot].pointee.load(ordering: .sequentiallyConsistent) == bits,
+            let opaque = UnsafeRawPointer(bitPattern: bits)
+        else { return }
+        body(Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).takeUnretainedValue())
     }
 }

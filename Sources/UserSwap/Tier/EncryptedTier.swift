@@ -61,26 +61,30 @@ public final class EncryptedTier: SwapBackend {
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
         try lower.read(into: buffer, atPage: page)
-        try open([buffer], at: page)
+        try open(buffer, at: page)
     }
 
     public func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
         try lower.read(into: buffers, atPage: page)
-        try open(Array(buffers), at: page)
+        try open(buffers, at: page)
     }
 
     public func readConsuming(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) -> Bool {
         let consumed = try lower.readConsuming(into: buffer, atPage: page)
-        try open([buffer], at: page)
+        try open(buffer, at: page)
         return consumed
     }
 
     public func readConsuming(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) -> Bool
     {
         let consumed = try lower.readConsuming(into: buffers, atPage: page)
-        try open(Array(buffers), at: page)
+        try open(buffers, at: page)
         return consumed
     }
+
+    /// As the backend below: opening a page is CPU work on the caller's stack (libsodium
+    /// allocates nothing to decrypt).
+    public var readsInSignalHandler: Bool { lower.readsInSignalHandler }
 
     // MARK: Writes
 
@@ -197,7 +201,14 @@ public final class EncryptedTier: SwapBackend {
     /// Authenticates and decrypts, in place, the pages in `buffers` (pages `first…`, as read
     /// from the lower device). On the first page that fails, every byte of the transfer is
     /// wiped and the error thrown: no data that failed (or that came with it) reaches the caller.
-    private func open(_ buffers: [UnsafeMutableRawBufferPointer], at first: Int) throws(SwapError) {
+    private func open(_ buffer: UnsafeMutableRawBufferPointer, at first: Int) throws(SwapError) {
+        var one = buffer
+        try withUnsafePointer(to: &one) { (p) throws(SwapError) in try open(UnsafeBufferPointer(start: p, count: 1), at: first) }
+    }
+
+    /// `open` for the pages of `buffers`. No array of them is made: a page read for a fault
+    /// on the faulting thread is opened in its signal handler, which must not allocate.
+    private func open(_ buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, at first: Int) throws(SwapError) {
         var page = first
         for buffer in buffers {
             for start in stride(from: 0, to: buffer.count, by: SwapPage.size) {

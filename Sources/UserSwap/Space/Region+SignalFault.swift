@@ -1,0 +1,174 @@
+/// The fault path of a transparent region served on the faulting thread, which runs inside
+/// that thread's SIGBUS handler (`SignalFaultRouter`). The handler may have interrupted the
+/// thread anywhere — inside malloc, holding the allocator's lock; inside `printf`, holding a
+/// stream's lock — so this path allocates no memory and builds no error: it takes only the
+/// engine's own locks (page table, folio, frame pool, LRU, swap cluster), reads the page with
+/// one `pread` or copy, and reports what it cannot do instead of doing it. That is:
+///
+/// - a page in memory (a minor fault), a page in the swap cache (a readahead hit), a first
+///   touch, and a swap-in from a device whose reads are signal-safe
+///   (`SwapBackend.readsInSignalHandler`: a swap file, memory, sealed or not) — done here;
+/// - a readahead window to read after a miss, or the next window after a trigger's hit —
+///   returned, for a thread of the engine to submit (`SignalFaultRouter` hands it over);
+/// - anything else — no frame free without reclaiming, a group at its limit, a compressed or
+///   remote device, a legacy swap-in protocol, a read error — `nil`: the fault goes to a thread
+///   of the engine, which resolves it as a handler thread would (reclaim, errors and all)
+///   while the faulting thread waits on a futex.
+extension Region {
+    /// Readahead left to a thread of the engine by a fault resolved in a signal handler.
+    enum SignalReadahead: Equatable {
+        case none
+        /// A miss: read the window `pages` ahead, its first page the trigger.
+        case window(Range<Int>)
+        /// The first use of the trigger page `page` of a window: submit the next window.
+        case next(after: Int)
+    }
+
+    /// `pin(_:for:marksReferenced: false)` in a signal handler: the folio mapping `page`,
+    /// with a reference for the caller (who puts it), or nil when the fault needs a thread of
+    /// the engine (see above). `readahead` says what to read ahead once the page is mapped.
+    func pinInSignal(_ page: Int, for access: PageAccess, readahead: inout SignalReadahead) -> Folio? {
+        assert(page >= 0 && page < pageCount && folioOrder == 0)
+        let frames = engine.frames
+        // A bounded number of rounds: each one that does not return changed the page (mapped
+        // it, or lost a race); a page that keeps changing goes to a thread.
+        for _ in 0..<8 {
+            let pte = pte(page)
+            if pte.isPresent {
+                let f = frames.folio(containing: pte.frame)
+                guard frames.tryGet(f) else { continue }
+                // Re-read the entry and the folio (see `pin`): swap-out or a split may have
+                // come in between.
+                guard self.pte(page) == pte && frames.folio(containing: pte.frame) == f else {
+                    engine.allocator.putFolio(f)
+                    continue
+                }
+                if access == .write {
+                    if frames.flags(f).contains(.swapcache) { releaseSwapForWrite(f) }
+                    frames.markFlags(f, .dirty)
+                }
+                return f
+            }
+            if pte.isNone {
+                guard let f = engine.allocator.allocateFolioWithoutReclaim(order: 0, group: group) else { return nil }
+                mapZeroFolio(f, at: page)
+                continue
+            }
+            guard swapInInSignal(page, pte, readahead: &readahead) else { return nil }
+        }
+        return nil
+    }
+
+    /// `doSwapPage` in a signal handler, for a 4 KiB folio under the swap-cache protocol: finds
+    /// the folio cached for the entry (waiting on its lock if its read is in flight) or reads
+    /// the page into a free frame, and maps it. True when the caller should look at the page
+    /// again (mapped, or changed meanwhile); false when the fault needs a thread.
+    private func swapInInSignal(_ page: Int, _ pte: PageTableEntry, readahead: inout SignalReadahead) -> Bool {
+        guard case .swapCache = engine.sync else { return false }
+        let entry = pte.swapEntry
+        guard let device = engine.devices.device(for: entry), device.backend.readsInSignalHandler else { return false }
+        let cache = engine.cache
+        let frames = engine.frames
+        let f: Folio
+        let outcome: SwapCacheAllocation
+        do {
+            outcome = try cache.swapCacheAllocFolio(
+                entry, group: group, placement: placement(page),
+                claim: { claimEntry($0, page: page, entry: entry) }, mayReclaim: false)
+        } catch {
+            // Without reclaim the insert builds no error: this is the allocator's, out of line.
+            return false
+        }
+        switch outcome {
+        case .allocated(let new, let shadow):
+            // The read is the fault's own: on the calling thread, never through a pool (one
+            // `pread`, or a copy, then decryption in place).
+            do {
+                let consumed = try device.backend.readConsuming(into: engine.allocator.bytes(new), atPage: entry.offset)
+                if consumed { frames.setFlags(new, .dirty) }
+            } catch {
+                // The error's message was built by the backend; the thread that takes the fault
+                // over reads again and reports it.
+                frames.setFlags(new, .error)
+                cache.swapCacheDeleteNewFolio(new, shadow: shadow)
+                frames.unlock(new)
+                engine.allocator.putFolio(new)
+                engine.stats.count(.readErrors)
+                return false
+            }
+            engine.stats.count(.deviceReads)
+            engine.stats.count(.swapIns)
+            frames.setFlags(new, .uptodate)
+            engine.groups[group].count(.pswpin)
+            let activate = shadow.map { engine.workingset.refault(new, shadow: $0) } ?? false
+            engine.allocator.lru(new).add(new, to: activate ? .active : .inactive)
+            f = new
+        case .cached(let cached):
+            // A readahead hit, or a racer's read: wait for it on the folio lock.
+            guard frames.pageCount(cached) == 1 else {
+                engine.allocator.putFolio(cached)
+                return false
+            }
+            frames.lock(cached)
+            guard frames.matches(cached, entry), frames.flags(cached).contains(.uptodate) else {
+                // Gone from the cache meanwhile (a failed read among them): look again, or let
+                // a thread report the error.
+                let failed = frames.flags(cached).contains(.error)
+                frames.unlock(cached)
+                engine.allocator.putFolio(cached)
+                return !failed
+            }
+            f = cached
+        case .noEntry:
+            return true
+        case .fallback, .noMemory:
+            return false
+        }
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
+        let lock = ptl(page)
+        lock.lock()
+        guard self.pte(page) == pte else {
+            // See `doSwapPage`: someone else mapped or discarded the page meanwhile.
+            let now = self.pte(page)
+            lock.unlock()
+            if !now.isPresent || frames.folio(containing: now.frame) != f { cache.freeSwapIfUnused(f) }
+            frames.unlock(f)
+            engine.allocator.putFolio(f)
+            return true
+        }
+        frames.setOwner(f, owner(page))
+        // Our reference becomes the mapping's.
+        setPTE(page, .present(frame: f.frame))
+        device.put(entry)
+        lock.unlock()
+        if cache.shouldFreeSwap(afterSwapIn: f, device: device) { cache.freeSwapIfUnused(f) }
+        frames.unlock(f)
+        readahead = readAheadInSignal(page: page, flags: before)
+        return true
+    }
+
+    /// `readAhead(.mapped(page:flags:))` for a 4 KiB page mapped in a signal handler: counts a
+    /// hit here, and returns the reading it decides on for a thread of the engine.
+    private func readAheadInSignal(page: Int, flags: FolioFlags) -> SignalReadahead {
+        if engine.sync.readsBeforeInsert { return .none }
+        if flags.contains(.readahead) {
+            if !flags.contains(.prefetched) { readahead.hit(1) }
+            engine.stats.count(.readaheadHits)
+            return flags.contains(.readaheadTrigger) ? .next(after: page) : .none
+        }
+        let window = readahead.window(for: page)
+        guard window > 1 else { return .none }
+        let end = min(pageCount, page + window)
+        return page + 1 < end ? .window((page + 1)..<end) : .none
+    }
+
+    /// Reads ahead what a fault resolved in a signal handler left (`pinInSignal`), without
+    /// waiting: on a thread of the engine. Best effort.
+    func readAhead(after signal: SignalReadahead) {
+        switch signal {
+        case .none: break
+        case .window(let pages): _ = try? readIntoCache(pages, mode: .async, trigger: pages.lowerBound)
+        case .next(let page): _ = nextWindow(after: page)
+        }
+    }
+}
