@@ -103,11 +103,13 @@ struct ModelTests {
         }
     }
 
-    /// The concurrent cases: both protocols on memory, a file on io_uring, a faulty device.
+    /// The concurrent cases: both protocols on memory, a file on io_uring, a faulty device,
+    /// 32 KiB folios (split while other threads' reclaim looks at them).
     static let concurrentCases = [
         Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
         Case(sync: .swapCache, index: 1, io: .ioUring, device: .file, policy: .workingset),
         Case(sync: allProtocols[3], index: 2, device: .faulty),
+        Case(sync: bothProtocols[1], index: 3, folioPages: 8),
     ]
 
     /// Runs `steps` steps in all on `threads` models at once and records what fails.
