@@ -15,9 +15,10 @@ enum CError {
         case .symbolicLink, .notOwner, .unsafePermissions, .permissionDenied: USERSWAP_EACCES
         case .noSuchFile: USERSWAP_ENOENT
         case .diskFull, .swapFull: USERSWAP_ENOSPC
-        case .invalidArgument, .outOfRange, .isDirectory: USERSWAP_EINVAL
+        // The C interface has no async calls: `.cancelled` never reaches it.
+        case .invalidArgument, .outOfRange, .isDirectory, .cancelled: USERSWAP_EINVAL
         case .ioError, .deviceGone, .noEntry, .countOverflow: USERSWAP_EIO
-        case .outOfMemory: USERSWAP_ENOMEM
+        case .outOfMemory, .pinLimit: USERSWAP_ENOMEM
         case .unsupported: USERSWAP_ENOTSUP
         }
     }

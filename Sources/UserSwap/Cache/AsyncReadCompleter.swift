@@ -17,6 +17,9 @@ import Synchronization
 /// a space, region or device released with reads in flight stays valid until they finish; the
 /// thread holds only this object and stops when the cache goes (`stop`, from the cache's
 /// `deinit`, possibly on this very thread as it drops a run's last reference).
+///
+/// The reads of async pins (`Region+AsyncPin.swift`) come here too: the pinning task is
+/// suspended on its folio, and the unlock that completes the run resumes it, on this thread.
 final class AsyncReadCompleter: Sendable {
     /// A submitted run and what completing it needs.
     struct Pending: Sendable {
@@ -27,6 +30,9 @@ final class AsyncReadCompleter: Sendable {
         let trigger: Folio?
         /// The run was prefetched by the application (`FolioFlags.prefetched`).
         let prefetched: Bool
+        /// The folio of an async pin's own page, if the run holds it: settled as a swap-in, not
+        /// as read ahead.
+        var demand: Folio? = nil
     }
 
     /// The queue and the thread's state; all of it behind `state`.
@@ -97,7 +103,8 @@ final class AsyncReadCompleter: Sendable {
                 if state.withLock({ $0.stopping && $0.queue.isEmpty }) { return }
                 continue
             }
-            next.cache.completeReadahead(next.run, next.read, trigger: next.trigger, prefetched: next.prefetched)
+            next.cache.completeReadahead(
+                next.run, next.read, trigger: next.trigger, prefetched: next.prefetched, demand: next.demand)
             if pending.subtract(1, ordering: .releasing).newValue == 0 { idle.wake() }
         }
     }

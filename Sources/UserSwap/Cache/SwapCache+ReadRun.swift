@@ -67,9 +67,11 @@ extension SwapCache {
 
     /// Completes an asynchronous readahead run (`AsyncReadCompleter`): waits for its read,
     /// puts its folios on the LRU as read ahead (`trigger` marked as its window's trigger),
-    /// unlocks and puts them. A failed read leaves the data on the device (`finishReadRun`):
-    /// the fault that needs a page reads it again and gets its own error.
-    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?, prefetched: Bool) {
+    /// `demand` (an async pin's own page) as a swap-in, unlocks and puts them; the unlocks
+    /// resume the tasks suspended on them. A failed read leaves the data on the device
+    /// (`finishReadRun`): the fault that needs a page reads it again and gets its own error,
+    /// and a task suspended on one gets `.ioError` (it sees the folio's `.error`).
+    func completeReadahead(_ run: [RunFolio], _ submitted: SubmittedRead, trigger: Folio?, prefetched: Bool, demand: Folio? = nil) {
         var read = 0
         do {
             try finishReadRun(run, submitted)
@@ -79,7 +81,12 @@ extension SwapCache {
         }
         for r in run {
             if frames.flags(r.folio).contains(.uptodate) {
-                settleReadahead(r.folio, trigger: r.folio == trigger, prefetched: prefetched, shadow: r.shadow)
+                if r.folio == demand {
+                    settleSwapIn(r.folio, shadow: r.shadow)
+                    read -= 1
+                } else {
+                    settleReadahead(r.folio, trigger: r.folio == trigger, prefetched: prefetched, shadow: r.shadow)
+                }
             }
             frames.unlock(r.folio)
             allocator.putFolio(r.folio)
@@ -89,6 +96,15 @@ extension SwapCache {
         // it now rather than leave it to reclaim.
         for r in run { reclaimCacheOnly(r.entry) }
         stats.count(.readaheadPages, read)
+    }
+
+    /// Puts an uptodate folio of one page read for a fault (an async pin's) on the LRU as any
+    /// swap-in: counted in its group's `pswpin`, active if its refault distance says so.
+    /// Caller holds the folio lock.
+    func settleSwapIn(_ f: Folio, shadow: UInt64?) {
+        groups[frames.group(f)].count(.pswpin)
+        let activate = shadow.map { workingset.refault(f, shadow: $0) } ?? false
+        allocator.lru(f).add(f, to: activate ? .active : .inactive)
     }
 
     /// Puts an uptodate folio read ahead on the LRU, marked as read ahead (and as its

@@ -11,6 +11,10 @@ final class SwapEngine: Sendable {
     let cache: SwapCache
     let reverseMap: ReverseMap
     let reclaimer: Reclaimer
+    /// Pages pinned through the `async` API, and the most allowed.
+    let asyncPins: AsyncPinBudget
+    /// Reads started by async pins in flight at once, and the tasks waiting to start one.
+    let asyncReads: AsyncReadGate
     #if DEBUG
     /// Switches that exist only to prove tests can fail (see `TestHooks`): the cache's, which
     /// reclaim shares.
@@ -25,11 +29,14 @@ final class SwapEngine: Sendable {
     var sync: SwapInSync { cache.sync }
 
     /// An engine of `frameCount` frames over `devices`; `readaheadReserve` frames are kept free
-    /// above the watermarks for readahead windows (`Watermarks`).
+    /// above the watermarks for readahead windows (`Watermarks`); at most `asyncPinLimit` pages
+    /// pinned through the `async` API at once (half the frames when nil).
     init(
         frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset,
-        readaheadReserve: Int
+        readaheadReserve: Int, asyncPinLimit: Int? = nil
     ) throws(SwapError) {
+        asyncPins = AsyncPinBudget(limit: asyncPinLimit ?? Swift.max(1, frameCount / 2))
+        asyncReads = AsyncReadGate(limit: Swift.max(1, frameCount / 4))
         allocator = try FrameAllocator(frameCount: frameCount, readaheadReserve: readaheadReserve, stats: SwapStatistics())
         workingset = Workingset(
             allocator: allocator, activatesRefaults: policy == .workingset, keepsUseCounts: policy == .frequency)

@@ -58,6 +58,10 @@ package struct FolioFlags: OptionSet, Sendable, Hashable {
     /// window: its use counts as a readahead hit but does not widen the next window (the
     /// kernel's `MADV_WILLNEED` pages carry no `PG_readahead` either).
     public static let prefetched = FolioFlags(rawValue: 1 << 17)
+    /// A task is suspended until `locked` or `writeback` clears (kernel: `PG_waiters`, for the
+    /// async waiters of `FolioWaitTable`): set only while one of the two is set, cleared with
+    /// either, so that unlocking a folio nobody awaits costs one flag test more than before.
+    public static let asyncWaiters = FolioFlags(rawValue: 1 << 18)
 
     /// Every mark of a folio read ahead, cleared together at its first use.
     static let readaheadMarks: FolioFlags = [.readahead, .readaheadTrigger, .prefetched]

@@ -72,13 +72,22 @@ extension FrameTable {
         require(wasSet, "\(f) was not under writeback")
     }
 
-    /// Clears `bit` and its waiters bit in one atomic step and wakes the sleepers only if the
-    /// waiters bit was set. Returns whether `bit` was set.
+    /// Clears `bit`, its waiters bit and the async waiters bit in one atomic step, and wakes
+    /// the sleeping threads only if the waiters bit was set, the suspended tasks only if the
+    /// async one was (one test of the old word for both). Returns whether `bit` was set.
     @inline(__always)
     private func clearBitAndWake(_ f: Folio, _ bit: UInt32, _ waitersBit: UInt32) -> Bool {
-        let old = storage.flags(f.frame).pointee.bitwiseAnd(~(bit | waitersBit), ordering: .releasing).oldValue
-        if old & waitersBit != 0 { wake(f) }
+        let async = FolioFlags.asyncWaiters.rawValue
+        let old = storage.flags(f.frame).pointee.bitwiseAnd(~(bit | waitersBit | async), ordering: .releasing).oldValue
+        if old & (waitersBit | async) != 0 { wakeAll(f, old, waitersBit) }
         return old & bit != 0
+    }
+
+    /// The slow half of `clearBitAndWake`: someone waits.
+    @inline(never)
+    private func wakeAll(_ f: Folio, _ old: UInt32, _ waitersBit: UInt32) {
+        if old & waitersBit != 0 { wake(f) }
+        if old & FolioFlags.asyncWaiters.rawValue != 0 { waitTable.wake(f.frame) }
     }
 
     /// Sleeps until writeback of the folio ends (kernel: `folio_wait_writeback`).

@@ -17,6 +17,8 @@ import Synchronization
 package final class FrameTable: Sendable {
     public let frameCount: Int
     let storage: _UnsafeFrameTableStorage
+    /// Tasks suspended on folios (`FrameTable+AsyncWait.swift`).
+    let waitTable = FolioWaitTable()
 
     init(frameCount: Int) {
         self.frameCount = frameCount

@@ -12,16 +12,20 @@ public struct Pin: ~Copyable {
     /// their reference counting slow, and a pin only needs to drop its folio reference.
     let engine: SwapEngine
     let folio: Folio
+    /// Taken through the `async` API: counted in the space's `AsyncPinBudget`.
+    let counted: Bool
 
-    init(bytes: UnsafeMutableRawBufferPointer, page: Int, engine: SwapEngine, folio: Folio) {
+    init(bytes: UnsafeMutableRawBufferPointer, page: Int, engine: SwapEngine, folio: Folio, counted: Bool = false) {
         self.bytes = bytes
         self.page = page
         self.engine = engine
         self.folio = folio
+        self.counted = counted
     }
 
     deinit {
         engine.allocator.putFolio(folio)
+        if counted { engine.asyncPins.release() }
     }
 }
 

@@ -60,7 +60,7 @@ extension Region {
     /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`), of the region's
     /// folio size when the whole aligned block is untouched and memory has a free run of frames,
     /// one page otherwise.
-    private func faultZero(_ page: Int) throws(SwapError) {
+    func faultZero(_ page: Int) throws(SwapError) {
         if folioOrder > 0, faultZeroLarge(page) { return }
         mapZeroFolio(try engine.allocator.allocateFolio(order: 0, group: group), at: page)
     }
@@ -166,6 +166,15 @@ extension Region {
         else {
             return
         }
+        mapSwapped(f, at: page, pte, windowRest: windowRest)
+    }
+
+    /// Maps `f`, the locked, uptodate swap-cache folio of `pte`'s entry (with the caller's
+    /// reference, which this consumes), at `page`, unless the page table changed meanwhile,
+    /// and unlocks it; then readahead: the rest of the fault's window (`windowRest`), or the
+    /// next window if the folio was read ahead (the second half of `do_swap_page`).
+    func mapSwapped(_ f: Folio, at page: Int, _ pte: PageTableEntry, windowRest: Range<Int>?) {
+        let entry = pte.swapEntry
         yieldPoint(.faultBeforeMap)
         let frames = engine.frames
         let before = frames.clearFlags(f, FolioFlags.readaheadMarks)

@@ -13,6 +13,13 @@ extension Region {
         /// swap-in's, reclaiming other pages when none is free, up to half of what its group may
         /// hold.
         case prefetch
+        /// An async pin's read (`Region+AsyncPin.swift`): as `.demand`, the first page is the
+        /// pin's own and only its run is read, but nothing is waited for: the run is submitted
+        /// and, unless done at once, left to `AsyncReadCompleter`, while the pinning task
+        /// suspends on the folio. The first page's frame is taken as a fault's is (reclaiming
+        /// when memory is full, throwing when nothing can be freed); the rest stop at the min
+        /// watermark, as readahead does.
+        case suspending
     }
 
     /// Inserts a folio for every swapped page of `pages` whose entry nobody has cached, reads
@@ -38,7 +45,7 @@ extension Region {
         _ pages: some Sequence<Int>, mode: ReadMode, trigger: Int?, order: Int = 0,
         demandRunEnd: inout Int
     ) throws(SwapError) -> Int {
-        let demand = mode == .demand
+        let demand = mode == .demand || mode == .suspending
         let waits = mode == .demand
         // Pages per folio read.
         let nr = 1 << order
@@ -113,7 +120,10 @@ extension Region {
             if demand && breaks { break scan }
             if breaks { flush() }
             switch mode {
-            case .demand, .async:
+            case .suspending where first:
+                // The pin's own page: as a fault's, whatever the watermarks.
+                break
+            case .demand, .async, .suspending:
                 // Readahead never waits for memory: it stops at the min watermark, leaving the
                 // rest to faults (the watermarks keep a window's worth above it for readahead,
                 // and the allocation wakes the background reclaimer below the low one).
@@ -143,6 +153,8 @@ extension Region {
                     entry, order: order, group: group, placement: placement(page),
                     claim: { claimEntry($0, page: page, entry: entry, pages: nr) }, mayReclaim: order == 0)
             } catch {
+                // The pin's own page: its error is the pin's.
+                if mode == .suspending && first { failure = error }
                 // No memory for more (a group limit, a full budget): read what we have and stop.
                 break scan
             }
@@ -188,8 +200,11 @@ extension Region {
                 if !waits && !submitted.device.io.isDone(submitted.ticket) {
                     // Finished by the completer; the folios stay locked until then.
                     let t = triggerFolio.flatMap { t in done.contains { $0.folio == t } ? t : nil }
+                    let d = demandFolio.flatMap { d in done.contains { $0.folio == d } ? d : nil }
                     engine.cache.asyncReads.enqueue(
-                        .init(cache: engine.cache, run: done, read: submitted, trigger: t, prefetched: mode == .prefetch))
+                        .init(
+                            cache: engine.cache, run: done, read: submitted, trigger: t, prefetched: mode == .prefetch,
+                            demand: d))
                     submittedAsync += done.count * nr
                     continue
                 }

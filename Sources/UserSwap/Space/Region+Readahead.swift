@@ -102,6 +102,8 @@ extension Region {
     enum ReadaheadCause {
         /// A fault is about to bring `page` back from `entry` (4 KiB folios).
         case fault(page: Int, entry: SwapEntry)
+        /// An async pin of `page` found `entry` uncached: its read is submitted, not waited for.
+        case suspendingFault(page: Int, entry: SwapEntry)
         /// A fault mapped `page` — with `block`, the whole block of a large-folio region at
         /// `page` — from a folio of `folioPages` pages whose readahead flags were `flags`
         /// (empty: not read ahead); `rest` is what `.fault` returned for it.
@@ -125,6 +127,8 @@ extension Region {
     ///   after it whose slots follow its slot, in one call, and waits (where the fault's own
     ///   read and then the window's were two, one after the other); returns the rest of the
     ///   window. A failed read throws, as the fault's own would.
+    /// - `.suspendingFault`: as `.fault`, but always reads the page (a window of one included),
+    ///   and waits for nothing: the pin's task suspends on the page's folio.
     /// - `.mapped` from a folio read ahead: counts the hit; the first use of a window's trigger
     ///   submits the next window without waiting. Otherwise (a miss): the rest of the window
     ///   `.fault` sized, or a new window after the page; in a large-folio region, whole blocks.
@@ -142,6 +146,13 @@ extension Region {
             guard window > 1 else { return ReadaheadOutcome(rest: end..<end) }
             var next = page + 1
             let read = try readIntoCache(page..<end, mode: .demand, trigger: page + 1, demandRunEnd: &next)
+            return ReadaheadOutcome(pages: read, rest: Swift.max(next, page + 1)..<end)
+        case .suspendingFault(let page, _):
+            let window = readahead.window(for: page)
+            let end = min(pageCount, page + Swift.max(1, window))
+            var next = page + 1
+            let read = try readIntoCache(
+                page..<end, mode: .suspending, trigger: window > 1 ? page + 1 : nil, demandRunEnd: &next)
             return ReadaheadOutcome(pages: read, rest: Swift.max(next, page + 1)..<end)
         case .mapped(let page, let folioPages, let block, let flags, let rest):
             if flags.contains(.readahead) {

@@ -33,6 +33,10 @@ public final class SwapSpace: Sendable {
         public var ioEngine: IOEngineChoice
         /// Its sizes: request slots, pool workers, write-backs in flight.
         public var ioOptions: IOEngineOptions
+        /// The most pages pinned through the `async` API at once (pins held across `await`
+        /// cannot be reclaimed); past it an async pin throws `.pinLimit`. Half the memory
+        /// budget's pages when nil. Blocking pins are not counted.
+        public var asyncPinLimit: Int?
 
         /// A configuration with `memory` bytes of RAM for pages (at least one 4 KiB page) and
         /// `devices`; every other setting has the default a program should start from.
@@ -40,8 +44,10 @@ public final class SwapSpace: Sendable {
             memory: Int, devices: [DeviceConfiguration] = [], sync: SwapInSync = .swapCache,
             reclaimPolicy: ReclaimPolicy = .frequency,
             backgroundReclaim: Bool = true, encryption: Encryption = .randomKey,
-            ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions()
+            ioEngine: IOEngineChoice = .automatic, ioOptions: IOEngineOptions = IOEngineOptions(),
+            asyncPinLimit: Int? = nil
         ) {
+            self.asyncPinLimit = asyncPinLimit
             self.ioEngine = ioEngine
             self.ioOptions = ioOptions
             self.memory = memory
@@ -101,6 +107,10 @@ public final class SwapSpace: Sendable {
             throw SwapError(.invalidArgument, "a RAM budget of \(configuration.memory) bytes holds no page; give at least 4K")
         }
         try configuration.ioOptions.validate()
+        if let limit = configuration.asyncPinLimit, limit < 1 {
+            throw SwapError(
+                .invalidArgument, "an async pin limit of \(limit) allows no pin; give 1 or more, or nil for half the memory budget")
+        }
         self.configuration = configuration
         if let made = try configuration.encryption.makeSealer?() {
             sealer = made.0
@@ -113,7 +123,7 @@ public final class SwapSpace: Sendable {
             frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
             policy: configuration.reclaimPolicy,
             // Two of the largest readahead windows (see `Watermarks`).
-            readaheadReserve: 2 * ReadaheadState.maxWindow)
+            readaheadReserve: 2 * ReadaheadState.maxWindow, asyncPinLimit: configuration.asyncPinLimit)
         slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(cache: engine.cache) : nil
         // Every stored property is set: if a device fails, deinit runs and stops the threads.
         for d in configuration.devices { try addDevice(d) }

@@ -57,6 +57,12 @@ public struct SwapError: Error, Sendable, CustomStringConvertible, Equatable {
         case outOfRange = "out-of-range"
         /// The kernel lacks something a feature needs (userfaultfd, a feature of it).
         case unsupported = "unsupported"
+        /// More pages pinned through the `async` API at once than the space allows
+        /// (`SwapSpace.Configuration.asyncPinLimit`): release pins, or raise the limit.
+        case pinLimit = "pin-limit"
+        /// The task was cancelled while it waited for a page (`async` access); nothing was
+        /// pinned or changed.
+        case cancelled = "cancelled"
     }
 
     /// What went wrong, for programs to switch on.

@@ -77,6 +77,7 @@ public enum BenchRegistry {
             RedisScenario.self,
             DeviceLimitsScenario.self,
             ArrayScenario.self,
+            TaskGroupScenario.self,
         ]
     }
 

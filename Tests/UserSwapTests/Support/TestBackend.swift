@@ -35,6 +35,9 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
         while holding { readsHeld.wait() }
         readsHeld.unlock()
     }
+    /// Reads in the backend now, and the most there were at once.
+    let readsInFlight = Atomic<Int>(0)
+    let maxReadsInFlight = Atomic<Int>(0)
 
     init(pageCount: Int) { memory = MemoryBackend(pageCount: pageCount) }
 
@@ -42,6 +45,8 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
 
     func read(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) {
         waitWhileHeld()
+        enterRead()
+        defer { readsInFlight.subtract(1, ordering: .relaxed) }
         let delay = readDelayMicros.load(ordering: .relaxed)
         if delay > 0 { usleep(UInt32(delay)) }
         if failReads.load(ordering: .relaxed) > 0, failReads.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
@@ -56,6 +61,8 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
     func read(into buffers: UnsafeBufferPointer<UnsafeMutableRawBufferPointer>, atPage page: Int) throws(SwapError) {
         let pages = buffers.reduce(0) { $0 + $1.count / SwapPage.size }
         waitWhileHeld()
+        enterRead()
+        defer { readsInFlight.subtract(1, ordering: .relaxed) }
         let delay = readDelayMicros.load(ordering: .relaxed)
         if delay > 0 { usleep(UInt32(delay)) }
         if failReads.load(ordering: .relaxed) > 0, failReads.wrappingSubtract(1, ordering: .relaxed).oldValue > 0 {
@@ -70,6 +77,17 @@ final class TestBackend: SwapBackend, @unchecked Sendable {
             throw SwapError(.ioError, "injected write error at page \(page)", errno: .ioError)
         }
         try memory.write(buffer, atPage: page)
+    }
+
+    /// Counts a read in flight and raises the maximum.
+    private func enterRead() {
+        let now = readsInFlight.add(1, ordering: .relaxed).newValue
+        var seen = maxReadsInFlight.load(ordering: .relaxed)
+        while now > seen {
+            let (done, current) = maxReadsInFlight.compareExchange(expected: seen, desired: now, ordering: .relaxed)
+            if done { break }
+            seen = current
+        }
     }
 
     var totalReads: Int { readsPerPage.withLock { $0.values.reduce(0, +) } }
