@@ -93,7 +93,7 @@ final class FolioWaiter: Sendable {
                 return nil
             case .woken: return true
             case .cancelled: return false
-            case .suspended: preconditionFailure("a folio waiter suspended twice")
+            case .suspended: trap("a folio waiter suspended twice")
             }
         }
         if let now { c.resume(returning: now) }

@@ -27,7 +27,7 @@ final class AsyncReadGate: Sendable {
     private let state: Mutex<State>
 
     init(limit: Int) {
-        precondition(limit >= 1, "an async read gate of \(limit) reads lets none through")
+        require(limit >= 1, "an async read gate of \(limit) reads lets none through")
         self.limit = limit
         state = Mutex(State(available: limit), rank: .folioWaitBucket)
     }
@@ -81,7 +81,7 @@ final class AsyncReadGate: Sendable {
         let c: UnsafeContinuation<Bool, Never>? = state.withLock { s in
             guard !s.waiters.isEmpty else {
                 s.available += 1
-                precondition(s.available <= limit, "async read gate released more than taken")
+                require(s.available <= limit, "async read gate released more than taken")
                 return nil
             }
             let next = s.waiters.removeFirst()

@@ -21,8 +21,10 @@ public struct FaultWaitTimes: Equatable, Sendable {
     /// No fault.
     public static let zero = FaultWaitTimes(count: 0, nanoseconds: 0, buckets: Array(repeating: 0, count: bucketCount))
 
+    /// A snapshot of `count` faults that waited `nanoseconds` in all, `buckets` their histogram
+    /// (`bucketCount` counts, or it traps).
     public init(count: Int, nanoseconds: Int, buckets: [Int]) {
-        precondition(buckets.count == Self.bucketCount, "a fault wait histogram has \(Self.bucketCount) buckets")
+        require(buckets.count == Self.bucketCount, "a fault wait histogram has \(Self.bucketCount) buckets")
         self.count = count
         self.nanoseconds = nanoseconds
         self.buckets = buckets
@@ -35,7 +37,7 @@ public struct FaultWaitTimes: Equatable, Sendable {
     /// end of the bucket where that fault falls (so at most 25 % above the true value); 0
     /// without faults.
     public func percentileNanoseconds(_ quantile: Double) -> Int {
-        precondition((0...1).contains(quantile), "a quantile is from 0 to 1")
+        require((0...1).contains(quantile), "a quantile is from 0 to 1")
         let total = buckets.reduce(0, +)
         guard total > 0 else { return 0 }
         let rank = max(1, Int((quantile * Double(total)).rounded(.up)))
