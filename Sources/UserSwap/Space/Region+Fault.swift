@@ -169,15 +169,13 @@ extension Region {
         mapSwapped(f, at: page, pte, windowRest: windowRest)
     }
 
-    /// Maps `f`, the locked, uptodate swap-cache folio of `pte`'s entry (with the caller's
-    /// reference, which this consumes), at `page`, unless the page table changed meanwhile,
-    /// and unlocks it; then readahead: the rest of the fault's window (`windowRest`), or the
-    /// next window if the folio was read ahead (the second half of `do_swap_page`).
-    func mapSwapped(_ f: Folio, at page: Int, _ pte: PageTableEntry, windowRest: Range<Int>?) {
-        let entry = pte.swapEntry
-        yieldPoint(.faultBeforeMap)
+    /// Maps `f`, the locked, uptodate swap-cache folio of `pte`'s entry on `device`, at `page`
+    /// under the page-table lock, the caller's reference becoming the mapping's; the slot's
+    /// page-table reference goes, the cache's stays. False, with `f` unlocked and put, if the
+    /// page table changed meanwhile. Allocates nothing: the signal-context fault uses it too.
+    func mapCachedFolio(_ f: Folio, at page: Int, _ pte: PageTableEntry, device: SwapDevice) -> Bool {
         let frames = engine.frames
-        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
+        let entry = pte.swapEntry
         let lock = ptl(page)
         lock.lock()
         guard self.pte(page) == pte else {
@@ -190,18 +188,30 @@ extension Region {
             if !now.isPresent || frames.folio(containing: now.frame) != f { engine.cache.freeSwapIfUnused(f) }
             frames.unlock(f)
             engine.allocator.putFolio(f)
-            return
+            return false
         }
-        let device = engine.devices.device(mappedBy: entry)
         let sub = entry.offset - frames.entry(f).offset
         // The reverse map names the folio's first page (a large folio comes back page by page
         // when its block was not swapped in whole).
         frames.setOwner(f, owner(page - sub))
-        // Our reference becomes the mapping's.
         setPTE(page, .present(frame: f.frame + UInt32(sub)))
         // The page table no longer refers to the slot; the cache still holds it.
         device.put(entry)
         lock.unlock()
+        return true
+    }
+
+    /// Maps `f`, the locked, uptodate swap-cache folio of `pte`'s entry (with the caller's
+    /// reference, which this consumes), at `page`, unless the page table changed meanwhile,
+    /// and unlocks it; then readahead: the rest of the fault's window (`windowRest`), or the
+    /// next window if the folio was read ahead (the second half of `do_swap_page`).
+    func mapSwapped(_ f: Folio, at page: Int, _ pte: PageTableEntry, windowRest: Range<Int>?) {
+        let entry = pte.swapEntry
+        yieldPoint(.faultBeforeMap)
+        let frames = engine.frames
+        let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
+        let device = engine.devices.device(mappedBy: entry)
+        guard mapCachedFolio(f, at: page, pte, device: device) else { return }
         yieldPoint(.faultMapped)
         // Only now, with the page mapped, may the folio leave the cache: a concurrent faulter
         // still finds it there instead of starting a second read (kernel phase II patch 6).

@@ -125,22 +125,7 @@ extension Region {
             return false
         }
         let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
-        let lock = ptl(page)
-        lock.lock()
-        guard self.pte(page) == pte else {
-            // See `doSwapPage`: someone else mapped or discarded the page meanwhile.
-            let now = self.pte(page)
-            lock.unlock()
-            if !now.isPresent || frames.folio(containing: now.frame) != f { cache.freeSwapIfUnused(f) }
-            frames.unlock(f)
-            engine.allocator.putFolio(f)
-            return true
-        }
-        frames.setOwner(f, owner(page))
-        // Our reference becomes the mapping's.
-        setPTE(page, .present(frame: f.frame))
-        device.put(entry)
-        lock.unlock()
+        guard mapCachedFolio(f, at: page, pte, device: device) else { return true }
         if cache.shouldFreeSwap(afterSwapIn: f, device: device) { cache.freeSwapIfUnused(f) }
         frames.unlock(f)
         readahead = readAheadInSignal(page: page, flags: before)
