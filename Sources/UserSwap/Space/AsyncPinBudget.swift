@@ -12,7 +12,7 @@ final class AsyncPinBudget: Sendable {
     private let held = Atomic<Int>(0)
 
     init(limit: Int) {
-        precondition(limit >= 1, "an async pin limit of \(limit) allows no pin")
+        require(limit >= 1, "an async pin limit of \(limit) allows no pin")
         self.limit = limit
     }
 
