@@ -22,7 +22,12 @@ extension SwapSpace {
         guard engine.devices.devices.contains(where: { $0 === device }) else {
             throw SwapError(.invalidArgument, "swap device \(device.type) is not in this space")
         }
-        device.writeOK.store(false, ordering: .releasing)
+        // Claims the device: one swapoff at a time (kernel: `swapoff` finds `SWP_WRITEOK` clear
+        // and fails with EINVAL). Acquiring and releasing: a claim after a failed swapoff sees
+        // what that one left.
+        guard device.writeOK.compareExchange(expected: true, desired: false, ordering: .acquiringAndReleasing).exchanged else {
+            throw SwapError(.invalidArgument, "swap device \(device.type) is already being removed by another swapoff")
+        }
         // Before the first look at the device: every change after it wakes a wait below.
         device.progress.startWatching()
         defer { device.progress.stopWatching() }

@@ -187,6 +187,41 @@ struct SwapOffTests {
         for p in 0..<8 { try region.withPage(p, for: .read) { #expect(matches($0, page: p)) } }
     }
 
+    @Test("a second swapoff of a device being removed is a typed error, and the first one finishes")
+    func concurrentSwapOff() throws {
+        let (space, _) = try makeSpace(memoryPages: 16)
+        let device = space.devices[0]
+        let region = try ScheduleExplorationTests.swappedPage(space)
+        let errors = Mutex<[SwapError]>([])
+        let outcomes = Mutex<[String]>([])
+        // The first swapoff stops at its first yield point (the device claimed, its page not
+        // brought back yet) while the second one runs to its end.
+        let finished = runControlled(
+            [
+                {
+                    do {
+                        try space.swapOff(device)
+                        outcomes.withLock { $0.append("first done") }
+                    } catch { errors.withLock { $0.append(error as! SwapError) } }
+                },
+                {
+                    do {
+                        try space.swapOff(device)
+                        outcomes.withLock { $0.append("second done") }
+                    } catch { errors.withLock { $0.append(error as! SwapError) } }
+                },
+            ], choose: ScheduleExplorationTests.FirstThenSecond().choose)
+        try #require(finished, "threads hung")
+        #expect(outcomes.withLock { $0 } == ["first done"])
+        let error = try #require(errors.withLock { $0 }.first)
+        #expect(errors.withLock { $0.count } == 1)
+        #expect(error.code == .invalidArgument)
+        #expect(error.message.contains("already being removed"), "\(error.message)")
+        #expect(space.devices.isEmpty)
+        try region.withPage(0, for: .read) { #expect(matches($0, page: 0)) }
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("swapoff of a device not in the space is a typed error")
     func notInSpace() throws {
         let (space, _) = try makeSpace(memoryPages: 8)
