@@ -224,7 +224,6 @@ extension Reclaimer {
             frames.unlock(f)
             return putBack(f, to: .inactive, &back)
         }
-        let nr = frames.pageCount(f)
         let owner = frames.owner(f)
         var removed = false
         var needsWrite = false
@@ -258,8 +257,11 @@ extension Reclaimer {
             return 0
         }
         if removed {
+            // Counted now, not before the pageout: a pageout that split the folio freed only
+            // its first page.
+            let freed = frames.pageCount(f)
             allocator.freeFolio(f)
-            return nr
+            return freed
         }
         return putBack(f, to: .inactive, &back)
     }
