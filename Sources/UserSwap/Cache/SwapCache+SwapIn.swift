@@ -40,11 +40,12 @@ extension SwapCache {
     /// stays on the caller's stack (a swap-in allocates no memory for it).
     ///
     /// `mayReclaim: false` returns `.noMemory` instead of reclaiming when no frame is free
-    /// (`allocateFolioWithoutReclaim`).
+    /// (`allocateFolioWithoutReclaim`). `ownArriving`: pages of new folios the caller holds
+    /// unread (a batch being built), which an allocation out of memory must not wait for.
     func swapCacheAllocFolio(
         _ entry: SwapEntry, order: Int = 0, group: Int = 0,
         placement: FramePlacement = .arena,
-        claim: (Folio) -> Bool = { _ in true }, mayReclaim: Bool = true
+        claim: (Folio) -> Bool = { _ in true }, mayReclaim: Bool = true, ownArriving: Int = 0
     ) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
@@ -57,7 +58,7 @@ extension SwapCache {
             yieldPoint(.swapInMissed)
             let f: Folio
             if mayReclaim {
-                f = try allocator.allocateFolio(order: order, group: group)
+                f = try allocator.allocateFolio(order: order, group: group, ownArriving: ownArriving)
             } else {
                 guard let free = allocator.allocateFolioWithoutReclaim(order: order, group: group) else { return .noMemory }
                 f = free
@@ -65,6 +66,7 @@ extension SwapCache {
             allocator.place(f, placement)
             frames.lock(f)
             frames.setFlags(f, .swapbacked)
+            frames.markArriving(f)
             let result: SwapCacheAddResult
             switch sync {
             case .swapCache:

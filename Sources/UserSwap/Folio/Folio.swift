@@ -62,6 +62,11 @@ package struct FolioFlags: OptionSet, Sendable, Hashable {
     /// async waiters of `FolioWaitTable`): set only while one of the two is set, cleared with
     /// either, so that unlocking a folio nobody awaits costs one flag test more than before.
     public static let asyncWaiters = FolioFlags(rawValue: 1 << 18)
+    /// A new folio allocated for a swap-in and on no LRU list yet (kernel: none — it puts such a
+    /// folio on the LRU before the read): it joins a list once read, or is freed. Counted in
+    /// `FrameTable.arrivingPages`, so that an allocation that finds nothing to reclaim knows
+    /// these frames will soon be reclaimable and waits for them instead of failing.
+    public static let arriving = FolioFlags(rawValue: 1 << 19)
 
     /// Every mark of a folio read ahead, cleared together at its first use.
     static let readaheadMarks: FolioFlags = [.readahead, .readaheadTrigger, .prefetched]

@@ -19,10 +19,33 @@ package final class FrameTable: Sendable {
     let storage: _UnsafeFrameTableStorage
     /// Tasks suspended on folios (`FrameTable+AsyncWait.swift`).
     let waitTable = FolioWaitTable()
+    /// Pages of the folios marked `.arriving`: allocated for swap-ins, not on a list yet.
+    let arrivingPages = Atomic<Int>(0)
 
     init(frameCount: Int) {
         self.frameCount = frameCount
         storage = _UnsafeFrameTableStorage(count: frameCount)
+    }
+
+    // MARK: arriving folios
+
+    /// Marks a new folio, locked by its swap-in, as arriving (`FolioFlags.arriving`).
+    @inline(__always)
+    func markArriving(_ f: Folio) {
+        setFlags(f, .arriving)
+        // Relaxed: a hint for an allocator deciding whether to wait; the flag is what counts.
+        arrivingPages.add(pageCount(f), ordering: .relaxed)
+    }
+
+    /// Ends `f`'s arrival if it was arriving: it went on a list, or is being freed. Called by
+    /// the folio's one owner (the LRU lock held, or its last reference gone), so the flag clears
+    /// once and the count stays exact.
+    @inline(__always)
+    func endArrival(_ f: Folio) {
+        guard flags(f).contains(.arriving) else { return }
+        clearFlags(f, .arriving)
+        // Relaxed: as in `markArriving`.
+        arrivingPages.subtract(pageCount(f), ordering: .relaxed)
     }
 
     // MARK: flags

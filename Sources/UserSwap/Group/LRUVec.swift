@@ -45,6 +45,7 @@ final class LRUVec: Sendable {
     func add(_ f: Folio, to list: List) {
         state.withLock { s in
             require(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
+            frames.endArrival(f)
             Self.link(&s, f.frame, list, pages: frames.pageCount(f))
             frames.setFlags(f, list == .active ? [.lru, .active] : .lru)
             if list == .inactive { frames.clearFlags(f, .active) }
@@ -58,6 +59,7 @@ final class LRUVec: Sendable {
         state.withLock { s in
             for f in folios {
                 require(!frames.flags(f).contains(.lru), "\(f) already on an LRU list")
+                frames.endArrival(f)
                 Self.link(&s, f.frame, list, pages: frames.pageCount(f))
                 frames.setFlags(f, list == .active ? [.lru, .active] : .lru)
                 if list == .inactive { frames.clearFlags(f, .active) }

@@ -12,9 +12,11 @@ protocol DirectReclaim: AnyObject, Sendable {
     /// frame (in direct reclaim's batch size). Returns the frames freed.
     func reclaimForAllocation(target: Int) -> Int
     /// Whether frames may come free without this thread's help: another reclaimer holds
-    /// candidates off the lists, or readahead reads are in flight (their folios become
-    /// reclaimable when they complete). An allocation that freed nothing waits a little then.
-    var othersMayFree: Bool { get }
+    /// candidates off the lists, or reads are in flight (their new folios become reclaimable
+    /// when they complete) beyond the `ownArriving` pages the caller itself holds arriving
+    /// (`FolioFlags.arriving`) — waiting for those would be waiting for itself. An allocation
+    /// that freed nothing waits a little then.
+    func othersMayFree(besides ownArriving: Int) -> Bool
     /// Wakes the background reclaimer (kernel: `wakeup_kswapd`).
     func wakeBackgroundReclaim()
     /// The last write-back failure not reported yet, cleared: an allocation that cannot free

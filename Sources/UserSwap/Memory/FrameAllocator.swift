@@ -58,7 +58,7 @@ final class FrameAllocator: Sendable {
     /// `.outOfMemory` at once instead of reclaiming: at the group's limit, or when the pool has
     /// no free run of `1 << order` frames.
     /// The caller must hold no folio, page-table or cluster lock.
-    func allocateFolio(order: Int, group: Int = 0, mayReclaim: Bool = true) throws(SwapError) -> Folio {
+    func allocateFolio(order: Int, group: Int = 0, mayReclaim: Bool = true, ownArriving: Int = 0) throws(SwapError) -> Folio {
         let nr = 1 << order
         let owner = groups[group]
         if !mayReclaim {
@@ -78,13 +78,17 @@ final class FrameAllocator: Sendable {
                 idle = 0
                 continue
             }
-            if (reclaim?.othersMayFree ?? false) && waiting.pause() {
+            if (reclaim?.othersMayFree(besides: ownArriving) ?? false) && waiting.pause() {
                 // Another reclaimer holds the group's candidates off the lists; its frees
                 // uncharge the group. Or readahead windows are being read: their folios go on
                 // the lists, reclaimable, when the reads complete.
                 continue
             }
             idle += 1
+            if idle >= 3, let failure = reclaim?.takeWriteFailure() {
+                // Its pages could not be written: the device's error says why, as below.
+                throw failure.adding(context: "memory group \(limited.name) is at its limit, and swapping out failed: ")
+            }
             if idle >= 3, let full = reclaim?.swapExhausted {
                 throw SwapError(
                     .swapFull,
@@ -107,7 +111,7 @@ final class FrameAllocator: Sendable {
                 wakeBackgroundReclaim()
                 let freed = reclaim?.reclaimForAllocation(target: max(32, 2 * nr)) ?? 0
                 head = pool.allocate(order: order)
-                if head == nil && freed == 0 && (reclaim?.othersMayFree ?? false) && waiting.pause() {
+                if head == nil && freed == 0 && (reclaim?.othersMayFree(besides: ownArriving) ?? false) && waiting.pause() {
                     // Another reclaimer holds the candidates; its frees are ours to take. Or
                     // readahead reads in flight hold them: reclaimable once complete.
                     head = pool.allocate(order: order)
@@ -172,6 +176,7 @@ final class FrameAllocator: Sendable {
         assert(frames.refcount(f) == 0)
         let group = groups[frames.group(f)]
         if flags.contains(.lru) { group.lru.remove(f) }
+        if flags.contains(.arriving) { frames.endArrival(f) }
         if flags.contains(.readahead) { stats.count(.readaheadWasted, 1 << frames.order(f)) }
         frames.setOwner(f, .none)
         let placement = frames.placement(f)

@@ -63,7 +63,11 @@ extension Reclaimer: DirectReclaim {
         shrink(target: target, batchSize: largeBatch)
     }
 
-    var othersMayFree: Bool { reclaimInProgress || cache.asyncReads.outstanding > 0 }
+    func othersMayFree(besides ownArriving: Int) -> Bool {
+        // Relaxed: a hint; the waiting allocation looks again.
+        reclaimInProgress || cache.asyncReads.outstanding > 0
+            || frames.arrivingPages.load(ordering: .relaxed) > ownArriving
+    }
 
     func takeWriteFailure() -> SwapError? {
         lastWriteFailure.withLock { e in

@@ -66,6 +66,9 @@ extension Region {
         var runs: [[RunFolio]] = []
         // The fault's own folio, when `demand` and this call inserted it.
         var demandFolio: Folio?
+        // Pages of the new folios this call holds until its reads complete (`FolioFlags.arriving`):
+        // its own allocations must not wait for them.
+        var arrivingHeld = 0
         func flush() {
             guard !run.isEmpty else { return }
             runs.append(run)
@@ -151,7 +154,8 @@ extension Region {
                 // memory above the watermark), stop rather than reclaim to make one.
                 outcome = try engine.cache.swapCacheAllocFolio(
                     entry, order: order, group: group, placement: placement(page),
-                    claim: { claimEntry($0, page: page, entry: entry, pages: nr) }, mayReclaim: order == 0)
+                    claim: { claimEntry($0, page: page, entry: entry, pages: nr) }, mayReclaim: order == 0,
+                    ownArriving: arrivingHeld)
             } catch {
                 // The pin's own page: its error is the pin's.
                 if mode == .suspending && first { failure = error }
@@ -162,6 +166,7 @@ extension Region {
             case .allocated(let new, let shadow):
                 f = new
                 replaced = shadow
+                arrivingHeld += nr
                 if demand && first { demandFolio = new }
                 if page == trigger { triggerFolio = new }
             case .cached(let other):
