@@ -64,8 +64,8 @@ extension Reclaimer: DirectReclaim {
     }
 
     func othersMayFree(besides ownArriving: Int) -> Bool {
-        // Relaxed: a hint; the waiting allocation looks again.
         reclaimInProgress || cache.asyncReads.outstanding > 0
+            // Relaxed: a hint; the waiting allocation looks again.
             || frames.arrivingPages.load(ordering: .relaxed) > ownArriving
     }
 
