@@ -144,6 +144,8 @@ extension SwapDevice {
         #if DEBUG
         afterWriteOKLocked.run()
         #endif
+        // Under the cluster lock: the slots taken next are what swapoff must not miss.
+        yieldPoint(.allocationLocked)
         let ci = g.info
         guard ci.pointee.isUsable(forOrder: order) else { return nil }
         let nr = 1 << order

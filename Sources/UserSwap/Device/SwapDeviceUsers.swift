@@ -49,7 +49,11 @@ final class SwapDeviceUsers: Sendable {
     func kill() {
         let old = word.wrappingAdd(Self.dead, ordering: .acquiringAndReleasing).oldValue
         require(old & Self.dead == 0, "swap device references killed twice")
-        if old != 0 { drained.wait() }
+        if old != 0 {
+            // Only the holders' `put` ends this sleep: a test scheduler must run them.
+            yieldPoint(.blocking)
+            drained.wait()
+        }
     }
 
     /// Accepts references again after a `kill` (kernel: `percpu_ref_resurrect`), when swapoff

@@ -49,6 +49,9 @@ extension SwapSpace {
                 // be on its way in: wait for every one of them (kernel: `percpu_ref_kill`,
                 // `wait_for_completion`). Then the device is empty for good, or one of them got
                 // in before it saw allocation stopped and there is more to bring back.
+                #if DEBUG
+                if engine.testHooks.swapOffSkipsUsersWait.load(ordering: .relaxed) { break }  // Relaxed: a test switch, set before the test's threads start
+                #endif
                 device.users.kill()
                 if device.usedPages == 0 { break }
                 device.users.revive()

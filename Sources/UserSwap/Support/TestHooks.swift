@@ -20,5 +20,11 @@ final class TestHooks: Sendable {
     /// exclusive (the double read the kernel's `swapcache_prepare` in the bypass path prevents).
     /// The schedule explorer must catch it.
     let legacyLoserReads = Atomic<Bool>(false)
+    /// Swapoff removes a device once it finds it empty, without first waiting for the
+    /// allocations still on their way into it (the device's `users` kill and wait, the kernel's
+    /// `percpu_ref_kill` and `wait_for_completion` in `swapoff`): an allocation that saw
+    /// allocation allowed under its cluster lock then takes a slot on a removed device. The
+    /// schedule explorer must catch it.
+    let swapOffSkipsUsersWait = Atomic<Bool>(false)
 }
 #endif

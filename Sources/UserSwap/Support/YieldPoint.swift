@@ -12,6 +12,12 @@ package enum YieldPoint: String, Sendable, CaseIterable {
     case swapOutAllocated, swapOutUnmapped, swapOutBeforeRemove
     case zapCleared, zapBeforeCacheReclaim
     case swapOffBeforeUnuse
+    /// The allocator saw allocation allowed (`writeOK`) under the cluster lock and is about to
+    /// take its slots, not counted in the device's in-use pages yet: the window in which
+    /// swapoff must not find the device empty and remove it. The only point reached with a lock
+    /// held (the cluster lock): a scheduler pauses here only when the other threads cannot need
+    /// that lock meanwhile (see `holdsClusterLock`).
+    case allocationLocked
     /// Legacy protocols: a racer found the has-cache bit taken and no folio, and is about to
     /// sleep a tick (or until woken) before it looks again. The sleep ends by itself, so it is
     /// an ordinary yield point; a scheduler runs another thread first, as the sleep lets the
@@ -20,6 +26,11 @@ package enum YieldPoint: String, Sendable, CaseIterable {
     /// A thread is about to sleep on a folio lock or an I/O completion, which only another
     /// thread can end: a scheduler must run someone else.
     case blocking
+
+    /// Whether the thread reaching the point holds a cluster lock. Pausing it there is safe only
+    /// when no other thread the scheduler runs meanwhile waits for that lock: the wait is a
+    /// futex sleep no scheduler hears of, and the threads would hang.
+    package var holdsClusterLock: Bool { self == .allocationLocked }
 }
 
 #if DEBUG
@@ -46,7 +57,8 @@ package enum YieldPoints {
 }
 #endif
 
-/// Marks a yield point. Never call it with a cluster lock or page-table lock held.
+/// Marks a yield point. Never call it with a cluster lock or page-table lock held, except at a
+/// point that says so (`YieldPoint.holdsClusterLock`).
 @inline(__always)
 func yieldPoint(_ point: YieldPoint) {
     #if DEBUG

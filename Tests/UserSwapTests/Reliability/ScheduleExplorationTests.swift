@@ -20,9 +20,11 @@ struct ScheduleExplorationTests {
 
     /// Explores up to `budget` interleavings of the threads `make` builds on a fresh space.
     /// Stops after `maxFailures` failing interleavings. `lag` delays the scheduler before each
-    /// look at the threads, as a loaded machine does (see `ControlledScheduler`).
+    /// look at the threads, as a loaded machine does; `pausesUnderClusterLock` lets allocations
+    /// pause under their cluster lock (see `ControlledScheduler`).
     static func explore(
         _ name: String, sync: SwapInSync, budget: Int, maxFailures: Int = 3, lag: Duration = .zero,
+        pausesUnderClusterLock: Bool = false,
         setUp: (SwapSpace) throws -> Region,
         threads: @escaping (SwapSpace, Region, TestBackend, ErrorLog) -> [@Sendable () -> Void],
         check: (SwapSpace, Region, TestBackend) throws -> [String]
@@ -34,7 +36,9 @@ struct ScheduleExplorationTests {
             let region = try setUp(space)
             backend.resetReads()
             let errors = ErrorLog()
-            let finished = runControlled(threads(space, region, backend, errors), lag: lag, choose: log.decide)
+            let finished = runControlled(
+                threads(space, region, backend, errors), lag: lag, pausesUnderClusterLock: pausesUnderClusterLock,
+                choose: log.decide)
             explorer.record(log)
             outcome.runs += 1
             var problems = errors.all

@@ -17,6 +17,11 @@ import Synchronization
 /// it was back before the scheduler looked, was picked again by the default first choice while
 /// the holder stayed paused, and every run became a long retry loop that depth-first search
 /// then branched on.)
+///
+/// The allocator's point under the cluster lock (`YieldPoint.holdsClusterLock`) is passed by
+/// unless the test asks for it (`pausesUnderClusterLock`): a thread that then waits for that
+/// cluster lock sleeps in a futex the scheduler cannot see, and the run would hang. A test asks
+/// only when its other threads need no cluster lock of the device while the allocation is paused.
 final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
     enum Status: Equatable { case starting, waiting(YieldPoint), running, blocked, done }
 
@@ -34,11 +39,14 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
     /// Tests of the scheduler itself: a delay before every look at the threads' states, the way
     /// a loaded machine wakes the scheduler late.
     private let lag: Duration
+    /// Whether threads pause at the yield point reached under a cluster lock.
+    private let pausesUnderClusterLock: Bool
 
-    init(threads: Int, lag: Duration = .zero) {
+    init(threads: Int, lag: Duration = .zero, pausesUnderClusterLock: Bool = false) {
         state = Mutex(State(status: Array(repeating: .starting, count: threads)))
         semaphores = (0..<threads).map { _ in DispatchSemaphore(value: 0) }
         self.lag = lag
+        self.pausesUnderClusterLock = pausesUnderClusterLock
     }
 
     /// Called by test thread `i` before its work: waits for its first turn.
@@ -57,6 +65,7 @@ final class ControlledScheduler: YieldScheduler, @unchecked Sendable {
     }
 
     func reached(_ point: YieldPoint) {
+        if point.holdsClusterLock && !pausesUnderClusterLock { return }
         guard let i = state.withLock({ $0.ids[cus_thread_slot()] }) else { return }
         if point == .blocking {
             state.withLock { $0.status[i] = .blocked }
@@ -157,9 +166,14 @@ final class DecisionLog: @unchecked Sendable {
 }
 
 /// Runs `threads` bodies under a controlled scheduler with `choose`; returns false on a hang.
-/// `lag` delays the scheduler before each look at the threads (tests of its determinism).
-func runControlled(_ threads: [@Sendable () -> Void], lag: Duration = .zero, choose: @escaping ([Int]) -> Int) -> Bool {
-    let scheduler = ControlledScheduler(threads: threads.count, lag: lag)
+/// `lag` delays the scheduler before each look at the threads (tests of its determinism);
+/// `pausesUnderClusterLock` makes allocations pause under their cluster lock (see
+/// `ControlledScheduler`).
+func runControlled(
+    _ threads: [@Sendable () -> Void], lag: Duration = .zero, pausesUnderClusterLock: Bool = false,
+    choose: @escaping ([Int]) -> Int
+) -> Bool {
+    let scheduler = ControlledScheduler(threads: threads.count, lag: lag, pausesUnderClusterLock: pausesUnderClusterLock)
     YieldPoints.install(scheduler)
     defer { YieldPoints.uninstall() }
     let done = DispatchSemaphore(value: 0)
