@@ -50,7 +50,8 @@ extension SwapSpace {
                 // `wait_for_completion`). Then the device is empty for good, or one of them got
                 // in before it saw allocation stopped and there is more to bring back.
                 #if DEBUG
-                if engine.testHooks.swapOffSkipsUsersWait.load(ordering: .relaxed) { break }  // Relaxed: a test switch, set before the test's threads start
+                // Relaxed: a test switch, set before the test's threads start.
+                if engine.testHooks.swapOffSkipsUsersWait.load(ordering: .relaxed) { break }
                 #endif
                 device.users.kill()
                 if device.usedPages == 0 { break }

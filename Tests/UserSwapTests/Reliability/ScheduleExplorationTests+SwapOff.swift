@@ -109,7 +109,9 @@ extension ScheduleExplorationTests {
             #expect(outcome.failures == [])
             #expect(outcome.runs >= 3)
             #expect(windowRuns.count > 0, "no run reached the window in which the plant shows")
-            print("swapoff clean twin: \(windowRuns.count) of \(outcome.runs) interleavings had the allocation take its slot after swapoff stopped allocation")
+            print(
+                "swapoff clean twin: \(windowRuns.count) of \(outcome.runs) interleavings had the allocation take its slot after swapoff stopped allocation"
+            )
         }
     }
 }
