@@ -46,41 +46,25 @@ enum MultigetScenario: BenchScenario {
         let measuresRaw = (options.parameters["raw"] ?? (mode == .kernel ? "off" : "on")) == "on"
         guard measuresRaw else { return try runWorkload(options: options, harness: harness, mode: mode) }
         let seconds = min(2, max(0.5, harness.seconds(default: 5) / 3))
-        // A scratch file in a folder of its own on the swap file's file system, read at each
-        // depth before the workload and again after it: a shared disk's IOPS move by a factor
-        // from one minute to the next, and a share of the slower pass would flatter UserSwap,
-        // so the faster of the two counts (as the faster sequential read pass counts in
-        // `device-limits`).
-        return try harness.withScratchDirectory { folder in
-            // As large as the data, from 16 MiB to 256 MiB: reads spread as the swap-ins' are.
-            let dataBytes = options.dataBytes ?? WorkloadBench.defaultSizes(.multiget).data
-            let file = try RawRandomReads.writtenScratchFile(folder: folder, bytes: min(256 << 20, max(16 << 20, dataBytes)))
-            let before = try RawRandomReads.measure(
-                file, depths: RawRandomReads.standardDepths, seconds: seconds, seed: 0x4D47, harness: harness)
-            var report = try runWorkload(options: options, harness: harness, mode: mode)
-            let after = try RawRandomReads.measure(
-                file, depths: RawRandomReads.standardDepths, seconds: seconds, seed: 0x4D48, harness: harness)
-            let best = zip(before, after).map { $0.iops >= $1.iops ? $0 : $1 }
-            report.extras["raw"] = [
-                "random_read_4k_io_uring": .array(best.map(\.json)),
-                "random_read_4k_io_uring_before": .array(before.map(\.json)),
-                "random_read_4k_io_uring_after": .array(after.map(\.json)),
-                "note": .string(RawRandomReads.note + "; measured before and after the workload, the faster of the two counts"),
-            ]
-            let swapInsPerSecond = report.seconds > 0 ? Double(report.swapIns) / report.seconds : 0
-            var shares: [String: JSONValue] = [
-                "swap_ins_per_s": JSONValue(swapInsPerSecond),
-                "note":
-                    "swap-ins per second of the timed phase ÷ the raw O_DIRECT 4 KiB random reads per second at each queue depth on io_uring (the faster of a pass before and a pass after the workload), same file system, same run",
-            ]
-            for reads in best { shares["swap_in_of_random_read_iops_depth_\(reads.depth)"] = JSONValue(swapInsPerSecond / reads.iops) }
-            report.extras["shares"] = .object(shares)
-            let depth32 = best.first { $0.depth == 32 }?.iops ?? 0
-            harness.log(
-                "swap-ins \(LatencySummary.trimmed(swapInsPerSecond))/s = \(LatencySummary.trimmed(depth32 > 0 ? swapInsPerSecond / depth32 * 100 : 0)) % of the raw depth-32 IOPS (\(LatencySummary.trimmed(depth32)), the faster of before and after)"
-            )
-            return report
-        }
+        let dataBytes = options.dataBytes ?? WorkloadBench.defaultSizes(.multiget).data
+        let (workload, raw) = try RawRandomReads.around(
+            harness: harness, dataBytes: dataBytes, depths: RawRandomReads.standardDepths, seconds: seconds, seed: 0x4D47
+        ) { try runWorkload(options: options, harness: harness, mode: mode) }
+        var report = workload
+        report.extras["raw"] = raw.json
+        let swapInsPerSecond = report.seconds > 0 ? Double(report.swapIns) / report.seconds : 0
+        var shares: [String: JSONValue] = [
+            "swap_ins_per_s": JSONValue(swapInsPerSecond),
+            "note":
+                "swap-ins per second of the timed phase ÷ the raw O_DIRECT 4 KiB random reads per second at each queue depth on io_uring (the faster of a pass before and a pass after the workload), same file system, same run",
+        ]
+        for reads in raw.best { shares["swap_in_of_random_read_iops_depth_\(reads.depth)"] = JSONValue(swapInsPerSecond / reads.iops) }
+        report.extras["shares"] = .object(shares)
+        let depth32 = raw.iops(depth: 32) ?? 0
+        harness.log(
+            "swap-ins \(LatencySummary.trimmed(swapInsPerSecond))/s = \(LatencySummary.trimmed(depth32 > 0 ? swapInsPerSecond / depth32 * 100 : 0)) % of the raw depth-32 IOPS (\(LatencySummary.trimmed(depth32)), the faster of before and after)"
+        )
+        return report
     }
 
     /// The workload, with how it prefetched.

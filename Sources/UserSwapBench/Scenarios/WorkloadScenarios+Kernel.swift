@@ -38,24 +38,7 @@ extension WorkloadBench {
         let thp: String = try options.value(Self.thp)
         let cgroupRule: String = try options.value(Self.cgroup)
 
-        let cgroup = MemoryCgroup.current()
-        let limit = cgroup?.limitBytes
-        if limit == nil && cgroupRule == "required" {
-            let place = cgroup.map { "its memory cgroup \($0.path) (v\($0.version.rawValue)) has no limit" } ?? "it is in no memory cgroup"
-            throw BenchError(
-                """
-                --mode kernel needs a memory cgroup limited to the budget, or the kernel will not swap \
-                \(ByteSize.format(configuration.dataBytes)) of data, and \(place). Run it through \
-                bench/kernel-compare (as root), which makes the cgroup and a swap file, or give \
-                --param cgroup=optional to run without a limit
-                """)
-        }
-        let swaps = Self.swapDevices()
-        if limit != nil && swaps.isEmpty {
-            throw BenchError(
-                "no swap is on (/proc/swaps lists none): the cgroup would kill the run when it reaches its limit; bench/kernel-compare turns a swap file on"
-            )
-        }
+        let (cgroup, limit, swaps) = try kernelSwap(dataBytes: configuration.dataBytes, rule: cgroupRule)
         if let limit {
             if let asked = options.memoryBytes, asked != limit {
                 harness.log("the cgroup's limit (\(ByteSize.format(limit))) is the budget, not --memory \(ByteSize.format(asked))")
@@ -89,14 +72,51 @@ extension WorkloadBench {
         return report
     }
 
+    /// The memory cgroup and the swap a `--mode kernel` run swaps with: the cgroup's limit is
+    /// the budget. Throws when `rule` is `required` and no cgroup limits the process (the kernel
+    /// would not swap `dataBytes`), or when a limit is set but no swap is on (the cgroup would
+    /// kill the run at its limit).
+    static func kernelSwap(dataBytes: Int64, rule: String) throws -> (cgroup: MemoryCgroup?, limit: Int64?, swaps: [SwapDeviceLine]) {
+        let cgroup = MemoryCgroup.current()
+        let limit = cgroup?.limitBytes
+        if limit == nil && rule == "required" {
+            let place = cgroup.map { "its memory cgroup \($0.path) (v\($0.version.rawValue)) has no limit" } ?? "it is in no memory cgroup"
+            throw BenchError(
+                """
+                --mode kernel needs a memory cgroup limited to the budget, or the kernel will not swap \
+                \(ByteSize.format(dataBytes)) of data, and \(place). Run it through \
+                bench/kernel-compare (as root), which makes the cgroup and a swap file, or give \
+                --param cgroup=optional to run without a limit
+                """)
+        }
+        let swaps = Self.swapDevices()
+        if limit != nil && swaps.isEmpty {
+            throw BenchError(
+                "no swap is on (/proc/swaps lists none): the cgroup would kill the run when it reaches its limit; bench/kernel-compare turns a swap file on"
+            )
+        }
+        return (cgroup, limit, swaps)
+    }
+
     /// The `kernel` object of a kernel-mode report.
     static func kernelFacts(_ run: WorkloadSession.KernelRun, swaps: [SwapDeviceLine], thp: Bool) -> JSONValue {
+        kernelFacts(
+            cgroup: run.cgroup, swapCounterSource: run.swapCounterSource, measured: run.measured, total: run.total, swaps: swaps,
+            thp: thp)
+    }
+
+    /// The `kernel` object from its parts: the cgroup, where the swap counters came from, the
+    /// samples over the measured phases and over the whole run.
+    static func kernelFacts(
+        cgroup: MemoryCgroup?, swapCounterSource: String, measured: KernelSample, total: KernelSample,
+        swaps: [SwapDeviceLine], thp: Bool
+    ) -> JSONValue {
         var facts: [String: JSONValue] = [
-            "swap_counter_source": .string(run.swapCounterSource),
-            "major_faults": JSONValue(run.measured.majorFaults),
-            "machine_swap_ins": JSONValue(run.measured.machineSwapIns),
-            "machine_swap_outs": JSONValue(run.measured.machineSwapOuts),
-            "major_faults_total": JSONValue(run.total.majorFaults),
+            "swap_counter_source": .string(swapCounterSource),
+            "major_faults": JSONValue(measured.majorFaults),
+            "machine_swap_ins": JSONValue(measured.machineSwapIns),
+            "machine_swap_outs": JSONValue(measured.machineSwapOuts),
+            "major_faults_total": JSONValue(total.majorFaults),
             "transparent_huge_pages": .bool(thp),
             "swap_devices": .array(
                 swaps.map {
@@ -110,7 +130,7 @@ extension WorkloadBench {
         ]
         if let cluster = Self.procNumber("/proc/sys/vm/page-cluster") { facts["page_cluster"] = JSONValue(cluster) }
         if let swappiness = Self.procNumber("/proc/sys/vm/swappiness") { facts["vm_swappiness"] = JSONValue(swappiness) }
-        if let cgroup = run.cgroup {
+        if let cgroup {
             var object: [String: JSONValue] = ["version": JSONValue(cgroup.version.rawValue), "path": .string(cgroup.path)]
             if let limit = cgroup.limitBytes { object["limit_bytes"] = JSONValue(limit) }
             if let peak = cgroup.peakBytes { object["peak_bytes"] = JSONValue(peak) }

@@ -18,7 +18,8 @@ extension CLI {
                 try benchReport { folder, json in
                     BenchOptions(
                         scenario: "taskgroup", json: json, seconds: 0.5, memoryBytes: 1 << 20, directory: folder,
-                        parameters: ["tasks": "64", "pins": pins], showsProgress: false, encryption: false)
+                        parameters: ["tasks": "64", "pins": pins, "raw": pins == "async" ? "on" : "off"], showsProgress: false,
+                        encryption: false)
                 }
             }
             #expect(json["scenario"] as? String == "taskgroup" && json["verified"] as? Bool == true, "\(json)")
@@ -30,6 +31,48 @@ extension CLI {
             // them for the whole run (it then never wakes: the figure the scenario is for).
             #expect(heartbeat["count"] is Int && heartbeat["p99"] is Double, "\(heartbeat)")
             print("taskgroup, \(pins) pins: \(json["ops"] ?? 0) accesses, heartbeat \(heartbeat)")
+            guard pins == "async" else { return }
+            // The raw depth-32 IOPS of the same run, and the timed phase's device reads as a share.
+            let raw = try #require(json["raw_iops_depth32"] as? Double)
+            let share = try #require(json["swap_in_rate_of_raw_depth32"] as? Double)
+            let reads = try #require(json["device_reads"] as? Int)
+            let seconds = try #require(json["seconds"] as? Double)
+            #expect(raw > 0 && reads > 0, "\(json)")
+            #expect(abs(share - Double(reads) / seconds / raw) <= 1e-6 * max(1, share), "\(json)")
+        }
+
+        @Test("--mode kernel: the same tasks over anonymous memory, verified, with the kernel's counters and a heartbeat")
+        func kernelMode() async throws {
+            let json = try await onThread {
+                try benchReport { folder, json in
+                    BenchOptions(
+                        scenario: "taskgroup", json: json, seconds: 0.3, mode: .kernel, memoryBytes: 1 << 20, dataBytes: 4 << 20,
+                        directory: folder, parameters: ["tasks": "32", "cgroup": "optional"], showsProgress: false)
+                }
+            }
+            #expect(json["scenario"] as? String == "taskgroup" && json["mode"] as? String == "kernel", "\(json)")
+            #expect(json["verified"] as? Bool == true && json["protocol"] == nil, "\(json)")
+            #expect(json["tasks"] as? Int == 32 && json["data_bytes"] as? Int == 4 << 20 && json["wrong_accesses"] as? Int == 0)
+            #expect((json["ops"] as? Int ?? 0) > 0, "\(json)")
+            let heartbeat = try #require(json["heartbeat_late_us"] as? [String: Any])
+            #expect(heartbeat["p99"] is Double && heartbeat["count"] is Int, "\(heartbeat)")
+            let kernel = try #require(json["kernel"] as? [String: Any])
+            #expect(kernel["major_faults"] is Int && kernel["swap_counter_source"] is String, "\(kernel)")
+            #expect(json["swap_ins"] is Int && json["device_reads_per_s"] is Double, "\(json)")
+        }
+
+        @Test("--mode kernel without a limiting cgroup and without cgroup=optional is refused")
+        func kernelModeNeedsCgroup() async throws {
+            guard MemoryCgroup.current()?.limitBytes == nil else { return }
+            await #expect(throws: BenchError.self) {
+                _ = try await onThread {
+                    try benchReport { folder, json in
+                        BenchOptions(
+                            scenario: "taskgroup", json: json, seconds: 0.1, mode: .kernel, memoryBytes: 1 << 20, directory: folder,
+                            parameters: ["tasks": "4"], showsProgress: false)
+                    }
+                }
+            }
         }
 
         /// Runs `body` on a new thread and suspends until it returns.
