@@ -42,10 +42,13 @@ extension SwapCache {
     /// `mayReclaim: false` returns `.noMemory` instead of reclaiming when no frame is free
     /// (`allocateFolioWithoutReclaim`). `ownArriving`: pages of new folios the caller holds
     /// unread (a batch being built), which an allocation out of memory must not wait for.
+    /// `queuesForFrames` (an async pin) returns `.noMemory` when no frame is free and the
+    /// caller's task is to wait in `FrameAllocator.frameWaiters` (`allocateFolioOrQueue`).
     func swapCacheAllocFolio(
         _ entry: SwapEntry, order: Int = 0, group: Int = 0,
         placement: FramePlacement = .arena,
-        claim: (Folio) -> Bool = { _ in true }, mayReclaim: Bool = true, ownArriving: Int = 0
+        claim: (Folio) -> Bool = { _ in true }, mayReclaim: Bool = true, ownArriving: Int = 0,
+        queuesForFrames: Bool = false
     ) throws(SwapError) -> SwapCacheAllocation {
         let entry = entry.alignedDown(order: order)
         while true {
@@ -57,7 +60,10 @@ extension SwapCache {
             }
             yieldPoint(.swapInMissed)
             let f: Folio
-            if mayReclaim {
+            if queuesForFrames {
+                guard let free = try allocator.allocateFolioOrQueue(order: order, group: group) else { return .noMemory }
+                f = free
+            } else if mayReclaim {
                 f = try allocator.allocateFolio(order: order, group: group, ownArriving: ownArriving)
             } else {
                 guard let free = allocator.allocateFolioWithoutReclaim(order: order, group: group) else { return .noMemory }

@@ -19,6 +19,9 @@ protocol DirectReclaim: AnyObject, Sendable {
     func othersMayFree(besides ownArriving: Int) -> Bool
     /// Wakes the background reclaimer (kernel: `wakeup_kswapd`).
     func wakeBackgroundReclaim()
+    /// Whether a background reclaimer runs: without one, nobody resumes the tasks waiting in
+    /// `FrameAllocator.frameWaiters`, so they reclaim themselves.
+    var hasBackgroundReclaim: Bool { get }
     /// The last write-back failure not reported yet, cleared: an allocation that cannot free
     /// memory reports it instead of a plain out-of-memory.
     func takeWriteFailure() -> SwapError?

@@ -18,6 +18,9 @@ final class FrameAllocator: Sendable {
     let watermarks: Watermarks
     /// Memory groups by id; group 0 is the root. Every folio is charged to one.
     let groups: MemoryGroupTable
+    /// Tasks waiting for free frames (`allocateFolioOrQueue`), resumed by the background
+    /// reclaimer.
+    let frameWaiters = FrameWaitQueue()
     let stats: SwapStatistics
     /// The reclaimer behind `DirectReclaim`, set once by the engine that composes the two,
     /// before any allocation; read without a lock.
@@ -69,6 +72,36 @@ final class FrameAllocator: Sendable {
             owner.unchargeMemory(nr)
             throw SwapError(.outOfMemory, "no free run of \(nr) frames; not reclaiming for readahead")
         }
+        try chargeReclaiming(owner, nr, ownArriving: ownArriving)
+        var head = pool.allocate(order: order)
+        if head == nil {
+            stats.count(.directReclaims)
+            var idle = 0
+            var waiting = BoundedWait.reclaim
+            while head == nil && idle < 3 {
+                wakeBackgroundReclaim()
+                let freed = reclaim?.reclaimForAllocation(target: max(32, 2 * nr)) ?? 0
+                head = pool.allocate(order: order)
+                if head == nil && freed == 0 && (reclaim?.othersMayFree(besides: ownArriving) ?? false) && waiting.pause() {
+                    // Another reclaimer holds the candidates; its frees are ours to take. Or
+                    // readahead reads in flight hold them: reclaimable once complete.
+                    head = pool.allocate(order: order)
+                    continue
+                }
+                idle = freed == 0 ? idle + 1 : 0
+            }
+            guard head != nil else {
+                owner.unchargeMemory(nr)
+                throw noFrameError()
+            }
+        }
+        return prepare(head!, order: order, owner: owner)
+    }
+
+    /// Charges `nr` frames to `owner`; a group at its memory limit reclaims its own pages first,
+    /// on the calling thread (kernel: `try_charge_memcg` → `try_to_free_mem_cgroup_pages`).
+    /// Throws when nothing in the group can be reclaimed. `ownArriving` as in `allocateFolio`.
+    private func chargeReclaiming(_ owner: MemoryGroup, _ nr: Int, ownArriving: Int = 0) throws(SwapError) {
         var idle = 0
         var waiting = BoundedWait.reclaim
         while let limited = owner.tryChargeMemory(nr) {
@@ -102,41 +135,53 @@ final class FrameAllocator: Sendable {
                 )
             }
         }
-        var head = pool.allocate(order: order)
-        if head == nil {
-            stats.count(.directReclaims)
-            var idle = 0
-            var waiting = BoundedWait.reclaim
-            while head == nil && idle < 3 {
-                wakeBackgroundReclaim()
-                let freed = reclaim?.reclaimForAllocation(target: max(32, 2 * nr)) ?? 0
-                head = pool.allocate(order: order)
-                if head == nil && freed == 0 && (reclaim?.othersMayFree(besides: ownArriving) ?? false) && waiting.pause() {
-                    // Another reclaimer holds the candidates; its frees are ours to take. Or
-                    // readahead reads in flight hold them: reclaimable once complete.
-                    head = pool.allocate(order: order)
-                    continue
-                }
-                idle = freed == 0 ? idle + 1 : 0
-            }
-            guard head != nil else {
-                owner.unchargeMemory(nr)
-                if let failure = reclaim?.takeWriteFailure() {
-                    throw failure.adding(context: "no free frame, and swapping out failed: ")
-                }
-                if let full = reclaim?.swapExhausted {
-                    throw SwapError(
-                        .swapFull,
-                        "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and so is swap (all \(full.slots) slots of \(full.devices) device(s) in use); add swap or raise --memory"
-                    )
-                }
-                throw SwapError(
-                    .outOfMemory,
-                    "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full)",
-                    remedy: .moreMemoryOrSwap)
-            }
+    }
+
+    /// `allocateFolio` for a task that must not reclaim on its thread (an async pin on a
+    /// cooperative thread): nil when no frame is free, having woken the background reclaimer;
+    /// the caller then waits in `frameWaiters` (which it joins before calling this whenever
+    /// others wait, so that the frames go to the oldest first). Without a background reclaimer
+    /// (`backgroundReclaim: false`) nobody would resume it: it reclaims as `allocateFolio`
+    /// does. A group at its memory limit reclaims its own pages first, on the caller's thread,
+    /// as in `allocateFolio`.
+    func allocateFolioOrQueue(order: Int, group: Int = 0) throws(SwapError) -> Folio? {
+        guard reclaim?.hasBackgroundReclaim ?? false else { return try allocateFolio(order: order, group: group) }
+        let nr = 1 << order
+        let owner = groups[group]
+        try chargeReclaiming(owner, nr)
+        guard let head = pool.allocate(order: order) else {
+            owner.unchargeMemory(nr)
+            stats.count(.allocationWaits)
+            wakeBackgroundReclaim()
+            return nil
         }
-        return prepare(head!, order: order, owner: owner)
+        return prepare(head, order: order, owner: owner)
+    }
+
+    /// Whether a task that cannot free memory itself should fail rather than wait again: no
+    /// frame came free through a whole pass of the background reclaimer, and none can come
+    /// without it (no reclaimer holds candidates, no read is in flight). Then the error an
+    /// allocation that cannot reclaim throws.
+    func allocationFailure() -> SwapError? {
+        guard pool.freeFrames == 0, !(reclaim?.othersMayFree(besides: 0) ?? false) else { return nil }
+        return noFrameError()
+    }
+
+    /// Why no frame could be had: a write-back failure, full swap, or everything pinned.
+    private func noFrameError() -> SwapError {
+        if let failure = reclaim?.takeWriteFailure() {
+            return failure.adding(context: "no free frame, and swapping out failed: ")
+        }
+        if let full = reclaim?.swapExhausted {
+            return SwapError(
+                .swapFull,
+                "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and so is swap (all \(full.slots) slots of \(full.devices) device(s) in use); add swap or raise --memory"
+            )
+        }
+        return SwapError(
+            .outOfMemory,
+            "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full)",
+            remedy: .moreMemoryOrSwap)
     }
 
     /// `allocateFolio` from what is free now: nil, with no error built and nothing reclaimed,

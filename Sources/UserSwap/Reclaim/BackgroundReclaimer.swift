@@ -28,17 +28,23 @@ final class BackgroundReclaimer: Sendable {
 
     private func run(_ reclaimer: Reclaimer) {
         let pool = reclaimer.allocator.pool, watermarks = reclaimer.allocator.watermarks
+        let waiters = reclaimer.allocator.frameWaiters
         while true {
             wakeups.wait()
             if stopping.load(ordering: .acquiring) { break }
             pending.store(false, ordering: .releasing)
             reclaimer.stats.count(.kswapdWakeups)
-            // Relaxed: ends the pass early; the loop above re-reads it acquiring
-            while pool.freeFrames < watermarks.high && !stopping.load(ordering: .relaxed) {
+            // Tasks waiting for frames (async pins, `FrameWaitQueue`) keep the pass going past
+            // the high watermark until each has been resumed: the frames free go to the oldest
+            // first, one each, before every batch. Relaxed: ends the pass early; the loop above
+            // re-reads it acquiring
+            while !stopping.load(ordering: .relaxed) {
+                waiters.resume(upTo: pool.freeFrames)
+                guard pool.freeFrames < watermarks.high || !waiters.isEmpty else { break }
                 // One batch past the high watermark, so that a pass is at least two batches and
                 // the first one's write-back overlaps the second one's scan.
                 let batch = reclaimer.largeBatch
-                let target = watermarks.high - pool.freeFrames + batch
+                let target = max(watermarks.high - pool.freeFrames, 0) + batch + waiters.count
                 let freed = passLock.withLock { _ in reclaimer.shrink(target: target, batchSize: batch) }
                 if freed == 0 {
                     // Nothing reclaimable right now (all pinned, or swap full): back off instead
@@ -46,9 +52,18 @@ final class BackgroundReclaimer: Sendable {
                     // backoff on purpose: no one event says pages became reclaimable (an unpin,
                     // a freed slot, a new device).
                     usleep(1000)
+                    guard !waiters.isEmpty else { break }
+                    // Tasks wait for frames. Reads in flight (or another reclaimer) will make
+                    // some reclaimable: try again after the backoff, the tasks staying
+                    // suspended. Nothing will: they look again, to fail as an allocation that
+                    // cannot reclaim does (each one's next wait wakes us again).
+                    if reclaimer.othersMayFree(besides: 0) { continue }
+                    waiters.resumeAll()
                     break
                 }
             }
+            // Whatever this pass left free (a task queued during its last batch), in order.
+            waiters.resume(upTo: pool.freeFrames)
         }
     }
 

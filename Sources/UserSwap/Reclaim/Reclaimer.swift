@@ -51,6 +51,9 @@ final class Reclaimer: Sendable {
     func wakeBackgroundReclaim() {
         kswapd.withLock { $0 }?.wake()
     }
+
+    /// Whether the space started the background reclaimer (and has not stopped it).
+    var hasBackgroundReclaim: Bool { kswapd.withLock { $0 != nil } }
 }
 
 /// The allocator's way into reclaim.

@@ -13,8 +13,15 @@
 /// the folio cached and maps it, or, if reclaim took it meanwhile, goes round again (reading
 /// again, asynchronously again). Nothing on this path sleeps on a lock held across I/O.
 ///
+/// Frames: when none is free for the page (a swap-in's or a first touch's), the task does not
+/// reclaim on its thread — reclaim writes pages out and waits — nor retry in a loop: it joins
+/// `FrameAllocator.frameWaiters` in order of arrival, wakes the background reclaimer and
+/// suspends until the reclaimer has freed frames for it (kernel: `throttle_direct_reclaim`).
+/// A task that arrives while others wait queues behind them.
+///
 /// What still runs on the calling thread: the first touch of a page (zero-filled, no I/O);
-/// taking a frame when none is free (direct reclaim, which may write pages out); a device whose
+/// reclaim for a memory group at its limit, and any reclaim in a space without a background
+/// reclaimer (`backgroundReclaim: false`: nobody would resume the task); a device whose
 /// I/O engine is synchronous (`.memory`, a backend that is not a swap file unless
 /// `ioEngine: .threadPool` is asked for) reads in the caller; the legacy swap-in protocols
 /// (`SwapInSync` other than `.swapCache`) take the blocking path; a large-folio region brings
@@ -55,6 +62,19 @@ extension Region {
         /// The page must be read, and as many async reads as the space allows are in flight:
         /// wait for a slot (`AsyncReadGate`).
         case readSlot
+        /// No frame is free for the page, or other tasks wait for frames already: wait for the
+        /// background reclaimer (`FrameWaitQueue`).
+        case frames
+    }
+
+    /// An async pin's turn at free frames, kept across the rounds of its loop.
+    struct FrameTurn {
+        /// Its place among the tasks waiting for frames, from its first wait on.
+        var ticket: FrameWaitQueue.Ticket?
+        /// Resumed by the reclaimer: it may take a frame though others wait (they came later).
+        var resumed = false
+        /// Waits after which no frame was free and none could come (see `allocationFailure`).
+        var fruitless = 0
     }
 
     /// The loop of an async pin: tries, and suspends on whatever blocks it, until pinned.
@@ -64,13 +84,21 @@ extension Region {
         // A slot of the read gate, held from before this task's read is submitted until it
         // has waited for that read.
         var readSlot = false
+        var turn = FrameTurn()
         defer { if readSlot { engine.asyncReads.release() } }
         while true {
-            if let pin = try tryPin(page, for: access, windowRest: &windowRest, readSlot: &readSlot, blocker: &blocker) { return pin }
+            if let pin = try tryPin(page, for: access, windowRest: &windowRest, readSlot: &readSlot, turn: &turn, blocker: &blocker) {
+                return pin
+            }
             if case .readSlot = blocker {
                 blocker = .none
                 try await engine.asyncReads.acquire()
                 readSlot = true
+                continue
+            }
+            if case .frames = blocker {
+                blocker = .none
+                try await waitForFrames(&turn)
                 continue
             }
             guard case .folio(let f, let bit, let entry) = blocker else { continue }
@@ -103,7 +131,7 @@ extension Region {
     /// what to wait for (`.none`: look again at once). Throws the errors a blocking pin throws.
     private func tryPin(
         _ page: Int, for access: PageAccess, windowRest: inout Range<Int>?, readSlot: inout Bool,
-        blocker: inout AsyncBlocker
+        turn: inout FrameTurn, blocker: inout AsyncBlocker
     ) throws(SwapError) -> Pin? {
         let frames = engine.frames
         let pte = pte(page)
@@ -143,7 +171,12 @@ extension Region {
             return Pin(bytes: bytes, page: page, engine: engine, folio: f, counted: true)
         }
         if pte.isNone {
-            try faultZero(page)
+            // Frames go to the tasks waiting for them first, in order.
+            guard turn.resumed || engine.allocator.frameWaiters.isEmpty, try faultZeroOrQueue(page) else {
+                blocker = .frames
+                return nil
+            }
+            turn = FrameTurn()
             return nil
         }
         guard case .swapCache = engine.sync else {
@@ -176,7 +209,37 @@ extension Region {
             }
             readSlot = true
         }
-        windowRest = try readAhead(.suspendingFault(page: page, entry: entry)).rest
+        guard turn.resumed || engine.allocator.frameWaiters.isEmpty else {
+            blocker = .frames
+            return nil
+        }
+        let read = try readAhead(.suspendingFault(page: page, entry: entry))
+        if read.waitsForFrames {
+            blocker = .frames
+            return nil
+        }
+        turn = FrameTurn()
+        windowRest = read.rest
         return nil
+    }
+
+    /// Waits in `FrameAllocator.frameWaiters` until the background reclaimer resumes this task,
+    /// in its place (taken at its first wait). Throws the allocation's error when the last
+    /// three waits found no frame free and nothing that could free one (everything pinned,
+    /// swap full), and `.cancelled` when the task is cancelled while it waits.
+    private func waitForFrames(_ turn: inout FrameTurn) async throws(SwapError) {
+        let allocator = engine.allocator
+        if turn.resumed {
+            if let failure = allocator.allocationFailure() {
+                turn.fruitless += 1
+                if turn.fruitless >= 3 { throw failure }
+            } else {
+                turn.fruitless = 0
+            }
+        }
+        let ticket = turn.ticket ?? allocator.frameWaiters.ticket()
+        turn.ticket = ticket
+        try await allocator.frameWaiters.wait(ticket) { allocator.wakeBackgroundReclaim() }
+        turn.resumed = true
     }
 }

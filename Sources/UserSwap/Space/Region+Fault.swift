@@ -61,8 +61,18 @@ extension Region {
     /// folio size when the whole aligned block is untouched and memory has a free run of frames,
     /// one page otherwise.
     func faultZero(_ page: Int) throws(SwapError) {
-        if folioOrder > 0, faultZeroLarge(page) { return }
+        if folioOrder > 0, faultZeroLarge(page, mayReclaim: true) { return }
         mapZeroFolio(try engine.allocator.allocateFolio(order: 0, group: group), at: page)
+    }
+
+    /// `faultZero` for an async pin, which must not reclaim on its task's thread: returns false,
+    /// having mapped nothing, when no frame is free (`FrameAllocator.allocateFolioOrQueue`);
+    /// the task then waits for frames. A large folio is tried only from free frames.
+    func faultZeroOrQueue(_ page: Int) throws(SwapError) -> Bool {
+        if folioOrder > 0, faultZeroLarge(page, mayReclaim: false) { return true }
+        guard let f = try engine.allocator.allocateFolioOrQueue(order: 0, group: group) else { return false }
+        mapZeroFolio(f, at: page)
+        return true
     }
 
     /// Maps the new single-page folio `f` (the caller's reference, which this consumes) zeroed
@@ -132,11 +142,11 @@ extension Region {
         }
     }
 
-    private func faultZeroLarge(_ page: Int) -> Bool {
+    private func faultZeroLarge(_ page: Int, mayReclaim: Bool) -> Bool {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
         guard base + nr <= pageCount, (0..<nr).allSatisfy({ pte(base + $0).isNone }),
-            let f = try? engine.allocator.allocateFolio(order: folioOrder, group: group)
+            let f = largeZeroFolio(mayReclaim: mayReclaim)
         else { return false }
         engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
         engine.frames.setFlags(f, [.uptodate, .dirty, .swapbacked])
@@ -150,6 +160,13 @@ extension Region {
         engine.allocator.putFolio(f)
         engine.stats.count(.zeroFills, nr)
         return true
+    }
+
+    /// A folio of the region's order for a zero fill: reclaiming for it if `mayReclaim`, else
+    /// only from free frames.
+    private func largeZeroFolio(mayReclaim: Bool) -> Folio? {
+        guard mayReclaim else { return engine.allocator.allocateFolioWithoutReclaim(order: folioOrder, group: group) }
+        return try? engine.allocator.allocateFolio(order: folioOrder, group: group)
     }
 
     /// Brings a swapped-out page back and maps it (kernel: `do_swap_page`). Returns without

@@ -16,9 +16,10 @@ extension Region {
         /// An async pin's read (`Region+AsyncPin.swift`): as `.demand`, the first page is the
         /// pin's own and only its run is read, but nothing is waited for: the run is submitted
         /// and, unless done at once, left to `AsyncReadCompleter`, while the pinning task
-        /// suspends on the folio. The first page's frame is taken as a fault's is (reclaiming
-        /// when memory is full, throwing when nothing can be freed); the rest stop at the min
-        /// watermark, as readahead does.
+        /// suspends on the folio. The first page's frame is taken whatever the watermarks, but
+        /// never by reclaiming on the task's thread: with no frame free, nothing is read and
+        /// `DemandRun.waitsForFrames` says so (`FrameAllocator.allocateFolioOrQueue`); the rest
+        /// stop at the min watermark, as readahead does.
         case suspending
     }
 
@@ -34,16 +35,25 @@ extension Region {
     /// block whose pages are a clean aligned run (`largeSwapRun`) gets one folio of that order,
     /// and the others are skipped; counts stay in pages.
     func readIntoCache(_ pages: some Sequence<Int>, mode: ReadMode, trigger: Int?, order: Int = 0) throws(SwapError) -> Int {
-        var unused = 0
-        return try readIntoCache(pages, mode: mode, trigger: trigger, order: order, demandRunEnd: &unused)
+        var unused = DemandRun(end: 0)
+        return try readIntoCache(pages, mode: mode, trigger: trigger, order: order, demandRun: &unused)
+    }
+
+    /// What became of the first page of a `.demand` or `.suspending` read.
+    struct DemandRun {
+        /// The first page not taken into the run.
+        var end: Int
+        /// `.suspending`: no frame was free for the first page, and none was reclaimed for it
+        /// on this thread (`FrameAllocator.allocateFolioOrQueue`): its task waits for frames.
+        var waitsForFrames = false
     }
 
     /// With `.demand`, the first page is the fault's own: not marked, not counted as read
     /// ahead, put on the LRU as a swap-in is (active if its shadow says so), and only its run
-    /// of consecutive slots is read; `demandRunEnd` is set to the first page not taken.
+    /// of consecutive slots is read; `demandRun.end` is set to the first page not taken.
     func readIntoCache(
         _ pages: some Sequence<Int>, mode: ReadMode, trigger: Int?, order: Int = 0,
-        demandRunEnd: inout Int
+        demandRun: inout DemandRun
     ) throws(SwapError) -> Int {
         let demand = mode == .demand || mode == .suspending
         let waits = mode == .demand
@@ -154,8 +164,11 @@ extension Region {
                 // memory above the watermark), stop rather than reclaim to make one.
                 outcome = try engine.cache.swapCacheAllocFolio(
                     entry, order: order, group: group, placement: placement(page),
-                    claim: { claimEntry($0, page: page, entry: entry, pages: nr) }, mayReclaim: order == 0,
-                    ownArriving: arrivingHeld)
+                    claim: { claimEntry($0, page: page, entry: entry, pages: nr) },
+                    // The rest of an async pin's run never reclaims (the watermark check
+                    // above), nor does its own page on the task's thread: it queues for frames.
+                    mayReclaim: order == 0 && mode != .suspending, ownArriving: arrivingHeld,
+                    queuesForFrames: mode == .suspending && first)
             } catch {
                 // The pin's own page: its error is the pin's.
                 if mode == .suspending && first { failure = error }
@@ -180,7 +193,9 @@ extension Region {
                 if demand { break scan }
                 continue
             case .noMemory:
-                // No frame without reclaiming: read what we have and stop.
+                // No frame without reclaiming: read what we have and stop. An async pin's own
+                // page: its task waits for the background reclaimer.
+                if mode == .suspending && first { demandRun.waitsForFrames = true }
                 break scan
             }
             if frames.flags(f).contains(.uptodate) {
@@ -192,7 +207,7 @@ extension Region {
                 continue
             }
             run.append(RunFolio(folio: f, entry: entry, shadow: replaced))
-            demandRunEnd = page + 1
+            demandRun.end = page + 1
         }
         flush()
         if mode == .async && !runs.isEmpty { engine.stats.count(.readaheadAsyncWindows) }

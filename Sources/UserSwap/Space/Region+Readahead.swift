@@ -119,6 +119,9 @@ extension Region {
         /// `.fault`: the rest of the window, to read once the page is mapped; nil when the fault
         /// was no miss (or the protocol reads each page before inserting it).
         var rest: Range<Int>?
+        /// `.suspendingFault`: no frame was free for the page, and nothing was read; the task
+        /// waits for the background reclaimer (`FrameWaitQueue`).
+        var waitsForFrames = false
     }
 
     /// The one entry point of readahead: decides what to read for `cause` and reads it.
@@ -144,16 +147,17 @@ extension Region {
             let window = readahead.window(for: page)
             let end = min(pageCount, page + window)
             guard window > 1 else { return ReadaheadOutcome(rest: end..<end) }
-            var next = page + 1
-            let read = try readIntoCache(page..<end, mode: .demand, trigger: page + 1, demandRunEnd: &next)
-            return ReadaheadOutcome(pages: read, rest: Swift.max(next, page + 1)..<end)
+            var demand = DemandRun(end: page + 1)
+            let read = try readIntoCache(page..<end, mode: .demand, trigger: page + 1, demandRun: &demand)
+            return ReadaheadOutcome(pages: read, rest: Swift.max(demand.end, page + 1)..<end)
         case .suspendingFault(let page, _):
             let window = readahead.window(for: page)
             let end = min(pageCount, page + Swift.max(1, window))
-            var next = page + 1
+            var demand = DemandRun(end: page + 1)
             let read = try readIntoCache(
-                page..<end, mode: .suspending, trigger: window > 1 ? page + 1 : nil, demandRunEnd: &next)
-            return ReadaheadOutcome(pages: read, rest: Swift.max(next, page + 1)..<end)
+                page..<end, mode: .suspending, trigger: window > 1 ? page + 1 : nil, demandRun: &demand)
+            return ReadaheadOutcome(
+                pages: read, rest: Swift.max(demand.end, page + 1)..<end, waitsForFrames: demand.waitsForFrames)
         case .mapped(let page, let folioPages, let block, let flags, let rest):
             if flags.contains(.readahead) {
                 // A large folio read ahead and mapped page by page (part of its block changed)

@@ -32,6 +32,7 @@ import CUserSwap
 /// | 50 | slot reclaimer (`SlotReclaimWorker.state`, `.cache`) | Mutex | its queue of devices and thread state; the cache it uses until stopped |
 /// | 45 | background reclaimer handle (`Reclaimer.kswapd`) | Mutex | the thread to wake |
 /// | 40 | wait queue (`WaitQueue.state`) | Mutex | sleepers and the wake-up generation; may be taken under any lock above |
+/// | 37 | frame waiters (`FrameWaitQueue.state`) | Mutex | the tasks suspended until free frames return, oldest first; taken by the background reclaimer with no lock held |
 /// | 35 | folio wait bucket (`FolioWaitTable.buckets`) | Mutex | the tasks suspended on the folios of one hash bucket; taken by a folio's unlock, under any lock above |
 /// | 30 | last error (`Reclaimer.lastWriteFailure`, `TransparentFaultResolver.lastError`) | Mutex | the error to report |
 /// | 20 | registries (`SwapStatistics.engines`, `StagedSwapFile.names`) | Mutex | a list, read or written whole |
@@ -70,6 +71,7 @@ package enum LockRank: UInt8, Sendable {
     case slotReclaimer = 50
     case backgroundReclaimerHandle = 45
     case waitQueue = 40
+    case frameWaiters = 37
     case folioWaitBucket = 35
     case lastError = 30
     case registry = 20
@@ -98,6 +100,7 @@ package enum LockRank: UInt8, Sendable {
         case .slotReclaimer: "slot reclaimer lock"
         case .backgroundReclaimerHandle: "background reclaimer handle lock"
         case .waitQueue: "wait queue lock"
+        case .frameWaiters: "frame waiters lock"
         case .folioWaitBucket: "folio wait bucket lock"
         case .lastError: "last error lock"
         case .registry: "registry lock"

@@ -52,6 +52,9 @@ public final class SwapStatistics: Sendable {
         case directReclaims
         /// Wake-ups of the background reclaimer.
         case kswapdWakeups
+        /// Times an async pin found no free frame and suspended until the background reclaimer
+        /// freed some, instead of reclaiming on its thread (`FrameWaitQueue`).
+        case allocationWaits
         /// Large folios split into pages because no run of slots was free.
         case splitFallbacks
         /// Pages read ahead of a fault (or by `prefetch`).
