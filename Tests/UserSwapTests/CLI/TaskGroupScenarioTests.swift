@@ -28,8 +28,9 @@ extension CLI {
             // threads (in the whole suite, blocking tests of other suites): printed, not checked.
             let heartbeat = try #require(json["heartbeat_late_us"] as? [String: Any])
             // Async pins leave the cooperative threads to the heartbeat; blocking pins may hold
-            // them for the whole run (it then never wakes: the figure the scenario is for).
-            #expect(heartbeat["count"] is Int && heartbeat["p99"] is Double, "\(heartbeat)")
+            // them for the whole run (it then wakes once, that late: the figure the scenario is
+            // for). Either way it reports at least one wake-up.
+            #expect((heartbeat["count"] as? Int ?? 0) >= 1 && heartbeat["p99"] is Double, "\(heartbeat)")
             print("taskgroup, \(pins) pins: \(json["ops"] ?? 0) accesses, heartbeat \(heartbeat)")
             guard pins == "async" else { return }
             // The raw depth-32 IOPS of the same run, and the timed phase's device reads as a share.
@@ -54,8 +55,10 @@ extension CLI {
             #expect(json["verified"] as? Bool == true && json["protocol"] == nil, "\(json)")
             #expect(json["tasks"] as? Int == 32 && json["data_bytes"] as? Int == 4 << 20 && json["wrong_accesses"] as? Int == 0)
             #expect((json["ops"] as? Int ?? 0) > 0, "\(json)")
+            // Without a cgroup nothing faults and no task suspends: the heartbeat sleeps until
+            // they are done, and that one late wake-up is reported.
             let heartbeat = try #require(json["heartbeat_late_us"] as? [String: Any])
-            #expect(heartbeat["p99"] is Double && heartbeat["count"] is Int, "\(heartbeat)")
+            #expect(heartbeat["p99"] is Double && (heartbeat["count"] as? Int ?? 0) >= 1, "\(heartbeat)")
             let kernel = try #require(json["kernel"] as? [String: Any])
             #expect(kernel["major_faults"] is Int && kernel["swap_counter_source"] is String, "\(kernel)")
             #expect(json["swap_ins"] is Int && json["device_reads_per_s"] is Double, "\(json)")
