@@ -45,7 +45,14 @@ enum TaskGroupScenario: BenchScenario {
     }
 
     static func run(options: BenchOptions, harness: BenchHarness) throws -> BenchReport {
-        if harness.mode() == .kernel { return try runKernel(options: options, harness: harness) }
+        switch harness.mode() {
+        case .kernel: return try runKernel(options: options, harness: harness)
+        case .transparent:
+            throw BenchError(
+                "bench taskgroup has no --mode transparent: its tasks pin pages (--mode explicit) or fault on anonymous memory (--mode kernel)"
+            )
+        case .explicit: break
+        }
         guard (try options.value(Self.raw) as String) == "on" else { return try runUserSwap(options: options, harness: harness) }
         let (loop, _) = try loop(options: options, harness: harness)
         let (workload, raw) = try RawRandomReads.around(
