@@ -193,6 +193,7 @@ bench:
 		compare --scenario random --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-random-1G-read.json; \
 		compare --scenario zipf --data 1G --memory 256M --param write_ratio=0 --json $(RESULTS)/kernel-compare-zipf-1G-read.json; \
 		compare --scenario multiget --data 1G --memory 256M --param batch=32 --json $(RESULTS)/kernel-compare-multiget-1G.json; \
+		compare --scenario taskgroup --param tasks=256 --memory 64M --seconds 10 --json $(RESULTS)/kernel-compare-taskgroup.json; \
 		$(MAKE) --no-print-directory install PREFIX=$(SCRATCH_PREFIX) >/dev/null || exit 1; \
 		for s in random zipf; do \
 			compare --scenario $$s --c-library $(SCRATCH_PREFIX) --json $(RESULTS)/kernel-compare-clib-$$s.json; \
