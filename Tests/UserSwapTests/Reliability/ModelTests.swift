@@ -7,15 +7,16 @@ import UserSwapTestSupport
 @testable import UserSwap
 
 /// Model-based random testing: seeded random sequences of region operations (create, destroy,
-/// write, read, pins held across steps, explicit swap-out, discard, group limit changes) against a
-/// real space whose small RAM budget makes reclaim run on its own, checked step by step against a
+/// write, read, pins held across steps, explicit swap-out, discard, group limit changes, and plain
+/// loads and stores of a transparent region) against a real space whose small RAM budget makes reclaim run on its own, checked step by step against a
 /// reference model (`SpaceModel.swift`), with the invariant walker every few hundred steps and at
 /// the end. A failing sequence is shrunk (delta debugging) and printed.
 ///
 /// Environment: `USERSWAP_SEED` replays a seed (printed by every case); `USERSWAP_MODEL_OPS` sets
 /// the total steps over all cases (default 10⁶); `USERSWAP_MODEL_THREADS` runs that many models
 /// at once on one space per case (default 1: deterministic, strict); `USERSWAP_SHRINK_SECONDS`
-/// bounds shrinking (default 60). `make soak` runs 10⁷ steps on 4 threads.
+/// bounds shrinking (default 60); `USERSWAP_MODEL_CASES=<text>` runs only the cases whose name
+/// contains the text, the steps split over those. `make soak` runs 10⁷ steps on 4 threads.
 @Suite("Model-based random operations")
 struct ModelTests {
     struct Case: Sendable, CustomTestStringConvertible {
@@ -62,6 +63,11 @@ struct ModelTests {
     /// The device, engine and policy of the spaces the current case makes.
     @TaskLocal static var setup = ModelSetup()
 
+    /// Whether `USERSWAP_MODEL_CASES` (if set) selects the case: its name contains the text.
+    static func selected(_ c: Case) -> Bool {
+        ProcessInfo.processInfo.environment["USERSWAP_MODEL_CASES"].map { c.testDescription.contains($0) } ?? true
+    }
+
     /// Steps between invariant walks.
     static let invariantEvery = 500
 
@@ -71,13 +77,14 @@ struct ModelTests {
 
     @Test("random operations on a space match a reference model step by step", arguments: cases)
     func model(_ c: Case) throws {
+        guard Self.selected(c) else { return }
         try Self.$setup.withValue(c.setup) { try modelCase(c) }
     }
 
     private func modelCase(_ c: Case) throws {
         let total = Self.environment("USERSWAP_MODEL_OPS", default: 1_000_000)
         let threads = max(1, Self.environment("USERSWAP_MODEL_THREADS", default: 1))
-        let steps = max(1, total / Self.cases.count)
+        let steps = max(1, total / Self.cases.filter(Self.selected).count)
         var rng = SeededRandom.fromEnvironment("model \(c.testDescription), \(steps) steps, \(threads) thread(s)")
         let start = ContinuousClock.now
         if threads == 1 {
@@ -107,9 +114,10 @@ struct ModelTests {
         "several models at once on one space with its background reclaimer match their reference models",
         arguments: concurrentCases)
     func concurrentModels(_ c: Case) throws {
+        guard Self.selected(c) else { return }
         let total = Self.environment("USERSWAP_MODEL_CONCURRENT_OPS", default: 200_000)
         let threads = max(2, Self.environment("USERSWAP_MODEL_CONCURRENT_THREADS", default: 4))
-        let steps = max(threads, total / Self.concurrentCases.count)
+        let steps = max(threads, total / Self.concurrentCases.filter(Self.selected).count)
         var rng = SeededRandom.fromEnvironment("concurrent models \(c.testDescription), \(steps) steps, \(threads) threads")
         Self.$setup.withValue(c.setup) {
             Self.concurrentCase("\(c.testDescription) concurrent", sync: c.sync, steps: steps, threads: threads, rng: &rng)
