@@ -231,7 +231,7 @@ final class SpaceModelRun {
         switch transparent {
         case .own(let service):
             transparentService = service
-            self.transparent = try makeTransparent(pages: Self.sharedPages, group: 0)
+            self.transparent = try makeTransparent(pages: Self.sharedPages)
         case .shared(let region, let index, let runs):
             transparentService = nil
             // Serials far above the runs' own: each run's stores carry a pattern of its own.
