@@ -92,7 +92,7 @@ test-exec: build
 	scripts/bootstrap --python
 	$(PYTHON) tests/exec/run $(CURDIR)/.build/debug/userswap $(SCRATCH_PREFIX)/lib/libuserswap-preload.so
 
-# The model-based random test at soak length: 10⁷ steps over its four cases, four models at
+# The model-based random test at soak length: 10⁷ steps over its cases, four models at
 # once on each space, in a release build (testable imports need -enable-testing) kept in its own
 # build directory so that it does not replace the one `make release` uses; -DDEBUG compiles in
 # the test hooks and planted bugs that release builds leave out. A failure prints its
@@ -113,7 +113,7 @@ soak: bootstrap
 # Synchronization.Mutex is not instrumented); scripts/tsan.supp would name a false report, each
 # with why it is false — it has none (`make tsan TSAN_SUPPRESSIONS=` runs without the file). Then
 # scripts/tsan-planted-race proves that a lock-asymmetry race is reported.
-# The concurrent model runs TSAN_MODEL_OPS steps in all (4 threads, its four cases).
+# The concurrent model runs TSAN_MODEL_OPS steps in all (4 threads, over its cases).
 # allocator_may_return_null: a test asks for a page table too large to allocate and expects
 # the typed error; TSan's allocator would abort the run instead of returning null.
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'

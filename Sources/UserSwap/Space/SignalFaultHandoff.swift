@@ -81,9 +81,10 @@ final class SignalFaultHandoff {
     }
 
     /// From a SIGBUS handler: has a worker read ahead for the resolver in router slot `slot`;
-    /// does not wait. Dropped when every request is taken (readahead is best effort).
-    func readAhead(_ readahead: Region.SignalReadahead, slot: Int, resolver: UInt) {
-        _ = submit(.readahead(readahead), slot: slot, resolver: resolver)
+    /// does not wait. Dropped when every request is taken (readahead is best effort): then
+    /// false. The worker counts it off the resolver's `readaheadsInFlight` once it has run.
+    func readAhead(_ readahead: Region.SignalReadahead, slot: Int, resolver: UInt) -> Bool {
+        submit(.readahead(readahead), slot: slot, resolver: resolver) != nil
     }
 
     /// Claims a free request, fills it and wakes a worker; nil when none is free.
@@ -144,7 +145,11 @@ final class SignalFaultHandoff {
             _ = cus_futex_wake(UnsafeMutableRawPointer(results[r]).assumingMemoryBound(to: UInt32.self), 1)
         case .readahead(let readahead):
             states[r].pointee.store(State.free.rawValue, ordering: .releasing)
-            SignalFaultRouter.shared.withResolver(slot: slot, bits: resolver) { $0.region.readAhead(after: readahead) }
+            // A region removed meanwhile is not counted down: nobody waits on it any more.
+            SignalFaultRouter.shared.withResolver(slot: slot, bits: resolver) {
+                $0.region.readAhead(after: readahead)
+                $0.readaheadsInFlight.subtract(1, ordering: .releasing)
+            }
         }
     }
 

@@ -113,7 +113,13 @@ final class SignalFaultRouter: Sendable {
             var readahead = Region.SignalReadahead.none
             let resolved: Bool
             if resolver.resolveInSignal(fault, readahead: &readahead) {
-                if readahead != .none { handoff.readAhead(readahead, slot: slot, resolver: bits) }
+                if readahead != .none {
+                    // Relaxed: only counts; the thread that waits for it is this one, later
+                    resolver.readaheadsInFlight.add(1, ordering: .relaxed)
+                    if !handoff.readAhead(readahead, slot: slot, resolver: bits) {
+                        resolver.readaheadsInFlight.subtract(1, ordering: .relaxed)  // Relaxed: as above
+                    }
+                }
                 resolved = true
             } else {
                 resolved = handoff.resolve(fault, slot: slot, resolver: bits)

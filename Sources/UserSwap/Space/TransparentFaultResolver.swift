@@ -18,6 +18,9 @@ final class TransparentFaultResolver: Sendable {
     private let writeProtectUsable: Atomic<Bool>
     /// The last fault that could not be resolved (its thread got SIGBUS).
     let lastError = Mutex<SwapError?>(nil, rank: .lastError)
+    /// Readahead that faults resolved on their own threads handed to the engine's threads
+    /// (`SignalFaultHandoff`) and that has not finished yet: what `waitForReadahead` waits for.
+    let readaheadsInFlight = Atomic<Int>(0)
 
     /// One fault: a page not mapped (`write` when a store made it), or a store to a page mapped
     /// read-only under write protection.
@@ -159,6 +162,13 @@ final class TransparentFaultResolver: Sendable {
         window.markInstalled(fault.page)
         region.engine.stats.count(minor ? .minorFaults : .majorFaults)
         return true
+    }
+
+    /// Sleeps until the readahead handed off for this region's faults has run, so that a
+    /// caller that wants a quiet space (a test comparing the engine's state with a model) sees
+    /// none still to come. Polls: nothing in a signal handler may wake a sleeper on a lock.
+    func waitForReadahead() {
+        while readaheadsInFlight.load(ordering: .acquiring) > 0 { usleep(50) }
     }
 
     func noteError(_ error: SwapError) {

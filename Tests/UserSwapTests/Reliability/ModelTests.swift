@@ -7,15 +7,16 @@ import UserSwapTestSupport
 @testable import UserSwap
 
 /// Model-based random testing: seeded random sequences of region operations (create, destroy,
-/// write, read, pins held across steps, explicit swap-out, discard, group limit changes) against a
-/// real space whose small RAM budget makes reclaim run on its own, checked step by step against a
+/// write, read, pins held across steps, explicit swap-out, discard, group limit changes, and plain
+/// loads and stores of a transparent region) against a real space whose small RAM budget makes reclaim run on its own, checked step by step against a
 /// reference model (`SpaceModel.swift`), with the invariant walker every few hundred steps and at
 /// the end. A failing sequence is shrunk (delta debugging) and printed.
 ///
 /// Environment: `USERSWAP_SEED` replays a seed (printed by every case); `USERSWAP_MODEL_OPS` sets
 /// the total steps over all cases (default 10⁶); `USERSWAP_MODEL_THREADS` runs that many models
 /// at once on one space per case (default 1: deterministic, strict); `USERSWAP_SHRINK_SECONDS`
-/// bounds shrinking (default 60). `make soak` runs 10⁷ steps on 4 threads.
+/// bounds shrinking (default 60); `USERSWAP_MODEL_CASES=<text>` runs only the cases whose name
+/// contains the text, the steps split over those. `make soak` runs 10⁷ steps on 4 threads.
 @Suite("Model-based random operations")
 struct ModelTests {
     struct Case: Sendable, CustomTestStringConvertible {
@@ -26,11 +27,18 @@ struct ModelTests {
         var device: ModelDevice = .memory
         var policy: ReclaimPolicy = .frequency
         var folioPages = 1
+        /// A transparent region beside the explicit ones, served so.
+        var transparent: TransparentRegion.FaultService?
+        var swapLimits = true
         var testDescription: String {
             "\(sync) #\(index)\(io == .automatic ? "" : " \(io.rawValue)")\(device == .memory ? "" : " \(device.rawValue)")"
                 + (policy == .frequency ? "" : " \(policy)") + (folioPages == 1 ? "" : " \(folioPages * 4) KiB folios")
+                + (transparent.map { " transparent (\($0 == .faultingThread ? "faulting thread" : "handler threads"))" } ?? "")
+                + (swapLimits ? "" : " no swap limits")
         }
-        var setup: ModelSetup { ModelSetup(io: io, device: device, policy: policy, folioPages: folioPages) }
+        var setup: ModelSetup {
+            ModelSetup(io: io, device: device, policy: policy, folioPages: folioPages, transparent: transparent, swapLimits: swapLimits)
+        }
     }
 
     /// Every protocol, on every kind of device and under every reclaim policy, at least once.
@@ -46,10 +54,19 @@ struct ModelTests {
         Case(sync: bothProtocols[1], index: 8, device: .faulty, policy: .activeInactive),
         Case(sync: .swapCache, index: 9, folioPages: 4),
         Case(sync: bothProtocols[1], index: 10, io: .ioUring, device: .file, policy: .workingset, folioPages: 16),
+        // A transparent region beside the explicit ones, served by each fault service. No
+        // fault-injecting device: a fault that fails is SIGBUS (see `SpaceModelRun.apply`).
+        Case(sync: .swapCache, index: 11, transparent: .faultingThread),
+        Case(sync: bothProtocols[1], index: 12, io: .ioUring, device: .file, policy: .workingset, transparent: .handlerThreads(2)),
     ]
 
     /// The device, engine and policy of the spaces the current case makes.
     @TaskLocal static var setup = ModelSetup()
+
+    /// Whether `USERSWAP_MODEL_CASES` (if set) selects the case: its name contains the text.
+    static func selected(_ c: Case) -> Bool {
+        ProcessInfo.processInfo.environment["USERSWAP_MODEL_CASES"].map { c.testDescription.contains($0) } ?? true
+    }
 
     /// Steps between invariant walks.
     static let invariantEvery = 500
@@ -60,20 +77,23 @@ struct ModelTests {
 
     @Test("random operations on a space match a reference model step by step", arguments: cases)
     func model(_ c: Case) throws {
+        guard Self.selected(c) else { return }
         try Self.$setup.withValue(c.setup) { try modelCase(c) }
     }
 
     private func modelCase(_ c: Case) throws {
         let total = Self.environment("USERSWAP_MODEL_OPS", default: 1_000_000)
         let threads = max(1, Self.environment("USERSWAP_MODEL_THREADS", default: 1))
-        let steps = max(1, total / Self.cases.count)
+        let steps = max(1, total / Self.cases.filter(Self.selected).count)
         var rng = SeededRandom.fromEnvironment("model \(c.testDescription), \(steps) steps, \(threads) thread(s)")
         let start = ContinuousClock.now
         if threads == 1 {
             let opsSeed = rng.next()
-            let outcome = Self.run(Self.ops(seed: opsSeed, count: steps), sync: c.sync)
+            let outcome = Self.run(Self.ops(seed: opsSeed, count: steps, transparent: c.transparent != nil), sync: c.sync)
             if let failure = outcome.failure {
-                Self.report(failure, seed: rng.seed, sync: c.sync, ops: Array(Self.ops(seed: opsSeed, count: failure.step + 1)))
+                Self.report(
+                    failure, seed: rng.seed, sync: c.sync,
+                    ops: Array(Self.ops(seed: opsSeed, count: failure.step + 1, transparent: c.transparent != nil)))
             }
             print("model \(c.testDescription): \(outcome.steps) steps in \(ContinuousClock.now - start); \(outcome.summary)")
             if outcome.failure == nil {
@@ -94,9 +114,10 @@ struct ModelTests {
         "several models at once on one space with its background reclaimer match their reference models",
         arguments: concurrentCases)
     func concurrentModels(_ c: Case) throws {
+        guard Self.selected(c) else { return }
         let total = Self.environment("USERSWAP_MODEL_CONCURRENT_OPS", default: 200_000)
         let threads = max(2, Self.environment("USERSWAP_MODEL_CONCURRENT_THREADS", default: 4))
-        let steps = max(threads, total / Self.concurrentCases.count)
+        let steps = max(threads, total / Self.concurrentCases.filter(Self.selected).count)
         var rng = SeededRandom.fromEnvironment("concurrent models \(c.testDescription), \(steps) steps, \(threads) threads")
         Self.$setup.withValue(c.setup) {
             Self.concurrentCase("\(c.testDescription) concurrent", sync: c.sync, steps: steps, threads: threads, rng: &rng)
@@ -104,12 +125,16 @@ struct ModelTests {
     }
 
     /// The concurrent cases: both protocols on memory, a file on io_uring, a faulty device,
-    /// 32 KiB folios (split while other threads' reclaim looks at them).
+    /// 32 KiB folios (split while other threads' reclaim looks at them), and a transparent
+    /// region the runs share, each storing to and loading its own pages while the others swap
+    /// out, prefetch and deactivate any of them (without swap limits, so that no run's state
+    /// can leave a fault without memory: see `SpaceModelRun.apply`).
     static let concurrentCases = [
         Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
         Case(sync: .swapCache, index: 1, io: .ioUring, device: .file, policy: .workingset),
         Case(sync: allProtocols[3], index: 2, device: .faulty),
         Case(sync: bothProtocols[1], index: 3, folioPages: 8),
+        Case(sync: .swapCache, index: 4, transparent: .faultingThread, swapLimits: false),
     ]
 
     /// Runs `steps` steps in all on `threads` models at once and records what fails.
@@ -121,7 +146,7 @@ struct ModelTests {
             Issue.record(
                 "model \(name), thread \(thread) of \(threads), seed \(rng.seed) (replay with USERSWAP_SEED=\(rng.seed)): \(failure)")
             // Try the thread's steps alone: if they fail there too, shrink them.
-            let ops = Array(Self.ops(seed: seeds[thread], count: failure.step + 1))
+            let ops = Array(Self.ops(seed: seeds[thread], count: failure.step + 1, transparent: setup.transparent != nil))
             if let alone = run(ops, sync: sync).failure {
                 report(alone, seed: rng.seed, sync: sync, ops: ops)
             } else {
@@ -179,6 +204,28 @@ struct ModelTests {
         print("sabotaged model: failed at step \(failure.step) (\(failure.kind)); shrunk to \(short.count) steps: \(short)")
     }
 
+    @Test(
+        "a model that forgets discards of transparent pages is caught by a plain load",
+        arguments: [TransparentRegion.FaultService.faultingThread, .handlerThreads(2)])
+    func transparentSabotageCaught(_ service: TransparentRegion.FaultService) {
+        var rng = SeededRandom.fromEnvironment("transparent model sabotage")
+        // Transparent steps only, so that the check that fails is one of theirs.
+        let ops = Array(Self.ops(seed: rng.next(), count: 6_000, transparent: true)).filter {
+            if case .transparent = $0 { true } else { false }
+        }
+        Self.$setup.withValue(ModelSetup(transparent: service)) {
+            if let honest = Self.run(ops, sync: .swapCache).failure {
+                Issue.record("the honest model fails, seed \(rng.seed): \(honest)")
+                return
+            }
+            let failure = Self.run(ops, sync: .swapCache, sabotage: true).failure
+            #expect(
+                failure?.kind == .wrongBytes && failure?.message.contains("transparent") == true,
+                "a model that forgets transparent discards: \(failure.map(String.init(describing:)) ?? "not caught in \(ops.count) steps")")
+            print("transparent sabotage (\(service)): \(failure.map(String.init(describing:)) ?? "not caught")")
+        }
+    }
+
     /// Found by this model (seed 1251226042411859032, shrunk from 1733 steps): a group at its
     /// limit with its four pinned pages on the inactive list and four unpinned, unreferenced
     /// pages on the active list fails an allocation with out-of-memory. `shrink(_:target:)` ages
@@ -226,10 +273,10 @@ struct ModelTests {
 
     // MARK: Running
 
-    /// The steps of a run, generated from `seed`.
-    static func ops(seed: UInt64, count: Int) -> some Sequence<ModelOp> {
+    /// The steps of a run, generated from `seed` (with steps on a transparent region or not).
+    static func ops(seed: UInt64, count: Int, transparent: Bool = false) -> some Sequence<ModelOp> {
         var rng = SeededRandom(seed: seed)
-        return (0..<count).lazy.map { _ in ModelOp.random(&rng) }
+        return (0..<count).lazy.map { _ in ModelOp.random(&rng, transparent: transparent) }
     }
 
     struct Outcome {
@@ -292,7 +339,8 @@ struct ModelTests {
             shared = try SpaceModelRun.makeShared(space)
             model = try SpaceModelRun(
                 space: space, shared: shared!, name: "", strict: true, forgetDiscards: sabotage,
-                folioSize: setup.folioPages * SwapPage.size)
+                folioSize: setup.folioPages * SwapPage.size, transparent: setup.transparent.map { TransparentSetup.own($0) },
+                swapLimits: setup.swapLimits)
         } catch {
             outcome.failure = ModelFailure(kind: .unexpectedError, step: 0, message: "setup: \(error)")
             return outcome
@@ -322,6 +370,9 @@ struct ModelTests {
         outcome.summary =
             "\(model.verifiedPages) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions (\(s[.cleanDrops]) clean), \(s[.directReclaims]) direct reclaims, \(model.outOfMemory) allowed out-of-memory, \(model.swapFull) allowed swap-full, \(model.deviceToggles) swapons/swapoffs"
             + (model.faults.map { ", \(model.injectedErrors) accesses failed by \($0.injectedTotal) injected faults" } ?? "")
+            + (setup.transparent == nil
+                ? ""
+                : ", \(model.transparentTouches) plain loads and stores (\(model.transparentSkipped) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried")
         return outcome
     }
 
@@ -332,18 +383,26 @@ struct ModelTests {
         let threads = seeds.count
         let space: SwapSpace
         var shared: Region?
+        // The transparent region the runs share, if the case has one: each run owns every
+        // `threads`-th page of it.
+        var sharedTransparent: TransparentRegion?
         let models: [SpaceModelRun]
         do {
             space = try makeSpace(sync: sync, models: threads)
             shared = try SpaceModelRun.makeShared(space)
-            models = try (0..<threads).map {
+            if let service = setup.transparent {
+                sharedTransparent = try space.makeTransparentRegion(bytes: threads * 16 * SwapPage.size, faults: service)
+            }
+            models = try (0..<threads).map { t in
                 try SpaceModelRun(
-                    space: space, shared: shared!, name: "t\($0)/", strict: false, folioSize: setup.folioPages * SwapPage.size)
+                    space: space, shared: shared!, name: "t\(t)/", strict: false, folioSize: setup.folioPages * SwapPage.size,
+                    transparent: sharedTransparent.map { TransparentSetup.shared($0, index: t, runs: threads) },
+                    swapLimits: setup.swapLimits)
             }
         } catch {
             return ConcurrentOutcome(failure: (0, ModelFailure(kind: .unexpectedError, step: 0, message: "setup: \(error)")))
         }
-        let generators = Generators(seeds: seeds)
+        let generators = Generators(seeds: seeds, transparent: setup.transparent != nil)
         let failures = Mutex<[(Int, ModelFailure)]>([])
         let boxed = UncheckedBox(models)
         var done = 0
@@ -384,6 +443,7 @@ struct ModelTests {
             do throws(ModelFailure) {
                 for m in models { try m.finish(step: done - 1) }
                 shared = nil
+                sharedTransparent = nil
                 try checkEmpty(space, models.flatMap { $0.groups }, step: done - 1)
             } catch {
                 failures.withLock { $0.append((0, error)) }
@@ -399,6 +459,9 @@ struct ModelTests {
             + (models[0].faults.map {
                 ", \(models.reduce(0) { $0 + $1.injectedErrors }) accesses failed by \($0.injectedTotal) injected faults"
             } ?? "")
+            + (setup.transparent == nil
+                ? ""
+                : ", \(models.reduce(0) { $0 + $1.transparentTouches }) plain loads and stores (\(models.reduce(0) { $0 + $1.transparentSkipped }) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried")
         return ConcurrentOutcome(
             failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom,
             unexplainedOutOfMemory: unexplained, summary: summary)
@@ -523,9 +586,13 @@ final class Generators: Sendable {
         init(_ seed: UInt64) { rng = SeededRandom(seed: seed) }
     }
     private let sources: [Source]
-    init(seeds: [UInt64]) { sources = seeds.map(Source.init) }
+    private let transparent: Bool
+    init(seeds: [UInt64], transparent: Bool) {
+        sources = seeds.map(Source.init)
+        self.transparent = transparent
+    }
     /// Only thread `t` calls this with `t`.
-    func next(_ t: Int) -> ModelOp { ModelOp.random(&sources[t].rng) }
+    func next(_ t: Int) -> ModelOp { ModelOp.random(&sources[t].rng, transparent: transparent) }
 }
 
 /// Hands non-Sendable values to the threads of `runThreads`; each thread uses only its own element.
@@ -557,4 +624,11 @@ struct ModelSetup: Sendable {
     /// Pages per folio of the runs' regions: large folios, which fall back to single pages when
     /// no run of free frames or slots is found.
     var folioPages = 1
+    /// A transparent region beside the explicit ones (a run's own, or one the concurrent runs
+    /// share), served so; nil: none.
+    var transparent: TransparentRegion.FaultService?
+    /// `.swapLimit` steps set limits. Off where concurrent runs share a transparent region: a
+    /// group at its swap limit holds its pages in memory, and another run's fault, which
+    /// cannot fail, could then find none.
+    var swapLimits = true
 }

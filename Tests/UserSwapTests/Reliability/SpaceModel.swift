@@ -40,6 +40,8 @@ enum ModelOp: Equatable, Sendable, CustomStringConvertible {
     /// Swaps on a second, lower-priority device, or swaps it off (its pages come back to
     /// memory or go to the first device) when it is on.
     case toggleDevice
+    /// A step on the run's transparent region, if it has one (`SpaceModel+Transparent.swift`).
+    case transparent(TransparentOp)
 
     static let slots = 4
     /// Groups a run uses: root, a, a/b (nested), c.
@@ -47,8 +49,14 @@ enum ModelOp: Equatable, Sendable, CustomStringConvertible {
     static let maxPins = 4
     static let maxRegionPages = 48
 
-    /// A random step; the weights favour page traffic, which is what makes reclaim run.
-    static func random(_ rng: inout SeededRandom) -> ModelOp {
+    /// A random step; the weights favour page traffic, which is what makes reclaim run. With
+    /// `transparent`, about a third of the steps go to the transparent region (an extra draw
+    /// per step, so that runs without one replay the steps they always did).
+    static func random(_ rng: inout SeededRandom, transparent: Bool = false) -> ModelOp {
+        if transparent {
+            let t = rng.next()
+            if t % 100 < 35 { return .transparent(TransparentOp.random(t >> 8, &rng)) }
+        }
         let r = rng.next()
         let a = Int((r >> 10) & 0xffff), b = Int((r >> 26) & 0xffff), c = Int((r >> 42) & 0xffff)
         let slot = a % slots
@@ -92,6 +100,7 @@ enum ModelOp: Equatable, Sendable, CustomStringConvertible {
         case .prefetch(let s, let p, let n): "prefetch(slot: \(s), page: \(p), count: \(n))"
         case .advise(let s, let a): "advise(slot: \(s), advice: \(a))"
         case .toggleDevice: "toggleDevice"
+        case .transparent(let op): "transparent(\(op))"
         }
     }
 }
@@ -162,13 +171,24 @@ final class SpaceModelRun {
     let strict: Bool
     private(set) var slots: [RegionModel?] = Array(repeating: nil, count: ModelOp.slots)
     private(set) var pins: [HeldPin] = []
-    private var nextSerial = 1
-    private var nextGeneration = 1
+    var nextSerial = 1
+    var nextGeneration = 1
     /// Scratch pages for checks: the expected bytes, and zeros.
-    private let expected = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 16)
+    let expected = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 16)
     private let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: 16)
+    /// The run's transparent region and what its pages hold (nil: the run has none).
+    var transparent: TransparentModel?
+    /// How the run's own transparent region is served, for `.remake` (nil: none, or a shared one).
+    let transparentService: TransparentRegion.FaultService?
+    /// `.swapLimit` steps set limits (off where a transparent region shares the space with other
+    /// runs: see `ModelSetup.swapLimits`).
+    let swapLimits: Bool
+    /// Plain loads and stores of the transparent region, and those not made because an
+    /// out-of-memory error would have been excused (a fault cannot report one).
+    var transparentTouches = 0
+    var transparentSkipped = 0
     /// Counters, printed by the test.
-    private(set) var verifiedPages = 0
+    var verifiedPages = 0
     private(set) var outOfMemory = 0
     /// Out-of-memory errors this run's own state does not explain (its pins fill no limit and
     /// none of its swap limits is reached): excused only because other runs share the space.
@@ -193,9 +213,10 @@ final class SpaceModelRun {
 
     init(
         space: SwapSpace, shared: Region, name: String, strict: Bool, forgetDiscards: Bool = false,
-        folioSize: Int = SwapPage.size
+        folioSize: Int = SwapPage.size, transparent: TransparentSetup? = nil, swapLimits: Bool = true
     ) throws {
         self.space = space
+        self.swapLimits = swapLimits
         self.folioSize = folioSize
         self.shared = shared
         self.strict = strict
@@ -207,6 +228,19 @@ final class SpaceModelRun {
         let c = try space.makeGroup(name: "\(name)c")
         groups = [space.rootGroup, a, b, c]
         memset(zeros.baseAddress!, 0, SwapPage.size)
+        switch transparent {
+        case .own(let service):
+            transparentService = service
+            self.transparent = try makeTransparent(pages: Self.sharedPages)
+        case .shared(let region, let index, let runs):
+            transparentService = nil
+            // Serials far above the runs' own: each run's stores carry a pattern of its own.
+            self.transparent = TransparentModel(
+                region: region, serial: (1 << 20) + index, group: 0, pages: Array(stride(from: index, to: region.pageCount, by: runs)),
+                own: false)
+        case nil:
+            transparentService = nil
+        }
     }
 
     deinit {
@@ -316,6 +350,7 @@ final class SpaceModelRun {
         case .memoryLimit(let g, let pages):
             groups[g].memoryLimit = pages.map { $0 * SwapPage.size }
         case .swapLimit(let g, let pages):
+            guard swapLimits else { return }
             groups[g].swapLimit = pages.map { $0 * SwapPage.size }
         case .verify(let s):
             guard let m = slots[s] else { return }
@@ -343,6 +378,8 @@ final class SpaceModelRun {
             _ = try access(step, m, 0) { try m.region.advise(advice) }
         case .toggleDevice:
             try Self.toggling.withLock { _ throws(ModelFailure) in try toggleDevice(step) }
+        case .transparent(let op):
+            try apply(op, step: step)
         }
         try checkStates(step)
         if strict { try checkNoLockedFolio(step) }
@@ -428,7 +465,7 @@ final class SpaceModelRun {
     /// Runs an access; returns false if it failed with an error the model allows at this point
     /// (out of memory with the group's frames pinned, swap full at a swap limit), throws a
     /// failure for any other error.
-    private func access(
+    func access(
         _ step: Int, _ m: RegionModel, _ page: Int, swapOut: Bool = false,
         _ body: () throws -> Void
     ) throws(ModelFailure) -> Bool {
@@ -482,7 +519,11 @@ final class SpaceModelRun {
     /// engine's own work in a debug build; a page of another region, page or generation, zeros,
     /// or a partly transferred page still fail the comparison.)
     static func tag(_ m: RegionModel, _ page: Int, _ generation: Int) -> UInt64 {
-        var z = UInt64(m.serial) << 40 ^ UInt64(page) << 24 ^ UInt64(generation)
+        tag(serial: m.serial, page: page, generation: generation)
+    }
+
+    static func tag(serial: Int, page: Int, generation: Int) -> UInt64 {
+        var z = UInt64(serial) << 40 ^ UInt64(page) << 24 ^ UInt64(generation)
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return (z ^ (z >> 31)) | 1  // never zero
@@ -628,9 +669,9 @@ final class SpaceModelRun {
 
     /// Out of memory is allowed when pins fill a limit or the budget, or when a swap limit
     /// is reached (reclaim then cannot move pages out).
-    private func outOfMemoryJustified(_ g: Int) -> Bool {
+    func outOfMemoryJustified(_ g: Int, needed: Int? = nil) -> Bool {
         // The access needs a folio's frames (a large one, or one page after a fallback).
-        let needed = folioSize / SwapPage.size
+        let needed = needed ?? folioSize / SwapPage.size
         if pinnedFrames(in: 0) + needed > space.frameCount { return true }
         for group in path(g) {
             let index = groups.firstIndex { $0 === group }!
@@ -655,7 +696,7 @@ final class SpaceModelRun {
     /// and reclaim reserves a whole batch at a time; the reservations are not observable, and
     /// alone in the space a model has none in flight between steps. With other threads
     /// reclaiming its pages, a model can only tell that a limit is set.
-    private func swapFullJustified(_ g: Int) -> Bool {
+    func swapFullJustified(_ g: Int) -> Bool {
         path(g).contains { g in
             guard let limit = g.swapLimit else { return false }
             return !strict || g.swapUsage + g.swapReservedUsage + SwapPage.size > limit
@@ -695,9 +736,12 @@ final class SpaceModelRun {
         for s in slots.indices where slots[s] != nil {
             for page in 0..<slots[s]!.region.pageCount { try read(step, s, page) }
         }
+        try apply(TransparentOp.verify, step: step)
         for held in pins { held.pin = nil }
         pins.removeAll()
         for s in slots.indices { drop(slot: s) }
+        // An own region goes now (a shared one, with the space's other runs).
+        transparent = nil
     }
 
     private func drop(slot s: Int) {
