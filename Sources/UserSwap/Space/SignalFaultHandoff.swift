@@ -68,8 +68,9 @@ final class SignalFaultHandoff {
         var request: Int?
         while request == nil {
             request = submit(.resolve(fault), slot: slot, resolver: resolver)
-            // Every request taken: the workers free them within moments (a yield, as nothing
-            // here may wait on a lock).
+            // Every request taken: the workers free them within moments. A yield on purpose: the
+            // table fills only with `capacity` hand-overs in flight at once, and a sleep here
+            // would cost every request's free a check for sleepers.
             if request == nil { sched_yield() }
         }
         let r = request!
