@@ -29,7 +29,7 @@ final class SignalFaultHandoff {
         /// Resolve the fault as a handler thread would; the submitter waits.
         case resolve(TransparentFaultResolver.Fault)
         /// Read ahead, nobody waits.
-        case readahead(Region.SignalReadahead)
+        case readahead(Region.ReadaheadPlan)
     }
 
     private let states: _UnsafeAtomicArray<UInt32>
@@ -83,7 +83,7 @@ final class SignalFaultHandoff {
 
     /// From a SIGBUS handler: has a worker read ahead for the resolver in router slot `slot`;
     /// does not wait. Dropped when every request is taken (readahead is best effort).
-    func readAhead(_ readahead: Region.SignalReadahead, slot: Int, resolver: UInt) {
+    func readAhead(_ readahead: Region.ReadaheadPlan, slot: Int, resolver: UInt) {
         _ = submit(.readahead(readahead), slot: slot, resolver: resolver)
     }
 
@@ -145,7 +145,7 @@ final class SignalFaultHandoff {
             _ = cus_futex_wake(UnsafeMutableRawPointer(results[r]).assumingMemoryBound(to: UInt32.self), 1)
         case .readahead(let readahead):
             states[r].pointee.store(State.free.rawValue, ordering: .releasing)
-            SignalFaultRouter.shared.withResolver(slot: slot, bits: resolver) { $0.region.readAhead(after: readahead) }
+            SignalFaultRouter.shared.withResolver(slot: slot, bits: resolver) { _ = try? $0.region.readAhead(.planned(readahead)) }
         }
     }
 
