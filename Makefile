@@ -14,7 +14,7 @@ RELEASE_BIN := .build/release/userswap
 RESULTS := bench/results
 PYTHON := .venv/bin/python
 
-.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint clib preload install test-c test-python test-exec
+.PHONY: all run test bench clean build release bootstrap soak tsan docs format lint check-release clib preload install test-c test-python test-exec
 
 all: build
 
@@ -118,7 +118,7 @@ soak: bootstrap
 # the typed error; TSan's allocator would abort the run instead of returning null.
 # Transparent regions run clean under it; TSan checks the engine's and the fault handlers'
 # accesses, but cannot know that a window page's two views are one memory.
-TSAN_SUITES := SwapInRaceTests|AllocationWaitTests|AsyncPinTests|FrameWaitQueueTests|EngineThreadLifetimeTests|ReadaheadTests|PrefetchTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|SlotReclaimWorkerTests|LegacyProtocolTests|SwappableArrayTests|ModelTests/concurrentModels|FaultInjectionTests|CompressedTierTests|SpaceEncryptionTests|RedisBackendTests/spaceUnderReclaim|RedisBackendTests/concurrentThreads|ScheduleExplorationTests|RedisClusterBackendTests
+TSAN_SUITES := SwapInRaceTests|AllocationWaitTests|AsyncPinTests|FrameWaitQueueTests|EngineThreadLifetimeTests|ReadaheadTests|PrefetchTests|ReclaimStressTests|MemoryGroupTests|SwapDeviceAllocationTests|TransparentRegionTests|TransparentStressTests|IOEngineTests|SwapOffTests|SlotReclaimTests|SlotReclaimWorkerTests|LegacyProtocolTests|SwappableArrayTests|ModelTests/concurrentModels|FaultInjectionTests|CompressedTierTests|SpaceEncryptionTests|RedisBackendTests/spaceUnderReclaim|RedisBackendTests/concurrentThreads|ScheduleExplorationTests|RedisClusterBackendTests|SignalFaultRouterTests|FrameWindowTests
 TSAN_SUPPRESSIONS ?= $(CURDIR)/scripts/tsan.supp
 TSAN_MODEL_OPS ?= 20000
 tsan: bootstrap
@@ -133,13 +133,22 @@ docs: bootstrap
 	scripts/docs
 
 # The toolchain's swift-format with the checked-in .swift-format: `make format` rewrites the
-# tree, `make lint` fails on anything it would change or flag.
+# tree, `make lint` fails on anything it would change or flag, and on a break of the
+# architecture's rules (scripts/check-architecture says which; its self-test first plants one
+# violation of each rule and fails unless every one is reported). The release binary's symbols
+# are checked when a release build newer than the sources exists; `make check-release` builds
+# one and checks it.
 FORMATTED := Sources Tests Examples Package.swift
 format:
 	swift-format format --in-place --recursive --parallel $(FORMATTED)
 
 lint:
 	swift-format lint --strict --recursive --parallel $(FORMATTED)
+	scripts/check-architecture --self-test
+	scripts/check-architecture
+
+check-release: release
+	scripts/check-architecture --require-release
 
 # The standard benchmark suite into bench/results/*.json, then plots of whatever is there.
 # A scenario that is not written yet is skipped with a note, not an error.

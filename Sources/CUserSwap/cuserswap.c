@@ -42,6 +42,7 @@ static __thread uint32_t thread_slot_plus_one = 0;
 
 uint32_t cus_thread_slot(void) {
     if (thread_slot_plus_one == 0)
+        /* Relaxed: only a unique number is needed; it orders nothing */
         thread_slot_plus_one = __atomic_fetch_add(&next_thread_slot, 1, __ATOMIC_RELAXED) + 1;
     return thread_slot_plus_one - 1;
 }

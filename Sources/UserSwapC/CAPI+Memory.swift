@@ -95,7 +95,7 @@ public func userswapPin(
         do throws(SwapError) {
             made = try mapping.region.pin(index, for: writable != 0 ? .write : .read)
         } catch {
-            handle.state.withLock { _ in _ = mapping.pins.subtract(1, ordering: .relaxed) }
+            handle.state.withLock { _ in _ = mapping.pins.subtract(1, ordering: .relaxed) }  // Relaxed: pins change only under this lock
             throw error
         }
         page.pointee = made.bytes.baseAddress

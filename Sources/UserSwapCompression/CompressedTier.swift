@@ -142,14 +142,14 @@ public final class CompressedTier: SwapBackend {
     /// after the pool lock is (the array's free happens when `released` goes out of scope).
     public func invalidate(page: Int) {
         let released = pool.withLock { $0.removeLocked(page) }
-        if released != nil { counters.invalidations.add(1, ordering: .relaxed) }
+        if released != nil { counters.invalidations.add(1, ordering: .relaxed) }  // Relaxed: a statistic
         if lower.wantsInvalidation { lower.invalidate(page: page) }
     }
 
     /// Drops the pool's copies of `pages` and passes the discard on.
     public func discard(pages: Range<Int>) throws(SwapError) {
         let released = pool.withLock { state in pages.compactMap { state.removeLocked($0) } }
-        counters.invalidations.add(released.count, ordering: .relaxed)
+        counters.invalidations.add(released.count, ordering: .relaxed)  // Relaxed: a statistic
         try lower.discard(pages: pages)
     }
 
@@ -199,7 +199,7 @@ public final class CompressedTier: SwapBackend {
                 return nil
             }
             guard let busy else { break }
-            counters.writeBackWaits.add(1, ordering: .relaxed)
+            counters.writeBackWaits.add(1, ordering: .relaxed)  // Relaxed: a statistic
             busy.done.wait()
         }
 
@@ -215,12 +215,12 @@ public final class CompressedTier: SwapBackend {
             }
             let end = nextHit < hits.count ? hits[nextHit].index : pages.count
             lowerConsumed = try readLower(pages[index..<end], at: first + index, consume: consume) || lowerConsumed
-            counters.lowerReads.add(end - index, ordering: .relaxed)
+            counters.lowerReads.add(end - index, ordering: .relaxed)  // Relaxed: a statistic
             index = end
         }
 
         for hit in hits { expand(hit.payload, into: pages[hit.index], page: first + hit.index) }
-        counters.loads.add(hits.count, ordering: .relaxed)
+        counters.loads.add(hits.count, ordering: .relaxed)  // Relaxed: a statistic
         guard consume, !hits.isEmpty else { return lowerConsumed }
         let (consumed, released) = pool.withLock { state in
             var consumed = false
@@ -297,14 +297,14 @@ public final class CompressedTier: SwapBackend {
                     if let old = state.removeLocked(page) { released.append(old) }
                     if case .keep(let payload) = decisions[index], !state.insertLocked(page, payload, victims: &victims) {
                         decisions[index] = .reject
-                        counters.poolLimitRejects.add(1, ordering: .relaxed)
+                        counters.poolLimitRejects.add(1, ordering: .relaxed)  // Relaxed: a statistic
                     }
                     index += 1
                 }
                 return nil
             }
             if let busy {
-                counters.writeBackWaits.add(1, ordering: .relaxed)
+                counters.writeBackWaits.add(1, ordering: .relaxed)  // Relaxed: a statistic
                 busy.done.wait()
             }
         }
@@ -322,11 +322,13 @@ public final class CompressedTier: SwapBackend {
 
         for decision in decisions {
             switch decision {
-            case .reject: counters.rejects.add(1, ordering: .relaxed)
+            case .reject: counters.rejects.add(1, ordering: .relaxed)  // Relaxed: a statistic
             case .keep(.sameFilled):
+                // Relaxed: statistics
                 counters.stores.add(1, ordering: .relaxed)
                 counters.sameFilledStores.add(1, ordering: .relaxed)
             case .keep(.compressed(let data)):
+                // Relaxed: statistics
                 counters.stores.add(1, ordering: .relaxed)
                 counters.compressedBytesIn.add(SwapPage.size, ordering: .relaxed)
                 counters.compressedBytesOut.add(data.count, ordering: .relaxed)
@@ -352,7 +354,7 @@ public final class CompressedTier: SwapBackend {
                     try lower.write(buffers, atPage: first + index)
                 }
             }
-            counters.lowerWrites.add(end - index, ordering: .relaxed)
+            counters.lowerWrites.add(end - index, ordering: .relaxed)  // Relaxed: a statistic
             index = end
         }
     }

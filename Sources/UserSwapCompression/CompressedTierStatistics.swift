@@ -99,6 +99,7 @@ extension CompressedTier {
         return CompressedTierStatistics(
             storedPages: stored, sameFilledPages: same, poolBytes: bytes, peakPoolBytes: peak, poolLimit: limit,
             compressedBytes: compressed,
+            // Relaxed: statistics, each exact on its own; a snapshot taken during traffic need not add up
             stores: c.stores.load(ordering: .relaxed), sameFilledStores: c.sameFilledStores.load(ordering: .relaxed),
             rejects: c.rejects.load(ordering: .relaxed), poolLimitRejects: c.poolLimitRejects.load(ordering: .relaxed),
             writeBacks: c.writeBacks.load(ordering: .relaxed), writeBackFailures: c.writeBackFailures.load(ordering: .relaxed),

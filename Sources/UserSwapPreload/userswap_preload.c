@@ -221,6 +221,7 @@ EXPORT void free(void *pointer) {
         return;
     }
     /* A forked child cannot touch the heap: its blocks stay the parent's. */
+    /* Relaxed: HEAP_CHILD is stored by the child's only thread, this one */
     if (atomic_load_explicit(&state, memory_order_relaxed) == HEAP_CHILD) return;
     in_mimalloc++;
     mi.free(pointer);
@@ -234,6 +235,7 @@ static size_t libc_usable_size(void *pointer) {
 EXPORT void *realloc(void *pointer, size_t size) {
     if (pointer == NULL) return malloc(size);
     if (in_heap(pointer)) {
+        /* Relaxed: as in free */
         if (atomic_load_explicit(&state, memory_order_relaxed) == HEAP_CHILD) stop_forked_child();
         in_mimalloc++;
         void *moved = mi.realloc(pointer, size);
@@ -306,6 +308,7 @@ EXPORT void *pvalloc(size_t size) { return aligned(4096, (size + 4095) & ~(size_
 EXPORT size_t malloc_usable_size(void *pointer) {
     if (pointer == NULL) return 0;
     if (!in_heap(pointer)) return libc_usable_size(pointer);
+    /* Relaxed: as in free */
     if (atomic_load_explicit(&state, memory_order_relaxed) == HEAP_CHILD) stop_forked_child();
     return mi.usable_size(pointer);
 }
@@ -339,6 +342,7 @@ EXPORT int munmap(void *address, size_t length) {
     if (real_munmap == NULL) real_munmap = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
     if (address != NULL && in_region(address) && engine_depth == 0 && in_mimalloc == 0) {
         /* Only a whole block the mmap above gave: the region itself must stay mapped. */
+        /* Relaxed: as in free */
         if (atomic_load_explicit(&state, memory_order_relaxed) == HEAP_CHILD) return 0;
         if (!in_heap(address) || ((uintptr_t)address & 4095) != 0 || mi.usable_size(address) < length) {
             errno = EINVAL;
@@ -390,6 +394,7 @@ static void resolve_io(void) {
 static inline bool needs_touch(const void *buffer, size_t length) {
     uintptr_t start = (uintptr_t)buffer;
     return touch_for_syscalls && length > 0 && start < heap_high && start + length > heap_low &&
+           /* Relaxed: a heap address reaches a thread only through malloc, whose ready() acquires */
            atomic_load_explicit(&state, memory_order_relaxed) == HEAP_READY;
 }
 
@@ -401,6 +406,7 @@ static void touch(const void *buffer, size_t length, bool store) {
     if (end > heap_high) end = heap_high;
     for (uintptr_t page = start & ~(uintptr_t)4095; page < end; page += 4096) {
         uintptr_t at = page < start ? start : page;
+        /* Relaxed: only makes the page writable; it orders nothing */
         if (store) __atomic_fetch_or((unsigned char *)at, 0, __ATOMIC_RELAXED);
         else (void)*(volatile const unsigned char *)at;
     }
@@ -549,6 +555,7 @@ EXPORT int madvise(void *address, size_t length, int advice) {
     static int (*real_madvise)(void *, size_t, int);
     if (real_madvise == NULL) *(void **)&real_madvise = dlsym(RTLD_NEXT, "madvise");
     if ((advice == MADV_DONTNEED || advice == MADV_REMOVE || advice == MADV_FREE) && engine_depth == 0 &&
+        /* Relaxed: as in needs_touch: a heap address came through malloc, which acquired */
         in_mimalloc == 0 && length > 0 && in_heap(address) && atomic_load_explicit(&state, memory_order_relaxed) == HEAP_READY) {
         uintptr_t start = (uintptr_t)address, end = start + ((length + 4095) & ~(size_t)4095);
         if ((start & 4095) != 0 || end > heap_high) {
@@ -612,6 +619,7 @@ static void forked_child_segv(int signal, siginfo_t *info, void *context) {
 }
 
 static void after_fork_in_child(void) {
+    /* Relaxed: the forking thread saw its own process's state */
     if (atomic_load_explicit(&state, memory_order_relaxed) != HEAP_READY) return;
     atomic_store_explicit(&state, HEAP_CHILD, memory_order_release);
     mprotect((void *)region_low, region_high - region_low, PROT_NONE);

@@ -25,10 +25,10 @@ extension RedisBackend {
 
     /// The counters so far.
     public var statistics: Statistics {
-        // Relaxed loads: statistics, read after the transfers they count.
         Statistics(
             transfers: counters.snapshot(deletions: deletions),
             deletionsPending: deletions.outstandingCount,
+            // Relaxed loads: statistics, read after the transfers they count.
             connectionsOpened: pool.connectionsOpened.load(ordering: .relaxed),
             connectionFailures: pool.connectionFailures.load(ordering: .relaxed),
             retries: pool.retriesDone.load(ordering: .relaxed))

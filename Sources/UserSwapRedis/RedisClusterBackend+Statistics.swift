@@ -35,9 +35,9 @@ extension RedisClusterBackend {
 
     /// The counters so far.
     public var statistics: Statistics {
-        // Relaxed loads: statistics, read after the transfers they count.
         Statistics(
             transfers: counters.snapshot(deletions: deletions),
+            // Relaxed loads: statistics, read after the transfers they count.
             movedRedirections: router.movedRedirections.load(ordering: .relaxed),
             askRedirections: router.askRedirections.load(ordering: .relaxed),
             transientRefusals: router.transientRefusals.load(ordering: .relaxed),

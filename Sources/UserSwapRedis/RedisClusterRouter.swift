@@ -108,7 +108,7 @@ final class RedisClusterRouter: Sendable {
                     s.map = fresh
                     s.refreshedAt = now
                 }
-                mapRefreshes.add(1, ordering: .relaxed)
+                mapRefreshes.add(1, ordering: .relaxed)  // Relaxed: a statistic
                 return
             } catch {
                 last = error
@@ -223,18 +223,18 @@ final class RedisClusterRouter: Sendable {
                                         throw .server(text)
                                     }
                                     if text.hasPrefix("MOVED ") {
-                                        movedRedirections.add(1, ordering: .relaxed)
+                                        movedRedirections.add(1, ordering: .relaxed)  // Relaxed: a statistic
                                         state.withLock { $0.map.move(RedisHashSlot(slot), to: target) }
                                         refreshWanted = true
                                     } else {
-                                        askRedirections.add(1, ordering: .relaxed)
+                                        askRedirections.add(1, ordering: .relaxed)  // Relaxed: a statistic
                                         nextAsk[owner] = target
                                     }
                                     redirected.append(owner)
                                     return
                                 }
                                 if Self.isTransient(text) {
-                                    transientRefusals.add(1, ordering: .relaxed)
+                                    transientRefusals.add(1, ordering: .relaxed)  // Relaxed: a statistic
                                     if text.hasPrefix("CLUSTERDOWN") { refreshWanted = true }
                                     onlyRedirected = false
                                     last = .server(text)
@@ -268,7 +268,7 @@ final class RedisClusterRouter: Sendable {
                 if nodeFailed || !written || waitReplicas == 0 {
                     // Nothing to wait for, or handled above.
                 } else if wanted > 0, acknowledged < wanted {
-                    waits.add(1, ordering: .relaxed)
+                    waits.add(1, ordering: .relaxed)  // Relaxed: a statistic
                     // Fewer replicas answered than the map promised: one may have died. Ask the
                     // cluster who is alive; the writes go again (and wait for what is left).
                     refreshOnce()
@@ -278,7 +278,7 @@ final class RedisClusterRouter: Sendable {
                     onlyRedirected = false
                     retry += indices.filter { done.contains($0) }
                 } else {
-                    if wanted > 0 { waits.add(1, ordering: .relaxed) }
+                    if wanted > 0 { waits.add(1, ordering: .relaxed) }  // Relaxed: a statistic
                     if min(wanted, acknowledged) < waitReplicas {
                         // The shard has fewer replicas than asked: the writes keep the copies
                         // it can make. Counted, and the map re-read at most once a second in
@@ -293,7 +293,7 @@ final class RedisClusterRouter: Sendable {
             guard clock.now < deadline else {
                 throw last ?? .server("CLUSTERDOWN the cluster did not serve the request within \(configuration.failoverTimeout)")
             }
-            retryRounds.add(1, ordering: .relaxed)
+            retryRounds.add(1, ordering: .relaxed)  // Relaxed: a statistic
             if refreshWanted { refreshOnce() }
             if !onlyRedirected {
                 _RedisSystem.sleep(min(pause, deadline - clock.now))

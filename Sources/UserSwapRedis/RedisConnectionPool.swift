@@ -96,7 +96,7 @@ final class _RedisConnectionPool: Sendable {
                     if case .connection = error { markDown(error) }
                     throw error
                 }
-                retriesDone.add(1, ordering: .relaxed)
+                retriesDone.add(1, ordering: .relaxed)  // Relaxed: a statistic
                 _RedisSystem.sleep(backoff * (1 << attempt))
                 attempt += 1
             }
@@ -148,9 +148,9 @@ final class _RedisConnectionPool: Sendable {
         } else {
             do {
                 connection = try _RedisConnection(endpoint)
-                connectionsOpened.add(1, ordering: .relaxed)
+                connectionsOpened.add(1, ordering: .relaxed)  // Relaxed: a statistic
             } catch {
-                if case .connection = error { connectionFailures.add(1, ordering: .relaxed) }
+                if case .connection = error { connectionFailures.add(1, ordering: .relaxed) }  // Relaxed: a statistic
                 throw error
             }
         }
@@ -160,7 +160,7 @@ final class _RedisConnectionPool: Sendable {
             return result
         } catch {
             if connection.isBroken {
-                connectionFailures.add(1, ordering: .relaxed)
+                connectionFailures.add(1, ordering: .relaxed)  // Relaxed: a statistic
                 dropIdle()
             } else {
                 idle.withLock { $0.append(connection) }

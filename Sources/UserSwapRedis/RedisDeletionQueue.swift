@@ -147,9 +147,9 @@ final class RedisDeletionQueue: Sendable {
             if batch.isEmpty { return }
             do {
                 try delete(batch)
-                pagesDeleted.add(batch.count, ordering: .relaxed)
+                pagesDeleted.add(batch.count, ordering: .relaxed)  // Relaxed: a statistic
             } catch {
-                deleteFailures.add(batch.count, ordering: .relaxed)
+                deleteFailures.add(batch.count, ordering: .relaxed)  // Relaxed: a statistic
             }
             state.withLock { s in
                 for p in batch { s.inFlight.remove(p) }

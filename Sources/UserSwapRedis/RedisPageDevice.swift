@@ -57,9 +57,10 @@ extension RedisPageDevice {
         do {
             try readPages(pages, into: destinations)
         } catch {
-            counters.failedCalls.add(1, ordering: .relaxed)
+            counters.failedCalls.add(1, ordering: .relaxed)  // Relaxed: a statistic
             throw error
         }
+        // Relaxed: statistics
         counters.readCalls.add(1, ordering: .relaxed)
         counters.pagesRead.add(pages.count, ordering: .relaxed)
     }
@@ -69,9 +70,10 @@ extension RedisPageDevice {
         do {
             try writePages(pages, from: sources)
         } catch {
-            counters.failedCalls.add(1, ordering: .relaxed)
+            counters.failedCalls.add(1, ordering: .relaxed)  // Relaxed: a statistic
             throw error
         }
+        // Relaxed: statistics
         counters.writeCalls.add(1, ordering: .relaxed)
         counters.pagesWritten.add(pages.count, ordering: .relaxed)
     }
@@ -123,7 +125,7 @@ extension RedisPageDevice {
     ) throws(RedisFailure) {
         try reply.checkNotError()
         if reply.isNil {
-            counters.lostPages.add(1, ordering: .relaxed)
+            counters.lostPages.add(1, ordering: .relaxed)  // Relaxed: a statistic
             throw .data("page \(page) (key \(format.key(of: page))) has no value, though this device wrote it: \(whyLost)")
         }
         guard reply.type == REDIS_REPLY_STRING else {
@@ -133,7 +135,7 @@ extension RedisPageDevice {
         case .intact:
             return
         case .olderWrite(let problem):
-            counters.lostPages.add(1, ordering: .relaxed)
+            counters.lostPages.add(1, ordering: .relaxed)  // Relaxed: a statistic
             throw .data("page \(page) (key \(format.key(of: page))): \(problem)")
         case .invalid(let problem):
             throw .data("page \(page) (key \(format.key(of: page))): \(problem)")
@@ -246,8 +248,8 @@ final class RedisTransferCounters: Sendable {
 
     /// The counters now, with the deleter's.
     func snapshot(deletions: RedisDeletionQueue) -> RedisTransferStatistics {
-        // Relaxed loads: statistics, read after the transfers they count.
         RedisTransferStatistics(
+            // Relaxed loads: statistics, read after the transfers they count.
             pagesRead: pagesRead.load(ordering: .relaxed), readCalls: readCalls.load(ordering: .relaxed),
             pagesWritten: pagesWritten.load(ordering: .relaxed), writeCalls: writeCalls.load(ordering: .relaxed),
             failedCalls: failedCalls.load(ordering: .relaxed), lostPages: lostPages.load(ordering: .relaxed),

@@ -198,7 +198,7 @@ public final class RedisServerProcess: Sendable {
             {
                 return
             }
-            usleep(20_000)
+            usleep(20_000)  // A poll on purpose: a starting server signals nothing when it listens
         }
         signalAndReap(SIGKILL)
         throw SwapError(.ioError, "redis-server did not answer PING on \(socketPath) within \(timeout): \(tail(of: logPath))")

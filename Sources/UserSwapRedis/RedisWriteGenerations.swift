@@ -35,6 +35,7 @@ final class _UnsafeWriteGenerations {
     /// The generation the next write of `page` carries, recorded as its latest.
     func bump(_ page: Int) -> UInt32 {
         require(page >= 0 && page < count, "page \(page) outside 0..<\(count)")
+        // Relaxed: one writer per page at a time (see below and the type's summary)
         let next = (storage[page].load(ordering: .relaxed) &+ 1) % RedisPageFormat.generationLimit
         // One writer per page at a time (the engine writes a slot from one thread): a plain
         // store after the load is enough.

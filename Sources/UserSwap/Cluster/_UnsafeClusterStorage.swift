@@ -128,7 +128,7 @@ struct ClusterGuard: ~Copyable {
     /// Slot `i` of the table. Relaxed: every store to it happens under this lock, which we hold.
     @inline(__always)
     func slot(_ i: Int) -> SwapTableSlot {
-        SwapTableSlot(raw: table[i].load(ordering: .relaxed))
+        SwapTableSlot(raw: table[i].load(ordering: .relaxed))  // Relaxed: every store happens under this lock, which we hold
     }
 
     /// Writes slot `i`. Releasing: a lockless reader that sees the word also sees what it

@@ -196,7 +196,7 @@ package final class FrameTable: Sendable {
     /// The folio's use count word (`UseCount`). Relaxed: a ranking hint, written by reclaim
     /// (which holds the folio isolated) and by whoever brings the folio in.
     @inline(__always)
-    func uses(_ f: Folio) -> UseCount { UseCount(raw: storage.uses(f.frame).pointee.load(ordering: .relaxed)) }
+    func uses(_ f: Folio) -> UseCount { UseCount(raw: storage.uses(f.frame).pointee.load(ordering: .relaxed)) }  // Relaxed: a ranking hint
 
     @inline(__always)
     // Relaxed: a ranking hint (see `uses`)

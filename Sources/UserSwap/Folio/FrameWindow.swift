@@ -25,7 +25,8 @@ final class FrameWindow: @unchecked Sendable {
     let memfd: FileDescriptor
     let engineView: UnsafeMutableRawPointer
     let appView: UnsafeMutableRawPointer
-    /// Per page: the owning frame + 1, 0 when free, `releasing` while its memory is punched out.
+    /// Per page: the owning frame + 1, 0 when free, `releasing` (or `releasingWatched`) while its
+    /// memory is punched out.
     private let owners: _UnsafeAtomicArray<UInt32>
     /// Per page: 1 while the application's view maps it (set by the fault handler, cleared when
     /// reclaim or swap-out unmaps it). Accessed pages are found through it: see `deactivate`.
@@ -40,6 +41,13 @@ final class FrameWindow: @unchecked Sendable {
     private let retiring = Atomic<Bool>(false)
     /// The owner word of a page whose memory is being punched out.
     static let releasing = UInt32.max
+    /// `releasing`, and a thread sleeps on the word until the punch is over: the releaser wakes
+    /// it (see `waitWhileReleasing`). `owner` shows it as `releasing`.
+    private static let releasingWatched = UInt32.max - 1
+    #if DEBUG
+    /// Runs in `release` while the page is `releasing`, before its punch (a test holds it there).
+    let duringRelease = TestHook()
+    #endif
 
     init(slot: Int, pageCount: Int) throws(SwapError) {
         self.slot = slot
@@ -90,20 +98,51 @@ final class FrameWindow: @unchecked Sendable {
     @inline(__always)
     func appAddress(_ page: Int) -> UnsafeMutableRawPointer { appView + page << SwapPage.shift }
 
-    /// Makes `frame` the owner of `page` before it writes the page's data. Waits out a release
-    /// in progress (a few microseconds: one punch).
+    /// Makes `frame` the owner of `page` before it writes the page's data. Sleeps through a
+    /// release in progress (one punch).
     func claim(_ page: Int, frame: UInt32) {
+        assert(frame + 1 < Self.releasingWatched, "frame \(frame) collides with the release marks")
         let word = owners[page]
         while true {
             let current = word.pointee.load(ordering: .acquiring)
-            if current == Self.releasing {
-                // A yield on purpose: the releaser is inside one madvise and never blocks; a
-                // futex here would cost every release a wake-up check.
-                sched_yield()
+            if current == Self.releasing || current == Self.releasingWatched {
+                waitWhileReleasing(page)
                 continue
             }
             if word.pointee.compareExchange(expected: current, desired: frame + 1, ordering: .acquiringAndReleasing).exchanged { return }
         }
+    }
+
+    /// Sleeps while `page`'s memory is being punched out, until its releaser stores the free
+    /// word and wakes us (the futex recipe of `FrameTable+Lock`: a sleeper marks the word, so a
+    /// release nobody waits for costs nothing more than its exchange). Returns at once when the
+    /// page is not being released.
+    func waitWhileReleasing(_ page: Int) {
+        let word = owners[page]
+        var current = word.pointee.load(ordering: .acquiring)
+        while current == Self.releasing || current == Self.releasingWatched {
+            if current == Self.releasing,
+                // Relaxed: only announces a sleeper; the word is re-read acquiring after the wait
+                !word.pointee.compareExchange(expected: Self.releasing, desired: Self.releasingWatched, ordering: .relaxed).exchanged
+            {
+                current = word.pointee.load(ordering: .acquiring)
+                continue
+            }
+            _ = cus_futex_wait(rawOwner(page), Self.releasingWatched, -1)
+            current = word.pointee.load(ordering: .acquiring)
+        }
+    }
+
+    /// Ends a release of `page`: frees its owner word, and wakes the threads sleeping on it.
+    private func endRelease(_ page: Int) {
+        if owners[page].pointee.exchange(0, ordering: .releasing) == Self.releasingWatched {
+            _ = cus_futex_wake(rawOwner(page), Int32.max)
+        }
+    }
+
+    private func rawOwner(_ page: Int) -> UnsafeMutablePointer<UInt32> {
+        // Sound: Atomic<UInt32> has a UInt32's layout; the kernel only compares and sleeps.
+        UnsafeMutableRawPointer(owners[page]).assumingMemoryBound(to: UInt32.self)
     }
 
     /// Gives `page`'s memory back if `frame` still owns it. The punch also unmaps the page from
@@ -117,15 +156,18 @@ final class FrameWindow: @unchecked Sendable {
         installed[page].pointee.store(0, ordering: .relaxed)
         // Relaxed: a flag that orders nothing; a release racing with `retire` may punch its page either way
         if retiring.load(ordering: .relaxed) {
-            word.pointee.store(0, ordering: .releasing)
+            endRelease(page)
             return
         }
+        #if DEBUG
+        duringRelease.run()
+        #endif
         do {
             try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
         } catch {
             trap("cannot punch out page \(page) of a transparent region: \(error)")
         }
-        word.pointee.store(0, ordering: .releasing)
+        endRelease(page)
     }
 
     /// Counts a folio placed here as freed (its page released first); wakes a
@@ -151,8 +193,11 @@ final class FrameWindow: @unchecked Sendable {
     /// released (see `retiring`).
     func retire() { retiring.store(true, ordering: .releasing) }
 
-    /// The frame + 1 owning `page`, 0 if none (for invariant checks).
-    func owner(_ page: Int) -> UInt32 { owners[page].pointee.load(ordering: .acquiring) }
+    /// The frame + 1 owning `page`, 0 if none, `releasing` while its memory is punched out.
+    func owner(_ page: Int) -> UInt32 {
+        let word = owners[page].pointee.load(ordering: .acquiring)
+        return word == Self.releasingWatched ? Self.releasing : word
+    }
 
     /// Records that the application's view maps `page` now.
     @inline(__always)

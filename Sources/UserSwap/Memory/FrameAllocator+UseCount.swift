@@ -11,7 +11,7 @@ extension FrameAllocator {
 
     /// The current use epoch of `group`. Relaxed: an epoch early or late moves one halving.
     @inline(__always) func useEpoch(_ group: MemoryGroup) -> UInt64 {
-        group.nonresidentAge.load(ordering: .relaxed) / useHalfLife(group)
+        group.nonresidentAge.load(ordering: .relaxed) / useHalfLife(group)  // Relaxed: an epoch early or late moves one halving
     }
 
     /// A folio just allocated: no use counted yet, or its shadow's count aged by the evictions

@@ -112,13 +112,17 @@ extension Region {
                         engine.allocator.putFolio(p)
                         previous = nil
                     }
-                    let o = Folio(frame: current - 1)
-                    if current != FrameWindow.releasing && engine.frames.tryGet(o) {
+                    if current == FrameWindow.releasing {
+                        // Being punched out: sleep until the release gives the page back.
+                        window.waitWhileReleasing(page)
+                    } else if engine.frames.tryGet(Folio(frame: current - 1)) {
+                        let o = Folio(frame: current - 1)
                         engine.frames.lock(o)
                         previous = o
                     } else {
-                        // Being freed: its release gives the page back in a moment (one madvise,
-                        // never blocking: a yield, as in `FrameWindow.claim`).
+                        // Its last reference just went, and its free has yet to start the release
+                        // (then we sleep above). A yield on purpose: the free announces nothing
+                        // before its release, and a mark there would cost every free a check.
                         sched_yield()
                     }
                     continue

@@ -14,7 +14,8 @@ import Synchronization
 /// kernel, not three thread switches (fault → handler, read, handler → thread).
 ///
 /// The table is fixed and read with atomics only, since the reader runs in a signal handler.
-/// A slot counts the handlers inside it; removing a region waits until none is.
+/// A slot counts the handlers inside it; removing a region sleeps on that count (a futex, which
+/// a handler may wake: `futex(2)` is a system call, safe in a signal handler) until none is.
 ///
 /// The handler may have interrupted its thread anywhere, inside malloc or holding a stream's
 /// lock: it resolves what it can without allocating or taking a lock that code outside the
@@ -28,7 +29,8 @@ final class SignalFaultRouter: Sendable {
     private let ends: _UnsafeAtomicArray<UInt>
     /// The resolver, retained while the slot holds it (`Unmanaged` bits).
     private let resolvers: _UnsafeAtomicArray<UInt>
-    private let users: _UnsafeAtomicArray<Int>
+    /// The handlers (and hand-over workers) inside each slot; `remove` sleeps on it.
+    private let users: _UnsafeAtomicArray<UInt32>
     /// Slots at and above it are free: lookups stop there.
     private let inUse = Atomic<Int>(0)
     private let changing = Mutex<Void>((), rank: .signalRouter)
@@ -74,9 +76,14 @@ final class SignalFaultRouter: Sendable {
     /// not touched again).
     func remove(_ slot: Int) {
         starts[slot].pointee.store(0, ordering: .sequentiallyConsistent)
-        // A poll on purpose: the users are SIGBUS handlers, which may not take a lock or signal
-        // a semaphore; they leave within one fault's resolution, and removal is rare.
-        while users[slot].pointee.load(ordering: .sequentiallyConsistent) != 0 { usleep(100) }
+        // Sleep until the last user leaves: it sees the start cleared and wakes us (`leave`).
+        // Sequentially consistent, with `leave`: either our look sees its count gone, or its
+        // look sees our store. A count that moved before we sleep fails the wait at once.
+        while true {
+            let count = users[slot].pointee.load(ordering: .sequentiallyConsistent)
+            if count == 0 { break }
+            _ = cus_futex_wait(rawUsers(slot), count, -1)
+        }
         changing.withLock { _ in
             let bits = resolvers[slot].pointee.exchange(0, ordering: .sequentiallyConsistent)
             if let opaque = UnsafeRawPointer(bitPattern: bits) {
@@ -97,8 +104,8 @@ final class SignalFaultRouter: Sendable {
         for slot in 0..<count {
             let start = starts[slot].pointee.load(ordering: .acquiring)
             guard start != 0, a >= start, a < ends[slot].pointee.load(ordering: .acquiring) else { continue }
-            users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
-            defer { users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent) }
+            enter(slot)
+            defer { leave(slot) }
             guard starts[slot].pointee.load(ordering: .sequentiallyConsistent) == start,
                 let opaque = UnsafeRawPointer(bitPattern: resolvers[slot].pointee.load(ordering: .sequentiallyConsistent))
             else { return false }
@@ -110,7 +117,7 @@ final class SignalFaultRouter: Sendable {
             let store = write == 1 || (write < 0 && resolver.window.isInstalled(page))
             let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
             let bits = UInt(bitPattern: opaque)
-            var readahead = Region.SignalReadahead.none
+            var readahead = Region.ReadaheadPlan.none
             let resolved: Bool
             if resolver.resolveInSignal(fault, readahead: &readahead) {
                 if readahead != .none {
@@ -133,12 +140,33 @@ final class SignalFaultRouter: Sendable {
     /// Runs `body` with the resolver in `slot` if it is still the one whose `Unmanaged` bits
     /// are `bits`, counted as a user of the slot meanwhile (a removal waits for it).
     func withResolver(slot: Int, bits: UInt, _ body: (TransparentFaultResolver) -> Void) {
-        users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
-        defer { users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent) }
+        enter(slot)
+        defer { leave(slot) }
         guard starts[slot].pointee.load(ordering: .sequentiallyConsistent) != 0,
             resolvers[slot].pointee.load(ordering: .sequentiallyConsistent) == bits,
             let opaque = UnsafeRawPointer(bitPattern: bits)
         else { return }
         body(Unmanaged<TransparentFaultResolver>.fromOpaque(opaque).takeUnretainedValue())
+    }
+
+    /// Counts a user into `slot`, before it looks at the slot's start.
+    @inline(__always)
+    private func enter(_ slot: Int) {
+        users[slot].pointee.add(1, ordering: .sequentiallyConsistent)
+    }
+
+    /// Counts a user out of `slot`; the last one out of a slot being removed wakes `remove`.
+    /// Allocates nothing and takes no lock (a signal handler calls it).
+    @inline(__always)
+    private func leave(_ slot: Int) {
+        guard users[slot].pointee.subtract(1, ordering: .sequentiallyConsistent).newValue == 0,
+            starts[slot].pointee.load(ordering: .sequentiallyConsistent) == 0
+        else { return }
+        _ = cus_futex_wake(rawUsers(slot), Int32.max)
+    }
+
+    private func rawUsers(_ slot: Int) -> UnsafeMutablePointer<UInt32> {
+        // Sound: Atomic<UInt32> has a UInt32's layout; the kernel only compares and sleeps.
+        UnsafeMutableRawPointer(users[slot]).assumingMemoryBound(to: UInt32.self)
     }
 }

@@ -31,7 +31,7 @@ struct BoundedWait {
         if pauses == 0 { deadline = now + limitNanoseconds }
         guard now < deadline else { return false }
         pauses += 1
-        if pauses < 1_000 { sched_yield() } else { usleep(100) }
+        if pauses < 1_000 { sched_yield() } else { usleep(100) }  // A poll on purpose: see the type's comment
         return true
     }
 }

@@ -272,7 +272,7 @@ enum DeviceLimitsScenario: BenchScenario {
         @Sendable func check(_ page: Int) throws {
             try region.withPage(page, for: .read) { bytes in
                 if !PagePattern.check(UnsafeRawBufferPointer(bytes), page: page, version: 1, seed: seed) {
-                    wrong.add(1, ordering: .relaxed)
+                    wrong.add(1, ordering: .relaxed)  // Relaxed: a count read after the threads joined
                 }
             }
         }

@@ -117,11 +117,13 @@ enum FaultsScenario: BenchScenario {
 
     @inline(never)
     private static func load(_ base: UnsafeMutableRawPointer, _ page: Int) -> UInt64 {
+        // Relaxed: a timed touch of the page, no data handed between threads
         (base + page * SwapPage.size).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.load(ordering: .relaxed)
     }
 
     @inline(never)
     private static func store(_ base: UnsafeMutableRawPointer, _ page: Int, _ value: UInt64) {
+        // Relaxed: as `load`
         (base + page * SwapPage.size).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(value, ordering: .relaxed)
     }
 

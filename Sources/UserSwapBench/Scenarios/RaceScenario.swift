@@ -457,7 +457,7 @@ extension RaceScenario {
             // Relaxed: no worker reads `remaining` before it sees the gate move, and the
             // gate's releasing add publishes this store (and `stopping`) to it.
             remaining.store(threads, ordering: .relaxed)
-            openedNs.store(cus_monotonic_ns(), ordering: .relaxed)
+            openedNs.store(cus_monotonic_ns(), ordering: .relaxed)  // Relaxed: as `remaining`
             gate.pointee.wrappingAdd(1, ordering: .releasing)
             _ = cus_futex_wake(Self.raw(gate), Int32.max)
         }
@@ -501,7 +501,7 @@ extension RaceScenario {
                 var now = gate.pointee.load(ordering: .acquiring)
                 let spinUntil = cus_monotonic_ns() &+ spinNanoseconds
                 while now == seen && cus_monotonic_ns() < spinUntil {
-                    sched_yield()
+                    sched_yield()  // A spin on purpose: see above
                     now = gate.pointee.load(ordering: .acquiring)
                 }
                 while now == seen {

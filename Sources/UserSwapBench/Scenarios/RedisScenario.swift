@@ -93,6 +93,7 @@ enum RedisScenario: BenchScenario {
                     )
                 }
             }
+            // Relaxed: read after the timed threads joined
             if buffers.mismatches.load(ordering: .relaxed) > 0 {
                 throw BenchError("the backend returned \(buffers.mismatches.load(ordering: .relaxed)) pages that were not the ones written")
             }
@@ -123,11 +124,11 @@ enum RedisScenario: BenchScenario {
             let page = Int(random.next() % UInt64(dataPages))
             try region.withPage(page, for: .read) { bytes in
                 if !RaceScenario.Pattern.matches(UnsafeRawBufferPointer(bytes), page: page, seed: seed) {
-                    wrong.add(1, ordering: .relaxed)
+                    wrong.add(1, ordering: .relaxed)  // Relaxed: a count read after the threads joined
                 }
             }
         }
-        var intact = wrong.load(ordering: .relaxed) == 0
+        var intact = wrong.load(ordering: .relaxed) == 0  // Relaxed: read after the threads joined
         for page in 0..<dataPages {
             intact =
                 try region.withPage(page, for: .read) {
@@ -156,6 +157,7 @@ enum RedisScenario: BenchScenario {
         )
         if !report.verified {
             harness.log(
+                // Relaxed: read after the threads joined
                 "NOT verified: \(wrong.load(ordering: .relaxed)) wrong reads, pages intact \(intact), invariants \(problems.prefix(3))")
         }
         return report
@@ -189,7 +191,7 @@ enum RedisScenario: BenchScenario {
                 let first = 1 + run * pagesPerCall
                 try backend.read(into: bytes, atPage: first)
                 if !RaceScenario.Pattern.matches(UnsafeRawBufferPointer(buffers.page(state.0, 0)), page: first, seed: seed) {
-                    buffers.mismatches.add(1, ordering: .relaxed)
+                    buffers.mismatches.add(1, ordering: .relaxed)  // Relaxed: a count read after the threads joined
                 }
             }
         }

@@ -237,6 +237,7 @@ struct TierSpaceSetup {
             ) { random in
                 let page = sampler?.page(using: &random) ?? random.next(below: pages)
                 try region.withPage(page, for: .read) { bytes in
+                    // Relaxed: a count read after the threads joined
                     if !source.matches(UnsafeRawBufferPointer(bytes), page: page, version: 1) { failures.add(1, ordering: .relaxed) }
                 }
             }

@@ -51,7 +51,7 @@ public final class PageVersions {
             if seen & Self.lockBit == 0,
                 word.pointee.compareExchange(
                     expected: seen, desired: seen | Self.lockBit,
-                    successOrdering: .acquiring, failureOrdering: .relaxed
+                    successOrdering: .acquiring, failureOrdering: .relaxed  // Relaxed on failure: the loop looks again
                 ).exchanged
             {
                 return seen
@@ -68,6 +68,7 @@ public final class PageVersions {
     public func unlock(_ page: Int, version: UInt32) {
         require(version & Self.lockBit == 0, "a version has 31 bits")
         let word = word(page)
+        // Relaxed: our own lock bit, which only we clear
         assert(word.pointee.load(ordering: .relaxed) & Self.lockBit != 0, "unlocking page \(page), which is not locked")
         word.pointee.store(version, ordering: .releasing)
     }

@@ -27,9 +27,9 @@ public final class TransparentPageStore: PageStore {
         // itself, which the processor performs as a write: one write fault instead of a read
         // fault followed by a write-protect fault. It cannot lose another thread's store.
         let word = start.assumingMemoryBound(to: Atomic<UInt64>.self)
-        let value = word.pointee.load(ordering: .relaxed)
+        let value = word.pointee.load(ordering: .relaxed)  // Relaxed: only faults the page in; the page lock orders the data
         if access == .write {
-            _ = word.pointee.compareExchange(expected: value, desired: value, ordering: .relaxed)
+            _ = word.pointee.compareExchange(expected: value, desired: value, ordering: .relaxed)  // Relaxed: as the load
         }
         return body(UnsafeMutableRawBufferPointer(start: start, count: 4096))
     }

@@ -139,8 +139,8 @@ public final class VerificationLedger: Sendable {
         }
     }
 
-    public var checked: Int { checkedCount.load(ordering: .relaxed) }
-    public var mismatches: Int { mismatchCount.load(ordering: .relaxed) }
+    public var checked: Int { checkedCount.load(ordering: .relaxed) }  // Relaxed: read after the threads joined
+    public var mismatches: Int { mismatchCount.load(ordering: .relaxed) }  // Relaxed: as `checked`
     /// The first few mismatches, in words.
     public var failures: [String] { failureTexts.withLock { $0 } }
 }

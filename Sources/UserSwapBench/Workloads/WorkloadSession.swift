@@ -81,7 +81,7 @@ extension WorkloadSession {
         var problems = space.checkInvariants()
         var tries = 1
         while !problems.isEmpty && tries < 50 {
-            usleep(20_000)
+            usleep(20_000)  // A poll on purpose: see the function's comment
             problems = space.checkInvariants()
             tries += 1
         }

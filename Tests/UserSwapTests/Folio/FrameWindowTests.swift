@@ -1,3 +1,4 @@
+import CUserSwap
 import Foundation
 import Synchronization
 import Testing
@@ -33,4 +34,46 @@ struct FrameWindowTests {
         window.folioFreed()
         #expect(window.waitUntilDrained(timeoutNanoseconds: 0))
     }
+
+    #if DEBUG
+    @Test("claiming a page whose memory is being punched out sleeps until the release ends, and wakes then")
+    func claimSleepsThroughRelease() throws {
+        let window = try FrameWindow(slot: 0, pageCount: 2)
+        window.claim(0, frame: 5)
+        let inRelease = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
+        let claimed = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
+        window.duringRelease.arm {
+            inRelease.signal()
+            finish.wait()
+        }
+        defer { window.duringRelease.disarm() }
+        Thread {
+            window.release(0, frame: 5)
+            released.signal()
+        }.start()
+        inRelease.wait()
+        #expect(window.owner(0) == FrameWindow.releasing)
+        let claimer = ClaimerThread()
+        Thread {
+            claimer.tid.store(cus_gettid(), ordering: .releasing)
+            window.claim(0, frame: 7)
+            claimed.signal()
+        }.start()
+        while claimer.tid.load(ordering: .acquiring) == 0 { sched_yield() }  // A poll on purpose: a moment, in a test
+        let asleep = ThreadProbe.waitUntilInFutex(tid: claimer.tid.load(ordering: .acquiring))
+        let early = claimed.wait(timeout: .now()) == .success
+        #expect(window.owner(0) == FrameWindow.releasing, "a sleeper's mark reads as releasing")
+        finish.signal()
+        let woken = claimed.wait(timeout: .now() + 10) == .success
+        #expect(asleep, "the claimer sleeps in futex(2) while the page is released (a poll would be seen elsewhere)")
+        #expect(!early, "the claim waits for the release")
+        #expect(woken && released.wait(timeout: .now() + 10) == .success, "the release's end wakes the claimer")
+        #expect(window.owner(0) == 8, "the claimer owns the page")
+    }
+
+    /// The claiming thread's kernel id, once it runs.
+    final class ClaimerThread: Sendable {
+        let tid = Atomic<Int32>(0)
+    }
+    #endif
 }

@@ -209,6 +209,46 @@ struct TransparentRegionTests {
         #expect(words[0] == 1 && words[4 * 512] == 1)
     }
 
+    @Test("served on the faulting thread from a signal-safe device, a sequential scan reads ahead: hits, few read calls")
+    func faultingThreadReadsAhead() throws {
+        let pages = 128
+        let backend = MemoryBackend(pageCount: 1 + 4 * 512)
+        let space = try SwapSpace(.init(memory: 2 * pages * SwapPage.size, devices: [.backend(backend)], encryption: .none))
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: .faultingThread)
+        try region.region.advise(.sequential)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<pages { words[p * 512] = Self.word(p, 0, 1) }
+        try region.swapOut(pages: 0..<pages)
+        backend.resetCounters()
+        var wrong = 0
+        var patient = true
+        for p in 0..<pages {
+            let stats = space.statistics
+            let (majors, hits, planned) = (stats[.majorFaults], stats[.readaheadHits], stats[.readaheadPages])
+            if words[p * 512] != Self.word(p, 0, 1) { wrong += 1 }
+            // A miss leaves its window to a thread of the engine: let it start before the scan
+            // goes on, or a loaded machine's scan outruns it and every page is a miss.
+            let missed = stats[.majorFaults] != majors && stats[.readaheadHits] == hits
+            let deadline = Date().addingTimeInterval(2)
+            while patient && missed && stats[.readaheadPages] == planned {
+                if Date() > deadline { patient = false }
+                usleep(1000)  // A poll on purpose: a statistic, in a test
+            }
+        }
+        Self.settle(space)
+        let s = space.statistics
+        #expect(wrong == 0, "\(wrong) pages read back wrong")
+        print(
+            "faulting-thread readahead: \(s[.majorFaults]) major faults, \(s[.readaheadHits]) hits, \(s[.readaheadPages]) read ahead, \(backend.readCallCount) read calls"
+        )
+        // Hits counted in the handler, windows read by the engine's threads (`readAhead(.planned)`).
+        #expect(
+            s[.readaheadHits] >= pages / 2 && s[.readaheadPages] >= pages / 2,
+            "hits \(s[.readaheadHits]), read ahead \(s[.readaheadPages])")
+        #expect(backend.readCallCount < pages / 4, "\(backend.readCallCount) read calls for \(pages) pages")
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("served on the faulting thread, kernel code gets EFAULT on a page not mapped, and succeeds once it is prefaulted")
     func kernelAccessOnFaultingThread() throws {
         let (space, _) = try makeSpace(memoryPages: 16)

@@ -150,7 +150,7 @@ final class IOUringDriver {
                 return
             } catch {
                 require(waited < 10_000_000, "io_uring submission failed for 10 s: \(error)")
-                usleep(delay)
+                usleep(delay)  // A backoff on purpose: see above
                 waited += delay
                 delay = min(delay * 2, 100_000)
             }
