@@ -166,8 +166,10 @@ final class TransparentFaultResolver: Sendable {
 
     /// Sleeps until the readahead handed off for this region's faults has run, so that a
     /// caller that wants a quiet space (a test comparing the engine's state with a model) sees
-    /// none still to come. Polls: nothing in a signal handler may wake a sleeper on a lock.
+    /// none still to come.
     func waitForReadahead() {
+        // Polls: a wait for callers that want a quiet space, never on a fault's path, so the
+        // workers that count down pay no wake-up for it.
         while readaheadsInFlight.load(ordering: .acquiring) > 0 { usleep(50) }
     }
 
