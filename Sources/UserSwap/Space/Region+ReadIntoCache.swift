@@ -167,7 +167,10 @@ extension Region {
                     claim: { claimEntry($0, page: page, entry: entry, pages: nr) },
                     // The rest of an async pin's run never reclaims (the watermark check
                     // above), nor does its own page on the task's thread: it queues for frames.
-                    mayReclaim: order == 0 && mode != .suspending, ownArriving: arrivingHeld,
+                    mayReclaim: order == 0 && mode != .suspending,
+                    // Only a fault's own page waits for other threads' reads to free frames:
+                    // a page read ahead holding its batch's folios locked stops instead.
+                    ownArriving: demand && first ? arrivingHeld : Int.max,
                     queuesForFrames: mode == .suspending && first)
             } catch {
                 // The pin's own page: its error is the pin's.
