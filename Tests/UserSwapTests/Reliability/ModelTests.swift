@@ -125,36 +125,17 @@ struct ModelTests {
     }
 
     /// The concurrent cases: both protocols on memory, a file on io_uring, a faulty device,
-    /// 32 KiB folios (split while other threads' reclaim looks at them).
+    /// 32 KiB folios (split while other threads' reclaim looks at them), and a transparent
+    /// region the runs share, each storing to and loading its own pages while the others swap
+    /// out, prefetch and deactivate any of them (without swap limits, so that no run's state
+    /// can leave a fault without memory: see `SpaceModelRun.apply`).
     static let concurrentCases = [
         Case(sync: .swapCache, index: 0), Case(sync: bothProtocols[1], index: 0),
         Case(sync: .swapCache, index: 1, io: .ioUring, device: .file, policy: .workingset),
         Case(sync: allProtocols[3], index: 2, device: .faulty),
         Case(sync: bothProtocols[1], index: 3, folioPages: 8),
+        Case(sync: .swapCache, index: 4, transparent: .faultingThread, swapLimits: false),
     ]
-
-    /// A transparent region the runs share, each storing to and loading its own pages while the
-    /// others swap out, prefetch and deactivate any of them (without swap limits, so that no
-    /// run's state can leave a fault without memory: see `SpaceModelRun.apply`).
-    static let sharedTransparentCase = Case(sync: .swapCache, index: 4, transparent: .faultingThread, swapLimits: false)
-
-    /// Runs only with `USERSWAP_MODEL_SHARED_TRANSPARENT` set, with `USERSWAP_MODEL_CONCURRENT_OPS`
-    /// steps: in about 2 of 5 runs of 2·10⁵ steps a run finds a page it stored to untouched, or
-    /// an untouched page holding data — an engine race not found yet, so not in every test run.
-    @Test(
-        "several models on one shared transparent region, faulting-thread service, match their reference models",
-        .enabled(
-            if: ProcessInfo.processInfo.environment["USERSWAP_MODEL_SHARED_TRANSPARENT"] != nil,
-            "a known race: a shared region's page is lost or stale in about 2 of 5 runs of 2·10⁵ steps"))
-    func sharedTransparentModels() throws {
-        let c = Self.sharedTransparentCase
-        let total = Self.environment("USERSWAP_MODEL_CONCURRENT_OPS", default: 200_000)
-        let threads = max(2, Self.environment("USERSWAP_MODEL_CONCURRENT_THREADS", default: 4))
-        var rng = SeededRandom.fromEnvironment("concurrent models \(c.testDescription), \(total) steps, \(threads) threads")
-        Self.$setup.withValue(c.setup) {
-            Self.concurrentCase("\(c.testDescription) concurrent", sync: c.sync, steps: total, threads: threads, rng: &rng)
-        }
-    }
 
     /// Runs `steps` steps in all on `threads` models at once and records what fails.
     static func concurrentCase(_ name: String, sync: SwapInSync, steps: Int, threads: Int, rng: inout SeededRandom) {
