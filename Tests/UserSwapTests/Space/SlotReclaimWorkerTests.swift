@@ -14,6 +14,22 @@ struct SlotReclaimWorkerTests {
         var description: String { rawValue }
     }
 
+    /// Swaps out every page of `pages`. A pass of the worker scheduled by this very swap-out may
+    /// hold a reference on a folio whose slots look cache-only for a moment (in the swap cache,
+    /// not yet unmapped), and pageout then leaves that folio in memory, busy, as the kernel's
+    /// does; such a page goes out on the next try. Each page left behind must be one of those.
+    func swapOutAll(_ region: Region, pages: Range<Int>, space: SwapSpace) throws {
+        var out = 0
+        for _ in 0..<10 where out < pages.count {
+            let busy = space.statistics[.busyFolios]
+            let n = try region.swapOut(pages: pages)
+            let left = pages.count - out - n
+            #expect(left <= space.statistics[.busyFolios] - busy, "\(left) pages left in memory, not found busy")
+            out += n
+        }
+        #expect(out == pages.count)
+    }
+
     @Test(
         "clean cached pages fill swap past half: the worker frees their slots before any allocation fails",
         arguments: bothProtocols, Owner.allCases)
@@ -40,7 +56,7 @@ struct SlotReclaimWorkerTests {
         // Fresh pages: their swap-out fills clusters with swap over half full.
         let fresh = try space.makeRegion(bytes: 400 * SwapPage.size, group: group)
         for p in 0..<400 { try fresh.withPage(p) { fill($0, page: p, generation: 2) } }
-        #expect(try fresh.swapOut(pages: 0..<400) == 400)
+        try swapOutAll(fresh, pages: 0..<400, space: space)
         worker.flush()
         let freed = space.statistics[.backgroundSlotReclaims]
         #expect(space.statistics[.slotReclaimPasses] > 0)
@@ -53,7 +69,7 @@ struct SlotReclaimWorkerTests {
         let more = freeBefore + 100
         let third = try space.makeRegion(bytes: more * SwapPage.size, group: group)
         for p in 0..<more { try third.withPage(p) { fill($0, page: p, generation: 3) } }
-        #expect(try third.swapOut(pages: 0..<more) == more)
+        try swapOutAll(third, pages: 0..<more, space: space)
         worker.flush()
         #expect(space.statistics[.slotReclaims] == 0, "no allocation found swap full")
         if let group { #expect(group.swapUsage == (400 + more) * SwapPage.size) }
@@ -94,7 +110,7 @@ struct SlotReclaimWorkerTests {
         // Past half full, then a pass (one may already have run when a cluster filled).
         let fresh = try space.makeRegion(bytes: 100 * SwapPage.size)
         for p in 0..<100 { try fresh.withPage(p) { fill($0, page: p, generation: 2) } }
-        #expect(try fresh.swapOut(pages: 0..<100) == 100)
+        try swapOutAll(fresh, pages: 0..<100, space: space)
         #expect(space.statistics[.slotReclaims] == 0, "no allocation found swap full")
         worker.schedule(device)
         // Until a pass has found the folio busy: a generous deadline for a loaded machine.
