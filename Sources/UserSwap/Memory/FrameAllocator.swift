@@ -178,9 +178,11 @@ final class FrameAllocator: Sendable {
                 "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and so is swap (all \(full.slots) slots of \(full.devices) device(s) in use); add swap or raise --memory"
             )
         }
+        // Where the frames are, as the kernel's OOM report shows them: one pass over the frame
+        // table, on this failure path only.
         return SwapError(
             .outOfMemory,
-            "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full)",
+            "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full) [\(census())]",
             remedy: .moreMemoryOrSwap)
     }
 
