@@ -226,6 +226,42 @@ struct ModelTests {
         }
     }
 
+    /// With 32 KiB folios a pin of one page holds eight frames: four runs holding four pins
+    /// each could hold 128 frames of a budget of 88. A run whose own pins are few then meets
+    /// out-of-memory errors that only the other runs' pins explain; the oracle sees them
+    /// through the runs' `PinTally` (without it, a run failed with "out of memory ... with only
+    /// 0 frames pinned by this run" while the others' pins held every frame).
+    @Test("out of memory while the other runs' pins hold the budget is explained")
+    func othersPinsFillTheBudget() throws {
+        let runs = 4
+        try Self.$setup.withValue(ModelSetup(folioPages: 8)) {
+            let space = try Self.makeSpace(sync: .swapCache, models: runs)
+            let shared = try SpaceModelRun.makeShared(space)
+            let tally = PinTally(runs: runs)
+            let models = try (0..<runs).map { t in
+                try SpaceModelRun(
+                    space: space, shared: shared, name: "t\(t)/", strict: false, folioSize: 8 * SwapPage.size,
+                    pinTally: (tally, t))
+            }
+            var step = 0
+            for model in models {
+                try model.apply(.create(slot: 0, pages: 48, group: 0), step: step)
+                step += 1
+                for folio in 0..<ModelOp.maxPins {
+                    // A failure here is an out-of-memory error the oracle did not explain.
+                    try model.apply(.pin(slot: 0, page: 8 * folio, write: true), step: step)
+                    step += 1
+                }
+            }
+            let pinned = models.reduce(0) { $0 + $1.pins.count }
+            let failed = models.reduce(0) { $0 + $1.outOfMemory }
+            #expect(failed > 0 && pinned < runs * ModelOp.maxPins, "\(pinned) pins held, \(failed) out-of-memory errors")
+            #expect(models.allSatisfy { $0.unexplainedOutOfMemory == 0 })
+            for model in models { try model.finish(step: step) }
+            withExtendedLifetime(shared) {}
+        }
+    }
+
     /// Found by this model (seed 1251226042411859032, shrunk from 1733 steps): a group at its
     /// limit with its four pinned pages on the inactive list and four unpinned, unreferenced
     /// pages on the active list fails an allocation with out-of-memory. `shrink(_:target:)` ages
@@ -387,6 +423,7 @@ struct ModelTests {
         // `threads`-th page of it.
         var sharedTransparent: TransparentRegion?
         let models: [SpaceModelRun]
+        let tally = PinTally(runs: threads)
         do {
             space = try makeSpace(sync: sync, models: threads)
             shared = try SpaceModelRun.makeShared(space)
@@ -397,7 +434,7 @@ struct ModelTests {
                 try SpaceModelRun(
                     space: space, shared: shared!, name: "t\(t)/", strict: false, folioSize: setup.folioPages * SwapPage.size,
                     transparent: sharedTransparent.map { TransparentSetup.shared($0, index: t, runs: threads) },
-                    swapLimits: setup.swapLimits)
+                    swapLimits: setup.swapLimits, pinTally: (tally, t))
             }
         } catch {
             return ConcurrentOutcome(failure: (0, ModelFailure(kind: .unexpectedError, step: 0, message: "setup: \(error)")))
@@ -460,7 +497,7 @@ struct ModelTests {
         let unexplained = models.reduce(0) { $0 + $1.unexplainedOutOfMemory }
         let swapFull = models.reduce(0) { $0 + $1.swapFull }
         let summary =
-            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the run's own state), \(swapFull) allowed swap-full, \(models.reduce(0) { $0 + $1.deviceToggles }) swapons/swapoffs"
+            "\(verified) pages verified, \(s[.swapIns]) swap-ins, \(s[.swapOuts]) pages written, \(s[.evictions]) evictions, \(s[.directReclaims]) direct reclaims, \(s[.kswapdWakeups]) background reclaimer wake-ups, \(s[.raceLosses]) lost insert races, \(oom) allowed out-of-memory (\(unexplained) not explained by the pins and limits of the runs), \(swapFull) allowed swap-full, \(models.reduce(0) { $0 + $1.deviceToggles }) swapons/swapoffs"
             + (models[0].faults.map {
                 ", \(models.reduce(0) { $0 + $1.injectedErrors }) accesses failed by \($0.injectedTotal) injected faults"
             } ?? "")
