@@ -498,8 +498,7 @@ final class SpaceModelRun {
             if strict ? !explained : !concurrentOutOfMemoryJustified(m.group) {
                 throw ModelFailure(
                     kind: .unexpectedError, step: step,
-                    message:
-                        (strict ? "" : "engine bug, the pins of all runs leave room in the budget and no group is at its swap limit: ")
+                    message: (strict ? "" : "engine bug, the pins of all runs leave room in the budget and no group is at its swap limit: ")
                         + "out of memory at page \(page) of region \(m.serial) (group \(m.group)) with only \(pinnedFrames(in: 0)) frames pinned\(strict ? "" : " by this run, \(pinTally.map { "at most \($0.tally.othersPeak(run: $0.run)) by the others, " } ?? "")\(space.residentFrames) of \(space.frameCount) frames resident"); \(groupState(m.group)); swap limits reached: [\(swapLimitedGroups())]; now \(space.engine.allocator.census()): \(e)"
                 )
             }
@@ -653,7 +652,8 @@ final class SpaceModelRun {
     private func swapLimitedGroups() -> String {
         space.engine.groups.list.compactMap { g in
             guard let limit = g.swapLimit, Self.atSwapLimit(g) else { return nil }
-            return "\(g.name) \(g.memoryUsage / SwapPage.size) pages, swap \(g.swapUsage / SwapPage.size)+\(g.swapReservedUsage / SwapPage.size)/\(limit / SwapPage.size)"
+            return
+                "\(g.name) \(g.memoryUsage / SwapPage.size) pages, swap \(g.swapUsage / SwapPage.size)+\(g.swapReservedUsage / SwapPage.size)/\(limit / SwapPage.size)"
         }.joined(separator: ", ")
     }
 
