@@ -158,14 +158,18 @@ final class FrameAllocator: Sendable {
         return prepare(head, order: order, owner: owner)
     }
 
-    /// Whether a task that cannot free memory itself should fail rather than wait again: no
-    /// frame came free through a whole pass of the background reclaimer, and none can come
-    /// without it (no reclaimer holds candidates, no read is in flight). Then the error an
-    /// allocation that cannot reclaim throws.
-    func allocationFailure() -> SwapError? {
-        guard pool.freeFrames == 0, !(reclaim?.othersMayFree(besides: 0) ?? false) else { return nil }
-        return noFrameError()
+    /// Whether a task that cannot free memory itself waited in vain: no frame came free
+    /// through a whole pass of the background reclaimer, and none can come without it (no
+    /// reclaimer holds candidates, no read is in flight). After a few such waits it fails with
+    /// `allocationFailure()`.
+    func allocationWaitWasFruitless() -> Bool {
+        pool.freeFrames == 0 && !(reclaim?.othersMayFree(besides: 0) ?? false)
     }
+
+    /// The error an allocation that cannot reclaim throws when its waits were fruitless: built
+    /// only then, since it counts where the frames are (`census()`) and takes the last write
+    /// failure.
+    func allocationFailure() -> SwapError { noFrameError() }
 
     /// Why no frame could be had: a write-back failure, full swap, or everything pinned.
     private func noFrameError() -> SwapError {

@@ -73,7 +73,7 @@ extension Region {
         var ticket: FrameWaitQueue.Ticket?
         /// Resumed by the reclaimer: it may take a frame though others wait (they came later).
         var resumed = false
-        /// Waits after which no frame was free and none could come (see `allocationFailure`).
+        /// Waits after which no frame was free and none could come (see `allocationWaitWasFruitless`).
         var fruitless = 0
     }
 
@@ -230,9 +230,9 @@ extension Region {
     private func waitForFrames(_ turn: inout FrameTurn) async throws(SwapError) {
         let allocator = engine.allocator
         if turn.resumed {
-            if let failure = allocator.allocationFailure() {
+            if allocator.allocationWaitWasFruitless() {
                 turn.fruitless += 1
-                if turn.fruitless >= 3 { throw failure }
+                if turn.fruitless >= 3 { throw allocator.allocationFailure() }
             } else {
                 turn.fruitless = 0
             }
