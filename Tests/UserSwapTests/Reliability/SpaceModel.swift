@@ -585,19 +585,15 @@ final class SpaceModelRun {
         for (s, m) in slots.enumerated() {
             guard let m else { continue }
             for page in 0..<m.region.pageCount {
-                var state = m.region.state(ofPage: page)
-                var ok = allowed(state, m, page)
-                // Another thread's reclaim, trying to unmap a pinned page, stores the swap entry
-                // and puts the old one back when it sees the pin (kernel: try_to_unmap_one
-                // restoring the PTE), and `state(ofPage:)` reads without the page-table lock: a
-                // pinned page may look swapped for that moment. Look again before failing.
-                var retries = 0
-                while !ok && !strict && retries < 10_000 {
-                    sched_yield()
-                    state = m.region.state(ofPage: page)
-                    ok = allowed(state, m, page)
-                    retries += 1
-                }
+                // Under the page-table lock: another thread's reclaim, trying to unmap a pinned
+                // page, stores the swap entry and puts the old one back when it sees the pin
+                // (kernel: try_to_unmap_one restoring the PTE), all under that lock. A state read
+                // without it may catch that moment; a state read with it is the page's.
+                let lock = m.region.ptl(page)
+                lock.lock()
+                let state = m.region.state(ofPage: page)
+                lock.unlock()
+                let ok = allowed(state, m, page)
                 if !ok {
                     throw ModelFailure(
                         kind: .impossibleState, step: step,
