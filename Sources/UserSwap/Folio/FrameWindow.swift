@@ -17,6 +17,11 @@ import Synchronization
 /// Claims happen under the page's page-table lock (see `Region.claimEntry`, `faultZero`); a
 /// zero fill takes a page from a previous owner only while holding that owner's folio lock, so
 /// no read of the previous owner (a swap-in of a discarded page's entry) still writes the page.
+///
+/// The application's view maps a page while its page-table entry is present, and a moment
+/// longer: a swap-out stores the swap entry under the page-table lock and unmaps the view after
+/// it, with the folio locked. So whoever changes an entry so that the page's memory may be
+/// replaced (a discard, whatever the entry held) unmaps the view itself before it returns.
 // The views never move while the window lives; page ownership and installation are atomics.
 final class FrameWindow: @unchecked Sendable {
     /// Index in the engine's `FrameWindowTable`.

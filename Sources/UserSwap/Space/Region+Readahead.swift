@@ -31,7 +31,9 @@
 /// the pages, in any order, and the reads of all of them go to the device together.
 ///
 /// Every one of these goes through one function, `readAhead(_:)`, which holds the policy: the
-/// window's size, which page triggers the next window, what waits and what does not.
+/// window's size, which page triggers the next window, what waits and what does not. A fault
+/// resolved in a signal handler, where no read may start, decides by the same policy
+/// (`readaheadPlan`) and leaves the reading to a thread of the engine (`.planned`).
 extension Region {
     /// What an application expects of its access pattern (in the spirit of `madvise`).
     public enum Advice: UInt8, Sendable {
@@ -110,6 +112,19 @@ extension Region {
         case mapped(page: Int, folioPages: Int = 1, block: Bool = false, flags: FolioFlags, rest: Range<Int>? = nil)
         /// The application will need `pages` (checked, in any order).
         case prefetch([Int])
+        /// What `readaheadPlan(mapped:folioPages:flags:)` decided for a page mapped where no
+        /// read may start (a signal handler): read on a thread of the engine.
+        case planned(ReadaheadPlan)
+    }
+
+    /// What the readahead after a mapped page reads, decided apart from the reading where the
+    /// deciding place may not read (a signal handler).
+    enum ReadaheadPlan: Equatable {
+        case none
+        /// A miss: read the window `pages` ahead, its first page the trigger.
+        case window(Range<Int>)
+        /// The first use of the trigger page `page` of a window: submit the next window.
+        case next(after: Int)
     }
 
     /// What `readAhead(_:)` did.
@@ -137,6 +152,8 @@ extension Region {
     ///   `.fault` sized, or a new window after the page; in a large-folio region, whole blocks.
     ///   Best effort: errors are left for the fault that will need a page.
     /// - `.prefetch`: the pages in slot order, every run submitted together, nothing waited for.
+    /// - `.planned`: what `readaheadPlan(mapped:folioPages:flags:)` decided in a signal handler,
+    ///   read as `.mapped` would have, nothing waited for.
     @discardableResult
     func readAhead(_ cause: ReadaheadCause) throws(SwapError) -> ReadaheadOutcome {
         switch cause {
@@ -159,28 +176,48 @@ extension Region {
             return ReadaheadOutcome(
                 pages: read, rest: Swift.max(demand.end, page + 1)..<end, waitsForFrames: demand.waitsForFrames)
         case .mapped(let page, let folioPages, let block, let flags, let rest):
-            if flags.contains(.readahead) {
-                // A large folio read ahead and mapped page by page (part of its block changed)
-                // counts its pages once, at its first use, as a whole-block hit does. A page the
-                // application prefetched says nothing of the access pattern: its use does not
-                // widen the next window.
-                if !flags.contains(.prefetched) { readahead.hit(folioPages) }
-                engine.stats.count(.readaheadHits, folioPages)
-                guard flags.contains(.readaheadTrigger) else { return ReadaheadOutcome() }
-                return ReadaheadOutcome(pages: nextWindow(after: page))
+            if !flags.contains(.readahead) {
+                if block { return ReadaheadOutcome(pages: blockWindow(after: page)) }
+                if let rest {
+                    guard !rest.isEmpty else { return ReadaheadOutcome() }
+                    let trigger = rest.lowerBound == page + 1 ? page + 1 : nil
+                    return ReadaheadOutcome(pages: (try? readIntoCache(rest, mode: .async, trigger: trigger)) ?? 0)
+                }
             }
-            if block { return ReadaheadOutcome(pages: blockWindow(after: page)) }
-            if let rest {
-                guard !rest.isEmpty else { return ReadaheadOutcome() }
-                let trigger = rest.lowerBound == page + 1 ? page + 1 : nil
-                return ReadaheadOutcome(pages: (try? readIntoCache(rest, mode: .async, trigger: trigger)) ?? 0)
-            }
-            let window = readahead.window(for: page)
-            guard window > 1 else { return ReadaheadOutcome() }
-            let end = min(pageCount, page + window)
-            return ReadaheadOutcome(pages: (try? readIntoCache((page + 1)..<end, mode: .async, trigger: page + 1)) ?? 0)
+            return ReadaheadOutcome(pages: read(readaheadPlan(mapped: page, folioPages: folioPages, flags: flags)))
         case .prefetch(let pages):
             return ReadaheadOutcome(pages: try readIntoCache(inSlotOrder(pages), mode: .prefetch, trigger: nil))
+        case .planned(let plan):
+            return ReadaheadOutcome(pages: read(plan))
+        }
+    }
+
+    /// `.mapped`'s policy for a folio of `folioPages` pages mapped at `page` whose readahead
+    /// flags were `flags`, when neither a block nor the rest of a fault's window says what to
+    /// read: a hit counts, and a trigger's first use plans the next window; a miss plans the
+    /// window after the page. Allocates nothing and reads nothing (a signal handler calls it).
+    func readaheadPlan(mapped page: Int, folioPages: Int, flags: FolioFlags) -> ReadaheadPlan {
+        if flags.contains(.readahead) {
+            // A large folio read ahead and mapped page by page (part of its block changed)
+            // counts its pages once, at its first use, as a whole-block hit does. A page the
+            // application prefetched says nothing of the access pattern: its use does not
+            // widen the next window.
+            if !flags.contains(.prefetched) { readahead.hit(folioPages) }
+            engine.stats.count(.readaheadHits, folioPages)
+            return flags.contains(.readaheadTrigger) ? .next(after: page) : .none
+        }
+        let window = readahead.window(for: page)
+        guard window > 1 else { return .none }
+        let end = min(pageCount, page + window)
+        return page + 1 < end ? .window((page + 1)..<end) : .none
+    }
+
+    /// Reads what `plan` says, without waiting. Best effort: errors are left for the faults.
+    private func read(_ plan: ReadaheadPlan) -> Int {
+        switch plan {
+        case .none: return 0
+        case .window(let pages): return (try? readIntoCache(pages, mode: .async, trigger: pages.lowerBound)) ?? 0
+        case .next(let page): return nextWindow(after: page)
         }
     }
 
@@ -188,7 +225,7 @@ extension Region {
     /// without waiting for it, past the pages already in memory or being read (the rest of this
     /// window and the windows ahead of it), up to `asyncLead` windows ahead of this one; in a
     /// large-folio region, in whole blocks from the block after `page`'s. Best effort.
-    func nextWindow(after page: Int) -> Int {
+    private func nextWindow(after page: Int) -> Int {
         let nr = 1 << folioOrder
         let base = folioBase(page, order: folioOrder)
         let pages = readahead.asyncWindow(at: base)

@@ -15,19 +15,10 @@
 ///   of the engine, which resolves it as a handler thread would (reclaim, errors and all)
 ///   while the faulting thread waits on a futex.
 extension Region {
-    /// Readahead left to a thread of the engine by a fault resolved in a signal handler.
-    enum SignalReadahead: Equatable {
-        case none
-        /// A miss: read the window `pages` ahead, its first page the trigger.
-        case window(Range<Int>)
-        /// The first use of the trigger page `page` of a window: submit the next window.
-        case next(after: Int)
-    }
-
     /// `pin(_:for:marksReferenced: false)` in a signal handler: the folio mapping `page`,
     /// with a reference for the caller (who puts it), or nil when the fault needs a thread of
     /// the engine (see above). `readahead` says what to read ahead once the page is mapped.
-    func pinInSignal(_ page: Int, for access: PageAccess, readahead: inout SignalReadahead) -> Folio? {
+    func pinInSignal(_ page: Int, for access: PageAccess, readahead: inout ReadaheadPlan) -> Folio? {
         assert(page >= 0 && page < pageCount && folioOrder == 0)
         let frames = engine.frames
         // A bounded number of rounds: each one that does not return changed the page (mapped
@@ -63,7 +54,7 @@ extension Region {
     /// the folio cached for the entry (waiting on its lock if its read is in flight) or reads
     /// the page into a free frame, and maps it. True when the caller should look at the page
     /// again (mapped, or changed meanwhile); false when the fault needs a thread.
-    private func swapInInSignal(_ page: Int, _ pte: PageTableEntry, readahead: inout SignalReadahead) -> Bool {
+    private func swapInInSignal(_ page: Int, _ pte: PageTableEntry, readahead: inout ReadaheadPlan) -> Bool {
         guard case .swapCache = engine.sync else { return false }
         let entry = pte.swapEntry
         guard let device = engine.devices.device(for: entry), device.backend.readsInSignalHandler else { return false }
@@ -128,32 +119,10 @@ extension Region {
         guard mapCachedFolio(f, at: page, pte, device: device) else { return true }
         if cache.shouldFreeSwap(afterSwapIn: f, device: device) { cache.freeSwapIfUnused(f) }
         frames.unlock(f)
-        readahead = readAheadInSignal(page: page, flags: before)
+        // The policy of `readAhead(.mapped)`, decided here (it allocates nothing), read by a
+        // thread of the engine (`readAhead(.planned)`). The legacy protocols read a page before
+        // inserting it, which a signal handler cannot wait for: no readahead.
+        readahead = engine.sync.readsBeforeInsert ? .none : readaheadPlan(mapped: page, folioPages: 1, flags: before)
         return true
-    }
-
-    /// `readAhead(.mapped(page:flags:))` for a 4 KiB page mapped in a signal handler: counts a
-    /// hit here, and returns the reading it decides on for a thread of the engine.
-    private func readAheadInSignal(page: Int, flags: FolioFlags) -> SignalReadahead {
-        if engine.sync.readsBeforeInsert { return .none }
-        if flags.contains(.readahead) {
-            if !flags.contains(.prefetched) { readahead.hit(1) }
-            engine.stats.count(.readaheadHits)
-            return flags.contains(.readaheadTrigger) ? .next(after: page) : .none
-        }
-        let window = readahead.window(for: page)
-        guard window > 1 else { return .none }
-        let end = min(pageCount, page + window)
-        return page + 1 < end ? .window((page + 1)..<end) : .none
-    }
-
-    /// Reads ahead what a fault resolved in a signal handler left (`pinInSignal`), without
-    /// waiting: on a thread of the engine. Best effort.
-    func readAhead(after signal: SignalReadahead) {
-        switch signal {
-        case .none: break
-        case .window(let pages): _ = try? readIntoCache(pages, mode: .async, trigger: pages.lowerBound)
-        case .next(let page): _ = nextWindow(after: page)
-        }
     }
 }

@@ -119,6 +119,9 @@ extension Region {
     /// the folio). Pages already swapped (a large folio partly faulted back) stay as they are.
     func unmap(lockedFolio f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool {
         guard unmapPageTable(f, base: base, entry: entry, device: device) else { return false }
+        #if DEBUG
+        pageTableUnmapped.run()
+        #endif
         if let window { for i in 0..<engine.frames.pageCount(f) { window.unmapFromApp(base + i) } }
         return true
     }

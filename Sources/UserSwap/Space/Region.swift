@@ -33,6 +33,11 @@ public final class Region: Sendable {
     /// Where the pages of a transparent region live (nil for an explicit region, whose folios
     /// live in arena frames).
     let window: FrameWindow?
+    #if DEBUG
+    /// Runs in a swap-out between the page-table unmap and the application view's (the folio
+    /// locked; a test holds a thread there).
+    let pageTableUnmapped = TestHook()
+    #endif
 
     /// Throws `.outOfMemory` when the system will not allocate the page table (8 bytes a page:
     /// 32 GiB for 16 TiB); it costs RAM only as its entries are written.
@@ -145,6 +150,12 @@ public final class Region: Sendable {
             // The page table's reference to the slot goes under the PTL, as the kernel does.
             device.put(entry)
             lock.unlock()
+            // The application's view may still map the page: a swap-out sets the swap entry
+            // first and unmaps the view after (`unmap`), holding the folio locked in between. Left
+            // mapped, the page would be read and written there after its discard — the old data
+            // instead of zeroes, and stores into memory the swap-out then punches out. Unmapped,
+            // the next touch faults, and its zero fill waits for that folio's lock.
+            window?.unmapFromApp(page)
             yieldPoint(.zapBeforeCacheReclaim)
             // A slot held only by the cache now: drop that folio too, if nobody is using it.
             engine.cache.reclaimCacheOnly(entry)

@@ -29,7 +29,7 @@ final class SignalFaultHandoff {
         /// Resolve the fault as a handler thread would; the submitter waits.
         case resolve(TransparentFaultResolver.Fault)
         /// Read ahead, nobody waits.
-        case readahead(Region.SignalReadahead)
+        case readahead(Region.ReadaheadPlan)
     }
 
     private let states: _UnsafeAtomicArray<UInt32>
@@ -84,7 +84,7 @@ final class SignalFaultHandoff {
     /// From a SIGBUS handler: has a worker read ahead for the resolver in router slot `slot`;
     /// does not wait. Dropped when every request is taken (readahead is best effort): then
     /// false. The worker counts it off the resolver's `readaheadsInFlight` once it has run.
-    func readAhead(_ readahead: Region.SignalReadahead, slot: Int, resolver: UInt) -> Bool {
+    func readAhead(_ readahead: Region.ReadaheadPlan, slot: Int, resolver: UInt) -> Bool {
         submit(.readahead(readahead), slot: slot, resolver: resolver) != nil
     }
 
@@ -148,7 +148,7 @@ final class SignalFaultHandoff {
             states[r].pointee.store(State.free.rawValue, ordering: .releasing)
             // A region removed meanwhile is not counted down: nobody waits on it any more.
             SignalFaultRouter.shared.withResolver(slot: slot, bits: resolver) {
-                $0.region.readAhead(after: readahead)
+                _ = try? $0.region.readAhead(.planned(readahead))
                 $0.readaheadsInFlight.subtract(1, ordering: .releasing)
             }
         }

@@ -117,7 +117,7 @@ final class SignalFaultRouter: Sendable {
             let store = write == 1 || (write < 0 && resolver.window.isInstalled(page))
             let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
             let bits = UInt(bitPattern: opaque)
-            var readahead = Region.SignalReadahead.none
+            var readahead = Region.ReadaheadPlan.none
             let resolved: Bool
             if resolver.resolveInSignal(fault, readahead: &readahead) {
                 if readahead != .none {

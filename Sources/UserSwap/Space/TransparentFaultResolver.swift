@@ -137,7 +137,7 @@ final class TransparentFaultResolver: Sendable {
     /// nothing and taking no lock that code outside the engine may hold: false when the fault
     /// needs a thread of the engine (nothing counted then: that thread's `resolve` counts it).
     /// `readahead` is what to read ahead now that the page is mapped, for a thread too.
-    func resolveInSignal(_ fault: Fault, readahead: inout Region.SignalReadahead) -> Bool {
+    func resolveInSignal(_ fault: Fault, readahead: inout Region.ReadaheadPlan) -> Bool {
         let address = window.appAddress(fault.page)
         // Relaxed: a one-way switch; a stale true costs a refused continue, then a thread
         let tracking = writeProtectUsable.load(ordering: .relaxed)
