@@ -30,13 +30,15 @@ final class SwapEngine: Sendable {
 
     /// An engine of `frameCount` frames over `devices`; `readaheadReserve` frames are kept free
     /// above the watermarks for readahead windows (`Watermarks`); at most `asyncPinLimit` pages
-    /// pinned through the `async` API at once (half the frames when nil).
+    /// pinned through the `async` API at once (half the frames when nil); at most
+    /// `asyncReadLimit` reads started by async pins in flight at once, and never more than a
+    /// quarter of the frames (`AsyncReadGate`).
     init(
         frameCount: Int, devices: SwapDeviceSet, sync: SwapInSync, policy: ReclaimPolicy = .workingset,
-        readaheadReserve: Int, asyncPinLimit: Int? = nil
+        readaheadReserve: Int, asyncPinLimit: Int? = nil, asyncReadLimit: Int? = nil
     ) throws(SwapError) {
         asyncPins = AsyncPinBudget(limit: asyncPinLimit ?? Swift.max(1, frameCount / 2))
-        asyncReads = AsyncReadGate(limit: Swift.max(1, frameCount / 4))
+        asyncReads = AsyncReadGate(limit: Swift.max(1, Swift.min(frameCount / 4, asyncReadLimit ?? .max)))
         allocator = try FrameAllocator(frameCount: frameCount, readaheadReserve: readaheadReserve, stats: SwapStatistics())
         workingset = Workingset(
             allocator: allocator, activatesRefaults: policy == .workingset, keepsUseCounts: policy == .frequency)

@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Tasks whose allocation found no free frame, suspended until the background reclaimer has
 /// freed some, and resumed in order of arrival (kernel: `pgdat->pfmemalloc_wait`, on which
 /// `throttle_direct_reclaim` parks an allocating task until kswapd has freed enough, rather
@@ -14,76 +12,25 @@ import Synchronization
 /// free for them (`isEmpty`).
 final class FrameWaitQueue: Sendable {
     /// A task's place in the queue, kept across its waits.
-    struct Ticket: Sendable, Equatable {
-        let id: Int
-    }
+    typealias Ticket = TicketQueue<Void>.Ticket
 
-    private struct State: ~Copyable {
-        var nextID = 0
-        /// Waiting tasks, lowest ticket (oldest) first.
-        var waiters: [(id: Int, continuation: UnsafeContinuation<Bool, Never>?)] = []
-        /// Tickets resumed by `resume` before their task suspended.
-        var granted: Set<Int> = []
-        /// Tickets whose task was cancelled before it suspended.
-        var cancelled: Set<Int> = []
-        #if DEBUG
-        /// Every ticket resumed, in order (tests).
-        var resumed: [Int] = []
-        #endif
-    }
-
-    private let state = Mutex(State(), rank: .frameWaiters)
-    /// How many tasks are queued, for the lock-free `isEmpty`.
-    private let waiting = Atomic<Int>(0)
+    private let queue = TicketQueue((), rank: .frameWaiters)
 
     /// Whether no task is waiting. Acquiring: pairs with the queue's releasing updates, so a
     /// task that sees it empty after a reclaimer's `resume` also sees the frames it freed.
-    var isEmpty: Bool { waiting.load(ordering: .acquiring) == 0 }
+    var isEmpty: Bool { queue.isEmpty }
 
     /// Tasks waiting now (tests, reports).
-    var count: Int { waiting.load(ordering: .acquiring) }
+    var count: Int { queue.count }
 
     /// A new place at the end of the queue.
-    func ticket() -> Ticket {
-        state.withLock { s in
-            defer { s.nextID += 1 }
-            return Ticket(id: s.nextID)
-        }
-    }
+    func ticket() -> Ticket { queue.ticket() }
 
     /// Queues `ticket` in its place, calls `queued` (which wakes the reclaimer: after the
     /// queueing, so that the reclaimer's next `resume` finds this task), and suspends until
     /// `resume` reaches it. Throws `.cancelled` if the task is cancelled while waiting.
     func wait(_ ticket: Ticket, queued: () -> Void) async throws(SwapError) {
-        let id = ticket.id
-        state.withLock { s in
-            // Usually the newest ticket, at the end; a retrying task goes back to its place.
-            let place = s.waiters.lastIndex { $0.id < id }.map { $0 + 1 } ?? 0
-            s.waiters.insert((id, nil), at: place)
-            waiting.add(1, ordering: .releasing)
-        }
-        queued()
-        let resumed = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Bool, Never>) in
-                let now: Bool? = state.withLock { s in
-                    if s.granted.remove(id) != nil { return true }
-                    if s.cancelled.remove(id) != nil { return false }
-                    if let i = s.waiters.firstIndex(where: { $0.id == id }) { s.waiters[i].continuation = c }
-                    return nil
-                }
-                if let now { c.resume(returning: now) }
-            }
-        } onCancel: {
-            let c: UnsafeContinuation<Bool, Never>?? = state.withLock { s in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                let c = s.waiters.remove(at: i).continuation
-                waiting.subtract(1, ordering: .releasing)
-                if c == nil { s.cancelled.insert(id) }
-                return .some(c)
-            }
-            if case .some(.some(let c)) = c { c.resume(returning: false) }
-        }
-        guard resumed else {
+        guard await queue.wait(ticket, queued: queued) else {
             throw SwapError(.cancelled, "the task was cancelled while it waited for free memory; nothing was pinned")
         }
     }
@@ -91,24 +38,7 @@ final class FrameWaitQueue: Sendable {
     /// Resumes the `n` oldest waiting tasks (fewer if fewer wait). Returns how many. The caller
     /// holds no lock of rank 37 or lower.
     @discardableResult
-    func resume(upTo n: Int) -> Int {
-        guard n > 0, !isEmpty else { return 0 }
-        let (count, ready): (Int, [UnsafeContinuation<Bool, Never>]) = state.withLock { s in
-            let taken = s.waiters.prefix(n)
-            s.waiters.removeFirst(taken.count)
-            waiting.subtract(taken.count, ordering: .releasing)
-            #if DEBUG
-            s.resumed.append(contentsOf: taken.map(\.id))
-            #endif
-            let ready = taken.compactMap { w in
-                if w.continuation == nil { s.granted.insert(w.id) }
-                return w.continuation
-            }
-            return (taken.count, ready)
-        }
-        for c in ready { c.resume(returning: true) }
-        return count
-    }
+    func resume(upTo n: Int) -> Int { queue.resume(upTo: n) }
 
     /// Resumes every waiting task: reclaim found nothing to free, and each looks again (to wait
     /// for frames in flight, or to fail with the allocation's error).
@@ -118,6 +48,6 @@ final class FrameWaitQueue: Sendable {
 
     #if DEBUG
     /// Every ticket `resume` reached, in the order it did (tests).
-    var resumedTickets: [Int] { state.withLock { $0.resumed } }
+    var resumedTickets: [Int] { queue.resumedTickets }
     #endif
 }

@@ -123,7 +123,10 @@ public final class SwapSpace: Sendable {
             frameCount: frames, devices: SwapDeviceSet(), sync: configuration.sync,
             policy: configuration.reclaimPolicy,
             // Two of the largest readahead windows (see `Watermarks`).
-            readaheadReserve: 2 * ReadaheadState.maxWindow, asyncPinLimit: configuration.asyncPinLimit)
+            readaheadReserve: 2 * ReadaheadState.maxWindow, asyncPinLimit: configuration.asyncPinLimit,
+            // Half of a device's request slots: async pins alone never use them all, so their
+            // reads are never done on the task's thread for want of one (`AsyncReadGate`).
+            asyncReadLimit: configuration.ioOptions.slots / 2)
         slotReclaimer = configuration.backgroundReclaim ? SlotReclaimWorker(cache: engine.cache) : nil
         // Every stored property is set: if a device fails, deinit runs and stops the threads.
         for d in configuration.devices { try addDevice(d) }

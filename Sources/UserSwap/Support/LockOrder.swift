@@ -32,8 +32,8 @@ import CUserSwap
 /// | 50 | slot reclaimer (`SlotReclaimWorker.state`, `.cache`) | Mutex | its queue of devices and thread state; the cache it uses until stopped |
 /// | 45 | background reclaimer handle (`Reclaimer.kswapd`) | Mutex | the thread to wake |
 /// | 40 | wait queue (`WaitQueue.state`) | Mutex | sleepers and the wake-up generation; may be taken under any lock above |
-/// | 37 | frame waiters (`FrameWaitQueue.state`) | Mutex | the tasks suspended until free frames return, oldest first; taken by the background reclaimer with no lock held |
-/// | 35 | folio wait bucket (`FolioWaitTable.buckets`) | Mutex | the tasks suspended on the folios of one hash bucket; taken by a folio's unlock, under any lock above |
+/// | 37 | frame waiters (`FrameWaitQueue`'s `TicketQueue`) | Mutex | the tasks suspended until free frames return, oldest first; taken by the background reclaimer with no lock held |
+/// | 35 | folio wait bucket (`FolioWaitTable.buckets`; `AsyncReadGate`'s `TicketQueue`) | Mutex | the tasks suspended on the folios of one hash bucket (on a read slot); taken by a folio's unlock (by a task ending its read), under any lock above |
 /// | 30 | last error (`Reclaimer.lastWriteFailure`, `TransparentFaultResolver.lastError`) | Mutex | the error to report |
 /// | 20 | registries (`SwapStatistics.engines`, `StagedSwapFile.names`) | Mutex | a list, read or written whole |
 /// | 10 | test hooks (`TestHook`, `TestHooks`, `YieldPoints.scheduler`, `SwapFile` hooks) | Mutex | a closure, copied out and called after the unlock |

@@ -18,7 +18,9 @@ import UserSwap
 /// The report's latency is per access (pin, touch, unpin, suspension included);
 /// `heartbeat_late_us` is the heartbeat's lateness (p50, p99, max) and `pin_mode` says which
 /// access ran (`async`, or `blocking` with `--param pins=blocking`, the same loop calling the
-/// blocking pin from the tasks, for comparison). Swap traffic is the timed phase's.
+/// blocking pin from the tasks, for comparison). Swap traffic is the timed phase's, and so is
+/// `io_inline`: transfers done by the calling thread for want of a free request slot of the
+/// device's I/O engine (on a cooperative thread, a read that blocks it).
 enum TaskGroupScenario: BenchScenario {
     static let name = "taskgroup"
     static let summary =
@@ -96,7 +98,7 @@ enum TaskGroupScenario: BenchScenario {
             fill.finish()
             harness.log("\(loop.tasks) tasks, \(blocking ? "blocking" : "async") pins, \(pages) pages in a budget of \(memory >> 20) MiB")
 
-            let counters: [SwapStatistics.Counter] = [.swapIns, .swapOuts, .deviceReads, .deviceWrites]
+            let counters: [SwapStatistics.Counter] = [.swapIns, .swapOuts, .deviceReads, .deviceWrites, .ioInline]
             let before = counters.map { space.statistics[$0] }
             let outcome = loop.run { page, write in
                 do {
@@ -125,6 +127,9 @@ enum TaskGroupScenario: BenchScenario {
             report.deviceReads = Int64(after[2] - before[2])
             report.deviceWrites = Int64(after[3] - before[3])
             report.verified = intact && problems.isEmpty
+            // Transfers the caller did itself for want of a free request slot: on a cooperative
+            // thread, a read that blocks it (and every task queued behind it).
+            report.extras["io_inline"] = JSONValue(Int(after[4] - before[4]))
             report.extras["swap_bytes"] = JSONValue(swapBytes)
             report.extras["pin_mode"] = .string(blocking ? "blocking" : "async")
             outcome.fill(&report, loop: loop)

@@ -15,14 +15,15 @@ struct AsyncPinTests {
     /// shuffled order (each page its own run of slots), and readahead off: every page is one
     /// read of its own.
     static func swappedOut(
-        _ pages: Int, memoryPages: Int? = nil, workers: Int = 16, asyncPinLimit: Int? = nil, seed: UInt64 = 7
+        _ pages: Int, memoryPages: Int? = nil, workers: Int = 16, slots: Int = 256, asyncPinLimit: Int? = nil,
+        seed: UInt64 = 7
     ) throws -> (SwapSpace, Region, TestBackend) {
         let backend = TestBackend(pageCount: 1 + 4 * 512)
         let space = try SwapSpace(
             .init(
                 memory: (memoryPages ?? 4 * pages) * SwapPage.size, devices: [.backend(backend)],
                 backgroundReclaim: false, encryption: .none, ioEngine: .threadPool,
-                ioOptions: IOEngineOptions(workers: workers), asyncPinLimit: asyncPinLimit))
+                ioOptions: IOEngineOptions(slots: slots, workers: workers), asyncPinLimit: asyncPinLimit))
         let region = try space.makeRegion(bytes: pages * SwapPage.size)
         for p in 0..<pages { try region.withPage(p) { fill($0, page: p) } }
         var rng = SeededRandom(seed: seed)
@@ -60,6 +61,41 @@ struct AsyncPinTests {
             #expect(inFlight > Self.executor.threads, "at most \(inFlight) reads in flight at once on \(Self.executor.threads) threads")
             #expect(space.engine.asyncPins.count == 0)
             #expect(space.engine.frames.waitTable.waiterCount == 0)
+            #expect(space.checkInvariants() == [])
+        }
+    }
+
+    @Test(
+        "64 tasks pinning 64 swapped-out pages through an engine of 8 request slots: their reads never run on the tasks' threads, at most 4 in flight"
+    )
+    func readsStayOffTheTasksThreads() async throws {
+        try await withTaskExecutorPreference(Self.executor) {
+            let (space, region, backend) = try Self.swappedOut(64, slots: 8)
+            let stats = space.statistics
+            let inlineBefore = stats[.ioInline]
+            // Reads slow enough that the tasks all want one in flight at once.
+            backend.readDelayMicros.store(5_000, ordering: .relaxed)
+            let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+                for page in 0..<64 {
+                    group.addTask {
+                        let pin = try await region.pin(page, for: .read)
+                        return matches(pin.bytes, page: page) ? 0 : 1
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            backend.readDelayMicros.store(0, ordering: .relaxed)
+            let inline = stats[.ioInline] - inlineBefore
+            let inFlight = backend.maxReadsInFlight.load(ordering: .relaxed)
+            print("64 tasks, 8 request slots: \(inline) reads done on a task's thread, at most \(inFlight) in flight")
+            #expect(wrong == 0)
+            // With every request slot taken the engine reads on the submitting thread: a
+            // cooperative thread blocked for the read, every task behind it waiting.
+            #expect(inline == 0, "\(inline) async pin reads done on the tasks' threads for want of a request slot")
+            #expect(space.engine.asyncReads.limit == 4)
+            #expect(inFlight <= 4, "\(inFlight) reads in flight, past the read gate's 4")
+            #expect(inFlight > 1, "reads did not overlap: the test did not fill the gate")
+            #expect(space.engine.asyncReads.available == 4)
             #expect(space.checkInvariants() == [])
         }
     }
