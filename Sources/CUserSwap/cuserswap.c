@@ -96,6 +96,22 @@ int cus_RENAME_NOREPLACE(void) { return RENAME_NOREPLACE; }
 int cus_MADV_DONTNEED(void) { return MADV_DONTNEED; }
 int cus_MADV_REMOVE(void) { return MADV_REMOVE; }
 
+int cus_madvise(void *address, size_t length, int advice) {
+    return madvise(address, length, advice) < 0 ? -errno : 0;
+}
+
+#ifndef PIDFD_SELF
+#define PIDFD_SELF -10000     // the calling thread (its memory is the process's); older headers lack it
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+
+ssize_t cus_process_madvise_self(const struct iovec *ranges, size_t count, int advice) {
+    long r = syscall(SYS_process_madvise, PIDFD_SELF, ranges, count, advice, 0u);
+    return r < 0 ? -errno : r;
+}
+
 #ifndef UFFDIO_CONTINUE_MODE_WP
 #define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)     // Linux 6.5; older headers lack it
 #endif

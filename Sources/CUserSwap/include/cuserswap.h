@@ -63,6 +63,13 @@ int cus_O_TMPFILE(void);
 int cus_RENAME_NOREPLACE(void);
 int cus_MADV_DONTNEED(void);
 int cus_MADV_REMOVE(void);
+/// madvise(2) without errno: 0 or -errno (for a signal handler, where Swift must not read errno
+/// after another call may have changed it).
+int cus_madvise(void *_Nonnull address, size_t length, int advice);
+/// process_madvise(2) on the calling process's memory (`PIDFD_SELF`): `advice` over `count`
+/// ranges in one call. Returns the bytes advised (fewer than asked when a range failed) or -errno
+/// (-EINVAL, -EBADF, -ENOSYS, -EPERM on kernels that do not accept it).
+ssize_t cus_process_madvise_self(const struct iovec *_Nonnull ranges, size_t count, int advice);
 
 // MARK: userfaultfd
 

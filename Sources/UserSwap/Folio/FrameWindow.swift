@@ -7,6 +7,15 @@ import Synchronization
 /// and pins) and the application's view (registered with userfaultfd, read and written by plain
 /// loads and stores). A page present in both is one page of RAM, with no copy between them.
 ///
+/// Each resident page is mapped in one view at a time where it can be, because RSS counts a page
+/// once per mapping that maps it (`top` would show up to twice the budget): the engine's view
+/// maps a page only while the engine uses it (a read or write of its data, a pin, a check), and
+/// once the application's view maps it, the engine's entry is zapped (`zapFromEngine`). A later
+/// engine access maps it again, a minor fault; `MADV_DONTNEED` on a shared mapping drops the
+/// entry only, the data stays in the memfd, so a zap is safe whenever it lands — also after the
+/// page changed owners. A first touch gets its zeroed page from the memfd without mapping it in
+/// the engine's view (`allocateZeroed`).
+///
 /// A folio of such a page still takes a frame of the arena, which counts it against the budget;
 /// the arena page itself is never touched and costs nothing. The folio's *placement* (see
 /// `FrameTable.placement`) points its bytes here.
@@ -36,6 +45,10 @@ final class FrameWindow: @unchecked Sendable {
     /// Per page: 1 while the application's view maps it (set by the fault handler, cleared when
     /// reclaim or swap-out unmaps it). Accessed pages are found through it: see `deactivate`.
     private let installed: _UnsafeAtomicArray<UInt32>
+    /// Per page: 1 once the engine took the page's address in its view (`noteEngineAccess`),
+    /// which may have mapped the page there; cleared by the zap that follows the application's
+    /// mapping of it (`zapFromEngine`), and by the punch.
+    private let engineMapped: _UnsafeAtomicArray<UInt32>
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
     /// Woken when the last live folio is freed (`waitUntilDrained`).
@@ -78,17 +91,19 @@ final class FrameWindow: @unchecked Sendable {
         memfd = owned
         // Zero pages, as the region's page table: RAM only for the pages a fault reaches.
         guard let owners = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
-            let installed = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount)
+            let installed = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
+            let engineMapped = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount)
         else {
             Syscalls.munmap(engineView, length: bytes)
             Syscalls.munmap(appView, length: bytes)
             throw SwapError(
                 .outOfMemory,
-                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 8)) of page state, which the system will not allocate; make it smaller"
+                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 12)) of page state, which the system will not allocate; make it smaller"
             )
         }
         self.owners = owners
         self.installed = installed
+        self.engineMapped = engineMapped
     }
 
     deinit {
@@ -97,8 +112,60 @@ final class FrameWindow: @unchecked Sendable {
         Syscalls.munmap(engineView, length: bytes)
     }
 
+    /// Where the engine reads and writes `page`. Taking it counts as an access that may map the
+    /// page in the engine's view (see `zapFromEngine`), unless `accessing` is false: a caller
+    /// that holds the address without touching the bytes (the fault handler's pin).
     @inline(__always)
-    func engineAddress(_ page: Int) -> UnsafeMutableRawPointer { engineView + page << SwapPage.shift }
+    func engineAddress(_ page: Int, accessing: Bool = true) -> UnsafeMutableRawPointer {
+        if accessing { noteEngineAccess(page) }
+        return engineView + page << SwapPage.shift
+    }
+
+    /// Records that the engine may map `page` in its view now. Set before the access: a zap that
+    /// races with it may leave the entry mapped, which costs RSS until the page's next zap or
+    /// punch, never data.
+    @inline(__always)
+    private func noteEngineAccess(_ page: Int) {
+        let word = engineMapped[page]
+        // Relaxed: a hint for the zap, which orders nothing by it; loaded first so that a page
+        // used again and again costs no store
+        if word.pointee.load(ordering: .relaxed) == 0 { word.pointee.store(1, ordering: .relaxed) }
+    }
+
+    /// Zaps `page`'s entry in the engine's view, if the engine may have mapped it since the last
+    /// zap, into `batch` (see `UnmapBatch`: a late zap is safe). Called once the application's
+    /// view maps the page, so that RSS counts it once.
+    @inline(__always)
+    func zapFromEngine(_ page: Int, into batch: inout UnmapBatch) {
+        // Relaxed: a hint (see `noteEngineAccess`)
+        guard engineMapped[page].pointee.exchange(0, ordering: .relaxed) != 0 else { return }
+        batch.add(engineView + page << SwapPage.shift, length: SwapPage.size)
+    }
+
+    /// `zapFromEngine` at once, from a signal handler: no allocation, no lock. A failure leaves
+    /// the page counted twice in RSS, nothing worse: it is not reported.
+    @inline(__always)
+    func zapFromEngineInSignal(_ page: Int) {
+        // Relaxed: a hint (see `noteEngineAccess`)
+        guard engineMapped[page].pointee.exchange(0, ordering: .relaxed) != 0 else { return }
+        _ = Syscalls.madviseInSignal(engineView + page << SwapPage.shift, length: SwapPage.size, advice: cus_MADV_DONTNEED())
+    }
+
+    /// Gives the memfd a zeroed page at `page` without mapping it anywhere (what a continue into
+    /// the application's view needs), for a first touch. Only for a page that is a hole: one no
+    /// folio owned since its punch (its owner word was free when the caller claimed it). False
+    /// when the caller must zero the page through the engine's view instead: the window is
+    /// retiring (a release there leaves the data), or the memfd refused.
+    func allocateZeroed(_ page: Int) -> Bool {
+        // Relaxed: a flag that orders nothing; a region retiring takes no first touch
+        if retiring.load(ordering: .relaxed) { return false }
+        do {
+            try Syscalls.fallocate(memfd.rawValue, offset: Int64(page) << SwapPage.shift, length: Int64(SwapPage.size))
+            return true
+        } catch {
+            return false
+        }
+    }
 
     @inline(__always)
     func appAddress(_ page: Int) -> UnsafeMutableRawPointer { appView + page << SwapPage.shift }
@@ -168,10 +235,12 @@ final class FrameWindow: @unchecked Sendable {
         duringRelease.run()
         #endif
         do {
-            try Syscalls.madvise(engineAddress(page), length: SwapPage.size, advice: cus_MADV_REMOVE())
+            try Syscalls.madvise(engineView + page << SwapPage.shift, length: SwapPage.size, advice: cus_MADV_REMOVE())
         } catch {
             trap("cannot punch out page \(page) of a transparent region: \(error)")
         }
+        // Relaxed: the punch unmapped both views; the owner exchange below publishes it
+        engineMapped[page].pointee.store(0, ordering: .relaxed)
         endRelease(page)
     }
 
@@ -224,16 +293,21 @@ final class FrameWindow: @unchecked Sendable {
         }
     }
 
+    /// `unmapFromApp`, the unmap gathered in `batch`: for callers whose unmap orders nothing but
+    /// that it happens before they return (see `UnmapBatch`).
+    func unmapFromApp(_ page: Int, into batch: inout UnmapBatch) {
+        installed[page].pointee.store(0, ordering: .releasing)
+        batch.add(appAddress(page), length: SwapPage.size)
+    }
+
     /// Access tracking without hardware bits (the second-chance scheme of classic pagers): if
-    /// the application maps `page`, unmap it and report true — it may have been used since it
-    /// was mapped; its next touch is a minor fault that marks the folio referenced.
-    func deactivate(_ page: Int) -> Bool {
+    /// the application maps `page`, unmap it (in `batch`) and report true — it may have been
+    /// used since it was mapped; its next touch is a minor fault that marks the folio
+    /// referenced. The unmap may land late (see `UnmapBatch`): a touch before it is one the scan
+    /// did not see, as a touch just before the scan would be.
+    func deactivate(_ page: Int, into batch: inout UnmapBatch) -> Bool {
         guard installed[page].pointee.exchange(0, ordering: .acquiringAndReleasing) != 0 else { return false }
-        do {
-            try Syscalls.madvise(appAddress(page), length: SwapPage.size, advice: cus_MADV_DONTNEED())
-        } catch {
-            trap("cannot unmap page \(page) of a transparent region: \(error)")
-        }
+        batch.add(appAddress(page), length: SwapPage.size)
         return true
     }
 }

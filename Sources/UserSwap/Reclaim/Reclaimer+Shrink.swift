@@ -103,6 +103,9 @@ extension Reclaimer {
         batch.reserveCapacity(batchSize)
         var ranks: [UInt64] = []
         var victims: [Folio] = []
+        // The application-view unmaps of access tracking (`deactivateInWindow`), one call per
+        // batch rather than one per page.
+        var unmaps = UnmapBatch()
         // The previous batch's write-back, still in flight while this batch is scanned and
         // unmapped: the device writes one batch while the CPU prepares the next (kernel: kswapd
         // does not wait for the writeback it starts).
@@ -115,7 +118,9 @@ extension Reclaimer {
             let isolatedCount = batch.count
             var back = LRUPutBack()
             if policy == .frequency && !batch.isEmpty {
-                rankByUse(&batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks, victims: &victims)
+                rankByUse(
+                    &batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks, victims: &victims,
+                    unmaps: &unmaps)
             }
             if isolatedCount == 0 {
                 // Only active folios left (or none): age them and try again.
@@ -134,8 +139,9 @@ extension Reclaimer {
             // over the device, one page per read for its readahead.
             batch.sort { frames.owner($0) < frames.owner($1) }
             for f in batch {
-                freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back, noSlots: &noSlots)
+                freedNow += shrinkFolio(f, ranked: policy == .frequency, writes: &writes, back: &back, noSlots: &noSlots, unmaps: &unmaps)
             }
+            unmaps.flush()
             back.flush(lru, allocator: allocator)
             // Relaxed: `isolated` is only a hint for allocators deciding whether to wait
             // (`reclaimInProgress`); the folios under write-back stay counted until they finish.
@@ -186,8 +192,10 @@ extension Reclaimer {
         var batch: [Folio] = []
         lru.isolate(from: .active, max: max, into: &batch)
         var back = LRUPutBack()
+        var unmaps = UnmapBatch()
+        defer { unmaps.flush() }
         for f in batch {
-            if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
+            if frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f, unmaps: &unmaps) {
                 // Used since it was activated: another trip around the active list.
                 back.active.append(f)
                 continue
@@ -208,11 +216,13 @@ extension Reclaimer {
     /// `ranked`: the `.frequency` policy chose it already (`rankByUse`); no second chance.
     /// `noSlots`: set once a swap-out of this batch found no slot on any device; the batch's
     /// later folios that would need a new slot then stay, without a scan of every slot each.
+    /// `unmaps` gathers the unmaps of access tracking, for the caller to flush.
     private func shrinkFolio(
-        _ f: Folio, ranked: Bool, writes: inout [Folio], back: inout LRUPutBack, noSlots: inout Bool
+        _ f: Folio, ranked: Bool, writes: inout [Folio], back: inout LRUPutBack, noSlots: inout Bool,
+        unmaps: inout UnmapBatch
     ) -> Int {
         stats.count(.reclaimScanned)
-        if !ranked, frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f) {
+        if !ranked, frames.clearFlags(f, .referenced).contains(.referenced) || deactivateInWindow(f, unmaps: &unmaps) {
             // Second chance: touched since reclaim last saw it. With one list (plain second
             // chance, the clock algorithm) it goes round again; otherwise it is activated.
             stats.count(.reclaimActivated)
@@ -268,11 +278,12 @@ extension Reclaimer {
 
     /// A transparent region's page that the application maps may have been used without the
     /// engine seeing it: unmap it from the application and count it as referenced (its next
-    /// touch is a minor fault that marks it). Explicit folios have no such mapping.
+    /// touch is a minor fault that marks it). Explicit folios have no such mapping. The unmap
+    /// is gathered in `unmaps` (see `FrameWindow.deactivate`).
     @inline(__always)
-    func deactivateInWindow(_ f: Folio) -> Bool {
+    func deactivateInWindow(_ f: Folio, unmaps: inout UnmapBatch) -> Bool {
         let placement = frames.placement(f)
-        guard !placement.isArena, windows[placement.windowSlot].deactivate(placement.page) else { return false }
+        guard !placement.isArena, windows[placement.windowSlot].deactivate(placement.page, into: &unmaps) else { return false }
         stats.count(.deactivations)
         return true
     }

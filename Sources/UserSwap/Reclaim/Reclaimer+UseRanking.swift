@@ -5,12 +5,13 @@ extension Reclaimer {
     /// in `kept` (they go back to the head of the list, their referenced bits cleared) and leaves
     /// the rest in `batch`, least used first, ties oldest first: those are swapped out, with any
     /// folio whose count decayed to zero, or the whole batch when all counts are equal.
-    /// `scratch` and `victims` are the caller's buffers (no allocation per batch).
+    /// `scratch` and `victims` are the caller's buffers (no allocation per batch); `unmaps`
+    /// gathers the unmaps of access tracking, for the caller to flush.
     /// `all`: after a pass that freed nothing (its victims pinned or busy), every folio of the
     /// batch is a victim, so that a few pinned, least used folios cannot make a group look full.
     func rankByUse(
         _ batch: inout [Folio], group: MemoryGroup, all: Bool, kept: inout [Folio],
-        scratch: inout [UInt64], victims: inout [Folio]
+        scratch: inout [UInt64], victims: inout [Folio], unmaps: inout UnmapBatch
     ) {
         let epoch = allocator.useEpoch(group)
         scratch.removeAll(keepingCapacity: true)
@@ -19,7 +20,7 @@ extension Reclaimer {
             // Pins count their own uses (`FrameTable.noteUse`); a transparent region's pages are
             // used through the application's mapping, seen only as "mapped since the last look".
             frames.clearFlags(f, .referenced)
-            if deactivateInWindow(f) { count = min(count + 1, UseCount.maxCount) }
+            if deactivateInWindow(f, unmaps: &unmaps) { count = min(count + 1, UseCount.maxCount) }
             frames.setUses(f, UseCount(count: count, epoch: epoch))
             scratch.append(UInt64(count) << 32 | UInt64(i))
         }

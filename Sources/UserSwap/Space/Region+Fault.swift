@@ -12,8 +12,10 @@ extension Region {
     /// `pin(_:for:)`; a transparent region's fault handler passes `marksReferenced: false`, since
     /// for those pages the application's mapping is the reference bit (see
     /// `Reclaimer.deactivateInWindow`), and counting the fault too would give every page two
-    /// second chances.
-    func pin(_ page: Int, for access: PageAccess, marksReferenced: Bool) throws(SwapError) -> Pin {
+    /// second chances. It passes `touchesBytes: false` too: it maps the page into the
+    /// application's view and never reads the pin's bytes, which leaves the engine's view
+    /// unmapped (see `FrameWindow.zapFromEngine`).
+    func pin(_ page: Int, for access: PageAccess, marksReferenced: Bool, touchesBytes: Bool = true) throws(SwapError) -> Pin {
         try checkPage(page)
         let frames = engine.frames
         while true {
@@ -33,7 +35,7 @@ extension Region {
                         let used: FolioFlags = marksReferenced ? .referenced : []
                         frames.markFlags(f, access == .write ? used.union(.dirty) : used)
                         if marksReferenced { frames.noteUse(f) }
-                        let start = window?.engineAddress(page) ?? engine.allocator.arena.address(pte.frame)
+                        let start = window?.engineAddress(page, accessing: touchesBytes) ?? engine.allocator.arena.address(pte.frame)
                         let bytes = UnsafeMutableRawBufferPointer(start: start, count: SwapPage.size)
                         return Pin(bytes: bytes, page: page, engine: engine, folio: f)
                     }
@@ -128,7 +130,13 @@ extension Region {
                     continue
                 }
                 engine.allocator.claimPlacement(f)
-                engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+                // A page free when claimed is a hole of the memfd (its last owner punched it
+                // out): the memfd gives it zeroed without mapping it in the engine's view, which
+                // would count it twice in RSS once the application maps it. A previous owner's
+                // page still holds its data: zero it.
+                if current != 0 || !window.allocateZeroed(page) {
+                    engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0)
+                }
             }
             // The mapping takes a reference of its own; ours keeps the folio until it is on
             // the LRU: once the lock drops, a discard may unmap and put it at any moment.

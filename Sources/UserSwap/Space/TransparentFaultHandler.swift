@@ -62,12 +62,21 @@ final class TransparentFaultHandler: Sendable {
             fault.deallocate()
             Syscalls.close(epfd)
         }
+        // The zaps of the engine's view after installs (`FrameWindow.zapFromEngine`), gathered
+        // while faults keep coming and done before this thread sleeps: one call for many.
+        var zaps = UnmapBatch()
+        defer { zaps.flush() }
         var shuttingDown = false
         while true {
             // Once asked to stop, keep serving until the descriptor has been quiet for a grace
             // period: a thread woken from its fault must still run to finish its access (and
             // may fault again); only then is the memory taken away.
-            let ready = cus_epoll_wait_pair(epfd, resolver.uffd.fd, shuttingDown ? 20 : -1)
+            let ready = cus_epoll_wait_pair(epfd, resolver.uffd.fd, !zaps.isEmpty ? 0 : shuttingDown ? 20 : -1)
+            if ready == 0 && !zaps.isEmpty {
+                // Nothing pending: zap before sleeping.
+                zaps.flush()
+                continue
+            }
             if ready < 0 {
                 if ready == -EINTR { continue }
                 resolver.noteError(SwapError(.ioError, "waiting on the userfaultfd failed", errno: Errno(rawValue: -ready)))
@@ -78,14 +87,14 @@ final class TransparentFaultHandler: Sendable {
                 _ = cus_epoll_remove(epfd, shutdown.rawValue)
             }
             if shuttingDown && ready == 0 { return }
-            if ready & 1 != 0 { serveOne(fault) }
+            if ready & 1 != 0 { serveOne(fault, zaps: &zaps) }
         }
     }
 
     /// Reads one fault (others stay for the other threads) and resolves it; a fault that cannot
     /// be resolved sends SIGBUS to its thread, which is then woken to take it. The faulting
     /// thread's wait is timed from here, the fault's arrival, to its wake.
-    private func serveOne(_ buffer: UnsafeMutablePointer<cus_uffd_fault>) {
+    private func serveOne(_ buffer: UnsafeMutablePointer<cus_uffd_fault>, zaps: inout UnmapBatch) {
         let arrived = cus_monotonic_ns()
         let n: Int
         do {
@@ -104,7 +113,7 @@ final class TransparentFaultHandler: Sendable {
             page: page, write: raw.flags & UserFaultFD.flagWrite != 0,
             protect: raw.flags & UserFaultFD.flagWriteProtect != 0)
         let stats = resolver.region.engine.stats
-        guard !resolver.resolve(fault, wake: true) else {
+        guard !resolver.resolve(fault, wake: true, zaps: &zaps) else {
             stats.recordFaultWait(since: arrived)
             return
         }

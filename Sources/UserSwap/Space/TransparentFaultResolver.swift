@@ -54,9 +54,17 @@ final class TransparentFaultResolver: Sendable {
     /// read, rather than a hang or wrong data. With `wake` false, the threads waiting on the
     /// page sleep on (handler threads wake them once the pin is dropped).
     func resolve(_ fault: Fault, wake: Bool) -> Bool {
+        var zaps = UnmapBatch()
+        defer { zaps.flush() }
+        return resolve(fault, wake: wake, zaps: &zaps)
+    }
+
+    /// `resolve(_:wake:)`, leaving the zap of the page's entry in the engine's view (see
+    /// `FrameWindow.zapFromEngine`) in `zaps`, for the caller to flush with others.
+    func resolve(_ fault: Fault, wake: Bool, zaps: inout UnmapBatch) -> Bool {
         region.engine.stats.count(region.pte(fault.page).isPresent ? .minorFaults : .majorFaults)
         do {
-            try resolveRetrying(fault, wake: wake)
+            try resolveRetrying(fault, wake: wake, zaps: &zaps)
             return true
         } catch {
             region.engine.stats.count(.faultErrors)
@@ -69,11 +77,11 @@ final class TransparentFaultResolver: Sendable {
     /// tried 6 times over ~60 ms; no memory, for about a second (pauses growing to 50 ms): pages
     /// pinned, read or written right now are free again within moments, and the alternative is
     /// a signal that usually ends the process.
-    func resolveRetrying(_ fault: Fault, wake: Bool) throws(SwapError) {
+    func resolveRetrying(_ fault: Fault, wake: Bool, zaps: inout UnmapBatch) throws(SwapError) {
         var attempt = 0
         while true {
             do {
-                while try !resolveOnce(fault, wake: wake) {}
+                while try !resolveOnce(fault, wake: wake, zaps: &zaps) {}
                 return
             } catch {
                 attempt += 1
@@ -87,7 +95,7 @@ final class TransparentFaultResolver: Sendable {
     }
 
     /// One attempt; false when it must be repeated (the kernel refused write-protected continue).
-    private func resolveOnce(_ fault: Fault, wake: Bool) throws(SwapError) -> Bool {
+    private func resolveOnce(_ fault: Fault, wake: Bool, zaps: inout UnmapBatch) throws(SwapError) -> Bool {
         let address = window.appAddress(fault.page)
         let write = fault.write || fault.protect
         // Relaxed: a one-way switch; a stale true costs one refused attempt, handled below
@@ -98,7 +106,7 @@ final class TransparentFaultResolver: Sendable {
             // faulting thread goes on, so the thread never finds its page busy because of us.
             // (A binding rather than a loop over `Pin`: a noncopyable value in a loop body that
             // returns early was not destroyed by Swift 6.3, leaking its reference.)
-            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read, marksReferenced: false)
+            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read, marksReferenced: false, touchesBytes: false)
             if fault.protect {
                 region.engine.stats.count(.writeProtectFaults)
                 // The folio is dirty now (the pin for writing): let the store through.
@@ -123,6 +131,8 @@ final class TransparentFaultResolver: Sendable {
                 }
             }
             window.markInstalled(fault.page)
+            // The application's view maps the page now: the engine's need not (RSS counts it once).
+            window.zapFromEngine(fault.page, into: &zaps)
             withExtendedLifetime(pin) {}
         }
         // Mapped by another handler, or the mapping changing: the thread just tries again.
@@ -160,6 +170,7 @@ final class TransparentFaultResolver: Sendable {
             if case .failed = outcome { return false }
         }
         window.markInstalled(fault.page)
+        window.zapFromEngineInSignal(fault.page)
         region.engine.stats.count(minor ? .minorFaults : .majorFaults)
         return true
     }

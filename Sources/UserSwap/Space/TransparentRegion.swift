@@ -133,7 +133,9 @@ public final class TransparentRegion: @unchecked Sendable {
     public func deactivate(pages: Range<Int>) throws(SwapError) {
         try region.checkPage(pages.lowerBound)
         if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
-        for page in pages { window.unmapFromApp(page) }
+        var unmaps = UnmapBatch()
+        defer { unmaps.flush() }
+        for page in pages { window.unmapFromApp(page, into: &unmaps) }
     }
 
     /// Maps `pages` into the application's view now, as touching them would (for writing: no
@@ -143,8 +145,10 @@ public final class TransparentRegion: @unchecked Sendable {
     public func prefault(pages: Range<Int>, for access: PageAccess = .write) throws(SwapError) {
         try region.checkPage(pages.lowerBound)
         if !pages.isEmpty { try region.checkPage(pages.upperBound - 1) }
+        var zaps = UnmapBatch()
+        defer { zaps.flush() }
         for page in pages {
-            try resolver.resolveRetrying(.init(page: page, write: access == .write, protect: false), wake: true)
+            try resolver.resolveRetrying(.init(page: page, write: access == .write, protect: false), wake: true, zaps: &zaps)
         }
     }
 

@@ -190,6 +190,27 @@ enum Syscalls {
         _ = try valueOrErrno { Glibc.madvise(base, length, advice) }
     }
 
+    /// `madvise` from a signal handler: allocates nothing, throws nothing, reads no errno.
+    /// Returns 0 or -errno.
+    static func madviseInSignal(_ base: UnsafeMutableRawPointer, length: Int, advice: Int32) -> Int32 {
+        cus_madvise(base, length, advice)
+    }
+
+    /// process_madvise(2) on this process: `advice` over `count` ranges in one call (the kernel
+    /// gathers their unmaps and flushes the TLB once, where `madvise` flushes per call). Returns
+    /// the bytes advised (fewer than asked when a range failed), or the errno of a kernel that
+    /// refuses the call: EBADF (no `PIDFD_SELF`), EINVAL (an advice it does not take from this
+    /// call), ENOSYS, EPERM. Never traps: each of those means "use `madvise`".
+    static func processMadviseSelf(_ ranges: UnsafePointer<iovec>, count: Int, advice: Int32) -> Result<Int, Errno> {
+        while true {
+            let r = cus_process_madvise_self(ranges, count, advice)
+            if r >= 0 { return .success(r) }
+            let e = Errno(rawValue: Int32(truncatingIfNeeded: -r))
+            if e == .interrupted { continue }
+            return .failure(e)
+        }
+    }
+
     /// The system page size; UserSwap supports 4 KiB pages (what its swap files are formatted for).
     static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
 }

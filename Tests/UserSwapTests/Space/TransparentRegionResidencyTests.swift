@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+@testable import UserSwap
+
+/// RSS of a transparent region: its memfd is mapped twice (the engine's view and the
+/// application's), and RSS counts a page once per mapping that maps it; the engine's view maps
+/// a page only while the engine uses it, so each resident page counts once.
+@Suite("Transparent regions: each resident page counted once in RSS")
+struct TransparentRegionResidencyTests {
+    /// The `Rss` of the mapping that starts at `address`, in bytes, from /proc/self/smaps.
+    static func rss(ofMappingAt address: UnsafeMutableRawPointer) throws -> Int {
+        let smaps = try #require(ProcFile.text("/proc/self/smaps"))
+        let start = String(UInt(bitPattern: address), radix: 16) + "-"
+        var inMapping = false
+        for line in smaps.split(separator: "\n") {
+            // A mapping's first line starts with its range ("7f00…-7f00… rw-s …"); its fields
+            // with a name and a colon.
+            let head = line.prefix { $0 != " " }
+            if head.contains("-") && head.allSatisfy({ $0.isHexDigit || $0 == "-" }) {
+                inMapping = line.hasPrefix(start)
+                continue
+            }
+            if inMapping && line.hasPrefix("Rss:") {
+                let kib = try #require(Int(line.dropFirst(4).split(separator: " ")[0]))
+                return kib << 10
+            }
+        }
+        Issue.record("no mapping starts at \(start) in /proc/self/smaps")
+        return -1
+    }
+
+    @Test(
+        "a region whose pages are all resident and mapped by the application has none in the engine's view",
+        arguments: TransparentRegionTests.services)
+    func firstTouchesCountOnce(faults: TransparentRegion.FaultService) throws {
+        let pages = 128
+        let (space, _) = try makeSpace(memoryPages: 256)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<pages { words[p * 512 + 1] = UInt64(p) }
+        TransparentRegionTests.settle(space)
+        #expect(space.residentFrames == pages)
+        let app = try Self.rss(ofMappingAt: region.window.appView)
+        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        #expect(app == pages * SwapPage.size, "the application's view maps \(app >> 10) KiB of \(pages * 4) KiB resident")
+        #expect(engine == 0, "the engine's view maps \(engine >> 10) KiB besides")
+        // Pins read and write through the engine's view, mapping the page there again.
+        for p in 0..<pages {
+            let pin = try region.pin(p)
+            #expect(pin.bytes.load(fromByteOffset: 8, as: UInt64.self) == UInt64(p))
+        }
+        #expect(try Self.rss(ofMappingAt: region.window.engineView) == pages * SwapPage.size)
+        // Unmapped from the application (access tracking) and faulted in again: the install
+        // zaps the engine's entries.
+        try region.deactivate(pages: 0..<pages)
+        for p in 0..<pages { #expect(words[p * 512 + 1] == UInt64(p)) }
+        TransparentRegionTests.settle(space)
+        #expect(try Self.rss(ofMappingAt: region.window.engineView) == 0)
+        #expect(try Self.rss(ofMappingAt: region.window.appView) == pages * SwapPage.size)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test(
+        "a loop over 4× the budget keeps the region's RSS in both views within the budget",
+        arguments: TransparentRegionTests.services)
+    func swappingCountsOnce(faults: TransparentRegion.FaultService) throws {
+        let budget = 64
+        let pages = 4 * budget
+        let (space, _) = try makeSpace(memoryPages: budget, swapPages: 1 + 2 * 512)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        var bad = 0
+        for round in 0..<3 {
+            for p in 0..<pages {
+                if round > 0 && words[p * 512] != UInt64(p * 3 + round - 1) { bad += 1 }
+                words[p * 512] = UInt64(p * 3 + round)
+            }
+        }
+        TransparentRegionTests.settle(space)
+        #expect(bad == 0)
+        #expect(space.statistics[.majorFaults] > 0)
+        let app = try Self.rss(ofMappingAt: region.window.appView)
+        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        // Every page in RSS is a resident frame; frames never pass the budget.
+        #expect(
+            app + engine <= budget * SwapPage.size,
+            "RSS of the views: \(app >> 10) KiB (application) + \(engine >> 10) KiB (engine) for a budget of \(budget * 4) KiB")
+        #expect(region.lastFaultError == nil)
+        #expect(space.checkInvariants() == [])
+    }
+}
