@@ -142,6 +142,15 @@ final class FrameWindow: @unchecked Sendable {
         batch.add(engineView + page << SwapPage.shift, length: SwapPage.size)
     }
 
+    /// Zaps `page`'s entry in the engine's view into `batch` whatever the flag says: after the
+    /// engine's own I/O on the page (a write-out), which may have mapped it after a fault's zap
+    /// had cleared the flag (a page faulted back while its write waited to be submitted).
+    func zapFromEngineAfterIO(_ page: Int, into batch: inout UnmapBatch) {
+        // Relaxed: a hint (see `noteEngineAccess`)
+        engineMapped[page].pointee.store(0, ordering: .relaxed)
+        batch.add(engineView + page << SwapPage.shift, length: SwapPage.size)
+    }
+
     /// `zapFromEngine` at once, from a signal handler: no allocation, no lock. A failure leaves
     /// the page counted twice in RSS, nothing worse: it is not reported.
     @inline(__always)

@@ -101,6 +101,9 @@ extension Reclaimer {
             }
             stats.count(.deviceWrites)
             stats.count(.swapOuts, frames.pageCount(f))
+            var unmaps = UnmapBatch()
+            zapWrittenFromEngine(f, unmaps: &unmaps)
+            unmaps.flush()
         } catch {
             frames.setFlags(f, .dirty)
             stats.count(.writeErrors)

@@ -288,6 +288,18 @@ extension Reclaimer {
         return true
     }
 
+    /// A transparent region's page just written out: its write mapped it in the engine's view.
+    /// Unmap it there (in `unmaps`), whether it stays or goes: a page that stays may be mapped
+    /// by the application already (faulted back while its write waited), and would count twice
+    /// in RSS; a page that goes is punched out next, and a punch that finds no page-table entry
+    /// costs no TLB flush, so the batch takes the flushes of many punches in one. Caller holds
+    /// the isolation reference.
+    func zapWrittenFromEngine(_ f: Folio, unmaps: inout UnmapBatch) {
+        let placement = frames.placement(f)
+        guard !placement.isArena else { return }
+        windows[placement.windowSlot].zapFromEngineAfterIO(placement.page, into: &unmaps)
+    }
+
     /// A folio no page maps: if it is in the swap cache, drop it, or report that it needs a
     /// write first. Caller holds the folio lock and one reference.
     private func shrinkUnmapped(_ f: Folio) -> (removed: Bool, needsWrite: Bool) {
@@ -344,6 +356,9 @@ extension Reclaimer {
     private func finishWrites(_ w: Writeback, lru: LRUVec) -> Int {
         guard !w.sorted.isEmpty else { return 0 }
         for s in w.runs { finishRun(s.run, device: s.device, ticket: s.ticket) }
+        var unmaps = UnmapBatch()
+        for f in w.sorted { zapWrittenFromEngine(f, unmaps: &unmaps) }
+        unmaps.flush()
         var freed = 0
         var back = LRUPutBack()
         for f in w.sorted {

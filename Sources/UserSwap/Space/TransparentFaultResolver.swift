@@ -42,10 +42,20 @@ final class TransparentFaultResolver: Sendable {
         } catch {
             throw SwapError(error)
         }
+        // The engine's view too, for write protection that is never set on it: the kernel does
+        // no fault-around in a range registered with userfaultfd (`uffd_disable_fault_around`),
+        // so an engine read of one page (a write-out, a pin) maps that page alone there, rather
+        // than its 15 neighbours too, pages the application maps (each counted twice in RSS).
+        // Without write protection the engine's reads map neighbours: RSS only, not data.
+        if uffd.supportsWriteProtect { try? uffd.register(engineRange, modes: [.writeProtect]) }
     }
 
     var appRange: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: window.appView, count: window.pageCount << SwapPage.shift)
+    }
+
+    var engineRange: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: window.engineView, count: window.pageCount << SwapPage.shift)
     }
 
     /// Resolves `fault`; retries with a growing pause what may pass (no memory right now, a

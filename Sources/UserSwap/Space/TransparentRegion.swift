@@ -78,6 +78,7 @@ public final class TransparentRegion: @unchecked Sendable {
         handler?.stop()
         if let routerSlot { SignalFaultRouter.shared.remove(routerSlot) }
         resolver.uffd.unregister(resolver.appRange)
+        resolver.uffd.unregister(resolver.engineRange)
         window.retire()
         region.discardAll()
         // Folios still busy elsewhere (a write-back finishing) are freed within moments; the

@@ -62,6 +62,26 @@ struct TransparentRegionResidencyTests {
     }
 
     @Test(
+        "an engine read of one page maps that page alone in the engine's view, not its neighbours the application maps",
+        arguments: TransparentRegionTests.services)
+    func engineReadMapsOnePage(faults: TransparentRegion.FaultService) throws {
+        let pages = 64
+        let (space, _) = try makeSpace(memoryPages: 128)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
+        // The kernel maps a read fault's neighbours too (fault-around) unless the range is
+        // registered with userfaultfd, which needs write protection on shared memory.
+        try #require(region.tracksWrites, "this kernel has no userfaultfd write protection on shared memory")
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<pages { words[p * 512] = UInt64(p) + 1 }
+        TransparentRegionTests.settle(space)
+        #expect(try Self.rss(ofMappingAt: region.window.engineView) == 0)
+        let pin = try region.pin(32, for: .read)
+        #expect(pin.bytes.load(as: UInt64.self) == 33)
+        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        #expect(engine == SwapPage.size, "a read of one page mapped \(engine >> 10) KiB of the engine's view")
+    }
+
+    @Test(
         "a loop over 4× the budget keeps the region's RSS in both views within the budget",
         arguments: TransparentRegionTests.services)
     func swappingCountsOnce(faults: TransparentRegion.FaultService) throws {
