@@ -7,8 +7,9 @@ import UserSwap
 ///
 /// What a user sees is not the space's budget: the runtime, the harness, the engine's metadata
 /// and the mapped binary are resident too, and a transparent region's frames live in shared
-/// memory mapped twice (its window and the engine's arena), which RSS counts once per mapping
-/// (docs/PERFORMANCE.md, "Memory a user sees"). Reports carry both this and the frames'
+/// memory mapped twice (its window and the engine's view), which RSS counts once per mapping
+/// that maps a page (the engine's view maps a page only while the engine uses it: see
+/// docs/PERFORMANCE.md, "Memory a user sees"). Reports carry both this and the frames'
 /// high-water mark, so the difference can be read.
 public struct ProcessMemory: Sendable, Equatable {
     /// `VmHWM`: the most the resident set has been since the process started, or since
