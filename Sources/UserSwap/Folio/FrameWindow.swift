@@ -49,6 +49,13 @@ final class FrameWindow: @unchecked Sendable {
     /// which may have mapped the page there; cleared by the zap that follows the application's
     /// mapping of it (`zapFromEngine`), and by the punch.
     private let engineMapped: _UnsafeAtomicArray<UInt32>
+    /// Counts the discards of the window's pages (`noteDiscard`). A handler thread reads it
+    /// before it reads a fault message, to tell later whether the page was discarded since.
+    private let discardClock = Atomic<UInt64>(0)
+    /// Per page: the discard clock just after the page's last discard, 0 if none; written and
+    /// read under the page's page-table lock. (64 bits: a wrapped clock would call a page
+    /// discarded after every later read, and its faults would never be resolved.)
+    private let discardedAt: _UnsafeAtomicArray<UInt64>
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
     /// Woken when the last live folio is freed (`waitUntilDrained`).
@@ -92,18 +99,20 @@ final class FrameWindow: @unchecked Sendable {
         // Zero pages, as the region's page table: RAM only for the pages a fault reaches.
         guard let owners = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
             let installed = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
-            let engineMapped = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount)
+            let engineMapped = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
+            let discardedAt = _UnsafeAtomicArray<UInt64>(zeroedCount: pageCount)
         else {
             Syscalls.munmap(engineView, length: bytes)
             Syscalls.munmap(appView, length: bytes)
             throw SwapError(
                 .outOfMemory,
-                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 12)) of page state, which the system will not allocate; make it smaller"
+                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 20)) of page state, which the system will not allocate; make it smaller"
             )
         }
         self.owners = owners
         self.installed = installed
         self.engineMapped = engineMapped
+        self.discardedAt = discardedAt
     }
 
     deinit {
@@ -280,6 +289,31 @@ final class FrameWindow: @unchecked Sendable {
     func owner(_ page: Int) -> UInt32 {
         let word = owners[page].pointee.load(ordering: .acquiring)
         return word == Self.releasingWatched ? Self.releasing : word
+    }
+
+    /// The discard clock now: what a handler thread notes before it reads a fault message (see
+    /// `discarded(_:after:)`).
+    func readDiscardClock() -> UInt64 {
+        // Relaxed: the read happens before the message's read, which happens before whatever
+        // lets its thread go on and discard the page; coherence alone keeps that discard's
+        // tick out of what this load sees
+        discardClock.load(ordering: .relaxed)
+    }
+
+    /// Records that `page` was discarded (its page-table entry cleared). Caller holds the
+    /// page's page-table lock.
+    func noteDiscard(_ page: Int) {
+        // Relaxed: only counts (see `readDiscardClock`); the page's word is read under the
+        // page-table lock the caller holds
+        let tick = discardClock.add(1, ordering: .relaxed).newValue
+        discardedAt[page].pointee.store(tick, ordering: .relaxed)  // Relaxed: as above
+    }
+
+    /// Whether `page` was discarded after the discard clock read `clock`: a fault message read
+    /// after that look may be older than the discard, and its thread may have gone on since
+    /// (see `TransparentFaultResolver.resolveOnce`). Caller holds the page's page-table lock.
+    func discarded(_ page: Int, after clock: UInt64) -> Bool {
+        discardedAt[page].pointee.load(ordering: .relaxed) > clock  // Relaxed: under the page-table lock
     }
 
     /// Records that the application's view maps `page` now.

@@ -16,6 +16,20 @@ extension Region {
     /// application's view and never reads the pin's bytes, which leaves the engine's view
     /// unmapped (see `FrameWindow.zapFromEngine`).
     func pin(_ page: Int, for access: PageAccess, marksReferenced: Bool, touchesBytes: Bool = true) throws(SwapError) -> Pin {
+        let pin = try pin(page, for: access, marksReferenced: marksReferenced, touchesBytes: touchesBytes, unlessDiscardedAfter: nil)
+        switch consume pin {
+        case .some(let pin): return pin
+        case .none: preconditionFailure("a pin without a discard clock declined page \(page)")
+        }
+    }
+
+    /// `pin(_:for:marksReferenced:touchesBytes:)`, except that a page discarded after the
+    /// discard clock read `clock` (`FrameWindow.discarded(_:after:)`) is not zero-filled: nil
+    /// then, with nothing mapped. For a transparent region's fault handler, whose fault message
+    /// may be older than the discard (see `TransparentFaultResolver.resolveOnce`).
+    func pin(
+        _ page: Int, for access: PageAccess, marksReferenced: Bool, touchesBytes: Bool, unlessDiscardedAfter clock: UInt64?
+    ) throws(SwapError) -> Pin? {
         try checkPage(page)
         let frames = engine.frames
         while true {
@@ -44,7 +58,7 @@ extension Region {
                 continue
             }
             if pte.isNone {
-                try faultZero(page)
+                guard try faultZero(page, unlessDiscardedAfter: clock) else { return nil }
             } else {
                 try doSwapPage(page, pte)
             }
@@ -61,10 +75,22 @@ extension Region {
 
     /// First touch of a page: a zeroed folio (kernel: `do_anonymous_page`), of the region's
     /// folio size when the whole aligned block is untouched and memory has a free run of frames,
-    /// one page otherwise.
-    func faultZero(_ page: Int) throws(SwapError) {
-        if folioOrder > 0, faultZeroLarge(page, mayReclaim: true) { return }
-        mapZeroFolio(try engine.allocator.allocateFolio(order: 0, group: group), at: page)
+    /// one page otherwise. False, with nothing mapped, when the page was discarded after the
+    /// discard clock read `clock` (see `pin(_:for:marksReferenced:touchesBytes:unlessDiscardedAfter:)`).
+    @discardableResult
+    func faultZero(_ page: Int, unlessDiscardedAfter clock: UInt64? = nil) throws(SwapError) -> Bool {
+        // Checked again under the page-table lock; this look only saves an allocation.
+        if let clock, let window, discardedAfter(page, clock, in: window) { return false }
+        if folioOrder > 0, faultZeroLarge(page, mayReclaim: true) { return true }
+        return mapZeroFolio(try engine.allocator.allocateFolio(order: 0, group: group), at: page, unlessDiscardedAfter: clock)
+    }
+
+    /// `window.discarded(page, after: clock)`, under the page's page-table lock.
+    private func discardedAfter(_ page: Int, _ clock: UInt64, in window: FrameWindow) -> Bool {
+        let lock = ptl(page)
+        lock.lock()
+        defer { lock.unlock() }
+        return window.discarded(page, after: clock)
     }
 
     /// `faultZero` for an async pin, which must not reclaim on its task's thread: returns false,
@@ -78,8 +104,10 @@ extension Region {
     }
 
     /// Maps the new single-page folio `f` (the caller's reference, which this consumes) zeroed
-    /// at `page` if the page is still untouched; else drops it. Allocates nothing.
-    func mapZeroFolio(_ f: Folio, at page: Int) {
+    /// at `page` if the page is still untouched; else drops it. Allocates nothing. False when it
+    /// dropped it because the page was discarded after the discard clock read `clock`.
+    @discardableResult
+    func mapZeroFolio(_ f: Folio, at page: Int, unlessDiscardedAfter clock: UInt64? = nil) -> Bool {
         engine.allocator.place(f, placement(page))
         // A window page is zeroed only by the folio that wins the page (under the lock below).
         if window == nil { engine.allocator.bytes(f).initializeMemory(as: UInt8.self, repeating: 0) }
@@ -103,9 +131,16 @@ extension Region {
             guard pte(page).isNone else {
                 lock.unlock()
                 engine.allocator.putFolio(f)
-                return
+                return true
             }
             if let window {
+                if let clock, window.discarded(page, after: clock) {
+                    // Under the lock that the discard held: no discard can come between this
+                    // look and the mapping below.
+                    lock.unlock()
+                    engine.allocator.putFolio(f)
+                    return false
+                }
                 let current = window.owner(page)
                 if current != 0 && (current == FrameWindow.releasing || current - 1 != previous?.frame) {
                     lock.unlock()
@@ -150,7 +185,7 @@ extension Region {
             engine.allocator.lru(f).add(f, to: .inactive)
             engine.allocator.putFolio(f)
             engine.stats.count(.zeroFills)
-            return
+            return true
         }
     }
 

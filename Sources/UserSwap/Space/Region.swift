@@ -144,6 +144,8 @@ public final class Region: Sendable {
             return
         }
         setPTE(page, .none)
+        // A fault message read before now must not bring the page back once its thread went on.
+        window?.noteDiscard(page)
         if old.isSwap {
             let entry = old.swapEntry
             let device = engine.devices.device(mappedBy: entry)

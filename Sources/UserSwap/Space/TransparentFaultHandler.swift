@@ -96,6 +96,8 @@ final class TransparentFaultHandler: Sendable {
     /// thread's wait is timed from here, the fault's arrival, to its wake.
     private func serveOne(_ buffer: UnsafeMutablePointer<cus_uffd_fault>, zaps: inout UnmapBatch) {
         let arrived = cus_monotonic_ns()
+        // Before the read: a discard after this look may be newer than the message.
+        let discardClock = resolver.window.readDiscardClock()
         let n: Int
         do {
             n = try resolver.uffd.readFaults(into: buffer, max: 1)
@@ -104,6 +106,9 @@ final class TransparentFaultHandler: Sendable {
             return
         }
         guard n == 1 else { return }
+        #if DEBUG
+        resolver.messageRead.run()
+        #endif
         let raw = buffer.pointee
         let window = resolver.window
         let offset = Int(raw.address) - Int(bitPattern: window.appView)
@@ -111,7 +116,7 @@ final class TransparentFaultHandler: Sendable {
         let page = offset >> SwapPage.shift
         let fault = TransparentFaultResolver.Fault(
             page: page, write: raw.flags & UserFaultFD.flagWrite != 0,
-            protect: raw.flags & UserFaultFD.flagWriteProtect != 0)
+            protect: raw.flags & UserFaultFD.flagWriteProtect != 0, discardClock: discardClock)
         let stats = resolver.region.engine.stats
         guard !resolver.resolve(fault, wake: true, zaps: &zaps) else {
             stats.recordFaultWait(since: arrived)

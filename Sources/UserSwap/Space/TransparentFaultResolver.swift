@@ -21,6 +21,11 @@ final class TransparentFaultResolver: Sendable {
     /// Readahead that faults resolved on their own threads handed to the engine's threads
     /// (`SignalFaultHandoff`) and that has not finished yet: what `waitForReadahead` waits for.
     let readaheadsInFlight = Atomic<Int>(0)
+    #if DEBUG
+    /// Runs on a handler thread after it read a fault message, before it resolves it (a test
+    /// holds a message there).
+    let messageRead = TestHook()
+    #endif
 
     /// One fault: a page not mapped (`write` when a store made it), or a store to a page mapped
     /// read-only under write protection.
@@ -28,6 +33,10 @@ final class TransparentFaultResolver: Sendable {
         let page: Int
         let write: Bool
         let protect: Bool
+        /// For a fault message a handler thread read: the window's discard clock just before
+        /// the read (`FrameWindow.readDiscardClock`). Nil where the faulting thread itself waits
+        /// for the resolution (its SIGBUS handler, `prefault`).
+        var discardClock: UInt64? = nil
     }
 
     init(region: Region, window: FrameWindow, uffd: UserFaultFD) throws(SwapError) {
@@ -116,7 +125,23 @@ final class TransparentFaultResolver: Sendable {
             // faulting thread goes on, so the thread never finds its page busy because of us.
             // (A binding rather than a loop over `Pin`: a noncopyable value in a loop body that
             // returns early was not destroyed by Swift 6.3, leaking its reference.)
-            let pin = try region.pin(fault.page, for: write || !tracking ? .write : .read, marksReferenced: false, touchesBytes: false)
+            // A message may be older than its thread's wait: a signal interrupts the wait (the
+            // kernel then drops the thread's messages no handler has read, not this one), and
+            // the thread touches the page again, which another message brings in, and goes on.
+            // If it then discarded the page, zero-filling it now would give the region a page
+            // nobody touched (a frame, and resident where the application left it untouched).
+            // So a page discarded since the message was read gets a wake alone: a thread still
+            // waiting for it faults again, and that message fills it. (Told by the discard, not
+            // by any change: a page swapped out meanwhile is still the application's.)
+            guard
+                let pin = try region.pin(
+                    fault.page, for: write || !tracking ? .write : .read, marksReferenced: false, touchesBytes: false,
+                    unlessDiscardedAfter: fault.discardClock)
+            else {
+                region.engine.stats.count(.lateFaults)
+                if wake { uffd.wake(address, length: SwapPage.size) }
+                return true
+            }
             if fault.protect {
                 region.engine.stats.count(.writeProtectFaults)
                 // The folio is dirty now (the pin for writing): let the store through.

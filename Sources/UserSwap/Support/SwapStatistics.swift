@@ -81,6 +81,10 @@ public final class SwapStatistics: Sendable {
         case faultRetries
         /// Transparent regions: faults that failed for good (the faulting thread got SIGBUS).
         case faultErrors
+        /// Transparent regions: fault messages a handler thread answered with a wake alone, since
+        /// their page was discarded after they were read: their thread had gone on meanwhile
+        /// (see `TransparentFaultResolver.resolveOnce`).
+        case lateFaults
         /// Transparent regions: faults whose wait was timed (every fault a handler thread read or
         /// a faulting thread's SIGBUS handler took; `faultWaitTimes` says how).
         case faultWaits
