@@ -85,6 +85,12 @@ public final class TransparentRegion: @unchecked Sendable {
         // window must outlive them: sleep until the last is freed. If one never goes (a pin
         // leaked), keep the window mapped.
         guard window.waitUntilDrained(timeoutNanoseconds: 10_000_000_000) else { return }
+        // The region leaves the reverse map now, not when its last reference goes: a thread of
+        // the engine may hold it a moment longer (a hand-over worker that resolved a fault, its
+        // resolver), and the window's slot is free for the next region from the line below. A
+        // walk over the regions (the invariant walker, swapoff) must not meet this one then,
+        // with a window counted 0 folios where the slot's new window has its own.
+        region.engine.reverseMap.remove(id: region.id)
         region.engine.allocator.windows.remove(window)
         // A thread woken from its last fault may not have run yet to finish its access: the
         // mapping stays a moment longer (its RAM is no longer counted in the budget).
