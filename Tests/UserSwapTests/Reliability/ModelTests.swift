@@ -417,7 +417,7 @@ struct ModelTests {
             + (model.faults.map { ", \(model.injectedErrors) accesses failed by \($0.injectedTotal) injected faults" } ?? "")
             + (setup.transparent == nil
                 ? ""
-                : ", \(model.transparentTouches) plain loads and stores (\(model.transparentSkipped) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried")
+                : ", \(model.transparentTouches) plain loads and stores (\(model.transparentSkipped) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried, \(s[.lateFaults]) late messages answered with a wake")
         return outcome
     }
 
@@ -512,7 +512,7 @@ struct ModelTests {
             } ?? "")
             + (setup.transparent == nil
                 ? ""
-                : ", \(models.reduce(0) { $0 + $1.transparentTouches }) plain loads and stores (\(models.reduce(0) { $0 + $1.transparentSkipped }) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried")
+                : ", \(models.reduce(0) { $0 + $1.transparentTouches }) plain loads and stores (\(models.reduce(0) { $0 + $1.transparentSkipped }) held back for memory), \(s[.majorFaults]) major, \(s[.minorFaults]) minor and \(s[.writeProtectFaults]) write-protect faults, \(s[.faultRetries]) retried, \(s[.lateFaults]) late messages answered with a wake")
         return ConcurrentOutcome(
             failure: failures.withLock { $0.first }, steps: done * threads, verified: verified, outOfMemory: oom,
             unexplainedOutOfMemory: unexplained, summary: summary)
