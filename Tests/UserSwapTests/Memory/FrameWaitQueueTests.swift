@@ -7,7 +7,7 @@ import Testing
 /// Back-pressure for async pins: a task that finds no free frame waits in `FrameWaitQueue`, in
 /// order of arrival, for the background reclaimer, instead of reclaiming on its cooperative
 /// thread.
-@Suite("Frame wait queue", .timeLimit(.minutes(2)))
+@Suite("Frame wait queue", .hangLimit)
 struct FrameWaitQueueTests {
     /// One thread for every task: a task that reclaimed on it would hold up all the others.
     static let executor = ThreadsExecutor(threads: 1)

@@ -4,7 +4,7 @@ import Testing
 
 @testable import UserSwap
 
-@Suite("Async pins", .timeLimit(.minutes(2)))
+@Suite("Async pins", .hangLimit)
 struct AsyncPinTests {
     /// The tasks' threads: two of their own, whatever the machine and whatever the other
     /// suites running in parallel do with the global cooperative pool.

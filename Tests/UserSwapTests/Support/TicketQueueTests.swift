@@ -7,7 +7,7 @@ import Testing
 /// The ticketed first-come-first-served queue of continuations under `FrameWaitQueue` and
 /// `AsyncReadGate`: order of arrival, a ticket's place kept across waits, the shared state
 /// changed in one step with the queue, and cancellation before and after suspending.
-@Suite("Ticket queue", .timeLimit(.minutes(2)))
+@Suite("Ticket queue", .hangLimit)
 struct TicketQueueTests {
     /// One thread for every task, so that the order they queue in is the order they are added.
     static let executor = ThreadsExecutor(threads: 1)
