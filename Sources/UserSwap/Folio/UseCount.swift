@@ -1,6 +1,6 @@
 /// How often a folio has been used lately, for the `.frequency` reclaim policy: the number of
 /// pins (the access that brings a page in included; for a transparent region's page, the number
-/// of times reclaim found it mapped again since it last looked), halved every `FrameAllocator.useHalfLife(_:)` evictions of its group so that a page that was
+/// of times reclaim found it mapped again since it last looked, up to `Reclaimer.trackedUseCount`), halved every `FrameAllocator.useHalfLife(_:)` evictions of its group so that a page that was
 /// hot long ago loses its protection. The count survives eviction in the page's shadow
 /// (`Shadow.uses`): a page that keeps coming back keeps its rank, which a one-bit referenced
 /// flag forgets at every eviction.

@@ -288,6 +288,14 @@ extension Reclaimer {
         return true
     }
 
+    /// Whether `f` is a transparent region's page that the application's view maps (as far as
+    /// the last install or unmap says), without changing that.
+    @inline(__always)
+    func isMappedInWindow(_ f: Folio) -> Bool {
+        let placement = frames.placement(f)
+        return !placement.isArena && windows[placement.windowSlot].isInstalled(placement.page)
+    }
+
     /// A transparent region's page just written out: its write mapped it in the engine's view.
     /// Unmap it there (in `unmaps`), whether it stays or goes: a page that stays may be mapped
     /// by the application already (faulted back while its write waited), and would count twice

@@ -94,6 +94,10 @@ public final class SwapStatistics: Sendable {
         /// Transparent pages unmapped from the application by reclaim to see whether they are
         /// used (the next touch is a minor fault).
         case deactivations
+        /// Transparent pages reclaim found mapped and left mapped, their use counts high enough
+        /// that their use need not be checked again yet (`Reclaimer.trackedUseCount`): no unmap,
+        /// no minor fault.
+        case trackingSkips
         /// Read requests submitted to an I/O engine.
         case ioReads
         /// Write requests submitted to an I/O engine.
