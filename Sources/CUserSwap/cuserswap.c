@@ -235,6 +235,7 @@ int cus_tgkill(int32_t tid, int signal) {
 
 static __thread sigjmp_buf *cus_probe_jump;
 static _Atomic(cus_fault_resolver) cus_resolver;
+static _Atomic(cus_crash_hook) cus_crash;
 static struct sigaction cus_previous_bus;
 static pthread_once_t cus_bus_once = PTHREAD_ONCE_INIT;
 
@@ -257,13 +258,17 @@ static void cus_bus_dispatch(int signal, siginfo_t *info, void *context) {
         }
     }
     if (cus_probe_jump) siglongjmp(*cus_probe_jump, signal);
+    // Fatal from here on: see `cus_crash_dispatch`. With the regions unregistered the process
+    // must not go on (it would read zeros where its pages are swapped out), so when the
+    // handler before ours returns, the default action follows.
+    cus_crash_hook crash = atomic_load_explicit(&cus_crash, memory_order_acquire);
+    if (crash) crash();
     if (cus_previous_bus.sa_flags & SA_SIGINFO) {
         if (cus_previous_bus.sa_sigaction) cus_previous_bus.sa_sigaction(signal, info, context);
-        return;
-    }
-    if (cus_previous_bus.sa_handler != SIG_DFL && cus_previous_bus.sa_handler != SIG_IGN) {
+        if (!crash) return;
+    } else if (cus_previous_bus.sa_handler != SIG_DFL && cus_previous_bus.sa_handler != SIG_IGN) {
         cus_previous_bus.sa_handler(signal);
-        return;
+        if (!crash) return;
     }
     // What the kernel would have done: a fault re-executes into the default action, a
     // signal sent by a thread is raised again with it.
@@ -271,7 +276,7 @@ static void cus_bus_dispatch(int signal, siginfo_t *info, void *context) {
     memset(&fallback, 0, sizeof fallback);
     fallback.sa_handler = SIG_DFL;
     sigaction(SIGBUS, &fallback, NULL);
-    if (info && info->si_code <= 0) raise(SIGBUS);
+    if (crash || (info && info->si_code <= 0)) raise(SIGBUS);
 }
 
 static void cus_bus_install_once(void) {
@@ -286,6 +291,60 @@ static void cus_bus_install_once(void) {
 void cus_sigbus_install(cus_fault_resolver resolver) {
     if (resolver) atomic_store_explicit(&cus_resolver, resolver, memory_order_release);
     pthread_once(&cus_bus_once, cus_bus_install_once);
+}
+
+/// The fatal signals besides SIGBUS (which `cus_bus_dispatch` takes), and the handlers found
+/// before ours.
+static const int cus_fatal_signals[] = { SIGSEGV, SIGABRT, SIGILL, SIGFPE, SIGTRAP };
+static struct sigaction cus_previous_fatal[sizeof cus_fatal_signals / sizeof cus_fatal_signals[0]];
+static pthread_once_t cus_crash_once = PTHREAD_ONCE_INIT;
+
+/// A fatal signal: the hook runs first (what must not block whatever handles the crash next),
+/// then the handler installed before this one, or the default action.
+static void cus_crash_dispatch(int signal, siginfo_t *info, void *context) {
+    int saved = errno;
+    size_t i = 0;
+    while (i < sizeof cus_fatal_signals / sizeof cus_fatal_signals[0] && cus_fatal_signals[i] != signal) i++;
+    if (i == sizeof cus_fatal_signals / sizeof cus_fatal_signals[0]) return;
+    struct sigaction *previous = &cus_previous_fatal[i];
+    // A signal the process ignored (sent, not a fault) stays ignored: no crash.
+    if (!(previous->sa_flags & SA_SIGINFO) && previous->sa_handler == SIG_IGN) return;
+    cus_crash_hook crash = atomic_load_explicit(&cus_crash, memory_order_acquire);
+    if (crash) crash();
+    if (previous->sa_flags & SA_SIGINFO) {
+        if (previous->sa_sigaction) previous->sa_sigaction(signal, info, context);
+    } else if (previous->sa_handler != SIG_DFL) {
+        previous->sa_handler(signal);
+    }
+    // Then the default action, whatever the handler before did: with the regions unregistered
+    // the process must not go on (a handler that returns expects the fault to come again, and
+    // a page swapped out would now read as zeros). Raised again, pending while this handler
+    // runs (the signal is blocked here) and taken on return, also for a trap whose return
+    // would go on past it.
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigaction(signal, &fallback, NULL);
+    raise(signal);
+    errno = saved;
+}
+
+static void cus_crash_install_once(void) {
+    for (size_t i = 0; i < sizeof cus_fatal_signals / sizeof cus_fatal_signals[0]; i++) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = cus_crash_dispatch;
+        sigemptyset(&action.sa_mask);
+        // On the alternate stack when there is one: a stack overflow is a SIGSEGV too.
+        action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+        sigaction(cus_fatal_signals[i], &action, &cus_previous_fatal[i]);
+    }
+}
+
+void cus_crash_install(cus_crash_hook hook) {
+    atomic_store_explicit(&cus_crash, hook, memory_order_release);
+    cus_sigbus_install(NULL);
+    pthread_once(&cus_crash_once, cus_crash_install_once);
 }
 
 int cus_probe_load(const volatile uint64_t *address, uint64_t *value) {

@@ -130,6 +130,14 @@ typedef int (*cus_fault_resolver)(void *_Nullable address, int write);
 /// Installs the process's SIGBUS handler (once; the handler found before it gets the signals it
 /// does not take) and sets `resolver` when it is not NULL. The handler runs with SA_NODEFER.
 void cus_sigbus_install(cus_fault_resolver _Nullable resolver);
+/// Runs when the process gets a fatal signal, in its handler: async-signal-safe code only.
+typedef void (*cus_crash_hook)(void);
+/// Installs (once) handlers of SIGSEGV, SIGABRT, SIGILL, SIGFPE and SIGTRAP that run `hook`,
+/// then pass the signal to the handler found before them, then take the default action (a
+/// signal the process ignored stays ignored, with no hook); a SIGBUS that the SIGBUS handler
+/// (`cus_sigbus_install`, installed too) neither resolves nor gives to a probe runs `hook` as
+/// well, and ends the same way. The last hook set is the one.
+void cus_crash_install(cus_crash_hook _Nonnull hook);
 /// Loads the 8 bytes at `address` into `*value`, returning 0, or SIGBUS if the load raised it
 /// (a transparent page that could not be brought in) instead of dying. For tests and probes:
 /// the signal reaches the probe of the thread that took it when no resolver takes it.

@@ -30,6 +30,8 @@ public final class TransparentRegion: @unchecked Sendable {
     let resolver: TransparentFaultResolver
     private let handler: TransparentFaultHandler?
     private let routerSlot: Int?
+    /// The region's slot in `TransparentCrashGuard` (nil: the table was full).
+    private let crashGuardSlot: Int?
 
     /// Who resolves the faults of a transparent region.
     public enum FaultService: Sendable, Equatable {
@@ -72,9 +74,11 @@ public final class TransparentRegion: @unchecked Sendable {
             handler = nil
             routerSlot = try SignalFaultRouter.shared.add(resolver)
         }
+        crashGuardSlot = TransparentCrashGuard.shared.add(resolver)
     }
 
     deinit {
+        if let crashGuardSlot { TransparentCrashGuard.shared.remove(crashGuardSlot) }
         handler?.stop()
         if let routerSlot { SignalFaultRouter.shared.remove(routerSlot) }
         resolver.uffd.unregister(resolver.appRange)

@@ -55,6 +55,7 @@ package enum LockRank: UInt8, Sendable {
     case backgroundReclaimPass = 190
     case slotReclaimPass = 180
     case signalRouter = 170
+    case crashGuard = 165
     case folio = 150
     case pageTable = 140
     case cluster = 130
@@ -84,6 +85,7 @@ package enum LockRank: UInt8, Sendable {
         case .backgroundReclaimPass: "background reclaim pass lock"
         case .slotReclaimPass: "slot reclaim pass lock"
         case .signalRouter: "SIGBUS router lock"
+        case .crashGuard: "crash guard lock"
         case .folio: "folio lock"
         case .pageTable: "page-table lock"
         case .cluster: "cluster lock"

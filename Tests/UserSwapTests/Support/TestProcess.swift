@@ -12,7 +12,10 @@ enum TestProcess {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
-    static func run(_ executable: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
+    /// With a `timeout`, a child still running then is killed (SIGKILL) and the status is -1.
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String], timeout: Duration? = nil
+    ) throws -> (status: Int32, output: String) {
         var template = Array((FileManager.default.temporaryDirectory.path + "/userswap-test-output-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         try #require(fd >= 0, "cannot make a file for a child's output")
@@ -44,8 +47,23 @@ enum TestProcess {
             : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
         try #require(spawned == 0, "cannot run \(executable): errno \(spawned)")
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var timedOut = false
+        if let timeout {
+            let deadline = ContinuousClock.now + timeout
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if ContinuousClock.now >= deadline {
+                    timedOut = true
+                    kill(pid, SIGKILL)
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    break
+                }
+                usleep(20_000)
+            }
+        } else {
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
         let output = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
+        if timedOut { return (-1, output) }
         // WIFEXITED / WEXITSTATUS, which Glibc's module leaves out.
         return (status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
     }
