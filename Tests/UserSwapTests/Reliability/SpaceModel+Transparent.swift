@@ -122,16 +122,15 @@ final class TransparentModel {
 }
 
 extension SpaceModelRun {
-    /// Makes the run's own transparent region of `pages` pages, in the root group: in a group
-    /// limited to a few pages, a fault has been seen to find nothing it could reclaim where the
-    /// model sees nothing that fills the group (legacy-bypass on a swap file on io_uring, handler
-    /// threads, a limit of 8 pages: "nothing in it can be swapped out"), and a fault cannot
-    /// report that as an error the model could check. Group limits on transparent regions are
-    /// exercised by `TransparentStressTests` and `TransparentRegionTests`.
+    /// Makes the run's own transparent region of `pages` pages, in one of the run's groups
+    /// (chosen by its size, so that remakes move it among them): the model then checks the
+    /// groups' limits on plain touches as on explicit accesses.
     func makeTransparent(pages: Int) throws -> TransparentModel {
-        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: transparentService!)
+        let g = pages % groups.count
+        let region = try space.makeTransparentRegion(
+            bytes: pages * SwapPage.size, group: g == 0 ? nil : groups[g], faults: transparentService!)
         defer { nextSerial += 1 }
-        return TransparentModel(region: region, serial: nextSerial, group: 0, pages: Array(0..<pages), own: true)
+        return TransparentModel(region: region, serial: nextSerial, group: g, pages: Array(0..<pages), own: true)
     }
 
     /// Runs a transparent step on the space and the model, then checks that every page the run
@@ -142,7 +141,9 @@ extension SpaceModelRun {
     /// fault-injecting device, whose swap holds everything the runs can write (a model that
     /// finds swap full outside a swap limit fails), and a touch is made only where the model
     /// would call an out-of-memory error an engine bug (`outOfMemoryJustified` false for one
-    /// page: no pins fill a limit or the budget, no swap limit of the run is reached). Alone
+    /// page: no pins fill a limit or the budget, no swap limit of the run is reached; and
+    /// `swapLimitsStopReclaim` false: no group over a lowered limit by more pages than its swap
+    /// limits take, which an explicit access finds only after its error). Alone
     /// in the space that is exact; with other runs, whose state no run sees, the case sets no
     /// swap limits (`ModelSetup.swapLimits`), so only pins (at most 4 pages per run) hold memory
     /// and a fault always finds a frame once the pages in flight settle (it retries for a
@@ -264,7 +265,7 @@ extension SpaceModelRun {
 
     /// Whether a plain touch may be made now (see `apply(_:step:)`); counts those held back.
     private func mayTouch(_ t: TransparentModel) -> Bool {
-        if outOfMemoryJustified(t.group, needed: 1) {
+        if outOfMemoryJustified(t.group, needed: 1) || swapLimitsStopReclaim(t.group, needed: 1) {
             transparentSkipped += 1
             return false
         }

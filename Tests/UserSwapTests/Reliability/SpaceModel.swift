@@ -700,6 +700,44 @@ final class SpaceModelRun {
         return groups.contains { g in g.swapLimit.map { g.swapUsage + g.swapReservedUsage + SwapPage.size > $0 } ?? false }
     }
 
+    /// Out of memory is allowed too when a group on `g`'s path is over its memory limit by more
+    /// pages than it can still move to swap: a limit lowered below the group's usage makes the
+    /// next charge reclaim the difference (and `needed` more) from the group and the groups
+    /// nested in it, and their swap limits — theirs, or an ancestor's — may take fewer pages
+    /// than that. Reclaim then fills a swap limit and the charge fails. An explicit access is
+    /// judged after its error, when that limit is reached (`outOfMemoryJustified` holds); a
+    /// plain touch of a transparent region cannot report one and is judged before, so it needs
+    /// this. Pins are left out of the count (they would only make it smaller).
+    func swapLimitsStopReclaim(_ g: Int, needed: Int) -> Bool {
+        for group in path(g) {
+            guard let limit = group.memoryLimit else { continue }
+            let excess = group.memoryUsage / SwapPage.size + needed - limit / SwapPage.size
+            guard excess > 0 else { continue }
+            var room = swappable(group)
+            var outer = group.parent
+            while let o = outer {
+                room = min(room, Self.swapRoom(o))
+                outer = o.parent
+            }
+            if excess > room { return true }
+        }
+        return false
+    }
+
+    /// Pages a group's swap limit still takes (`Int.max` without a limit).
+    private static func swapRoom(_ g: MemoryGroup) -> Int {
+        guard let limit = g.swapLimit else { return Int.max }
+        return max(0, (limit - g.swapUsage - g.swapReservedUsage) / SwapPage.size)
+    }
+
+    /// Pages charged to `group` and the groups nested in it that reclaim could move to swap
+    /// under their swap limits.
+    private func swappable(_ group: MemoryGroup) -> Int {
+        let children = space.engine.groups.list.filter { $0.parent === group }
+        let own = group.memoryUsage / SwapPage.size - children.reduce(0) { $0 + $1.memoryUsage / SwapPage.size }
+        return min(Self.swapRoom(group), children.reduce(own) { $0 + swappable($1) })
+    }
+
     /// Out of memory with other runs on the space, for the group of `g`, explained by what every
     /// run holds: what a lone run allows (its own pins fill a limit on the path or the budget,
     /// or one of its swap limits is reached), or the budget filled by what no reclaim can free
