@@ -54,8 +54,16 @@ final class IORequestTable {
         states = _UnsafeAtomicArray(count: count, initialValue: Self.free)
         requests = .allocate(capacity: count)
         requests.initialize(repeating: IORequest(), count: count)
-        vectorStorage = .allocate(capacity: count * Self.maxVectors)
-        vectorStorage.initialize(repeating: iovec(), count: count * Self.maxVectors)
+        // 4 KiB of iovecs per slot (1 MiB for 256 slots), zeroed by `calloc`, which takes a
+        // block this large fresh from the kernel and does not write it: only the pages of the
+        // slots in use become resident, and the free stack hands out the same few low slots
+        // again and again.
+        guard let block = calloc(count * Self.maxVectors, MemoryLayout<iovec>.stride) else {
+            // As any allocation failure in Swift: nothing sensible to do but stop.
+            trap("cannot allocate the iovecs of \(count) I/O request slots")
+        }
+        // Sound: zero bytes are a valid `iovec` (null base, length 0).
+        vectorStorage = block.bindMemory(to: iovec.self, capacity: count * Self.maxVectors)
         let stack = UnsafeMutablePointer<Int32>.allocate(capacity: count)
         for i in 0..<count { stack[i] = Int32(count - 1 - i) }
         freeSlots = Mutex(FreeStack(storage: stack, top: count), rank: .ioRequestSlots)
@@ -64,7 +72,7 @@ final class IORequestTable {
     deinit {
         requests.deinitialize(count: count)
         requests.deallocate()
-        vectorStorage.deallocate()
+        Glibc.free(vectorStorage)
         freeSlots.withLock { $0.storage.deallocate() }
     }
 
