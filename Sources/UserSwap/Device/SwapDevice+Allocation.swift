@@ -3,11 +3,10 @@ import Synchronization
 
 /// The cluster allocator (kernel: `cluster_alloc_swap_entry` and friends in `mm/swapfile.c`).
 ///
-/// Order of attempts, as in the kernel: this thread's hint for the order → the nonfull clusters
-/// of the order (a cluster that fails is demoted to frag) → a free cluster (a device that
-/// discards tries a free cluster before the nonfull ones) → the frag clusters of the order → for
-/// order 0 only, any cluster of another order with a free slot → clusters waiting for discard.
-/// Runs are naturally aligned: a run of `1 << order` slots starts at a multiple of
+/// Order of attempts, as in the kernel: this thread's hint for the order → a free cluster → the
+/// nonfull clusters of the order (a cluster that fails is demoted to frag) → the frag clusters of
+/// the order → for order 0 only, any cluster of another order with a free slot → clusters waiting
+/// for discard. Runs are naturally aligned: a run of `1 << order` slots starts at a multiple of
 /// `1 << order`, so a large folio's slots never straddle clusters.
 extension SwapDevice {
     /// Allocates `1 << order` consecutive, aligned slots and writes `initial` into each, in one
@@ -62,13 +61,12 @@ extension SwapDevice {
 
     private func allocateSlow(order: Int, initial: SwapTableSlot, hint: UnsafeMutablePointer<Atomic<UInt64>>) -> SwapEntry? {
         for attempt in 0..<2 {
-            // A device that discards spreads its writes over free clusters first; any other
-            // fills the nonfull clusters of the order before it starts a free one (kernel:
-            // `cluster_alloc_swap_entry`, free clusters first only with `SWP_PAGE_DISCARD`). Packed
-            // into fewer clusters, the slots in use need fewer swap-table pages and fewer pages of
-            // a tier's per-slot records, and more clusters empty out and give their table back.
-            if discardEnabled, let entry = allocateFromFreeCluster(order: order, initial: initial, hint: hint) {
-                return entry
+            if let g = isolateAndLock(ClusterLists.free) {
+                let c = g.index
+                let run = allocateRunLocked(g, order: order, from: 0, initial: initial)
+                relocateAfterAllocationLocked(g, failedScan: run == nil)
+                g.unlock()
+                if let run { return finish(c, run, order, hint) }
             }
             // Every cluster that fails a scan for its order is demoted to frag, so this loop
             // visits each nonfull cluster at most once.
@@ -78,9 +76,6 @@ extension SwapDevice {
                 relocateAfterAllocationLocked(g, failedScan: run == nil)
                 g.unlock()
                 if let run { return finish(c, run, order, hint) }
-            }
-            if !discardEnabled, let entry = allocateFromFreeCluster(order: order, initial: initial, hint: hint) {
-                return entry
             }
             if let found = scanRotating(ClusterLists.frag(order), order: order, initial: initial, hint: hint) {
                 return found
@@ -101,18 +96,6 @@ extension SwapDevice {
             break
         }
         return nil
-    }
-
-    /// Takes the first free cluster, if any, for a run of `order`.
-    private func allocateFromFreeCluster(
-        order: Int, initial: SwapTableSlot, hint: UnsafeMutablePointer<Atomic<UInt64>>
-    ) -> SwapEntry? {
-        guard let g = isolateAndLock(ClusterLists.free) else { return nil }
-        let c = g.index
-        let run = allocateRunLocked(g, order: order, from: 0, initial: initial)
-        relocateAfterAllocationLocked(g, failedScan: run == nil)
-        g.unlock()
-        return run.map { finish(c, $0, order, hint) }
     }
 
     /// Scans each cluster of `list` once (taking it off the head and putting it back at the

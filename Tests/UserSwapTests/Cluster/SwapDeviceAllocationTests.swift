@@ -124,35 +124,6 @@ struct SwapDeviceAllocationTests {
         #expect(device.checkInvariants() == [])
     }
 
-    @Test(
-        "a device without discard fills the holes of its nonfull clusters before it starts a free one; with discard, free clusters come first",
-        arguments: [false, true])
-    func nonfullClustersBeforeFreeOnes(discard: Bool) throws {
-        let pages = 1 + 8 * 512
-        let header = SwapHeader(pageCount: pages, label: "", badPages: [], uuid: nil)
-        let device = try SwapDevice(
-            backend: MemoryBackend(pageCount: pages), header: header, type: 0, priority: 0, discard: discard)
-        // Three clusters' worth filled, then every other slot freed: 767 holes in nonfull clusters.
-        var entries: [SwapEntry] = []
-        for _ in 0..<(3 * 512 - 1) { entries.append(try device.allocate()) }
-        for (i, e) in entries.enumerated() where i % 2 == 0 { device.put(e) }
-        let used = Set(entries.map(\.clusterIndex))
-        let free = try #require(device.clusterListLengths["free"])
-        var clusters = Set<Int>()
-        for _ in 0..<700 { clusters.insert(try device.allocate().clusterIndex) }
-        if discard {
-            // Past the hint's cluster, into a free one (the kernel's choice for a device that
-            // discards: its writes spread out).
-            #expect(!clusters.isSubset(of: used))
-            #expect(try #require(device.clusterListLengths["free"]) < free)
-        } else {
-            // Packed into the holes: no new cluster, so no swap-table page beyond theirs.
-            #expect(clusters.isSubset(of: used))
-            #expect(device.clusterListLengths["free"] == free)
-        }
-        #expect(device.checkInvariants() == [])
-    }
-
     @Test("random allocate and free never hands a slot out twice (10⁵ operations, seeded)")
     func randomAgainstReferenceSet() throws {
         var rng = SeededRandom.fromEnvironment("allocator random")
