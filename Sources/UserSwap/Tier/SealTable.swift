@@ -1,3 +1,4 @@
+import CUserSwap
 import Glibc
 
 /// What the tier remembers about one sealed page: the nonce counter it was sealed with and
@@ -11,8 +12,10 @@ struct SealRecord {
     static let empty = SealRecord(counter: 0, tag: (0, 0))
 }
 
-/// One `SealRecord` per page of the device, zeroed (`calloc`: the kernel gives back zero pages
-/// lazily, so a large, mostly unused device costs only the records written).
+/// One `SealRecord` per page of the device, in a private anonymous mapping: the kernel backs
+/// each page with zeroes at its first write, so a large, mostly unused device costs only the
+/// pages of the records written. (`calloc` would not promise it: once glibc's mmap threshold has
+/// grown past the size, it takes the block from a heap and writes every byte.)
 ///
 /// Not locked: the record of a page is written by a write of that page and read by a read of
 /// it, and no two transfers of one page run at once (the engine's folio lock or writeback flag,
@@ -26,16 +29,21 @@ struct _SealTable: ~Copyable {
 
     init(count: Int) {
         require(count >= 1, "a seal table needs at least one page, not \(count)")
-        guard let block = calloc(count, MemoryLayout<SealRecord>.stride) else {
+        let bytes = count * MemoryLayout<SealRecord>.stride
+        do {
+            let block = try Syscalls.mmap(
+                length: bytes, protection: PROT_READ | PROT_WRITE,
+                flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
+            // Fresh anonymous memory is zero: a valid `SealRecord.empty` for every page.
+            records = block.bindMemory(to: SealRecord.self, capacity: count)
+        } catch {
             // As any allocation failure in Swift: nothing sensible to do but stop.
-            trap("cannot allocate \(count * MemoryLayout<SealRecord>.stride) bytes for the seal table of \(count) pages")
+            trap("cannot map \(bytes) bytes for the seal table of \(count) pages: \(error)")
         }
-        // calloc's zero bytes are a valid `SealRecord.empty` for every page.
-        records = block.bindMemory(to: SealRecord.self, capacity: count)
         self.count = count
     }
 
-    deinit { free(records) }
+    deinit { Syscalls.munmap(UnsafeMutableRawPointer(records), length: count * MemoryLayout<SealRecord>.stride) }
 
     subscript(page: Int) -> SealRecord {
         get {

@@ -54,16 +54,22 @@ final class IORequestTable {
         states = _UnsafeAtomicArray(count: count, initialValue: Self.free)
         requests = .allocate(capacity: count)
         requests.initialize(repeating: IORequest(), count: count)
-        // 4 KiB of iovecs per slot (1 MiB for 256 slots), zeroed by `calloc`, which takes a
-        // block this large fresh from the kernel and does not write it: only the pages of the
+        // 4 KiB of iovecs per slot (1 MiB for 256 slots) in a private anonymous mapping, which
+        // the kernel backs with a zeroed page at the first write of each: only the pages of the
         // slots in use become resident, and the free stack hands out the same few low slots
-        // again and again.
-        guard let block = calloc(count * Self.maxVectors, MemoryLayout<iovec>.stride) else {
+        // again and again. (`calloc` would not promise it: once glibc's mmap threshold has grown
+        // past the size, it takes the block from a heap and writes every byte.)
+        let vectorBytes = count * Self.maxVectors * MemoryLayout<iovec>.stride
+        do {
+            let base = try Syscalls.mmap(
+                length: vectorBytes, protection: PROT_READ | PROT_WRITE,
+                flags: MAP_PRIVATE | MAP_ANONYMOUS | cus_MAP_NORESERVE())
+            // Sound: fresh anonymous memory is zero, a valid `iovec` (null base, length 0).
+            vectorStorage = base.bindMemory(to: iovec.self, capacity: count * Self.maxVectors)
+        } catch {
             // As any allocation failure in Swift: nothing sensible to do but stop.
-            trap("cannot allocate the iovecs of \(count) I/O request slots")
+            trap("cannot map \(vectorBytes) bytes for the iovecs of \(count) I/O request slots: \(error)")
         }
-        // Sound: zero bytes are a valid `iovec` (null base, length 0).
-        vectorStorage = block.bindMemory(to: iovec.self, capacity: count * Self.maxVectors)
         let stack = UnsafeMutablePointer<Int32>.allocate(capacity: count)
         for i in 0..<count { stack[i] = Int32(count - 1 - i) }
         freeSlots = Mutex(FreeStack(storage: stack, top: count), rank: .ioRequestSlots)
@@ -72,7 +78,7 @@ final class IORequestTable {
     deinit {
         requests.deinitialize(count: count)
         requests.deallocate()
-        Glibc.free(vectorStorage)
+        Syscalls.munmap(UnsafeMutableRawPointer(vectorStorage), length: count * Self.maxVectors * MemoryLayout<iovec>.stride)
         freeSlots.withLock { $0.storage.deallocate() }
     }
 
