@@ -29,13 +29,37 @@ struct TransparentLateFaultTests {
         return true
     }
 
+    /// Holds the first fault message a handler of `region` reads until `resume` is signalled
+    /// (`held` says it is held); later messages go through. The caller disarms the hook.
+    static func holdFirstMessage(of region: TransparentRegion) -> (held: DispatchSemaphore, resume: DispatchSemaphore) {
+        let held = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
+        let first = Atomic<Bool>(true)
+        region.resolver.messageRead.arm {
+            guard first.exchange(false, ordering: .acquiringAndReleasing) else { return }
+            held.signal()
+            resume.wait()
+        }
+        return (held, resume)
+    }
+
+    /// Loads the region's first word on a thread of its own.
+    static func load(at region: TransparentRegion) -> Toucher {
+        let toucher = Toucher()
+        let base = UInt(bitPattern: region.base)
+        Thread {
+            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
+            toucher.seen.store(words[0], ordering: .releasing)
+            toucher.done.store(true, ordering: .releasing)
+        }.start()
+        return toucher
+    }
+
     @Test(
         "a fault message resolved after its thread was woken, touched the page again and discarded it, maps nothing",
         arguments: [false, true])
     func messageResolvedAfterDiscard(swappedFirst: Bool) throws {
         let (space, _) = try makeSpace(memoryPages: 16)
         let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: .handlerThreads(2))
-        let base = UInt(bitPattern: region.base)
         if swappedFirst {
             // The page on swap: the late message would read it back, had the discard not freed it.
             region.base.storeBytes(of: 0x5eed, as: UInt64.self)
@@ -44,22 +68,9 @@ struct TransparentLateFaultTests {
             #expect(region.state(ofPage: 0) == .swapped)
         }
         let faultsBefore = space.statistics[.faultWaits]
-        // Hold the first message a handler reads; let later ones through.
-        let held = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
-        let first = Atomic<Bool>(true)
-        let hook = region.resolver.messageRead
-        hook.arm {
-            guard first.exchange(false, ordering: .acquiringAndReleasing) else { return }
-            held.signal()
-            resume.wait()
-        }
-        defer { hook.disarm() }
-        let toucher = Toucher()
-        Thread {
-            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
-            toucher.seen.store(words[0], ordering: .releasing)
-            toucher.done.store(true, ordering: .releasing)
-        }.start()
+        let (held, resume) = Self.holdFirstMessage(of: region)
+        defer { region.resolver.messageRead.disarm() }
+        let toucher = Self.load(at: region)
         #expect(held.wait(timeout: .now() + 10) == .success, "the first fault message reached a handler")
         // Wake the faulting thread without resolving its message, as a signal does: it faults
         // again, the other handler resolves that fault, and the load finishes.
@@ -86,25 +97,12 @@ struct TransparentLateFaultTests {
     func waitingThreadGetsDiscardedPage() throws {
         let (space, _) = try makeSpace(memoryPages: 16)
         let region = try space.makeTransparentRegion(bytes: 4 * SwapPage.size, faults: .handlerThreads(2))
-        let base = UInt(bitPattern: region.base)
         region.base.storeBytes(of: 0x5eed, as: UInt64.self)
         TransparentRegionTests.settle(space)
         try region.swapOut(pages: 0..<1)
-        let held = DispatchSemaphore(value: 0), resume = DispatchSemaphore(value: 0)
-        let first = Atomic<Bool>(true)
-        let hook = region.resolver.messageRead
-        hook.arm {
-            guard first.exchange(false, ordering: .acquiringAndReleasing) else { return }
-            held.signal()
-            resume.wait()
-        }
-        defer { hook.disarm() }
-        let toucher = Toucher()
-        Thread {
-            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
-            toucher.seen.store(words[0], ordering: .releasing)
-            toucher.done.store(true, ordering: .releasing)
-        }.start()
+        let (held, resume) = Self.holdFirstMessage(of: region)
+        defer { region.resolver.messageRead.disarm() }
+        let toucher = Self.load(at: region)
         #expect(held.wait(timeout: .now() + 10) == .success, "the fault message reached a handler")
         // Another thread discards the page while the load still waits: the held message is
         // answered with a wake, and the load's next fault gets the zero page.
