@@ -37,6 +37,13 @@ final class FrameAllocator: Sendable {
         watermarks = Watermarks(frames: frameCount, readaheadReserve: readaheadReserve)
     }
 
+    /// Passes of reclaim in a row that may free nothing before an allocation gives up (kernel:
+    /// `MAX_RECLAIM_RETRIES` in `should_reclaim_retry`). A pass can free nothing while the
+    /// budget holds pages that could go: racing reclaimers hold them isolated, racing
+    /// allocations take what they free, racing accesses reference them again. Three passes
+    /// were too few with four threads in an 88-frame budget.
+    static let reclaimRetries = 16
+
     /// Connects the reclaimer that frees frames when none is free (the seam).
     func connect(_ reclaim: any DirectReclaim) {
         let link = DirectReclaimLink(reclaim)
@@ -76,9 +83,10 @@ final class FrameAllocator: Sendable {
         var head = pool.allocate(order: order)
         if head == nil {
             stats.count(.directReclaims)
+            let seenBefore = ReclaimTally(stats)
             var idle = 0
             var waiting = BoundedWait.reclaim
-            while head == nil && idle < 3 {
+            while head == nil && idle < Self.reclaimRetries {
                 wakeBackgroundReclaim()
                 let freed = reclaim?.reclaimForAllocation(target: max(32, 2 * nr)) ?? 0
                 head = pool.allocate(order: order)
@@ -89,10 +97,16 @@ final class FrameAllocator: Sendable {
                     continue
                 }
                 idle = freed == 0 ? idle + 1 : 0
+                // A pass that freed nothing may have met candidates that racing threads held
+                // for a moment (isolated, locked, referenced again): let them move on.
+                if head == nil && freed == 0 { sched_yield() }
             }
+            // Racing reclaimers may have freed frames after this thread's last look (kernel:
+            // the last free-list attempt of `__alloc_pages_may_oom`).
+            if head == nil { head = pool.allocate(order: order) }
             guard head != nil else {
                 owner.unchargeMemory(nr)
-                throw noFrameError()
+                throw noFrameError(passes: "\(Self.reclaimRetries) passes of reclaim in a row freed nothing; meanwhile, in every thread: \(ReclaimTally(stats).since(seenBefore))")
             }
         }
         return prepare(head!, order: order, owner: owner)
@@ -118,22 +132,25 @@ final class FrameAllocator: Sendable {
                 continue
             }
             idle += 1
-            if idle >= 3, let failure = reclaim?.takeWriteFailure() {
+            if idle < Self.reclaimRetries {
+                // As in `allocateFolio`: let racing threads move on before the next pass.
+                sched_yield()
+                continue
+            }
+            if let failure = reclaim?.takeWriteFailure() {
                 // Its pages could not be written: the device's error says why, as below.
                 throw failure.adding(context: "memory group \(limited.name) is at its limit, and swapping out failed: ")
             }
-            if idle >= 3, let full = reclaim?.swapExhausted {
+            if let full = reclaim?.swapExhausted {
                 throw SwapError(
                     .swapFull,
                     "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and swap is full (all \(full.slots) slots of \(full.devices) device(s) in use): nothing in it can be swapped out; add swap or raise the limit"
                 )
             }
-            if idle >= 3 {
-                throw SwapError(
-                    .outOfMemory,
-                    "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)"
-                )
-            }
+            throw SwapError(
+                .outOfMemory,
+                "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)"
+            )
         }
     }
 
@@ -172,7 +189,8 @@ final class FrameAllocator: Sendable {
     func allocationFailure() -> SwapError { noFrameError() }
 
     /// Why no frame could be had: a write-back failure, full swap, or everything pinned.
-    private func noFrameError() -> SwapError {
+    /// `passes` says what the allocation's own reclaim saw, for the report.
+    private func noFrameError(passes: String? = nil) -> SwapError {
         if let failure = reclaim?.takeWriteFailure() {
             return failure.adding(context: "no free frame, and swapping out failed: ")
         }
@@ -186,7 +204,7 @@ final class FrameAllocator: Sendable {
         // table, on this failure path only.
         return SwapError(
             .outOfMemory,
-            "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full) [\(census())]",
+            "no free frame: the RAM budget of \(frames.frameCount << SwapPage.shift) bytes is full and nothing can be swapped out (pages pinned, or swap full) [\(census())]\(passes.map { "; \($0)" } ?? "")",
             remedy: .moreMemoryOrSwap)
     }
 

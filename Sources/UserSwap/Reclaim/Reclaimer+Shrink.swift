@@ -228,7 +228,10 @@ extension Reclaimer {
             stats.count(.reclaimActivated)
             return putBack(f, to: policy == .secondChance ? .inactive : .active, &back)
         }
-        guard frames.tryLock(f) else { return putBack(f, to: .inactive, &back) }
+        guard frames.tryLock(f) else {
+            stats.count(.reclaimLocked)
+            return putBack(f, to: .inactive, &back)
+        }
         if noSlots && !frames.flags(f).contains(.swapcache) {
             // Needs a slot, and the last look found none: swap is still full.
             frames.unlock(f)
@@ -250,6 +253,7 @@ extension Reclaimer {
             } catch {
                 // No slot: the group's swap limit (other groups' folios may still go), or no
                 // device has a free slot left (nobody's can).
+                stats.count(.reclaimNoSlot)
                 if devices.exhausted != nil { noSlots = true }
             }
             if !removed && !needsWrite && frames.owner(f).isNone { (removed, needsWrite) = shrinkUnmapped(f) }

@@ -48,6 +48,11 @@ public final class SwapStatistics: Sendable {
         case reclaimFreed
         /// Folios reclaim found referenced and activated (second chance).
         case reclaimActivated
+        /// Folios reclaim passed over because another thread held their lock.
+        case reclaimLocked
+        /// Folios reclaim kept because no swap slot could be had for them (every device full
+        /// or being swapped off, or their group at its swap limit).
+        case reclaimNoSlot
         /// Times a thread reclaimed directly because no frame was free.
         case directReclaims
         /// Wake-ups of the background reclaimer.
