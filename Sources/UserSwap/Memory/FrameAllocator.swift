@@ -106,7 +106,9 @@ final class FrameAllocator: Sendable {
             if head == nil { head = pool.allocate(order: order) }
             guard head != nil else {
                 owner.unchargeMemory(nr)
-                throw noFrameError(passes: "\(Self.reclaimRetries) passes of reclaim in a row freed nothing; meanwhile, in every thread: \(ReclaimTally(stats).since(seenBefore))")
+                let seen = ReclaimTally(stats).since(seenBefore)
+                throw noFrameError(
+                    passes: "\(Self.reclaimRetries) passes of reclaim in a row freed nothing; meanwhile, in every thread: \(seen)")
             }
         }
         return prepare(head!, order: order, owner: owner)
