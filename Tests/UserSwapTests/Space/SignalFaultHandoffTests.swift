@@ -38,7 +38,7 @@ struct SignalFaultHandoffTests {
         #expect(space.checkInvariants() == [])
     }
 
-    @Test("a signal-safe device at a full budget without a background reclaimer hands faults over for frames, and reads the rest in the handler")
+    @Test("a full budget without a background reclaimer hands faults over for frames; the rest are read in the handler")
     func noFrameHandsOver() throws {
         let budget = 16, pages = 64
         let backend = MemoryBackend(pageCount: 1 + 4 * 512)
