@@ -13,12 +13,16 @@
 /// - anything else — no frame free without reclaiming, a group at its limit, a compressed or
 ///   remote device, a legacy swap-in protocol, a read error — `nil`: the fault goes to a thread
 ///   of the engine, which resolves it as a handler thread would (reclaim, errors and all)
-///   while the faulting thread waits on a futex.
+///   while the faulting thread waits on a futex. The reason (`SignalFaultHandoff.Reason`) is
+///   counted in the space's statistics (`handoffsNoFrame` …).
 extension Region {
     /// `pin(_:for:marksReferenced: false)` in a signal handler: the folio mapping `page`,
     /// with a reference for the caller (who puts it), or nil when the fault needs a thread of
-    /// the engine (see above). `readahead` says what to read ahead once the page is mapped.
-    func pinInSignal(_ page: Int, for access: PageAccess, readahead: inout ReadaheadPlan) -> Folio? {
+    /// the engine (see above), `handoff` then saying why. `readahead` says what to read ahead
+    /// once the page is mapped.
+    func pinInSignal(
+        _ page: Int, for access: PageAccess, readahead: inout ReadaheadPlan, handoff: inout SignalFaultHandoff.Reason
+    ) -> Folio? {
         assert(page >= 0 && page < pageCount && folioOrder == 0)
         let frames = engine.frames
         // A bounded number of rounds: each one that does not return changed the page (mapped
@@ -41,23 +45,38 @@ extension Region {
                 return f
             }
             if pte.isNone {
-                guard let f = engine.allocator.allocateFolioWithoutReclaim(order: 0, group: group) else { return nil }
+                guard let f = engine.allocator.allocateFolioWithoutReclaim(order: 0, group: group) else {
+                    handoff = frameShortage()
+                    return nil
+                }
                 mapZeroFolio(f, at: page)
                 continue
             }
-            guard swapInInSignal(page, pte, readahead: &readahead) else { return nil }
+            if let reason = swapInInSignal(page, pte, readahead: &readahead) {
+                handoff = reason
+                return nil
+            }
         }
+        handoff = .other
         return nil
+    }
+
+    /// Why an allocation without reclaim for this region just failed: its group at its limit,
+    /// or no frame free. A look, racing with other charges and frees (it only sorts a
+    /// statistic); allocates nothing and takes no lock.
+    private func frameShortage() -> SignalFaultHandoff.Reason {
+        engine.allocator.groups[group].memoryRoom() == 0 ? .groupLimit : .noFrame
     }
 
     /// `doSwapPage` in a signal handler, for a 4 KiB folio under the swap-cache protocol: finds
     /// the folio cached for the entry (waiting on its lock if its read is in flight) or reads
-    /// the page into a free frame, and maps it. True when the caller should look at the page
-    /// again (mapped, or changed meanwhile); false when the fault needs a thread.
-    private func swapInInSignal(_ page: Int, _ pte: PageTableEntry, readahead: inout ReadaheadPlan) -> Bool {
-        guard case .swapCache = engine.sync else { return false }
+    /// the page into a free frame, and maps it. Nil when the caller should look at the page
+    /// again (mapped, or changed meanwhile); otherwise why the fault needs a thread.
+    private func swapInInSignal(_ page: Int, _ pte: PageTableEntry, readahead: inout ReadaheadPlan) -> SignalFaultHandoff.Reason? {
+        guard case .swapCache = engine.sync else { return .other }
         let entry = pte.swapEntry
-        guard let device = engine.devices.device(for: entry), device.backend.readsInSignalHandler else { return false }
+        guard let device = engine.devices.device(for: entry) else { return .other }
+        guard device.backend.readsInSignalHandler else { return .device }
         let cache = engine.cache
         let frames = engine.frames
         let f: Folio
@@ -68,7 +87,7 @@ extension Region {
                 claim: { claimEntry($0, page: page, entry: entry) }, mayReclaim: false)
         } catch {
             // Without reclaim the insert builds no error: this is the allocator's, out of line.
-            return false
+            return .other
         }
         switch outcome {
         case .allocated(let new, let shadow):
@@ -85,7 +104,7 @@ extension Region {
                 frames.unlock(new)
                 engine.allocator.putFolio(new)
                 engine.stats.count(.readErrors)
-                return false
+                return .error
             }
             engine.stats.count(.deviceReads)
             engine.stats.count(.swapIns)
@@ -98,7 +117,7 @@ extension Region {
             // A readahead hit, or a racer's read: wait for it on the folio lock.
             guard frames.pageCount(cached) == 1 else {
                 engine.allocator.putFolio(cached)
-                return false
+                return .other
             }
             frames.lock(cached)
             guard frames.matches(cached, entry), frames.flags(cached).contains(.uptodate) else {
@@ -107,22 +126,24 @@ extension Region {
                 let failed = frames.flags(cached).contains(.error)
                 frames.unlock(cached)
                 engine.allocator.putFolio(cached)
-                return !failed
+                return failed ? .error : nil
             }
             f = cached
         case .noEntry:
-            return true
-        case .fallback, .noMemory:
-            return false
+            return nil
+        case .noMemory:
+            return frameShortage()
+        case .fallback:
+            return .other
         }
         let before = frames.clearFlags(f, FolioFlags.readaheadMarks)
-        guard mapCachedFolio(f, at: page, pte, device: device) else { return true }
+        guard mapCachedFolio(f, at: page, pte, device: device) else { return nil }
         if cache.shouldFreeSwap(afterSwapIn: f, device: device) { cache.freeSwapIfUnused(f) }
         frames.unlock(f)
         // The policy of `readAhead(.mapped)`, decided here (it allocates nothing), read by a
         // thread of the engine (`readAhead(.planned)`). The legacy protocols read a page before
         // inserting it, which a signal handler cannot wait for: no readahead.
         readahead = engine.sync.readsBeforeInsert ? .none : readaheadPlan(mapped: page, folioPages: 1, flags: before)
-        return true
+        return nil
     }
 }

@@ -24,6 +24,31 @@ final class SignalFaultHandoff {
         case free = 0, filling, ready, taken
     }
 
+    /// Why a fault went from a SIGBUS handler to a thread of the engine, each counted in the
+    /// space's statistics (`handoffsNoFrame` …).
+    enum Reason: Sendable, Equatable {
+        /// No frame free, and the handler may not reclaim.
+        case noFrame
+        /// The region's memory group at its limit (reclaiming it is a thread's work).
+        case groupLimit
+        /// The page's device cannot be read in a signal handler.
+        case device
+        /// A read or a map failed: a thread retries, and reports the error if it stays.
+        case error
+        /// A page that kept changing, a large folio in the swap cache, a legacy protocol.
+        case other
+
+        var counter: SwapStatistics.Counter {
+            switch self {
+            case .noFrame: .handoffsNoFrame
+            case .groupLimit: .handoffsGroupLimit
+            case .device: .handoffsDevice
+            case .error: .handoffsError
+            case .other: .handoffsOther
+            }
+        }
+    }
+
     /// What a request asks.
     enum Work: Sendable {
         /// Resolve the fault as a handler thread would; the submitter waits.
@@ -63,11 +88,12 @@ final class SignalFaultHandoff {
     }
 
     /// From a SIGBUS handler: has a worker resolve `fault` with the resolver in router slot
-    /// `slot` (whose user count the caller holds), and waits. Returns whether it was resolved.
-    func resolve(_ fault: TransparentFaultResolver.Fault, slot: Int, resolver: UInt) -> Bool {
+    /// `slot` (whose user count the caller holds), and waits. Returns whether it was resolved;
+    /// `stats` counts a worker woken for it (`handoffWakeups`).
+    func resolve(_ fault: TransparentFaultResolver.Fault, slot: Int, resolver: UInt, stats: SwapStatistics) -> Bool {
         var request: Int?
         while request == nil {
-            request = submit(.resolve(fault), slot: slot, resolver: resolver)
+            request = submit(.resolve(fault), slot: slot, resolver: resolver, stats: stats)
             // Every request taken: the workers free them within moments. A yield on purpose: the
             // table fills only with `capacity` hand-overs in flight at once, and a sleep here
             // would cost every request's free a check for sleepers.
@@ -84,12 +110,16 @@ final class SignalFaultHandoff {
     /// From a SIGBUS handler: has a worker read ahead for the resolver in router slot `slot`;
     /// does not wait. Dropped when every request is taken (readahead is best effort): then
     /// false. The worker counts it off the resolver's `readaheadsInFlight` once it has run.
-    func readAhead(_ readahead: Region.ReadaheadPlan, slot: Int, resolver: UInt) -> Bool {
-        submit(.readahead(readahead), slot: slot, resolver: resolver) != nil
+    /// `stats` counts the hand-over (`handoffsReadahead`) and a worker woken for it.
+    func readAhead(_ readahead: Region.ReadaheadPlan, slot: Int, resolver: UInt, stats: SwapStatistics) -> Bool {
+        guard submit(.readahead(readahead), slot: slot, resolver: resolver, stats: stats) != nil else { return false }
+        stats.count(.handoffsReadahead)
+        return true
     }
 
-    /// Claims a free request, fills it and wakes a worker; nil when none is free.
-    private func submit(_ w: Work, slot: Int, resolver: UInt) -> Int? {
+    /// Claims a free request, fills it and wakes a worker if one sleeps (counted in `stats`);
+    /// nil when none is free.
+    private func submit(_ w: Work, slot: Int, resolver: UInt, stats: SwapStatistics) -> Int? {
         for r in 0..<Self.capacity {
             guard
                 states[r].pointee.compareExchange(
@@ -104,7 +134,9 @@ final class SignalFaultHandoff {
             (works + r).pointee = w
             states[r].pointee.store(State.ready.rawValue, ordering: .releasing)
             work[0].pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-            if sleepers.load(ordering: .sequentiallyConsistent) > 0 { _ = cus_futex_wake(rawWork, 1) }
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 && cus_futex_wake(rawWork, 1) > 0 {
+                stats.count(.handoffWakeups)
+            }
             return r
         }
         return nil

@@ -118,20 +118,27 @@ final class SignalFaultRouter: Sendable {
             let fault = TransparentFaultResolver.Fault(page: page, write: store, protect: false)
             let bits = UInt(bitPattern: opaque)
             var readahead = Region.ReadaheadPlan.none
+            var reason = SignalFaultHandoff.Reason.other
+            let stats = resolver.region.engine.stats
+            stats.count(.signalFaults)
             let resolved: Bool
-            if resolver.resolveInSignal(fault, readahead: &readahead) {
+            if resolver.resolveInSignal(fault, readahead: &readahead, handoff: &reason) {
                 if readahead != .none {
                     // Relaxed: only counts; the thread that waits for it is this one, later
                     resolver.readaheadsInFlight.add(1, ordering: .relaxed)
-                    if !handoff.readAhead(readahead, slot: slot, resolver: bits) {
+                    if !handoff.readAhead(readahead, slot: slot, resolver: bits, stats: stats) {
                         resolver.readaheadsInFlight.subtract(1, ordering: .relaxed)  // Relaxed: as above
                     }
                 }
                 resolved = true
             } else {
-                resolved = handoff.resolve(fault, slot: slot, resolver: bits)
+                stats.count(reason.counter)
+                let handedOver = cus_monotonic_ns()
+                resolved = handoff.resolve(fault, slot: slot, resolver: bits, stats: stats)
+                let now = cus_monotonic_ns()
+                stats.count(.handoffWaitNanoseconds, now > handedOver ? Int(now - handedOver) : 0)
             }
-            resolver.region.engine.stats.recordFaultWait(since: arrived)
+            stats.recordFaultWait(since: arrived)
             return resolved
         }
         return false

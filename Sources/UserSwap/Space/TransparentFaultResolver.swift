@@ -180,15 +180,16 @@ final class TransparentFaultResolver: Sendable {
 
     /// `resolve(fault, wake: false)` in the faulting thread's SIGBUS handler, allocating
     /// nothing and taking no lock that code outside the engine may hold: false when the fault
-    /// needs a thread of the engine (nothing counted then: that thread's `resolve` counts it).
-    /// `readahead` is what to read ahead now that the page is mapped, for a thread too.
-    func resolveInSignal(_ fault: Fault, readahead: inout Region.ReadaheadPlan) -> Bool {
+    /// needs a thread of the engine (nothing counted then: that thread's `resolve` counts it),
+    /// `handoff` then saying why. `readahead` is what to read ahead now that the page is
+    /// mapped, for a thread too.
+    func resolveInSignal(_ fault: Fault, readahead: inout Region.ReadaheadPlan, handoff: inout SignalFaultHandoff.Reason) -> Bool {
         let address = window.appAddress(fault.page)
         // Relaxed: a one-way switch; a stale true costs a refused continue, then a thread
         let tracking = writeProtectUsable.load(ordering: .relaxed)
         let minor = region.pte(fault.page).isPresent
         let access: PageAccess = fault.write || !tracking ? .write : .read
-        guard let f = region.pinInSignal(fault.page, for: access, readahead: &readahead) else { return false }
+        guard let f = region.pinInSignal(fault.page, for: access, readahead: &readahead, handoff: &handoff) else { return false }
         // The reference keeps the folio in memory while it is mapped, as the pin in
         // `resolveOnce` does.
         defer { region.engine.allocator.putFolio(f) }
@@ -197,12 +198,16 @@ final class TransparentFaultResolver: Sendable {
         if case .failed = outcome {
             // A kernel without write-protected continue, or a failure to report: `resolveOnce`
             // on a thread deals with both.
+            handoff = .error
             return false
         }
         if outcome == .alreadyMapped && fault.write && tracking {
             region.engine.stats.count(.writeProtectFaults)
             outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
-            if case .failed = outcome { return false }
+            if case .failed = outcome {
+                handoff = .error
+                return false
+            }
         }
         window.markInstalled(fault.page)
         window.zapFromEngineInSignal(fault.page)

@@ -96,6 +96,30 @@ public final class SwapStatistics: Sendable {
         /// Transparent regions: the wall time program threads waited in those faults, in
         /// nanoseconds.
         case faultWaitNanoseconds
+        /// Transparent regions served on the faulting thread: faults its SIGBUS handler took,
+        /// resolved there or handed to a thread of the engine (`SignalFaultHandoff`). The
+        /// `handoffs…` counters below say how many went to a thread, and why; each such
+        /// fault costs its thread a sleep and a worker a wake-up.
+        case signalFaults
+        /// Faults handed over because no frame was free and the handler may not reclaim.
+        case handoffsNoFrame
+        /// Faults handed over because the region's memory group was at its limit.
+        case handoffsGroupLimit
+        /// Faults handed over because the page's device cannot be read in a signal handler
+        /// (a compressed or remote tier, a test device).
+        case handoffsDevice
+        /// Faults handed over after a read or a map that failed (the thread retries and reports).
+        case handoffsError
+        /// Faults handed over for anything else: a page that kept changing under the handler,
+        /// a large folio in the swap cache, a legacy swap-in protocol.
+        case handoffsOther
+        /// Readahead windows a handler decided on and handed to a thread (nobody waits for them).
+        case handoffsReadahead
+        /// Hand-overs, of faults or readahead, that woke a sleeping worker.
+        case handoffWakeups
+        /// The wall time faulting threads waited for the workers that took their faults over,
+        /// in nanoseconds (part of `faultWaitNanoseconds`).
+        case handoffWaitNanoseconds
         /// Transparent pages unmapped from the application by reclaim to see whether they are
         /// used (the next touch is a minor fault).
         case deactivations

@@ -51,6 +51,9 @@ public final class WorkloadDriver {
         /// The latency of a whole step when a step is several operations (a batch); nil when
         /// it is one (`run.latency` is then the step's).
         public var stepLatency: LatencySummary? = nil
+        /// The process's context switches during the phase (every thread's: the workload's,
+        /// the engine's, the driver's sampling, ten a second).
+        public var contextSwitches = ContextSwitches()
     }
 
     /// Runs `phase` on every thread; open phases last until `limit`. Rethrows the first error a
@@ -80,6 +83,7 @@ public final class WorkloadDriver {
             worker.start()
         }
         for _ in 0..<threads { shared.ready.wait() }
+        let switchesBefore = ContextSwitches.now()
         let startNs = cus_monotonic_ns()
         shared.startNs.store(startNs, ordering: .releasing)
         for _ in 0..<threads { shared.go.signal() }
@@ -137,12 +141,14 @@ public final class WorkloadDriver {
             histogram: LatencyHistogram.merged(outcomes.map(\.histogram)),
             opsPerThread: outcomes.map { $0.steps * perStep }
         )
+        let switches = ContextSwitches.now() - switchesBefore
         let after = probe.counters()
         var delta: [SwapStatistics.Counter: Int] = [:]
         for counter in SwapStatistics.Counter.allCases { delta[counter] = after[counter, default: 0] - before[counter, default: 0] }
         progress.finish(detail: "\(BenchReport.count(run.opsPerSecond)) ops/s")
         var outcome = PhaseOutcome(name: phase.name, measured: phase.measured, run: run, counters: delta, peakResidentFrames: phasePeak)
         if perStep > 1 { outcome.stepLatency = LatencyHistogram.merged(outcomes.compactMap(\.stepHistogram)).summary }
+        outcome.contextSwitches = switches
         return outcome
     }
 

@@ -56,6 +56,8 @@ extension WorkloadOutcome {
                 })
         }
         if let faultWaitTimes { report.extras["fault_wait"] = Self.json(faultWaitTimes) }
+        if let handoffs = Self.handoffsJSON(counters) { report.extras["handoffs"] = handoffs }
+        report.extras["context_switches"] = contextSwitchesJSON
         report.extras["counters"] = Self.json(counters)
         report.extras["counters_total"] = Self.json(totals)
         report.extras["phases"] = .array(
@@ -93,6 +95,62 @@ extension WorkloadOutcome {
             "  waiting in faults (the whole run): \(LatencySummary.trimmed(Double(times.nanoseconds) / 1e9)) s over \(times.count) faults, mean \(mean), p99 \(p99)"
     }
 
+    /// The process's context switches over the measured phases.
+    public var contextSwitches: ContextSwitches {
+        phases.filter(\.measured).reduce(ContextSwitches()) { $0 + $1.contextSwitches }
+    }
+
+    /// Faults of a transparent region in the measured phases, major and minor (0 for the
+    /// explicit API and for the kernel's memory).
+    var measuredFaults: Int { (counters[.majorFaults] ?? 0) + (counters[.minorFaults] ?? 0) }
+
+    /// `context_switches`: the process's over the measured phases, `voluntary` and
+    /// `involuntary`, and with a transparent region's faults `voluntary_per_fault`.
+    var contextSwitchesJSON: JSONValue {
+        let switches = contextSwitches
+        var object: [String: JSONValue] = [
+            "voluntary": JSONValue(switches.voluntary), "involuntary": JSONValue(switches.involuntary),
+        ]
+        if measuredFaults > 0 { object["voluntary_per_fault"] = JSONValue(Double(switches.voluntary) / Double(measuredFaults)) }
+        return .object(object)
+    }
+
+    /// The reasons a fault goes from its thread's SIGBUS handler to a worker, as counted.
+    static let handoffReasons: [(name: String, words: String, counter: SwapStatistics.Counter)] = [
+        ("no_frame", "no frame", .handoffsNoFrame), ("group_limit", "group limit", .handoffsGroupLimit),
+        ("device", "device", .handoffsDevice), ("error", "error", .handoffsError), ("other", "other", .handoffsOther),
+    ]
+
+    /// `handoffs`, for a transparent region served on the faulting thread (nil otherwise): the
+    /// faults its handler took (`faults`), those handed to a worker (`faults_handed_over`, and
+    /// their `share`), each reason's count, the readahead handed over, the workers woken, and
+    /// the seconds faulting threads waited for the workers (`wait_seconds`).
+    static func handoffsJSON(_ c: [SwapStatistics.Counter: Int]) -> JSONValue? {
+        let faults = c[.signalFaults] ?? 0
+        guard faults > 0 else { return nil }
+        let handed = handoffReasons.reduce(0) { $0 + (c[$1.counter] ?? 0) }
+        var object: [String: JSONValue] = [
+            "faults": JSONValue(faults), "faults_handed_over": JSONValue(handed),
+            "share": JSONValue(Double(handed) / Double(faults)), "readahead": JSONValue(c[.handoffsReadahead] ?? 0),
+            "worker_wakeups": JSONValue(c[.handoffWakeups] ?? 0),
+            "wait_seconds": JSONValue(Double(c[.handoffWaitNanoseconds] ?? 0) / 1e9),
+        ]
+        for reason in handoffReasons { object[reason.name] = JSONValue(c[reason.counter] ?? 0) }
+        return .object(object)
+    }
+
+    /// "faults on their own threads: 170k, 2.35 % handed to a worker (no frame 3990, group
+    /// limit 0, device 0, error 0, other 1) for 0.42 s, 12 readahead windows handed over, 3411
+    /// workers woken", for a region served on the faulting thread; nil otherwise.
+    static func handoffsText(_ c: [SwapStatistics.Counter: Int]) -> String? {
+        let faults = c[.signalFaults] ?? 0
+        guard faults > 0 else { return nil }
+        let handed = handoffReasons.reduce(0) { $0 + (c[$1.counter] ?? 0) }
+        let reasons = handoffReasons.map { "\($0.words) \(c[$0.counter] ?? 0)" }
+        return
+            "  faults on their own threads: \(BenchReport.count(Double(faults))), \(LatencySummary.trimmed(100 * Double(handed) / Double(faults))) % handed to a worker (\(reasons.joined(separator: ", "))) for \(LatencySummary.trimmed(Double(c[.handoffWaitNanoseconds] ?? 0) / 1e9)) s, \(c[.handoffsReadahead] ?? 0) readahead windows handed over, \(c[.handoffWakeups] ?? 0) workers woken"
+    }
+
     /// Counters by their Swift names (`swapIns`), like `SwapStatistics.snapshot`.
     static func json(_ counters: [SwapStatistics.Counter: Int]) -> JSONValue {
         .object(Dictionary(uniqueKeysWithValues: counters.map { ("\($0.key)", JSONValue($0.value)) }))
@@ -123,6 +181,11 @@ extension WorkloadOutcome {
         )
         if let ioEngine { lines.append("  I/O engine \(ioEngine)") }
         if let faultWaitTimes { lines.append(Self.text(faultWaitTimes)) }
+        if let handoffs = Self.handoffsText(c) { lines.append(handoffs) }
+        let switches = contextSwitches
+        lines.append(
+            "  context switches (the process, measured phases): \(switches.voluntary) voluntary, \(switches.involuntary) involuntary\(measuredFaults > 0 ? ", \(LatencySummary.trimmed(Double(switches.voluntary) / Double(measuredFaults))) voluntary per fault" : "")"
+        )
         lines.append("  refaults \(n(.refaults)), activations \(n(.activations)), restores \(n(.restores)), evictions \(n(.evictions))")
         lines.append(
             "  reclaim: scanned \(n(.reclaimScanned)), freed \(n(.reclaimFreed)), second chances \(n(.reclaimActivated)), direct reclaims \(n(.directReclaims)), background wake-ups \(n(.kswapdWakeups))"
