@@ -302,8 +302,12 @@ int userswap_discard(userswap_space *space, void *addr, size_t length);
 int userswap_group_create(userswap_space *space, const char *name, uint64_t memory_limit, uint64_t swap_limit,
                           userswap_group *parent, userswap_group **group);
 
-/* Changes a group's limits (USERSWAP_UNLIMITED for none). Lowering the memory limit under the
- * usage makes the group's next allocations swap out its pages. Errors: EINVAL (NULL). */
+/* Changes a group's limits (USERSWAP_UNLIMITED for none). A memory limit under the group's
+ * usage swaps out the difference (its pages and its nested groups') before the call returns.
+ * When that cannot be done the limits stay set, the group stays above its memory limit (the
+ * last error says by how many bytes) and its next allocations reclaim again. Errors: EINVAL
+ * (NULL), ENOMEM (what stays is pinned, or a swap limit is reached), ENOSPC (swap full), EIO
+ * (a write failed). */
 int userswap_group_set_limits(userswap_group *group, uint64_t memory_limit, uint64_t swap_limit);
 
 /* Writes the group's usage, peaks, limits and counters into `*stats` (its `size` set by the

@@ -233,6 +233,22 @@ int main(int argc, char **argv) {
     OK(userswap_group_set_limits(group, USERSWAP_UNLIMITED, 64 << 10));
     OK(userswap_group_stats_get(group, &g));
     check(g.memory_limit == USERSWAP_UNLIMITED && g.swap_limit == (64 << 10), "set_limits changes the limits");
+    /* A memory limit below the usage is met when the call returns; pins that keep the group above
+     * it give ENOMEM, the limit set even so. */
+    OK(userswap_group_set_limits(group, USERSWAP_UNLIMITED, USERSWAP_UNLIMITED));
+    unsigned sum = 0;
+    for (size_t i = 0; i < (512 << 10); i += 4096) sum += memory[i];
+    check(sum == 7 * 128, "the group's pages come back");
+    OK(userswap_group_set_limits(group, 64 << 10, USERSWAP_UNLIMITED));
+    OK(userswap_group_stats_get(group, &g));
+    check(g.memory <= (64 << 10) && g.memory_limit == (64 << 10), "a lowered memory limit swaps out the excess at once");
+    userswap_page_pin *held[4];
+    for (int i = 0; i < 4; i++) OK(userswap_pin(space, memory + i * 4096, 0, &held[i], &page));
+    EXPECT(userswap_group_set_limits(group, 0, USERSWAP_UNLIMITED), USERSWAP_ENOMEM);
+    check(strstr(userswap_last_error(), "16384 bytes above") != NULL, "the error says how much stays above the limit");
+    OK(userswap_group_stats_get(group, &g));
+    check(g.memory == (16 << 10) && g.memory_limit == 0, "only the pinned pages stay, and the limit is set");
+    for (int i = 0; i < 4; i++) OK(userswap_unpin(held[i]));
     EXPECT(userswap_group_stats_get(group, NULL), USERSWAP_EINVAL);
     OK(userswap_unmap(space, memory));
     OK(userswap_space_destroy(space));
