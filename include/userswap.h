@@ -44,7 +44,7 @@ extern "C" {
 
 /* The version of this interface: the library's `userswap_version()` returns the same value. */
 #define USERSWAP_VERSION_MAJOR 1
-#define USERSWAP_VERSION_MINOR 1
+#define USERSWAP_VERSION_MINOR 2
 #define USERSWAP_VERSION ((USERSWAP_VERSION_MAJOR << 16) | USERSWAP_VERSION_MINOR)
 
 /* Error codes. Their values never change meaning; new ones may be added at the end. */
@@ -127,7 +127,8 @@ typedef enum userswap_advice {
  * the fields that fit in it and sets `version`, so that old programs keep working when fields
  * are added at the end. Counters count since the space was made. Version 2 added the
  * fault_wait fields (a program built against version 1 passes the shorter size and gets the
- * fields up to io_errors). */
+ * fields up to io_errors); version 3 added late_faults (one built against version 2 gets the
+ * fields up to fault_wait_p99_ns). */
 typedef struct userswap_stats {
     size_t size;                /* in: sizeof(userswap_stats) */
     uint32_t version;           /* out: USERSWAP_STATS_VERSION of the library */
@@ -155,8 +156,12 @@ typedef struct userswap_stats {
     uint64_t fault_wait_p99_ns; /* the 99th percentile of one wait, in nanoseconds (from a
                                  * histogram: at most 25 % above the true value); 0 without
                                  * faults */
+    /* Since version 3. */
+    uint64_t late_faults;       /* faults of mapped memory answered with a wake alone: their page
+                                 * was discarded after the fault was read, and their thread had
+                                 * gone on meanwhile */
 } userswap_stats;
-#define USERSWAP_STATS_VERSION 2u
+#define USERSWAP_STATS_VERSION 3u
 
 /* Usage and limits of a group (what memory.current, memory.max... show for a cgroup). Set
  * `size` to sizeof(userswap_group_stats) before the call, as for userswap_stats. */

@@ -190,6 +190,15 @@ int main(int argc, char **argv) {
     OK(userswap_stats_get(space, &old.stats));
     check(old.stats.version == USERSWAP_STATS_VERSION && old.stats.memory == (64 << 10) && old.stats.swap_ins == 12345
               && old.guard == 7, "a shorter stats struct is filled up to its size");
+    /* A version-2 struct (up to fault_wait_p99_ns) gets those fields and not late_faults. */
+    userswap_stats v2 = {.size = offsetof(userswap_stats, late_faults), .late_faults = 54321};
+    OK(userswap_stats_get(space, &v2));
+    check(USERSWAP_STATS_VERSION == 3 && v2.version == 3 && v2.memory == (64 << 10) && v2.late_faults == 54321,
+          "a version-2 stats struct is filled up to fault_wait_p99_ns");
+    /* The whole struct has late_faults: no page was discarded under a fault here (one thread). */
+    userswap_stats whole = {.size = sizeof whole, .late_faults = 54321};
+    OK(userswap_stats_get(space, &whole));
+    check(whole.late_faults == 0, "late_faults is filled");
 
     /* ENOMEM: every frame pinned. */
     userswap_page_pin *pins[16], *extra;
