@@ -44,7 +44,7 @@ extern "C" {
 
 /* The version of this interface: the library's `userswap_version()` returns the same value. */
 #define USERSWAP_VERSION_MAJOR 1
-#define USERSWAP_VERSION_MINOR 1
+#define USERSWAP_VERSION_MINOR 2
 #define USERSWAP_VERSION ((USERSWAP_VERSION_MAJOR << 16) | USERSWAP_VERSION_MINOR)
 
 /* Error codes. Their values never change meaning; new ones may be added at the end. */
@@ -127,7 +127,8 @@ typedef enum userswap_advice {
  * the fields that fit in it and sets `version`, so that old programs keep working when fields
  * are added at the end. Counters count since the space was made. Version 2 added the
  * fault_wait fields (a program built against version 1 passes the shorter size and gets the
- * fields up to io_errors). */
+ * fields up to io_errors); version 3 added late_faults (one built against version 2 gets the
+ * fields up to fault_wait_p99_ns). */
 typedef struct userswap_stats {
     size_t size;                /* in: sizeof(userswap_stats) */
     uint32_t version;           /* out: USERSWAP_STATS_VERSION of the library */
@@ -155,8 +156,12 @@ typedef struct userswap_stats {
     uint64_t fault_wait_p99_ns; /* the 99th percentile of one wait, in nanoseconds (from a
                                  * histogram: at most 25 % above the true value); 0 without
                                  * faults */
+    /* Since version 3. */
+    uint64_t late_faults;       /* faults of mapped memory answered with a wake alone: their page
+                                 * was discarded after the fault was read, and their thread had
+                                 * gone on meanwhile */
 } userswap_stats;
-#define USERSWAP_STATS_VERSION 2u
+#define USERSWAP_STATS_VERSION 3u
 
 /* Usage and limits of a group (what memory.current, memory.max... show for a cgroup). Set
  * `size` to sizeof(userswap_group_stats) before the call, as for userswap_stats. */
@@ -302,8 +307,12 @@ int userswap_discard(userswap_space *space, void *addr, size_t length);
 int userswap_group_create(userswap_space *space, const char *name, uint64_t memory_limit, uint64_t swap_limit,
                           userswap_group *parent, userswap_group **group);
 
-/* Changes a group's limits (USERSWAP_UNLIMITED for none). Lowering the memory limit under the
- * usage makes the group's next allocations swap out its pages. Errors: EINVAL (NULL). */
+/* Changes a group's limits (USERSWAP_UNLIMITED for none). A memory limit under the group's
+ * usage swaps out the difference (its pages and its nested groups') before the call returns.
+ * When that cannot be done the limits stay set, the group stays above its memory limit (the
+ * last error says by how many bytes) and its next allocations reclaim again. Errors: EINVAL
+ * (NULL), ENOMEM (what stays is pinned, or a swap limit is reached), ENOSPC (swap full), EIO
+ * (a write failed). */
 int userswap_group_set_limits(userswap_group *group, uint64_t memory_limit, uint64_t swap_limit);
 
 /* Writes the group's usage, peaks, limits and counters into `*stats` (its `size` set by the

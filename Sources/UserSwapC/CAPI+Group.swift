@@ -19,7 +19,7 @@ public func userswapGroupCreate(
         let made = try handle.space.makeGroup(
             name: String(cString: name), memoryLimit: limit(memoryLimit),
             swapLimit: limit(swapLimit), parent: parent.map { GroupHandle.from($0).group })
-        let box = GroupHandle(group: made)
+        let box = GroupHandle(group: made, space: handle)
         handle.state.withLock { $0.groups.append(box) }
         group.pointee = OpaquePointer(Unmanaged.passUnretained(box).toOpaque())
     }
@@ -29,10 +29,12 @@ public func userswapGroupCreate(
 @_cdecl("userswap_group_set_limits")
 public func userswapGroupSetLimits(_ group: OpaquePointer?, _ memoryLimit: UInt64, _ swapLimit: UInt64) -> Int32 {
     guard let group else { return CError.fail(USERSWAP_EINVAL, "userswap_group_set_limits: group is NULL") }
-    let g = GroupHandle.from(group).group
-    g.memoryLimit = limit(memoryLimit)
-    g.swapLimit = limit(swapLimit)
-    return 0
+    let handle = GroupHandle.from(group)
+    // The swap limit first: the reclaim a lowered memory limit starts must see the new one.
+    handle.group.swapLimit = limit(swapLimit)
+    return CError.call { () throws(SwapError) in
+        try handle.space.space.setMemoryLimit(limit(memoryLimit), of: handle.group)
+    }
 }
 
 /// `userswap_group_stats_get`

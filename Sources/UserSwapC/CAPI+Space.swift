@@ -218,7 +218,8 @@ extension SpaceHandle {
             reclaim_scanned: count(.reclaimScanned), reclaim_freed: count(.reclaimFreed),
             io_errors: count(.readErrors) + count(.writeErrors),
             fault_waits: count(.faultWaits), fault_wait_ns: count(.faultWaitNanoseconds),
-            fault_wait_p99_ns: UInt64(s.faultWaitTimes.percentileNanoseconds(0.99)))
+            fault_wait_p99_ns: UInt64(s.faultWaitTimes.percentileNanoseconds(0.99)),
+            late_faults: count(.lateFaults))
     }
 
     /// Drops every pin and mapping (pins first: a mapping's release waits for its pinned pages).

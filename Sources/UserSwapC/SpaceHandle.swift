@@ -105,8 +105,14 @@ extension PinHandle: @unchecked Sendable {}
 /// A `userswap_group`.
 final class GroupHandle: Sendable {
     let group: MemoryGroup
+    /// The space whose state holds this handle (and so outlives it): the owner of the group's
+    /// limit (`SwapSpace.setMemoryLimit(_:of:)`).
+    unowned let space: SpaceHandle
 
-    init(group: MemoryGroup) { self.group = group }
+    init(group: MemoryGroup, space: SpaceHandle) {
+        self.group = group
+        self.space = space
+    }
 
     static func from(_ pointer: OpaquePointer) -> GroupHandle {
         Unmanaged<GroupHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()

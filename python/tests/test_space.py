@@ -55,6 +55,8 @@ def test_a_buffer_is_memory_that_numpy_and_memoryview_share(space):
     # Every fault is timed, once its thread is woken.
     assert 0 < stats["fault_waits"] <= stats["major_faults"] + stats["minor_faults"]
     assert stats["fault_wait_ns"] > 0 and 0 < stats["fault_wait_p99_ns"] <= stats["fault_wait_ns"]
+    # No page was discarded under a fault: none was answered late.
+    assert stats["late_faults"] == 0
     del view, array, buffer
 
 

@@ -18,7 +18,8 @@ class Config(ctypes.Structure):
 
 STATS_FIELDS = ["memory", "resident", "swap_total", "swap_used", "swap_ins", "swap_outs", "major_faults",
                 "minor_faults", "write_faults", "fault_errors", "readahead_pages", "readahead_hits",
-                "reclaim_scanned", "reclaim_freed", "io_errors", "fault_waits", "fault_wait_ns", "fault_wait_p99_ns"]
+                "reclaim_scanned", "reclaim_freed", "io_errors", "fault_waits", "fault_wait_ns", "fault_wait_p99_ns",
+                "late_faults"]
 
 
 class Stats(ctypes.Structure):

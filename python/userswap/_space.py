@@ -98,7 +98,9 @@ class Group:
         self.name = name
 
     def set_limits(self, memory_limit=None, swap_limit=None):
-        """New limits in bytes (or sizes as text); None for no limit."""
+        """New limits in bytes (or sizes as text); None for no limit. A memory limit below the
+        usage swaps out the difference before returning; when pins or full swap keep the group
+        above it, the limits stay set and this raises (the message says by how much)."""
         L.check(L.lib.userswap_group_set_limits(self._handle, _limit(memory_limit), _limit(swap_limit)))
 
     def stats(self):

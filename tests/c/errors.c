@@ -190,6 +190,15 @@ int main(int argc, char **argv) {
     OK(userswap_stats_get(space, &old.stats));
     check(old.stats.version == USERSWAP_STATS_VERSION && old.stats.memory == (64 << 10) && old.stats.swap_ins == 12345
               && old.guard == 7, "a shorter stats struct is filled up to its size");
+    /* A version-2 struct (up to fault_wait_p99_ns) gets those fields and not late_faults. */
+    userswap_stats v2 = {.size = offsetof(userswap_stats, late_faults), .late_faults = 54321};
+    OK(userswap_stats_get(space, &v2));
+    check(USERSWAP_STATS_VERSION == 3 && v2.version == 3 && v2.memory == (64 << 10) && v2.late_faults == 54321,
+          "a version-2 stats struct is filled up to fault_wait_p99_ns");
+    /* The whole struct has late_faults: no page was discarded under a fault here (one thread). */
+    userswap_stats whole = {.size = sizeof whole, .late_faults = 54321};
+    OK(userswap_stats_get(space, &whole));
+    check(whole.late_faults == 0, "late_faults is filled");
 
     /* ENOMEM: every frame pinned. */
     userswap_page_pin *pins[16], *extra;
@@ -233,6 +242,22 @@ int main(int argc, char **argv) {
     OK(userswap_group_set_limits(group, USERSWAP_UNLIMITED, 64 << 10));
     OK(userswap_group_stats_get(group, &g));
     check(g.memory_limit == USERSWAP_UNLIMITED && g.swap_limit == (64 << 10), "set_limits changes the limits");
+    /* A memory limit below the usage is met when the call returns; pins that keep the group above
+     * it give ENOMEM, the limit set even so. */
+    OK(userswap_group_set_limits(group, USERSWAP_UNLIMITED, USERSWAP_UNLIMITED));
+    unsigned sum = 0;
+    for (size_t i = 0; i < (512 << 10); i += 4096) sum += memory[i];
+    check(sum == 7 * 128, "the group's pages come back");
+    OK(userswap_group_set_limits(group, 64 << 10, USERSWAP_UNLIMITED));
+    OK(userswap_group_stats_get(group, &g));
+    check(g.memory <= (64 << 10) && g.memory_limit == (64 << 10), "a lowered memory limit swaps out the excess at once");
+    userswap_page_pin *held[4];
+    for (int i = 0; i < 4; i++) OK(userswap_pin(space, memory + i * 4096, 0, &held[i], &page));
+    EXPECT(userswap_group_set_limits(group, 0, USERSWAP_UNLIMITED), USERSWAP_ENOMEM);
+    check(strstr(userswap_last_error(), "16384 bytes above") != NULL, "the error says how much stays above the limit");
+    OK(userswap_group_stats_get(group, &g));
+    check(g.memory == (16 << 10) && g.memory_limit == 0, "only the pinned pages stay, and the limit is set");
+    for (int i = 0; i < 4; i++) OK(userswap_unpin(held[i]));
     EXPECT(userswap_group_stats_get(group, NULL), USERSWAP_EINVAL);
     OK(userswap_unmap(space, memory));
     OK(userswap_space_destroy(space));

@@ -63,13 +63,20 @@ public final class MemoryGroup: Sendable {
 
     // MARK: limits and usage (bytes)
 
-    /// The most memory the group's pages may occupy; nil for no limit. Lowering it below the
-    /// usage makes the group's next allocations reclaim its own pages first.
-    public var memoryLimit: Int? {
+    /// The most memory the group's pages may occupy; nil for no limit. Set it with
+    /// `SwapSpace.setMemoryLimit(_:of:)`, which swaps out what a lowered limit leaves above it
+    /// before returning.
+    ///
+    /// The setter here only stores the number (the Group layer cannot call up into reclaim): a
+    /// group left above it reclaims at its next charge.
+    public internal(set) var memoryLimit: Int? {
         get { Self.bytes(memoryLimitPages.load(ordering: .relaxed)) }  // Relaxed: a setting; a racing charge sees the old or the new limit
-        // Relaxed: a setting, read at the next charge
+        // Relaxed: a setting, read at the next charge (the store is atomic: a racing charge sees the old or the new limit)
         set { memoryLimitPages.store((newValue ?? Int.max / SwapPage.size) / SwapPage.size, ordering: .relaxed) }
     }
+
+    /// Pages of memory charged to the group and the groups nested in it.
+    var memoryPageCount: Int { memoryPages.load(ordering: .relaxed) }  // Relaxed: a look; see `FrameAllocator.setMemoryLimit`
 
     /// The memory limit in pages (`Int.max / page size` for none).
     var memoryLimitPageCount: Int { memoryLimitPages.load(ordering: .relaxed) }  // Relaxed: a setting; see `memoryLimit`

@@ -52,7 +52,7 @@ final class FrameAllocator: Sendable {
 
     /// The reclaimer, while it exists.
     @inline(__always)
-    private var reclaim: (any DirectReclaim)? { reclaimer.load()?.reclaim }
+    var reclaim: (any DirectReclaim)? { reclaimer.load()?.reclaim }
 
     /// Asks the background reclaimer to run (a no-op before it starts).
     func wakeBackgroundReclaim() {
@@ -139,21 +139,28 @@ final class FrameAllocator: Sendable {
                 sched_yield()
                 continue
             }
-            if let failure = reclaim?.takeWriteFailure() {
-                // Its pages could not be written: the device's error says why, as below.
-                throw failure.adding(context: "memory group \(limited.name) is at its limit, and swapping out failed: ")
-            }
-            if let full = reclaim?.swapExhausted {
-                throw SwapError(
-                    .swapFull,
-                    "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and swap is full (all \(full.slots) slots of \(full.devices) device(s) in use): nothing in it can be swapped out; add swap or raise the limit"
-                )
-            }
-            throw SwapError(
-                .outOfMemory,
-                "memory group \(limited.name) is at its limit of \(limited.memoryLimit ?? 0) bytes and nothing in it can be swapped out (pages pinned, or swap full)"
+            throw limitReclaimFailure(limited, "is at its limit of \(limited.memoryLimit ?? 0) bytes")
+        }
+    }
+
+    /// Why reclaim could not bring `group` under its memory limit: a write-back failure, full
+    /// swap, or nothing it may swap out (pages pinned, a swap limit reached). `state` says where
+    /// the group stands, after its name ("is at its limit of 4096 bytes").
+    func limitReclaimFailure(_ group: MemoryGroup, _ state: String) -> SwapError {
+        if let failure = reclaim?.takeWriteFailure() {
+            // Its pages could not be written: the device's error says why.
+            return failure.adding(context: "memory group \(group.name) \(state), and swapping out failed: ")
+        }
+        if let full = reclaim?.swapExhausted {
+            return SwapError(
+                .swapFull,
+                "memory group \(group.name) \(state) and swap is full (all \(full.slots) slots of \(full.devices) device(s) in use): nothing in it can be swapped out; add swap or raise the limit"
             )
         }
+        return SwapError(
+            .outOfMemory,
+            "memory group \(group.name) \(state) and nothing in it can be swapped out (pages pinned, or swap full): release pins, add swap or raise a swap limit, or raise the memory limit"
+        )
     }
 
     /// `allocateFolio` for a task that must not reclaim on its thread (an async pin on a

@@ -33,6 +33,8 @@ public final class EncryptedTier: SwapBackend {
     /// Counter and tag of every page's current ciphertext.
     private let seals: _SealTable
     private let counters = Counters()
+    /// Scratch buffers that pages are sealed into on their way down, reused across writes.
+    let scratch = _UnsafeSealScratchPool(pageCount: EncryptedTier.scratchPages)
 
     /// Bytes of RAM the tier keeps per page of the device (the side table).
     public static var bytesPerPage: Int { MemoryLayout<SealRecord>.stride }
@@ -89,11 +91,12 @@ public final class EncryptedTier: SwapBackend {
     // MARK: Writes
 
     public func write(_ buffer: UnsafeRawBufferPointer, atPage page: Int) throws(SwapError) {
-        try seal([buffer], at: page)
+        var one = buffer
+        try withUnsafePointer(to: &one) { (p) throws(SwapError) in try seal(UnsafeBufferPointer(start: p, count: 1), at: page) }
     }
 
     public func write(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, atPage page: Int) throws(SwapError) {
-        try seal(Array(buffers), at: page)
+        try seal(buffers, at: page)
     }
 
     // MARK: Freed slots
@@ -131,43 +134,45 @@ public final class EncryptedTier: SwapBackend {
     /// pages goes down in runs of this many. Bounded because the scratch is heap memory beside
     /// the budget: a whole swap cluster (2 MiB) per writing thread stayed resident in the
     /// allocator's per-thread arenas after the write (11 MiB above the budget for a NumPy sort
-    /// of 128 MiB in 16 MiB), where 256 KiB runs keep a quarter of a MiB per thread at most.
+    /// of 128 MiB in 16 MiB), where 256 KiB runs keep a quarter of a MiB per buffer at most.
     static let scratchPages = 64
 
-    /// Seals `buffers` (whole pages, for pages `first…`) into a scratch buffer, a run of at most
-    /// `scratchPages` at a time, writes each run to the lower device in one call, and only then
-    /// records its new counters and tags: if a write fails, the records still match what the
-    /// device holds (the runs before it written and recorded, the failed one and those after
-    /// it neither).
-    private func seal(_ buffers: [UnsafeRawBufferPointer], at first: Int) throws(SwapError) {
-        let total = buffers.reduce(0) { $0 + $1.count }
+    /// Seals `buffers` (whole pages, for pages `first…`) into a scratch buffer from the pool, a
+    /// run of at most `scratchPages` at a time, writes each run to the lower device in one
+    /// call, and only then records its new counters and tags: if a write fails, the records
+    /// still match what the device holds (the runs before it written and recorded, the failed
+    /// one and those after it neither). Allocates nothing once the pool holds a buffer: the
+    /// plaintext pages are walked in place, the records wait in the scratch buffer.
+    ///
+    /// Not in place: the caller's pages stay readable while they are written (a swap-out's
+    /// folio stays in the swap cache, where a fault may map it), so they must not change.
+    private func seal(_ buffers: UnsafeBufferPointer<UnsafeRawBufferPointer>, at first: Int) throws(SwapError) {
+        var total = 0
+        for buffer in buffers { total += buffer.count }
         require(total % SwapPage.size == 0, "a transfer of \(total) bytes is not whole pages")
         let pages = total / SwapPage.size
         require(
             first >= 1 && first + pages <= pageCount,
             "transfer of pages \(first)..<\(first + pages) outside the device's 1..<\(pageCount) (page 0 is the header)")
-        var plains: [UnsafeRawPointer] = []
-        plains.reserveCapacity(pages)
-        for buffer in buffers where buffer.count > 0 {
-            for start in stride(from: 0, to: buffer.count, by: SwapPage.size) { plains.append(buffer.baseAddress! + start) }
-        }
-        let runPages = min(pages, Self.scratchPages)
-        guard runPages > 0 else { return }
-        // Page-aligned, so that a file below can take it without its page cache (O_DIRECT).
-        try withUnsafeTemporaryAllocation(byteCount: runPages * SwapPage.size, alignment: SwapPage.size) {
-            (scratch) throws(SwapError) in
-            var records: [SealRecord] = []
-            records.reserveCapacity(runPages)
-            for runStart in stride(from: 0, to: pages, by: runPages) {
-                let count = min(runPages, pages - runStart)
-                records.removeAll(keepingCapacity: true)
+        guard pages > 0 else { return }
+        try scratch.withScratch { (scratch, records) throws(SwapError) in
+            // The next plaintext page: a buffer of `buffers` and the offset in it.
+            var source = 0
+            var offset = 0
+            for runStart in stride(from: 0, to: pages, by: Self.scratchPages) {
+                let count = min(Self.scratchPages, pages - runStart)
                 for i in 0..<count {
-                    let plain = UnsafeRawBufferPointer(start: plains[runStart + i], count: SwapPage.size)
+                    while offset == buffers[source].count {
+                        source += 1
+                        offset = 0
+                    }
+                    let plain = UnsafeRawBufferPointer(rebasing: buffers[source][offset..<(offset + SwapPage.size)])
+                    offset += SwapPage.size
                     let sealed = UnsafeMutableRawBufferPointer(rebasing: scratch[(i * SwapPage.size)..<((i + 1) * SwapPage.size)])
-                    records.append(sealPage(plain, into: sealed, page: first + runStart + i))
+                    records[i] = sealPage(plain, into: sealed, page: first + runStart + i)
                 }
                 try lower.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(count * SwapPage.size)]), atPage: first + runStart)
-                for (index, record) in records.enumerated() { seals[first + runStart + index] = record }
+                for i in 0..<count { seals[first + runStart + i] = records[i] }
                 counters.sealed.add(count, ordering: .relaxed)  // Relaxed: a statistic
             }
         }

@@ -37,6 +37,8 @@ struct TransparentGroupLimitTests {
         let space = try Self.makeSpace()
         let (a, region, explicit) = try Self.populate(space)
         #expect(a.memoryUsage == 40 * SwapPage.size)
+        // The limit stored alone (`SwapSpace.setMemoryLimit` would reclaim at once): the fault
+        // is what reclaims here.
         a.memoryLimit = 8 * SwapPage.size
         try region.swapOut(pages: 15..<16)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
@@ -55,7 +57,7 @@ struct TransparentGroupLimitTests {
         let (a, region, explicit) = try Self.populate(space)
         // 40 pages charged, 8 allowed: 33 must go for one more, and swap takes 16.
         a.swapLimit = 16 * SwapPage.size
-        a.memoryLimit = 8 * SwapPage.size
+        a.memoryLimit = 8 * SwapPage.size  // stored alone, as above
         try region.swapOut(pages: 15..<16)
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         var value: UInt64 = 0

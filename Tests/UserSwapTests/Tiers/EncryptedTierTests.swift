@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Synchronization
 import Testing
@@ -101,6 +102,58 @@ struct EncryptedTierTests {
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         try tier.read(into: buffer, atPage: 100)
         #expect((0..<count).allSatisfy { TierPages.isText(page($0), page: 100 + $0) })
+    }
+
+    @Test("sealing reuses its scratch buffers: one for a stream of writes, one per writer at once, and the pages read back")
+    func scratchReused() throws {
+        let lower = MemoryBackend(pageCount: 1 + 1024)
+        let tier = try EncryptedTier(lower: lower)
+        // One thread: single pages, then runs longer than the scratch buffer.
+        try withPageBuffer { page in
+            for p in 1...200 {
+                TierPages.text(page, page: p)
+                try tier.write(UnsafeRawBufferPointer(page), atPage: p)
+            }
+        }
+        let run = UnsafeMutableRawBufferPointer.allocate(byteCount: 100 * SwapPage.size, alignment: SwapPage.size)
+        defer { run.deallocate() }
+        for round in 0..<4 {
+            for i in 0..<100 {
+                let page = UnsafeMutableRawBufferPointer(rebasing: run[i * SwapPage.size..<(i + 1) * SwapPage.size])
+                TierPages.text(page, page: 201 + i + round)
+            }
+            try tier.write(UnsafeRawBufferPointer(run), atPage: 201)
+        }
+        #expect(tier.scratch.allocations == 1, "\(tier.scratch.allocations) scratch buffers for 204 writes")
+
+        // Writers at once: never more buffers than writers (each holds one at a time).
+        let writers = 4
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: writers) { w in
+            withPageBuffer { page in
+                for k in 0..<100 {
+                    let p = 400 + w * 100 + k
+                    TierPages.text(page, page: p)
+                    do { try tier.write(UnsafeRawBufferPointer(page), atPage: p) } catch { failures.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(tier.scratch.allocations <= writers, "\(tier.scratch.allocations) scratch buffers for \(writers) writers")
+        try withPageBuffer { page in
+            for p in 1...200 {
+                try tier.read(into: page, atPage: p)
+                #expect(TierPages.isText(page, page: p), "page \(p)")
+            }
+            for i in 0..<100 {
+                try tier.read(into: page, atPage: 201 + i)
+                #expect(TierPages.isText(page, page: 201 + i + 3), "page \(201 + i)")
+            }
+            for p in 400..<(400 + writers * 100) {
+                try tier.read(into: page, atPage: p)
+                #expect(TierPages.isText(page, page: p), "page \(p)")
+            }
+        }
     }
 
     @Test("a flipped bit, a moved page or an older copy fails authentication and returns nothing")
