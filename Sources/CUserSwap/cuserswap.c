@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,6 +91,7 @@ int cus_memfd_create(const char *name) {
 }
 
 int cus_MAP_NORESERVE(void) { return MAP_NORESERVE; }
+int cus_malloc_set_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
 int cus_O_DIRECT(void) { return O_DIRECT; }
 int cus_O_TMPFILE(void) { return O_TMPFILE; }
 int cus_RENAME_NOREPLACE(void) { return RENAME_NOREPLACE; }

@@ -70,6 +70,9 @@ int cus_madvise(void *_Nonnull address, size_t length, int advice);
 /// ranges in one call. Returns the bytes advised (fewer than asked when a range failed) or -errno
 /// (-EINVAL, -EBADF, -ENOSYS, -EPERM on kernels that do not accept it).
 ssize_t cus_process_madvise_self(const struct iovec *_Nonnull ranges, size_t count, int advice);
+/// mallopt(M_ARENA_MAX, arenas) (`malloc.h` is not in Swift's Glibc module). 1 on success, 0 on
+/// failure, as mallopt.
+int cus_malloc_set_arena_max(int arenas);
 
 // MARK: userfaultfd
 
