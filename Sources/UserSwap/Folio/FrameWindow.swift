@@ -44,11 +44,12 @@ final class FrameWindow: @unchecked Sendable {
     private let owners: _UnsafeAtomicArray<UInt32>
     /// Per page: 1 while the application's view maps it (set by the fault handler, cleared when
     /// reclaim or swap-out unmaps it). Accessed pages are found through it: see `deactivate`.
-    private let installed: _UnsafeAtomicArray<UInt32>
+    /// A byte, as `engineMapped`: a flag needs no more, and a window of 4 GiB saves 6 MiB.
+    private let installed: _UnsafeAtomicArray<UInt8>
     /// Per page: 1 once the engine took the page's address in its view (`noteEngineAccess`),
     /// which may have mapped the page there; cleared by the zap that follows the application's
     /// mapping of it (`zapFromEngine`), and by the punch.
-    private let engineMapped: _UnsafeAtomicArray<UInt32>
+    private let engineMapped: _UnsafeAtomicArray<UInt8>
     /// Counts the discards of the window's pages (`noteDiscard`). A handler thread reads it
     /// before it reads a fault message, to tell later whether the page was discarded since.
     private let discardClock = Atomic<UInt64>(0)
@@ -58,6 +59,11 @@ final class FrameWindow: @unchecked Sendable {
     private let discardedAt: _UnsafeAtomicArray<UInt64>
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
+
+    /// Bytes of page state per page of the window: owner, installed and engine-mapped flags,
+    /// discard time.
+    static let pageStateBytes =
+        MemoryLayout<Atomic<UInt32>>.stride + 2 * MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<Atomic<UInt64>>.stride
     /// Woken when the last live folio is freed (`waitUntilDrained`).
     private let drained = WaitQueue()
     /// Set when its region is released: freed folios leave their page's memory in place, so a
@@ -98,15 +104,15 @@ final class FrameWindow: @unchecked Sendable {
         memfd = owned
         // Zero pages, as the region's page table: RAM only for the pages a fault reaches.
         guard let owners = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
-            let installed = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
-            let engineMapped = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
+            let installed = _UnsafeAtomicArray<UInt8>(zeroedCount: pageCount),
+            let engineMapped = _UnsafeAtomicArray<UInt8>(zeroedCount: pageCount),
             let discardedAt = _UnsafeAtomicArray<UInt64>(zeroedCount: pageCount)
         else {
             Syscalls.munmap(engineView, length: bytes)
             Syscalls.munmap(appView, length: bytes)
             throw SwapError(
                 .outOfMemory,
-                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount) * 20)) of page state, which the system will not allocate; make it smaller"
+                "a transparent region of \(SwapHeader.describe(bytes: Int64(bytes))) needs \(SwapHeader.describe(bytes: Int64(pageCount * Self.pageStateBytes))) of page state, which the system will not allocate; make it smaller"
             )
         }
         self.owners = owners

@@ -7,6 +7,11 @@ import Testing
 
 @Suite("Frame windows")
 struct FrameWindowTests {
+    @Test("a window keeps 14 bytes of state per page: its two flags are bytes")
+    func pageStateBytes() {
+        #expect(FrameWindow.pageStateBytes == 14)
+    }
+
     @Test("waiting for a window to drain sleeps until its last folio is freed, and wakes then")
     func drainWakes() throws {
         let window = try FrameWindow(slot: 0, pageCount: 4)
