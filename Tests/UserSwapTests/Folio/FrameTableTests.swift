@@ -23,7 +23,9 @@ struct FrameTableTests {
             frames.setUses(f, UseCount(count: 3, epoch: 1))
         }
         let used = residentPages(frames.storage.base, bytes: frames.storage.byteCount)
-        print("frame table of \(count) frames: \(made.resident) of \(made.pages) pages resident when made, \(used.resident) once all are used")
+        print(
+            "frame table of \(count) frames: \(made.resident) of \(made.pages) pages resident when made, \(used.resident) once all are used"
+        )
         #expect(made.pages == count * 36 / 4096)
         #expect(made.resident <= 1)
         #expect(used.resident == used.pages)
