@@ -6,12 +6,6 @@ import Testing
 /// returns, as writing the kernel's `memory.max` reclaims at once.
 @Suite("Setting a group's memory limit")
 struct MemoryLimitTests {
-    /// A pin kept in an array (a pin is non-copyable).
-    final class PinBox {
-        var pin: Pin?
-        init(_ pin: consuming Pin) { self.pin = consume pin }
-    }
-
     @Test("a limit below the usage swaps out the excess, from nested groups too, before returning; the pages come back")
     func lowerSwapsOutAtOnce() throws {
         let (space, _) = try makeSpace(memoryPages: 256)

@@ -9,12 +9,6 @@ import Testing
 /// once read and can then be reclaimed (`FolioFlags.arriving`).
 @Suite("Allocations waiting for frames that are on their way")
 struct AllocationWaitTests {
-    /// A pin kept in an array (a pin is non-copyable).
-    final class PinBox {
-        var pin: Pin?
-        init(_ pin: consuming Pin) { self.pin = consume pin }
-    }
-
     @Test("a fault that finds every frame pinned or being read waits for the read and succeeds")
     func waitsForArrivingFolio() throws {
         let frames = 16

@@ -5,12 +5,6 @@ import Testing
 /// The out-of-memory report says where the budget's frames are (`FrameCensus`).
 @Suite("Where the frames are when memory runs out")
 struct FrameCensusTests {
-    /// A pin kept in an array (a pin is non-copyable).
-    final class PinBox {
-        var pin: Pin?
-        init(_ pin: consuming Pin) { self.pin = consume pin }
-    }
-
     @Test("the census counts free, listed, pinned and locked frames")
     func countsFrames() throws {
         let frames = 16
