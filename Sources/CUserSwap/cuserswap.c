@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/futex.h>
 #include <linux/userfaultfd.h>
 #include <malloc.h>
@@ -192,53 +191,11 @@ int cus_uffd_read_faults(int fd, cus_uffd_fault *out, int max) {
     return faults;
 }
 
-#ifndef UFFD_FEATURE_WP_ASYNC
-#define UFFD_FEATURE_WP_ASYNC (1 << 15)     // Linux 6.7; older headers lack it
-#endif
-#ifndef PAGEMAP_SCAN
-// Linux 6.7's PAGEMAP_SCAN (<linux/fs.h>); older headers lack it.
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-struct page_region { __u64 start; __u64 end; __u64 categories; };
-struct pm_scan_arg {
-    __u64 size, flags, start, end, walk_end, vec, vec_len, max_pages;
-    __u64 category_inverted, category_mask, category_anyof_mask, return_mask;
-};
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#endif
-
-int cus_pagemap_open(void) {
-    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
-}
-
-int cus_pagemap_take_written(int pagemap, uint64_t start, uint64_t len) {
-    struct page_region regions[8];
-    int written = 0;
-    uint64_t end = start + len;
-    while (start < end) {
-        struct pm_scan_arg a = {
-            .size = sizeof a, .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-            .start = start, .end = end, .vec = (uint64_t)(uintptr_t)regions, .vec_len = 8,
-            .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
-        };
-        long n = ioctl(pagemap, PAGEMAP_SCAN, &a);
-        if (n < 0) return -errno;
-        if (n > 0) written = 1;
-        // A full vector stops the walk early: go on from where it stopped.
-        if (a.walk_end <= start) break;
-        start = a.walk_end;
-    }
-    return written;
-}
-
 uint64_t cus_UFFD_FEATURE_MISSING_SHMEM(void) { return UFFD_FEATURE_MISSING_SHMEM; }
 uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void) { return UFFD_FEATURE_MINOR_SHMEM; }
 uint64_t cus_UFFD_FEATURE_WP_SHMEM(void) { return UFFD_FEATURE_WP_HUGETLBFS_SHMEM; }
 uint64_t cus_UFFD_FEATURE_THREAD_ID(void) { return UFFD_FEATURE_THREAD_ID; }
 uint64_t cus_UFFD_FEATURE_SIGBUS(void) { return UFFD_FEATURE_SIGBUS; }
-uint64_t cus_UFFD_FEATURE_WP_ASYNC(void) { return UFFD_FEATURE_WP_ASYNC; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void) { return UFFD_PAGEFAULT_FLAG_WRITE; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void) { return UFFD_PAGEFAULT_FLAG_WP; }
 uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void) { return UFFD_PAGEFAULT_FLAG_MINOR; }

@@ -95,15 +95,6 @@ int cus_uffd_continue(int fd, uint64_t start, uint64_t len, int mode);
 int cus_uffd_writeprotect(int fd, uint64_t start, uint64_t len, int mode);
 /// Wakes the threads waiting on faults in a range.
 int cus_uffd_wake(int fd, uint64_t start, uint64_t len);
-/// Opens this process's `/proc/self/pagemap` (close-on-exec) for `cus_pagemap_take_written`.
-/// Returns the fd or -errno.
-int cus_pagemap_open(void);
-/// For a range registered for asynchronous write protection (`UFFD_FEATURE_WP_ASYNC`): 1 if
-/// some page of it was written since it was last protected (an entry that maps nothing counts
-/// as written), 0 if none, -errno on failure; write-protects the written pages in the same
-/// page-table walk (PAGEMAP_SCAN with PM_SCAN_WP_MATCHING), so no store falls between the look
-/// and the protection. Async-signal-safe.
-int cus_pagemap_take_written(int pagemap, uint64_t start, uint64_t len);
 /// One page fault as read from a userfaultfd.
 typedef struct {
     uint64_t address;
@@ -119,7 +110,6 @@ uint64_t cus_UFFD_FEATURE_MINOR_SHMEM(void);
 uint64_t cus_UFFD_FEATURE_WP_SHMEM(void);
 uint64_t cus_UFFD_FEATURE_THREAD_ID(void);
 uint64_t cus_UFFD_FEATURE_SIGBUS(void);
-uint64_t cus_UFFD_FEATURE_WP_ASYNC(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WRITE(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_WP(void);
 uint64_t cus_UFFD_PAGEFAULT_FLAG_MINOR(void);

@@ -31,14 +31,6 @@ import Synchronization
 /// longer: a swap-out stores the swap entry under the page-table lock and unmaps the view after
 /// it, with the folio locked. So whoever changes an entry so that the page's memory may be
 /// replaced (a discard, whatever the entry held) unmaps the view itself before it returns.
-///
-/// Stores the engine does not see: a page read but not written is mapped in the application's
-/// view write-protected (uffd-wp). Where the kernel resolves a store to such a page itself
-/// (`UFFD_FEATURE_WP_ASYNC`), the store costs no fault and leaves the page table saying
-/// "written"; the engine reads that into the folio's dirty flag (`takeWrites`) wherever it
-/// relies on the flag: before mapping the page write-protected again, and after unmapping it
-/// for a swap-out. An entry that maps nothing reads as written, but a write-protected entry
-/// that is unmapped leaves a marker that keeps its protection, so a page left clean stays clean.
 // The views never move while the window lives; page ownership and installation are atomics.
 final class FrameWindow: @unchecked Sendable {
     /// Index in the engine's `FrameWindowTable`.
@@ -58,17 +50,6 @@ final class FrameWindow: @unchecked Sendable {
     /// which may have mapped the page there; cleared by the zap that follows the application's
     /// mapping of it (`zapFromEngine`), and by the punch.
     private let engineMapped: _UnsafeAtomicArray<UInt8>
-    /// Per page: 1 once the application's view mapped the page since a swap-out last read its
-    /// stores (`takeWritesBeforeSwapOut`), which then reads them again: set before each
-    /// mapping (`willMap`). A page not mapped since has no new stores, and its entry still
-    /// holds the protection that look left, so it needs no look.
-    private let mayBeWritten: _UnsafeAtomicArray<UInt8>
-    /// `/proc/self/pagemap`, opened with the window (not in a signal handler) for `takeWrites`;
-    /// negative if it could not be opened.
-    private let pagemap: Int32
-    /// Set once the region's userfaultfd resolves stores to write-protected pages in the
-    /// kernel (`trackWritesInKernel`).
-    private let writesTrackedInKernel = Atomic<Bool>(false)
     /// Counts the discards of the window's pages (`noteDiscard`). A handler thread reads it
     /// before it reads a fault message, to tell later whether the page was discarded since.
     private let discardClock = Atomic<UInt64>(0)
@@ -79,10 +60,10 @@ final class FrameWindow: @unchecked Sendable {
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
 
-    /// Bytes of page state per page of the window: owner, installed, engine-mapped and
-    /// may-be-written flags, discard time.
+    /// Bytes of page state per page of the window: owner, installed and engine-mapped flags,
+    /// discard time.
     static let pageStateBytes =
-        MemoryLayout<Atomic<UInt32>>.stride + 3 * MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<Atomic<UInt64>>.stride
+        MemoryLayout<Atomic<UInt32>>.stride + 2 * MemoryLayout<Atomic<UInt8>>.stride + MemoryLayout<Atomic<UInt64>>.stride
     /// Woken when the last live folio is freed (`waitUntilDrained`).
     private let drained = WaitQueue()
     /// Set when its region is released: freed folios leave their page's memory in place, so a
@@ -125,7 +106,6 @@ final class FrameWindow: @unchecked Sendable {
         guard let owners = _UnsafeAtomicArray<UInt32>(zeroedCount: pageCount),
             let installed = _UnsafeAtomicArray<UInt8>(zeroedCount: pageCount),
             let engineMapped = _UnsafeAtomicArray<UInt8>(zeroedCount: pageCount),
-            let mayBeWritten = _UnsafeAtomicArray<UInt8>(zeroedCount: pageCount),
             let discardedAt = _UnsafeAtomicArray<UInt64>(zeroedCount: pageCount)
         else {
             Syscalls.munmap(engineView, length: bytes)
@@ -138,16 +118,13 @@ final class FrameWindow: @unchecked Sendable {
         self.owners = owners
         self.installed = installed
         self.engineMapped = engineMapped
-        self.mayBeWritten = mayBeWritten
         self.discardedAt = discardedAt
-        pagemap = cus_pagemap_open()
     }
 
     deinit {
         let bytes = pageCount << SwapPage.shift
         Syscalls.munmap(appView, length: bytes)
         Syscalls.munmap(engineView, length: bytes)
-        if pagemap >= 0 { Syscalls.close(pagemap) }
     }
 
     /// Where the engine reads and writes `page`. Taking it counts as an access that may map the
@@ -273,8 +250,6 @@ final class FrameWindow: @unchecked Sendable {
         }
         // Relaxed: the owner exchange above orders it; `deactivate` only reads it as a hint
         installed[page].pointee.store(0, ordering: .relaxed)
-        // Relaxed: as above; the page's data goes, and its stores with it
-        mayBeWritten[page].pointee.store(0, ordering: .relaxed)
         // Relaxed: a flag that orders nothing; a release racing with `retire` may punch its page either way
         if retiring.load(ordering: .relaxed) {
             endRelease(page)
@@ -345,61 +320,6 @@ final class FrameWindow: @unchecked Sendable {
     /// (see `TransparentFaultResolver.resolveOnce`). Caller holds the page's page-table lock.
     func discarded(_ page: Int, after clock: UInt64) -> Bool {
         discardedAt[page].pointee.load(ordering: .relaxed) > clock  // Relaxed: under the page-table lock
-    }
-
-    /// Reads stores to the application's view from the page table from now on (see
-    /// `takeWrites`): the region's userfaultfd lets the kernel resolve stores to
-    /// write-protected pages. Without `/proc/self/pagemap` it stays off, and the caller must
-    /// catch first stores as faults.
-    func trackWritesInKernel() -> Bool {
-        guard pagemap >= 0 else { return false }
-        writesTrackedInKernel.store(true, ordering: .releasing)
-        return true
-    }
-
-    /// Records, before the application's view maps `page`, that stores may reach it unseen
-    /// from then on (see `takeWritesBeforeSwapOut`). Every mapping counts, also a writable one
-    /// of a dirty page: the swap-out's look is what leaves the protection that tells a clean
-    /// page once it is read back.
-    @inline(__always)
-    func willMap(_ page: Int) {
-        // Relaxed: the caller holds a reference on the folio while it maps the page, and the
-        // swap-out that reads the flag first makes sure no such reference is left (see
-        // `Region.unmap`), which orders this store before its exchange
-        if writesTrackedInKernel.load(ordering: .relaxed) { mayBeWritten[page].pointee.store(1, ordering: .relaxed) }
-    }
-
-    /// Whether the application stored to `count` pages from `page` since they were last
-    /// write-protected, reading the page table and protecting the written pages again in the
-    /// same walk, so that a store after the look is seen by the next one. The caller holds a
-    /// reference on the folio and sets its dirty flag on a true before mapping the page or
-    /// letting go of it. Also true when the page table cannot be read: a needless write, never
-    /// a lost store. Allocates nothing and takes no lock: a signal handler may call it.
-    ///
-    /// A fault calls it before every write-protected mapping, whatever `mayBeWritten` says:
-    /// two faults on one page may run side by side, and one that trusted the flag another had
-    /// just cleared could map the page write-protected before the other's look, erasing the
-    /// stores that look was to find.
-    func takeWrites(_ page: Int, count: Int = 1) -> Bool {
-        // Relaxed: set once, before the region is registered for faults
-        guard writesTrackedInKernel.load(ordering: .relaxed) else { return false }
-        let start = UInt64(UInt(bitPattern: appAddress(page)))
-        return cus_pagemap_take_written(pagemap, start, UInt64(count << SwapPage.shift)) != 0
-    }
-
-    /// `takeWrites` for a swap-out that unmapped the pages from the application's view, with
-    /// the folio locked and no reference on it but the cache's and the caller's: no fault can
-    /// map them meanwhile, so `mayBeWritten` is exact, and pages not mapped since the last look
-    /// cost no system call. The look leaves every page protected (an entry that maps nothing
-    /// gets a marker), so the page, read back clean, reads as clean.
-    func takeWritesBeforeSwapOut(_ page: Int, count: Int) -> Bool {
-        // Relaxed: as in `takeWrites`
-        guard writesTrackedInKernel.load(ordering: .relaxed) else { return false }
-        var unseen = false
-        for p in page..<page + count where mayBeWritten[p].pointee.exchange(0, ordering: .relaxed) != 0 {  // Relaxed: see `willMap`
-            unseen = true
-        }
-        return unseen && takeWrites(page, count: count)
     }
 
     /// Records that the application's view maps `page` now.

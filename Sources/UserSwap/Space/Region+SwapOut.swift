@@ -116,20 +116,13 @@ extension Region {
 
     /// `ReverseMapping.unmap(lockedFolio:base:entry:device:)`: the page-table entries, then
     /// the application's view of a transparent region (a store after this faults and waits for
-    /// the folio), whose stores the kernel let through unseen are then read into the folio's
-    /// dirty flag (`FrameWindow.takeWritesBeforeSwapOut`: the refcount check of the page-table
-    /// half left no fault holding the folio). Pages already swapped (a large folio partly
-    /// faulted back) stay as they are.
+    /// the folio). Pages already swapped (a large folio partly faulted back) stay as they are.
     func unmap(lockedFolio f: Folio, base: Int, entry: SwapEntry, device: SwapDevice) -> Bool {
         guard unmapPageTable(f, base: base, entry: entry, device: device) else { return false }
         #if DEBUG
         pageTableUnmapped.run()
         #endif
-        if let window {
-            let nr = engine.frames.pageCount(f)
-            for i in 0..<nr { window.unmapFromApp(base + i) }
-            if window.takeWritesBeforeSwapOut(base, count: nr) { engine.frames.setFlags(f, .dirty) }
-        }
+        if let window { for i in 0..<engine.frames.pageCount(f) { window.unmapFromApp(base + i) } }
         return true
     }
 

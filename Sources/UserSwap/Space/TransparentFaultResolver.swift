@@ -9,17 +9,13 @@ import Synchronization
 /// into the application's view (a minor-fault "continue": no copy). A page read but not yet
 /// written is mapped read-only under uffd write protection when the kernel offers it, so that
 /// the first store is seen and the folio marked dirty; without it every page the application
-/// maps counts as dirty. Where the kernel resolves such stores itself (`UFFD_FEATURE_WP_ASYNC`)
-/// they cost no fault: the engine reads them from the page table (`FrameWindow.takeWrites`).
+/// maps counts as dirty.
 final class TransparentFaultResolver: Sendable {
     let uffd: UserFaultFD
     let region: Region
     let window: FrameWindow
     /// Cleared for good if the kernel refuses a write-protected continue.
     private let writeProtectUsable: Atomic<Bool>
-    /// Stores to write-protected pages are resolved by the kernel and read from the page table
-    /// (see `FrameWindow.takeWrites`), not caught as write-protect faults.
-    let writesTrackedInKernel: Bool
     /// The last fault that could not be resolved (its thread got SIGBUS).
     let lastError = Mutex<SwapError?>(nil, rank: .lastError)
     /// Readahead that faults resolved on their own threads handed to the engine's threads
@@ -48,7 +44,6 @@ final class TransparentFaultResolver: Sendable {
         self.window = window
         self.uffd = uffd
         writeProtectUsable = Atomic(uffd.supportsWriteProtect)
-        writesTrackedInKernel = uffd.writeProtectIsAsync && window.trackWritesInKernel()
         var modes: UserFaultFD.Modes = [.missing, .minor]
         if uffd.supportsWriteProtect { modes.insert(.writeProtect) }
         do {
@@ -152,7 +147,7 @@ final class TransparentFaultResolver: Sendable {
                 // The folio is dirty now (the pin for writing): let the store through.
                 outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
             } else {
-                let readOnly = mapsReadOnly(fault.page, pin.folio, tracking: tracking)
+                let readOnly = tracking && !region.engine.frames.flags(pin.folio).contains(.dirty)
                 let r = uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly, wake: false)
                 if case .failed(let e) = r, e == .invalidArgument && readOnly {
                     // A kernel without write-protected continue: track dirtiness by mapping
@@ -160,7 +155,7 @@ final class TransparentFaultResolver: Sendable {
                     writeProtectUsable.store(false, ordering: .relaxed)  // Relaxed: a one-way switch that orders nothing else
                     return false
                 }
-                if r == .alreadyMapped && write && tracking && !writesTrackedInKernel {
+                if r == .alreadyMapped && write && tracking {
                     // Mapped already, maybe read-only: a store on the faulting thread's route,
                     // which cannot tell a write-protect fault from a missing one by the view's
                     // state alone (an unmap may be pending). The folio is dirty now: let it in.
@@ -198,7 +193,7 @@ final class TransparentFaultResolver: Sendable {
         // The reference keeps the folio in memory while it is mapped, as the pin in
         // `resolveOnce` does.
         defer { region.engine.allocator.putFolio(f) }
-        let readOnly = mapsReadOnly(fault.page, f, tracking: tracking)
+        let readOnly = tracking && !region.engine.frames.flags(f).contains(.dirty)
         var outcome = uffd.resolveMinor(at: address, length: SwapPage.size, writeProtect: readOnly, wake: false)
         if case .failed = outcome {
             // A kernel without write-protected continue, or a failure to report: `resolveOnce`
@@ -206,7 +201,7 @@ final class TransparentFaultResolver: Sendable {
             handoff = .error
             return false
         }
-        if outcome == .alreadyMapped && fault.write && tracking && !writesTrackedInKernel {
+        if outcome == .alreadyMapped && fault.write && tracking {
             region.engine.stats.count(.writeProtectFaults)
             outcome = uffd.writeProtect(address, length: SwapPage.size, false, wake: false)
             if case .failed = outcome {
@@ -218,20 +213,6 @@ final class TransparentFaultResolver: Sendable {
         window.zapFromEngineInSignal(fault.page)
         region.engine.stats.count(minor ? .minorFaults : .majorFaults)
         return true
-    }
-
-    /// Whether to map `page`, of folio `f` (the caller's reference), write-protected: it is
-    /// clean, and first stores are tracked. Stores the page table holds for an earlier mapping
-    /// of the page (mapped write-protected, written, then unmapped to see whether it is still
-    /// used) are read into the folio first: a new write-protected entry would erase them. The
-    /// caller maps the page next. Allocates nothing and takes no lock.
-    private func mapsReadOnly(_ page: Int, _ f: Folio, tracking: Bool) -> Bool {
-        let frames = region.engine.frames
-        window.willMap(page)
-        guard tracking, !frames.flags(f).contains(.dirty) else { return false }
-        guard writesTrackedInKernel, window.takeWrites(page) else { return true }
-        frames.setFlags(f, .dirty)
-        return false
     }
 
     /// Sleeps until the readahead handed off for this region's faults has run, so that a

@@ -115,8 +115,6 @@ public final class TransparentRegion: @unchecked Sendable {
 
     /// Whether first stores are tracked through write protection (pages read back from swap
     /// and never written are dropped without a write); without it every mapped page is dirty.
-    /// Where the kernel lets such stores through itself, they cost no fault (the statistics'
-    /// `writeProtectFaults` stay 0): swap-out reads them from the page table.
     public var tracksWrites: Bool { resolver.uffd.supportsWriteProtect }
 
     /// The last fault that could not be resolved, if any (its thread got SIGBUS).

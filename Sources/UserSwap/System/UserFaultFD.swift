@@ -18,7 +18,6 @@ final class UserFaultFD: Sendable {
     static let featureMissingShmem = cus_UFFD_FEATURE_MISSING_SHMEM()
     static let featureMinorShmem = cus_UFFD_FEATURE_MINOR_SHMEM()
     static let featureWriteProtectShmem = cus_UFFD_FEATURE_WP_SHMEM()
-    static let featureWriteProtectAsync = cus_UFFD_FEATURE_WP_ASYNC()
     static let featureThreadID = cus_UFFD_FEATURE_THREAD_ID()
     static let featureSignal = cus_UFFD_FEATURE_SIGBUS()
     static let flagWrite = cus_UFFD_PAGEFAULT_FLAG_WRITE()
@@ -34,8 +33,7 @@ final class UserFaultFD: Sendable {
     }
 
     /// Opens one and performs the API handshake, asking for shared-memory missing and minor
-    /// faults (required) and write protection, asynchronous where the kernel offers it, and
-    /// thread ids (used when granted).
+    /// faults (required) and write protection and thread ids (used when granted).
     ///
     /// With `signals`, faults are not queued: the faulting thread gets SIGBUS
     /// (`UFFD_FEATURE_SIGBUS`, required then). Kernel code cannot take a signal for its fault,
@@ -62,11 +60,11 @@ final class UserFaultFD: Sendable {
         let wanted = required | Self.featureWriteProtectShmem | (signals ? 0 : Self.featureThreadID)
         var granted: UInt64 = 0
         var ioctls: UInt64 = 0
-        // A kernel refuses unknown features as a whole: ask for less each time, down to the
-        // required ones. (A refused handshake leaves the descriptor's API state unset.)
-        var r = -EINVAL
-        for features in [wanted | Self.featureWriteProtectAsync, wanted, required] where r == -EINVAL {
-            r = cus_uffd_api(fd, features, &granted, &ioctls)
+        var r = cus_uffd_api(fd, wanted, &granted, &ioctls)
+        if r == -EINVAL {
+            // An older kernel refuses unknown features as a whole: ask for the required ones.
+            // (The first handshake attempt consumed this descriptor's API state only on success.)
+            r = cus_uffd_api(fd, required, &granted, &ioctls)
         }
         guard r == 0 else {
             throw Failure(.handshakeFailed, errno: Errno(rawValue: -r))
@@ -83,11 +81,6 @@ final class UserFaultFD: Sendable {
     /// Whether write-protect faults on shared memory are available (dirty tracking without a
     /// copy of every page read back in).
     var supportsWriteProtect: Bool { features & Self.featureWriteProtectShmem != 0 }
-
-    /// Whether a store to a write-protected page clears the protection in the kernel, with no
-    /// fault for us (`UFFD_FEATURE_WP_ASYNC`): the written pages are then read from the page
-    /// table (`FrameWindow.takeWrites`) instead of caught one fault at a time.
-    var writeProtectIsAsync: Bool { supportsWriteProtect && features & Self.featureWriteProtectAsync != 0 }
 
     func register(_ range: UnsafeMutableRawBufferPointer, modes: Modes) throws(Failure) {
         var ioctls: UInt64 = 0

@@ -7,9 +7,9 @@ import Testing
 
 @Suite("Frame windows")
 struct FrameWindowTests {
-    @Test("a window keeps 15 bytes of state per page: its three flags are bytes")
+    @Test("a window keeps 14 bytes of state per page: its two flags are bytes")
     func pageStateBytes() {
-        #expect(FrameWindow.pageStateBytes == 15)
+        #expect(FrameWindow.pageStateBytes == 14)
     }
 
     @Test("waiting for a window to drain sleeps until its last folio is freed, and wakes then")
