@@ -99,13 +99,13 @@ let package = Package(
         ),
         // The benchmarks: the harness, the scenarios `userswap bench` runs, the workloads (which
         // `userswap run` runs too), and the console, size and scratch-folder plumbing the user
-        // commands share with them. Fault scenarios may use UserSwapTestSupport from here; the
-        // UserSwap library product never exports it.
+        // commands share with them. No test code: a test that needs a failing device hands one
+        // in (`SwapDeviceOverride`, debug builds only).
         .target(
             name: "UserSwapBench",
             dependencies: [
                 "UserSwap", "CUserSwap", "UserSwapCompression", "UserSwapEncryption", "UserSwapRedis",
-                "CUserSwapProcess", "CUserSwapURing", "UserSwapTestSupport",
+                "CUserSwapProcess", "CUserSwapURing",
             ],
             swiftSettings: swiftSettings
         ),

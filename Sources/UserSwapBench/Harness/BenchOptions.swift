@@ -42,8 +42,8 @@ public struct BenchOptions: Equatable, Sendable {
     /// which benchmarks compare against, does not encrypt either). Sealed by default.
     public var encryption: Bool
     #if DEBUG
-    /// Tests only (see `WorkloadConfiguration.swapReadCorruption`); no option sets it.
-    public var swapReadCorruption: Int?
+    /// Tests only (see `WorkloadConfiguration.swapDeviceOverride`); no option sets it.
+    public var swapDeviceOverride: SwapDeviceOverride?
     #endif
 
     public init(

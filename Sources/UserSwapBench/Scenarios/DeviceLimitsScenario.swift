@@ -251,7 +251,7 @@ enum DeviceLimitsScenario: BenchScenario {
         // Its own unnamed file per run, gone when the space is.
         var device: SwapSpace.DeviceConfiguration = .temporary(size: dataBytes * 2 + 4096, directory: folder)
         #if DEBUG
-        if let byte = harness.options.swapReadCorruption { device = .corruptingMemory(bytes: dataBytes * 2 + 4096, byte: byte) }
+        if let override = harness.options.swapDeviceOverride { device = override.make(dataBytes * 2 + 4096) }
         #endif
         let space = try SwapSpace(
             .init(

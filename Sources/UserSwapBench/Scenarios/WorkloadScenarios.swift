@@ -200,7 +200,7 @@ enum WorkloadBench {
             configuration.reclaimPolicy = try options.reclaimPolicy(orAlso: ["all"])
         }
         #if DEBUG
-        configuration.swapReadCorruption = options.swapReadCorruption
+        configuration.swapDeviceOverride = options.swapDeviceOverride
         #endif
         let problems = configuration.problems()
         guard problems.isEmpty else { throw BenchError(problems.joined(separator: "; ")) }

@@ -68,10 +68,9 @@ public struct WorkloadConfiguration: Sendable, Equatable {
     /// default.
     public var swapSizeBytes: Int64?
     #if DEBUG
-    /// Tests only, in debug builds only: when set, the swap device is process memory that
-    /// silently inverts this byte of every page read back from it (`FaultInjectingBackend`'s
-    /// `.corrupt`), so a test can show that `run` and `bench` fail when a page is wrong.
-    public var swapReadCorruption: Int?
+    /// Tests only, in debug builds only: the swap device a test supplies (one that corrupts
+    /// what it reads, so that a test can show that `run` and `bench` fail when a page is wrong).
+    public var swapDeviceOverride: SwapDeviceOverride?
     #endif
 
     public static let defaultSeed: UInt64 = 0x5EED

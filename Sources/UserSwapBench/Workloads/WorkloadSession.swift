@@ -1,10 +1,6 @@
 import Glibc
 import UserSwap
 
-#if DEBUG
-import UserSwapTestSupport
-#endif
-
 /// One complete workload run: a fresh space with the configuration's budget and the given swap
 /// device, the workload's phases, verification, and the space's invariant walk. `userswap run`
 /// prints its outcome; the workload benchmarks turn it into a `BenchReport`.
@@ -23,9 +19,7 @@ public enum WorkloadSession {
         guard problems.isEmpty else { throw WorkloadError(problems.joined(separator: "; ")) }
         var device = device
         #if DEBUG
-        if let byte = configuration.swapReadCorruption {
-            device = .corruptingMemory(bytes: configuration.swapBytes, byte: byte)
-        }
+        if let override = configuration.swapDeviceOverride { device = override.make(configuration.swapBytes) }
         #endif
         // What the process holds before the space, once the space is made, and once the
         // workload's memory and bookkeeping are: where a fixed overhead comes from.
@@ -177,13 +171,3 @@ public struct WorkloadOutcome: Sendable {
     }
 }
 
-#if DEBUG
-extension SwapSpace.DeviceConfiguration {
-    /// Tests only: `bytes` of process memory that inverts byte `byte` of every page read back.
-    static func corruptingMemory(bytes: Int64, byte: Int) -> Self {
-        let corrupting = FaultInjectingBackend(MemoryBackend(pageCount: Int(bytes) / SwapPage.size))
-        corrupting.inject(.corrupt(byte: byte), on: .read, when: .always)
-        return .backend(corrupting)
-    }
-}
-#endif

@@ -46,8 +46,8 @@ public struct RunOptions: Equatable, Sendable {
     /// `--dir DIR`: the folder of the unnamed swap file; nil: `TMPDIR`, else /tmp.
     public var directory: String?
     #if DEBUG
-    /// Tests only (see `WorkloadConfiguration.swapReadCorruption`); no option sets it.
-    public var swapReadCorruption: Int?
+    /// Tests only (see `WorkloadConfiguration.swapDeviceOverride`); no option sets it.
+    public var swapDeviceOverride: SwapDeviceOverride?
     #endif
 
     /// The length of the access phase without `--ops` or `--seconds`: with populate and
@@ -66,7 +66,7 @@ public struct RunOptions: Equatable, Sendable {
         c.transparentFaults = transparentFaults
         c.reclaimPolicy = reclaimPolicy
         #if DEBUG
-        c.swapReadCorruption = swapReadCorruption
+        c.swapDeviceOverride = swapDeviceOverride
         #endif
         return c
     }

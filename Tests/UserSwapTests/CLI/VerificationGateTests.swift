@@ -21,7 +21,7 @@ extension CLI {
                 options.encryption = false
                 options.showsProgress = false
                 options.json = .file(folder + "/run.json")
-                options.swapReadCorruption = 2049
+                options.swapDeviceOverride = .corruptingReads(byte: 2049)
                 let captured = CapturedConsole()
                 let status = CommandLineTool.execute(.run(options), console: captured.console)
                 #expect(status == ExitCode.failure)
@@ -51,7 +51,7 @@ extension CLI {
                         scenario: "random", threads: 1, protocols: [.swapcache, .legacy],
                         memoryBytes: 1 << 20, dataBytes: 4 << 20, device: "memory",
                         parameters: ["ops": "2000"])
-                    options.swapReadCorruption = corrupt ? 100 : nil
+                    options.swapDeviceOverride = corrupt ? .corruptingReads(byte: 100) : nil
                     let result = try Self.bench(options, in: folder)
                     let runs = try #require(result.json["runs"] as? [[String: Any]])
                     #expect(runs.count == 2)
@@ -78,7 +78,7 @@ extension CLI {
                     memoryBytes: 4 << 20, dataBytes: 16 << 20)
                 // In clear: a sealed page that was changed fails its authentication instead.
                 options.encryption = false
-                options.swapReadCorruption = 2048
+                options.swapDeviceOverride = .corruptingReads(byte: 2048)
                 let result = try Self.bench(options, in: folder)
                 #expect(result.status == ExitCode.failure)
                 #expect(result.json["verified"] as? Bool == false)
