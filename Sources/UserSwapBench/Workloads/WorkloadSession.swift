@@ -170,4 +170,3 @@ public struct WorkloadOutcome: Sendable {
         return "VERIFICATION FAILED: \(parts.joined(separator: ", "))\(details)"
     }
 }
-
