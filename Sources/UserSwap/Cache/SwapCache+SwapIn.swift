@@ -209,7 +209,7 @@ extension SwapCache {
             throw SwapError(.deviceGone, "the device of \(entry) was removed")
         }
         do {
-            let consumed = try device.io.read(into: allocator.bytes(f), atPage: entry.offset)
+            let consumed = try allocator.fill(f) { (buffer) throws(SwapError) in try device.io.read(into: buffer, atPage: entry.offset) }
             // The backend no longer holds the data: the folio is its only copy.
             if consumed { frames.setFlags(f, .dirty) }
         } catch {

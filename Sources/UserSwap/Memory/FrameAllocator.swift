@@ -288,6 +288,17 @@ final class FrameAllocator: Sendable {
         return UnsafeMutableRawBufferPointer(start: start, count: frames.pageCount(f) << SwapPage.shift)
     }
 
+    /// Fills the folio's bytes with what `read` writes into the buffer it gets (as big as the
+    /// folio), returning what `read` returns: a swap-in's read. A folio in a window is stored
+    /// into its memfd without mapping it in the engine's view (`FrameWindow.fill`). Signal-safe
+    /// when `read` is.
+    @inline(__always)
+    func fill<E: Error>(_ f: Folio, read: (UnsafeMutableRawBufferPointer) throws(E) -> Bool) throws(E) -> Bool {
+        let placement = frames.placement(f)
+        if placement.isArena { return try read(bytes(f)) }
+        return try windows[placement.windowSlot].fill(placement.page, read: read)
+    }
+
     /// Places a new folio (one page, nobody else sees it yet) in its window; its bytes are
     /// written only after it claims the window page (see `FrameWindow.claim`).
     func place(_ f: Folio, _ placement: FramePlacement) {

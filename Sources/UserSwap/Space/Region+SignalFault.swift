@@ -94,7 +94,9 @@ extension Region {
             // The read is the fault's own: on the calling thread, never through a pool (one
             // `pread`, or a copy, then decryption in place).
             do {
-                let consumed = try device.backend.readConsuming(into: engine.allocator.bytes(new), atPage: entry.offset)
+                let consumed = try engine.allocator.fill(new) { (buffer) throws(SwapError) in
+                    try device.backend.readConsuming(into: buffer, atPage: entry.offset)
+                }
                 if consumed { frames.setFlags(new, .dirty) }
             } catch {
                 // The error's message was built by the backend; the thread that takes the fault

@@ -6,7 +6,10 @@ import Synchronization
 /// `tlb_gather_mmu` … `tlb_finish_mmu`, across ranges here): up to `capacity` ranges go to the
 /// kernel in one `process_madvise(2)` with `MADV_DONTNEED`, one system call and one gathered TLB
 /// flush for all of them, where a `madvise(2)` per page enters the kernel and flushes once per
-/// page (each flush interrupting the other CPUs that run the process). Adjacent ranges merge. On
+/// page (each flush interrupting the other CPUs that run the process). The gathering covers clean
+/// entries only: the kernel flushes a range holding a dirty entry of a shared mapping on its own
+/// (it must see the dirty bit before the entry goes), so a page the application or a read wrote
+/// through the mapping costs its own flush either way. Adjacent ranges merge. On
 /// a kernel that refuses `process_madvise` on the calling process, each range is one `madvise`.
 ///
 /// Only an unmap that may come late waits in a batch. `MADV_DONTNEED` of a shared mapping drops

@@ -30,6 +30,13 @@ struct TransparentRegionResidencyTests {
         return -1
     }
 
+    /// The `Rss` of `region`'s engine's view once the zaps its faulting threads queued are done
+    /// (at most `SignalUnmapRing.capacity` pages wait there: see `engineViewWithQueuedZaps`).
+    static func engineRSS(_ region: TransparentRegion) throws -> Int {
+        region.window.signalZaps.flushAll()
+        return try rss(ofMappingAt: region.window.engineView)
+    }
+
     @Test(
         "a region whose pages are all resident and mapped by the application has none in the engine's view",
         arguments: TransparentRegionTests.services)
@@ -42,7 +49,7 @@ struct TransparentRegionResidencyTests {
         TransparentRegionTests.settle(space)
         #expect(space.residentFrames == pages)
         let app = try Self.rss(ofMappingAt: region.window.appView)
-        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        let engine = try Self.engineRSS(region)
         #expect(app == pages * SwapPage.size, "the application's view maps \(app >> 10) KiB of \(pages * 4) KiB resident")
         #expect(engine == 0, "the engine's view maps \(engine >> 10) KiB besides")
         // Pins read and write through the engine's view, mapping the page there again.
@@ -50,13 +57,13 @@ struct TransparentRegionResidencyTests {
             let pin = try region.pin(p)
             #expect(pin.bytes.load(fromByteOffset: 8, as: UInt64.self) == UInt64(p))
         }
-        #expect(try Self.rss(ofMappingAt: region.window.engineView) == pages * SwapPage.size)
+        #expect(try Self.engineRSS(region) == pages * SwapPage.size)
         // Unmapped from the application (access tracking) and faulted in again: the install
         // zaps the engine's entries.
         try region.deactivate(pages: 0..<pages)
         for p in 0..<pages { #expect(words[p * 512 + 1] == UInt64(p)) }
         TransparentRegionTests.settle(space)
-        #expect(try Self.rss(ofMappingAt: region.window.engineView) == 0)
+        #expect(try Self.engineRSS(region) == 0)
         #expect(try Self.rss(ofMappingAt: region.window.appView) == pages * SwapPage.size)
         #expect(space.checkInvariants() == [])
     }
@@ -74,10 +81,10 @@ struct TransparentRegionResidencyTests {
         let words = region.base.assumingMemoryBound(to: UInt64.self)
         for p in 0..<pages { words[p * 512] = UInt64(p) + 1 }
         TransparentRegionTests.settle(space)
-        #expect(try Self.rss(ofMappingAt: region.window.engineView) == 0)
+        #expect(try Self.engineRSS(region) == 0)
         let pin = try region.pin(32, for: .read)
         #expect(pin.bytes.load(as: UInt64.self) == 33)
-        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        let engine = try Self.engineRSS(region)
         #expect(engine == SwapPage.size, "a read of one page mapped \(engine >> 10) KiB of the engine's view")
     }
 
@@ -101,12 +108,30 @@ struct TransparentRegionResidencyTests {
         #expect(bad == 0)
         #expect(space.statistics[.majorFaults] > 0)
         let app = try Self.rss(ofMappingAt: region.window.appView)
-        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        let engine = try Self.engineRSS(region)
         // Every page in RSS is a resident frame; frames never pass the budget.
         #expect(
             app + engine <= budget * SwapPage.size,
             "RSS of the views: \(app >> 10) KiB (application) + \(engine >> 10) KiB (engine) for a budget of \(budget * 4) KiB")
         #expect(region.lastFaultError == nil)
+        #expect(space.checkInvariants() == [])
+    }
+
+    @Test("the zaps a faulting thread queues wait at most a ring's worth of pages")
+    func engineViewWithQueuedZaps() throws {
+        let pages = 3 * SignalUnmapRing.capacity
+        let (space, _) = try makeSpace(memoryPages: 2 * pages)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: .faultingThread)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<pages { words[p * 512] = UInt64(p) + 1 }
+        // Pins map every page in the engine's view; access tracking unmaps them from the
+        // application's, whose faults queue the engine's zaps.
+        for p in 0..<pages { #expect(try region.pin(p).bytes.load(as: UInt64.self) == UInt64(p) + 1) }
+        try region.deactivate(pages: 0..<pages)
+        for p in 0..<pages { #expect(words[p * 512] == UInt64(p) + 1) }
+        let queued = try Self.rss(ofMappingAt: region.window.engineView)
+        #expect(queued <= SignalUnmapRing.capacity * SwapPage.size, "\(queued >> 10) KiB of the engine's view still mapped")
+        #expect(try Self.engineRSS(region) == 0)
         #expect(space.checkInvariants() == [])
     }
 }
