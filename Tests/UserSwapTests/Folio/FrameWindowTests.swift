@@ -81,4 +81,25 @@ struct FrameWindowTests {
         let tid = Atomic<Int32>(0)
     }
     #endif
+
+    @Test("a fill stores its page into the memfd without mapping it in the engine's view")
+    func fillBypassesEngineView() throws {
+        let window = try FrameWindow(slot: 0, pageCount: 8)
+        let consumed = window.fill(3) { buffer in
+            buffer.storeBytes(of: 0xFEED_F00D, toByteOffset: 8, as: UInt64.self)
+            return true
+        }
+        #expect(consumed)
+        #expect(window.appAddress(3).load(fromByteOffset: 8, as: UInt64.self) == 0xFEED_F00D)
+        #expect(try TransparentRegionResidencyTests.rss(ofMappingAt: window.engineView) == 0)
+        // The bounce pool lends each page to one borrower at a time (a fill finding none
+        // writes through the engine's view).
+        func borrowAll(_ left: Int, _ pages: BouncePages) -> Bool? {
+            if left == 0 { return pages.withPage { _ in true } }
+            return pages.withPage { _ in borrowAll(left - 1, pages) } ?? nil
+        }
+        let pages = try #require(BouncePages())
+        #expect(borrowAll(BouncePages.count, pages) == nil, "a page more than the pool holds")
+        #expect(borrowAll(BouncePages.count - 1, pages) == true)
+    }
 }
