@@ -1,3 +1,5 @@
+import Glibc
+
 /// Reading runs of consecutive slots into cached folios: one vectored request per run, waited
 /// for by the reader or, for asynchronous readahead, by `AsyncReadCompleter`.
 extension SwapCache {
@@ -15,9 +17,21 @@ extension SwapCache {
         guard let device = devices.device(for: first) else {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
-        let buffers = run.map { allocator.bytes($0.folio) }
+        let bounce = bounceBuffer(for: run)
+        let buffers = run.indices.map { i in allocator.readTarget(run[i].folio, bounce: bounce, index: i) }
         let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
-        return SubmittedRead(device: device, ticket: ticket)
+        return SubmittedRead(device: device, ticket: ticket, bounce: bounce)
+    }
+
+    /// Pages for a run's reads into folios of transparent regions' windows, so that the reads
+    /// do not write through the engine's view (see `FrameWindow.fill`): nil for a run without
+    /// such folios, or when the system will not allocate them (the run then reads through the
+    /// view). Freed by `finishReadRun`.
+    private func bounceBuffer(for run: [RunFolio]) -> UnsafeMutableRawPointer? {
+        guard run.contains(where: { !frames.placement($0.folio).isArena }) else { return nil }
+        var block: UnsafeMutableRawPointer?
+        guard posix_memalign(&block, SwapPage.size, run.count << SwapPage.shift) == 0 else { return nil }
+        return block
     }
 
     /// Submits the reads of several runs (see `readRun`) without waiting, those of one device
@@ -39,9 +53,15 @@ extension SwapCache {
                 for i in indices { results[i] = .failure(SwapError(.deviceGone, "the device of \(first) was removed")) }
                 continue
             }
+            let bounces = indices.map { i in bounceBuffer(for: runs[i]) }
             let tickets = device.io.submitReads(
-                indices.map { i in (buffers: runs[i].map { allocator.bytes($0.folio) }, page: runs[i][0].entry.offset) })
-            for (i, ticket) in zip(indices, tickets) { results[i] = .success(SubmittedRead(device: device, ticket: ticket)) }
+                zip(indices, bounces).map { i, bounce in
+                    let run = runs[i]
+                    return (buffers: run.indices.map { k in allocator.readTarget(run[k].folio, bounce: bounce, index: k) }, page: run[0].entry.offset)
+                })
+            for ((i, ticket), bounce) in zip(zip(indices, tickets), bounces) {
+                results[i] = .success(SubmittedRead(device: device, ticket: ticket, bounce: bounce))
+            }
         }
         return results.map { $0! }
     }
@@ -50,8 +70,10 @@ extension SwapCache {
     /// with `.error` if the read failed.
     func finishReadRun(_ run: [RunFolio], _ submitted: SubmittedRead) throws(SwapError) {
         let consumed: Bool
+        defer { free(submitted.bounce) }
         do {
             consumed = try submitted.device.io.wait(submitted.ticket)
+            for i in run.indices { allocator.settleRead(run[i].folio, bounce: submitted.bounce, index: i) }
         } catch {
             stats.count(.readErrors)
             for r in run {
@@ -131,7 +153,10 @@ struct RunFolio: Sendable {
 }
 
 /// A read run handed to a device's I/O engine.
-struct SubmittedRead {
+// Unchecked: the bounce pages belong to the read, and the one thread that finishes it frees them.
+struct SubmittedRead: @unchecked Sendable {
     let device: SwapDevice
     let ticket: IOTicket
+    /// The pages the read lands in for folios of windows (see `SwapCache.bounceBuffer`), or nil.
+    let bounce: UnsafeMutableRawPointer?
 }

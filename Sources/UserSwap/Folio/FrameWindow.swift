@@ -192,12 +192,20 @@ final class FrameWindow: @unchecked Sendable {
     func fill<E: Error>(_ page: Int, read: (UnsafeMutableRawBufferPointer) throws(E) -> Bool) throws(E) -> Bool {
         let filled = try bounce?.withPage { (buffer) throws(E) -> Bool in
             let result = try read(buffer)
-            let stored = try? Syscalls.pwrite(memfd.rawValue, UnsafeRawBufferPointer(buffer), offset: Int64(page) << SwapPage.shift)
-            if stored != SwapPage.size { engineAddress(page).copyMemory(from: buffer.baseAddress!, byteCount: SwapPage.size) }
+            store(page, from: UnsafeRawBufferPointer(buffer))
             return result
         }
         if let filled { return filled }
         return try read(UnsafeMutableRawBufferPointer(start: engineAddress(page), count: SwapPage.size))
+    }
+
+    /// Stores a page's worth of `data` as `page`'s bytes: into the memfd with one `pwrite`,
+    /// leaving the engine's view unmapped (see `fill`), or through the engine's view when the
+    /// memfd refuses. Signal-safe.
+    func store(_ page: Int, from data: UnsafeRawBufferPointer) {
+        assert(data.count == SwapPage.size)
+        let stored = try? Syscalls.pwrite(memfd.rawValue, data, offset: Int64(page) << SwapPage.shift)
+        if stored != SwapPage.size { engineAddress(page).copyMemory(from: data.baseAddress!, byteCount: SwapPage.size) }
     }
 
     /// Gives the memfd a zeroed page at `page` without mapping it anywhere (what a continue into

@@ -299,6 +299,23 @@ final class FrameAllocator: Sendable {
         return try windows[placement.windowSlot].fill(placement.page, read: read)
     }
 
+    /// Where a read of the folio's data lands, for a read whose buffer outlives the call (a
+    /// read run): the folio's bytes, or, for a folio in a window, a page of `bounce` (its
+    /// `index`-th) that `settleRead` stores into the memfd once the read is done.
+    func readTarget(_ f: Folio, bounce: UnsafeMutableRawPointer?, index: Int) -> UnsafeMutableRawBufferPointer {
+        guard let bounce, !frames.placement(f).isArena else { return bytes(f) }
+        return UnsafeMutableRawBufferPointer(start: bounce + index << SwapPage.shift, count: SwapPage.size)
+    }
+
+    /// Ends a read into `readTarget(f, bounce:index:)`: stores the bounce page of a folio in a
+    /// window into its memfd.
+    func settleRead(_ f: Folio, bounce: UnsafeMutableRawPointer?, index: Int) {
+        let placement = frames.placement(f)
+        guard let bounce, !placement.isArena else { return }
+        windows[placement.windowSlot].store(
+            placement.page, from: UnsafeRawBufferPointer(start: bounce + index << SwapPage.shift, count: SwapPage.size))
+    }
+
     /// Places a new folio (one page, nobody else sees it yet) in its window; its bytes are
     /// written only after it claims the window page (see `FrameWindow.claim`).
     func place(_ f: Folio, _ placement: FramePlacement) {

@@ -134,4 +134,27 @@ struct TransparentRegionResidencyTests {
         #expect(try Self.engineRSS(region) == 0)
         #expect(space.checkInvariants() == [])
     }
+
+    @Test(
+        "pages read ahead into the cache are stored in the memfd, not mapped in the engine's view",
+        arguments: TransparentRegionTests.services)
+    func readAheadCountsOnce(faults: TransparentRegion.FaultService) throws {
+        let pages = 64
+        let (space, _) = try makeSpace(memoryPages: 4 * pages, swapPages: 1 + 2 * 512)
+        let region = try space.makeTransparentRegion(bytes: pages * SwapPage.size, faults: faults)
+        let words = region.base.assumingMemoryBound(to: UInt64.self)
+        for p in 0..<pages { words[p * 512 + 7] = UInt64(p) &* 0x9E37_79B9 }
+        TransparentRegionTests.settle(space)
+        #expect(try region.swapOut(pages: 0..<pages) == pages)
+        #expect(try Self.rss(ofMappingAt: region.window.engineView) == 0, "write-outs zap what they read")
+        // Read runs into the swap cache, which the application's faults then map.
+        #expect(try region.prefetch(pages: 0..<pages) > 0)
+        space.engine.cache.asyncReads.waitUntilIdle()
+        let engine = try Self.rss(ofMappingAt: region.window.engineView)
+        #expect(engine == 0, "the reads mapped \(engine >> 10) KiB of the engine's view")
+        let reads = space.statistics[.swapIns]
+        for p in 0..<pages { #expect(words[p * 512 + 7] == UInt64(p) &* 0x9E37_79B9) }
+        #expect(space.statistics[.swapIns] == reads, "every page came from the cache")
+        #expect(space.checkInvariants() == [])
+    }
 }
