@@ -1,5 +1,3 @@
-import Glibc
-
 /// Reading runs of consecutive slots into cached folios: one vectored request per run, waited
 /// for by the reader or, for asynchronous readahead, by `AsyncReadCompleter`.
 extension SwapCache {
@@ -17,21 +15,9 @@ extension SwapCache {
         guard let device = devices.device(for: first) else {
             throw SwapError(.deviceGone, "the device of \(first) was removed")
         }
-        let bounce = bounceBuffer(for: run)
-        let buffers = run.indices.map { i in allocator.readTarget(run[i].folio, bounce: bounce, index: i) }
-        let ticket = buffers.withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
-        return SubmittedRead(device: device, ticket: ticket, bounce: bounce)
-    }
-
-    /// Pages for a run's reads into folios of transparent regions' windows, so that the reads
-    /// do not write through the engine's view (see `FrameWindow.fill`): nil for a run without
-    /// such folios, or when the system will not allocate them (the run then reads through the
-    /// view). Freed by `finishReadRun`.
-    private func bounceBuffer(for run: [RunFolio]) -> UnsafeMutableRawPointer? {
-        guard run.contains(where: { !frames.placement($0.folio).isArena }) else { return nil }
-        var block: UnsafeMutableRawPointer?
-        guard posix_memalign(&block, SwapPage.size, run.count << SwapPage.shift) == 0 else { return nil }
-        return block
+        let targets = run.map { allocator.readTarget($0.folio) }
+        let ticket = targets.map(\.buffer).withUnsafeBufferPointer { b in device.io.submitRead(into: b, atPage: first.offset) }
+        return SubmittedRead(device: device, ticket: ticket, bounces: targets.map(\.bounce))
     }
 
     /// Submits the reads of several runs (see `readRun`) without waiting, those of one device
@@ -53,14 +39,11 @@ extension SwapCache {
                 for i in indices { results[i] = .failure(SwapError(.deviceGone, "the device of \(first) was removed")) }
                 continue
             }
-            let bounces = indices.map { i in bounceBuffer(for: runs[i]) }
+            let targets = indices.map { i in runs[i].map { allocator.readTarget($0.folio) } }
             let tickets = device.io.submitReads(
-                zip(indices, bounces).map { i, bounce in
-                    let run = runs[i]
-                    return (buffers: run.indices.map { k in allocator.readTarget(run[k].folio, bounce: bounce, index: k) }, page: run[0].entry.offset)
-                })
-            for ((i, ticket), bounce) in zip(zip(indices, tickets), bounces) {
-                results[i] = .success(SubmittedRead(device: device, ticket: ticket, bounce: bounce))
+                zip(indices, targets).map { i, t in (buffers: t.map(\.buffer), page: runs[i][0].entry.offset) })
+            for ((i, ticket), t) in zip(zip(indices, tickets), targets) {
+                results[i] = .success(SubmittedRead(device: device, ticket: ticket, bounces: t.map(\.bounce)))
             }
         }
         return results.map { $0! }
@@ -70,11 +53,10 @@ extension SwapCache {
     /// with `.error` if the read failed.
     func finishReadRun(_ run: [RunFolio], _ submitted: SubmittedRead) throws(SwapError) {
         let consumed: Bool
-        defer { free(submitted.bounce) }
         do {
             consumed = try submitted.device.io.wait(submitted.ticket)
-            for i in run.indices { allocator.settleRead(run[i].folio, bounce: submitted.bounce, index: i) }
         } catch {
+            for (r, bounce) in zip(run, submitted.bounces) { allocator.settleRead(r.folio, bounce: bounce, succeeded: false) }
             stats.count(.readErrors)
             for r in run {
                 frames.setFlags(r.folio, .error)
@@ -82,6 +64,7 @@ extension SwapCache {
             }
             throw error
         }
+        for (r, bounce) in zip(run, submitted.bounces) { allocator.settleRead(r.folio, bounce: bounce, succeeded: true) }
         stats.count(.deviceReads)
         stats.count(.swapIns, run.reduce(0) { $0 + frames.pageCount($1.folio) })
         for r in run { frames.setFlags(r.folio, consumed ? [.uptodate, .dirty] : .uptodate) }
@@ -153,10 +136,10 @@ struct RunFolio: Sendable {
 }
 
 /// A read run handed to a device's I/O engine.
-// Unchecked: the bounce pages belong to the read, and the one thread that finishes it frees them.
-struct SubmittedRead: @unchecked Sendable {
+struct SubmittedRead: Sendable {
     let device: SwapDevice
     let ticket: IOTicket
-    /// The pages the read lands in for folios of windows (see `SwapCache.bounceBuffer`), or nil.
-    let bounce: UnsafeMutableRawPointer?
+    /// Per folio of the run: the bounce page its read lands in (`FrameAllocator.readTarget`),
+    /// or -1.
+    let bounces: [Int32]
 }

@@ -1,39 +1,61 @@
 import Glibc
 import Synchronization
 
-/// A few page-aligned pages a thread borrows for a moment, from any context: a claim is one
-/// compare-and-swap on a bitmap, so a signal handler may take one (no allocation, no lock).
-/// Aligned for `O_DIRECT`, so a device can read into one.
+/// Page-aligned pages that swap-ins read into before storing them into a transparent region's
+/// memfd (see `FrameWindow.store`): a fixed pool, lent page by page, so that what it costs in
+/// RSS is bounded (a reader that finds none free reads through the engine's view instead). A
+/// loan is one compare-and-swap on a bitmap word, so a signal handler may take one (no
+/// allocation, no lock). Aligned for `O_DIRECT`, so a device can read into them. Pages are
+/// resident only once first lent.
 final class BouncePages: @unchecked Sendable {
-    /// Pages in the pool: one word of the bitmap.
-    static let count = 64
+    let count: Int
     private let base: UnsafeMutableRawPointer
-    /// Bit `i` set while page `i` is borrowed.
-    private let borrowed = Atomic<UInt64>(0)
+    /// Bit `i % 64` of word `i / 64` set while page `i` is lent.
+    private let lent: _UnsafeAtomicArray<UInt64>
 
-    /// Nil when the system will not allocate the pages.
-    init?() {
-        var block: UnsafeMutableRawPointer?
-        guard posix_memalign(&block, SwapPage.size, Self.count * SwapPage.size) == 0, let block else { return nil }
+    /// `count` pages, a multiple of 64; nil when the system will not map them.
+    init?(count: Int) {
+        precondition(count > 0 && count % 64 == 0, "a pool of whole bitmap words")
+        guard let block = try? Syscalls.mmap(length: count << SwapPage.shift, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: -1)
+        else { return nil }
+        self.count = count
         base = block
+        lent = _UnsafeAtomicArray(count: count / 64, initialValue: 0)
     }
 
-    deinit { free(base) }
+    deinit { Syscalls.munmap(base, length: count << SwapPage.shift) }
 
-    /// Runs `body` with a borrowed page; nil, without running it, when every page is borrowed.
+    /// Lends a free page: its index, or nil when every page is lent.
+    func borrow() -> Int? {
+        for w in 0..<lent.count {
+            let word = lent[w]
+            // Relaxed: a first look; the exchange below orders the loan
+            var bits = word.pointee.load(ordering: .relaxed)
+            while bits != .max {
+                let i = (~bits).trailingZeroBitCount
+                let (done, now) = word.pointee.compareExchange(expected: bits, desired: bits | 1 << i, ordering: .acquiring)
+                if done { return w * 64 + i }
+                bits = now
+            }
+        }
+        return nil
+    }
+
+    /// Takes back page `index` (lent by `borrow`).
+    func giveBack(_ index: Int) {
+        lent[index / 64].pointee.bitwiseAnd(~(1 << UInt64(index % 64)), ordering: .releasing)
+    }
+
+    /// The bytes of page `index`.
+    func page(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base + index << SwapPage.shift, count: SwapPage.size)
+    }
+
+    /// Runs `body` with a lent page; nil, without running it, when every page is lent.
     @inline(__always)
     func withPage<R, E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R? {
-        // Relaxed: a first look; the exchange below orders the claim
-        var word = borrowed.load(ordering: .relaxed)
-        while true {
-            guard word != .max else { return nil }
-            let i = (~word).trailingZeroBitCount
-            let (done, now) = borrowed.compareExchange(expected: word, desired: word | 1 << i, ordering: .acquiring)
-            if done {
-                defer { borrowed.bitwiseAnd(~(1 << UInt64(i)), ordering: .releasing) }
-                return try body(UnsafeMutableRawBufferPointer(start: base + i * SwapPage.size, count: SwapPage.size))
-            }
-            word = now
-        }
+        guard let i = borrow() else { return nil }
+        defer { giveBack(i) }
+        return try body(page(i))
     }
 }

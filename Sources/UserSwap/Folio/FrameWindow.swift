@@ -60,8 +60,6 @@ final class FrameWindow: @unchecked Sendable {
     /// The zaps of the engine's view that faulting threads queue from their signal handlers
     /// (`zapFromEngineInSignal`).
     let signalZaps = SignalUnmapRing()
-    /// Pages a swap-in reads into before it stores them in the memfd (see `fill`).
-    private let bounce = BouncePages()
     /// Folios placed here and not yet freed; the window outlives them all.
     let liveFolios = Atomic<Int>(0)
 
@@ -181,27 +179,13 @@ final class FrameWindow: @unchecked Sendable {
         signalZaps.push(engineView + page << SwapPage.shift)
     }
 
-    /// Fills `page` with what `read` writes into the page-sized buffer it gets, returning what
-    /// `read` returns: the read goes to a bounce page and one `pwrite` stores it in the memfd, so
-    /// the engine's view never maps the page. Written through the view instead, the page would
-    /// leave a dirty entry there for the zap after the application maps it, and a dirty entry of
-    /// a shared mapping is flushed from the TLB on its own (the kernel must see the dirty bit
-    /// before the entry goes), an interrupt to every CPU that runs the process (~10 µs in a
-    /// VM), where clean entries are flushed together. When no bounce page is free, or the memfd
-    /// refuses the store, the page goes through the engine's view. Signal-safe when `read` is.
-    func fill<E: Error>(_ page: Int, read: (UnsafeMutableRawBufferPointer) throws(E) -> Bool) throws(E) -> Bool {
-        let filled = try bounce?.withPage { (buffer) throws(E) -> Bool in
-            let result = try read(buffer)
-            store(page, from: UnsafeRawBufferPointer(buffer))
-            return result
-        }
-        if let filled { return filled }
-        return try read(UnsafeMutableRawBufferPointer(start: engineAddress(page), count: SwapPage.size))
-    }
-
     /// Stores a page's worth of `data` as `page`'s bytes: into the memfd with one `pwrite`,
-    /// leaving the engine's view unmapped (see `fill`), or through the engine's view when the
-    /// memfd refuses. Signal-safe.
+    /// or through the engine's view when the memfd refuses. A swap-in reads into a bounce page
+    /// and stores it here rather than writing through the engine's view, where it would leave a
+    /// dirty entry for the zap after the application maps the page: the kernel flushes a dirty
+    /// entry of a shared mapping from the TLB on its own (it must see the dirty bit before the
+    /// entry goes), an interrupt to every CPU that runs the process (~10 µs in a VM), where
+    /// clean entries are flushed together. Signal-safe.
     func store(_ page: Int, from data: UnsafeRawBufferPointer) {
         assert(data.count == SwapPage.size)
         let stored = try? Syscalls.pwrite(memfd.rawValue, data, offset: Int64(page) << SwapPage.shift)

@@ -15,6 +15,10 @@ final class FrameAllocator: Sendable {
     let pool: FramePool
     /// The memory of transparent regions (see `FrameWindow`).
     let windows = FrameWindowTable()
+    /// Pages swap-ins into windows read into (see `fill`, `readTarget`): 1 MiB at most, resident
+    /// only once lent; nil if the system would not map them (swap-ins then write through the
+    /// engine's view).
+    let bounce = BouncePages(count: 256)
     let watermarks: Watermarks
     /// Memory groups by id; group 0 is the root. Every folio is charged to one.
     let groups: MemoryGroupTable
@@ -289,31 +293,42 @@ final class FrameAllocator: Sendable {
     }
 
     /// Fills the folio's bytes with what `read` writes into the buffer it gets (as big as the
-    /// folio), returning what `read` returns: a swap-in's read. A folio in a window is stored
-    /// into its memfd without mapping it in the engine's view (`FrameWindow.fill`). Signal-safe
-    /// when `read` is.
+    /// folio), returning what `read` returns: a swap-in's read. A folio in a window is read into
+    /// a bounce page and stored into its memfd, leaving the engine's view unmapped
+    /// (`FrameWindow.store`); through the view when no bounce page is free. Signal-safe when
+    /// `read` is.
     @inline(__always)
     func fill<E: Error>(_ f: Folio, read: (UnsafeMutableRawBufferPointer) throws(E) -> Bool) throws(E) -> Bool {
         let placement = frames.placement(f)
-        if placement.isArena { return try read(bytes(f)) }
-        return try windows[placement.windowSlot].fill(placement.page, read: read)
+        if !placement.isArena, let bounce,
+            let result = try bounce.withPage({ (buffer) throws(E) -> Bool in
+                let result = try read(buffer)
+                windows[placement.windowSlot].store(placement.page, from: UnsafeRawBufferPointer(buffer))
+                return result
+            })
+        {
+            return result
+        }
+        return try read(bytes(f))
     }
 
     /// Where a read of the folio's data lands, for a read whose buffer outlives the call (a
-    /// read run): the folio's bytes, or, for a folio in a window, a page of `bounce` (its
-    /// `index`-th) that `settleRead` stores into the memfd once the read is done.
-    func readTarget(_ f: Folio, bounce: UnsafeMutableRawPointer?, index: Int) -> UnsafeMutableRawBufferPointer {
-        guard let bounce, !frames.placement(f).isArena else { return bytes(f) }
-        return UnsafeMutableRawBufferPointer(start: bounce + index << SwapPage.shift, count: SwapPage.size)
+    /// read run): the folio's bytes, or, for a folio in a window, a lent bounce page (its index
+    /// in `bounce`), which `settleRead` stores into the memfd and gives back.
+    func readTarget(_ f: Folio) -> (buffer: UnsafeMutableRawBufferPointer, bounce: Int32) {
+        guard !frames.placement(f).isArena, let bounce, let i = bounce.borrow() else { return (bytes(f), -1) }
+        return (bounce.page(i), Int32(i))
     }
 
-    /// Ends a read into `readTarget(f, bounce:index:)`: stores the bounce page of a folio in a
-    /// window into its memfd.
-    func settleRead(_ f: Folio, bounce: UnsafeMutableRawPointer?, index: Int) {
-        let placement = frames.placement(f)
-        guard let bounce, !placement.isArena else { return }
-        windows[placement.windowSlot].store(
-            placement.page, from: UnsafeRawBufferPointer(start: bounce + index << SwapPage.shift, count: SwapPage.size))
+    /// Ends a read into `readTarget(f)`: stores a bounce page into the folio's memfd if the read
+    /// succeeded, and gives it back.
+    func settleRead(_ f: Folio, bounce index: Int32, succeeded: Bool) {
+        guard index >= 0, let bounce else { return }
+        if succeeded {
+            let placement = frames.placement(f)
+            windows[placement.windowSlot].store(placement.page, from: UnsafeRawBufferPointer(bounce.page(Int(index))))
+        }
+        bounce.giveBack(Int(index))
     }
 
     /// Places a new folio (one page, nobody else sees it yet) in its window; its bytes are

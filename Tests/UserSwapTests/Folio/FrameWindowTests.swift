@@ -82,24 +82,28 @@ struct FrameWindowTests {
     }
     #endif
 
-    @Test("a fill stores its page into the memfd without mapping it in the engine's view")
-    func fillBypassesEngineView() throws {
+    @Test("a store puts its page into the memfd without mapping it in the engine's view")
+    func storeBypassesEngineView() throws {
         let window = try FrameWindow(slot: 0, pageCount: 8)
-        let consumed = window.fill(3) { buffer in
-            buffer.storeBytes(of: 0xFEED_F00D, toByteOffset: 8, as: UInt64.self)
-            return true
-        }
-        #expect(consumed)
+        let data = UnsafeMutableRawBufferPointer.allocate(byteCount: SwapPage.size, alignment: SwapPage.size)
+        defer { data.deallocate() }
+        data.initializeMemory(as: UInt8.self, repeating: 0)
+        data.storeBytes(of: 0xFEED_F00D, toByteOffset: 8, as: UInt64.self)
+        window.store(3, from: UnsafeRawBufferPointer(data))
         #expect(window.appAddress(3).load(fromByteOffset: 8, as: UInt64.self) == 0xFEED_F00D)
         #expect(try TransparentRegionResidencyTests.rss(ofMappingAt: window.engineView) == 0)
-        // The bounce pool lends each page to one borrower at a time (a fill finding none
-        // writes through the engine's view).
-        func borrowAll(_ left: Int, _ pages: BouncePages) -> Bool? {
-            if left == 0 { return pages.withPage { _ in true } }
-            return pages.withPage { _ in borrowAll(left - 1, pages) } ?? nil
-        }
-        let pages = try #require(BouncePages())
-        #expect(borrowAll(BouncePages.count, pages) == nil, "a page more than the pool holds")
-        #expect(borrowAll(BouncePages.count - 1, pages) == true)
+    }
+
+    @Test("a bounce pool lends each page to one borrower at a time, and every page once")
+    func bounceLoans() throws {
+        let pool = try #require(BouncePages(count: 128))
+        var lent = Set<Int>()
+        while let i = pool.borrow() { #expect(lent.insert(i).inserted) }
+        #expect(lent == Set(0..<128))
+        #expect(pool.withPage { _ in true } == nil, "a page more than the pool holds")
+        pool.giveBack(77)
+        #expect(pool.borrow() == 77)
+        for i in lent { pool.giveBack(i) }
+        #expect(pool.withPage { page in page.count } == SwapPage.size)
     }
 }
