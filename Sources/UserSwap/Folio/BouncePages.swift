@@ -16,7 +16,8 @@ final class BouncePages: @unchecked Sendable {
     /// `count` pages, a multiple of 64; nil when the system will not map them.
     init?(count: Int) {
         precondition(count > 0 && count % 64 == 0, "a pool of whole bitmap words")
-        guard let block = try? Syscalls.mmap(length: count << SwapPage.shift, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: -1)
+        let bytes = count << SwapPage.shift
+        guard let block = try? Syscalls.mmap(length: bytes, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS)
         else { return nil }
         self.count = count
         base = block
