@@ -19,6 +19,9 @@ extension RedisClusterBackend {
         public var connectionFailures: Int
         /// Slot maps read.
         public var mapRefreshes: Int
+        /// Slot maps refused because every node that answered held a view older than one kept
+        /// before (a master that was cut off and came back believing it still serves its slots).
+        public var staleMaps: Int
         /// Rounds of a call sent again (after a redirection, a refusal or a dead node).
         public var retryRounds: Int
         /// `WAIT`s sent (one per node per batch of writes with `.replicated`).
@@ -43,6 +46,7 @@ extension RedisClusterBackend {
             transientRefusals: router.transientRefusals.load(ordering: .relaxed),
             connectionFailures: router.connectionFailures.load(ordering: .relaxed),
             mapRefreshes: router.mapRefreshes.load(ordering: .relaxed),
+            staleMaps: router.staleMaps.load(ordering: .relaxed),
             retryRounds: router.retryRounds.load(ordering: .relaxed),
             waits: router.waits.load(ordering: .relaxed),
             degradedWrites: router.degradedWrites.load(ordering: .relaxed))

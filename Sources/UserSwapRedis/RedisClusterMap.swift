@@ -151,6 +151,21 @@ struct RedisClusterMap: Sendable {
         return map
     }
 
+    /// The newest configuration epoch of a master in a `CLUSTER NODES` reply (0 when none):
+    /// how recent the slot ownership the node knows is. A replica that takes over its master's
+    /// slots does so at an epoch newer than any before, and a node that has not heard of it yet
+    /// (the old master, back from a cut) knows only older ones.
+    static func configEpoch(nodes: String) -> Int {
+        var newest = 0
+        for line in nodes.split(whereSeparator: \.isNewline) {
+            // <id> <ip:port@cport> <flags> <master> <ping-sent> <pong-recv> <config-epoch> …
+            let fields = line.split(separator: " ", maxSplits: 7)
+            guard fields.count >= 7, fields[2].split(separator: ",").contains("master"), let epoch = Int(fields[6]) else { continue }
+            newest = max(newest, epoch)
+        }
+        return newest
+    }
+
     /// A flat `name, value, name, value…` reply (RESP2's form of a map) as a dictionary.
     private static func fields(_ reply: RedisReplyView) -> [String: RedisReplyView] {
         var result: [String: RedisReplyView] = [:]

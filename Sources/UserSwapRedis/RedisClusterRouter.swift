@@ -33,6 +33,8 @@ final class RedisClusterRouter: Sendable {
     private let state: Mutex<State>
     private struct State {
         var map = RedisClusterMap()
+        /// The newest master configuration epoch a kept map came with.
+        var epoch = 0
         var refreshedAt = ContinuousClock.now
         var pools: [RedisClusterNode: _RedisConnectionPool] = [:]
     }
@@ -47,6 +49,7 @@ final class RedisClusterRouter: Sendable {
     let transientRefusals = Atomic<Int>(0)
     let connectionFailures = Atomic<Int>(0)
     let mapRefreshes = Atomic<Int>(0)
+    let staleMaps = Atomic<Int>(0)
     let waits = Atomic<Int>(0)
     let degradedWrites = Atomic<Int>(0)
     let retryRounds = Atomic<Int>(0)
@@ -58,6 +61,9 @@ final class RedisClusterRouter: Sendable {
 
     /// The current slot map (a copy; the slot array is shared until the next refresh).
     var map: RedisClusterMap { state.withLock { $0.map } }
+
+    /// The epoch of the current map (the newest master configuration epoch its node knew).
+    var epoch: Int { state.withLock { $0.epoch } }
 
     /// The pool of `node`, made on first use.
     func pool(_ node: RedisClusterNode) -> _RedisConnectionPool {
@@ -78,43 +84,91 @@ final class RedisClusterRouter: Sendable {
     // MARK: The slot map
 
     /// Asks the masters of the current map, then the seeds, for the slot map (`CLUSTER SHARDS`,
-    /// or `CLUSTER SLOTS` where that is unknown) and keeps the first answer. Throws the last
-    /// failure when no node answers.
+    /// or `CLUSTER SLOTS` where that is unknown) with the newest configuration epoch of a master
+    /// the node knows (`CLUSTER NODES`), until two nodes have answered, and keeps the answer
+    /// with the newer epoch. Throws the last failure when no node answers.
+    ///
+    /// One answer is not enough: a master that was cut off (stopped, partitioned) and comes back
+    /// still believes it serves its slots until gossip tells it that its replica took over. A
+    /// refresh that asked it first would route reads to a node that lacks the writes made since,
+    /// and writes to a node that will drop them when it turns replica. Its masters' epochs are
+    /// all older than the one the replica took the slots at, so the second answer wins; and a
+    /// map whose epoch is older than one already kept is never taken again. (The node's
+    /// `cluster_current_epoch` would not do: the old master learns the election's epoch from
+    /// any other node's message, before it learns who won.)
     func refresh() throws(RedisFailure) {
         let current = map
         var candidates = current.masters
         for seed in configuration.seeds { if let node = RedisClusterNode(seed), !candidates.contains(node) { candidates.append(node) } }
         var last: RedisFailure = .connection("no seed node", errno: EHOSTUNREACH, timedOut: false, connecting: true)
-        for node in candidates {
+        var best: (map: RedisClusterMap, epoch: Int)?
+        var answers = 0
+        for node in candidates where answers < 2 {
             do {
-                let fresh = try pool(node).perform { connection throws(RedisFailure) -> RedisClusterMap in
-                    var shards = RedisCommand("CLUSTER")
-                    shards.append("SHARDS")
-                    let reply = try connection.command(shards)
-                    if reply.view.isError, reply.view.text.lowercased().contains("unknown subcommand") {
-                        var slots = RedisCommand("CLUSTER")
-                        slots.append("SLOTS")
-                        let old = try connection.command(slots)
-                        return try RedisClusterMap.parse(slots: old.view, seed: node)
-                    }
-                    return try RedisClusterMap.parse(shards: reply.view, seed: node)
-                }
-                guard fresh.coveredSlots > 0 else {
+                let fresh = try Self.askMap(pool(node), node: node)
+                answers += 1
+                guard fresh.map.coveredSlots > 0 else {
                     last = .server("CLUSTERDOWN \(node) serves a map with no slot assigned")
                     continue
                 }
-                let now = ContinuousClock.now
-                state.withLock { s in
-                    s.map = fresh
-                    s.refreshedAt = now
-                }
-                mapRefreshes.add(1, ordering: .relaxed)  // Relaxed: a statistic
-                return
+                if best == nil || fresh.epoch > best!.epoch { best = fresh }
             } catch {
                 last = error
             }
         }
-        throw last
+        guard let best else { throw last }
+        guard keep(best.map, epoch: best.epoch) else {
+            throw .server("CLUSTERDOWN the nodes that answered hold an older view (epoch \(best.epoch)) than one already seen")
+        }
+    }
+
+    /// Makes `map`, a node's view at `epoch`, the current map unless a map from a newer epoch
+    /// was kept before; says whether it did.
+    func keep(_ map: RedisClusterMap, epoch: Int) -> Bool {
+        let now = ContinuousClock.now
+        let kept = state.withLock { s in
+            guard epoch >= s.epoch else { return false }
+            s.map = map
+            s.epoch = epoch
+            s.refreshedAt = now
+            return true
+        }
+        // Relaxed: statistics
+        if kept { mapRefreshes.add(1, ordering: .relaxed) } else { staleMaps.add(1, ordering: .relaxed) }
+        return kept
+    }
+
+    /// One node's slot map and current epoch, in one round trip.
+    static func askMap(_ pool: _RedisConnectionPool, node: RedisClusterNode) throws(RedisFailure) -> (
+        map: RedisClusterMap, epoch: Int
+    ) {
+        try pool.perform { connection throws(RedisFailure) -> (map: RedisClusterMap, epoch: Int) in
+            var nodes = RedisCommand("CLUSTER")
+            nodes.append("NODES")
+            var shards = RedisCommand("CLUSTER")
+            shards.append("SHARDS")
+            var epoch = 0
+            var map: RedisClusterMap?
+            var unknownShards = false
+            try connection.pipeline([nodes, shards]) { k, reply throws(RedisFailure) in
+                if k == 0 {
+                    try reply.checkNotError()
+                    epoch = RedisClusterMap.configEpoch(nodes: reply.text)
+                } else if reply.isError, reply.text.lowercased().contains("unknown subcommand") {
+                    unknownShards = true
+                } else {
+                    map = try RedisClusterMap.parse(shards: reply, seed: node)
+                }
+            }
+            if unknownShards {
+                var slots = RedisCommand("CLUSTER")
+                slots.append("SLOTS")
+                let old = try connection.command(slots)
+                map = try RedisClusterMap.parse(slots: old.view, seed: node)
+            }
+            guard let map else { throw .data("\(node) answered no slot map") }
+            return (map, epoch)
+        }
     }
 
     /// Refreshes the map if the last refresh is older than `age`.

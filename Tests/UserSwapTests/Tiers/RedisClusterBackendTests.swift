@@ -542,6 +542,60 @@ struct RedisClusterBackendTests {
         )
     }
 
+    @Test(
+        "a master cut off past the node timeout comes back believing it still serves its slots: the router keeps the newer view its replica's election made"
+    )
+    func staleMasterView() throws {
+        let cluster = try RedisClusterFixture()
+        let device = try RedisClusterBackend(pageCount: 1 + 8 * 512, configuration: cluster.configuration())
+        let page = 100
+        let victim = try #require(device.master(of: page))
+        let replica = try cluster.replica(of: victim.port)
+        let before = device.router.epoch
+        #expect(before > 0, "CLUSTER NODES gave no master configuration epoch")
+
+        // A connection made before the cut: its question waits in the stopped node's socket and
+        // is answered the moment it runs again, from the view it had when it stopped.
+        let connection = try _RedisConnection(device.configuration.endpoint(victim))
+        try cluster.signal(victim.port, SIGSTOP)
+        try cluster.waitUntilMaster(replica)
+        // The other masters hear of the new master a moment after it calls itself one.
+        let start = ContinuousClock.now
+        repeat {
+            try device.router.refresh()
+        } while device.master(of: page)?.port != replica && ContinuousClock.now - start < .seconds(20)
+        let elected = device.router.epoch
+        #expect(elected > before, "the election raised no epoch: \(before) → \(elected)")
+        #expect(device.master(of: page)?.port == replica)
+        var nodes = RedisCommand("CLUSTER")
+        nodes.append("NODES")
+        var shards = RedisCommand("CLUSTER")
+        shards.append("SHARDS")
+        try connection.append(nodes)
+        try connection.append(shards)
+        try cluster.signal(victim.port, SIGCONT)
+        let nodesReply = try connection.nextReply()
+        let shardsReply = try connection.nextReply()
+        let victimEpoch = RedisClusterMap.configEpoch(nodes: nodesReply.view.text)
+        let victimMap = try RedisClusterMap.parse(shards: shardsReply.view, seed: victim)
+        let stale = victimMap.shard(of: device.slot(of: page))?.master == victim
+        #expect(stale == (victimEpoch < elected), "the old master's view at epoch \(victimEpoch) (election: \(elected)) names \(stale ? "it" : "its replica")")
+
+        // Offered the old master's answer, the router keeps the map it has when that answer is
+        // older; an answer at the current epoch is taken. Either way the page's slot stays with
+        // the node that won the election.
+        let kept = device.router.keep(victimMap, epoch: victimEpoch)
+        #expect(kept == (victimEpoch >= elected))
+        #expect(device.master(of: page)?.port == replica, "the router went back to the old master (epoch \(victimEpoch) < \(elected))")
+        // The same answer, made older than the current map: always refused.
+        #expect(!device.router.keep(victimMap, epoch: elected - 1))
+        #expect(device.master(of: page)?.port == replica)
+        try cluster.waitUntilReplica(victim.port)
+        try device.router.refresh()
+        #expect(device.master(of: page)?.port == replica && device.statistics.staleMaps >= 1)
+        print("stale master view: the old master answered \(stale ? "as master" : "as replica already") at epoch \(victimEpoch), the election's is \(elected)")
+    }
+
     // MARK: Helpers
 
     enum ReadOutcome: Equatable { case intact, wrong, lost }
