@@ -121,6 +121,10 @@ extension Reclaimer {
                 rankByUse(
                     &batch, group: group, all: idlePasses > 0, kept: &back.inactive, scratch: &ranks, victims: &victims,
                     unmaps: &unmaps)
+                // The victims the look found mapped leave the application's view here, in one
+                // gathered flush with the rest, before their swap-outs unmap them one `madvise`
+                // (and one flush) each.
+                unmaps.flush()
             }
             if isolatedCount == 0 {
                 // Only active folios left (or none): age them and try again.
