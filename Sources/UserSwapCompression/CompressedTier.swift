@@ -153,6 +153,9 @@ public final class CompressedTier: SwapBackend {
         try lower.discard(pages: pages)
     }
 
+    /// Passed on: the pool's copies of those slots went with each slot's invalidation.
+    public func forget(pages: Range<Int>) { lower.forget(pages: pages) }
+
     // MARK: Internals
 
     /// `buffer` cut into 4 KiB pages.

@@ -179,6 +179,8 @@ public final class FaultInjectingBackend: SwapBackend {
         }
     }
 
+    public func forget(pages: Range<Int>) { inner.forget(pages: pages) }
+
     public func discard(pages: Range<Int>) throws(SwapError) {
         if isGone {
             count(.goneCalls, on: .write)

@@ -50,6 +50,11 @@ public protocol SwapBackend: AnyObject, Sendable {
     /// engine. False by default; true for a swap file (one `pread`) and for memory (a copy).
     var readsInSignalHandler: Bool { get }
 
+    /// Every slot of `pages` is free (a cluster emptied): drop what the backend keeps in this
+    /// process's memory for them, so that its memory follows the slots in use rather than every
+    /// slot ever used. Called with the cluster's lock held: quick, no I/O, no call into the engine.
+    func forget(pages: Range<Int>)
+
     /// The slot at `page` was freed: drop any copy kept for it (kernel: `zswap_invalidate`).
     /// Called with the slot's cluster lock held: it must be quick and must not call the engine.
     func invalidate(page: Int)
@@ -95,6 +100,8 @@ extension SwapBackend {
     public var isSynchronous: Bool { false }
 
     public func invalidate(page: Int) {}
+
+    public func forget(pages: Range<Int>) {}
 
     public func readConsuming(into buffer: UnsafeMutableRawBufferPointer, atPage page: Int) throws(SwapError) -> Bool {
         try read(into: buffer, atPage: page)

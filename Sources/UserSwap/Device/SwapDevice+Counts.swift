@@ -93,6 +93,8 @@ extension SwapDevice {
         if ci.pointee.isEmpty {
             g.releaseTable()
             ci.pointee.hasTable = false
+            let first = c << SwapCluster.slotShift
+            backend.forget(pages: first..<min(first + SwapCluster.slotCount, pageCount))
             moveLocked(g, to: discardEnabled ? ClusterLists.discard : ClusterLists.free)
             return discardEnabled
         }

@@ -112,6 +112,15 @@ public final class EncryptedTier: SwapBackend {
 
     public func discard(pages: Range<Int>) throws(SwapError) { try lower.discard(pages: pages) }
 
+    /// The records of free slots go back to the kernel (they read as never sealed until the
+    /// slot's next write), so the side table holds the slots in use, not every slot once used:
+    /// without it, a run's slot allocator, which moves on through the free clusters, left
+    /// nearly the whole table resident.
+    public func forget(pages: Range<Int>) {
+        seals.release(pages)
+        lower.forget(pages: pages)
+    }
+
     // MARK: Statistics
 
     /// Pages sealed, opened, and refused so far.
@@ -120,7 +129,7 @@ public final class EncryptedTier: SwapBackend {
             sealedPages: counters.sealed.load(ordering: .relaxed),  // Relaxed: a statistic
             openedPages: counters.opened.load(ordering: .relaxed),  // Relaxed: a statistic
             authenticationFailures: counters.failures.load(ordering: .relaxed),  // Relaxed: a statistic
-            sideTableBytes: seals.count * Self.bytesPerPage)
+            sideTableBytes: seals.count * Self.bytesPerPage, sideTableResidentBytes: seals.residentBytes)
     }
 
     // MARK: Sealing
@@ -271,6 +280,9 @@ public struct EncryptedTierStatistics: Sendable, Equatable {
     /// RAM the side table of tags and nonce counters takes (24 bytes per device page; the
     /// kernel gives the untouched part lazily).
     public var sideTableBytes: Int
+    /// The part of it in RAM now: the pages of records of slots in use (free clusters' records
+    /// are given back).
+    public var sideTableResidentBytes: Int
 }
 
 /// Running totals; relaxed, as statistics read after the transfers they count.

@@ -45,6 +45,33 @@ struct _SealTable: ~Copyable {
 
     deinit { Syscalls.munmap(UnsafeMutableRawPointer(records), length: count * MemoryLayout<SealRecord>.stride) }
 
+    /// Gives back the whole memory pages of the records of `pages`, which read as
+    /// `SealRecord.empty` after. The caller guarantees that no transfer of those pages runs (their
+    /// slots are free). A cluster's 512 records are 12 KiB, three whole pages.
+    func release(_ pages: Range<Int>) {
+        let stride = MemoryLayout<SealRecord>.stride
+        let start = UnsafeMutableRawPointer(records)
+        let low = (pages.lowerBound * stride + Syscalls.pageSize - 1) / Syscalls.pageSize * Syscalls.pageSize
+        let high = min(pages.upperBound, count) * stride / Syscalls.pageSize * Syscalls.pageSize
+        guard high > low else { return }
+        do {
+            try Syscalls.madvise(start + low, length: high - low, advice: cus_MADV_DONTNEED())
+        } catch {
+            // Only EINVAL/ENOMEM are possible on our own aligned mapping: both would be our bug.
+            trap("madvise(DONTNEED) of seal records failed: \(error)")
+        }
+    }
+
+    /// Bytes of the table resident in RAM (`mincore`).
+    var residentBytes: Int {
+        let bytes = count * MemoryLayout<SealRecord>.stride
+        let pages = (bytes + Syscalls.pageSize - 1) / Syscalls.pageSize
+        var vector = [UInt8](repeating: 0, count: pages)
+        let r = vector.withUnsafeMutableBufferPointer { mincore(UnsafeMutableRawPointer(records), bytes, $0.baseAddress) }
+        guard r == 0 else { return 0 }
+        return vector.reduce(0) { $0 + Int($1 & 1) } * Syscalls.pageSize
+    }
+
     subscript(page: Int) -> SealRecord {
         get {
             require(page >= 0 && page < count, "seal record of page \(page) outside 0..<\(count)")

@@ -52,6 +52,48 @@ struct EncryptedTierTests {
         #expect(s.sideTableBytes == 513 * EncryptedTier.bytesPerPage && EncryptedTier.bytesPerPage == 24)
     }
 
+    @Test("the side table gives back the records of a freed cluster: its slots read as never written until written again")
+    func freedClustersLeaveTheSideTable() throws {
+        let lower = MemoryBackend(pageCount: 4 * 512)
+        let tier = try EncryptedTier(lower: lower)
+        let clusterBytes = 512 * EncryptedTier.bytesPerPage
+        try withPageBuffer { page in
+            for p in Array(512..<1024) + Array(1536..<2048) {
+                fill(page, page: p)
+                try tier.write(UnsafeRawBufferPointer(page), atPage: p)
+            }
+            let written = tier.statistics.sideTableResidentBytes
+            #expect(written >= 2 * clusterBytes)
+            tier.forget(pages: 512..<1024)
+            #expect(tier.statistics.sideTableResidentBytes == written - clusterBytes)
+            #expect {
+                try tier.read(into: page, atPage: 600)
+            } throws: { error in
+                (error as? SwapError)?.message.contains("never written") == true
+            }
+            try tier.read(into: page, atPage: 1600)
+            #expect(matches(page, page: 1600))
+            fill(page, page: 600, generation: 2)
+            try tier.write(UnsafeRawBufferPointer(page), atPage: 600)
+            page.initializeMemory(as: UInt8.self, repeating: 0)
+            try tier.read(into: page, atPage: 600)
+            #expect(matches(page, page: 600, generation: 2))
+        }
+
+        // In a space: every slot freed, every cluster's records go.
+        let device = try EncryptedTier(lower: MemoryBackend(pageCount: 1 + 8 * 512))
+        let space = try SwapSpace(.init(memory: 64 * SwapPage.size, devices: [.backend(device)]))
+        let region = try space.makeRegion(bytes: 1024 * SwapPage.size)
+        for p in 0..<1024 { try region.withPage(p) { fill($0, page: p) } }
+        let inUse = device.statistics.sideTableResidentBytes
+        #expect(inUse >= 2 * clusterBytes)
+        try region.discard(pages: 0..<1024)
+        let left = device.statistics.sideTableResidentBytes
+        print("side table: \(inUse / 1024) KiB resident with 1,024 pages swapped, \(left / 1024) KiB once they were discarded")
+        #expect(left <= SwapPage.size, "the records of freed clusters stayed: \(left) bytes")
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("vectored and multi-page transfers are sealed page by page")
     func vectored() throws {
         let lower = MemoryBackend(pageCount: 1 + 512)
