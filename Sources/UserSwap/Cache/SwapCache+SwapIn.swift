@@ -246,7 +246,7 @@ extension SwapCache {
                 return f
             case .cached(let f):
                 yieldPoint(.swapInFoundCached)
-                frames.lock(f)
+                lockCached(f)
                 yieldPoint(.swapInLocked)
                 #if DEBUG
                 if testHooks.skipRecheckAfterLock.load(ordering: .relaxed) {  // Relaxed: a test switch, set before the test's threads start
@@ -260,6 +260,15 @@ extension SwapCache {
                 return nil
             }
         }
+    }
+
+    /// Locks `f`, found in the cache (caller's reference, no lock held). Its lock may be a read's
+    /// in flight: an asynchronous run's (readahead, a prefetch) still queued for the completer
+    /// is completed here, so the wait is for the read itself.
+    func lockCached(_ f: Folio) {
+        if frames.tryLock(f) { return }
+        asyncReads.complete(runOf: f)
+        frames.lock(f)
     }
 
     /// Re-checks `f`, found cached for `entry` and then locked by the caller (with its

@@ -382,7 +382,7 @@ extension Region {
             return .fallback
         }
         // Its read may still be in flight (async readahead): wait for it on the folio lock.
-        frames.lock(f)
+        engine.cache.lockCached(f)
         guard try engine.cache.recheck(lockedFolio: f, entry, pages: nr) else { return .retry }
         engine.stats.count(.cacheHits)
         let device = engine.devices.device(mappedBy: entry)

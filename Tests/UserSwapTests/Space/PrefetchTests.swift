@@ -154,6 +154,35 @@ struct PrefetchTests {
         #expect(space.checkInvariants() == [])
     }
 
+    @Test("a pin of a prefetched page whose read is done completes it itself, not behind a slow read queued before it")
+    func pinCompletesItsOwnRun() throws {
+        let flaky = FaultInjectingBackend(TestBackend(pageCount: 1 + 4 * 512))
+        let (space, region) = try Self.scattered(64, over: flaky)
+        try region.advise(.random)
+        // The pages in the first and last slots: two runs, the slow one first in slot order
+        // (runs are queued for completion in that order).
+        let bySlot = (0..<64).sorted { region.pte($0).swapEntry.offset < region.pte($1).swapEntry.offset }
+        let slow = bySlot[0], fast = bySlot[63]
+        #expect(Self.runs(region, [slow, fast]).count == 2)
+        // Both still in flight when the prefetch returns (so both are queued for completion);
+        // the fast one done long before the slow one.
+        let slot = region.pte(slow).swapEntry.offset, fastSlot = region.pte(fast).swapEntry.offset
+        flaky.inject(.latency(.seconds(3)), on: .read, when: .pages(slot..<(slot + 1)))
+        flaky.inject(.latency(.milliseconds(100)), on: .read, when: .pages(fastSlot..<(fastSlot + 1)))
+        #expect(try region.prefetch(pages: [slow, fast]) == 2)
+        #expect(space.engine.cache.asyncReads.outstanding == 2)
+        let start = ContinuousClock.now
+        try region.withPage(fast, for: .read) { #expect(matches($0, page: fast)) }
+        let waited = ContinuousClock.now - start
+        // Waiting on the completer thread, the pin would have waited for the slow read first.
+        print("prefetch: the pin of the fast page waited \(waited)")
+        #expect(waited < .seconds(2), "the pin of page \(fast) waited \(waited) behind the slow read of page \(slow)")
+        try region.withPage(slow, for: .read) { #expect(matches($0, page: slow)) }
+        space.engine.cache.asyncReads.waitUntilIdle()
+        #expect(space.statistics[.readaheadHits] >= 2)
+        #expect(space.checkInvariants() == [])
+    }
+
     @Test("a read of the batch that fails gives the typed error to the pin of its page; no other page loses data")
     func readError() throws {
         let slow = TestBackend(pageCount: 1 + 4 * 512)
