@@ -579,7 +579,9 @@ struct RedisClusterBackendTests {
         let victimEpoch = RedisClusterMap.configEpoch(nodes: nodesReply.view.text)
         let victimMap = try RedisClusterMap.parse(shards: shardsReply.view, seed: victim)
         let stale = victimMap.shard(of: device.slot(of: page))?.master == victim
-        #expect(stale == (victimEpoch < elected), "the old master's view at epoch \(victimEpoch) (election: \(elected)) names \(stale ? "it" : "its replica")")
+        #expect(
+            stale == (victimEpoch < elected),
+            "the old master's view at epoch \(victimEpoch) (election: \(elected)) names \(stale ? "it" : "its replica")")
 
         // Offered the old master's answer, the router keeps the map it has when that answer is
         // older; an answer at the current epoch is taken. Either way the page's slot stays with
@@ -593,7 +595,9 @@ struct RedisClusterBackendTests {
         try cluster.waitUntilReplica(victim.port)
         try device.router.refresh()
         #expect(device.master(of: page)?.port == replica && device.statistics.staleMaps >= 1)
-        print("stale master view: the old master answered \(stale ? "as master" : "as replica already") at epoch \(victimEpoch), the election's is \(elected)")
+        print(
+            "stale master view: the old master answered \(stale ? "as master" : "as replica already") at epoch \(victimEpoch), the election's is \(elected)"
+        )
     }
 
     // MARK: Helpers
