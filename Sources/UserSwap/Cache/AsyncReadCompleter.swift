@@ -71,21 +71,19 @@ final class AsyncReadCompleter: Sendable {
     }
 
     /// Completes on the calling thread the queued run that holds `f`, if the completer thread
-    /// has not taken it yet; true if it did. A thread about to sleep on that folio's lock would
+    /// has not taken it yet. A thread about to sleep on that folio's lock would
     /// otherwise wait for the completer to reach the run in submission order, behind every run
     /// queued before it, and then for its own wake-up: with the run taken here it waits for its
     /// read alone (kernel: the bio completion unlocks the folio; no thread stands in between).
     /// Caller holds a reference to `f` and no lock.
-    @discardableResult
-    func complete(runOf f: Folio) -> Bool {
+    func complete(runOf f: Folio) {
         let taken: Pending? = state.withLock { s in
             guard let i = s.queue.firstIndex(where: { p in p.run.contains { $0.folio == f } }) else { return nil }
             return s.queue.remove(at: i)
         }
-        guard let taken else { return false }
+        guard let taken else { return }
         // Its signal stays: the thread wakes once more and finds one run fewer.
         finish(taken)
-        return true
     }
 
     /// Runs queued and not finished yet.
