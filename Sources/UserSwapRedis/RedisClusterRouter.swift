@@ -138,7 +138,7 @@ final class RedisClusterRouter: Sendable {
         return kept
     }
 
-    /// One node's slot map and current epoch, in one round trip.
+    /// One node's slot map and the newest master configuration epoch it knows, in one round trip.
     static func askMap(_ pool: _RedisConnectionPool, node: RedisClusterNode) throws(RedisFailure) -> (
         map: RedisClusterMap, epoch: Int
     ) {
